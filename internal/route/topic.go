@@ -1,0 +1,89 @@
+package route
+
+import "strings"
+
+// topic is a trie over the dot-separated words of binding keys. `*` matches
+// exactly one word and `#` zero or more, as in RabbitMQ's topic exchange.
+type topic[D comparable] struct{ root *topicNode[D] }
+
+type topicNode[D comparable] struct {
+	words map[string]*topicNode[D]
+	star  *topicNode[D]
+	hash  *topicNode[D]
+	dests []D
+}
+
+func newTopic[D comparable](bs []Binding[D]) topic[D] {
+	t := topic[D]{root: &topicNode[D]{}}
+	for _, b := range bs {
+		n := t.root
+		for _, w := range strings.Split(b.Key, ".") {
+			n = n.child(w)
+		}
+		n.dests = appendUnique(n.dests, b.Dest)
+	}
+	return t
+}
+
+func (n *topicNode[D]) child(w string) *topicNode[D] {
+	switch w {
+	case "*":
+		if n.star == nil {
+			n.star = &topicNode[D]{}
+		}
+		return n.star
+	case "#":
+		if n.hash == nil {
+			n.hash = &topicNode[D]{}
+		}
+		return n.hash
+	}
+	if n.words == nil {
+		n.words = map[string]*topicNode[D]{}
+	}
+	c := n.words[w]
+	if c == nil {
+		c = &topicNode[D]{}
+		n.words[w] = c
+	}
+	return c
+}
+
+func (t topic[D]) Route(dst []D, key string, _ map[string]any) []D {
+	return t.root.match(dst, key, false)
+}
+
+// match walks the trie with the rest of the routing key. done means every
+// word has been consumed (the key "" is one empty word, so done is explicit).
+func (n *topicNode[D]) match(dst []D, rest string, done bool) []D {
+	if n.hash != nil {
+		// `#` swallows zero words here, or one more word and stays.
+		dst = n.hash.match(dst, rest, done)
+		if !done {
+			r, d := rest, false
+			for !d {
+				_, r, d = nextWord(r)
+				dst = n.hash.match(dst, r, d)
+			}
+		}
+	}
+	if done {
+		return append(dst, n.dests...)
+	}
+	w, r, d := nextWord(rest)
+	if c := n.words[w]; c != nil {
+		dst = c.match(dst, r, d)
+	}
+	if n.star != nil {
+		dst = n.star.match(dst, r, d)
+	}
+	return dst
+}
+
+// nextWord splits off the first word; done reports that it was the last.
+func nextWord(s string) (word, rest string, done bool) {
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return s[:i], s[i+1:], false
+	}
+	return s, "", true
+}
