@@ -10,7 +10,7 @@ import (
 // Table is an AMQP field table. Values are one of: bool, int8, uint8, int16,
 // uint16, int32, uint32, int64, float32, float64, Decimal, string, []byte,
 // []any, time.Time, Table or nil — the types RabbitMQ and its clients use.
-type Table map[string]any
+type Table = map[string]any
 
 // Decimal is the AMQP decimal-value: Value × 10^-Scale.
 type Decimal struct {
@@ -189,8 +189,6 @@ func appendFieldValue(buf []byte, v any) []byte {
 		return binary.BigEndian.AppendUint64(append(buf, 'T'), uint64(v.Unix()))
 	case Table:
 		return AppendTable(append(buf, 'F'), v)
-	case map[string]any:
-		return AppendTable(append(buf, 'F'), Table(v))
 	default:
 		return append(buf, 'V')
 	}

@@ -1,0 +1,162 @@
+package broker
+
+import (
+	"slices"
+
+	"github.com/tern-broker/tern/internal/route"
+)
+
+// BindQueue binds queue to exchange with key and args. Binding twice is a
+// no-op.
+func (v *VHost) BindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	q := v.queue(queue)
+	if q == nil {
+		return v.notFoundQueue(queue)
+	}
+	if err := v.checkOwner(q, conn); err != nil {
+		return err
+	}
+	x, err := v.bindSource(exchange)
+	if err != nil {
+		return err
+	}
+	return v.addBindingLocked(&Binding{Source: x, Queue: q, Key: key, Args: args})
+}
+
+// UnbindQueue removes a queue binding; a missing binding is not an error.
+func (v *VHost) UnbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	q := v.queue(queue)
+	if q == nil {
+		return v.notFoundQueue(queue)
+	}
+	if err := v.checkOwner(q, conn); err != nil {
+		return err
+	}
+	x, err := v.bindSource(exchange)
+	if err != nil {
+		return err
+	}
+	want := &Binding{Source: x, Queue: q, Key: key, Args: args}
+	for _, b := range x.bindings {
+		if b.same(want) {
+			v.removeBindingLocked(b)
+			break
+		}
+	}
+	return nil
+}
+
+// BindExchange binds destination to source (exchange-to-exchange binding,
+// a RabbitMQ extension).
+func (v *VHost) BindExchange(destination, source, key string, args map[string]any) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, err := v.bindSource(source)
+	if err != nil {
+		return err
+	}
+	dst, err := v.bindSource(destination)
+	if err != nil {
+		return err
+	}
+	return v.addBindingLocked(&Binding{Source: src, Exchange: dst, Key: key, Args: args})
+}
+
+// UnbindExchange removes an exchange-to-exchange binding.
+func (v *VHost) UnbindExchange(destination, source, key string, args map[string]any) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, err := v.bindSource(source)
+	if err != nil {
+		return err
+	}
+	dst, err := v.bindSource(destination)
+	if err != nil {
+		return err
+	}
+	want := &Binding{Source: src, Exchange: dst, Key: key, Args: args}
+	for _, b := range src.bindings {
+		if b.same(want) {
+			v.removeBindingLocked(b)
+			break
+		}
+	}
+	return nil
+}
+
+// bindSource returns an exchange that may take part in a binding.
+func (v *VHost) bindSource(name string) (*Exchange, error) {
+	x := v.exchange(name)
+	if x == nil {
+		return nil, v.notFoundExchange(name)
+	}
+	if x.isDefault {
+		return nil, errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	return x, nil
+}
+
+func (v *VHost) addBindingLocked(b *Binding) error {
+	if b.Source.kind == route.Headers {
+		if err := route.ValidMatch(b.Args); err != nil {
+			return errorf(KindPreconditionFailed, "%v", err)
+		}
+	}
+	for _, o := range b.Source.bindings {
+		if o.same(b) {
+			return nil
+		}
+	}
+	b.Source.bindings = append(b.Source.bindings, b)
+	if b.Exchange != nil {
+		b.Exchange.inbound = append(b.Exchange.inbound, b)
+	}
+	b.Source.rebuildLocked()
+	return nil
+}
+
+// removeBindingLocked drops b. An auto-delete source exchange goes with its
+// last binding, as in RabbitMQ.
+func (v *VHost) removeBindingLocked(b *Binding) {
+	x := b.Source
+	x.bindings = slices.DeleteFunc(x.bindings, func(o *Binding) bool { return o == b })
+	if b.Exchange != nil {
+		b.Exchange.inbound = slices.DeleteFunc(b.Exchange.inbound, func(o *Binding) bool { return o == b })
+	}
+	x.rebuildLocked()
+	if x.cfg.AutoDelete && len(x.bindings) == 0 && v.exchange(x.cfg.Name) == x {
+		v.deleteExchangeLocked(x)
+	}
+}
+
+// queueBindingsLocked returns every binding whose destination is q.
+func (v *VHost) queueBindingsLocked(q *Queue) []*Binding {
+	var out []*Binding
+	v.exchanges.Range(func(_, xv any) bool {
+		for _, b := range xv.(*Exchange).bindings {
+			if b.Queue == q {
+				out = append(out, b)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// Bindings lists every binding in the vhost.
+func (v *VHost) Bindings() []Binding {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []Binding
+	v.exchanges.Range(func(_, xv any) bool {
+		for _, b := range xv.(*Exchange).bindings {
+			out = append(out, *b)
+		}
+		return true
+	})
+	return out
+}

@@ -1,0 +1,21 @@
+// Package broker is Tern's protocol-agnostic core: virtual hosts, exchanges,
+// bindings, queues, consumers, acknowledgements, dead-lettering and delayed
+// delivery. Protocol adapters (AMQP, later MQTT) translate their frames into
+// calls on this package; it knows no wire format, no file format and no
+// cluster.
+//
+// Concurrency:
+//   - A VHost guards its exchange and queue maps with mu for mutation; lookups
+//     on the publish path use sync.Map and take no lock.
+//   - An Exchange's routing table is immutable and swapped through an
+//     atomic.Pointer whenever its bindings change, so routing takes no lock.
+//   - A Queue owns its messages and consumers under its own mu; methods named
+//     …Locked expect it held. Lock order is Queue.mu → consumer internals
+//     (Consumer.TryDeliver is called with the queue locked and must not call
+//     back into the queue). Dead-lettering and auto-delete, which reach other
+//     queues and the vhost, run after the queue's lock is released.
+//
+// Invariants: a message is in exactly one of a queue's ready list or a
+// consumer's unacked set (or neither once acked); requeued messages go back
+// in their original order and are marked redelivered.
+package broker

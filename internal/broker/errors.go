@@ -1,0 +1,50 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a broker error so adapters can map it to a protocol reply
+// (AMQP reply code, MQTT reason code).
+type Kind int
+
+// Error kinds.
+const (
+	KindNotFound Kind = iota + 1
+	KindPreconditionFailed
+	KindAccessRefused
+	KindResourceLocked
+	KindNotAllowed
+	KindInvalid
+	KindResourceError
+)
+
+// Error is a broker error with a kind and a human-readable text in
+// RabbitMQ's wording.
+type Error struct {
+	Kind Kind
+	Text string
+}
+
+func (e *Error) Error() string { return "broker: " + e.Text }
+
+// Is matches errors of the same kind, so errors.Is(err, ErrNotFound) works.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Text == "" && t.Kind == e.Kind
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrNotFound           = &Error{Kind: KindNotFound}
+	ErrPreconditionFailed = &Error{Kind: KindPreconditionFailed}
+	ErrAccessRefused      = &Error{Kind: KindAccessRefused}
+	ErrResourceLocked     = &Error{Kind: KindResourceLocked}
+	ErrNotAllowed         = &Error{Kind: KindNotAllowed}
+	ErrInvalid            = &Error{Kind: KindInvalid}
+)
+
+func errorf(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Text: fmt.Sprintf(format, args...)}
+}

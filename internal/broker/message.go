@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Properties are a message's properties, the AMQP basic properties that MQTT
+// and other adapters map onto.
+type Properties struct {
+	ContentType     string
+	ContentEncoding string
+	Headers         map[string]any
+	DeliveryMode    uint8 // 2 = persistent
+	Priority        uint8
+	CorrelationID   string
+	ReplyTo         string
+	Expiration      string // per-message TTL in milliseconds, as text
+	MessageID       string
+	Timestamp       time.Time
+	Type            string
+	UserID          string
+	AppID           string
+	ClusterID       string
+}
+
+// Message is an immutable published message. One Message is shared by every
+// queue it is routed to; the core copies it before changing anything
+// (dead-lettering).
+type Message struct {
+	Exchange   string
+	RoutingKey string
+	Props      Properties
+	Body       []byte
+	// Published is when the broker accepted the message (UnixNano); TTLs
+	// count from it.
+	Published int64
+	// WireProps is the encoded form of Props kept by the adapter that
+	// received the message, so delivering it through the same protocol need
+	// not re-encode. Nil means encode from Props.
+	WireProps []byte
+
+	refs atomic.Int32 // queues holding the message, for the memory accounting
+}
+
+// Persistent reports delivery-mode 2.
+func (m *Message) Persistent() bool { return m.Props.DeliveryMode == 2 }
+
+// Size is the accounted size of the message: its body, as RabbitMQ counts
+// for x-max-length-bytes.
+func (m *Message) Size() int64 { return int64(len(m.Body)) }
+
+// perMessageTTL parses the expiration property (milliseconds as a decimal
+// string). ok is false when it is absent.
+func (m *Message) perMessageTTL() (ttl time.Duration, ok bool, err error) {
+	if m.Props.Expiration == "" {
+		return 0, false, nil
+	}
+	ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false, errorf(KindPreconditionFailed, "invalid expiration '%s'", m.Props.Expiration)
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
+}
+
+// ValidateExpiration checks the expiration property before publishing, as
+// RabbitMQ does (a bad value closes the channel with 406).
+func (m *Message) ValidateExpiration() error {
+	_, _, err := m.perMessageTTL()
+	return err
+}
+
+// Delivery is a message handed to a consumer or to basic.get.
+type Delivery struct {
+	Queue       *Queue
+	Msg         *Message
+	Seq         uint64 // the queue's sequence number, used to ack/requeue
+	Redelivered bool
+	// Remaining is the ready count left in the queue (for basic.get-ok).
+	Remaining int
+}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/tern-broker/tern/internal/route"
+)
+
+// RouteScratch holds reusable routing buffers so publishing allocates
+// nothing for them. Each publisher (an AMQP channel) owns one; it is not safe
+// for concurrent use.
+type RouteScratch struct {
+	targets []target
+	queues  []*Queue
+	visited []*Exchange
+}
+
+// PublishResult says where a message went.
+type PublishResult struct {
+	// Routed counts the queues that took the message (a delayed message
+	// counts as routed once accepted by the delay exchange).
+	Routed int
+	// Rejected is set when a queue refused it (x-overflow reject-publish):
+	// the publisher's confirm is a nack.
+	Rejected bool
+}
+
+// Publish routes m through exchange to every matching queue. m.Exchange and
+// m.RoutingKey must be set; Published is set here if zero.
+func (v *VHost) Publish(s *RouteScratch, m *Message) (PublishResult, error) {
+	x := v.exchange(m.Exchange)
+	if x == nil {
+		return PublishResult{}, v.notFoundExchange(m.Exchange)
+	}
+	if x.cfg.Internal {
+		return PublishResult{}, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
+	}
+	if m.Published == 0 {
+		m.Published = time.Now().UnixNano()
+	}
+	b := v.broker
+	b.stats.published.Add(1)
+	if x.delayed != nil {
+		if delay, ok := delayOf(m); ok {
+			x.delayed.add(m, delay)
+			return PublishResult{Routed: 1}, nil
+		}
+	}
+	return v.deliverTo(v.routeAll(s, x, m), m), nil
+}
+
+func (v *VHost) deliverTo(queues []*Queue, m *Message) PublishResult {
+	var res PublishResult
+	for _, q := range queues {
+		switch q.publish(m) {
+		case Enqueued:
+			res.Routed++
+		case Rejected:
+			res.Rejected = true
+		}
+	}
+	if res.Routed == 0 && !res.Rejected {
+		v.broker.stats.unroutable.Add(1)
+	}
+	return res
+}
+
+// routeAll returns the queues m reaches from x, following exchange-to-
+// exchange bindings and, when nothing matches, alternate exchanges. The
+// result aliases s and is valid until s is used again.
+func (v *VHost) routeAll(s *RouteScratch, x *Exchange, m *Message) []*Queue {
+	s.queues, s.visited, s.targets = s.queues[:0], s.visited[:0], s.targets[:0]
+	v.routeInto(s, x, m)
+	for ae := x; len(s.queues) == 0 && ae.alternate != ""; {
+		next := v.exchange(ae.alternate)
+		if next == nil || visited(s, next) {
+			break
+		}
+		v.routeInto(s, next, m)
+		ae = next
+	}
+	s.queues = route.Dedup(s.queues)
+	return s.queues
+}
+
+func visited(s *RouteScratch, x *Exchange) bool {
+	for _, y := range s.visited {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *VHost) routeInto(s *RouteScratch, x *Exchange, m *Message) {
+	if visited(s, x) {
+		return
+	}
+	s.visited = append(s.visited, x)
+	if x.isDefault {
+		if q := v.queue(m.RoutingKey); q != nil {
+			s.queues = append(s.queues, q)
+		}
+		return
+	}
+	start := len(s.targets)
+	s.targets = x.table.Load().t.Route(s.targets, m.RoutingKey, m.Props.Headers)
+	end := len(s.targets)
+	for i := start; i < end; i++ {
+		t := s.targets[i]
+		if t.q != nil {
+			s.queues = append(s.queues, t.q)
+		} else {
+			v.routeInto(s, t.x, m)
+		}
+	}
+}

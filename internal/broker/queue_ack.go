@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"slices"
+	"time"
+)
+
+// Ack settles delivered messages for good.
+func (q *Queue) Ack(ds ...Delivery) {
+	q.mu.Lock()
+	for _, d := range ds {
+		q.unacked--
+		q.settleLocked(d.Seq, d.Msg)
+	}
+	q.mu.Unlock()
+	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
+}
+
+// Requeue returns delivered messages to the ready list in their original
+// order, marked redelivered, and dispatches them again.
+func (q *Queue) Requeue(ds []Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.unacked -= len(ds)
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	// Highest seq first: each lands at the front of its level, so the
+	// batch ends up ascending, ahead of newer messages.
+	slices.SortFunc(ds, func(a, b Delivery) int {
+		switch {
+		case a.Seq > b.Seq:
+			return -1
+		case a.Seq < b.Seq:
+			return 1
+		}
+		return 0
+	})
+	for _, d := range ds {
+		e := entry{msg: d.Msg, seq: d.Seq, expires: q.expiryFor(d.Msg), redelivered: true}
+		q.levels[q.levelOf(d.Msg)].insertSorted(e)
+		q.readyCount++
+		q.readyBytes += d.Msg.Size()
+	}
+	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	q.armExpiryLocked()
+	q.mu.Unlock()
+	q.deadLetter(dead)
+}
+
+// Reject settles delivered messages that a consumer refused without requeue:
+// they are dead-lettered with reason "rejected" when the queue has a
+// dead-letter exchange, and dropped otherwise.
+func (q *Queue) Reject(ds []Delivery) {
+	var dead []deadLetter
+	q.mu.Lock()
+	for _, d := range ds {
+		q.unacked--
+		q.settleLocked(d.Seq, d.Msg)
+		if q.args.hasDLX {
+			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
+		}
+	}
+	q.mu.Unlock()
+	q.deadLetter(dead)
+}

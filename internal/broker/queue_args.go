@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+)
+
+// Overflow is the x-overflow behaviour when a length limit is reached.
+type Overflow string
+
+// Overflow behaviours, RabbitMQ's names.
+const (
+	DropHead         Overflow = "drop-head"
+	RejectPublish    Overflow = "reject-publish"
+	RejectPublishDLX Overflow = "reject-publish-dlx"
+)
+
+// queueArgs are the parsed x-arguments of a queue.
+type queueArgs struct {
+	messageTTL   time.Duration
+	hasTTL       bool
+	expires      time.Duration
+	maxLength    int64 // -1 when unset
+	maxBytes     int64 // -1 when unset
+	overflow     Overflow
+	dlx          string
+	hasDLX       bool
+	dlrk         string
+	hasDLRK      bool
+	maxPriority  uint8
+	singleActive bool
+	queueType    string
+}
+
+func argInt(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int8:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case uint64:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) {
+	a := queueArgs{maxLength: -1, maxBytes: -1, overflow: DropHead}
+	bad := func(key string, v any, why string) error {
+		return errorf(KindPreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': {%s,%v}", key, name, vhost, why, v)
+	}
+	nonNeg := func(key string, v any) (int64, error) {
+		n, ok := argInt(v)
+		if !ok {
+			return 0, bad(key, v, "unacceptable_type")
+		}
+		if n < 0 {
+			return 0, bad(key, v, "value_negative")
+		}
+		return n, nil
+	}
+	for key, v := range args {
+		var err error
+		var n int64
+		switch key {
+		case "x-message-ttl":
+			n, err = nonNeg(key, v)
+			a.messageTTL, a.hasTTL = time.Duration(n)*time.Millisecond, true
+		case "x-expires":
+			n, err = nonNeg(key, v)
+			if err == nil && n == 0 {
+				err = bad(key, v, "value_zero")
+			}
+			a.expires = time.Duration(n) * time.Millisecond
+		case "x-max-length":
+			a.maxLength, err = nonNeg(key, v)
+		case "x-max-length-bytes":
+			a.maxBytes, err = nonNeg(key, v)
+		case "x-overflow":
+			s, _ := v.(string)
+			switch Overflow(s) {
+			case DropHead, RejectPublish, RejectPublishDLX:
+				a.overflow = Overflow(s)
+			default:
+				err = bad(key, v, "invalid_overflow")
+			}
+		case "x-dead-letter-exchange":
+			s, ok := v.(string)
+			if !ok {
+				err = bad(key, v, "unacceptable_type")
+			}
+			a.dlx, a.hasDLX = s, true
+		case "x-dead-letter-routing-key":
+			s, ok := v.(string)
+			if !ok {
+				err = bad(key, v, "unacceptable_type")
+			}
+			a.dlrk, a.hasDLRK = s, true
+		case "x-max-priority":
+			n, err = nonNeg(key, v)
+			if err == nil && n > 255 {
+				err = bad(key, v, "value_too_large")
+			}
+			a.maxPriority = uint8(n)
+		case "x-single-active-consumer":
+			b, ok := v.(bool)
+			if !ok {
+				err = bad(key, v, "unacceptable_type")
+			}
+			a.singleActive = b
+		case "x-queue-type":
+			s, _ := v.(string)
+			if s != "classic" {
+				err = bad(key, v, "unsupported_queue_type")
+			}
+			a.queueType = s
+		}
+		if err != nil {
+			return a, err
+		}
+	}
+	if a.hasDLRK && !a.hasDLX {
+		return a, errorf(KindPreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for queue '%s' in vhost '%s': Key x-dead-letter-exchange should also be set", name, vhost)
+	}
+	return a, nil
+}
+
+// equivalentArgs compares the arguments that define a queue's behaviour, as
+// RabbitMQ does on a redeclare, and names the first that differs.
+func equivalentArgs(kind, name, vhost string, have, want map[string]any, keys []string) error {
+	for _, k := range keys {
+		h, hok := have[k]
+		w, wok := want[k]
+		if hok != wok || (hok && !argEqual(h, w)) {
+			return errorf(KindPreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received %s but current is %s",
+				k, kind, name, vhost, describeArg(w, wok), describeArg(h, hok))
+		}
+	}
+	return nil
+}
+
+func argEqual(a, b any) bool {
+	if ai, ok := argInt(a); ok {
+		bi, ok := argInt(b)
+		return ok && ai == bi
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+func describeArg(v any, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("the value '%s' of type 'longstr'", v)
+	case bool:
+		return fmt.Sprintf("the value '%v' of type 'bool'", v)
+	}
+	if n, ok := argInt(v); ok {
+		return fmt.Sprintf("the value '%d' of type 'signedint'", n)
+	}
+	return fmt.Sprintf("the value '%v'", v)
+}
+
+// queueArgKeys are the arguments compared on redeclare.
+var queueArgKeys = []string{
+	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
+	"x-single-active-consumer", "x-queue-type",
+}

@@ -1,0 +1,169 @@
+package broker
+
+import (
+	"slices"
+	"time"
+)
+
+// Consumer receives a queue's messages. Implementations belong to protocol
+// adapters (an AMQP channel's consumer, an MQTT session).
+type Consumer interface {
+	// TryDeliver offers d. It returns false, taking nothing, when the
+	// consumer cannot take a message now (prefetch reached, flow stopped,
+	// outbound buffer full); the consumer then calls Queue.Dispatch once it
+	// can. It is called with the queue's lock held and must not call back
+	// into the queue.
+	TryDeliver(d Delivery) bool
+	// Cancelled tells the consumer the queue removed it (the queue was
+	// deleted). It is called without the queue's lock.
+	Cancelled(q *Queue)
+}
+
+// ConsumeOptions are a consumer's settings on one queue.
+type ConsumeOptions struct {
+	NoAck     bool
+	Exclusive bool
+	Priority  int
+}
+
+type consumerReg struct {
+	c     Consumer
+	opts  ConsumeOptions
+	order uint64
+}
+
+// Consume registers c. It fails with ErrAccessRefused when the queue has an
+// exclusive consumer, or when an exclusive consumer is asked for and others
+// exist.
+func (q *Queue) Consume(c Consumer, opts ConsumeOptions) error {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return errorf(KindNotFound, "no queue '%s' in vhost '%s'", q.cfg.Name, q.vhost.name)
+	}
+	if q.exclusiveConsumer || (opts.Exclusive && len(q.consumers) > 0) {
+		q.mu.Unlock()
+		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.cfg.Name, q.vhost.name)
+	}
+	q.consumerN++
+	reg := &consumerReg{c: c, opts: opts, order: q.consumerN}
+	i, _ := slices.BinarySearchFunc(q.consumers, reg, func(a, b *consumerReg) int {
+		if a.opts.Priority != b.opts.Priority {
+			return b.opts.Priority - a.opts.Priority
+		}
+		return int(a.order - b.order)
+	})
+	q.consumers = slices.Insert(q.consumers, i, reg)
+	q.exclusiveConsumer = q.exclusiveConsumer || opts.Exclusive
+	q.hadConsumer = true
+	q.stopUnusedTimerLocked()
+	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	q.armExpiryLocked()
+	q.mu.Unlock()
+	q.deadLetter(dead)
+	return nil
+}
+
+// Cancel removes c. An auto-delete queue is deleted once its last consumer
+// is gone.
+func (q *Queue) Cancel(c Consumer) {
+	q.mu.Lock()
+	i := slices.IndexFunc(q.consumers, func(r *consumerReg) bool { return r.c == c })
+	if i < 0 {
+		q.mu.Unlock()
+		return
+	}
+	if q.consumers[i].opts.Exclusive {
+		q.exclusiveConsumer = false
+	}
+	q.consumers = slices.Delete(q.consumers, i, i+1)
+	autoDelete := q.cfg.AutoDelete && len(q.consumers) == 0 && q.hadConsumer && !q.deleted
+	if len(q.consumers) == 0 {
+		q.startUnusedTimerLocked()
+	}
+	// A single active consumer leaving hands over to the next one.
+	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	q.mu.Unlock()
+	q.deadLetter(dead)
+	if autoDelete {
+		_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
+	}
+}
+
+// Dispatch delivers ready messages to consumers that can take them. A
+// consumer calls it when its credit returns (acks, flow on, buffer drained).
+func (q *Queue) Dispatch() {
+	q.mu.Lock()
+	if q.readyCount == 0 {
+		q.mu.Unlock()
+		return
+	}
+	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	q.armExpiryLocked()
+	q.mu.Unlock()
+	q.deadLetter(dead)
+}
+
+// dispatchLocked hands ready messages to consumers until either runs out.
+func (q *Queue) dispatchLocked(now int64, dead []deadLetter) []deadLetter {
+	for q.readyCount > 0 && len(q.consumers) > 0 {
+		lvl := q.headLocked()
+		head := q.levels[lvl].front()
+		if head.expires != 0 && head.expires <= now {
+			dead = q.dropLocked(q.popLevelLocked(lvl), "expired", dead)
+			continue
+		}
+		if !q.tryDeliverLocked(head) {
+			break
+		}
+		q.popLevelLocked(lvl)
+	}
+	return dead
+}
+
+// tryDeliverLocked offers e to the consumers: the highest priority group
+// first, round-robin within a group; only the first consumer with
+// x-single-active-consumer.
+func (q *Queue) tryDeliverLocked(e *entry) bool {
+	n := len(q.consumers)
+	if n == 0 {
+		return false
+	}
+	if q.args.singleActive {
+		n = 1
+	}
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && q.consumers[end].opts.Priority == q.consumers[start].opts.Priority {
+			end++
+		}
+		size := end - start
+		for k := 0; k < size; k++ {
+			reg := q.consumers[start+int((q.rr+uint64(k))%uint64(size))]
+			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered}
+			if reg.c.TryDeliver(d) {
+				q.rr++
+				st := &q.vhost.broker.stats
+				st.delivered.Add(1)
+				if e.redelivered {
+					st.redelivered.Add(1)
+				}
+				if reg.opts.NoAck {
+					q.settleLocked(e.seq, e.msg)
+				} else {
+					q.unacked++
+				}
+				return true
+			}
+		}
+		start = end
+	}
+	return false
+}
+
+// ConsumerCount returns the number of consumers.
+func (q *Queue) ConsumerCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.consumers)
+}

@@ -1,0 +1,94 @@
+package broker
+
+import "time"
+
+// expireHeadsLocked drops expired messages at the head of each level.
+// Like RabbitMQ's classic queues, only heads are examined: a message behind a
+// longer-lived one expires when it reaches the head.
+func (q *Queue) expireHeadsLocked(now int64, dead []deadLetter) []deadLetter {
+	for i := range q.levels {
+		for q.levels[i].len() > 0 {
+			h := q.levels[i].front()
+			if h.expires == 0 || h.expires > now {
+				break
+			}
+			dead = q.dropLocked(q.popLevelLocked(i), "expired", dead)
+		}
+	}
+	return dead
+}
+
+// armExpiryLocked sets a timer for the earliest head expiry so expired
+// messages leave (and are dead-lettered) even when nobody consumes.
+func (q *Queue) armExpiryLocked() {
+	var next int64
+	for i := range q.levels {
+		if q.levels[i].len() > 0 {
+			if e := q.levels[i].front().expires; e != 0 && (next == 0 || e < next) {
+				next = e
+			}
+		}
+	}
+	if next == 0 || q.deleted || (q.expiryTimer != nil && q.expiryAt != 0 && q.expiryAt <= next) {
+		return
+	}
+	q.expiryAt = next
+	d := time.Duration(next - time.Now().UnixNano())
+	if q.expiryTimer == nil {
+		q.expiryTimer = time.AfterFunc(max(d, 0), q.onExpiryTimer)
+	} else {
+		q.expiryTimer.Reset(max(d, 0))
+	}
+}
+
+func (q *Queue) onExpiryTimer() {
+	q.mu.Lock()
+	q.expiryAt = 0
+	now := time.Now().UnixNano()
+	dead := q.expireHeadsLocked(now, nil)
+	dead = q.dispatchLocked(now, dead)
+	q.armExpiryLocked()
+	q.mu.Unlock()
+	q.deadLetter(dead)
+}
+
+// touchLocked records use of the queue (declare, basic.get) for x-expires.
+func (q *Queue) touchLocked() {
+	if q.args.expires > 0 && len(q.consumers) == 0 {
+		q.startUnusedTimerLocked()
+	}
+}
+
+// Touch records use of the queue (a redeclare) for x-expires.
+func (q *Queue) Touch() {
+	q.mu.Lock()
+	q.touchLocked()
+	q.mu.Unlock()
+}
+
+// startUnusedTimerLocked (re)starts the x-expires countdown.
+func (q *Queue) startUnusedTimerLocked() {
+	if q.args.expires <= 0 || q.deleted {
+		return
+	}
+	q.unusedGen++
+	gen := q.unusedGen
+	if q.unusedTimer != nil {
+		q.unusedTimer.Stop()
+	}
+	q.unusedTimer = time.AfterFunc(q.args.expires, func() {
+		q.mu.Lock()
+		stale := gen != q.unusedGen || len(q.consumers) > 0 || q.deleted
+		q.mu.Unlock()
+		if !stale {
+			_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
+		}
+	})
+}
+
+func (q *Queue) stopUnusedTimerLocked() {
+	q.unusedGen++
+	if q.unusedTimer != nil {
+		q.unusedTimer.Stop()
+	}
+}

@@ -1,0 +1,343 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
+	"sync"
+)
+
+// VHost is a virtual host: its own namespace of exchanges and queues.
+type VHost struct {
+	name   string
+	broker *Broker
+
+	mu        sync.Mutex // serialises declarations, deletions and binding changes
+	exchanges sync.Map   // name → *Exchange; read without mu on the publish path
+	queues    sync.Map   // name → *Queue
+}
+
+// Name returns the vhost's name.
+func (v *VHost) Name() string { return v.name }
+
+func newVHost(b *Broker, name string) *VHost {
+	v := &VHost{name: name, broker: b}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	def := newExchange(v, ExchangeConfig{Name: "", Type: TypeDirect, Durable: true}, TypeDirect)
+	v.exchanges.Store("", def)
+	for _, x := range []ExchangeConfig{
+		{Name: "amq.direct", Type: TypeDirect},
+		{Name: "amq.fanout", Type: TypeFanout},
+		{Name: "amq.topic", Type: TypeTopic},
+		{Name: "amq.headers", Type: TypeHeaders},
+		{Name: "amq.match", Type: TypeHeaders},
+	} {
+		x.Durable = true
+		kind, _ := routingKind(x)
+		v.exchanges.Store(x.Name, newExchange(v, x, kind))
+	}
+	return v
+}
+
+func (v *VHost) exchange(name string) *Exchange {
+	x, ok := v.exchanges.Load(name)
+	if !ok {
+		return nil
+	}
+	return x.(*Exchange)
+}
+
+func (v *VHost) queue(name string) *Queue {
+	q, ok := v.queues.Load(name)
+	if !ok {
+		return nil
+	}
+	return q.(*Queue)
+}
+
+func (v *VHost) notFoundExchange(name string) error {
+	return errorf(KindNotFound, "no exchange '%s' in vhost '%s'", name, v.name)
+}
+
+func (v *VHost) notFoundQueue(name string) error {
+	return errorf(KindNotFound, "no queue '%s' in vhost '%s'", name, v.name)
+}
+
+// Exchange returns the named exchange or ErrNotFound.
+func (v *VHost) Exchange(name string) (*Exchange, error) {
+	if x := v.exchange(name); x != nil {
+		return x, nil
+	}
+	return nil, v.notFoundExchange(name)
+}
+
+// Exchanges lists the exchanges.
+func (v *VHost) Exchanges() []*Exchange {
+	var out []*Exchange
+	v.exchanges.Range(func(_, x any) bool { out = append(out, x.(*Exchange)); return true })
+	return out
+}
+
+// Queues lists the queues, internal ones excluded.
+func (v *VHost) Queues() []*Queue {
+	var out []*Queue
+	v.queues.Range(func(_, q any) bool {
+		if !q.(*Queue).cfg.Internal {
+			out = append(out, q.(*Queue))
+		}
+		return true
+	})
+	return out
+}
+
+// DeclareExchange creates an exchange or checks that an existing one is
+// equivalent. With passive it only checks existence.
+func (v *VHost) DeclareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x := v.exchange(cfg.Name)
+	if passive {
+		if x == nil {
+			return nil, v.notFoundExchange(cfg.Name)
+		}
+		return x, nil
+	}
+	if cfg.Name == "" || (reservedName(cfg.Name) && x == nil) {
+		return nil, errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", cfg.Name)
+	}
+	if x != nil {
+		return x, v.equivalentExchange(x, cfg)
+	}
+	kind, err := routingKind(cfg)
+	if err != nil {
+		return nil, err
+	}
+	x = newExchange(v, cfg, kind)
+	v.exchanges.Store(cfg.Name, x)
+	return x, nil
+}
+
+func (v *VHost) equivalentExchange(x *Exchange, cfg ExchangeConfig) error {
+	have := x.cfg
+	diff := func(arg string, got, cur any) error {
+		return errorf(KindPreconditionFailed, "inequivalent arg '%s' for exchange '%s' in vhost '%s': received '%v' but current is '%v'",
+			arg, cfg.Name, v.name, got, cur)
+	}
+	switch {
+	case have.Type != cfg.Type:
+		return diff("type", cfg.Type, have.Type)
+	case have.Durable != cfg.Durable:
+		return diff("durable", cfg.Durable, have.Durable)
+	case have.AutoDelete != cfg.AutoDelete:
+		return diff("auto_delete", cfg.AutoDelete, have.AutoDelete)
+	case have.Internal != cfg.Internal:
+		return diff("internal", cfg.Internal, have.Internal)
+	}
+	return equivalentArgs("exchange", cfg.Name, v.name, have.Args, cfg.Args, []string{"alternate-exchange", "x-delayed-type"})
+}
+
+// DeleteExchange removes an exchange and its bindings. Deleting a missing
+// exchange succeeds, as in RabbitMQ.
+func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
+	if name == "" {
+		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	if reservedName(name) {
+		return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", name)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x := v.exchange(name)
+	if x == nil {
+		return nil
+	}
+	if ifUnused && (len(x.bindings) > 0 || len(x.inbound) > 0) {
+		return errorf(KindPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
+	}
+	v.deleteExchangeLocked(x)
+	return nil
+}
+
+func (v *VHost) deleteExchangeLocked(x *Exchange) {
+	for _, b := range slices.Clone(x.bindings) {
+		v.removeBindingLocked(b)
+	}
+	for _, b := range slices.Clone(x.inbound) {
+		v.removeBindingLocked(b)
+	}
+	if x.delayed != nil {
+		x.delayed.stop()
+	}
+	v.exchanges.Delete(x.cfg.Name)
+}
+
+// DeclareQueue creates a queue or checks that an existing one is
+// equivalent. An empty name gets a server-generated "amq.gen-…" name. conn
+// identifies the declaring connection for exclusive queues.
+func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if passive {
+		q := v.queue(cfg.Name)
+		if q == nil {
+			return nil, v.notFoundQueue(cfg.Name)
+		}
+		if err := v.checkOwner(q, conn); err != nil {
+			return nil, err
+		}
+		return q, nil
+	}
+	if cfg.Name == "" {
+		cfg.Name = "amq.gen-" + randomName()
+	} else if reservedName(cfg.Name) && !cfg.Internal {
+		return nil, errorf(KindAccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", cfg.Name)
+	}
+	if q := v.queue(cfg.Name); q != nil {
+		if err := v.checkOwner(q, conn); err != nil {
+			return nil, err
+		}
+		if err := v.equivalentQueue(q, cfg); err != nil {
+			return nil, err
+		}
+		q.Touch()
+		return q, nil
+	}
+	args, err := parseQueueArgs(cfg.Name, v.name, cfg.Args)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Exclusive {
+		cfg.Owner = conn
+	}
+	q := newQueue(v, cfg, args)
+	v.queues.Store(cfg.Name, q)
+	q.Touch()
+	// Every queue is bound to the default exchange by its name; that
+	// binding is implicit (see routeInto).
+	return q, nil
+}
+
+func (v *VHost) equivalentQueue(q *Queue, cfg QueueConfig) error {
+	have := q.cfg
+	diff := func(arg string, got, cur bool) error {
+		return errorf(KindPreconditionFailed, "inequivalent arg '%s' for queue '%s' in vhost '%s': received '%v' but current is '%v'",
+			arg, cfg.Name, v.name, got, cur)
+	}
+	switch {
+	case have.Durable != cfg.Durable:
+		return diff("durable", cfg.Durable, have.Durable)
+	case have.AutoDelete != cfg.AutoDelete:
+		return diff("auto_delete", cfg.AutoDelete, have.AutoDelete)
+	case have.Exclusive != cfg.Exclusive:
+		return errorf(KindResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", cfg.Name, v.name)
+	}
+	return equivalentArgs("queue", cfg.Name, v.name, have.Args, cfg.Args, queueArgKeys)
+}
+
+// checkOwner refuses access to another connection's exclusive queue.
+func (v *VHost) checkOwner(q *Queue, conn uint64) error {
+	if q.cfg.Exclusive && q.cfg.Owner != conn {
+		return errorf(KindResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", q.cfg.Name, v.name)
+	}
+	return nil
+}
+
+// Queue returns the named queue for use by connection conn: ErrNotFound if
+// missing, ErrResourceLocked if another connection's exclusive queue.
+func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
+	q := v.queue(name)
+	if q == nil {
+		return nil, v.notFoundQueue(name)
+	}
+	if err := v.checkOwner(q, conn); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// DeleteQueue deletes a queue, its messages and its bindings, cancelling its
+// consumers, and returns how many messages it held. Deleting a missing queue
+// succeeds with 0, as in RabbitMQ. conn 0 is the broker itself.
+func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, error) {
+	v.mu.Lock()
+	q := v.queue(name)
+	if q == nil {
+		v.mu.Unlock()
+		return 0, nil
+	}
+	if conn != 0 {
+		if err := v.checkOwner(q, conn); err != nil {
+			v.mu.Unlock()
+			return 0, err
+		}
+	}
+	q.mu.Lock()
+	if ifUnused && len(q.consumers) > 0 {
+		q.mu.Unlock()
+		v.mu.Unlock()
+		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+	}
+	if ifEmpty && q.readyCount > 0 {
+		q.mu.Unlock()
+		v.mu.Unlock()
+		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
+	}
+	n := q.readyCount
+	q.deleted = true
+	consumers := q.consumers
+	q.consumers = nil
+	for i := range q.levels {
+		for q.levels[i].len() > 0 {
+			e := q.popLevelLocked(i)
+			q.settleLocked(e.seq, e.msg)
+		}
+	}
+	if q.expiryTimer != nil {
+		q.expiryTimer.Stop()
+	}
+	q.stopUnusedTimerLocked()
+	q.mu.Unlock()
+	for _, b := range v.queueBindingsLocked(q) {
+		v.removeBindingLocked(b)
+	}
+	v.queues.Delete(name)
+	v.mu.Unlock()
+	if q.log != nil {
+		_ = q.log.Close()
+	}
+	for _, r := range consumers {
+		r.c.Cancelled(q)
+	}
+	return n, nil
+}
+
+// DeleteExclusive deletes the exclusive queues owned by conn, which is
+// closing.
+func (v *VHost) DeleteExclusive(conn uint64) {
+	var names []string
+	v.queues.Range(func(_, qv any) bool {
+		if q := qv.(*Queue); q.cfg.Exclusive && q.cfg.Owner == conn {
+			names = append(names, q.cfg.Name)
+		}
+		return true
+	})
+	for _, n := range names {
+		_, _ = v.DeleteQueue(n, false, false, 0)
+	}
+}
+
+// PurgeQueue empties a queue's ready messages.
+func (v *VHost) PurgeQueue(name string, conn uint64) (int, error) {
+	q, err := v.Queue(name, conn)
+	if err != nil {
+		return 0, err
+	}
+	return q.Purge(), nil
+}
+
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
