@@ -5,15 +5,22 @@ import (
 	"time"
 )
 
-// Ack settles delivered messages for good.
+// Ack settles delivered messages for good, then delivers waiting messages
+// to consumers whose prefetch the ack freed.
 func (q *Queue) Ack(ds ...Delivery) {
+	var dead []deadLetter
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
 		q.settleLocked(d.Seq, d.Msg)
 	}
+	if q.readyCount > 0 && !q.deleted {
+		dead = q.dispatchLocked(time.Now().UnixNano(), nil)
+		q.armExpiryLocked()
+	}
 	q.mu.Unlock()
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
+	q.deadLetter(dead)
 }
 
 // Requeue returns delivered messages to the ready list in their original

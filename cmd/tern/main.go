@@ -1,0 +1,90 @@
+// Command tern is the Tern message broker: `tern server` runs a node.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/config"
+	"github.com/tern-broker/tern/internal/server"
+)
+
+const usage = `tern — a message broker speaking AMQP 0-9-1
+
+Usage:
+  tern server [flags]          run a broker (tern server --help for flags)
+  tern hash-password PASSWORD  print an argon2id hash for a config file's password_hash
+  tern version                 print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "server":
+		return runServer(args[1:], stderr)
+	case "hash-password":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		fmt.Fprintln(stdout, auth.HashPassword(args[1]))
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, "tern", server.Version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tern: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	cfg, err := config.Load(args, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "tern:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("invalid configuration", "err", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("tern started", "version", server.Version, "data_dir", cfg.DataDir)
+	if err := srv.Run(ctx); err != nil {
+		log.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,374 @@
+package amqp
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+// connection is one client connection. Fields without a comment are owned
+// by the reader goroutine.
+type connection struct {
+	id  uint64
+	srv *Server
+	nc  net.Conn
+	br  *bufio.Reader
+	fr  *amqp091.FrameReader
+	out *outbox
+	log *slog.Logger
+
+	frameMax   uint32
+	channelMax uint16
+	heartbeat  time.Duration
+	user       auth.User
+	vhost      *broker.VHost
+	caps       clientCaps
+
+	channels  map[uint16]*channel
+	chMu      sync.Mutex // guards chList for goroutines other than the reader
+	chList    []*channel
+	confirmQ  []*channel // channels with confirms to flush
+	closing   bool       // we sent connection.close and await close-ok
+	finished  bool
+	forced    atomic.Bool
+	done      chan struct{}
+	writerOut chan struct{}
+
+	alarmWake chan struct{} // the memory alarm changed
+	blockSent bool
+	unsub     func()
+}
+
+type clientCaps struct {
+	cancelNotify, blocked, authFailureClose bool
+}
+
+func newConnection(s *Server, nc net.Conn) *connection {
+	c := &connection{
+		id:        s.nextConnID.Add(1),
+		srv:       s,
+		nc:        nc,
+		br:        bufio.NewReaderSize(countingReader{nc, &s.stats.bytesIn}, 64<<10),
+		out:       newOutbox(s.cfg.OutboxLimit),
+		channels:  map[uint16]*channel{},
+		done:      make(chan struct{}),
+		writerOut: make(chan struct{}),
+		alarmWake: make(chan struct{}, 1),
+	}
+	c.log = s.log.With("conn", c.id, "peer", nc.RemoteAddr().String())
+	return c
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(uint64(n))
+	return n, err
+}
+
+// serve runs the connection to its end.
+func (c *connection) serve() {
+	st := &c.srv.stats
+	st.connsTotal.Add(1)
+	st.connsOpen.Add(1)
+	defer st.connsOpen.Add(-1)
+	defer func() { _ = c.nc.Close() }()
+
+	if err := c.handshake(); err != nil {
+		c.log.Debug("handshake failed", "err", err)
+		c.out.closeAfterFlush()
+		c.runWriterUntilDone(time.Second)
+		return
+	}
+	c.log.Info("connection opened", "user", c.user.Name, "vhost", c.vhost.Name())
+	go func() {
+		defer close(c.writerOut)
+		c.out.run(c.nc, c.heartbeat, c.done, c.onDrain, func(err error) {
+			if err != nil {
+				c.log.Debug("write failed", "err", err)
+			}
+			_ = c.nc.Close()
+		})
+	}()
+	c.unsub = c.srv.broker.MemoryAlarm().Subscribe(func(bool) {
+		select {
+		case c.alarmWake <- struct{}{}:
+		default:
+		}
+	})
+	if c.srv.broker.MemoryAlarm().Active() {
+		c.alarmWake <- struct{}{}
+	}
+	reason := c.readLoop()
+	c.unsub()
+	c.teardown()
+	c.out.closeAfterFlush()
+	select {
+	case <-c.writerOut:
+	case <-time.After(2 * time.Second):
+	}
+	close(c.done)
+	c.log.Info("connection closed", "reason", reason)
+}
+
+// runWriterUntilDone flushes the outbox during a failed handshake, before
+// the writer goroutine exists.
+func (c *connection) runWriterUntilDone(limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.out.run(c.nc, 0, c.done, func() {}, func(error) {})
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
+	close(c.done)
+}
+
+// readLoop reads and handles frames until the connection ends and says why.
+func (c *connection) readLoop() string {
+	for !c.finished {
+		if c.fr.Buffered() == 0 {
+			c.flushConfirms()
+			c.armReadDeadline()
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return c.readError(err)
+		}
+		if c.closing {
+			c.handleWhileClosing(f)
+			continue
+		}
+		if err := c.handleFrame(f); err != nil {
+			c.fail(err)
+		}
+	}
+	return "closed"
+}
+
+func (c *connection) armReadDeadline() {
+	switch {
+	case c.closing:
+		// The deadline set when closing began stands.
+	case c.heartbeat > 0:
+		// A peer silent for two heartbeat intervals is dead (spec 4.2.7).
+		_ = c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))
+	default:
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (c *connection) readError(err error) string {
+	switch {
+	case errors.Is(err, amqp091.ErrFrameTooLarge), errors.Is(err, amqp091.ErrFrameEnd):
+		c.fail(newError(amqp091.FrameError, nil, "%v", err))
+		// Give the client a moment to read the close.
+		c.out.closeAfterFlush()
+		return err.Error()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.closing {
+			return "no connection.close-ok from client"
+		}
+		c.log.Warn("missed heartbeats from client, closing", "timeout", 2*c.heartbeat)
+		return "missed heartbeats"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		if !c.closing && !c.forced.Load() {
+			c.log.Info("client closed the socket without connection.close")
+		}
+		return "socket closed"
+	}
+	return err.Error()
+}
+
+// fail handles a protocol exception: soft errors close the channel, hard ones
+// the connection.
+func (c *connection) fail(err error) {
+	var ae *amqpError
+	if !errors.As(err, &ae) {
+		ae = newError(amqp091.InternalError, nil, "%v", err)
+		ae.hard = true
+	}
+	if !ae.hard {
+		if ch := c.channels[ae.channel()]; ch != nil {
+			ch.closeWithError(ae)
+			return
+		}
+	}
+	c.log.Warn("closing connection on error", "code", ae.code, "text", ae.text)
+	c.startClose(ae.code, ae.text, ae.classID, ae.methodID)
+}
+
+// startClose sends connection.close and waits for close-ok (bounded).
+func (c *connection) startClose(code uint16, text string, classID, methodID uint16) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.out.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: code, ReplyText: text, ClassID: classID, MethodID: methodID})
+	_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+}
+
+// forceClose is called from another goroutine on shutdown.
+func (c *connection) forceClose(text string) {
+	c.forced.Store(true)
+	c.out.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: text})
+	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+}
+
+// handleWhileClosing discards everything but the close handshake (spec
+// 2.2.4: after sending close, a peer discards frames until close-ok).
+func (c *connection) handleWhileClosing(f amqp091.Frame) {
+	if f.Type != amqp091.FrameMethod || f.Channel != 0 {
+		return
+	}
+	switch cls, mth := amqp091.MethodIDs(f.Payload); {
+	case cls == amqp091.ClassConnection && mth == 51: // close-ok
+		c.finished = true
+	case cls == amqp091.ClassConnection && mth == 50: // close crossing ours
+		c.out.appendMethod(0, &amqp091.ConnectionCloseOk{})
+		c.finished = true
+	}
+}
+
+func (c *connection) handleFrame(f amqp091.Frame) error {
+	switch f.Type {
+	case amqp091.FrameHeartbeat:
+		if f.Channel != 0 {
+			return newError(amqp091.FrameError, nil, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case amqp091.FrameMethod:
+		if f.Channel == 0 {
+			return c.connectionMethod(f.Payload)
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return c.openChannel(f)
+		}
+		return ch.handleMethod(f.Payload)
+	case amqp091.FrameHeader, amqp091.FrameBody:
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return newError(amqp091.ChannelError, nil, "expected 'channel.open' on channel %d", f.Channel)
+		}
+		return ch.handleContent(f)
+	}
+	return newError(amqp091.FrameError, nil, "unknown frame type %d", f.Type)
+}
+
+func (c *connection) connectionMethod(payload []byte) error {
+	m, err := amqp091.DecodeMethod(payload)
+	if err != nil {
+		return decodeError(err)
+	}
+	switch m := m.(type) {
+	case *amqp091.ConnectionClose:
+		c.log.Debug("client closed connection", "code", m.ReplyCode, "text", m.ReplyText)
+		c.out.appendMethod(0, &amqp091.ConnectionCloseOk{})
+		c.finished = true
+	case *amqp091.ConnectionCloseOk:
+		c.finished = true
+	case *amqp091.ConnectionUpdateSecret:
+		c.out.appendMethod(0, &amqp091.ConnectionUpdateSecretOk{})
+	case *amqp091.ConnectionBlocked, *amqp091.ConnectionUnblocked:
+		// Clients may send these; the server has nothing to do.
+	default:
+		return newError(amqp091.CommandInvalid, m, "unexpected method %s on channel 0", m.Name())
+	}
+	return nil
+}
+
+// decodeError maps codec errors to the exception the spec asks for.
+func decodeError(err error) error {
+	var um amqp091.ErrUnknownMethod
+	if errors.As(err, &um) {
+		return newError(amqp091.CommandInvalid, nil, "unknown method %d.%d", um.ClassID, um.MethodID)
+	}
+	return newError(amqp091.SyntaxError, nil, "%v", err)
+}
+
+func (c *connection) openChannel(f amqp091.Frame) error {
+	cls, mth := amqp091.MethodIDs(f.Payload)
+	if cls != amqp091.ClassChannel || mth != 10 {
+		return newError(amqp091.ChannelError, nil, "expected 'channel.open' on channel %d", f.Channel)
+	}
+	if f.Channel > c.channelMax {
+		return newError(amqp091.NotAllowed, nil, "channel id %d exceeds channel_max %d", f.Channel, c.channelMax)
+	}
+	ch := newChannel(c, f.Channel)
+	c.channels[f.Channel] = ch
+	c.chMu.Lock()
+	c.chList = append(c.chList, ch)
+	c.chMu.Unlock()
+	c.srv.stats.chansTotal.Add(1)
+	c.srv.stats.chansOpen.Add(1)
+	c.out.appendMethod(f.Channel, &amqp091.ChannelOpenOk{})
+	return nil
+}
+
+// removeChannel forgets a channel whose close handshake completed.
+func (c *connection) removeChannel(ch *channel) {
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+		c.srv.stats.chansOpen.Add(-1)
+	}
+	c.chMu.Lock()
+	for i, x := range c.chList {
+		if x == ch {
+			c.chList = append(c.chList[:i], c.chList[i+1:]...)
+			break
+		}
+	}
+	c.chMu.Unlock()
+}
+
+// teardown releases everything the connection holds: unacked messages go
+// back to their queues, consumers are cancelled, exclusive queues deleted.
+func (c *connection) teardown() {
+	for _, ch := range c.channels {
+		ch.release()
+		c.removeChannel(ch)
+	}
+	if c.vhost != nil {
+		c.vhost.DeleteExclusive(c.id)
+	}
+	if c.blockSent {
+		c.srv.stats.blocked.Add(-1)
+	}
+}
+
+// onDrain runs on the writer goroutine after the outbox drained below its
+// limit: queues whose deliveries were refused get another chance.
+func (c *connection) onDrain() {
+	c.chMu.Lock()
+	chans := append([]*channel(nil), c.chList...)
+	c.chMu.Unlock()
+	for _, ch := range chans {
+		ch.redispatch()
+	}
+}
+
+// flushConfirms sends the publisher confirms accumulated while reading a
+// batch of frames, one multiple-ack per channel.
+func (c *connection) flushConfirms() {
+	for _, ch := range c.confirmQ {
+		ch.flushConfirms()
+	}
+	c.confirmQ = c.confirmQ[:0]
+}

@@ -1,0 +1,240 @@
+package amqp
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+// consumer is a basic.consume subscription; it is the broker.Consumer its
+// queue delivers to.
+type consumer struct {
+	ch        *channel
+	tag       string
+	queue     *broker.Queue
+	noAck     bool
+	prefetch  uint16 // per-consumer limits, fixed at consume time
+	prefSize  uint32
+	unacked   int   // guarded by ch.mu
+	unackedB  int64 // guarded by ch.mu
+	started   bool  // guarded by ch.mu: consume-ok has been sent
+	cancelled bool  // guarded by ch.mu
+}
+
+// TryDeliver implements broker.Consumer: it encodes the delivery into the
+// connection's outbox when prefetch, flow and the outbox allow.
+func (c *consumer) TryDeliver(d broker.Delivery) bool {
+	ch := c.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed || !c.started || c.cancelled || !ch.flowActive {
+		return false
+	}
+	size := int64(len(d.Msg.Body))
+	if !c.noAck {
+		if c.prefetch > 0 && c.unacked >= int(c.prefetch) {
+			return false
+		}
+		if c.prefSize > 0 && c.unacked > 0 && c.unackedB+size > int64(c.prefSize) {
+			return false
+		}
+		if ch.prefetchCount > 0 && ch.live >= int(ch.prefetchCount) {
+			return false
+		}
+		if ch.prefetchSize > 0 && ch.live > 0 && ch.liveBytes+size > int64(ch.prefetchSize) {
+			return false
+		}
+	}
+	o := ch.conn.out
+	o.mu.Lock()
+	if !o.roomLocked() {
+		o.mu.Unlock()
+		return false
+	}
+	ch.nextTag++
+	tag := ch.nextTag
+	o.buf = amqp091.AppendDeliver(o.buf, ch.id, c.tag, tag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey)
+	o.buf = appendContent(o.buf, ch.id, d.Msg, ch.conn.frameMax)
+	o.signalLocked()
+	o.mu.Unlock()
+	if !c.noAck {
+		ch.unacked = append(ch.unacked, unacked{tag: tag, d: d, c: c})
+		ch.live++
+		ch.liveBytes += size
+		c.unacked++
+		c.unackedB += size
+	}
+	return true
+}
+
+// Cancelled implements broker.Consumer: the queue was deleted. Clients that
+// asked for consumer_cancel_notify get basic.cancel.
+func (c *consumer) Cancelled(*broker.Queue) {
+	ch := c.ch
+	ch.mu.Lock()
+	if ch.closed || c.cancelled {
+		ch.mu.Unlock()
+		return
+	}
+	c.cancelled = true
+	delete(ch.consumers, c.tag)
+	ch.mu.Unlock()
+	ch.conn.srv.stats.consumersOpen.Add(-1)
+	if ch.conn.caps.cancelNotify {
+		ch.conn.out.appendMethod(ch.id, &amqp091.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	}
+}
+
+func (ch *channel) basicQos(m *amqp091.BasicQos) error {
+	ch.mu.Lock()
+	if m.Global {
+		ch.prefetchCount, ch.prefetchSize = m.PrefetchCount, m.PrefetchSize
+	} else {
+		ch.consumerCount, ch.consumerSize = m.PrefetchCount, m.PrefetchSize
+	}
+	ch.mu.Unlock()
+	ch.send(&amqp091.BasicQosOk{})
+	// A raised limit may let waiting messages through.
+	ch.redispatch()
+	return nil
+}
+
+func (ch *channel) basicConsume(m *amqp091.BasicConsume) error {
+	c := ch.conn
+	if m.Queue == replyToPseudoQueue {
+		return ch.consumeReplies(m)
+	}
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	q, err := c.vhost.Queue(name, c.id)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	return ch.startConsumer(m, q)
+}
+
+// startConsumer registers a consumer; consume-ok goes out before the first
+// delivery.
+func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error {
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = "amq.ctag-" + randomToken()
+	}
+	prio, err := consumerPriority(m)
+	if err != nil {
+		return err
+	}
+	ch.mu.Lock()
+	if _, dup := ch.consumers[tag]; dup {
+		ch.mu.Unlock()
+		return newError(amqp091.NotAllowed, m, "attempt to reuse consumer tag '%s'", tag)
+	}
+	cons := &consumer{ch: ch, tag: tag, queue: q, noAck: m.NoAck, prefetch: ch.consumerCount, prefSize: ch.consumerSize}
+	ch.consumers[tag] = cons
+	ch.mu.Unlock()
+
+	if err := q.Consume(cons, broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio}); err != nil {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
+		return fromBroker(err, m)
+	}
+	ch.conn.srv.stats.consumersOpen.Add(1)
+	if !m.NoWait {
+		ch.send(&amqp091.BasicConsumeOk{ConsumerTag: tag})
+	}
+	ch.mu.Lock()
+	cons.started = true
+	ch.mu.Unlock()
+	q.Dispatch()
+	return nil
+}
+
+// consumerPriority reads the x-priority consumer argument.
+func consumerPriority(m *amqp091.BasicConsume) (int, error) {
+	v, ok := m.Arguments["x-priority"]
+	if !ok {
+		return 0, nil
+	}
+	switch n := v.(type) {
+	case int8:
+		return int(n), nil
+	case int16:
+		return int(n), nil
+	case int32:
+		return int(n), nil
+	case int64:
+		return int(n), nil
+	case uint8:
+		return int(n), nil
+	case uint16:
+		return int(n), nil
+	case uint32:
+		return int(n), nil
+	}
+	return 0, newError(amqp091.PreconditionFailed, m, "invalid arg 'x-priority' for consumer: %v", v)
+}
+
+func (ch *channel) basicCancel(m *amqp091.BasicCancel) error {
+	ch.mu.Lock()
+	c := ch.consumers[m.ConsumerTag]
+	if c != nil {
+		delete(ch.consumers, m.ConsumerTag)
+		c.cancelled = true
+	}
+	ch.mu.Unlock()
+	if c != nil {
+		c.queue.Cancel(c)
+		ch.conn.srv.stats.consumersOpen.Add(-1)
+	}
+	// Cancelling an unknown tag is not an error (spec: basic.cancel).
+	if !m.NoWait {
+		ch.send(&amqp091.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	}
+	return nil
+}
+
+func (ch *channel) basicGet(m *amqp091.BasicGet) error {
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	q, err := ch.conn.vhost.Queue(name, ch.conn.id)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	// The get runs before taking the channel's lock (lock order is queue,
+	// then channel); the tag is assigned and written under it, so tags stay
+	// in outbox order.
+	d, ok := q.Get(m.NoAck)
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	o := ch.conn.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !ok {
+		o.buf = amqp091.AppendMethodFrame(o.buf, ch.id, &amqp091.BasicGetEmpty{})
+		o.signalLocked()
+		return nil
+	}
+	ch.nextTag++
+	o.buf = amqp091.AppendGetOk(o.buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
+	o.buf = appendContent(o.buf, ch.id, d.Msg, ch.conn.frameMax)
+	o.signalLocked()
+	if !m.NoAck {
+		ch.unacked = append(ch.unacked, unacked{tag: ch.nextTag, d: d})
+		ch.live++
+		ch.liveBytes += int64(len(d.Msg.Body))
+	}
+	return nil
+}
+
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

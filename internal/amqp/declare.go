@@ -1,0 +1,122 @@
+package amqp
+
+import (
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+func (ch *channel) exchangeDeclare(m *amqp091.ExchangeDeclare) error {
+	_, err := ch.conn.vhost.DeclareExchange(broker.ExchangeConfig{
+		Name: m.Exchange, Type: m.Type, Durable: m.Durable, AutoDelete: m.AutoDelete,
+		Internal: m.Internal, Args: m.Arguments,
+	}, m.Passive)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.ExchangeDeclareOk{})
+	}
+	return nil
+}
+
+func (ch *channel) exchangeDelete(m *amqp091.ExchangeDelete) error {
+	if err := ch.conn.vhost.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.ExchangeDeleteOk{})
+	}
+	return nil
+}
+
+func (ch *channel) exchangeBind(m *amqp091.ExchangeBind) error {
+	if err := ch.conn.vhost.BindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.ExchangeBindOk{})
+	}
+	return nil
+}
+
+func (ch *channel) exchangeUnbind(m *amqp091.ExchangeUnbind) error {
+	if err := ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.ExchangeUnbindOk{})
+	}
+	return nil
+}
+
+func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
+	c := ch.conn
+	q, err := c.vhost.DeclareQueue(broker.QueueConfig{
+		Name: m.Queue, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: m.Arguments,
+	}, m.Passive, c.id)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	ch.lastQueue = q.Name()
+	if !m.NoWait {
+		ready, _, consumers := q.Counts()
+		ch.send(&amqp091.QueueDeclareOk{Queue: q.Name(), MessageCount: uint32(ready), ConsumerCount: uint32(consumers)})
+	}
+	return nil
+}
+
+func (ch *channel) queueBind(m *amqp091.QueueBind) error {
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	if err := ch.conn.vhost.BindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.QueueBindOk{})
+	}
+	return nil
+}
+
+func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	if err := ch.conn.vhost.UnbindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil {
+		return fromBroker(err, m)
+	}
+	ch.send(&amqp091.QueueUnbindOk{})
+	return nil
+}
+
+func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	n, err := ch.conn.vhost.PurgeQueue(name, ch.conn.id)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.QueuePurgeOk{MessageCount: uint32(n)})
+	}
+	return nil
+}
+
+func (ch *channel) queueDelete(m *amqp091.QueueDelete) error {
+	name, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	n, err := ch.conn.vhost.DeleteQueue(name, m.IfUnused, m.IfEmpty, ch.conn.id)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	if !m.NoWait {
+		ch.send(&amqp091.QueueDeleteOk{MessageCount: uint32(n)})
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package amqp
+
+import (
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+// replyToPseudoQueue is RabbitMQ's direct reply-to name.
+const replyToPseudoQueue = "amq.rabbitmq.reply-to"
+
+func (ch *channel) basicPublish() error {
+	if ch.pub.Immediate {
+		// RabbitMQ dropped immediate in 3.0 and answers it this way.
+		return newError(amqp091.NotImplemented, &ch.pub, "immediate=true")
+	}
+	ch.pubState = pubWantHeader
+	return nil
+}
+
+// handleContent assembles a published message from its header and body
+// frames (spec 4.2.6).
+func (ch *channel) handleContent(f amqp091.Frame) error {
+	if ch.closing {
+		return nil
+	}
+	switch f.Type {
+	case amqp091.FrameHeader:
+		if ch.pubState != pubWantHeader {
+			return newError(amqp091.UnexpectedFrame, nil, "unexpected content header on channel %d", ch.id)
+		}
+		if err := amqp091.DecodeContentHeader(f.Payload, &ch.hdr); err != nil {
+			return newError(amqp091.FrameError, nil, "malformed content header: %v", err)
+		}
+		if ch.hdr.ClassID != amqp091.ClassBasic {
+			return newError(amqp091.FrameError, nil, "content header for class %d", ch.hdr.ClassID)
+		}
+		if max := ch.conn.srv.cfg.MaxMessageSize; ch.hdr.BodySize > max {
+			ch.pubState = pubIdle
+			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "message size %d is larger than configured max size %d", ch.hdr.BodySize, max)
+		}
+		// One allocation holds the encoded properties and the body.
+		raw := ch.hdr.RawProperties
+		buf := make([]byte, len(raw), len(raw)+int(ch.hdr.BodySize))
+		copy(buf, raw)
+		ch.msg = &broker.Message{
+			Exchange:   ch.pub.Exchange,
+			RoutingKey: ch.pub.RoutingKey,
+			Props:      toBroker(&ch.hdr.Properties),
+			WireProps:  buf[:len(raw):len(raw)],
+			Body:       buf[len(raw):len(raw)],
+		}
+		if ch.hdr.BodySize == 0 {
+			return ch.publishComplete()
+		}
+		ch.pubState = pubWantBody
+		return nil
+	default: // body
+		if ch.pubState != pubWantBody {
+			return newError(amqp091.UnexpectedFrame, nil, "unexpected content body on channel %d", ch.id)
+		}
+		if uint64(len(ch.msg.Body)+len(f.Payload)) > ch.hdr.BodySize {
+			return newError(amqp091.FrameError, nil, "content body exceeds the %d bytes announced", ch.hdr.BodySize)
+		}
+		ch.msg.Body = append(ch.msg.Body, f.Payload...)
+		if uint64(len(ch.msg.Body)) == ch.hdr.BodySize {
+			return ch.publishComplete()
+		}
+		return nil
+	}
+}
+
+func (ch *channel) softError(code uint16, m amqp091.Method, format string, args ...any) error {
+	e := newError(code, m, format, args...)
+	e.ch = ch.id
+	return e
+}
+
+func (ch *channel) publishComplete() error {
+	m := ch.msg
+	ch.msg = nil
+	ch.pubState = pubIdle
+	mandatory := ch.pub.Mandatory
+	if err := m.ValidateExpiration(); err != nil {
+		return ch.softError(amqp091.PreconditionFailed, &ch.pub, "invalid expiration '%s' for message", m.Props.Expiration)
+	}
+	if m.Props.UserID != "" && m.Props.UserID != ch.conn.user.Name {
+		return ch.softError(amqp091.PreconditionFailed, &ch.pub, "user_id property set to '%s' but authenticated user was '%s'", m.Props.UserID, ch.conn.user.Name)
+	}
+	if m.Props.ReplyTo == replyToPseudoQueue {
+		ch.mu.Lock()
+		rq := ch.replyQueue
+		ch.mu.Unlock()
+		if rq == "" {
+			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "fast reply consumer does not exist")
+		}
+		m.Props.ReplyTo = rq
+		m.WireProps = nil // re-encode with the rewritten reply-to
+	}
+	ch.conn.waitWhileBlocked()
+	if ch.tx != nil {
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: mandatory})
+		return nil
+	}
+	return ch.route(m, mandatory)
+}
+
+// route publishes m and answers with basic.return and a confirm as needed.
+func (ch *channel) route(m *broker.Message, mandatory bool) error {
+	m.Published = time.Now().UnixNano()
+	res, err := ch.conn.vhost.Publish(&ch.scratch, m)
+	if err != nil {
+		return fromBroker(err, &amqp091.BasicPublish{})
+	}
+	if mandatory && res.Routed == 0 && !res.Rejected {
+		ch.basicReturn(m)
+	}
+	if ch.confirm {
+		ch.publishSeq++
+		if res.Rejected {
+			ch.flushConfirms()
+			ch.sendConfirm(true, ch.publishSeq, false)
+			ch.confirmedTo = ch.publishSeq
+			ch.confirmUpTo = ch.publishSeq
+		} else {
+			ch.confirmUpTo = ch.publishSeq
+			if !ch.confirmQueued {
+				ch.confirmQueued = true
+				ch.conn.confirmQ = append(ch.conn.confirmQ, ch)
+			}
+		}
+	}
+	return nil
+}
+
+func (ch *channel) basicReturn(m *broker.Message) {
+	o := ch.conn.out
+	o.mu.Lock()
+	o.buf = amqp091.AppendReturn(o.buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
+	o.buf = appendContent(o.buf, ch.id, m, ch.conn.frameMax)
+	o.signalLocked()
+	o.mu.Unlock()
+	ch.conn.srv.stats.returned.Add(1)
+}
+
+// flushConfirms acks every publish up to confirmUpTo in one frame.
+func (ch *channel) flushConfirms() {
+	ch.confirmQueued = false
+	if ch.confirmUpTo <= ch.confirmedTo || ch.closing {
+		return
+	}
+	ch.sendConfirm(false, ch.confirmUpTo, ch.confirmUpTo-ch.confirmedTo > 1)
+	ch.confirmedTo = ch.confirmUpTo
+}
+
+func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
+	o := ch.conn.out
+	o.mu.Lock()
+	o.buf = amqp091.AppendConfirm(o.buf, ch.id, nack, tag, multiple)
+	o.signalLocked()
+	o.mu.Unlock()
+	if nack {
+		ch.conn.srv.stats.nacked.Add(1)
+	} else {
+		ch.conn.srv.stats.confirmed.Add(1)
+	}
+}
+
+func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
+	if ch.tx != nil {
+		return newError(amqp091.PreconditionFailed, m, "cannot switch from tx to confirm mode")
+	}
+	ch.confirm = true
+	if !m.NoWait {
+		ch.send(&amqp091.ConfirmSelectOk{})
+	}
+	return nil
+}
+
+// waitWhileBlocked stops reading (TCP then pushes back on the publisher)
+// while the memory alarm is on, telling clients that asked with
+// connection.blocked.
+func (c *connection) waitWhileBlocked() {
+	alarm := c.srv.broker.MemoryAlarm()
+	if !alarm.Active() {
+		if c.blockSent {
+			c.unblock()
+		}
+		return
+	}
+	if !c.blockSent {
+		c.blockSent = true
+		c.srv.stats.blocked.Add(1)
+		if c.caps.blocked {
+			c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
+		}
+	}
+	c.flushConfirms()
+	// Heartbeats from the client are not read while blocked, so the
+	// missed-heartbeat deadline is suspended (as RabbitMQ does).
+	_ = c.nc.SetReadDeadline(time.Time{})
+	for alarm.Active() && !c.forced.Load() {
+		select {
+		case <-c.alarmWake:
+		case <-time.After(time.Second):
+		}
+	}
+	c.unblock()
+}
+
+func (c *connection) unblock() {
+	c.blockSent = false
+	c.srv.stats.blocked.Add(-1)
+	if c.caps.blocked {
+		c.out.appendMethod(0, &amqp091.ConnectionUnblocked{})
+	}
+}

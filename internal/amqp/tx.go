@@ -1,0 +1,64 @@
+package amqp
+
+import (
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+// txState buffers a transaction's publishes and acknowledgements until
+// tx.commit (spec class tx).
+type txState struct {
+	publishes []txPublish
+	settles   []txSettle
+}
+
+type txPublish struct {
+	msg       *broker.Message
+	mandatory bool
+}
+
+type txSettle struct {
+	tag               uint64
+	multiple, requeue bool
+	ack               bool
+}
+
+func (ch *channel) txSelect(m *amqp091.TxSelect) error {
+	if ch.confirm {
+		return newError(amqp091.PreconditionFailed, m, "cannot switch from confirm to tx mode")
+	}
+	if ch.tx == nil {
+		ch.tx = &txState{}
+	}
+	ch.send(&amqp091.TxSelectOk{})
+	return nil
+}
+
+func (ch *channel) txCommit(m *amqp091.TxCommit) error {
+	if ch.tx == nil {
+		return newError(amqp091.PreconditionFailed, m, "channel is not transactional")
+	}
+	tx := *ch.tx
+	ch.tx.publishes, ch.tx.settles = nil, nil
+	for _, p := range tx.publishes {
+		if err := ch.route(p.msg, p.mandatory); err != nil {
+			return err
+		}
+	}
+	for _, s := range tx.settles {
+		if err := ch.settleNow(s.tag, s.multiple, s.requeue, s.ack, m); err != nil {
+			return err
+		}
+	}
+	ch.send(&amqp091.TxCommitOk{})
+	return nil
+}
+
+func (ch *channel) txRollback(m *amqp091.TxRollback) error {
+	if ch.tx == nil {
+		return newError(amqp091.PreconditionFailed, m, "channel is not transactional")
+	}
+	ch.tx.publishes, ch.tx.settles = nil, nil
+	ch.send(&amqp091.TxRollbackOk{})
+	return nil
+}

@@ -1,0 +1,232 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. TOML keys are the snake_case names in
+// the struct tags; see docs/configuration.md.
+type Config struct {
+	// DataDir holds durable state. Default "./tern-data".
+	DataDir string `toml:"data_dir"`
+	// AMQPAddr is the AMQP 0-9-1 listen address. Default ":5672".
+	AMQPAddr string `toml:"amqp_addr"`
+	// HTTPAddr serves /healthz and /metrics. Default ":15672".
+	HTTPAddr string `toml:"http_addr"`
+	// MQTTAddr is reserved for the MQTT listener. Default "" (off).
+	MQTTAddr string `toml:"mqtt_addr"`
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string `toml:"log_level"`
+	// LogFormat is "text" or "json". Default "text".
+	LogFormat string `toml:"log_format"`
+	// MemoryHighWatermark is the bytes of queued message bodies above which
+	// publishers are blocked. Default: 40% of the machine's memory.
+	MemoryHighWatermark ByteSize `toml:"memory_high_watermark"`
+
+	AMQP AMQP `toml:"amqp"`
+	// VHosts to create besides "/".
+	VHosts []string `toml:"vhosts"`
+	// Users to create. Without any, the default guest/guest user (loopback
+	// only, as RabbitMQ) exists.
+	Users []User `toml:"users"`
+}
+
+// AMQP tunes the AMQP listener.
+type AMQP struct {
+	FrameMax       uint32   `toml:"frame_max"`        // default 131072
+	ChannelMax     uint16   `toml:"channel_max"`      // default 2047
+	Heartbeat      Duration `toml:"heartbeat"`        // default 60s; "0s" disables
+	MaxMessageSize ByteSize `toml:"max_message_size"` // default 128MiB
+}
+
+// User is a user account in the config file.
+type User struct {
+	Name string `toml:"name"`
+	// Password in clear text, or PasswordHash as an argon2id PHC string
+	// (tern hash-password prints one).
+	Password     string   `toml:"password"`
+	PasswordHash string   `toml:"password_hash"`
+	VHosts       []string `toml:"vhosts"` // default ["/"]; "*" for all
+	Tags         []string `toml:"tags"`
+	LoopbackOnly bool     `toml:"loopback_only"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		DataDir:             "./tern-data",
+		AMQPAddr:            ":5672",
+		HTTPAddr:            ":15672",
+		LogLevel:            "info",
+		LogFormat:           "text",
+		MemoryHighWatermark: ByteSize(defaultWatermark()),
+		AMQP: AMQP{
+			FrameMax:       131072,
+			ChannelMax:     2047,
+			Heartbeat:      Duration(60 * time.Second),
+			MaxMessageSize: 128 << 20,
+		},
+	}
+}
+
+// defaultWatermark is 40% of physical memory, RabbitMQ's default ratio.
+func defaultWatermark() int64 {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					return kb * 1024 * 4 / 10
+				}
+			}
+		}
+	}
+	return 1 << 30
+}
+
+// Load builds the configuration from defaults, the TOML file named by
+// --config (or TERN_CONFIG), the environment and the flags in args.
+func Load(args []string, env func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	fs := flag.NewFlagSet("tern server", flag.ContinueOnError)
+	configPath := fs.String("config", "", "TOML configuration file (env TERN_CONFIG)")
+	dataDir := fs.String("data-dir", cfg.DataDir, "data directory (env TERN_DATA_DIR)")
+	amqpAddr := fs.String("amqp-addr", cfg.AMQPAddr, `AMQP 0-9-1 listen address, "" to disable (env TERN_AMQP_ADDR)`)
+	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz and /metrics, "" to disable (env TERN_HTTP_ADDR)`)
+	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, "MQTT listen address, reserved for MQTT support (env TERN_MQTT_ADDR)")
+	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
+	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	path := *configPath
+	if !set["config"] {
+		if v, ok := env("TERN_CONFIG"); ok {
+			path = v
+		}
+	}
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if undec := md.Undecoded(); len(undec) > 0 {
+			return cfg, fmt.Errorf("config: unknown keys in %s: %v", path, undec)
+		}
+	}
+	for _, o := range []struct {
+		name string
+		dst  *string
+		val  *string
+	}{
+		{"data-dir", &cfg.DataDir, dataDir},
+		{"amqp-addr", &cfg.AMQPAddr, amqpAddr},
+		{"http-addr", &cfg.HTTPAddr, httpAddr},
+		{"mqtt-addr", &cfg.MQTTAddr, mqttAddr},
+		{"log-level", &cfg.LogLevel, logLevel},
+		{"log-format", &cfg.LogFormat, logFormat},
+	} {
+		envName := "TERN_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+		if v, ok := env(envName); ok {
+			*o.dst = v
+		}
+		if set[o.name] {
+			*o.dst = *o.val
+		}
+	}
+	if v, ok := env("TERN_MEMORY_HIGH_WATERMARK"); ok {
+		if err := cfg.MemoryHighWatermark.UnmarshalText([]byte(v)); err != nil {
+			return cfg, fmt.Errorf("config: TERN_MEMORY_HIGH_WATERMARK: %w", err)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks values that would otherwise fail later and obscurely.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("config: log_level %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("config: log_format %q is not text or json", c.LogFormat))
+	}
+	if c.AMQP.FrameMax != 0 && c.AMQP.FrameMax < 4096 {
+		errs = append(errs, fmt.Errorf("config: amqp.frame_max %d is below the protocol minimum 4096", c.AMQP.FrameMax))
+	}
+	for _, u := range c.Users {
+		if u.Name == "" {
+			errs = append(errs, errors.New("config: a user has no name"))
+		}
+		if u.Password == "" && u.PasswordHash == "" {
+			errs = append(errs, fmt.Errorf("config: user %q has neither password nor password_hash", u.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written as "60s" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ByteSize is a size in bytes, written as a number or with a unit suffix
+// ("512MiB", "2GB", "1048576") in TOML.
+type ByteSize int64
+
+// UnmarshalText parses a size with an optional KB/MB/GB (powers of 1000)
+// or KiB/MiB/GiB (powers of 1024) suffix.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid size %q", string(t))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// UnmarshalTOML accepts a bare integer as well as a string.
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*b = ByteSize(v)
+		return nil
+	case string:
+		return b.UnmarshalText([]byte(v))
+	}
+	return fmt.Errorf("invalid size %v", v)
+}

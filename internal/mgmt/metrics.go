@@ -1,0 +1,117 @@
+package mgmt
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tern-broker/tern/internal/amqp"
+	"github.com/tern-broker/tern/internal/broker"
+)
+
+// Sources are the components whose Stats the collector reads.
+type Sources struct {
+	Broker func() broker.Stats
+	AMQP   func() amqp.Stats // nil when the AMQP listener is off
+}
+
+type collector struct {
+	src   Sources
+	descs map[string]*prometheus.Desc
+}
+
+type metricDef struct {
+	name, help string
+	kind       prometheus.ValueType
+	labels     []string
+}
+
+var metricDefs = []metricDef{
+	{"tern_connections", "Open client connections.", prometheus.GaugeValue, nil},
+	{"tern_channels", "Open AMQP channels.", prometheus.GaugeValue, nil},
+	{"tern_consumers", "Consumers across all queues.", prometheus.GaugeValue, nil},
+	{"tern_connections_blocked", "Connections blocked by a resource alarm.", prometheus.GaugeValue, nil},
+	{"tern_connections_opened_total", "Connections accepted since start.", prometheus.CounterValue, nil},
+	{"tern_channels_opened_total", "Channels opened since start.", prometheus.CounterValue, nil},
+	{"tern_vhosts", "Virtual hosts.", prometheus.GaugeValue, nil},
+	{"tern_exchanges", "Exchanges.", prometheus.GaugeValue, nil},
+	{"tern_queues", "Queues.", prometheus.GaugeValue, nil},
+	{"tern_messages_ready", "Messages ready for delivery, all queues.", prometheus.GaugeValue, nil},
+	{"tern_messages_unacked", "Messages delivered and not yet acknowledged, all queues.", prometheus.GaugeValue, nil},
+	{"tern_queued_bytes", "Body bytes held by queues.", prometheus.GaugeValue, nil},
+	{"tern_memory_alarm", "1 while the memory alarm blocks publishers.", prometheus.GaugeValue, nil},
+	{"tern_messages_published_total", "Messages published.", prometheus.CounterValue, nil},
+	{"tern_messages_unroutable_total", "Published messages that reached no queue.", prometheus.CounterValue, nil},
+	{"tern_messages_delivered_total", "Deliveries to consumers and basic.get.", prometheus.CounterValue, nil},
+	{"tern_messages_redelivered_total", "Deliveries with the redelivered flag.", prometheus.CounterValue, nil},
+	{"tern_messages_acked_total", "Messages acknowledged by consumers.", prometheus.CounterValue, nil},
+	{"tern_messages_dead_lettered_total", "Messages republished to a dead-letter exchange.", prometheus.CounterValue, nil},
+	{"tern_messages_confirmed_total", "Publisher confirms (basic.ack frames) sent.", prometheus.CounterValue, nil},
+	{"tern_messages_nacked_total", "Publisher nacks sent.", prometheus.CounterValue, nil},
+	{"tern_messages_returned_total", "Mandatory messages returned unroutable.", prometheus.CounterValue, nil},
+	{"tern_amqp_received_bytes_total", "Bytes read from AMQP clients.", prometheus.CounterValue, nil},
+	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
+	{"tern_queue_messages_unacked", "Unacknowledged messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
+	{"tern_queue_consumers", "Consumers per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
+}
+
+func newCollector(src Sources) *collector {
+	c := &collector{src: src, descs: map[string]*prometheus.Desc{}}
+	for _, d := range metricDefs {
+		c.descs[d.name] = prometheus.NewDesc(d.name, d.help, d.labels, nil)
+	}
+	return c
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	kinds := map[string]prometheus.ValueType{}
+	for _, d := range metricDefs {
+		kinds[d.name] = d.kind
+	}
+	emit := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], kinds[name], v, labels...)
+	}
+	b := c.src.Broker()
+	boolf := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	emit("tern_vhosts", float64(b.VHosts))
+	emit("tern_exchanges", float64(b.Exchanges))
+	emit("tern_queues", float64(b.Queues))
+	emit("tern_consumers", float64(b.Consumers))
+	emit("tern_messages_ready", float64(b.MessagesReady))
+	emit("tern_messages_unacked", float64(b.MessagesUnacked))
+	emit("tern_queued_bytes", float64(b.QueuedBytes))
+	emit("tern_memory_alarm", boolf(b.MemoryAlarm))
+	emit("tern_messages_published_total", float64(b.Published))
+	emit("tern_messages_unroutable_total", float64(b.Unroutable))
+	emit("tern_messages_delivered_total", float64(b.Delivered))
+	emit("tern_messages_redelivered_total", float64(b.Redelivered))
+	emit("tern_messages_acked_total", float64(b.Acked))
+	emit("tern_messages_dead_lettered_total", float64(b.DeadLettered))
+	for _, q := range b.PerQueue {
+		emit("tern_queue_messages_ready", float64(q.Ready), q.VHost, q.Name)
+		emit("tern_queue_messages_unacked", float64(q.Unacked), q.VHost, q.Name)
+		emit("tern_queue_consumers", float64(q.Consumers), q.VHost, q.Name)
+	}
+	var a amqp.Stats
+	if c.src.AMQP != nil {
+		a = c.src.AMQP()
+	}
+	emit("tern_connections", float64(a.ConnectionsOpen))
+	emit("tern_channels", float64(a.ChannelsOpen))
+	emit("tern_connections_blocked", float64(a.Blocked))
+	emit("tern_connections_opened_total", float64(a.ConnectionsTotal))
+	emit("tern_channels_opened_total", float64(a.ChannelsTotal))
+	emit("tern_messages_confirmed_total", float64(a.Confirmed))
+	emit("tern_messages_nacked_total", float64(a.Nacked))
+	emit("tern_messages_returned_total", float64(a.Returned))
+	emit("tern_amqp_received_bytes_total", float64(a.BytesIn))
+}
