@@ -32,29 +32,29 @@ type channel struct {
 	scratch   broker.RouteScratch
 	lastQueue string // the last queue declared, for methods naming queue ""
 
-	confirm      bool
-	publishSeq   uint64 // sequence number of the last publish in confirm mode
-	confirmedTo  uint64 // highest sequence number confirmed to the client
-	confirmUpTo  uint64 // highest sequence number ready to be acked
-	confirmQueued bool  // in conn.confirmQ
-	tx           *txState
+	confirm       bool
+	publishSeq    uint64 // sequence number of the last publish in confirm mode
+	confirmedTo   uint64 // highest sequence number confirmed to the client
+	confirmUpTo   uint64 // highest sequence number ready to be acked
+	confirmQueued bool   // in conn.confirmQ
+	tx            *txState
 
 	ackMethod amqp091.BasicAck // reused for the common basic.ack
 
-	mu             sync.Mutex
-	closed         bool
-	flowActive     bool
-	nextTag        uint64
-	unacked        []unacked // ordered by tag; entries before head are settled
-	head           int
-	live           int   // unsettled entries
-	liveBytes      int64 // their body bytes
-	consumers      map[string]*consumer
-	prefetchCount  uint16 // channel-wide (qos global=true)
-	prefetchSize   uint32
-	consumerCount  uint16 // for consumers created later (qos global=false)
-	consumerSize   uint32
-	replyQueue     string // direct reply-to queue, if a reply consumer exists
+	mu            sync.Mutex
+	closed        bool
+	flowActive    bool
+	nextTag       uint64
+	unacked       []unacked // ordered by tag; entries before head are settled
+	head          int
+	live          int   // unsettled entries
+	liveBytes     int64 // their body bytes
+	consumers     map[string]*consumer
+	prefetchCount uint16 // channel-wide (qos global=true)
+	prefetchSize  uint32
+	consumerCount uint16 // for consumers created later (qos global=false)
+	consumerSize  uint32
+	replyQueue    string // direct reply-to queue, if a reply consumer exists
 }
 
 // unacked is a delivery awaiting ack, nack or reject.

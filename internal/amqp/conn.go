@@ -267,7 +267,11 @@ func (c *connection) handleFrame(f amqp091.Frame) error {
 		if ch == nil {
 			return newError(amqp091.ChannelError, nil, "expected 'channel.open' on channel %d", f.Channel)
 		}
-		return ch.handleContent(f)
+		err := ch.handleContent(f)
+		if ae := asAMQPError(err); ae != nil {
+			ae.ch = ch.id
+		}
+		return err
 	}
 	return newError(amqp091.FrameError, nil, "unknown frame type %d", f.Type)
 }

@@ -59,10 +59,10 @@ func (c Config) withDefaults() Config {
 // Stats are the AMQP listener's counters.
 type Stats struct {
 	ConnectionsOpen, ChannelsOpen, ConsumersOpen int64
-	ConnectionsTotal, ChannelsTotal             uint64
-	Confirmed, Nacked, Returned                 uint64
-	BytesIn, BytesOut                           uint64
-	Blocked                                     int64
+	ConnectionsTotal, ChannelsTotal              uint64
+	Confirmed, Nacked, Returned                  uint64
+	BytesIn, BytesOut                            uint64
+	Blocked                                      int64
 }
 
 type counters struct {
