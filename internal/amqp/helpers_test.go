@@ -33,10 +33,10 @@ func expectCode(t *testing.T, err error, code int) *amqp.Error {
 	return ae
 }
 
-// declare makes a server-named, auto-delete test queue.
+// declare makes a server-named test queue.
 func declare(t *testing.T, ch *amqp.Channel, args amqp.Table) string {
 	t.Helper()
-	q, err := ch.QueueDeclare("", false, false, true, false, args)
+	q, err := ch.QueueDeclare("", false, false, false, false, args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +82,19 @@ func getBody(t *testing.T, ch *amqp.Channel, q string) string {
 		t.Fatalf("queue %s is empty", q)
 	}
 	return string(m.Body)
+}
+
+// drain receives until nothing arrives for quiet and returns the deliveries.
+func drain(d <-chan amqp.Delivery, quiet time.Duration) []amqp.Delivery {
+	var out []amqp.Delivery
+	for {
+		select {
+		case m := <-d:
+			out = append(out, m)
+		case <-time.After(quiet):
+			return out
+		}
+	}
 }
 
 func queueLen(t *testing.T, ch *amqp.Channel, q string) int {
