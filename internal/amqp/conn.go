@@ -44,9 +44,10 @@ type connection struct {
 	done      chan struct{}
 	writerOut chan struct{}
 
-	alarmWake chan struct{} // the memory alarm changed
-	blockSent bool
-	unsub     func()
+	alarmWake     chan struct{} // the memory alarm changed
+	published     atomic.Bool   // the client has published: alarms block it
+	blockNotified atomic.Bool   // connection.blocked sent and not yet undone
+	unsub         func()
 }
 
 type clientCaps struct {
@@ -104,7 +105,10 @@ func (c *connection) serve() {
 			_ = c.nc.Close()
 		})
 	}()
-	c.unsub = c.srv.broker.MemoryAlarm().Subscribe(func(bool) {
+	c.unsub = c.srv.broker.MemoryAlarm().Subscribe(func(on bool) {
+		if c.published.Load() {
+			c.notifyBlocked(on)
+		}
 		select {
 		case c.alarmWake <- struct{}{}:
 		default:
@@ -351,9 +355,6 @@ func (c *connection) teardown() {
 	}
 	if c.vhost != nil {
 		c.vhost.DeleteExclusive(c.id)
-	}
-	if c.blockSent {
-		c.srv.stats.blocked.Add(-1)
 	}
 }
 

@@ -179,23 +179,17 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 }
 
 // waitWhileBlocked stops reading (TCP then pushes back on the publisher)
-// while the memory alarm is on, telling clients that asked with
-// connection.blocked.
+// while the memory alarm is on. Only publishing stalls: a connection is
+// blocked when it next publishes, as in RabbitMQ.
 func (c *connection) waitWhileBlocked() {
+	c.published.Store(true)
 	alarm := c.srv.broker.MemoryAlarm()
 	if !alarm.Active() {
-		if c.blockSent {
-			c.unblock()
-		}
 		return
 	}
-	if !c.blockSent {
-		c.blockSent = true
-		c.srv.stats.blocked.Add(1)
-		if c.caps.blocked {
-			c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
-		}
-	}
+	c.notifyBlocked(true)
+	c.srv.stats.blocked.Add(1)
+	defer c.srv.stats.blocked.Add(-1)
 	c.flushConfirms()
 	// Heartbeats from the client are not read while blocked, so the
 	// missed-heartbeat deadline is suspended (as RabbitMQ does).
@@ -206,13 +200,19 @@ func (c *connection) waitWhileBlocked() {
 		case <-time.After(time.Second):
 		}
 	}
-	c.unblock()
+	c.notifyBlocked(false)
 }
 
-func (c *connection) unblock() {
-	c.blockSent = false
-	c.srv.stats.blocked.Add(-1)
-	if c.caps.blocked {
+// notifyBlocked sends connection.blocked or connection.unblocked to clients
+// that declared the capability, once per transition. It runs on the reader
+// and on the alarm's goroutine.
+func (c *connection) notifyBlocked(on bool) {
+	if !c.caps.blocked || !c.blockNotified.CompareAndSwap(!on, on) {
+		return
+	}
+	if on {
+		c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
+	} else {
 		c.out.appendMethod(0, &amqp091.ConnectionUnblocked{})
 	}
 }
