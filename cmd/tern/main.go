@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,6 +57,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runServer(args []string, stderr io.Writer) int {
 	cfg, err := config.Load(args, os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "tern:", err)
 		return 2
