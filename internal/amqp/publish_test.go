@@ -72,6 +72,7 @@ func TestTransactionsCommitAndRollback(t *testing.T) {
 	}
 	_ = m.Ack(false)
 	_ = ch.TxRollback()
+	//lint:ignore SA1019 basic.recover is part of the protocol under test
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,6 @@ func TestManyChannelsAndConsumersOnOneConnection(t *testing.T) {
 	s := testkit.Start(t)
 	c := s.Dial(t)
 	pub, _ := c.Channel()
-	var queues []string
 	var ds []<-chan amqp.Delivery
 	for i := 0; i < 20; i++ {
 		ch, err := c.Channel()
@@ -247,7 +247,6 @@ func TestManyChannelsAndConsumersOnOneConnection(t *testing.T) {
 		}
 		q := declare(t, ch, nil)
 		_ = ch.QueueBind(q, "", "amq.fanout", false, nil)
-		queues = append(queues, q)
 		ds = append(ds, consume(t, ch, q, true))
 	}
 	for i := 0; i < 50; i++ {

@@ -175,6 +175,7 @@ func TestBasicRecoverRedeliversUnacked(t *testing.T) {
 	publish(t, ch, "", q, body("x"))
 	d := consume(t, ch, q, false)
 	testkit.Receive(t, d, wait)
+	//lint:ignore SA1019 basic.recover is part of the protocol under test
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}

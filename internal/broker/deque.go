@@ -79,8 +79,3 @@ func (d *deque) insertSorted(e entry) {
 	}
 	*d.at(lo) = e
 }
-
-func (d *deque) clear() {
-	clear(d.buf)
-	d.head, d.n = 0, 0
-}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -40,8 +39,6 @@ type Message struct {
 	// received the message, so delivering it through the same protocol need
 	// not re-encode. Nil means encode from Props.
 	WireProps []byte
-
-	refs atomic.Int32 // queues holding the message, for the memory accounting
 }
 
 // Persistent reports delivery-mode 2.
