@@ -84,12 +84,12 @@ func (ch *channel) handleMethod(payload []byte) error {
 	var err error
 	switch {
 	case cls == amqp091.ClassBasic && mth == 40:
-		if _, derr := amqp091.DecodeMethodInto(payload, &ch.pub); derr != nil {
+		if _, derr := ch.conn.dec.DecodeMethodInto(payload, &ch.pub); derr != nil {
 			return decodeError(derr)
 		}
 		err = ch.basicPublish()
 	case cls == amqp091.ClassBasic && mth == 80:
-		if _, derr := amqp091.DecodeMethodInto(payload, &ch.ackMethod); derr != nil {
+		if _, derr := ch.conn.dec.DecodeMethodInto(payload, &ch.ackMethod); derr != nil {
 			return decodeError(derr)
 		}
 		err = ch.basicAck(&ch.ackMethod)
@@ -113,6 +113,9 @@ func (ch *channel) handleMethod(payload []byte) error {
 }
 
 func asAMQPError(err error) *amqpError {
+	if err == nil {
+		return nil
+	}
 	var ae *amqpError
 	if errors.As(err, &ae) {
 		return ae

@@ -26,6 +26,7 @@ type connection struct {
 	fr  *amqp091.FrameReader
 	out *outbox
 	log *slog.Logger
+	dec amqp091.Decoder // for the hot methods; its string cache spares allocations
 
 	frameMax   uint32
 	channelMax uint16

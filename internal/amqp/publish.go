@@ -30,7 +30,7 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		if ch.pubState != pubWantHeader {
 			return newError(amqp091.UnexpectedFrame, nil, "unexpected content header on channel %d", ch.id)
 		}
-		if err := amqp091.DecodeContentHeader(f.Payload, &ch.hdr); err != nil {
+		if err := ch.conn.dec.DecodeContentHeader(f.Payload, &ch.hdr); err != nil {
 			return newError(amqp091.FrameError, nil, "malformed content header: %v", err)
 		}
 		if ch.hdr.ClassID != amqp091.ClassBasic {

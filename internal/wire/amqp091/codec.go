@@ -18,13 +18,21 @@ type Decoder struct {
 	err  error
 	bits byte // the octet holding packed bit fields
 	nbit uint // bits already consumed from bits; 0 means fetch a new octet
+
+	// strs caches recent short strings so a long-lived decoder returns the
+	// same string for repeated names without allocating.
+	strs [16]string
 }
 
 // NewDecoder returns a Decoder over buf.
 func NewDecoder(buf []byte) *Decoder { return &Decoder{buf: buf} }
 
-// Reset makes the decoder read buf from the start.
-func (d *Decoder) Reset(buf []byte) { *d = Decoder{buf: buf} }
+// Reset makes the decoder read buf from the start, keeping its string cache.
+func (d *Decoder) Reset(buf []byte) { d.reset(buf) }
+
+func (d *Decoder) reset(buf []byte) {
+	d.buf, d.off, d.err, d.bits, d.nbit = buf, 0, nil, 0, 0
+}
 
 // Err returns the first decoding error.
 func (d *Decoder) Err() error { return d.err }
@@ -107,10 +115,21 @@ func (d *Decoder) Bit() bool {
 	return v
 }
 
-// Shortstr reads a string of at most 255 bytes.
+// Shortstr reads a string of at most 255 bytes. Strings seen recently by
+// this decoder are returned from its cache without allocating.
 func (d *Decoder) Shortstr() string {
 	n := int(d.Octet())
-	return string(d.take(n))
+	b := d.take(n)
+	if len(b) == 0 {
+		return ""
+	}
+	slot := &d.strs[(len(b)*31+int(b[0])+int(b[len(b)-1]))&15]
+	if *slot == string(b) { // compiles to a comparison, no allocation
+		return *slot
+	}
+	s := string(b)
+	*slot = s
+	return s
 }
 
 // Longstr reads a string with a 32-bit length.

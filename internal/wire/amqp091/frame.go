@@ -32,7 +32,8 @@ type Frame struct {
 type FrameReader struct {
 	r        *bufio.Reader
 	buf      []byte
-	FrameMax uint32 // largest accepted frame including overhead; 0 means no limit
+	hdr      [7]byte // a field, not a local: a local would escape through io.ReadFull
+	FrameMax uint32  // largest accepted frame including overhead; 0 means no limit
 }
 
 // NewFrameReader returns a reader over r accepting frames up to frameMax.
@@ -47,8 +48,8 @@ func (fr *FrameReader) Buffered() int { return fr.r.Buffered() }
 
 // ReadFrame reads the next frame.
 func (fr *FrameReader) ReadFrame() (Frame, error) {
-	var hdr [7]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+	hdr := fr.hdr[:]
+	if _, err := io.ReadFull(fr.r, hdr); err != nil {
 		return Frame{}, err
 	}
 	f := Frame{Type: hdr[0], Channel: binary.BigEndian.Uint16(hdr[1:3])}
@@ -134,7 +135,14 @@ type ContentHeader struct {
 
 // DecodeContentHeader decodes a header frame payload.
 func DecodeContentHeader(payload []byte, h *ContentHeader) error {
-	d := Decoder{buf: payload}
+	var d Decoder
+	return d.DecodeContentHeader(payload, h)
+}
+
+// DecodeContentHeader decodes a header frame payload with d, reusing its
+// string cache.
+func (d *Decoder) DecodeContentHeader(payload []byte, h *ContentHeader) error {
+	d.reset(payload)
 	h.ClassID = d.Short()
 	_ = d.Short() // weight
 	h.BodySize = d.Longlong()
@@ -143,7 +151,7 @@ func DecodeContentHeader(payload []byte, h *ContentHeader) error {
 	}
 	h.RawProperties = payload[d.off:]
 	h.Properties = Properties{}
-	h.Properties.Decode(&d)
+	h.Properties.Decode(d)
 	if d.err != nil {
 		return d.err
 	}

@@ -42,6 +42,14 @@ func DecodeMethod(payload []byte) (Method, error) {
 // allocation on hot paths (basic.publish, basic.ack). It reports false when
 // the payload is another method.
 func DecodeMethodInto(payload []byte, m Method) (bool, error) {
+	var d Decoder
+	return d.DecodeMethodInto(payload, m)
+}
+
+// DecodeMethodInto is DecodeMethodInto reusing d and its string cache: a
+// connection keeps one Decoder so repeated exchange names and routing keys
+// cost no allocation.
+func (d *Decoder) DecodeMethodInto(payload []byte, m Method) (bool, error) {
 	if len(payload) < 4 {
 		return false, nil
 	}
@@ -49,8 +57,9 @@ func DecodeMethodInto(payload []byte, m Method) (bool, error) {
 	if uint16(payload[0])<<8|uint16(payload[1]) != c || uint16(payload[2])<<8|uint16(payload[3]) != id {
 		return false, nil
 	}
-	d := Decoder{buf: payload, off: 4}
-	m.Decode(&d)
+	d.reset(payload)
+	d.off = 4
+	m.Decode(d)
 	if d.err != nil {
 		return true, fmt.Errorf("%s: %w", m.Name(), d.err)
 	}
