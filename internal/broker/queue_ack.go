@@ -32,6 +32,10 @@ func (q *Queue) Requeue(ds []Delivery) {
 	q.mu.Lock()
 	q.unacked -= len(ds)
 	if q.deleted {
+		// Nowhere to go back to: the messages are gone with the queue.
+		for _, d := range ds {
+			q.settleLocked(d.Seq, d.Msg)
+		}
 		q.mu.Unlock()
 		return
 	}
