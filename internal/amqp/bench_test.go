@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -16,12 +17,31 @@ import (
 // BenchmarkPublishConsume measures transient 1 KiB messages from one
 // amqp091-go publisher through one queue to one autoack amqp091-go consumer
 // over loopback. Allocations include the client library's.
+//
+// With TERN_BENCH_URL set it drives that broker instead of an in-process
+// Tern, so the same workload measures a `tern server` binary or RabbitMQ:
+//
+//	TERN_BENCH_URL=amqp://guest:guest@127.0.0.1:5672/ go test ./internal/amqp -run X -bench PublishConsume
 func BenchmarkPublishConsume(b *testing.B) {
-	s := testkit.Start(b)
-	pubConn, pub := s.Channel(b)
-	_ = pubConn
+	url := os.Getenv("TERN_BENCH_URL")
+	if url == "" {
+		url = testkit.Start(b).URL
+	}
+	dial := func() *amqp.Channel {
+		c, err := amqp.Dial(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		ch, err := c.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ch
+	}
+	pub := dial()
 	q := declareB(b, pub)
-	_, sub := s.Channel(b)
+	sub := dial()
 	msgs, err := sub.Consume(q, "", true, false, false, false, nil)
 	if err != nil {
 		b.Fatal(err)
