@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -82,15 +83,33 @@ func declareB(b *testing.B, ch *amqp.Channel) string {
 
 // BenchmarkServerPath drives the server with pre-encoded frames and a
 // consumer that discards bytes, so the allocations reported are the
-// server's own per message (publish, route, enqueue, deliver).
+// server's own per message (publish, route, enqueue, deliver), and the
+// client costs too little to hide the broker's speed. TERN_BENCH_URL
+// points it at another broker, as for BenchmarkPublishConsume.
 func BenchmarkServerPath(b *testing.B) {
-	s := testkit.Start(b)
-	_, ch := s.Channel(b)
+	url := os.Getenv("TERN_BENCH_URL")
+	if url == "" {
+		url = testkit.Start(b).URL
+	}
+	uri, err := amqp.ParseURI(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port))
+	c, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ch, err := c.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
 	q := declareB(b, ch)
 
 	// Consumer: a raw connection with an autoack consumer that counts
 	// deliveries by reading basic.deliver frames.
-	cons := s.DialRaw(b)
+	cons := testkit.DialRawAddr(b, addr)
 	cons.Handshake(0)
 	cons.Send(1, &amqp091.BasicConsume{Queue: q, ConsumerTag: "bench", NoAck: true})
 	if _, ok := cons.Expect().(*amqp091.BasicConsumeOk); !ok {
@@ -98,7 +117,7 @@ func BenchmarkServerPath(b *testing.B) {
 	}
 	_ = cons.NC.SetDeadline(time.Time{})
 
-	prod := s.DialRaw(b)
+	prod := testkit.DialRawAddr(b, addr)
 	prod.Handshake(0)
 	_ = prod.NC.SetDeadline(time.Time{})
 	var frame []byte

@@ -20,7 +20,13 @@ type RawConn struct {
 // DialRaw opens a TCP connection to the server's AMQP port.
 func (s *Server) DialRaw(t testing.TB) *RawConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", s.AMQPAddr().String())
+	return DialRawAddr(t, s.AMQPAddr().String())
+}
+
+// DialRawAddr opens a TCP connection to any AMQP broker at addr.
+func DialRawAddr(t testing.TB, addr string) *RawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
