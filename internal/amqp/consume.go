@@ -185,6 +185,9 @@ func (ch *channel) basicCancel(m *amqp091.BasicCancel) error {
 	if c != nil {
 		delete(ch.consumers, m.ConsumerTag)
 		c.cancelled = true
+		if c.queue.Name() == ch.replyQueue {
+			ch.replyQueue = "" // the auto-delete reply queue goes with its consumer
+		}
 	}
 	ch.mu.Unlock()
 	if c != nil {
