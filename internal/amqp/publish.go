@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/codec"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -47,7 +48,7 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		ch.msg = &broker.Message{
 			Exchange:   ch.pub.Exchange,
 			RoutingKey: ch.pub.RoutingKey,
-			Props:      toBroker(&ch.hdr.Properties),
+			Props:      codec.FromWire(&ch.hdr.Properties),
 			WireProps:  buf[:len(raw):len(raw)],
 			Body:       buf[len(raw):len(raw)],
 		}

@@ -1,0 +1,70 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/wire/amqp091"
+)
+
+// ErrCorrupt reports a stored message that does not decode.
+var ErrCorrupt = errors.New("codec: corrupt message record")
+
+// AppendMessage appends the stored form of m:
+//
+//	published int64 (UnixNano) | exchange shortstr | routing key shortstr |
+//	properties length uint32 | AMQP basic properties (flags first) |
+//	body length uint32 | body
+//
+// Integers are big-endian, like the rest of AMQP.
+func AppendMessage(buf []byte, m *broker.Message) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(m.Published))
+	buf = appendShortstr(buf, m.Exchange)
+	buf = appendShortstr(buf, m.RoutingKey)
+	lenAt := len(buf)
+	buf = append(buf, 0, 0, 0, 0)
+	buf = WireProperties(buf, m)
+	binary.BigEndian.PutUint32(buf[lenAt:], uint32(len(buf)-lenAt-4))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(m.Body)))
+	return append(buf, m.Body...)
+}
+
+func appendShortstr(buf []byte, s string) []byte {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return append(append(buf, byte(len(s))), s...)
+}
+
+// DecodeMessage decodes a stored message. The message's body and encoded
+// properties alias b, which the caller must not reuse.
+func DecodeMessage(b []byte) (*broker.Message, error) {
+	d := amqp091.NewDecoder(b)
+	published := int64(d.Longlong())
+	exchange := d.Shortstr()
+	key := d.Shortstr()
+	props := d.LongstrBytes()
+	body := d.LongstrBytes()
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if len(d.Remaining()) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Remaining()))
+	}
+	pd := amqp091.NewDecoder(props)
+	var wp amqp091.Properties
+	wp.Decode(pd)
+	if err := pd.Err(); err != nil {
+		return nil, fmt.Errorf("%w: properties: %v", ErrCorrupt, err)
+	}
+	return &broker.Message{
+		Exchange:   exchange,
+		RoutingKey: key,
+		Props:      FromWire(&wp),
+		Body:       body,
+		Published:  published,
+		WireProps:  props,
+	}, nil
+}
