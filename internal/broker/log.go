@@ -1,19 +1,61 @@
 package broker
 
+import "time"
+
 // Log is the seam where durable storage plugs into a queue: the persistent
 // messages of a durable queue are appended to it and acknowledged through it.
-// The local segmented store and, later, a replicated log satisfy it. A queue
-// with a nil Log holds messages in memory only (the behaviour of this
-// version for every queue).
+// The local segmented store satisfies it, and later a replicated log will.
+// A queue with a nil Log holds its messages in memory only.
 //
-// Implementations are safe for concurrent use. Append may batch: done is
-// called once the entry is durable (after the group-commit fsync), from any
-// goroutine, and the publisher confirm waits for it.
+// Append, Ack and Delivered are called with the queue's lock held and must
+// not block on I/O beyond buffering; Read may read from disk.
 type Log interface {
-	// Append stores msg under the queue sequence number seq.
-	Append(seq uint64, msg *Message, done func(error))
-	// Ack marks seq as consumed; storage may reclaim it.
+	// Append stores msg under the queue's sequence number seq. Once the
+	// record is durable (or has failed), done.Durable(token, err) is called
+	// from the storage's commit goroutine. An immediate error means nothing
+	// was stored and done will not be called.
+	Append(seq uint64, msg *Message, done Completion, token uint64) error
+	// Ack records that seq is consumed (acked, expired, dead-lettered,
+	// dropped); storage reclaims space once a segment is fully consumed.
 	Ack(seq uint64)
+	// Delivered records that seq was handed to a consumer, so it comes back
+	// marked redelivered after a restart.
+	Delivered(seq uint64)
+	// Read loads a stored message (for messages whose body was paged out).
+	Read(seq uint64) (*Message, error)
+	// Recovered lists the unacknowledged messages found when the log was
+	// opened, in sequence order.
+	Recovered() []StoredMessage
+	// NextSeq is one past the highest sequence number the log ever held,
+	// acknowledged ones included: where the queue's numbering resumes.
+	NextSeq() uint64
 	// Close flushes and releases the log.
 	Close() error
+}
+
+// Completion learns that a logged message is durable. A publisher's
+// channel implements it to send confirms only after fsync.
+type Completion interface {
+	Durable(token uint64, err error)
+}
+
+// StoredMessage describes a recovered message without its body.
+type StoredMessage struct {
+	Seq       uint64
+	Size      int64 // body bytes
+	Published int64 // UnixNano, so TTLs keep counting from publication
+	TTL       time.Duration
+	HasTTL    bool // the message had an expiration property
+	Priority  uint8
+	Delivered bool // it had been delivered before the restart
+}
+
+// Storage is what the broker needs from durable storage.
+type Storage interface {
+	// QueueLog opens, recovering if it exists, the log of a durable queue.
+	QueueLog(id string) (Log, error)
+	// DeleteQueueLog removes a deleted queue's log.
+	DeleteQueueLog(id string) error
+	// SaveDefinitions durably replaces the stored definitions.
+	SaveDefinitions(d *Definitions) error
 }

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+)
+
+// Record types.
+const (
+	recMessage   byte = 1 // seq uint64 | codec message
+	recAck       byte = 2 // n × seq uint64
+	recDelivered byte = 3 // n × seq uint64
+)
+
+// recordHeader is length uint32 (type + payload) | CRC-32C uint32 (of type +
+// payload), little-endian.
+const recordHeader = 8
+
+// maxRecord bounds a record's length so a corrupt length cannot make
+// recovery allocate gigabytes.
+const maxRecord = 512 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errTorn marks the end of the valid records: a torn or corrupt tail.
+var errTorn = errors.New("store: torn or corrupt record")
+
+// appendRecord frames payload (type byte included as its first byte).
+func appendRecord(buf []byte, typ byte, payload ...[]byte) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
+	for _, p := range payload {
+		buf = append(buf, p...)
+	}
+	body := buf[start+recordHeader:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(body, castagnoli))
+	return buf
+}
+
+// parseRecord reads the record at the start of b. It returns the type, the
+// payload (aliasing b) and the record's total length, or errTorn when the
+// bytes do not hold a complete, intact record.
+func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
+	if len(b) < recordHeader+1 {
+		return 0, nil, 0, errTorn
+	}
+	length := binary.LittleEndian.Uint32(b)
+	if length == 0 || length > maxRecord || uint64(len(b)-recordHeader) < uint64(length) {
+		return 0, nil, 0, errTorn
+	}
+	body := b[recordHeader : recordHeader+int(length)]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return 0, nil, 0, errTorn
+	}
+	return body[0], body[1:], recordHeader + int(length), nil
+}
+
+// seqs decodes an ack or delivered payload.
+func seqs(payload []byte) ([]uint64, error) {
+	if len(payload)%8 != 0 {
+		return nil, errTorn
+	}
+	out := make([]uint64, len(payload)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(payload[8*i:])
+	}
+	return out, nil
+}
+
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
