@@ -33,10 +33,9 @@ type channel struct {
 	lastQueue string // the last queue declared, for methods naming queue ""
 
 	confirm       bool
-	publishSeq    uint64 // sequence number of the last publish in confirm mode
-	confirmedTo   uint64 // highest sequence number confirmed to the client
-	confirmUpTo   uint64 // highest sequence number ready to be acked
-	confirmQueued bool   // in conn.confirmQ
+	publishSeq    uint64   // sequence number of the last publish in confirm mode
+	cf            confirms // shared with the store's commit goroutine
+	confirmQueued bool     // in conn.confirmQ
 	tx            *txState
 
 	ackMethod amqp091.BasicAck // reused for the common basic.ack
@@ -218,6 +217,9 @@ func (ch *channel) closeWithError(e *amqpError) {
 // release cancels the channel's consumers and returns its unacked messages
 // to their queues in order, marked redelivered. Safe to call twice.
 func (ch *channel) release() {
+	ch.cf.mu.Lock()
+	ch.cf.closed = true
+	ch.cf.mu.Unlock()
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()

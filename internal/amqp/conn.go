@@ -48,7 +48,7 @@ type connection struct {
 	alarmWake     chan struct{} // the memory alarm changed
 	published     atomic.Bool   // the client has published: alarms block it
 	blockNotified atomic.Bool   // connection.blocked sent and not yet undone
-	unsub         func()
+	unsubs        []func()
 }
 
 type clientCaps struct {
@@ -106,20 +106,21 @@ func (c *connection) serve() {
 			_ = c.nc.Close()
 		})
 	}()
-	c.unsub = c.srv.broker.MemoryAlarm().Subscribe(func(on bool) {
-		if c.published.Load() {
-			c.notifyBlocked(on)
-		}
-		select {
-		case c.alarmWake <- struct{}{}:
-		default:
-		}
-	})
-	if c.srv.broker.MemoryAlarm().Active() {
-		c.alarmWake <- struct{}{}
+	for _, a := range c.srv.broker.Alarms() {
+		c.unsubs = append(c.unsubs, a.Subscribe(func(bool) {
+			if c.published.Load() {
+				c.notifyBlocked(c.blockReason())
+			}
+			select {
+			case c.alarmWake <- struct{}{}:
+			default:
+			}
+		}))
 	}
 	reason := c.readLoop()
-	c.unsub()
+	for _, unsub := range c.unsubs {
+		unsub()
+	}
 	c.teardown()
 	c.out.closeAfterFlush()
 	select {

@@ -104,35 +104,36 @@ func (ch *channel) publishComplete() error {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: mandatory})
 		return nil
 	}
-	return ch.route(m, mandatory)
+	_, err := ch.route(m, mandatory, nil)
+	return err
 }
 
 // route publishes m and answers with basic.return and a confirm as needed.
-func (ch *channel) route(m *broker.Message, mandatory bool) error {
+// done, when not nil, waits for the message's durable appends (tx.commit).
+func (ch *channel) route(m *broker.Message, mandatory bool, done broker.Completion) (broker.PublishResult, error) {
 	m.Published = time.Now().UnixNano()
-	res, err := ch.conn.vhost.Publish(&ch.scratch, m)
+	var token uint64
+	if ch.confirm {
+		ch.publishSeq++
+		token = ch.publishSeq
+		ch.cf.begin(token)
+		done = ch
+	}
+	res, err := ch.conn.vhost.Publish(&ch.scratch, m, done, token)
 	if err != nil {
-		return fromBroker(err, &amqp091.BasicPublish{})
+		return res, fromBroker(err, &amqp091.BasicPublish{})
 	}
 	if mandatory && res.Routed == 0 && !res.Rejected {
 		ch.basicReturn(m)
 	}
 	if ch.confirm {
-		ch.publishSeq++
-		if res.Rejected {
-			ch.flushConfirms()
-			ch.sendConfirm(true, ch.publishSeq, false)
-			ch.confirmedTo = ch.publishSeq
-			ch.confirmUpTo = ch.publishSeq
-		} else {
-			ch.confirmUpTo = ch.publishSeq
-			if !ch.confirmQueued {
-				ch.confirmQueued = true
-				ch.conn.confirmQ = append(ch.conn.confirmQ, ch)
-			}
+		ch.cf.routed(token, res.Pending, res.Rejected)
+		if !ch.confirmQueued {
+			ch.confirmQueued = true
+			ch.conn.confirmQ = append(ch.conn.confirmQ, ch)
 		}
 	}
-	return nil
+	return res, nil
 }
 
 func (ch *channel) basicReturn(m *broker.Message) {
@@ -143,29 +144,6 @@ func (ch *channel) basicReturn(m *broker.Message) {
 	o.signalLocked()
 	o.mu.Unlock()
 	ch.conn.srv.stats.returned.Add(1)
-}
-
-// flushConfirms acks every publish up to confirmUpTo in one frame.
-func (ch *channel) flushConfirms() {
-	ch.confirmQueued = false
-	if ch.confirmUpTo <= ch.confirmedTo || ch.closing {
-		return
-	}
-	ch.sendConfirm(false, ch.confirmUpTo, ch.confirmUpTo-ch.confirmedTo > 1)
-	ch.confirmedTo = ch.confirmUpTo
-}
-
-func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
-	o := ch.conn.out
-	o.mu.Lock()
-	o.buf = amqp091.AppendConfirm(o.buf, ch.id, nack, tag, multiple)
-	o.signalLocked()
-	o.mu.Unlock()
-	if nack {
-		ch.conn.srv.stats.nacked.Add(1)
-	} else {
-		ch.conn.srv.stats.confirmed.Add(1)
-	}
 }
 
 func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
@@ -179,40 +157,51 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 	return nil
 }
 
+// blockReason names the first active alarm as RabbitMQ words it, or "".
+func (c *connection) blockReason() string {
+	for _, a := range c.srv.broker.Alarms() {
+		if a.Active() {
+			return "low on " + a.Name()
+		}
+	}
+	return ""
+}
+
 // waitWhileBlocked stops reading (TCP then pushes back on the publisher)
-// while the memory alarm is on. Only publishing stalls: a connection is
-// blocked when it next publishes, as in RabbitMQ.
+// while a resource alarm is on. Only publishing stalls: a connection is
+// blocked when it next publishes, as in RabbitMQ; consumers keep draining.
 func (c *connection) waitWhileBlocked() {
 	c.published.Store(true)
-	alarm := c.srv.broker.MemoryAlarm()
-	if !alarm.Active() {
+	reason := c.blockReason()
+	if reason == "" {
 		return
 	}
-	c.notifyBlocked(true)
+	c.notifyBlocked(reason)
 	c.srv.stats.blocked.Add(1)
 	defer c.srv.stats.blocked.Add(-1)
 	c.flushConfirms()
 	// Heartbeats from the client are not read while blocked, so the
 	// missed-heartbeat deadline is suspended (as RabbitMQ does).
 	_ = c.nc.SetReadDeadline(time.Time{})
-	for alarm.Active() && !c.forced.Load() {
+	for c.blockReason() != "" && !c.forced.Load() {
 		select {
 		case <-c.alarmWake:
 		case <-time.After(time.Second):
 		}
 	}
-	c.notifyBlocked(false)
+	c.notifyBlocked("")
 }
 
-// notifyBlocked sends connection.blocked or connection.unblocked to clients
-// that declared the capability, once per transition. It runs on the reader
-// and on the alarm's goroutine.
-func (c *connection) notifyBlocked(on bool) {
+// notifyBlocked sends connection.blocked (reason non-empty) or
+// connection.unblocked to clients that declared the capability, once per
+// transition. It runs on the reader and on alarm goroutines.
+func (c *connection) notifyBlocked(reason string) {
+	on := reason != ""
 	if !c.caps.blocked || !c.blockNotified.CompareAndSwap(!on, on) {
 		return
 	}
 	if on {
-		c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
+		c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	} else {
 		c.out.appendMethod(0, &amqp091.ConnectionUnblocked{})
 	}

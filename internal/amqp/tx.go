@@ -40,17 +40,21 @@ func (ch *channel) txCommit(m *amqp091.TxCommit) error {
 	}
 	tx := *ch.tx
 	ch.tx.publishes, ch.tx.settles = nil, nil
+	w := &txCommitWaiter{ch: ch}
+	w.pending.Store(1)
 	for _, p := range tx.publishes {
-		if err := ch.route(p.msg, p.mandatory); err != nil {
+		res, err := ch.route(p.msg, p.mandatory, w)
+		if err != nil {
 			return err
 		}
+		w.pending.Add(int64(res.Pending))
 	}
 	for _, s := range tx.settles {
 		if err := ch.settleNow(s.tag, s.multiple, s.requeue, s.ack, m); err != nil {
 			return err
 		}
 	}
-	ch.send(&amqp091.TxCommitOk{})
+	w.done() // commit-ok now, or when the last durable append is on disk
 	return nil
 }
 

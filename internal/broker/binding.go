@@ -8,7 +8,7 @@ import (
 
 // BindQueue binds queue to exchange with key and args. Binding twice is a
 // no-op.
-func (v *VHost) BindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+func (v *VHost) bindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	q := v.queue(queue)
@@ -26,7 +26,7 @@ func (v *VHost) BindQueue(queue, exchange, key string, args map[string]any, conn
 }
 
 // UnbindQueue removes a queue binding; a missing binding is not an error.
-func (v *VHost) UnbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	q := v.queue(queue)
@@ -52,7 +52,7 @@ func (v *VHost) UnbindQueue(queue, exchange, key string, args map[string]any, co
 
 // BindExchange binds destination to source (exchange-to-exchange binding,
 // a RabbitMQ extension).
-func (v *VHost) BindExchange(destination, source, key string, args map[string]any) error {
+func (v *VHost) bindExchange(destination, source, key string, args map[string]any) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	src, err := v.bindSource(source)
@@ -67,7 +67,7 @@ func (v *VHost) BindExchange(destination, source, key string, args map[string]an
 }
 
 // UnbindExchange removes an exchange-to-exchange binding.
-func (v *VHost) UnbindExchange(destination, source, key string, args map[string]any) error {
+func (v *VHost) unbindExchange(destination, source, key string, args map[string]any) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	src, err := v.bindSource(source)
@@ -112,6 +112,7 @@ func (v *VHost) addBindingLocked(b *Binding) error {
 		}
 	}
 	b.Source.bindings = append(b.Source.bindings, b)
+	v.defsDirty = v.defsDirty || b.durable()
 	if b.Exchange != nil {
 		b.Exchange.inbound = append(b.Exchange.inbound, b)
 	}
@@ -124,6 +125,7 @@ func (v *VHost) addBindingLocked(b *Binding) error {
 func (v *VHost) removeBindingLocked(b *Binding) {
 	x := b.Source
 	x.bindings = slices.DeleteFunc(x.bindings, func(o *Binding) bool { return o == b })
+	v.defsDirty = v.defsDirty || b.durable()
 	if b.Exchange != nil {
 		b.Exchange.inbound = slices.DeleteFunc(b.Exchange.inbound, func(o *Binding) bool { return o == b })
 	}

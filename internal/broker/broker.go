@@ -15,7 +15,14 @@ type Config struct {
 	// above which publishers are blocked until it falls below again; 0
 	// disables the alarm.
 	MemoryHighWatermark int64
-	Logger              *slog.Logger
+	// QueueMemoryLimit is how many body bytes of ready persistent messages
+	// a durable queue keeps in memory; past it bodies stay in the log until
+	// due (RabbitMQ's lazy behaviour). Default 4 MiB.
+	QueueMemoryLimit int64
+	// Storage keeps durable queues and definitions; nil keeps everything
+	// in memory.
+	Storage Storage
+	Logger  *slog.Logger
 }
 
 // Broker is the root of the core: the virtual hosts and node-wide state.
@@ -25,9 +32,11 @@ type Broker struct {
 	mu     sync.Mutex
 	vhosts map[string]*VHost
 
+	defsMu      sync.Mutex // serialises definition saves
 	stats       counters
 	queuedBytes atomic.Int64
 	memoryAlarm *flow.Alarm
+	diskAlarm   *flow.Alarm
 }
 
 // New returns a broker with the default vhost "/".
@@ -35,7 +44,10 @@ func New(cfg Config) *Broker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory")}
+	if cfg.QueueMemoryLimit <= 0 {
+		cfg.QueueMemoryLimit = 4 << 20
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk")}
 	b.vhosts["/"] = newVHost(b, "/")
 	return b
 }
@@ -73,6 +85,13 @@ func (b *Broker) VHosts() []*VHost {
 
 // MemoryAlarm is on while queued message bytes exceed the high watermark.
 func (b *Broker) MemoryAlarm() *flow.Alarm { return b.memoryAlarm }
+
+// DiskAlarm is on while the data directory's free space is below its limit;
+// the server's disk monitor drives it.
+func (b *Broker) DiskAlarm() *flow.Alarm { return b.diskAlarm }
+
+// Alarms lists the alarms that block publishers.
+func (b *Broker) Alarms() []*flow.Alarm { return []*flow.Alarm{b.memoryAlarm, b.diskAlarm} }
 
 // accountBytes tracks the body bytes held by queues and drives the memory
 // alarm.

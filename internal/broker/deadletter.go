@@ -36,7 +36,7 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 			v.broker.stats.deadLetterDropped.Add(1)
 		}
 		for _, dst := range targets {
-			dst.publish(m)
+			dst.publish(m, nil, 0)
 		}
 		v.broker.stats.deadLettered.Add(1)
 	}

@@ -91,7 +91,7 @@ func (d *delayQueue) fire() {
 	var s RouteScratch
 	v := d.x.vhost
 	for _, m := range due {
-		v.deliverTo(v.routeAll(&s, d.x, m), m)
+		v.deliverTo(v.routeAll(&s, d.x, m), m, nil, 0)
 	}
 }
 

@@ -76,4 +76,6 @@ type Delivery struct {
 	Redelivered bool
 	// Remaining is the ready count left in the queue (for basic.get-ok).
 	Remaining int
+
+	persisted bool // the message is in the queue's log
 }

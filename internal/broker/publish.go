@@ -20,14 +20,19 @@ type PublishResult struct {
 	// Routed counts the queues that took the message (a delayed message
 	// counts as routed once accepted by the delay exchange).
 	Routed int
-	// Rejected is set when a queue refused it (x-overflow reject-publish):
-	// the publisher's confirm is a nack.
+	// Rejected is set when a queue refused it (x-overflow reject-publish,
+	// or storage failed): the publisher's confirm is a nack.
 	Rejected bool
+	// Pending counts durable queues that logged the message: done.Durable
+	// will be called once per queue, and the confirm waits for all of them.
+	Pending int
 }
 
 // Publish routes m through exchange to every matching queue. m.Exchange and
-// m.RoutingKey must be set; Published is set here if zero.
-func (v *VHost) Publish(s *RouteScratch, m *Message) (PublishResult, error) {
+// m.RoutingKey must be set; Published is set here if zero. done (may be
+// nil) learns when the message is durable in each durable queue it reached;
+// token is passed back to it.
+func (v *VHost) Publish(s *RouteScratch, m *Message, done Completion, token uint64) (PublishResult, error) {
 	x := v.exchange(m.Exchange)
 	if x == nil {
 		return PublishResult{}, v.notFoundExchange(m.Exchange)
@@ -46,17 +51,21 @@ func (v *VHost) Publish(s *RouteScratch, m *Message) (PublishResult, error) {
 			return PublishResult{Routed: 1}, nil
 		}
 	}
-	return v.deliverTo(v.routeAll(s, x, m), m), nil
+	return v.deliverTo(v.routeAll(s, x, m), m, done, token), nil
 }
 
-func (v *VHost) deliverTo(queues []*Queue, m *Message) PublishResult {
+func (v *VHost) deliverTo(queues []*Queue, m *Message, done Completion, token uint64) PublishResult {
 	var res PublishResult
 	for _, q := range queues {
-		switch q.publish(m) {
+		out, pending := q.publish(m, done, token)
+		switch out {
 		case Enqueued:
 			res.Routed++
 		case Rejected:
 			res.Rejected = true
+		}
+		if pending {
+			res.Pending++
 		}
 	}
 	if res.Routed == 0 && !res.Rejected {

@@ -18,11 +18,16 @@ type QueueConfig struct {
 	Internal bool
 }
 
-// entry is a message's place in one queue.
+// entry is a message's place in one queue. A persistent message of a
+// durable queue may be paged out: msg is nil and the body waits in the log
+// until the message is due.
 type entry struct {
 	msg         *Message
 	seq         uint64
 	expires     int64 // UnixNano; 0 means never
+	size        int64 // body bytes
+	level       uint8 // priority level
+	persisted   bool  // stored in the queue's log
 	redelivered bool
 }
 
@@ -31,11 +36,14 @@ type Queue struct {
 	cfg   QueueConfig
 	args  queueArgs
 	vhost *VHost
+	id    string // durable queues: the name of its log in storage
+	log   Log    // nil: messages live in memory only
 
 	mu                sync.Mutex
 	levels            []deque // ready messages, one deque per priority level (index = priority)
 	readyCount        int
 	readyBytes        int64
+	memBytes          int64 // bodies of ready messages held in memory
 	unacked           int
 	nextSeq           uint64
 	consumers         []*consumerReg // sorted by priority (high first), then registration order
@@ -48,7 +56,7 @@ type Queue struct {
 	expiryAt          int64
 	unusedTimer       *time.Timer
 	unusedGen         uint64
-	log               Log
+	readErrors        uint64
 }
 
 // Name returns the queue's name.
@@ -86,64 +94,77 @@ type PublishOutcome int
 // Publish outcomes.
 const (
 	Enqueued PublishOutcome = iota
-	// Rejected means x-overflow=reject-publish(-dlx) refused the message:
-	// the publisher gets a nack.
+	// Rejected means x-overflow=reject-publish(-dlx) refused the message,
+	// or storage failed to take it: the publisher gets a nack.
 	Rejected
 	// Dropped means the queue is gone; the message went nowhere.
 	Dropped
 )
 
-func (q *Queue) levelOf(m *Message) int {
-	if q.args.maxPriority == 0 {
-		return 0
-	}
-	return int(min(m.Props.Priority, q.args.maxPriority))
+func (q *Queue) levelFor(prio uint8) uint8 {
+	return min(prio, q.args.maxPriority)
 }
 
-// expiryFor computes when m expires in this queue: the earlier of the queue's
-// x-message-ttl and the message's expiration, counted from publication.
-func (q *Queue) expiryFor(m *Message) int64 {
+// expiry computes when a message expires in this queue: the earlier of the
+// queue's x-message-ttl and the message's own expiration, counted from
+// publication.
+func (q *Queue) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
 	var exp int64
 	if q.args.hasTTL {
-		exp = m.Published + int64(q.args.messageTTL)
+		exp = published + int64(q.args.messageTTL)
 	}
-	if ttl, ok, _ := m.perMessageTTL(); ok {
-		if e := m.Published + int64(ttl); exp == 0 || e < exp {
+	if hasTTL {
+		if e := published + int64(ttl); exp == 0 || e < exp {
 			exp = e
 		}
 	}
-	if exp == 0 && (q.args.hasTTL || m.Props.Expiration != "") {
+	if exp == 0 && (q.args.hasTTL || hasTTL) {
 		exp = 1 // a TTL of 0 at time 0: expired unless delivered at once
 	}
 	return exp
 }
 
-// publish enqueues m (or hands it straight to a consumer).
-func (q *Queue) publish(m *Message) PublishOutcome {
+func (q *Queue) expiryFor(m *Message) int64 {
+	ttl, ok, _ := m.perMessageTTL()
+	return q.expiry(m.Published, ttl, ok)
+}
+
+// publish enqueues m (or hands it straight to a consumer). A persistent
+// message in a durable queue is appended to the log; done learns when it is
+// durable and pending reports that it will.
+func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool) {
 	var dead []deadLetter
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return Dropped
+		return Dropped, false
 	}
 	if q.overLimitForLocked(m) {
 		switch q.args.overflow {
 		case RejectPublish:
 			q.mu.Unlock()
-			return Rejected
+			return Rejected, false
 		case RejectPublishDLX:
 			dead = append(dead, deadLetter{msg: m, reason: "maxlen"})
 			q.mu.Unlock()
 			q.deadLetter(dead)
-			return Rejected
+			return Rejected, false
 		}
 	}
-	e := entry{msg: m, seq: q.nextSeq, expires: q.expiryFor(m)}
+	e := entry{msg: m, seq: q.nextSeq, expires: q.expiryFor(m), size: m.Size(), level: q.levelFor(m.Props.Priority)}
+	if q.log != nil && m.Persistent() {
+		if err := q.log.Append(e.seq, m, done, token); err != nil {
+			q.mu.Unlock()
+			q.vhost.broker.log.Error("storage refused a message", "queue", q.cfg.Name, "err", err)
+			return Rejected, false
+		}
+		e.persisted, pending = true, done != nil
+	}
 	q.nextSeq++
-	q.vhost.broker.accountBytes(m.Size())
+	q.vhost.broker.accountBytes(e.size)
 	if q.readyCount == 0 && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
-		return Enqueued
+		return Enqueued, pending
 	}
 	q.pushReadyLocked(e)
 	dead = q.enforceLimitsLocked(dead)
@@ -153,13 +174,22 @@ func (q *Queue) publish(m *Message) PublishOutcome {
 	if len(dead) > 0 {
 		q.deadLetter(dead)
 	}
-	return Enqueued
+	return Enqueued, pending
 }
 
+// pushReadyLocked appends e to the ready list, paging its body out when the
+// queue already holds its share of memory and the log has the message.
 func (q *Queue) pushReadyLocked(e entry) {
-	q.levels[q.levelOf(e.msg)].pushBack(e)
+	if e.msg != nil && e.persisted && q.memBytes+e.size > q.vhost.broker.cfg.QueueMemoryLimit {
+		e.msg = nil
+		q.vhost.broker.accountBytes(-e.size)
+	}
+	if e.msg != nil {
+		q.memBytes += e.size
+	}
+	q.levels[e.level].pushBack(e)
 	q.readyCount++
-	q.readyBytes += e.msg.Size()
+	q.readyBytes += e.size
 }
 
 // overLimitForLocked reports whether accepting m would exceed a length limit.
@@ -198,21 +228,41 @@ func (q *Queue) popOldestLowLocked() entry {
 func (q *Queue) popLevelLocked(i int) entry {
 	e := q.levels[i].popFront()
 	q.readyCount--
-	q.readyBytes -= e.msg.Size()
+	q.readyBytes -= e.size
+	if e.msg != nil {
+		q.memBytes -= e.size
+	}
 	return e
 }
 
-// dropLocked removes a ready entry for good, dead-lettering it when the queue
-// has a dead-letter exchange.
+// dropLocked removes a popped ready entry for good, dead-lettering it when
+// the queue has a dead-letter exchange.
 func (q *Queue) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
-	q.vhost.broker.accountBytes(-e.msg.Size())
-	if q.log != nil {
-		q.log.Ack(e.seq)
-	}
 	if q.args.hasDLX {
-		dead = append(dead, deadLetter{msg: e.msg, reason: reason})
+		if m := q.loadLocked(&e); m != nil {
+			dead = append(dead, deadLetter{msg: m, reason: reason})
+		}
 	}
+	q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
 	return dead
+}
+
+// loadLocked returns e's message, reading it from the log if it was paged
+// out (the entry then holds it, and its bytes count as in memory). A message
+// the log cannot return is logged and counted; nil means it is lost.
+func (q *Queue) loadLocked(e *entry) *Message {
+	if e.msg != nil {
+		return e.msg
+	}
+	m, err := q.log.Read(e.seq)
+	if err != nil {
+		q.readErrors++
+		q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", e.seq, "err", err)
+		return nil
+	}
+	e.msg = m
+	q.vhost.broker.accountBytes(e.size)
+	return m
 }
 
 // headLocked returns the level holding the next message to deliver (the
@@ -235,20 +285,17 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	q.touchLocked()
 	now := time.Now().UnixNano()
 	dead = q.expireHeadsLocked(now, dead)
-	lvl := q.headLocked()
-	if lvl >= 0 {
+	for lvl := q.headLocked(); lvl >= 0; lvl = q.headLocked() {
 		e := q.popLevelLocked(lvl)
-		d = Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount}
+		m := q.loadLocked(&e)
+		if m == nil {
+			q.settleLocked(e.seq, e.size, false, e.persisted)
+			continue
+		}
+		d = Delivery{Queue: q, Msg: m, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount, persisted: e.persisted}
 		ok = true
-		q.vhost.broker.stats.delivered.Add(1)
-		if e.redelivered {
-			q.vhost.broker.stats.redelivered.Add(1)
-		}
-		if noAck {
-			q.settleLocked(e.seq, e.msg)
-		} else {
-			q.unacked++
-		}
+		q.countDeliveryLocked(&e, noAck)
+		break
 	}
 	q.armExpiryLocked()
 	q.mu.Unlock()
@@ -258,24 +305,64 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	return d, ok
 }
 
+// countDeliveryLocked does the bookkeeping of a delivery of e (its message
+// in memory): settle at once for no-ack, else count it unacked and, for a
+// stored message, record the delivery so a restart marks it redelivered.
+func (q *Queue) countDeliveryLocked(e *entry, noAck bool) {
+	st := &q.vhost.broker.stats
+	st.delivered.Add(1)
+	if e.redelivered {
+		st.redelivered.Add(1)
+	}
+	if noAck {
+		q.settleLocked(e.seq, e.size, true, e.persisted)
+		return
+	}
+	q.unacked++
+	if e.persisted {
+		q.log.Delivered(e.seq)
+	}
+}
+
 // Purge removes every ready message and returns how many there were.
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := q.readyCount
-	for i := range q.levels {
-		for q.levels[i].len() > 0 {
-			e := q.popLevelLocked(i)
-			q.settleLocked(e.seq, e.msg)
-		}
-	}
+	q.clearReadyLocked()
 	return n
 }
 
-// settleLocked forgets a message for good (acked, or delivered without ack).
-func (q *Queue) settleLocked(seq uint64, m *Message) {
-	q.vhost.broker.accountBytes(-m.Size())
-	if q.log != nil {
+func (q *Queue) clearReadyLocked() {
+	for i := range q.levels {
+		for q.levels[i].len() > 0 {
+			e := q.popLevelLocked(i)
+			q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
+		}
+	}
+}
+
+// settleLocked forgets a message for good (acked, expired, dropped, or
+// delivered without ack): its memory is released and the log told.
+func (q *Queue) settleLocked(seq uint64, size int64, inMemory, persisted bool) {
+	if inMemory {
+		q.vhost.broker.accountBytes(-size)
+	}
+	if persisted && q.log != nil {
 		q.log.Ack(seq)
 	}
+}
+
+// restoreLocked loads the messages a durable queue's log recovered: they
+// stay paged out until due.
+func (q *Queue) restoreLocked(stored []StoredMessage) {
+	for _, sm := range stored {
+		e := entry{seq: sm.Seq, size: sm.Size, level: q.levelFor(sm.Priority), persisted: true, redelivered: sm.Delivered,
+			expires: q.expiry(sm.Published, sm.TTL, sm.HasTTL)}
+		q.levels[e.level].pushBack(e)
+		q.readyCount++
+		q.readyBytes += e.size
+	}
+	q.nextSeq = q.log.NextSeq()
+	q.armExpiryLocked()
 }

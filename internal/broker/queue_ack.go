@@ -12,7 +12,7 @@ func (q *Queue) Ack(ds ...Delivery) {
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg)
+		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
 	}
 	if q.readyCount > 0 && !q.deleted {
 		dead = q.dispatchLocked(time.Now().UnixNano(), nil)
@@ -34,7 +34,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 	if q.deleted {
 		// Nowhere to go back to: the messages are gone with the queue.
 		for _, d := range ds {
-			q.settleLocked(d.Seq, d.Msg)
+			q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
 		}
 		q.mu.Unlock()
 		return
@@ -51,10 +51,12 @@ func (q *Queue) Requeue(ds []Delivery) {
 		return 0
 	})
 	for _, d := range ds {
-		e := entry{msg: d.Msg, seq: d.Seq, expires: q.expiryFor(d.Msg), redelivered: true}
-		q.levels[q.levelOf(d.Msg)].insertSorted(e)
+		e := entry{msg: d.Msg, seq: d.Seq, expires: q.expiryFor(d.Msg), size: d.Msg.Size(),
+			level: q.levelFor(d.Msg.Props.Priority), persisted: d.persisted, redelivered: true}
+		q.levels[e.level].insertSorted(e)
 		q.readyCount++
-		q.readyBytes += d.Msg.Size()
+		q.readyBytes += e.size
+		q.memBytes += e.size
 	}
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
 	q.armExpiryLocked()
@@ -70,7 +72,7 @@ func (q *Queue) Reject(ds []Delivery) {
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg)
+		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
 		if q.args.hasDLX {
 			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
 		}

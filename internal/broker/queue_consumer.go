@@ -113,6 +113,14 @@ func (q *Queue) dispatchLocked(now int64, dead []deadLetter) []deadLetter {
 			dead = q.dropLocked(q.popLevelLocked(lvl), "expired", dead)
 			continue
 		}
+		if head.msg == nil {
+			if q.loadLocked(head) == nil {
+				e := q.popLevelLocked(lvl)
+				q.settleLocked(e.seq, e.size, false, e.persisted)
+				continue
+			}
+			q.memBytes += head.size
+		}
 		if !q.tryDeliverLocked(head) {
 			break
 		}
@@ -140,19 +148,10 @@ func (q *Queue) tryDeliverLocked(e *entry) bool {
 		size := end - start
 		for k := 0; k < size; k++ {
 			reg := q.consumers[start+int((q.rr+uint64(k))%uint64(size))]
-			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered}
+			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, persisted: e.persisted}
 			if reg.c.TryDeliver(d) {
 				q.rr++
-				st := &q.vhost.broker.stats
-				st.delivered.Add(1)
-				if e.redelivered {
-					st.redelivered.Add(1)
-				}
-				if reg.opts.NoAck {
-					q.settleLocked(e.seq, e.msg)
-				} else {
-					q.unacked++
-				}
+				q.countDeliveryLocked(e, reg.opts.NoAck)
 				return true
 			}
 		}

@@ -21,7 +21,7 @@ type Stats struct {
 	VHosts, Exchanges, Queues, Consumers                 int
 	MessagesReady, MessagesUnacked                       int
 	QueuedBytes                                          int64
-	MemoryAlarm                                          bool
+	MemoryAlarm, DiskAlarm                               bool
 	PerQueue                                             []QueueStats
 }
 
@@ -44,6 +44,7 @@ func (b *Broker) Stats() Stats {
 		DeadLetterDropped: b.stats.deadLetterDropped.Load(),
 		QueuedBytes:       b.queuedBytes.Load(),
 		MemoryAlarm:       b.memoryAlarm.Active(),
+		DiskAlarm:         b.diskAlarm.Active(),
 	}
 	for _, v := range b.VHosts() {
 		s.VHosts++

@@ -15,6 +15,7 @@ type VHost struct {
 	mu        sync.Mutex // serialises declarations, deletions and binding changes
 	exchanges sync.Map   // name → *Exchange; read without mu on the publish path
 	queues    sync.Map   // name → *Queue
+	defsDirty bool       // a durable object changed; guarded by mu
 }
 
 // Name returns the vhost's name.
@@ -93,7 +94,7 @@ func (v *VHost) Queues() []*Queue {
 
 // DeclareExchange creates an exchange or checks that an existing one is
 // equivalent. With passive it only checks existence.
-func (v *VHost) DeclareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
+func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	x := v.exchange(cfg.Name)
@@ -115,6 +116,7 @@ func (v *VHost) DeclareExchange(cfg ExchangeConfig, passive bool) (*Exchange, er
 	}
 	x = newExchange(v, cfg, kind)
 	v.exchanges.Store(cfg.Name, x)
+	v.defsDirty = v.defsDirty || cfg.Durable
 	return x, nil
 }
 
@@ -139,7 +141,7 @@ func (v *VHost) equivalentExchange(x *Exchange, cfg ExchangeConfig) error {
 
 // DeleteExchange removes an exchange and its bindings. Deleting a missing
 // exchange succeeds, as in RabbitMQ.
-func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
+func (v *VHost) deleteExchange(name string, ifUnused bool) error {
 	if name == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
 	}
@@ -170,12 +172,13 @@ func (v *VHost) deleteExchangeLocked(x *Exchange) {
 		x.delayed.stop()
 	}
 	v.exchanges.Delete(x.cfg.Name)
+	v.defsDirty = v.defsDirty || x.cfg.Durable
 }
 
 // DeclareQueue creates a queue or checks that an existing one is
 // equivalent. An empty name gets a server-generated "amq.gen-…" name. conn
 // identifies the declaring connection for exclusive queues.
-func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
+func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if passive {
@@ -211,7 +214,11 @@ func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue
 		cfg.Owner = conn
 	}
 	q := newQueue(v, cfg, args)
+	if err := v.attachLogLocked(q, ""); err != nil {
+		return nil, err
+	}
 	v.queues.Store(cfg.Name, q)
+	v.defsDirty = v.defsDirty || q.log != nil
 	q.Touch()
 	// Every queue is bound to the default exchange by its name; that
 	// binding is implicit (see routeInto).
@@ -259,7 +266,7 @@ func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
 // DeleteQueue deletes a queue, its messages and its bindings, cancelling its
 // consumers, and returns how many messages it held. Deleting a missing queue
 // succeeds with 0, as in RabbitMQ. conn 0 is the broker itself.
-func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, error) {
+func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, error) {
 	v.mu.Lock()
 	q := v.queue(name)
 	if q == nil {
@@ -287,12 +294,7 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 	q.deleted = true
 	consumers := q.consumers
 	q.consumers = nil
-	for i := range q.levels {
-		for q.levels[i].len() > 0 {
-			e := q.popLevelLocked(i)
-			q.settleLocked(e.seq, e.msg)
-		}
-	}
+	q.clearReadyLocked()
 	if q.expiryTimer != nil {
 		q.expiryTimer.Stop()
 	}
@@ -302,9 +304,12 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 		v.removeBindingLocked(b)
 	}
 	v.queues.Delete(name)
+	v.defsDirty = v.defsDirty || q.log != nil
 	v.mu.Unlock()
 	if q.log != nil {
-		_ = q.log.Close()
+		if err := v.broker.cfg.Storage.DeleteQueueLog(q.id); err != nil {
+			v.broker.log.Warn("could not remove a deleted queue's log", "queue", name, "err", err)
+		}
 	}
 	for _, r := range consumers {
 		r.c.Cancelled(q)

@@ -30,6 +30,22 @@ type Config struct {
 	// MemoryHighWatermark is the bytes of queued message bodies above which
 	// publishers are blocked. Default: 40% of the machine's memory.
 	MemoryHighWatermark ByteSize `toml:"memory_high_watermark"`
+	// DiskFreeLimit is the free space on the data directory's file system
+	// below which publishers are blocked. Default 50MB (RabbitMQ's).
+	DiskFreeLimit ByteSize `toml:"disk_free_limit"`
+	// Fsync is "always" (the default: a persistent message is confirmed
+	// only after an fsync covers it) or "interval" (confirmed once written
+	// to the OS, fsynced every FsyncInterval: a power loss may lose up to
+	// that interval; a crash of the process loses nothing).
+	Fsync         string   `toml:"fsync"`
+	FsyncInterval Duration `toml:"fsync_interval"` // default 200ms
+	// SegmentSize is the size at which a queue's log rolls to a new
+	// segment file. Default 64MiB.
+	SegmentSize ByteSize `toml:"segment_size"`
+	// QueueMemoryLimit is how many body bytes of ready persistent messages
+	// a durable queue keeps in memory; the rest stay on disk until due.
+	// Default 4MiB.
+	QueueMemoryLimit ByteSize `toml:"queue_memory_limit"`
 
 	AMQP AMQP `toml:"amqp"`
 	// VHosts to create besides "/".
@@ -68,6 +84,11 @@ func Default() Config {
 		LogLevel:            "info",
 		LogFormat:           "text",
 		MemoryHighWatermark: ByteSize(defaultWatermark()),
+		DiskFreeLimit:       50_000_000,
+		Fsync:               "always",
+		FsyncInterval:       Duration(200 * time.Millisecond),
+		SegmentSize:         64 << 20,
+		QueueMemoryLimit:    4 << 20,
 		AMQP: AMQP{
 			FrameMax:       131072,
 			ChannelMax:     2047,
@@ -145,6 +166,14 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 			*o.dst = *o.val
 		}
 	}
+	if v, ok := env("TERN_FSYNC"); ok {
+		cfg.Fsync = v
+	}
+	if v, ok := env("TERN_DISK_FREE_LIMIT"); ok {
+		if err := cfg.DiskFreeLimit.UnmarshalText([]byte(v)); err != nil {
+			return cfg, fmt.Errorf("config: TERN_DISK_FREE_LIMIT: %w", err)
+		}
+	}
 	if v, ok := env("TERN_MEMORY_HIGH_WATERMARK"); ok {
 		if err := cfg.MemoryHighWatermark.UnmarshalText([]byte(v)); err != nil {
 			return cfg, fmt.Errorf("config: TERN_MEMORY_HIGH_WATERMARK: %w", err)
@@ -165,6 +194,9 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("config: log_format %q is not text or json", c.LogFormat))
+	}
+	if c.Fsync != "always" && c.Fsync != "interval" {
+		errs = append(errs, fmt.Errorf("config: fsync %q is not always or interval", c.Fsync))
 	}
 	if c.AMQP.FrameMax != 0 && c.AMQP.FrameMax < 4096 {
 		errs = append(errs, fmt.Errorf("config: amqp.frame_max %d is below the protocol minimum 4096", c.AMQP.FrameMax))

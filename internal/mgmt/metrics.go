@@ -38,6 +38,7 @@ var metricDefs = []metricDef{
 	{"tern_messages_unacked", "Messages delivered and not yet acknowledged, all queues.", prometheus.GaugeValue, nil},
 	{"tern_queued_bytes", "Body bytes held by queues.", prometheus.GaugeValue, nil},
 	{"tern_memory_alarm", "1 while the memory alarm blocks publishers.", prometheus.GaugeValue, nil},
+	{"tern_disk_alarm", "1 while the free-disk alarm blocks publishers.", prometheus.GaugeValue, nil},
 	{"tern_messages_published_total", "Messages published.", prometheus.CounterValue, nil},
 	{"tern_messages_unroutable_total", "Published messages that reached no queue.", prometheus.CounterValue, nil},
 	{"tern_messages_delivered_total", "Deliveries to consumers and basic.get.", prometheus.CounterValue, nil},
@@ -90,6 +91,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	emit("tern_messages_unacked", float64(b.MessagesUnacked))
 	emit("tern_queued_bytes", float64(b.QueuedBytes))
 	emit("tern_memory_alarm", boolf(b.MemoryAlarm))
+	emit("tern_disk_alarm", boolf(b.DiskAlarm))
 	emit("tern_messages_published_total", float64(b.Published))
 	emit("tern_messages_unroutable_total", float64(b.Unroutable))
 	emit("tern_messages_delivered_total", float64(b.Delivered))

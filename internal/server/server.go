@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tern-broker/tern/internal/amqp"
@@ -16,6 +18,8 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/mgmt"
+	"github.com/tern-broker/tern/internal/store"
+	"github.com/tern-broker/tern/internal/vfs"
 )
 
 // Version is the build's version, set by the linker or left "dev".
@@ -27,14 +31,16 @@ type Server struct {
 	log    *slog.Logger
 	Broker *broker.Broker
 	Users  *auth.Store
+	Store  *store.Store
 	amqp   *amqp.Server
 
+	lock   *os.File
 	amqpLn net.Listener
 	httpLn net.Listener
 	http   *http.Server
 }
 
-// New builds a node from cfg without binding anything.
+// New builds a node from cfg without touching the disk or the network.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -43,10 +49,6 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log}
-	s.Broker = broker.New(broker.Config{MemoryHighWatermark: int64(cfg.MemoryHighWatermark), Logger: log.With("component", "broker")})
-	for _, v := range cfg.VHosts {
-		s.Broker.AddVHost(v)
-	}
 	s.Users = auth.NewStore()
 	if len(cfg.Users) == 0 {
 		// RabbitMQ's default: guest/guest, from loopback only.
@@ -63,6 +65,48 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.Users.Put(auth.User{Name: u.Name, PasswordHash: hash, LoopbackOnly: u.LoopbackOnly, VHosts: vhosts, Tags: u.Tags})
 	}
+	return s, nil
+}
+
+// Start opens the data directory (locking it against a second node),
+// recovers the durable state and binds the enabled listeners.
+func (s *Server) Start() error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	if err := s.lockDataDir(); err != nil {
+		return err
+	}
+	st, err := store.Open(vfs.Default, cfg.DataDir, store.Options{
+		Sync:         store.SyncMode(cfg.Fsync),
+		SyncInterval: time.Duration(cfg.FsyncInterval),
+		SegmentSize:  int64(cfg.SegmentSize),
+		Logger:       s.log.With("component", "store"),
+	})
+	if err != nil {
+		return err
+	}
+	s.Store = st
+	s.Broker = broker.New(broker.Config{
+		MemoryHighWatermark: int64(cfg.MemoryHighWatermark),
+		QueueMemoryLimit:    int64(cfg.QueueMemoryLimit),
+		Storage:             st,
+		Logger:              s.log.With("component", "broker"),
+	})
+	for _, v := range cfg.VHosts {
+		s.Broker.AddVHost(v)
+	}
+	defs, err := st.LoadDefinitions()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := s.Broker.Restore(defs); err != nil {
+		return err
+	}
+	s.log.Info("recovery complete", "took", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
+
 	hb := time.Duration(cfg.AMQP.Heartbeat)
 	if hb == 0 {
 		hb = -1 // configured off
@@ -73,32 +117,39 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Heartbeat:      hb,
 		MaxMessageSize: uint64(cfg.AMQP.MaxMessageSize),
 		Version:        Version,
-	}, s.Broker, s.Users, log.With("component", "amqp"))
-	return s, nil
-}
+	}, s.Broker, s.Users, s.log.With("component", "amqp"))
 
-// Start prepares the data directory and binds the enabled listeners.
-func (s *Server) Start() error {
-	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("server: data directory: %w", err)
-	}
-	var err error
-	if s.cfg.AMQPAddr != "" {
-		if s.amqpLn, err = net.Listen("tcp", s.cfg.AMQPAddr); err != nil {
+	if cfg.AMQPAddr != "" {
+		if s.amqpLn, err = net.Listen("tcp", cfg.AMQPAddr); err != nil {
 			return fmt.Errorf("server: AMQP listener: %w", err)
 		}
 		s.log.Info("AMQP 0-9-1 listening", "addr", s.amqpLn.Addr().String())
 	}
-	if s.cfg.HTTPAddr != "" {
-		if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+	if cfg.HTTPAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			s.closeListeners()
 			return fmt.Errorf("server: HTTP listener: %w", err)
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics")
 	}
-	if s.cfg.MQTTAddr != "" {
-		s.log.Warn("mqtt_addr is set but MQTT is not available in this version; ignoring", "addr", s.cfg.MQTTAddr)
+	if cfg.MQTTAddr != "" {
+		s.log.Warn("mqtt_addr is set but MQTT is not available in this version; ignoring", "addr", cfg.MQTTAddr)
 	}
+	return nil
+}
+
+// lockDataDir takes an exclusive lock on the data directory so two nodes
+// never write the same files.
+func (s *Server) lockDataDir() error {
+	f, err := os.OpenFile(filepath.Join(s.cfg.DataDir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("server: data directory %s is in use by another tern: %w", s.cfg.DataDir, err)
+	}
+	s.lock = f
 	return nil
 }
 
@@ -129,11 +180,18 @@ func (s *Server) HTTPAddr() net.Addr {
 // AMQPStats returns the AMQP listener's counters.
 func (s *Server) AMQPStats() amqp.Stats { return s.amqp.Stats() }
 
-// Run serves until ctx is done, then closes every connection (CONNECTION_FORCED)
-// and returns once everything has stopped.
+// Run serves until ctx is done, then closes every connection
+// (CONNECTION_FORCED), flushes and closes the store, and returns once
+// everything has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
+	monitorCtx, stopMonitor := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.monitorDisk(monitorCtx)
+	}()
 	if s.amqpLn != nil {
 		wg.Add(1)
 		go func() {
@@ -163,12 +221,49 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = s.http.Shutdown(sctx)
 		}()
 	}
+	<-ctx.Done()
+	stopMonitor()
 	wg.Wait()
 	close(errc)
 	var errs []error
 	for err := range errc {
 		errs = append(errs, err)
 	}
+	if err := s.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing the store: %w", err))
+	}
+	if s.lock != nil {
+		_ = s.lock.Close()
+	}
 	s.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// monitorDisk drives the disk alarm from the data directory's free space.
+func (s *Server) monitorDisk(ctx context.Context) {
+	limit := uint64(s.cfg.DiskFreeLimit)
+	if limit == 0 {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	alarm := s.Broker.DiskAlarm()
+	for {
+		free, err := s.Store.FreeSpace()
+		if err == nil {
+			if low := free < limit; low != alarm.Active() {
+				if low {
+					s.log.Warn("disk alarm set: free space below the limit; blocking publishers", "free", free, "limit", limit)
+				} else {
+					s.log.Info("disk alarm cleared", "free", free, "limit", limit)
+				}
+				alarm.Set(low)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
