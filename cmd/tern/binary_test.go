@@ -49,7 +49,13 @@ var listenLine = regexp.MustCompile(`msg="AMQP 0-9-1 listening" addr=(\S+)`)
 // until it logs its AMQP address.
 func startBinary(t *testing.T, extra ...string) *binaryServer {
 	t.Helper()
-	args := append([]string{"server", "--data-dir", t.TempDir(), "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+	return startBinaryOn(t, t.TempDir(), extra...)
+}
+
+// startBinaryOn is startBinary on a given data directory.
+func startBinaryOn(t *testing.T, dataDir string, extra ...string) *binaryServer {
+	t.Helper()
+	args := append([]string{"server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(ternBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

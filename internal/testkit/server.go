@@ -45,6 +45,21 @@ func (s *Server) Shutdown() error {
 // Option adjusts the configuration before the server starts.
 type Option func(*config.Config)
 
+// WithDataDir makes the server use dir, so a test can restart a node on the
+// same data.
+func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+
+// Restart shuts s down and starts a new server on the same data directory
+// and configuration (new ports).
+func (s *Server) Restart(t testing.TB) *Server {
+	t.Helper()
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.Config
+	return Start(t, func(c *config.Config) { *c = cfg; c.AMQPAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0" })
+}
+
 // Start runs a server until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
