@@ -169,3 +169,37 @@ func TestLargeDurableBacklogPagesToDisk(t *testing.T) {
 		t.Fatal("paged messages came back out of order")
 	}
 }
+
+func TestDiskAlarmBlocksPublishersUntilSpaceReturns(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	c, ch := s.Channel(t)
+	blocked := c.NotifyBlocked(make(chan amqp.Blocking, 4))
+	q := declare(t, ch, nil)
+	publish(t, ch, "", q, body("before"))
+	s.SetDiskFreeLimit(1 << 62) // more than any disk has: the alarm trips
+	select {
+	case b := <-blocked:
+		if !b.Active || b.Reason != "low on disk" {
+			t.Fatalf("%+v", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection.blocked on the disk alarm")
+	}
+	publish(t, ch, "", q, body("held back")) // waits in the socket
+	time.Sleep(300 * time.Millisecond)
+	_, other := s.Channel(t)
+	if n := queueLen(t, other, q); n != 1 {
+		t.Fatalf("%d messages: a publish got through the disk alarm", n)
+	}
+	s.SetDiskFreeLimit(1) // space "returns"
+	select {
+	case b := <-blocked:
+		if b.Active {
+			t.Fatalf("%+v", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection.unblocked")
+	}
+	testkit.Eventually(t, wait, "held publish lands", func() bool { return queueLen(t, other, q) == 2 })
+}

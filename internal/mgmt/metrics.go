@@ -5,12 +5,14 @@ import (
 
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/store"
 )
 
 // Sources are the components whose Stats the collector reads.
 type Sources struct {
 	Broker func() broker.Stats
-	AMQP   func() amqp.Stats // nil when the AMQP listener is off
+	AMQP   func() amqp.Stats  // nil when the AMQP listener is off
+	Store  func() store.Stats // nil without storage
 }
 
 type collector struct {
@@ -49,6 +51,11 @@ var metricDefs = []metricDef{
 	{"tern_messages_nacked_total", "Publisher nacks sent.", prometheus.CounterValue, nil},
 	{"tern_messages_returned_total", "Mandatory messages returned unroutable.", prometheus.CounterValue, nil},
 	{"tern_amqp_received_bytes_total", "Bytes read from AMQP clients.", prometheus.CounterValue, nil},
+	{"tern_store_commits_total", "Group commits that fsynced data.", prometheus.CounterValue, nil},
+	{"tern_store_fsyncs_total", "fsync calls (one per queue log written in a commit).", prometheus.CounterValue, nil},
+	{"tern_store_committed_messages_total", "Persistent messages confirmed durable.", prometheus.CounterValue, nil},
+	{"tern_store_fsync_seconds_total", "Time spent waiting for commit fsyncs.", prometheus.CounterValue, nil},
+	{"tern_store_segments_deleted_total", "Log segments deleted once fully consumed.", prometheus.CounterValue, nil},
 	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_messages_unacked", "Unacknowledged messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_consumers", "Consumers per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
@@ -102,6 +109,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_queue_messages_ready", float64(q.Ready), q.VHost, q.Name)
 		emit("tern_queue_messages_unacked", float64(q.Unacked), q.VHost, q.Name)
 		emit("tern_queue_consumers", float64(q.Consumers), q.VHost, q.Name)
+	}
+	if c.src.Store != nil {
+		st := c.src.Store()
+		emit("tern_store_commits_total", float64(st.Batches))
+		emit("tern_store_fsyncs_total", float64(st.Fsyncs))
+		emit("tern_store_committed_messages_total", float64(st.Committed))
+		emit("tern_store_fsync_seconds_total", st.FsyncTime.Seconds())
+		emit("tern_store_segments_deleted_total", float64(st.SegmentsDeleted))
 	}
 	var a amqp.Stats
 	if c.src.AMQP != nil {

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,10 +36,11 @@ type Server struct {
 	Store  *store.Store
 	amqp   *amqp.Server
 
-	lock   *os.File
-	amqpLn net.Listener
-	httpLn net.Listener
-	http   *http.Server
+	lock          *os.File
+	diskFreeLimit atomic.Uint64
+	amqpLn        net.Listener
+	httpLn        net.Listener
+	http          *http.Server
 }
 
 // New builds a node from cfg without touching the disk or the network.
@@ -49,6 +52,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log}
+	s.diskFreeLimit.Store(uint64(cfg.DiskFreeLimit))
 	s.Users = auth.NewStore()
 	if len(cfg.Users) == 0 {
 		// RabbitMQ's default: guest/guest, from loopback only.
@@ -106,6 +110,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.log.Info("recovery complete", "took", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
+	// Recovery's scratch (segment reads, recovered lists) is garbage now;
+	// hand it back to the OS instead of carrying it in RSS.
+	debug.FreeOSMemory()
 
 	hb := time.Duration(cfg.AMQP.Heartbeat)
 	if hb == 0 {
@@ -202,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	if s.httpLn != nil {
-		src := mgmt.Sources{Broker: s.Broker.Stats}
+		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats}
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}
@@ -239,16 +246,18 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// monitorDisk drives the disk alarm from the data directory's free space.
+// SetDiskFreeLimit changes the free-space threshold of the disk alarm at
+// run time; the monitor applies it within a second.
+func (s *Server) SetDiskFreeLimit(bytes uint64) { s.diskFreeLimit.Store(bytes) }
+
+// monitorDisk drives the disk alarm from the data directory's free space,
+// checked every second.
 func (s *Server) monitorDisk(ctx context.Context) {
-	limit := uint64(s.cfg.DiskFreeLimit)
-	if limit == 0 {
-		return
-	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	alarm := s.Broker.DiskAlarm()
 	for {
+		limit := s.diskFreeLimit.Load()
 		free, err := s.Store.FreeSpace()
 		if err == nil {
 			if low := free < limit; low != alarm.Active() {
