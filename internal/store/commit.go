@@ -118,20 +118,27 @@ func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, f
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	start := time.Now()
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := j.file.Sync(); err != nil {
-				err = fmt.Errorf("store: fsync: %w", err)
-				j.log.fail(err)
-				errMu.Lock()
-				errs[j.log] = err
-				errMu.Unlock()
-			}
-		}()
+	syncOne := func(j syncJob) {
+		if err := j.file.Sync(); err != nil {
+			err = fmt.Errorf("store: fsync: %w", err)
+			j.log.fail(err)
+			errMu.Lock()
+			errs[j.log] = err
+			errMu.Unlock()
+		}
 	}
-	wg.Wait()
+	if len(jobs) == 1 {
+		syncOne(jobs[0]) // the common case: no goroutine to start
+	} else {
+		for _, j := range jobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				syncOne(j)
+			}()
+		}
+		wg.Wait()
+	}
 	if len(jobs) > 0 {
 		c.st.stats.fsyncs.Add(uint64(len(jobs)))
 		c.st.stats.batches.Add(1)
