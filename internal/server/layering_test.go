@@ -16,7 +16,10 @@ func TestImportsPointDown(t *testing.T) {
 	}
 	const mod = "github.com/tern-broker/tern/"
 	forbidden := map[string][]string{
-		"internal/broker":       {"internal/amqp", "internal/wire", "internal/server", "internal/config", "internal/mgmt", "internal/auth"},
+		"internal/broker":       {"internal/amqp", "internal/wire", "internal/server", "internal/config", "internal/mgmt", "internal/auth", "internal/store", "internal/vfs", "internal/codec"},
+		"internal/store":        {"internal/amqp", "internal/server", "internal/config", "internal/mgmt"},
+		"internal/codec":        {"internal/amqp", "internal/store", "internal/server"},
+		"internal/vfs":          {"internal/"},
 		"internal/route":        {"internal/"},
 		"internal/flow":         {"internal/"},
 		"internal/wire/amqp091": {"internal/"},

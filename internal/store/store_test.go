@@ -201,13 +201,13 @@ func TestENOSPCFailsThePublishesAndKeepsTheStore(t *testing.T) {
 	m := vfs.NewMem()
 	var full sync.Mutex
 	diskFull := false
-	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, n int) (error, int) {
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, n int) (int, error) {
 		full.Lock()
 		defer full.Unlock()
 		if diskFull && op == vfs.OpWrite {
-			return vfs.ErrNoSpace, n / 3 // a torn write
+			return n / 3, vfs.ErrNoSpace // a torn write
 		}
-		return nil, 0
+		return 0, nil
 	})
 	st, l := openTest(t, f, 1<<20)
 	r := newResults()
@@ -256,13 +256,13 @@ func TestEIOOnFsyncFailsTheLog(t *testing.T) {
 	m := vfs.NewMem()
 	var broken bool
 	var mu sync.Mutex
-	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (error, int) {
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if broken && op == vfs.OpSync {
-			return vfs.ErrIO, 0
+			return 0, vfs.ErrIO
 		}
-		return nil, 0
+		return 0, nil
 	})
 	st, l := openTest(t, f, 1<<20)
 	r := newResults()
@@ -374,7 +374,7 @@ func powerLossAt(t *testing.T, k int) bool {
 	var confirmedAtCut map[uint64]bool
 	var ackedAtCut map[uint64]bool
 	acked := map[uint64]bool{}
-	f := vfs.NewFaulty(m, func(vfs.Op, string, int) (error, int) {
+	f := vfs.NewFaulty(m, func(vfs.Op, string, int) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		ops++
@@ -391,7 +391,7 @@ func powerLossAt(t *testing.T, k int) bool {
 				ackedAtCut[q] = true
 			}
 		}
-		return nil, 0
+		return 0, nil
 	})
 	st, l := openTest(t, f, 700)
 	const n = 40

@@ -28,7 +28,7 @@ var (
 // Injector decides whether an operation fails. For writes, n is the length
 // of the write; returning a non-nil error with torn > 0 writes the first
 // torn bytes before failing, as a disk filling up mid-write does.
-type Injector func(op Op, path string, n int) (err error, torn int)
+type Injector func(op Op, path string, n int) (torn int, err error)
 
 // Faulty wraps a file system and fails operations its injector picks.
 type Faulty struct {
@@ -42,16 +42,16 @@ func NewFaulty(fsys FS, inject Injector) *Faulty { return &Faulty{FS: fsys, inje
 // SetInjector replaces the injector; nil stops injecting.
 func (f *Faulty) SetInjector(inject Injector) { f.inject = inject }
 
-func (f *Faulty) check(op Op, path string, n int) (error, int) {
+func (f *Faulty) check(op Op, path string, n int) (int, error) {
 	if f.inject == nil {
-		return nil, 0
+		return 0, nil
 	}
 	return f.inject(op, path, n)
 }
 
 // Create implements FS.
 func (f *Faulty) Create(name string) (File, error) {
-	if err, _ := f.check(OpCreate, name, 0); err != nil {
+	if _, err := f.check(OpCreate, name, 0); err != nil {
 		return nil, err
 	}
 	file, err := f.FS.Create(name)
@@ -81,7 +81,7 @@ func (f *Faulty) OpenWrite(name string) (File, error) {
 
 // Rename implements FS.
 func (f *Faulty) Rename(oldname, newname string) error {
-	if err, _ := f.check(OpRename, newname, 0); err != nil {
+	if _, err := f.check(OpRename, newname, 0); err != nil {
 		return err
 	}
 	return f.FS.Rename(oldname, newname)
@@ -89,7 +89,7 @@ func (f *Faulty) Rename(oldname, newname string) error {
 
 // Remove implements FS.
 func (f *Faulty) Remove(name string) error {
-	if err, _ := f.check(OpRemove, name, 0); err != nil {
+	if _, err := f.check(OpRemove, name, 0); err != nil {
 		return err
 	}
 	return f.FS.Remove(name)
@@ -97,7 +97,7 @@ func (f *Faulty) Remove(name string) error {
 
 // SyncDir implements FS.
 func (f *Faulty) SyncDir(dir string) error {
-	if err, _ := f.check(OpSyncDir, dir, 0); err != nil {
+	if _, err := f.check(OpSyncDir, dir, 0); err != nil {
 		return err
 	}
 	return f.FS.SyncDir(dir)
@@ -110,7 +110,7 @@ type faultyFile struct {
 }
 
 func (f *faultyFile) Write(p []byte) (int, error) {
-	if err, torn := f.fs.check(OpWrite, f.name, len(p)); err != nil {
+	if torn, err := f.fs.check(OpWrite, f.name, len(p)); err != nil {
 		torn = max(0, min(torn, len(p)))
 		if torn > 0 {
 			n, werr := f.File.Write(p[:torn])
@@ -122,14 +122,14 @@ func (f *faultyFile) Write(p []byte) (int, error) {
 }
 
 func (f *faultyFile) Sync() error {
-	if err, _ := f.fs.check(OpSync, f.name, 0); err != nil {
+	if _, err := f.fs.check(OpSync, f.name, 0); err != nil {
 		return err
 	}
 	return f.File.Sync()
 }
 
 func (f *faultyFile) ReadAt(p []byte, off int64) (int, error) {
-	if err, _ := f.fs.check(OpRead, f.name, len(p)); err != nil {
+	if _, err := f.fs.check(OpRead, f.name, len(p)); err != nil {
 		return 0, err
 	}
 	return f.File.ReadAt(p, off)

@@ -63,11 +63,11 @@ func TestFaultyInjectsTornWrites(t *testing.T) {
 	t.Parallel()
 	m := NewMem()
 	_ = m.MkdirAll("/x")
-	f := NewFaulty(m, func(op Op, _ string, n int) (error, int) {
+	f := NewFaulty(m, func(op Op, _ string, n int) (int, error) {
 		if op == OpWrite && n > 4 {
-			return ErrNoSpace, 2
+			return 2, ErrNoSpace
 		}
-		return nil, 0
+		return 0, nil
 	})
 	file, _ := f.Create("/x/f")
 	if _, err := file.Write([]byte("ok")); err != nil {
