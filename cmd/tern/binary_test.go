@@ -152,6 +152,17 @@ func TestUsageAndVersion(t *testing.T) {
 	if err := exec.Command(ternBin, "bogus").Run(); err == nil {
 		t.Fatal("unknown command accepted")
 	}
+	out, err = exec.Command(ternBin, "bench", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench --help: %v", err)
+	}
+	for _, flag := range []string{"-url", "-scenario", "-producers", "-consumers", "-queues", "-exchange", "-size", "-duration",
+		"-count", "-rate", "-persistent", "-confirm", "-prefetch", "-autoack", "-multi-ack-every", "-idle-connections",
+		"-server-pid", "-drain", "-json", "-plot", "-quiet", "transient", "persistent", "fanout", "many", "fixed-rate", "idle-connections"} {
+		if !strings.Contains(string(out), flag) {
+			t.Errorf("bench --help lacks %s", flag)
+		}
+	}
 	out, _ = exec.Command(ternBin, "server", "--help").CombinedOutput()
 	for _, flag := range []string{"-data-dir", "-amqp-addr", "-http-addr", "-mqtt-addr", "-config"} {
 		if !strings.Contains(string(out), flag) {

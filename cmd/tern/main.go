@@ -21,6 +21,7 @@ const usage = `tern — a message broker speaking AMQP 0-9-1
 
 Usage:
   tern server [flags]          run a broker (tern server --help for flags)
+  tern bench [flags]           load-test a broker (tern bench --help for flags and scenarios)
   tern hash-password PASSWORD  print an argon2id hash for a config file's password_hash
   tern version                 print the version
 `
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "hash-password":
 		if len(args) != 2 {
 			fmt.Fprint(stderr, usage)

@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config describes a run. The zero value of a field takes the default noted.
+type Config struct {
+	URL          string        // broker, amqp://user:pass@host:port/vhost
+	Scenario     string        // a named preset applied before the explicit flags (see Scenarios)
+	Producers    int           // publishing connections
+	Consumers    int           // consuming connections (spread over the queues)
+	Queues       int           // queues to declare; default max(1, …)
+	Exchange     string        // exchange type: direct (default), fanout or topic
+	Size         int           // message body bytes, at least 24; default 1024
+	Duration     time.Duration // how long producers publish; default 10s
+	Count        int           // messages per producer; 0 = until Duration
+	Rate         float64       // messages/s per producer; 0 = as fast as possible
+	Persistent   bool          // delivery-mode 2, durable queues
+	Confirm      int           // publisher confirms with this many in flight; 0 = none
+	Prefetch     int           // consumer prefetch; default 1000 (manual ack)
+	AutoAck      bool          // consume with no-ack
+	MultiAckEvery int          // manual acks with multiple every N messages; default 1
+	IdleConns    int           // idle-connections scenario: connections to open
+	ServerPID    int           // broker pid, to report its memory per idle connection
+	Drain        time.Duration // how long consumers wait for stragglers after publishing stops; default 5s
+}
+
+// Scenarios are presets named after the runs RabbitMQ's PerfTest users know.
+var Scenarios = map[string]Config{
+	"transient":        {Producers: 1, Consumers: 1, Queues: 1, AutoAck: true},
+	"persistent":       {Producers: 1, Consumers: 1, Queues: 1, Persistent: true, Confirm: 1000, Prefetch: 1000},
+	"fanout":           {Producers: 1, Consumers: 10, Queues: 10, Exchange: "fanout", AutoAck: true},
+	"many":             {Producers: 50, Consumers: 50, Queues: 50, AutoAck: true},
+	"fixed-rate":       {Producers: 1, Consumers: 1, Queues: 1, Rate: 5000, Persistent: true, Confirm: 1000, Prefetch: 1000},
+	"idle-connections": {IdleConns: 1000},
+}
+
+// ScenarioNames lists the presets in a stable order for help texts.
+var ScenarioNames = []string{"transient", "persistent", "fanout", "many", "fixed-rate", "idle-connections"}
+
+// Resolve applies the scenario under the explicit settings and fills
+// defaults. set names the fields the user gave explicitly (flag names).
+func Resolve(c Config, set map[string]bool) (Config, error) {
+	if c.Scenario != "" {
+		p, ok := Scenarios[c.Scenario]
+		if !ok {
+			return c, fmt.Errorf("bench: unknown scenario %q", c.Scenario)
+		}
+		apply := func(flag string, dst *int, v int) {
+			if !set[flag] {
+				*dst = v
+			}
+		}
+		apply("producers", &c.Producers, p.Producers)
+		apply("consumers", &c.Consumers, p.Consumers)
+		apply("queues", &c.Queues, p.Queues)
+		apply("confirm", &c.Confirm, p.Confirm)
+		apply("prefetch", &c.Prefetch, p.Prefetch)
+		apply("idle-connections", &c.IdleConns, p.IdleConns)
+		if !set["exchange"] && p.Exchange != "" {
+			c.Exchange = p.Exchange
+		}
+		if !set["rate"] && p.Rate != 0 {
+			c.Rate = p.Rate
+		}
+		if !set["persistent"] && p.Persistent {
+			c.Persistent = true
+		}
+		if !set["autoack"] && p.AutoAck {
+			c.AutoAck = true
+		}
+	}
+	if c.URL == "" {
+		c.URL = "amqp://guest:guest@localhost:5672/"
+	}
+	if c.Exchange == "" {
+		c.Exchange = "direct"
+	}
+	switch c.Exchange {
+	case "direct", "fanout", "topic":
+	default:
+		return c, fmt.Errorf("bench: exchange type %q is not direct, fanout or topic", c.Exchange)
+	}
+	if c.Size == 0 {
+		c.Size = 1024
+	}
+	if c.Size < headerSize {
+		return c, fmt.Errorf("bench: size %d is below the %d-byte header", c.Size, headerSize)
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = 1000
+	}
+	if c.MultiAckEvery <= 0 {
+		c.MultiAckEvery = 1
+	}
+	if c.Drain == 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.IdleConns > 0 {
+		return c, nil
+	}
+	if c.Queues <= 0 {
+		c.Queues = max(1, min(c.Producers, c.Consumers))
+	}
+	if c.Producers < 0 || c.Consumers < 0 {
+		return c, fmt.Errorf("bench: negative producers or consumers")
+	}
+	if c.Consumers > 0 && c.Consumers < c.Queues {
+		return c, fmt.Errorf("bench: %d consumers cannot cover %d queues", c.Consumers, c.Queues)
+	}
+	return c, nil
+}
+
+// copies is how many queues each message reaches.
+func (c Config) copies() int {
+	if c.Exchange == "fanout" {
+		return c.Queues
+	}
+	return 1
+}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// WriteSummary prints the final table, and says loudly when messages were
+// lost, duplicated or refused.
+func WriteSummary(w io.Writer, r *Result) {
+	c := r.Config
+	if r.IdleConnections > 0 {
+		fmt.Fprintf(w, "idle connections    %d held for %v\n", r.IdleConnections, c.Duration)
+		if r.ServerRSSBefore > 0 {
+			fmt.Fprintf(w, "server RSS          %.1f MiB → %.1f MiB\n", float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20))
+			fmt.Fprintf(w, "per connection      %.1f KiB\n", r.BytesPerIdleConn/1024)
+		}
+		return
+	}
+	fmt.Fprintf(w, "scenario            %s: %d producers, %d consumers, %d %s queues, %d-byte messages, %s%s\n",
+		orDash(c.Scenario), c.Producers, c.Consumers, c.Queues, c.Exchange, c.Size, persistence(c), confirmMode(c))
+	fmt.Fprintf(w, "duration            %v\n", r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "sent                %d  (%.0f msg/s, %.1f MB/s)\n", r.Sent, r.SentRate, r.SentMBps)
+	if c.Confirm > 0 {
+		fmt.Fprintf(w, "confirmed           %d  (%.0f msg/s), nacked %d\n", r.Confirmed, r.ConfirmedRate, r.Nacked)
+	}
+	if c.Consumers > 0 {
+		fmt.Fprintf(w, "received            %d of %d expected  (%.0f msg/s, %.1f MB/s)\n", r.Received, r.Expected, r.ReceivedRate, r.ReceivedMBps)
+	}
+	if r.Latency.Count > 0 {
+		fmt.Fprintf(w, "latency end-to-end  p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+			roundDur(r.Latency.P50), roundDur(r.Latency.P90), roundDur(r.Latency.P99), roundDur(r.Latency.P999), roundDur(r.Latency.Max))
+	}
+	if r.ConfirmLatency.Count > 0 {
+		fmt.Fprintf(w, "latency confirm     p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+			roundDur(r.ConfirmLatency.P50), roundDur(r.ConfirmLatency.P90), roundDur(r.ConfirmLatency.P99), roundDur(r.ConfirmLatency.P999), roundDur(r.ConfirmLatency.Max))
+	}
+	fmt.Fprintf(w, "lost %d  duplicated %d  reordered %d  returned %d\n", r.Lost, r.Duplicates, r.Reordered, r.Returned)
+	if !r.OK() {
+		fmt.Fprintf(w, "\n!!! THIS RUN LOST OR REFUSED MESSAGES: lost %d, duplicated %d, nacked %d, returned %d !!!\n",
+			r.Lost, r.Duplicates, r.Nacked, r.Returned)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "custom"
+	}
+	return s
+}
+
+func persistence(c Config) string {
+	if c.Persistent {
+		return "persistent"
+	}
+	return "transient"
+}
+
+func confirmMode(c Config) string {
+	s := ""
+	if c.Rate > 0 {
+		s += fmt.Sprintf(", %.0f msg/s per producer", c.Rate)
+	}
+	if c.Confirm > 0 {
+		s += fmt.Sprintf(", confirms (%d in flight)", c.Confirm)
+	}
+	if c.AutoAck {
+		s += ", autoack"
+	} else if c.Consumers > 0 {
+		s += fmt.Sprintf(", manual ack (prefetch %d, every %d)", c.Prefetch, c.MultiAckEvery)
+	}
+	return s
+}
+
+// WriteJSON prints the result as JSON.
+func WriteJSON(w io.Writer, r *Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
