@@ -7,24 +7,24 @@ import (
 
 // Config describes a run. The zero value of a field takes the default noted.
 type Config struct {
-	URL          string        // broker, amqp://user:pass@host:port/vhost
-	Scenario     string        // a named preset applied before the explicit flags (see Scenarios)
-	Producers    int           // publishing connections
-	Consumers    int           // consuming connections (spread over the queues)
-	Queues       int           // queues to declare; default max(1, …)
-	Exchange     string        // exchange type: direct (default), fanout or topic
-	Size         int           // message body bytes, at least 24; default 1024
-	Duration     time.Duration // how long producers publish; default 10s
-	Count        int           // messages per producer; 0 = until Duration
-	Rate         float64       // messages/s per producer; 0 = as fast as possible
-	Persistent   bool          // delivery-mode 2, durable queues
-	Confirm      int           // publisher confirms with this many in flight; 0 = none
-	Prefetch     int           // consumer prefetch; default 1000 (manual ack)
-	AutoAck      bool          // consume with no-ack
-	MultiAckEvery int          // manual acks with multiple every N messages; default 1
-	IdleConns    int           // idle-connections scenario: connections to open
-	ServerPID    int           // broker pid, to report its memory per idle connection
-	Drain        time.Duration // how long consumers wait for stragglers after publishing stops; default 5s
+	URL           string        // broker, amqp://user:pass@host:port/vhost
+	Scenario      string        // a named preset applied before the explicit flags (see Scenarios)
+	Producers     int           // publishing connections
+	Consumers     int           // consuming connections (spread over the queues)
+	Queues        int           // queues to declare; default max(1, …)
+	Exchange      string        // exchange type: direct (default), fanout or topic
+	Size          int           // message body bytes, at least 24; default 1024
+	Duration      time.Duration // how long producers publish; default 10s
+	Count         int           // messages per producer; 0 = until Duration
+	Rate          float64       // messages/s per producer; 0 = as fast as possible
+	Persistent    bool          // delivery-mode 2, durable queues
+	Confirm       int           // publisher confirms with this many in flight; 0 = none
+	Prefetch      int           // consumer prefetch; default 1000 (manual ack)
+	AutoAck       bool          // consume with no-ack
+	MultiAckEvery int           // manual acks with multiple every N messages; default 1
+	IdleConns     int           // idle-connections scenario: connections to open
+	ServerPID     int           // broker pid, to report its memory per idle connection
+	Drain         time.Duration // how long consumers wait for stragglers after publishing stops; default 5s
 }
 
 // Scenarios are presets named after the runs RabbitMQ's PerfTest users know.

@@ -37,14 +37,16 @@ type Result struct {
 	Timeline []Sample `json:"timeline"`
 
 	// Idle-connections scenario.
-	IdleConnections   int     `json:"idle_connections,omitempty"`
-	ServerRSSBefore   int64   `json:"server_rss_before_bytes,omitempty"`
-	ServerRSSAfter    int64   `json:"server_rss_after_bytes,omitempty"`
-	BytesPerIdleConn  float64 `json:"server_bytes_per_idle_connection,omitempty"`
+	IdleConnections  int     `json:"idle_connections,omitempty"`
+	ServerRSSBefore  int64   `json:"server_rss_before_bytes,omitempty"`
+	ServerRSSAfter   int64   `json:"server_rss_after_bytes,omitempty"`
+	BytesPerIdleConn float64 `json:"server_bytes_per_idle_connection,omitempty"`
 }
 
 // OK reports whether nothing was lost, duplicated or refused.
-func (r *Result) OK() bool { return r.Lost == 0 && r.Duplicates == 0 && r.Nacked == 0 && r.Returned == 0 }
+func (r *Result) OK() bool {
+	return r.Lost == 0 && r.Duplicates == 0 && r.Nacked == 0 && r.Returned == 0
+}
 
 type run struct {
 	cfg      Config
@@ -412,4 +414,3 @@ func roundDur(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Microsecond)
 }
-
