@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,7 +21,7 @@ type connection struct {
 	id  uint64
 	srv *Server
 	nc  net.Conn
-	br  *bufio.Reader
+	br  *amqp091.AdaptiveReader
 	fr  *amqp091.FrameReader
 	out *outbox
 	log *slog.Logger
@@ -60,7 +59,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		id:        s.nextConnID.Add(1),
 		srv:       s,
 		nc:        nc,
-		br:        bufio.NewReaderSize(countingReader{nc, &s.stats.bytesIn}, 64<<10),
+		br:        amqp091.NewAdaptiveReader(countingReader{nc, &s.stats.bytesIn}, 512, 64<<10),
 		out:       newOutbox(s.cfg.OutboxLimit),
 		channels:  map[uint16]*channel{},
 		done:      make(chan struct{}),

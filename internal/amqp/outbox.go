@@ -26,7 +26,9 @@ type outbox struct {
 }
 
 func newOutbox(limit int) *outbox {
-	return &outbox{wake: make(chan struct{}, 1), limit: limit, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10)}
+	// The buffers start empty and grow with the traffic, so an idle
+	// connection holds none.
+	return &outbox{wake: make(chan struct{}, 1), limit: limit}
 }
 
 // signalLocked wakes the writer.

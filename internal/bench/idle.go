@@ -17,6 +17,15 @@ import (
 // its pid is known (read from /proc, so the broker must run on this host).
 func runIdle(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	res := &Result{Config: cfg}
+	// One connection first, so one-off costs of the first login (password
+	// hashing, lazily built state) are in the baseline, not spread over
+	// the idle connections.
+	warm, err := amqp.Dial(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer warm.Close()
+	time.Sleep(time.Second)
 	if cfg.ServerPID > 0 {
 		rss, err := processRSS(cfg.ServerPID)
 		if err != nil {

@@ -47,6 +47,10 @@ type Config struct {
 	// Default 4MiB.
 	QueueMemoryLimit ByteSize `toml:"queue_memory_limit"`
 
+	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP listener,
+	// to profile the broker under load. Default false.
+	Pprof bool `toml:"pprof"`
+
 	AMQP AMQP `toml:"amqp"`
 	// VHosts to create besides "/".
 	VHosts []string `toml:"vhosts"`
@@ -125,6 +129,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, "MQTT listen address, reserved for MQTT support (env TERN_MQTT_ADDR)")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
+	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=1)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -165,6 +170,12 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		if set[o.name] {
 			*o.dst = *o.val
 		}
+	}
+	if v, ok := env("TERN_PPROF"); ok {
+		cfg.Pprof = v == "1" || v == "true"
+	}
+	if set["pprof"] {
+		cfg.Pprof = *pprof
 	}
 	if v, ok := env("TERN_FSYNC"); ok {
 		cfg.Fsync = v

@@ -213,7 +213,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}
-		s.http = &http.Server{Handler: mgmt.Handler(src), ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,7 +1,6 @@
 package amqp091
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,16 +27,23 @@ type Frame struct {
 	Payload []byte
 }
 
+// BufferedReader is a reader that reports how much it holds already read;
+// *bufio.Reader and *AdaptiveReader are two.
+type BufferedReader interface {
+	io.Reader
+	Buffered() int
+}
+
 // FrameReader reads frames from a buffered stream, reusing one payload buffer.
 type FrameReader struct {
-	r        *bufio.Reader
+	r        BufferedReader
 	buf      []byte
 	hdr      [7]byte // a field, not a local: a local would escape through io.ReadFull
 	FrameMax uint32  // largest accepted frame including overhead; 0 means no limit
 }
 
 // NewFrameReader returns a reader over r accepting frames up to frameMax.
-func NewFrameReader(r *bufio.Reader, frameMax uint32) *FrameReader {
+func NewFrameReader(r BufferedReader, frameMax uint32) *FrameReader {
 	return &FrameReader{r: r, FrameMax: frameMax}
 }
 
