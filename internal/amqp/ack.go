@@ -82,7 +82,13 @@ func (ch *channel) findLocked(tag uint64) int {
 
 // settleOneLocked marks unacked[i] settled and returns its delivery.
 func (ch *channel) settleOneLocked(i int) broker.Delivery {
-	u := &ch.unacked[i]
+	d := ch.markSettledLocked(&ch.unacked[i])
+	ch.compactLocked()
+	return d
+}
+
+// markSettledLocked settles u and releases the prefetch credit it held.
+func (ch *channel) markSettledLocked(u *unacked) broker.Delivery {
 	u.done = true
 	ch.live--
 	size := int64(len(u.d.Msg.Body))
@@ -91,9 +97,7 @@ func (ch *channel) settleOneLocked(i int) broker.Delivery {
 		u.c.unacked--
 		u.c.unackedB -= size
 	}
-	d := u.d
-	ch.compactLocked()
-	return d
+	return u.d
 }
 
 // takeUnackedLocked settles every unsettled entry that match selects (in tag
@@ -108,15 +112,7 @@ func (ch *channel) takeUnackedLocked(match func(*unacked) bool) []broker.Deliver
 		if !match(u) {
 			break
 		}
-		u.done = true
-		ch.live--
-		size := int64(len(u.d.Msg.Body))
-		ch.liveBytes -= size
-		if u.c != nil {
-			u.c.unacked--
-			u.c.unackedB -= size
-		}
-		ds = append(ds, u.d)
+		ds = append(ds, ch.markSettledLocked(u))
 	}
 	ch.compactLocked()
 	return ds

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -24,25 +23,10 @@ import (
 //
 //	TERN_BENCH_URL=amqp://guest:guest@127.0.0.1:5672/ go test ./internal/amqp -run X -bench PublishConsume
 func BenchmarkPublishConsume(b *testing.B) {
-	url := os.Getenv("TERN_BENCH_URL")
-	if url == "" {
-		url = testkit.Start(b).URL
-	}
-	dial := func() *amqp.Channel {
-		c, err := amqp.Dial(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = c.Close() })
-		ch, err := c.Channel()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return ch
-	}
-	pub := dial()
+	url := benchURL(b)
+	pub := benchChannel(b, url)
 	q := declareB(b, pub)
-	sub := dial()
+	sub := benchChannel(b, url)
 	msgs, err := sub.Consume(q, "", true, false, false, false, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -87,24 +71,13 @@ func declareB(b *testing.B, ch *amqp.Channel) string {
 // client costs too little to hide the broker's speed. TERN_BENCH_URL
 // points it at another broker, as for BenchmarkPublishConsume.
 func BenchmarkServerPath(b *testing.B) {
-	url := os.Getenv("TERN_BENCH_URL")
-	if url == "" {
-		url = testkit.Start(b).URL
-	}
+	url := benchURL(b)
 	uri, err := amqp.ParseURI(url)
 	if err != nil {
 		b.Fatal(err)
 	}
 	addr := net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port))
-	c, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = c.Close() })
-	ch, err := c.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ch := benchChannel(b, url)
 	q := declareB(b, ch)
 
 	// Consumer: a raw connection with an autoack consumer that counts

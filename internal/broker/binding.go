@@ -40,14 +40,18 @@ func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, co
 	if err != nil {
 		return err
 	}
-	want := &Binding{Source: x, Queue: q, Key: key, Args: args}
-	for _, b := range x.bindings {
+	v.removeMatchingLocked(&Binding{Source: x, Queue: q, Key: key, Args: args})
+	return nil
+}
+
+// removeMatchingLocked removes the binding equal to want, if there is one.
+func (v *VHost) removeMatchingLocked(want *Binding) {
+	for _, b := range want.Source.bindings {
 		if b.same(want) {
 			v.removeBindingLocked(b)
-			break
+			return
 		}
 	}
-	return nil
 }
 
 // BindExchange binds destination to source (exchange-to-exchange binding,
@@ -78,13 +82,7 @@ func (v *VHost) unbindExchange(destination, source, key string, args map[string]
 	if err != nil {
 		return err
 	}
-	want := &Binding{Source: src, Exchange: dst, Key: key, Args: args}
-	for _, b := range src.bindings {
-		if b.same(want) {
-			v.removeBindingLocked(b)
-			break
-		}
-	}
+	v.removeMatchingLocked(&Binding{Source: src, Exchange: dst, Key: key, Args: args})
 	return nil
 }
 

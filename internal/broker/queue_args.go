@@ -3,6 +3,8 @@ package broker
 import (
 	"fmt"
 	"time"
+
+	"github.com/tern-broker/tern/internal/route"
 )
 
 // Overflow is the x-overflow behaviour when a length limit is reached.
@@ -32,29 +34,8 @@ type queueArgs struct {
 	queueType    string
 }
 
-func argInt(v any) (int64, bool) {
-	switch v := v.(type) {
-	case int8:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case uint16:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
-	case int64:
-		return v, true
-	case int:
-		return int64(v), true
-	case uint64:
-		return int64(v), true
-	}
-	return 0, false
-}
+// argInt reads an integer argument of any width.
+func argInt(v any) (int64, bool) { return route.Int(v) }
 
 func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) {
 	a := queueArgs{maxLength: -1, maxBytes: -1, overflow: DropHead}

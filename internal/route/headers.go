@@ -80,14 +80,15 @@ func ValidMatch(args map[string]any) error {
 // Equal compares two field-table values. Integers compare by value whatever
 // their width, since clients disagree on which width to send.
 func Equal(a, b any) bool {
-	if ai, ok := asInt(a); ok {
-		bi, ok := asInt(b)
+	if ai, ok := Int(a); ok {
+		bi, ok := Int(b)
 		return ok && ai == bi
 	}
 	return reflect.DeepEqual(a, b)
 }
 
-func asInt(v any) (int64, bool) {
+// Int returns a field-table integer of any width as int64.
+func Int(v any) (int64, bool) {
 	switch v := v.(type) {
 	case int8:
 		return int64(v), true
@@ -104,6 +105,8 @@ func asInt(v any) (int64, bool) {
 	case int64:
 		return v, true
 	case int:
+		return int64(v), true
+	case uint64:
 		return int64(v), true
 	}
 	return 0, false
