@@ -7,8 +7,10 @@ func frame(b []byte, first byte, body []byte) []byte {
 	return append(b, body...)
 }
 
-// Append implements Packet.
-func (c *Connect) Append(b []byte, v byte) []byte {
+// Append implements Packet. A CONNECT is encoded for its own Level,
+// whatever v says.
+func (c *Connect) Append(b []byte, _ byte) []byte {
+	v := c.Level
 	var body []byte
 	body = appendStr(body, c.ProtocolName)
 	body = append(body, c.Level)

@@ -231,10 +231,22 @@ func Decode(first byte, body []byte, v byte) (Packet, error) {
 		p = decodeConnect(d)
 	case CONNACK:
 		c := &Connack{}
-		c.SessionPresent = d.byte1()&1 != 0
+		ack := d.byte1()
+		if ack&0xFE != 0 {
+			d.fail(malformed("reserved CONNACK flags set")) // [MQTT-3.2.2-1]
+		}
+		c.SessionPresent = ack&1 != 0
 		c.ReasonCode = d.byte1()
-		if v == V5 && d.remaining() > 0 {
-			d.properties(&c.Props)
+		if v == V5 {
+			if d.remaining() > 0 {
+				d.properties(&c.Props)
+			}
+		} else if d.err == nil {
+			rc, ok := v3ToReason[c.ReasonCode]
+			if !ok {
+				d.fail(malformed("CONNACK return code %d", c.ReasonCode))
+			}
+			c.ReasonCode = rc
 		}
 		p = c
 	case PUBLISH:

@@ -67,6 +67,11 @@ func V3ConnackCode(reason byte) byte {
 	return V3ServerUnavailable
 }
 
+var v3ToReason = map[byte]byte{
+	V3Accepted: Success, V3BadProtocolVersion: UnsupportedProtocol, V3IdentifierRejected: ClientIDNotValid,
+	V3ServerUnavailable: ServerUnavailable, V3BadUserNameOrPasswd: BadUserNameOrPassword, V3NotAuthorized: NotAuthorized,
+}
+
 // Error is a protocol error with the reason code to answer it with.
 type Error struct {
 	Code byte
