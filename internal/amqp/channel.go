@@ -68,7 +68,7 @@ func newChannel(c *connection, id uint16) *channel {
 	return &channel{id: id, conn: c, flowActive: true, consumers: map[string]*consumer{}}
 }
 
-func (ch *channel) send(m amqp091.Method) { ch.conn.out.appendMethod(ch.id, m) }
+func (ch *channel) send(m amqp091.Method) { ch.conn.appendMethod(ch.id, m) }
 
 // handleMethod dispatches one method frame; the hot methods skip the
 // allocating generic decoder.

@@ -129,10 +129,10 @@ func (ch *channel) sendReadyLocked() {
 
 func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
 	o := ch.conn.out
-	o.mu.Lock()
-	o.buf = amqp091.AppendConfirm(o.buf, ch.id, nack, tag, multiple)
-	o.signalLocked()
-	o.mu.Unlock()
+	o.Mu.Lock()
+	o.Buf = amqp091.AppendConfirm(o.Buf, ch.id, nack, tag, multiple)
+	o.SignalLocked()
+	o.Mu.Unlock()
 	if nack {
 		ch.conn.srv.stats.nacked.Add(1)
 	} else {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/outbox"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -23,7 +24,7 @@ type connection struct {
 	nc  net.Conn
 	br  *amqp091.AdaptiveReader
 	fr  *amqp091.FrameReader
-	out *outbox
+	out *outbox.Outbox
 	log *slog.Logger
 	dec amqp091.Decoder // for the hot methods; its string cache spares allocations
 
@@ -60,7 +61,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		srv:       s,
 		nc:        nc,
 		br:        amqp091.NewAdaptiveReader(countingReader{nc, &s.stats.bytesIn}, 512, 64<<10),
-		out:       newOutbox(s.cfg.OutboxLimit),
+		out:       outbox.New(s.cfg.OutboxLimit),
 		channels:  map[uint16]*channel{},
 		done:      make(chan struct{}),
 		writerOut: make(chan struct{}),
@@ -91,14 +92,14 @@ func (c *connection) serve() {
 
 	if err := c.handshake(); err != nil {
 		c.log.Debug("handshake failed", "err", err)
-		c.out.closeAfterFlush()
+		c.out.CloseAfterFlush()
 		c.runWriterUntilDone(time.Second)
 		return
 	}
 	c.log.Info("connection opened", "user", c.user.Name, "vhost", c.vhost.Name())
 	go func() {
 		defer close(c.writerOut)
-		c.out.run(c.nc, c.heartbeat, c.done, c.onDrain, func(err error) {
+		c.out.Run(c.nc, c.heartbeat, amqp091.AppendHeartbeat, c.done, c.onDrain, func(err error) {
 			if err != nil {
 				c.log.Debug("write failed", "err", err)
 			}
@@ -121,7 +122,7 @@ func (c *connection) serve() {
 		unsub()
 	}
 	c.teardown()
-	c.out.closeAfterFlush()
+	c.out.CloseAfterFlush()
 	select {
 	case <-c.writerOut:
 	case <-time.After(2 * time.Second):
@@ -136,7 +137,7 @@ func (c *connection) runWriterUntilDone(limit time.Duration) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.out.run(c.nc, 0, c.done, func() {}, func(error) {})
+		c.out.Run(c.nc, 0, nil, c.done, func() {}, func(error) {})
 	}()
 	select {
 	case <-done:
@@ -184,7 +185,7 @@ func (c *connection) readError(err error) string {
 	case errors.Is(err, amqp091.ErrFrameTooLarge), errors.Is(err, amqp091.ErrFrameEnd):
 		c.fail(newError(amqp091.FrameError, nil, "%v", err))
 		// Give the client a moment to read the close.
-		c.out.closeAfterFlush()
+		c.out.CloseAfterFlush()
 		return err.Error()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.closing {
@@ -225,14 +226,14 @@ func (c *connection) startClose(code uint16, text string, classID, methodID uint
 		return
 	}
 	c.closing = true
-	c.out.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: code, ReplyText: text, ClassID: classID, MethodID: methodID})
+	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: code, ReplyText: text, ClassID: classID, MethodID: methodID})
 	_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
 }
 
 // forceClose is called from another goroutine on shutdown.
 func (c *connection) forceClose(text string) {
 	c.forced.Store(true)
-	c.out.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: text})
+	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: text})
 	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
@@ -246,7 +247,7 @@ func (c *connection) handleWhileClosing(f amqp091.Frame) {
 	case cls == amqp091.ClassConnection && mth == 51: // close-ok
 		c.finished = true
 	case cls == amqp091.ClassConnection && mth == 50: // close crossing ours
-		c.out.appendMethod(0, &amqp091.ConnectionCloseOk{})
+		c.appendMethod(0, &amqp091.ConnectionCloseOk{})
 		c.finished = true
 	}
 }
@@ -289,12 +290,12 @@ func (c *connection) connectionMethod(payload []byte) error {
 	switch m := m.(type) {
 	case *amqp091.ConnectionClose:
 		c.log.Debug("client closed connection", "code", m.ReplyCode, "text", m.ReplyText)
-		c.out.appendMethod(0, &amqp091.ConnectionCloseOk{})
+		c.appendMethod(0, &amqp091.ConnectionCloseOk{})
 		c.finished = true
 	case *amqp091.ConnectionCloseOk:
 		c.finished = true
 	case *amqp091.ConnectionUpdateSecret:
-		c.out.appendMethod(0, &amqp091.ConnectionUpdateSecretOk{})
+		c.appendMethod(0, &amqp091.ConnectionUpdateSecretOk{})
 	case *amqp091.ConnectionBlocked, *amqp091.ConnectionUnblocked:
 		// Clients may send these; the server has nothing to do.
 	default:
@@ -327,8 +328,17 @@ func (c *connection) openChannel(f amqp091.Frame) error {
 	c.chMu.Unlock()
 	c.srv.stats.chansTotal.Add(1)
 	c.srv.stats.chansOpen.Add(1)
-	c.out.appendMethod(f.Channel, &amqp091.ChannelOpenOk{})
+	c.appendMethod(f.Channel, &amqp091.ChannelOpenOk{})
 	return nil
+}
+
+// appendMethod queues a method frame on channel.
+func (c *connection) appendMethod(channel uint16, m amqp091.Method) {
+	o := c.out
+	o.Mu.Lock()
+	o.Buf = amqp091.AppendMethodFrame(o.Buf, channel, m)
+	o.SignalLocked()
+	o.Mu.Unlock()
 }
 
 // removeChannel forgets a channel whose close handshake completed.

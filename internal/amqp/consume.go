@@ -48,17 +48,17 @@ func (c *consumer) TryDeliver(d broker.Delivery) bool {
 		}
 	}
 	o := ch.conn.out
-	o.mu.Lock()
-	if !o.roomLocked() {
-		o.mu.Unlock()
+	o.Mu.Lock()
+	if !o.RoomLocked() {
+		o.Mu.Unlock()
 		return false
 	}
 	ch.nextTag++
 	tag := ch.nextTag
-	o.buf = amqp091.AppendDeliver(o.buf, ch.id, c.tag, tag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey)
-	o.buf = appendContent(o.buf, ch.id, d.Msg, ch.conn.frameMax)
-	o.signalLocked()
-	o.mu.Unlock()
+	o.Buf = amqp091.AppendDeliver(o.Buf, ch.id, c.tag, tag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey)
+	o.Buf = appendContent(o.Buf, ch.id, d.Msg, ch.conn.frameMax)
+	o.SignalLocked()
+	o.Mu.Unlock()
 	if !c.noAck {
 		ch.unacked = append(ch.unacked, unacked{tag: tag, d: d, c: c})
 		ch.live++
@@ -83,7 +83,7 @@ func (c *consumer) Cancelled(*broker.Queue) {
 	ch.mu.Unlock()
 	ch.conn.srv.stats.consumersOpen.Add(-1)
 	if ch.conn.caps.cancelNotify {
-		ch.conn.out.appendMethod(ch.id, &amqp091.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+		ch.conn.appendMethod(ch.id, &amqp091.BasicCancel{ConsumerTag: c.tag, NoWait: true})
 	}
 }
 
@@ -217,17 +217,17 @@ func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	o := ch.conn.out
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.Mu.Lock()
+	defer o.Mu.Unlock()
 	if !ok {
-		o.buf = amqp091.AppendMethodFrame(o.buf, ch.id, &amqp091.BasicGetEmpty{})
-		o.signalLocked()
+		o.Buf = amqp091.AppendMethodFrame(o.Buf, ch.id, &amqp091.BasicGetEmpty{})
+		o.SignalLocked()
 		return nil
 	}
 	ch.nextTag++
-	o.buf = amqp091.AppendGetOk(o.buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
-	o.buf = appendContent(o.buf, ch.id, d.Msg, ch.conn.frameMax)
-	o.signalLocked()
+	o.Buf = amqp091.AppendGetOk(o.Buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
+	o.Buf = appendContent(o.Buf, ch.id, d.Msg, ch.conn.frameMax)
+	o.SignalLocked()
 	if !m.NoAck {
 		ch.unacked = append(ch.unacked, unacked{tag: ch.nextTag, d: d})
 		ch.live++

@@ -25,9 +25,7 @@ func (c *connection) handshake() error {
 	if hdr != amqp091.ProtocolHeader {
 		// Spec 4.2.2: answer a wrong header with the one we accept, then
 		// close the socket.
-		c.out.mu.Lock()
-		c.out.buf = append(c.out.buf, amqp091.ProtocolHeader[:]...)
-		c.out.mu.Unlock()
+		c.out.Write(amqp091.ProtocolHeader[:])
 		return fmt.Errorf("unsupported protocol header %q", hdr[:])
 	}
 	c.fr = amqp091.NewFrameReader(c.br, cfg.FrameMax)

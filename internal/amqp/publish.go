@@ -138,11 +138,11 @@ func (ch *channel) route(m *broker.Message, mandatory bool, done broker.Completi
 
 func (ch *channel) basicReturn(m *broker.Message) {
 	o := ch.conn.out
-	o.mu.Lock()
-	o.buf = amqp091.AppendReturn(o.buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
-	o.buf = appendContent(o.buf, ch.id, m, ch.conn.frameMax)
-	o.signalLocked()
-	o.mu.Unlock()
+	o.Mu.Lock()
+	o.Buf = amqp091.AppendReturn(o.Buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
+	o.Buf = appendContent(o.Buf, ch.id, m, ch.conn.frameMax)
+	o.SignalLocked()
+	o.Mu.Unlock()
 	ch.conn.srv.stats.returned.Add(1)
 }
 
@@ -201,8 +201,8 @@ func (c *connection) notifyBlocked(reason string) {
 		return
 	}
 	if on {
-		c.out.appendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
+		c.appendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	} else {
-		c.out.appendMethod(0, &amqp091.ConnectionUnblocked{})
+		c.appendMethod(0, &amqp091.ConnectionUnblocked{})
 	}
 }
