@@ -25,7 +25,14 @@ type consumer struct {
 
 // TryDeliver implements broker.Consumer: it encodes the delivery into the
 // connection's outbox when prefetch, flow and the outbox allow.
-func (c *consumer) TryDeliver(d broker.Delivery) bool {
+func (c *consumer) TryDeliver(d broker.Delivery) broker.Verdict {
+	if c.tryDeliver(d) {
+		return broker.Take
+	}
+	return broker.Refuse
+}
+
+func (c *consumer) tryDeliver(d broker.Delivery) bool {
 	ch := c.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()

@@ -5,15 +5,29 @@ import (
 	"time"
 )
 
+// Verdict is a consumer's answer to a delivery offer.
+type Verdict int
+
+// Verdicts.
+const (
+	// Refuse takes nothing: the consumer cannot take a message now.
+	Refuse Verdict = iota
+	// Take accepts the delivery; the consumer acks or requeues it later
+	// (unless it consumes with NoAck).
+	Take
+	// TakeSettled accepts the delivery and settles it at once, as no-ack
+	// would (an MQTT QoS 0 delivery, or one the consumer filters out).
+	TakeSettled
+)
+
 // Consumer receives a queue's messages. Implementations belong to protocol
 // adapters (an AMQP channel's consumer, an MQTT session).
 type Consumer interface {
-	// TryDeliver offers d. It returns false, taking nothing, when the
-	// consumer cannot take a message now (prefetch reached, flow stopped,
-	// outbound buffer full); the consumer then calls Queue.Dispatch once it
-	// can. It is called with the queue's lock held and must not call back
-	// into the queue.
-	TryDeliver(d Delivery) bool
+	// TryDeliver offers d. Refuse means the consumer cannot take a message
+	// now (prefetch reached, flow stopped, outbound buffer full); the
+	// consumer then calls Queue.Dispatch once it can. It is called with the
+	// queue's lock held and must not call back into the queue.
+	TryDeliver(d Delivery) Verdict
 	// Cancelled tells the consumer the queue removed it (the queue was
 	// deleted). It is called without the queue's lock.
 	Cancelled(q *Queue)
@@ -149,9 +163,9 @@ func (q *Queue) tryDeliverLocked(e *entry) bool {
 		for k := 0; k < size; k++ {
 			reg := q.consumers[start+int((q.rr+uint64(k))%uint64(size))]
 			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, persisted: e.persisted}
-			if reg.c.TryDeliver(d) {
+			if v := reg.c.TryDeliver(d); v != Refuse {
 				q.rr++
-				q.countDeliveryLocked(e, reg.opts.NoAck)
+				q.countDeliveryLocked(e, reg.opts.NoAck || v == TakeSettled)
 				return true
 			}
 		}

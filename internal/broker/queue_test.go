@@ -14,14 +14,14 @@ type recorder struct {
 	canceled bool
 }
 
-func (r *recorder) TryDeliver(d Delivery) bool {
+func (r *recorder) TryDeliver(d Delivery) Verdict {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.limit >= 0 && len(r.got) >= r.limit {
-		return false
+		return Refuse
 	}
 	r.got = append(r.got, d)
-	return true
+	return Take
 }
 
 func (r *recorder) Cancelled(*Queue) {

@@ -21,8 +21,13 @@ type Config struct {
 	AMQPAddr string `toml:"amqp_addr"`
 	// HTTPAddr serves /healthz and /metrics. Default ":15672".
 	HTTPAddr string `toml:"http_addr"`
-	// MQTTAddr is reserved for the MQTT listener. Default "" (off).
+	// MQTTAddr is the MQTT 3.1.1/5.0 listen address. Default ":1883".
 	MQTTAddr string `toml:"mqtt_addr"`
+	// MQTTAllowAnonymous lets MQTT clients without a user name log in as
+	// guest (still loopback-only), as RabbitMQ's MQTT plugin does. Default true.
+	MQTTAllowAnonymous bool `toml:"mqtt_allow_anonymous"`
+	// MQTTVHost is the vhost MQTT clients use. Default "/".
+	MQTTVHost string `toml:"mqtt_vhost"`
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string `toml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".
@@ -84,6 +89,9 @@ func Default() Config {
 	return Config{
 		DataDir:             "./tern-data",
 		AMQPAddr:            ":5672",
+		MQTTAddr:            ":1883",
+		MQTTAllowAnonymous:  true,
+		MQTTVHost:           "/",
 		HTTPAddr:            ":15672",
 		LogLevel:            "info",
 		LogFormat:           "text",
@@ -126,7 +134,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	dataDir := fs.String("data-dir", cfg.DataDir, "data directory (env TERN_DATA_DIR)")
 	amqpAddr := fs.String("amqp-addr", cfg.AMQPAddr, `AMQP 0-9-1 listen address, "" to disable (env TERN_AMQP_ADDR)`)
 	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz and /metrics, "" to disable (env TERN_HTTP_ADDR)`)
-	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, "MQTT listen address, reserved for MQTT support (env TERN_MQTT_ADDR)")
+	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, `MQTT 3.1.1/5.0 listen address, "" to disable (env TERN_MQTT_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=1)")

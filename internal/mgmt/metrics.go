@@ -5,6 +5,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
 )
 
@@ -13,6 +14,7 @@ type Sources struct {
 	Broker func() broker.Stats
 	AMQP   func() amqp.Stats  // nil when the AMQP listener is off
 	Store  func() store.Stats // nil without storage
+	MQTT   func() mqtt.Stats  // nil when MQTT is off
 }
 
 type collector struct {
@@ -56,6 +58,12 @@ var metricDefs = []metricDef{
 	{"tern_store_committed_messages_total", "Persistent messages confirmed durable.", prometheus.CounterValue, nil},
 	{"tern_store_fsync_seconds_total", "Time spent waiting for commit fsyncs.", prometheus.CounterValue, nil},
 	{"tern_store_segments_deleted_total", "Log segments deleted once fully consumed.", prometheus.CounterValue, nil},
+	{"tern_mqtt_connections", "Open MQTT connections.", prometheus.GaugeValue, nil},
+	{"tern_mqtt_connections_opened_total", "MQTT connections accepted since start.", prometheus.CounterValue, nil},
+	{"tern_mqtt_publishes_received_total", "PUBLISH packets received from MQTT clients.", prometheus.CounterValue, nil},
+	{"tern_mqtt_publishes_delivered_total", "PUBLISH packets sent to MQTT subscribers.", prometheus.CounterValue, nil},
+	{"tern_mqtt_qos0_dropped_total", "QoS 0 messages dropped for subscribers too slow to take them.", prometheus.CounterValue, nil},
+	{"tern_mqtt_retained_messages", "Retained messages held.", prometheus.GaugeValue, nil},
 	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_messages_unacked", "Unacknowledged messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_consumers", "Consumers per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
@@ -117,6 +125,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_store_committed_messages_total", float64(st.Committed))
 		emit("tern_store_fsync_seconds_total", st.FsyncTime.Seconds())
 		emit("tern_store_segments_deleted_total", float64(st.SegmentsDeleted))
+	}
+	if c.src.MQTT != nil {
+		m := c.src.MQTT()
+		emit("tern_mqtt_connections", float64(m.ConnectionsOpen))
+		emit("tern_mqtt_connections_opened_total", float64(m.ConnectionsTotal))
+		emit("tern_mqtt_publishes_received_total", float64(m.PublishesIn))
+		emit("tern_mqtt_publishes_delivered_total", float64(m.DeliveriesOut))
+		emit("tern_mqtt_qos0_dropped_total", float64(m.QoS0Dropped))
+		emit("tern_mqtt_retained_messages", float64(m.RetainedMessages))
 	}
 	var a amqp.Stats
 	if c.src.AMQP != nil {

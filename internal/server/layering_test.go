@@ -24,7 +24,8 @@ func TestImportsPointDown(t *testing.T) {
 		"internal/flow":         {"internal/"},
 		"internal/wire/amqp091": {"internal/"},
 		"internal/auth":         {"internal/"},
-		"internal/amqp":         {"internal/server", "internal/config", "internal/mgmt"},
+		"internal/amqp":         {"internal/server", "internal/config", "internal/mgmt", "internal/mqtt"},
+		"internal/mqtt":         {"internal/server", "internal/config", "internal/mgmt", "internal/amqp", "internal/store"},
 		"internal/mgmt":         {"internal/server", "internal/config"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -20,6 +20,7 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/mgmt"
+	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
 	"github.com/tern-broker/tern/internal/vfs"
 )
@@ -35,10 +36,12 @@ type Server struct {
 	Users  *auth.Store
 	Store  *store.Store
 	amqp   *amqp.Server
+	mqtt   *mqtt.Server
 
 	lock          *os.File
 	diskFreeLimit atomic.Uint64
 	amqpLn        net.Listener
+	mqttLn        net.Listener
 	httpLn        net.Listener
 	http          *http.Server
 }
@@ -139,8 +142,19 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics")
 	}
+	s.mqtt, err = mqtt.NewServer(mqtt.Config{
+		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir,
+	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	if cfg.MQTTAddr != "" {
-		s.log.Warn("mqtt_addr is set but MQTT is not available in this version; ignoring", "addr", cfg.MQTTAddr)
+		if s.mqttLn, err = net.Listen("tcp", cfg.MQTTAddr); err != nil {
+			s.closeListeners()
+			return fmt.Errorf("server: MQTT listener: %w", err)
+		}
+		s.log.Info("MQTT 3.1.1/5.0 listening", "addr", s.mqttLn.Addr().String())
 	}
 	return nil
 }
@@ -161,7 +175,7 @@ func (s *Server) lockDataDir() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range []net.Listener{s.amqpLn, s.httpLn} {
+	for _, ln := range []net.Listener{s.amqpLn, s.httpLn, s.mqttLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -175,6 +189,17 @@ func (s *Server) AMQPAddr() net.Addr {
 	}
 	return s.amqpLn.Addr()
 }
+
+// MQTTAddr returns the bound MQTT address, or nil when disabled.
+func (s *Server) MQTTAddr() net.Addr {
+	if s.mqttLn == nil {
+		return nil
+	}
+	return s.mqttLn.Addr()
+}
+
+// MQTTStats returns the MQTT listener's counters.
+func (s *Server) MQTTStats() mqtt.Stats { return s.mqtt.Stats() }
 
 // HTTPAddr returns the bound HTTP address, or nil when disabled.
 func (s *Server) HTTPAddr() net.Addr {
@@ -192,7 +217,7 @@ func (s *Server) AMQPStats() amqp.Stats { return s.amqp.Stats() }
 // everything has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() {
@@ -208,8 +233,17 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.mqttLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.mqtt.Serve(ctx, s.mqttLn); err != nil {
+				errc <- fmt.Errorf("server: MQTT: %w", err)
+			}
+		}()
+	}
 	if s.httpLn != nil {
-		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats}
+		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats}
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}

@@ -21,6 +21,7 @@ type Server struct {
 	*server.Server
 	URL     string // amqp://guest:guest@127.0.0.1:port/
 	HTTPURL string // http://127.0.0.1:port
+	MQTTURL string // tcp://127.0.0.1:port
 	Config  config.Config
 
 	cancel context.CancelFunc
@@ -57,7 +58,10 @@ func (s *Server) Restart(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	cfg := s.Config
-	return Start(t, func(c *config.Config) { *c = cfg; c.AMQPAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0" })
+	return Start(t, func(c *config.Config) {
+		*c = cfg
+		c.AMQPAddr, c.HTTPAddr, c.MQTTAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	})
 }
 
 // Start runs a server until the test ends.
@@ -67,6 +71,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.DataDir = t.TempDir()
 	cfg.AMQPAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.MQTTAddr = "127.0.0.1:0"
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -93,6 +98,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	})
 	if a := srv.AMQPAddr(); a != nil {
 		s.URL = fmt.Sprintf("amqp://guest:guest@%s/", a)
+	}
+	if a := srv.MQTTAddr(); a != nil {
+		s.MQTTURL = "tcp://" + a.String()
 	}
 	if a := srv.HTTPAddr(); a != nil {
 		s.HTTPURL = "http://" + a.String()

@@ -1,0 +1,236 @@
+package mqtt
+
+import (
+	"strconv"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/route"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// subscriber consumes a queue on behalf of a connection: its session queue,
+// or a shared subscription's group queue (filter set).
+type subscriber struct {
+	c      *conn
+	q      *broker.Queue
+	filter string  // shared subscription: the filter of the group queue
+	opts   subOpts // shared subscription: its options
+}
+
+// messageQoS is the QoS a core message was published with: MQTT's own, or
+// 1 for a persistent AMQP message and 0 for a transient one.
+func messageQoS(m *broker.Message) byte {
+	if v, ok := route.Int(m.Props.Headers[hdrQoS]); ok && v >= 0 && v <= 2 {
+		return byte(v)
+	}
+	if m.Persistent() {
+		return 1
+	}
+	return 0
+}
+
+// TryDeliver implements broker.Consumer: it turns a queue delivery into a
+// PUBLISH in the connection's outbox.
+func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return broker.Refuse
+	}
+	m := d.Msg
+	topic := keyToTopic(m.RoutingKey)
+	publisher, _ := m.Props.Headers[hdrClient].(string)
+
+	// Which subscriptions accept it, by MQTT's rules ($-topics, no-local)?
+	var qos byte
+	var rap, matched bool
+	var subIDs []uint32
+	consider := func(filter string, o subOpts) {
+		if !matches(filter, topic) || (o.noLocal && publisher == c.clientID) {
+			return
+		}
+		matched = true
+		qos = max(qos, o.qos)
+		rap = rap || o.retainAsPublished
+		if o.subID != 0 {
+			subIDs = append(subIDs, o.subID)
+		}
+	}
+	if s.filter != "" {
+		consider(s.filter, s.opts)
+	} else {
+		for f, o := range c.subs {
+			consider(f, o)
+		}
+	}
+	if !matched {
+		return broker.TakeSettled // no MQTT subscription wants it: drop
+	}
+	qos = min(qos, messageQoS(m))
+	if qos > 0 && len(c.inflight) >= c.recvMax {
+		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7]
+	}
+	p := &wire.Publish{QoS: qos, Topic: topic, Payload: m.Body, Dup: qos > 0 && d.Redelivered}
+	if rap {
+		p.Retain, _ = m.Props.Headers[hdrRetain].(bool)
+	}
+	if c.v == wire.V5 {
+		fromProps(&p.Props, m)
+		p.Props.SubscriptionIDs = subIDs
+	}
+	o := c.out
+	o.Mu.Lock()
+	if !o.RoomLocked() {
+		o.Mu.Unlock()
+		if qos == 0 {
+			// A hopelessly slow subscriber may lose QoS 0 messages; they
+			// are counted. QoS 1/2 wait in the queue instead.
+			c.srv.stats.qos0Dropped.Add(1)
+			return broker.TakeSettled
+		}
+		return broker.Refuse
+	}
+	if qos > 0 {
+		p.PacketID = c.allocPIDLocked()
+	}
+	before := len(o.Buf)
+	o.Buf = p.Append(o.Buf, c.v)
+	if c.maxOut > 0 && uint32(len(o.Buf)-before) > c.maxOut {
+		// Too large for the client [MQTT-3.1.2-25]: discard it.
+		o.Buf = o.Buf[:before]
+		o.Mu.Unlock()
+		return broker.TakeSettled
+	}
+	o.SignalLocked()
+	o.Mu.Unlock()
+	c.srv.stats.delivered.Add(1)
+	if qos == 0 {
+		return broker.TakeSettled
+	}
+	c.inflight[p.PacketID] = &outflight{d: d, stored: true, qos: qos}
+	return broker.Take
+}
+
+// Cancelled implements broker.Consumer: the queue was deleted under us.
+func (s *subscriber) Cancelled(*broker.Queue) {}
+
+// fromProps maps core message properties to 5.0 PUBLISH properties.
+func fromProps(pr *wire.Properties, m *broker.Message) {
+	if m.Props.ContentType != "" {
+		pr.ContentType = m.Props.ContentType
+		pr.Set(wire.PropContentType)
+	}
+	if m.Props.ReplyTo != "" {
+		pr.ResponseTopic = keyToTopic(m.Props.ReplyTo)
+		pr.Set(wire.PropResponseTopic)
+	}
+	if m.Props.CorrelationID != "" {
+		pr.CorrelationData = []byte(m.Props.CorrelationID)
+		pr.Set(wire.PropCorrelationData)
+	}
+	if m.Props.Expiration != "" {
+		if ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64); err == nil {
+			pr.MessageExpiry = uint32(ms / 1000)
+			pr.Set(wire.PropMessageExpiry)
+		}
+	}
+	for k, v := range m.Props.Headers {
+		switch k {
+		case hdrQoS, hdrRetain, hdrClient:
+			continue
+		case hdrPayloadFormat:
+			if f, ok := route.Int(v); ok {
+				pr.PayloadFormat = byte(f)
+				pr.Set(wire.PropPayloadFormat)
+			}
+			continue
+		}
+		if s, ok := v.(string); ok {
+			pr.User = append(pr.User, wire.UserProperty{Key: k, Value: s})
+		}
+	}
+}
+
+// allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3].
+func (c *conn) allocPIDLocked() uint16 {
+	for {
+		c.nextPID++
+		if c.nextPID == 0 {
+			c.nextPID = 1
+		}
+		if _, busy := c.inflight[c.nextPID]; !busy {
+			return c.nextPID
+		}
+	}
+}
+
+// ack handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
+func (c *conn) ack(a *wire.Ack) error {
+	switch a.Kind {
+	case wire.PUBREL: // inbound QoS 2, step 3
+		rc := wire.Success
+		if !c.awaitRel[a.PacketID] {
+			rc = wire.PacketIDNotFound
+		}
+		delete(c.awaitRel, a.PacketID)
+		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
+		if c.v == wire.V5 {
+			resp.ReasonCode = rc
+		}
+		c.send(resp)
+		return nil
+	case wire.PUBREC: // outbound QoS 2, step 2
+		c.mu.Lock()
+		of := c.inflight[a.PacketID]
+		if of != nil && of.qos == 2 {
+			of.released = true
+		}
+		c.mu.Unlock()
+		resp := &wire.Ack{Kind: wire.PUBREL, PacketID: a.PacketID}
+		if of == nil && c.v == wire.V5 {
+			resp.ReasonCode = wire.PacketIDNotFound
+		}
+		if a.ReasonCode >= 0x80 {
+			// The client refused the message: it is done with it.
+			c.finishOutbound(a.PacketID)
+			return nil
+		}
+		c.send(resp)
+		return nil
+	case wire.PUBACK, wire.PUBCOMP: // outbound QoS 1 done / QoS 2 step 4
+		c.finishOutbound(a.PacketID)
+		return nil
+	}
+	return nil
+}
+
+// finishOutbound settles a delivery the client has acknowledged.
+func (c *conn) finishOutbound(pid uint16) {
+	c.mu.Lock()
+	of := c.inflight[pid]
+	delete(c.inflight, pid)
+	c.mu.Unlock()
+	if of != nil && of.stored {
+		of.d.Queue.Ack(of.d)
+	}
+	// A freed in-flight slot may let more through.
+	c.redispatch()
+}
+
+// redispatch asks the connection's queues to deliver again (in-flight
+// room or outbox room came back).
+func (c *conn) redispatch() {
+	c.mu.Lock()
+	queues := make([]*broker.Queue, 0, 1+len(c.shared))
+	if c.sub != nil {
+		queues = append(queues, c.sub.q)
+	}
+	for _, s := range c.shared {
+		queues = append(queues, s.q)
+	}
+	c.mu.Unlock()
+	for _, q := range queues {
+		q.Dispatch()
+	}
+}

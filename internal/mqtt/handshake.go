@@ -1,0 +1,176 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/broker"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// handshake reads CONNECT, authenticates, takes over an older connection of
+// the same client id, opens the session and answers CONNACK.
+func (c *conn) handshake() error {
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := c.rd.ReadPacket(0)
+	if err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) && we.Code == wire.UnsupportedProtocol {
+			// [MQTT-3.1.2-2]: answer with the code, then close.
+			c.v = wire.V311
+			c.send(&wire.Connack{ReasonCode: wire.UnsupportedProtocol})
+		}
+		return err
+	}
+	cn, ok := p.(*wire.Connect)
+	if !ok {
+		return fmt.Errorf("first packet is type %d, not CONNECT", p.Type()) // [MQTT-3.1.0-1]
+	}
+	c.v, c.connect = cn.Level, cn
+	if c.v == wire.V31 {
+		c.v = wire.V311 // 3.1 and 3.1.1 share their wire format for what follows
+	}
+	refuse := func(code byte, why string) error {
+		c.send(&wire.Connack{ReasonCode: code})
+		return errors.New(why)
+	}
+
+	user, err := c.authenticate(cn)
+	if err != nil {
+		c.log.Warn("MQTT login refused", "user", cn.Username, "err", err)
+		return refuse(wire.BadUserNameOrPassword, err.Error())
+	}
+	c.user = user
+	vh := c.srv.broker.VHost(c.srv.cfg.VHost)
+	if vh == nil || !user.CanAccess(c.srv.cfg.VHost) {
+		return refuse(wire.NotAuthorized, "no access to the MQTT vhost")
+	}
+	c.vhost = vh
+
+	c.clientID = cn.ClientID
+	assigned := false
+	if c.clientID == "" {
+		if c.v != wire.V5 && !cn.CleanStart {
+			return refuse(wire.ClientIDNotValid, "empty client id with a persistent session") // [MQTT-3.1.3-8] (3.1.1)
+		}
+		c.clientID, assigned = randomID(), true
+	}
+	c.keepAlive = time.Duration(cn.KeepAlive) * time.Second
+	c.recvMax = c.srv.cfg.InflightWindow
+	if c.v == wire.V5 {
+		if cn.Props.Has(wire.PropReceiveMaximum) {
+			c.recvMax = int(cn.Props.ReceiveMaximum)
+		} else {
+			c.recvMax = 65535
+		}
+		c.maxOut = cn.Props.MaximumPacketSize
+	}
+	expiry := uint32(0)
+	if c.v == wire.V5 {
+		expiry = cn.Props.SessionExpiry
+		c.persistent = expiry > 0
+	} else {
+		c.persistent = !cn.CleanStart
+	}
+
+	if old := c.srv.claim(c); old != nil {
+		old.kick(wire.SessionTakenOver)
+		select {
+		case <-old.finished:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	present, err := c.openSession(cn.CleanStart, expiry)
+	if err != nil {
+		c.srv.release(c)
+		return refuse(wire.ServerUnavailable, err.Error())
+	}
+
+	ack := &wire.Connack{SessionPresent: present}
+	if c.v == wire.V5 {
+		pr := &ack.Props
+		pr.ReceiveMaximum = c.srv.cfg.ReceiveMaximum
+		pr.Set(wire.PropReceiveMaximum)
+		pr.TopicAliasMaximum = c.srv.cfg.TopicAliasMaximum
+		pr.Set(wire.PropTopicAliasMaximum)
+		pr.MaximumPacketSize = c.srv.cfg.MaxPacketSize
+		pr.Set(wire.PropMaximumPacketSize)
+		if assigned {
+			pr.AssignedClientID = c.clientID
+			pr.Set(wire.PropAssignedClientID)
+		}
+	}
+	c.send(ack)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return c.startConsuming()
+}
+
+// authenticate checks the CONNECT's credentials against Tern's users; with
+// none, the client is guest when anonymous logins are allowed.
+func (c *conn) authenticate(cn *wire.Connect) (auth.User, error) {
+	if !cn.HasUsername {
+		if !c.srv.cfg.AllowAnonymous {
+			return auth.User{}, errors.New("anonymous logins are disabled")
+		}
+		u, ok := c.srv.users.Lookup("guest")
+		if !ok {
+			return auth.User{}, errors.New("anonymous login: no guest user")
+		}
+		if u.LoopbackOnly && !isLoopback(c.nc.RemoteAddr()) {
+			return auth.User{}, errors.New("anonymous login as guest is allowed from loopback only")
+		}
+		return u, nil
+	}
+	return c.srv.users.Authenticate(cn.Username, string(cn.Password), c.nc.RemoteAddr())
+}
+
+// sessionQueue is the queue holding a client's session.
+func sessionQueue(clientID string) string { return "mqtt-subscription-" + clientID }
+
+// openSession finds or creates the session queue and reloads its
+// subscriptions from the queue's bindings. It reports whether a session was
+// present [MQTT-3.2.2-2].
+func (c *conn) openSession(clean bool, expiry uint32) (bool, error) {
+	name := sessionQueue(c.clientID)
+	if clean {
+		if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
+			return false, err
+		}
+	}
+	q, err := c.vhost.Queue(name, 0)
+	present := err == nil
+	if !present {
+		args := map[string]any{}
+		if c.v == wire.V5 && c.persistent && expiry != 0xFFFFFFFF {
+			args["x-expires"] = int64(expiry) * 1000
+		}
+		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent, Args: args}, false, 0)
+		if err != nil {
+			return false, fmt.Errorf("creating the session queue: %w", err)
+		}
+	}
+	c.queue = q
+	for _, b := range c.vhost.Bindings() {
+		if b.Queue != q || b.Source.Name() != "amq.topic" {
+			continue
+		}
+		f, _ := b.Args["x-mqtt-filter"].(string)
+		if f == "" {
+			continue
+		}
+		c.subs[f] = subOptsFromArgs(b.Args)
+	}
+	return present && !clean, nil
+}
+
+// startConsuming attaches the connection to its session queue, which then
+// delivers what waited while the client was away.
+func (c *conn) startConsuming() error {
+	sub := &subscriber{c: c, q: c.queue}
+	c.mu.Lock()
+	c.sub = sub
+	c.mu.Unlock()
+	return c.queue.Consume(sub, broker.ConsumeOptions{})
+}

@@ -1,0 +1,234 @@
+package mqtt
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// Headers carrying MQTT facts through the AMQP core.
+const (
+	hdrQoS           = "x-mqtt-publish-qos"
+	hdrRetain        = "x-mqtt-retain"
+	hdrClient        = "x-mqtt-client-id" // for no-local
+	hdrPayloadFormat = "x-mqtt-payload-format"
+)
+
+// toMessage maps a PUBLISH to a core message (docs/design/mqtt.md).
+func (c *conn) toMessage(p *wire.Publish) *broker.Message {
+	m := &broker.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano()}
+	h := map[string]any{hdrQoS: int32(p.QoS), hdrClient: c.clientID}
+	if p.Retain {
+		h[hdrRetain] = true
+	}
+	if p.QoS > 0 {
+		m.Props.DeliveryMode = 2
+	} else {
+		m.Props.DeliveryMode = 1
+	}
+	pr := &p.Props
+	if pr.Has(wire.PropContentType) {
+		m.Props.ContentType = pr.ContentType
+	}
+	if pr.Has(wire.PropResponseTopic) {
+		m.Props.ReplyTo = topicToKey(pr.ResponseTopic)
+	}
+	if pr.Has(wire.PropCorrelationData) {
+		m.Props.CorrelationID = string(pr.CorrelationData)
+	}
+	if pr.Has(wire.PropMessageExpiry) {
+		m.Props.Expiration = strconv.FormatUint(uint64(pr.MessageExpiry)*1000, 10)
+	}
+	if pr.Has(wire.PropPayloadFormat) {
+		h[hdrPayloadFormat] = int32(pr.PayloadFormat)
+	}
+	for _, u := range pr.User {
+		h[u.Key] = u.Value
+	}
+	m.Props.Headers = h
+	return m
+}
+
+// publish handles an inbound PUBLISH.
+func (c *conn) publish(p *wire.Publish) error {
+	c.srv.stats.publishesIn.Add(1)
+	if c.v == wire.V5 && p.Props.Has(wire.PropTopicAlias) {
+		a := p.Props.TopicAlias
+		if a == 0 || a > c.srv.cfg.TopicAliasMaximum {
+			return &wire.Error{Code: wire.TopicAliasInvalid, Msg: "topic alias out of range"} // [MQTT-3.3.2-8, -9]
+		}
+		if p.Topic != "" {
+			c.aliasesIn[a] = p.Topic
+		} else if t, ok := c.aliasesIn[a]; ok {
+			p.Topic = t
+		} else {
+			return &wire.Error{Code: wire.ProtocolError, Msg: "unknown topic alias"}
+		}
+	}
+	if p.Topic == "" {
+		return &wire.Error{Code: wire.ProtocolError, Msg: "PUBLISH without a topic"}
+	}
+	if p.QoS == 2 && c.awaitRel[p.PacketID] {
+		// A resend of a QoS 2 message already routed: answer, route nothing.
+		c.send(&wire.Ack{Kind: wire.PUBREC, PacketID: p.PacketID})
+		return nil
+	}
+	if p.QoS > 0 && c.acks.pending()+len(c.awaitRel) >= int(c.srv.cfg.ReceiveMaximum) && c.v == wire.V5 {
+		return &wire.Error{Code: wire.ReceiveMaximumExceeded, Msg: "too many unacknowledged publishes"} // [MQTT-3.3.4-9]
+	}
+	m := c.toMessage(p)
+	if p.Retain {
+		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
+			c.log.Error("storing a retained message failed", "err", err)
+			return &wire.Error{Code: wire.UnspecifiedError, Msg: "could not store the retained message"}
+		}
+	}
+	c.waitWhileBlocked()
+	var done broker.Completion
+	var token uint64
+	if p.QoS > 0 {
+		kind := wire.PUBACK
+		if p.QoS == 2 {
+			kind = wire.PUBREC
+			c.awaitRel[p.PacketID] = true
+		}
+		token = c.acks.begin(kind, p.PacketID)
+		done = &c.acks
+	}
+	res, err := c.vhost.Publish(&c.scratch, m, done, token)
+	if err != nil {
+		return &wire.Error{Code: wire.UnspecifiedError, Msg: err.Error()}
+	}
+	if p.QoS > 0 {
+		c.acks.routed(token, res)
+	}
+	return nil
+}
+
+// waitWhileBlocked stops reading while a resource alarm is on: TCP pushes
+// back on the publisher, as for AMQP (MQTT has no blocked notification).
+func (c *conn) waitWhileBlocked() {
+	for {
+		blocked := false
+		for _, a := range c.srv.broker.Alarms() {
+			blocked = blocked || a.Active()
+		}
+		if !blocked || c.kicked.Load() != 0 {
+			return
+		}
+		c.acks.flush()
+		_ = c.nc.SetReadDeadline(time.Time{})
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ackQueue answers QoS 1 and 2 publishes in the order they came
+// [MQTT-4.6.0-2], each once it is routed and, where a durable session queue
+// stored it, fsynced. Durable is called by the store's commit goroutine.
+type ackQueue struct {
+	c     *conn
+	mu    sync.Mutex
+	fifo  []pendingAck
+	head  int
+	next  uint64
+	ready bool // something at the head may be sendable
+}
+
+type pendingAck struct {
+	token   uint64
+	kind    byte
+	pid     uint16
+	waiting int
+	routed  bool
+	reason  byte
+	failed  bool
+}
+
+func (a *ackQueue) pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.fifo) - a.head
+}
+
+func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.next++
+	a.fifo = append(a.fifo, pendingAck{token: a.next, kind: kind, pid: pid})
+	return a.next
+}
+
+func (a *ackQueue) find(token uint64) *pendingAck {
+	for i := a.head; i < len(a.fifo); i++ {
+		if a.fifo[i].token == token {
+			return &a.fifo[i]
+		}
+	}
+	return nil
+}
+
+func (a *ackQueue) routed(token uint64, res broker.PublishResult) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.find(token)
+	if p == nil {
+		return
+	}
+	p.waiting += res.Pending
+	p.routed = true
+	switch {
+	case res.Rejected:
+		p.reason, p.failed = wire.QuotaExceeded, true
+	case res.Routed == 0:
+		p.reason = wire.NoMatchingSubscribers
+	}
+}
+
+// Durable implements broker.Completion.
+func (a *ackQueue) Durable(token uint64, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.find(token); p != nil {
+		p.waiting--
+		if err != nil {
+			p.reason, p.failed = wire.UnspecifiedError, true
+		}
+	}
+	a.sendReadyLocked()
+}
+
+// flush sends what is ready; the reader calls it before blocking.
+func (a *ackQueue) flush() {
+	a.mu.Lock()
+	a.sendReadyLocked()
+	a.mu.Unlock()
+}
+
+func (a *ackQueue) sendReadyLocked() {
+	c := a.c
+	for a.head < len(a.fifo) {
+		p := a.fifo[a.head]
+		if !p.routed || p.waiting > 0 {
+			break
+		}
+		a.head++
+		if p.failed && c.v != wire.V5 {
+			// 3.1.1 has no negative acknowledgement: drop the connection so
+			// the client resends the unacknowledged message.
+			c.log.Error("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
+			c.out.CloseAfterFlush()
+			continue
+		}
+		ack := &wire.Ack{Kind: p.kind, PacketID: p.pid}
+		if c.v == wire.V5 {
+			ack.ReasonCode = p.reason
+		}
+		c.send(ack)
+	}
+	if a.head == len(a.fifo) {
+		a.fifo, a.head = a.fifo[:0], 0
+	}
+}

@@ -1,0 +1,193 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/vfs"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// Config tunes the MQTT listener. Zero values take the defaults noted.
+type Config struct {
+	VHost             string // vhost MQTT clients use; default "/"
+	MaxPacketSize     uint32 // largest packet accepted; default 16 MiB
+	ReceiveMaximum    uint16 // unacknowledged QoS 1/2 publishes a client may have in flight; default 1024
+	InflightWindow    int    // QoS 1/2 deliveries in flight to a 3.1.1 client; default 100
+	TopicAliasMaximum uint16 // default 100
+	OutboxLimit       int    // bytes buffered per connection before deliveries wait; default 1 MiB
+	// AllowAnonymous lets clients without a user name in as "guest", as
+	// RabbitMQ's MQTT plugin does by default (guest stays loopback-only).
+	AllowAnonymous bool
+	// DataDir holds the retained messages; "" keeps them in memory.
+	DataDir string
+}
+
+func (c Config) withDefaults() Config {
+	if c.VHost == "" {
+		c.VHost = "/"
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = 16 << 20
+	}
+	if c.ReceiveMaximum == 0 {
+		c.ReceiveMaximum = 1024
+	}
+	if c.InflightWindow == 0 {
+		c.InflightWindow = 100
+	}
+	if c.TopicAliasMaximum == 0 {
+		c.TopicAliasMaximum = 100
+	}
+	if c.OutboxLimit == 0 {
+		c.OutboxLimit = 1 << 20
+	}
+	return c
+}
+
+// Stats are the MQTT listener's counters.
+type Stats struct {
+	ConnectionsOpen            int64
+	ConnectionsTotal           uint64
+	PublishesIn, DeliveriesOut uint64
+	QoS0Dropped                uint64 // QoS 0 deliveries dropped for a slow subscriber
+	RetainedMessages           int
+}
+
+type counters struct {
+	connsOpen                          atomic.Int64
+	connsTotal, publishesIn, delivered atomic.Uint64
+	qos0Dropped                        atomic.Uint64
+}
+
+// Server accepts MQTT connections for a broker.
+type Server struct {
+	cfg      Config
+	broker   *broker.Broker
+	users    *auth.Store
+	log      *slog.Logger
+	retained *retainedStore
+	stats    counters
+	nextID   atomic.Uint64
+
+	mu     sync.Mutex
+	active map[string]*conn       // client id → its live connection
+	wills  map[string]*time.Timer // client id → a delayed will waiting to go
+	conns  map[*conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewServer returns an MQTT server for b.
+func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	path := ""
+	if cfg.DataDir != "" {
+		path = filepath.Join(cfg.DataDir, "mqtt-retained.bin")
+	}
+	rs, err := newRetainedStore(vfs.Default, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs,
+		active: map[string]*conn{}, wills: map[string]*time.Timer{}, conns: map[*conn]struct{}{}}, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.retained.mu.Lock()
+	n := len(s.retained.msgs[s.cfg.VHost])
+	s.retained.mu.Unlock()
+	return Stats{
+		ConnectionsOpen: s.stats.connsOpen.Load(), ConnectionsTotal: s.stats.connsTotal.Load(),
+		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
+		QoS0Dropped: s.stats.qos0Dropped.Load(), RetainedMessages: n,
+	}
+}
+
+// Serve accepts connections on ln until ctx is done, then disconnects every
+// client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		c := newConn(s, nc)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	for _, t := range s.wills {
+		t.Stop()
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.kick(wire.ServerShuttingDown)
+	}
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// claim makes c the connection of its client id and returns the one it
+// takes over, if any.
+func (s *Server) claim(c *conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.active[c.clientID]
+	s.active[c.clientID] = c
+	if t := s.wills[c.clientID]; t != nil {
+		t.Stop() // the session resumed before its delayed will went out
+		delete(s.wills, c.clientID)
+	}
+	return old
+}
+
+func (s *Server) isActive(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[c.clientID] == c
+}
+
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	if s.active[c.clientID] == c {
+		delete(s.active, c.clientID)
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,95 @@
+package mqtt
+
+import (
+	"net"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+func isLoopback(a net.Addr) bool {
+	host := a.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// teardown ends the session's attachment: consumers go, in-flight QoS 1/2
+// deliveries return to their queues (to be resent, DUP, when the session
+// resumes), a clean session's queue is deleted, and the will is published
+// unless the client disconnected normally.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	c.closed = true
+	var back []broker.Delivery
+	for _, of := range c.inflight {
+		if of.stored {
+			back = append(back, of.d)
+		}
+	}
+	c.inflight = map[uint16]*outflight{}
+	c.mu.Unlock()
+
+	if c.sub != nil {
+		c.queue.Cancel(c.sub)
+	}
+	c.mu.Lock()
+	shared := c.shared
+	c.mu.Unlock()
+	for _, s := range shared {
+		s.q.Cancel(s)
+	}
+	byQueue := map[*broker.Queue][]broker.Delivery{}
+	for _, d := range back {
+		byQueue[d.Queue] = append(byQueue[d.Queue], d)
+	}
+	for q, ds := range byQueue {
+		q.Requeue(ds)
+	}
+	if !c.persistent && c.queue != nil && c.srv.isActive(c) {
+		_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+	}
+	if !c.graceful || !c.noWill {
+		c.publishWill()
+	}
+	c.srv.release(c)
+}
+
+// publishWill publishes the CONNECT's will, after its delay for 5.0
+// [MQTT-3.1.3-9]; a session resumed before then cancels it.
+func (c *conn) publishWill() {
+	cn := c.connect
+	if cn == nil || !cn.Will {
+		return
+	}
+	p := &wire.Publish{QoS: cn.WillQoS, Retain: cn.WillRetain, Topic: cn.WillTopic, Payload: cn.WillPayload, Props: cn.WillProps}
+	send := func() {
+		m := c.toMessage(p)
+		if p.Retain {
+			if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
+				c.log.Error("storing a retained will failed", "err", err)
+			}
+		}
+		var s broker.RouteScratch
+		if _, err := c.vhost.Publish(&s, m, nil, 0); err != nil {
+			c.log.Warn("publishing the will failed", "err", err)
+		}
+	}
+	delay := time.Duration(cn.WillProps.WillDelay) * time.Second
+	if c.v != wire.V5 || delay == 0 {
+		send()
+		return
+	}
+	srv := c.srv
+	srv.mu.Lock()
+	srv.wills[c.clientID] = time.AfterFunc(delay, func() {
+		srv.mu.Lock()
+		delete(srv.wills, c.clientID)
+		srv.mu.Unlock()
+		send()
+	})
+	srv.mu.Unlock()
+}

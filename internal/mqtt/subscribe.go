@@ -1,0 +1,157 @@
+package mqtt
+
+import (
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/route"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// Subscription options travel in the binding's arguments, so a persistent
+// session's subscriptions come back with its queue after a restart.
+func subArgs(filter string, o subOpts) map[string]any {
+	return map[string]any{
+		"x-mqtt-filter": filter, "x-mqtt-qos": int32(o.qos), "x-mqtt-no-local": o.noLocal,
+		"x-mqtt-retain-as-published": o.retainAsPublished, "x-mqtt-subscription-id": int64(o.subID),
+	}
+}
+
+func subOptsFromArgs(a map[string]any) subOpts {
+	var o subOpts
+	if v, ok := route.Int(a["x-mqtt-qos"]); ok {
+		o.qos = byte(v)
+	}
+	o.noLocal, _ = a["x-mqtt-no-local"].(bool)
+	o.retainAsPublished, _ = a["x-mqtt-retain-as-published"].(bool)
+	if v, ok := route.Int(a["x-mqtt-subscription-id"]); ok {
+		o.subID = uint32(v)
+	}
+	return o
+}
+
+func (c *conn) subscribe(p *wire.Subscribe) error {
+	var subID uint32
+	if len(p.Props.SubscriptionIDs) > 0 {
+		subID = p.Props.SubscriptionIDs[0]
+	}
+	codes := make([]byte, len(p.Subs))
+	var retained []retainedMsg
+	var retainedQoS []byte
+	for i, s := range p.Subs {
+		if err := wire.ValidFilter(s.Filter); err != nil {
+			codes[i] = wire.TopicFilterInvalid
+			continue
+		}
+		o := subOpts{qos: min(s.QoS, 2), noLocal: s.NoLocal, retainAsPublished: s.RetainAsPublished, subID: subID}
+		if group, filter, ok := shared(s.Filter); ok {
+			if s.NoLocal && c.v == wire.V5 {
+				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
+			}
+			if err := c.subscribeShared(group, filter, o); err != nil {
+				codes[i] = wire.UnspecifiedError
+				continue
+			}
+			codes[i] = o.qos
+			continue // shared subscriptions get no retained messages [MQTT-3.8.4-…]
+		}
+		c.mu.Lock()
+		old, existed := c.subs[s.Filter]
+		c.mu.Unlock()
+		key := topicToKey(s.Filter)
+		if existed {
+			_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
+		}
+		if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
+			codes[i] = wire.UnspecifiedError
+			continue
+		}
+		c.mu.Lock()
+		c.subs[s.Filter] = o
+		c.mu.Unlock()
+		codes[i] = o.qos
+		// Retained messages: 0 always, 1 only for a new subscription, 2 never
+		// [MQTT-3.3.1-9, -10, -11].
+		if s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed) {
+			for _, r := range c.srv.retained.matching(c.srv.cfg.VHost, s.Filter) {
+				retained = append(retained, r)
+				retainedQoS = append(retainedQoS, min(o.qos, messageQoS(r.msg)))
+			}
+		}
+	}
+	// SUBACK before the retained messages it announces [MQTT-3.8.4-…].
+	c.send(&wire.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	for i, r := range retained {
+		c.sendRetained(r, retainedQoS[i])
+	}
+	return nil
+}
+
+// sendRetained delivers a retained message straight to this client, with
+// the retain flag set [MQTT-3.3.1-8].
+func (c *conn) sendRetained(r retainedMsg, qos byte) {
+	p := &wire.Publish{QoS: qos, Retain: true, Topic: r.topic, Payload: r.msg.Body}
+	if c.v == wire.V5 {
+		fromProps(&p.Props, r.msg)
+	}
+	c.mu.Lock()
+	if qos > 0 {
+		p.PacketID = c.allocPIDLocked()
+		c.inflight[p.PacketID] = &outflight{qos: qos}
+	}
+	c.mu.Unlock()
+	c.send(p)
+}
+
+// subscribeShared joins the group queue of "$share/group/filter": one
+// queue per group and filter, every member a competing consumer.
+func (c *conn) subscribeShared(group, filter string, o subOpts) error {
+	name := "mqtt-shared-" + group + "-" + topicToKey(filter)
+	key := group + "\x00" + filter
+	c.mu.Lock()
+	_, already := c.shared[key]
+	c.mu.Unlock()
+	if already {
+		return nil
+	}
+	q, err := c.vhost.DeclareQueue(broker.QueueConfig{Name: name, AutoDelete: true}, false, 0)
+	if err != nil {
+		return err
+	}
+	if err := c.vhost.BindQueue(name, "amq.topic", topicToKey(filter), nil, 0); err != nil {
+		return err
+	}
+	s := &subscriber{c: c, q: q, filter: filter, opts: o}
+	c.mu.Lock()
+	c.shared[key] = s
+	c.mu.Unlock()
+	return q.Consume(s, broker.ConsumeOptions{})
+}
+
+func (c *conn) unsubscribe(p *wire.Unsubscribe) error {
+	codes := make([]byte, len(p.Filters))
+	for i, f := range p.Filters {
+		if group, filter, ok := shared(f); ok {
+			key := group + "\x00" + filter
+			c.mu.Lock()
+			s := c.shared[key]
+			delete(c.shared, key)
+			c.mu.Unlock()
+			if s == nil {
+				codes[i] = wire.NoSubscriptionExisted
+				continue
+			}
+			s.q.Cancel(s)
+			continue
+		}
+		c.mu.Lock()
+		o, ok := c.subs[f]
+		delete(c.subs, f)
+		c.mu.Unlock()
+		if !ok {
+			codes[i] = wire.NoSubscriptionExisted
+			continue
+		}
+		_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", topicToKey(f), subArgs(f, o), 0)
+	}
+	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
+	return nil
+}

@@ -1,0 +1,67 @@
+package mqtt
+
+import "strings"
+
+// topicToKey maps an MQTT topic (or filter) to an AMQP routing (or binding)
+// key: '/' and '.' swap, '+' becomes '*', '#' stays.
+func topicToKey(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		switch c {
+		case '/':
+			b[i] = '.'
+		case '.':
+			b[i] = '/'
+		case '+':
+			b[i] = '*'
+		}
+	}
+	return string(b)
+}
+
+// keyToTopic is the inverse of topicToKey for routing keys.
+func keyToTopic(key string) string {
+	b := []byte(key)
+	for i, c := range b {
+		switch c {
+		case '.':
+			b[i] = '/'
+		case '/':
+			b[i] = '.'
+		}
+	}
+	return string(b)
+}
+
+// matches applies MQTT's matching rules, including that a filter starting
+// with a wildcard does not match a topic starting with '$' [MQTT-4.7.2-1].
+func matches(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			// "a/#" also matches "a" [MQTT-4.7.1-2].
+			return fmore == tmore || (fmore && frest == "#")
+		}
+		filter, topic = frest, trest
+	}
+}
+
+// shared splits "$share/{group}/{filter}"; ok is false for a plain filter.
+func shared(filter string) (group, f string, ok bool) {
+	rest, found := strings.CutPrefix(filter, "$share/")
+	if !found {
+		return "", filter, false
+	}
+	group, f, ok = strings.Cut(rest, "/")
+	return group, f, ok && group != "" && !strings.ContainsAny(group, "+#") && f != ""
+}
