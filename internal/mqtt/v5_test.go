@@ -1,0 +1,269 @@
+package mqtt_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/tern-broker/tern/internal/testkit"
+)
+
+type v5inbox struct {
+	mu   sync.Mutex
+	msgs []*paho.Publish
+	ch   chan struct{}
+}
+
+func (b *v5inbox) wait(t *testing.T, n int) []*paho.Publish {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		b.mu.Lock()
+		if len(b.msgs) >= n {
+			out := slices.Clone(b.msgs)
+			b.mu.Unlock()
+			return out
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.ch:
+		case <-deadline:
+			t.Fatalf("got %d of %d messages", len(b.msgs), n)
+		}
+	}
+}
+
+func (b *v5inbox) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.msgs)
+}
+
+// client5 connects a Paho MQTT 5 client; its messages land in the inbox.
+func client5(t *testing.T, s *testkit.Server, id string, props *paho.ConnectProperties) (*paho.Client, *v5inbox, *paho.Connack) {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(s.MQTTURL, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &v5inbox{ch: make(chan struct{}, 1000)}
+	c := paho.NewClient(paho.ClientConfig{Conn: nc, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+		func(r paho.PublishReceived) (bool, error) {
+			in.mu.Lock()
+			in.msgs = append(in.msgs, r.Packet)
+			in.mu.Unlock()
+			in.ch <- struct{}{}
+			return true, nil
+		}}})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{KeepAlive: 30, ClientID: id, CleanStart: true, Properties: props})
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	if ca.ReasonCode != 0 {
+		t.Fatalf("connack 0x%02x", ca.ReasonCode)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	return c, in, ca
+}
+
+func ctx5(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func sub5(t *testing.T, c *paho.Client, subID int, opts ...paho.SubscribeOptions) {
+	t.Helper()
+	s := &paho.Subscribe{Subscriptions: opts}
+	if subID > 0 {
+		s.Properties = &paho.SubscribeProperties{SubscriptionIdentifier: &subID}
+	}
+	sa, err := c.Subscribe(ctx5(t), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rc := range sa.Reasons {
+		if rc >= 0x80 {
+			t.Fatalf("subscription %d refused: 0x%02x", i, rc)
+		}
+	}
+}
+
+func TestMQTT5PropertiesCrossTheBroker(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	sub, in, _ := client5(t, s, "sub", nil)
+	sub5(t, sub, 42, paho.SubscribeOptions{Topic: "req/#", QoS: 1})
+	pub, _, _ := client5(t, s, "pub", nil)
+	expiry := uint32(60)
+	_, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "req/time", QoS: 1, Payload: []byte("{}"), Properties: &paho.PublishProperties{
+		ContentType: "application/json", ResponseTopic: "resp/pub", CorrelationData: []byte("corr-1"), MessageExpiry: &expiry,
+		User: paho.UserProperties{{Key: "tenant", Value: "acme"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := in.wait(t, 1)[0]
+	p := m.Properties
+	if p.ContentType != "application/json" || p.ResponseTopic != "resp/pub" || string(p.CorrelationData) != "corr-1" ||
+		p.User.Get("tenant") != "acme" || p.MessageExpiry == nil || *p.MessageExpiry > 60 {
+		t.Fatalf("properties lost: %+v", p)
+	}
+	if p.SubscriptionIdentifier == nil || *p.SubscriptionIdentifier != 42 {
+		t.Fatalf("subscription identifier %v", p.SubscriptionIdentifier)
+	}
+}
+
+func TestMQTT5ReasonCodesOnAcks(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	pub, _, _ := client5(t, s, "pub", nil)
+	res, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "nobody/listens", QoS: 1, Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ReasonCode != 0x10 {
+		t.Fatalf("PUBACK reason 0x%02x, want 0x10 no matching subscribers", res.ReasonCode)
+	}
+	// Paho reports the refused filter as an error, with the SUBACK.
+	sa, err := pub.Subscribe(ctx5(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "a/#/b", QoS: 1}, {Topic: "ok/+", QoS: 2}}})
+	if sa == nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sa.Reasons, []byte{0x8F, 0x02}) {
+		t.Fatalf("SUBACK reasons %x", sa.Reasons)
+	}
+	ua, err := pub.Unsubscribe(ctx5(t), &paho.Unsubscribe{Topics: []string{"ok/+", "never"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ua.Reasons, []byte{0x00, 0x11}) {
+		t.Fatalf("UNSUBACK reasons %x", ua.Reasons)
+	}
+}
+
+func TestMQTT5NoLocalAndRetainOptions(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	c, in, _ := client5(t, s, "self", nil)
+	sub5(t, c, 0, paho.SubscribeOptions{Topic: "chat/#", QoS: 1, NoLocal: true})
+	other, _, _ := client5(t, s, "other", nil)
+	if _, err := c.Publish(ctx5(t), &paho.Publish{Topic: "chat/room", QoS: 1, Payload: []byte("mine")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "chat/room", QoS: 1, Payload: []byte("theirs")}); err != nil {
+		t.Fatal(err)
+	}
+	got := in.wait(t, 1)
+	time.Sleep(200 * time.Millisecond)
+	if in.count() != 1 || string(got[0].Payload) != "theirs" {
+		t.Fatalf("no-local: got %d messages, first %q", in.count(), got[0].Payload)
+	}
+
+	// Retain handling 2: no retained messages on subscribe; retain-as-published keeps the flag.
+	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "cfg/x", QoS: 1, Retain: true, Payload: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	r2, in2, _ := client5(t, s, "r2", nil)
+	sub5(t, r2, 0, paho.SubscribeOptions{Topic: "cfg/#", QoS: 1, RetainHandling: 2, RetainAsPublished: true})
+	time.Sleep(200 * time.Millisecond)
+	if in2.count() != 0 {
+		t.Fatal("retain handling 2 sent a retained message")
+	}
+	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "cfg/x", QoS: 1, Retain: true, Payload: []byte("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := in2.wait(t, 1)[0]; !m.Retain {
+		t.Fatal("retain-as-published lost the retain flag")
+	}
+}
+
+func TestMQTT5SharedSubscriptionsRoundRobin(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	w1, in1, _ := client5(t, s, "w1", nil)
+	w2, in2, _ := client5(t, s, "w2", nil)
+	sub5(t, w1, 0, paho.SubscribeOptions{Topic: "$share/workers/jobs/#", QoS: 1})
+	sub5(t, w2, 0, paho.SubscribeOptions{Topic: "$share/workers/jobs/#", QoS: 1})
+	pub, _, _ := client5(t, s, "pub", nil)
+	for i := 0; i < 10; i++ {
+		if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "jobs/x", QoS: 1, Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, wait, "all jobs delivered", func() bool { return in1.count()+in2.count() == 10 })
+	if in1.count() != 5 || in2.count() != 5 {
+		t.Fatalf("shared subscription split %d/%d, want 5/5", in1.count(), in2.count())
+	}
+}
+
+func TestMQTT5TopicAliases(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	sub, in, _ := client5(t, s, "sub", nil)
+	sub5(t, sub, 0, paho.SubscribeOptions{Topic: "long/topic/name", QoS: 1})
+	pub, _, ca := client5(t, s, "pub", nil)
+	if ca.Properties == nil || ca.Properties.TopicAliasMaximum == nil || *ca.Properties.TopicAliasMaximum == 0 {
+		t.Fatal("no topic alias maximum in CONNACK")
+	}
+	alias := uint16(3)
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "long/topic/name", QoS: 1, Payload: []byte("1"), Properties: &paho.PublishProperties{TopicAlias: &alias}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "", QoS: 1, Payload: []byte("2"), Properties: &paho.PublishProperties{TopicAlias: &alias}}); err != nil {
+		t.Fatal(err)
+	}
+	got := in.wait(t, 2)
+	if got[1].Topic != "long/topic/name" || string(got[1].Payload) != "2" {
+		t.Fatalf("aliased publish arrived as %q %q", got[1].Topic, got[1].Payload)
+	}
+}
+
+func TestMQTT5ReceiveMaximumBoundsInFlight(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	rm := uint16(2)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(s.MQTTURL, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &v5inbox{ch: make(chan struct{}, 100)}
+	c := paho.NewClient(paho.ClientConfig{Conn: nc, EnableManualAcknowledgment: true,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
+			in.mu.Lock()
+			in.msgs = append(in.msgs, r.Packet)
+			in.mu.Unlock()
+			in.ch <- struct{}{}
+			return true, nil
+		}}})
+	if _, err := c.Connect(ctx5(t), &paho.Connect{ClientID: "slow", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{ReceiveMaximum: &rm}}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(&paho.Disconnect{})
+	sub5(t, c, 0, paho.SubscribeOptions{Topic: "work", QoS: 1})
+	pub, _, _ := client5(t, s, "pub", nil)
+	for i := 0; i < 5; i++ {
+		if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "work", QoS: 1, Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.wait(t, 2)
+	time.Sleep(300 * time.Millisecond)
+	if n := in.count(); n != 2 {
+		t.Fatalf("%d unacknowledged deliveries with receive maximum 2", n)
+	}
+	if err := c.Ack(in.msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	in.wait(t, 3)
+}
