@@ -267,3 +267,7 @@ func TestMQTT5ReceiveMaximumBoundsInFlight(t *testing.T) {
 	}
 	in.wait(t, 3)
 }
+
+func paho5Sub(topic string, qos byte) paho.SubscribeOptions {
+	return paho.SubscribeOptions{Topic: topic, QoS: qos}
+}
