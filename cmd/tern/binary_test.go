@@ -55,7 +55,7 @@ func startBinary(t *testing.T, extra ...string) *binaryServer {
 // startBinaryOn is startBinary on a given data directory.
 func startBinaryOn(t *testing.T, dataDir string, extra ...string) *binaryServer {
 	t.Helper()
-	args := append([]string{"server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"}, extra...)
+	args := append([]string{"server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--mqtt-ws-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(ternBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

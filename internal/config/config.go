@@ -23,6 +23,9 @@ type Config struct {
 	HTTPAddr string `toml:"http_addr"`
 	// MQTTAddr is the MQTT 3.1.1/5.0 listen address. Default ":1883".
 	MQTTAddr string `toml:"mqtt_addr"`
+	// MQTTWSAddr is the MQTT-over-WebSocket listen address (subprotocol
+	// "mqtt", any path). Default ":15675", RabbitMQ's Web MQTT port.
+	MQTTWSAddr string `toml:"mqtt_ws_addr"`
 	// MQTTAllowAnonymous lets MQTT clients without a user name log in as
 	// guest (still loopback-only), as RabbitMQ's MQTT plugin does. Default true.
 	MQTTAllowAnonymous bool `toml:"mqtt_allow_anonymous"`
@@ -90,6 +93,7 @@ func Default() Config {
 		DataDir:             "./tern-data",
 		AMQPAddr:            ":5672",
 		MQTTAddr:            ":1883",
+		MQTTWSAddr:          ":15675",
 		MQTTAllowAnonymous:  true,
 		MQTTVHost:           "/",
 		HTTPAddr:            ":15672",
@@ -135,6 +139,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	amqpAddr := fs.String("amqp-addr", cfg.AMQPAddr, `AMQP 0-9-1 listen address, "" to disable (env TERN_AMQP_ADDR)`)
 	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz and /metrics, "" to disable (env TERN_HTTP_ADDR)`)
 	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, `MQTT 3.1.1/5.0 listen address, "" to disable (env TERN_MQTT_ADDR)`)
+	mqttWSAddr := fs.String("mqtt-ws-addr", cfg.MQTTWSAddr, `MQTT-over-WebSocket listen address, "" to disable (env TERN_MQTT_WS_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=1)")
@@ -168,6 +173,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		{"amqp-addr", &cfg.AMQPAddr, amqpAddr},
 		{"http-addr", &cfg.HTTPAddr, httpAddr},
 		{"mqtt-addr", &cfg.MQTTAddr, mqttAddr},
+		{"mqtt-ws-addr", &cfg.MQTTWSAddr, mqttWSAddr},
 		{"log-level", &cfg.LogLevel, logLevel},
 		{"log-format", &cfg.LogFormat, logFormat},
 	} {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/tern-broker/tern/internal/testkit"
@@ -94,5 +95,22 @@ func TestMalformedPacketDisconnectsOnlyThatClient(t *testing.T) {
 	done(t, pub.Publish("t", 1, false, "still fine"))
 	if got := in.wait(t, 1); string(got[0].Payload()) != "still fine" {
 		t.Fatal("the bystander was disturbed")
+	}
+}
+
+func TestMQTTOverWebSocket(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	in := newInbox()
+	sub := client3(t, s, "tcp-sub")
+	done(t, sub.Subscribe("dash/#", 1, in.handler))
+	// Paho connects over WebSocket (subprotocol "mqtt") from a ws:// URL.
+	o := paho.NewClientOptions().AddBroker(s.WSURL).SetClientID("browser").SetAutoReconnect(false).SetProtocolVersion(4)
+	ws := paho.NewClient(o)
+	done(t, ws.Connect())
+	defer ws.Disconnect(50)
+	done(t, ws.Publish("dash/clicks", 1, false, "42"))
+	if got := in.wait(t, 1); string(got[0].Payload()) != "42" {
+		t.Fatalf("%q", got[0].Payload())
 	}
 }

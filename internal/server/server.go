@@ -42,6 +42,7 @@ type Server struct {
 	diskFreeLimit atomic.Uint64
 	amqpLn        net.Listener
 	mqttLn        net.Listener
+	mqttWSLn      net.Listener
 	httpLn        net.Listener
 	http          *http.Server
 }
@@ -156,6 +157,13 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("MQTT 3.1.1/5.0 listening", "addr", s.mqttLn.Addr().String())
 	}
+	if cfg.MQTTWSAddr != "" {
+		if s.mqttWSLn, err = net.Listen("tcp", cfg.MQTTWSAddr); err != nil {
+			s.closeListeners()
+			return fmt.Errorf("server: MQTT WebSocket listener: %w", err)
+		}
+		s.log.Info("MQTT over WebSocket listening", "addr", s.mqttWSLn.Addr().String(), "subprotocol", "mqtt")
+	}
 	return nil
 }
 
@@ -175,7 +183,7 @@ func (s *Server) lockDataDir() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range []net.Listener{s.amqpLn, s.httpLn, s.mqttLn} {
+	for _, ln := range []net.Listener{s.amqpLn, s.httpLn, s.mqttLn, s.mqttWSLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -198,6 +206,14 @@ func (s *Server) MQTTAddr() net.Addr {
 	return s.mqttLn.Addr()
 }
 
+// MQTTWSAddr returns the bound MQTT-over-WebSocket address, or nil.
+func (s *Server) MQTTWSAddr() net.Addr {
+	if s.mqttWSLn == nil {
+		return nil
+	}
+	return s.mqttWSLn.Addr()
+}
+
 // MQTTStats returns the MQTT listener's counters.
 func (s *Server) MQTTStats() mqtt.Stats { return s.mqtt.Stats() }
 
@@ -217,7 +233,7 @@ func (s *Server) AMQPStats() amqp.Stats { return s.amqp.Stats() }
 // everything has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() {
@@ -239,6 +255,15 @@ func (s *Server) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.mqtt.Serve(ctx, s.mqttLn); err != nil {
 				errc <- fmt.Errorf("server: MQTT: %w", err)
+			}
+		}()
+	}
+	if s.mqttWSLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn); err != nil {
+				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
 			}
 		}()
 	}

@@ -22,6 +22,7 @@ type Server struct {
 	URL     string // amqp://guest:guest@127.0.0.1:port/
 	HTTPURL string // http://127.0.0.1:port
 	MQTTURL string // tcp://127.0.0.1:port
+	WSURL   string // ws://127.0.0.1:port/ws
 	Config  config.Config
 
 	cancel context.CancelFunc
@@ -60,7 +61,7 @@ func (s *Server) Restart(t testing.TB) *Server {
 	cfg := s.Config
 	return Start(t, func(c *config.Config) {
 		*c = cfg
-		c.AMQPAddr, c.HTTPAddr, c.MQTTAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.AMQPAddr, c.HTTPAddr, c.MQTTAddr, c.MQTTWSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	})
 }
 
@@ -72,6 +73,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.AMQPAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MQTTAddr = "127.0.0.1:0"
+	cfg.MQTTWSAddr = "127.0.0.1:0"
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -101,6 +103,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	if a := srv.MQTTAddr(); a != nil {
 		s.MQTTURL = "tcp://" + a.String()
+	}
+	if a := srv.MQTTWSAddr(); a != nil {
+		s.WSURL = "ws://" + a.String() + "/ws"
 	}
 	if a := srv.HTTPAddr(); a != nil {
 		s.HTTPURL = "http://" + a.String()
