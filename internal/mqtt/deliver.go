@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/route"
@@ -131,7 +132,9 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 	}
 	if m.Props.Expiration != "" {
 		if ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64); err == nil {
-			pr.MessageExpiry = uint32(ms / 1000)
+			// What is left of it, not what it started with [MQTT-3.3.2-6].
+			left := time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published))
+			pr.MessageExpiry = uint32(max(left, 0) / time.Second)
 			pr.Set(wire.PropMessageExpiry)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/tern-broker/tern/internal/testkit"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
 type v5inbox struct {
@@ -270,4 +271,66 @@ func TestMQTT5ReceiveMaximumBoundsInFlight(t *testing.T) {
 
 func paho5Sub(topic string, qos byte) paho.SubscribeOptions {
 	return paho.SubscribeOptions{Topic: topic, QoS: qos}
+}
+
+func TestMQTT5TakeoverDisconnectsWithReason(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	r := testkit.DialMQTT(t, s)
+	r.V = 5
+	r.Send(&wire.Connect{ProtocolName: "MQTT", Level: 5, CleanStart: true, KeepAlive: 30, ClientID: "dup"})
+	r.Expect()
+	client5(t, s, "dup", nil)
+	if d, ok := r.Expect().(*wire.Disconnect); !ok || d.ReasonCode != wire.SessionTakenOver {
+		t.Fatalf("want DISCONNECT 0x8E, got %+v", d)
+	}
+}
+
+func TestMQTT5WillDelayCancelledByReconnect(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	watcher, in, _ := client5(t, s, "watcher", nil)
+	sub5(t, watcher, 0, paho.SubscribeOptions{Topic: "lwt/#", QoS: 1})
+	connectWithWill := func() *testkit.RawMQTT {
+		r := testkit.DialMQTT(t, s)
+		r.V = 5
+		c := &wire.Connect{ProtocolName: "MQTT", Level: 5, KeepAlive: 30, ClientID: "flaky", Will: true, WillQoS: 1,
+			WillTopic: "lwt/flaky", WillPayload: []byte("offline")}
+		c.Props.SessionExpiry = 60
+		c.Props.Set(wire.PropSessionExpiry)
+		c.WillProps.WillDelay = 1
+		c.WillProps.Set(wire.PropWillDelay)
+		r.Send(c)
+		r.Expect()
+		return r
+	}
+	r := connectWithWill()
+	_ = r.NC.Close()
+	r = connectWithWill() // back within the delay: no will
+	time.Sleep(1500 * time.Millisecond)
+	if in.count() != 0 {
+		t.Fatal("the will went out although the session resumed within its delay")
+	}
+	_ = r.NC.Close()
+	m := in.wait(t, 1)[0]
+	if m.Topic != "lwt/flaky" || string(m.Payload) != "offline" {
+		t.Fatalf("will %q %q", m.Topic, m.Payload)
+	}
+}
+
+func TestMQTT5SessionExpiry(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	exp := uint32(1)
+	c, _, _ := client5(t, s, "brief", &paho.ConnectProperties{SessionExpiryInterval: &exp})
+	sub5(t, c, 0, paho.SubscribeOptions{Topic: "x", QoS: 1})
+	_ = c.Disconnect(&paho.Disconnect{})
+	_, ch := s.Channel(t)
+	testkit.Eventually(t, 4*time.Second, "session queue expired", func() bool {
+		_, err := ch.QueueDeclarePassive("mqtt-subscription-brief", true, false, false, false, nil)
+		if err != nil {
+			_, ch = s.Channel(t)
+		}
+		return err != nil
+	})
 }
