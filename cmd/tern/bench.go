@@ -34,11 +34,16 @@ Scenarios (presets; explicit flags override them):
   fixed-rate        1 → 1 persistent with confirms at 5,000 msg/s (latency under load)
   idle-connections  open 1,000 connections and hold them; with --server-pid, the
                     broker's memory per connection
+  fan-in            (MQTT) 100 publishers → one wildcard subscriber
+
+With --protocol mqtt, producer i publishes to topic tern-bench/<run>/<i mod queues>
+and consumer j subscribes to topic <j mod queues> (or to all, with --wildcard).
 
 Examples:
   tern bench --scenario transient --duration 30s
   tern bench --scenario persistent --url amqp://guest:guest@localhost:5672/ --json > run.json
   tern bench --producers 4 --consumers 4 --size 256 --rate 10000 --plot run.svg
+  tern bench --protocol mqtt --url tcp://localhost:1883 --qos 1 --size 256
 
 Flags:
 `
@@ -51,7 +56,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var c bench.Config
-	fs.StringVar(&c.URL, "url", "amqp://guest:guest@localhost:5672/", "broker URL")
+	fs.StringVar(&c.Protocol, "protocol", "amqp", "amqp or mqtt (MQTT 3.1.1 with Eclipse Paho)")
+	fs.StringVar(&c.URL, "url", "", "broker URL (default amqp://guest:guest@localhost:5672/, or tcp://localhost:1883 for MQTT)")
+	fs.IntVar(&c.QoS, "qos", 0, "MQTT QoS of publishes and subscriptions")
+	fs.BoolVar(&c.Wildcard, "wildcard", false, "MQTT: each consumer subscribes to all producers' topics with one wildcard filter")
 	fs.StringVar(&c.Scenario, "scenario", "", "preset: "+strings.Join(bench.ScenarioNames, ", "))
 	fs.IntVar(&c.Producers, "producers", 1, "publishing connections (one channel each)")
 	fs.IntVar(&c.Consumers, "consumers", 1, "consuming connections, spread round-robin over the queues")

@@ -7,7 +7,10 @@ import (
 
 // Config describes a run. The zero value of a field takes the default noted.
 type Config struct {
-	URL           string        // broker, amqp://user:pass@host:port/vhost
+	Protocol      string        // amqp (default) or mqtt
+	URL           string        // broker: amqp://user:pass@host:port/vhost, or tcp://host:1883 for MQTT
+	QoS           int           // MQTT: 0, 1 or 2
+	Wildcard      bool          // MQTT: consumers subscribe to every producer's topic with one wildcard filter
 	Scenario      string        // a named preset applied before the explicit flags (see Scenarios)
 	Producers     int           // publishing connections
 	Consumers     int           // consuming connections (spread over the queues)
@@ -35,10 +38,12 @@ var Scenarios = map[string]Config{
 	"many":             {Producers: 50, Consumers: 50, Queues: 50, AutoAck: true},
 	"fixed-rate":       {Producers: 1, Consumers: 1, Queues: 1, Rate: 5000, Persistent: true, Confirm: 1000, Prefetch: 1000},
 	"idle-connections": {IdleConns: 1000},
+	// MQTT: 100 devices publishing to one wildcard subscriber.
+	"fan-in": {Producers: 100, Consumers: 1, Queues: 100, Wildcard: true},
 }
 
 // ScenarioNames lists the presets in a stable order for help texts.
-var ScenarioNames = []string{"transient", "persistent", "fanout", "many", "fixed-rate", "idle-connections"}
+var ScenarioNames = []string{"transient", "persistent", "fanout", "many", "fixed-rate", "idle-connections", "fan-in"}
 
 // Resolve applies the scenario under the explicit settings and fills
 // defaults. set names the fields the user gave explicitly (flag names).
@@ -71,9 +76,32 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 		if !set["autoack"] && p.AutoAck {
 			c.AutoAck = true
 		}
+		if !set["wildcard"] && p.Wildcard {
+			c.Wildcard = true
+		}
+	}
+	if c.Protocol == "" {
+		c.Protocol = "amqp"
+	}
+	if c.Protocol != "amqp" && c.Protocol != "mqtt" {
+		return c, fmt.Errorf("bench: protocol %q is not amqp or mqtt", c.Protocol)
 	}
 	if c.URL == "" {
 		c.URL = "amqp://guest:guest@localhost:5672/"
+		if c.Protocol == "mqtt" {
+			c.URL = "tcp://localhost:1883"
+		}
+	}
+	if c.Protocol == "mqtt" {
+		if c.QoS < 0 || c.QoS > 2 {
+			return c, fmt.Errorf("bench: MQTT QoS %d", c.QoS)
+		}
+		if c.QoS > 0 && c.Confirm == 0 {
+			c.Confirm = 1000 // in-flight QoS 1/2 publishes per producer
+		}
+		if !set["persistent"] {
+			c.Persistent = c.QoS > 0
+		}
 	}
 	if c.Exchange == "" {
 		c.Exchange = "direct"
@@ -110,13 +138,13 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 	if c.Producers < 0 || c.Consumers < 0 {
 		return c, fmt.Errorf("bench: negative producers or consumers")
 	}
-	if c.Consumers > 0 && c.Consumers < c.Queues {
+	if c.Consumers > 0 && c.Consumers < c.Queues && !c.Wildcard {
 		return c, fmt.Errorf("bench: %d consumers cannot cover %d queues", c.Consumers, c.Queues)
 	}
 	return c, nil
 }
 
-// copies is how many queues each message reaches.
+// copies is how many queues each message reaches (AMQP).
 func (c Config) copies() int {
 	if c.Exchange == "fanout" {
 		return c.Queues

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -49,16 +50,18 @@ func (r *Result) OK() bool {
 }
 
 type run struct {
-	cfg      Config
-	c        counters
-	lat      *latencies
-	confLat  *latencies
-	tr       *tracker
-	queues   []string
-	exchange string
-	start    time.Time
-	errMu    sync.Mutex
-	err      error
+	cfg         Config
+	c           counters
+	lat         *latencies
+	confLat     *latencies
+	tr          *tracker
+	queues      []string
+	exchange    string
+	runID       string
+	start       time.Time
+	perProducer sync.Map // MQTT: producer → *atomic.Int64 messages sent
+	errMu       sync.Mutex
+	err         error
 }
 
 func (r *run) fail(err error) {
@@ -74,11 +77,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if cfg.IdleConns > 0 {
 		return runIdle(ctx, cfg, progress)
 	}
-	r := &run{cfg: cfg, lat: newLatencies(), confLat: newLatencies(), tr: newTracker()}
-	if err := r.setup(); err != nil {
-		return nil, err
+	r := &run{cfg: cfg, lat: newLatencies(), confLat: newLatencies(), tr: newTracker(),
+		runID: fmt.Sprint(time.Now().UnixNano() % 1e9)}
+	mqtt := cfg.Protocol == "mqtt"
+	if !mqtt {
+		if err := r.setup(); err != nil {
+			return nil, err
+		}
+		defer r.teardown()
 	}
-	defer r.teardown()
 
 	consumersReady := sync.WaitGroup{}
 	var consWG sync.WaitGroup
@@ -91,6 +98,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		consWG.Add(1)
 		go func() {
 			defer consWG.Done()
+			if mqtt {
+				r.mqttConsume(consCtx, i, &consumersReady)
+				return
+			}
 			r.consume(consCtx, q, single, &consumersReady)
 		}()
 	}
@@ -107,6 +118,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		pubWG.Add(1)
 		go func() {
 			defer pubWG.Done()
+			if mqtt {
+				r.mqttProduce(pubCtx, uint32(i))
+				return
+			}
 			r.produce(pubCtx, uint32(i))
 		}()
 	}
@@ -114,7 +129,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	published := time.Since(r.start)
 
 	// Let consumers catch up, bounded by Drain.
-	expected := r.c.sent.Load() * int64(cfg.copies())
+	expected := r.expected()
 	deadline := time.Now().Add(cfg.Drain)
 	for cfg.Consumers > 0 && r.c.received.Load() < expected && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
@@ -127,7 +142,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	res.Sent, res.Confirmed, res.Nacked = r.c.sent.Load(), r.c.confirmed.Load(), r.c.nacked.Load()
 	res.Returned, res.Received = r.c.returned.Load(), r.c.received.Load()
 	if cfg.Consumers > 0 {
-		res.Expected = res.Sent * int64(cfg.copies())
+		res.Expected = r.expected()
 		r.tr.mu.Lock()
 		res.Duplicates, res.Reordered = r.tr.dups, r.tr.reordered
 		res.Lost = max(0, res.Expected-r.tr.unique)
@@ -141,6 +156,19 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	res.ReceivedMBps = res.ReceivedRate * float64(cfg.Size) / 1e6
 	res.Latency, res.ConfirmLatency = r.lat.summary(), r.confLat.summary()
 	return res, r.err
+}
+
+// expected is how many deliveries the messages sent so far should make.
+func (r *run) expected() int64 {
+	if r.cfg.Protocol != "mqtt" {
+		return r.c.sent.Load() * int64(r.cfg.copies())
+	}
+	var n int64
+	r.perProducer.Range(func(k, v any) bool {
+		n += v.(*atomic.Int64).Load() * r.mqttCopies(k.(int)%r.cfg.Queues)
+		return true
+	})
+	return n
 }
 
 // setup declares the queues (and the exchange for fanout/topic).
@@ -381,7 +409,7 @@ func (r *run) monitor(progress io.Writer, producers *sync.WaitGroup) *[]Sample {
 		p50, p99, _ := r.lat.takeWindow()
 		inflight := sent - conf
 		if r.cfg.Confirm == 0 {
-			inflight = sent*int64(r.cfg.copies()) - recv
+			inflight = r.expected() - recv
 		}
 		s := Sample{At: now.Sub(r.start), SentRate: float64(sent-lastSent) / secs, ConfirmedRate: float64(conf-lastConf) / secs,
 			RecvRate: float64(recv-lastRecv) / secs, InFlight: inflight, P50: p50, P99: p99}

@@ -74,7 +74,8 @@ type Delivery struct {
 	Msg         *Message
 	Seq         uint64 // the queue's sequence number, used to ack/requeue
 	Redelivered bool
-	// Remaining is the ready count left in the queue (for basic.get-ok).
+	// Remaining is the ready count left in the queue (for basic.get-ok and
+	// for consumers judging how far behind they are).
 	Remaining int
 
 	persisted bool // the message is in the queue's log

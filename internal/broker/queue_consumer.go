@@ -162,7 +162,7 @@ func (q *Queue) tryDeliverLocked(e *entry) bool {
 		size := end - start
 		for k := 0; k < size; k++ {
 			reg := q.consumers[start+int((q.rr+uint64(k))%uint64(size))]
-			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, persisted: e.persisted}
+			d := Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, persisted: e.persisted, Remaining: q.readyCount}
 			if v := reg.c.TryDeliver(d); v != Refuse {
 				q.rr++
 				q.countDeliveryLocked(e, reg.opts.NoAck || v == TakeSettled)

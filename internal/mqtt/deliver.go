@@ -18,6 +18,10 @@ type subscriber struct {
 	opts   subOpts // shared subscription: its options
 }
 
+// qos0Backlog is how many messages may wait in a session queue before its
+// subscriber counts as hopelessly slow and QoS 0 deliveries are dropped.
+const qos0Backlog = 1_000_000
+
 // messageQoS is the QoS a core message was published with: MQTT's own, or
 // 1 for a persistent AMQP message and 0 for a transient one.
 func messageQoS(m *broker.Message) byte {
@@ -84,9 +88,10 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	o.Mu.Lock()
 	if !o.RoomLocked() {
 		o.Mu.Unlock()
-		if qos == 0 {
-			// A hopelessly slow subscriber may lose QoS 0 messages; they
-			// are counted. QoS 1/2 wait in the queue instead.
+		if qos == 0 && d.Remaining > qos0Backlog {
+			// A hopelessly slow subscriber loses QoS 0 messages rather
+			// than pile them up without end; they are counted. Otherwise,
+			// and always for QoS 1/2, the message waits in the queue.
 			c.srv.stats.qos0Dropped.Add(1)
 			return broker.TakeSettled
 		}

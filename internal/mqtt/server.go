@@ -21,7 +21,7 @@ type Config struct {
 	VHost             string // vhost MQTT clients use; default "/"
 	MaxPacketSize     uint32 // largest packet accepted; default 16 MiB
 	ReceiveMaximum    uint16 // unacknowledged QoS 1/2 publishes a client may have in flight; default 1024
-	InflightWindow    int    // QoS 1/2 deliveries in flight to a 3.1.1 client; default 100
+	InflightWindow    int    // QoS 1/2 deliveries in flight to a 3.1.1 client; default 1000
 	TopicAliasMaximum uint16 // default 100
 	OutboxLimit       int    // bytes buffered per connection before deliveries wait; default 1 MiB
 	// AllowAnonymous lets clients without a user name in as "guest", as
@@ -42,7 +42,7 @@ func (c Config) withDefaults() Config {
 		c.ReceiveMaximum = 1024
 	}
 	if c.InflightWindow == 0 {
-		c.InflightWindow = 100
+		c.InflightWindow = 1000
 	}
 	if c.TopicAliasMaximum == 0 {
 		c.TopicAliasMaximum = 100
