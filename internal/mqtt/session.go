@@ -85,6 +85,12 @@ func (c *conn) publishWill() {
 	}
 	srv := c.srv
 	srv.mu.Lock()
+	if cur := srv.active[c.clientID]; cur != nil && cur != c {
+		// A new connection already resumed the session: the delay is over
+		// before it started [MQTT-3.1.3-9].
+		srv.mu.Unlock()
+		return
+	}
 	srv.wills[c.clientID] = time.AfterFunc(delay, func() {
 		srv.mu.Lock()
 		delete(srv.wills, c.clientID)
