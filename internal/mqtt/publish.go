@@ -129,12 +129,11 @@ func (c *conn) waitWhileBlocked() {
 // [MQTT-4.6.0-2], each once it is routed and, where a durable session queue
 // stored it, fsynced. Durable is called by the store's commit goroutine.
 type ackQueue struct {
-	c     *conn
-	mu    sync.Mutex
-	fifo  []pendingAck
-	head  int
-	next  uint64
-	ready bool // something at the head may be sendable
+	c    *conn
+	mu   sync.Mutex
+	fifo []pendingAck
+	head int
+	next uint64
 }
 
 type pendingAck struct {
