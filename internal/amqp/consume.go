@@ -151,10 +151,13 @@ func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error
 		return fromBroker(err, m)
 	}
 	ch.conn.srv.stats.consumersOpen.Add(1)
+	// consume-ok goes into the outbox and the consumer starts under one
+	// hold of the delivery lock: no delivery can precede consume-ok, and
+	// none is refused once the client has seen it.
+	ch.mu.Lock()
 	if !m.NoWait {
 		ch.send(&amqp091.BasicConsumeOk{ConsumerTag: tag})
 	}
-	ch.mu.Lock()
 	cons.started = true
 	ch.mu.Unlock()
 	q.Dispatch()
