@@ -334,3 +334,60 @@ func TestMQTT5SessionExpiry(t *testing.T) {
 		return err != nil
 	})
 }
+
+func TestMQTT5MaximumPacketSizeOfTheClient(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	max := uint32(128)
+	sub, in, _ := client5(t, s, "tiny", &paho.ConnectProperties{MaximumPacketSize: &max})
+	sub5(t, sub, 0, paho.SubscribeOptions{Topic: "blob", QoS: 1})
+	pub, _, _ := client5(t, s, "pub", nil)
+	for _, size := range []int{500, 10} {
+		if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "blob", QoS: 1, Payload: make([]byte, size)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := in.wait(t, 1)
+	time.Sleep(200 * time.Millisecond)
+	if in.count() != 1 || len(got[0].Payload) != 10 {
+		t.Fatalf("a packet larger than the client's maximum was sent (%d messages, first %d bytes)", in.count(), len(got[0].Payload))
+	}
+}
+
+func TestMQTT5MessageExpiryWhileOffline(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	connect := func(clean bool) *testkit.RawMQTT {
+		r := testkit.DialMQTT(t, s)
+		r.V = 5
+		c := &wire.Connect{ProtocolName: "MQTT", Level: 5, CleanStart: clean, KeepAlive: 30, ClientID: "offline-dev"}
+		c.Props.SessionExpiry = 300
+		c.Props.Set(wire.PropSessionExpiry)
+		r.Send(c)
+		r.Expect()
+		return r
+	}
+	r := connect(true)
+	r.Send(&wire.Subscribe{PacketID: 1, Subs: []wire.Subscription{{Filter: "alerts/#", QoS: 1}}})
+	r.Expect()
+	r.Send(&wire.Disconnect{})
+	_ = r.NC.Close()
+
+	pub, _, _ := client5(t, s, "pub", nil)
+	short, long := uint32(1), uint32(300)
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "alerts/stale", QoS: 1, Payload: []byte("stale"), Properties: &paho.PublishProperties{MessageExpiry: &short}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "alerts/fresh", QoS: 1, Payload: []byte("fresh"), Properties: &paho.PublishProperties{MessageExpiry: &long}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r = connect(false)
+	p, ok := r.Expect().(*wire.Publish)
+	if !ok || string(p.Payload) != "fresh" {
+		t.Fatalf("after reconnecting: %+v (the expired message must be gone)", p)
+	}
+	if !p.Props.Has(wire.PropMessageExpiry) || p.Props.MessageExpiry > 299 {
+		t.Fatalf("message expiry %d: want what is left of 300", p.Props.MessageExpiry)
+	}
+}
