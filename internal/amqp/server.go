@@ -2,13 +2,13 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 )
@@ -115,20 +115,7 @@ func (s *Server) Stats() Stats {
 // every connection has been closed with connection.close 320
 // (CONNECTION_FORCED) and its goroutines have exited.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	var err error
-	for {
-		var nc net.Conn
-		nc, err = ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			break
-		}
+	err := accept.Loop(ctx, ln, func(nc net.Conn) {
 		c := newConnection(s, nc)
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
@@ -141,11 +128,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
-	}
+	})
 	s.shutdown()
-	if ctx.Err() != nil {
-		return nil
-	}
 	return err
 }
 

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/vfs"
@@ -118,22 +118,7 @@ func (s *Server) Stats() Stats {
 // Serve accepts connections on ln until ctx is done, then disconnects every
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	var err error
-	for {
-		var nc net.Conn
-		nc, err = ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			break
-		}
-		s.handle(nc)
-	}
+	err := accept.Loop(ctx, ln, s.handle)
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -147,9 +132,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		c.kick(wire.ServerShuttingDown)
 	}
 	s.wg.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
 	return err
 }
 
