@@ -268,3 +268,22 @@ func TestShutdownClosesClientsWithConnectionForced(t *testing.T) {
 		t.Fatal("connection not closed on shutdown")
 	}
 }
+
+func TestMethodOnUnopenedChannelClosesConnection504(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	r := s.DialRaw(t)
+	r.Handshake(0)
+	r.Send(7, &amqp091.QueueDeclare{Queue: "q"}) // channel 7 was never opened
+	cl, ok := r.Expect().(*amqp091.ConnectionClose)
+	if !ok || cl.ReplyCode != amqp091.ChannelError {
+		t.Fatalf("want connection.close 504, got %+v", cl)
+	}
+	r2 := s.DialRaw(t)
+	r2.Handshake(0)
+	r2.Send(1, &amqp091.ChannelOpen{}) // a second channel.open on channel 1
+	cl, ok = r2.Expect().(*amqp091.ConnectionClose)
+	if !ok || cl.ReplyCode != amqp091.ChannelError {
+		t.Fatalf("want connection.close 504 for a second channel.open, got %+v", cl)
+	}
+}

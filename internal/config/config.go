@@ -31,6 +31,9 @@ type Config struct {
 	MQTTAllowAnonymous bool `toml:"mqtt_allow_anonymous"`
 	// MQTTVHost is the vhost MQTT clients use. Default "/".
 	MQTTVHost string `toml:"mqtt_vhost"`
+	// MQTTQoS0Backlog is how many messages may wait for an MQTT subscriber
+	// before QoS 0 messages to it are dropped (and counted). Default 1000000.
+	MQTTQoS0Backlog int `toml:"mqtt_qos0_backlog"`
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string `toml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".
@@ -96,6 +99,7 @@ func Default() Config {
 		MQTTWSAddr:          ":15675",
 		MQTTAllowAnonymous:  true,
 		MQTTVHost:           "/",
+		MQTTQoS0Backlog:     1_000_000,
 		HTTPAddr:            ":15672",
 		LogLevel:            "info",
 		LogFormat:           "text",

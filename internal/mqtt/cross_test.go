@@ -1,12 +1,14 @@
 package mqtt_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/testkit"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
@@ -112,5 +114,52 @@ func TestMQTTOverWebSocket(t *testing.T) {
 	done(t, ws.Publish("dash/clicks", 1, false, "42"))
 	if got := in.wait(t, 1); string(got[0].Payload()) != "42" {
 		t.Fatalf("%q", got[0].Payload())
+	}
+}
+
+func TestCleanSessionForgetsSubscriptions(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	in := newInbox()
+	c := client3(t, s, "forgetful") // clean session
+	done(t, c.Subscribe("news/#", 1, in.handler))
+	c.Disconnect(50)
+	pub := client3(t, s, "pub")
+	done(t, pub.Publish("news/today", 1, false, "missed"))
+	in2 := newInbox()
+	client3(t, s, "forgetful", func(o *paho.ClientOptions) { o.SetDefaultPublishHandler(in2.handler) })
+	in2.none(t, 300*time.Millisecond)
+}
+
+// A subscriber that stops reading never makes the broker lose QoS 1
+// messages; QoS 0 ones are dropped only once it is hopelessly behind, and
+// counted.
+func TestSlowSubscriberKeepsQoS1AndSheddsCountedQoS0(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t, func(c *config.Config) { c.MQTTQoS0Backlog = 100 })
+	for _, qos := range []byte{1, 0} {
+		stuck := testkit.DialMQTT(t, s)
+		id := fmt.Sprint("stuck-", qos)
+		stuck.Connect(id, "", "")
+		stuck.Send(&wire.Subscribe{PacketID: 1, Subs: []wire.Subscription{{Filter: "flood/" + id, QoS: qos}}})
+		stuck.Expect() // SUBACK; from here on the client reads nothing
+		pub := client3(t, s, "flooder-"+id)
+		payload := make([]byte, 4096)
+		for i := 0; i < 3000; i++ { // 12 MB, beyond the socket and outbox buffers
+			pub.Publish("flood/"+id, qos, false, payload)
+		}
+		done(t, pub.Publish("flood/"+id, qos, false, payload))
+		_, ch := s.Channel(t)
+		q, err := ch.QueueDeclarePassive("mqtt-subscription-"+id, false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if qos == 1 {
+			if q.Messages < 1000 || s.MQTTStats().QoS0Dropped != 0 {
+				t.Fatalf("QoS 1: %d waiting in the session queue, %d dropped", q.Messages, s.MQTTStats().QoS0Dropped)
+			}
+			continue
+		}
+		testkit.Eventually(t, wait, "QoS 0 shedding counted", func() bool { return s.MQTTStats().QoS0Dropped > 0 })
 	}
 }

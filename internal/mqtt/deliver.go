@@ -18,10 +18,6 @@ type subscriber struct {
 	opts   subOpts // shared subscription: its options
 }
 
-// qos0Backlog is how many messages may wait in a session queue before its
-// subscriber counts as hopelessly slow and QoS 0 deliveries are dropped.
-const qos0Backlog = 1_000_000
-
 // messageQoS is the QoS a core message was published with: MQTT's own, or
 // 1 for a persistent AMQP message and 0 for a transient one.
 func messageQoS(m *broker.Message) byte {
@@ -88,7 +84,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	o.Mu.Lock()
 	if !o.RoomLocked() {
 		o.Mu.Unlock()
-		if qos == 0 && d.Remaining > qos0Backlog {
+		if qos == 0 && d.Remaining > c.srv.cfg.QoS0Backlog {
 			// A hopelessly slow subscriber loses QoS 0 messages rather
 			// than pile them up without end; they are counted. Otherwise,
 			// and always for QoS 1/2, the message waits in the queue.

@@ -24,6 +24,7 @@ type Config struct {
 	InflightWindow    int    // QoS 1/2 deliveries in flight to a 3.1.1 client; default 1000
 	TopicAliasMaximum uint16 // default 100
 	OutboxLimit       int    // bytes buffered per connection before deliveries wait; default 1 MiB
+	QoS0Backlog       int    // messages waiting for a subscriber before QoS 0 ones are dropped; default 1,000,000
 	// AllowAnonymous lets clients without a user name in as "guest", as
 	// RabbitMQ's MQTT plugin does by default (guest stays loopback-only).
 	AllowAnonymous bool
@@ -49,6 +50,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OutboxLimit == 0 {
 		c.OutboxLimit = 1 << 20
+	}
+	if c.QoS0Backlog == 0 {
+		c.QoS0Backlog = 1_000_000
 	}
 	return c
 }

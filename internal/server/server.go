@@ -144,7 +144,7 @@ func (s *Server) Start() error {
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics")
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
-		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir,
+		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()
