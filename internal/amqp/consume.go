@@ -124,6 +124,41 @@ func (ch *channel) basicConsume(m *amqp091.BasicConsume) error {
 	return ch.startConsumer(m, q)
 }
 
+// streamOptions reads a stream consumer's arguments, with RabbitMQ's rules:
+// manual acknowledgement and a prefetch are required.
+func (ch *channel) streamOptions(m *amqp091.BasicConsume) (broker.StreamOptions, error) {
+	var o broker.StreamOptions
+	if m.NoAck {
+		return o, newError(amqp091.PreconditionFailed, m, "stream consumers must use manual acknowledgement")
+	}
+	ch.mu.Lock()
+	prefetch := ch.consumerCount > 0 || ch.prefetchCount > 0
+	ch.mu.Unlock()
+	if !prefetch {
+		return o, newError(amqp091.PreconditionFailed, m, "consumer prefetch count is not set for stream queue")
+	}
+	a := m.Arguments
+	o.Offset = a["x-stream-offset"]
+	switch f := a["x-stream-filter"].(type) {
+	case nil:
+	case string:
+		o.Filters = []string{f}
+	case []any:
+		for _, v := range f {
+			s, ok := v.(string)
+			if !ok {
+				return o, newError(amqp091.PreconditionFailed, m, "x-stream-filter must hold strings")
+			}
+			o.Filters = append(o.Filters, s)
+		}
+	default:
+		return o, newError(amqp091.PreconditionFailed, m, "x-stream-filter must be a string or an array of strings")
+	}
+	o.MatchUnfiltered, _ = a["x-stream-match-unfiltered"].(bool)
+	o.Name, _ = a["x-stream-consumer-name"].(string)
+	return o, nil
+}
+
 // startConsumer registers a consumer; consume-ok goes out before the first
 // delivery.
 func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error {
@@ -144,7 +179,16 @@ func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error
 	ch.consumers[tag] = cons
 	ch.mu.Unlock()
 
-	if err := q.Consume(cons, broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio}); err != nil {
+	opts := broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio}
+	if q.IsStream() {
+		if opts.Stream, err = ch.streamOptions(m); err != nil {
+			ch.mu.Lock()
+			delete(ch.consumers, tag)
+			ch.mu.Unlock()
+			return err
+		}
+	}
+	if err := q.Consume(cons, opts); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
@@ -219,6 +263,9 @@ func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 	q, err := ch.conn.vhost.Queue(name, ch.conn.id)
 	if err != nil {
 		return fromBroker(err, m)
+	}
+	if q.IsStream() {
+		return newError(amqp091.PreconditionFailed, m, "operation basic.get not supported on stream '%s'", name)
 	}
 	// The get runs before taking the channel's lock (lock order is queue,
 	// then channel); the tag is assigned and written under it, so tags stay

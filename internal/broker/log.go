@@ -50,8 +50,30 @@ type StoredMessage struct {
 	Delivered bool // it had been delivered before the restart
 }
 
+// StreamLog is a stream's log: messages stay after acknowledgement, readers
+// keep their own positions (offsets are the queue's sequence numbers), and
+// retention drops whole segments from the head.
+type StreamLog interface {
+	Log
+	// DurableSeq is one past the highest durable offset: readers stop there.
+	DurableSeq() uint64
+	// FirstSeq is the oldest offset still held.
+	FirstSeq() uint64
+	// SeqAtTime is the first offset published at or after ts (UnixNano).
+	SeqAtTime(ts int64) uint64
+	// OnDurable registers a callback for when DurableSeq advances.
+	OnDurable(f func())
+	// ApplyRetention drops head segments past any limit (<0 or 0 age: off).
+	ApplyRetention(maxLen, maxBytes int64, maxAge time.Duration) int
+	// StoreOffset and StoredOffset keep named consumers' positions.
+	StoreOffset(name string, offset uint64)
+	StoredOffset(name string) (uint64, bool)
+}
+
 // Storage is what the broker needs from durable storage.
 type Storage interface {
+	// StreamLog opens, recovering if it exists, the log of a stream.
+	StreamLog(id string, segmentSize int64) (StreamLog, error)
 	// QueueLog opens, recovering if it exists, the log of a durable queue.
 	QueueLog(id string) (Log, error)
 	// DeleteQueueLog removes a deleted queue's log.

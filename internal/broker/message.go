@@ -78,5 +78,6 @@ type Delivery struct {
 	// for consumers judging how far behind they are).
 	Remaining int
 
-	persisted bool // the message is in the queue's log
+	persisted  bool   // the message is in the queue's log
+	streamName string // a named stream consumer's delivery: acks store its offset
 }

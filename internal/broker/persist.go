@@ -160,9 +160,14 @@ func (b *Broker) Definitions() *Definitions {
 	return d
 }
 
-// attachLogLocked gives a new durable queue its log. v.mu is held.
+// attachLogLocked gives a new durable queue or stream its log. v.mu is held.
 func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	st := v.broker.cfg.Storage
+	if q.args.queueType == "stream" {
+		if st == nil || !q.cfg.Durable || q.cfg.Exclusive || q.cfg.AutoDelete {
+			return errorf(KindPreconditionFailed, "invalid arguments for stream '%s' in vhost '%s': a stream must be durable, not exclusive and not auto-delete", q.cfg.Name, v.name)
+		}
+	}
 	if st == nil || !isDurableQueue(q) {
 		return nil
 	}
@@ -170,6 +175,18 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
+	}
+	if q.args.queueType == "stream" {
+		l, err := st.StreamLog(id, q.args.segmentSize)
+		if err != nil {
+			return errorf(KindResourceError, "could not open the log of stream '%s': %v", q.cfg.Name, err)
+		}
+		q.id, q.log = id, l
+		q.stream = &streamState{log: l, readers: map[Consumer]*streamReader{}}
+		q.nextSeq = l.NextSeq()
+		_ = l.Recovered() // a stream keeps no ready list
+		l.OnDurable(q.onStreamDurable)
+		return nil
 	}
 	l, err := st.QueueLog(id)
 	if err != nil {
@@ -207,7 +224,9 @@ func (b *Broker) Restore(d *Definitions) error {
 		q := newQueue(v, qd.QueueConfig, args)
 		v.mu.Lock()
 		err = v.attachLogLocked(q, qd.ID)
-		if err == nil {
+		if err == nil && q.stream != nil {
+			v.queues.Store(qd.Name, q)
+		} else if err == nil {
 			q.mu.Lock()
 			stored := q.log.Recovered()
 			q.restoreLocked(stored)

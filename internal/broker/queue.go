@@ -33,11 +33,12 @@ type entry struct {
 
 // Queue is a FIFO of messages with competing consumers.
 type Queue struct {
-	cfg   QueueConfig
-	args  queueArgs
-	vhost *VHost
-	id    string // durable queues: the name of its log in storage
-	log   Log    // nil: messages live in memory only
+	cfg    QueueConfig
+	args   queueArgs
+	vhost  *VHost
+	id     string       // durable queues: the name of its log in storage
+	log    Log          // nil: messages live in memory only
+	stream *streamState // non-nil for a stream
 
 	mu                sync.Mutex
 	levels            []deque // ready messages, one deque per priority level (index = priority)
@@ -74,8 +75,15 @@ func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
 	return q
 }
 
-// Counts returns the ready and unacked message counts and the consumer count.
+// Counts returns the ready and unacked message counts and the consumer
+// count. For a stream, ready is the number of messages it holds.
 func (q *Queue) Counts() (ready, unacked, consumers int) {
+	if s := q.stream; s != nil {
+		s.mu.Lock()
+		n := len(s.readers)
+		s.mu.Unlock()
+		return int(s.log.DurableSeq() - s.log.FirstSeq()), 0, n
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.readyCount, q.unacked, len(q.consumers)
@@ -133,6 +141,9 @@ func (q *Queue) expiryFor(m *Message) int64 {
 // message in a durable queue is appended to the log; done learns when it is
 // durable and pending reports that it will.
 func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool) {
+	if q.stream != nil {
+		return q.streamAppend(m, done, token)
+	}
 	var dead []deadLetter
 	q.mu.Lock()
 	if q.deleted {
@@ -280,6 +291,9 @@ func (q *Queue) headLocked() int {
 // With noAck the message is settled at once; otherwise the caller must Ack
 // or Requeue it.
 func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
+	if q.stream != nil {
+		return d, false // streams are read by consumers with an offset
+	}
 	var dead []deadLetter
 	q.mu.Lock()
 	q.touchLocked()
@@ -326,6 +340,9 @@ func (q *Queue) countDeliveryLocked(e *entry, noAck bool) {
 
 // Purge removes every ready message and returns how many there were.
 func (q *Queue) Purge() int {
+	if q.stream != nil {
+		return 0 // a stream's history stays: retention trims it
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := q.readyCount

@@ -8,6 +8,10 @@ import (
 // Ack settles delivered messages for good, then delivers waiting messages
 // to consumers whose prefetch the ack freed.
 func (q *Queue) Ack(ds ...Delivery) {
+	if q.stream != nil {
+		q.streamAck(ds)
+		return
+	}
 	var dead []deadLetter
 	q.mu.Lock()
 	for _, d := range ds {
@@ -27,6 +31,10 @@ func (q *Queue) Ack(ds ...Delivery) {
 // order, marked redelivered, and dispatches them again.
 func (q *Queue) Requeue(ds []Delivery) {
 	if len(ds) == 0 {
+		return
+	}
+	if q.stream != nil {
+		q.stream.wakeAll() // nothing goes back into a stream; credit does
 		return
 	}
 	q.mu.Lock()
@@ -68,6 +76,10 @@ func (q *Queue) Requeue(ds []Delivery) {
 // they are dead-lettered with reason "rejected" when the queue has a
 // dead-letter exchange, and dropped otherwise.
 func (q *Queue) Reject(ds []Delivery) {
+	if q.stream != nil {
+		q.stream.wakeAll()
+		return
+	}
 	var dead []deadLetter
 	q.mu.Lock()
 	for _, d := range ds {

@@ -32,6 +32,8 @@ type queueArgs struct {
 	maxPriority  uint8
 	singleActive bool
 	queueType    string
+	maxAge       time.Duration // streams: x-max-age
+	segmentSize  int64         // streams: x-stream-max-segment-size-bytes
 }
 
 // argInt reads an integer argument of any width.
@@ -103,10 +105,18 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			a.singleActive = b
 		case "x-queue-type":
 			s, _ := v.(string)
-			if s != "classic" {
+			if s != "classic" && s != "stream" {
 				err = bad(key, v, "unsupported_queue_type")
 			}
 			a.queueType = s
+		case "x-max-age":
+			s, _ := v.(string)
+			a.maxAge, err = parseMaxAge(s)
+			if err != nil {
+				err = bad(key, v, "invalid_max_age")
+			}
+		case "x-stream-max-segment-size-bytes":
+			a.segmentSize, err = nonNeg(key, v)
 		}
 		if err != nil {
 			return a, err
@@ -116,6 +126,24 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 		return a, errorf(KindPreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for queue '%s' in vhost '%s': Key x-dead-letter-exchange should also be set", name, vhost)
 	}
 	return a, nil
+}
+
+// parseMaxAge reads RabbitMQ's x-max-age: a number and a unit, Y, M, D,
+// h, m or s ("7D", "12h").
+func parseMaxAge(s string) (time.Duration, error) {
+	if len(s) < 2 {
+		return 0, fmt.Errorf("broker: x-max-age %q", s)
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s[:len(s)-1], "%d", &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("broker: x-max-age %q", s)
+	}
+	unit := map[byte]time.Duration{'Y': 365 * 24 * time.Hour, 'M': 30 * 24 * time.Hour, 'D': 24 * time.Hour,
+		'h': time.Hour, 'm': time.Minute, 's': time.Second}[s[len(s)-1]]
+	if unit == 0 {
+		return 0, fmt.Errorf("broker: x-max-age %q", s)
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // equivalentArgs compares the arguments that define a queue's behaviour, as
@@ -160,5 +188,5 @@ func describeArg(v any, ok bool) string {
 var queueArgKeys = []string{
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
-	"x-single-active-consumer", "x-queue-type",
+	"x-single-active-consumer", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
 }

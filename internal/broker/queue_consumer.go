@@ -38,6 +38,7 @@ type ConsumeOptions struct {
 	NoAck     bool
 	Exclusive bool
 	Priority  int
+	Stream    StreamOptions // streams only
 }
 
 type consumerReg struct {
@@ -50,6 +51,9 @@ type consumerReg struct {
 // exclusive consumer, or when an exclusive consumer is asked for and others
 // exist.
 func (q *Queue) Consume(c Consumer, opts ConsumeOptions) error {
+	if q.stream != nil {
+		return q.consumeStream(c, opts.Stream)
+	}
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
@@ -81,6 +85,10 @@ func (q *Queue) Consume(c Consumer, opts ConsumeOptions) error {
 // Cancel removes c. An auto-delete queue is deleted once its last consumer
 // is gone.
 func (q *Queue) Cancel(c Consumer) {
+	if q.stream != nil {
+		q.cancelStream(c)
+		return
+	}
 	q.mu.Lock()
 	i := slices.IndexFunc(q.consumers, func(r *consumerReg) bool { return r.c == c })
 	if i < 0 {
@@ -107,6 +115,10 @@ func (q *Queue) Cancel(c Consumer) {
 // Dispatch delivers ready messages to consumers that can take them. A
 // consumer calls it when its credit returns (acks, flow on, buffer drained).
 func (q *Queue) Dispatch() {
+	if q.stream != nil {
+		q.stream.wakeAll()
+		return
+	}
 	q.mu.Lock()
 	if q.readyCount == 0 {
 		q.mu.Unlock()

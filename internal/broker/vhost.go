@@ -279,6 +279,14 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 			return 0, err
 		}
 	}
+	var streamConsumers []Consumer
+	if q.stream != nil {
+		if _, _, n := q.Counts(); ifUnused && n > 0 {
+			v.mu.Unlock()
+			return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+		}
+		streamConsumers = q.stopStream()
+	}
 	q.mu.Lock()
 	if ifUnused && len(q.consumers) > 0 {
 		q.mu.Unlock()
@@ -313,6 +321,9 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 	}
 	for _, r := range consumers {
 		r.c.Cancelled(q)
+	}
+	for _, c := range streamConsumers {
+		c.Cancelled(q)
 	}
 	return n, nil
 }

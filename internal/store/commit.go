@@ -88,11 +88,13 @@ func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, f
 	type syncJob struct {
 		log  *QueueLog
 		file vfs.File
+		upTo uint64
 	}
 	var jobs []syncJob
 	always := c.st.opts.Sync == SyncAlways
+	var written []syncJob // interval mode: durable enough once written
 	for l, needsSync := range logs {
-		f, ok, err := l.commitFile()
+		f, upTo, ok, err := l.commitFile()
 		if err != nil {
 			errs[l] = err
 			continue
@@ -101,14 +103,15 @@ func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, f
 			continue
 		}
 		if always && needsSync {
-			jobs = append(jobs, syncJob{l, f})
+			jobs = append(jobs, syncJob{l, f, upTo})
 		} else if !always {
 			c.unsynced[l] = f
+			written = append(written, syncJob{l, f, upTo})
 		}
 	}
 	if !always && (final || time.Since(c.lastSync) >= c.st.opts.SyncInterval) {
 		for l, f := range c.unsynced {
-			jobs = append(jobs, syncJob{l, f})
+			jobs = append(jobs, syncJob{l, f, 0})
 			delete(c.unsynced, l)
 		}
 		c.lastSync = time.Now()
@@ -143,6 +146,11 @@ func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, f
 		c.st.stats.fsyncs.Add(uint64(len(jobs)))
 		c.st.stats.batches.Add(1)
 		c.st.stats.fsyncNanos.Add(uint64(time.Since(start)))
+	}
+	for _, j := range append(jobs, written...) {
+		if errs[j.log] == nil && j.upTo > 0 {
+			j.log.advanceDurable(j.upTo)
+		}
 	}
 	c.st.stats.committed.Add(uint64(len(comps)))
 	for _, cp := range comps {

@@ -20,18 +20,24 @@ type QueueLog struct {
 	id  string
 	dir string
 
-	mu        sync.Mutex
-	segs      []*segment       // oldest first; the last one is active
-	buf       []byte           // message records not yet written to the OS
-	bufSeqs   []uint64         // their seqs, forgotten if the write fails
-	acks      []uint64         // ack seqs to write with the next flush
-	dels      []uint64         // delivered seqs to write with the next flush
-	failed    error            // sticky: the log can no longer be written
-	gen       uint64           // generation of the records in buf; each flush ends one
-	genErrs   map[uint64]error // generations whose write failed
-	closed    bool
-	dirDirty  bool // segments were created or removed since the last directory sync
-	recovered []broker.StoredMessage
+	mu           sync.Mutex
+	segs         []*segment       // oldest first; the last one is active
+	buf          []byte           // message records not yet written to the OS
+	bufSeqs      []uint64         // their seqs, forgotten if the write fails
+	acks         []uint64         // ack seqs to write with the next flush
+	dels         []uint64         // delivered seqs to write with the next flush
+	failed       error            // sticky: the log can no longer be written
+	gen          uint64           // generation of the records in buf; each flush ends one
+	genErrs      map[uint64]error // generations whose write failed
+	closed       bool
+	dirDirty     bool              // segments were created or removed since the last directory sync
+	segSize      int64             // roll segments past this size
+	appended     uint64            // one past the highest seq appended
+	durable      uint64            // one past the highest seq known durable (streams read up to here)
+	onDurable    func()            // called (without locks) when durable advances
+	offsets      map[string]uint64 // streams: consumer name → last acknowledged offset
+	offsetsDirty bool
+	recovered    []broker.StoredMessage
 }
 
 var errClosed = errors.New("store: log closed")
@@ -68,6 +74,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 	seg.add(msgMeta{seq: seq, off: uint32(seg.end), ln: uint32(n), published: m.Published, ttlMs: ttl,
 		prio: m.Props.Priority, size: uint32(len(m.Body))}, true)
 	seg.end += int64(n)
+	l.appended = max(l.appended, seq+1)
 	l.bufSeqs = append(l.bufSeqs, seq)
 	l.st.com.add(l, done, token, l.gen, true)
 	return nil
@@ -78,7 +85,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 func (l *QueueLog) activeFor(seq uint64) (*segment, error) {
 	if n := len(l.segs); n > 0 {
 		s := l.segs[n-1]
-		if s.end < l.st.opts.SegmentSize && seq >= s.base && (len(s.idx) == 0 || seq > s.maxSeq) {
+		if s.end < l.segSize && seq >= s.base && (len(s.idx) == 0 || seq > s.maxSeq) {
 			return s, nil
 		}
 		if err := l.sealActive(); err != nil {
@@ -264,6 +271,10 @@ func (l *QueueLog) Read(seq uint64) (*broker.Message, error) {
 func (l *QueueLog) NextSeq() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.nextSeqLocked()
+}
+
+func (l *QueueLog) nextSeqLocked() uint64 {
 	var next uint64
 	for _, s := range l.segs {
 		next = max(next, s.base)
@@ -305,25 +316,31 @@ func (l *QueueLog) closeLocked() error {
 	return err
 }
 
-// commitFile flushes the log and returns the file an fsync must cover.
-// Called by the committer.
-func (l *QueueLog) commitFile() (vfs.File, bool, error) {
+// commitFile flushes the log and returns the file an fsync must cover and
+// the seq that will be durable once it is synced. Called by the committer.
+func (l *QueueLog) commitFile() (vfs.File, uint64, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	if err := l.flushLocked(); err != nil {
-		return nil, false, err
+		return nil, 0, false, err
+	}
+	if l.offsetsDirty {
+		l.offsetsDirty = false
+		if err := l.saveOffsetsLocked(); err != nil {
+			l.st.log.Warn("could not store stream consumer offsets", "queue_id", l.id, "err", err)
+		}
 	}
 	if l.dirDirty {
 		l.dirDirty = false
 		_ = l.st.fs.SyncDir(l.dir)
 	}
 	if len(l.segs) == 0 {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	return l.segs[len(l.segs)-1].file, true, nil
+	return l.segs[len(l.segs)-1].file, l.appended, true, nil
 }
 
 // genErr reports whether the write of generation gen failed.

@@ -14,12 +14,12 @@ import (
 // openLog opens a queue's log directory and recovers it: sealed segments
 // through their sidecar index, the active (last) segment by scanning its
 // records up to the first torn or corrupt one, which is cut off.
-func (s *Store) openLog(id string) (*QueueLog, error) {
+func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 	dir := s.queueDir(id)
 	if err := s.fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	l := &QueueLog{st: s, id: id, dir: dir}
+	l := &QueueLog{st: s, id: id, dir: dir, segSize: segSize}
 	names, err := s.fs.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -90,6 +90,8 @@ func (s *Store) openLog(id string) (*QueueLog, error) {
 		}
 		return 0
 	})
+	l.appended = l.nextSeqLocked()
+	l.durable = l.appended // what recovery finds on disk is what survived
 	l.dropConsumedLocked()
 	if len(all) > 0 {
 		s.log.Info("recovered queue log", "queue_id", id, "segments", len(l.segs),

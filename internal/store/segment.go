@@ -64,8 +64,9 @@ func parseSegmentName(name string) (uint64, bool) {
 func (s *segment) idxPath() string { return strings.TrimSuffix(s.path, segExt) + idxExt }
 
 type idxEntry struct {
-	seq     uint64
-	off, ln uint32
+	seq       uint64
+	off, ln   uint32
+	published int64 // for stream offsets by timestamp and retention by age
 }
 
 // add indexes a message record; seqs must increase. It reports false for
@@ -75,7 +76,7 @@ func (s *segment) add(m msgMeta, keepMeta bool) bool {
 		return false
 	}
 	i := len(s.idx)
-	s.idx = append(s.idx, idxEntry{seq: m.seq, off: m.off, ln: m.ln})
+	s.idx = append(s.idx, idxEntry{seq: m.seq, off: m.off, ln: m.ln, published: m.published})
 	if i/64 >= len(s.acked) {
 		s.acked = append(s.acked, 0)
 	}

@@ -120,8 +120,33 @@ func (s *Store) QueueLog(id string) (broker.Log, error) {
 	if _, ok := s.logs[id]; ok {
 		return nil, fmt.Errorf("store: queue log %s is already open", id)
 	}
-	l, err := s.openLog(id)
+	l, err := s.openLog(id, s.opts.SegmentSize)
 	if err != nil {
+		return nil, err
+	}
+	s.logs[id] = l
+	return l, nil
+}
+
+// StreamLog implements broker.Storage: the log of a stream, whose messages
+// stay after acknowledgement until retention drops whole segments.
+func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error) {
+	if id == "" || filepath.Base(id) != id {
+		return nil, fmt.Errorf("store: invalid stream id %q", id)
+	}
+	if segmentSize <= 0 {
+		segmentSize = s.opts.SegmentSize
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.logs[id]; ok {
+		return nil, fmt.Errorf("store: log %s is already open", id)
+	}
+	l, err := s.openLog(id, min(segmentSize, 1<<30))
+	if err != nil {
+		return nil, err
+	}
+	if err := l.loadOffsets(); err != nil {
 		return nil, err
 	}
 	s.logs[id] = l

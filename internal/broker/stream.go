@@ -1,0 +1,273 @@
+package broker
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// A stream is a queue kind backed directly by its log: messages are
+// appended and stay after acknowledgement; every consumer reads from its
+// own offset (the queue's sequence numbers) on its own goroutine, following
+// the log's durable end, so a reader never sees a message that was not
+// confirmed to its publisher. Retention drops whole segments from the head
+// by count (x-max-length), size (x-max-length-bytes) or age (x-max-age).
+
+// StreamOptions are a stream consumer's settings.
+type StreamOptions struct {
+	// Offset is where to start: "first", "last", "next", an integer offset,
+	// or a time.Time (the first message published at or after it). Nil
+	// means the named consumer's stored offset + 1, else "next".
+	Offset any
+	// Filters, when set, deliver only messages whose x-stream-filter-value
+	// header is one of them (plus, with MatchUnfiltered, those without one).
+	Filters         []string
+	MatchUnfiltered bool
+	// Name, when set, stores the consumer's acknowledged offset so it can
+	// resume after a restart of either side.
+	Name string
+}
+
+type streamState struct {
+	log StreamLog
+
+	mu        sync.Mutex
+	readers   map[Consumer]*streamReader
+	retainsAt time.Time
+}
+
+type streamReader struct {
+	q    *Queue
+	c    Consumer
+	next uint64
+	opts StreamOptions
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// IsStream reports whether the queue is a stream.
+func (q *Queue) IsStream() bool { return q.stream != nil }
+
+// StreamHeaderOffset is the header carrying a delivery's stream offset.
+const StreamHeaderOffset = "x-stream-offset"
+
+// StreamHeaderFilter is the header a publisher sets for stream filtering.
+const StreamHeaderFilter = "x-stream-filter-value"
+
+func (s *streamState) wakeAll() {
+	s.mu.Lock()
+	for _, r := range s.readers {
+		r.poke()
+	}
+	s.mu.Unlock()
+}
+
+func (r *streamReader) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onDurable runs on the store's commit goroutine: readers may go further,
+// and retention is applied at most once a second.
+func (q *Queue) onStreamDurable() {
+	s := q.stream
+	s.wakeAll()
+	s.mu.Lock()
+	due := time.Since(s.retainsAt) > time.Second
+	if due {
+		s.retainsAt = time.Now()
+	}
+	s.mu.Unlock()
+	if due {
+		s.log.ApplyRetention(q.args.maxLength, q.args.maxBytes, q.args.maxAge)
+	}
+}
+
+// streamAppend appends m to the stream; done learns when it is durable.
+func (q *Queue) streamAppend(m *Message, done Completion, token uint64) (PublishOutcome, bool) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return Dropped, false
+	}
+	seq := q.nextSeq
+	err := q.stream.log.Append(seq, m, done, token)
+	if err == nil {
+		q.nextSeq++
+	}
+	q.mu.Unlock()
+	if err != nil {
+		q.vhost.broker.log.Error("stream refused a message", "stream", q.cfg.Name, "err", err)
+		return Rejected, false
+	}
+	return Enqueued, done != nil
+}
+
+// startOffset resolves where a new consumer starts.
+func (s *streamState) startOffset(o StreamOptions) (uint64, error) {
+	first, end := s.log.FirstSeq(), s.log.DurableSeq()
+	spec := o.Offset
+	if spec == nil {
+		if o.Name != "" {
+			if v, ok := s.log.StoredOffset(o.Name); ok {
+				return max(v+1, first), nil
+			}
+		}
+		spec = "next"
+	}
+	switch v := spec.(type) {
+	case string:
+		switch v {
+		case "first":
+			return first, nil
+		case "last":
+			if end > first {
+				return end - 1, nil
+			}
+			return end, nil
+		case "next":
+			return end, nil
+		}
+	case time.Time:
+		return max(s.log.SeqAtTime(v.UnixNano()), first), nil
+	default:
+		if n, ok := argInt(v); ok && n >= 0 {
+			return max(uint64(n), first), nil
+		}
+	}
+	return 0, errorf(KindPreconditionFailed, "invalid x-stream-offset %v", spec)
+}
+
+// consumeStream starts a reader goroutine for c.
+func (q *Queue) consumeStream(c Consumer, o StreamOptions) error {
+	start, err := q.stream.startOffset(o)
+	if err != nil {
+		return err
+	}
+	r := &streamReader{q: q, c: c, next: start, opts: o, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	s := q.stream
+	s.mu.Lock()
+	s.readers[c] = r
+	s.mu.Unlock()
+	go r.run()
+	return nil
+}
+
+func (r *streamReader) accepts(m *Message) bool {
+	if len(r.opts.Filters) == 0 {
+		return true
+	}
+	v, ok := m.Props.Headers[StreamHeaderFilter].(string)
+	if !ok {
+		return r.opts.MatchUnfiltered
+	}
+	return slices.Contains(r.opts.Filters, v)
+}
+
+// run delivers from the reader's offset up to the durable end, then waits
+// for more data or more credit.
+func (r *streamReader) run() {
+	defer close(r.done)
+	log := r.q.stream.log
+	stats := &r.q.vhost.broker.stats
+	for {
+		end := log.DurableSeq()
+		if first := log.FirstSeq(); r.next < first {
+			r.next = first // retention went past a slow reader
+		}
+	deliver:
+		for r.next < end {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			m, err := log.Read(r.next)
+			if err != nil {
+				if first := log.FirstSeq(); r.next < first {
+					r.next = first
+				} else {
+					r.next++ // a message whose write failed
+				}
+				continue
+			}
+			if !r.accepts(m) {
+				r.next++
+				continue
+			}
+			d := Delivery{Queue: r.q, Msg: withStreamOffset(m, r.next), Seq: r.next, streamName: r.opts.Name}
+			switch r.c.TryDeliver(d) {
+			case Refuse:
+				break deliver
+			default:
+				stats.delivered.Add(1)
+				r.next++
+			}
+		}
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// withStreamOffset returns a copy of m carrying its offset in a header.
+func withStreamOffset(m *Message, offset uint64) *Message {
+	c := *m
+	h := make(map[string]any, len(m.Props.Headers)+1)
+	for k, v := range m.Props.Headers {
+		h[k] = v
+	}
+	h[StreamHeaderOffset] = int64(offset)
+	c.Props.Headers = h
+	c.WireProps = nil
+	return &c
+}
+
+// streamAck records acknowledged offsets of named consumers and gives
+// credit back to the readers.
+func (q *Queue) streamAck(ds []Delivery) {
+	s := q.stream
+	hi := map[string]uint64{}
+	for _, d := range ds {
+		if d.streamName != "" && d.Seq >= hi[d.streamName] {
+			hi[d.streamName] = d.Seq
+		}
+	}
+	for name, off := range hi {
+		s.log.StoreOffset(name, off)
+	}
+	s.wakeAll()
+}
+
+func (q *Queue) cancelStream(c Consumer) {
+	s := q.stream
+	s.mu.Lock()
+	r := s.readers[c]
+	delete(s.readers, c)
+	s.mu.Unlock()
+	if r != nil {
+		close(r.stop)
+		<-r.done
+	}
+}
+
+func (q *Queue) stopStream() []Consumer {
+	s := q.stream
+	s.mu.Lock()
+	readers := s.readers
+	s.readers = map[Consumer]*streamReader{}
+	s.mu.Unlock()
+	var cs []Consumer
+	for c, r := range readers {
+		close(r.stop)
+		<-r.done
+		cs = append(cs, c)
+	}
+	return cs
+}
