@@ -59,6 +59,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Protocol, "protocol", "amqp", "amqp or mqtt (MQTT 3.1.1 with Eclipse Paho)")
 	fs.StringVar(&c.URL, "url", "", "broker URL (default amqp://guest:guest@localhost:5672/, or tcp://localhost:1883 for MQTT)")
 	fs.IntVar(&c.QoS, "qos", 0, "MQTT QoS of publishes and subscriptions")
+	fs.BoolVar(&c.Stream, "stream", false, "AMQP: declare streams (x-queue-type stream, read from first) instead of classic queues")
 	fs.BoolVar(&c.Wildcard, "wildcard", false, "MQTT: each consumer subscribes to all producers' topics with one wildcard filter")
 	fs.StringVar(&c.Scenario, "scenario", "", "preset: "+strings.Join(bench.ScenarioNames, ", "))
 	fs.IntVar(&c.Producers, "producers", 1, "publishing connections (one channel each)")

@@ -11,6 +11,7 @@ type Config struct {
 	URL           string        // broker: amqp://user:pass@host:port/vhost, or tcp://host:1883 for MQTT
 	QoS           int           // MQTT: 0, 1 or 2
 	Wildcard      bool          // MQTT: consumers subscribe to every producer's topic with one wildcard filter
+	Stream        bool          // AMQP: declare streams (x-queue-type stream) instead of classic queues
 	Scenario      string        // a named preset applied before the explicit flags (see Scenarios)
 	Producers     int           // publishing connections
 	Consumers     int           // consuming connections (spread over the queues)
@@ -132,6 +133,12 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 	if c.IdleConns > 0 {
 		return c, nil
 	}
+	if c.Stream {
+		c.Persistent = true // streams are durable
+		if c.AutoAck {
+			return c, fmt.Errorf("bench: stream consumers need manual acks (drop --autoack)")
+		}
+	}
 	if c.Queues <= 0 {
 		c.Queues = max(1, min(c.Producers, c.Consumers))
 	}
@@ -144,10 +151,16 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 	return c, nil
 }
 
-// copies is how many queues each message reaches (AMQP).
+// copies is how many deliveries each message makes (AMQP): one per queue
+// it reaches, and with streams one per consumer of each of those queues,
+// since every stream consumer reads everything.
 func (c Config) copies() int {
+	queues := 1
 	if c.Exchange == "fanout" {
-		return c.Queues
+		queues = c.Queues
 	}
-	return 1
+	if c.Stream && c.Queues > 0 {
+		return queues * max(1, c.Consumers/c.Queues)
+	}
+	return queues
 }

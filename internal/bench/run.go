@@ -102,7 +102,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 				r.mqttConsume(consCtx, i, &consumersReady)
 				return
 			}
-			r.consume(consCtx, q, single, &consumersReady)
+			stream := q
+			if cfg.Stream {
+				stream, single = cfg.Queues+i, true // every stream consumer reads everything, in order
+			}
+			r.consume(consCtx, q, stream, single, &consumersReady)
 		}()
 	}
 	consumersReady.Wait()
@@ -191,7 +195,11 @@ func (r *run) setup() error {
 	}
 	for i := 0; i < r.cfg.Queues; i++ {
 		name := fmt.Sprintf("tern-bench-%d-%d", id, i)
-		if _, err := ch.QueueDeclare(name, r.cfg.Persistent, false, false, false, nil); err != nil {
+		var args amqp.Table
+		if r.cfg.Stream {
+			args = amqp.Table{"x-queue-type": "stream"}
+		}
+		if _, err := ch.QueueDeclare(name, r.cfg.Persistent, false, false, false, args); err != nil {
 			return fmt.Errorf("bench: declaring queue: %w", err)
 		}
 		r.queues = append(r.queues, name)
@@ -344,7 +352,7 @@ func (r *run) produce(ctx context.Context, id uint32) {
 	}
 }
 
-func (r *run) consume(ctx context.Context, q int, single bool, ready *sync.WaitGroup) {
+func (r *run) consume(ctx context.Context, q, stream int, single bool, ready *sync.WaitGroup) {
 	conn, err := amqp.Dial(r.cfg.URL)
 	if err != nil {
 		r.fail(err)
@@ -358,7 +366,11 @@ func (r *run) consume(ctx context.Context, q int, single bool, ready *sync.WaitG
 	}
 	var msgs <-chan amqp.Delivery
 	if err == nil {
-		msgs, err = ch.Consume(r.queues[q], "", r.cfg.AutoAck, false, false, false, nil)
+		var args amqp.Table
+		if r.cfg.Stream {
+			args = amqp.Table{"x-stream-offset": "first"}
+		}
+		msgs, err = ch.Consume(r.queues[q], "", r.cfg.AutoAck, false, false, false, args)
 	}
 	ready.Done()
 	if err != nil {
@@ -380,7 +392,7 @@ func (r *run) consume(ctx context.Context, q int, single bool, ready *sync.WaitG
 				continue
 			}
 			r.lat.record(now.Sub(time.Unix(0, sentAt)))
-			r.tr.observe(q, producer, seq, single)
+			r.tr.observe(stream, producer, seq, single)
 			r.c.received.Add(1)
 			if !r.cfg.AutoAck {
 				n++
