@@ -181,3 +181,47 @@ func TestKill9AtRandomMomentsLosesNoConfirmedMessage(t *testing.T) {
 		kill9(t, s)
 	}
 }
+
+func TestStreamSurvivesKill9(t *testing.T) {
+	dir := t.TempDir()
+	s := startBinaryOn(t, dir)
+	c, ch := dialChannel(t, s.url())
+	if _, err := ch.QueueDeclare("audit", true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Confirm(false)
+	const n = 3000
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
+	for i := uint32(0); i < n; i++ {
+		if err := ch.Publish("", "audit", false, false, amqp.Publishing{Body: crashBody(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if cf := <-confirms; !cf.Ack {
+			t.Fatal("nack")
+		}
+	}
+	kill9(t, s)
+	_ = c.Close()
+
+	s = startBinaryOn(t, dir)
+	c, ch = dialChannel(t, s.url())
+	defer c.Close()
+	_ = ch.Qos(500, 0, false)
+	d, err := ch.Consume("audit", "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint32(0); i < n; i++ {
+		select {
+		case m := <-d:
+			if v := checkBody(t, m.Body); v != i {
+				t.Fatalf("offset %d holds message %d", i, v)
+			}
+			_ = m.Ack(false)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d confirmed stream messages after kill -9", i, n)
+		}
+	}
+}

@@ -271,3 +271,22 @@ func TestStreamOneMillionReadFromFirstWhileAppending(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStreamRetentionByAgeAndBytes(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	_, ch := s.Channel(t)
+	declareStream(t, ch, "by-bytes", amqp.Table{"x-max-length-bytes": int32(20000), "x-stream-max-segment-size-bytes": int32(2048)})
+	declareStream(t, ch, "by-age", amqp.Table{"x-max-age": "1s", "x-stream-max-segment-size-bytes": int32(2048)})
+	_, ch2 := s.Channel(t)
+	publishConfirmed(t, ch, "", "by-bytes", 0, 2000, nil)
+	publishConfirmed(t, ch2, "", "by-age", 0, 500, nil)
+	time.Sleep(1500 * time.Millisecond)
+	_, ch3 := s.Channel(t)
+	_, ch4 := s.Channel(t)
+	publishConfirmed(t, ch3, "", "by-bytes", 2000, 10, nil) // a commit after the pause runs retention
+	publishConfirmed(t, ch4, "", "by-age", 500, 10, nil)
+	_, q := s.Channel(t)
+	testkit.Eventually(t, wait, "size retention", func() bool { n := queueLen(t, q, "by-bytes"); return n < 2010 && n > 0 })
+	testkit.Eventually(t, wait, "age retention", func() bool { return queueLen(t, q, "by-age") < 100 })
+}
