@@ -40,6 +40,7 @@ type connection struct {
 	chList    []*channel
 	confirmQ  []*channel // channels with confirms to flush
 	closing   bool       // we sent connection.close and await close-ok
+	opened    bool       // the handshake is done: heartbeats govern the read deadline
 	finished  bool
 	forced    atomic.Bool
 	done      chan struct{}
@@ -60,23 +61,30 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		id:        s.nextConnID.Add(1),
 		srv:       s,
 		nc:        nc,
-		br:        amqp091.NewAdaptiveReader(countingReader{nc, &s.stats.bytesIn}, 512, 64<<10),
+		br:        nil, // set below: the reader arms the heartbeat deadline per socket read
 		out:       outbox.New(s.cfg.OutboxLimit),
 		channels:  map[uint16]*channel{},
 		done:      make(chan struct{}),
 		writerOut: make(chan struct{}),
 		alarmWake: make(chan struct{}, 1),
 	}
+	c.br = amqp091.NewAdaptiveReader(countingReader{r: nc, n: &s.stats.bytesIn, before: c.armReadDeadline}, 512, 64<<10)
 	c.log = s.log.With("conn", c.id, "peer", nc.RemoteAddr().String())
 	return c
 }
 
+// countingReader counts bytes read and, before each read from the socket,
+// re-arms the heartbeat deadline: the deadline is about the socket being
+// silent, not about how long the reader takes over what it already has (a
+// throttled publisher's backlog can take longer than two heartbeats).
 type countingReader struct {
-	r io.Reader
-	n *atomic.Uint64
+	r      io.Reader
+	n      *atomic.Uint64
+	before func()
 }
 
 func (r countingReader) Read(p []byte) (int, error) {
+	r.before()
 	n, err := r.r.Read(p)
 	r.n.Add(uint64(n))
 	return n, err
@@ -96,6 +104,7 @@ func (c *connection) serve() {
 		c.runWriterUntilDone(time.Second)
 		return
 	}
+	c.opened = true
 	c.log.Info("connection opened", "user", c.user.Name, "vhost", c.vhost.Name())
 	go func() {
 		defer close(c.writerOut)
@@ -151,7 +160,6 @@ func (c *connection) readLoop() string {
 	for !c.finished {
 		if c.fr.Buffered() == 0 {
 			c.flushConfirms()
-			c.armReadDeadline()
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -170,8 +178,8 @@ func (c *connection) readLoop() string {
 
 func (c *connection) armReadDeadline() {
 	switch {
-	case c.closing:
-		// The deadline set when closing began stands.
+	case !c.opened || c.closing || c.forced.Load():
+		// The handshake's, the close's or the shutdown's deadline stands.
 	case c.heartbeat > 0:
 		// A peer silent for two heartbeat intervals is dead (spec 4.2.7).
 		_ = c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))

@@ -100,6 +100,7 @@ func (ch *channel) publishComplete() error {
 		m.WireProps = nil // re-encode with the rewritten reply-to
 	}
 	ch.conn.waitWhileBlocked()
+	ch.conn.throttle(len(m.Body))
 	if ch.tx != nil {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: mandatory})
 		return nil
@@ -155,6 +156,25 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 		ch.send(&amqp091.ConfirmSelectOk{})
 	}
 	return nil
+}
+
+// throttle applies the publish rate limits: the reader sleeps as long as
+// the token buckets say, so the publisher is slowed by TCP backpressure,
+// never dropped; a long hold is announced with connection.blocked.
+func (c *connection) throttle(size int) {
+	d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, size)
+	if d <= 0 {
+		return
+	}
+	c.flushConfirms()
+	long := d >= 500*time.Millisecond
+	if long {
+		c.notifyBlocked("publish rate limit")
+	}
+	time.Sleep(d)
+	if long {
+		c.notifyBlocked("")
+	}
 }
 
 // blockReason names the first active alarm as RabbitMQ words it, or "".

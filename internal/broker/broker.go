@@ -37,6 +37,7 @@ type Broker struct {
 	queuedBytes atomic.Int64
 	memoryAlarm *flow.Alarm
 	diskAlarm   *flow.Alarm
+	limits      *flow.Limiter
 }
 
 // New returns a broker with the default vhost "/".
@@ -47,7 +48,7 @@ func New(cfg Config) *Broker {
 	if cfg.QueueMemoryLimit <= 0 {
 		cfg.QueueMemoryLimit = 4 << 20
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk")}
+	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk"), limits: flow.NewLimiter()}
 	b.vhosts["/"] = newVHost(b, "/")
 	return b
 }
@@ -89,6 +90,10 @@ func (b *Broker) MemoryAlarm() *flow.Alarm { return b.memoryAlarm }
 // DiskAlarm is on while the data directory's free space is below its limit;
 // the server's disk monitor drives it.
 func (b *Broker) DiskAlarm() *flow.Alarm { return b.diskAlarm }
+
+// Limits are the node's publish rate limits; protocol adapters consult them
+// before each publish and hold the publisher back as long as they say.
+func (b *Broker) Limits() *flow.Limiter { return b.limits }
 
 // Alarms lists the alarms that block publishers.
 func (b *Broker) Alarms() []*flow.Alarm { return []*flow.Alarm{b.memoryAlarm, b.diskAlarm} }

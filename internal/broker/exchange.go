@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -27,6 +28,14 @@ const (
 	// and then routes them as its x-delayed-type would, as RabbitMQ's
 	// delayed-message plugin does.
 	TypeDelayed = "x-delayed-message"
+	// TypeConsistentHash routes each message to one bound destination by
+	// hashing its routing key (or the header named by the hash-header
+	// argument, or the message_id, correlation_id or timestamp property
+	// named by hash-property); the binding key is the weight.
+	TypeConsistentHash = "x-consistent-hash"
+	// TypeRandom routes each message to one bound destination chosen
+	// uniformly at random.
+	TypeRandom = "x-random"
 )
 
 // target is a binding's destination: a queue or an exchange.
@@ -99,7 +108,7 @@ func routingKind(cfg ExchangeConfig) (route.Kind, error) {
 		t = inner
 	}
 	switch t {
-	case TypeDirect, TypeFanout, TypeTopic, TypeHeaders:
+	case TypeDirect, TypeFanout, TypeTopic, TypeHeaders, TypeConsistentHash, TypeRandom:
 		return route.Kind(t), nil
 	}
 	if cfg.Type == TypeDelayed {
@@ -123,7 +132,13 @@ func newExchange(v *VHost, cfg ExchangeConfig, kind route.Kind) *Exchange {
 func (x *Exchange) rebuildLocked() {
 	bs := make([]route.Binding[target], len(x.bindings))
 	for i, b := range x.bindings {
-		bs[i] = route.Binding[target]{Key: b.Key, Args: b.Args, Dest: b.target()}
+		name := ""
+		if b.Queue != nil {
+			name = "q:" + b.Queue.cfg.Name
+		} else {
+			name = "x:" + b.Exchange.cfg.Name
+		}
+		bs[i] = route.Binding[target]{Key: b.Key, Args: b.Args, Dest: b.target(), Name: name}
 	}
 	t, err := route.Build(x.kind, bs)
 	if err != nil {
@@ -131,6 +146,22 @@ func (x *Exchange) rebuildLocked() {
 		panic(err)
 	}
 	x.table.Store(&routeTable{t: t})
+}
+
+// hashKey returns what a consistent-hash exchange hashes for m.
+func (x *Exchange) hashKey(m *Message) string {
+	if h, ok := x.cfg.Args["hash-header"].(string); ok && h != "" {
+		return fmt.Sprint(m.Props.Headers[h])
+	}
+	switch x.cfg.Args["hash-property"] {
+	case "message_id":
+		return m.Props.MessageID
+	case "correlation_id":
+		return m.Props.CorrelationID
+	case "timestamp":
+		return fmt.Sprint(m.Props.Timestamp.Unix())
+	}
+	return m.RoutingKey
 }
 
 // reservedName reports names only the broker may declare.

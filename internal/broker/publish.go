@@ -113,7 +113,11 @@ func (v *VHost) routeInto(s *RouteScratch, x *Exchange, m *Message) {
 		return
 	}
 	start := len(s.targets)
-	s.targets = x.table.Load().t.Route(s.targets, m.RoutingKey, m.Props.Headers)
+	key := m.RoutingKey
+	if x.kind == route.ConsistentHash {
+		key = x.hashKey(m)
+	}
+	s.targets = x.table.Load().t.Route(s.targets, key, m.Props.Headers)
 	end := len(s.targets)
 	for i := start; i < end; i++ {
 		t := s.targets[i]

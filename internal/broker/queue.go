@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // QueueConfig describes a queue to declare.
@@ -36,9 +39,10 @@ type Queue struct {
 	cfg    QueueConfig
 	args   queueArgs
 	vhost  *VHost
-	id     string       // durable queues: the name of its log in storage
-	log    Log          // nil: messages live in memory only
-	stream *streamState // non-nil for a stream
+	id     string        // durable queues: the name of its log in storage
+	log    Log           // nil: messages live in memory only
+	stream *streamState  // non-nil for a stream
+	pacer  *rate.Limiter // x-deliver-rate: a leaky bucket (burst 1) spacing deliveries
 
 	mu                sync.Mutex
 	levels            []deque // ready messages, one deque per priority level (index = priority)
@@ -58,6 +62,7 @@ type Queue struct {
 	unusedTimer       *time.Timer
 	unusedGen         uint64
 	readErrors        uint64
+	paceTimer         *time.Timer
 }
 
 // Name returns the queue's name.
@@ -72,6 +77,12 @@ func (q *Queue) VHost() *VHost { return q.vhost }
 func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
 	q := &Queue{cfg: cfg, args: args, vhost: v}
 	q.levels = make([]deque, int(args.maxPriority)+1)
+	if args.deliverRate > 0 {
+		// A leaky bucket: one delivery every 1/rate seconds, so a backlog
+		// goes out as a smooth stream. The burst covers one timer tick
+		// (20 ms) so timer lateness does not lower the rate.
+		q.pacer = rate.NewLimiter(rate.Limit(args.deliverRate), max(1, int(math.Ceil(args.deliverRate/50))))
+	}
 	return q
 }
 
@@ -173,7 +184,7 @@ func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishO
 	}
 	q.nextSeq++
 	q.vhost.broker.accountBytes(e.size)
-	if q.readyCount == 0 && q.tryDeliverLocked(&e) {
+	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
 		return Enqueued, pending
 	}

@@ -34,6 +34,7 @@ type queueArgs struct {
 	queueType    string
 	maxAge       time.Duration // streams: x-max-age
 	segmentSize  int64         // streams: x-stream-max-segment-size-bytes
+	deliverRate  float64       // x-deliver-rate: paced delivery, messages/s
 }
 
 // argInt reads an integer argument of any width.
@@ -117,6 +118,22 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			}
 		case "x-stream-max-segment-size-bytes":
 			a.segmentSize, err = nonNeg(key, v)
+		case "x-deliver-rate":
+			switch r := v.(type) {
+			case float64:
+				a.deliverRate = r
+			case float32:
+				a.deliverRate = float64(r)
+			default:
+				n, ok := argInt(v)
+				if !ok {
+					err = bad(key, v, "unacceptable_type")
+				}
+				a.deliverRate = float64(n)
+			}
+			if err == nil && a.deliverRate <= 0 {
+				err = bad(key, v, "value_not_positive")
+			}
 		}
 		if err != nil {
 			return a, err
@@ -188,5 +205,5 @@ func describeArg(v any, ok bool) string {
 var queueArgKeys = []string{
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
-	"x-single-active-consumer", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
+	"x-single-active-consumer", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes", "x-deliver-rate",
 }

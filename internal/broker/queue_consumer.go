@@ -147,12 +147,33 @@ func (q *Queue) dispatchLocked(now int64, dead []deadLetter) []deadLetter {
 			}
 			q.memBytes += head.size
 		}
-		if !q.tryDeliverLocked(head) {
+		if q.pacer != nil {
+			t := time.Unix(0, now)
+			r := q.pacer.ReserveN(t, 1)
+			if d := r.DelayFrom(t); d > 0 {
+				r.CancelAt(t)
+				q.armPaceLocked(d)
+				break
+			}
+			if !q.tryDeliverLocked(head) {
+				r.CancelAt(t)
+				break
+			}
+		} else if !q.tryDeliverLocked(head) {
 			break
 		}
 		q.popLevelLocked(lvl)
 	}
 	return dead
+}
+
+// armPaceLocked schedules the next paced delivery.
+func (q *Queue) armPaceLocked(d time.Duration) {
+	if q.paceTimer == nil {
+		q.paceTimer = time.AfterFunc(d, q.Dispatch)
+		return
+	}
+	q.paceTimer.Reset(d)
 }
 
 // tryDeliverLocked offers e to the consumers: the highest priority group

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tern-broker/tern/internal/flow"
 )
 
 // Config is the whole configuration. TOML keys are the snake_case names in
@@ -68,6 +70,8 @@ type Config struct {
 	// Users to create. Without any, the default guest/guest user (loopback
 	// only, as RabbitMQ) exists.
 	Users []User `toml:"users"`
+	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
+	Limits []flow.Limit `toml:"limits"`
 }
 
 // AMQP tunes the AMQP listener.
@@ -229,6 +233,11 @@ func (c Config) Validate() error {
 	}
 	if c.AMQP.FrameMax != 0 && c.AMQP.FrameMax < 4096 {
 		errs = append(errs, fmt.Errorf("config: amqp.frame_max %d is below the protocol minimum 4096", c.AMQP.FrameMax))
+	}
+	for _, l := range c.Limits {
+		if err := l.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("config: %w", err))
+		}
 	}
 	for _, u := range c.Users {
 		if u.Name == "" {

@@ -2,12 +2,15 @@ package mgmt
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	httppprof "net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tern-broker/tern/internal/flow"
 )
 
 // Handler returns the HTTP handler for /healthz and /metrics, and Go's
@@ -26,6 +29,12 @@ func Handler(src Sources, pprof bool) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	}
+	if src.Limits != nil {
+		mux.HandleFunc("GET /api/limits", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, src.Limits.Limits())
+		})
+		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		b := src.Broker()
 		w.Header().Set("Content-Type", "application/json")
@@ -36,4 +45,38 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 	})
 	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// putLimits replaces the publish rate limits at run time. The body is a JSON
+// array of limits; anything invalid answers 400 with the reason and changes
+// nothing.
+func putLimits(w http.ResponseWriter, r *http.Request, src Sources) {
+	var limits []flow.Limit
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&limits); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON array of limits: " + err.Error()})
+		return
+	}
+	for _, l := range limits {
+		if err := l.Validate(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if src.VHostExists != nil && !src.VHostExists(l.VHost) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown vhost %q", l.VHost)})
+			return
+		}
+	}
+	if err := src.Limits.Set(limits); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, src.Limits.Limits())
 }

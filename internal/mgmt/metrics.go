@@ -5,6 +5,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
 )
@@ -15,6 +16,10 @@ type Sources struct {
 	AMQP   func() amqp.Stats  // nil when the AMQP listener is off
 	Store  func() store.Stats // nil without storage
 	MQTT   func() mqtt.Stats  // nil when MQTT is off
+
+	// Limits and VHostExists serve the /api/limits endpoint.
+	Limits      *flow.Limiter
+	VHostExists func(string) bool
 }
 
 type collector struct {

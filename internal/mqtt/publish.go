@@ -87,6 +87,10 @@ func (c *conn) publish(p *wire.Publish) error {
 		}
 	}
 	c.waitWhileBlocked()
+	if d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, len(p.Payload)); d > 0 {
+		c.acks.flush()
+		time.Sleep(d) // not reading meanwhile: TCP slows the publisher down
+	}
 	var done broker.Completion
 	var token uint64
 	if p.QoS > 0 {

@@ -8,6 +8,9 @@ type Binding[D comparable] struct {
 	Key  string
 	Args map[string]any
 	Dest D
+	// Name identifies the destination stably (a queue's or exchange's
+	// name); consistent hashing places its ring points by it.
+	Name string
 }
 
 // Table routes a message to destinations. Route appends the matches to dst
@@ -38,6 +41,10 @@ func Build[D comparable](kind Kind, bindings []Binding[D]) (Table[D], error) {
 		return newTopic(bindings), nil
 	case Headers:
 		return newHeaders(bindings), nil
+	case ConsistentHash:
+		return newHashRing(bindings), nil
+	case Random:
+		return newRandom(bindings), nil
 	}
 	return nil, fmt.Errorf("route: unknown kind %q", kind)
 }

@@ -105,6 +105,9 @@ func (s *Server) Start() error {
 	for _, v := range cfg.VHosts {
 		s.Broker.AddVHost(v)
 	}
+	if err := s.Broker.Limits().Set(cfg.Limits); err != nil {
+		return err
+	}
 	defs, err := st.LoadDefinitions()
 	if err != nil {
 		return err
@@ -268,7 +271,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	if s.httpLn != nil {
-		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats}
+		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats,
+			Limits: s.Broker.Limits(), VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil }}
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}
