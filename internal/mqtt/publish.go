@@ -129,6 +129,17 @@ func (c *conn) waitWhileBlocked() {
 	}
 }
 
+// reasonText is the reason string sent with a non-success reason code
+// (MQTT 5 allows one on every acknowledgement).
+var reasonText = map[byte]string{
+	wire.NoMatchingSubscribers: "no matching subscribers",
+	wire.QuotaExceeded:         "a queue refused the message (length limit)",
+	wire.UnspecifiedError:      "the message could not be stored",
+	wire.TopicFilterInvalid:    "invalid topic filter",
+	wire.NoSubscriptionExisted: "no such subscription",
+	wire.PacketIDNotFound:      "unknown packet identifier",
+}
+
 // ackQueue answers QoS 1 and 2 publishes in the order they came
 // [MQTT-4.6.0-2], each once it is routed and, where a durable session queue
 // stored it, fsynced. Durable is called by the store's commit goroutine.
@@ -228,6 +239,10 @@ func (a *ackQueue) sendReadyLocked() {
 		ack := &wire.Ack{Kind: p.kind, PacketID: p.pid}
 		if c.v == wire.V5 {
 			ack.ReasonCode = p.reason
+			if text := reasonText[p.reason]; text != "" {
+				ack.Props.ReasonString = text
+				ack.Props.Set(wire.PropReasonString)
+			}
 		}
 		c.send(ack)
 	}
