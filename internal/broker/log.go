@@ -65,6 +65,9 @@ type StreamLog interface {
 	OnDurable(f func())
 	// ApplyRetention drops head segments past any limit (<0 or 0 age: off).
 	ApplyRetention(maxLen, maxBytes int64, maxAge time.Duration) int
+	// FilterHash is the FilterHash of seq's filter value (0 for none), read
+	// from the index so filtered readers skip messages without reading them.
+	FilterHash(seq uint64) (uint32, bool)
 	// StoreOffset and StoredOffset keep named consumers' positions.
 	StoreOffset(name string, offset uint64)
 	StoredOffset(name string) (uint64, bool)

@@ -37,13 +37,14 @@ type streamState struct {
 }
 
 type streamReader struct {
-	q    *Queue
-	c    Consumer
-	next uint64
-	opts StreamOptions
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	q      *Queue
+	hashes map[uint32]bool // FilterHash of each filter
+	c      Consumer
+	next   uint64
+	opts   StreamOptions
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // IsStream reports whether the queue is a stream.
@@ -54,6 +55,17 @@ const StreamHeaderOffset = "x-stream-offset"
 
 // StreamHeaderFilter is the header a publisher sets for stream filtering.
 const StreamHeaderFilter = "x-stream-filter-value"
+
+// FilterHash hashes a stream filter value for the log's index (FNV-1a,
+// never 0, which means "no filter value").
+func FilterHash(v string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(v); i++ {
+		h ^= uint32(v[i])
+		h *= 16777619
+	}
+	return h | 1
+}
 
 func (s *streamState) wakeAll() {
 	s.mu.Lock()
@@ -148,7 +160,10 @@ func (q *Queue) consumeStream(c Consumer, o StreamOptions) error {
 		return err
 	}
 	r := &streamReader{q: q, c: c, next: start, opts: o, wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), hashes: map[uint32]bool{}}
+	for _, f := range o.Filters {
+		r.hashes[FilterHash(f)] = true
+	}
 	s := q.stream
 	s.mu.Lock()
 	s.readers[c] = r
@@ -185,6 +200,14 @@ func (r *streamReader) run() {
 			case <-r.stop:
 				return
 			default:
+			}
+			if len(r.opts.Filters) > 0 {
+				// The index says which messages cannot match: skip them
+				// without touching their bodies.
+				if h, ok := log.FilterHash(r.next); ok && ((h == 0 && !r.opts.MatchUnfiltered) || (h != 0 && !r.hashes[h])) {
+					r.next++
+					continue
+				}
 			}
 			m, err := log.Read(r.next)
 			if err != nil {

@@ -72,7 +72,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 		}
 	}
 	seg.add(msgMeta{seq: seq, off: uint32(seg.end), ln: uint32(n), published: m.Published, ttlMs: ttl,
-		prio: m.Props.Priority, size: uint32(len(m.Body))}, true)
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}, true)
 	seg.end += int64(n)
 	l.appended = max(l.appended, seq+1)
 	l.bufSeqs = append(l.bufSeqs, seq)

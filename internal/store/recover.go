@@ -209,7 +209,7 @@ func messageMeta(payload []byte) (msgMeta, error) {
 		return msgMeta{}, err
 	}
 	meta := msgMeta{seq: binary.LittleEndian.Uint64(payload), published: m.Published, ttlMs: -1,
-		prio: m.Props.Priority, size: uint32(len(m.Body))}
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}
 	if m.Props.Expiration != "" {
 		var v int64
 		if _, err := fmt.Sscan(m.Props.Expiration, &v); err == nil {

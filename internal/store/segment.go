@@ -45,6 +45,7 @@ type msgMeta struct {
 	ttlMs     int64 // -1: no expiration property
 	prio      uint8
 	size      uint32 // body bytes
+	filter    uint32 // FilterHash of the x-stream-filter-value header, 0 for none
 }
 
 const segExt, idxExt = ".seg", ".idx"
@@ -66,7 +67,8 @@ func (s *segment) idxPath() string { return strings.TrimSuffix(s.path, segExt) +
 type idxEntry struct {
 	seq       uint64
 	off, ln   uint32
-	published int64 // for stream offsets by timestamp and retention by age
+	published int64  // for stream offsets by timestamp and retention by age
+	filter    uint32 // hash of the stream filter value, 0 for none
 }
 
 // add indexes a message record; seqs must increase. It reports false for
@@ -76,7 +78,7 @@ func (s *segment) add(m msgMeta, keepMeta bool) bool {
 		return false
 	}
 	i := len(s.idx)
-	s.idx = append(s.idx, idxEntry{seq: m.seq, off: m.off, ln: m.ln, published: m.published})
+	s.idx = append(s.idx, idxEntry{seq: m.seq, off: m.off, ln: m.ln, published: m.published, filter: m.filter})
 	if i/64 >= len(s.acked) {
 		s.acked = append(s.acked, 0)
 	}
@@ -126,12 +128,15 @@ func (s *segment) forget(seq uint64) {
 // instead of the segment's bodies. Little-endian:
 //
 //	"TIDX" | version u32 = 1 | base u64 |
-//	nmsg u32 | nmsg × (seq u64, off u32, len u32, published i64, ttl_ms i64, prio u8, size u32) |
+//	nmsg u32 | nmsg × (seq u64, off u32, len u32, published i64, ttl_ms i64, prio u8, size u32, filter u32) |
 //	nack u32 | nack × seq u64 | ndel u32 | ndel × seq u64 | CRC-32C u32 of all before
 const idxMagic = "TIDX"
 
+// idxEntrySize is the bytes of one message in a sidecar index.
+const idxEntrySize = 41
+
 func (s *segment) encodeIndex() []byte {
-	b := make([]byte, 0, 20+len(s.meta)*37+len(s.acks)*8+len(s.dels)*8+12)
+	b := make([]byte, 0, 20+len(s.meta)*idxEntrySize+len(s.acks)*8+len(s.dels)*8+12)
 	b = append(b, idxMagic...)
 	b = binary.LittleEndian.AppendUint32(b, 1)
 	b = binary.LittleEndian.AppendUint64(b, s.base)
@@ -144,6 +149,7 @@ func (s *segment) encodeIndex() []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(m.ttlMs))
 		b = append(b, m.prio)
 		b = binary.LittleEndian.AppendUint32(b, m.size)
+		b = binary.LittleEndian.AppendUint32(b, m.filter)
 	}
 	for _, list := range [][]uint64{s.acks, s.dels} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(list)))
@@ -185,7 +191,7 @@ func decodeIndex(b []byte, base uint64) (scanResult, error) {
 		return v, true
 	}
 	n, ok := u32()
-	if !ok || uint64(n)*37 > uint64(len(p)) {
+	if !ok || uint64(n)*idxEntrySize > uint64(len(p)) {
 		return r, errBadIndex
 	}
 	r.msgs = make([]msgMeta, n)
@@ -198,7 +204,8 @@ func decodeIndex(b []byte, base uint64) (scanResult, error) {
 		m.ttlMs = int64(binary.LittleEndian.Uint64(p[24:]))
 		m.prio = p[32]
 		m.size = binary.LittleEndian.Uint32(p[33:])
-		p = p[37:]
+		m.filter = binary.LittleEndian.Uint32(p[37:])
+		p = p[idxEntrySize:]
 	}
 	for _, dst := range []*[]uint64{&r.acks, &r.dels} {
 		n, ok := u32()
