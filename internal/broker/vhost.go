@@ -16,13 +16,14 @@ type VHost struct {
 	exchanges sync.Map   // name → *Exchange; read without mu on the publish path
 	queues    sync.Map   // name → *Queue
 	defsDirty bool       // a durable object changed; guarded by mu
+	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
 }
 
 // Name returns the vhost's name.
 func (v *VHost) Name() string { return v.name }
 
 func newVHost(b *Broker, name string) *VHost {
-	v := &VHost{name: name, broker: b}
+	v := &VHost{name: name, broker: b, owned: map[uint64]map[string]struct{}{}}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	def := newExchange(v, ExchangeConfig{Name: "", Type: TypeDirect, Durable: true}, TypeDirect)
@@ -219,6 +220,12 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue
 	}
 	v.queues.Store(cfg.Name, q)
 	v.defsDirty = v.defsDirty || q.log != nil
+	if cfg.Exclusive {
+		if v.owned[conn] == nil {
+			v.owned[conn] = map[string]struct{}{}
+		}
+		v.owned[conn][cfg.Name] = struct{}{}
+	}
 	q.Touch()
 	// Every queue is bound to the default exchange by its name; that
 	// binding is implicit (see routeInto).
@@ -313,6 +320,12 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 	}
 	v.queues.Delete(name)
 	v.defsDirty = v.defsDirty || q.log != nil
+	if q.cfg.Exclusive {
+		delete(v.owned[q.cfg.Owner], name)
+		if len(v.owned[q.cfg.Owner]) == 0 {
+			delete(v.owned, q.cfg.Owner)
+		}
+	}
 	v.mu.Unlock()
 	if q.log != nil {
 		if err := v.broker.cfg.Storage.DeleteQueueLog(q.id); err != nil {
@@ -331,13 +344,12 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 // DeleteExclusive deletes the exclusive queues owned by conn, which is
 // closing.
 func (v *VHost) DeleteExclusive(conn uint64) {
-	var names []string
-	v.queues.Range(func(_, qv any) bool {
-		if q := qv.(*Queue); q.cfg.Exclusive && q.cfg.Owner == conn {
-			names = append(names, q.cfg.Name)
-		}
-		return true
-	})
+	v.mu.Lock()
+	names := make([]string, 0, len(v.owned[conn]))
+	for n := range v.owned[conn] {
+		names = append(names, n)
+	}
+	v.mu.Unlock()
 	for _, n := range names {
 		_, _ = v.DeleteQueue(n, false, false, 0)
 	}
