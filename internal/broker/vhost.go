@@ -12,10 +12,10 @@ type VHost struct {
 	name   string
 	broker *Broker
 
-	mu        sync.Mutex // serialises declarations, deletions and binding changes
-	exchanges sync.Map   // name → *Exchange; read without mu on the publish path
-	queues    sync.Map   // name → *Queue
-	defsDirty bool       // a durable object changed; guarded by mu
+	mu        sync.Mutex                     // serialises declarations, deletions and binding changes
+	exchanges sync.Map                       // name → *Exchange; read without mu on the publish path
+	queues    sync.Map                       // name → *Queue
+	defsDirty bool                           // a durable object changed; guarded by mu
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
 }
 
