@@ -111,6 +111,9 @@ func (v *VHost) addBindingLocked(b *Binding) error {
 	}
 	b.Source.bindings = append(b.Source.bindings, b)
 	v.defsDirty = v.defsDirty || b.durable()
+	if b.Queue != nil {
+		b.Queue.boundBy = append(b.Queue.boundBy, b)
+	}
 	if b.Exchange != nil {
 		b.Exchange.inbound = append(b.Exchange.inbound, b)
 	}
@@ -127,6 +130,9 @@ func (v *VHost) removeBindingLocked(b *Binding) {
 	if b.Exchange != nil {
 		b.Exchange.inbound = slices.DeleteFunc(b.Exchange.inbound, func(o *Binding) bool { return o == b })
 	}
+	if b.Queue != nil {
+		b.Queue.boundBy = slices.DeleteFunc(b.Queue.boundBy, func(o *Binding) bool { return o == b })
+	}
 	x.rebuildLocked()
 	if x.cfg.AutoDelete && len(x.bindings) == 0 && v.exchange(x.cfg.Name) == x {
 		v.deleteExchangeLocked(x)
@@ -135,16 +141,7 @@ func (v *VHost) removeBindingLocked(b *Binding) {
 
 // queueBindingsLocked returns every binding whose destination is q.
 func (v *VHost) queueBindingsLocked(q *Queue) []*Binding {
-	var out []*Binding
-	v.exchanges.Range(func(_, xv any) bool {
-		for _, b := range xv.(*Exchange).bindings {
-			if b.Queue == q {
-				out = append(out, b)
-			}
-		}
-		return true
-	})
-	return out
+	return slices.Clone(q.boundBy)
 }
 
 // Bindings lists every binding in the vhost.

@@ -42,7 +42,9 @@ type Queue struct {
 	id     string        // durable queues: the name of its log in storage
 	log    Log           // nil: messages live in memory only
 	stream *streamState  // non-nil for a stream
-	pacer  *rate.Limiter // x-deliver-rate: a leaky bucket (burst 1) spacing deliveries
+	pacer  *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries
+
+	boundBy []*Binding // bindings with this queue as destination; guarded by vhost.mu
 
 	mu                sync.Mutex
 	levels            []deque // ready messages, one deque per priority level (index = priority)
