@@ -6,42 +6,82 @@ import (
 	"github.com/tern-broker/tern/internal/route"
 )
 
-// BindQueue binds queue to exchange with key and args. Binding twice is a
+// bindQueue binds queue to exchange with key and args. Binding twice is a
 // no-op.
 func (v *VHost) bindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	q := v.queue(queue)
-	if q == nil {
-		return v.notFoundQueue(queue)
-	}
-	if err := v.checkOwner(q, conn); err != nil {
-		return err
-	}
-	x, err := v.bindSource(exchange)
+	b, err := v.queueBindingLocked(queue, exchange, key, args, conn)
 	if err != nil {
 		return err
 	}
-	return v.addBindingLocked(&Binding{Source: x, Queue: q, Key: key, Args: args})
+	return v.addBindingLocked(b)
 }
 
-// UnbindQueue removes a queue binding; a missing binding is not an error.
+// unbindQueue removes a queue binding; a missing binding is not an error.
 func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	q := v.queue(queue)
-	if q == nil {
-		return v.notFoundQueue(queue)
-	}
-	if err := v.checkOwner(q, conn); err != nil {
-		return err
-	}
-	x, err := v.bindSource(exchange)
+	b, err := v.queueBindingLocked(queue, exchange, key, args, conn)
 	if err != nil {
 		return err
 	}
-	v.removeMatchingLocked(&Binding{Source: x, Queue: q, Key: key, Args: args})
+	v.removeMatchingLocked(b)
 	return nil
+}
+
+// bindExchange binds destination to source (exchange-to-exchange binding,
+// a RabbitMQ extension).
+func (v *VHost) bindExchange(destination, source, key string, args map[string]any) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b, err := v.exchangeBindingLocked(destination, source, key, args)
+	if err != nil {
+		return err
+	}
+	return v.addBindingLocked(b)
+}
+
+// unbindExchange removes an exchange-to-exchange binding.
+func (v *VHost) unbindExchange(destination, source, key string, args map[string]any) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b, err := v.exchangeBindingLocked(destination, source, key, args)
+	if err != nil {
+		return err
+	}
+	v.removeMatchingLocked(b)
+	return nil
+}
+
+// queueBindingLocked resolves the ends of a queue binding, checking that
+// both exist and that conn may use the queue.
+func (v *VHost) queueBindingLocked(queue, exchange, key string, args map[string]any, conn uint64) (*Binding, error) {
+	q := v.queue(queue)
+	if q == nil {
+		return nil, v.notFoundQueue(queue)
+	}
+	if err := v.checkOwner(q, conn); err != nil {
+		return nil, err
+	}
+	x, err := v.bindSource(exchange)
+	if err != nil {
+		return nil, err
+	}
+	return &Binding{Source: x, Queue: q, Key: key, Args: args}, nil
+}
+
+// exchangeBindingLocked resolves the ends of an exchange-to-exchange binding.
+func (v *VHost) exchangeBindingLocked(destination, source, key string, args map[string]any) (*Binding, error) {
+	src, err := v.bindSource(source)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := v.bindSource(destination)
+	if err != nil {
+		return nil, err
+	}
+	return &Binding{Source: src, Exchange: dst, Key: key, Args: args}, nil
 }
 
 // removeMatchingLocked removes the binding equal to want, if there is one.
@@ -52,38 +92,6 @@ func (v *VHost) removeMatchingLocked(want *Binding) {
 			return
 		}
 	}
-}
-
-// BindExchange binds destination to source (exchange-to-exchange binding,
-// a RabbitMQ extension).
-func (v *VHost) bindExchange(destination, source, key string, args map[string]any) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	src, err := v.bindSource(source)
-	if err != nil {
-		return err
-	}
-	dst, err := v.bindSource(destination)
-	if err != nil {
-		return err
-	}
-	return v.addBindingLocked(&Binding{Source: src, Exchange: dst, Key: key, Args: args})
-}
-
-// UnbindExchange removes an exchange-to-exchange binding.
-func (v *VHost) unbindExchange(destination, source, key string, args map[string]any) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	src, err := v.bindSource(source)
-	if err != nil {
-		return err
-	}
-	dst, err := v.bindSource(destination)
-	if err != nil {
-		return err
-	}
-	v.removeMatchingLocked(&Binding{Source: src, Exchange: dst, Key: key, Args: args})
-	return nil
 }
 
 // bindSource returns an exchange that may take part in a binding.
