@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,9 +81,7 @@ type Server struct {
 	nextConnID atomic.Uint64
 	stats      counters
 
-	mu    sync.Mutex
-	conns map[*connection]struct{}
-	wg    sync.WaitGroup
+	conns accept.Conns[*connection]
 }
 
 // NewServer returns a server for b authenticating against users.
@@ -92,7 +89,7 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg.withDefaults(), broker: b, users: users, log: log, conns: map[*connection]struct{}{}}
+	return &Server{cfg: cfg.withDefaults(), broker: b, users: users, log: log}
 }
 
 // Stats returns a snapshot of the counters.
@@ -117,17 +114,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := accept.Loop(ctx, ln, func(nc net.Conn) {
 		c := newConnection(s, nc)
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		s.conns.Go(c, c.serve)
 	})
 	s.shutdown()
 	return err
@@ -135,23 +122,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // shutdown closes every connection with CONNECTION_FORCED and waits.
 func (s *Server) shutdown() {
-	s.mu.Lock()
-	conns := make([]*connection, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
+	conns := s.conns.Live()
 	for _, c := range conns {
 		c.forceClose("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		for _, c := range conns {
 			_ = c.nc.Close()
 		}
-		s.wg.Wait()
+		s.conns.Wait()
 	}
 }

@@ -85,8 +85,7 @@ type Server struct {
 	mu     sync.Mutex
 	active map[string]*conn       // client id → its live connection
 	wills  map[string]*time.Timer // client id → a delayed will waiting to go
-	conns  map[*conn]struct{}
-	wg     sync.WaitGroup
+	conns  accept.Conns[*conn]
 }
 
 // NewServer returns an MQTT server for b.
@@ -104,7 +103,7 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		return nil, err
 	}
 	return &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs,
-		active: map[string]*conn{}, wills: map[string]*time.Timer{}, conns: map[*conn]struct{}{}}, nil
+		active: map[string]*conn{}, wills: map[string]*time.Timer{}}, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -123,11 +122,8 @@ func (s *Server) Stats() Stats {
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := accept.Loop(ctx, ln, s.handle)
+	conns := s.conns.Live()
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	for _, t := range s.wills {
 		t.Stop()
 	}
@@ -135,24 +131,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for _, c := range conns {
 		c.kick(wire.ServerShuttingDown)
 	}
-	s.wg.Wait()
+	s.conns.Wait()
 	return err
 }
 
 // handle runs a client connection (TCP or WebSocket) on its own goroutines.
 func (s *Server) handle(nc net.Conn) {
 	c := newConn(s, nc)
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
+	s.conns.Go(c, c.serve)
 }
 
 // claim makes c the connection of its client id and returns the one it
