@@ -76,7 +76,7 @@ func (lm *Limiter) Set(limits []Limit) error {
 func (lm *Limiter) Limits() []Limit {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	return append([]Limit(nil), lm.limits...)
+	return append([]Limit{}, lm.limits...) // [] rather than null in JSON
 }
 
 // Reserve takes one message of size bytes from every bucket that applies
