@@ -35,15 +35,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		b := src.Broker()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"status":       "ok",
-			"queues":       b.Queues,
-			"memory_alarm": b.MemoryAlarm,
-		})
-	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
 	return mux
 }
 

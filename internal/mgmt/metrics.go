@@ -16,6 +16,9 @@ type Sources struct {
 	AMQP   func() amqp.Stats  // nil when the AMQP listener is off
 	Store  func() store.Stats // nil without storage
 	MQTT   func() mqtt.Stats  // nil when MQTT is off
+	// Alarms are the resource alarms /healthz reports; nil falls back to
+	// the alarm flags in the broker's Stats.
+	Alarms func() []*flow.Alarm
 
 	// Limits and VHostExists serve the /api/limits endpoint.
 	Limits      *flow.Limiter
