@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-broker/tern/internal/amqp"
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mqtt"
@@ -23,6 +24,9 @@ type Sources struct {
 	// Limits and VHostExists serve the /api/limits endpoint.
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
+	// Users authenticate the administrator every state-changing request
+	// needs; nil refuses every such request.
+	Users *auth.Store
 }
 
 type collector struct {
