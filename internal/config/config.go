@@ -28,6 +28,12 @@ type Config struct {
 	// MQTTWSAddr is the MQTT-over-WebSocket listen address (subprotocol
 	// "mqtt", any path). Default ":15675", RabbitMQ's Web MQTT port.
 	MQTTWSAddr string `toml:"mqtt_ws_addr"`
+	// MQTTWSAllowedOrigins are the web origins ("https://dash.example.com")
+	// whose pages may open MQTT-over-WebSocket connections, besides pages
+	// served from the broker's own host and port; "*" allows any. Clients
+	// that send no Origin header (not browsers) are always allowed.
+	// Default none.
+	MQTTWSAllowedOrigins []string `toml:"mqtt_ws_allowed_origins"`
 	// MQTTAllowAnonymous lets MQTT clients without a user name log in as
 	// guest (still loopback-only), as RabbitMQ's MQTT plugin does. Default true.
 	MQTTAllowAnonymous bool `toml:"mqtt_allow_anonymous"`

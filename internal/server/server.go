@@ -265,7 +265,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn); err != nil {
+			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn, s.cfg.MQTTWSAllowedOrigins); err != nil {
 				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
 			}
 		}()
