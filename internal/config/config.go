@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/flow"
 )
 
@@ -59,7 +60,7 @@ type Config struct {
 	Fsync         string   `toml:"fsync"`
 	FsyncInterval Duration `toml:"fsync_interval"` // default 200ms
 	// SegmentSize is the size at which a queue's log rolls to a new
-	// segment file. Default 64MiB.
+	// segment file, 1MiB to 1GiB. Default 64MiB.
 	SegmentSize ByteSize `toml:"segment_size"`
 	// QueueMemoryLimit is how many body bytes of ready persistent messages
 	// a durable queue keeps in memory; the rest stay on disk until due.
@@ -74,7 +75,9 @@ type Config struct {
 	// VHosts to create besides "/".
 	VHosts []string `toml:"vhosts"`
 	// Users to create. Without any, the default guest/guest user (loopback
-	// only, as RabbitMQ) exists.
+	// only, as RabbitMQ; tagged administrator) exists; with any, it does not
+	// unless one of them is named guest. Tags: "administrator" may change
+	// state through the HTTP API.
 	Users []User `toml:"users"`
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
@@ -240,20 +243,83 @@ func (c Config) Validate() error {
 	if c.AMQP.FrameMax != 0 && c.AMQP.FrameMax < 4096 {
 		errs = append(errs, fmt.Errorf("config: amqp.frame_max %d is below the protocol minimum 4096", c.AMQP.FrameMax))
 	}
+	if c.SegmentSize < MinSegmentSize || c.SegmentSize > MaxSegmentSize {
+		errs = append(errs, fmt.Errorf("config: segment_size %d is outside %d (1MiB) … %d (1GiB): smaller segments mean a file per few messages, larger ones overflow 32-bit offsets",
+			c.SegmentSize, MinSegmentSize, MaxSegmentSize))
+	}
+	vhosts := c.vhostSet()
+	if !vhosts[c.MQTTVHost] {
+		errs = append(errs, fmt.Errorf("config: mqtt_vhost %q is not a vhost (add it to vhosts)", c.MQTTVHost))
+	}
 	for _, l := range c.Limits {
 		if err := l.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("config: %w", err))
+		} else if !vhosts[l.VHost] {
+			errs = append(errs, fmt.Errorf("config: a limit names vhost %q, which is not a vhost (add it to vhosts)", l.VHost))
 		}
 	}
+	seen := map[string]bool{}
 	for _, u := range c.Users {
 		if u.Name == "" {
 			errs = append(errs, errors.New("config: a user has no name"))
 		}
-		if u.Password == "" && u.PasswordHash == "" {
+		if seen[u.Name] {
+			errs = append(errs, fmt.Errorf("config: user %q is defined twice", u.Name))
+		}
+		seen[u.Name] = true
+		switch {
+		case u.Password == "" && u.PasswordHash == "":
 			errs = append(errs, fmt.Errorf("config: user %q has neither password nor password_hash", u.Name))
+		case u.Password != "" && u.PasswordHash != "":
+			errs = append(errs, fmt.Errorf("config: user %q has both password and password_hash; keep one", u.Name))
+		case u.PasswordHash != "":
+			if err := auth.CheckHash(u.PasswordHash); err != nil {
+				errs = append(errs, fmt.Errorf("config: user %q: password_hash: %w", u.Name, err))
+			}
+		}
+		for _, v := range u.VHosts {
+			if v != "*" && !vhosts[v] {
+				errs = append(errs, fmt.Errorf("config: user %q names vhost %q, which is not a vhost (add it to vhosts)", u.Name, v))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Segment sizes Validate accepts.
+const (
+	MinSegmentSize = 1 << 20
+	MaxSegmentSize = 1 << 30
+)
+
+// vhostSet is "/" and the configured vhosts.
+func (c Config) vhostSet() map[string]bool {
+	set := map[string]bool{"/": true}
+	for _, v := range c.VHosts {
+		set[v] = true
+	}
+	return set
+}
+
+// Warnings are settings that are valid but probably not what was meant;
+// the server logs them at start-up.
+func (c Config) Warnings() []string {
+	var w []string
+	if len(c.Users) == 0 {
+		return nil
+	}
+	hasGuest := false
+	for _, u := range c.Users {
+		hasGuest = hasGuest || u.Name == "guest"
+	}
+	if !hasGuest {
+		msg := "users are configured, so the default guest/guest user does not exist"
+		if c.MQTTAllowAnonymous && c.MQTTAddr+c.MQTTWSAddr != "" {
+			msg += "; MQTT clients without a user name (mqtt_allow_anonymous) log in as guest and will be refused: define a guest user or set mqtt_allow_anonymous = false"
+		}
+		w = append(w, msg)
+	}
+	return w
 }
 
 // Duration is a time.Duration written as "60s" in TOML.

@@ -55,6 +55,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
 	s := &Server{cfg: cfg, log: log}
 	s.diskFreeLimit.Store(uint64(cfg.DiskFreeLimit))
 	s.Users = auth.NewStore()
