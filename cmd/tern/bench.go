@@ -87,6 +87,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern bench: unexpected argument %q (tern bench takes only flags)\n", fs.Arg(0))
+		return 2
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg, err := bench.Resolve(c, set)

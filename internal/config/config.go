@@ -159,9 +159,15 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	mqttWSAddr := fs.String("mqtt-ws-addr", cfg.MQTTWSAddr, `MQTT-over-WebSocket listen address, "" to disable (env TERN_MQTT_WS_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
-	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=1)")
+	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=true)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	// The flag package stops at the first non-flag word and ignores the
+	// rest, so `tern server tern.toml --amqp-addr …` would silently run on
+	// defaults.
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("config: unexpected argument %q (tern server takes only flags; a configuration file is --config FILE)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -203,7 +209,11 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if v, ok := env("TERN_PPROF"); ok {
-		cfg.Pprof = v == "1" || v == "true"
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: TERN_PPROF %q is not a boolean (1, true, 0 or false)", v)
+		}
+		cfg.Pprof = b
 	}
 	if set["pprof"] {
 		cfg.Pprof = *pprof
