@@ -25,10 +25,13 @@ Usage:
                                of a password read from a prompt or standard input
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
-  tern version                 print the version
+  tern version                 print the version, commit and build date
 `
 
 func main() {
+	if version != "" {
+		server.Version = version // announced to AMQP clients and in the logs
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -45,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "tern", server.Version)
+		printVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
