@@ -98,6 +98,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tern bench:", err)
 		return 2
 	}
+	if *plot != "" {
+		if err := bench.CheckPlotPath(*plot); err != nil {
+			fmt.Fprintln(stderr, "tern bench:", err)
+			return 2
+		}
+	}
 	var progress io.Writer
 	if !*quiet && !*jsonOut {
 		progress = stderr
