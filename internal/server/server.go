@@ -147,7 +147,7 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("server: HTTP listener: %w", err)
 		}
-		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics")
+		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
