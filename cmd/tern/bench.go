@@ -87,12 +87,22 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern bench: unexpected argument %q (tern bench takes only flags)\n", fs.Arg(0))
+		return 2
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg, err := bench.Resolve(c, set)
 	if err != nil {
 		fmt.Fprintln(stderr, "tern bench:", err)
 		return 2
+	}
+	if *plot != "" {
+		if err := bench.CheckPlotPath(*plot); err != nil {
+			fmt.Fprintln(stderr, "tern bench:", err)
+			return 2
+		}
 	}
 	var progress io.Writer
 	if !*quiet && !*jsonOut {

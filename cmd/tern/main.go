@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/server"
 )
@@ -22,11 +21,17 @@ const usage = `tern — a message broker speaking AMQP 0-9-1
 Usage:
   tern server [flags]          run a broker (tern server --help for flags)
   tern bench [flags]           load-test a broker (tern bench --help for flags and scenarios)
-  tern hash-password PASSWORD  print an argon2id hash for a config file's password_hash
-  tern version                 print the version
+  tern hash-password           print an argon2id hash for a config file's password_hash,
+                               of a password read from a prompt or standard input
+                               (tern hash-password PASSWORD also works, but leaves it
+                               in shell history and ps)
+  tern version                 print the version, commit and build date
 `
 
 func main() {
+	if version != "" {
+		server.Version = version // announced to AMQP clients and in the logs
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -41,14 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
 	case "hash-password":
-		if len(args) != 2 {
-			fmt.Fprint(stderr, usage)
-			return 2
-		}
-		fmt.Fprintln(stdout, auth.HashPassword(args[1]))
-		return 0
+		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "tern", server.Version)
+		printVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -189,6 +189,7 @@ func TestLimitsHTTPEndpoint(t *testing.T) {
 	s := testkit.Start(t)
 	put := func(body string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPut, s.HTTPURL+"/api/limits", strings.NewReader(body))
+		req.SetBasicAuth("guest", "guest") // the default guest is an administrator
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -137,24 +137,58 @@ func HashPassword(password string) string {
 
 // VerifyPassword checks password against a PHC string from HashPassword.
 func VerifyPassword(phc, password string) bool {
-	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
-	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || t == 0 || p == 0 || m > 1<<22 || t > 16 {
-		return false
-	}
-	b64 := base64.RawStdEncoding
-	salt, err := b64.DecodeString(parts[4])
+	h, err := parsePHC(phc)
 	if err != nil {
 		return false
 	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 || len(want) > 128 {
-		return false
+	got := argon2.IDKey([]byte(password), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(got, h.key) == 1
+}
+
+// CheckHash reports why phc is not an argon2id PHC string that
+// VerifyPassword can check, so a configuration with a placeholder or a
+// truncated hash is refused at start-up instead of refusing every login.
+func CheckHash(phc string) error {
+	_, err := parsePHC(phc)
+	return err
+}
+
+type phcHash struct {
+	m, t      uint32
+	p         uint8
+	salt, key []byte
+}
+
+// parsePHC splits "$argon2id$v=19$m=16384,t=1,p=2$<salt>$<key>" (salt and
+// key in unpadded standard base64) and bounds its cost parameters, so a
+// hostile or mistyped hash cannot make a login allocate gigabytes.
+func parsePHC(phc string) (phcHash, error) {
+	var h phcHash
+	parts := strings.Split(phc, "$")
+	if len(parts) >= 3 && parts[0] == "" && parts[1] != "argon2id" {
+		return h, fmt.Errorf("auth: hash algorithm %q is not argon2id", parts[1])
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
+	if len(parts) != 6 || parts[0] != "" {
+		return h, errors.New("auth: not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash; tern hash-password prints one)")
+	}
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return h, fmt.Errorf("auth: argon2 version %q is not v=%d", parts[2], argon2.Version)
+	}
+	var m, t, p uint32
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || n != 3 || fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) != parts[3] {
+		return h, fmt.Errorf("auth: argon2 parameters %q are not m=<KiB>,t=<passes>,p=<lanes>", parts[3])
+	}
+	if m < 8 || m > 1<<22 || t == 0 || t > 16 || p == 0 || p > 255 {
+		return h, fmt.Errorf("auth: argon2 parameters %q out of range (m 8…4194304 KiB, t 1…16, p 1…255)", parts[3])
+	}
+	b64 := base64.RawStdEncoding
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
+		return h, errors.New("auth: argon2 salt is not unpadded base64 of at least 8 bytes")
+	}
+	key, err := b64.DecodeString(parts[5])
+	if err != nil || len(key) < 16 || len(key) > 128 {
+		return h, errors.New("auth: argon2 hash is not unpadded base64 of 16 to 128 bytes")
+	}
+	return phcHash{m: m, t: t, p: uint8(p), salt: salt, key: key}, nil
 }

@@ -41,7 +41,7 @@ func (r *run) mqttClient(id string, onLost func(error)) (paho.Client, error) {
 	c := paho.NewClient(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("bench: MQTT connect to %s: %v", r.cfg.URL, tok.Error())
+		return nil, fmt.Errorf("bench: MQTT connect to %s: %v", Redacted(r.cfg.URL), tok.Error())
 	}
 	return c, nil
 }

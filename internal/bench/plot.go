@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/image/font"
@@ -84,9 +85,23 @@ func (c chart) maxX() float64 {
 
 const plotW, plotH, margin = 800, 260, 60
 
+// CheckPlotPath reports whether path names a plot format WritePlot can
+// draw, so a run is refused before it starts rather than after minutes of
+// load with nothing to show.
+func CheckPlotPath(path string) error {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".svg", ".html", ".htm", ".png":
+		return nil
+	}
+	return fmt.Errorf("bench: --plot %s: use .svg, .html or .png", path)
+}
+
 // WritePlot draws rates and latency over time to path, as SVG, HTML (the
 // SVG in a page with the summary) or PNG, chosen by the extension.
 func WritePlot(path string, r *Result) error {
+	if err := CheckPlotPath(path); err != nil {
+		return err
+	}
 	if len(r.Timeline) == 0 {
 		return fmt.Errorf("bench: nothing to plot (the run has no timeline)")
 	}
@@ -105,10 +120,24 @@ func WritePlot(path string, r *Result) error {
 			return err
 		}
 		data = buf.Bytes()
-	default:
-		return fmt.Errorf("bench: --plot %s: use .svg, .html or .png", path)
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// xTicks are the time axis's labelled seconds: multiples of a 1-2-5 step,
+// about six of them, up to the last sample.
+func (c chart) xTicks() []float64 {
+	mx := c.maxX()
+	step := niceCeil(mx / 6)
+	var ticks []float64
+	for k := 0; k <= 12; k++ {
+		v := float64(k) * step
+		if v > mx*(1+1e-9) {
+			break
+		}
+		ticks = append(ticks, v)
+	}
+	return ticks
 }
 
 func svg(r *Result) string {
@@ -124,10 +153,17 @@ func svg(r *Result) string {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`, margin, oy, plotW, plotH)
 		for t := 0; t <= 4; t++ {
 			y := oy + plotH - t*plotH/4
-			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#eee"/><text x="%d" y="%d" text-anchor="end">%s</text>`,
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#eee"/><text class="ytick" x="%d" y="%d" text-anchor="end">%s</text>`,
 				margin, y, margin+plotW, y, margin-5, y+4, fmtNum(my*float64(t)/4))
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">seconds (0–%.0f)</text>`, margin+plotW/2, oy+plotH+30, mx)
+		fmt.Fprintf(&b, `<text class="ylabel" x="%d" y="%d" text-anchor="middle" transform="rotate(-90 %d %d)">%s</text>`,
+			14, oy+plotH/2, 14, oy+plotH/2, c.unit)
+		for _, v := range c.xTicks() {
+			x := float64(margin) + v/mx*plotW
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/><text class="xtick" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
+				x, oy+plotH, x, oy+plotH+5, x, oy+plotH+18, fmtNum(v))
+		}
+		fmt.Fprintf(&b, `<text class="xlabel" x="%d" y="%d" text-anchor="middle">seconds since the start</text>`, margin+plotW/2, oy+plotH+40)
 		for li, l := range c.lines {
 			var pts []string
 			for k, y := range l.ys {
@@ -141,16 +177,17 @@ func svg(r *Result) string {
 	return b.String()
 }
 
+// fmtNum labels a tick with its exact value (to six significant digits),
+// shortened with k or M: 1250 is "1.25k", never a rounded "1k".
 func fmtNum(v float64) string {
+	unit := ""
 	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.1fM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.0fk", v/1e3)
-	case v >= 10 || v == 0:
-		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 1e6:
+		v, unit = v/1e6, "M"
+	case math.Abs(v) >= 1e3:
+		v, unit = v/1e3, "k"
 	}
-	return fmt.Sprintf("%.2g", v)
+	return strconv.FormatFloat(v, 'g', 6, 64) + unit
 }
 
 func raster(r *Result) image.Image {
@@ -176,7 +213,13 @@ func raster(r *Result) image.Image {
 			y := oy + plotH - t*plotH/4
 			text(4, y+4, fmtNum(my*float64(t)/4), color.Black)
 		}
-		text(margin+plotW/2-40, oy+plotH+30, fmt.Sprintf("seconds (0-%.0f)", mx), color.Black)
+		for _, v := range c.xTicks() {
+			x := margin + int(v/mx*plotW)
+			line(img, x, oy+plotH, x, oy+plotH+5, grey)
+			label := fmtNum(v)
+			text(x-len(label)*7/2, oy+plotH+18, label, color.Black)
+		}
+		text(margin+plotW/2-80, oy+plotH+40, "seconds since the start", color.Black)
 		for li, l := range c.lines {
 			px := func(k int) (int, int) {
 				return margin + int(c.xs[k]/mx*plotW), oy + plotH - int(l.ys[k]/my*plotH)

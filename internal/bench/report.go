@@ -74,9 +74,11 @@ func confirmMode(c Config) string {
 	return s
 }
 
-// WriteJSON prints the result as JSON.
+// WriteJSON prints the result as JSON, with the URL's password redacted.
 func WriteJSON(w io.Writer, r *Result) error {
+	out := *r
+	out.Config.URL = Redacted(r.Config.URL)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(&out)
 }

@@ -179,7 +179,7 @@ func (r *run) expected() int64 {
 func (r *run) setup() error {
 	conn, err := amqp.Dial(r.cfg.URL)
 	if err != nil {
-		return fmt.Errorf("bench: connecting to %s: %w", r.cfg.URL, err)
+		return fmt.Errorf("bench: connecting to %s: %w", Redacted(r.cfg.URL), err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/flow"
 )
 
@@ -28,6 +29,12 @@ type Config struct {
 	// MQTTWSAddr is the MQTT-over-WebSocket listen address (subprotocol
 	// "mqtt", any path). Default ":15675", RabbitMQ's Web MQTT port.
 	MQTTWSAddr string `toml:"mqtt_ws_addr"`
+	// MQTTWSAllowedOrigins are the web origins ("https://dash.example.com")
+	// whose pages may open MQTT-over-WebSocket connections, besides pages
+	// served from the broker's own host and port; "*" allows any. Clients
+	// that send no Origin header (not browsers) are always allowed.
+	// Default none.
+	MQTTWSAllowedOrigins []string `toml:"mqtt_ws_allowed_origins"`
 	// MQTTAllowAnonymous lets MQTT clients without a user name log in as
 	// guest (still loopback-only), as RabbitMQ's MQTT plugin does. Default true.
 	MQTTAllowAnonymous bool `toml:"mqtt_allow_anonymous"`
@@ -53,7 +60,7 @@ type Config struct {
 	Fsync         string   `toml:"fsync"`
 	FsyncInterval Duration `toml:"fsync_interval"` // default 200ms
 	// SegmentSize is the size at which a queue's log rolls to a new
-	// segment file. Default 64MiB.
+	// segment file, 1MiB to 1GiB. Default 64MiB.
 	SegmentSize ByteSize `toml:"segment_size"`
 	// QueueMemoryLimit is how many body bytes of ready persistent messages
 	// a durable queue keeps in memory; the rest stay on disk until due.
@@ -68,7 +75,9 @@ type Config struct {
 	// VHosts to create besides "/".
 	VHosts []string `toml:"vhosts"`
 	// Users to create. Without any, the default guest/guest user (loopback
-	// only, as RabbitMQ) exists.
+	// only, as RabbitMQ; tagged administrator) exists; with any, it does not
+	// unless one of them is named guest. Tags: "administrator" may change
+	// state through the HTTP API.
 	Users []User `toml:"users"`
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
@@ -150,9 +159,15 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	mqttWSAddr := fs.String("mqtt-ws-addr", cfg.MQTTWSAddr, `MQTT-over-WebSocket listen address, "" to disable (env TERN_MQTT_WS_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
-	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=1)")
+	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=true)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	// The flag package stops at the first non-flag word and ignores the
+	// rest, so `tern server tern.toml --amqp-addr …` would silently run on
+	// defaults.
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("config: unexpected argument %q (tern server takes only flags; a configuration file is --config FILE)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -194,7 +209,11 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if v, ok := env("TERN_PPROF"); ok {
-		cfg.Pprof = v == "1" || v == "true"
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: TERN_PPROF %q is not a boolean (1, true, 0 or false)", v)
+		}
+		cfg.Pprof = b
 	}
 	if set["pprof"] {
 		cfg.Pprof = *pprof
@@ -234,20 +253,83 @@ func (c Config) Validate() error {
 	if c.AMQP.FrameMax != 0 && c.AMQP.FrameMax < 4096 {
 		errs = append(errs, fmt.Errorf("config: amqp.frame_max %d is below the protocol minimum 4096", c.AMQP.FrameMax))
 	}
+	if c.SegmentSize < MinSegmentSize || c.SegmentSize > MaxSegmentSize {
+		errs = append(errs, fmt.Errorf("config: segment_size %d is outside %d (1MiB) … %d (1GiB): smaller segments mean a file per few messages, larger ones overflow 32-bit offsets",
+			c.SegmentSize, MinSegmentSize, MaxSegmentSize))
+	}
+	vhosts := c.vhostSet()
+	if !vhosts[c.MQTTVHost] {
+		errs = append(errs, fmt.Errorf("config: mqtt_vhost %q is not a vhost (add it to vhosts)", c.MQTTVHost))
+	}
 	for _, l := range c.Limits {
 		if err := l.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("config: %w", err))
+		} else if !vhosts[l.VHost] {
+			errs = append(errs, fmt.Errorf("config: a limit names vhost %q, which is not a vhost (add it to vhosts)", l.VHost))
 		}
 	}
+	seen := map[string]bool{}
 	for _, u := range c.Users {
 		if u.Name == "" {
 			errs = append(errs, errors.New("config: a user has no name"))
 		}
-		if u.Password == "" && u.PasswordHash == "" {
+		if seen[u.Name] {
+			errs = append(errs, fmt.Errorf("config: user %q is defined twice", u.Name))
+		}
+		seen[u.Name] = true
+		switch {
+		case u.Password == "" && u.PasswordHash == "":
 			errs = append(errs, fmt.Errorf("config: user %q has neither password nor password_hash", u.Name))
+		case u.Password != "" && u.PasswordHash != "":
+			errs = append(errs, fmt.Errorf("config: user %q has both password and password_hash; keep one", u.Name))
+		case u.PasswordHash != "":
+			if err := auth.CheckHash(u.PasswordHash); err != nil {
+				errs = append(errs, fmt.Errorf("config: user %q: password_hash: %w", u.Name, err))
+			}
+		}
+		for _, v := range u.VHosts {
+			if v != "*" && !vhosts[v] {
+				errs = append(errs, fmt.Errorf("config: user %q names vhost %q, which is not a vhost (add it to vhosts)", u.Name, v))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Segment sizes Validate accepts.
+const (
+	MinSegmentSize = 1 << 20
+	MaxSegmentSize = 1 << 30
+)
+
+// vhostSet is "/" and the configured vhosts.
+func (c Config) vhostSet() map[string]bool {
+	set := map[string]bool{"/": true}
+	for _, v := range c.VHosts {
+		set[v] = true
+	}
+	return set
+}
+
+// Warnings are settings that are valid but probably not what was meant;
+// the server logs them at start-up.
+func (c Config) Warnings() []string {
+	var w []string
+	if len(c.Users) == 0 {
+		return nil
+	}
+	hasGuest := false
+	for _, u := range c.Users {
+		hasGuest = hasGuest || u.Name == "guest"
+	}
+	if !hasGuest {
+		msg := "users are configured, so the default guest/guest user does not exist"
+		if c.MQTTAllowAnonymous && c.MQTTAddr+c.MQTTWSAddr != "" {
+			msg += "; MQTT clients without a user name (mqtt_allow_anonymous) log in as guest and will be refused: define a guest user or set mqtt_allow_anonymous = false"
+		}
+		w = append(w, msg)
+	}
+	return w
 }
 
 // Duration is a time.Duration written as "60s" in TOML.

@@ -13,8 +13,9 @@ import (
 	"github.com/tern-broker/tern/internal/flow"
 )
 
-// Handler returns the HTTP handler for /healthz and /metrics, and Go's
-// profiler under /debug/pprof/ when pprof is set.
+// Handler returns the HTTP handler for /healthz, /metrics and /api/limits,
+// and Go's profiler under /debug/pprof/ when pprof is set. Every request
+// that is not a GET or HEAD needs an administrator's basic credentials.
 func Handler(src Sources, pprof bool) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src),
@@ -35,16 +36,8 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		b := src.Broker()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"status":       "ok",
-			"queues":       b.Queues,
-			"memory_alarm": b.MemoryAlarm,
-		})
-	})
-	return mux
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
+	return requireAdmin(src.Users, mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

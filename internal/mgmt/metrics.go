@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-broker/tern/internal/amqp"
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mqtt"
@@ -16,10 +17,16 @@ type Sources struct {
 	AMQP   func() amqp.Stats  // nil when the AMQP listener is off
 	Store  func() store.Stats // nil without storage
 	MQTT   func() mqtt.Stats  // nil when MQTT is off
+	// Alarms are the resource alarms /healthz reports; nil falls back to
+	// the alarm flags in the broker's Stats.
+	Alarms func() []*flow.Alarm
 
 	// Limits and VHostExists serve the /api/limits endpoint.
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
+	// Users authenticate the administrator every state-changing request
+	// needs; nil refuses every such request.
+	Users *auth.Store
 }
 
 type collector struct {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,20 +18,27 @@ import (
 // subprotocol; every WebSocket binary message carries MQTT bytes, which
 // need not align with packets [MQTT-6.0.0-2].
 
-var upgrader = websocket.Upgrader{
-	Subprotocols:    []string{"mqtt"},
-	CheckOrigin:     func(*http.Request) bool { return true }, // MQTT authenticates in CONNECT
-	ReadBufferSize:  4096,
-	WriteBufferSize: 4096,
-}
-
 // ServeWebSocket accepts MQTT-over-WebSocket connections on ln, at any path,
-// until ctx is done.
-func (s *Server) ServeWebSocket(ctx context.Context, ln net.Listener) error {
+// until ctx is done. A browser's handshake is accepted only from a page
+// whose Origin is the broker's own host or one of allowedOrigins ("*"
+// allows any): otherwise any web page opened on the broker's host could
+// connect as the loopback-only guest. Clients that send no Origin (Paho,
+// mosquitto and other non-browser clients) are not subject to the check.
+func (s *Server) ServeWebSocket(ctx context.Context, ln net.Listener, allowedOrigins []string) error {
+	upgrader := websocket.Upgrader{
+		Subprotocols:    []string{"mqtt"},
+		CheckOrigin:     func(r *http.Request) bool { return originAllowed(r, allowedOrigins) },
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+	}
 	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
-			return // Upgrade has answered with an HTTP error
+			if r.Header.Get("Origin") != "" && !originAllowed(r, allowedOrigins) {
+				s.log.Warn("WebSocket handshake refused: origin not allowed (see mqtt_ws_allowed_origins)",
+					"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			}
+			return // Upgrade has answered with an HTTP error (403 for the origin)
 		}
 		if ws.Subprotocol() != "mqtt" {
 			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "subprotocol mqtt required"))
@@ -48,6 +57,24 @@ func (s *Server) ServeWebSocket(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// originAllowed reports whether a WebSocket handshake may proceed: without
+// an Origin header (not a browser), with an Origin whose host:port is the
+// Host the request was sent to (a page served by this host and port), or
+// with an Origin listed in allowed, compared without regard to case.
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 // wsConn adapts a WebSocket to net.Conn: reads run through the binary

@@ -55,6 +55,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
 	s := &Server{cfg: cfg, log: log}
 	s.diskFreeLimit.Store(uint64(cfg.DiskFreeLimit))
 	s.Users = auth.NewStore()
@@ -144,7 +147,7 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("server: HTTP listener: %w", err)
 		}
-		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics")
+		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
@@ -265,14 +268,14 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn); err != nil {
+			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn, s.cfg.MQTTWSAllowedOrigins); err != nil {
 				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
 			}
 		}()
 	}
 	if s.httpLn != nil {
-		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats,
-			Limits: s.Broker.Limits(), VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil }}
+		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
+			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil }}
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}
