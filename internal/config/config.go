@@ -16,7 +16,7 @@ import (
 )
 
 // Config is the whole configuration. TOML keys are the snake_case names in
-// the struct tags; see docs/configuration.md.
+// the struct tags; the README's Configuration section lists them all.
 type Config struct {
 	// DataDir holds durable state. Default "./tern-data".
 	DataDir string `toml:"data_dir"`
