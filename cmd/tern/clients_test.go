@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The client recipes of docs/clients.md, run against the real binary. Each
+// recipe is a program under test/; the doc quotes or points at the same
+// file, so the doc cannot drift from what is tested.
+//
+// A recipe gets the broker in AMQP_URL (and MQTT_HOST, MQTT_PORT,
+// MQTT_URL). It may print the line "tern:restart": the test then stops the
+// broker with SIGTERM, starts it again on the same data directory and
+// ports, and writes "restarted\n" to the recipe's stdin, so the recipe can
+// prove that its client library recovers. A recipe that exits 0 passed.
+
+// recipeDir is where the client programs live, relative to this package.
+var recipeDir = filepath.Join("..", "..", "test")
+
+// needClient skips the test outside CI when a client library is missing
+// and fails it in CI, where .ci/run must have installed it.
+func needClient(t *testing.T, what, install string, probe *exec.Cmd) {
+	t.Helper()
+	out, err := probe.CombinedOutput()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI (%s): %v\n%s", what, install, err, out)
+	}
+	t.Skipf("%s not installed (%s): %v", what, install, err)
+}
+
+// needPython needs /usr/bin/python3 able to import every module.
+func needPython(t *testing.T, pkg string, modules ...string) {
+	t.Helper()
+	needClient(t, pkg, "apt-get install "+pkg,
+		exec.Command(python, "-c", "import "+strings.Join(modules, ", ")))
+}
+
+// needNode needs node and test/node/node_modules with the module.
+func needNode(t *testing.T, module string) {
+	t.Helper()
+	probe := exec.Command("node", "-e", "require("+`"`+module+`"`+")")
+	probe.Dir = filepath.Join(recipeDir, "node")
+	needClient(t, "node with "+module, "apt-get install nodejs npm; cd test/node && npm ci", probe)
+}
+
+// python is Debian's interpreter, the one python3-celery and friends
+// install into (a python3 earlier on PATH may lack them).
+const python = "/usr/bin/python3"
+
+// restartableBroker is the real binary on fixed ports and a data directory
+// that outlive a restart.
+type restartableBroker struct {
+	t        *testing.T
+	dir      string
+	s        *binaryServer
+	amqpAddr string
+	mqttAddr string
+	restarts int
+}
+
+func startRestartable(t *testing.T) *restartableBroker {
+	t.Helper()
+	dir := t.TempDir()
+	s := startBinaryOn(t, dir)
+	return &restartableBroker{t: t, dir: dir, s: s, amqpAddr: s.amqpAddr, mqttAddr: s.mqttAddr(t)}
+}
+
+// restart stops the broker as an operator would (SIGTERM: clients get
+// connection.close 320) and starts it on the same data and ports.
+func (b *restartableBroker) restart() {
+	b.t.Helper()
+	if err := b.s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		b.t.Fatal(err)
+	}
+	select {
+	case err := <-b.s.exited:
+		if err != nil {
+			b.t.Fatalf("tern exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		b.t.Fatal("tern did not exit after SIGTERM")
+	}
+	b.s = startBinaryOn(b.t, b.dir, "--amqp-addr", b.amqpAddr, "--mqtt-addr", b.mqttAddr)
+	b.restarts++
+}
+
+// env is what every recipe gets. The AMQP URL has no path: every client
+// then uses the default virtual host "/".
+func (b *restartableBroker) env() []string {
+	host, port, _ := strings.Cut(b.mqttAddr, ":")
+	return append(os.Environ(),
+		"AMQP_URL=amqp://guest:guest@"+b.amqpAddr,
+		"MQTT_URL=mqtt://"+b.mqttAddr,
+		"MQTT_HOST="+host,
+		"MQTT_PORT="+port,
+		"PYTHONUNBUFFERED=1",
+	)
+}
+
+// syncBuffer collects a process's stderr while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runRecipe runs argv (in dir, relative to test/) against b within
+// timeout, restarting b whenever the recipe asks, and returns its stdout.
+// It fails the test if the recipe fails or overruns.
+func runRecipe(t *testing.T, b *restartableBroker, timeout time.Duration, dir string, argv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = filepath.Join(recipeDir, dir)
+	cmd.Env = b.env()
+	cmd.WaitDelay = 5 * time.Second
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var out strings.Builder
+	for line := range lines {
+		out.WriteString(line + "\n")
+		if line == "tern:restart" {
+			b.restart()
+			if _, err := io.WriteString(stdin, "restarted\n"); err != nil {
+				t.Fatalf("telling the recipe the broker restarted: %v", err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	t.Logf("%s stdout:\n%s\nstderr:\n%s", strings.Join(argv, " "), out.String(), stderr.String())
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish within %v", argv[0], timeout)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", strings.Join(argv, " "), err)
+	}
+	return out.String()
+}
+
+// kombu: confirms, acks, SimpleQueue, and publishes that reconnect through
+// a broker restart (test/python/kombu_recipe.py).
+func TestKombuRecipe(t *testing.T) {
+	needPython(t, "python3-kombu", "kombu")
+	b := startRestartable(t)
+	runRecipe(t, b, 2*time.Minute, "python", python, "kombu_recipe.py")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
