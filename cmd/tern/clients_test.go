@@ -192,3 +192,48 @@ func TestKombuRecipe(t *testing.T) {
 		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
 	}
 }
+
+// Celery: a real worker runs the tasks a caller sends, results come back
+// over the rpc:// backend, the worker survives a broker restart, and it
+// shuts down cleanly on SIGTERM (test/python/celery_app.py,
+// test/python/celery_client.py).
+func TestCeleryRecipe(t *testing.T) {
+	needPython(t, "python3-celery", "celery")
+	b := startRestartable(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	worker := exec.CommandContext(ctx, python, "-m", "celery", "-A", "celery_app", "worker",
+		"--pool=solo", "--loglevel=INFO", "--hostname=recipe@localhost")
+	worker.Dir = filepath.Join(recipeDir, "python")
+	worker.Env = b.env()
+	worker.WaitDelay = 5 * time.Second
+	var logs syncBuffer
+	worker.Stdout, worker.Stderr = &logs, &logs
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- worker.Wait() }()
+	defer func() { t.Logf("celery worker:\n%s", logs.String()) }()
+
+	runRecipe(t, b, time.Minute, "python", python, "celery_client.py", "0")
+	// The worker reconnects by itself. (A caller's rpc:// result consumer
+	// does not survive losing its connection, on RabbitMQ too: the caller
+	// runs again.)
+	b.restart()
+	runRecipe(t, b, time.Minute, "python", python, "celery_client.py", "100")
+
+	// Warm shutdown: the worker finishes its task, closes its connection
+	// and exits 0.
+	if err := worker.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("celery worker exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("celery worker did not shut down within 30s of SIGTERM")
+	}
+}
