@@ -237,3 +237,23 @@ func TestCeleryRecipe(t *testing.T) {
 		t.Fatal("celery worker did not shut down within 30s of SIGTERM")
 	}
 }
+
+// aio-pika: a robust connection that recovers its consumer after a broker
+// restart, confirms and acks (test/python/aio_pika_recipe.py).
+func TestAioPikaRecipe(t *testing.T) {
+	needPython(t, "python3-aio-pika", "aio_pika")
+	b := startRestartable(t)
+	runRecipe(t, b, 2*time.Minute, "python", python, "aio_pika_recipe.py")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
+
+// aio-pika's RPC pattern, including close(), which unbinds the caller's
+// reply queue after cancelling its consumer has auto-deleted it: RabbitMQ
+// answers unbind-ok for a missing queue (test/python/aio_pika_recipe.py).
+func TestAioPikaRPCRecipe(t *testing.T) {
+	needPython(t, "python3-aio-pika", "aio_pika")
+	b := startRestartable(t)
+	runRecipe(t, b, time.Minute, "python", python, "aio_pika_recipe.py", "rpc")
+}
