@@ -257,3 +257,26 @@ func TestAioPikaRPCRecipe(t *testing.T) {
 	b := startRestartable(t)
 	runRecipe(t, b, time.Minute, "python", python, "aio_pika_recipe.py", "rpc")
 }
+
+// Paho (Python): a persistent session reconnects by itself after a broker
+// restart and finds its subscription; AMQP sees MQTT publishes through
+// amq.topic (test/python/paho_recipe.py).
+func TestPahoPythonRecipe(t *testing.T) {
+	needPython(t, "python3-paho-mqtt and python3-pika", "paho.mqtt.client", "pika")
+	b := startRestartable(t)
+	runRecipe(t, b, 2*time.Minute, "python", python, "paho_recipe.py")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
+
+// pika: confirms, mandatory returns, acks, reconnecting by hand after a
+// broker restart, and quorum queues refused (test/python/pika_recipe.py).
+func TestPikaRecipe(t *testing.T) {
+	needPython(t, "python3-pika", "pika")
+	b := startRestartable(t)
+	runRecipe(t, b, time.Minute, "python", python, "pika_recipe.py")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
