@@ -280,3 +280,22 @@ func TestPikaRecipe(t *testing.T) {
 		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
 	}
 }
+
+// javaClientClasspath is Debian's librabbitmq-client-java and the slf4j it
+// logs through.
+const javaClientClasspath = "/usr/share/java/amqp-client.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar"
+
+// The RabbitMQ Java client: automatic recovery of the connection, channel
+// and consumer across a broker restart, confirms, acks
+// (test/java/JavaClientRecipe.java).
+func TestJavaClientRecipe(t *testing.T) {
+	for _, jar := range strings.Split(javaClientClasspath, ":") {
+		needClient(t, jar, "apt-get install librabbitmq-client-java", exec.Command("test", "-r", jar))
+	}
+	needClient(t, "java", "apt-get install openjdk-17-jdk-headless", exec.Command("java", "-version"))
+	b := startRestartable(t)
+	runRecipe(t, b, 2*time.Minute, "java", "java", "-cp", javaClientClasspath, "JavaClientRecipe.java")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
