@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,7 +21,7 @@ import (
 // file, so the doc cannot drift from what is tested.
 //
 // A recipe gets the broker in AMQP_URL (and MQTT_HOST, MQTT_PORT,
-// MQTT_URL). It may print the line "tern:restart": the test then stops the
+// MQTT_URL, MQTT_WS_URL). It may print the line "tern:restart": the test then stops the
 // broker with SIGTERM, starts it again on the same data directory and
 // ports, and writes "restarted\n" to the recipe's stdin, so the recipe can
 // prove that its client library recovers. A recipe that exits 0 passed.
@@ -69,14 +70,36 @@ type restartableBroker struct {
 	s        *binaryServer
 	amqpAddr string
 	mqttAddr string
+	wsAddr   string
 	restarts int
+}
+
+var wsListenLine = regexp.MustCompile(`msg="MQTT over WebSocket listening" addr=(\S+)`)
+
+// wsAddr waits for the binary's MQTT-over-WebSocket address in its log,
+// which it writes after the MQTT one.
+func (s *binaryServer) wsAddr(t *testing.T) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-s.logs:
+			if m := wsListenLine.FindStringSubmatch(line); m != nil {
+				return m[1]
+			}
+		case <-deadline:
+			t.Fatal("no MQTT WebSocket address in the log")
+		}
+	}
 }
 
 func startRestartable(t *testing.T) *restartableBroker {
 	t.Helper()
 	dir := t.TempDir()
 	s := startBinaryOn(t, dir)
-	return &restartableBroker{t: t, dir: dir, s: s, amqpAddr: s.amqpAddr, mqttAddr: s.mqttAddr(t)}
+	b := &restartableBroker{t: t, dir: dir, s: s, amqpAddr: s.amqpAddr, mqttAddr: s.mqttAddr(t)}
+	b.wsAddr = s.wsAddr(t)
+	return b
 }
 
 // restart stops the broker as an operator would (SIGTERM: clients get
@@ -94,7 +117,7 @@ func (b *restartableBroker) restart() {
 	case <-time.After(15 * time.Second):
 		b.t.Fatal("tern did not exit after SIGTERM")
 	}
-	b.s = startBinaryOn(b.t, b.dir, "--amqp-addr", b.amqpAddr, "--mqtt-addr", b.mqttAddr)
+	b.s = startBinaryOn(b.t, b.dir, "--amqp-addr", b.amqpAddr, "--mqtt-addr", b.mqttAddr, "--mqtt-ws-addr", b.wsAddr)
 	b.restarts++
 }
 
@@ -105,6 +128,7 @@ func (b *restartableBroker) env() []string {
 	return append(os.Environ(),
 		"AMQP_URL=amqp://guest:guest@"+b.amqpAddr,
 		"MQTT_URL=mqtt://"+b.mqttAddr,
+		"MQTT_WS_URL=ws://"+b.wsAddr+"/ws",
 		"MQTT_HOST="+host,
 		"MQTT_PORT="+port,
 		"PYTHONUNBUFFERED=1",
@@ -295,6 +319,29 @@ func TestJavaClientRecipe(t *testing.T) {
 	needClient(t, "java", "apt-get install openjdk-17-jdk-headless", exec.Command("java", "-version"))
 	b := startRestartable(t)
 	runRecipe(t, b, 2*time.Minute, "java", "java", "-cp", javaClientClasspath, "JavaClientRecipe.java")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
+
+// amqplib: opt-in recovery that redeclares its topology and consumer after
+// a broker restart, a confirm channel, acks (test/node/amqplib_recipe.js).
+func TestAmqplibRecipe(t *testing.T) {
+	needNode(t, "amqplib")
+	b := startRestartable(t)
+	runRecipe(t, b, time.Minute, "node", "node", "amqplib_recipe.js")
+	if b.restarts != 1 {
+		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
+	}
+}
+
+// mqtt.js: MQTT 5 over TCP with a session that outlives a broker restart
+// (mqtt.js reconnects by itself), QoS 1 both ways, and MQTT over WebSocket
+// (test/node/mqtt_recipe.js).
+func TestMqttJsRecipe(t *testing.T) {
+	needNode(t, "mqtt")
+	b := startRestartable(t)
+	runRecipe(t, b, time.Minute, "node", "node", "mqtt_recipe.js")
 	if b.restarts != 1 {
 		t.Fatalf("the recipe asked for %d restarts, want 1", b.restarts)
 	}
