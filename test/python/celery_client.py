@@ -17,6 +17,11 @@ def run_tasks(base):
 def main():
     run_tasks(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 
+    # Remote control (the worker is up now): a broadcast through the pidbox
+    # fanout exchange, with the reply on the caller's reply queue.
+    replies = app.control.ping(timeout=10, limit=1)
+    assert any("recipe@localhost" in r for r in replies), replies
+
     # A task's exception comes back to the caller.
     try:
         fail.delay().get(timeout=30)
