@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,12 +18,12 @@ import (
 )
 
 // The client recipes of docs/clients.md, run against the real binary. Each
-// recipe is a program under test/; the doc quotes or points at the same
-// file, so the doc cannot drift from what is tested.
+// recipe is a program under test/; the doc quotes the same files, and
+// TestClientsDocQuotesTheTestedCode keeps the quotes true.
 //
-// A recipe gets the broker in AMQP_URL (and MQTT_HOST, MQTT_PORT,
-// MQTT_URL, MQTT_WS_URL). It may print the line "tern:restart": the test then stops the
-// broker with SIGTERM, starts it again on the same data directory and
+// A recipe gets the broker in AMQP_URL (and MQTT_HOST, MQTT_PORT, MQTT_URL,
+// MQTT_WS_URL). It may print the line "tern:restart": the test then stops
+// the broker with SIGTERM, starts it again on the same data directory and
 // ports, and writes "restarted\n" to the recipe's stdin, so the recipe can
 // prove that its client library recovers. A recipe that exits 0 passed.
 
@@ -53,7 +54,7 @@ func needPython(t *testing.T, pkg string, modules ...string) {
 // needNode needs node and test/node/node_modules with the module.
 func needNode(t *testing.T, module string) {
 	t.Helper()
-	probe := exec.Command("node", "-e", "require("+`"`+module+`"`+")")
+	probe := exec.Command("node", "-e", fmt.Sprintf("require(%q)", module))
 	probe.Dir = filepath.Join(recipeDir, "node")
 	needClient(t, "node with "+module, "apt-get install nodejs npm; cd test/node && npm ci", probe)
 }
