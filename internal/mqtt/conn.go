@@ -43,7 +43,6 @@ type conn struct {
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
 	scratch    broker.RouteScratch
 	aliasesIn  map[uint16]string
-	awaitRel   map[uint16]bool // inbound QoS 2 packet ids between PUBREC and PUBREL
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
 
@@ -77,9 +76,10 @@ type outflight struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc, out: outbox.New(s.cfg.OutboxLimit),
 		rd:     wire.NewReader(bufio.NewReaderSize(nc, 4096), int(s.cfg.MaxPacketSize)),
-		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{}, awaitRel: map[uint16]bool{},
+		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{},
 		subs: map[string]subOpts{}, inflight: map[uint16]*outflight{}, finished: make(chan struct{})}
 	c.acks.c = c
+	c.acks.rel = map[uint16]bool{}
 	c.log = s.log.With("peer", nc.RemoteAddr().String())
 	return c
 }

@@ -174,10 +174,9 @@ func (c *conn) ack(a *wire.Ack) error {
 	switch a.Kind {
 	case wire.PUBREL: // inbound QoS 2, step 3
 		rc := wire.Success
-		if !c.awaitRel[a.PacketID] {
+		if !c.acks.release(a.PacketID) {
 			rc = wire.PacketIDNotFound
 		}
-		delete(c.awaitRel, a.PacketID)
 		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
 		if c.v == wire.V5 {
 			resp.ReasonCode = rc
