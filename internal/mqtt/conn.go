@@ -45,6 +45,9 @@ type conn struct {
 	aliasesIn  map[uint16]string
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
+	// problemInfo is the client's Request Problem Information: false
+	// means no reason strings outside PUBLISH, CONNACK and DISCONNECT.
+	problemInfo bool
 
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts

@@ -180,10 +180,7 @@ func (c *conn) ack(a *wire.Ack) error {
 		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
 		if c.v == wire.V5 {
 			resp.ReasonCode = rc
-			if rc != wire.Success {
-				resp.Props.ReasonString = reasonText[rc]
-				resp.Props.Set(wire.PropReasonString)
-			}
+			c.explain(&resp.Props, rc)
 		}
 		c.send(resp)
 		return nil

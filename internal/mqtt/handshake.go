@@ -66,6 +66,7 @@ func (c *conn) handshake() error {
 			c.recvMax = 65535
 		}
 		c.maxOut = cn.Props.MaximumPacketSize
+		c.problemInfo = !cn.Props.Has(wire.PropRequestProblemInfo) || cn.Props.RequestProblemInfo != 0
 	}
 	expiry := uint32(0)
 	if c.v == wire.V5 {

@@ -128,8 +128,7 @@ func (c *conn) waitWhileBlocked() {
 	}
 }
 
-// reasonText is the reason string sent with a non-success reason code
-// (MQTT 5 allows one on every acknowledgement).
+// reasonText is the reason string sent with an error reason code.
 var reasonText = map[byte]string{
 	wire.NoMatchingSubscribers: "no matching subscribers",
 	wire.QuotaExceeded:         "a queue refused the message (length limit)",
@@ -277,14 +276,26 @@ func (a *ackQueue) sendReadyLocked() {
 		ack := &wire.Ack{Kind: p.kind, PacketID: p.pid}
 		if c.v == wire.V5 {
 			ack.ReasonCode = p.reason
-			if text := reasonText[p.reason]; text != "" {
-				ack.Props.ReasonString = text
-				ack.Props.Set(wire.PropReasonString)
-			}
+			c.explain(&ack.Props, p.reason)
 		}
 		c.send(ack)
 	}
 	if a.head == len(a.fifo) {
 		a.fifo, a.head = a.fifo[:0], 0
+	}
+}
+
+// explain adds the reason string for an error code (0x80 and above) to an
+// acknowledgement's properties. Success-class codes such as 0x10 "no
+// matching subscribers" get none, as Mosquitto sends none and many client
+// parsers expect the short form; and a client that set Request Problem
+// Information to 0 gets none at all [MQTT-3.1.2-29].
+func (c *conn) explain(pr *wire.Properties, code byte) {
+	if code < 0x80 || !c.problemInfo {
+		return
+	}
+	if text := reasonText[code]; text != "" {
+		pr.ReasonString = text
+		pr.Set(wire.PropReasonString)
 	}
 }

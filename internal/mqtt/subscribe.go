@@ -78,7 +78,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		}
 	}
 	// SUBACK before the retained messages it announces [MQTT-3.8.4-…].
-	c.send(&wire.Suback{PacketID: p.PacketID, ReasonCodes: codes, Props: reasonProps(codes)})
+	c.send(&wire.Suback{PacketID: p.PacketID, ReasonCodes: codes, Props: c.reasonProps(codes)})
 	for i, r := range retained {
 		c.sendRetained(r, retainedQoS[i])
 	}
@@ -152,17 +152,16 @@ func (c *conn) unsubscribe(p *wire.Unsubscribe) error {
 		}
 		_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", topicToKey(f), subArgs(f, o), 0)
 	}
-	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes, Props: reasonProps(codes)})
+	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes, Props: c.reasonProps(codes)})
 	return nil
 }
 
-// reasonProps carries a reason string for the first non-success code.
-func reasonProps(codes []byte) wire.Properties {
+// reasonProps carries a reason string for the first error code.
+func (c *conn) reasonProps(codes []byte) wire.Properties {
 	var pr wire.Properties
 	for _, rc := range codes {
-		if text := reasonText[rc]; text != "" {
-			pr.ReasonString = text
-			pr.Set(wire.PropReasonString)
+		if rc >= 0x80 {
+			c.explain(&pr, rc)
 			break
 		}
 	}
