@@ -37,10 +37,20 @@ func (c *conn) handshake() error {
 		return errors.New(why)
 	}
 
+	if c.v == wire.V5 && cn.Props.Has(wire.PropAuthMethod) {
+		// Tern has no enhanced authentication method, so it must refuse
+		// any CONNECT naming one [MQTT-4.12.0-1], as Mosquitto does.
+		return refuse(wire.BadAuthMethod, "unsupported authentication method "+cn.Props.AuthMethod)
+	}
 	user, err := c.authenticate(cn)
 	if err != nil {
 		c.log.Warn("MQTT login refused", "user", cn.Username, "err", err)
-		return refuse(wire.BadUserNameOrPassword, err.Error())
+		code := wire.BadUserNameOrPassword
+		if !cn.HasUsername {
+			// No credentials to be wrong: the client is not authorised.
+			code = wire.NotAuthorized
+		}
+		return refuse(code, err.Error())
 	}
 	c.user = user
 	vh := c.srv.broker.VHost(c.srv.cfg.VHost)

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"strings"
+
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/route"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -42,7 +44,14 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			continue
 		}
 		o := subOpts{qos: min(s.QoS, 2), noLocal: s.NoLocal, retainAsPublished: s.RetainAsPublished, subID: subID}
-		if group, filter, ok := shared(s.Filter); ok {
+		group, filter, ok := shared(s.Filter)
+		if !ok && strings.HasPrefix(s.Filter, "$share/") {
+			// "$share/g", "$share//f", "$share/g/": a shared subscription
+			// needs a group name and a filter [MQTT-4.8.2-1, -2].
+			codes[i] = wire.TopicFilterInvalid
+			continue
+		}
+		if ok {
 			if s.NoLocal && c.v == wire.V5 {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
