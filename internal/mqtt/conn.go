@@ -55,6 +55,10 @@ type conn struct {
 	nextPID  uint16
 	recvMax  int
 	closed   bool
+	// aliasOut maps topics to the aliases this connection has told the
+	// client, up to the client's Topic Alias Maximum (aliasMax).
+	aliasOut map[string]uint16
+	aliasMax uint16
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}

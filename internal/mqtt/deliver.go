@@ -96,11 +96,16 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	if qos > 0 {
 		p.PacketID = c.allocPIDLocked()
 	}
+	newAlias := c.v == wire.V5 && c.aliasLocked(p)
 	before := len(o.Buf)
 	o.Buf = p.Append(o.Buf, c.v)
 	if c.maxOut > 0 && uint32(len(o.Buf)-before) > c.maxOut {
-		// Too large for the client [MQTT-3.1.2-25]: discard it.
+		// Too large for the client [MQTT-3.1.2-25]: discard it, and the
+		// alias it would have set up.
 		o.Buf = o.Buf[:before]
+		if newAlias {
+			delete(c.aliasOut, topic)
+		}
 		o.Mu.Unlock()
 		return broker.TakeSettled
 	}
@@ -112,6 +117,34 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	c.inflight[p.PacketID] = &outflight{d: d, stored: true, qos: qos}
 	return broker.Take
+}
+
+// aliasLocked gives p a topic alias when the client accepts them: a topic
+// seen before goes as its alias alone; a new one, while aliases remain,
+// goes in full with the alias it will have from now on [MQTT-3.3.2-12]. It
+// reports whether it set up a new alias. Aliases are only used for packets
+// written under c.mu, so the client always learns one before its use.
+func (c *conn) aliasLocked(p *wire.Publish) bool {
+	if c.aliasMax == 0 {
+		return false
+	}
+	if a, ok := c.aliasOut[p.Topic]; ok {
+		p.Props.TopicAlias = a
+		p.Props.Set(wire.PropTopicAlias)
+		p.Topic = ""
+		return false
+	}
+	if len(c.aliasOut) >= int(c.aliasMax) {
+		return false // all taken: the topic goes in full
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = map[string]uint16{}
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	c.aliasOut[p.Topic] = a
+	p.Props.TopicAlias = a
+	p.Props.Set(wire.PropTopicAlias)
+	return true
 }
 
 // Cancelled implements broker.Consumer: the queue was deleted under us.

@@ -67,7 +67,16 @@ func (c *conn) handshake() error {
 		}
 		c.clientID, assigned = randomID(), true
 	}
-	c.keepAlive = time.Duration(cn.KeepAlive) * time.Second
+	keepAlive, serverKeepAlive := cn.KeepAlive, false
+	if limit := c.srv.cfg.MaxKeepAlive; limit > 0 && (keepAlive == 0 || keepAlive > limit) {
+		if c.v != wire.V5 {
+			// 3.1.1 cannot tell the client another value; refuse it, as
+			// Mosquitto does, rather than drop it later without warning.
+			return refuse(wire.ClientIDNotValid, fmt.Sprintf("keep-alive %ds beyond the maximum %ds", keepAlive, limit))
+		}
+		keepAlive, serverKeepAlive = limit, true
+	}
+	c.keepAlive = time.Duration(keepAlive) * time.Second
 	c.recvMax = c.srv.cfg.InflightWindow
 	if c.v == wire.V5 {
 		if cn.Props.Has(wire.PropReceiveMaximum) {
@@ -76,6 +85,7 @@ func (c *conn) handshake() error {
 			c.recvMax = 65535
 		}
 		c.maxOut = cn.Props.MaximumPacketSize
+		c.aliasMax = cn.Props.TopicAliasMaximum // 0 or absent: no aliases [MQTT-3.3.2-12]
 		c.problemInfo = !cn.Props.Has(wire.PropRequestProblemInfo) || cn.Props.RequestProblemInfo != 0
 	}
 	expiry := uint32(0)
@@ -108,6 +118,10 @@ func (c *conn) handshake() error {
 		pr.Set(wire.PropTopicAliasMaximum)
 		pr.MaximumPacketSize = c.srv.cfg.MaxPacketSize
 		pr.Set(wire.PropMaximumPacketSize)
+		if serverKeepAlive {
+			pr.ServerKeepAlive = keepAlive // the client must use it [MQTT-3.2.2-21]
+			pr.Set(wire.PropServerKeepAlive)
+		}
 		if assigned {
 			pr.AssignedClientID = c.clientID
 			pr.Set(wire.PropAssignedClientID)

@@ -30,6 +30,11 @@ type Config struct {
 	AllowAnonymous bool
 	// DataDir holds the retained messages; "" keeps them in memory.
 	DataDir string
+	// MaxKeepAlive is the longest keep-alive in seconds a client may use,
+	// as Mosquitto's max_keepalive: a 5.0 client asking for more, or for
+	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
+	// (which cannot be told) is refused. 0: no maximum.
+	MaxKeepAlive uint16
 }
 
 func (c Config) withDefaults() Config {
