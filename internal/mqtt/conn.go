@@ -37,7 +37,8 @@ type conn struct {
 	connect    *wire.Connect
 	graceful   bool // the client sent DISCONNECT
 	noWill     bool // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
-	persistent bool
+	persistent bool   // the session queue is durable
+	expiry     uint32 // the session expiry interval in force (3.1.1 persistent: never)
 	queue      *broker.Queue
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
@@ -217,6 +218,13 @@ func (c *conn) handle(p wire.Packet) error {
 		c.send(&wire.Pingresp{})
 		return nil
 	case *wire.Disconnect:
+		if c.v == wire.V5 && p.Props.Has(wire.PropSessionExpiry) {
+			if c.expiry == 0 && p.Props.SessionExpiry != 0 {
+				// [MQTT-3.14.2-2]: not a valid DISCONNECT; the will goes.
+				return &wire.Error{Code: wire.ProtocolError, Msg: "session expiry on DISCONNECT after none on CONNECT"}
+			}
+			c.expiry = p.Props.SessionExpiry // §3.14.2.2.2
+		}
 		c.graceful = true
 		c.noWill = p.ReasonCode != wire.DisconnectWithWill
 		return nil

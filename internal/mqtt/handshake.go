@@ -88,12 +88,11 @@ func (c *conn) handshake() error {
 		c.aliasMax = cn.Props.TopicAliasMaximum // 0 or absent: no aliases [MQTT-3.3.2-12]
 		c.problemInfo = !cn.Props.Has(wire.PropRequestProblemInfo) || cn.Props.RequestProblemInfo != 0
 	}
-	expiry := uint32(0)
 	if c.v == wire.V5 {
-		expiry = cn.Props.SessionExpiry
-		c.persistent = expiry > 0
-	} else {
-		c.persistent = !cn.CleanStart
+		c.expiry = cn.Props.SessionExpiry
+		c.persistent = c.expiry > 0
+	} else if c.persistent = !cn.CleanStart; c.persistent {
+		c.expiry = neverExpires
 	}
 
 	if old := c.srv.claim(c); old != nil {
@@ -103,7 +102,12 @@ func (c *conn) handshake() error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	present, err := c.openSession(cn.CleanStart, expiry)
+	// The session is in use: no expiry countdown until the client leaves.
+	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
+		c.srv.release(c)
+		return refuse(wire.ServerUnavailable, err.Error())
+	}
+	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)
 		return refuse(wire.ServerUnavailable, err.Error())
@@ -157,7 +161,7 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 // openSession finds or creates the session queue and reloads its
 // subscriptions from the queue's bindings. It reports whether a session was
 // present [MQTT-3.2.2-2].
-func (c *conn) openSession(clean bool, expiry uint32) (bool, error) {
+func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
 	if clean {
 		if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
@@ -167,11 +171,9 @@ func (c *conn) openSession(clean bool, expiry uint32) (bool, error) {
 	q, err := c.vhost.Queue(name, 0)
 	present := err == nil
 	if !present {
-		args := map[string]any{}
-		if c.v == wire.V5 && c.persistent && expiry != 0xFFFFFFFF {
-			args["x-expires"] = int64(expiry) * 1000
-		}
-		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent, Args: args}, false, 0)
+		// No x-expires: the expiry interval may change on every CONNECT and
+		// DISCONNECT, so sessionExpiry keeps it (expiry.go).
+		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent}, false, 0)
 		if err != nil {
 			return false, fmt.Errorf("creating the session queue: %w", err)
 		}

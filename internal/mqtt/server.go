@@ -84,6 +84,7 @@ type Server struct {
 	users    *auth.Store
 	log      *slog.Logger
 	retained *retainedStore
+	expiry   *sessionExpiry
 	stats    counters
 	nextID   atomic.Uint64
 
@@ -107,8 +108,22 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs,
-		active: map[string]*conn{}, wills: map[string]*time.Timer{}}, nil
+	epath := ""
+	if cfg.DataDir != "" {
+		epath = filepath.Join(cfg.DataDir, "mqtt-sessions.bin")
+	}
+	ex, err := newSessionExpiry(vfs.Default, epath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs, expiry: ex,
+		active: map[string]*conn{}, wills: map[string]*time.Timer{}}
+	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.active[id] != nil
+	})
+	return s, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -128,6 +143,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := accept.Loop(ctx, ln, s.handle)
 	conns := s.conns.Live()
+	s.expiry.stop()
 	s.mu.Lock()
 	for _, t := range s.wills {
 		t.Stop()

@@ -49,8 +49,15 @@ func (c *conn) teardown() {
 	for q, ds := range byQueue {
 		q.Requeue(ds)
 	}
-	if !c.persistent && c.queue != nil && c.srv.isActive(c) {
-		_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+	if c.queue != nil && c.srv.isActive(c) {
+		if c.expiry == 0 {
+			// The session ends with the connection: expiry 0 at CONNECT,
+			// or set to 0 by DISCONNECT [MQTT-3.1.2-23].
+			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+			c.srv.expiry.forget(c.clientID)
+		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
+			c.log.Error("recording the session expiry failed", "err", err)
+		}
 	}
 	if !c.graceful || !c.noWill {
 		c.publishWill()
