@@ -35,8 +35,8 @@ type conn struct {
 	vhost      *broker.VHost
 	keepAlive  time.Duration
 	connect    *wire.Connect
-	graceful   bool // the client sent DISCONNECT
-	noWill     bool // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
+	graceful   bool   // the client sent DISCONNECT
+	noWill     bool   // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
 	persistent bool   // the session queue is durable
 	expiry     uint32 // the session expiry interval in force (3.1.1 persistent: never)
 	queue      *broker.Queue
