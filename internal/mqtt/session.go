@@ -65,8 +65,9 @@ func (c *conn) teardown() {
 	c.srv.release(c)
 }
 
-// publishWill publishes the CONNECT's will, after its delay for 5.0
-// [MQTT-3.1.3-9]; a session resumed before then cancels it.
+// publishWill publishes the CONNECT's will, for 5.0 after its delay or at
+// the end of the session if that comes first; a session resumed before
+// then cancels it.
 func (c *conn) publishWill() {
 	cn := c.connect
 	if cn == nil || !cn.Will {
@@ -85,7 +86,10 @@ func (c *conn) publishWill() {
 			c.log.Warn("publishing the will failed", "err", err)
 		}
 	}
-	delay := time.Duration(cn.WillProps.WillDelay) * time.Second
+	// The will goes when its delay passes or the session ends, whichever
+	// is first [MQTT-3.1.2-8, MQTT-3.1.3-9]: a session with expiry 0 ends
+	// now, so its will goes now whatever the delay.
+	delay := time.Duration(min(cn.WillProps.WillDelay, c.expiry)) * time.Second
 	if c.v != wire.V5 || delay == 0 {
 		send()
 		return
