@@ -62,20 +62,32 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			codes[i] = o.qos
 			continue // shared subscriptions get no retained messages [MQTT-3.8.4-…]
 		}
+		// Record the subscription before binding, so nothing the binding
+		// routes finds no subscription and is dropped; replace a binding by
+		// adding the new one before removing the old, so the session is
+		// never unbound in between [MQTT-3.8.4-3] (routing gives a queue a
+		// message once however many of its bindings match).
 		c.mu.Lock()
 		old, existed := c.subs[s.Filter]
-		c.mu.Unlock()
-		key := topicToKey(s.Filter)
-		if existed {
-			_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
-		}
-		if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
-			codes[i] = wire.UnspecifiedError
-			continue
-		}
-		c.mu.Lock()
 		c.subs[s.Filter] = o
 		c.mu.Unlock()
+		key := topicToKey(s.Filter)
+		if !existed || old != o {
+			if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
+				c.mu.Lock()
+				if existed {
+					c.subs[s.Filter] = old
+				} else {
+					delete(c.subs, s.Filter)
+				}
+				c.mu.Unlock()
+				codes[i] = wire.UnspecifiedError
+				continue
+			}
+			if existed {
+				_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
+			}
+		}
 		codes[i] = o.qos
 		// Retained messages: 0 always, 1 only for a new subscription, 2 never
 		// [MQTT-3.3.1-9, -10, -11].
