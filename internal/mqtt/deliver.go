@@ -65,8 +65,8 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 			consider(f, o)
 		}
 	}
-	if !matched {
-		return broker.TakeSettled // no MQTT subscription wants it: drop
+	if !matched || expired(m) {
+		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && len(c.inflight) >= c.recvMax {
@@ -164,13 +164,11 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 		pr.CorrelationData = []byte(m.Props.CorrelationID)
 		pr.Set(wire.PropCorrelationData)
 	}
-	if m.Props.Expiration != "" {
-		if ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64); err == nil {
-			// What is left of it, not what it started with [MQTT-3.3.2-6].
-			left := time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published))
-			pr.MessageExpiry = uint32(max(left, 0) / time.Second)
-			pr.Set(wire.PropMessageExpiry)
-		}
+	if left, ok := expiryLeft(m); ok {
+		// What is left of it, not what it started with [MQTT-3.3.2-6],
+		// rounded up as Mosquitto does: 1 s published is 1 s received.
+		pr.MessageExpiry = uint32((max(left, 0) + time.Second - 1) / time.Second)
+		pr.Set(wire.PropMessageExpiry)
 	}
 	for k, v := range m.Props.Headers {
 		switch k {
@@ -187,6 +185,26 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 			pr.User = append(pr.User, wire.UserProperty{Key: k, Value: s})
 		}
 	}
+}
+
+// expiryLeft is how long m has before it expires; ok is false when it has
+// no expiration.
+func expiryLeft(m *broker.Message) (left time.Duration, ok bool) {
+	if m.Props.Expiration == "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published)), true
+}
+
+// expired reports whether m's expiry interval has passed: it must not be
+// sent [MQTT-3.3.2-5].
+func expired(m *broker.Message) bool {
+	left, ok := expiryLeft(m)
+	return ok && left <= 0
 }
 
 // allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3].
