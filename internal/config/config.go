@@ -43,6 +43,11 @@ type Config struct {
 	// MQTTQoS0Backlog is how many messages may wait for an MQTT subscriber
 	// before QoS 0 messages to it are dropped (and counted). Default 1000000.
 	MQTTQoS0Backlog int `toml:"mqtt_qos0_backlog"`
+	// MQTTMaxKeepAlive is the longest keep-alive, in seconds, an MQTT client
+	// may use, as Mosquitto's max_keepalive: 5.0 clients asking for more (or
+	// none) are told this value as Server Keep Alive; 3.1.1 clients are
+	// refused. Default 0: no maximum.
+	MQTTMaxKeepAlive int `toml:"mqtt_max_keepalive"`
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string `toml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".

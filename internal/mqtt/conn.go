@@ -35,17 +35,20 @@ type conn struct {
 	vhost      *broker.VHost
 	keepAlive  time.Duration
 	connect    *wire.Connect
-	graceful   bool // the client sent DISCONNECT
-	noWill     bool // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
-	persistent bool
+	graceful   bool   // the client sent DISCONNECT
+	noWill     bool   // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
+	persistent bool   // the session queue is durable
+	expiry     uint32 // the session expiry interval in force (3.1.1 persistent: never)
 	queue      *broker.Queue
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
 	scratch    broker.RouteScratch
 	aliasesIn  map[uint16]string
-	awaitRel   map[uint16]bool // inbound QoS 2 packet ids between PUBREC and PUBREL
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
+	// problemInfo is the client's Request Problem Information: false
+	// means no reason strings outside PUBLISH, CONNACK and DISCONNECT.
+	problemInfo bool
 
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts
@@ -53,6 +56,10 @@ type conn struct {
 	nextPID  uint16
 	recvMax  int
 	closed   bool
+	// aliasOut maps topics to the aliases this connection has told the
+	// client, up to the client's Topic Alias Maximum (aliasMax).
+	aliasOut map[string]uint16
+	aliasMax uint16
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}
@@ -77,9 +84,10 @@ type outflight struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc, out: outbox.New(s.cfg.OutboxLimit),
 		rd:     wire.NewReader(bufio.NewReaderSize(nc, 4096), int(s.cfg.MaxPacketSize)),
-		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{}, awaitRel: map[uint16]bool{},
+		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{},
 		subs: map[string]subOpts{}, inflight: map[uint16]*outflight{}, finished: make(chan struct{})}
 	c.acks.c = c
+	c.acks.rel = map[uint16]bool{}
 	c.log = s.log.With("peer", nc.RemoteAddr().String())
 	return c
 }
@@ -210,6 +218,13 @@ func (c *conn) handle(p wire.Packet) error {
 		c.send(&wire.Pingresp{})
 		return nil
 	case *wire.Disconnect:
+		if c.v == wire.V5 && p.Props.Has(wire.PropSessionExpiry) {
+			if c.expiry == 0 && p.Props.SessionExpiry != 0 {
+				// [MQTT-3.14.2-2]: not a valid DISCONNECT; the will goes.
+				return &wire.Error{Code: wire.ProtocolError, Msg: "session expiry on DISCONNECT after none on CONNECT"}
+			}
+			c.expiry = p.Props.SessionExpiry // §3.14.2.2.2
+		}
 		c.graceful = true
 		c.noWill = p.ReasonCode != wire.DisconnectWithWill
 		return nil

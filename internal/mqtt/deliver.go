@@ -65,8 +65,8 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 			consider(f, o)
 		}
 	}
-	if !matched {
-		return broker.TakeSettled // no MQTT subscription wants it: drop
+	if !matched || expired(m) {
+		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && len(c.inflight) >= c.recvMax {
@@ -96,11 +96,16 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	if qos > 0 {
 		p.PacketID = c.allocPIDLocked()
 	}
+	newAlias := c.v == wire.V5 && c.aliasLocked(p)
 	before := len(o.Buf)
 	o.Buf = p.Append(o.Buf, c.v)
 	if c.maxOut > 0 && uint32(len(o.Buf)-before) > c.maxOut {
-		// Too large for the client [MQTT-3.1.2-25]: discard it.
+		// Too large for the client [MQTT-3.1.2-25]: discard it, and the
+		// alias it would have set up.
 		o.Buf = o.Buf[:before]
+		if newAlias {
+			delete(c.aliasOut, topic)
+		}
 		o.Mu.Unlock()
 		return broker.TakeSettled
 	}
@@ -112,6 +117,34 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	c.inflight[p.PacketID] = &outflight{d: d, stored: true, qos: qos}
 	return broker.Take
+}
+
+// aliasLocked gives p a topic alias when the client accepts them: a topic
+// seen before goes as its alias alone; a new one, while aliases remain,
+// goes in full with the alias it will have from now on [MQTT-3.3.2-12]. It
+// reports whether it set up a new alias. Aliases are only used for packets
+// written under c.mu, so the client always learns one before its use.
+func (c *conn) aliasLocked(p *wire.Publish) bool {
+	if c.aliasMax == 0 {
+		return false
+	}
+	if a, ok := c.aliasOut[p.Topic]; ok {
+		p.Props.TopicAlias = a
+		p.Props.Set(wire.PropTopicAlias)
+		p.Topic = ""
+		return false
+	}
+	if len(c.aliasOut) >= int(c.aliasMax) {
+		return false // all taken: the topic goes in full
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = map[string]uint16{}
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	c.aliasOut[p.Topic] = a
+	p.Props.TopicAlias = a
+	p.Props.Set(wire.PropTopicAlias)
+	return true
 }
 
 // Cancelled implements broker.Consumer: the queue was deleted under us.
@@ -131,13 +164,11 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 		pr.CorrelationData = []byte(m.Props.CorrelationID)
 		pr.Set(wire.PropCorrelationData)
 	}
-	if m.Props.Expiration != "" {
-		if ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64); err == nil {
-			// What is left of it, not what it started with [MQTT-3.3.2-6].
-			left := time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published))
-			pr.MessageExpiry = uint32(max(left, 0) / time.Second)
-			pr.Set(wire.PropMessageExpiry)
-		}
+	if left, ok := expiryLeft(m); ok {
+		// What is left of it, not what it started with [MQTT-3.3.2-6],
+		// rounded up as Mosquitto does: 1 s published is 1 s received.
+		pr.MessageExpiry = uint32((max(left, 0) + time.Second - 1) / time.Second)
+		pr.Set(wire.PropMessageExpiry)
 	}
 	for k, v := range m.Props.Headers {
 		switch k {
@@ -154,6 +185,26 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 			pr.User = append(pr.User, wire.UserProperty{Key: k, Value: s})
 		}
 	}
+}
+
+// expiryLeft is how long m has before it expires; ok is false when it has
+// no expiration.
+func expiryLeft(m *broker.Message) (left time.Duration, ok bool) {
+	if m.Props.Expiration == "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(m.Props.Expiration, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published)), true
+}
+
+// expired reports whether m's expiry interval has passed: it must not be
+// sent [MQTT-3.3.2-5].
+func expired(m *broker.Message) bool {
+	left, ok := expiryLeft(m)
+	return ok && left <= 0
 }
 
 // allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3].
@@ -174,17 +225,13 @@ func (c *conn) ack(a *wire.Ack) error {
 	switch a.Kind {
 	case wire.PUBREL: // inbound QoS 2, step 3
 		rc := wire.Success
-		if !c.awaitRel[a.PacketID] {
+		if !c.acks.release(a.PacketID) {
 			rc = wire.PacketIDNotFound
 		}
-		delete(c.awaitRel, a.PacketID)
 		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
 		if c.v == wire.V5 {
 			resp.ReasonCode = rc
-			if rc != wire.Success {
-				resp.Props.ReasonString = reasonText[rc]
-				resp.Props.Set(wire.PropReasonString)
-			}
+			c.explain(&resp.Props, rc)
 		}
 		c.send(resp)
 		return nil

@@ -37,10 +37,20 @@ func (c *conn) handshake() error {
 		return errors.New(why)
 	}
 
+	if c.v == wire.V5 && cn.Props.Has(wire.PropAuthMethod) {
+		// Tern has no enhanced authentication method, so it must refuse
+		// any CONNECT naming one [MQTT-4.12.0-1], as Mosquitto does.
+		return refuse(wire.BadAuthMethod, "unsupported authentication method "+cn.Props.AuthMethod)
+	}
 	user, err := c.authenticate(cn)
 	if err != nil {
 		c.log.Warn("MQTT login refused", "user", cn.Username, "err", err)
-		return refuse(wire.BadUserNameOrPassword, err.Error())
+		code := wire.BadUserNameOrPassword
+		if !cn.HasUsername {
+			// No credentials to be wrong: the client is not authorised.
+			code = wire.NotAuthorized
+		}
+		return refuse(code, err.Error())
 	}
 	c.user = user
 	vh := c.srv.broker.VHost(c.srv.cfg.VHost)
@@ -57,7 +67,16 @@ func (c *conn) handshake() error {
 		}
 		c.clientID, assigned = randomID(), true
 	}
-	c.keepAlive = time.Duration(cn.KeepAlive) * time.Second
+	keepAlive, serverKeepAlive := cn.KeepAlive, false
+	if limit := c.srv.cfg.MaxKeepAlive; limit > 0 && (keepAlive == 0 || keepAlive > limit) {
+		if c.v != wire.V5 {
+			// 3.1.1 cannot tell the client another value; refuse it, as
+			// Mosquitto does, rather than drop it later without warning.
+			return refuse(wire.ClientIDNotValid, fmt.Sprintf("keep-alive %ds beyond the maximum %ds", keepAlive, limit))
+		}
+		keepAlive, serverKeepAlive = limit, true
+	}
+	c.keepAlive = time.Duration(keepAlive) * time.Second
 	c.recvMax = c.srv.cfg.InflightWindow
 	if c.v == wire.V5 {
 		if cn.Props.Has(wire.PropReceiveMaximum) {
@@ -66,13 +85,14 @@ func (c *conn) handshake() error {
 			c.recvMax = 65535
 		}
 		c.maxOut = cn.Props.MaximumPacketSize
+		c.aliasMax = cn.Props.TopicAliasMaximum // 0 or absent: no aliases [MQTT-3.3.2-12]
+		c.problemInfo = !cn.Props.Has(wire.PropRequestProblemInfo) || cn.Props.RequestProblemInfo != 0
 	}
-	expiry := uint32(0)
 	if c.v == wire.V5 {
-		expiry = cn.Props.SessionExpiry
-		c.persistent = expiry > 0
-	} else {
-		c.persistent = !cn.CleanStart
+		c.expiry = cn.Props.SessionExpiry
+		c.persistent = c.expiry > 0
+	} else if c.persistent = !cn.CleanStart; c.persistent {
+		c.expiry = neverExpires
 	}
 
 	if old := c.srv.claim(c); old != nil {
@@ -82,7 +102,12 @@ func (c *conn) handshake() error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	present, err := c.openSession(cn.CleanStart, expiry)
+	// The session is in use: no expiry countdown until the client leaves.
+	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
+		c.srv.release(c)
+		return refuse(wire.ServerUnavailable, err.Error())
+	}
+	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)
 		return refuse(wire.ServerUnavailable, err.Error())
@@ -97,6 +122,10 @@ func (c *conn) handshake() error {
 		pr.Set(wire.PropTopicAliasMaximum)
 		pr.MaximumPacketSize = c.srv.cfg.MaxPacketSize
 		pr.Set(wire.PropMaximumPacketSize)
+		if serverKeepAlive {
+			pr.ServerKeepAlive = keepAlive // the client must use it [MQTT-3.2.2-21]
+			pr.Set(wire.PropServerKeepAlive)
+		}
 		if assigned {
 			pr.AssignedClientID = c.clientID
 			pr.Set(wire.PropAssignedClientID)
@@ -132,7 +161,7 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 // openSession finds or creates the session queue and reloads its
 // subscriptions from the queue's bindings. It reports whether a session was
 // present [MQTT-3.2.2-2].
-func (c *conn) openSession(clean bool, expiry uint32) (bool, error) {
+func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
 	if clean {
 		if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
@@ -142,11 +171,9 @@ func (c *conn) openSession(clean bool, expiry uint32) (bool, error) {
 	q, err := c.vhost.Queue(name, 0)
 	present := err == nil
 	if !present {
-		args := map[string]any{}
-		if c.v == wire.V5 && c.persistent && expiry != 0xFFFFFFFF {
-			args["x-expires"] = int64(expiry) * 1000
-		}
-		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent, Args: args}, false, 0)
+		// No x-expires: the expiry interval may change on every CONNECT and
+		// DISCONNECT, so sessionExpiry keeps it (expiry.go).
+		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent}, false, 0)
 		if err != nil {
 			return false, fmt.Errorf("creating the session queue: %w", err)
 		}

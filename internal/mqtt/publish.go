@@ -71,12 +71,12 @@ func (c *conn) publish(p *wire.Publish) error {
 	if p.Topic == "" {
 		return &wire.Error{Code: wire.ProtocolError, Msg: "PUBLISH without a topic"}
 	}
-	if p.QoS == 2 && c.awaitRel[p.PacketID] {
+	if p.QoS == 2 && c.acks.awaitingRelease(p.PacketID) {
 		// A resend of a QoS 2 message already routed: answer, route nothing.
 		c.send(&wire.Ack{Kind: wire.PUBREC, PacketID: p.PacketID})
 		return nil
 	}
-	if p.QoS > 0 && c.acks.pending()+len(c.awaitRel) >= int(c.srv.cfg.ReceiveMaximum) && c.v == wire.V5 {
+	if p.QoS > 0 && c.acks.unacknowledged() >= int(c.srv.cfg.ReceiveMaximum) && c.v == wire.V5 {
 		return &wire.Error{Code: wire.ReceiveMaximumExceeded, Msg: "too many unacknowledged publishes"} // [MQTT-3.3.4-9]
 	}
 	m := c.toMessage(p)
@@ -97,7 +97,6 @@ func (c *conn) publish(p *wire.Publish) error {
 		kind := wire.PUBACK
 		if p.QoS == 2 {
 			kind = wire.PUBREC
-			c.awaitRel[p.PacketID] = true
 		}
 		token = c.acks.begin(kind, p.PacketID)
 		done = &c.acks
@@ -129,8 +128,7 @@ func (c *conn) waitWhileBlocked() {
 	}
 }
 
-// reasonText is the reason string sent with a non-success reason code
-// (MQTT 5 allows one on every acknowledgement).
+// reasonText is the reason string sent with an error reason code.
 var reasonText = map[byte]string{
 	wire.NoMatchingSubscribers: "no matching subscribers",
 	wire.QuotaExceeded:         "a queue refused the message (length limit)",
@@ -141,14 +139,21 @@ var reasonText = map[byte]string{
 }
 
 // ackQueue answers QoS 1 and 2 publishes in the order they came
-// [MQTT-4.6.0-2], each once it is routed and, where a durable session queue
-// stored it, fsynced. Durable is called by the store's commit goroutine.
+// [MQTT-4.6.0-2], each as soon as it is routed and, where a durable session
+// queue stored it, fsynced — not when the reader next finds the socket
+// idle, which a client streaming at its Receive Maximum never lets happen.
+// Durable is called by the store's commit goroutine.
 type ackQueue struct {
 	c    *conn
 	mu   sync.Mutex
 	fifo []pendingAck
 	head int
 	next uint64
+	// qos1 counts the PUBACKs in fifo; rel holds the inbound QoS 2 packet
+	// ids from PUBLISH until PUBREL. Together they are the client's
+	// unacknowledged publishes, each counted once [MQTT-3.3.4-7].
+	qos1 int
+	rel  map[uint16]bool
 }
 
 type pendingAck struct {
@@ -161,15 +166,39 @@ type pendingAck struct {
 	failed  bool
 }
 
-func (a *ackQueue) pending() int {
+// unacknowledged is how many QoS 1 and 2 publishes of the client count
+// against the server's Receive Maximum.
+func (a *ackQueue) unacknowledged() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.fifo) - a.head
+	return a.qos1 + len(a.rel)
+}
+
+// awaitingRelease reports whether a QoS 2 packet id was received and not
+// yet released: a PUBLISH with it is a resend.
+func (a *ackQueue) awaitingRelease(pid uint16) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rel[pid]
+}
+
+// release ends an inbound QoS 2 flow on PUBREL; false if pid was unknown.
+func (a *ackQueue) release(pid uint16) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	known := a.rel[pid]
+	delete(a.rel, pid)
+	return known
 }
 
 func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if kind == wire.PUBREC {
+		a.rel[pid] = true
+	} else {
+		a.qos1++
+	}
 	a.next++
 	a.fifo = append(a.fifo, pendingAck{token: a.next, kind: kind, pid: pid})
 	return a.next
@@ -199,6 +228,7 @@ func (a *ackQueue) routed(token uint64, res broker.PublishResult) {
 	case res.Routed == 0:
 		p.reason = wire.NoMatchingSubscribers
 	}
+	a.sendReadyLocked()
 }
 
 // Durable implements broker.Completion.
@@ -229,6 +259,13 @@ func (a *ackQueue) sendReadyLocked() {
 			break
 		}
 		a.head++
+		if p.kind == wire.PUBACK {
+			a.qos1--
+		} else if p.failed {
+			// A PUBREC with an error code ends the QoS 2 flow: no PUBREL
+			// follows and the packet id is free again.
+			delete(a.rel, p.pid)
+		}
 		if p.failed && c.v != wire.V5 {
 			// 3.1.1 has no negative acknowledgement: drop the connection so
 			// the client resends the unacknowledged message.
@@ -239,14 +276,26 @@ func (a *ackQueue) sendReadyLocked() {
 		ack := &wire.Ack{Kind: p.kind, PacketID: p.pid}
 		if c.v == wire.V5 {
 			ack.ReasonCode = p.reason
-			if text := reasonText[p.reason]; text != "" {
-				ack.Props.ReasonString = text
-				ack.Props.Set(wire.PropReasonString)
-			}
+			c.explain(&ack.Props, p.reason)
 		}
 		c.send(ack)
 	}
 	if a.head == len(a.fifo) {
 		a.fifo, a.head = a.fifo[:0], 0
+	}
+}
+
+// explain adds the reason string for an error code (0x80 and above) to an
+// acknowledgement's properties. Success-class codes such as 0x10 "no
+// matching subscribers" get none, as Mosquitto sends none and many client
+// parsers expect the short form; and a client that set Request Problem
+// Information to 0 gets none at all [MQTT-3.1.2-29].
+func (c *conn) explain(pr *wire.Properties, code byte) {
+	if code < 0x80 || !c.problemInfo {
+		return
+	}
+	if text := reasonText[code]; text != "" {
+		pr.ReasonString = text
+		pr.Set(wire.PropReasonString)
 	}
 }

@@ -101,6 +101,10 @@ func (r *retainedStore) set(vhost, topic string, m *broker.Message) error {
 	sort.Strings(vhosts)
 	for _, v := range vhosts {
 		for t, msg := range r.msgs[v] {
+			if expired(msg) {
+				delete(r.msgs[v], t)
+				continue
+			}
 			out = binary.BigEndian.AppendUint16(out, uint16(len(v)))
 			out = append(out, v...)
 			out = binary.BigEndian.AppendUint16(out, uint16(len(t)))
@@ -119,7 +123,9 @@ func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
 	defer r.mu.Unlock()
 	var out []retainedMsg
 	for t, m := range r.msgs[vhost] {
-		if matches(filter, t) {
+		// An expired retained message is not sent [MQTT-3.3.2-5]; it is
+		// dropped from the file with the next change.
+		if matches(filter, t) && !expired(m) {
 			out = append(out, retainedMsg{topic: t, msg: m})
 		}
 	}

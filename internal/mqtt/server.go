@@ -30,6 +30,11 @@ type Config struct {
 	AllowAnonymous bool
 	// DataDir holds the retained messages; "" keeps them in memory.
 	DataDir string
+	// MaxKeepAlive is the longest keep-alive in seconds a client may use,
+	// as Mosquitto's max_keepalive: a 5.0 client asking for more, or for
+	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
+	// (which cannot be told) is refused. 0: no maximum.
+	MaxKeepAlive uint16
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +84,7 @@ type Server struct {
 	users    *auth.Store
 	log      *slog.Logger
 	retained *retainedStore
+	expiry   *sessionExpiry
 	stats    counters
 	nextID   atomic.Uint64
 
@@ -102,8 +108,22 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs,
-		active: map[string]*conn{}, wills: map[string]*time.Timer{}}, nil
+	epath := ""
+	if cfg.DataDir != "" {
+		epath = filepath.Join(cfg.DataDir, "mqtt-sessions.bin")
+	}
+	ex, err := newSessionExpiry(vfs.Default, epath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs, expiry: ex,
+		active: map[string]*conn{}, wills: map[string]*time.Timer{}}
+	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.active[id] != nil
+	})
+	return s, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -123,6 +143,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := accept.Loop(ctx, ln, s.handle)
 	conns := s.conns.Live()
+	s.expiry.stop()
 	s.mu.Lock()
 	for _, t := range s.wills {
 		t.Stop()

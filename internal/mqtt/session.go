@@ -49,8 +49,15 @@ func (c *conn) teardown() {
 	for q, ds := range byQueue {
 		q.Requeue(ds)
 	}
-	if !c.persistent && c.queue != nil && c.srv.isActive(c) {
-		_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+	if c.queue != nil && c.srv.isActive(c) {
+		if c.expiry == 0 {
+			// The session ends with the connection: expiry 0 at CONNECT,
+			// or set to 0 by DISCONNECT [MQTT-3.1.2-23].
+			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+			c.srv.expiry.forget(c.clientID)
+		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
+			c.log.Error("recording the session expiry failed", "err", err)
+		}
 	}
 	if !c.graceful || !c.noWill {
 		c.publishWill()
@@ -58,8 +65,9 @@ func (c *conn) teardown() {
 	c.srv.release(c)
 }
 
-// publishWill publishes the CONNECT's will, after its delay for 5.0
-// [MQTT-3.1.3-9]; a session resumed before then cancels it.
+// publishWill publishes the CONNECT's will, for 5.0 after its delay or at
+// the end of the session if that comes first; a session resumed before
+// then cancels it.
 func (c *conn) publishWill() {
 	cn := c.connect
 	if cn == nil || !cn.Will {
@@ -78,7 +86,10 @@ func (c *conn) publishWill() {
 			c.log.Warn("publishing the will failed", "err", err)
 		}
 	}
-	delay := time.Duration(cn.WillProps.WillDelay) * time.Second
+	// The will goes when its delay passes or the session ends, whichever
+	// is first [MQTT-3.1.2-8, MQTT-3.1.3-9]: a session with expiry 0 ends
+	// now, so its will goes now whatever the delay.
+	delay := time.Duration(min(cn.WillProps.WillDelay, c.expiry)) * time.Second
 	if c.v != wire.V5 || delay == 0 {
 		send()
 		return

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"strings"
+
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/route"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -42,7 +44,14 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			continue
 		}
 		o := subOpts{qos: min(s.QoS, 2), noLocal: s.NoLocal, retainAsPublished: s.RetainAsPublished, subID: subID}
-		if group, filter, ok := shared(s.Filter); ok {
+		group, filter, ok := shared(s.Filter)
+		if !ok && strings.HasPrefix(s.Filter, "$share/") {
+			// "$share/g", "$share//f", "$share/g/": a shared subscription
+			// needs a group name and a filter [MQTT-4.8.2-1, -2].
+			codes[i] = wire.TopicFilterInvalid
+			continue
+		}
+		if ok {
 			if s.NoLocal && c.v == wire.V5 {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
@@ -53,20 +62,32 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			codes[i] = o.qos
 			continue // shared subscriptions get no retained messages [MQTT-3.8.4-…]
 		}
+		// Record the subscription before binding, so nothing the binding
+		// routes finds no subscription and is dropped; replace a binding by
+		// adding the new one before removing the old, so the session is
+		// never unbound in between [MQTT-3.8.4-3] (routing gives a queue a
+		// message once however many of its bindings match).
 		c.mu.Lock()
 		old, existed := c.subs[s.Filter]
-		c.mu.Unlock()
-		key := topicToKey(s.Filter)
-		if existed {
-			_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
-		}
-		if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
-			codes[i] = wire.UnspecifiedError
-			continue
-		}
-		c.mu.Lock()
 		c.subs[s.Filter] = o
 		c.mu.Unlock()
+		key := topicToKey(s.Filter)
+		if !existed || old != o {
+			if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
+				c.mu.Lock()
+				if existed {
+					c.subs[s.Filter] = old
+				} else {
+					delete(c.subs, s.Filter)
+				}
+				c.mu.Unlock()
+				codes[i] = wire.UnspecifiedError
+				continue
+			}
+			if existed {
+				_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
+			}
+		}
 		codes[i] = o.qos
 		// Retained messages: 0 always, 1 only for a new subscription, 2 never
 		// [MQTT-3.3.1-9, -10, -11].
@@ -78,7 +99,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		}
 	}
 	// SUBACK before the retained messages it announces [MQTT-3.8.4-…].
-	c.send(&wire.Suback{PacketID: p.PacketID, ReasonCodes: codes, Props: reasonProps(codes)})
+	c.send(&wire.Suback{PacketID: p.PacketID, ReasonCodes: codes, Props: c.reasonProps(codes)})
 	for i, r := range retained {
 		c.sendRetained(r, retainedQoS[i])
 	}
@@ -152,17 +173,16 @@ func (c *conn) unsubscribe(p *wire.Unsubscribe) error {
 		}
 		_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", topicToKey(f), subArgs(f, o), 0)
 	}
-	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes, Props: reasonProps(codes)})
+	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes, Props: c.reasonProps(codes)})
 	return nil
 }
 
-// reasonProps carries a reason string for the first non-success code.
-func reasonProps(codes []byte) wire.Properties {
+// reasonProps carries a reason string for the first error code.
+func (c *conn) reasonProps(codes []byte) wire.Properties {
 	var pr wire.Properties
 	for _, rc := range codes {
-		if text := reasonText[rc]; text != "" {
-			pr.ReasonString = text
-			pr.Set(wire.PropReasonString)
+		if rc >= 0x80 {
+			c.explain(&pr, rc)
 			break
 		}
 	}

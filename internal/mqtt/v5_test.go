@@ -135,8 +135,8 @@ func TestMQTT5ReasonCodesOnAcks(t *testing.T) {
 	if res.ReasonCode != 0x10 {
 		t.Fatalf("PUBACK reason 0x%02x, want 0x10 no matching subscribers", res.ReasonCode)
 	}
-	if res.Properties == nil || res.Properties.ReasonString != "no matching subscribers" {
-		t.Fatalf("PUBACK without a reason string: %+v", res.Properties)
+	if res.Properties != nil && res.Properties.ReasonString != "" {
+		t.Fatalf("a success-class PUBACK carries a reason string: %q", res.Properties.ReasonString)
 	}
 	// Paho reports the refused filter as an error, with the SUBACK.
 	sa, err := pub.Subscribe(ctx5(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "a/#/b", QoS: 1}, {Topic: "ok/+", QoS: 2}}})

@@ -22,6 +22,7 @@ const (
 	ServerUnavailable        byte = 0x88
 	ServerBusy               byte = 0x89
 	ServerShuttingDown       byte = 0x8B
+	BadAuthMethod            byte = 0x8C
 	KeepAliveTimeout         byte = 0x8D
 	SessionTakenOver         byte = 0x8E
 	TopicFilterInvalid       byte = 0x8F

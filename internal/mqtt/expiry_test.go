@@ -1,0 +1,93 @@
+package mqtt_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tern-broker/tern/internal/testkit"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+func withExpiry(secs uint32) func(*wire.Connect) {
+	return func(c *wire.Connect) {
+		c.Props.SessionExpiry = secs
+		c.Props.Set(wire.PropSessionExpiry)
+	}
+}
+
+func disconnectWithExpiry(secs uint32) *wire.Disconnect {
+	d := &wire.Disconnect{}
+	d.Props.SessionExpiry = secs
+	d.Props.Set(wire.PropSessionExpiry)
+	return d
+}
+
+func sessionExists(t *testing.T, s *testkit.Server, clientID string) bool {
+	t.Helper()
+	_, ch := s.Channel(t)
+	_, err := ch.QueueDeclarePassive("mqtt-subscription-"+clientID, true, false, false, false, nil)
+	return err == nil
+}
+
+// The Session Expiry Interval on DISCONNECT replaces the CONNECT's
+// (§3.14.2.2.2): longer keeps the session, 0 ends it; a resumed session
+// uses the interval of its latest CONNECT, not its first.
+func TestMQTT5SessionExpiryOnDisconnect(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+
+	// The control leaves with the CONNECT's 1 s; its session going is the
+	// event that shows 1 s has passed for "extended" too.
+	control, _ := connect5(t, s, "control", withExpiry(1))
+	extended, _ := connect5(t, s, "extended", withExpiry(1))
+	ended, _ := connect5(t, s, "ended", withExpiry(3600))
+	control.Send(&wire.Disconnect{})
+	extended.Send(disconnectWithExpiry(3600))
+	ended.Send(disconnectWithExpiry(0))
+	testkit.Eventually(t, 5*time.Second, "DISCONNECT with expiry 0 ends the session", func() bool { return !sessionExists(t, s, "ended") })
+	testkit.Eventually(t, 5*time.Second, "the 1 s session expired", func() bool { return !sessionExists(t, s, "control") })
+	if !sessionExists(t, s, "extended") {
+		t.Fatal("a session extended by DISCONNECT expired with its CONNECT's interval")
+	}
+
+	// Resumed with a shorter interval: that one applies.
+	first, _ := connect5(t, s, "resumed", withExpiry(3600))
+	first.Send(&wire.Disconnect{})
+	again, ack := connect5(t, s, "resumed", func(c *wire.Connect) { c.CleanStart = false; withExpiry(1)(c) })
+	if !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	again.Send(&wire.Disconnect{})
+	testkit.Eventually(t, 5*time.Second, "the resumed session expires with its new interval", func() bool { return !sessionExists(t, s, "resumed") })
+}
+
+// A non-zero Session Expiry Interval on DISCONNECT after 0 on CONNECT is a
+// protocol error [MQTT-3.14.2-2], answered with DISCONNECT 0x82.
+func TestMQTT5SessionExpiryOnDisconnectAfterZeroIsProtocolError(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	r, _ := connect5(t, s, "zero", nil)
+	r.Send(disconnectWithExpiry(60))
+	if d, ok := r.Expect().(*wire.Disconnect); !ok || d.ReasonCode != wire.ProtocolError {
+		t.Fatalf("want DISCONNECT 0x82, got %+v", d)
+	}
+	testkit.Eventually(t, 5*time.Second, "the session ended", func() bool { return !sessionExists(t, s, "zero") })
+}
+
+// Session expiry survives a restart: it is not the queue's x-expires.
+func TestMQTT5SessionExpiryAfterRestart(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t, testkit.WithDataDir(t.TempDir()))
+	keep, _ := connect5(t, s, "keep", withExpiry(1))
+	keep.Send(disconnectWithExpiry(3600))
+	brief, _ := connect5(t, s, "brief-restart", withExpiry(3600))
+	brief.Send(disconnectWithExpiry(1))
+	testkit.Eventually(t, 5*time.Second, "both sessions recorded", func() bool {
+		return sessionExists(t, s, "keep") && sessionExists(t, s, "brief-restart")
+	})
+	s = s.Restart(t)
+	testkit.Eventually(t, 5*time.Second, "the 1 s session expired after the restart", func() bool { return !sessionExists(t, s, "brief-restart") })
+	if !sessionExists(t, s, "keep") {
+		t.Fatal("the session extended on DISCONNECT expired after the restart")
+	}
+}

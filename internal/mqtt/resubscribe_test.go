@@ -1,0 +1,138 @@
+package mqtt_test
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tern-broker/tern/internal/testkit"
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
+
+// Subscribing must not lose publications: a message the broker routed to
+// the session (the mandatory publish was not returned) reaches the client,
+// even while the subscription is being recorded; and replacing a
+// subscription with new options loses nothing in between [MQTT-3.8.4-3].
+func TestMQTT5SubscribingLosesNoMessages(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	r, _ := connect5(t, s, "resub", withExpiry(3600)) // durable: binding changes take longest
+	var wmu sync.Mutex
+	send := func(p wire.Packet) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_ = r.NC.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := r.NC.Write(p.Append(nil, wire.V5)); err != nil {
+			t.Error(err)
+		}
+	}
+	_ = r.NC.SetReadDeadline(time.Now().Add(60 * time.Second))
+
+	var mu sync.Mutex
+	received := map[int]bool{}
+	subacks := make(chan struct{}, 100)
+	go func() {
+		for {
+			p, err := r.R.ReadPacket(wire.V5)
+			if err != nil {
+				return
+			}
+			switch p := p.(type) {
+			case *wire.Suback:
+				subacks <- struct{}{}
+			case *wire.Publish:
+				if p.QoS == 1 {
+					send(&wire.Ack{Kind: wire.PUBACK, PacketID: p.PacketID})
+				}
+				n, _ := strconv.Atoi(string(p.Payload))
+				mu.Lock()
+				received[n] = true
+				mu.Unlock()
+			}
+		}
+	}()
+
+	_, ch := s.Channel(t)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, 100000))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 100000))
+	var published atomic.Int64
+	stop := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for i := 1; i <= 2_000_000; i++ { // until stopped; bounded all the same
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ch.Publish("amq.topic", "feed.x", true, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))}); err != nil {
+				return
+			}
+			published.Store(int64(i))
+		}
+	}()
+	subscribe := func(qos byte) {
+		send(&wire.Subscribe{PacketID: 1, Subs: []wire.Subscription{{Filter: "feed/x", QoS: qos}}})
+		select {
+		case <-subacks:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no SUBACK")
+		}
+	}
+	testkit.Eventually(t, wait, "publishing", func() bool { return published.Load() > 100 })
+	subscribe(1)
+	subscribedAt := int(published.Load())
+	for i := range 40 {
+		subscribe(byte(i % 2)) // new options each time: the subscription is replaced
+	}
+	close(stop)
+	<-pubDone
+	total := int(published.Load())
+	for i := 0; i < total; i++ {
+		select {
+		case <-confirms:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d publishes confirmed", i, total)
+		}
+	}
+	returned := map[int]bool{}
+	lateReturns := 0
+	for len(returns) > 0 {
+		ret := <-returns
+		n, _ := strconv.Atoi(string(ret.Body))
+		returned[n] = true
+		if n > subscribedAt {
+			lateReturns++
+		}
+	}
+	if lateReturns > 0 {
+		t.Errorf("%d messages were unroutable after the first SUBACK: replacing the subscription unbound the session", lateReturns)
+	}
+	missing := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []int
+		for i := 1; i <= total; i++ {
+			if !returned[i] && !received[i] {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Fatalf("%d messages routed to the session never reached the client, first %d", len(m), m[0])
+	}
+	t.Logf("%d published, %d returned before the subscription, %d after the first SUBACK", total, len(returned), total-subscribedAt)
+}
