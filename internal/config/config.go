@@ -262,6 +262,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: segment_size %d is outside %d (1MiB) … %d (1GiB): smaller segments mean a file per few messages, larger ones overflow 32-bit offsets",
 			c.SegmentSize, MinSegmentSize, MaxSegmentSize))
 	}
+	if c.MQTTMaxKeepAlive < 0 || c.MQTTMaxKeepAlive > 65535 {
+		errs = append(errs, fmt.Errorf("config: mqtt_max_keepalive %d is outside 0 (no maximum) … 65535 seconds, the protocol's range", c.MQTTMaxKeepAlive))
+	}
 	vhosts := c.vhostSet()
 	if !vhosts[c.MQTTVHost] {
 		errs = append(errs, fmt.Errorf("config: mqtt_vhost %q is not a vhost (add it to vhosts)", c.MQTTVHost))

@@ -51,6 +51,8 @@ publish_rate = 10`, `vhost "nowhere"`},
 		{"tiny segments", `segment_size = "4KiB"`, "segment_size 4096"},
 		{"zero segments", `segment_size = 0`, "segment_size 0"},
 		{"huge segments", `segment_size = "2GiB"`, "segment_size"},
+		{"negative max keep-alive", `mqtt_max_keepalive = -1`, "mqtt_max_keepalive -1"},
+		{"max keep-alive past 16 bits", `mqtt_max_keepalive = 70000`, "mqtt_max_keepalive 70000"},
 		{"user twice", `
 [[users]]
 name = "app"

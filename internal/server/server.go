@@ -151,7 +151,7 @@ func (s *Server) Start() error {
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
-		MaxKeepAlive: uint16(min(max(cfg.MQTTMaxKeepAlive, 0), 65535)),
+		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()
