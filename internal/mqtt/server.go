@@ -89,7 +89,7 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	mu     sync.Mutex
-	active map[string]*conn       // client id → its live connection
+	active map[string]*conn        // client id → its live connection
 	wills  map[string]*delayedWill // client id → a delayed will waiting to go
 	conns  accept.Conns[*conn]
 }
