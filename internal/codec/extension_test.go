@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
@@ -86,5 +87,32 @@ func TestCorruptExtensionRefused(t *testing.T) {
 	bad := append(AppendMessage(nil, &broker.Message{Body: []byte("b")}), 9)
 	if _, err := DecodeMessage(bad); err == nil {
 		t.Fatal("an unknown extension version decoded")
+	}
+}
+
+// The ordered encoding writes every other property as the plain one does.
+func TestOrderedPropertiesKeepEveryField(t *testing.T) {
+	t.Parallel()
+	p := broker.Properties{ContentType: "text/plain", ContentEncoding: "gzip", DeliveryMode: 2, Priority: 3,
+		CorrelationID: "c", ReplyTo: "r", Expiration: "100", MessageID: "m", Timestamp: time.Unix(1700000000, 0).UTC(),
+		Type: "t", UserID: "u", AppID: "a", ClusterID: "cl",
+		Ordered: []broker.Header{{Key: "z", Value: "1"}, {Key: "y", Value: "2"}, {Key: "z", Value: "3"}},
+		Headers: map[string]any{"z": "1", "y": "2", "x-death": "added"}}
+	var wp amqp091.Properties
+	d := amqp091.NewDecoder(AppendProperties(nil, &p))
+	wp.Decode(d)
+	if d.Err() != nil || len(d.Remaining()) != 0 {
+		t.Fatalf("decode: %v, %d left", d.Err(), len(d.Remaining()))
+	}
+	got := FromWire(&wp)
+	want := p
+	want.Ordered = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	var keys []string
+	_ = EachHeader(AppendProperties(nil, &p), func(k string, _ any) { keys = append(keys, k) })
+	if !reflect.DeepEqual(keys, []string{"z", "y", "x-death"}) {
+		t.Fatalf("header order %v", keys)
 	}
 }
