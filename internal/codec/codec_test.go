@@ -29,6 +29,7 @@ func TestMessageRoundTrip(t *testing.T) {
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(AppendMessage(nil, &broker.Message{Exchange: "x", RoutingKey: "k", Body: []byte("b"), Props: broker.Properties{Headers: map[string]any{"a": int32(1)}}}))
+	f.Add(AppendMessage(nil, mqttMessage()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMessage(b)
 		if err != nil {

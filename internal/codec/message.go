@@ -16,9 +16,12 @@ var ErrCorrupt = errors.New("codec: corrupt message record")
 //
 //	published int64 (UnixNano) | exchange shortstr | routing key shortstr |
 //	properties length uint32 | AMQP basic properties (flags first) |
-//	body length uint32 | body
+//	body length uint32 | body | [extension]
 //
-// Integers are big-endian, like the rest of AMQP.
+// Integers are big-endian, like the rest of AMQP. The extension (see
+// appendExtension) is present only for messages with an Origin, ordered
+// headers or a long correlation id; records without it are the format of
+// earlier versions and still decode.
 func AppendMessage(buf []byte, m *broker.Message) []byte {
 	buf = binary.BigEndian.AppendUint64(buf, uint64(m.Published))
 	buf = appendShortstr(buf, m.Exchange)
@@ -28,7 +31,8 @@ func AppendMessage(buf []byte, m *broker.Message) []byte {
 	buf = WireProperties(buf, m)
 	binary.BigEndian.PutUint32(buf[lenAt:], uint32(len(buf)-lenAt-4))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(m.Body)))
-	return append(buf, m.Body...)
+	buf = append(buf, m.Body...)
+	return appendExtension(buf, m)
 }
 
 func appendShortstr(buf []byte, s string) []byte {
@@ -50,21 +54,26 @@ func DecodeMessage(b []byte) (*broker.Message, error) {
 	if err := d.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if len(d.Remaining()) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Remaining()))
-	}
 	pd := amqp091.NewDecoder(props)
 	var wp amqp091.Properties
 	wp.Decode(pd)
 	if err := pd.Err(); err != nil {
 		return nil, fmt.Errorf("%w: properties: %v", ErrCorrupt, err)
 	}
-	return &broker.Message{
+	m := &broker.Message{
 		Exchange:   exchange,
 		RoutingKey: key,
 		Props:      FromWire(&wp),
 		Body:       body,
 		Published:  published,
 		WireProps:  props,
-	}, nil
+	}
+	if ext := d.Remaining(); len(ext) != 0 {
+		if err := decodeExtension(ext, m); err != nil {
+			return nil, err
+		}
+	} else {
+		upgradeLegacyMQTT(m)
+	}
+	return m, nil
 }

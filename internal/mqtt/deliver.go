@@ -1,11 +1,14 @@
 package mqtt
 
 import (
+	"slices"
+	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/route"
+	"github.com/tern-broker/tern/internal/codec"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
@@ -21,8 +24,8 @@ type subscriber struct {
 // messageQoS is the QoS a core message was published with: MQTT's own, or
 // 1 for a persistent AMQP message and 0 for a transient one.
 func messageQoS(m *broker.Message) byte {
-	if v, ok := route.Int(m.Props.Headers[hdrQoS]); ok && v >= 0 && v <= 2 {
-		return byte(v)
+	if m.Origin.MQTT {
+		return m.Origin.QoS
 	}
 	if m.Persistent() {
 		return 1
@@ -41,7 +44,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	m := d.Msg
 	topic := keyToTopic(m.RoutingKey)
-	publisher, _ := m.Props.Headers[hdrClient].(string)
+	publisher := m.Origin.ClientID
 
 	// Which subscriptions accept it, by MQTT's rules ($-topics, no-local)?
 	var qos byte
@@ -74,7 +77,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	p := &wire.Publish{QoS: qos, Topic: topic, Payload: m.Body, Dup: qos > 0 && d.Redelivered}
 	if rap {
-		p.Retain, _ = m.Props.Headers[hdrRetain].(bool)
+		p.Retain = m.Origin.Retain
 	}
 	if c.v == wire.V5 {
 		fromProps(&p.Props, m)
@@ -163,6 +166,16 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 	if m.Props.CorrelationID != "" {
 		pr.CorrelationData = []byte(m.Props.CorrelationID)
 		pr.Set(wire.PropCorrelationData)
+	} else if v, ok := m.Props.Headers[codec.HeaderCorrelationID]; ok && m.Props.Ordered == nil {
+		// An AMQP publisher's long correlation id, as RabbitMQ reads it.
+		switch v := v.(type) {
+		case string:
+			pr.CorrelationData = []byte(v)
+			pr.Set(wire.PropCorrelationData)
+		case []byte:
+			pr.CorrelationData = v
+			pr.Set(wire.PropCorrelationData)
+		}
 	}
 	if left, ok := expiryLeft(m); ok {
 		// What is left of it, not what it started with [MQTT-3.3.2-6],
@@ -170,19 +183,59 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 		pr.MessageExpiry = uint32((max(left, 0) + time.Second - 1) / time.Second)
 		pr.Set(wire.PropMessageExpiry)
 	}
-	for k, v := range m.Props.Headers {
-		switch k {
-		case hdrQoS, hdrRetain, hdrClient:
-			continue
-		case hdrPayloadFormat:
-			if f, ok := route.Int(v); ok {
-				pr.PayloadFormat = byte(f)
-				pr.Set(wire.PropPayloadFormat)
-			}
-			continue
-		}
-		if s, ok := v.(string); ok {
+	if m.Origin.PayloadFormat != 0 {
+		pr.PayloadFormat = m.Origin.PayloadFormat
+		pr.Set(wire.PropPayloadFormat)
+	}
+	userProps(pr, m)
+}
+
+// userProps maps a message's headers to 5.0 user properties, in the order
+// the publisher gave them: an MQTT publisher's list as it came (repeated
+// names too), an AMQP publisher's field table in wire order. Only text
+// values can be user properties; others are left out.
+func userProps(pr *wire.Properties, m *broker.Message) {
+	add := func(k string, v any) {
+		if s, ok := v.(string); ok && utf8.ValidString(k) && utf8.ValidString(s) {
 			pr.User = append(pr.User, wire.UserProperty{Key: k, Value: s})
+		}
+	}
+	switch {
+	case m.Props.Ordered != nil:
+		for _, h := range m.Props.Ordered {
+			add(h.Key, h.Value)
+		}
+		if len(m.Props.Headers) > 0 {
+			// What the broker added since (x-death, …), after them.
+			var extra []string
+			for k := range m.Props.Headers {
+				if !slices.ContainsFunc(m.Props.Ordered, func(h broker.Header) bool { return h.Key == k }) {
+					extra = append(extra, k)
+				}
+			}
+			sort.Strings(extra)
+			for _, k := range extra {
+				add(k, m.Props.Headers[k])
+			}
+		}
+	case m.WireProps != nil:
+		_ = codec.EachHeader(m.WireProps, func(k string, v any) {
+			if k == codec.HeaderCorrelationID && m.Props.CorrelationID == "" {
+				return // already the correlation data
+			}
+			add(k, v)
+		})
+	default:
+		keys := make([]string, 0, len(m.Props.Headers))
+		for k := range m.Props.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k == codec.HeaderCorrelationID && m.Props.CorrelationID == "" {
+				continue
+			}
+			add(k, m.Props.Headers[k])
 		}
 	}
 }

@@ -4,10 +4,16 @@
 // it once per subscribed filter, consumed by the client's connection.
 //
 // Concurrency: each connection has a reader goroutine, which owns the
-// session state (subscriptions, inbound QoS 2 state, topic aliases), and a
-// writer goroutine draining its outbox. Deliveries arrive from queues on any
+// session state (inbound topic aliases, the CONNECT), and a writer
+// goroutine draining its outbox. The ack queue (publish.go) has its own
+// mutex: the reader adds to it, and the store's commit goroutine or the
+// reader send the PUBACKs/PUBRECs as they become ready; it also holds the
+// inbound QoS 2 packet ids awaiting PUBREL. Deliveries arrive from queues on any
 // goroutine through subscriber.TryDeliver, which encodes PUBLISH packets
 // into the outbox under conn.mu; conn.mu also guards the outbound in-flight
-// table that the reader consults on PUBACK, PUBREC and PUBCOMP. Lock order:
-// queue → conn.mu → outbox.
+// table that the reader consults on PUBACK, PUBREC and PUBCOMP, the
+// subscriptions, and the outbound topic aliases. Lock order: queue →
+// conn.mu → outbox; ack queue → outbox. Session expiry timers (expiry.go)
+// run on their own goroutines and take only the expiry's mutex and the
+// vhost's.
 package mqtt

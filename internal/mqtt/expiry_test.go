@@ -36,13 +36,16 @@ func TestMQTT5SessionExpiryOnDisconnect(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t)
 
-	// The control leaves with the CONNECT's 1 s; its session going is the
-	// event that shows 1 s has passed for "extended" too.
-	control, _ := connect5(t, s, "control", withExpiry(1))
+	// "extended" leaves first (the server closes the socket after the
+	// session is torn down); the control then leaves with its CONNECT's
+	// 1 s, and its session going is the event that shows 1 s has passed
+	// for "extended" too.
 	extended, _ := connect5(t, s, "extended", withExpiry(1))
+	extended.Send(disconnectWithExpiry(3600))
+	waitClosed(t, extended)
+	control, _ := connect5(t, s, "control", withExpiry(1))
 	ended, _ := connect5(t, s, "ended", withExpiry(3600))
 	control.Send(&wire.Disconnect{})
-	extended.Send(disconnectWithExpiry(3600))
 	ended.Send(disconnectWithExpiry(0))
 	testkit.Eventually(t, 5*time.Second, "DISCONNECT with expiry 0 ends the session", func() bool { return !sessionExists(t, s, "ended") })
 	testkit.Eventually(t, 5*time.Second, "the 1 s session expired", func() bool { return !sessionExists(t, s, "control") })
@@ -87,7 +90,24 @@ func TestMQTT5SessionExpiryAfterRestart(t *testing.T) {
 	})
 	s = s.Restart(t)
 	testkit.Eventually(t, 5*time.Second, "the 1 s session expired after the restart", func() bool { return !sessionExists(t, s, "brief-restart") })
+	// A control started after the restart: when it has expired, 1 s has
+	// passed since the restart for "keep" as well.
+	control, _ := connect5(t, s, "control-restart", withExpiry(1))
+	control.Send(&wire.Disconnect{})
+	testkit.Eventually(t, 5*time.Second, "the control expired", func() bool { return !sessionExists(t, s, "control-restart") })
 	if !sessionExists(t, s, "keep") {
 		t.Fatal("the session extended on DISCONNECT expired after the restart")
 	}
+}
+
+// waitClosed waits for the server to close r's connection, which it does
+// after tearing the session down.
+func waitClosed(t *testing.T, r *testkit.RawMQTT) {
+	t.Helper()
+	for range 100 {
+		if _, err := r.R.ReadPacket(wire.V5); err != nil {
+			return
+		}
+	}
+	t.Fatal("the server kept the connection open")
 }

@@ -9,21 +9,13 @@ import (
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
-// Headers carrying MQTT facts through the AMQP core.
-const (
-	hdrQoS           = "x-mqtt-publish-qos"
-	hdrRetain        = "x-mqtt-retain"
-	hdrClient        = "x-mqtt-client-id" // for no-local
-	hdrPayloadFormat = "x-mqtt-payload-format"
-)
-
-// toMessage maps a PUBLISH to a core message (docs/design/mqtt.md).
+// toMessage maps a PUBLISH to a core message (docs/design/mqtt.md). The
+// publish's QoS, retain flag and client go in the message's Origin, never
+// in headers: user properties are the client's, forwarded unaltered and in
+// order [MQTT-3.3.2-17, -18], whatever their names.
 func (c *conn) toMessage(p *wire.Publish) *broker.Message {
-	m := &broker.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano()}
-	h := map[string]any{hdrQoS: int32(p.QoS), hdrClient: c.clientID}
-	if p.Retain {
-		h[hdrRetain] = true
-	}
+	m := &broker.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
+		Origin: broker.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
 	if p.QoS > 0 {
 		m.Props.DeliveryMode = 2
 	} else {
@@ -37,18 +29,25 @@ func (c *conn) toMessage(p *wire.Publish) *broker.Message {
 		m.Props.ReplyTo = topicToKey(pr.ResponseTopic)
 	}
 	if pr.Has(wire.PropCorrelationData) {
-		m.Props.CorrelationID = string(pr.CorrelationData)
+		m.Props.CorrelationID = string(pr.CorrelationData) // whole: codec carries it past 255 bytes
 	}
 	if pr.Has(wire.PropMessageExpiry) {
 		m.Props.Expiration = strconv.FormatUint(uint64(pr.MessageExpiry)*1000, 10)
 	}
 	if pr.Has(wire.PropPayloadFormat) {
-		h[hdrPayloadFormat] = int32(pr.PayloadFormat)
+		m.Origin.PayloadFormat = pr.PayloadFormat
 	}
-	for _, u := range pr.User {
-		h[u.Key] = u.Value
+	if len(pr.User) > 0 {
+		ordered := make([]broker.Header, len(pr.User))
+		h := make(map[string]any, len(pr.User))
+		for i, u := range pr.User {
+			ordered[i] = broker.Header{Key: u.Key, Value: u.Value}
+			if _, dup := h[u.Key]; !dup {
+				h[u.Key] = u.Value // the lookup view keeps the first, as RabbitMQ does
+			}
+		}
+		m.Props.Ordered, m.Props.Headers = ordered, h
 	}
-	m.Props.Headers = h
 	return m
 }
 

@@ -89,8 +89,8 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	mu     sync.Mutex
-	active map[string]*conn       // client id → its live connection
-	wills  map[string]*time.Timer // client id → a delayed will waiting to go
+	active map[string]*conn        // client id → its live connection
+	wills  map[string]*delayedWill // client id → a delayed will waiting to go
 	conns  accept.Conns[*conn]
 }
 
@@ -117,7 +117,7 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		return nil, err
 	}
 	s := &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs, expiry: ex,
-		active: map[string]*conn{}, wills: map[string]*time.Timer{}}
+		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
 	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -145,8 +145,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
-	for _, t := range s.wills {
-		t.Stop()
+	for _, w := range s.wills {
+		w.timer.Stop()
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
@@ -162,16 +162,30 @@ func (s *Server) handle(nc net.Conn) {
 	s.conns.Go(c, c.serve)
 }
 
+// delayedWill is a 5.0 will waiting for its delay.
+type delayedWill struct {
+	timer *time.Timer
+	send  func()
+}
+
 // claim makes c the connection of its client id and returns the one it
-// takes over, if any.
+// takes over, if any. A delayed will of the client id is cancelled when c
+// resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
+// (Clean Start): the old session has ended [MQTT-3.1.2-8].
 func (s *Server) claim(c *conn) *conn {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old := s.active[c.clientID]
 	s.active[c.clientID] = c
-	if t := s.wills[c.clientID]; t != nil {
-		t.Stop() // the session resumed before its delayed will went out
+	var sendNow func()
+	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
+		if w.timer.Stop() && c.connect.CleanStart {
+			sendNow = w.send
+		}
+	}
+	s.mu.Unlock()
+	if sendNow != nil {
+		sendNow()
 	}
 	return old
 }

@@ -97,16 +97,23 @@ func (c *conn) publishWill() {
 	srv := c.srv
 	srv.mu.Lock()
 	if cur := srv.active[c.clientID]; cur != nil && cur != c {
-		// A new connection already resumed the session: the delay is over
-		// before it started [MQTT-3.1.3-9].
 		srv.mu.Unlock()
+		if cur.connect.CleanStart {
+			send() // the new connection ended the session: no delay left
+		}
+		// Otherwise it resumed the session before the delay began
+		// [MQTT-3.1.3-9].
 		return
 	}
-	srv.wills[c.clientID] = time.AfterFunc(delay, func() {
+	w := &delayedWill{send: send}
+	w.timer = time.AfterFunc(delay, func() {
 		srv.mu.Lock()
-		delete(srv.wills, c.clientID)
+		if srv.wills[c.clientID] == w {
+			delete(srv.wills, c.clientID)
+		}
 		srv.mu.Unlock()
 		send()
 	})
+	srv.wills[c.clientID] = w
 	srv.mu.Unlock()
 }

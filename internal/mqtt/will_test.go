@@ -44,3 +44,33 @@ func TestMQTT5WillGoesAtSessionEnd(t *testing.T) {
 		t.Fatalf("the will went after %v, before the session ended", waited)
 	}
 }
+
+// A reconnect with Clean Start ends the old session instead of resuming
+// it, so a will waiting for its delay goes at once [MQTT-3.1.2-8]; taking
+// over a live connection with Clean Start does the same.
+func TestMQTT5CleanStartReconnectSendsTheDelayedWill(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	watcher, in, _ := client5(t, s, "cs-watcher", nil)
+	sub5(t, watcher, 0, paho.SubscribeOptions{Topic: "cs/#", QoS: 1})
+	withWill := func(c *wire.Connect) {
+		c.Will, c.WillQoS, c.WillTopic, c.WillPayload = true, 1, "cs/"+c.ClientID, []byte("gone")
+		c.WillProps.WillDelay = 3600
+		c.WillProps.Set(wire.PropWillDelay)
+		withExpiry(3600)(c)
+	}
+	// Gone, then back with Clean Start while the will waits.
+	r, _ := connect5(t, s, "dropped", withWill)
+	_ = r.NC.Close()
+	testkit.Eventually(t, wait, "the dropped session torn down", func() bool { return s.MQTTStats().ConnectionsOpen == 1 })
+	connect5(t, s, "dropped", nil) // Clean Start
+	if m := in.wait(t, 1)[0]; m.Topic != "cs/dropped" {
+		t.Fatalf("will %q", m.Topic)
+	}
+	// Taken over while connected.
+	connect5(t, s, "live", withWill)
+	connect5(t, s, "live", nil)
+	if m := in.wait(t, 2)[1]; m.Topic != "cs/live" {
+		t.Fatalf("will %q", m.Topic)
+	}
+}
