@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Full-disk tests: the real binary on a small real file system (a tmpfs the
+// test mounts), filled by a publisher with confirms until the broker refuses
+// (nacks or blocks), then space freed, more publishes, kill -9, restart:
+// every message that was confirmed must be there exactly once.
+//
+// Mounting needs root (CAP_SYS_ADMIN). Outside CI a test that cannot mount
+// skips and says why; in CI (env CI set) it fails, because there these
+// tests are the only proof that a full disk loses no confirmed message.
+
+// mountSmallFS mounts a tmpfs of the given size ("24m") on a new directory
+// and unmounts it when the test ends.
+func mountSmallFS(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		msg := "cannot mount a tmpfs for the full-disk test (needs root): " + strings.TrimSpace(string(out))
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillFile writes n bytes to path and syncs it: space the test can free.
+func fillFile(t *testing.T, path string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, make([]byte, n), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loggedServer is a tern binary whose every log line is kept.
+type loggedServer struct {
+	*binaryServer
+	done  chan struct{} // closed when the process has exited
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *loggedServer) count(substr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *loggedServer) linesWith(substr string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range s.lines {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// startLogged runs `tern server` on dataDir with extra environment and
+// keeps its log.
+func startLogged(t *testing.T, dataDir string, env ...string) *loggedServer {
+	t.Helper()
+	cmd := exec.Command(ternBin, "server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "",
+		"--mqtt-addr", "", "--mqtt-ws-addr", "")
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &loggedServer{binaryServer: &binaryServer{cmd: cmd, exited: make(chan error, 1)}, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listenLine.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+			s.mu.Lock()
+			s.lines = append(s.lines, line)
+			s.mu.Unlock()
+		}
+		s.exited <- cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.done // before the file system is unmounted
+	})
+	select {
+	case s.amqpAddr = <-addr:
+	case <-s.done:
+		t.Fatalf("tern exited before listening:\n%s", strings.Join(s.linesWith(""), "\n"))
+	case <-time.After(20 * time.Second):
+		t.Fatal("tern server did not report its AMQP address")
+	}
+	return s
+}
+
+// confirmPublisher publishes crashBody(i) with confirms, keeping at most
+// window publishes unconfirmed, and records which were acked and nacked.
+type confirmPublisher struct {
+	t        *testing.T
+	conn     *amqp.Connection
+	ch       *amqp.Channel
+	queue    string
+	confirms chan amqp.Confirmation
+	blocked  chan amqp.Blocking
+	window   int
+
+	next      uint32 // index of the next publish; its delivery tag is next+1
+	first     uint32 // index of the first publish on this channel
+	pending   int
+	isBlocked bool
+	acked     map[uint32]bool
+	nacked    map[uint32]bool
+	blocks    int // connection.blocked notices seen
+}
+
+func newConfirmPublisher(t *testing.T, url, queue string, firstIndex uint32) *confirmPublisher {
+	t.Helper()
+	c, ch := dialChannel(t, url)
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	return &confirmPublisher{t: t, conn: c, ch: ch, queue: queue, window: 256,
+		confirms: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)),
+		blocked:  c.NotifyBlocked(make(chan amqp.Blocking, 64)),
+		next:     firstIndex, first: firstIndex, acked: map[uint32]bool{}, nacked: map[uint32]bool{}}
+}
+
+// wait handles one confirm or blocking notice; false after timeout.
+func (p *confirmPublisher) wait(timeout time.Duration) bool {
+	select {
+	case cf, ok := <-p.confirms:
+		if !ok {
+			p.t.Fatal("confirm channel closed: the connection died")
+		}
+		i := p.first + uint32(cf.DeliveryTag-1)
+		if cf.Ack {
+			p.acked[i] = true
+		} else {
+			p.nacked[i] = true
+		}
+		p.pending--
+		return true
+	case b := <-p.blocked:
+		p.isBlocked = b.Active
+		if b.Active {
+			p.blocks++
+		}
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// publishUntil publishes until stop says so, n publishes were made, or no
+// progress was possible for idle.
+func (p *confirmPublisher) publishUntil(n int, idle time.Duration, stop func() bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for made := 0; made < n && !stop() && time.Now().Before(deadline); {
+		for p.pending < p.window && !p.isBlocked && made < n {
+			if err := p.ch.Publish("", p.queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: crashBody(p.next)}); err != nil {
+				p.t.Fatal(err)
+			}
+			p.next++
+			p.pending++
+			made++
+		}
+		if !p.wait(idle) {
+			return
+		}
+	}
+}
+
+// settle waits for every outstanding confirm.
+func (p *confirmPublisher) settle(timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for p.pending > 0 && time.Now().Before(deadline) {
+		p.wait(time.Until(deadline))
+	}
+	if p.pending > 0 {
+		p.t.Fatalf("%d publishes never confirmed", p.pending)
+	}
+}
+
+// checkConfirmedExactlyOnce drains queue and checks that every confirmed
+// index is there exactly once and nothing unknown is.
+func checkConfirmedExactlyOnce(t *testing.T, url, queue string, acked map[uint32]bool, published uint32) {
+	t.Helper()
+	got := drainQueue(t, url, queue)
+	seen := map[uint32]bool{}
+	for _, v := range got {
+		if seen[v] {
+			t.Errorf("message %d delivered twice", v)
+		}
+		if v >= published {
+			t.Errorf("message %d was never published", v)
+		}
+		seen[v] = true
+	}
+	var lost []uint32
+	for v := range acked {
+		if !seen[v] {
+			lost = append(lost, v)
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d confirmed messages lost after kill -9 (of %d confirmed, %d recovered), e.g. %v",
+			len(lost), len(acked), len(got), lost[:min(len(lost), 10)])
+	}
+	t.Logf("%d confirmed, %d recovered (%d published)", len(acked), len(got), published)
+}
+
+// TestFullDiskLosesNoConfirmedMessage fills a 24 MiB file system with
+// confirmed persistent publishes and the disk alarm off, so writes hit
+// ENOSPC and publishes are nacked; then frees space, publishes more, kills
+// the broker with -9 and restarts it: every acked message is there once.
+func TestFullDiskLosesNoConfirmedMessage(t *testing.T) {
+	for run := 0; run < 2; run++ {
+		fs := mountSmallFS(t, "24m")
+		filler := filepath.Join(fs, "filler")
+		fillFile(t, filler, 6<<20)
+		data := filepath.Join(fs, "data")
+		env := []string{"TERN_DISK_FREE_LIMIT=0"}
+		s := startLogged(t, data, env...)
+
+		p := newConfirmPublisher(t, s.url(), "full", 0)
+		p.publishUntil(400_000, 10*time.Second, func() bool { return len(p.nacked) >= 200 })
+		p.settle(30 * time.Second)
+		if len(p.nacked) == 0 {
+			t.Fatalf("run %d: the disk never filled: %d acked", run, len(p.acked))
+		}
+		filled := p.next
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		p.publishUntil(3000, 10*time.Second, func() bool { return false })
+		p.settle(30 * time.Second)
+		after := 0
+		for i := filled; i < p.next; i++ {
+			if p.acked[i] {
+				after++
+			}
+		}
+		if after == 0 {
+			t.Fatalf("run %d: nothing confirmed after space was freed", run)
+		}
+		t.Logf("run %d: %d acked, %d nacked while filling (%d publishes); %d of %d acked after freeing space",
+			run, len(p.acked)-after, len(p.nacked), filled, after, p.next-filled)
+		kill9(t, s.binaryServer)
+		_ = p.conn.Close()
+
+		s = startLogged(t, data, env...)
+		checkConfirmedExactlyOnce(t, s.url(), "full", p.acked, p.next)
+		kill9(t, s.binaryServer)
+	}
+}

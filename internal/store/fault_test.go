@@ -1,0 +1,183 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tern-broker/tern/internal/vfs"
+)
+
+// blockingFaults is an injector whose failures a test switches: writes to
+// paths containing failWrites fail with ENOSPC, fsyncs of paths containing
+// holdSync wait until released.
+type blockingFaults struct {
+	mu         sync.Mutex
+	failWrites string
+	failSyncs  string
+	holdSync   string
+	held       chan struct{} // closed when a held fsync starts
+	release    chan struct{}
+}
+
+func newBlockingFaults() *blockingFaults {
+	return &blockingFaults{held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *blockingFaults) inject(op vfs.Op, path string, _ int) (int, error) {
+	f.mu.Lock()
+	fw, fs, hs := f.failWrites, f.failSyncs, f.holdSync
+	f.mu.Unlock()
+	switch {
+	case op == vfs.OpWrite && fw != "" && strings.Contains(path, fw):
+		return 0, vfs.ErrNoSpace
+	case op == vfs.OpSync && fs != "" && strings.Contains(path, fs):
+		return 0, vfs.ErrIO
+	case op == vfs.OpSync && hs != "" && strings.Contains(path, hs):
+		f.mu.Lock()
+		f.holdSync = ""
+		f.mu.Unlock()
+		close(f.held)
+		<-f.release
+	}
+	return 0, nil
+}
+
+func (f *blockingFaults) set(failWrites, failSyncs string) {
+	f.mu.Lock()
+	f.failWrites, f.failSyncs = failWrites, failSyncs
+	f.mu.Unlock()
+}
+
+// TestFailedWriteIsNeverConfirmedAfterManyGenerations: a record whose write
+// failed must be reported failed however many writes of the log follow
+// before its completion is processed (the bookkeeping once forgot failures
+// older than 64 write generations and reported success for them).
+func TestFailedWriteIsNeverConfirmedAfterManyGenerations(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	faults := newBlockingFaults()
+	f := vfs.NewFaulty(m, faults.inject)
+	st, err := Open(f, "/data", Options{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ql1, _ := st.QueueLog("q1")
+	ql2, _ := st.QueueLog("q2")
+	l1, l2 := ql1.(*QueueLog), ql2.(*QueueLog)
+	r := newResults()
+
+	// Hold the committer inside an fsync of q2, so q1's completions wait.
+	faults.mu.Lock()
+	faults.holdSync = "q2"
+	faults.mu.Unlock()
+	if err := l2.Append(0, msg(0), r, 1000); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-faults.held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the committer never synced q2")
+	}
+
+	// Message 0 of q1: its write fails (a read forces the flush).
+	faults.set("q1", "")
+	if err := l1.Append(0, msg(0), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.Read(0); err == nil {
+		t.Fatal("read of a message whose write failed succeeded")
+	}
+	// 100 more failed writes of q1 before the committer gets to it.
+	for i := uint64(1); i <= 100; i++ {
+		if err := l1.Append(i, msg(i), r, i); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = l1.Read(i)
+	}
+	faults.set("", "")
+	if err := l1.Append(101, msg(101), r, 101); err != nil {
+		t.Fatal(err)
+	}
+	close(faults.release)
+	r.wait(t, 103)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := uint64(0); i <= 100; i++ {
+		if r.ok[i] {
+			t.Fatalf("message %d confirmed although its write failed", i)
+		}
+	}
+	if !r.ok[101] || !r.ok[1000] {
+		t.Fatalf("good writes not confirmed: %v", r.errs)
+	}
+	_ = st.Close()
+}
+
+// TestFsyncFailureRewindsToTheLastGoodSync: after a failed fsync the log
+// cuts its active segment back to the end of the last good fsync, nacks
+// everything written after it, and appends again from there; a recovery
+// finds every confirmed message and none of the failed ones.
+func TestFsyncFailureRewindsToTheLastGoodSync(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	faults := newBlockingFaults()
+	f := vfs.NewFaulty(m, faults.inject)
+	st, l := openTest(t, f, 1<<20)
+	r := newResults()
+	for i := uint64(0); i < 10; i++ {
+		if err := l.Append(i, msg(i), r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.wait(t, 10)
+	l.Ack(3) // an ack written with the failing batch must be kept and rewritten
+	faults.set("", "q1")
+	for i := uint64(10); i < 20; i++ {
+		_ = l.Append(i, msg(i), r, i)
+	}
+	r.wait(t, 20)
+	faults.set("", "")
+	var appendErr error
+	for i := uint64(20); i < 25; i++ {
+		if err := l.Append(i, msg(i), r, i); err != nil {
+			appendErr = err
+		}
+	}
+	if appendErr != nil {
+		t.Fatal("log unusable after the fsync error passed:", appendErr)
+	}
+	r.wait(t, 25)
+	r.mu.Lock()
+	for i := uint64(0); i < 25; i++ {
+		wantOK := i < 10 || i >= 20
+		if r.ok[i] != wantOK {
+			t.Errorf("message %d: confirmed %v, want %v (%v)", i, r.ok[i], wantOK, r.errs[i])
+		}
+	}
+	r.mu.Unlock()
+	// Power loss: only fsynced bytes survive.
+	crashed := m.Crash(nil)
+	_ = st
+	st2, l2 := openTest(t, crashed, 1<<20)
+	defer st2.Close()
+	var got []uint64
+	for _, sm := range l2.Recovered() {
+		got = append(got, sm.Seq)
+	}
+	want := []uint64{0, 1, 2, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24}
+	if len(got) != len(want) {
+		t.Fatalf("recovered %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("recovered %v, want %v", got, want)
+		}
+	}
+}
+
+var _ = errors.Is
+var _ atomic.Int64
