@@ -22,7 +22,7 @@ type QueueLog struct {
 	dir string
 
 	mu           sync.Mutex
-	segs         []*segment       // oldest first; the last one is active
+	segs         []*segment   // oldest first; the last one is active
 	buf          []byte       // message records not yet written to the OS
 	bufComps     []completion // completions of the records in buf
 	written      []completion // completions of records written, not yet taken by a commit
