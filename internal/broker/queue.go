@@ -179,7 +179,8 @@ func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishO
 	if q.log != nil && m.Persistent() {
 		if err := q.log.Append(e.seq, m, done, token); err != nil {
 			q.mu.Unlock()
-			q.vhost.broker.log.Error("storage refused a message", "queue", q.cfg.Name, "err", err)
+			// Debug: the store logs once when writes start failing, not per message.
+			q.vhost.broker.log.Debug("storage refused a message", "queue", q.cfg.Name, "err", err)
 			return Rejected, false
 		}
 		e.persisted, pending = true, done != nil

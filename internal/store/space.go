@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/tern-broker/tern/internal/vfs"
 )
@@ -19,12 +20,16 @@ import (
 // writing the MiB.
 const spaceCheckBytes = 1 << 20
 
-// noteWrite accounts a write of n bytes, or a failed write, and logs the
-// moments writes start and stop failing — once each, not once per refused
-// message. Called with a log's lock held.
+// noteWrite accounts a write of n bytes, or a failed write, and logs when
+// writes start failing and when they work again — once each, not once per
+// refused message. On a nearly full disk small writes may fit between
+// failed large ones, so "working again" needs writeRecovery of successes
+// without a failure. Called with a log's lock held.
 func (s *Store) noteWrite(n int, err error) {
 	if err != nil {
 		s.needCheck.Store(true)
+		s.okSince.Store(0)
+		s.failedWrites.Add(1)
 		if s.writeFailing.CompareAndSwap(false, true) {
 			s.log.Error("writes to the data directory are failing; publishes are refused (nacked) until they succeed again", "err", err)
 		}
@@ -34,10 +39,20 @@ func (s *Store) noteWrite(n int, err error) {
 	if s.sinceCheck.Add(int64(n)) >= spaceCheckBytes {
 		s.needCheck.Store(true)
 	}
-	if s.writeFailing.Load() && s.writeFailing.CompareAndSwap(true, false) {
-		s.log.Info("writes to the data directory succeed again")
+	if s.writeFailing.Load() {
+		now := time.Now().UnixNano()
+		if s.okSince.CompareAndSwap(0, now) {
+			return
+		}
+		if now-s.okSince.Load() >= int64(writeRecovery) && s.writeFailing.CompareAndSwap(true, false) {
+			s.log.Info("writes to the data directory succeed again", "failed_writes", s.failedWrites.Swap(0))
+		}
 	}
 }
+
+// writeRecovery is how long writes must succeed, without a failure, before
+// the store logs that they work again.
+const writeRecovery = time.Second
 
 // roomForMessage refuses a message append once the estimated free space is
 // below the reserve, which stays for acks, indexes and definitions.

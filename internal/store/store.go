@@ -60,8 +60,10 @@ type Store struct {
 	free         atomic.Int64 // estimated free bytes: last measurement minus writes since
 	sinceCheck   atomic.Int64 // bytes written since the last measurement
 	needCheck    atomic.Bool  // measure after the current batch
-	writeFailing atomic.Bool  // the last write failed (logged once per change)
-	belowReserve atomic.Bool  // messages are refused (logged once per change)
+	writeFailing atomic.Bool  // writes are failing (logged once per change)
+	okSince      atomic.Int64 // UnixNano of the first good write since the last failure, 0: none
+	failedWrites atomic.Uint64
+	belowReserve atomic.Bool // messages are refused (logged once per change)
 }
 
 type counters struct {
