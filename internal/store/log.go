@@ -303,6 +303,7 @@ func (l *QueueLog) Delivered(seq uint64) {
 // dropConsumedLocked deletes sealed segments from the head while every
 // message in them is consumed. Oldest first only, so the ack records that
 // cancel a segment's messages (always in it or a later one) outlive them.
+// A log whose every message is consumed starts over (see resetLocked).
 func (l *QueueLog) dropConsumedLocked() {
 	for len(l.segs) > 1 && l.segs[0].sealed && l.segs[0].live == 0 {
 		s := l.segs[0]
@@ -313,6 +314,40 @@ func (l *QueueLog) dropConsumedLocked() {
 		l.dirDirty = true
 		l.st.stats.segmentsDeleted.Add(1)
 	}
+	if n := len(l.segs); n == 1 && l.segs[0].live == 0 && len(l.buf) == 0 &&
+		(l.segs[0].end >= resetBytes || l.st.writeFailing.Load()) {
+		l.resetLocked()
+	}
+}
+
+// resetBytes is the size from which a drained log starts over in a new
+// segment instead of appending to the old one.
+const resetBytes = 1 << 20
+
+// resetLocked starts a log whose every message is consumed over in an
+// empty segment and deletes the old one, acks pending or not: the space
+// comes back and no ack record is needed any more. This is what lets a
+// consumer drain a full disk: its acks cannot be written, but the drained
+// queue frees its segment. The new segment is named past every seq used,
+// and created before the old one is removed, so a crash in between only
+// brings back consumed messages (redelivered), never reuses a seq.
+func (l *QueueLog) resetLocked() {
+	old := l.segs[0]
+	if len(old.idx) == 0 {
+		return // no messages: only ack records, and no more than resetBytes
+	}
+	next := l.nextSeqLocked()
+	f, err := l.st.fs.Create(segmentName(l.dir, next))
+	if err != nil {
+		return // tried again at the next ack
+	}
+	_ = old.file.Close()
+	_ = l.st.fs.Remove(old.path)
+	_ = l.st.fs.Remove(old.idxPath())
+	l.segs = []*segment{{base: next, path: segmentName(l.dir, next), file: f}}
+	l.acks, l.dels, l.badEnd = l.acks[:0], l.dels[:0], nil
+	l.dirDirty = true
+	l.st.stats.segmentsDeleted.Add(1)
 }
 
 // Read implements broker.Log.
@@ -373,7 +408,8 @@ func (l *QueueLog) Recovered() []broker.StoredMessage {
 	return r
 }
 
-// Close implements broker.Log: it flushes and syncs what is buffered.
+// Close implements broker.Log: it flushes and syncs what is buffered. A
+// failure is logged, not returned: see closeLocked.
 func (l *QueueLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -384,6 +420,7 @@ func (l *QueueLog) closeLocked() error {
 	if l.closed {
 		return nil
 	}
+	pendingAcks := len(l.acks) + len(l.dels)
 	err := l.flushLocked()
 	if n := len(l.segs); n > 0 && err == nil {
 		err = l.segs[n-1].file.Sync()
@@ -392,7 +429,15 @@ func (l *QueueLog) closeLocked() error {
 		_ = s.file.Close()
 	}
 	l.closed = true
-	return err
+	if err != nil {
+		// Every confirmed message was fsynced before its confirm; what
+		// is lost here is acks and deliveries (those messages come back,
+		// redelivered) and unconfirmed publishes. Not a failure of the
+		// shutdown: a full disk must not turn a clean stop into an error.
+		l.st.log.Warn("could not write the last acks at close; those messages will be redelivered",
+			"queue_id", l.id, "acks", pendingAcks, "err", err)
+	}
+	return nil
 }
 
 // commit is what one group commit does with one log.
@@ -461,7 +506,10 @@ func (l *QueueLog) syncFailed(c *commit, err error) []completion {
 	if l.closed {
 		return nil
 	}
-	if n := len(l.segs); n > 0 && l.segs[n-1] == c.seg && !c.seg.sealed {
+	if !slices.Contains(l.segs, c.seg) {
+		// Deleted meantime (a drained log started over): every message
+		// in it is consumed, nothing to cut back.
+	} else if n := len(l.segs); l.segs[n-1] == c.seg && !c.seg.sealed {
 		l.cutLocked(c.seg, c.seg.synced, err)
 	} else {
 		if l.failed == nil {
