@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,9 +56,10 @@ func fillFile(t *testing.T, path string, n int) {
 // loggedServer is a tern binary whose every log line is kept.
 type loggedServer struct {
 	*binaryServer
-	done  chan struct{} // closed when the process has exited
-	mu    sync.Mutex
-	lines []string
+	done     chan struct{} // closed when the process has exited
+	httpAddr chan string   // the HTTP listener's address, once
+	mu       sync.Mutex
+	lines    []string
 }
 
 func (s *loggedServer) count(substr string) int {
@@ -84,11 +86,13 @@ func (s *loggedServer) linesWith(substr string) []string {
 	return out
 }
 
+var httpListenLine = regexp.MustCompile(`msg="HTTP listening" addr=(\S+)`)
+
 // startLogged runs `tern server` on dataDir with extra environment and
 // keeps its log.
 func startLogged(t *testing.T, dataDir string, env ...string) *loggedServer {
 	t.Helper()
-	cmd := exec.Command(ternBin, "server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "",
+	cmd := exec.Command(ternBin, "server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--mqtt-addr", "", "--mqtt-ws-addr", "")
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
@@ -98,7 +102,7 @@ func startLogged(t *testing.T, dataDir string, env ...string) *loggedServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &loggedServer{binaryServer: &binaryServer{cmd: cmd, exited: make(chan error, 1)}, done: make(chan struct{})}
+	s := &loggedServer{binaryServer: &binaryServer{cmd: cmd, exited: make(chan error, 1)}, done: make(chan struct{}), httpAddr: make(chan string, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -107,6 +111,9 @@ func startLogged(t *testing.T, dataDir string, env ...string) *loggedServer {
 			line := sc.Text()
 			if m := listenLine.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
+			}
+			if m := httpListenLine.FindStringSubmatch(line); m != nil {
+				s.httpAddr <- m[1]
 			}
 			s.mu.Lock()
 			s.lines = append(s.lines, line)

@@ -157,21 +157,31 @@ func (t *Trigger) Check() {
 	case !on && n > t.high.Load():
 		t.since = t.clock.Now()
 		t.set(true, n)
+		// Re-check when the hold ends: a caller that lowered the level
+		// while this one was turning the alarm on may have seen it still
+		// off and not called again.
+		t.recheckLocked(t.hold)
 	case on && n <= t.low.Load():
 		if left := t.hold - t.clock.Now().Sub(t.since); left > 0 {
-			if !t.pending {
-				t.pending = true
-				t.clock.AfterFunc(left, func() {
-					t.mu.Lock()
-					t.pending = false
-					t.mu.Unlock()
-					t.Check()
-				})
-			}
+			t.recheckLocked(left)
 			return
 		}
 		t.set(false, n)
 	}
+}
+
+// recheckLocked schedules a Check after d, unless one is pending.
+func (t *Trigger) recheckLocked(d time.Duration) {
+	if t.pending {
+		return
+	}
+	t.pending = true
+	t.clock.AfterFunc(d, func() {
+		t.mu.Lock()
+		t.pending = false
+		t.mu.Unlock()
+		t.Check()
+	})
 }
 
 // set changes the alarm; t.mu is held, so changes are made and reported

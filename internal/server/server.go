@@ -251,7 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.monitorDisk(monitorCtx)
+		s.monitorResources(monitorCtx)
 	}()
 	if s.amqpLn != nil {
 		wg.Add(1)
@@ -363,10 +363,11 @@ func (s *Server) observeFreeSpace(free uint64) {
 	}
 }
 
-// monitorDisk measures the free space every second — for space freed or
-// taken by others, and limit changes — besides the store's measurements on
-// the write path.
-func (s *Server) monitorDisk(ctx context.Context) {
+// monitorResources measures the free space every second — for space freed
+// or taken by others, and limit changes — besides the store's measurements
+// on the write path, and returns memory to the OS after a large backlog
+// drained (Broker.ReleaseMemory).
+func (s *Server) monitorResources(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	limit := s.diskFreeLimit.Load()
@@ -376,6 +377,7 @@ func (s *Server) monitorDisk(ctx context.Context) {
 			s.applyDiskLimit(s.diskTrigger.Load())
 		}
 		_, _ = s.Store.FreeSpace() // calls observeFreeSpace
+		s.Broker.ReleaseMemory(time.Now())
 		select {
 		case <-ctx.Done():
 			return
