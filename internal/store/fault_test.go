@@ -179,5 +179,82 @@ func TestFsyncFailureRewindsToTheLastGoodSync(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
-var _ atomic.Int64
+// TestReserveRefusesMessagesButKeepsAcks: below the reserve, appends of
+// messages fail with ENOSPC at once while acks are still written; the
+// free-space callback sees the measurements.
+func TestReserveRefusesMessagesButKeepsAcks(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	m.SetFreeSpace(10 << 20)
+	var seen atomic.Int64
+	st, err := Open(m, "/data", Options{Reserve: 1 << 20, OnFreeSpace: func(free uint64) { seen.Store(int64(free)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ql, _ := st.QueueLog("q1")
+	l := ql.(*QueueLog)
+	r := newResults()
+	for i := uint64(0); i < 10; i++ {
+		if err := l.Append(i, msg(i), r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.wait(t, 10)
+	m.SetFreeSpace(512 << 10)
+	if _, err := st.FreeSpace(); err != nil || seen.Load() != 512<<10 {
+		t.Fatalf("measured %d, %v", seen.Load(), err)
+	}
+	if err := l.Append(10, msg(10), r, 10); !errors.Is(err, vfs.ErrNoSpace) {
+		t.Fatalf("append below the reserve: %v", err)
+	}
+	l.Ack(0)
+	m.SetFreeSpace(10 << 20)
+	_, _ = st.FreeSpace()
+	if err := l.Append(11, msg(11), r, 11); err != nil {
+		t.Fatal("append refused after space returned:", err)
+	}
+	r.wait(t, 11)
+	_ = st.Close()
+	st2, l2 := openTest(t, m, 0)
+	defer st2.Close()
+	rec := l2.Recovered()
+	if len(rec) != 10 || rec[0].Seq != 1 || rec[9].Seq != 11 {
+		t.Fatalf("recovered %+v: want 1..9 and 11 (the ack below the reserve written)", rec)
+	}
+}
+
+// TestDrainedLogStartsOver: a log whose every message is acked starts a
+// new segment past every seq used and deletes the old one, so the space
+// comes back without the ack records.
+func TestDrainedLogStartsOver(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	st, l := openTest(t, m, 64<<20)
+	r := newResults()
+	big := msg(0)
+	big.Body = make([]byte, 64<<10)
+	const n = 40 // 2.5 MiB: over resetBytes
+	for i := uint64(0); i < n; i++ {
+		if err := l.Append(i, big, r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.wait(t, n)
+	for i := uint64(0); i < n; i++ {
+		l.Ack(i)
+	}
+	names, _ := m.List("/data/queues/q1")
+	if len(names) != 1 || names[0] != "00000000000000000040.seg" {
+		t.Fatalf("files after draining: %v", names)
+	}
+	if err := l.Append(n, msg(n), r, n); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, n+1)
+	_ = st.Close()
+	st2, l2 := openTest(t, m, 64<<20)
+	defer st2.Close()
+	if rec := l2.Recovered(); len(rec) != 1 || rec[0].Seq != n || l2.NextSeq() != n+1 {
+		t.Fatalf("recovered %+v, next seq %d", rec, l2.NextSeq())
+	}
+}
