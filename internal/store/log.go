@@ -32,6 +32,7 @@ type QueueLog struct {
 	failed       error        // sticky: the log can no longer be written
 	badEnd       error        // the active segment's file is not yet cut back to its good end
 	closed       bool
+	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
 	segSize      int64             // roll segments past this size
 	appended     uint64            // one past the highest seq appended
@@ -333,7 +334,7 @@ const resetBytes = 1 << 20
 // brings back consumed messages (redelivered), never reuses a seq.
 func (l *QueueLog) resetLocked() {
 	old := l.segs[0]
-	if len(old.idx) == 0 {
+	if l.stream || len(old.idx) == 0 {
 		return // no messages: only ack records, and no more than resetBytes
 	}
 	next := l.nextSeqLocked()

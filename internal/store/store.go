@@ -169,6 +169,7 @@ func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error
 	if err != nil {
 		return nil, err
 	}
+	l.stream = true
 	if err := l.loadOffsets(); err != nil {
 		return nil, err
 	}
