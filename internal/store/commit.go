@@ -30,6 +30,7 @@ type committer struct {
 
 	lastSync time.Time
 	unsynced map[*QueueLog]vfs.File // interval mode: flushed, not yet fsynced
+	decided  []completion           // the batch's completions, reused
 }
 
 type completion struct {
@@ -92,7 +93,7 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 
 	always := c.st.opts.Sync == SyncAlways
 	var jobs, written []syncJob
-	var decided []completion
+	decided := c.decided[:0]
 	for l, needsSync := range logs {
 		cm := l.commitFile()
 		decided = append(decided, cm.settled...)
@@ -156,6 +157,14 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 		cp.c.Durable(cp.token, cp.err)
 	}
 	c.st.stats.committed.Add(uint64(n))
+	clear(decided)
+	c.decided = decided[:0]
+	for _, j := range jobs {
+		j.log.recycle(j.c.comps)
+	}
+	for _, j := range written {
+		j.log.recycle(j.c.comps)
+	}
 	c.st.afterBatch()
 	clear(logs)
 	*spare = logs

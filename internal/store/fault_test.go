@@ -137,7 +137,9 @@ func TestFsyncFailureRewindsToTheLastGoodSync(t *testing.T) {
 	l.Ack(3) // an ack written with the failing batch must be kept and rewritten
 	faults.set("", "q1")
 	for i := uint64(10); i < 20; i++ {
-		_ = l.Append(i, msg(i), r, i)
+		if err := l.Append(i, msg(i), r, i); err != nil {
+			r.Durable(i, err) // refused at once: the log is not yet cut back
+		}
 	}
 	r.wait(t, 20)
 	faults.set("", "")

@@ -26,6 +26,7 @@ type QueueLog struct {
 	buf          []byte       // message records not yet written to the OS
 	bufComps     []completion // completions of the records in buf
 	written      []completion // completions of records written, not yet taken by a commit
+	spareComps   []completion // a delivered batch's slice, reused for written
 	settled      []completion // completions a failure decided, for the committer to deliver
 	acks         []uint64     // ack seqs to write with the next flush
 	dels         []uint64     // delivered seqs to write with the next flush
@@ -480,13 +481,27 @@ func (l *QueueLog) commitFile() commit {
 		l.dirDirty = false
 		_ = l.st.fs.SyncDir(l.dir)
 	}
-	c.comps, l.written = l.written, nil
+	c.comps, l.written, l.spareComps = l.written, l.spareComps, nil
 	if len(l.segs) == 0 {
 		return c
 	}
 	s := l.segs[len(l.segs)-1]
 	c.file, c.seg, c.off, c.acks, c.dels, c.upTo = s.file, s, s.flushed, len(s.acks), len(s.dels), l.appended
 	return c
+}
+
+// recycle hands back a commit's completion slice once it is delivered, so
+// steady publishing allocates none.
+func (l *QueueLog) recycle(comps []completion) {
+	if cap(comps) == 0 {
+		return
+	}
+	clear(comps)
+	l.mu.Lock()
+	if l.spareComps == nil {
+		l.spareComps = comps[:0]
+	}
+	l.mu.Unlock()
 }
 
 // synced records a good fsync of c.
