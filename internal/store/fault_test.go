@@ -181,6 +181,43 @@ func TestFsyncFailureRewindsToTheLastGoodSync(t *testing.T) {
 	}
 }
 
+// TestFsyncFailureAfterRecoveryKeepsTheRecovered: what recovery found is
+// the known good end; a failed fsync after a restart cuts back to it, not
+// to the start of the segment.
+func TestFsyncFailureAfterRecoveryKeepsTheRecovered(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	st, l := openTest(t, m, 1<<20)
+	r := newResults()
+	for i := uint64(0); i < 10; i++ {
+		if err := l.Append(i, msg(i), r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.wait(t, 10)
+	l.Ack(0)
+	_ = st.Close()
+
+	faults := newBlockingFaults()
+	faults.set("", "q1")
+	st2, l2 := openTest(t, vfs.NewFaulty(m, faults.inject), 1<<20)
+	r2 := newResults()
+	if err := l2.Append(10, msg(10), r2, 10); err != nil {
+		t.Fatal(err)
+	}
+	r2.wait(t, 1)
+	if r2.ok[10] {
+		t.Fatal("confirmed although its fsync failed")
+	}
+	faults.set("", "")
+	_ = st2.Close()
+	st3, l3 := openTest(t, m, 1<<20)
+	defer st3.Close()
+	if rec := l3.Recovered(); len(rec) != 9 || rec[0].Seq != 1 || rec[8].Seq != 9 {
+		t.Fatalf("recovered %+v after a failed fsync following a restart, want 1..9", rec)
+	}
+}
+
 // TestReserveRefusesMessagesButKeepsAcks: below the reserve, appends of
 // messages fail with ENOSPC at once while acks are still written; the
 // free-space callback sees the measurements.
