@@ -53,9 +53,11 @@ func (f *blockingFaults) set(failWrites, failSyncs string) {
 }
 
 // TestFailedWriteIsNeverConfirmedAfterManyGenerations: a record whose write
-// failed must be reported failed however many writes of the log follow
-// before its completion is processed (the bookkeeping once forgot failures
-// older than 64 write generations and reported success for them).
+// failed must be reported failed however many writes of the log — failed
+// (100) and good (100) — follow before its completion is processed (the
+// bookkeeping once forgot failures older than 64 write generations and
+// reported success for them: this test failed with "message 0 confirmed
+// although its write failed").
 func TestFailedWriteIsNeverConfirmedAfterManyGenerations(t *testing.T) {
 	t.Parallel()
 	m := vfs.NewMem()
@@ -98,12 +100,18 @@ func TestFailedWriteIsNeverConfirmedAfterManyGenerations(t *testing.T) {
 		}
 		_, _ = l1.Read(i)
 	}
+	// Then 100 good writes, still before the committer gets to q1.
 	faults.set("", "")
-	if err := l1.Append(101, msg(101), r, 101); err != nil {
-		t.Fatal(err)
+	for i := uint64(101); i <= 200; i++ {
+		if err := l1.Append(i, msg(i), r, i); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l1.Read(i); err != nil {
+			t.Fatal(err)
+		}
 	}
 	close(faults.release)
-	r.wait(t, 103)
+	r.wait(t, 202)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := uint64(0); i <= 100; i++ {
@@ -111,8 +119,10 @@ func TestFailedWriteIsNeverConfirmedAfterManyGenerations(t *testing.T) {
 			t.Fatalf("message %d confirmed although its write failed", i)
 		}
 	}
-	if !r.ok[101] || !r.ok[1000] {
-		t.Fatalf("good writes not confirmed: %v", r.errs)
+	for _, i := range []uint64{101, 200, 1000} {
+		if !r.ok[i] {
+			t.Fatalf("good write %d not confirmed: %v", i, r.errs[i])
+		}
 	}
 	_ = st.Close()
 }
