@@ -100,3 +100,34 @@ func TestTriggerHysteresisHoldAndLog(t *testing.T) {
 		t.Fatal("a disabled trigger set its alarm")
 	}
 }
+
+// TestTriggerNeverSticksOnAStaleLevel replays the interleaving of issue 10
+// item 26 deterministically: while one caller is turning the alarm on,
+// another lowers the level and checks — it still sees the alarm off and
+// returns. The alarm must not stay on for a level that has fallen: the
+// re-check at the end of the hold clears it.
+func TestTriggerNeverSticksOnAStaleLevel(t *testing.T) {
+	t.Parallel()
+	clock := &manualClock{now: time.Unix(100, 0)}
+	var level atomic.Int64
+	a := NewAlarm("test")
+	var tr *Trigger
+	tr = NewTrigger(a, level.Load, clock, time.Second, func(on bool, _, _, _ int64) {
+		if on {
+			// The other caller, between the decision and the alarm's
+			// change: the level falls to 0 and its Check sees "off".
+			level.Store(0)
+			tr.Check()
+		}
+	})
+	tr.SetThresholds(100, 80)
+	level.Store(150)
+	tr.Check()
+	if !a.Active() {
+		t.Fatal("alarm not on")
+	}
+	clock.advance(time.Second)
+	if a.Active() {
+		t.Fatal("alarm stuck on with the level at 0")
+	}
+}
