@@ -77,7 +77,8 @@ func (ch *channel) Durable(seq uint64, err error) {
 	p.waiting--
 	if err != nil {
 		p.nack = true
-		ch.conn.log.Error("persisting a message failed; nacking it", "channel", ch.id, "err", err)
+		// Debug: the store logs once when writes start failing, not per nack.
+		ch.conn.log.Debug("persisting a message failed; nacking it", "channel", ch.id, "err", err)
 	}
 	if p == &c.fifo[c.head] && p.ready() {
 		ch.sendReadyLocked()

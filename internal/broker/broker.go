@@ -11,9 +11,10 @@ import (
 
 // Config is the broker core's configuration.
 type Config struct {
-	// MemoryHighWatermark is the number of message bytes held in queues
-	// above which publishers are blocked until it falls below again; 0
-	// disables the alarm.
+	// MemoryHighWatermark is the memory of queued messages (bodies plus
+	// their measured per-message cost, see memory.go) above which
+	// publishers are blocked until it falls below 90% of it again, the
+	// alarm having been on for at least a second; 0 disables the alarm.
 	MemoryHighWatermark int64
 	// QueueMemoryLimit is how many body bytes of ready persistent messages
 	// a durable queue keeps in memory; past it bodies stay in the log until
@@ -23,6 +24,8 @@ type Config struct {
 	// in memory.
 	Storage Storage
 	Logger  *slog.Logger
+	// Clock times the memory alarm's minimum hold; nil is the system clock.
+	Clock flow.Clock
 }
 
 // Broker is the root of the core: the virtual hosts and node-wide state.
@@ -34,8 +37,11 @@ type Broker struct {
 
 	defsMu      sync.Mutex // serialises definition saves
 	stats       counters
-	queuedBytes atomic.Int64
+	queuedBytes atomic.Int64 // accounted memory of queued messages
+	memPeak     atomic.Int64 // highest queuedBytes since the last release to the OS
+	release     memRelease
 	memoryAlarm *flow.Alarm
+	memTrigger  *flow.Trigger
 	diskAlarm   *flow.Alarm
 	limits      *flow.Limiter
 }
@@ -49,6 +55,7 @@ func New(cfg Config) *Broker {
 		cfg.QueueMemoryLimit = 4 << 20
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk"), limits: flow.NewLimiter()}
+	b.memTrigger = b.newMemoryTrigger(cfg.Clock)
 	b.vhosts["/"] = newVHost(b, "/")
 	return b
 }
@@ -84,7 +91,8 @@ func (b *Broker) VHosts() []*VHost {
 	return out
 }
 
-// MemoryAlarm is on while queued message bytes exceed the high watermark.
+// MemoryAlarm is on while queued messages take more memory than the high
+// watermark (with hysteresis, see memory.go).
 func (b *Broker) MemoryAlarm() *flow.Alarm { return b.memoryAlarm }
 
 // DiskAlarm is on while the data directory's free space is below its limit;
@@ -97,19 +105,3 @@ func (b *Broker) Limits() *flow.Limiter { return b.limits }
 
 // Alarms lists the alarms that block publishers.
 func (b *Broker) Alarms() []*flow.Alarm { return []*flow.Alarm{b.memoryAlarm, b.diskAlarm} }
-
-// accountBytes tracks the body bytes held by queues and drives the memory
-// alarm.
-func (b *Broker) accountBytes(delta int64) {
-	n := b.queuedBytes.Add(delta)
-	if w := b.cfg.MemoryHighWatermark; w > 0 {
-		if on := n > w; on != b.memoryAlarm.Active() {
-			if on {
-				b.log.Warn("memory alarm set: queued message bytes above the high watermark", "bytes", n, "watermark", w)
-			} else {
-				b.log.Info("memory alarm cleared", "bytes", n, "watermark", w)
-			}
-			b.memoryAlarm.Set(on)
-		}
-	}
-}

@@ -179,13 +179,14 @@ func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishO
 	if q.log != nil && m.Persistent() {
 		if err := q.log.Append(e.seq, m, done, token); err != nil {
 			q.mu.Unlock()
-			q.vhost.broker.log.Error("storage refused a message", "queue", q.cfg.Name, "err", err)
+			// Debug: the store logs once when writes start failing, not per message.
+			q.vhost.broker.log.Debug("storage refused a message", "queue", q.cfg.Name, "err", err)
 			return Rejected, false
 		}
 		e.persisted, pending = true, done != nil
 	}
 	q.nextSeq++
-	q.vhost.broker.accountBytes(e.size)
+	q.vhost.broker.bodyIn(e.size)
 	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
 		return Enqueued, pending
@@ -206,7 +207,8 @@ func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishO
 func (q *Queue) pushReadyLocked(e entry) {
 	if e.msg != nil && e.persisted && q.memBytes+e.size > q.vhost.broker.cfg.QueueMemoryLimit {
 		e.msg = nil
-		q.vhost.broker.accountBytes(-e.size)
+		q.vhost.broker.bodyOut(e.size)
+		q.vhost.broker.pagedIn(1)
 	}
 	if e.msg != nil {
 		q.memBytes += e.size
@@ -285,7 +287,8 @@ func (q *Queue) loadLocked(e *entry) *Message {
 		return nil
 	}
 	e.msg = m
-	q.vhost.broker.accountBytes(e.size)
+	q.vhost.broker.pagedOut()
+	q.vhost.broker.bodyIn(e.size)
 	return m
 }
 
@@ -376,7 +379,9 @@ func (q *Queue) clearReadyLocked() {
 // delivered without ack): its memory is released and the log told.
 func (q *Queue) settleLocked(seq uint64, size int64, inMemory, persisted bool) {
 	if inMemory {
-		q.vhost.broker.accountBytes(-size)
+		q.vhost.broker.bodyOut(size)
+	} else {
+		q.vhost.broker.pagedOut()
 	}
 	if persisted && q.log != nil {
 		q.log.Ack(seq)
@@ -393,6 +398,7 @@ func (q *Queue) restoreLocked(stored []StoredMessage) {
 		q.readyCount++
 		q.readyBytes += e.size
 	}
+	q.vhost.broker.pagedIn(len(stored))
 	q.nextSeq = q.log.NextSeq()
 	q.armExpiryLocked()
 }

@@ -149,7 +149,8 @@ func TestQueueBytesAccountingReturnsToZero(t *testing.T) {
 
 func TestMemoryAlarmFollowsQueuedBytes(t *testing.T) {
 	t.Parallel()
-	b := New(Config{MemoryHighWatermark: 15})
+	clock := newFakeClock()
+	b := New(Config{MemoryHighWatermark: memCost(10) * 3 / 2, Clock: clock})
 	v := b.VHost("/")
 	q, _ := v.DeclareQueue(QueueConfig{Name: "q"}, false, 1)
 	pub(t, v, "q", "0123456789")
@@ -161,6 +162,7 @@ func TestMemoryAlarmFollowsQueuedBytes(t *testing.T) {
 		t.Fatal("no alarm above the watermark")
 	}
 	q.Purge()
+	clock.Advance(memoryAlarmHold)
 	if b.MemoryAlarm().Active() {
 		t.Fatal("alarm still on after purge")
 	}

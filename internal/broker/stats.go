@@ -20,7 +20,7 @@ type Stats struct {
 	DeadLettered, DeadLetterDropped                      uint64
 	VHosts, Exchanges, Queues, Consumers                 int
 	MessagesReady, MessagesUnacked                       int
-	QueuedBytes                                          int64
+	QueuedBytes                                          int64 // accounted memory of queued messages (memory.go)
 	MemoryAlarm, DiskAlarm                               bool
 	PerQueue                                             []QueueStats
 }

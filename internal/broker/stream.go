@@ -112,7 +112,8 @@ func (q *Queue) streamAppend(m *Message, done Completion, token uint64) (Publish
 	}
 	q.mu.Unlock()
 	if err != nil {
-		q.vhost.broker.log.Error("stream refused a message", "stream", q.cfg.Name, "err", err)
+		// Debug: the store logs once when writes start failing, not per message.
+		q.vhost.broker.log.Debug("stream refused a message", "stream", q.cfg.Name, "err", err)
 		return Rejected, false
 	}
 	return Enqueued, done != nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/config"
+	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mgmt"
 	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
@@ -40,6 +42,8 @@ type Server struct {
 
 	lock          *os.File
 	diskFreeLimit atomic.Uint64
+	diskFree      atomic.Uint64 // the last measured free space
+	diskTrigger   atomic.Pointer[flow.Trigger]
 	amqpLn        net.Listener
 	mqttLn        net.Listener
 	mqttWSLn      net.Listener
@@ -93,7 +97,12 @@ func (s *Server) Start() error {
 		Sync:         store.SyncMode(cfg.Fsync),
 		SyncInterval: time.Duration(cfg.FsyncInterval),
 		SegmentSize:  int64(cfg.SegmentSize),
-		Logger:       s.log.With("component", "store"),
+		// Below the alarm's limit, half of it stays for acks, indexes
+		// and definitions: publishes that got in before the alarm
+		// blocked their connection are refused there, not at ENOSPC.
+		Reserve:     int64(cfg.DiskFreeLimit / 2),
+		OnFreeSpace: s.observeFreeSpace,
+		Logger:      s.log.With("component", "store"),
 	})
 	if err != nil {
 		return err
@@ -105,6 +114,7 @@ func (s *Server) Start() error {
 		Storage:             st,
 		Logger:              s.log.With("component", "broker"),
 	})
+	s.diskTrigger.Store(s.newDiskTrigger(nil))
 	for _, v := range cfg.VHosts {
 		s.Broker.AddVHost(v)
 	}
@@ -245,7 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.monitorDisk(monitorCtx)
+		s.monitorResources(monitorCtx)
 	}()
 	if s.amqpLn != nil {
 		wg.Add(1)
@@ -317,25 +327,61 @@ func (s *Server) Run(ctx context.Context) error {
 // run time; the monitor applies it within a second.
 func (s *Server) SetDiskFreeLimit(bytes uint64) { s.diskFreeLimit.Store(bytes) }
 
-// monitorDisk drives the disk alarm from the data directory's free space,
-// checked every second.
-func (s *Server) monitorDisk(ctx context.Context) {
+// diskAlarmHold is the least time the disk alarm stays on, so free space
+// hovering at the limit does not make publishers flap.
+const diskAlarmHold = time.Second
+
+// newDiskTrigger drives the disk alarm from the free space with hysteresis:
+// on below the limit, off once the free space is a tenth of the limit above
+// it (and the alarm was on for diskAlarmHold).
+func (s *Server) newDiskTrigger(clock flow.Clock) *flow.Trigger {
+	s.diskFree.Store(math.MaxUint64)
+	level := func() int64 { // bytes short of the limit
+		return clampInt64(s.diskFreeLimit.Load()) - clampInt64(s.diskFree.Load())
+	}
+	t := flow.NewTrigger(s.Broker.DiskAlarm(), level, clock, diskAlarmHold, func(on bool, level, _, _ int64) {
+		limit, free := s.diskFreeLimit.Load(), s.diskFree.Load()
+		if on {
+			s.log.Warn("disk alarm set: free space below the limit; blocking publishers", "free", free, "limit", limit)
+		} else {
+			s.log.Info("disk alarm cleared", "free", free, "limit", limit)
+		}
+	})
+	s.applyDiskLimit(t)
+	return t
+}
+
+func (s *Server) applyDiskLimit(t *flow.Trigger) {
+	t.SetThresholds(0, -clampInt64(s.diskFreeLimit.Load()/10))
+}
+
+func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+// observeFreeSpace feeds a measurement of the free space to the disk alarm.
+// The store calls it on the write path (after every MiB written), so the
+// alarm follows a fast publisher instead of the once-a-second poll.
+func (s *Server) observeFreeSpace(free uint64) {
+	s.diskFree.Store(free)
+	if t := s.diskTrigger.Load(); t != nil {
+		t.Check()
+	}
+}
+
+// monitorResources measures the free space every second — for space freed
+// or taken by others, and limit changes — besides the store's measurements
+// on the write path, and returns memory to the OS after a large backlog
+// drained (Broker.ReleaseMemory).
+func (s *Server) monitorResources(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	alarm := s.Broker.DiskAlarm()
+	limit := s.diskFreeLimit.Load()
 	for {
-		limit := s.diskFreeLimit.Load()
-		free, err := s.Store.FreeSpace()
-		if err == nil {
-			if low := free < limit; low != alarm.Active() {
-				if low {
-					s.log.Warn("disk alarm set: free space below the limit; blocking publishers", "free", free, "limit", limit)
-				} else {
-					s.log.Info("disk alarm cleared", "free", free, "limit", limit)
-				}
-				alarm.Set(low)
-			}
+		if l := s.diskFreeLimit.Load(); l != limit {
+			limit = l
+			s.applyDiskLimit(s.diskTrigger.Load())
 		}
+		_, _ = s.Store.FreeSpace() // calls observeFreeSpace
+		s.Broker.ReleaseMemory(time.Now())
 		select {
 		case <-ctx.Done():
 			return

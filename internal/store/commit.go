@@ -13,25 +13,30 @@ import (
 // batch is flushed and fsynced once, then every completion in the batch is
 // told. While one batch syncs, new appends gather in the next, so the fsync
 // rate adapts to the disk and one fsync covers many messages.
+//
+// A completion travels with its record: in its log's buffer, then in the
+// log's written list once the write succeeded, then in the batch that
+// fsyncs it. A failed write or fsync hands it, with the error, to the log's
+// settled list; nothing else can decide it, so a record whose write or
+// fsync failed is never confirmed, however much is written meanwhile.
 type committer struct {
 	st *Store
 
 	mu      sync.Mutex
 	dirty   map[*QueueLog]bool // log → holds messages awaiting an fsync
-	comps   []completion
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
 
 	lastSync time.Time
 	unsynced map[*QueueLog]vfs.File // interval mode: flushed, not yet fsynced
+	decided  []completion           // the batch's completions, reused
 }
 
 type completion struct {
 	c     broker.Completion
 	token uint64
-	log   *QueueLog
-	gen   uint64 // the log's write generation holding the record
+	err   error // set when a failure decided it
 }
 
 func newCommitter(st *Store) *committer {
@@ -41,13 +46,10 @@ func newCommitter(st *Store) *committer {
 	return c
 }
 
-// add registers a write to l in the open batch. Called with l.mu held.
-func (c *committer) add(l *QueueLog, done broker.Completion, token, gen uint64, needsSync bool) {
+// add marks l written in the open batch. Called with l.mu held.
+func (c *committer) add(l *QueueLog, needsSync bool) {
 	c.mu.Lock()
 	c.dirty[l] = c.dirty[l] || needsSync
-	if done != nil {
-		c.comps = append(c.comps, completion{c: done, token: token, log: l, gen: gen})
-	}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -64,107 +66,138 @@ func (c *committer) run() {
 		tick = t.C
 	}
 	spare := map[*QueueLog]bool{}
-	var spareComps []completion
 	for {
 		select {
 		case <-c.wake:
 		case <-tick:
 		case <-c.stop:
-			c.batch(&spare, &spareComps, true)
+			c.batch(&spare, true)
 			return
 		}
-		c.batch(&spare, &spareComps, false)
+		c.batch(&spare, false)
 	}
 }
 
+type syncJob struct {
+	log *QueueLog
+	c   commit
+	err error
+}
+
 // batch runs one group commit.
-func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, final bool) {
+func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 	c.mu.Lock()
-	logs, comps := c.dirty, c.comps
-	c.dirty, c.comps = *spare, (*spareComps)[:0]
+	logs := c.dirty
+	c.dirty = *spare
 	c.mu.Unlock()
 
-	errs := map[*QueueLog]error{}
-	type syncJob struct {
-		log  *QueueLog
-		file vfs.File
-		upTo uint64
-	}
-	var jobs []syncJob
 	always := c.st.opts.Sync == SyncAlways
-	var written []syncJob // interval mode: durable enough once written
+	var jobs, written []syncJob
+	decided := c.decided[:0]
 	for l, needsSync := range logs {
-		f, upTo, ok, err := l.commitFile()
-		if err != nil {
-			errs[l] = err
+		cm := l.commitFile()
+		decided = append(decided, cm.settled...)
+		if cm.err != nil {
+			for _, cp := range cm.comps {
+				cp.err = cm.err
+				decided = append(decided, cp)
+			}
 			continue
 		}
-		if !ok {
+		if cm.file == nil {
+			decided = append(decided, cm.comps...) // nothing left to write them to
 			continue
 		}
-		if always && needsSync {
-			jobs = append(jobs, syncJob{l, f, upTo})
-		} else if !always {
-			c.unsynced[l] = f
-			written = append(written, syncJob{l, f, upTo})
+		switch {
+		case always && (needsSync || len(cm.comps) > 0):
+			jobs = append(jobs, syncJob{log: l, c: cm})
+		case !always:
+			c.unsynced[l] = cm.file
+			written = append(written, syncJob{log: l, c: cm})
 		}
 	}
+	var intervalJobs []syncJob
 	if !always && (final || time.Since(c.lastSync) >= c.st.opts.SyncInterval) {
 		for l, f := range c.unsynced {
-			jobs = append(jobs, syncJob{l, f, 0})
+			intervalJobs = append(intervalJobs, syncJob{log: l, c: commit{file: f}})
 			delete(c.unsynced, l)
 		}
 		c.lastSync = time.Now()
 	}
-	// fsync every file of the batch at once: the device queues them and
-	// the batch costs about one fsync's latency, however many queues.
-	var wg sync.WaitGroup
-	var errMu sync.Mutex
+	c.syncAll(jobs)
+	c.syncAll(intervalJobs)
+	for _, j := range intervalJobs {
+		if j.err != nil {
+			j.log.fail(j.err) // interval mode confirmed the data already
+		}
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		if j.err != nil {
+			decided = append(decided, j.log.syncFailed(&j.c, j.err)...)
+			for _, cp := range j.c.comps {
+				cp.err = j.err
+				decided = append(decided, cp)
+			}
+			continue
+		}
+		j.log.synced(&j.c)
+		j.log.advanceDurable(j.c.upTo)
+		decided = append(decided, j.c.comps...)
+	}
+	for _, j := range written {
+		j.log.advanceDurable(j.c.upTo)
+		decided = append(decided, j.c.comps...)
+	}
+	n := 0
+	for _, cp := range decided {
+		if cp.err == nil {
+			n++
+		}
+		cp.c.Durable(cp.token, cp.err)
+	}
+	c.st.stats.committed.Add(uint64(n))
+	clear(decided)
+	c.decided = decided[:0]
+	for _, j := range jobs {
+		j.log.recycle(j.c.comps)
+	}
+	for _, j := range written {
+		j.log.recycle(j.c.comps)
+	}
+	c.st.afterBatch()
+	clear(logs)
+	*spare = logs
+}
+
+// syncAll fsyncs every job's file at once: the device queues them and the
+// batch costs about one fsync's latency, however many queues.
+func (c *committer) syncAll(jobs []syncJob) {
+	if len(jobs) == 0 {
+		return
+	}
 	start := time.Now()
-	syncOne := func(j syncJob) {
-		if err := j.file.Sync(); err != nil {
-			err = fmt.Errorf("store: fsync: %w", err)
-			j.log.fail(err)
-			errMu.Lock()
-			errs[j.log] = err
-			errMu.Unlock()
+	syncOne := func(j *syncJob) {
+		if err := j.c.file.Sync(); err != nil {
+			j.err = fmt.Errorf("store: fsync: %w", err)
 		}
 	}
 	if len(jobs) == 1 {
-		syncOne(jobs[0]) // the common case: no goroutine to start
+		syncOne(&jobs[0]) // the common case: no goroutine to start
 	} else {
-		for _, j := range jobs {
+		var wg sync.WaitGroup
+		for i := range jobs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				syncOne(j)
+				syncOne(&jobs[i])
 			}()
 		}
 		wg.Wait()
 	}
-	if len(jobs) > 0 {
-		c.st.stats.fsyncs.Add(uint64(len(jobs)))
-		c.st.stats.batches.Add(1)
-		c.st.stats.fsyncNanos.Add(uint64(time.Since(start)))
-	}
-	for _, j := range append(jobs, written...) {
-		if errs[j.log] == nil && j.upTo > 0 {
-			j.log.advanceDurable(j.upTo)
-		}
-	}
-	c.st.stats.committed.Add(uint64(len(comps)))
-	for _, cp := range comps {
-		err := errs[cp.log]
-		if err == nil {
-			// The batch's flush of this log may have succeeded after an
-			// earlier flush (a read, a segment roll) failed this record.
-			err = cp.log.genErr(cp.gen)
-		}
-		cp.c.Durable(cp.token, err)
-	}
-	clear(comps)
-	clear(logs)
-	*spare, *spareComps = logs, comps
+	c.st.stats.fsyncs.Add(uint64(len(jobs)))
+	c.st.stats.batches.Add(1)
+	c.st.stats.fsyncNanos.Add(uint64(time.Since(start)))
 }
 
 func (c *committer) close() {

@@ -12,7 +12,11 @@
 // land in the next batch.
 //
 // Invariants: a message is acknowledged to its publisher only after the
-// bytes of its record were fsynced (Options.Sync "always", the default);
+// bytes of its record were fsynced (Options.Sync "always", the default),
+// never after its write or an fsync covering it failed (its completion
+// travels with the record; a failure settles it with the error); after a
+// failed write or fsync the active segment is cut back to its last good
+// end before anything is appended;
 // segments are deleted oldest first and only once every message in them is
 // acknowledged, so an ack record always outlives the message it cancels.
 package store

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -21,15 +22,18 @@ type QueueLog struct {
 	dir string
 
 	mu           sync.Mutex
-	segs         []*segment       // oldest first; the last one is active
-	buf          []byte           // message records not yet written to the OS
-	bufSeqs      []uint64         // their seqs, forgotten if the write fails
-	acks         []uint64         // ack seqs to write with the next flush
-	dels         []uint64         // delivered seqs to write with the next flush
-	failed       error            // sticky: the log can no longer be written
-	gen          uint64           // generation of the records in buf; each flush ends one
-	genErrs      map[uint64]error // generations whose write failed
+	segs         []*segment   // oldest first; the last one is active
+	buf          []byte       // message records not yet written to the OS
+	bufComps     []completion // completions of the records in buf
+	written      []completion // completions of records written, not yet taken by a commit
+	spareComps   []completion // a delivered batch's slice, reused for written
+	settled      []completion // completions a failure decided, for the committer to deliver
+	acks         []uint64     // ack seqs to write with the next flush
+	dels         []uint64     // delivered seqs to write with the next flush
+	failed       error        // sticky: the log can no longer be written
+	badEnd       error        // the active segment's file is not yet cut back to its good end
 	closed       bool
+	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
 	segSize      int64             // roll segments past this size
 	appended     uint64            // one past the highest seq appended
@@ -51,6 +55,12 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 	}
 	if l.failed != nil {
 		return l.failed
+	}
+	if err := l.restoreEndLocked(); err != nil {
+		return err
+	}
+	if err := l.st.roomForMessage(); err != nil {
+		return err
 	}
 	seg, err := l.activeFor(seq)
 	if err != nil {
@@ -75,8 +85,10 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}, true)
 	seg.end += int64(n)
 	l.appended = max(l.appended, seq+1)
-	l.bufSeqs = append(l.bufSeqs, seq)
-	l.st.com.add(l, done, token, l.gen, true)
+	if done != nil {
+		l.bufComps = append(l.bufComps, completion{c: done, token: token})
+	}
+	l.st.com.add(l, true)
 	return nil
 }
 
@@ -85,11 +97,15 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 func (l *QueueLog) activeFor(seq uint64) (*segment, error) {
 	if n := len(l.segs); n > 0 {
 		s := l.segs[n-1]
-		if s.end < l.segSize && seq >= s.base && (len(s.idx) == 0 || seq > s.maxSeq) {
+		if !s.sealed && s.end < l.segSize && seq >= s.base && (len(s.idx) == 0 || seq > s.maxSeq) {
 			return s, nil
 		}
-		if err := l.sealActive(); err != nil {
-			return nil, err
+		// Sealed already when creating its successor failed (a full
+		// disk): sealing again would rewrite its index without messages.
+		if !s.sealed {
+			if err := l.sealActive(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f, err := l.st.fs.Create(segmentName(l.dir, seq))
@@ -110,9 +126,11 @@ func (l *QueueLog) sealActive() error {
 		return err
 	}
 	if err := s.file.Sync(); err != nil {
-		l.failed = fmt.Errorf("store: fsync: %w", err)
-		return l.failed
+		err = fmt.Errorf("store: fsync: %w", err)
+		l.cutLocked(s, s.synced, err)
+		return err
 	}
+	l.syncedLocked(s, s.flushed, len(s.acks), len(s.dels))
 	if err := vfs.WriteFileAtomic(l.st.fs, s.idxPath(), s.encodeIndex()); err != nil {
 		return fmt.Errorf("store: writing segment index: %w", err)
 	}
@@ -130,7 +148,15 @@ func (l *QueueLog) flushLocked() error {
 		l.acks, l.dels = l.acks[:0], l.dels[:0]
 		return nil
 	}
+	if err := l.restoreEndLocked(); err != nil {
+		return err
+	}
 	s := l.segs[len(l.segs)-1]
+	if s.sealed {
+		// Its successor could not be created yet; buf is empty (the
+		// append failed) and acks wait for the new segment.
+		return nil
+	}
 	if len(l.acks) > 0 {
 		l.buf = appendSeqRecord(l.buf, recAck, l.acks)
 	}
@@ -143,21 +169,8 @@ func (l *QueueLog) flushLocked() error {
 	_, err := s.file.Write(l.buf)
 	if err != nil {
 		werr := fmt.Errorf("store: write: %w", err)
-		if terr := s.file.Truncate(s.flushed); terr != nil {
-			l.failed = fmt.Errorf("%w; truncating the torn write failed too: %v", werr, terr)
-		}
-		for i := len(l.bufSeqs) - 1; i >= 0; i-- {
-			s.forget(l.bufSeqs[i])
-		}
-		s.end = s.flushed
-		s.meta = s.meta[:len(s.meta)-min(len(s.meta), len(l.bufSeqs))]
-		l.buf, l.bufSeqs = l.buf[:0], l.bufSeqs[:0]
-		if l.genErrs == nil {
-			l.genErrs = map[uint64]error{}
-		}
-		l.genErrs[l.gen] = werr
-		delete(l.genErrs, l.gen-64) // completions never lag that far behind
-		l.gen++
+		l.cutLocked(s, s.flushed, werr)
+		l.st.noteWrite(0, werr)
 		return werr
 	}
 	// The sidecar index of this segment must list the acks and deliveries
@@ -166,9 +179,77 @@ func (l *QueueLog) flushLocked() error {
 	s.dels = append(s.dels, l.dels...)
 	s.flushed += int64(len(l.buf))
 	s.end = s.flushed
-	l.buf, l.bufSeqs, l.acks, l.dels = l.buf[:0], l.bufSeqs[:0], l.acks[:0], l.dels[:0]
-	l.gen++
+	l.st.noteWrite(len(l.buf), nil)
+	l.written = append(l.written, l.bufComps...)
+	clear(l.bufComps)
+	l.buf, l.bufComps, l.acks, l.dels = l.buf[:0], l.bufComps[:0], l.acks[:0], l.dels[:0]
 	return nil
+}
+
+// cutLocked makes cut the end of the active segment s after a failed write
+// (cut: the end of the last good write) or fsync (cut: the end of the last
+// good fsync; the kernel may have dropped the pages after it). Messages
+// past cut are forgotten and their publishers told err, as are the
+// buffered ones; ack and delivered records past cut are queued again, so
+// the log appends from a known good end and never confirms what it lost.
+func (l *QueueLog) cutLocked(s *segment, cut int64, err error) {
+	if cut < s.flushed {
+		for _, c := range l.written {
+			c.err = err
+			l.settled = append(l.settled, c)
+		}
+		clear(l.written)
+		l.written = l.written[:0]
+		l.acks = append(l.acks, s.acks[s.syncedAcks:]...)
+		l.dels = append(l.dels, s.dels[s.syncedDels:]...)
+		s.acks, s.dels = s.acks[:s.syncedAcks], s.dels[:s.syncedDels]
+	}
+	for _, c := range l.bufComps {
+		c.err = err
+		l.settled = append(l.settled, c)
+	}
+	clear(l.bufComps)
+	l.buf, l.bufComps = l.buf[:0], l.bufComps[:0]
+	if first, ok := s.dropFrom(cut); ok {
+		// No ack or delivered record may name a forgotten message: after
+		// a restart its seq may be given to a new one.
+		l.acks = slices.DeleteFunc(l.acks, func(q uint64) bool { return q >= first })
+		l.dels = slices.DeleteFunc(l.dels, func(q uint64) bool { return q >= first })
+	}
+	s.flushed, s.end = cut, cut
+	l.badEnd = err
+	_ = l.restoreEndLocked()
+}
+
+// restoreEndLocked cuts the active segment's file back to its good end
+// after a failure, and fsyncs the cut; until that works nothing is
+// appended. Retried on every append and flush.
+func (l *QueueLog) restoreEndLocked() error {
+	if l.badEnd == nil {
+		return nil
+	}
+	s := l.segs[len(l.segs)-1]
+	if err := s.file.Truncate(s.flushed); err != nil {
+		return fmt.Errorf("store: cutting the log back to its last good end after %v: %w", l.badEnd, err)
+	}
+	// The fsync makes the cut durable and tells whether the disk works
+	// again; everything up to the cut is then known durable.
+	if err := s.file.Sync(); err != nil {
+		return fmt.Errorf("store: fsync of the log cut back after %v: %w", l.badEnd, err)
+	}
+	s.synced, s.syncedAcks, s.syncedDels = s.flushed, len(s.acks), len(s.dels)
+	l.badEnd = nil
+	return nil
+}
+
+// syncedLocked records that an fsync covered s up to off, with acks and
+// dels of its ack and delivered lists.
+func (l *QueueLog) syncedLocked(s *segment, off int64, acks, dels int) {
+	if off > s.synced && off <= s.flushed {
+		s.synced = off
+		s.syncedAcks = max(s.syncedAcks, min(acks, len(s.acks)))
+		s.syncedDels = max(s.syncedDels, min(dels, len(s.dels)))
+	}
 }
 
 func appendSeqRecord(buf []byte, typ byte, list []uint64) []byte {
@@ -204,7 +285,7 @@ func (l *QueueLog) Ack(seq uint64) {
 		return // a transient message, or already consumed
 	}
 	l.acks = append(l.acks, seq)
-	l.st.com.add(l, nil, 0, 0, false)
+	l.st.com.add(l, false)
 	l.dropConsumedLocked()
 }
 
@@ -217,13 +298,14 @@ func (l *QueueLog) Delivered(seq uint64) {
 	}
 	if s := l.segmentOf(seq); s != nil && s.has(seq) {
 		l.dels = append(l.dels, seq)
-		l.st.com.add(l, nil, 0, 0, false)
+		l.st.com.add(l, false)
 	}
 }
 
 // dropConsumedLocked deletes sealed segments from the head while every
 // message in them is consumed. Oldest first only, so the ack records that
 // cancel a segment's messages (always in it or a later one) outlive them.
+// A log whose every message is consumed starts over (see resetLocked).
 func (l *QueueLog) dropConsumedLocked() {
 	for len(l.segs) > 1 && l.segs[0].sealed && l.segs[0].live == 0 {
 		s := l.segs[0]
@@ -234,6 +316,40 @@ func (l *QueueLog) dropConsumedLocked() {
 		l.dirDirty = true
 		l.st.stats.segmentsDeleted.Add(1)
 	}
+	if n := len(l.segs); n == 1 && l.segs[0].live == 0 && len(l.buf) == 0 &&
+		(l.segs[0].end >= resetBytes || l.st.writeFailing.Load()) {
+		l.resetLocked()
+	}
+}
+
+// resetBytes is the size from which a drained log starts over in a new
+// segment instead of appending to the old one.
+const resetBytes = 1 << 20
+
+// resetLocked starts a log whose every message is consumed over in an
+// empty segment and deletes the old one, acks pending or not: the space
+// comes back and no ack record is needed any more. This is what lets a
+// consumer drain a full disk: its acks cannot be written, but the drained
+// queue frees its segment. The new segment is named past every seq used,
+// and created before the old one is removed, so a crash in between only
+// brings back consumed messages (redelivered), never reuses a seq.
+func (l *QueueLog) resetLocked() {
+	old := l.segs[0]
+	if l.stream || len(old.idx) == 0 {
+		return // no messages: only ack records, and no more than resetBytes
+	}
+	next := l.nextSeqLocked()
+	f, err := l.st.fs.Create(segmentName(l.dir, next))
+	if err != nil {
+		return // tried again at the next ack
+	}
+	_ = old.file.Close()
+	_ = l.st.fs.Remove(old.path)
+	_ = l.st.fs.Remove(old.idxPath())
+	l.segs = []*segment{{base: next, path: segmentName(l.dir, next), file: f}}
+	l.acks, l.dels, l.badEnd = l.acks[:0], l.dels[:0], nil
+	l.dirDirty = true
+	l.st.stats.segmentsDeleted.Add(1)
 }
 
 // Read implements broker.Log.
@@ -294,7 +410,8 @@ func (l *QueueLog) Recovered() []broker.StoredMessage {
 	return r
 }
 
-// Close implements broker.Log: it flushes and syncs what is buffered.
+// Close implements broker.Log: it flushes and syncs what is buffered. A
+// failure is logged, not returned: see closeLocked.
 func (l *QueueLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -305,6 +422,7 @@ func (l *QueueLog) closeLocked() error {
 	if l.closed {
 		return nil
 	}
+	pendingAcks := len(l.acks) + len(l.dels)
 	err := l.flushLocked()
 	if n := len(l.segs); n > 0 && err == nil {
 		err = l.segs[n-1].file.Sync()
@@ -313,19 +431,45 @@ func (l *QueueLog) closeLocked() error {
 		_ = s.file.Close()
 	}
 	l.closed = true
-	return err
+	if err != nil {
+		// Every confirmed message was fsynced before its confirm; what
+		// is lost here is acks and deliveries (those messages come back,
+		// redelivered) and unconfirmed publishes. Not a failure of the
+		// shutdown: a full disk must not turn a clean stop into an error.
+		l.st.log.Warn("could not write the last acks at close; those messages will be redelivered",
+			"queue_id", l.id, "acks", pendingAcks, "err", err)
+	}
+	return nil
 }
 
-// commitFile flushes the log and returns the file an fsync must cover and
-// the seq that will be durable once it is synced. Called by the committer.
-func (l *QueueLog) commitFile() (vfs.File, uint64, bool, error) {
+// commit is what one group commit does with one log.
+type commit struct {
+	file       vfs.File
+	seg        *segment
+	off        int64  // the segment's flushed end the fsync covers
+	acks, dels int    // its ack and delivered lists, as far as the fsync covers them
+	upTo       uint64 // one past the seq durable once synced
+	comps      []completion
+	settled    []completion // already decided (failures, a deleted queue)
+	err        error        // the flush failed
+}
+
+// commitFile flushes the log and returns what an fsync must cover and the
+// completions it decides. Called by the committer.
+func (l *QueueLog) commitFile() commit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var c commit
 	if l.closed {
-		return nil, 0, false, nil
+		// A deleted queue: its publishes are done with, as in RabbitMQ.
+		c.settled = append(append(append(c.settled, l.settled...), l.written...), l.bufComps...)
+		l.settled, l.written, l.bufComps = nil, nil, nil
+		return c
 	}
-	if err := l.flushLocked(); err != nil {
-		return nil, 0, false, err
+	c.err = l.flushLocked()
+	c.settled, l.settled = l.settled, nil
+	if c.err != nil {
+		return c
 	}
 	if l.offsetsDirty {
 		l.offsetsDirty = false
@@ -337,22 +481,71 @@ func (l *QueueLog) commitFile() (vfs.File, uint64, bool, error) {
 		l.dirDirty = false
 		_ = l.st.fs.SyncDir(l.dir)
 	}
+	c.comps, l.written, l.spareComps = l.written, l.spareComps, nil
 	if len(l.segs) == 0 {
-		return nil, 0, false, nil
+		return c
 	}
-	return l.segs[len(l.segs)-1].file, l.appended, true, nil
+	s := l.segs[len(l.segs)-1]
+	c.file, c.seg, c.off, c.acks, c.dels, c.upTo = s.file, s, s.flushed, len(s.acks), len(s.dels), l.appended
+	return c
 }
 
-// genErr reports whether the write of generation gen failed.
-func (l *QueueLog) genErr(gen uint64) error {
+// recycle hands back a commit's completion slice once it is delivered, so
+// steady publishing allocates none.
+func (l *QueueLog) recycle(comps []completion) {
+	if cap(comps) == 0 {
+		return
+	}
+	clear(comps)
+	l.mu.Lock()
+	if l.spareComps == nil {
+		l.spareComps = comps[:0]
+	}
+	l.mu.Unlock()
+}
+
+// synced records a good fsync of c.
+func (l *QueueLog) synced(c *commit) {
+	l.mu.Lock()
+	if !l.closed {
+		l.syncedLocked(c.seg, c.off, c.acks, c.dels)
+	}
+	l.mu.Unlock()
+}
+
+// syncFailed handles a failed fsync of c: the active segment is cut back to
+// its last good fsync; a segment sealed meanwhile cannot be, and the log
+// refuses further appends. It returns the completions the cut decided.
+func (l *QueueLog) syncFailed(c *commit, err error) []completion {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.genErrs[gen]
+	if l.closed {
+		return nil
+	}
+	if !slices.Contains(l.segs, c.seg) {
+		// Deleted meantime (a drained log started over): every message
+		// in it is consumed, nothing to cut back.
+	} else if n := len(l.segs); l.segs[n-1] == c.seg && !c.seg.sealed {
+		l.cutLocked(c.seg, c.seg.synced, err)
+	} else {
+		if l.failed == nil {
+			l.failed = err
+		}
+		for _, list := range [][]completion{l.written, l.bufComps} {
+			for _, c := range list {
+				c.err = err
+				l.settled = append(l.settled, c)
+			}
+		}
+		l.written, l.bufComps = nil, nil
+	}
+	out := l.settled
+	l.settled = nil
+	return out
 }
 
-// fail makes the log refuse further appends after an fsync error: the
-// kernel may have dropped the dirty pages, so nothing written since the last
-// good fsync can be trusted to reach the disk.
+// fail makes the log refuse further appends after an fsync error that
+// cannot be undone (interval mode confirmed the data already).
 func (l *QueueLog) fail(err error) {
 	l.mu.Lock()
 	if l.failed == nil {

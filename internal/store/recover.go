@@ -77,6 +77,7 @@ func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 		}
 		if last {
 			seg.acks, seg.dels = f.res.acks, f.res.dels
+			seg.syncedAcks, seg.syncedDels = len(seg.acks), len(seg.dels)
 		}
 		l.segs = append(l.segs, seg)
 	}
@@ -111,7 +112,7 @@ func (s *Store) loadSegment(seg *segment, active bool) (scanResult, error) {
 					return res, fmt.Errorf("store: %w", err)
 				}
 				size, _ := f.Size()
-				seg.file, seg.end, seg.flushed, seg.sealed = f, size, size, true
+				seg.file, seg.end, seg.flushed, seg.synced, seg.sealed = f, size, size, size, true
 				return res, nil
 			}
 			s.log.Warn("segment index unreadable, rescanning the segment", "segment", seg.path)
@@ -132,7 +133,7 @@ func (s *Store) loadSegment(seg *segment, active bool) (scanResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("store: %w", err)
 		}
-		seg.file, seg.end, seg.flushed, seg.sealed = f, int64(valid), int64(valid), true
+		seg.file, seg.end, seg.flushed, seg.synced, seg.sealed = f, int64(valid), int64(valid), int64(valid), true
 		seg.meta, seg.acks, seg.dels = res.msgs, res.acks, res.dels
 		if err := vfs.WriteFileAtomic(s.fs, seg.idxPath(), seg.encodeIndex()); err != nil {
 			s.log.Warn("could not rewrite segment index", "segment", seg.path, "err", err)
@@ -154,7 +155,8 @@ func (s *Store) loadSegment(seg *segment, active bool) (scanResult, error) {
 			return res, fmt.Errorf("store: %w", err)
 		}
 	}
-	seg.file, seg.end, seg.flushed = f, int64(valid), int64(valid)
+	// What recovery finds is the known good end a failed fsync cuts back to.
+	seg.file, seg.end, seg.flushed, seg.synced = f, int64(valid), int64(valid), int64(valid)
 	return res, nil
 }
 

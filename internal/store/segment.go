@@ -21,6 +21,7 @@ type segment struct {
 	file    vfs.File // write handle for the active segment, read handle once sealed
 	end     int64    // logical end: bytes flushed plus bytes waiting in the log's buffer
 	flushed int64    // bytes handed to the OS
+	synced  int64    // bytes known durable: the end of the last good fsync
 	sealed  bool
 
 	// The index: message records in append (= sequence) order, so a seq is
@@ -35,6 +36,9 @@ type segment struct {
 	meta []msgMeta
 	acks []uint64
 	dels []uint64
+	// How many of acks and dels the last good fsync covered: after a failed
+	// fsync the rest are written again.
+	syncedAcks, syncedDels int
 }
 
 // msgMeta is what recovery needs of a message without reading its body.
@@ -113,15 +117,31 @@ func (s *segment) ack(seq uint64) bool {
 	return true
 }
 
-// forget removes a message whose write failed: it is the newest.
-func (s *segment) forget(seq uint64) {
-	if n := len(s.idx); n > 0 && s.idx[n-1].seq == seq && s.find(seq) >= 0 {
-		s.idx = s.idx[:n-1]
-		s.live--
-		if n > 1 {
-			s.maxSeq = s.idx[n-2].seq
+// dropFrom forgets the messages recorded at or past offset cut — those of
+// a failed write, or everything after the last good fsync — acked or not.
+// It returns the first seq forgotten; ok is false when none was.
+func (s *segment) dropFrom(cut int64) (first uint64, ok bool) {
+	i := sort.Search(len(s.idx), func(i int) bool { return int64(s.idx[i].off) >= cut })
+	if k := sort.Search(len(s.meta), func(k int) bool { return int64(s.meta[k].off) >= cut }); k < len(s.meta) {
+		s.meta = s.meta[:k]
+	}
+	if i == len(s.idx) {
+		return 0, false
+	}
+	first = s.idx[i].seq
+	for j := i; j < len(s.idx); j++ {
+		if s.acked[j/64]&(1<<(j%64)) == 0 {
+			s.live--
+		} else {
+			s.acked[j/64] &^= 1 << (j % 64) // positions j.. are reused by new messages
 		}
 	}
+	s.idx = s.idx[:i]
+	s.acked = s.acked[:(i+63)/64]
+	if i > 0 {
+		s.maxSeq = s.idx[i-1].seq
+	}
+	return first, true
 }
 
 // Sidecar index: written when a segment is sealed so recovery reads it

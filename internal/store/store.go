@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,16 @@ type Options struct {
 	Sync         SyncMode      // default SyncAlways
 	SyncInterval time.Duration // for SyncInterval; default 200ms
 	SegmentSize  int64         // roll segments past this size; default 64 MiB
-	Logger       *slog.Logger
+	// Reserve is free space kept for acks, segment indexes and
+	// definitions: below it, appends of messages are refused (their
+	// publishers get a nack) while acks and deletes are still written, so
+	// a consumer can always drain a full disk. 0: no reserve.
+	Reserve int64
+	// OnFreeSpace, if set, is told the free space each time the store
+	// measures it: after every MiB written, after a failed write, and on
+	// FreeSpace. It runs without the store's locks.
+	OnFreeSpace func(free uint64)
+	Logger      *slog.Logger
 }
 
 // Store is the node's durable storage under one directory.
@@ -46,6 +56,14 @@ type Store struct {
 	logs map[string]*QueueLog
 
 	stats counters
+
+	free         atomic.Int64 // estimated free bytes: last measurement minus writes since
+	sinceCheck   atomic.Int64 // bytes written since the last measurement
+	needCheck    atomic.Bool  // measure after the current batch
+	writeFailing atomic.Bool  // writes are failing (logged once per change)
+	okSince      atomic.Int64 // UnixNano of the first good write since the last failure, 0: none
+	failedWrites atomic.Uint64
+	belowReserve atomic.Bool // messages are refused (logged once per change)
 }
 
 type counters struct {
@@ -97,6 +115,10 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{fs: fsys, dir: dir, opts: opts, log: opts.Logger, logs: map[string]*QueueLog{}}
+	s.free.Store(math.MaxInt64)
+	if free, err := fsys.FreeSpace(dir); err == nil {
+		s.free.Store(int64(min(free, math.MaxInt64)))
+	}
 	s.com = newCommitter(s)
 	return s, nil
 }
@@ -104,8 +126,9 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
-// FreeSpace reports the free bytes on the data directory's file system.
-func (s *Store) FreeSpace() (uint64, error) { return s.fs.FreeSpace(s.dir) }
+// FreeSpace measures the free bytes on the data directory's file system
+// (and tells Options.OnFreeSpace).
+func (s *Store) FreeSpace() (uint64, error) { return s.measure() }
 
 func (s *Store) queueDir(id string) string { return filepath.Join(s.dir, "queues", id) }
 
@@ -146,6 +169,7 @@ func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error
 	if err != nil {
 		return nil, err
 	}
+	l.stream = true
 	if err := l.loadOffsets(); err != nil {
 		return nil, err
 	}

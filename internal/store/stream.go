@@ -146,7 +146,7 @@ func (l *QueueLog) StoreOffset(name string, offset uint64) {
 	}
 	l.offsets[name] = offset
 	l.offsetsDirty = true
-	l.st.com.add(l, nil, 0, 0, false)
+	l.st.com.add(l, false)
 }
 
 // StoredOffset returns a named consumer's stored offset.
