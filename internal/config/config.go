@@ -52,7 +52,8 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".
 	LogFormat string `toml:"log_format"`
-	// MemoryHighWatermark is the bytes of queued message bodies above which
+	// MemoryHighWatermark is the memory of queued messages (bodies plus the
+	// measured per-message cost, see docs/flow-control.md) above which
 	// publishers are blocked. Default: 40% of the machine's memory.
 	MemoryHighWatermark ByteSize `toml:"memory_high_watermark"`
 	// DiskFreeLimit is the free space on the data directory's file system

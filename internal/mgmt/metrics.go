@@ -52,7 +52,7 @@ var metricDefs = []metricDef{
 	{"tern_queues", "Queues.", prometheus.GaugeValue, nil},
 	{"tern_messages_ready", "Messages ready for delivery, all queues.", prometheus.GaugeValue, nil},
 	{"tern_messages_unacked", "Messages delivered and not yet acknowledged, all queues.", prometheus.GaugeValue, nil},
-	{"tern_queued_bytes", "Body bytes held by queues.", prometheus.GaugeValue, nil},
+	{"tern_queued_bytes", "Memory held by queued messages: bodies plus the measured per-message cost (what the memory alarm counts).", prometheus.GaugeValue, nil},
 	{"tern_memory_alarm", "1 while the memory alarm blocks publishers.", prometheus.GaugeValue, nil},
 	{"tern_disk_alarm", "1 while the free-disk alarm blocks publishers.", prometheus.GaugeValue, nil},
 	{"tern_messages_published_total", "Messages published.", prometheus.CounterValue, nil},

@@ -268,7 +268,8 @@ func (a *ackQueue) sendReadyLocked() {
 		if p.failed && c.v != wire.V5 {
 			// 3.1.1 has no negative acknowledgement: drop the connection so
 			// the client resends the unacknowledged message.
-			c.log.Error("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
+			// Debug: the store logs the failure once when it starts, not per message.
+			c.log.Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
 			c.out.CloseAfterFlush()
 			continue
 		}
