@@ -123,13 +123,16 @@ func asAMQPError(err error) *amqpError {
 }
 
 // handleWhileClosing drops everything but the close handshake (spec 2.2.4).
+// The channel stays until the client's close-ok for our close: a client that
+// closed at the same moment answers our close after its own, and that
+// close-ok must find the channel (as in RabbitMQ), not a free id whose
+// frames would be a connection error.
 func (ch *channel) handleWhileClosing(cls, mth uint16) error {
 	switch {
 	case cls == amqp091.ClassChannel && mth == 41: // close-ok
 		ch.conn.removeChannel(ch)
 	case cls == amqp091.ClassChannel && mth == 40: // close crossing ours
 		ch.send(&amqp091.ChannelCloseOk{})
-		ch.conn.removeChannel(ch)
 	}
 	return nil
 }
