@@ -42,7 +42,6 @@ type channel struct {
 
 	mu            sync.Mutex
 	closed        bool
-	flowActive    bool
 	nextTag       uint64
 	unacked       []unacked // ordered by tag; entries before head are settled
 	head          int
@@ -65,7 +64,7 @@ type unacked struct {
 }
 
 func newChannel(c *connection, id uint16) *channel {
-	return &channel{id: id, conn: c, flowActive: true, consumers: map[string]*consumer{}}
+	return &channel{id: id, conn: c, consumers: map[string]*consumer{}}
 }
 
 func (ch *channel) send(m amqp091.Method) { ch.conn.appendMethod(ch.id, m) }
@@ -277,14 +276,14 @@ func (ch *channel) redispatch() {
 	}
 }
 
+// channelFlow answers as RabbitMQ does: active=true is a no-op, and a client
+// may not pause the server's deliveries with active=false (540, a connection
+// error); prefetch is the way to limit them. See docs/design/amqp.md.
 func (ch *channel) channelFlow(m *amqp091.ChannelFlow) error {
-	ch.mu.Lock()
-	ch.flowActive = m.Active
-	ch.mu.Unlock()
-	ch.send(&amqp091.ChannelFlowOk{Active: m.Active})
-	if m.Active {
-		ch.redispatch()
+	if !m.Active {
+		return newError(amqp091.NotImplemented, m, "active=false")
 	}
+	ch.send(&amqp091.ChannelFlowOk{Active: true})
 	return nil
 }
 

@@ -36,7 +36,7 @@ func (c *consumer) tryDeliver(d broker.Delivery) bool {
 	ch := c.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.closed || !c.started || c.cancelled || !ch.flowActive {
+	if ch.closed || !c.started || c.cancelled {
 		return false
 	}
 	size := int64(len(d.Msg.Body))
