@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"errors"
+
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
@@ -40,7 +42,7 @@ func (ch *channel) exchangeBind(m *amqp091.ExchangeBind) error {
 }
 
 func (ch *channel) exchangeUnbind(m *amqp091.ExchangeUnbind) error {
-	if err := ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil {
+	if err := ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil && !errors.Is(err, broker.ErrNotFound) {
 		return fromBroker(err, m)
 	}
 	if !m.NoWait {
@@ -84,7 +86,9 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.vhost.UnbindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil {
+	// A missing queue, exchange or binding leaves nothing to unbind:
+	// RabbitMQ answers unbind-ok (aio-pika unbinds auto-deleted queues).
+	if err := ch.conn.vhost.UnbindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil && !errors.Is(err, broker.ErrNotFound) {
 		return fromBroker(err, m)
 	}
 	ch.send(&amqp091.QueueUnbindOk{})
