@@ -53,6 +53,14 @@ func (ch *channel) exchangeUnbind(m *amqp091.ExchangeUnbind) error {
 
 func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 	c := ch.conn
+	if m.Passive && m.Queue == replyToPseudoQueue {
+		// Direct reply-to is always there: clients (Spring's
+		// RabbitTemplate) probe for it this way, and RabbitMQ says yes.
+		if !m.NoWait {
+			ch.send(&amqp091.QueueDeclareOk{Queue: m.Queue})
+		}
+		return nil
+	}
 	q, err := c.vhost.DeclareQueue(broker.QueueConfig{
 		Name: m.Queue, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: m.Arguments,
 	}, m.Passive, c.id)
