@@ -123,12 +123,16 @@ func (ch *channel) queueDelete(m *amqp091.QueueDelete) error {
 	if err != nil {
 		return err
 	}
-	n, err := ch.conn.vhost.DeleteQueue(name, m.IfUnused, m.IfEmpty, ch.conn.id)
+	// delete-ok goes out before the basic.cancel of the queue's consumers,
+	// as in RabbitMQ: a client may close once its consumer is cancelled.
+	n, cancel, err := ch.conn.vhost.DeleteQueueThenCancel(name, m.IfUnused, m.IfEmpty, ch.conn.id)
 	if err != nil {
+		cancel()
 		return fromBroker(err, m)
 	}
 	if !m.NoWait {
 		ch.send(&amqp091.QueueDeleteOk{MessageCount: uint32(n)})
 	}
+	cancel()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-broker/tern/internal/testkit"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -41,4 +42,34 @@ func runPython(t *testing.T, module, script, url string) string {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// rawHandshake is RawConn.Handshake declaring RabbitMQ's client
+// capabilities (consumer_cancel_notify, connection.blocked, …).
+func rawHandshake(t *testing.T, r *testkit.RawConn, heartbeat uint16) {
+	t.Helper()
+	r.Write(amqp091.ProtocolHeader[:])
+	if _, ok := r.Expect().(*amqp091.ConnectionStart); !ok {
+		t.Fatal("no connection.start")
+	}
+	r.Send(0, &amqp091.ConnectionStartOk{
+		ClientProperties: amqp091.Table{"capabilities": amqp091.Table{
+			"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true,
+			"basic.nack": true, "publisher_confirms": true,
+		}},
+		Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US",
+	})
+	tune, ok := r.Expect().(*amqp091.ConnectionTune)
+	if !ok {
+		t.Fatal("no connection.tune")
+	}
+	r.Send(0, &amqp091.ConnectionTuneOk{ChannelMax: tune.ChannelMax, FrameMax: tune.FrameMax, Heartbeat: heartbeat})
+	r.Send(0, &amqp091.ConnectionOpen{VirtualHost: "/"})
+	if _, ok := r.Expect().(*amqp091.ConnectionOpenOk); !ok {
+		t.Fatal("no connection.open-ok")
+	}
+	r.Send(1, &amqp091.ChannelOpen{})
+	if _, ok := r.Expect().(*amqp091.ChannelOpenOk); !ok {
+		t.Fatal("no channel.open-ok")
+	}
 }
