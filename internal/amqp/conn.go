@@ -110,9 +110,11 @@ func (c *connection) serve() {
 		defer close(c.writerOut)
 		c.out.Run(c.nc, c.heartbeat, amqp091.AppendHeartbeat, c.done, c.onDrain, func(err error) {
 			if err != nil {
+				// Unblock the reader; after a requested close the
+				// socket stays open for linger, and serve closes it.
 				c.log.Debug("write failed", "err", err)
+				_ = c.nc.Close()
 			}
-			_ = c.nc.Close()
 		})
 	}()
 	for _, a := range c.srv.broker.Alarms() {
@@ -136,8 +138,29 @@ func (c *connection) serve() {
 	case <-c.writerOut:
 	case <-time.After(2 * time.Second):
 	}
+	if c.finished {
+		c.linger()
+	}
 	close(c.done)
 	c.log.Info("connection closed", "reason", reason)
+}
+
+// closeLinger bounds how long a closed connection waits for the client to
+// close its socket (RabbitMQ waits too, rather than closing on it).
+const closeLinger = 5 * time.Second
+
+// linger reads and discards until the client closes the socket, after the
+// close handshake. Closing a socket with unread input makes the kernel reset
+// the connection, and the reset can destroy the close-ok before the client
+// reads it: amqplib sends connection.close ahead of publishes it still has
+// buffered, and then sees EPIPE or ECONNRESET instead of close-ok.
+func (c *connection) linger() {
+	limit := closeLinger
+	if c.forced.Load() {
+		limit = time.Second // shutdown should not wait on clients
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(limit))
+	_, _ = io.Copy(io.Discard, c.nc)
 }
 
 // runWriterUntilDone flushes the outbox during a failed handshake, before
