@@ -162,6 +162,13 @@ func (c *committer) batch(spare *map[*QueueLog]bool, spareComps *[]completion, f
 		}
 		cp.c.Durable(cp.token, err)
 	}
+	// Completions that answer per batch (AMQP confirms) answer now; a repeat
+	// for the same completion is harmless, so only neighbours are deduplicated.
+	for i, cp := range comps {
+		if b, ok := cp.c.(broker.BatchCompletion); ok && (i == 0 || comps[i-1].c != cp.c) {
+			b.DurableBatchEnd()
+		}
+	}
 	clear(comps)
 	clear(logs)
 	*spare, *spareComps = logs, comps
