@@ -19,14 +19,15 @@ import (
 // connection is one client connection. Fields without a comment are owned
 // by the reader goroutine.
 type connection struct {
-	id  uint64
-	srv *Server
-	nc  net.Conn
-	br  *amqp091.AdaptiveReader
-	fr  *amqp091.FrameReader
-	out *outbox.Outbox
-	log *slog.Logger
-	dec amqp091.Decoder // for the hot methods; its string cache spares allocations
+	id   uint64
+	srv  *Server
+	nc   net.Conn
+	sock *sockReader
+	br   *amqp091.AdaptiveReader
+	fr   *amqp091.FrameReader
+	out  *outbox.Outbox
+	log  *slog.Logger
+	dec  amqp091.Decoder // for the hot methods; its string cache spares allocations
 
 	frameMax   uint32
 	channelMax uint16
@@ -68,26 +69,10 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		writerOut: make(chan struct{}),
 		alarmWake: make(chan struct{}, 1),
 	}
-	c.br = amqp091.NewAdaptiveReader(countingReader{r: nc, n: &s.stats.bytesIn, before: c.armReadDeadline}, 512, 64<<10)
+	c.sock = &sockReader{c: c}
+	c.br = amqp091.NewAdaptiveReader(c.sock, 512, 64<<10)
 	c.log = s.log.With("conn", c.id, "peer", nc.RemoteAddr().String())
 	return c
-}
-
-// countingReader counts bytes read and, before each read from the socket,
-// re-arms the heartbeat deadline: the deadline is about the socket being
-// silent, not about how long the reader takes over what it already has (a
-// throttled publisher's backlog can take longer than two heartbeats).
-type countingReader struct {
-	r      io.Reader
-	n      *atomic.Uint64
-	before func()
-}
-
-func (r countingReader) Read(p []byte) (int, error) {
-	r.before()
-	n, err := r.r.Read(p)
-	r.n.Add(uint64(n))
-	return n, err
 }
 
 // serve runs the connection to its end.
@@ -193,6 +178,9 @@ func (c *connection) readLoop() string {
 			continue
 		}
 		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errPeerGone) {
+				return err.Error()
+			}
 			c.fail(err)
 		}
 	}
