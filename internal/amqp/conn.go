@@ -55,6 +55,7 @@ type connection struct {
 
 type clientCaps struct {
 	cancelNotify, blocked, authFailureClose bool
+	specQos                                 bool // basic.qos global=false limits the channel (see specQosClient)
 }
 
 func newConnection(s *Server, nc net.Conn) *connection {

@@ -96,7 +96,7 @@ func (c *consumer) Cancelled(*broker.Queue) {
 
 func (ch *channel) basicQos(m *amqp091.BasicQos) error {
 	ch.mu.Lock()
-	if m.Global {
+	if m.Global || ch.conn.caps.specQos {
 		ch.prefetchCount, ch.prefetchSize = m.PrefetchCount, m.PrefetchSize
 	} else {
 		ch.consumerCount, ch.consumerSize = m.PrefetchCount, m.PrefetchSize
