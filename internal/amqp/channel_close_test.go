@@ -85,7 +85,7 @@ func TestAmqp091PublishToMissingExchangeThenCloseInALoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 30 {
+	for i := range 200 {
 		ch, err := conn.Channel()
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
@@ -108,7 +108,7 @@ const pikaCloseLoop = `
 import sys, pika
 conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
 other = conn.channel()
-for i in range(30):
+for i in range(100):
     ch = conn.channel()
     ch.basic_publish(exchange='no-such-exchange', routing_key='k', body=b'x')
     try:
@@ -130,5 +130,28 @@ func TestPikaPublishToMissingExchangeThenCloseInALoop(t *testing.T) {
 	out := runPython(t, "pika", pikaCloseLoop, s.URL)
 	if !strings.Contains(out, "ok") {
 		t.Fatalf("pika: %s", out)
+	}
+}
+
+// amqp091-go answers Tern's channel.close from one goroutine while another
+// sends its own close, so the close-ok can come first: the late close on
+// the freed id gets close-ok, not a 504.
+func TestCloseOkBeforeTheClientsOwnCloseKeepsTheConnection(t *testing.T) {
+	s := testkit.Start(t)
+	r := s.DialRaw(t)
+	r.Handshake(0)
+	r.Write(appendPublish(nil, 1, "no-such-exchange", "k", []byte("x"), false))
+	if cl, ok := r.Expect().(*amqp091.ChannelClose); !ok || cl.ReplyCode != amqp091.NotFound {
+		t.Fatalf("want channel.close 404, got %#v", cl)
+	}
+	buf := amqp091.AppendMethodFrame(nil, 1, &amqp091.ChannelCloseOk{})
+	buf = amqp091.AppendMethodFrame(buf, 1, &amqp091.ChannelClose{ReplyCode: 200})
+	r.Write(buf)
+	if m := r.Expect(); m.Name() != (&amqp091.ChannelCloseOk{}).Name() {
+		t.Fatalf("got %s, want channel.close-ok for the late close", m.Name())
+	}
+	r.Send(1, &amqp091.ChannelOpen{})
+	if m, ok := r.Expect().(*amqp091.ChannelOpenOk); !ok {
+		t.Fatalf("got %#v, want channel.open-ok", m)
 	}
 }

@@ -285,7 +285,7 @@ func (c *connection) handleFrame(f amqp091.Frame) error {
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
-			return c.openChannel(f)
+			return c.methodOnFreeChannel(f)
 		}
 		return ch.handleMethod(f.Payload)
 	case amqp091.FrameHeader, amqp091.FrameBody:
@@ -331,6 +331,24 @@ func decodeError(err error) error {
 		return newError(amqp091.CommandInvalid, nil, "unknown method %d.%d", um.ClassID, um.MethodID)
 	}
 	return newError(amqp091.SyntaxError, nil, "%v", err)
+}
+
+// methodOnFreeChannel handles a method on a channel id not in use: it must
+// be channel.open, except for the tail of a close handshake. A client whose
+// channel was closed by both sides at once may send its close-ok for our
+// close before its own close (amqp091-go does: two goroutines); once that
+// close-ok has freed the id, the late close gets close-ok, and a stray
+// close-ok is dropped, as amqp091-go itself treats a closed channel,
+// instead of killing the connection with 504.
+func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
+	switch cls, mth := amqp091.MethodIDs(f.Payload); {
+	case cls == amqp091.ClassChannel && mth == 40: // close
+		c.appendMethod(f.Channel, &amqp091.ChannelCloseOk{})
+		return nil
+	case cls == amqp091.ClassChannel && mth == 41: // close-ok
+		return nil
+	}
+	return c.openChannel(f)
 }
 
 func (c *connection) openChannel(f amqp091.Frame) error {
