@@ -42,7 +42,6 @@ type channel struct {
 
 	mu            sync.Mutex
 	closed        bool
-	flowActive    bool
 	nextTag       uint64
 	unacked       []unacked // ordered by tag; entries before head are settled
 	head          int
@@ -65,7 +64,7 @@ type unacked struct {
 }
 
 func newChannel(c *connection, id uint16) *channel {
-	return &channel{id: id, conn: c, flowActive: true, consumers: map[string]*consumer{}}
+	return &channel{id: id, conn: c, consumers: map[string]*consumer{}}
 }
 
 func (ch *channel) send(m amqp091.Method) { ch.conn.appendMethod(ch.id, m) }
@@ -123,13 +122,16 @@ func asAMQPError(err error) *amqpError {
 }
 
 // handleWhileClosing drops everything but the close handshake (spec 2.2.4).
+// The channel stays until the client's close-ok for our close: a client that
+// closed at the same moment answers our close after its own, and that
+// close-ok must find the channel (as in RabbitMQ), not a free id whose
+// frames would be a connection error.
 func (ch *channel) handleWhileClosing(cls, mth uint16) error {
 	switch {
 	case cls == amqp091.ClassChannel && mth == 41: // close-ok
 		ch.conn.removeChannel(ch)
 	case cls == amqp091.ClassChannel && mth == 40: // close crossing ours
 		ch.send(&amqp091.ChannelCloseOk{})
-		ch.conn.removeChannel(ch)
 	}
 	return nil
 }
@@ -274,14 +276,14 @@ func (ch *channel) redispatch() {
 	}
 }
 
+// channelFlow answers as RabbitMQ does: active=true is a no-op, and a client
+// may not pause the server's deliveries with active=false (540, a connection
+// error); prefetch is the way to limit them. See docs/design/amqp.md.
 func (ch *channel) channelFlow(m *amqp091.ChannelFlow) error {
-	ch.mu.Lock()
-	ch.flowActive = m.Active
-	ch.mu.Unlock()
-	ch.send(&amqp091.ChannelFlowOk{Active: m.Active})
-	if m.Active {
-		ch.redispatch()
+	if !m.Active {
+		return newError(amqp091.NotImplemented, m, "active=false")
 	}
+	ch.send(&amqp091.ChannelFlowOk{Active: true})
 	return nil
 }
 

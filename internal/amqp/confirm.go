@@ -65,7 +65,9 @@ func (c *confirms) findLocked(seq uint64) *pendingConfirm {
 	return nil
 }
 
-// Durable implements broker.Completion for the channel's publishes.
+// Durable implements broker.Completion for the channel's publishes. It only
+// records: DurableBatchEnd, after the whole group commit, sends the run
+// that became ready as one multiple basic.ack.
 func (ch *channel) Durable(seq uint64, err error) {
 	c := &ch.cf
 	c.mu.Lock()
@@ -80,9 +82,15 @@ func (ch *channel) Durable(seq uint64, err error) {
 		// Debug: the store logs once when writes start failing, not per nack.
 		ch.conn.log.Debug("persisting a message failed; nacking it", "channel", ch.id, "err", err)
 	}
-	if p == &c.fifo[c.head] && p.ready() {
-		ch.sendReadyLocked()
-	}
+}
+
+// DurableBatchEnd implements broker.BatchCompletion: the store's group
+// commit has reported every publish it covered.
+func (ch *channel) DurableBatchEnd() {
+	c := &ch.cf
+	c.mu.Lock()
+	ch.sendReadyLocked()
+	c.mu.Unlock()
 }
 
 // flushConfirms sends whatever is ready; the reader calls it when it runs

@@ -19,14 +19,15 @@ import (
 // connection is one client connection. Fields without a comment are owned
 // by the reader goroutine.
 type connection struct {
-	id  uint64
-	srv *Server
-	nc  net.Conn
-	br  *amqp091.AdaptiveReader
-	fr  *amqp091.FrameReader
-	out *outbox.Outbox
-	log *slog.Logger
-	dec amqp091.Decoder // for the hot methods; its string cache spares allocations
+	id   uint64
+	srv  *Server
+	nc   net.Conn
+	sock *sockReader
+	br   *amqp091.AdaptiveReader
+	fr   *amqp091.FrameReader
+	out  *outbox.Outbox
+	log  *slog.Logger
+	dec  amqp091.Decoder // for the hot methods; its string cache spares allocations
 
 	frameMax   uint32
 	channelMax uint16
@@ -54,6 +55,7 @@ type connection struct {
 
 type clientCaps struct {
 	cancelNotify, blocked, authFailureClose bool
+	specQos                                 bool // basic.qos global=false limits the channel (see specQosClient)
 }
 
 func newConnection(s *Server, nc net.Conn) *connection {
@@ -68,26 +70,10 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		writerOut: make(chan struct{}),
 		alarmWake: make(chan struct{}, 1),
 	}
-	c.br = amqp091.NewAdaptiveReader(countingReader{r: nc, n: &s.stats.bytesIn, before: c.armReadDeadline}, 512, 64<<10)
+	c.sock = &sockReader{c: c}
+	c.br = amqp091.NewAdaptiveReader(c.sock, 512, 64<<10)
 	c.log = s.log.With("conn", c.id, "peer", nc.RemoteAddr().String())
 	return c
-}
-
-// countingReader counts bytes read and, before each read from the socket,
-// re-arms the heartbeat deadline: the deadline is about the socket being
-// silent, not about how long the reader takes over what it already has (a
-// throttled publisher's backlog can take longer than two heartbeats).
-type countingReader struct {
-	r      io.Reader
-	n      *atomic.Uint64
-	before func()
-}
-
-func (r countingReader) Read(p []byte) (int, error) {
-	r.before()
-	n, err := r.r.Read(p)
-	r.n.Add(uint64(n))
-	return n, err
 }
 
 // serve runs the connection to its end.
@@ -110,9 +96,11 @@ func (c *connection) serve() {
 		defer close(c.writerOut)
 		c.out.Run(c.nc, c.heartbeat, amqp091.AppendHeartbeat, c.done, c.onDrain, func(err error) {
 			if err != nil {
+				// Unblock the reader; after a requested close the
+				// socket stays open for linger, and serve closes it.
 				c.log.Debug("write failed", "err", err)
+				_ = c.nc.Close()
 			}
-			_ = c.nc.Close()
 		})
 	}()
 	for _, a := range c.srv.broker.Alarms() {
@@ -136,8 +124,29 @@ func (c *connection) serve() {
 	case <-c.writerOut:
 	case <-time.After(2 * time.Second):
 	}
+	if c.finished {
+		c.linger()
+	}
 	close(c.done)
 	c.log.Info("connection closed", "reason", reason)
+}
+
+// closeLinger bounds how long a closed connection waits for the client to
+// close its socket (RabbitMQ waits too, rather than closing on it).
+const closeLinger = 5 * time.Second
+
+// linger reads and discards until the client closes the socket, after the
+// close handshake. Closing a socket with unread input makes the kernel reset
+// the connection, and the reset can destroy the close-ok before the client
+// reads it: amqplib sends connection.close ahead of publishes it still has
+// buffered, and then sees EPIPE or ECONNRESET instead of close-ok.
+func (c *connection) linger() {
+	limit := closeLinger
+	if c.forced.Load() {
+		limit = time.Second // shutdown should not wait on clients
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(limit))
+	_, _ = io.Copy(io.Discard, c.nc)
 }
 
 // runWriterUntilDone flushes the outbox during a failed handshake, before
@@ -170,6 +179,9 @@ func (c *connection) readLoop() string {
 			continue
 		}
 		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errPeerGone) {
+				return err.Error()
+			}
 			c.fail(err)
 		}
 	}
@@ -273,7 +285,7 @@ func (c *connection) handleFrame(f amqp091.Frame) error {
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
-			return c.openChannel(f)
+			return c.methodOnFreeChannel(f)
 		}
 		return ch.handleMethod(f.Payload)
 	case amqp091.FrameHeader, amqp091.FrameBody:
@@ -319,6 +331,24 @@ func decodeError(err error) error {
 		return newError(amqp091.CommandInvalid, nil, "unknown method %d.%d", um.ClassID, um.MethodID)
 	}
 	return newError(amqp091.SyntaxError, nil, "%v", err)
+}
+
+// methodOnFreeChannel handles a method on a channel id not in use: it must
+// be channel.open, except for the tail of a close handshake. A client whose
+// channel was closed by both sides at once may send its close-ok for our
+// close before its own close (amqp091-go does: two goroutines); once that
+// close-ok has freed the id, the late close gets close-ok, and a stray
+// close-ok is dropped, as amqp091-go itself treats a closed channel,
+// instead of killing the connection with 504.
+func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
+	switch cls, mth := amqp091.MethodIDs(f.Payload); {
+	case cls == amqp091.ClassChannel && mth == 40: // close
+		c.appendMethod(f.Channel, &amqp091.ChannelCloseOk{})
+		return nil
+	case cls == amqp091.ClassChannel && mth == 41: // close-ok
+		return nil
+	}
+	return c.openChannel(f)
 }
 
 func (c *connection) openChannel(f amqp091.Frame) error {

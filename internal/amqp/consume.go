@@ -36,7 +36,7 @@ func (c *consumer) tryDeliver(d broker.Delivery) bool {
 	ch := c.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.closed || !c.started || c.cancelled || !ch.flowActive {
+	if ch.closed || !c.started || c.cancelled {
 		return false
 	}
 	size := int64(len(d.Msg.Body))
@@ -96,7 +96,7 @@ func (c *consumer) Cancelled(*broker.Queue) {
 
 func (ch *channel) basicQos(m *amqp091.BasicQos) error {
 	ch.mu.Lock()
-	if m.Global {
+	if m.Global || ch.conn.caps.specQos {
 		ch.prefetchCount, ch.prefetchSize = m.PrefetchCount, m.PrefetchSize
 	} else {
 		ch.consumerCount, ch.consumerSize = m.PrefetchCount, m.PrefetchSize

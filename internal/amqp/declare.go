@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"errors"
+
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
@@ -40,7 +42,7 @@ func (ch *channel) exchangeBind(m *amqp091.ExchangeBind) error {
 }
 
 func (ch *channel) exchangeUnbind(m *amqp091.ExchangeUnbind) error {
-	if err := ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil {
+	if err := ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments); err != nil && !errors.Is(err, broker.ErrNotFound) {
 		return fromBroker(err, m)
 	}
 	if !m.NoWait {
@@ -51,6 +53,14 @@ func (ch *channel) exchangeUnbind(m *amqp091.ExchangeUnbind) error {
 
 func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 	c := ch.conn
+	if m.Passive && m.Queue == replyToPseudoQueue {
+		// Direct reply-to is always there: clients (Spring's
+		// RabbitTemplate) probe for it this way, and RabbitMQ says yes.
+		if !m.NoWait {
+			ch.send(&amqp091.QueueDeclareOk{Queue: m.Queue})
+		}
+		return nil
+	}
 	q, err := c.vhost.DeclareQueue(broker.QueueConfig{
 		Name: m.Queue, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: m.Arguments,
 	}, m.Passive, c.id)
@@ -84,7 +94,9 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.vhost.UnbindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil {
+	// A missing queue, exchange or binding leaves nothing to unbind:
+	// RabbitMQ answers unbind-ok (aio-pika unbinds auto-deleted queues).
+	if err := ch.conn.vhost.UnbindQueue(name, m.Exchange, m.RoutingKey, m.Arguments, ch.conn.id); err != nil && !errors.Is(err, broker.ErrNotFound) {
 		return fromBroker(err, m)
 	}
 	ch.send(&amqp091.QueueUnbindOk{})
@@ -111,12 +123,16 @@ func (ch *channel) queueDelete(m *amqp091.QueueDelete) error {
 	if err != nil {
 		return err
 	}
-	n, err := ch.conn.vhost.DeleteQueue(name, m.IfUnused, m.IfEmpty, ch.conn.id)
+	// delete-ok goes out before the basic.cancel of the queue's consumers,
+	// as in RabbitMQ: a client may close once its consumer is cancelled.
+	n, cancel, err := ch.conn.vhost.DeleteQueueThenCancel(name, m.IfUnused, m.IfEmpty, ch.conn.id)
 	if err != nil {
+		cancel()
 		return fromBroker(err, m)
 	}
 	if !m.NoWait {
 		ch.send(&amqp091.QueueDeleteOk{MessageCount: uint32(n)})
 	}
+	cancel()
 	return nil
 }

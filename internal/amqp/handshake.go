@@ -64,6 +64,7 @@ func (c *connection) handshake() error {
 		c.caps.blocked, _ = caps["connection.blocked"].(bool)
 		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
+	c.caps.specQos = specQosClient(startOk.ClientProperties)
 	user, pass, err := saslCredentials(startOk.Mechanism, startOk.Response)
 	if err != nil {
 		return c.refuse(startOk, err.Error())

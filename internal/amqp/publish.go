@@ -99,7 +99,9 @@ func (ch *channel) publishComplete() error {
 		m.Props.ReplyTo = rq
 		m.WireProps = nil // re-encode with the rewritten reply-to
 	}
-	ch.conn.waitWhileBlocked()
+	if err := ch.conn.waitWhileBlocked(); err != nil {
+		return err // the client is gone: its publish is dropped with it
+	}
 	ch.conn.throttle(len(m.Body))
 	if ch.tx != nil {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: mandatory})
@@ -185,31 +187,6 @@ func (c *connection) blockReason() string {
 		}
 	}
 	return ""
-}
-
-// waitWhileBlocked stops reading (TCP then pushes back on the publisher)
-// while a resource alarm is on. Only publishing stalls: a connection is
-// blocked when it next publishes, as in RabbitMQ; consumers keep draining.
-func (c *connection) waitWhileBlocked() {
-	c.published.Store(true)
-	reason := c.blockReason()
-	if reason == "" {
-		return
-	}
-	c.notifyBlocked(reason)
-	c.srv.stats.blocked.Add(1)
-	defer c.srv.stats.blocked.Add(-1)
-	c.flushConfirms()
-	// Heartbeats from the client are not read while blocked, so the
-	// missed-heartbeat deadline is suspended (as RabbitMQ does).
-	_ = c.nc.SetReadDeadline(time.Time{})
-	for c.blockReason() != "" && !c.forced.Load() {
-		select {
-		case <-c.alarmWake:
-		case <-time.After(time.Second):
-		}
-	}
-	c.notifyBlocked("")
 }
 
 // notifyBlocked sends connection.blocked (reason non-empty) or

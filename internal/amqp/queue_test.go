@@ -357,25 +357,6 @@ func TestConsumerCancelNotificationOnQueueDelete(t *testing.T) {
 	}
 }
 
-func TestChannelFlowPausesDeliveries(t *testing.T) {
-	t.Parallel()
-	s := testkit.Start(t)
-	_, ch := s.Channel(t)
-	q := declare(t, ch, nil)
-	d := consume(t, ch, q, true)
-	if err := ch.Flow(false); err != nil {
-		t.Fatal(err)
-	}
-	publish(t, ch, "", q, body("held"))
-	testkit.NoDelivery(t, d, 200*time.Millisecond)
-	if err := ch.Flow(true); err != nil {
-		t.Fatal(err)
-	}
-	if m := testkit.Receive(t, d, wait); string(m.Body) != "held" {
-		t.Fatal(string(m.Body))
-	}
-}
-
 func TestExclusiveConsumer(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t)

@@ -39,6 +39,15 @@ type Completion interface {
 	Durable(token uint64, err error)
 }
 
+// BatchCompletion is a Completion that answers a whole group commit at once
+// (an AMQP channel confirms a run of publishes with one multiple basic.ack).
+// A Log calls DurableBatchEnd on it after the Durable calls of each batch;
+// until then, Durable only records.
+type BatchCompletion interface {
+	Completion
+	DurableBatchEnd()
+}
+
 // StoredMessage describes a recovered message without its body.
 type StoredMessage struct {
 	Seq       uint64

@@ -48,11 +48,21 @@ func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue
 // Deleting a missing queue succeeds with 0, as in RabbitMQ. conn 0 is the
 // broker itself.
 func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, error) {
-	n, err := v.deleteQueue(name, ifUnused, ifEmpty, conn)
+	n, cancel, err := v.DeleteQueueThenCancel(name, ifUnused, ifEmpty, conn)
+	cancel()
+	return n, err
+}
+
+// DeleteQueueThenCancel is DeleteQueue leaving the consumers' cancellation to
+// the caller: cancel (never nil) tells them. An AMQP channel answers
+// delete-ok first, as RabbitMQ orders them, so a client that closes once its
+// consumer is cancelled still gets the reply.
+func (v *VHost) DeleteQueueThenCancel(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
+	n, cancel, err := v.deleteQueue(name, ifUnused, ifEmpty, conn)
 	if err != nil {
-		return 0, err
+		return 0, cancel, err
 	}
-	return n, v.persist()
+	return n, cancel, v.persist()
 }
 
 // BindQueue binds queue to exchange with key and args. Binding twice is a

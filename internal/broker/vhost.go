@@ -270,27 +270,28 @@ func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
 	return q, nil
 }
 
-// DeleteQueue deletes a queue, its messages and its bindings, cancelling its
-// consumers, and returns how many messages it held. Deleting a missing queue
-// succeeds with 0, as in RabbitMQ. conn 0 is the broker itself.
-func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, error) {
+// deleteQueue deletes a queue, its messages and its bindings and returns
+// how many messages it held and a function that cancels its consumers
+// (never nil). Deleting a missing queue succeeds with 0, as in RabbitMQ.
+// conn 0 is the broker itself.
+func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
 	v.mu.Lock()
 	q := v.queue(name)
 	if q == nil {
 		v.mu.Unlock()
-		return 0, nil
+		return 0, noCancel, nil
 	}
 	if conn != 0 {
 		if err := v.checkOwner(q, conn); err != nil {
 			v.mu.Unlock()
-			return 0, err
+			return 0, noCancel, err
 		}
 	}
 	var streamConsumers []Consumer
 	if q.stream != nil {
 		if _, _, n := q.Counts(); ifUnused && n > 0 {
 			v.mu.Unlock()
-			return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+			return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
 		}
 		streamConsumers = q.stopStream()
 	}
@@ -298,12 +299,12 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 	if ifUnused && len(q.consumers) > 0 {
 		q.mu.Unlock()
 		v.mu.Unlock()
-		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
 	}
 	if ifEmpty && q.readyCount > 0 {
 		q.mu.Unlock()
 		v.mu.Unlock()
-		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
+		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
 	}
 	n := q.readyCount
 	q.deleted = true
@@ -332,14 +333,17 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 			v.broker.log.Warn("could not remove a deleted queue's log", "queue", name, "err", err)
 		}
 	}
-	for _, r := range consumers {
-		r.c.Cancelled(q)
-	}
-	for _, c := range streamConsumers {
-		c.Cancelled(q)
-	}
-	return n, nil
+	return n, func() {
+		for _, r := range consumers {
+			r.c.Cancelled(q)
+		}
+		for _, c := range streamConsumers {
+			c.Cancelled(q)
+		}
+	}, nil
 }
+
+func noCancel() {}
 
 // DeleteExclusive deletes the exclusive queues owned by conn, which is
 // closing.

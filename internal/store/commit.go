@@ -156,6 +156,14 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 		}
 		cp.c.Durable(cp.token, cp.err)
 	}
+	// Completions that answer per batch (AMQP confirms: one multiple
+	// basic.ack for the run) answer now; a repeat for the same completion is
+	// harmless, so only neighbours are deduplicated.
+	for i, cp := range decided {
+		if b, ok := cp.c.(broker.BatchCompletion); ok && (i == 0 || decided[i-1].c != cp.c) {
+			b.DurableBatchEnd()
+		}
+	}
 	c.st.stats.committed.Add(uint64(n))
 	clear(decided)
 	c.decided = decided[:0]
