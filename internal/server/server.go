@@ -115,18 +115,24 @@ func (s *Server) Start() error {
 		Logger:              s.log.With("component", "broker"),
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(nil))
-	for _, v := range cfg.VHosts {
-		s.Broker.AddVHost(v)
-	}
-	if err := s.Broker.Limits().Set(cfg.Limits); err != nil {
-		return err
-	}
 	defs, err := st.LoadDefinitions()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	if err := s.Broker.Restore(defs); err != nil {
+		return err
+	}
+	if err := s.Broker.Replay(st.LoadCommands()); err != nil {
+		return err
+	}
+	// After recovery, so only a vhost new to the configuration is logged.
+	for _, v := range cfg.VHosts {
+		if err := s.Broker.Apply(broker.AddVHost{Name: v}); err != nil {
+			return err
+		}
+	}
+	if err := s.Broker.Apply(broker.SetLimits{Limits: cfg.Limits}); err != nil {
 		return err
 	}
 	s.log.Info("recovery complete", "took", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)

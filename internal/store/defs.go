@@ -12,17 +12,23 @@ import (
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
-// definitionsFile holds the durable definitions as JSON, replaced
-// atomically on every change. Arguments are AMQP field tables (base64) so
-// their types (int32 vs int64, …) survive exactly.
+// definitionsFile is where versions before the definitions log kept the
+// whole definitions, rewritten on every change; it is read once, written
+// as the first snapshot and removed (see migrateDefinitions). Arguments are
+// AMQP field tables (base64) so their types (int32 vs int64, …) survive
+// exactly; the snapshot and the log's commands keep them the same way.
 const definitionsFile = "definitions.json"
 
+// defsJSON is a snapshot (version 2) or a previous version's
+// definitions.json (version 1, no generation).
 type defsJSON struct {
-	Version   int            `json:"version"`
-	VHosts    []string       `json:"vhosts"`
-	Exchanges []exchangeJSON `json:"exchanges"`
-	Queues    []queueJSON    `json:"queues"`
-	Bindings  []bindingJSON  `json:"bindings"`
+	Version int `json:"version"`
+	// Generation is the log that continues this snapshot.
+	Generation uint64         `json:"generation,omitempty"`
+	VHosts     []string       `json:"vhosts"`
+	Exchanges  []exchangeJSON `json:"exchanges"`
+	Queues     []queueJSON    `json:"queues"`
+	Bindings   []bindingJSON  `json:"bindings"`
 }
 
 type exchangeJSON struct {
@@ -71,9 +77,8 @@ func decodeArgs(s string) (map[string]any, error) {
 	return t, d.Err()
 }
 
-// SaveDefinitions implements broker.Storage.
-func (s *Store) SaveDefinitions(d *broker.Definitions) error {
-	out := defsJSON{Version: 1, VHosts: d.VHosts}
+func encodeSnapshot(d *broker.Definitions, gen uint64) ([]byte, error) {
+	out := defsJSON{Version: 2, Generation: gen, VHosts: d.VHosts}
 	for _, x := range d.Exchanges {
 		out.Exchanges = append(out.Exchanges, exchangeJSON{VHost: x.VHost, Name: x.Name, Type: x.Type,
 			AutoDelete: x.AutoDelete, Internal: x.Internal, Args: encodeArgs(x.Args)})
@@ -85,26 +90,74 @@ func (s *Store) SaveDefinitions(d *broker.Definitions) error {
 		out.Bindings = append(out.Bindings, bindingJSON{VHost: b.VHost, Source: b.Source, Destination: b.Destination,
 			DestIsExchange: b.DestIsExchange, Key: b.Key, Args: encodeArgs(b.Args)})
 	}
-	raw, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return err
-	}
-	return vfs.WriteFileAtomic(s.fs, filepath.Join(s.dir, definitionsFile), raw)
+	return json.MarshalIndent(out, "", "  ")
 }
 
-// LoadDefinitions reads the stored definitions; a missing file is an empty
-// set (a fresh node).
-func (s *Store) LoadDefinitions() (*broker.Definitions, error) {
-	raw, err := vfs.ReadFile(s.fs, filepath.Join(s.dir, definitionsFile))
+// readSnapshot reads the snapshot; nil without one (a fresh node).
+func readSnapshot(fsys vfs.FS, dir string) (*defsJSON, error) {
+	raw, err := vfs.ReadFile(fsys, filepath.Join(dir, snapshotFile))
 	if errors.Is(err, vfs.ErrNotExist) {
-		return &broker.Definitions{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	var in defsJSON
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", definitionsFile, err)
+		return nil, fmt.Errorf("store: %s: %w", snapshotFile, err)
+	}
+	if in.Version != 2 || in.Generation == 0 {
+		return nil, fmt.Errorf("store: %s: unknown version %d or generation %d", snapshotFile, in.Version, in.Generation)
+	}
+	return &in, nil
+}
+
+// migrateDefinitions turns a previous version's definitions.json into the
+// first snapshot: read once, written as a snapshot (durably), then removed.
+// A crash between the two leaves both; the snapshot wins and the old file
+// is removed next time.
+func migrateDefinitions(fsys vfs.FS, dataDir, dir string) error {
+	old := filepath.Join(dataDir, definitionsFile)
+	raw, err := vfs.ReadFile(fsys, old)
+	if errors.Is(err, vfs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	snap, err := readSnapshot(fsys, dir)
+	if err != nil {
+		return err
+	}
+	if snap == nil {
+		var in defsJSON
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return fmt.Errorf("store: %s: %w", definitionsFile, err)
+		}
+		in.Version, in.Generation = 2, 1
+		out, err := json.MarshalIndent(in, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := vfs.WriteFileAtomic(fsys, filepath.Join(dir, snapshotFile), out); err != nil {
+			return fmt.Errorf("store: migrating %s: %w", definitionsFile, err)
+		}
+	}
+	if err := fsys.Remove(old); err != nil {
+		return fmt.Errorf("store: migrating %s: %w", definitionsFile, err)
+	}
+	return fsys.SyncDir(dataDir)
+}
+
+// LoadDefinitions reads the snapshot; without one the set is empty (a
+// fresh node). LoadCommands has what was logged since.
+func (s *Store) LoadDefinitions() (*broker.Definitions, error) {
+	in, err := readSnapshot(s.fs, s.defs.dir)
+	if err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return &broker.Definitions{}, nil
 	}
 	d := &broker.Definitions{VHosts: in.VHosts}
 	for _, x := range in.Exchanges {

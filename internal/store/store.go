@@ -51,6 +51,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	com  *committer
+	defs *defsLog // the definitions' snapshot and command log
 
 	mu   sync.Mutex
 	logs map[string]*QueueLog
@@ -118,6 +119,10 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	s.free.Store(math.MaxInt64)
 	if free, err := fsys.FreeSpace(dir); err == nil {
 		s.free.Store(int64(min(free, math.MaxInt64)))
+	}
+	var err error
+	if s.defs, err = openDefs(fsys, dir); err != nil {
+		return nil, err
 	}
 	s.com = newCommitter(s)
 	return s, nil
@@ -211,7 +216,7 @@ func (s *Store) Close() error {
 	s.com.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
+	errs := []error{s.defs.close()}
 	for id, l := range s.logs {
 		errs = append(errs, l.Close())
 		delete(s.logs, id)

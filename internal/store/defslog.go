@@ -1,0 +1,458 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/vfs"
+)
+
+// The definitions are a snapshot plus an append-only log of the commands
+// applied since (see docs/design/definitions.md). Under <data>/definitions:
+//
+//	snapshot.json   the whole definitions as of the start of log <gen>
+//	log-<gen>       commands since, one record each
+//
+// A record is framed like the queue logs' (length, CRC-32C, type byte) and
+// carries one command as JSON. A snapshot is written atomically (temporary
+// file, fsync, rename, directory fsync) and names the generation of the log
+// that follows it; recovery loads it and replays every log of that
+// generation or later, in order.
+const (
+	defsDir      = "definitions"
+	snapshotFile = "snapshot.json"
+	logPrefix    = "log-"
+	recCommand   = byte(4)
+)
+
+// Snapshot thresholds: past either, the broker is asked for a snapshot and
+// the log starts over, so recovery replays at most this much.
+const (
+	snapshotRecords = 20000
+	snapshotBytes   = 8 << 20
+)
+
+// defsLog is the definitions command log with group commit: appends are
+// buffered in call order; the first waiter to find no write in flight
+// writes and fsyncs everything buffered, covering every command that
+// arrived meanwhile with one fsync.
+type defsLog struct {
+	fs  vfs.FS
+	dir string
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when a write finishes
+	gen      uint64    // generation of the open log
+	f        vfs.File
+	buf      []byte // encoded records not yet written
+	spare    []byte
+	appended uint64 // sequence number of the last appended record
+	durable  uint64 // … of the last fsynced record
+	writing  bool   // a waiter is writing outside mu
+	// snapshotting holds waiters back while a snapshot, not the log,
+	// is what makes the last records durable.
+	snapshotting bool
+	records  int    // records in the open log
+	size     int64  // bytes in the open log
+	// broken holds a failed write's error: the file may end in a partial
+	// record, so nothing more is appended to it until a snapshot starts a
+	// new log (SnapshotDue says so).
+	broken error
+
+	// recovered are the commands found at open, replayed by the broker.
+	recovered []broker.Command
+}
+
+func logName(dir string, gen uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%016d", logPrefix, gen))
+}
+
+// openDefs recovers the definitions directory: it migrates a previous
+// version's definitions.json, reads every log from the snapshot's
+// generation on (cutting a torn tail from the last), and opens a fresh log
+// for appends.
+func openDefs(fsys vfs.FS, dataDir string) (*defsLog, error) {
+	dir := filepath.Join(dataDir, defsDir)
+	if err := fsys.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	l := &defsLog{fs: fsys, dir: dir}
+	l.cond.L = &l.mu
+	if err := migrateDefinitions(fsys, dataDir, dir); err != nil {
+		return nil, err
+	}
+	snapGen := uint64(1)
+	if snap, err := readSnapshot(fsys, dir); err != nil {
+		return nil, err
+	} else if snap != nil {
+		snapGen = snap.Generation
+	}
+	names, err := fsys.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var gens []uint64
+	for _, n := range names {
+		g, ok := strings.CutPrefix(n, logPrefix)
+		if !ok {
+			continue
+		}
+		gen, err := strconv.ParseUint(g, 10, 64)
+		if err != nil {
+			continue
+		}
+		if gen < snapGen {
+			// Superseded by the snapshot; a crash kept it from removal.
+			_ = fsys.Remove(filepath.Join(dir, n))
+			continue
+		}
+		gens = append(gens, gen)
+	}
+	last := snapGen - 1
+	for i, gen := range gens {
+		cmds, err := readCommandLog(fsys, logName(dir, gen), i == len(gens)-1)
+		if err != nil {
+			return nil, err
+		}
+		l.recovered = append(l.recovered, cmds...)
+		last = gen
+	}
+	// Appends go to a new generation: the recovered logs stay as they are
+	// until the next snapshot supersedes them.
+	if err := l.startLog(last + 1); err != nil {
+		return nil, err
+	}
+	l.records = len(l.recovered)
+	return l, nil
+}
+
+// startLog creates log gen and makes it the one appended to. mu is held or
+// the log is not yet shared.
+func (l *defsLog) startLog(gen uint64) error {
+	f, err := l.fs.Create(logName(l.dir, gen))
+	if err != nil {
+		return fmt.Errorf("store: definitions log: %w", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("store: definitions log: %w", err)
+	}
+	if l.f != nil {
+		_ = l.f.Close()
+	}
+	l.f, l.gen, l.records, l.size, l.buf, l.broken = f, gen, 0, 0, l.buf[:0], nil
+	return nil
+}
+
+// readCommandLog decodes one log. A torn tail (a record cut short by a
+// crash, or zeros a crash left past the last write) ends the log and, in
+// the last log, is cut off; a complete record with a bad checksum or an
+// undecodable command is corruption and refused.
+func readCommandLog(fsys vfs.FS, name string, last bool) ([]broker.Command, error) {
+	raw, err := vfs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var cmds []broker.Command
+	off := 0
+	for off < len(raw) {
+		typ, payload, n, perr := parseRecord(raw[off:])
+		if perr != nil {
+			if !tornTail(raw[off:]) {
+				return nil, fmt.Errorf("store: %s: corrupt record at offset %d (checksum mismatch with more records after it): refusing to guess the definitions", name, off)
+			}
+			break
+		}
+		if typ != recCommand {
+			return nil, fmt.Errorf("store: %s: unknown record type %d at offset %d", name, typ, off)
+		}
+		c, err := decodeCommand(payload)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: record at offset %d: %w", name, off, err)
+		}
+		cmds = append(cmds, c)
+		off += n
+	}
+	if off < len(raw) && last {
+		f, err := fsys.OpenWrite(name)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		err = f.Truncate(int64(off))
+		if err == nil {
+			err = f.Sync()
+		}
+		_ = f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: cutting the torn tail of %s: %w", name, err)
+		}
+	}
+	return cmds, nil
+}
+
+// tornTail says whether b, which does not start with an intact record, is
+// what a crash leaves at the end of a log: a record running past the end,
+// the end's record with a bad checksum (written partly), or zeros.
+func tornTail(b []byte) bool {
+	if len(b) < recordHeader+1 {
+		return true
+	}
+	length := binary.LittleEndian.Uint32(b)
+	if length == 0 {
+		for _, c := range b {
+			if c != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return uint64(len(b)-recordHeader) <= uint64(length)
+}
+
+// append buffers c and returns its sequence number.
+func (l *defsLog) append(c broker.Command) (uint64, error) {
+	payload, err := encodeCommand(c)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return 0, l.broken
+	}
+	before := len(l.buf)
+	l.buf = appendRecord(l.buf, recCommand, payload)
+	l.size += int64(len(l.buf) - before)
+	l.records++
+	l.appended++
+	return l.appended, nil
+}
+
+// sync returns once record seq is fsynced, writing it if no one else is.
+func (l *defsLog) sync(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.durable < seq {
+		if l.broken != nil {
+			return l.broken
+		}
+		if l.writing || l.snapshotting {
+			l.cond.Wait()
+			continue
+		}
+		l.writeLocked()
+	}
+	return nil
+}
+
+// writeLocked writes and fsyncs the buffer with mu released, so appends
+// go on gathering the next batch meanwhile.
+func (l *defsLog) writeLocked() {
+	l.writing = true
+	data, f, target := l.buf, l.f, l.appended
+	l.buf, l.spare = l.spare[:0], nil
+	l.mu.Unlock()
+	var err error
+	if len(data) > 0 {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	l.mu.Lock()
+	l.writing = false
+	l.spare = data[:0]
+	if err != nil {
+		l.broken = fmt.Errorf("store: writing the definitions log: %w", err)
+	} else if target > l.durable {
+		l.durable = target
+	}
+	l.cond.Broadcast()
+}
+
+// due says a snapshot should start a new log.
+func (l *defsLog) due() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.broken != nil || l.records >= snapshotRecords || l.size >= snapshotBytes
+}
+
+// snapshot writes d, which holds the effect of every appended command, and
+// starts a new log. The caller keeps appends out meanwhile. The order keeps
+// every crash recoverable: the old log is fsynced and the new one created
+// before the snapshot naming it is renamed into place; only then do the
+// superseded logs go.
+func (l *defsLog) snapshot(d *broker.Definitions) error {
+	l.mu.Lock()
+	for l.writing {
+		l.cond.Wait()
+	}
+	if l.broken == nil && l.durable < l.appended {
+		l.writeLocked()
+	}
+	// d covers every appended command, written or not: they are durable
+	// once the snapshot is.
+	old := l.gen
+	if err := l.startLog(old + 1); err != nil {
+		l.broken = err
+		l.mu.Unlock()
+		return err
+	}
+	target := l.appended
+	l.snapshotting = true
+	l.mu.Unlock()
+
+	raw, err := encodeSnapshot(d, old+1)
+	if err == nil {
+		err = vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, snapshotFile), raw)
+	}
+	l.mu.Lock()
+	l.snapshotting = false
+	if err != nil {
+		l.broken = fmt.Errorf("store: writing the definitions snapshot: %w", err)
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		return l.broken
+	}
+	if target > l.durable {
+		l.durable = target
+	}
+	l.recovered = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	for g := old; g > 0; g-- {
+		if err := l.fs.Remove(logName(l.dir, g)); err != nil {
+			break // older ones went with earlier snapshots
+		}
+	}
+	return nil
+}
+
+func (l *defsLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.writing {
+		l.cond.Wait()
+	}
+	if l.broken == nil && l.durable < l.appended {
+		l.writeLocked()
+	}
+	err := l.broken
+	if l.f != nil {
+		if cerr := l.f.Close(); err == nil {
+			err = cerr
+		}
+		l.f = nil
+	}
+	if err == nil {
+		l.broken = errors.New("store: definitions log closed")
+	}
+	return err
+}
+
+// AppendCommand implements broker.Storage.
+func (s *Store) AppendCommand(c broker.Command) (uint64, error) { return s.defs.append(c) }
+
+// SyncCommands implements broker.Storage.
+func (s *Store) SyncCommands(seq uint64) error { return s.defs.sync(seq) }
+
+// SnapshotDue implements broker.Storage.
+func (s *Store) SnapshotDue() bool { return s.defs.due() }
+
+// SaveDefinitions implements broker.Storage: d becomes the snapshot and
+// the command log starts over.
+func (s *Store) SaveDefinitions(d *broker.Definitions) error { return s.defs.snapshot(d) }
+
+// LoadCommands returns the commands logged since the snapshot that
+// LoadDefinitions returns, in order; the broker replays them at start-up.
+func (s *Store) LoadCommands() []broker.Command {
+	s.defs.mu.Lock()
+	defer s.defs.mu.Unlock()
+	return s.defs.recovered
+}
+
+// cmdJSON is a logged command. Only durable objects are logged, so a
+// declare's durable flag is implied.
+type cmdJSON struct {
+	Op             string `json:"op"`
+	VHost          string `json:"vhost,omitempty"`
+	Name           string `json:"name,omitempty"`
+	Type           string `json:"type,omitempty"`
+	ID             string `json:"id,omitempty"`
+	AutoDelete     bool   `json:"auto_delete,omitempty"`
+	Internal       bool   `json:"internal,omitempty"`
+	Source         string `json:"source,omitempty"`
+	Destination    string `json:"destination,omitempty"`
+	DestIsExchange bool   `json:"destination_is_exchange,omitempty"`
+	Key            string `json:"routing_key,omitempty"`
+	Args           string `json:"arguments,omitempty"`
+}
+
+func encodeCommand(c broker.Command) ([]byte, error) {
+	var j cmdJSON
+	switch c := c.(type) {
+	case broker.AddVHost:
+		j = cmdJSON{Op: "add_vhost", Name: c.Name}
+	case broker.DeclareExchange:
+		j = cmdJSON{Op: "declare_exchange", VHost: c.VHost, Name: c.Name, Type: c.Type, AutoDelete: c.AutoDelete,
+			Internal: c.Internal, Args: encodeArgs(c.Args)}
+	case broker.DeleteExchange:
+		j = cmdJSON{Op: "delete_exchange", VHost: c.VHost, Name: c.Name}
+	case broker.DeclareQueue:
+		j = cmdJSON{Op: "declare_queue", VHost: c.VHost, Name: c.Name, ID: c.ID, AutoDelete: c.AutoDelete, Args: encodeArgs(c.Args)}
+	case broker.DeleteQueue:
+		j = cmdJSON{Op: "delete_queue", VHost: c.VHost, Name: c.Name}
+	case broker.Bind:
+		j = bindingCmd("bind", c.BindingDef)
+	case broker.Unbind:
+		j = bindingCmd("unbind", c.BindingDef)
+	default:
+		return nil, fmt.Errorf("store: command %T is not logged", c)
+	}
+	return json.Marshal(j)
+}
+
+func bindingCmd(op string, b broker.BindingDef) cmdJSON {
+	return cmdJSON{Op: op, VHost: b.VHost, Source: b.Source, Destination: b.Destination,
+		DestIsExchange: b.DestIsExchange, Key: b.Key, Args: encodeArgs(b.Args)}
+}
+
+func decodeCommand(payload []byte) (broker.Command, error) {
+	var j cmdJSON
+	if err := json.Unmarshal(payload, &j); err != nil {
+		return nil, fmt.Errorf("undecodable command: %w", err)
+	}
+	args, err := decodeArgs(j.Args)
+	if err != nil {
+		return nil, fmt.Errorf("command %s arguments: %w", j.Op, err)
+	}
+	switch j.Op {
+	case "add_vhost":
+		return broker.AddVHost{Name: j.Name}, nil
+	case "declare_exchange":
+		return broker.DeclareExchange{ExchangeDef: broker.ExchangeDef{VHost: j.VHost, ExchangeConfig: broker.ExchangeConfig{
+			Name: j.Name, Type: j.Type, Durable: true, AutoDelete: j.AutoDelete, Internal: j.Internal, Args: args}}}, nil
+	case "delete_exchange":
+		return broker.DeleteExchange{VHost: j.VHost, Name: j.Name}, nil
+	case "declare_queue":
+		return broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: j.VHost, ID: j.ID, QueueConfig: broker.QueueConfig{
+			Name: j.Name, Durable: true, AutoDelete: j.AutoDelete, Args: args}}}, nil
+	case "delete_queue":
+		return broker.DeleteQueue{VHost: j.VHost, Name: j.Name}, nil
+	case "bind", "unbind":
+		b := broker.BindingDef{VHost: j.VHost, Source: j.Source, Destination: j.Destination,
+			DestIsExchange: j.DestIsExchange, Key: j.Key, Args: args}
+		if j.Op == "bind" {
+			return broker.Bind{BindingDef: b}, nil
+		}
+		return broker.Unbind{BindingDef: b}, nil
+	}
+	return nil, fmt.Errorf("unknown command %q", j.Op)
+}
