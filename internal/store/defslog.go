@@ -59,8 +59,8 @@ type defsLog struct {
 	// snapshotting holds waiters back while a snapshot, not the log,
 	// is what makes the last records durable.
 	snapshotting bool
-	records  int    // records in the open log
-	size     int64  // bytes in the open log
+	records      int   // records in the open log
+	size         int64 // bytes in the open log
 	// broken holds a failed write's error: the file may end in a partial
 	// record, so nothing more is appended to it until a snapshot starts a
 	// new log (SnapshotDue says so).
