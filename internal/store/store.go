@@ -175,6 +175,10 @@ func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error
 		return nil, err
 	}
 	l.stream = true
+	if err := s.fs.MkdirAll(l.dir); err != nil { // for the offsets file
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	l.noDir = false
 	if err := l.loadOffsets(); err != nil {
 		return nil, err
 	}
