@@ -293,7 +293,11 @@ func (b *Broker) Replay(cmds []Command) error {
 	}
 	b.snapMu.Lock()
 	defer b.snapMu.Unlock()
-	return b.snapshot()
+	if err := b.snapshot(); err != nil {
+		// The logs stay and are replayed again next time (a full disk).
+		b.log.Warn("could not write the definitions snapshot after replay", "err", err)
+	}
+	return nil
 }
 
 // replay applies one stored command without logging it again.

@@ -299,10 +299,15 @@ func (l *defsLog) snapshot(d *broker.Definitions) error {
 		l.writeLocked()
 	}
 	// d covers every appended command, written or not: they are durable
-	// once the snapshot is.
+	// once the snapshot is. Until then, a log that failed a write stays
+	// failed; a sound one is continued by the new log, so a snapshot that
+	// cannot be written (a full disk) costs nothing but its retry.
+	wasBroken := l.broken
 	old := l.gen
 	if err := l.startLog(old + 1); err != nil {
-		l.broken = err
+		if wasBroken != nil {
+			l.broken = err
+		}
 		l.mu.Unlock()
 		return err
 	}
@@ -317,10 +322,13 @@ func (l *defsLog) snapshot(d *broker.Definitions) error {
 	l.mu.Lock()
 	l.snapshotting = false
 	if err != nil {
-		l.broken = fmt.Errorf("store: writing the definitions snapshot: %w", err)
+		err = fmt.Errorf("store: writing the definitions snapshot: %w", err)
+		if wasBroken != nil {
+			l.broken = err
+		}
 		l.cond.Broadcast()
 		l.mu.Unlock()
-		return l.broken
+		return err
 	}
 	if target > l.durable {
 		l.durable = target

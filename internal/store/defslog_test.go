@@ -237,3 +237,37 @@ func TestDefinitionsLogWriteFailureAsksForASnapshot(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+func TestDefinitionsSnapshotFailureLeavesTheLogWorking(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewCrashable()
+	var fail bool
+	fsys := vfs.NewFaulty(m, func(op vfs.Op, path string, n int) (int, error) {
+		if fail && op == vfs.OpWrite && strings.Contains(path, snapshotFile) {
+			return 0, vfs.ErrNoSpace
+		}
+		return 0, nil
+	})
+	st, err := Open(fsys, "/d", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := testCommands()
+	if err := st.SyncCommands(appendAll(t, st, cmds[:3])); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if err := st.SaveDefinitions(&broker.Definitions{VHosts: []string{"/"}}); !errors.Is(err, vfs.ErrNoSpace) {
+		t.Fatalf("snapshot on a full disk: %v", err)
+	}
+	if err := st.SyncCommands(appendAll(t, st, cmds[3:])); err != nil {
+		t.Fatalf("the log must go on after a failed snapshot: %v", err)
+	}
+	st2, err := Open(m.Crash(nil), "/d", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st2.LoadCommands(); !sameCommands(got, cmds) {
+		t.Fatalf("got %+v", got)
+	}
+}
