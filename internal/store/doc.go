@@ -1,15 +1,18 @@
 // Package store is Tern's durable storage: one append-only, segmented log
 // per durable queue (the broker.Log implementation), node-wide group commit,
-// recovery after a crash, and the durable definitions file.
+// recovery after a crash, and the durable definitions: a snapshot plus an
+// append-only log of the broker's definition commands (defslog.go).
 //
-// On-disk format: docs/design/storage.md.
+// On-disk format: docs/design/storage.md and docs/design/definitions.md.
 //
 // Concurrency: a QueueLog's state is guarded by its mu. The broker calls
 // Append, Ack and Delivered with its queue's lock held (lock order: queue →
 // log → committer). The committer goroutine closes a batch, flushes and
 // fsyncs every log written in it, then calls the batch's completions; an
 // fsync never runs under a log's lock, so appends continue during it and
-// land in the next batch.
+// land in the next batch. The definitions log has its own group commit
+// (defsLog.mu; its fdatasync runs without it) and is a leaf: it calls
+// nothing of the broker's.
 //
 // Invariants: a message is acknowledged to its publisher only after the
 // bytes of its record were fsynced (Options.Sync "always", the default),
