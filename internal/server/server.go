@@ -126,6 +126,13 @@ func (s *Server) Start() error {
 	if err := s.Broker.Replay(st.LoadCommands()); err != nil {
 		return err
 	}
+	live := map[string]bool{}
+	for _, q := range s.Broker.Definitions().Queues {
+		live[q.ID] = true
+	}
+	if _, err := st.RemoveOrphanLogs(live); err != nil {
+		s.log.Warn("could not remove the logs of deleted queues", "err", err)
+	}
 	// After recovery, so only a vhost new to the configuration is logged.
 	for _, v := range cfg.VHosts {
 		if err := s.Broker.Apply(broker.AddVHost{Name: v}); err != nil {

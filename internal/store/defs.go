@@ -186,3 +186,30 @@ func (s *Store) LoadDefinitions() (*broker.Definitions, error) {
 	}
 	return d, nil
 }
+
+// RemoveOrphanLogs removes the queue logs no definition names: a queue
+// whose deletion was durable when the node stopped, before its files went
+// (the broker removes them only after the DeleteQueue command is synced,
+// so a crash in between leaves them). live holds every durable queue's id;
+// call it after the definitions are recovered, before clients connect.
+func (s *Store) RemoveOrphanLogs(live map[string]bool) (int, error) {
+	names, err := s.fs.List(filepath.Join(s.dir, "queues"))
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	removed := 0
+	for _, id := range names {
+		s.mu.Lock()
+		_, open := s.logs[id]
+		s.mu.Unlock()
+		if live[id] || open {
+			continue
+		}
+		s.log.Info("removing the log of a deleted queue", "queue_id", id)
+		if err := s.DeleteQueueLog(id); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}

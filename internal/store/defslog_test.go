@@ -271,3 +271,29 @@ func TestDefinitionsSnapshotFailureLeavesTheLogWorking(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+func TestRemoveOrphanLogsKeepsLiveAndOpenLogs(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	st, err := Open(m, "/d", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, id := range []string{"live", "orphan", "open"} {
+		_ = m.MkdirAll(filepath.Join("/d/queues", id))
+		f, _ := m.Create(filepath.Join("/d/queues", id, "00000000000000000000.seg"))
+		_ = f.Close()
+	}
+	if _, err := st.QueueLog("open"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.RemoveOrphanLogs(map[string]bool{"live": true})
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d: %v", n, err)
+	}
+	names, _ := m.List("/d/queues")
+	if fmt.Sprint(names) != "[live open]" {
+		t.Fatalf("left %v", names)
+	}
+}

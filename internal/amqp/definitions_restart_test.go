@@ -1,0 +1,73 @@
+package amqp_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tern-broker/tern/internal/testkit"
+)
+
+// TestDefinitionsJSONFromThePreviousVersionLoads starts a node on a data
+// directory written by the version that kept definitions.json: its
+// objects are there, and the file has become a snapshot.
+func TestDefinitionsJSONFromThePreviousVersionLoads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := `{
+  "version": 1,
+  "vhosts": ["/"],
+  "exchanges": [{"vhost": "/", "name": "orders", "type": "topic"}],
+  "queues": [{"vhost": "/", "name": "orders.eu", "id": "0123456789abcdef01234567"}],
+  "bindings": [{"vhost": "/", "source": "orders", "destination": "orders.eu", "routing_key": "eu.*"}]
+}`
+	if err := os.WriteFile(filepath.Join(dir, "definitions.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testkit.Start(t, testkit.WithDataDir(dir))
+	_, ch := s.Channel(t)
+	if err := ch.ExchangeDeclarePassive("orders", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "orders", "eu.de", body("after the upgrade"))
+	testkit.Eventually(t, wait, "binding loaded", func() bool { return queueLen(t, ch, "orders.eu") == 1 })
+	if _, err := os.Stat(filepath.Join(dir, "definitions.json")); !os.IsNotExist(err) {
+		t.Fatalf("definitions.json is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "definitions", "snapshot.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogsOfDeletedQueuesAreRemovedAtStart: a queue log that no definition
+// names (its queue's deletion was durable, its files were not yet removed
+// when the node stopped) is removed at the next start; live queues keep
+// their messages.
+func TestLogsOfDeletedQueuesAreRemovedAtStart(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	_, ch := s.Channel(t)
+	if _, err := ch.QueueDeclare("kept", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "", "kept", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("stays")})
+	testkit.Eventually(t, wait, "message queued", func() bool { return queueLen(t, ch, "kept") == 1 })
+	orphan := filepath.Join(s.Config.DataDir, "queues", "feedfacefeedfacefeedface")
+	if err := os.MkdirAll(orphan, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(orphan, "00000000000000000000.seg"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s = s.Restart(t)
+	_, ch = s.Channel(t)
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("the orphan log is still there: %v", err)
+	}
+	if n := queueLen(t, ch, "kept"); n != 1 {
+		t.Fatalf("kept holds %d messages after the restart", n)
+	}
+}
