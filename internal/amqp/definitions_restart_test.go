@@ -1,6 +1,7 @@
 package amqp_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -69,5 +70,63 @@ func TestLogsOfDeletedQueuesAreRemovedAtStart(t *testing.T) {
 	}
 	if n := queueLen(t, ch, "kept"); n != 1 {
 		t.Fatalf("kept holds %d messages after the restart", n)
+	}
+}
+
+// TestConcurrentDefinitionChangesSurviveRestart: connections declaring,
+// binding and deleting at once (their changes share fsyncs) leave exactly
+// the definitions they were told about after a restart.
+func TestConcurrentDefinitionChangesSurviveRestart(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	const conns, each = 6, 60
+	errs := make(chan error, conns)
+	for c := range conns {
+		_, ch := s.Channel(t)
+		go func() {
+			errs <- func() error {
+				for i := range each {
+					name := fmt.Sprintf("c%d-%d", c, i)
+					if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
+						return err
+					}
+					if err := ch.QueueBind(name, name, "amq.direct", false, nil); err != nil {
+						return err
+					}
+					if i%3 == 0 {
+						if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s = s.Restart(t)
+	conn, ch := s.Channel(t)
+	for c := range conns {
+		for i := range each {
+			name := fmt.Sprintf("c%d-%d", c, i)
+			_, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+			if i%3 == 0 {
+				expectCode(t, err, amqp.NotFound)
+				if ch, err = conn.Channel(); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			publish(t, ch, "amq.direct", name, body(name))
+			testkit.Eventually(t, wait, name+" bound", func() bool { return queueLen(t, ch, name) == 1 })
+		}
 	}
 }

@@ -36,8 +36,8 @@ const (
 // Snapshot thresholds: past either, the broker is asked for a snapshot and
 // the log starts over, so recovery replays at most this much.
 const (
-	snapshotRecords = 20000
-	snapshotBytes   = 8 << 20
+	defaultSnapshotRecords = 20000
+	snapshotBytes          = 8 << 20
 )
 
 // defsLog is the definitions command log with group commit: appends are
@@ -45,8 +45,9 @@ const (
 // writes and fsyncs everything buffered, covering every command that
 // arrived meanwhile with one fsync.
 type defsLog struct {
-	fs  vfs.FS
-	dir string
+	fs    vfs.FS
+	dir   string
+	every int // records per snapshot
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when a write finishes
@@ -79,12 +80,12 @@ func logName(dir string, gen uint64) string {
 // version's definitions.json, reads every log from the snapshot's
 // generation on (cutting a torn tail from the last), and opens a fresh log
 // for appends.
-func openDefs(fsys vfs.FS, dataDir string) (*defsLog, error) {
+func openDefs(fsys vfs.FS, dataDir string, every int) (*defsLog, error) {
 	dir := filepath.Join(dataDir, defsDir)
 	if err := fsys.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	l := &defsLog{fs: fsys, dir: dir}
+	l := &defsLog{fs: fsys, dir: dir, every: every}
 	l.cond.L = &l.mu
 	if err := migrateDefinitions(fsys, dataDir, dir); err != nil {
 		return nil, err
@@ -282,7 +283,7 @@ func (l *defsLog) writeLocked() {
 func (l *defsLog) due() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.broken != nil || l.records >= snapshotRecords || l.size >= snapshotBytes
+	return l.broken != nil || l.records >= l.every || l.size >= snapshotBytes
 }
 
 // snapshot writes d, which holds the effect of every appended command, and

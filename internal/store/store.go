@@ -42,6 +42,9 @@ type Options struct {
 	// FreeSpace. It runs without the store's locks.
 	OnFreeSpace func(free uint64)
 	Logger      *slog.Logger
+	// SnapshotEvery is how many definition commands are logged before
+	// the broker is asked for a snapshot; default 20,000.
+	SnapshotEvery int
 }
 
 // Store is the node's durable storage under one directory.
@@ -112,6 +115,9 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = defaultSnapshotRecords
+	}
 	if err := fsys.MkdirAll(filepath.Join(dir, "queues")); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -121,7 +127,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 		s.free.Store(int64(min(free, math.MaxInt64)))
 	}
 	var err error
-	if s.defs, err = openDefs(fsys, dir); err != nil {
+	if s.defs, err = openDefs(fsys, dir, opts.SnapshotEvery); err != nil {
 		return nil, err
 	}
 	s.com = newCommitter(s)
