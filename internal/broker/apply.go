@@ -74,6 +74,9 @@ func (v *VHost) commitLocked(c Command, fx *effects) error {
 	if err := v.applyLocked(c, fx); err != nil {
 		return err
 	}
+	// A command that changed nothing (a binding that exists) still
+	// answers only once what it found is durable.
+	fx.seq = max(fx.seq, v.lastSeq)
 	for len(fx.emptied) > 0 {
 		x := fx.emptied[0]
 		fx.emptied = fx.emptied[1:]
@@ -271,6 +274,7 @@ func (v *VHost) logLocked(c Command, fx *effects) {
 		return
 	}
 	fx.seq = seq
+	v.lastSeq = seq
 }
 
 // finish completes commands applied under v.mu, without it: it waits until

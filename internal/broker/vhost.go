@@ -15,6 +15,11 @@ type VHost struct {
 	exchanges sync.Map                       // name → *Exchange; read without mu on the publish path
 	queues    sync.Map                       // name → *Queue
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
+	// lastSeq is the definitions log position of the vhost's last logged
+	// command; guarded by mu. A reply that depends on an existing object
+	// waits for it too, so no client is told of a declare that a crash
+	// could still undo.
+	lastSeq uint64
 }
 
 // Name returns the vhost's name.
@@ -107,6 +112,7 @@ func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool, fx *effects) (
 		return nil, errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", cfg.Name)
 	}
 	if x != nil {
+		fx.seq = v.lastSeq
 		return x, v.equivalentExchange(x, cfg)
 	}
 	if err := v.commitLocked(DeclareExchange{ExchangeDef{VHost: v.name, ExchangeConfig: cfg}}, fx); err != nil {
@@ -184,6 +190,7 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64, fx *eff
 			return nil, err
 		}
 		q.Touch()
+		fx.seq = v.lastSeq
 		return q, nil
 	}
 	if cfg.Exclusive {
