@@ -130,3 +130,44 @@ func TestConcurrentDefinitionChangesSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoDeleteOfADurableExchangeSurvivesRestart: a durable auto-delete
+// exchange deleted because its last binding (to a transient queue) went
+// stays deleted after a restart, and one that still has a binding stays.
+func TestAutoDeleteOfADurableExchangeSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	_, ch := s.Channel(t)
+	for _, x := range []string{"ad-gone", "ad-kept"} {
+		if err := ch.ExchangeDeclare(x, "fanout", true, true, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ch.QueueDeclare("ad-transient", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("ad-durable", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][2]string{{"ad-transient", "ad-gone"}, {"ad-durable", "ad-kept"}, {"ad-transient", "ad-kept"}} {
+		if err := ch.QueueBind(b[0], "", b[1], false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ch.QueueDelete("ad-transient", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+
+	s = s.Restart(t)
+	conn, ch := s.Channel(t)
+	expectCode(t, ch.ExchangeDeclarePassive("ad-gone", "fanout", true, true, false, false, nil), amqp.NotFound)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclarePassive("ad-kept", "fanout", true, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "ad-kept", "", body("still bound"))
+	testkit.Eventually(t, wait, "binding restored", func() bool { return queueLen(t, ch, "ad-durable") == 1 })
+}
