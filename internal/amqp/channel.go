@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -28,7 +29,7 @@ type channel struct {
 	pubState  publishState
 	pub       amqp091.BasicPublish
 	hdr       amqp091.ContentHeader
-	msg       *broker.Message
+	msg       *message.Message
 	scratch   broker.RouteScratch
 	lastQueue string // the last queue declared, for methods naming queue ""
 

@@ -65,7 +65,7 @@ func (c *confirms) findLocked(seq uint64) *pendingConfirm {
 	return nil
 }
 
-// Durable implements broker.Completion for the channel's publishes. It only
+// Durable implements message.Completion for the channel's publishes. It only
 // records: DurableBatchEnd, after the whole group commit, sends the run
 // that became ready as one multiple basic.ack.
 func (ch *channel) Durable(seq uint64, err error) {
@@ -84,7 +84,7 @@ func (ch *channel) Durable(seq uint64, err error) {
 	}
 }
 
-// DurableBatchEnd implements broker.BatchCompletion: the store's group
+// DurableBatchEnd implements message.BatchCompletion: the store's group
 // commit has reported every publish it covered.
 func (ch *channel) DurableBatchEnd() {
 	c := &ch.cf
@@ -156,7 +156,7 @@ type txCommitWaiter struct {
 	pending atomic.Int64 // starts at 1: the commit itself, released after routing
 }
 
-// Durable implements broker.Completion.
+// Durable implements message.Completion.
 func (w *txCommitWaiter) Durable(_ uint64, err error) {
 	if err != nil {
 		w.ch.conn.log.Error("persisting a transactional message failed", "channel", w.ch.id, "err", err)

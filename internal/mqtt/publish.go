@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
@@ -13,9 +14,9 @@ import (
 // publish's QoS, retain flag and client go in the message's Origin, never
 // in headers: user properties are the client's, forwarded unaltered and in
 // order [MQTT-3.3.2-17, -18], whatever their names.
-func (c *conn) toMessage(p *wire.Publish) *broker.Message {
-	m := &broker.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
-		Origin: broker.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
+func (c *conn) toMessage(p *wire.Publish) *message.Message {
+	m := &message.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
+		Origin: message.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
 	if p.QoS > 0 {
 		m.Props.DeliveryMode = 2
 	} else {
@@ -29,7 +30,7 @@ func (c *conn) toMessage(p *wire.Publish) *broker.Message {
 		m.Props.ReplyTo = topicToKey(pr.ResponseTopic)
 	}
 	if pr.Has(wire.PropCorrelationData) {
-		m.Props.CorrelationID = string(pr.CorrelationData) // whole: codec carries it past 255 bytes
+		m.Props.CorrelationID = string(pr.CorrelationData) // whole: the record carries it past 255 bytes
 	}
 	if pr.Has(wire.PropMessageExpiry) {
 		m.Props.Expiration = strconv.FormatUint(uint64(pr.MessageExpiry)*1000, 10)
@@ -38,10 +39,10 @@ func (c *conn) toMessage(p *wire.Publish) *broker.Message {
 		m.Origin.PayloadFormat = pr.PayloadFormat
 	}
 	if len(pr.User) > 0 {
-		ordered := make([]broker.Header, len(pr.User))
+		ordered := make([]message.Header, len(pr.User))
 		h := make(map[string]any, len(pr.User))
 		for i, u := range pr.User {
-			ordered[i] = broker.Header{Key: u.Key, Value: u.Value}
+			ordered[i] = message.Header{Key: u.Key, Value: u.Value}
 			if _, dup := h[u.Key]; !dup {
 				h[u.Key] = u.Value // the lookup view keeps the first, as RabbitMQ does
 			}
@@ -90,7 +91,7 @@ func (c *conn) publish(p *wire.Publish) error {
 		c.acks.flush()
 		time.Sleep(d) // not reading meanwhile: TCP slows the publisher down
 	}
-	var done broker.Completion
+	var done message.Completion
 	var token uint64
 	if p.QoS > 0 {
 		kind := wire.PUBACK
@@ -230,7 +231,7 @@ func (a *ackQueue) routed(token uint64, res broker.PublishResult) {
 	a.sendReadyLocked()
 }
 
-// Durable implements broker.Completion.
+// Durable implements message.Completion.
 func (a *ackQueue) Durable(token uint64, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -7,8 +7,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -20,11 +19,11 @@ type retainedStore struct {
 	path string // "" keeps them in memory only
 
 	mu   sync.Mutex
-	msgs map[string]map[string]*broker.Message // vhost → topic → message
+	msgs map[string]map[string]*message.Message // vhost → topic → message
 }
 
 func newRetainedStore(fsys vfs.FS, path string) (*retainedStore, error) {
-	r := &retainedStore{fs: fsys, path: path, msgs: map[string]map[string]*broker.Message{}}
+	r := &retainedStore{fs: fsys, path: path, msgs: map[string]map[string]*message.Message{}}
 	if path == "" {
 		return r, nil
 	}
@@ -36,7 +35,7 @@ func newRetainedStore(fsys vfs.FS, path string) (*retainedStore, error) {
 		return nil, fmt.Errorf("mqtt: retained messages: %w", err)
 	}
 	// Format: repeated (vhost len u16, vhost, topic len u16, topic, message
-	// len u32, codec message).
+	// len u32, message record: message.AppendMessage).
 	for len(raw) > 0 {
 		vh, rest, ok1 := cut16(raw)
 		topic, rest, ok2 := cut16(rest)
@@ -47,7 +46,7 @@ func newRetainedStore(fsys vfs.FS, path string) (*retainedStore, error) {
 		if uint64(len(rest)-4) < uint64(n) {
 			return nil, fmt.Errorf("mqtt: retained messages file is corrupt")
 		}
-		m, err := codec.DecodeMessage(rest[4 : 4+n])
+		m, err := message.DecodeMessage(rest[4 : 4+n])
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: retained message: %w", err)
 		}
@@ -68,10 +67,10 @@ func cut16(b []byte) ([]byte, []byte, bool) {
 	return b[2 : 2+n], b[2+n:], true
 }
 
-func (r *retainedStore) setLocked(vhost, topic string, m *broker.Message) {
+func (r *retainedStore) setLocked(vhost, topic string, m *message.Message) {
 	t := r.msgs[vhost]
 	if t == nil {
-		t = map[string]*broker.Message{}
+		t = map[string]*message.Message{}
 		r.msgs[vhost] = t
 	}
 	if m == nil {
@@ -83,7 +82,7 @@ func (r *retainedStore) setLocked(vhost, topic string, m *broker.Message) {
 
 // set stores m as topic's retained message; an empty body clears it
 // [MQTT-3.3.1-6]. It returns once the change is durable.
-func (r *retainedStore) set(vhost, topic string, m *broker.Message) error {
+func (r *retainedStore) set(vhost, topic string, m *message.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m.Body) == 0 {
@@ -109,7 +108,7 @@ func (r *retainedStore) set(vhost, topic string, m *broker.Message) error {
 			out = append(out, v...)
 			out = binary.BigEndian.AppendUint16(out, uint16(len(t)))
 			out = append(out, t...)
-			enc := codec.AppendMessage(nil, msg)
+			enc := message.AppendMessage(nil, msg)
 			out = binary.BigEndian.AppendUint32(out, uint32(len(enc)))
 			out = append(out, enc...)
 		}
@@ -135,5 +134,5 @@ func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
 
 type retainedMsg struct {
 	topic string
-	msg   *broker.Message
+	msg   *message.Message
 }

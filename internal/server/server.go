@@ -111,7 +111,7 @@ func (s *Server) Start() error {
 	s.Broker = broker.New(broker.Config{
 		MemoryHighWatermark: int64(cfg.MemoryHighWatermark),
 		QueueMemoryLimit:    int64(cfg.QueueMemoryLimit),
-		Storage:             st,
+		Storage:             storage{st},
 		Logger:              s.log.With("component", "broker"),
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(nil))
@@ -121,7 +121,7 @@ func (s *Server) Start() error {
 	if err := s.Broker.Limits().Set(cfg.Limits); err != nil {
 		return err
 	}
-	defs, err := st.LoadDefinitions()
+	defs, err := loadDefinitions(st)
 	if err != nil {
 		return err
 	}

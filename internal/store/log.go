@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -41,13 +40,13 @@ type QueueLog struct {
 	onDurable    func()            // called (without locks) when durable advances
 	offsets      map[string]uint64 // streams: consumer name → last acknowledged offset
 	offsetsDirty bool
-	recovered    []broker.StoredMessage
+	recovered    []message.StoredMessage
 }
 
 var errClosed = errors.New("store: log closed")
 
 // Append implements broker.Log.
-func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion, token uint64) error {
+func (l *QueueLog) Append(seq uint64, m *message.Message, done message.Completion, token uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -69,7 +68,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 	start := len(l.buf)
 	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, recMessage)
 	l.buf = binary.LittleEndian.AppendUint64(l.buf, seq)
-	l.buf = codec.AppendMessage(l.buf, m)
+	l.buf = message.AppendMessage(l.buf, m)
 	body := l.buf[start+recordHeader:]
 	binary.LittleEndian.PutUint32(l.buf[start:], uint32(len(body)))
 	binary.LittleEndian.PutUint32(l.buf[start+4:], crcOf(body))
@@ -82,7 +81,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 		}
 	}
 	seg.add(msgMeta{seq: seq, off: uint32(seg.end), ln: uint32(n), published: m.Published, ttlMs: ttl,
-		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}, true)
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: m.StreamFilterHash()}, true)
 	seg.end += int64(n)
 	l.appended = max(l.appended, seq+1)
 	if done != nil {
@@ -353,7 +352,7 @@ func (l *QueueLog) resetLocked() {
 }
 
 // Read implements broker.Log.
-func (l *QueueLog) Read(seq uint64) (*broker.Message, error) {
+func (l *QueueLog) Read(seq uint64) (*message.Message, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -378,7 +377,7 @@ func (l *QueueLog) Read(seq uint64) (*broker.Message, error) {
 	if err != nil || typ != recMessage || len(payload) < 8 || binary.LittleEndian.Uint64(payload) != seq {
 		return nil, fmt.Errorf("store: message %d: %w", seq, errTorn)
 	}
-	return codec.DecodeMessage(payload[8:])
+	return message.DecodeMessage(payload[8:])
 }
 
 // NextSeq implements broker.Log: one past the highest sequence number the
@@ -402,7 +401,7 @@ func (l *QueueLog) nextSeqLocked() uint64 {
 }
 
 // Recovered implements broker.Log.
-func (l *QueueLog) Recovered() []broker.StoredMessage {
+func (l *QueueLog) Recovered() []message.StoredMessage {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.recovered

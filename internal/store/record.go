@@ -8,7 +8,7 @@ import (
 
 // Record types.
 const (
-	recMessage   byte = 1 // seq uint64 | codec message
+	recMessage   byte = 1 // seq uint64 | message record (message.AppendMessage)
 	recAck       byte = 2 // n × seq uint64
 	recDelivered byte = 3 // n × seq uint64
 )

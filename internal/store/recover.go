@@ -6,8 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -69,7 +68,7 @@ func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 				seg.ack(m.seq)
 				continue
 			}
-			sm := broker.StoredMessage{Seq: m.seq, Size: int64(m.size), Published: m.published, Priority: m.prio, Delivered: delivered[m.seq]}
+			sm := message.StoredMessage{Seq: m.seq, Size: int64(m.size), Published: m.published, Priority: m.prio, Delivered: delivered[m.seq]}
 			if m.ttlMs >= 0 {
 				sm.TTL, sm.HasTTL = time.Duration(m.ttlMs)*time.Millisecond, true
 			}
@@ -82,7 +81,7 @@ func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 		l.segs = append(l.segs, seg)
 	}
 	// Messages are recovered in sequence order, which is publish order.
-	slices.SortFunc(l.recovered, func(a, b broker.StoredMessage) int {
+	slices.SortFunc(l.recovered, func(a, b message.StoredMessage) int {
 		switch {
 		case a.Seq < b.Seq:
 			return -1
@@ -206,12 +205,12 @@ func messageMeta(payload []byte) (msgMeta, error) {
 	if len(payload) < 8 {
 		return msgMeta{}, errTorn
 	}
-	m, err := codec.DecodeMessage(payload[8:])
+	m, err := message.DecodeMessage(payload[8:])
 	if err != nil {
 		return msgMeta{}, err
 	}
 	meta := msgMeta{seq: binary.LittleEndian.Uint64(payload), published: m.Published, ttlMs: -1,
-		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: m.StreamFilterHash()}
 	if m.Props.Expiration != "" {
 		var v int64
 		if _, err := fmt.Sscan(m.Props.Expiration, &v); err == nil {

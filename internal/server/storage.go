@@ -1,0 +1,53 @@
+package server
+
+import (
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/store"
+)
+
+// The store knows nothing of the broker (it imports message and vfs
+// only); this adapter is where the two meet.
+var (
+	_ broker.Log       = (*store.QueueLog)(nil)
+	_ broker.StreamLog = (*store.QueueLog)(nil)
+	_ broker.Storage   = storage{}
+)
+
+// storage presents a store as the broker's Storage: logs as the broker's
+// interfaces and definitions encoded as the definitions document.
+type storage struct{ st *store.Store }
+
+func (s storage) QueueLog(id string) (broker.Log, error) {
+	l, err := s.st.QueueLog(id)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return l, nil
+}
+
+func (s storage) StreamLog(id string, segmentSize int64) (broker.StreamLog, error) {
+	l, err := s.st.StreamLog(id, segmentSize)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (s storage) DeleteQueueLog(id string) error { return s.st.DeleteQueueLog(id) }
+
+func (s storage) SaveDefinitions(d *broker.Definitions) error {
+	doc, err := encodeDefinitions(d)
+	if err != nil {
+		return err
+	}
+	return s.st.SaveDefinitions(doc)
+}
+
+// loadDefinitions reads the store's definitions; none is an empty set.
+func loadDefinitions(st *store.Store) (*broker.Definitions, error) {
+	doc, err := st.LoadDefinitions()
+	if err != nil {
+		return nil, err
+	}
+	return decodeDefinitions(doc)
+}
