@@ -1,6 +1,7 @@
 // Command gen generates the AMQP 0-9-1 method codec (methods_gen.go) from the
-// machine-readable specification in ../shared/spec. Run it with go generate
-// in internal/wire/amqp091.
+// machine-readable specification in ../spec (kept in the repository so a
+// fresh clone can regenerate). Run it with go generate in
+// internal/wire/amqp091.
 package main
 
 import (
@@ -76,7 +77,7 @@ func camel(s string) string {
 }
 
 func main() {
-	specPath := flag.String("spec", "", "path to amqp-rabbitmq-0.9.1.json")
+	specPath := flag.String("spec", "spec/amqp-rabbitmq-0.9.1.json", "path to amqp-rabbitmq-0.9.1.json")
 	out := flag.String("out", "methods_gen.go", "output file")
 	flag.Parse()
 	raw, err := os.ReadFile(*specPath)
