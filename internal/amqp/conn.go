@@ -264,9 +264,9 @@ func (c *connection) handleWhileClosing(f amqp091.Frame) {
 		return
 	}
 	switch cls, mth := amqp091.MethodIDs(f.Payload); {
-	case cls == amqp091.ClassConnection && mth == 51: // close-ok
+	case cls == amqp091.ClassConnection && mth == amqp091.MethodConnectionCloseOk:
 		c.finished = true
-	case cls == amqp091.ClassConnection && mth == 50: // close crossing ours
+	case cls == amqp091.ClassConnection && mth == amqp091.MethodConnectionClose: // crossing ours
 		c.appendMethod(0, &amqp091.ConnectionCloseOk{})
 		c.finished = true
 	}
@@ -342,10 +342,10 @@ func decodeError(err error) error {
 // instead of killing the connection with 504.
 func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
 	switch cls, mth := amqp091.MethodIDs(f.Payload); {
-	case cls == amqp091.ClassChannel && mth == 40: // close
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelClose:
 		c.appendMethod(f.Channel, &amqp091.ChannelCloseOk{})
 		return nil
-	case cls == amqp091.ClassChannel && mth == 41: // close-ok
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelCloseOk:
 		return nil
 	}
 	return c.openChannel(f)
@@ -353,7 +353,7 @@ func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
 
 func (c *connection) openChannel(f amqp091.Frame) error {
 	cls, mth := amqp091.MethodIDs(f.Payload)
-	if cls != amqp091.ClassChannel || mth != 10 {
+	if cls != amqp091.ClassChannel || mth != amqp091.MethodChannelOpen {
 		return newError(amqp091.ChannelError, nil, "expected 'channel.open' on channel %d", f.Channel)
 	}
 	if f.Channel > c.channelMax {

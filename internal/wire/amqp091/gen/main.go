@@ -121,6 +121,17 @@ func main() {
 	}
 	p(")\n\n")
 
+	// Method ids are per class: compare the class id too. Code that looks
+	// at a frame's ids without decoding it (close handshakes, the publish
+	// fast path) names methods by these rather than by number.
+	p("// Method identifiers, each within its class (Class<Name>).\nconst (\n")
+	for _, c := range s.Classes {
+		for _, m := range c.Methods {
+			p("\tMethod%s%s = %d\n", camel(c.Name), camel(m.Name), m.ID)
+		}
+	}
+	p(")\n\n")
+
 	for _, c := range s.Classes {
 		for _, m := range c.Methods {
 			name := camel(c.Name) + camel(m.Name)
@@ -130,7 +141,7 @@ func main() {
 				p("\t%s %s\n", camel(a.Name), goTypes[typeOf(a)])
 			}
 			p("}\n\n")
-			p("// IDs returns class %d, method %d.\nfunc (*%s) IDs() (classID, methodID uint16) { return %d, %d }\n\n", c.ID, m.ID, name, c.ID, m.ID)
+			p("// IDs returns class %d, method %d.\nfunc (*%s) IDs() (classID, methodID uint16) { return Class%s, Method%s }\n\n", c.ID, m.ID, name, camel(c.Name), name)
 			p("// Name returns %q.\nfunc (*%s) Name() string { return %q }\n\n", c.Name+"."+m.Name, name, c.Name+"."+m.Name)
 			p("// HasContent reports whether a content header and body follow.\nfunc (*%s) HasContent() bool { return %v }\n\n", name, m.Content)
 			p("// Synchronous reports whether the method expects a reply.\nfunc (*%s) Synchronous() bool { return %v }\n\n", name, m.Synchronous)
@@ -161,7 +172,7 @@ func main() {
 	p("func NewMethod(classID, methodID uint16) Method {\n\tswitch uint32(classID)<<16 | uint32(methodID) {\n")
 	for _, c := range s.Classes {
 		for _, m := range c.Methods {
-			p("\tcase %d<<16 | %d:\n\t\treturn &%s{}\n", c.ID, m.ID, camel(c.Name)+camel(m.Name))
+			p("\tcase Class%s<<16 | Method%s:\n\t\treturn &%s{}\n", camel(c.Name), camel(c.Name)+camel(m.Name), camel(c.Name)+camel(m.Name))
 		}
 	}
 	p("\t}\n\treturn nil\n}\n\n")
