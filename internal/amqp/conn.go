@@ -227,9 +227,9 @@ func (c *connection) readError(err error) string {
 func (c *connection) fail(err error) {
 	var ae *amqpError
 	if !errors.As(err, &ae) {
-		ae = newError(amqp091.InternalError, nil, "%v", err)
-		ae.hard = true
+		ae = internalError(err, nil)
 	}
+	c.logCause(ae)
 	if !ae.hard {
 		if ch := c.channels[ae.channel()]; ch != nil {
 			ch.closeWithError(ae)
@@ -238,6 +238,14 @@ func (c *connection) fail(err error) {
 	}
 	c.log.Warn("closing connection on error", "code", ae.code, "text", ae.text)
 	c.startClose(ae.code, ae.text, ae.classID, ae.methodID)
+}
+
+// logCause logs the internal failure behind an exception, which the client
+// is not told.
+func (c *connection) logCause(ae *amqpError) {
+	if ae.cause != nil {
+		c.log.Error("internal error; the client gets a generic reply", "code", ae.code, "text", ae.text, "err", ae.cause)
+	}
 }
 
 // startClose sends connection.close and waits for close-ok (bounded).
