@@ -116,7 +116,7 @@ func (b *Broker) saveDefinitions() error {
 	defer b.defsMu.Unlock()
 	if err := b.cfg.Storage.SaveDefinitions(b.Definitions()); err != nil {
 		b.log.Error("saving definitions failed", "err", err)
-		return errorf(KindResourceError, "could not store definitions: %v", err)
+		return causedf(KindResourceError, err, "could not store definitions")
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	if q.args.queueType == "stream" {
 		l, err := st.StreamLog(id, q.args.segmentSize)
 		if err != nil {
-			return errorf(KindResourceError, "could not open the log of stream '%s': %v", q.cfg.Name, err)
+			return causedf(KindResourceError, err, "could not open the log of stream '%s'", q.cfg.Name)
 		}
 		q.id, q.log = id, l
 		q.stream = &streamState{log: l, readers: map[Consumer]*streamReader{}}
@@ -200,7 +200,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	}
 	l, err := st.QueueLog(id)
 	if err != nil {
-		return errorf(KindResourceError, "could not open the log of queue '%s': %v", q.cfg.Name, err)
+		return causedf(KindResourceError, err, "could not open the log of queue '%s'", q.cfg.Name)
 	}
 	q.id, q.log = id, l
 	return nil

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -103,7 +104,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	res, err := c.vhost.Publish(&c.scratch, m, done, token)
 	if err != nil {
-		return &wire.Error{Code: wire.UnspecifiedError, Msg: err.Error()}
+		return fmt.Errorf("mqtt: publish to %q: %w", p.Topic, err) // internal: protocolError logs it
 	}
 	if p.QoS > 0 {
 		c.acks.routed(token, res)

@@ -69,12 +69,15 @@ type Stats struct {
 	PublishesIn, DeliveriesOut uint64
 	QoS0Dropped                uint64 // QoS 0 deliveries dropped for a slow subscriber
 	RetainedMessages           int
+	// AcceptFDExhausted counts the times the TCP listener could not accept
+	// for lack of file descriptors (each such episode, not each retry).
+	AcceptFDExhausted uint64
 }
 
 type counters struct {
 	connsOpen                          atomic.Int64
 	connsTotal, publishesIn, delivered atomic.Uint64
-	qos0Dropped                        atomic.Uint64
+	qos0Dropped, acceptExhausted       atomic.Uint64
 }
 
 // Server accepts MQTT connections for a broker.
@@ -135,13 +138,14 @@ func (s *Server) Stats() Stats {
 		ConnectionsOpen: s.stats.connsOpen.Load(), ConnectionsTotal: s.stats.connsTotal.Load(),
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
 		QoS0Dropped: s.stats.qos0Dropped.Load(), RetainedMessages: n,
+		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 	}
 }
 
 // Serve accepts connections on ln until ctx is done, then disconnects every
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	err := accept.Loop(ctx, ln, s.handle)
+	err := accept.Loop(ctx, ln, s.handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
