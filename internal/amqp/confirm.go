@@ -154,18 +154,28 @@ func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
 type txCommitWaiter struct {
 	ch      *channel
 	pending atomic.Int64 // starts at 1: the commit itself, released after routing
+	failed  atomic.Bool  // a message of the transaction could not be stored
 }
 
 // Durable implements message.Completion.
 func (w *txCommitWaiter) Durable(_ uint64, err error) {
-	if err != nil {
-		w.ch.conn.log.Error("persisting a transactional message failed", "channel", w.ch.id, "err", err)
+	if err != nil && !w.failed.Swap(true) {
+		w.ch.conn.log.Error("persisting a transactional message failed; closing the connection instead of committing", "channel", w.ch.id, "err", err)
 	}
 	w.done()
 }
 
+// done answers the commit once every durable append has been decided:
+// commit-ok only when all of them are on disk. A failed one must never be
+// reported as committed; the client gets 541 and, as with a lost
+// connection, does not know the outcome and publishes again.
 func (w *txCommitWaiter) done() {
-	if w.pending.Add(-1) == 0 {
-		w.ch.send(&amqp091.TxCommitOk{})
+	if w.pending.Add(-1) != 0 {
+		return
 	}
+	if w.failed.Load() {
+		w.ch.conn.closeFromOutside(amqp091.InternalError, internalText)
+		return
+	}
+	w.ch.send(&amqp091.TxCommitOk{})
 }

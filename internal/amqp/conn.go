@@ -260,8 +260,16 @@ func (c *connection) startClose(code uint16, text string, classID, methodID uint
 
 // forceClose is called from another goroutine on shutdown.
 func (c *connection) forceClose(text string) {
+	c.closeFromOutside(amqp091.ConnectionForced, text)
+}
+
+// closeFromOutside closes the connection from a goroutine other than the
+// reader (shutdown, or the store's committer failing a transaction): the
+// reader owns the channel state machines, so only the whole connection can
+// be closed from here.
+func (c *connection) closeFromOutside(code uint16, text string) {
 	c.forced.Store(true)
-	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: text})
+	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: code, ReplyText: text})
 	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
