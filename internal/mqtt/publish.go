@@ -133,7 +133,7 @@ func (c *conn) waitWhileBlocked() {
 var reasonText = map[byte]string{
 	wire.NoMatchingSubscribers: "no matching subscribers",
 	wire.QuotaExceeded:         "a queue refused the message (length limit)",
-	wire.UnspecifiedError:      "the message could not be stored",
+	wire.UnspecifiedError:      "internal error",
 	wire.TopicFilterInvalid:    "invalid topic filter",
 	wire.NoSubscriptionExisted: "no such subscription",
 	wire.PacketIDNotFound:      "unknown packet identifier",
