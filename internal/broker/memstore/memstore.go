@@ -233,7 +233,11 @@ func (l *Log) Append(seq uint64, msg *broker.Message, done broker.Completion, to
 			}
 		}
 	}
-	d.recs = append(d.recs, r)
+	// Keep recs in sequence order whatever order appends come in, so a
+	// broker that reused sequence numbers recovers them where a disk
+	// store would list them.
+	i, _ := slices.BinarySearchFunc(d.recs, seq, cmpSeq)
+	d.recs = slices.Insert(d.recs, i, r)
 	d.next = max(d.next, seq+1)
 	d.mu.Unlock()
 	l.complete(pending{done: done, token: token, seq: seq})
@@ -291,16 +295,18 @@ func (l *Log) flush() {
 	}
 }
 
+func cmpSeq(r *record, seq uint64) int {
+	switch {
+	case r.seq < seq:
+		return -1
+	case r.seq > seq:
+		return 1
+	}
+	return 0
+}
+
 func (d *data) find(seq uint64) int {
-	i, ok := slices.BinarySearchFunc(d.recs, seq, func(r *record, s uint64) int {
-		switch {
-		case r.seq < s:
-			return -1
-		case r.seq > s:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(d.recs, seq, cmpSeq)
 	if !ok {
 		return -1
 	}
