@@ -579,3 +579,80 @@ func TestCoreRoutingThroughExchanges(t *testing.T) {
 		t.Error("server-named queue lacks the amq.gen- prefix")
 	}
 }
+
+// TestCoreTTLOnlyAtTheHead: as in RabbitMQ's classic queues, an expired
+// message behind a live one leaves only when it reaches the head.
+func TestCoreTTLOnlyAtTheHead(t *testing.T) {
+	t.Parallel()
+	v := newVHost()
+	q := declare(t, v, broker.QueueConfig{Name: "q"})
+	old := time.Now().Add(-time.Hour).UnixNano()
+	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("live"), Published: old, Props: broker.Properties{Expiration: "86400000"}})
+	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("dead"), Published: old, Props: broker.Properties{Expiration: "1"}})
+	if r, _, _ := q.Counts(); r != 2 {
+		t.Fatalf("ready %d: the expired message behind the head should still count", r)
+	}
+	if got := drain(q); !slices.Equal(got, []string{"live"}) {
+		t.Fatalf("got %v", got)
+	}
+	if r, _, _ := q.Counts(); r != 0 {
+		t.Fatalf("ready %d after the head moved", r)
+	}
+}
+
+func TestCoreDropHeadDeadLettersWithReasonMaxlen(t *testing.T) {
+	t.Parallel()
+	v := newVHost()
+	dlq := declare(t, v, broker.QueueConfig{Name: "dead"})
+	declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length": int32(1),
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}})
+	send(t, v, "", "q", "first", broker.Properties{})
+	send(t, v, "", "q", "second", broker.Properties{})
+	d, ok := dlq.Get(true)
+	if !ok || string(d.Msg.Body) != "first" {
+		t.Fatalf("dead-lettered %q ok=%v", d.Msg.Body, ok)
+	}
+	deaths := d.Msg.Props.Headers["x-death"].([]any)
+	if e := deaths[0].(map[string]any); e["reason"] != "maxlen" || e["queue"] != "q" || d.Msg.RoutingKey != "dead" {
+		t.Fatalf("x-death %v routing key %q", e, d.Msg.RoutingKey)
+	}
+}
+
+// TestCoreFullConsumerIsSkipped: a consumer at its prefetch limit is
+// passed over and the message goes to the next one that can take it.
+func TestCoreFullConsumerIsSkipped(t *testing.T) {
+	t.Parallel()
+	v := newVHost()
+	q := declare(t, v, broker.QueueConfig{Name: "q"})
+	full, free := newTaker(0), newTaker(-1)
+	_ = q.Consume(full, broker.ConsumeOptions{})
+	_ = q.Consume(free, broker.ConsumeOptions{})
+	for _, s := range []string{"a", "b", "c"} {
+		send(t, v, "", "q", s, broker.Properties{})
+	}
+	if len(full.bodies()) != 0 || !slices.Equal(free.bodies(), []string{"a", "b", "c"}) {
+		t.Fatalf("full %v free %v", full.bodies(), free.bodies())
+	}
+}
+
+// TestCoreAckSeveralAtOnce is basic.ack with multiple: one call settles a
+// batch, in any order, and frees the prefetch for the rest.
+func TestCoreAckSeveralAtOnce(t *testing.T) {
+	t.Parallel()
+	v := newVHost()
+	q := declare(t, v, broker.QueueConfig{Name: "q"})
+	c := newTaker(3)
+	_ = q.Consume(c, broker.ConsumeOptions{})
+	for i := range 6 {
+		send(t, v, "", "q", fmt.Sprint(i), broker.Properties{})
+	}
+	ds := c.deliveries()
+	c.settle(3)
+	q.Ack(ds[2], ds[0], ds[1])
+	if got := c.bodies(); !slices.Equal(got, []string{"0", "1", "2", "3", "4", "5"}) {
+		t.Fatalf("got %v", got)
+	}
+	if cnt := counts(q); cnt != [3]int{0, 3, 1} {
+		t.Fatalf("counts %v", cnt)
+	}
+}
