@@ -22,6 +22,7 @@ var allowedImports = map[string][]string{
 	"internal/auth":             {},
 	"internal/bench":            {"internal/wire/mqtt"},
 	"internal/broker":           {"internal/flow", "internal/message", "internal/route"},
+	"internal/broker/memstore":  {"internal/broker", "internal/message"},
 	"internal/config":           {"internal/auth", "internal/flow"},
 	"internal/flow":             {},
 	"internal/message":          {},
