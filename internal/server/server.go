@@ -159,9 +159,15 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
+	retainedLog, retained, err := openRetained(s.Store)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		RetainedLog:  retainedLog, Retained: retained,
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()

@@ -36,7 +36,7 @@ type RecordLog struct {
 	pending map[uint64]bool   // records replaced, acknowledged once their successor is durable
 	// compacting is set while a compaction started by an fsync runs.
 	compacting bool
-	next    uint64
+	next       uint64
 }
 
 // Record is a recovered record.
