@@ -67,3 +67,19 @@ func openRetained(st *store.Store) (*store.RecordLog, []mqtt.RetainedRecord, err
 	}
 	return l, out, nil
 }
+
+var _ broker.DelayedLog = (*store.RecordLog)(nil)
+
+// openDelayed opens the store's log of messages waiting in delayed-message
+// exchanges; the broker takes them back with RestoreDelayed.
+func openDelayed(st *store.Store) (*store.RecordLog, []broker.DelayedRecord, error) {
+	l, recs, err := st.RecordLog("delayed")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]broker.DelayedRecord, len(recs))
+	for i, r := range recs {
+		out[i] = broker.DelayedRecord{Key: r.Key, Msg: r.Msg}
+	}
+	return l, out, nil
+}

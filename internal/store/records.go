@@ -205,6 +205,14 @@ func (r *RecordLog) compactSoonLocked() {
 	}()
 }
 
+// DurableBatchEnd passes the end of a group commit on to a completion that
+// answers per batch (an AMQP channel's confirms).
+func (s *supersede) DurableBatchEnd() {
+	if b, ok := s.done.(message.BatchCompletion); ok {
+		b.DurableBatchEnd()
+	}
+}
+
 func (r *RecordLog) live(seq uint64) bool {
 	r.q.mu.Lock()
 	defer r.q.mu.Unlock()

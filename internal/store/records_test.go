@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,4 +259,50 @@ func testkitWaitOK(t *testing.T, res *results, token uint64) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("token %d never confirmed", token)
+}
+
+// batchOnly is a BatchCompletion that, like an AMQP channel, answers only
+// at the end of a batch.
+type batchOnly struct {
+	mu      sync.Mutex
+	pending []uint64
+	ended   chan uint64
+}
+
+func (b *batchOnly) Durable(token uint64, err error) {
+	b.mu.Lock()
+	if err == nil {
+		b.pending = append(b.pending, token)
+	}
+	b.mu.Unlock()
+}
+
+func (b *batchOnly) DurableBatchEnd() {
+	b.mu.Lock()
+	for _, q := range b.pending {
+		b.ended <- q
+	}
+	b.pending = nil
+	b.mu.Unlock()
+}
+
+// TestRecordLogEndsBatchesOfBatchCompletions: a publisher whose
+// completion answers per group commit (AMQP confirms) gets its answer for
+// a record put (the delayed-message exchange's confirms once waited
+// forever: the record log's own completion did not pass the batch end on).
+func TestRecordLogEndsBatchesOfBatchCompletions(t *testing.T) {
+	t.Parallel()
+	_, r, _ := openRecords(t, vfs.NewMem(), 1<<20)
+	b := &batchOnly{ended: make(chan uint64, 2)}
+	if err := r.Put("a", msg(1), b, 7); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case tok := <-b.ended:
+		if tok != 7 {
+			t.Fatalf("token %d", tok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch completion was never ended")
+	}
 }
