@@ -257,3 +257,13 @@ func (b *Broker) RestoreDelayed(recs []DelayedRecord) {
 		b.log.Info("recovered delayed messages", "messages", len(recs)-dropped, "dropped_without_exchange", dropped)
 	}
 }
+
+// DelayedMessages returns how many messages wait in the delayed-message
+// exchange name; false if there is no such exchange.
+func (v *VHost) DelayedMessages(name string) (int, bool) {
+	x := v.exchange(name)
+	if x == nil || x.delayed == nil {
+		return 0, false
+	}
+	return x.delayed.Pending(), true
+}

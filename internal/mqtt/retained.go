@@ -87,24 +87,28 @@ func (r *retainedStore) set(vhost, topic string, m *message.Message) error {
 			r.mu.Unlock()
 			return nil // nothing to clear
 		}
+	}
+	var wait durableWait
+	key := retainedKey(vhost, topic)
+	if r.log != nil {
+		// Appended under mu, so the log's order of a topic's changes is
+		// the memory's; a refused append changes neither.
+		wait = make(durableWait, 1)
+		if err := r.log.Put(key, m, wait, 0); err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("mqtt: storing the retained message: %w", err)
+		}
+	}
+	if clearing {
 		r.setLocked(vhost, topic, nil)
 	} else {
 		r.setLocked(vhost, topic, m)
 	}
+	r.mu.Unlock()
 	if r.log == nil {
-		r.mu.Unlock()
 		return nil
 	}
-	key := retainedKey(vhost, topic)
-	wait := make(durableWait, 1)
-	// Appended under mu, so the log's order of a topic's changes is the
-	// memory's.
-	err := r.log.Put(key, m, wait, 0)
-	r.mu.Unlock()
-	if err == nil {
-		err = <-wait
-	}
-	if err != nil {
+	if err := <-wait; err != nil {
 		return fmt.Errorf("mqtt: storing the retained message: %w", err)
 	}
 	if clearing {
