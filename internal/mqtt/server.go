@@ -28,8 +28,14 @@ type Config struct {
 	// AllowAnonymous lets clients without a user name in as "guest", as
 	// RabbitMQ's MQTT plugin does by default (guest stays loopback-only).
 	AllowAnonymous bool
-	// DataDir holds the retained messages; "" keeps them in memory.
+	// DataDir holds the MQTT sessions' expiry file, and perhaps a previous
+	// version's retained messages file (migrated into RetainedLog once);
+	// "" keeps them in memory.
 	DataDir string
+	// RetainedLog keeps retained messages durably; nil keeps them in
+	// memory. Retained is what it recovered.
+	RetainedLog RetainedLog
+	Retained    []RetainedRecord
 	// MaxKeepAlive is the longest keep-alive in seconds a client may use,
 	// as Mosquitto's max_keepalive: a 5.0 client asking for more, or for
 	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
@@ -103,13 +109,15 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	path := ""
-	if cfg.DataDir != "" {
-		path = filepath.Join(cfg.DataDir, "mqtt-retained.bin")
-	}
-	rs, err := newRetainedStore(vfs.Default, path)
-	if err != nil {
-		return nil, err
+	rs := newRetainedStore(cfg.RetainedLog, cfg.Retained)
+	if cfg.RetainedLog != nil && cfg.DataDir != "" {
+		n, err := migrateLegacyRetained(vfs.Default, cfg.DataDir, cfg.RetainedLog, rs)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			log.Info("migrated retained messages into the store", "file", legacyRetainedFile, "messages", n)
+		}
 	}
 	epath := ""
 	if cfg.DataDir != "" {

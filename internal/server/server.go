@@ -108,10 +108,15 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.Store = st
+	delayedLog, delayed, err := openDelayed(st)
+	if err != nil {
+		return err
+	}
 	s.Broker = broker.New(broker.Config{
 		MemoryHighWatermark: int64(cfg.MemoryHighWatermark),
 		QueueMemoryLimit:    int64(cfg.QueueMemoryLimit),
 		Storage:             storage{st},
+		Delayed:             delayedLog,
 		Logger:              s.log.With("component", "broker"),
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(nil))
@@ -129,6 +134,7 @@ func (s *Server) Start() error {
 	if err := s.Broker.Restore(defs); err != nil {
 		return err
 	}
+	s.Broker.RestoreDelayed(delayed) // after Restore declared their exchanges
 	s.log.Info("recovery complete", "took", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	// Recovery's scratch (segment reads, recovered lists) is garbage now;
 	// hand it back to the OS instead of carrying it in RSS.
@@ -159,9 +165,15 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
+	retainedLog, retained, err := openRetained(s.Store)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		RetainedLog:  retainedLog, Retained: retained,
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()

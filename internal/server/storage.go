@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
 )
 
@@ -50,4 +51,35 @@ func loadDefinitions(st *store.Store) (*broker.Definitions, error) {
 		return nil, err
 	}
 	return decodeDefinitions(doc)
+}
+
+var _ mqtt.RetainedLog = (*store.RecordLog)(nil)
+
+// openRetained opens the store's log of MQTT retained messages.
+func openRetained(st *store.Store) (*store.RecordLog, []mqtt.RetainedRecord, error) {
+	l, recs, err := st.RecordLog("mqtt-retained")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]mqtt.RetainedRecord, len(recs))
+	for i, r := range recs {
+		out[i] = mqtt.RetainedRecord{Key: r.Key, Msg: r.Msg}
+	}
+	return l, out, nil
+}
+
+var _ broker.DelayedLog = (*store.RecordLog)(nil)
+
+// openDelayed opens the store's log of messages waiting in delayed-message
+// exchanges; the broker takes them back with RestoreDelayed.
+func openDelayed(st *store.Store) (*store.RecordLog, []broker.DelayedRecord, error) {
+	l, recs, err := st.RecordLog("delayed")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]broker.DelayedRecord, len(recs))
+	for i, r := range recs {
+		out[i] = broker.DelayedRecord{Key: r.Key, Msg: r.Msg}
+	}
+	return l, out, nil
 }

@@ -1,6 +1,8 @@
 // Package store is Tern's durable storage: one append-only, segmented log
-// per durable queue (the broker.Log implementation), node-wide group commit,
-// recovery after a crash, and the durable definitions file.
+// per durable queue (the broker.Log implementation), keyed record logs on the
+// same machinery (MQTT retained messages, delayed messages; records.go),
+// node-wide group commit, recovery after a crash, and the durable
+// definitions file.
 //
 // On-disk format: docs/design/storage.md.
 //

@@ -49,6 +49,12 @@ var errClosed = errors.New("store: log closed")
 func (l *QueueLog) Append(seq uint64, m *message.Message, done message.Completion, token uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(seq, "", false, m, done, token)
+}
+
+// appendLocked appends a message record, or with keyed a keyed record
+// (a RecordLog's, see records.go).
+func (l *QueueLog) appendLocked(seq uint64, key string, keyed bool, m *message.Message, done message.Completion, token uint64) error {
 	if l.closed {
 		return errClosed
 	}
@@ -66,8 +72,16 @@ func (l *QueueLog) Append(seq uint64, m *message.Message, done message.Completio
 		return err
 	}
 	start := len(l.buf)
-	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, recMessage)
+	typ := recMessage
+	if keyed {
+		typ = recKeyed
+	}
+	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
 	l.buf = binary.LittleEndian.AppendUint64(l.buf, seq)
+	if keyed {
+		l.buf = binary.LittleEndian.AppendUint32(l.buf, uint32(len(key)))
+		l.buf = append(l.buf, key...)
+	}
 	l.buf = message.AppendMessage(l.buf, m)
 	body := l.buf[start+recordHeader:]
 	binary.LittleEndian.PutUint32(l.buf[start:], uint32(len(body)))
@@ -353,31 +367,42 @@ func (l *QueueLog) resetLocked() {
 
 // Read implements broker.Log.
 func (l *QueueLog) Read(seq uint64) (*message.Message, error) {
+	_, m, err := l.readRecord(seq)
+	return m, err
+}
+
+// readRecord reads the message record seq; key is a keyed record's key.
+func (l *QueueLog) readRecord(seq uint64) (key string, m *message.Message, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, errClosed
+		return "", nil, errClosed
 	}
 	s := l.segmentOf(seq)
 	if s == nil || !s.has(seq) {
-		return nil, fmt.Errorf("store: message %d is not in the log", seq)
+		return "", nil, fmt.Errorf("store: message %d is not in the log", seq)
 	}
 	e := s.idx[s.find(seq)]
 	off, ln := int64(e.off), int64(e.ln)
 	if off+ln > s.flushed {
 		if err := l.flushLocked(); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 	}
 	buf := make([]byte, ln)
 	if _, err := s.file.ReadAt(buf, off); err != nil {
-		return nil, fmt.Errorf("store: reading message %d: %w", seq, err)
+		return "", nil, fmt.Errorf("store: reading message %d: %w", seq, err)
 	}
 	typ, payload, _, err := parseRecord(buf)
-	if err != nil || typ != recMessage || len(payload) < 8 || binary.LittleEndian.Uint64(payload) != seq {
-		return nil, fmt.Errorf("store: message %d: %w", seq, errTorn)
+	if err != nil || (typ != recMessage && typ != recKeyed) || len(payload) < 8 || binary.LittleEndian.Uint64(payload) != seq {
+		return "", nil, fmt.Errorf("store: message %d: %w", seq, errTorn)
 	}
-	return message.DecodeMessage(payload[8:])
+	key, body, err := splitKey(typ, payload[8:])
+	if err != nil {
+		return "", nil, fmt.Errorf("store: message %d: %w", seq, err)
+	}
+	m, err = message.DecodeMessage(body)
+	return key, m, err
 }
 
 // NextSeq implements broker.Log: one past the highest sequence number the

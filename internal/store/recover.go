@@ -14,7 +14,11 @@ import (
 // through their sidecar index, the active (last) segment by scanning its
 // records up to the first torn or corrupt one, which is cut off.
 func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
-	dir := s.queueDir(id)
+	return s.openLogIn(s.queueDir(id), id, segSize)
+}
+
+// openLogIn opens and recovers the log in dir.
+func (s *Store) openLogIn(dir, id string, segSize int64) (*QueueLog, error) {
 	if err := s.fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -171,8 +175,8 @@ func scanRecords(raw []byte) (scanResult, int) {
 		}
 		ok := true
 		switch typ {
-		case recMessage:
-			m, err := messageMeta(payload)
+		case recMessage, recKeyed:
+			m, err := messageMeta(typ, payload)
 			if err != nil {
 				ok = false
 				break
@@ -201,11 +205,15 @@ func scanRecords(raw []byte) (scanResult, int) {
 	return res, off
 }
 
-func messageMeta(payload []byte) (msgMeta, error) {
+func messageMeta(typ byte, payload []byte) (msgMeta, error) {
 	if len(payload) < 8 {
 		return msgMeta{}, errTorn
 	}
-	m, err := message.DecodeMessage(payload[8:])
+	_, body, err := splitKey(typ, payload[8:])
+	if err != nil {
+		return msgMeta{}, err
+	}
+	m, err := message.DecodeMessage(body)
 	if err != nil {
 		return msgMeta{}, err
 	}
