@@ -95,6 +95,13 @@ func startLogged(t *testing.T, dataDir string, env ...string) *loggedServer {
 	cmd := exec.Command(ternBin, "server", "--data-dir", dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--mqtt-addr", "", "--mqtt-ws-addr", "")
 	cmd.Env = append(os.Environ(), env...)
+	return startLoggedCmd(t, cmd)
+}
+
+// startLoggedCmd starts cmd, a `tern server` (perhaps behind a wrapper),
+// and keeps its log.
+func startLoggedCmd(t *testing.T, cmd *exec.Cmd) *loggedServer {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -28,7 +29,7 @@ type channel struct {
 	pubState  publishState
 	pub       amqp091.BasicPublish
 	hdr       amqp091.ContentHeader
-	msg       *broker.Message
+	msg       *message.Message
 	scratch   broker.RouteScratch
 	lastQueue string // the last queue declared, for methods naming queue ""
 
@@ -81,12 +82,12 @@ func (ch *channel) handleMethod(payload []byte) error {
 	}
 	var err error
 	switch {
-	case cls == amqp091.ClassBasic && mth == 40:
+	case cls == amqp091.ClassBasic && mth == amqp091.MethodBasicPublish:
 		if _, derr := ch.conn.dec.DecodeMethodInto(payload, &ch.pub); derr != nil {
 			return decodeError(derr)
 		}
 		err = ch.basicPublish()
-	case cls == amqp091.ClassBasic && mth == 80:
+	case cls == amqp091.ClassBasic && mth == amqp091.MethodBasicAck:
 		if _, derr := ch.conn.dec.DecodeMethodInto(payload, &ch.ackMethod); derr != nil {
 			return decodeError(derr)
 		}
@@ -128,9 +129,9 @@ func asAMQPError(err error) *amqpError {
 // frames would be a connection error.
 func (ch *channel) handleWhileClosing(cls, mth uint16) error {
 	switch {
-	case cls == amqp091.ClassChannel && mth == 41: // close-ok
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelCloseOk:
 		ch.conn.removeChannel(ch)
-	case cls == amqp091.ClassChannel && mth == 40: // close crossing ours
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelClose: // crossing ours
 		ch.send(&amqp091.ChannelCloseOk{})
 	}
 	return nil

@@ -65,7 +65,7 @@ func (c *confirms) findLocked(seq uint64) *pendingConfirm {
 	return nil
 }
 
-// Durable implements broker.Completion for the channel's publishes. It only
+// Durable implements message.Completion for the channel's publishes. It only
 // records: DurableBatchEnd, after the whole group commit, sends the run
 // that became ready as one multiple basic.ack.
 func (ch *channel) Durable(seq uint64, err error) {
@@ -84,7 +84,7 @@ func (ch *channel) Durable(seq uint64, err error) {
 	}
 }
 
-// DurableBatchEnd implements broker.BatchCompletion: the store's group
+// DurableBatchEnd implements message.BatchCompletion: the store's group
 // commit has reported every publish it covered.
 func (ch *channel) DurableBatchEnd() {
 	c := &ch.cf
@@ -154,18 +154,28 @@ func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
 type txCommitWaiter struct {
 	ch      *channel
 	pending atomic.Int64 // starts at 1: the commit itself, released after routing
+	failed  atomic.Bool  // a message of the transaction could not be stored
 }
 
-// Durable implements broker.Completion.
+// Durable implements message.Completion.
 func (w *txCommitWaiter) Durable(_ uint64, err error) {
-	if err != nil {
-		w.ch.conn.log.Error("persisting a transactional message failed", "channel", w.ch.id, "err", err)
+	if err != nil && !w.failed.Swap(true) {
+		w.ch.conn.log.Error("persisting a transactional message failed; closing the connection instead of committing", "channel", w.ch.id, "err", err)
 	}
 	w.done()
 }
 
+// done answers the commit once every durable append has been decided:
+// commit-ok only when all of them are on disk. A failed one must never be
+// reported as committed; the client gets 541 and, as with a lost
+// connection, does not know the outcome and publishes again.
 func (w *txCommitWaiter) done() {
-	if w.pending.Add(-1) == 0 {
-		w.ch.send(&amqp091.TxCommitOk{})
+	if w.pending.Add(-1) != 0 {
+		return
 	}
+	if w.failed.Load() {
+		w.ch.conn.closeFromOutside(amqp091.InternalError, internalText)
+		return
+	}
+	w.ch.send(&amqp091.TxCommitOk{})
 }

@@ -227,9 +227,9 @@ func (c *connection) readError(err error) string {
 func (c *connection) fail(err error) {
 	var ae *amqpError
 	if !errors.As(err, &ae) {
-		ae = newError(amqp091.InternalError, nil, "%v", err)
-		ae.hard = true
+		ae = internalError(err, nil)
 	}
+	c.logCause(ae)
 	if !ae.hard {
 		if ch := c.channels[ae.channel()]; ch != nil {
 			ch.closeWithError(ae)
@@ -238,6 +238,14 @@ func (c *connection) fail(err error) {
 	}
 	c.log.Warn("closing connection on error", "code", ae.code, "text", ae.text)
 	c.startClose(ae.code, ae.text, ae.classID, ae.methodID)
+}
+
+// logCause logs the internal failure behind an exception, which the client
+// is not told.
+func (c *connection) logCause(ae *amqpError) {
+	if ae.cause != nil {
+		c.log.Error("internal error; the client gets a generic reply", "code", ae.code, "text", ae.text, "err", ae.cause)
+	}
 }
 
 // startClose sends connection.close and waits for close-ok (bounded).
@@ -252,8 +260,16 @@ func (c *connection) startClose(code uint16, text string, classID, methodID uint
 
 // forceClose is called from another goroutine on shutdown.
 func (c *connection) forceClose(text string) {
+	c.closeFromOutside(amqp091.ConnectionForced, text)
+}
+
+// closeFromOutside closes the connection from a goroutine other than the
+// reader (shutdown, or the store's committer failing a transaction): the
+// reader owns the channel state machines, so only the whole connection can
+// be closed from here.
+func (c *connection) closeFromOutside(code uint16, text string) {
 	c.forced.Store(true)
-	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: text})
+	c.appendMethod(0, &amqp091.ConnectionClose{ReplyCode: code, ReplyText: text})
 	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
@@ -264,9 +280,9 @@ func (c *connection) handleWhileClosing(f amqp091.Frame) {
 		return
 	}
 	switch cls, mth := amqp091.MethodIDs(f.Payload); {
-	case cls == amqp091.ClassConnection && mth == 51: // close-ok
+	case cls == amqp091.ClassConnection && mth == amqp091.MethodConnectionCloseOk:
 		c.finished = true
-	case cls == amqp091.ClassConnection && mth == 50: // close crossing ours
+	case cls == amqp091.ClassConnection && mth == amqp091.MethodConnectionClose: // crossing ours
 		c.appendMethod(0, &amqp091.ConnectionCloseOk{})
 		c.finished = true
 	}
@@ -342,10 +358,10 @@ func decodeError(err error) error {
 // instead of killing the connection with 504.
 func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
 	switch cls, mth := amqp091.MethodIDs(f.Payload); {
-	case cls == amqp091.ClassChannel && mth == 40: // close
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelClose:
 		c.appendMethod(f.Channel, &amqp091.ChannelCloseOk{})
 		return nil
-	case cls == amqp091.ClassChannel && mth == 41: // close-ok
+	case cls == amqp091.ClassChannel && mth == amqp091.MethodChannelCloseOk:
 		return nil
 	}
 	return c.openChannel(f)
@@ -353,7 +369,7 @@ func (c *connection) methodOnFreeChannel(f amqp091.Frame) error {
 
 func (c *connection) openChannel(f amqp091.Frame) error {
 	cls, mth := amqp091.MethodIDs(f.Payload)
-	if cls != amqp091.ClassChannel || mth != 10 {
+	if cls != amqp091.ClassChannel || mth != amqp091.MethodChannelOpen {
 		return newError(amqp091.ChannelError, nil, "expected 'channel.open' on channel %d", f.Channel)
 	}
 	if f.Channel > c.channelMax {

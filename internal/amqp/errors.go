@@ -17,11 +17,30 @@ type amqpError struct {
 	methodID uint16
 	hard     bool
 	ch       uint16 // the channel a soft error closes
+	// cause is the internal failure behind the exception (a store error
+	// naming a file, say): logged by the server, never put in the text.
+	cause error
 }
 
 func (e *amqpError) channel() uint16 { return e.ch }
 
 func (e *amqpError) Error() string { return fmt.Sprintf("amqp: %d %s", e.code, e.text) }
+
+func (e *amqpError) Unwrap() error { return e.cause }
+
+// internalText is the whole reply text of a failure inside the broker, as
+// RabbitMQ sends it: what failed is for the operator's log, not the client.
+const internalText = "INTERNAL_ERROR"
+
+// internalError is the 541 exception for a failure inside the broker; err
+// goes to the log only.
+func internalError(err error, m amqp091.Method) *amqpError {
+	e := &amqpError{code: amqp091.InternalError, text: internalText, hard: true, cause: err}
+	if m != nil {
+		e.classID, e.methodID = m.IDs()
+	}
+	return e
+}
 
 var codeNames = map[uint16]string{
 	amqp091.ContentTooLarge: "CONTENT_TOO_LARGE", amqp091.NoRoute: "NO_ROUTE", amqp091.NoConsumers: "NO_CONSUMERS",
@@ -54,11 +73,13 @@ func newError(code uint16, m amqp091.Method, format string, args ...any) *amqpEr
 	return e
 }
 
-// fromBroker maps a broker error to its AMQP exception.
+// fromBroker maps a broker error to its AMQP exception. The broker's text
+// is written for clients (RabbitMQ's wording); its cause and any error that
+// is not a broker error are internal and go to the log only.
 func fromBroker(err error, m amqp091.Method) *amqpError {
 	var be *broker.Error
 	if !errors.As(err, &be) {
-		return newError(amqp091.InternalError, m, "%v", err)
+		return internalError(err, m)
 	}
 	code := map[broker.Kind]uint16{
 		broker.KindNotFound:           amqp091.NotFound,
@@ -72,5 +93,7 @@ func fromBroker(err error, m amqp091.Method) *amqpError {
 	if code == 0 {
 		code = amqp091.InternalError
 	}
-	return newError(code, m, "%s", be.Text)
+	e := newError(code, m, "%s", be.Text)
+	e.cause = be.Cause
+	return e
 }

@@ -144,7 +144,7 @@ func (c *connection) expect(m amqp091.Method) error {
 		}
 		if !ok {
 			cls, mth := amqp091.MethodIDs(f.Payload)
-			if cls == amqp091.ClassConnection && mth == 50 { // close during handshake
+			if cls == amqp091.ClassConnection && mth == amqp091.MethodConnectionClose { // during the handshake
 				c.sendDirect(&amqp091.ConnectionCloseOk{})
 				return errors.New("client closed during handshake")
 			}

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -45,10 +45,10 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		raw := ch.hdr.RawProperties
 		buf := make([]byte, len(raw), len(raw)+int(ch.hdr.BodySize))
 		copy(buf, raw)
-		ch.msg = &broker.Message{
+		ch.msg = &message.Message{
 			Exchange:   ch.pub.Exchange,
 			RoutingKey: ch.pub.RoutingKey,
-			Props:      codec.FromWire(&ch.hdr.Properties),
+			Props:      fromWire(&ch.hdr.Properties),
 			WireProps:  buf[:len(raw):len(raw)],
 			Body:       buf[len(raw):len(raw)],
 		}
@@ -83,7 +83,7 @@ func (ch *channel) publishComplete() error {
 	ch.msg = nil
 	ch.pubState = pubIdle
 	mandatory := ch.pub.Mandatory
-	if err := m.ValidateExpiration(); err != nil {
+	if err := broker.ValidateExpiration(m); err != nil {
 		return ch.softError(amqp091.PreconditionFailed, &ch.pub, "invalid expiration '%s' for message", m.Props.Expiration)
 	}
 	if m.Props.UserID != "" && m.Props.UserID != ch.conn.user.Name {
@@ -113,7 +113,7 @@ func (ch *channel) publishComplete() error {
 
 // route publishes m and answers with basic.return and a confirm as needed.
 // done, when not nil, waits for the message's durable appends (tx.commit).
-func (ch *channel) route(m *broker.Message, mandatory bool, done broker.Completion) (broker.PublishResult, error) {
+func (ch *channel) route(m *message.Message, mandatory bool, done message.Completion) (broker.PublishResult, error) {
 	m.Published = time.Now().UnixNano()
 	var token uint64
 	if ch.confirm {
@@ -139,7 +139,7 @@ func (ch *channel) route(m *broker.Message, mandatory bool, done broker.Completi
 	return res, nil
 }
 
-func (ch *channel) basicReturn(m *broker.Message) {
+func (ch *channel) basicReturn(m *message.Message) {
 	o := ch.conn.out
 	o.Mu.Lock()
 	o.Buf = amqp091.AppendReturn(o.Buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)

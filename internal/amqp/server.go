@@ -62,6 +62,9 @@ type Stats struct {
 	Confirmed, Nacked, Returned                  uint64
 	BytesIn, BytesOut                            uint64
 	Blocked                                      int64
+	// AcceptFDExhausted counts the times the listener could not accept for
+	// lack of file descriptors (each such episode, not each retry).
+	AcceptFDExhausted uint64
 }
 
 type counters struct {
@@ -69,6 +72,7 @@ type counters struct {
 	connsTotal, chansTotal                       atomic.Uint64
 	confirmed, nacked, returned                  atomic.Uint64
 	bytesIn                                      atomic.Uint64
+	acceptExhausted                              atomic.Uint64
 }
 
 // Server accepts AMQP 0-9-1 connections for a broker.
@@ -105,6 +109,8 @@ func (s *Server) Stats() Stats {
 		Returned:         s.stats.returned.Load(),
 		BytesIn:          s.stats.bytesIn.Load(),
 		Blocked:          s.stats.blocked.Load(),
+
+		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 	}
 }
 
@@ -115,7 +121,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := accept.Loop(ctx, ln, func(nc net.Conn) {
 		c := newConnection(s, nc)
 		s.conns.Go(c, c.serve)
-	})
+	}, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	s.shutdown()
 	return err
 }

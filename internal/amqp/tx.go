@@ -1,7 +1,7 @@
 package amqp
 
 import (
-	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -13,7 +13,7 @@ type txState struct {
 }
 
 type txPublish struct {
-	msg       *broker.Message
+	msg       *message.Message
 	mandatory bool
 }
 

@@ -291,7 +291,7 @@ func (v *VHost) finish(fx *effects) error {
 	if err != nil {
 		b.log.Error("storing definitions failed", "err", err)
 		b.maybeSnapshot()
-		return errorf(KindResourceError, "could not store definitions: %v", err)
+		return causedf(KindResourceError, err, "could not store definitions")
 	}
 	for _, id := range fx.dropLogs {
 		if err := b.cfg.Storage.DeleteQueueLog(id); err != nil {

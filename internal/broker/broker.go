@@ -23,6 +23,9 @@ type Config struct {
 	// Storage keeps durable queues and definitions; nil keeps everything
 	// in memory.
 	Storage Storage
+	// Delayed keeps the persistent messages of durable delayed-message
+	// exchanges; nil keeps them in memory. See RestoreDelayed.
+	Delayed DelayedLog
 	Logger  *slog.Logger
 	// Clock times the memory alarm's minimum hold; nil is the system clock.
 	Clock flow.Clock

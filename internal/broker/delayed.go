@@ -2,15 +2,40 @@ package broker
 
 import (
 	"container/heap"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
+// DelayedLog keeps the persistent messages waiting in durable
+// x-delayed-message exchanges, so they survive a restart: the store's
+// "delayed" record log, which the server wires in. A key holds one
+// message.
+type DelayedLog interface {
+	// Put stores m under key; done learns when it is durable.
+	Put(key string, m *Message, done Completion, token uint64) error
+	// Remove deletes key's message.
+	Remove(key string)
+}
+
+// DelayedRecord is a delayed message recovered from the log.
+type DelayedRecord struct {
+	Key string
+	Msg *Message
+}
+
 // delayQueue holds messages published to an x-delayed-message exchange until
-// their x-delay has passed, then routes them. Messages are held in memory in
-// this version.
+// their x-delay has passed, then routes them. Persistent messages published
+// to a durable exchange are also in the DelayedLog until routed (RabbitMQ's
+// plugin keeps every delayed message on disc; Tern keeps transient ones in
+// memory only, as its queues do, and a non-durable exchange does not
+// survive a restart to route them).
 type delayQueue struct {
 	x       *Exchange
+	log     DelayedLog // nil: memory only
 	mu      sync.Mutex
 	items   delayHeap
 	timer   *time.Timer
@@ -22,6 +47,7 @@ type delayed struct {
 	at  int64
 	seq uint64 // keeps equal due times in publish order
 	m   *Message
+	key string // its record in the log; "" for none
 }
 
 type delayHeap []delayed
@@ -42,7 +68,13 @@ func (h *delayHeap) Pop() any {
 	return it
 }
 
-func newDelayQueue(x *Exchange) *delayQueue { return &delayQueue{x: x} }
+func newDelayQueue(x *Exchange) *delayQueue {
+	d := &delayQueue{x: x}
+	if x.cfg.Durable {
+		d.log = x.vhost.broker.cfg.Delayed
+	}
+	return d
+}
 
 // delayOf reads the x-delay header in milliseconds; non-positive or absent
 // means no delay.
@@ -54,15 +86,66 @@ func delayOf(m *Message) (time.Duration, bool) {
 	return time.Duration(n) * time.Millisecond, true
 }
 
-func (d *delayQueue) add(m *Message, delay time.Duration) {
+// delayedKey names a delayed message's record: its vhost and exchange, to
+// find them at recovery, length-prefixed so any name round-trips, and a
+// random id.
+func delayedKey(vhost, exchange string) string {
+	return strconv.Itoa(len(vhost)) + ":" + vhost + strconv.Itoa(len(exchange)) + ":" + exchange +
+		strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// parseDelayedKey returns the vhost and exchange of a record's key.
+func parseDelayedKey(key string) (vhost, exchange string, ok bool) {
+	cut := func(s string) (string, string, bool) {
+		n, rest, ok := strings.Cut(s, ":")
+		l, err := strconv.Atoi(n)
+		if !ok || err != nil || l < 0 || l > len(rest) {
+			return "", "", false
+		}
+		return rest[:l], rest[l:], true
+	}
+	vhost, rest, ok1 := cut(key)
+	exchange, _, ok2 := cut(rest)
+	return vhost, exchange, ok1 && ok2
+}
+
+// add holds m for delay. A persistent message in a durable exchange is
+// logged first; done then learns when it is durable (pending reports
+// that). An error means the log refused it: the publisher gets a nack.
+func (d *delayQueue) add(m *Message, delay time.Duration, done Completion, token uint64) (pending bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false, nil
+	}
+	var key string
+	if d.log != nil && m.Persistent() {
+		key = delayedKey(d.x.vhost.name, d.x.cfg.Name)
+		if err := d.log.Put(key, m, done, token); err != nil {
+			return false, err
+		}
+		pending = true
+	}
+	d.pushLocked(m.Published+int64(delay), m, key)
+	return pending, nil
+}
+
+func (d *delayQueue) pushLocked(at int64, m *Message, key string) {
+	d.seq++
+	heap.Push(&d.items, delayed{at: at, seq: d.seq, m: m, key: key})
+	d.armLocked()
+}
+
+// restore puts back a message recovered from the log, due when it was
+// before the restart (at once if that has passed).
+func (d *delayQueue) restore(key string, m *Message) {
+	delay, _ := delayOf(m)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return
 	}
-	d.seq++
-	heap.Push(&d.items, delayed{at: time.Now().Add(delay).UnixNano(), seq: d.seq, m: m})
-	d.armLocked()
+	d.pushLocked(m.Published+int64(delay), m, key)
 }
 
 func (d *delayQueue) armLocked() {
@@ -78,11 +161,11 @@ func (d *delayQueue) armLocked() {
 }
 
 func (d *delayQueue) fire() {
-	var due []*Message
+	var due []delayed
 	d.mu.Lock()
 	now := time.Now().UnixNano()
 	for len(d.items) > 0 && d.items[0].at <= now {
-		due = append(due, heap.Pop(&d.items).(delayed).m)
+		due = append(due, heap.Pop(&d.items).(delayed))
 	}
 	if !d.stopped {
 		d.armLocked()
@@ -90,8 +173,39 @@ func (d *delayQueue) fire() {
 	d.mu.Unlock()
 	var s RouteScratch
 	v := d.x.vhost
-	for _, m := range due {
-		v.deliverTo(v.routeAll(&s, d.x, m), m, nil, 0)
+	for _, it := range due {
+		if it.key == "" {
+			v.deliverTo(v.routeAll(&s, d.x, it.m), it.m, nil, 0)
+			continue
+		}
+		// The record goes once every durable queue that took the message
+		// has it durably: a crash in between routes it again at start-up
+		// (at least once), never loses it.
+		// left starts far from zero, so Durable calls made before
+		// deliverTo returns cannot reach it; adding the count then does.
+		r := &routedDelayed{log: d.log, key: it.key}
+		r.left.Store(1 << 30)
+		res := v.deliverTo(v.routeAll(&s, d.x, it.m), it.m, r, 0)
+		if r.left.Add(int32(res.Pending)-(1<<30)) == 0 {
+			d.log.Remove(it.key)
+		}
+	}
+}
+
+// routedDelayed removes a routed message's record once the queues that
+// logged it have made it durable.
+type routedDelayed struct {
+	log  DelayedLog
+	key  string
+	left atomic.Int32
+}
+
+func (r *routedDelayed) Durable(_ uint64, _ error) {
+	// A failed queue append is that queue's loss (its publisher would get
+	// a nack); routing again after a restart would duplicate the message
+	// in every other queue, so the record goes either way.
+	if r.left.Add(-1) == 0 {
+		r.log.Remove(r.key)
 	}
 }
 
@@ -102,6 +216,7 @@ func (d *delayQueue) Pending() int {
 	return len(d.items)
 }
 
+// stop drops the waiting messages of a deleted exchange, and their records.
 func (d *delayQueue) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -109,5 +224,46 @@ func (d *delayQueue) stop() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
+	for _, it := range d.items {
+		if it.key != "" {
+			d.log.Remove(it.key)
+		}
+	}
 	d.items = nil
+}
+
+// RestoreDelayed hands the delayed messages recovered from the log back to
+// their exchanges, after Restore declared them. A message whose exchange is
+// gone (or is no longer a durable delayed one) is dropped with its record.
+func (b *Broker) RestoreDelayed(recs []DelayedRecord) {
+	log := b.cfg.Delayed
+	dropped := 0
+	for _, r := range recs {
+		vh, name, ok := parseDelayedKey(r.Key)
+		var x *Exchange
+		if v := b.VHost(vh); v != nil && ok {
+			x = v.exchange(name)
+		}
+		if x == nil || x.delayed == nil || x.delayed.log == nil {
+			dropped++
+			if log != nil {
+				log.Remove(r.Key)
+			}
+			continue
+		}
+		x.delayed.restore(r.Key, r.Msg)
+	}
+	if len(recs) > 0 {
+		b.log.Info("recovered delayed messages", "messages", len(recs)-dropped, "dropped_without_exchange", dropped)
+	}
+}
+
+// DelayedMessages returns how many messages wait in the delayed-message
+// exchange name; false if there is no such exchange.
+func (v *VHost) DelayedMessages(name string) (int, bool) {
+	x := v.exchange(name)
+	if x == nil || x.delayed == nil {
+		return 0, false
+	}
+	return x.delayed.Pending(), true
 }

@@ -25,9 +25,21 @@ const (
 type Error struct {
 	Kind Kind
 	Text string
+	// Cause is the internal failure behind the error, such as a store
+	// error naming a file: for the server's log, never for a client, so it
+	// is kept out of Text.
+	Cause error
 }
 
-func (e *Error) Error() string { return "broker: " + e.Text }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return "broker: " + e.Text + ": " + e.Cause.Error()
+	}
+	return "broker: " + e.Text
+}
+
+// Unwrap returns the internal cause, if any.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Is matches errors of the same kind, so errors.Is(err, ErrNotFound) works.
 func (e *Error) Is(target error) bool {
@@ -47,4 +59,11 @@ var (
 
 func errorf(kind Kind, format string, args ...any) error {
 	return &Error{Kind: kind, Text: fmt.Sprintf(format, args...)}
+}
+
+// causedf is errorf for a failure inside the broker: the text tells the
+// client what failed, the cause (with its paths and syscall errors) stays
+// for the log.
+func causedf(kind Kind, cause error, format string, args ...any) error {
+	return &Error{Kind: kind, Text: fmt.Sprintf(format, args...), Cause: cause}
 }

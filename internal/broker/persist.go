@@ -220,7 +220,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	if q.args.queueType == "stream" {
 		l, err := st.StreamLog(id, q.args.segmentSize)
 		if err != nil {
-			return errorf(KindResourceError, "could not open the log of stream '%s': %v", q.cfg.Name, err)
+			return causedf(KindResourceError, err, "could not open the log of stream '%s'", q.cfg.Name)
 		}
 		q.id, q.log = id, l
 		q.stream = &streamState{log: l, readers: map[Consumer]*streamReader{}}
@@ -231,7 +231,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	}
 	l, err := st.QueueLog(id)
 	if err != nil {
-		return errorf(KindResourceError, "could not open the log of queue '%s': %v", q.cfg.Name, err)
+		return causedf(KindResourceError, err, "could not open the log of queue '%s'", q.cfg.Name)
 	}
 	q.id, q.log = id, l
 	return nil

@@ -47,8 +47,16 @@ func (v *VHost) Publish(s *RouteScratch, m *Message, done Completion, token uint
 	b.stats.published.Add(1)
 	if x.delayed != nil {
 		if delay, ok := delayOf(m); ok {
-			x.delayed.add(m, delay)
-			return PublishResult{Routed: 1}, nil
+			pending, err := x.delayed.add(m, delay, done, token)
+			if err != nil {
+				v.broker.log.Warn("could not store a delayed message", "exchange", x.cfg.Name, "err", err)
+				return PublishResult{Rejected: true}, nil
+			}
+			res := PublishResult{Routed: 1}
+			if pending {
+				res.Pending = 1
+			}
+			return res, nil
 		}
 	}
 	return v.deliverTo(v.routeAll(s, x, m), m, done, token), nil

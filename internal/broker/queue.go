@@ -146,7 +146,7 @@ func (q *Queue) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
 }
 
 func (q *Queue) expiryFor(m *Message) int64 {
-	ttl, ok, _ := m.perMessageTTL()
+	ttl, ok, _ := perMessageTTL(m)
 	return q.expiry(m.Published, ttl, ok)
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // A stream is a queue kind backed directly by its log: messages are
@@ -54,18 +56,11 @@ func (q *Queue) IsStream() bool { return q.stream != nil }
 const StreamHeaderOffset = "x-stream-offset"
 
 // StreamHeaderFilter is the header a publisher sets for stream filtering.
-const StreamHeaderFilter = "x-stream-filter-value"
+const StreamHeaderFilter = message.HeaderStreamFilter
 
-// FilterHash hashes a stream filter value for the log's index (FNV-1a,
-// never 0, which means "no filter value").
-func FilterHash(v string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(v); i++ {
-		h ^= uint32(v[i])
-		h *= 16777619
-	}
-	return h | 1
-}
+// FilterHash hashes a stream filter value for the log's index (see
+// message.FilterHash).
+func FilterHash(v string) uint32 { return message.FilterHash(v) }
 
 func (s *streamState) wakeAll() {
 	s.mu.Lock()

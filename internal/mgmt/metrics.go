@@ -79,6 +79,7 @@ var metricDefs = []metricDef{
 	{"tern_mqtt_publishes_delivered_total", "PUBLISH packets sent to MQTT subscribers.", prometheus.CounterValue, nil},
 	{"tern_mqtt_qos0_dropped_total", "QoS 0 messages dropped for subscribers too slow to take them.", prometheus.CounterValue, nil},
 	{"tern_mqtt_retained_messages", "Retained messages held.", prometheus.GaugeValue, nil},
+	{"tern_listener_fd_exhausted_total", "Times a listener could not accept for lack of file descriptors (EMFILE/ENFILE) and retried with backoff.", prometheus.CounterValue, []string{"protocol"}},
 	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_messages_unacked", "Unacknowledged messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_consumers", "Consumers per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
@@ -149,6 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_mqtt_publishes_delivered_total", float64(m.DeliveriesOut))
 		emit("tern_mqtt_qos0_dropped_total", float64(m.QoS0Dropped))
 		emit("tern_mqtt_retained_messages", float64(m.RetainedMessages))
+		emit("tern_listener_fd_exhausted_total", float64(m.AcceptFDExhausted), "mqtt")
 	}
 	var a amqp.Stats
 	if c.src.AMQP != nil {
@@ -163,4 +165,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	emit("tern_messages_nacked_total", float64(a.Nacked))
 	emit("tern_messages_returned_total", float64(a.Returned))
 	emit("tern_amqp_received_bytes_total", float64(a.BytesIn))
+	emit("tern_listener_fd_exhausted_total", float64(a.AcceptFDExhausted), "amqp")
 }

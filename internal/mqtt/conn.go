@@ -187,21 +187,33 @@ func (c *conn) readError(err error) string {
 	return err.Error()
 }
 
+// internalReason is the reason string of a failure inside the broker: the
+// client learns that the server failed (0x80 Unspecified error, "the Server
+// does not wish to reveal the reason"), the log learns what failed.
+const internalReason = "internal error"
+
 // protocolError ends the connection over bad input: DISCONNECT with the
-// reason code for 5.0, a plain close for 3.1.1 [MQTT-4.13.1-1].
+// reason code for 5.0, a plain close for 3.1.1 [MQTT-4.13.1-1]. An error
+// that is not a *wire.Error failed inside the broker: its text (paths,
+// package prefixes) is logged, never sent.
 func (c *conn) protocolError(err error) string {
 	var we *wire.Error
-	if !errors.As(err, &we) {
-		we = &wire.Error{Code: wire.UnspecifiedError, Msg: err.Error()}
+	var reason string
+	if errors.As(err, &we) {
+		c.log.Warn("MQTT protocol error, disconnecting", "code", we.Code, "err", we.Msg)
+		reason = we.Msg
+	} else {
+		c.log.Error("MQTT internal error, disconnecting; the client gets a generic reason", "err", err)
+		we = &wire.Error{Code: wire.UnspecifiedError, Msg: internalReason}
+		reason = err.Error()
 	}
-	c.log.Warn("MQTT protocol error, disconnecting", "code", we.Code, "err", we.Msg)
 	if c.v == wire.V5 {
 		d := &wire.Disconnect{ReasonCode: we.Code}
 		d.Props.ReasonString = we.Msg
 		d.Props.Set(wire.PropReasonString)
 		c.send(d)
 	}
-	return we.Msg
+	return reason
 }
 
 func (c *conn) handle(p wire.Packet) error {

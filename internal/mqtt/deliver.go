@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
@@ -23,7 +23,7 @@ type subscriber struct {
 
 // messageQoS is the QoS a core message was published with: MQTT's own, or
 // 1 for a persistent AMQP message and 0 for a transient one.
-func messageQoS(m *broker.Message) byte {
+func messageQoS(m *message.Message) byte {
 	if m.Origin.MQTT {
 		return m.Origin.QoS
 	}
@@ -154,7 +154,7 @@ func (c *conn) aliasLocked(p *wire.Publish) bool {
 func (s *subscriber) Cancelled(*broker.Queue) {}
 
 // fromProps maps core message properties to 5.0 PUBLISH properties.
-func fromProps(pr *wire.Properties, m *broker.Message) {
+func fromProps(pr *wire.Properties, m *message.Message) {
 	if m.Props.ContentType != "" {
 		pr.ContentType = m.Props.ContentType
 		pr.Set(wire.PropContentType)
@@ -166,7 +166,7 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 	if m.Props.CorrelationID != "" {
 		pr.CorrelationData = []byte(m.Props.CorrelationID)
 		pr.Set(wire.PropCorrelationData)
-	} else if v, ok := m.Props.Headers[codec.HeaderCorrelationID]; ok && m.Props.Ordered == nil {
+	} else if v, ok := m.Props.Headers[message.HeaderCorrelationID]; ok && m.Props.Ordered == nil {
 		// An AMQP publisher's long correlation id, as RabbitMQ reads it.
 		switch v := v.(type) {
 		case string:
@@ -194,7 +194,7 @@ func fromProps(pr *wire.Properties, m *broker.Message) {
 // the publisher gave them: an MQTT publisher's list as it came (repeated
 // names too), an AMQP publisher's field table in wire order. Only text
 // values can be user properties; others are left out.
-func userProps(pr *wire.Properties, m *broker.Message) {
+func userProps(pr *wire.Properties, m *message.Message) {
 	add := func(k string, v any) {
 		if s, ok := v.(string); ok && utf8.ValidString(k) && utf8.ValidString(s) {
 			pr.User = append(pr.User, wire.UserProperty{Key: k, Value: s})
@@ -209,7 +209,7 @@ func userProps(pr *wire.Properties, m *broker.Message) {
 			// What the broker added since (x-death, …), after them.
 			var extra []string
 			for k := range m.Props.Headers {
-				if !slices.ContainsFunc(m.Props.Ordered, func(h broker.Header) bool { return h.Key == k }) {
+				if !slices.ContainsFunc(m.Props.Ordered, func(h message.Header) bool { return h.Key == k }) {
 					extra = append(extra, k)
 				}
 			}
@@ -219,8 +219,8 @@ func userProps(pr *wire.Properties, m *broker.Message) {
 			}
 		}
 	case m.WireProps != nil:
-		_ = codec.EachHeader(m.WireProps, func(k string, v any) {
-			if k == codec.HeaderCorrelationID && m.Props.CorrelationID == "" {
+		_ = message.EachHeader(m.WireProps, func(k string, v any) {
+			if k == message.HeaderCorrelationID && m.Props.CorrelationID == "" {
 				return // already the correlation data
 			}
 			add(k, v)
@@ -232,7 +232,7 @@ func userProps(pr *wire.Properties, m *broker.Message) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if k == codec.HeaderCorrelationID && m.Props.CorrelationID == "" {
+			if k == message.HeaderCorrelationID && m.Props.CorrelationID == "" {
 				continue
 			}
 			add(k, m.Props.Headers[k])
@@ -242,7 +242,7 @@ func userProps(pr *wire.Properties, m *broker.Message) {
 
 // expiryLeft is how long m has before it expires; ok is false when it has
 // no expiration.
-func expiryLeft(m *broker.Message) (left time.Duration, ok bool) {
+func expiryLeft(m *message.Message) (left time.Duration, ok bool) {
 	if m.Props.Expiration == "" {
 		return 0, false
 	}
@@ -255,7 +255,7 @@ func expiryLeft(m *broker.Message) (left time.Duration, ok bool) {
 
 // expired reports whether m's expiry interval has passed: it must not be
 // sent [MQTT-3.3.2-5].
-func expired(m *broker.Message) bool {
+func expired(m *message.Message) bool {
 	left, ok := expiryLeft(m)
 	return ok && left <= 0
 }

@@ -1,11 +1,13 @@
 package mqtt
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
@@ -13,9 +15,9 @@ import (
 // publish's QoS, retain flag and client go in the message's Origin, never
 // in headers: user properties are the client's, forwarded unaltered and in
 // order [MQTT-3.3.2-17, -18], whatever their names.
-func (c *conn) toMessage(p *wire.Publish) *broker.Message {
-	m := &broker.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
-		Origin: broker.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
+func (c *conn) toMessage(p *wire.Publish) *message.Message {
+	m := &message.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
+		Origin: message.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
 	if p.QoS > 0 {
 		m.Props.DeliveryMode = 2
 	} else {
@@ -29,7 +31,7 @@ func (c *conn) toMessage(p *wire.Publish) *broker.Message {
 		m.Props.ReplyTo = topicToKey(pr.ResponseTopic)
 	}
 	if pr.Has(wire.PropCorrelationData) {
-		m.Props.CorrelationID = string(pr.CorrelationData) // whole: codec carries it past 255 bytes
+		m.Props.CorrelationID = string(pr.CorrelationData) // whole: the record carries it past 255 bytes
 	}
 	if pr.Has(wire.PropMessageExpiry) {
 		m.Props.Expiration = strconv.FormatUint(uint64(pr.MessageExpiry)*1000, 10)
@@ -38,10 +40,10 @@ func (c *conn) toMessage(p *wire.Publish) *broker.Message {
 		m.Origin.PayloadFormat = pr.PayloadFormat
 	}
 	if len(pr.User) > 0 {
-		ordered := make([]broker.Header, len(pr.User))
+		ordered := make([]message.Header, len(pr.User))
 		h := make(map[string]any, len(pr.User))
 		for i, u := range pr.User {
-			ordered[i] = broker.Header{Key: u.Key, Value: u.Value}
+			ordered[i] = message.Header{Key: u.Key, Value: u.Value}
 			if _, dup := h[u.Key]; !dup {
 				h[u.Key] = u.Value // the lookup view keeps the first, as RabbitMQ does
 			}
@@ -90,7 +92,7 @@ func (c *conn) publish(p *wire.Publish) error {
 		c.acks.flush()
 		time.Sleep(d) // not reading meanwhile: TCP slows the publisher down
 	}
-	var done broker.Completion
+	var done message.Completion
 	var token uint64
 	if p.QoS > 0 {
 		kind := wire.PUBACK
@@ -102,7 +104,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	res, err := c.vhost.Publish(&c.scratch, m, done, token)
 	if err != nil {
-		return &wire.Error{Code: wire.UnspecifiedError, Msg: err.Error()}
+		return fmt.Errorf("mqtt: publish to %q: %w", p.Topic, err) // internal: protocolError logs it
 	}
 	if p.QoS > 0 {
 		c.acks.routed(token, res)
@@ -131,7 +133,7 @@ func (c *conn) waitWhileBlocked() {
 var reasonText = map[byte]string{
 	wire.NoMatchingSubscribers: "no matching subscribers",
 	wire.QuotaExceeded:         "a queue refused the message (length limit)",
-	wire.UnspecifiedError:      "the message could not be stored",
+	wire.UnspecifiedError:      "internal error",
 	wire.TopicFilterInvalid:    "invalid topic filter",
 	wire.NoSubscriptionExisted: "no such subscription",
 	wire.PacketIDNotFound:      "unknown packet identifier",
@@ -230,7 +232,7 @@ func (a *ackQueue) routed(token uint64, res broker.PublishResult) {
 	a.sendReadyLocked()
 }
 
-// Durable implements broker.Completion.
+// Durable implements message.Completion.
 func (a *ackQueue) Durable(token uint64, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

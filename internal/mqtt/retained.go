@@ -1,77 +1,64 @@
 package mqtt
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
-	"github.com/tern-broker/tern/internal/vfs"
+	"github.com/tern-broker/tern/internal/message"
 )
 
-// retainedStore keeps the last retained message per vhost and topic, in
-// memory and in one file rewritten atomically on every change, so retained
-// messages survive restarts and kill -9.
+// RetainedLog keeps retained messages durably: the store's "retained"
+// record log (CRC-checked records, group commit, recovery), which the
+// server wires in. A key holds one message; Put replaces it.
+type RetainedLog interface {
+	// Put stores m under key; done learns when it is durable.
+	Put(key string, m *message.Message, done message.Completion, token uint64) error
+	// Remove deletes key's message.
+	Remove(key string)
+}
+
+// RetainedRecord is a retained message recovered from the log.
+type RetainedRecord struct {
+	Key string
+	Msg *message.Message
+}
+
+// retainedKey is a record's key: vhost and topic, which cannot hold U+0000
+// [MQTT-1.5.4-2].
+func retainedKey(vhost, topic string) string { return vhost + "\x00" + topic }
+
+// retainedStore keeps the last retained message per vhost and topic in
+// memory, and in the log (nil: in memory only) so retained messages
+// survive restarts and kill -9.
 type retainedStore struct {
-	fs   vfs.FS
-	path string // "" keeps them in memory only
+	log RetainedLog
 
 	mu   sync.Mutex
-	msgs map[string]map[string]*broker.Message // vhost → topic → message
+	msgs map[string]map[string]*message.Message // vhost → topic → message
 }
 
-func newRetainedStore(fsys vfs.FS, path string) (*retainedStore, error) {
-	r := &retainedStore{fs: fsys, path: path, msgs: map[string]map[string]*broker.Message{}}
-	if path == "" {
-		return r, nil
-	}
-	raw, err := vfs.ReadFile(fsys, path)
-	if errors.Is(err, vfs.ErrNotExist) {
-		return r, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mqtt: retained messages: %w", err)
-	}
-	// Format: repeated (vhost len u16, vhost, topic len u16, topic, message
-	// len u32, codec message).
-	for len(raw) > 0 {
-		vh, rest, ok1 := cut16(raw)
-		topic, rest, ok2 := cut16(rest)
-		if !ok1 || !ok2 || len(rest) < 4 {
-			return nil, fmt.Errorf("mqtt: retained messages file is corrupt")
+func newRetainedStore(log RetainedLog, recovered []RetainedRecord) *retainedStore {
+	r := &retainedStore{log: log, msgs: map[string]map[string]*message.Message{}}
+	for _, rec := range recovered {
+		vh, topic, ok := strings.Cut(rec.Key, "\x00")
+		if !ok || len(rec.Msg.Body) == 0 {
+			// A clear's record whose removal a crash cut off (see set).
+			if log != nil {
+				log.Remove(rec.Key)
+			}
+			continue
 		}
-		n := binary.BigEndian.Uint32(rest)
-		if uint64(len(rest)-4) < uint64(n) {
-			return nil, fmt.Errorf("mqtt: retained messages file is corrupt")
-		}
-		m, err := codec.DecodeMessage(rest[4 : 4+n])
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: retained message: %w", err)
-		}
-		r.setLocked(string(vh), string(topic), m)
-		raw = rest[4+n:]
+		r.setLocked(vh, topic, rec.Msg)
 	}
-	return r, nil
+	return r
 }
 
-func cut16(b []byte) ([]byte, []byte, bool) {
-	if len(b) < 2 {
-		return nil, nil, false
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	if len(b)-2 < n {
-		return nil, nil, false
-	}
-	return b[2 : 2+n], b[2+n:], true
-}
-
-func (r *retainedStore) setLocked(vhost, topic string, m *broker.Message) {
+func (r *retainedStore) setLocked(vhost, topic string, m *message.Message) {
 	t := r.msgs[vhost]
 	if t == nil {
-		t = map[string]*broker.Message{}
+		t = map[string]*message.Message{}
 		r.msgs[vhost] = t
 	}
 	if m == nil {
@@ -81,40 +68,57 @@ func (r *retainedStore) setLocked(vhost, topic string, m *broker.Message) {
 	}
 }
 
+// durableWait is a Completion a caller waits on.
+type durableWait chan error
+
+func (w durableWait) Durable(_ uint64, err error) { w <- err }
+
 // set stores m as topic's retained message; an empty body clears it
-// [MQTT-3.3.1-6]. It returns once the change is durable.
-func (r *retainedStore) set(vhost, topic string, m *broker.Message) error {
+// [MQTT-3.3.1-6]. It returns once the change is durable, so the PUBACK of a
+// retained publish waits for the fsync as for a queue's message. A clear
+// is stored as an empty message (durable like a set, and replacing the
+// topic's message), then removed: a crash before the removal is written
+// leaves the empty message, which recovery drops.
+func (r *retainedStore) set(vhost, topic string, m *message.Message) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(m.Body) == 0 {
-		m = nil
-	}
-	r.setLocked(vhost, topic, m)
-	if r.path == "" {
-		return nil
-	}
-	var out []byte
-	vhosts := make([]string, 0, len(r.msgs))
-	for v := range r.msgs {
-		vhosts = append(vhosts, v)
-	}
-	sort.Strings(vhosts)
-	for _, v := range vhosts {
-		for t, msg := range r.msgs[v] {
-			if expired(msg) {
-				delete(r.msgs[v], t)
-				continue
-			}
-			out = binary.BigEndian.AppendUint16(out, uint16(len(v)))
-			out = append(out, v...)
-			out = binary.BigEndian.AppendUint16(out, uint16(len(t)))
-			out = append(out, t...)
-			enc := codec.AppendMessage(nil, msg)
-			out = binary.BigEndian.AppendUint32(out, uint32(len(enc)))
-			out = append(out, enc...)
+	clearing := len(m.Body) == 0
+	if clearing {
+		if _, ok := r.msgs[vhost][topic]; !ok {
+			r.mu.Unlock()
+			return nil // nothing to clear
 		}
 	}
-	return vfs.WriteFileAtomic(r.fs, r.path, out)
+	var wait durableWait
+	key := retainedKey(vhost, topic)
+	if r.log != nil {
+		// Appended under mu, so the log's order of a topic's changes is
+		// the memory's; a refused append changes neither.
+		wait = make(durableWait, 1)
+		if err := r.log.Put(key, m, wait, 0); err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("mqtt: storing the retained message: %w", err)
+		}
+	}
+	if clearing {
+		r.setLocked(vhost, topic, nil)
+	} else {
+		r.setLocked(vhost, topic, m)
+	}
+	r.mu.Unlock()
+	if r.log == nil {
+		return nil
+	}
+	if err := <-wait; err != nil {
+		return fmt.Errorf("mqtt: storing the retained message: %w", err)
+	}
+	if clearing {
+		r.mu.Lock()
+		if _, set := r.msgs[vhost][topic]; !set { // not set again meanwhile
+			r.log.Remove(key)
+		}
+		r.mu.Unlock()
+	}
+	return nil
 }
 
 // matching returns the retained messages whose topics filter matches.
@@ -123,11 +127,19 @@ func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
 	defer r.mu.Unlock()
 	var out []retainedMsg
 	for t, m := range r.msgs[vhost] {
-		// An expired retained message is not sent [MQTT-3.3.2-5]; it is
-		// dropped from the file with the next change.
-		if matches(filter, t) && !expired(m) {
-			out = append(out, retainedMsg{topic: t, msg: m})
+		if !matches(filter, t) {
+			continue
 		}
+		if expired(m) {
+			// An expired retained message is not sent [MQTT-3.3.2-5];
+			// it is dropped here.
+			delete(r.msgs[vhost], t)
+			if r.log != nil {
+				r.log.Remove(retainedKey(vhost, t))
+			}
+			continue
+		}
+		out = append(out, retainedMsg{topic: t, msg: m})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].topic < out[j].topic })
 	return out
@@ -135,5 +147,5 @@ func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
 
 type retainedMsg struct {
 	topic string
-	msg   *broker.Message
+	msg   *message.Message
 }

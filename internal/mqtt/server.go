@@ -28,8 +28,14 @@ type Config struct {
 	// AllowAnonymous lets clients without a user name in as "guest", as
 	// RabbitMQ's MQTT plugin does by default (guest stays loopback-only).
 	AllowAnonymous bool
-	// DataDir holds the retained messages; "" keeps them in memory.
+	// DataDir holds the MQTT sessions' expiry file, and perhaps a previous
+	// version's retained messages file (migrated into RetainedLog once);
+	// "" keeps them in memory.
 	DataDir string
+	// RetainedLog keeps retained messages durably; nil keeps them in
+	// memory. Retained is what it recovered.
+	RetainedLog RetainedLog
+	Retained    []RetainedRecord
 	// MaxKeepAlive is the longest keep-alive in seconds a client may use,
 	// as Mosquitto's max_keepalive: a 5.0 client asking for more, or for
 	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
@@ -69,12 +75,15 @@ type Stats struct {
 	PublishesIn, DeliveriesOut uint64
 	QoS0Dropped                uint64 // QoS 0 deliveries dropped for a slow subscriber
 	RetainedMessages           int
+	// AcceptFDExhausted counts the times the TCP listener could not accept
+	// for lack of file descriptors (each such episode, not each retry).
+	AcceptFDExhausted uint64
 }
 
 type counters struct {
 	connsOpen                          atomic.Int64
 	connsTotal, publishesIn, delivered atomic.Uint64
-	qos0Dropped                        atomic.Uint64
+	qos0Dropped, acceptExhausted       atomic.Uint64
 }
 
 // Server accepts MQTT connections for a broker.
@@ -100,13 +109,15 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	path := ""
-	if cfg.DataDir != "" {
-		path = filepath.Join(cfg.DataDir, "mqtt-retained.bin")
-	}
-	rs, err := newRetainedStore(vfs.Default, path)
-	if err != nil {
-		return nil, err
+	rs := newRetainedStore(cfg.RetainedLog, cfg.Retained)
+	if cfg.RetainedLog != nil && cfg.DataDir != "" {
+		n, err := migrateLegacyRetained(vfs.Default, cfg.DataDir, cfg.RetainedLog, rs)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			log.Info("migrated retained messages into the store", "file", legacyRetainedFile, "messages", n)
+		}
 	}
 	epath := ""
 	if cfg.DataDir != "" {
@@ -135,13 +146,14 @@ func (s *Server) Stats() Stats {
 		ConnectionsOpen: s.stats.connsOpen.Load(), ConnectionsTotal: s.stats.connsTotal.Load(),
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
 		QoS0Dropped: s.stats.qos0Dropped.Load(), RetainedMessages: n,
+		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 	}
 }
 
 // Serve accepts connections on ln until ctx is done, then disconnects every
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	err := accept.Loop(ctx, ln, s.handle)
+	err := accept.Loop(ctx, ln, s.handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()

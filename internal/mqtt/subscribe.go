@@ -56,6 +56,8 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
 			if err := c.subscribeShared(group, filter, o); err != nil {
+				// The client gets 0x80 and no detail; the log gets it.
+				c.log.Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
 				codes[i] = wire.UnspecifiedError
 				continue
 			}
@@ -74,6 +76,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		key := topicToKey(s.Filter)
 		if !existed || old != o {
 			if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
+				c.log.Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 				c.mu.Lock()
 				if existed {
 					c.subs[s.Filter] = old

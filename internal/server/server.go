@@ -108,14 +108,19 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.Store = st
+	delayedLog, delayed, err := openDelayed(st)
+	if err != nil {
+		return err
+	}
 	s.Broker = broker.New(broker.Config{
 		MemoryHighWatermark: int64(cfg.MemoryHighWatermark),
 		QueueMemoryLimit:    int64(cfg.QueueMemoryLimit),
-		Storage:             st,
+		Storage:             storage{st},
+		Delayed:             delayedLog,
 		Logger:              s.log.With("component", "broker"),
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(nil))
-	defs, err := st.LoadDefinitions()
+	defs, err := loadDefinitions(st)
 	if err != nil {
 		return err
 	}
@@ -123,9 +128,14 @@ func (s *Server) Start() error {
 	if err := s.Broker.Restore(defs); err != nil {
 		return err
 	}
-	if err := s.Broker.Replay(st.LoadCommands()); err != nil {
+	cmds, err := loadCommands(st)
+	if err != nil {
 		return err
 	}
+	if err := s.Broker.Replay(cmds); err != nil {
+		return err
+	}
+	s.Broker.RestoreDelayed(delayed) // after Restore and Replay declared their exchanges
 	live := map[string]bool{}
 	for _, q := range s.Broker.Definitions().Queues {
 		live[q.ID] = true
@@ -172,9 +182,15 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
+	retainedLog, retained, err := openRetained(s.Store)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		RetainedLog:  retainedLog, Retained: retained,
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -34,7 +34,7 @@ type committer struct {
 }
 
 type completion struct {
-	c     broker.Completion
+	c     message.Completion
 	token uint64
 	err   error // set when a failure decided it
 }
@@ -160,7 +160,7 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 	// basic.ack for the run) answer now; a repeat for the same completion is
 	// harmless, so only neighbours are deduplicated.
 	for i, cp := range decided {
-		if b, ok := cp.c.(broker.BatchCompletion); ok && (i == 0 || decided[i-1].c != cp.c) {
+		if b, ok := cp.c.(message.BatchCompletion); ok && (i == 0 || decided[i-1].c != cp.c) {
 			b.DurableBatchEnd()
 		}
 	}

@@ -2,35 +2,32 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
 // The definitions are a snapshot plus an append-only log of the commands
 // applied since (see docs/design/definitions.md). Under <data>/definitions:
 //
-//	snapshot.json   the whole definitions as of the start of log <gen>
+//	snapshot-<gen>  the whole definitions as of the start of log <gen>
 //	log-<gen>       commands since, one record each
 //
 // A record is framed like the queue logs' (length, CRC-32C, type byte) and
-// carries one command as JSON. A snapshot is written atomically (temporary
-// file, fsync, rename, directory fsync) and names the generation of the log
-// that follows it; recovery loads it and replays every log of that
-// generation or later, in order.
+// carries one command as the caller encoded it: the store keeps snapshots
+// and commands as opaque bytes (internal/server encodes the broker's). A
+// snapshot is written atomically (temporary file, fsync, rename, directory
+// fsync) under the generation of the log that follows it; recovery loads
+// the newest and hands back every log of that generation or later, in
+// order.
 const (
-	defsDir      = "definitions"
-	snapshotFile = "snapshot.json"
-	logPrefix    = "log-"
-	recCommand   = byte(4)
+	defsDir    = "definitions"
+	logPrefix  = "log-"
+	recCommand = byte(4)
 )
 
 // Snapshot thresholds: past either, the broker is asked for a snapshot and
@@ -69,7 +66,15 @@ type defsLog struct {
 	broken error
 
 	// recovered are the commands found at open, replayed by the broker.
-	recovered []broker.Command
+	recovered []CommandRecord
+}
+
+// CommandRecord is one command read back from the definitions log: the
+// bytes given to AppendCommand, and where they were (for error messages).
+type CommandRecord struct {
+	Data   []byte
+	File   string
+	Offset int
 }
 
 func logName(dir string, gen uint64) string {
@@ -91,10 +96,10 @@ func openDefs(fsys vfs.FS, dataDir string, every int) (*defsLog, error) {
 		return nil, err
 	}
 	snapGen := uint64(1)
-	if snap, err := readSnapshot(fsys, dir); err != nil {
+	if snap, gen, err := readSnapshot(fsys, dir); err != nil {
 		return nil, err
 	} else if snap != nil {
-		snapGen = snap.Generation
+		snapGen = gen
 	}
 	names, err := fsys.List(dir)
 	if err != nil {
@@ -102,12 +107,8 @@ func openDefs(fsys vfs.FS, dataDir string, every int) (*defsLog, error) {
 	}
 	var gens []uint64
 	for _, n := range names {
-		g, ok := strings.CutPrefix(n, logPrefix)
+		gen, ok := parseGen(n, logPrefix)
 		if !ok {
-			continue
-		}
-		gen, err := strconv.ParseUint(g, 10, 64)
-		if err != nil {
 			continue
 		}
 		if gen < snapGen {
@@ -153,16 +154,17 @@ func (l *defsLog) startLog(gen uint64) error {
 	return nil
 }
 
-// readCommandLog decodes one log. A torn tail (a record cut short by a
-// crash, or zeros a crash left past the last write) ends the log and, in
-// the last log, is cut off; a complete record with a bad checksum or an
-// undecodable command is corruption and refused.
-func readCommandLog(fsys vfs.FS, name string, last bool) ([]broker.Command, error) {
+// readCommandLog reads one log's records. A torn tail (a record cut short
+// by a crash, or zeros a crash left past the last write) ends the log and,
+// in the last log, is cut off; a complete record with a bad checksum is
+// corruption and refused. (A record the caller cannot decode is refused by
+// the caller, with File and Offset.)
+func readCommandLog(fsys vfs.FS, name string, last bool) ([]CommandRecord, error) {
 	raw, err := vfs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	var cmds []broker.Command
+	var cmds []CommandRecord
 	off := 0
 	for off < len(raw) {
 		typ, payload, n, perr := parseRecord(raw[off:])
@@ -175,11 +177,7 @@ func readCommandLog(fsys vfs.FS, name string, last bool) ([]broker.Command, erro
 		if typ != recCommand {
 			return nil, fmt.Errorf("store: %s: unknown record type %d at offset %d", name, typ, off)
 		}
-		c, err := decodeCommand(payload)
-		if err != nil {
-			return nil, fmt.Errorf("store: %s: record at offset %d: %w", name, off, err)
-		}
-		cmds = append(cmds, c)
+		cmds = append(cmds, CommandRecord{Data: payload, File: name, Offset: off})
 		off += n
 	}
 	if off < len(raw) && last {
@@ -218,12 +216,8 @@ func tornTail(b []byte) bool {
 	return uint64(len(b)-recordHeader) <= uint64(length)
 }
 
-// append buffers c and returns its sequence number.
-func (l *defsLog) append(c broker.Command) (uint64, error) {
-	payload, err := encodeCommand(c)
-	if err != nil {
-		return 0, err
-	}
+// append buffers a record of payload and returns its sequence number.
+func (l *defsLog) append(payload []byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.broken != nil {
@@ -286,12 +280,12 @@ func (l *defsLog) due() bool {
 	return l.broken != nil || l.records >= l.every || l.size >= snapshotBytes
 }
 
-// snapshot writes d, which holds the effect of every appended command, and
-// starts a new log. The caller keeps appends out meanwhile. The order keeps
+// snapshot writes doc, which holds the effect of every appended command,
+// and starts a new log. The caller keeps appends out meanwhile. The order keeps
 // every crash recoverable: the old log is fsynced and the new one created
 // before the snapshot naming it is renamed into place; only then do the
 // superseded logs go.
-func (l *defsLog) snapshot(d *broker.Definitions) error {
+func (l *defsLog) snapshot(doc []byte) error {
 	l.mu.Lock()
 	for l.writing {
 		l.cond.Wait()
@@ -316,10 +310,7 @@ func (l *defsLog) snapshot(d *broker.Definitions) error {
 	l.snapshotting = true
 	l.mu.Unlock()
 
-	raw, err := encodeSnapshot(d, old+1)
-	if err == nil {
-		err = vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, snapshotFile), raw)
-	}
+	err := vfs.WriteFileAtomic(l.fs, snapshotName(l.dir, old+1), doc)
 	l.mu.Lock()
 	l.snapshotting = false
 	if err != nil {
@@ -340,6 +331,13 @@ func (l *defsLog) snapshot(d *broker.Definitions) error {
 	for g := old; g > 0; g-- {
 		if err := l.fs.Remove(logName(l.dir, g)); err != nil {
 			break // older ones went with earlier snapshots
+		}
+	}
+	if names, err := l.fs.List(l.dir); err == nil {
+		for _, g := range snapshotGens(names) {
+			if g <= old {
+				_ = l.fs.Remove(snapshotName(l.dir, g))
+			}
 		}
 	}
 	return nil
@@ -383,102 +381,29 @@ func (l *defsLog) close() error {
 	return err
 }
 
-// AppendCommand implements broker.Storage.
-func (s *Store) AppendCommand(c broker.Command) (uint64, error) { return s.defs.append(c) }
+// AppendCommand adds a command record (payload, as the caller encoded it)
+// to the definitions log's buffer, in call order, and returns its sequence
+// number for SyncCommands; nothing is written yet.
+func (s *Store) AppendCommand(payload []byte) (uint64, error) { return s.defs.append(payload) }
 
-// SyncCommands implements broker.Storage.
+// SyncCommands returns once command seq and every one before it are
+// fdatasynced (group commit: one write and sync covers every command
+// appended meanwhile).
 func (s *Store) SyncCommands(seq uint64) error { return s.defs.sync(seq) }
 
-// SnapshotDue implements broker.Storage.
+// SnapshotDue says the log has grown (or failed a write) enough that the
+// caller should save a snapshot.
 func (s *Store) SnapshotDue() bool { return s.defs.due() }
 
-// SaveDefinitions implements broker.Storage: d becomes the snapshot and
-// the command log starts over.
-func (s *Store) SaveDefinitions(d *broker.Definitions) error { return s.defs.snapshot(d) }
+// SaveDefinitions durably makes doc the snapshot and starts a new command
+// log; doc must hold the effect of every command appended so far, and no
+// AppendCommand may run meanwhile.
+func (s *Store) SaveDefinitions(doc []byte) error { return s.defs.snapshot(doc) }
 
 // LoadCommands returns the commands logged since the snapshot that
 // LoadDefinitions returns, in order; the broker replays them at start-up.
-func (s *Store) LoadCommands() []broker.Command {
+func (s *Store) LoadCommands() []CommandRecord {
 	s.defs.mu.Lock()
 	defer s.defs.mu.Unlock()
 	return s.defs.recovered
-}
-
-// cmdJSON is a logged command. Only durable objects are logged, so a
-// declare's durable flag is implied.
-type cmdJSON struct {
-	Op             string `json:"op"`
-	VHost          string `json:"vhost,omitempty"`
-	Name           string `json:"name,omitempty"`
-	Type           string `json:"type,omitempty"`
-	ID             string `json:"id,omitempty"`
-	AutoDelete     bool   `json:"auto_delete,omitempty"`
-	Internal       bool   `json:"internal,omitempty"`
-	Source         string `json:"source,omitempty"`
-	Destination    string `json:"destination,omitempty"`
-	DestIsExchange bool   `json:"destination_is_exchange,omitempty"`
-	Key            string `json:"routing_key,omitempty"`
-	Args           string `json:"arguments,omitempty"`
-}
-
-func encodeCommand(c broker.Command) ([]byte, error) {
-	var j cmdJSON
-	switch c := c.(type) {
-	case broker.AddVHost:
-		j = cmdJSON{Op: "add_vhost", Name: c.Name}
-	case broker.DeclareExchange:
-		j = cmdJSON{Op: "declare_exchange", VHost: c.VHost, Name: c.Name, Type: c.Type, AutoDelete: c.AutoDelete,
-			Internal: c.Internal, Args: encodeArgs(c.Args)}
-	case broker.DeleteExchange:
-		j = cmdJSON{Op: "delete_exchange", VHost: c.VHost, Name: c.Name}
-	case broker.DeclareQueue:
-		j = cmdJSON{Op: "declare_queue", VHost: c.VHost, Name: c.Name, ID: c.ID, AutoDelete: c.AutoDelete, Args: encodeArgs(c.Args)}
-	case broker.DeleteQueue:
-		j = cmdJSON{Op: "delete_queue", VHost: c.VHost, Name: c.Name}
-	case broker.Bind:
-		j = bindingCmd("bind", c.BindingDef)
-	case broker.Unbind:
-		j = bindingCmd("unbind", c.BindingDef)
-	default:
-		return nil, fmt.Errorf("store: command %T is not logged", c)
-	}
-	return json.Marshal(j)
-}
-
-func bindingCmd(op string, b broker.BindingDef) cmdJSON {
-	return cmdJSON{Op: op, VHost: b.VHost, Source: b.Source, Destination: b.Destination,
-		DestIsExchange: b.DestIsExchange, Key: b.Key, Args: encodeArgs(b.Args)}
-}
-
-func decodeCommand(payload []byte) (broker.Command, error) {
-	var j cmdJSON
-	if err := json.Unmarshal(payload, &j); err != nil {
-		return nil, fmt.Errorf("undecodable command: %w", err)
-	}
-	args, err := decodeArgs(j.Args)
-	if err != nil {
-		return nil, fmt.Errorf("command %s arguments: %w", j.Op, err)
-	}
-	switch j.Op {
-	case "add_vhost":
-		return broker.AddVHost{Name: j.Name}, nil
-	case "declare_exchange":
-		return broker.DeclareExchange{ExchangeDef: broker.ExchangeDef{VHost: j.VHost, ExchangeConfig: broker.ExchangeConfig{
-			Name: j.Name, Type: j.Type, Durable: true, AutoDelete: j.AutoDelete, Internal: j.Internal, Args: args}}}, nil
-	case "delete_exchange":
-		return broker.DeleteExchange{VHost: j.VHost, Name: j.Name}, nil
-	case "declare_queue":
-		return broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: j.VHost, ID: j.ID, QueueConfig: broker.QueueConfig{
-			Name: j.Name, Durable: true, AutoDelete: j.AutoDelete, Args: args}}}, nil
-	case "delete_queue":
-		return broker.DeleteQueue{VHost: j.VHost, Name: j.Name}, nil
-	case "bind", "unbind":
-		b := broker.BindingDef{VHost: j.VHost, Source: j.Source, Destination: j.Destination,
-			DestIsExchange: j.DestIsExchange, Key: j.Key, Args: args}
-		if j.Op == "bind" {
-			return broker.Bind{BindingDef: b}, nil
-		}
-		return broker.Unbind{BindingDef: b}, nil
-	}
-	return nil, fmt.Errorf("unknown command %q", j.Op)
 }

@@ -1,7 +1,10 @@
 // Package store is Tern's durable storage: one append-only, segmented log
-// per durable queue (the broker.Log implementation), node-wide group commit,
-// recovery after a crash, and the durable definitions: a snapshot plus an
-// append-only log of the broker's definition commands (defslog.go).
+// per durable queue (the broker.Log implementation), keyed record logs on the
+// same machinery (MQTT retained messages, delayed messages; records.go),
+// node-wide group commit, recovery after a crash, and the durable
+// definitions: an opaque snapshot plus an append-only log of opaque command
+// records (defslog.go); what the bytes mean belongs to the caller
+// (internal/server encodes the broker's commands and definitions).
 //
 // On-disk format: docs/design/storage.md and docs/design/definitions.md.
 //

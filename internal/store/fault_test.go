@@ -69,7 +69,7 @@ func TestFailedWriteIsNeverConfirmedAfterManyGenerations(t *testing.T) {
 	}
 	ql1, _ := st.QueueLog("q1")
 	ql2, _ := st.QueueLog("q2")
-	l1, l2 := ql1.(*QueueLog), ql2.(*QueueLog)
+	l1, l2 := ql1, ql2
 	r := newResults()
 
 	// Hold the committer inside an fsync of q2, so q1's completions wait.
@@ -241,7 +241,7 @@ func TestReserveRefusesMessagesButKeepsAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	ql, _ := st.QueueLog("q1")
-	l := ql.(*QueueLog)
+	l := ql
 	r := newResults()
 	for i := uint64(0); i < 10; i++ {
 		if err := l.Append(i, msg(i), r, i); err != nil {

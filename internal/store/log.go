@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -42,15 +41,21 @@ type QueueLog struct {
 	onDurable    func()            // called (without locks) when durable advances
 	offsets      map[string]uint64 // streams: consumer name → last acknowledged offset
 	offsetsDirty bool
-	recovered    []broker.StoredMessage
+	recovered    []message.StoredMessage
 }
 
 var errClosed = errors.New("store: log closed")
 
 // Append implements broker.Log.
-func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion, token uint64) error {
+func (l *QueueLog) Append(seq uint64, m *message.Message, done message.Completion, token uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(seq, "", false, m, done, token)
+}
+
+// appendLocked appends a message record, or with keyed a keyed record
+// (a RecordLog's, see records.go).
+func (l *QueueLog) appendLocked(seq uint64, key string, keyed bool, m *message.Message, done message.Completion, token uint64) error {
 	if l.closed {
 		return errClosed
 	}
@@ -68,9 +73,17 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 		return err
 	}
 	start := len(l.buf)
-	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, recMessage)
+	typ := recMessage
+	if keyed {
+		typ = recKeyed
+	}
+	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
 	l.buf = binary.LittleEndian.AppendUint64(l.buf, seq)
-	l.buf = codec.AppendMessage(l.buf, m)
+	if keyed {
+		l.buf = binary.LittleEndian.AppendUint32(l.buf, uint32(len(key)))
+		l.buf = append(l.buf, key...)
+	}
+	l.buf = message.AppendMessage(l.buf, m)
 	body := l.buf[start+recordHeader:]
 	binary.LittleEndian.PutUint32(l.buf[start:], uint32(len(body)))
 	binary.LittleEndian.PutUint32(l.buf[start+4:], crcOf(body))
@@ -83,7 +96,7 @@ func (l *QueueLog) Append(seq uint64, m *broker.Message, done broker.Completion,
 		}
 	}
 	seg.add(msgMeta{seq: seq, off: uint32(seg.end), ln: uint32(n), published: m.Published, ttlMs: ttl,
-		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}, true)
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: m.StreamFilterHash()}, true)
 	seg.end += int64(n)
 	l.appended = max(l.appended, seq+1)
 	if done != nil {
@@ -360,32 +373,43 @@ func (l *QueueLog) resetLocked() {
 }
 
 // Read implements broker.Log.
-func (l *QueueLog) Read(seq uint64) (*broker.Message, error) {
+func (l *QueueLog) Read(seq uint64) (*message.Message, error) {
+	_, m, err := l.readRecord(seq)
+	return m, err
+}
+
+// readRecord reads the message record seq; key is a keyed record's key.
+func (l *QueueLog) readRecord(seq uint64) (key string, m *message.Message, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, errClosed
+		return "", nil, errClosed
 	}
 	s := l.segmentOf(seq)
 	if s == nil || !s.has(seq) {
-		return nil, fmt.Errorf("store: message %d is not in the log", seq)
+		return "", nil, fmt.Errorf("store: message %d is not in the log", seq)
 	}
 	e := s.idx[s.find(seq)]
 	off, ln := int64(e.off), int64(e.ln)
 	if off+ln > s.flushed {
 		if err := l.flushLocked(); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 	}
 	buf := make([]byte, ln)
 	if _, err := s.file.ReadAt(buf, off); err != nil {
-		return nil, fmt.Errorf("store: reading message %d: %w", seq, err)
+		return "", nil, fmt.Errorf("store: reading message %d: %w", seq, err)
 	}
 	typ, payload, _, err := parseRecord(buf)
-	if err != nil || typ != recMessage || len(payload) < 8 || binary.LittleEndian.Uint64(payload) != seq {
-		return nil, fmt.Errorf("store: message %d: %w", seq, errTorn)
+	if err != nil || (typ != recMessage && typ != recKeyed) || len(payload) < 8 || binary.LittleEndian.Uint64(payload) != seq {
+		return "", nil, fmt.Errorf("store: message %d: %w", seq, errTorn)
 	}
-	return codec.DecodeMessage(payload[8:])
+	key, body, err := splitKey(typ, payload[8:])
+	if err != nil {
+		return "", nil, fmt.Errorf("store: message %d: %w", seq, err)
+	}
+	m, err = message.DecodeMessage(body)
+	return key, m, err
 }
 
 // NextSeq implements broker.Log: one past the highest sequence number the
@@ -409,7 +433,7 @@ func (l *QueueLog) nextSeqLocked() uint64 {
 }
 
 // Recovered implements broker.Log.
-func (l *QueueLog) Recovered() []broker.StoredMessage {
+func (l *QueueLog) Recovered() []message.StoredMessage {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.recovered

@@ -8,9 +8,10 @@ import (
 
 // Record types.
 const (
-	recMessage   byte = 1 // seq uint64 | codec message
+	recMessage   byte = 1 // seq uint64 | message record (message.AppendMessage)
 	recAck       byte = 2 // n × seq uint64
 	recDelivered byte = 3 // n × seq uint64
+	recKeyed     byte = 4 // seq uint64 | key length uint32 | key | message record (a RecordLog's)
 )
 
 // recordHeader is length uint32 (type + payload) | CRC-32C uint32 (of type +
@@ -70,3 +71,19 @@ func seqs(payload []byte) ([]uint64, error) {
 }
 
 func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// splitKey returns a keyed record's key and the message record after it;
+// other records have no key.
+func splitKey(typ byte, b []byte) (key string, rest []byte, err error) {
+	if typ != recKeyed {
+		return "", b, nil
+	}
+	if len(b) < 4 {
+		return "", nil, errTorn
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if uint64(len(b)-4) < uint64(n) {
+		return "", nil, errTorn
+	}
+	return string(b[4 : 4+n]), b[4+n:], nil
+}

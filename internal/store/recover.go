@@ -7,8 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/codec"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -16,7 +15,12 @@ import (
 // through their sidecar index, the active (last) segment by scanning its
 // records up to the first torn or corrupt one, which is cut off.
 func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
-	dir := s.queueDir(id)
+	return s.openLogIn(s.queueDir(id), id, segSize)
+}
+
+// openLogIn opens and recovers the log in dir. A missing directory is a
+// new log whose directory is made with its first segment (noDir).
+func (s *Store) openLogIn(dir, id string, segSize int64) (*QueueLog, error) {
 	l := &QueueLog{st: s, id: id, dir: dir, segSize: segSize}
 	names, err := s.fs.List(dir)
 	if errors.Is(err, vfs.ErrNotExist) {
@@ -72,7 +76,7 @@ func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 				seg.ack(m.seq)
 				continue
 			}
-			sm := broker.StoredMessage{Seq: m.seq, Size: int64(m.size), Published: m.published, Priority: m.prio, Delivered: delivered[m.seq]}
+			sm := message.StoredMessage{Seq: m.seq, Size: int64(m.size), Published: m.published, Priority: m.prio, Delivered: delivered[m.seq]}
 			if m.ttlMs >= 0 {
 				sm.TTL, sm.HasTTL = time.Duration(m.ttlMs)*time.Millisecond, true
 			}
@@ -85,7 +89,7 @@ func (s *Store) openLog(id string, segSize int64) (*QueueLog, error) {
 		l.segs = append(l.segs, seg)
 	}
 	// Messages are recovered in sequence order, which is publish order.
-	slices.SortFunc(l.recovered, func(a, b broker.StoredMessage) int {
+	slices.SortFunc(l.recovered, func(a, b message.StoredMessage) int {
 		switch {
 		case a.Seq < b.Seq:
 			return -1
@@ -175,8 +179,8 @@ func scanRecords(raw []byte) (scanResult, int) {
 		}
 		ok := true
 		switch typ {
-		case recMessage:
-			m, err := messageMeta(payload)
+		case recMessage, recKeyed:
+			m, err := messageMeta(typ, payload)
 			if err != nil {
 				ok = false
 				break
@@ -205,16 +209,20 @@ func scanRecords(raw []byte) (scanResult, int) {
 	return res, off
 }
 
-func messageMeta(payload []byte) (msgMeta, error) {
+func messageMeta(typ byte, payload []byte) (msgMeta, error) {
 	if len(payload) < 8 {
 		return msgMeta{}, errTorn
 	}
-	m, err := codec.DecodeMessage(payload[8:])
+	_, body, err := splitKey(typ, payload[8:])
+	if err != nil {
+		return msgMeta{}, err
+	}
+	m, err := message.DecodeMessage(body)
 	if err != nil {
 		return msgMeta{}, err
 	}
 	meta := msgMeta{seq: binary.LittleEndian.Uint64(payload), published: m.Published, ttlMs: -1,
-		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: filterOf(m)}
+		prio: m.Props.Priority, size: uint32(len(m.Body)), filter: m.StreamFilterHash()}
 	if m.Props.Expiration != "" {
 		var v int64
 		if _, err := fmt.Sscan(m.Props.Expiration, &v); err == nil {

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -143,9 +142,9 @@ func (s *Store) FreeSpace() (uint64, error) { return s.measure() }
 
 func (s *Store) queueDir(id string) string { return filepath.Join(s.dir, "queues", id) }
 
-// QueueLog implements broker.Storage: it opens the log of queue id,
-// recovering what a previous run left.
-func (s *Store) QueueLog(id string) (broker.Log, error) {
+// QueueLog opens the log of queue id, recovering what a previous run left.
+// The result satisfies broker.Log.
+func (s *Store) QueueLog(id string) (*QueueLog, error) {
 	if id == "" || filepath.Base(id) != id {
 		return nil, fmt.Errorf("store: invalid queue id %q", id)
 	}
@@ -162,9 +161,10 @@ func (s *Store) QueueLog(id string) (broker.Log, error) {
 	return l, nil
 }
 
-// StreamLog implements broker.Storage: the log of a stream, whose messages
-// stay after acknowledgement until retention drops whole segments.
-func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error) {
+// StreamLog opens the log of a stream, whose messages stay after
+// acknowledgement until retention drops whole segments. The result
+// satisfies broker.StreamLog.
+func (s *Store) StreamLog(id string, segmentSize int64) (*QueueLog, error) {
 	if id == "" || filepath.Base(id) != id {
 		return nil, fmt.Errorf("store: invalid stream id %q", id)
 	}
@@ -192,7 +192,7 @@ func (s *Store) StreamLog(id string, segmentSize int64) (broker.StreamLog, error
 	return l, nil
 }
 
-// DeleteQueueLog implements broker.Storage.
+// DeleteQueueLog removes a deleted queue's log.
 func (s *Store) DeleteQueueLog(id string) error {
 	s.mu.Lock()
 	l := s.logs[id]

@@ -2,9 +2,7 @@ package store
 
 import (
 	"encoding/json"
-
 	"errors"
-	"github.com/tern-broker/tern/internal/broker"
 	"path/filepath"
 	"sort"
 	"time"
@@ -15,15 +13,6 @@ import (
 // Stream support: a stream's log keeps messages after acknowledgement;
 // readers follow the durable end, retention drops whole segments from the
 // head, and named consumers' offsets are stored beside the segments.
-
-// filterOf is the index's hash of a message's stream filter value.
-func filterOf(m *broker.Message) uint32 {
-	v, ok := m.Props.Headers[broker.StreamHeaderFilter].(string)
-	if !ok {
-		return 0
-	}
-	return broker.FilterHash(v)
-}
 
 // FilterHash returns the hash of seq's filter value (0 for none) from the
 // index, so a filtered reader skips messages without reading them.

@@ -161,7 +161,7 @@ func (d *Decoder) Timestamp() time.Time {
 
 // Table reads a field table.
 func (d *Decoder) Table() Table {
-	return d.table(0)
+	return d.table()
 }
 
 // Encoder appends AMQP primitive types to a byte slice it owns; reuse it by

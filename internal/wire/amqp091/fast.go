@@ -34,7 +34,7 @@ func boolBit(b bool) byte {
 
 // AppendDeliver appends a basic.deliver method frame.
 func AppendDeliver(buf []byte, channel uint16, consumerTag string, deliveryTag uint64, redelivered bool, exchange, routingKey string) []byte {
-	buf, start := beginMethod(buf, channel, ClassBasic, 60)
+	buf, start := beginMethod(buf, channel, ClassBasic, MethodBasicDeliver)
 	buf = appendShortstr(buf, consumerTag)
 	buf = binary.BigEndian.AppendUint64(buf, deliveryTag)
 	buf = append(buf, boolBit(redelivered))
@@ -45,7 +45,7 @@ func AppendDeliver(buf []byte, channel uint16, consumerTag string, deliveryTag u
 
 // AppendGetOk appends a basic.get-ok method frame.
 func AppendGetOk(buf []byte, channel uint16, deliveryTag uint64, redelivered bool, exchange, routingKey string, messageCount uint32) []byte {
-	buf, start := beginMethod(buf, channel, ClassBasic, 71)
+	buf, start := beginMethod(buf, channel, ClassBasic, MethodBasicGetOk)
 	buf = binary.BigEndian.AppendUint64(buf, deliveryTag)
 	buf = append(buf, boolBit(redelivered))
 	buf = appendShortstr(buf, exchange)
@@ -56,7 +56,7 @@ func AppendGetOk(buf []byte, channel uint16, deliveryTag uint64, redelivered boo
 
 // AppendReturn appends a basic.return method frame.
 func AppendReturn(buf []byte, channel uint16, replyCode uint16, replyText, exchange, routingKey string) []byte {
-	buf, start := beginMethod(buf, channel, ClassBasic, 50)
+	buf, start := beginMethod(buf, channel, ClassBasic, MethodBasicReturn)
 	buf = binary.BigEndian.AppendUint16(buf, replyCode)
 	buf = appendShortstr(buf, replyText)
 	buf = appendShortstr(buf, exchange)
@@ -68,12 +68,12 @@ func AppendReturn(buf []byte, channel uint16, replyCode uint16, replyText, excha
 // confirm.
 func AppendConfirm(buf []byte, channel uint16, nack bool, deliveryTag uint64, multiple bool) []byte {
 	if nack {
-		buf, start := beginMethod(buf, channel, ClassBasic, 120)
+		buf, start := beginMethod(buf, channel, ClassBasic, MethodBasicNack)
 		buf = binary.BigEndian.AppendUint64(buf, deliveryTag)
 		buf = append(buf, boolBit(multiple)) // requeue bit (bit 1) is always false
 		return endMethod(buf, start)
 	}
-	buf, start := beginMethod(buf, channel, ClassBasic, 80)
+	buf, start := beginMethod(buf, channel, ClassBasic, MethodBasicAck)
 	buf = binary.BigEndian.AppendUint64(buf, deliveryTag)
 	buf = append(buf, boolBit(multiple))
 	return endMethod(buf, start)

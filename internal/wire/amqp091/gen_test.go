@@ -12,12 +12,11 @@ import (
 // and fails if methods_gen.go differs: the generated file must never be
 // edited by hand or left stale.
 func TestGeneratedCodecIsCurrent(t *testing.T) {
-	spec := filepath.Join("..", "..", "..", "..", "shared", "spec", "amqp-rabbitmq-0.9.1.json")
+	// The specification lives in the repository, so a fresh clone checks
+	// (and regenerates) without anything beside the checkout.
+	spec := filepath.Join("spec", "amqp-rabbitmq-0.9.1.json")
 	if _, err := os.Stat(spec); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AMQP specification must be beside the checkout in CI: %v", err)
-		}
-		t.Skipf("specification not found at %s", spec)
+		t.Fatalf("the AMQP specification must be in the repository: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "methods_gen.go")
 	if b, err := exec.Command("go", "run", "./gen", "-spec", spec, "-out", out).CombinedOutput(); err != nil {

@@ -47,6 +47,76 @@ const (
 	ClassConfirm    = 85
 )
 
+// Method identifiers, each within its class (Class<Name>).
+const (
+	MethodConnectionStart          = 10
+	MethodConnectionStartOk        = 11
+	MethodConnectionSecure         = 20
+	MethodConnectionSecureOk       = 21
+	MethodConnectionTune           = 30
+	MethodConnectionTuneOk         = 31
+	MethodConnectionOpen           = 40
+	MethodConnectionOpenOk         = 41
+	MethodConnectionClose          = 50
+	MethodConnectionCloseOk        = 51
+	MethodConnectionBlocked        = 60
+	MethodConnectionUnblocked      = 61
+	MethodConnectionUpdateSecret   = 70
+	MethodConnectionUpdateSecretOk = 71
+	MethodChannelOpen              = 10
+	MethodChannelOpenOk            = 11
+	MethodChannelFlow              = 20
+	MethodChannelFlowOk            = 21
+	MethodChannelClose             = 40
+	MethodChannelCloseOk           = 41
+	MethodAccessRequest            = 10
+	MethodAccessRequestOk          = 11
+	MethodExchangeDeclare          = 10
+	MethodExchangeDeclareOk        = 11
+	MethodExchangeDelete           = 20
+	MethodExchangeDeleteOk         = 21
+	MethodExchangeBind             = 30
+	MethodExchangeBindOk           = 31
+	MethodExchangeUnbind           = 40
+	MethodExchangeUnbindOk         = 51
+	MethodQueueDeclare             = 10
+	MethodQueueDeclareOk           = 11
+	MethodQueueBind                = 20
+	MethodQueueBindOk              = 21
+	MethodQueuePurge               = 30
+	MethodQueuePurgeOk             = 31
+	MethodQueueDelete              = 40
+	MethodQueueDeleteOk            = 41
+	MethodQueueUnbind              = 50
+	MethodQueueUnbindOk            = 51
+	MethodBasicQos                 = 10
+	MethodBasicQosOk               = 11
+	MethodBasicConsume             = 20
+	MethodBasicConsumeOk           = 21
+	MethodBasicCancel              = 30
+	MethodBasicCancelOk            = 31
+	MethodBasicPublish             = 40
+	MethodBasicReturn              = 50
+	MethodBasicDeliver             = 60
+	MethodBasicGet                 = 70
+	MethodBasicGetOk               = 71
+	MethodBasicGetEmpty            = 72
+	MethodBasicAck                 = 80
+	MethodBasicReject              = 90
+	MethodBasicRecoverAsync        = 100
+	MethodBasicRecover             = 110
+	MethodBasicRecoverOk           = 111
+	MethodBasicNack                = 120
+	MethodTxSelect                 = 10
+	MethodTxSelectOk               = 11
+	MethodTxCommit                 = 20
+	MethodTxCommitOk               = 21
+	MethodTxRollback               = 30
+	MethodTxRollbackOk             = 31
+	MethodConfirmSelect            = 10
+	MethodConfirmSelectOk          = 11
+)
+
 // ConnectionStart is connection.start (class 10, method 10).
 type ConnectionStart struct {
 	VersionMajor     uint8
@@ -57,7 +127,9 @@ type ConnectionStart struct {
 }
 
 // IDs returns class 10, method 10.
-func (*ConnectionStart) IDs() (classID, methodID uint16) { return 10, 10 }
+func (*ConnectionStart) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionStart
+}
 
 // Name returns "connection.start".
 func (*ConnectionStart) Name() string { return "connection.start" }
@@ -95,7 +167,9 @@ type ConnectionStartOk struct {
 }
 
 // IDs returns class 10, method 11.
-func (*ConnectionStartOk) IDs() (classID, methodID uint16) { return 10, 11 }
+func (*ConnectionStartOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionStartOk
+}
 
 // Name returns "connection.start-ok".
 func (*ConnectionStartOk) Name() string { return "connection.start-ok" }
@@ -128,7 +202,9 @@ type ConnectionSecure struct {
 }
 
 // IDs returns class 10, method 20.
-func (*ConnectionSecure) IDs() (classID, methodID uint16) { return 10, 20 }
+func (*ConnectionSecure) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionSecure
+}
 
 // Name returns "connection.secure".
 func (*ConnectionSecure) Name() string { return "connection.secure" }
@@ -155,7 +231,9 @@ type ConnectionSecureOk struct {
 }
 
 // IDs returns class 10, method 21.
-func (*ConnectionSecureOk) IDs() (classID, methodID uint16) { return 10, 21 }
+func (*ConnectionSecureOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionSecureOk
+}
 
 // Name returns "connection.secure-ok".
 func (*ConnectionSecureOk) Name() string { return "connection.secure-ok" }
@@ -184,7 +262,7 @@ type ConnectionTune struct {
 }
 
 // IDs returns class 10, method 30.
-func (*ConnectionTune) IDs() (classID, methodID uint16) { return 10, 30 }
+func (*ConnectionTune) IDs() (classID, methodID uint16) { return ClassConnection, MethodConnectionTune }
 
 // Name returns "connection.tune".
 func (*ConnectionTune) Name() string { return "connection.tune" }
@@ -217,7 +295,9 @@ type ConnectionTuneOk struct {
 }
 
 // IDs returns class 10, method 31.
-func (*ConnectionTuneOk) IDs() (classID, methodID uint16) { return 10, 31 }
+func (*ConnectionTuneOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionTuneOk
+}
 
 // Name returns "connection.tune-ok".
 func (*ConnectionTuneOk) Name() string { return "connection.tune-ok" }
@@ -250,7 +330,7 @@ type ConnectionOpen struct {
 }
 
 // IDs returns class 10, method 40.
-func (*ConnectionOpen) IDs() (classID, methodID uint16) { return 10, 40 }
+func (*ConnectionOpen) IDs() (classID, methodID uint16) { return ClassConnection, MethodConnectionOpen }
 
 // Name returns "connection.open".
 func (*ConnectionOpen) Name() string { return "connection.open" }
@@ -281,7 +361,9 @@ type ConnectionOpenOk struct {
 }
 
 // IDs returns class 10, method 41.
-func (*ConnectionOpenOk) IDs() (classID, methodID uint16) { return 10, 41 }
+func (*ConnectionOpenOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionOpenOk
+}
 
 // Name returns "connection.open-ok".
 func (*ConnectionOpenOk) Name() string { return "connection.open-ok" }
@@ -311,7 +393,9 @@ type ConnectionClose struct {
 }
 
 // IDs returns class 10, method 50.
-func (*ConnectionClose) IDs() (classID, methodID uint16) { return 10, 50 }
+func (*ConnectionClose) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionClose
+}
 
 // Name returns "connection.close".
 func (*ConnectionClose) Name() string { return "connection.close" }
@@ -343,7 +427,9 @@ type ConnectionCloseOk struct {
 }
 
 // IDs returns class 10, method 51.
-func (*ConnectionCloseOk) IDs() (classID, methodID uint16) { return 10, 51 }
+func (*ConnectionCloseOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionCloseOk
+}
 
 // Name returns "connection.close-ok".
 func (*ConnectionCloseOk) Name() string { return "connection.close-ok" }
@@ -370,7 +456,9 @@ type ConnectionBlocked struct {
 }
 
 // IDs returns class 10, method 60.
-func (*ConnectionBlocked) IDs() (classID, methodID uint16) { return 10, 60 }
+func (*ConnectionBlocked) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionBlocked
+}
 
 // Name returns "connection.blocked".
 func (*ConnectionBlocked) Name() string { return "connection.blocked" }
@@ -396,7 +484,9 @@ type ConnectionUnblocked struct {
 }
 
 // IDs returns class 10, method 61.
-func (*ConnectionUnblocked) IDs() (classID, methodID uint16) { return 10, 61 }
+func (*ConnectionUnblocked) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionUnblocked
+}
 
 // Name returns "connection.unblocked".
 func (*ConnectionUnblocked) Name() string { return "connection.unblocked" }
@@ -424,7 +514,9 @@ type ConnectionUpdateSecret struct {
 }
 
 // IDs returns class 10, method 70.
-func (*ConnectionUpdateSecret) IDs() (classID, methodID uint16) { return 10, 70 }
+func (*ConnectionUpdateSecret) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionUpdateSecret
+}
 
 // Name returns "connection.update-secret".
 func (*ConnectionUpdateSecret) Name() string { return "connection.update-secret" }
@@ -452,7 +544,9 @@ type ConnectionUpdateSecretOk struct {
 }
 
 // IDs returns class 10, method 71.
-func (*ConnectionUpdateSecretOk) IDs() (classID, methodID uint16) { return 10, 71 }
+func (*ConnectionUpdateSecretOk) IDs() (classID, methodID uint16) {
+	return ClassConnection, MethodConnectionUpdateSecretOk
+}
 
 // Name returns "connection.update-secret-ok".
 func (*ConnectionUpdateSecretOk) Name() string { return "connection.update-secret-ok" }
@@ -479,7 +573,7 @@ type ChannelOpen struct {
 }
 
 // IDs returns class 20, method 10.
-func (*ChannelOpen) IDs() (classID, methodID uint16) { return 20, 10 }
+func (*ChannelOpen) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelOpen }
 
 // Name returns "channel.open".
 func (*ChannelOpen) Name() string { return "channel.open" }
@@ -506,7 +600,7 @@ type ChannelOpenOk struct {
 }
 
 // IDs returns class 20, method 11.
-func (*ChannelOpenOk) IDs() (classID, methodID uint16) { return 20, 11 }
+func (*ChannelOpenOk) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelOpenOk }
 
 // Name returns "channel.open-ok".
 func (*ChannelOpenOk) Name() string { return "channel.open-ok" }
@@ -533,7 +627,7 @@ type ChannelFlow struct {
 }
 
 // IDs returns class 20, method 20.
-func (*ChannelFlow) IDs() (classID, methodID uint16) { return 20, 20 }
+func (*ChannelFlow) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelFlow }
 
 // Name returns "channel.flow".
 func (*ChannelFlow) Name() string { return "channel.flow" }
@@ -560,7 +654,7 @@ type ChannelFlowOk struct {
 }
 
 // IDs returns class 20, method 21.
-func (*ChannelFlowOk) IDs() (classID, methodID uint16) { return 20, 21 }
+func (*ChannelFlowOk) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelFlowOk }
 
 // Name returns "channel.flow-ok".
 func (*ChannelFlowOk) Name() string { return "channel.flow-ok" }
@@ -590,7 +684,7 @@ type ChannelClose struct {
 }
 
 // IDs returns class 20, method 40.
-func (*ChannelClose) IDs() (classID, methodID uint16) { return 20, 40 }
+func (*ChannelClose) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelClose }
 
 // Name returns "channel.close".
 func (*ChannelClose) Name() string { return "channel.close" }
@@ -622,7 +716,7 @@ type ChannelCloseOk struct {
 }
 
 // IDs returns class 20, method 41.
-func (*ChannelCloseOk) IDs() (classID, methodID uint16) { return 20, 41 }
+func (*ChannelCloseOk) IDs() (classID, methodID uint16) { return ClassChannel, MethodChannelCloseOk }
 
 // Name returns "channel.close-ok".
 func (*ChannelCloseOk) Name() string { return "channel.close-ok" }
@@ -654,7 +748,7 @@ type AccessRequest struct {
 }
 
 // IDs returns class 30, method 10.
-func (*AccessRequest) IDs() (classID, methodID uint16) { return 30, 10 }
+func (*AccessRequest) IDs() (classID, methodID uint16) { return ClassAccess, MethodAccessRequest }
 
 // Name returns "access.request".
 func (*AccessRequest) Name() string { return "access.request" }
@@ -691,7 +785,7 @@ type AccessRequestOk struct {
 }
 
 // IDs returns class 30, method 11.
-func (*AccessRequestOk) IDs() (classID, methodID uint16) { return 30, 11 }
+func (*AccessRequestOk) IDs() (classID, methodID uint16) { return ClassAccess, MethodAccessRequestOk }
 
 // Name returns "access.request-ok".
 func (*AccessRequestOk) Name() string { return "access.request-ok" }
@@ -726,7 +820,7 @@ type ExchangeDeclare struct {
 }
 
 // IDs returns class 40, method 10.
-func (*ExchangeDeclare) IDs() (classID, methodID uint16) { return 40, 10 }
+func (*ExchangeDeclare) IDs() (classID, methodID uint16) { return ClassExchange, MethodExchangeDeclare }
 
 // Name returns "exchange.declare".
 func (*ExchangeDeclare) Name() string { return "exchange.declare" }
@@ -768,7 +862,9 @@ type ExchangeDeclareOk struct {
 }
 
 // IDs returns class 40, method 11.
-func (*ExchangeDeclareOk) IDs() (classID, methodID uint16) { return 40, 11 }
+func (*ExchangeDeclareOk) IDs() (classID, methodID uint16) {
+	return ClassExchange, MethodExchangeDeclareOk
+}
 
 // Name returns "exchange.declare-ok".
 func (*ExchangeDeclareOk) Name() string { return "exchange.declare-ok" }
@@ -798,7 +894,7 @@ type ExchangeDelete struct {
 }
 
 // IDs returns class 40, method 20.
-func (*ExchangeDelete) IDs() (classID, methodID uint16) { return 40, 20 }
+func (*ExchangeDelete) IDs() (classID, methodID uint16) { return ClassExchange, MethodExchangeDelete }
 
 // Name returns "exchange.delete".
 func (*ExchangeDelete) Name() string { return "exchange.delete" }
@@ -830,7 +926,9 @@ type ExchangeDeleteOk struct {
 }
 
 // IDs returns class 40, method 21.
-func (*ExchangeDeleteOk) IDs() (classID, methodID uint16) { return 40, 21 }
+func (*ExchangeDeleteOk) IDs() (classID, methodID uint16) {
+	return ClassExchange, MethodExchangeDeleteOk
+}
 
 // Name returns "exchange.delete-ok".
 func (*ExchangeDeleteOk) Name() string { return "exchange.delete-ok" }
@@ -862,7 +960,7 @@ type ExchangeBind struct {
 }
 
 // IDs returns class 40, method 30.
-func (*ExchangeBind) IDs() (classID, methodID uint16) { return 40, 30 }
+func (*ExchangeBind) IDs() (classID, methodID uint16) { return ClassExchange, MethodExchangeBind }
 
 // Name returns "exchange.bind".
 func (*ExchangeBind) Name() string { return "exchange.bind" }
@@ -898,7 +996,7 @@ type ExchangeBindOk struct {
 }
 
 // IDs returns class 40, method 31.
-func (*ExchangeBindOk) IDs() (classID, methodID uint16) { return 40, 31 }
+func (*ExchangeBindOk) IDs() (classID, methodID uint16) { return ClassExchange, MethodExchangeBindOk }
 
 // Name returns "exchange.bind-ok".
 func (*ExchangeBindOk) Name() string { return "exchange.bind-ok" }
@@ -930,7 +1028,7 @@ type ExchangeUnbind struct {
 }
 
 // IDs returns class 40, method 40.
-func (*ExchangeUnbind) IDs() (classID, methodID uint16) { return 40, 40 }
+func (*ExchangeUnbind) IDs() (classID, methodID uint16) { return ClassExchange, MethodExchangeUnbind }
 
 // Name returns "exchange.unbind".
 func (*ExchangeUnbind) Name() string { return "exchange.unbind" }
@@ -966,7 +1064,9 @@ type ExchangeUnbindOk struct {
 }
 
 // IDs returns class 40, method 51.
-func (*ExchangeUnbindOk) IDs() (classID, methodID uint16) { return 40, 51 }
+func (*ExchangeUnbindOk) IDs() (classID, methodID uint16) {
+	return ClassExchange, MethodExchangeUnbindOk
+}
 
 // Name returns "exchange.unbind-ok".
 func (*ExchangeUnbindOk) Name() string { return "exchange.unbind-ok" }
@@ -1000,7 +1100,7 @@ type QueueDeclare struct {
 }
 
 // IDs returns class 50, method 10.
-func (*QueueDeclare) IDs() (classID, methodID uint16) { return 50, 10 }
+func (*QueueDeclare) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueDeclare }
 
 // Name returns "queue.declare".
 func (*QueueDeclare) Name() string { return "queue.declare" }
@@ -1043,7 +1143,7 @@ type QueueDeclareOk struct {
 }
 
 // IDs returns class 50, method 11.
-func (*QueueDeclareOk) IDs() (classID, methodID uint16) { return 50, 11 }
+func (*QueueDeclareOk) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueDeclareOk }
 
 // Name returns "queue.declare-ok".
 func (*QueueDeclareOk) Name() string { return "queue.declare-ok" }
@@ -1079,7 +1179,7 @@ type QueueBind struct {
 }
 
 // IDs returns class 50, method 20.
-func (*QueueBind) IDs() (classID, methodID uint16) { return 50, 20 }
+func (*QueueBind) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueBind }
 
 // Name returns "queue.bind".
 func (*QueueBind) Name() string { return "queue.bind" }
@@ -1115,7 +1215,7 @@ type QueueBindOk struct {
 }
 
 // IDs returns class 50, method 21.
-func (*QueueBindOk) IDs() (classID, methodID uint16) { return 50, 21 }
+func (*QueueBindOk) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueBindOk }
 
 // Name returns "queue.bind-ok".
 func (*QueueBindOk) Name() string { return "queue.bind-ok" }
@@ -1144,7 +1244,7 @@ type QueuePurge struct {
 }
 
 // IDs returns class 50, method 30.
-func (*QueuePurge) IDs() (classID, methodID uint16) { return 50, 30 }
+func (*QueuePurge) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueuePurge }
 
 // Name returns "queue.purge".
 func (*QueuePurge) Name() string { return "queue.purge" }
@@ -1175,7 +1275,7 @@ type QueuePurgeOk struct {
 }
 
 // IDs returns class 50, method 31.
-func (*QueuePurgeOk) IDs() (classID, methodID uint16) { return 50, 31 }
+func (*QueuePurgeOk) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueuePurgeOk }
 
 // Name returns "queue.purge-ok".
 func (*QueuePurgeOk) Name() string { return "queue.purge-ok" }
@@ -1206,7 +1306,7 @@ type QueueDelete struct {
 }
 
 // IDs returns class 50, method 40.
-func (*QueueDelete) IDs() (classID, methodID uint16) { return 50, 40 }
+func (*QueueDelete) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueDelete }
 
 // Name returns "queue.delete".
 func (*QueueDelete) Name() string { return "queue.delete" }
@@ -1241,7 +1341,7 @@ type QueueDeleteOk struct {
 }
 
 // IDs returns class 50, method 41.
-func (*QueueDeleteOk) IDs() (classID, methodID uint16) { return 50, 41 }
+func (*QueueDeleteOk) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueDeleteOk }
 
 // Name returns "queue.delete-ok".
 func (*QueueDeleteOk) Name() string { return "queue.delete-ok" }
@@ -1272,7 +1372,7 @@ type QueueUnbind struct {
 }
 
 // IDs returns class 50, method 50.
-func (*QueueUnbind) IDs() (classID, methodID uint16) { return 50, 50 }
+func (*QueueUnbind) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueUnbind }
 
 // Name returns "queue.unbind".
 func (*QueueUnbind) Name() string { return "queue.unbind" }
@@ -1306,7 +1406,7 @@ type QueueUnbindOk struct {
 }
 
 // IDs returns class 50, method 51.
-func (*QueueUnbindOk) IDs() (classID, methodID uint16) { return 50, 51 }
+func (*QueueUnbindOk) IDs() (classID, methodID uint16) { return ClassQueue, MethodQueueUnbindOk }
 
 // Name returns "queue.unbind-ok".
 func (*QueueUnbindOk) Name() string { return "queue.unbind-ok" }
@@ -1335,7 +1435,7 @@ type BasicQos struct {
 }
 
 // IDs returns class 60, method 10.
-func (*BasicQos) IDs() (classID, methodID uint16) { return 60, 10 }
+func (*BasicQos) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicQos }
 
 // Name returns "basic.qos".
 func (*BasicQos) Name() string { return "basic.qos" }
@@ -1365,7 +1465,7 @@ type BasicQosOk struct {
 }
 
 // IDs returns class 60, method 11.
-func (*BasicQosOk) IDs() (classID, methodID uint16) { return 60, 11 }
+func (*BasicQosOk) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicQosOk }
 
 // Name returns "basic.qos-ok".
 func (*BasicQosOk) Name() string { return "basic.qos-ok" }
@@ -1399,7 +1499,7 @@ type BasicConsume struct {
 }
 
 // IDs returns class 60, method 20.
-func (*BasicConsume) IDs() (classID, methodID uint16) { return 60, 20 }
+func (*BasicConsume) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicConsume }
 
 // Name returns "basic.consume".
 func (*BasicConsume) Name() string { return "basic.consume" }
@@ -1440,7 +1540,7 @@ type BasicConsumeOk struct {
 }
 
 // IDs returns class 60, method 21.
-func (*BasicConsumeOk) IDs() (classID, methodID uint16) { return 60, 21 }
+func (*BasicConsumeOk) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicConsumeOk }
 
 // Name returns "basic.consume-ok".
 func (*BasicConsumeOk) Name() string { return "basic.consume-ok" }
@@ -1468,7 +1568,7 @@ type BasicCancel struct {
 }
 
 // IDs returns class 60, method 30.
-func (*BasicCancel) IDs() (classID, methodID uint16) { return 60, 30 }
+func (*BasicCancel) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicCancel }
 
 // Name returns "basic.cancel".
 func (*BasicCancel) Name() string { return "basic.cancel" }
@@ -1497,7 +1597,7 @@ type BasicCancelOk struct {
 }
 
 // IDs returns class 60, method 31.
-func (*BasicCancelOk) IDs() (classID, methodID uint16) { return 60, 31 }
+func (*BasicCancelOk) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicCancelOk }
 
 // Name returns "basic.cancel-ok".
 func (*BasicCancelOk) Name() string { return "basic.cancel-ok" }
@@ -1528,7 +1628,7 @@ type BasicPublish struct {
 }
 
 // IDs returns class 60, method 40.
-func (*BasicPublish) IDs() (classID, methodID uint16) { return 60, 40 }
+func (*BasicPublish) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicPublish }
 
 // Name returns "basic.publish".
 func (*BasicPublish) Name() string { return "basic.publish" }
@@ -1566,7 +1666,7 @@ type BasicReturn struct {
 }
 
 // IDs returns class 60, method 50.
-func (*BasicReturn) IDs() (classID, methodID uint16) { return 60, 50 }
+func (*BasicReturn) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicReturn }
 
 // Name returns "basic.return".
 func (*BasicReturn) Name() string { return "basic.return" }
@@ -1603,7 +1703,7 @@ type BasicDeliver struct {
 }
 
 // IDs returns class 60, method 60.
-func (*BasicDeliver) IDs() (classID, methodID uint16) { return 60, 60 }
+func (*BasicDeliver) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicDeliver }
 
 // Name returns "basic.deliver".
 func (*BasicDeliver) Name() string { return "basic.deliver" }
@@ -1640,7 +1740,7 @@ type BasicGet struct {
 }
 
 // IDs returns class 60, method 70.
-func (*BasicGet) IDs() (classID, methodID uint16) { return 60, 70 }
+func (*BasicGet) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicGet }
 
 // Name returns "basic.get".
 func (*BasicGet) Name() string { return "basic.get" }
@@ -1675,7 +1775,7 @@ type BasicGetOk struct {
 }
 
 // IDs returns class 60, method 71.
-func (*BasicGetOk) IDs() (classID, methodID uint16) { return 60, 71 }
+func (*BasicGetOk) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicGetOk }
 
 // Name returns "basic.get-ok".
 func (*BasicGetOk) Name() string { return "basic.get-ok" }
@@ -1710,7 +1810,7 @@ type BasicGetEmpty struct {
 }
 
 // IDs returns class 60, method 72.
-func (*BasicGetEmpty) IDs() (classID, methodID uint16) { return 60, 72 }
+func (*BasicGetEmpty) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicGetEmpty }
 
 // Name returns "basic.get-empty".
 func (*BasicGetEmpty) Name() string { return "basic.get-empty" }
@@ -1738,7 +1838,7 @@ type BasicAck struct {
 }
 
 // IDs returns class 60, method 80.
-func (*BasicAck) IDs() (classID, methodID uint16) { return 60, 80 }
+func (*BasicAck) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicAck }
 
 // Name returns "basic.ack".
 func (*BasicAck) Name() string { return "basic.ack" }
@@ -1768,7 +1868,7 @@ type BasicReject struct {
 }
 
 // IDs returns class 60, method 90.
-func (*BasicReject) IDs() (classID, methodID uint16) { return 60, 90 }
+func (*BasicReject) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicReject }
 
 // Name returns "basic.reject".
 func (*BasicReject) Name() string { return "basic.reject" }
@@ -1797,7 +1897,9 @@ type BasicRecoverAsync struct {
 }
 
 // IDs returns class 60, method 100.
-func (*BasicRecoverAsync) IDs() (classID, methodID uint16) { return 60, 100 }
+func (*BasicRecoverAsync) IDs() (classID, methodID uint16) {
+	return ClassBasic, MethodBasicRecoverAsync
+}
 
 // Name returns "basic.recover-async".
 func (*BasicRecoverAsync) Name() string { return "basic.recover-async" }
@@ -1824,7 +1926,7 @@ type BasicRecover struct {
 }
 
 // IDs returns class 60, method 110.
-func (*BasicRecover) IDs() (classID, methodID uint16) { return 60, 110 }
+func (*BasicRecover) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicRecover }
 
 // Name returns "basic.recover".
 func (*BasicRecover) Name() string { return "basic.recover" }
@@ -1850,7 +1952,7 @@ type BasicRecoverOk struct {
 }
 
 // IDs returns class 60, method 111.
-func (*BasicRecoverOk) IDs() (classID, methodID uint16) { return 60, 111 }
+func (*BasicRecoverOk) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicRecoverOk }
 
 // Name returns "basic.recover-ok".
 func (*BasicRecoverOk) Name() string { return "basic.recover-ok" }
@@ -1879,7 +1981,7 @@ type BasicNack struct {
 }
 
 // IDs returns class 60, method 120.
-func (*BasicNack) IDs() (classID, methodID uint16) { return 60, 120 }
+func (*BasicNack) IDs() (classID, methodID uint16) { return ClassBasic, MethodBasicNack }
 
 // Name returns "basic.nack".
 func (*BasicNack) Name() string { return "basic.nack" }
@@ -1909,7 +2011,7 @@ type TxSelect struct {
 }
 
 // IDs returns class 90, method 10.
-func (*TxSelect) IDs() (classID, methodID uint16) { return 90, 10 }
+func (*TxSelect) IDs() (classID, methodID uint16) { return ClassTx, MethodTxSelect }
 
 // Name returns "tx.select".
 func (*TxSelect) Name() string { return "tx.select" }
@@ -1935,7 +2037,7 @@ type TxSelectOk struct {
 }
 
 // IDs returns class 90, method 11.
-func (*TxSelectOk) IDs() (classID, methodID uint16) { return 90, 11 }
+func (*TxSelectOk) IDs() (classID, methodID uint16) { return ClassTx, MethodTxSelectOk }
 
 // Name returns "tx.select-ok".
 func (*TxSelectOk) Name() string { return "tx.select-ok" }
@@ -1961,7 +2063,7 @@ type TxCommit struct {
 }
 
 // IDs returns class 90, method 20.
-func (*TxCommit) IDs() (classID, methodID uint16) { return 90, 20 }
+func (*TxCommit) IDs() (classID, methodID uint16) { return ClassTx, MethodTxCommit }
 
 // Name returns "tx.commit".
 func (*TxCommit) Name() string { return "tx.commit" }
@@ -1987,7 +2089,7 @@ type TxCommitOk struct {
 }
 
 // IDs returns class 90, method 21.
-func (*TxCommitOk) IDs() (classID, methodID uint16) { return 90, 21 }
+func (*TxCommitOk) IDs() (classID, methodID uint16) { return ClassTx, MethodTxCommitOk }
 
 // Name returns "tx.commit-ok".
 func (*TxCommitOk) Name() string { return "tx.commit-ok" }
@@ -2013,7 +2115,7 @@ type TxRollback struct {
 }
 
 // IDs returns class 90, method 30.
-func (*TxRollback) IDs() (classID, methodID uint16) { return 90, 30 }
+func (*TxRollback) IDs() (classID, methodID uint16) { return ClassTx, MethodTxRollback }
 
 // Name returns "tx.rollback".
 func (*TxRollback) Name() string { return "tx.rollback" }
@@ -2039,7 +2141,7 @@ type TxRollbackOk struct {
 }
 
 // IDs returns class 90, method 31.
-func (*TxRollbackOk) IDs() (classID, methodID uint16) { return 90, 31 }
+func (*TxRollbackOk) IDs() (classID, methodID uint16) { return ClassTx, MethodTxRollbackOk }
 
 // Name returns "tx.rollback-ok".
 func (*TxRollbackOk) Name() string { return "tx.rollback-ok" }
@@ -2066,7 +2168,7 @@ type ConfirmSelect struct {
 }
 
 // IDs returns class 85, method 10.
-func (*ConfirmSelect) IDs() (classID, methodID uint16) { return 85, 10 }
+func (*ConfirmSelect) IDs() (classID, methodID uint16) { return ClassConfirm, MethodConfirmSelect }
 
 // Name returns "confirm.select".
 func (*ConfirmSelect) Name() string { return "confirm.select" }
@@ -2092,7 +2194,7 @@ type ConfirmSelectOk struct {
 }
 
 // IDs returns class 85, method 11.
-func (*ConfirmSelectOk) IDs() (classID, methodID uint16) { return 85, 11 }
+func (*ConfirmSelectOk) IDs() (classID, methodID uint16) { return ClassConfirm, MethodConfirmSelectOk }
 
 // Name returns "confirm.select-ok".
 func (*ConfirmSelectOk) Name() string { return "confirm.select-ok" }
@@ -2117,137 +2219,137 @@ func (_ *ConfirmSelectOk) Encode(e *Encoder) {
 // specification has no such method.
 func NewMethod(classID, methodID uint16) Method {
 	switch uint32(classID)<<16 | uint32(methodID) {
-	case 10<<16 | 10:
+	case ClassConnection<<16 | MethodConnectionStart:
 		return &ConnectionStart{}
-	case 10<<16 | 11:
+	case ClassConnection<<16 | MethodConnectionStartOk:
 		return &ConnectionStartOk{}
-	case 10<<16 | 20:
+	case ClassConnection<<16 | MethodConnectionSecure:
 		return &ConnectionSecure{}
-	case 10<<16 | 21:
+	case ClassConnection<<16 | MethodConnectionSecureOk:
 		return &ConnectionSecureOk{}
-	case 10<<16 | 30:
+	case ClassConnection<<16 | MethodConnectionTune:
 		return &ConnectionTune{}
-	case 10<<16 | 31:
+	case ClassConnection<<16 | MethodConnectionTuneOk:
 		return &ConnectionTuneOk{}
-	case 10<<16 | 40:
+	case ClassConnection<<16 | MethodConnectionOpen:
 		return &ConnectionOpen{}
-	case 10<<16 | 41:
+	case ClassConnection<<16 | MethodConnectionOpenOk:
 		return &ConnectionOpenOk{}
-	case 10<<16 | 50:
+	case ClassConnection<<16 | MethodConnectionClose:
 		return &ConnectionClose{}
-	case 10<<16 | 51:
+	case ClassConnection<<16 | MethodConnectionCloseOk:
 		return &ConnectionCloseOk{}
-	case 10<<16 | 60:
+	case ClassConnection<<16 | MethodConnectionBlocked:
 		return &ConnectionBlocked{}
-	case 10<<16 | 61:
+	case ClassConnection<<16 | MethodConnectionUnblocked:
 		return &ConnectionUnblocked{}
-	case 10<<16 | 70:
+	case ClassConnection<<16 | MethodConnectionUpdateSecret:
 		return &ConnectionUpdateSecret{}
-	case 10<<16 | 71:
+	case ClassConnection<<16 | MethodConnectionUpdateSecretOk:
 		return &ConnectionUpdateSecretOk{}
-	case 20<<16 | 10:
+	case ClassChannel<<16 | MethodChannelOpen:
 		return &ChannelOpen{}
-	case 20<<16 | 11:
+	case ClassChannel<<16 | MethodChannelOpenOk:
 		return &ChannelOpenOk{}
-	case 20<<16 | 20:
+	case ClassChannel<<16 | MethodChannelFlow:
 		return &ChannelFlow{}
-	case 20<<16 | 21:
+	case ClassChannel<<16 | MethodChannelFlowOk:
 		return &ChannelFlowOk{}
-	case 20<<16 | 40:
+	case ClassChannel<<16 | MethodChannelClose:
 		return &ChannelClose{}
-	case 20<<16 | 41:
+	case ClassChannel<<16 | MethodChannelCloseOk:
 		return &ChannelCloseOk{}
-	case 30<<16 | 10:
+	case ClassAccess<<16 | MethodAccessRequest:
 		return &AccessRequest{}
-	case 30<<16 | 11:
+	case ClassAccess<<16 | MethodAccessRequestOk:
 		return &AccessRequestOk{}
-	case 40<<16 | 10:
+	case ClassExchange<<16 | MethodExchangeDeclare:
 		return &ExchangeDeclare{}
-	case 40<<16 | 11:
+	case ClassExchange<<16 | MethodExchangeDeclareOk:
 		return &ExchangeDeclareOk{}
-	case 40<<16 | 20:
+	case ClassExchange<<16 | MethodExchangeDelete:
 		return &ExchangeDelete{}
-	case 40<<16 | 21:
+	case ClassExchange<<16 | MethodExchangeDeleteOk:
 		return &ExchangeDeleteOk{}
-	case 40<<16 | 30:
+	case ClassExchange<<16 | MethodExchangeBind:
 		return &ExchangeBind{}
-	case 40<<16 | 31:
+	case ClassExchange<<16 | MethodExchangeBindOk:
 		return &ExchangeBindOk{}
-	case 40<<16 | 40:
+	case ClassExchange<<16 | MethodExchangeUnbind:
 		return &ExchangeUnbind{}
-	case 40<<16 | 51:
+	case ClassExchange<<16 | MethodExchangeUnbindOk:
 		return &ExchangeUnbindOk{}
-	case 50<<16 | 10:
+	case ClassQueue<<16 | MethodQueueDeclare:
 		return &QueueDeclare{}
-	case 50<<16 | 11:
+	case ClassQueue<<16 | MethodQueueDeclareOk:
 		return &QueueDeclareOk{}
-	case 50<<16 | 20:
+	case ClassQueue<<16 | MethodQueueBind:
 		return &QueueBind{}
-	case 50<<16 | 21:
+	case ClassQueue<<16 | MethodQueueBindOk:
 		return &QueueBindOk{}
-	case 50<<16 | 30:
+	case ClassQueue<<16 | MethodQueuePurge:
 		return &QueuePurge{}
-	case 50<<16 | 31:
+	case ClassQueue<<16 | MethodQueuePurgeOk:
 		return &QueuePurgeOk{}
-	case 50<<16 | 40:
+	case ClassQueue<<16 | MethodQueueDelete:
 		return &QueueDelete{}
-	case 50<<16 | 41:
+	case ClassQueue<<16 | MethodQueueDeleteOk:
 		return &QueueDeleteOk{}
-	case 50<<16 | 50:
+	case ClassQueue<<16 | MethodQueueUnbind:
 		return &QueueUnbind{}
-	case 50<<16 | 51:
+	case ClassQueue<<16 | MethodQueueUnbindOk:
 		return &QueueUnbindOk{}
-	case 60<<16 | 10:
+	case ClassBasic<<16 | MethodBasicQos:
 		return &BasicQos{}
-	case 60<<16 | 11:
+	case ClassBasic<<16 | MethodBasicQosOk:
 		return &BasicQosOk{}
-	case 60<<16 | 20:
+	case ClassBasic<<16 | MethodBasicConsume:
 		return &BasicConsume{}
-	case 60<<16 | 21:
+	case ClassBasic<<16 | MethodBasicConsumeOk:
 		return &BasicConsumeOk{}
-	case 60<<16 | 30:
+	case ClassBasic<<16 | MethodBasicCancel:
 		return &BasicCancel{}
-	case 60<<16 | 31:
+	case ClassBasic<<16 | MethodBasicCancelOk:
 		return &BasicCancelOk{}
-	case 60<<16 | 40:
+	case ClassBasic<<16 | MethodBasicPublish:
 		return &BasicPublish{}
-	case 60<<16 | 50:
+	case ClassBasic<<16 | MethodBasicReturn:
 		return &BasicReturn{}
-	case 60<<16 | 60:
+	case ClassBasic<<16 | MethodBasicDeliver:
 		return &BasicDeliver{}
-	case 60<<16 | 70:
+	case ClassBasic<<16 | MethodBasicGet:
 		return &BasicGet{}
-	case 60<<16 | 71:
+	case ClassBasic<<16 | MethodBasicGetOk:
 		return &BasicGetOk{}
-	case 60<<16 | 72:
+	case ClassBasic<<16 | MethodBasicGetEmpty:
 		return &BasicGetEmpty{}
-	case 60<<16 | 80:
+	case ClassBasic<<16 | MethodBasicAck:
 		return &BasicAck{}
-	case 60<<16 | 90:
+	case ClassBasic<<16 | MethodBasicReject:
 		return &BasicReject{}
-	case 60<<16 | 100:
+	case ClassBasic<<16 | MethodBasicRecoverAsync:
 		return &BasicRecoverAsync{}
-	case 60<<16 | 110:
+	case ClassBasic<<16 | MethodBasicRecover:
 		return &BasicRecover{}
-	case 60<<16 | 111:
+	case ClassBasic<<16 | MethodBasicRecoverOk:
 		return &BasicRecoverOk{}
-	case 60<<16 | 120:
+	case ClassBasic<<16 | MethodBasicNack:
 		return &BasicNack{}
-	case 90<<16 | 10:
+	case ClassTx<<16 | MethodTxSelect:
 		return &TxSelect{}
-	case 90<<16 | 11:
+	case ClassTx<<16 | MethodTxSelectOk:
 		return &TxSelectOk{}
-	case 90<<16 | 20:
+	case ClassTx<<16 | MethodTxCommit:
 		return &TxCommit{}
-	case 90<<16 | 21:
+	case ClassTx<<16 | MethodTxCommitOk:
 		return &TxCommitOk{}
-	case 90<<16 | 30:
+	case ClassTx<<16 | MethodTxRollback:
 		return &TxRollback{}
-	case 90<<16 | 31:
+	case ClassTx<<16 | MethodTxRollbackOk:
 		return &TxRollbackOk{}
-	case 85<<16 | 10:
+	case ClassConfirm<<16 | MethodConfirmSelect:
 		return &ConfirmSelect{}
-	case 85<<16 | 11:
+	case ClassConfirm<<16 | MethodConfirmSelectOk:
 		return &ConfirmSelectOk{}
 	}
 	return nil

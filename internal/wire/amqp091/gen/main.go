@@ -1,6 +1,7 @@
 // Command gen generates the AMQP 0-9-1 method codec (methods_gen.go) from the
-// machine-readable specification in ../shared/spec. Run it with go generate
-// in internal/wire/amqp091.
+// machine-readable specification in ../spec (kept in the repository so a
+// fresh clone can regenerate). Run it with go generate in
+// internal/wire/amqp091.
 package main
 
 import (
@@ -76,7 +77,7 @@ func camel(s string) string {
 }
 
 func main() {
-	specPath := flag.String("spec", "", "path to amqp-rabbitmq-0.9.1.json")
+	specPath := flag.String("spec", "spec/amqp-rabbitmq-0.9.1.json", "path to amqp-rabbitmq-0.9.1.json")
 	out := flag.String("out", "methods_gen.go", "output file")
 	flag.Parse()
 	raw, err := os.ReadFile(*specPath)
@@ -120,6 +121,17 @@ func main() {
 	}
 	p(")\n\n")
 
+	// Method ids are per class: compare the class id too. Code that looks
+	// at a frame's ids without decoding it (close handshakes, the publish
+	// fast path) names methods by these rather than by number.
+	p("// Method identifiers, each within its class (Class<Name>).\nconst (\n")
+	for _, c := range s.Classes {
+		for _, m := range c.Methods {
+			p("\tMethod%s%s = %d\n", camel(c.Name), camel(m.Name), m.ID)
+		}
+	}
+	p(")\n\n")
+
 	for _, c := range s.Classes {
 		for _, m := range c.Methods {
 			name := camel(c.Name) + camel(m.Name)
@@ -129,7 +141,7 @@ func main() {
 				p("\t%s %s\n", camel(a.Name), goTypes[typeOf(a)])
 			}
 			p("}\n\n")
-			p("// IDs returns class %d, method %d.\nfunc (*%s) IDs() (classID, methodID uint16) { return %d, %d }\n\n", c.ID, m.ID, name, c.ID, m.ID)
+			p("// IDs returns class %d, method %d.\nfunc (*%s) IDs() (classID, methodID uint16) { return Class%s, Method%s }\n\n", c.ID, m.ID, name, camel(c.Name), name)
 			p("// Name returns %q.\nfunc (*%s) Name() string { return %q }\n\n", c.Name+"."+m.Name, name, c.Name+"."+m.Name)
 			p("// HasContent reports whether a content header and body follow.\nfunc (*%s) HasContent() bool { return %v }\n\n", name, m.Content)
 			p("// Synchronous reports whether the method expects a reply.\nfunc (*%s) Synchronous() bool { return %v }\n\n", name, m.Synchronous)
@@ -160,7 +172,7 @@ func main() {
 	p("func NewMethod(classID, methodID uint16) Method {\n\tswitch uint32(classID)<<16 | uint32(methodID) {\n")
 	for _, c := range s.Classes {
 		for _, m := range c.Methods {
-			p("\tcase %d<<16 | %d:\n\t\treturn &%s{}\n", c.ID, m.ID, camel(c.Name)+camel(m.Name))
+			p("\tcase Class%s<<16 | Method%s:\n\t\treturn &%s{}\n", camel(c.Name), camel(c.Name)+camel(m.Name), camel(c.Name)+camel(m.Name))
 		}
 	}
 	p("\t}\n\treturn nil\n}\n\n")

@@ -1,18 +1,16 @@
-package codec
+package message
 
 import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/tern-broker/tern/internal/broker"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
 	t.Parallel()
-	m := &broker.Message{
+	m := &Message{
 		Exchange: "amq.topic", RoutingKey: "a.b", Published: time.Now().UnixNano(), Body: []byte("payload"),
-		Props: broker.Properties{ContentType: "text/plain", DeliveryMode: 2, Priority: 4, Expiration: "5000",
+		Props: Properties{ContentType: "text/plain", DeliveryMode: 2, Priority: 4, Expiration: "5000",
 			Headers: map[string]any{"k": "v", "n": int32(3)}, Timestamp: time.Unix(1700000000, 0).UTC(), MessageID: "id"},
 	}
 	got, err := DecodeMessage(AppendMessage(nil, m))
@@ -28,7 +26,7 @@ func TestMessageRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeMessage(f *testing.F) {
-	f.Add(AppendMessage(nil, &broker.Message{Exchange: "x", RoutingKey: "k", Body: []byte("b"), Props: broker.Properties{Headers: map[string]any{"a": int32(1)}}}))
+	f.Add(AppendMessage(nil, &Message{Exchange: "x", RoutingKey: "k", Body: []byte("b"), Props: Properties{Headers: map[string]any{"a": int32(1)}}}))
 	f.Add(AppendMessage(nil, mqttMessage()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMessage(b)

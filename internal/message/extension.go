@@ -1,12 +1,9 @@
-package codec
+package message
 
 import (
 	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
 // The record extension keeps what AMQP basic properties cannot hold: the
@@ -30,10 +27,10 @@ const (
 	flagOrdered  = 1 << 3 // Props.Ordered follows
 )
 
-func appendExtension(buf []byte, m *broker.Message) []byte {
+func appendExtension(buf []byte, m *Message) []byte {
 	o := &m.Origin
 	longCorr := len(m.Props.CorrelationID) > 255
-	if *o == (broker.Origin{}) && m.Props.Ordered == nil && !longCorr {
+	if *o == (Origin{}) && m.Props.Ordered == nil && !longCorr {
 		return buf
 	}
 	var flags byte
@@ -76,19 +73,19 @@ func appendExtension(buf []byte, m *broker.Message) []byte {
 		buf = append(buf, 'F')
 		at := len(buf)
 		buf = append(buf, 0, 0, 0, 0)
-		buf = amqp091.AppendField(buf, "", h.Value)
+		buf = AppendField(buf, "", h.Value)
 		binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
 	}
 	return buf
 }
 
-func decodeExtension(b []byte, m *broker.Message) error {
+func decodeExtension(b []byte, m *Message) error {
 	corrupt := func(what string) error { return fmt.Errorf("%w: extension: %s", ErrCorrupt, what) }
 	if len(b) < 6 || b[0] != extVersion {
 		return corrupt("unknown version or short")
 	}
 	flags := b[1]
-	m.Origin = broker.Origin{MQTT: flags&flagMQTT != 0, Retain: flags&flagRetain != 0, QoS: b[2], PayloadFormat: b[3]}
+	m.Origin = Origin{MQTT: flags&flagMQTT != 0, Retain: flags&flagRetain != 0, QoS: b[2], PayloadFormat: b[3]}
 	n := int(binary.BigEndian.Uint16(b[4:]))
 	b = b[6:]
 	if len(b) < n {
@@ -111,7 +108,7 @@ func decodeExtension(b []byte, m *broker.Message) error {
 		if uint64(count) > uint64(len(b)) {
 			return corrupt("header count")
 		}
-		hs := make([]broker.Header, 0, count)
+		hs := make([]Header, 0, count)
 		for range count {
 			if len(b) < 2 {
 				return corrupt("header key")
@@ -134,13 +131,13 @@ func decodeExtension(b []byte, m *broker.Message) error {
 			case 'S':
 				v = string(raw)
 			case 'F':
-				if err := amqp091.EachField(raw, func(_ string, fv any) { v = fv }); err != nil {
+				if err := EachField(raw, func(_ string, fv any) { v = fv }); err != nil {
 					return corrupt(err.Error())
 				}
 			default:
 				return corrupt("header value kind")
 			}
-			hs = append(hs, broker.Header{Key: key, Value: v})
+			hs = append(hs, Header{Key: key, Value: v})
 		}
 		m.Props.Ordered = hs
 	}
@@ -163,7 +160,7 @@ const (
 // them, so durable MQTT messages and retained messages from before keep
 // their QoS, retain flag and no-local publisher. The headers are
 // re-encoded without them.
-func upgradeLegacyMQTT(m *broker.Message) {
+func upgradeLegacyMQTT(m *Message) {
 	h := m.Props.Headers
 	qos, ok := legacyInt(h[legacyQoS])
 	if !ok || qos < 0 || qos > 2 {

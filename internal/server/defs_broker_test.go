@@ -1,4 +1,4 @@
-package store
+package server
 
 import (
 	"fmt"
@@ -8,21 +8,22 @@ import (
 	"testing"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/store"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
 // TestDefinitionsSnapshotsUnderConcurrentChanges runs the broker on the
-// store with a snapshot every 25 commands while goroutines declare, bind
+// store (through the storage adapter, which encodes commands and snapshots) with a snapshot every 25 commands while goroutines declare, bind
 // and delete in two vhosts: after a crash, snapshot plus log give exactly
 // the broker's definitions at the end.
 func TestDefinitionsSnapshotsUnderConcurrentChanges(t *testing.T) {
 	t.Parallel()
 	m := vfs.NewCrashable()
-	st, err := Open(m, "/d", Options{SnapshotEvery: 25})
+	st, err := store.Open(m, "/d", store.Options{SnapshotEvery: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broker.New(broker.Config{Storage: st})
+	b := broker.New(broker.Config{Storage: storage{st}})
 	b.AddVHost("v2")
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -67,23 +68,27 @@ func TestDefinitionsSnapshotsUnderConcurrentChanges(t *testing.T) {
 	}
 	want := b.Definitions()
 
-	st2, err := Open(m.Crash(nil), "/d", Options{SnapshotEvery: 25})
+	st2, err := store.Open(m.Crash(nil), "/d", store.Options{SnapshotEvery: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st2.Close()
-	d, err := st2.LoadDefinitions()
+	d, err := loadDefinitions(st2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(d.Queues) == 0 {
 		t.Fatal("no snapshot was written")
 	}
-	b2 := broker.New(broker.Config{Storage: st2})
+	b2 := broker.New(broker.Config{Storage: storage{st2}})
 	if err := b2.Restore(d); err != nil {
 		t.Fatal(err)
 	}
-	if err := b2.Replay(st2.LoadCommands()); err != nil {
+	cmds, err := loadCommands(st2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Replay(cmds); err != nil {
 		t.Fatal(err)
 	}
 	if got := b2.Definitions(); canonical(got) != canonical(want) {

@@ -1,16 +1,13 @@
-package codec
+package message
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
 // ErrCorrupt reports a stored message that does not decode.
-var ErrCorrupt = errors.New("codec: corrupt message record")
+var ErrCorrupt = errors.New("message: corrupt message record")
 
 // AppendMessage appends the stored form of m:
 //
@@ -22,7 +19,7 @@ var ErrCorrupt = errors.New("codec: corrupt message record")
 // appendExtension) is present only for messages with an Origin, ordered
 // headers or a long correlation id; records without it are the format of
 // earlier versions and still decode.
-func AppendMessage(buf []byte, m *broker.Message) []byte {
+func AppendMessage(buf []byte, m *Message) []byte {
 	buf = binary.BigEndian.AppendUint64(buf, uint64(m.Published))
 	buf = appendShortstr(buf, m.Exchange)
 	buf = appendShortstr(buf, m.RoutingKey)
@@ -35,40 +32,31 @@ func AppendMessage(buf []byte, m *broker.Message) []byte {
 	return appendExtension(buf, m)
 }
 
-func appendShortstr(buf []byte, s string) []byte {
-	if len(s) > 255 {
-		s = s[:255]
-	}
-	return append(append(buf, byte(len(s))), s...)
-}
-
 // DecodeMessage decodes a stored message. The message's body and encoded
 // properties alias b, which the caller must not reuse.
-func DecodeMessage(b []byte) (*broker.Message, error) {
-	d := amqp091.NewDecoder(b)
-	published := int64(d.Longlong())
-	exchange := d.Shortstr()
-	key := d.Shortstr()
-	props := d.LongstrBytes()
-	body := d.LongstrBytes()
-	if err := d.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+func DecodeMessage(b []byte) (*Message, error) {
+	r := reader{buf: b}
+	published := int64(r.longlong())
+	exchange := r.shortstr()
+	key := r.shortstr()
+	props := r.longstrBytes()
+	body := r.longstrBytes()
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, r.err)
 	}
-	pd := amqp091.NewDecoder(props)
-	var wp amqp091.Properties
-	wp.Decode(pd)
-	if err := pd.Err(); err != nil {
+	p, err := DecodeProperties(props)
+	if err != nil {
 		return nil, fmt.Errorf("%w: properties: %v", ErrCorrupt, err)
 	}
-	m := &broker.Message{
+	m := &Message{
 		Exchange:   exchange,
 		RoutingKey: key,
-		Props:      FromWire(&wp),
+		Props:      p,
 		Body:       body,
 		Published:  published,
 		WireProps:  props,
 	}
-	if ext := d.Remaining(); len(ext) != 0 {
+	if ext := r.remaining(); len(ext) != 0 {
 		if err := decodeExtension(ext, m); err != nil {
 			return nil, err
 		}

@@ -1,22 +1,20 @@
-package codec
+package message
 
 import (
+	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
-func mqttMessage() *broker.Message {
-	return &broker.Message{
+func mqttMessage() *Message {
+	return &Message{
 		Exchange: "amq.topic", RoutingKey: "a.b", Body: []byte("x"), Published: 42,
-		Props: broker.Properties{DeliveryMode: 2, CorrelationID: strings.Repeat("c", 300),
-			Ordered: []broker.Header{{Key: "b", Value: "1"}, {Key: "a", Value: "2"}, {Key: "b", Value: "3"}, {Key: "n", Value: int32(7)}},
+		Props: Properties{DeliveryMode: 2, CorrelationID: strings.Repeat("c", 300),
+			Ordered: []Header{{Key: "b", Value: "1"}, {Key: "a", Value: "2"}, {Key: "b", Value: "3"}, {Key: "n", Value: int32(7)}},
 			Headers: map[string]any{"b": "1", "a": "2", "n": int32(7)}},
-		Origin: broker.Origin{ClientID: "dev-1", MQTT: true, QoS: 2, Retain: true, PayloadFormat: 1},
+		Origin: Origin{ClientID: "dev-1", MQTT: true, QoS: 2, Retain: true, PayloadFormat: 1},
 	}
 }
 
@@ -47,10 +45,9 @@ func TestMessageExtensionRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(keys, []string{"b", "a", "n", HeaderCorrelationID}) || corr != m.Props.CorrelationID {
 		t.Fatalf("AMQP headers in order %v, correlation header %v", keys, corr)
 	}
-	var wp amqp091.Properties
-	wp.Decode(amqp091.NewDecoder(got.WireProps))
-	if wp.Flags&amqp091.FlagCorrelationID != 0 || wp.DeliveryMode != 2 {
-		t.Fatalf("AMQP properties %+v", wp)
+	wp, err := DecodeProperties(got.WireProps)
+	if err != nil || binary.BigEndian.Uint16(got.WireProps)&flagCorrelationID != 0 || wp.CorrelationID != "" || wp.DeliveryMode != 2 {
+		t.Fatalf("AMQP properties %+v %v", wp, err)
 	}
 }
 
@@ -58,20 +55,20 @@ func TestMessageExtensionRoundTrip(t *testing.T) {
 // MQTT facts it kept in headers move into Origin.
 func TestLegacyMQTTRecordUpgrades(t *testing.T) {
 	t.Parallel()
-	old := &broker.Message{Exchange: "amq.topic", RoutingKey: "t", Body: []byte("x"), Published: 1,
-		Props: broker.Properties{DeliveryMode: 2, Headers: map[string]any{
+	old := &Message{Exchange: "amq.topic", RoutingKey: "t", Body: []byte("x"), Published: 1,
+		Props: Properties{DeliveryMode: 2, Headers: map[string]any{
 			legacyQoS: int32(2), legacyClient: "dev-1", legacyRetain: true, legacyPayloadFormat: int32(1), "user": "kept"}}}
 	rec := AppendMessage(nil, old) // no Origin, no Ordered: the old format exactly
 	got, err := DecodeMessage(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := broker.Origin{ClientID: "dev-1", MQTT: true, QoS: 2, Retain: true, PayloadFormat: 1}
+	want := Origin{ClientID: "dev-1", MQTT: true, QoS: 2, Retain: true, PayloadFormat: 1}
 	if got.Origin != want || !reflect.DeepEqual(got.Props.Headers, map[string]any{"user": "kept"}) || got.WireProps != nil {
 		t.Fatalf("upgraded %+v headers %v wire %v", got.Origin, got.Props.Headers, got.WireProps != nil)
 	}
-	plain := &broker.Message{Exchange: "x", RoutingKey: "k", Body: []byte("b"), Props: broker.Properties{Headers: map[string]any{"a": int32(1)}}}
-	if got, err := DecodeMessage(AppendMessage(nil, plain)); err != nil || got.Origin != (broker.Origin{}) || got.WireProps == nil {
+	plain := &Message{Exchange: "x", RoutingKey: "k", Body: []byte("b"), Props: Properties{Headers: map[string]any{"a": int32(1)}}}
+	if got, err := DecodeMessage(AppendMessage(nil, plain)); err != nil || got.Origin != (Origin{}) || got.WireProps == nil {
 		t.Fatalf("an AMQP record: %+v %v", got, err)
 	}
 }
@@ -84,7 +81,7 @@ func TestCorruptExtensionRefused(t *testing.T) {
 			t.Fatalf("a record cut by %d decoded", cut)
 		}
 	}
-	bad := append(AppendMessage(nil, &broker.Message{Body: []byte("b")}), 9)
+	bad := append(AppendMessage(nil, &Message{Body: []byte("b")}), 9)
 	if _, err := DecodeMessage(bad); err == nil {
 		t.Fatal("an unknown extension version decoded")
 	}
@@ -93,18 +90,15 @@ func TestCorruptExtensionRefused(t *testing.T) {
 // The ordered encoding writes every other property as the plain one does.
 func TestOrderedPropertiesKeepEveryField(t *testing.T) {
 	t.Parallel()
-	p := broker.Properties{ContentType: "text/plain", ContentEncoding: "gzip", DeliveryMode: 2, Priority: 3,
+	p := Properties{ContentType: "text/plain", ContentEncoding: "gzip", DeliveryMode: 2, Priority: 3,
 		CorrelationID: "c", ReplyTo: "r", Expiration: "100", MessageID: "m", Timestamp: time.Unix(1700000000, 0).UTC(),
 		Type: "t", UserID: "u", AppID: "a", ClusterID: "cl",
-		Ordered: []broker.Header{{Key: "z", Value: "1"}, {Key: "y", Value: "2"}, {Key: "z", Value: "3"}},
+		Ordered: []Header{{Key: "z", Value: "1"}, {Key: "y", Value: "2"}, {Key: "z", Value: "3"}},
 		Headers: map[string]any{"z": "1", "y": "2", "x-death": "added"}}
-	var wp amqp091.Properties
-	d := amqp091.NewDecoder(AppendProperties(nil, &p))
-	wp.Decode(d)
-	if d.Err() != nil || len(d.Remaining()) != 0 {
-		t.Fatalf("decode: %v, %d left", d.Err(), len(d.Remaining()))
+	got, err := DecodeProperties(AppendProperties(nil, &p))
+	if err != nil {
+		t.Fatal(err)
 	}
-	got := FromWire(&wp)
 	want := p
 	want.Ordered = nil
 	if !reflect.DeepEqual(got, want) {
