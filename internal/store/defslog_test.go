@@ -299,3 +299,39 @@ func TestRemoveOrphanLogsKeepsLiveAndOpenLogs(t *testing.T) {
 		t.Fatalf("left %v", names)
 	}
 }
+
+// TestDefinitionsNewestSnapshotWins: each snapshot removes the older ones;
+// two left by a crash before that removal load as the newest, and the
+// older goes.
+func TestDefinitionsNewestSnapshotWins(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewCrashable()
+	st, _ := Open(m, "/d", Options{})
+	for _, doc := range []string{"one", "two"} {
+		if err := st.SaveDefinitions([]byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join("/d", defsDir)
+	names, _ := m.List(dir)
+	if gens := snapshotGens(names); len(gens) != 1 {
+		t.Fatalf("snapshots left: %v", names)
+	}
+	// As a crash between the new snapshot's rename and the old one's
+	// removal leaves it.
+	if err := vfs.WriteFileAtomic(m, snapshotName(dir, 1), []byte("stale")); err != nil {
+		t.Fatal(err)
+	}
+	m2 := m.Crash(nil)
+	st2, err := Open(m2, "/d", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if doc, err := st2.LoadDefinitions(); err != nil || string(doc) != "two" {
+		t.Fatalf("loaded %q, %v", doc, err)
+	}
+	if names, _ := m2.List(dir); len(snapshotGens(names)) != 1 {
+		t.Fatalf("the stale snapshot stayed: %v", names)
+	}
+}
