@@ -51,8 +51,13 @@ func (r *sockReader) Read(p []byte) (int, error) {
 // socket is finished (closed, reset, or failed).
 func (r *sockReader) readAhead() (heard bool, err error) {
 	if len(r.ahead) >= blockedReadAhead {
-		// Full: the client is sending, and TCP now holds it back. Its
-		// death shows as a failed write (heartbeats) instead.
+		// Full: the client is sending, and TCP now holds it back. A
+		// client that dies now leaves unread data before its FIN or
+		// reset, so reading would not see it: ask the kernel instead
+		// (and a failed heartbeat write still ends it where that cannot).
+		if peerHungUp(r.c.nc) {
+			return false, errPeerGone
+		}
 		select {
 		case <-r.c.alarmWake:
 		case <-r.c.writerOut:

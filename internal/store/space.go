@@ -21,10 +21,13 @@ import (
 const spaceCheckBytes = 1 << 20
 
 // noteWrite accounts a write of n bytes, or a failed write, and logs when
-// writes start failing and when they work again — once each, not once per
-// refused message. On a nearly full disk small writes may fit between
-// failed large ones, so "working again" needs writeRecovery of successes
-// without a failure. Called with a log's lock held.
+// writes start failing and when they work again — once each per episode, not
+// once per refused message. On a nearly full disk small writes may fit
+// between failed large ones, so "working again" means no failure for
+// WriteRecovery after a good write: a timer started by the first good write
+// after a failure decides it, so the end of an episode is logged even when
+// nothing is written after it, and the next episode is logged again.
+// Called with a log's lock held.
 func (s *Store) noteWrite(n int, err error) {
 	if err != nil {
 		s.needCheck.Store(true)
@@ -42,17 +45,20 @@ func (s *Store) noteWrite(n int, err error) {
 	if s.writeFailing.Load() {
 		now := time.Now().UnixNano()
 		if s.okSince.CompareAndSwap(0, now) {
-			return
-		}
-		if now-s.okSince.Load() >= int64(writeRecovery) && s.writeFailing.CompareAndSwap(true, false) {
-			s.log.Info("writes to the data directory succeed again", "failed_writes", s.failedWrites.Swap(0))
+			time.AfterFunc(s.opts.WriteRecovery, func() { s.endFailingEpisode(now) })
 		}
 	}
 }
 
-// writeRecovery is how long writes must succeed, without a failure, before
-// the store logs that they work again.
-const writeRecovery = time.Second
+// endFailingEpisode ends the episode of failing writes that the good write
+// at since began to end, unless a write failed after it (okSince is then
+// 0, or a later good write's time with a timer of its own).
+func (s *Store) endFailingEpisode(since int64) {
+	if s.okSince.Load() == since && s.writeFailing.CompareAndSwap(true, false) {
+		s.okSince.Store(0)
+		s.log.Info("writes to the data directory succeed again", "failed_writes", s.failedWrites.Swap(0))
+	}
+}
 
 // roomForMessage refuses a message append once the estimated free space is
 // below the reserve, which stays for acks, indexes and definitions.

@@ -40,7 +40,10 @@ type Options struct {
 	// measures it: after every MiB written, after a failed write, and on
 	// FreeSpace. It runs without the store's locks.
 	OnFreeSpace func(free uint64)
-	Logger      *slog.Logger
+	// WriteRecovery is how long writes must work, without a failure,
+	// before the store logs that they work again. Default 1s.
+	WriteRecovery time.Duration
+	Logger        *slog.Logger
 	// SnapshotEvery is how many definition commands are logged before
 	// the broker is asked for a snapshot; default 20,000.
 	SnapshotEvery int
@@ -103,6 +106,9 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	}
 	if opts.Sync != SyncAlways && opts.Sync != SyncInterval {
 		return nil, fmt.Errorf("store: unknown sync mode %q", opts.Sync)
+	}
+	if opts.WriteRecovery <= 0 {
+		opts.WriteRecovery = time.Second
 	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = 200 * time.Millisecond
