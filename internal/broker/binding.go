@@ -8,50 +8,44 @@ import (
 
 // bindQueue binds queue to exchange with key and args. Binding twice is a
 // no-op.
-func (v *VHost) bindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+func (v *VHost) bindQueue(queue, exchange, key string, args map[string]any, conn uint64, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, err := v.queueBindingLocked(queue, exchange, key, args, conn)
-	if err != nil {
+	if _, err := v.queueBindingLocked(queue, exchange, key, args, conn); err != nil {
 		return err
 	}
-	return v.addBindingLocked(b)
+	return v.commitLocked(Bind{BindingDef{VHost: v.name, Source: exchange, Destination: queue, Key: key, Args: args}}, fx)
 }
 
 // unbindQueue removes a queue binding; a missing binding is not an error.
-func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
+func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, conn uint64, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, err := v.queueBindingLocked(queue, exchange, key, args, conn)
-	if err != nil {
+	if _, err := v.queueBindingLocked(queue, exchange, key, args, conn); err != nil {
 		return err
 	}
-	v.removeMatchingLocked(b)
-	return nil
+	return v.commitLocked(Unbind{BindingDef{VHost: v.name, Source: exchange, Destination: queue, Key: key, Args: args}}, fx)
 }
 
 // bindExchange binds destination to source (exchange-to-exchange binding,
 // a RabbitMQ extension).
-func (v *VHost) bindExchange(destination, source, key string, args map[string]any) error {
+func (v *VHost) bindExchange(destination, source, key string, args map[string]any, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, err := v.exchangeBindingLocked(destination, source, key, args)
-	if err != nil {
+	if _, err := v.exchangeBindingLocked(destination, source, key, args); err != nil {
 		return err
 	}
-	return v.addBindingLocked(b)
+	return v.commitLocked(Bind{BindingDef{VHost: v.name, Source: source, Destination: destination, DestIsExchange: true, Key: key, Args: args}}, fx)
 }
 
 // unbindExchange removes an exchange-to-exchange binding.
-func (v *VHost) unbindExchange(destination, source, key string, args map[string]any) error {
+func (v *VHost) unbindExchange(destination, source, key string, args map[string]any, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b, err := v.exchangeBindingLocked(destination, source, key, args)
-	if err != nil {
+	if _, err := v.exchangeBindingLocked(destination, source, key, args); err != nil {
 		return err
 	}
-	v.removeMatchingLocked(b)
-	return nil
+	return v.commitLocked(Unbind{BindingDef{VHost: v.name, Source: source, Destination: destination, DestIsExchange: true, Key: key, Args: args}}, fx)
 }
 
 // queueBindingLocked resolves the ends of a queue binding, checking that
@@ -84,16 +78,6 @@ func (v *VHost) exchangeBindingLocked(destination, source, key string, args map[
 	return &Binding{Source: src, Exchange: dst, Key: key, Args: args}, nil
 }
 
-// removeMatchingLocked removes the binding equal to want, if there is one.
-func (v *VHost) removeMatchingLocked(want *Binding) {
-	for _, b := range want.Source.bindings {
-		if b.same(want) {
-			v.removeBindingLocked(b)
-			return
-		}
-	}
-}
-
 // bindSource returns an exchange that may take part in a binding.
 func (v *VHost) bindSource(name string) (*Exchange, error) {
 	x := v.exchange(name)
@@ -106,19 +90,20 @@ func (v *VHost) bindSource(name string) (*Exchange, error) {
 	return x, nil
 }
 
-func (v *VHost) addBindingLocked(b *Binding) error {
+// addBindingLocked adds b unless an equal binding exists, reporting
+// whether it did.
+func (v *VHost) addBindingLocked(b *Binding) (bool, error) {
 	if b.Source.kind == route.Headers {
 		if err := route.ValidMatch(b.Args); err != nil {
-			return errorf(KindPreconditionFailed, "%v", err)
+			return false, errorf(KindPreconditionFailed, "%v", err)
 		}
 	}
 	for _, o := range b.Source.bindings {
 		if o.same(b) {
-			return nil
+			return false, nil
 		}
 	}
 	b.Source.bindings = append(b.Source.bindings, b)
-	v.defsDirty = v.defsDirty || b.durable()
 	if b.Queue != nil {
 		b.Queue.boundBy = append(b.Queue.boundBy, b)
 	}
@@ -126,15 +111,15 @@ func (v *VHost) addBindingLocked(b *Binding) error {
 		b.Exchange.inbound = append(b.Exchange.inbound, b)
 	}
 	b.Source.rebuildLocked()
-	return nil
+	return true, nil
 }
 
-// removeBindingLocked drops b. An auto-delete source exchange goes with its
-// last binding, as in RabbitMQ.
-func (v *VHost) removeBindingLocked(b *Binding) {
+// removeBindingLocked drops b. An auto-delete source exchange left without
+// bindings is noted in fx: commitLocked deletes it (as RabbitMQ does) by a
+// command of its own.
+func (v *VHost) removeBindingLocked(b *Binding, fx *effects) {
 	x := b.Source
 	x.bindings = slices.DeleteFunc(x.bindings, func(o *Binding) bool { return o == b })
-	v.defsDirty = v.defsDirty || b.durable()
 	if b.Exchange != nil {
 		b.Exchange.inbound = slices.DeleteFunc(b.Exchange.inbound, func(o *Binding) bool { return o == b })
 	}
@@ -142,8 +127,8 @@ func (v *VHost) removeBindingLocked(b *Binding) {
 		b.Queue.boundBy = slices.DeleteFunc(b.Queue.boundBy, func(o *Binding) bool { return o == b })
 	}
 	x.rebuildLocked()
-	if x.cfg.AutoDelete && len(x.bindings) == 0 && v.exchange(x.cfg.Name) == x {
-		v.deleteExchangeLocked(x)
+	if x.cfg.AutoDelete && len(x.bindings) == 0 {
+		fx.emptied = append(fx.emptied, x)
 	}
 }
 

@@ -38,7 +38,7 @@ type Broker struct {
 	mu     sync.Mutex
 	vhosts map[string]*VHost
 
-	defsMu      sync.Mutex // serialises definition saves
+	snapMu      sync.Mutex // one definitions snapshot at a time
 	stats       counters
 	queuedBytes atomic.Int64 // accounted memory of queued messages
 	memPeak     atomic.Int64 // highest queuedBytes since the last release to the OS
@@ -70,16 +70,31 @@ func (b *Broker) VHost(name string) *VHost {
 	return b.vhosts[name]
 }
 
-// AddVHost creates a vhost if it does not exist and returns it.
+// AddVHost creates a vhost if it does not exist and returns it; a new one
+// is a durable AddVHost command. A failure to store it is logged: the
+// vhost exists until the restart.
 func (b *Broker) AddVHost(name string) *VHost {
+	v, err := b.addVHost(name, false)
+	if err != nil {
+		b.log.Error("storing a new vhost failed", "vhost", name, "err", err)
+	}
+	return v
+}
+
+// addVHost applies AddVHost, logging it unless replaying, and waits until
+// it is durable.
+func (b *Broker) addVHost(name string, replay bool) (*VHost, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if v, ok := b.vhosts[name]; ok {
-		return v
+		b.mu.Unlock()
+		return v, nil
 	}
 	v := newVHost(b, name)
 	b.vhosts[name] = v
-	return v
+	fx := &effects{replay: replay}
+	v.logLocked(AddVHost{Name: name}, fx) // under b.mu: ordered before the vhost's commands
+	b.mu.Unlock()
+	return v, v.finish(fx)
 }
 
 // VHosts lists the vhosts by name.

@@ -19,6 +19,9 @@ func restart(t *testing.T, st *memstore.Store) *broker.VHost {
 	if err := b.Restore(st.Definitions()); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
+	if err := b.Replay(st.Commands()); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
 	return b.VHost("/")
 }
 

@@ -14,6 +14,11 @@
 //     (Consumer.TryDeliver is called with the queue locked and must not call
 //     back into the queue). Dead-lettering and auto-delete, which reach other
 //     queues and the vhost, run after the queue's lock is released.
+//   - Definitions change only through Command values applied by
+//     VHost.applyLocked under the vhost's mu; a durable command is appended
+//     to the store's definitions log there (so the log's order is the order
+//     of application) and waited for after mu is released. A snapshot takes
+//     Broker.mu, then every vhost's mu in name order.
 //
 // Invariants: a message is in exactly one of a queue's ready list or a
 // consumer's unacked set (or neither once acked); requeued messages go back

@@ -64,6 +64,21 @@ type Storage interface {
 	QueueLog(id string) (Log, error)
 	// DeleteQueueLog removes a deleted queue's log.
 	DeleteQueueLog(id string) error
-	// SaveDefinitions durably replaces the stored definitions.
+	// AppendCommand adds a durable definition command to the
+	// definitions log, in call order, without waiting for the disk; the
+	// broker calls it under the vhost's lock so the log's order is the
+	// order commands were applied. It returns the command's sequence
+	// number for SyncCommands.
+	AppendCommand(c Command) (seq uint64, err error)
+	// SyncCommands returns once command seq and every one before it are
+	// durable (group commit: one fsync covers every command appended
+	// meanwhile).
+	SyncCommands(seq uint64) error
+	// SnapshotDue says the log has grown (or failed) enough that the
+	// broker should call SaveDefinitions.
+	SnapshotDue() bool
+	// SaveDefinitions durably replaces the stored definitions with d,
+	// which holds the effect of every command appended so far, and starts
+	// a new log. No AppendCommand may run meanwhile.
 	SaveDefinitions(d *Definitions) error
 }

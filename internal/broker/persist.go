@@ -4,31 +4,36 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 )
 
-// Durable definitions: every change to a durable exchange, queue or binding
-// marks its vhost dirty under v.mu; the public method then, without the
-// lock, saves a fresh snapshot of the whole node through Storage. Saves are
-// serialised by b.defsMu and each writes the state as of its start, so the
-// last save always holds the latest state.
+// Durable definitions: every change is a Command (command.go) applied by
+// VHost.applyLocked under the vhost's lock, which appends the durable ones
+// to the store's definitions log in that order. The public methods below
+// validate, apply and then, without the lock, wait until the command is
+// fsynced (group commit: concurrent declares share an fsync) before they
+// return, so a declare-ok is sent only for a durable declare. When the log
+// has grown enough, a snapshot of the whole node replaces it (snapshot).
 
 // DeclareExchange creates an exchange or checks that an existing one is
 // equivalent. With passive it only checks existence.
 func (v *VHost) DeclareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
-	x, err := v.declareExchange(cfg, passive)
+	fx := &effects{}
+	x, err := v.declareExchange(cfg, passive, fx)
 	if err != nil {
 		return nil, err
 	}
-	return x, v.persist()
+	return x, v.finish(fx)
 }
 
 // DeleteExchange removes an exchange and its bindings. Deleting a missing
 // exchange succeeds, as in RabbitMQ.
 func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
-	if err := v.deleteExchange(name, ifUnused); err != nil {
+	fx := &effects{}
+	if err := v.deleteExchange(name, ifUnused, fx); err != nil {
 		return err
 	}
-	return v.persist()
+	return v.finish(fx)
 }
 
 // DeclareQueue creates a queue or checks that an existing one is
@@ -36,11 +41,12 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 // identifies the declaring connection for exclusive queues. A durable,
 // non-exclusive queue gets a log in storage and survives restarts.
 func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
-	q, err := v.declareQueue(cfg, passive, conn)
+	fx := &effects{}
+	q, err := v.declareQueue(cfg, passive, conn, fx)
 	if err != nil {
 		return nil, err
 	}
-	return q, v.persist()
+	return q, v.finish(fx)
 }
 
 // DeleteQueue deletes a queue, its messages, its log and its bindings,
@@ -58,67 +64,87 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 // delete-ok first, as RabbitMQ orders them, so a client that closes once its
 // consumer is cancelled still gets the reply.
 func (v *VHost) DeleteQueueThenCancel(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
-	n, cancel, err := v.deleteQueue(name, ifUnused, ifEmpty, conn)
-	if err != nil {
-		return 0, cancel, err
+	fx := &effects{}
+	if err := v.deleteQueue(name, ifUnused, ifEmpty, conn, fx); err != nil {
+		return 0, noCancel, err
 	}
-	return n, cancel, v.persist()
+	err := v.finish(fx)
+	if err != nil {
+		return 0, fx.cancelAll, err
+	}
+	return fx.messages, fx.cancelAll, nil
 }
 
 // BindQueue binds queue to exchange with key and args. Binding twice is a
 // no-op.
 func (v *VHost) BindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
-	if err := v.bindQueue(queue, exchange, key, args, conn); err != nil {
+	fx := &effects{}
+	if err := v.bindQueue(queue, exchange, key, args, conn, fx); err != nil {
 		return err
 	}
-	return v.persist()
+	return v.finish(fx)
 }
 
 // UnbindQueue removes a queue binding; a missing binding is not an error.
 func (v *VHost) UnbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
-	if err := v.unbindQueue(queue, exchange, key, args, conn); err != nil {
+	fx := &effects{}
+	if err := v.unbindQueue(queue, exchange, key, args, conn, fx); err != nil {
 		return err
 	}
-	return v.persist()
+	return v.finish(fx)
 }
 
 // BindExchange binds destination to source (exchange-to-exchange binding,
 // a RabbitMQ extension).
 func (v *VHost) BindExchange(destination, source, key string, args map[string]any) error {
-	if err := v.bindExchange(destination, source, key, args); err != nil {
+	fx := &effects{}
+	if err := v.bindExchange(destination, source, key, args, fx); err != nil {
 		return err
 	}
-	return v.persist()
+	return v.finish(fx)
 }
 
 // UnbindExchange removes an exchange-to-exchange binding.
 func (v *VHost) UnbindExchange(destination, source, key string, args map[string]any) error {
-	if err := v.unbindExchange(destination, source, key, args); err != nil {
+	fx := &effects{}
+	if err := v.unbindExchange(destination, source, key, args, fx); err != nil {
 		return err
 	}
-	return v.persist()
+	return v.finish(fx)
 }
 
-// persist saves the definitions if a durable object changed.
-func (v *VHost) persist() error {
-	v.mu.Lock()
-	dirty := v.defsDirty
-	v.defsDirty = false
-	v.mu.Unlock()
-	if !dirty || v.broker.cfg.Storage == nil {
-		return nil
+// maybeSnapshot writes a snapshot when the store says the log is due one.
+// One at a time: a caller that finds one running leaves it to that one.
+func (b *Broker) maybeSnapshot() {
+	st := b.cfg.Storage
+	if st == nil || !st.SnapshotDue() || !b.snapMu.TryLock() {
+		return
 	}
-	return v.broker.saveDefinitions()
+	defer b.snapMu.Unlock()
+	if err := b.snapshot(); err != nil {
+		b.log.Error("writing the definitions snapshot failed", "err", err)
+	}
 }
 
-func (b *Broker) saveDefinitions() error {
-	b.defsMu.Lock()
-	defer b.defsMu.Unlock()
-	if err := b.cfg.Storage.SaveDefinitions(b.Definitions()); err != nil {
-		b.log.Error("saving definitions failed", "err", err)
-		return causedf(KindResourceError, err, "could not store definitions")
+// snapshot saves the whole definitions, holding every vhost's lock so no
+// command is applied (or logged) meanwhile: the snapshot is exactly the
+// state after the last logged command. Lock order: b.mu, then each v.mu by
+// name.
+func (b *Broker) snapshot() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	vs := make([]*VHost, 0, len(b.vhosts))
+	for _, v := range b.vhosts {
+		vs = append(vs, v)
 	}
-	return nil
+	sort.Slice(vs, func(i, j int) bool { return vs[i].name < vs[j].name })
+	d := &Definitions{}
+	for _, v := range vs {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.definitionsLocked(d)
+	}
+	return b.cfg.Storage.SaveDefinitions(d)
 }
 
 // isDurableQueue says whether a queue is kept across restarts: durable and
@@ -139,35 +165,40 @@ func (b *Binding) durable() bool {
 func (b *Broker) Definitions() *Definitions {
 	d := &Definitions{}
 	for _, v := range b.VHosts() {
-		d.VHosts = append(d.VHosts, v.name)
 		v.mu.Lock()
-		v.exchanges.Range(func(_, xv any) bool {
-			x := xv.(*Exchange)
-			if x.cfg.Durable && !x.isDefault && !reservedName(x.cfg.Name) {
-				d.Exchanges = append(d.Exchanges, ExchangeDef{VHost: v.name, ExchangeConfig: x.cfg})
-			}
-			for _, bd := range x.bindings {
-				if bd.durable() {
-					def := BindingDef{VHost: v.name, Source: x.cfg.Name, Key: bd.Key, Args: bd.Args}
-					if bd.Queue != nil {
-						def.Destination = bd.Queue.cfg.Name
-					} else {
-						def.Destination, def.DestIsExchange = bd.Exchange.cfg.Name, true
-					}
-					d.Bindings = append(d.Bindings, def)
-				}
-			}
-			return true
-		})
-		v.queues.Range(func(_, qv any) bool {
-			if q := qv.(*Queue); isDurableQueue(q) {
-				d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, QueueConfig: q.cfg})
-			}
-			return true
-		})
+		v.definitionsLocked(d)
 		v.mu.Unlock()
 	}
 	return d
+}
+
+// definitionsLocked adds the vhost's durable objects to d. v.mu is held.
+func (v *VHost) definitionsLocked(d *Definitions) {
+	d.VHosts = append(d.VHosts, v.name)
+	v.exchanges.Range(func(_, xv any) bool {
+		x := xv.(*Exchange)
+		if x.cfg.Durable && !x.isDefault && !reservedName(x.cfg.Name) {
+			d.Exchanges = append(d.Exchanges, ExchangeDef{VHost: v.name, ExchangeConfig: x.cfg})
+		}
+		for _, bd := range x.bindings {
+			if bd.durable() {
+				def := BindingDef{VHost: v.name, Source: x.cfg.Name, Key: bd.Key, Args: bd.Args}
+				if bd.Queue != nil {
+					def.Destination = bd.Queue.cfg.Name
+				} else {
+					def.Destination, def.DestIsExchange = bd.Exchange.cfg.Name, true
+				}
+				d.Bindings = append(d.Bindings, def)
+			}
+		}
+		return true
+	})
+	v.queues.Range(func(_, qv any) bool {
+		if q := qv.(*Queue); isDurableQueue(q) {
+			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, QueueConfig: q.cfg})
+		}
+		return true
+	})
 }
 
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.
@@ -206,69 +237,80 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	return nil
 }
 
-// Restore recreates stored definitions and the messages of durable queues
-// at start-up, before any client connects.
+// Restore recreates a stored snapshot of the definitions and the messages
+// of durable queues at start-up, before any client connects, by applying
+// each object as a command; Replay then applies what was logged since.
 func (b *Broker) Restore(d *Definitions) error {
+	fx := &effects{replay: true}
 	for _, name := range d.VHosts {
-		b.AddVHost(name)
+		if _, err := b.addVHost(name, true); err != nil {
+			return err
+		}
 	}
 	for _, xd := range d.Exchanges {
-		v := b.AddVHost(xd.VHost)
-		kind, err := routingKind(xd.ExchangeConfig)
-		if err != nil {
+		if err := b.replay(DeclareExchange{xd}, fx); err != nil {
 			return fmt.Errorf("broker: restoring exchange %s: %w", xd.Name, err)
 		}
-		v.mu.Lock()
-		if v.exchange(xd.Name) == nil {
-			v.exchanges.Store(xd.Name, newExchange(v, xd.ExchangeConfig, kind))
-		}
-		v.mu.Unlock()
 	}
-	recovered := 0
 	for _, qd := range d.Queues {
-		v := b.AddVHost(qd.VHost)
-		args, err := parseQueueArgs(qd.Name, v.name, qd.Args)
-		if err != nil {
-			return fmt.Errorf("broker: restoring queue %s: %w", qd.Name, err)
-		}
-		q := newQueue(v, qd.QueueConfig, args)
-		v.mu.Lock()
-		err = v.attachLogLocked(q, qd.ID)
-		if err == nil && q.stream != nil {
-			v.queues.Store(qd.Name, q)
-		} else if err == nil {
-			q.mu.Lock()
-			stored := q.log.Recovered()
-			q.restoreLocked(stored)
-			recovered += len(stored)
-			q.touchLocked()
-			q.mu.Unlock()
-			v.queues.Store(qd.Name, q)
-		}
-		v.mu.Unlock()
-		if err != nil {
+		if err := b.replay(DeclareQueue{qd}, fx); err != nil {
 			return fmt.Errorf("broker: restoring queue %s: %w", qd.Name, err)
 		}
 	}
 	for _, bd := range d.Bindings {
-		v := b.AddVHost(bd.VHost)
-		v.mu.Lock()
-		src := v.exchange(bd.Source)
-		bind := &Binding{Source: src, Key: bd.Key, Args: bd.Args}
-		if bd.DestIsExchange {
-			bind.Exchange = v.exchange(bd.Destination)
-		} else {
-			bind.Queue = v.queue(bd.Destination)
+		if err := b.replay(Bind{bd}, fx); err != nil {
+			b.log.Warn("dropping a stored binding", "vhost", bd.VHost, "source", bd.Source, "destination", bd.Destination, "err", err)
 		}
-		if src != nil && (bind.Exchange != nil || bind.Queue != nil) {
-			_ = v.addBindingLocked(bind)
-		} else {
-			b.log.Warn("dropping a stored binding whose ends are gone", "vhost", v.name, "source", bd.Source, "destination", bd.Destination)
-		}
-		v.defsDirty = false
-		v.mu.Unlock()
 	}
 	b.log.Info("restored definitions", "vhosts", len(d.VHosts), "exchanges", len(d.Exchanges),
-		"queues", len(d.Queues), "bindings", len(d.Bindings), "messages", recovered)
+		"queues", len(d.Queues), "bindings", len(d.Bindings), "messages", fx.messages)
 	return nil
+}
+
+// Replay applies the commands logged since the snapshot Restore loaded, in
+// order, and then, if there were any, writes a new snapshot so the next
+// start replays nothing.
+func (b *Broker) Replay(cmds []Command) error {
+	fx := &effects{replay: true}
+	for _, c := range cmds {
+		if err := b.replay(c, fx); err != nil {
+			switch c.(type) {
+			case DeclareExchange, DeclareQueue:
+				return fmt.Errorf("broker: replaying %T: %w", c, err)
+			}
+			b.log.Warn("skipping a logged command", "command", fmt.Sprintf("%T", c), "err", err)
+		}
+	}
+	for _, id := range fx.dropLogs {
+		// The deletion is in the log, so durable: the files can go.
+		if err := b.cfg.Storage.DeleteQueueLog(id); err != nil {
+			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
+		}
+	}
+	b.log.Info("replayed the definitions log", "commands", len(cmds), "messages", fx.messages)
+	if len(cmds) == 0 || b.cfg.Storage == nil {
+		return nil
+	}
+	b.snapMu.Lock()
+	defer b.snapMu.Unlock()
+	if err := b.snapshot(); err != nil {
+		// The logs stay and are replayed again next time (a full disk).
+		b.log.Warn("could not write the definitions snapshot after replay", "err", err)
+	}
+	return nil
+}
+
+// replay applies one stored command without logging it again.
+func (b *Broker) replay(c Command, fx *effects) error {
+	if a, ok := c.(AddVHost); ok {
+		_, err := b.addVHost(a.Name, true)
+		return err
+	}
+	v, err := b.addVHost(commandVHost(c), true)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.applyLocked(c, fx)
 }

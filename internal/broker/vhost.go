@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"slices"
 	"sync"
 )
 
@@ -15,8 +14,12 @@ type VHost struct {
 	mu        sync.Mutex                     // serialises declarations, deletions and binding changes
 	exchanges sync.Map                       // name → *Exchange; read without mu on the publish path
 	queues    sync.Map                       // name → *Queue
-	defsDirty bool                           // a durable object changed; guarded by mu
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
+	// lastSeq is the definitions log position of the vhost's last logged
+	// command; guarded by mu. A reply that depends on an existing object
+	// waits for it too, so no client is told of a declare that a crash
+	// could still undo.
+	lastSeq uint64
 }
 
 // Name returns the vhost's name.
@@ -93,9 +96,9 @@ func (v *VHost) Queues() []*Queue {
 	return out
 }
 
-// DeclareExchange creates an exchange or checks that an existing one is
-// equivalent. With passive it only checks existence.
-func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
+// declareExchange validates a declare and applies it. With passive it only
+// checks existence.
+func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool, fx *effects) (*Exchange, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	x := v.exchange(cfg.Name)
@@ -109,16 +112,13 @@ func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool) (*Exchange, er
 		return nil, errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", cfg.Name)
 	}
 	if x != nil {
+		fx.seq = v.lastSeq
 		return x, v.equivalentExchange(x, cfg)
 	}
-	kind, err := routingKind(cfg)
-	if err != nil {
+	if err := v.commitLocked(DeclareExchange{ExchangeDef{VHost: v.name, ExchangeConfig: cfg}}, fx); err != nil {
 		return nil, err
 	}
-	x = newExchange(v, cfg, kind)
-	v.exchanges.Store(cfg.Name, x)
-	v.defsDirty = v.defsDirty || cfg.Durable
-	return x, nil
+	return v.exchange(cfg.Name), nil
 }
 
 func (v *VHost) equivalentExchange(x *Exchange, cfg ExchangeConfig) error {
@@ -140,9 +140,9 @@ func (v *VHost) equivalentExchange(x *Exchange, cfg ExchangeConfig) error {
 	return equivalentArgs("exchange", cfg.Name, v.name, have.Args, cfg.Args, []string{"alternate-exchange", "x-delayed-type"})
 }
 
-// DeleteExchange removes an exchange and its bindings. Deleting a missing
+// deleteExchange validates a delete and applies it. Deleting a missing
 // exchange succeeds, as in RabbitMQ.
-func (v *VHost) deleteExchange(name string, ifUnused bool) error {
+func (v *VHost) deleteExchange(name string, ifUnused bool, fx *effects) error {
 	if name == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
 	}
@@ -158,28 +158,13 @@ func (v *VHost) deleteExchange(name string, ifUnused bool) error {
 	if ifUnused && (len(x.bindings) > 0 || len(x.inbound) > 0) {
 		return errorf(KindPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.name)
 	}
-	v.deleteExchangeLocked(x)
-	return nil
+	return v.commitLocked(DeleteExchange{VHost: v.name, Name: name}, fx)
 }
 
-func (v *VHost) deleteExchangeLocked(x *Exchange) {
-	for _, b := range slices.Clone(x.bindings) {
-		v.removeBindingLocked(b)
-	}
-	for _, b := range slices.Clone(x.inbound) {
-		v.removeBindingLocked(b)
-	}
-	if x.delayed != nil {
-		x.delayed.stop()
-	}
-	v.exchanges.Delete(x.cfg.Name)
-	v.defsDirty = v.defsDirty || x.cfg.Durable
-}
-
-// DeclareQueue creates a queue or checks that an existing one is
-// equivalent. An empty name gets a server-generated "amq.gen-…" name. conn
-// identifies the declaring connection for exclusive queues.
-func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
+// declareQueue validates a declare and applies it. An empty name gets a
+// server-generated "amq.gen-…" name. conn identifies the declaring
+// connection for exclusive queues.
+func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64, fx *effects) (*Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if passive {
@@ -205,31 +190,18 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue
 			return nil, err
 		}
 		q.Touch()
+		fx.seq = v.lastSeq
 		return q, nil
-	}
-	args, err := parseQueueArgs(cfg.Name, v.name, cfg.Args)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Exclusive {
 		cfg.Owner = conn
 	}
-	q := newQueue(v, cfg, args)
-	if err := v.attachLogLocked(q, ""); err != nil {
-		return nil, err
-	}
-	v.queues.Store(cfg.Name, q)
-	v.defsDirty = v.defsDirty || q.log != nil
-	if cfg.Exclusive {
-		if v.owned[conn] == nil {
-			v.owned[conn] = map[string]struct{}{}
-		}
-		v.owned[conn][cfg.Name] = struct{}{}
-	}
-	q.Touch()
 	// Every queue is bound to the default exchange by its name; that
 	// binding is implicit (see routeInto).
-	return q, nil
+	if err := v.commitLocked(DeclareQueue{QueueDef{VHost: v.name, QueueConfig: cfg}}, fx); err != nil {
+		return nil, err
+	}
+	return v.queue(cfg.Name), nil
 }
 
 func (v *VHost) equivalentQueue(q *Queue, cfg QueueConfig) error {
@@ -270,77 +242,38 @@ func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
 	return q, nil
 }
 
-// deleteQueue deletes a queue, its messages and its bindings and returns
-// how many messages it held and a function that cancels its consumers
-// (never nil). Deleting a missing queue succeeds with 0, as in RabbitMQ.
-// conn 0 is the broker itself.
-func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
+// deleteQueue validates a delete and applies it: the queue, its messages
+// and its bindings go; fx gathers its consumers' cancellation and its log's
+// removal. Deleting a missing queue succeeds, as in RabbitMQ. conn 0 is
+// the broker itself.
+func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, fx *effects) error {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	q := v.queue(name)
 	if q == nil {
-		v.mu.Unlock()
-		return 0, noCancel, nil
+		return nil
 	}
 	if conn != 0 {
 		if err := v.checkOwner(q, conn); err != nil {
-			v.mu.Unlock()
-			return 0, noCancel, err
+			return err
 		}
 	}
-	var streamConsumers []Consumer
 	if q.stream != nil {
 		if _, _, n := q.Counts(); ifUnused && n > 0 {
-			v.mu.Unlock()
-			return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+			return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
 		}
-		streamConsumers = q.stopStream()
 	}
 	q.mu.Lock()
-	if ifUnused && len(q.consumers) > 0 {
-		q.mu.Unlock()
-		v.mu.Unlock()
-		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
-	}
-	if ifEmpty && q.readyCount > 0 {
-		q.mu.Unlock()
-		v.mu.Unlock()
-		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
-	}
-	n := q.readyCount
-	q.deleted = true
-	consumers := q.consumers
-	q.consumers = nil
-	q.clearReadyLocked()
-	if q.expiryTimer != nil {
-		q.expiryTimer.Stop()
-	}
-	q.stopUnusedTimerLocked()
+	inUse := ifUnused && len(q.consumers) > 0
+	notEmpty := ifEmpty && q.readyCount > 0
 	q.mu.Unlock()
-	for _, b := range v.queueBindingsLocked(q) {
-		v.removeBindingLocked(b)
+	if inUse {
+		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
 	}
-	v.queues.Delete(name)
-	v.defsDirty = v.defsDirty || q.log != nil
-	if q.cfg.Exclusive {
-		delete(v.owned[q.cfg.Owner], name)
-		if len(v.owned[q.cfg.Owner]) == 0 {
-			delete(v.owned, q.cfg.Owner)
-		}
+	if notEmpty {
+		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
 	}
-	v.mu.Unlock()
-	if q.log != nil {
-		if err := v.broker.cfg.Storage.DeleteQueueLog(q.id); err != nil {
-			v.broker.log.Warn("could not remove a deleted queue's log", "queue", name, "err", err)
-		}
-	}
-	return n, func() {
-		for _, r := range consumers {
-			r.c.Cancelled(q)
-		}
-		for _, c := range streamConsumers {
-			c.Cancelled(q)
-		}
-	}, nil
+	return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)
 }
 
 func noCancel() {}

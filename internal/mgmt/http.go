@@ -67,7 +67,11 @@ func putLimits(w http.ResponseWriter, r *http.Request, src Sources) {
 			return
 		}
 	}
-	if err := src.Limits.Set(limits); err != nil {
+	set := src.Limits.Set
+	if src.SetLimits != nil {
+		set = src.SetLimits
+	}
+	if err := set(limits); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}

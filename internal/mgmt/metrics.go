@@ -21,9 +21,12 @@ type Sources struct {
 	// the alarm flags in the broker's Stats.
 	Alarms func() []*flow.Alarm
 
-	// Limits and VHostExists serve the /api/limits endpoint.
+	// Limits and VHostExists serve the /api/limits endpoint; SetLimits,
+	// if set, applies a change (the broker's SetLimits command, so every
+	// change to the node's settings takes one path), else Limits.Set does.
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
+	SetLimits   func([]flow.Limit) error
 	// Users authenticate the administrator every state-changing request
 	// needs; nil refuses every such request.
 	Users *auth.Store

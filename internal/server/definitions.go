@@ -11,7 +11,8 @@ import (
 	"github.com/tern-broker/tern/internal/message"
 )
 
-// The definitions document the store keeps (definitions.json): JSON, with
+// The definitions snapshot the store keeps (definitions/snapshot-<gen>; a
+// previous version's definitions.json is the same document): JSON, with
 // arguments as AMQP field tables (base64) so their types (int32 vs int64,
 // …) survive exactly. It is encoded here, where broker and store meet, so
 // that neither knows the other.

@@ -120,12 +120,6 @@ func (s *Server) Start() error {
 		Logger:              s.log.With("component", "broker"),
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(nil))
-	for _, v := range cfg.VHosts {
-		s.Broker.AddVHost(v)
-	}
-	if err := s.Broker.Limits().Set(cfg.Limits); err != nil {
-		return err
-	}
 	defs, err := loadDefinitions(st)
 	if err != nil {
 		return err
@@ -134,7 +128,30 @@ func (s *Server) Start() error {
 	if err := s.Broker.Restore(defs); err != nil {
 		return err
 	}
-	s.Broker.RestoreDelayed(delayed) // after Restore declared their exchanges
+	cmds, err := loadCommands(st)
+	if err != nil {
+		return err
+	}
+	if err := s.Broker.Replay(cmds); err != nil {
+		return err
+	}
+	s.Broker.RestoreDelayed(delayed) // after Restore and Replay declared their exchanges
+	live := map[string]bool{}
+	for _, q := range s.Broker.Definitions().Queues {
+		live[q.ID] = true
+	}
+	if _, err := st.RemoveOrphanLogs(live); err != nil {
+		s.log.Warn("could not remove the logs of deleted queues", "err", err)
+	}
+	// After recovery, so only a vhost new to the configuration is logged.
+	for _, v := range cfg.VHosts {
+		if err := s.Broker.Apply(broker.AddVHost{Name: v}); err != nil {
+			return err
+		}
+	}
+	if err := s.Broker.Apply(broker.SetLimits{Limits: cfg.Limits}); err != nil {
+		return err
+	}
 	s.log.Info("recovery complete", "took", time.Since(start).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	// Recovery's scratch (segment reads, recovered lists) is garbage now;
 	// hand it back to the OS instead of carrying it in RSS.
@@ -298,7 +315,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
-			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil }}
+			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
+			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) }}
 		if s.amqpLn != nil {
 			src.AMQP = s.amqp.Stats
 		}

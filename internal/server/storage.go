@@ -15,7 +15,9 @@ var (
 )
 
 // storage presents a store as the broker's Storage: logs as the broker's
-// interfaces and definitions encoded as the definitions document.
+// interfaces, definitions encoded as the snapshot document
+// (definitions.go) and commands as the definitions log's records
+// (commands.go).
 type storage struct{ st *store.Store }
 
 func (s storage) QueueLog(id string) (broker.Log, error) {
@@ -44,7 +46,20 @@ func (s storage) SaveDefinitions(d *broker.Definitions) error {
 	return s.st.SaveDefinitions(doc)
 }
 
-// loadDefinitions reads the store's definitions; none is an empty set.
+func (s storage) AppendCommand(c broker.Command) (uint64, error) {
+	rec, err := encodeCommand(c)
+	if err != nil {
+		return 0, err
+	}
+	return s.st.AppendCommand(rec)
+}
+
+func (s storage) SyncCommands(seq uint64) error { return s.st.SyncCommands(seq) }
+
+func (s storage) SnapshotDue() bool { return s.st.SnapshotDue() }
+
+// loadDefinitions reads the store's snapshot of the definitions; none is
+// an empty set. loadCommands has what was logged since.
 func loadDefinitions(st *store.Store) (*broker.Definitions, error) {
 	doc, err := st.LoadDefinitions()
 	if err != nil {

@@ -2,16 +2,20 @@
 // per durable queue (the broker.Log implementation), keyed record logs on the
 // same machinery (MQTT retained messages, delayed messages; records.go),
 // node-wide group commit, recovery after a crash, and the durable
-// definitions file.
+// definitions: an opaque snapshot plus an append-only log of opaque command
+// records (defslog.go); what the bytes mean belongs to the caller
+// (internal/server encodes the broker's commands and definitions).
 //
-// On-disk format: docs/design/storage.md.
+// On-disk format: docs/design/storage.md and docs/design/definitions.md.
 //
 // Concurrency: a QueueLog's state is guarded by its mu. The broker calls
 // Append, Ack and Delivered with its queue's lock held (lock order: queue →
 // log → committer). The committer goroutine closes a batch, flushes and
 // fsyncs every log written in it, then calls the batch's completions; an
 // fsync never runs under a log's lock, so appends continue during it and
-// land in the next batch.
+// land in the next batch. The definitions log has its own group commit
+// (defsLog.mu; its fdatasync runs without it) and is a leaf: it calls
+// nothing of the broker's.
 //
 // Invariants: a message is acknowledged to its publisher only after the
 // bytes of its record were fsynced (Options.Sync "always", the default),

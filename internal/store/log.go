@@ -34,6 +34,7 @@ type QueueLog struct {
 	closed       bool
 	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
+	noDir        bool              // the directory is made with the first segment (see openLog)
 	segSize      int64             // roll segments past this size
 	appended     uint64            // one past the highest seq appended
 	durable      uint64            // one past the highest seq known durable (streams read up to here)
@@ -120,6 +121,12 @@ func (l *QueueLog) activeFor(seq uint64) (*segment, error) {
 				return nil, err
 			}
 		}
+	}
+	if l.noDir {
+		if err := l.st.fs.MkdirAll(l.dir); err != nil {
+			return nil, fmt.Errorf("store: creating segment: %w", err)
+		}
+		l.noDir = false
 	}
 	f, err := l.st.fs.Create(segmentName(l.dir, seq))
 	if err != nil {

@@ -44,6 +44,9 @@ type Options struct {
 	// before the store logs that they work again. Default 1s.
 	WriteRecovery time.Duration
 	Logger        *slog.Logger
+	// SnapshotEvery is how many definition commands are logged before
+	// the broker is asked for a snapshot; default 20,000.
+	SnapshotEvery int
 }
 
 // Store is the node's durable storage under one directory.
@@ -53,6 +56,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	com  *committer
+	defs *defsLog // the definitions' snapshot and command log
 
 	mu   sync.Mutex
 	logs map[string]*QueueLog
@@ -116,6 +120,9 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = defaultSnapshotRecords
+	}
 	if err := fsys.MkdirAll(filepath.Join(dir, "queues")); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -123,6 +130,10 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	s.free.Store(math.MaxInt64)
 	if free, err := fsys.FreeSpace(dir); err == nil {
 		s.free.Store(int64(min(free, math.MaxInt64)))
+	}
+	var err error
+	if s.defs, err = openDefs(fsys, dir, opts.SnapshotEvery); err != nil {
+		return nil, err
 	}
 	s.com = newCommitter(s)
 	return s, nil
@@ -176,6 +187,10 @@ func (s *Store) StreamLog(id string, segmentSize int64) (*QueueLog, error) {
 		return nil, err
 	}
 	l.stream = true
+	if err := s.fs.MkdirAll(l.dir); err != nil { // for the offsets file
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	l.noDir = false
 	if err := l.loadOffsets(); err != nil {
 		return nil, err
 	}
@@ -217,7 +232,7 @@ func (s *Store) Close() error {
 	s.com.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
+	errs := []error{s.defs.close()}
 	for id, l := range s.logs {
 		errs = append(errs, l.Close())
 		delete(s.logs, id)

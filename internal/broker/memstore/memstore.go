@@ -3,7 +3,10 @@
 // against the disk store (same interfaces, same recovery contract), so core
 // tests need neither a data directory nor the store package.
 //
-// What it models: definitions saved and handed back for Broker.Restore;
+// What it models: definitions as the disk store keeps them, a snapshot
+// (SaveDefinitions) plus the commands appended since (AppendCommand), handed
+// back for Broker.Restore and Broker.Replay, with a snapshot asked for every
+// SnapshotEvery commands;
 // per-queue logs with append, ack, delivered marks, reads, recovery of the
 // unacknowledged messages in sequence order and sequence numbering that
 // resumes past every sequence ever used; stream logs with a durable end,
@@ -13,7 +16,7 @@
 //
 // What it does not model: fsync, torn writes, crashes part-way through a
 // commit, disk-full and read errors (everything appended is "durable" at
-// once; SetAppendError makes appends fail instead), paging costs, and
+// once; SetAppendError makes message appends fail instead), paging costs, and
 // segment sizes in record bytes (a stream segment counts body bytes).
 // Reopening a log (a "restart": a new broker on the same Store) detaches
 // the previous handle: whatever the old broker still does with it is
@@ -38,19 +41,26 @@ var errDetached = errors.New("memstore: log reopened by a newer broker")
 // New.
 type Store struct {
 	mu        sync.Mutex
-	defs      *broker.Definitions
+	defs      *broker.Definitions // the last snapshot
+	cmds      []broker.Command    // commands appended since
+	cmdSeq    uint64              // sequence number of the last command appended
 	logs      map[string]*data
 	appendErr error
 	saves     int
 }
+
+// SnapshotEvery is how many commands the store takes before SnapshotDue
+// asks the broker for a snapshot: small, so core tests exercise snapshots
+// as well as replay.
+const SnapshotEvery = 16
 
 // New returns an empty store.
 func New() *Store { return &Store{logs: map[string]*data{}} }
 
 var _ broker.Storage = (*Store)(nil)
 
-// Definitions returns a copy of the definitions last saved (empty if none),
-// to pass to a new broker's Restore.
+// Definitions returns a copy of the snapshot last saved (empty if none), to
+// pass to a new broker's Restore; Commands has the commands logged since.
 func (s *Store) Definitions() *broker.Definitions {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,11 +77,49 @@ func (s *Store) Saves() int {
 	return s.saves
 }
 
-// SaveDefinitions keeps a copy of d.
+// Commands returns the commands appended since the last snapshot, in
+// order, to pass to a new broker's Replay after Restore.
+func (s *Store) Commands() []broker.Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cmds)
+}
+
+// AppendCommand logs c; it is durable at once.
+func (s *Store) AppendCommand(c broker.Command) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cmds = append(s.cmds, c)
+	s.cmdSeq++
+	return s.cmdSeq, nil
+}
+
+// SyncCommands returns at once: every appended command is durable. A
+// sequence number never handed out is the broker's bug.
+func (s *Store) SyncCommands(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq > s.cmdSeq {
+		return fmt.Errorf("memstore: sync of command %d, only %d appended", seq, s.cmdSeq)
+	}
+	return nil
+}
+
+// SnapshotDue says SnapshotEvery commands were appended since the last
+// snapshot.
+func (s *Store) SnapshotDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.cmds) >= SnapshotEvery
+}
+
+// SaveDefinitions makes a copy of d the snapshot and starts the command log
+// over.
 func (s *Store) SaveDefinitions(d *broker.Definitions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.defs = copyDefs(d)
+	s.cmds = nil
 	s.saves++
 	return nil
 }

@@ -1,0 +1,312 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+)
+
+// effects gathers what applying commands left for after the vhost's lock:
+// the log position to wait for, queue logs to remove once their deletion
+// is durable, consumers to cancel, and auto-delete exchanges that lost a
+// binding.
+type effects struct {
+	replay   bool   // applying stored commands: nothing is logged again
+	seq      uint64 // last command appended to the definitions log
+	logErr   error  // the first failed append
+	dropLogs []string
+	cancel   []func()
+	emptied  []*Exchange
+	messages int // queue: messages a deleted queue held; restore: recovered
+}
+
+// Apply changes the definitions by one command: it applies it, logs it if
+// it is durable, and returns once it is durable. Recovery, the
+// configuration and (later) the metadata Raft group call it; clients' declares
+// validate first and then take the same path (commitLocked).
+func (b *Broker) Apply(c Command) error {
+	switch c := c.(type) {
+	case SetLimits:
+		return b.limits.Set(c.Limits)
+	case AddVHost:
+		_, err := b.addVHost(c.Name, false)
+		return err
+	}
+	name := commandVHost(c)
+	v := b.VHost(name)
+	if v == nil {
+		return errorf(KindNotFound, "no vhost '%s'", name)
+	}
+	fx := &effects{}
+	v.mu.Lock()
+	err := v.applyLocked(c, fx)
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = v.finish(fx)
+	fx.cancelAll()
+	return err
+}
+
+func commandVHost(c Command) string {
+	switch c := c.(type) {
+	case DeclareExchange:
+		return c.VHost
+	case DeleteExchange:
+		return c.VHost
+	case DeclareQueue:
+		return c.VHost
+	case DeleteQueue:
+		return c.VHost
+	case Bind:
+		return c.VHost
+	case Unbind:
+		return c.VHost
+	}
+	return ""
+}
+
+// commitLocked applies a client's validated command and then deletes the
+// auto-delete exchanges it left without bindings, each as its own
+// DeleteExchange command, so a replay never depends on bindings that were
+// not logged (to transient queues). v.mu is held.
+func (v *VHost) commitLocked(c Command, fx *effects) error {
+	if err := v.applyLocked(c, fx); err != nil {
+		return err
+	}
+	// A command that changed nothing (a binding that exists) still
+	// answers only once what it found is durable.
+	fx.seq = max(fx.seq, v.lastSeq)
+	for len(fx.emptied) > 0 {
+		x := fx.emptied[0]
+		fx.emptied = fx.emptied[1:]
+		if x.cfg.AutoDelete && len(x.bindings) == 0 && v.exchange(x.cfg.Name) == x {
+			if err := v.applyLocked(DeleteExchange{VHost: v.name, Name: x.cfg.Name}, fx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyLocked is the one function that changes a vhost's definitions. It
+// is deterministic given the vhost's state and the command, and logs the
+// command when it changed durable state. v.mu is held.
+func (v *VHost) applyLocked(c Command, fx *effects) error {
+	switch c := c.(type) {
+	case DeclareExchange:
+		if v.exchange(c.Name) != nil {
+			return nil
+		}
+		kind, err := routingKind(c.ExchangeConfig)
+		if err != nil {
+			return err
+		}
+		v.exchanges.Store(c.Name, newExchange(v, c.ExchangeConfig, kind))
+		if c.Durable {
+			v.logLocked(c, fx)
+		}
+	case DeleteExchange:
+		x := v.exchange(c.Name)
+		if x == nil || x.isDefault {
+			return nil
+		}
+		for _, b := range slices.Clone(x.bindings) {
+			v.removeBindingLocked(b, fx)
+		}
+		for _, b := range slices.Clone(x.inbound) {
+			v.removeBindingLocked(b, fx)
+		}
+		if x.delayed != nil {
+			x.delayed.stop()
+		}
+		v.exchanges.Delete(c.Name)
+		if x.cfg.Durable {
+			v.logLocked(c, fx)
+		}
+	case DeclareQueue:
+		return v.applyDeclareQueueLocked(c, fx)
+	case DeleteQueue:
+		v.applyDeleteQueueLocked(c, fx)
+	case Bind:
+		b, err := v.resolveLocked(c.BindingDef)
+		if err != nil {
+			return err
+		}
+		added, err := v.addBindingLocked(b)
+		if err != nil {
+			return err
+		}
+		if added && b.durable() {
+			v.logLocked(c, fx)
+		}
+	case Unbind:
+		want, err := v.resolveLocked(c.BindingDef)
+		if err != nil {
+			return err
+		}
+		for _, b := range want.Source.bindings {
+			if b.same(want) {
+				v.removeBindingLocked(b, fx)
+				if b.durable() {
+					v.logLocked(c, fx)
+				}
+				break
+			}
+		}
+	default:
+		return fmt.Errorf("broker: command %T does not apply to a vhost", c)
+	}
+	return nil
+}
+
+// resolveLocked finds the ends of a binding by name.
+func (v *VHost) resolveLocked(d BindingDef) (*Binding, error) {
+	src := v.exchange(d.Source)
+	if src == nil {
+		return nil, v.notFoundExchange(d.Source)
+	}
+	b := &Binding{Source: src, Key: d.Key, Args: d.Args}
+	if d.DestIsExchange {
+		if b.Exchange = v.exchange(d.Destination); b.Exchange == nil {
+			return nil, v.notFoundExchange(d.Destination)
+		}
+	} else if b.Queue = v.queue(d.Destination); b.Queue == nil {
+		return nil, v.notFoundQueue(d.Destination)
+	}
+	return b, nil
+}
+
+func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
+	if v.queue(c.Name) != nil {
+		return nil
+	}
+	args, err := parseQueueArgs(c.Name, v.name, c.Args)
+	if err != nil {
+		return err
+	}
+	q := newQueue(v, c.QueueConfig, args)
+	if err := v.attachLogLocked(q, c.ID); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	if q.log != nil && q.stream == nil {
+		// A replayed declare reopens the queue's log: what a previous
+		// run stored comes back. A new queue's log is empty.
+		stored := q.log.Recovered()
+		q.restoreLocked(stored)
+		fx.messages += len(stored)
+	}
+	q.touchLocked()
+	q.mu.Unlock()
+	v.queues.Store(c.Name, q)
+	if c.Exclusive {
+		if v.owned[c.Owner] == nil {
+			v.owned[c.Owner] = map[string]struct{}{}
+		}
+		v.owned[c.Owner][c.Name] = struct{}{}
+	}
+	if q.log != nil {
+		c.ID = q.id
+		v.logLocked(c, fx)
+	}
+	return nil
+}
+
+func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
+	q := v.queue(c.Name)
+	if q == nil {
+		return
+	}
+	var streamConsumers []Consumer
+	if q.stream != nil {
+		streamConsumers = q.stopStream()
+	}
+	q.mu.Lock()
+	fx.messages = q.readyCount
+	q.deleted = true
+	consumers := q.consumers
+	q.consumers = nil
+	q.clearReadyLocked()
+	if q.expiryTimer != nil {
+		q.expiryTimer.Stop()
+	}
+	q.stopUnusedTimerLocked()
+	q.mu.Unlock()
+	for _, b := range v.queueBindingsLocked(q) {
+		v.removeBindingLocked(b, fx)
+	}
+	v.queues.Delete(c.Name)
+	if q.cfg.Exclusive {
+		delete(v.owned[q.cfg.Owner], c.Name)
+		if len(v.owned[q.cfg.Owner]) == 0 {
+			delete(v.owned, q.cfg.Owner)
+		}
+	}
+	if q.log != nil {
+		v.logLocked(c, fx)
+		fx.dropLogs = append(fx.dropLogs, q.id)
+	}
+	if len(consumers) > 0 || len(streamConsumers) > 0 {
+		fx.cancel = append(fx.cancel, func() {
+			for _, r := range consumers {
+				r.c.Cancelled(q)
+			}
+			for _, c := range streamConsumers {
+				c.Cancelled(q)
+			}
+		})
+	}
+}
+
+// logLocked appends a durable command to the definitions log. v.mu is
+// held, so the log's order is the order of application.
+func (v *VHost) logLocked(c Command, fx *effects) {
+	st := v.broker.cfg.Storage
+	if fx.replay || st == nil {
+		return
+	}
+	seq, err := st.AppendCommand(c)
+	if err != nil {
+		if fx.logErr == nil {
+			fx.logErr = err
+		}
+		return
+	}
+	fx.seq = seq
+	v.lastSeq = seq
+}
+
+// finish completes commands applied under v.mu, without it: it waits until
+// the logged ones are durable, then removes the logs of deleted queues
+// (only then: a crash before must find them) and offers a snapshot.
+// Consumers are cancelled by the caller (fx.cancel) so an AMQP channel can
+// reply first.
+func (v *VHost) finish(fx *effects) error {
+	b := v.broker
+	err := fx.logErr
+	if err == nil && fx.seq > 0 {
+		err = b.cfg.Storage.SyncCommands(fx.seq)
+	}
+	if err != nil {
+		b.log.Error("storing definitions failed", "err", err)
+		b.maybeSnapshot()
+		return causedf(KindResourceError, err, "could not store definitions")
+	}
+	for _, id := range fx.dropLogs {
+		if err := b.cfg.Storage.DeleteQueueLog(id); err != nil {
+			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
+		}
+	}
+	if fx.seq > 0 {
+		b.maybeSnapshot()
+	}
+	return nil
+}
+
+// cancelAll runs the consumer cancellations fx gathered.
+func (fx *effects) cancelAll() {
+	for _, f := range fx.cancel {
+		f()
+	}
+}

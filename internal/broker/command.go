@@ -1,0 +1,54 @@
+package broker
+
+import "github.com/tern-broker/tern/internal/flow"
+
+// Command is one change to a node's definitions, as a value. Every change
+// to vhosts, exchanges, queues, bindings and limits is a Command applied by
+// VHost.applyLocked (Broker.Apply for callers outside the package): a
+// client's declare, the configuration, recovery's replay of the log and,
+// later, the metadata Raft group all take that one path. Applying is
+// deterministic: the same commands on the same state give the same state,
+// which is what lets the store replay them and a Raft group replicate them.
+//
+// Validation (access, equivalence, reserved names) happens before a
+// command is made; applying an already-valid command cannot fail except
+// for storage. A durable command is appended to the definitions log in the
+// order it is applied and the caller answers only once it is fsynced.
+type Command interface{ command() }
+
+// AddVHost creates a vhost if it does not exist.
+type AddVHost struct{ Name string }
+
+// DeclareExchange creates an exchange; one that already exists is left as
+// it is (equivalence is checked before the command is made).
+type DeclareExchange struct{ ExchangeDef }
+
+// DeleteExchange removes an exchange and every binding from or to it.
+type DeleteExchange struct{ VHost, Name string }
+
+// DeclareQueue creates a queue; ID names a durable queue's log, so a
+// replayed declare reopens the same log.
+type DeclareQueue struct{ QueueDef }
+
+// DeleteQueue removes a queue, its messages, its log and its bindings.
+type DeleteQueue struct{ VHost, Name string }
+
+// Bind adds a binding; one that exists already is left.
+type Bind struct{ BindingDef }
+
+// Unbind removes a binding; a missing one is no change.
+type Unbind struct{ BindingDef }
+
+// SetLimits replaces the node's publish rate limits. Limits come from the
+// configuration and the HTTP API, so they are applied but not logged: a
+// restart takes the configured limits again, as it always has.
+type SetLimits struct{ Limits []flow.Limit }
+
+func (AddVHost) command()        {}
+func (DeclareExchange) command() {}
+func (DeleteExchange) command()  {}
+func (DeclareQueue) command()    {}
+func (DeleteQueue) command()     {}
+func (Bind) command()            {}
+func (Unbind) command()          {}
+func (SetLimits) command()       {}
