@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -41,7 +42,14 @@ func TestTxCommitOnAFullDiskIsNeverCommitOk(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != amqp.InternalError {
 		t.Fatalf("committing a message the disk cannot take: want 541 INTERNAL_ERROR, got %v", err)
 	}
-	if n := len(s.linesWith("persisting a transactional message failed")); n != 1 {
+	// The log reaches the test through a pipe: wait for the connection's
+	// last line, which the server writes after the failure's.
+	for deadline := time.Now().Add(10 * time.Second); s.count("connection closed") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never logged the connection's close")
+		}
+	}
+	if n := s.count("persisting a transactional message failed"); n != 1 {
 		t.Errorf("%d log lines for the failed commit, want 1", n)
 	}
 }
