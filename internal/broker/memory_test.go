@@ -5,53 +5,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
 
-// fakeClock is a manual flow.Clock: AfterFunc callbacks run in Advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-}
-
-type fakeTimer struct {
-	at time.Time
-	f  func()
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) {
-	c.mu.Lock()
-	c.timers = append(c.timers, fakeTimer{c.now.Add(d), f})
-	c.mu.Unlock()
-}
-
-// Advance moves time on and runs the timers that came due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			due = append(due, t.f)
-		} else {
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
+// newFakeClock is the broker tests' manual clock: AfterFunc callbacks run
+// in Advance.
+func newFakeClock() *clock.Fake { return clock.NewFake(time.Unix(1_000_000, 0)) }
 
 // countChanges counts the alarm's transitions as a subscriber sees them.
 func countChanges(b *Broker) *atomic.Int64 {

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/server"
 )
@@ -50,6 +51,11 @@ type Option func(*config.Config)
 // WithDataDir makes the server use dir, so a test can restart a node on the
 // same data.
 func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+
+// WithClock makes the whole server tell time by c (config.Config.Clock):
+// give it a *clock.Fake and advance it to make TTLs, expiries, delayed
+// messages and rate limits come due without sleeping. Restart keeps it.
+func WithClock(c clock.Clock) Option { return func(cfg *config.Config) { cfg.Clock = c } }
 
 // Restart shuts s down and starts a new server on the same data directory
 // and configuration (new ports).
