@@ -266,7 +266,9 @@ func TestMQTT5ReceiveMaximumBoundsInFlight(t *testing.T) {
 		}
 	}
 	in.wait(t, 2)
-	time.Sleep(300 * time.Millisecond)
+	// Every publish was routed (PUBACKed) before this SUBSCRIBE: a third
+	// delivery would be ahead of the SUBACK on the same connection.
+	sub5(t, c, 0, paho.SubscribeOptions{Topic: "barrier", QoS: 0})
 	if n := in.count(); n != 2 {
 		t.Fatalf("%d unacknowledged deliveries with receive maximum 2", n)
 	}
