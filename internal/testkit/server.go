@@ -53,8 +53,12 @@ type Option func(*config.Config)
 func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
 
 // WithClock makes the whole server tell time by c (config.Config.Clock):
-// give it a *clock.Fake and advance it to make TTLs, expiries, delayed
-// messages and rate limits come due without sleeping. Restart keeps it.
+// give it a *clock.Fake and advance it to make expiries, delayed messages,
+// rate limits and alarm holds come due without sleeping. Restart keeps it.
+// Start the fake at time.Now(): what does not read the clock yet (queue
+// TTLs) compares publish times with real time. A publisher held by a rate
+// limit sleeps on the fake clock until it is advanced, so advance it before
+// the test ends or shutdown waits for that connection.
 func WithClock(c clock.Clock) Option { return func(cfg *config.Config) { cfg.Clock = c } }
 
 // Restart shuts s down and starts a new server on the same data directory
