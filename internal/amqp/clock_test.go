@@ -33,3 +33,51 @@ func TestSilentClientOfABlockedConnectionClosedByTheClock(t *testing.T) {
 	clk.Advance(2*time.Minute + time.Second)
 	testkit.Eventually(t, wait, "the silent client's connection closed", func() bool { return s.AMQPStats().ConnectionsOpen == 1 })
 }
+
+// A persistent delayed message recovered after a restart keeps its due
+// time: on the same (fake) clock it is routed exactly when its x-delay has
+// passed since it was published, not counted again from the restart.
+func TestDelayedMessageRecoveredWithItsDueTime(t *testing.T) {
+	t.Parallel()
+	s, clk := startFake(t, testkit.WithDataDir(t.TempDir()))
+	_, ch := s.Channel(t)
+	if err := ch.ExchangeDeclare("later", "x-delayed-message", true, false, false, false, amqp.Table{"x-delayed-type": "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("due", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("due", "k", "later", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	publish(t, ch, "later", "k", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("x"),
+		Headers: amqp.Table{"x-delay": int32(600_000)}})
+	select {
+	case cf := <-confirms:
+		if !cf.Ack {
+			t.Fatal("nack")
+		}
+	case <-time.After(wait):
+		t.Fatal("no confirm")
+	}
+	clk.Advance(5 * time.Minute)
+	s = s.Restart(t) // the same clock
+	_, ch = s.Channel(t)
+	// A due message is routed inside Advance: the queue's length right
+	// after it is exact.
+	clk.Advance(5*time.Minute - time.Millisecond)
+	if n := queueLen(t, ch, "due"); n != 0 {
+		t.Fatalf("%d messages routed before the 10-minute delay passed", n)
+	}
+	clk.Advance(time.Millisecond)
+	if n := queueLen(t, ch, "due"); n != 1 {
+		t.Fatalf("%d messages routed once the delay passed, want 1", n)
+	}
+	if n, _ := s.Broker.VHost("/").DelayedMessages("later"); n != 0 {
+		t.Fatalf("%d messages still waiting after their due time", n)
+	}
+}
