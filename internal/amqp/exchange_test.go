@@ -160,7 +160,8 @@ func TestExchangeToExchangeBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, ch, "upstream", "sensors.kitchen.temp", body("22"))
-	time.Sleep(50 * time.Millisecond)
+	// queueLen's passive declare on the same channel is handled after the
+	// publish was routed: a round trip, no sleep.
 	if queueLen(t, ch, q) != 0 {
 		t.Fatal("unbind did not stop routing")
 	}
@@ -265,7 +266,7 @@ func TestAutoDeleteExchangeGoesWithLastBinding(t *testing.T) {
 
 func TestDelayedMessageExchange(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t)
+	s, clk := startFake(t)
 	_, ch := s.Channel(t)
 	if err := ch.ExchangeDeclare("later", "x-delayed-message", false, true, false, false, amqp.Table{"x-delayed-type": "direct"}); err != nil {
 		t.Fatal(err)
@@ -273,16 +274,30 @@ func TestDelayedMessageExchange(t *testing.T) {
 	q := declare(t, ch, nil)
 	_ = ch.QueueBind(q, "k", "later", false, nil)
 	d := consume(t, ch, q, true)
-	start := time.Now()
 	publish(t, ch, "later", "k", amqp.Publishing{Headers: amqp.Table{"x-delay": int32(400)}, Body: []byte("slow")})
 	publish(t, ch, "later", "k", amqp.Publishing{Headers: amqp.Table{"x-delay": int32(100)}, Body: []byte("fast")})
 	publish(t, ch, "later", "k", body("now"))
-	got := bodies(t, d, 3)
-	if !slices.Equal(got, []string{"now", "fast", "slow"}) {
-		t.Fatalf("order %v", got)
+	// "now" arriving means the channel handled the two before it: both
+	// wait on the fake clock.
+	got := bodies(t, d, 1)
+	// A due message is routed inside Advance, so a marker published on
+	// the same channel afterwards arrives after it: one that arrives first
+	// shows nothing was due.
+	step := func(by time.Duration, marker string) {
+		t.Helper()
+		clk.Advance(by)
+		publish(t, ch, "", q, body(marker))
+		got = append(got, bodies(t, d, 1)[0])
+		for got[len(got)-1] != marker && len(got) < 10 {
+			got = append(got, bodies(t, d, 1)[0])
+		}
 	}
-	if el := time.Since(start); el < 400*time.Millisecond {
-		t.Fatalf("delayed message arrived after %v, before its 400ms delay", el)
+	step(99*time.Millisecond, "m1")  // nothing due yet
+	step(time.Millisecond, "m2")     // fast, at 100 ms
+	step(299*time.Millisecond, "m3") // nothing more
+	step(time.Millisecond, "m4")     // slow, at 400 ms
+	if want := []string{"now", "m1", "fast", "m2", "m3", "slow", "m4"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v: a delayed message came before its delay or not at it", got, want)
 	}
 	err := ch.ExchangeDeclare("bad", "x-delayed-message", false, true, false, false, nil)
 	expectCode(t, err, amqp.PreconditionFailed)

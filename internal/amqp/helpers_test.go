@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/testkit"
 )
 
@@ -104,4 +105,13 @@ func queueLen(t *testing.T, ch *amqp.Channel, q string) int {
 		t.Fatal(err)
 	}
 	return st.Messages
+}
+
+// startFake starts a server whose time is a fake clock the test advances.
+// It starts at the real time, so checks not (yet) on the injected clock see
+// ordinary publish times.
+func startFake(t *testing.T, opts ...testkit.Option) (*testkit.Server, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake(time.Now())
+	return testkit.Start(t, append([]testkit.Option{testkit.WithClock(clk)}, opts...)...), clk
 }

@@ -114,7 +114,7 @@ func (ch *channel) publishComplete() error {
 // route publishes m and answers with basic.return and a confirm as needed.
 // done, when not nil, waits for the message's durable appends (tx.commit).
 func (ch *channel) route(m *message.Message, mandatory bool, done message.Completion) (broker.PublishResult, error) {
-	m.Published = time.Now().UnixNano()
+	m.Published = ch.conn.srv.broker.Clock().Now().UnixNano() // the broker's clock times TTLs and delays
 	var token uint64
 	if ch.confirm {
 		ch.publishSeq++
@@ -173,7 +173,7 @@ func (c *connection) throttle(size int) {
 	if long {
 		c.notifyBlocked("publish rate limit")
 	}
-	time.Sleep(d)
+	c.srv.broker.Limits().Clock().Sleep(d) // the buckets' clock: a test's fake clock releases it
 	if long {
 		c.notifyBlocked("")
 	}

@@ -119,7 +119,7 @@ func TestNackAndRejectRequeueSetRedelivered(t *testing.T) {
 		t.Fatalf("rejected with requeue: got %q", b3.Body)
 	}
 	_ = b3.Nack(true, false) // multiple: a and b, dropped
-	time.Sleep(50 * time.Millisecond)
+	// The passive declare on the same channel is handled after the nack.
 	if n := queueLen(t, ch, q); n != 0 {
 		t.Fatalf("%d messages left after nack without requeue", n)
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/flow"
 )
 
@@ -27,8 +28,10 @@ type Config struct {
 	// exchanges; nil keeps them in memory. See RestoreDelayed.
 	Delayed DelayedLog
 	Logger  *slog.Logger
-	// Clock times the memory alarm's minimum hold; nil is the system clock.
-	Clock flow.Clock
+	// Clock is the broker's one time source (nil: the system clock): the
+	// memory alarm's hold, delayed delivery, publish rate limits and the
+	// publish time stamped on messages. Tests inject a clock.Fake.
+	Clock clock.Clock
 }
 
 // Broker is the root of the core: the virtual hosts and node-wide state.
@@ -57,11 +60,16 @@ func New(cfg Config) *Broker {
 	if cfg.QueueMemoryLimit <= 0 {
 		cfg.QueueMemoryLimit = 4 << 20
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk"), limits: flow.NewLimiter()}
+	cfg.Clock = clock.Or(cfg.Clock)
+	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk"), limits: flow.NewLimiter(cfg.Clock)}
 	b.memTrigger = b.newMemoryTrigger(cfg.Clock)
 	b.vhosts["/"] = newVHost(b, "/")
 	return b
 }
+
+// Clock is the broker's time source (Config.Clock): protocol adapters
+// stamp publish times and time their expiries by it.
+func (b *Broker) Clock() clock.Clock { return b.cfg.Clock }
 
 // VHost returns the named vhost, or nil.
 func (b *Broker) VHost(name string) *VHost {

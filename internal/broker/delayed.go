@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
 
 // DelayedLog keeps the persistent messages waiting in durable
@@ -38,7 +40,7 @@ type delayQueue struct {
 	log     DelayedLog // nil: memory only
 	mu      sync.Mutex
 	items   delayHeap
-	timer   *time.Timer
+	timer   clock.Timer
 	seq     uint64
 	stopped bool
 }
@@ -148,13 +150,16 @@ func (d *delayQueue) restore(key string, m *Message) {
 	d.pushLocked(m.Published+int64(delay), m, key)
 }
 
+// clock is the broker's: a test's fake clock makes messages due.
+func (d *delayQueue) clock() clock.Clock { return d.x.vhost.broker.cfg.Clock }
+
 func (d *delayQueue) armLocked() {
 	if len(d.items) == 0 {
 		return
 	}
-	wait := time.Duration(d.items[0].at - time.Now().UnixNano())
+	wait := time.Duration(d.items[0].at - d.clock().Now().UnixNano())
 	if d.timer == nil {
-		d.timer = time.AfterFunc(max(wait, 0), d.fire)
+		d.timer = d.clock().AfterFunc(max(wait, 0), d.fire)
 	} else {
 		d.timer.Reset(max(wait, 0))
 	}
@@ -163,7 +168,7 @@ func (d *delayQueue) armLocked() {
 func (d *delayQueue) fire() {
 	var due []delayed
 	d.mu.Lock()
-	now := time.Now().UnixNano()
+	now := d.clock().Now().UnixNano()
 	for len(d.items) > 0 && d.items[0].at <= now {
 		due = append(due, heap.Pop(&d.items).(delayed))
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/flow"
 )
 
@@ -37,8 +38,8 @@ const (
 	memoryAlarmLow  = 90 // percent of the watermark
 )
 
-func (b *Broker) newMemoryTrigger(clock flow.Clock) *flow.Trigger {
-	t := flow.NewTrigger(b.memoryAlarm, b.queuedBytes.Load, clock, memoryAlarmHold, func(on bool, level, high, low int64) {
+func (b *Broker) newMemoryTrigger(c clock.Clock) *flow.Trigger {
+	t := flow.NewTrigger(b.memoryAlarm, b.queuedBytes.Load, c, memoryAlarmHold, func(on bool, level, high, low int64) {
 		if on {
 			b.log.Warn("memory alarm set: queued messages above the high watermark; blocking publishers", "bytes", level, "watermark", high)
 		} else {

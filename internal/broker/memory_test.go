@@ -5,53 +5,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
 
-// fakeClock is a manual flow.Clock: AfterFunc callbacks run in Advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-}
-
-type fakeTimer struct {
-	at time.Time
-	f  func()
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) {
-	c.mu.Lock()
-	c.timers = append(c.timers, fakeTimer{c.now.Add(d), f})
-	c.mu.Unlock()
-}
-
-// Advance moves time on and runs the timers that came due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			due = append(due, t.f)
-		} else {
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
+// newFakeClock is the broker tests' manual clock: AfterFunc callbacks run
+// in Advance.
+func newFakeClock() *clock.Fake { return clock.NewFake(time.Unix(1_000_000, 0)) }
 
 // countChanges counts the alarm's transitions as a subscriber sees them.
 func countChanges(b *Broker) *atomic.Int64 {
@@ -156,7 +116,8 @@ func TestMemoryAlarmDoesNotFlapWhileDraining(t *testing.T) {
 func TestMemoryAlarmConcurrentPublishersNeverStick(t *testing.T) {
 	t.Parallel()
 	for round := 0; round < 20; round++ {
-		b := New(Config{MemoryHighWatermark: 4 * memCost(64)})
+		clk := newFakeClock()
+		b := New(Config{MemoryHighWatermark: 4 * memCost(64), Clock: clk})
 		v := b.VHost("/")
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {
@@ -182,10 +143,8 @@ func TestMemoryAlarmConcurrentPublishersNeverStick(t *testing.T) {
 		if n := b.Stats().QueuedBytes; n != 0 {
 			t.Fatalf("round %d: %d bytes accounted with every queue empty", round, n)
 		}
-		deadline := time.Now().Add(5 * time.Second) // the real clock: the hold is 1 s
-		for b.MemoryAlarm().Active() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		// The hold ends: a re-check it scheduled runs inside Advance.
+		clk.Advance(memoryAlarmHold)
 		if b.MemoryAlarm().Active() {
 			t.Fatalf("round %d: memory alarm stuck on with nothing queued", round)
 		}

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"time"
-
 	"github.com/tern-broker/tern/internal/route"
 )
 
@@ -41,7 +39,7 @@ func (v *VHost) Publish(s *RouteScratch, m *Message, done Completion, token uint
 		return PublishResult{}, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, v.name)
 	}
 	if m.Published == 0 {
-		m.Published = time.Now().UnixNano()
+		m.Published = v.broker.cfg.Clock.Now().UnixNano()
 	}
 	b := v.broker
 	b.stats.published.Add(1)

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/flow"
 )
 
@@ -87,6 +88,12 @@ type Config struct {
 	Users []User `toml:"users"`
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
+
+	// Clock is the whole server's time source for TTLs, expiries, delayed
+	// delivery, rate limits and alarm holds; never read from a file, flag
+	// or the environment. nil is the system clock; tests inject a
+	// clock.Fake (testkit.WithClock) and advance it instead of sleeping.
+	Clock clock.Clock `toml:"-"`
 }
 
 // AMQP tunes the AMQP listener.

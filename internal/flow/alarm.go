@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
 
 // Alarm is a named on/off condition (memory high, disk low) that blocks
@@ -61,22 +63,6 @@ func (a *Alarm) Subscribe(f func(active bool)) (unsubscribe func()) {
 	}
 }
 
-// Clock is the time source of a Trigger; tests inject a manual one.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f once, on its own goroutine, after d.
-	AfterFunc(d time.Duration, f func())
-}
-
-// SystemClock is the real time.
-type SystemClock struct{}
-
-// Now implements Clock.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// AfterFunc implements Clock.
-func (SystemClock) AfterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
-
 // Trigger drives an Alarm from a measured level with hysteresis and a
 // minimum hold time, so a level hovering at the threshold does not make
 // the alarm (and every blocked publisher) flap:
@@ -95,7 +81,7 @@ func (SystemClock) AfterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 type Trigger struct {
 	alarm    *Alarm
 	level    func() int64
-	clock    Clock
+	clock    clock.Clock
 	hold     time.Duration
 	onChange func(on bool, level, high, low int64)
 
@@ -109,13 +95,10 @@ type Trigger struct {
 }
 
 // NewTrigger returns a disabled trigger of a; SetThresholds enables it.
-// level is read on every Check; onChange (may be nil) is called under the
+// c (nil: the system clock) times the hold; level is read on every Check; onChange (may be nil) is called under the
 // trigger's lock on every change of state, for logging.
-func NewTrigger(a *Alarm, level func() int64, clock Clock, hold time.Duration, onChange func(on bool, level, high, low int64)) *Trigger {
-	if clock == nil {
-		clock = SystemClock{}
-	}
-	return &Trigger{alarm: a, level: level, clock: clock, hold: hold, onChange: onChange}
+func NewTrigger(a *Alarm, level func() int64, c clock.Clock, hold time.Duration, onChange func(on bool, level, high, low int64)) *Trigger {
+	return &Trigger{alarm: a, level: level, clock: clock.Or(c), hold: hold, onChange: onChange}
 }
 
 // SetThresholds sets High and Low (clamped to at most High) and enables

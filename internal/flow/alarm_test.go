@@ -1,61 +1,20 @@
 package flow
 
 import (
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
-
-type manualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []manualTimer
-}
-
-type manualTimer struct {
-	at time.Time
-	f  func()
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) AfterFunc(d time.Duration, f func()) {
-	c.mu.Lock()
-	c.timers = append(c.timers, manualTimer{c.now.Add(d), f})
-	c.mu.Unlock()
-}
-
-func (c *manualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if t.at.After(c.now) {
-			keep = append(keep, t)
-		} else {
-			due = append(due, t.f)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
 
 func TestTriggerHysteresisHoldAndLog(t *testing.T) {
 	t.Parallel()
-	clock := &manualClock{now: time.Unix(100, 0)}
+	clk := clock.NewFake(time.Unix(100, 0))
 	var level atomic.Int64
 	a := NewAlarm("test")
 	var logged []bool
-	tr := NewTrigger(a, level.Load, clock, time.Second, func(on bool, _, _, _ int64) { logged = append(logged, on) })
+	tr := NewTrigger(a, level.Load, clk, time.Second, func(on bool, _, _, _ int64) { logged = append(logged, on) })
 	tr.SetThresholds(100, 80)
 	step := func(v int64) { level.Store(v); tr.Check() }
 
@@ -74,7 +33,7 @@ func TestTriggerHysteresisHoldAndLog(t *testing.T) {
 	if !a.Active() {
 		t.Fatal("off within the hold")
 	}
-	clock.advance(time.Second) // the hold ends: the timer re-checks
+	clk.Advance(time.Second) // the hold ends: the timer re-checks
 	if a.Active() {
 		t.Fatal("still on after the hold with the level below the low mark")
 	}
@@ -85,7 +44,7 @@ func TestTriggerHysteresisHoldAndLog(t *testing.T) {
 	// the limit").
 	tr.SetThresholds(0, -50)
 	step(1)
-	clock.advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	step(-10)
 	if !a.Active() {
 		t.Fatal("off above the low mark")
@@ -108,11 +67,11 @@ func TestTriggerHysteresisHoldAndLog(t *testing.T) {
 // re-check at the end of the hold clears it.
 func TestTriggerNeverSticksOnAStaleLevel(t *testing.T) {
 	t.Parallel()
-	clock := &manualClock{now: time.Unix(100, 0)}
+	clk := clock.NewFake(time.Unix(100, 0))
 	var level atomic.Int64
 	a := NewAlarm("test")
 	var tr *Trigger
-	tr = NewTrigger(a, level.Load, clock, time.Second, func(on bool, _, _, _ int64) {
+	tr = NewTrigger(a, level.Load, clk, time.Second, func(on bool, _, _, _ int64) {
 		if on {
 			// The other caller, between the decision and the alarm's
 			// change: the level falls to 0 and its Check sees "off".
@@ -126,7 +85,7 @@ func TestTriggerNeverSticksOnAStaleLevel(t *testing.T) {
 	if !a.Active() {
 		t.Fatal("alarm not on")
 	}
-	clock.advance(time.Second)
+	clk.Advance(time.Second)
 	if a.Active() {
 		t.Fatal("alarm stuck on with the level at 0")
 	}

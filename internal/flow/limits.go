@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tern-broker/tern/internal/clock"
 )
 
 // Limit is a publish rate limit (a token bucket: a sustained rate and a
@@ -45,7 +47,8 @@ func (l Limit) Validate() error {
 // Limiter holds the publish limits and their buckets. Publishers call Wait
 // before each message; it returns how long they must hold off.
 type Limiter struct {
-	any atomic.Bool // fast path: no limits at all
+	any   atomic.Bool // fast path: no limits at all
+	clock clock.Clock // the buckets fill by this clock's time
 
 	mu      sync.Mutex
 	limits  []Limit
@@ -54,8 +57,15 @@ type Limiter struct {
 
 type buckets struct{ msgs, bytes *rate.Limiter }
 
-// NewLimiter returns a limiter with no limits.
-func NewLimiter() *Limiter { return &Limiter{buckets: map[string]*buckets{}} }
+// NewLimiter returns a limiter with no limits whose buckets fill by c's
+// time (nil: the system clock); publishers hold off with c.Sleep.
+func NewLimiter(c clock.Clock) *Limiter {
+	return &Limiter{clock: clock.Or(c), buckets: map[string]*buckets{}}
+}
+
+// Clock is the clock the buckets fill by: a publisher told to wait sleeps
+// on it, so a test's fake clock releases it.
+func (lm *Limiter) Clock() clock.Clock { return lm.clock }
 
 // Set replaces the limits (buckets start full).
 func (lm *Limiter) Set(limits []Limit) error {
@@ -87,7 +97,7 @@ func (lm *Limiter) Reserve(vhost, user string, conn uint64, size int) time.Durat
 	if !lm.any.Load() {
 		return 0
 	}
-	now := time.Now()
+	now := lm.clock.Now() // ReserveN with explicit times: rate follows the injected clock
 	var wait time.Duration
 	lm.mu.Lock()
 	defer lm.mu.Unlock()

@@ -127,8 +127,14 @@ func TestCleanSessionForgetsSubscriptions(t *testing.T) {
 	pub := client3(t, s, "pub")
 	done(t, pub.Publish("news/today", 1, false, "missed"))
 	in2 := newInbox()
-	client3(t, s, "forgetful", func(o *paho.ClientOptions) { o.SetDefaultPublishHandler(in2.handler) })
-	in2.none(t, 300*time.Millisecond)
+	again := client3(t, s, "forgetful", func(o *paho.ClientOptions) { o.SetDefaultPublishHandler(in2.handler) })
+	// A marker through a subscription made now: a message of the old
+	// session would have been sent before it (at CONNECT).
+	done(t, again.Subscribe("marker", 1, in2.handler))
+	done(t, pub.Publish("marker", 1, false, "m"))
+	if got := in2.wait(t, 1); got[0].Topic() != "marker" {
+		t.Fatalf("unexpected message on %s: the clean session kept the old subscription", got[0].Topic())
+	}
 }
 
 // A subscriber that stops reading never makes the broker lose QoS 1

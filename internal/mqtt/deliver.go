@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
@@ -68,7 +69,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 			consider(f, o)
 		}
 	}
-	if !matched || expired(m) {
+	if !matched || expired(m, c.srv.clock) {
 		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
 	qos = min(qos, messageQoS(m))
@@ -80,7 +81,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		p.Retain = m.Origin.Retain
 	}
 	if c.v == wire.V5 {
-		fromProps(&p.Props, m)
+		fromProps(&p.Props, m, c.srv.clock)
 		p.Props.SubscriptionIDs = subIDs
 	}
 	o := c.out
@@ -154,7 +155,7 @@ func (c *conn) aliasLocked(p *wire.Publish) bool {
 func (s *subscriber) Cancelled(*broker.Queue) {}
 
 // fromProps maps core message properties to 5.0 PUBLISH properties.
-func fromProps(pr *wire.Properties, m *message.Message) {
+func fromProps(pr *wire.Properties, m *message.Message, clk clock.Clock) {
 	if m.Props.ContentType != "" {
 		pr.ContentType = m.Props.ContentType
 		pr.Set(wire.PropContentType)
@@ -177,7 +178,7 @@ func fromProps(pr *wire.Properties, m *message.Message) {
 			pr.Set(wire.PropCorrelationData)
 		}
 	}
-	if left, ok := expiryLeft(m); ok {
+	if left, ok := expiryLeft(m, clk); ok {
 		// What is left of it, not what it started with [MQTT-3.3.2-6],
 		// rounded up as Mosquitto does: 1 s published is 1 s received.
 		pr.MessageExpiry = uint32((max(left, 0) + time.Second - 1) / time.Second)
@@ -240,9 +241,9 @@ func userProps(pr *wire.Properties, m *message.Message) {
 	}
 }
 
-// expiryLeft is how long m has before it expires; ok is false when it has
-// no expiration.
-func expiryLeft(m *message.Message) (left time.Duration, ok bool) {
+// expiryLeft is how long m has before it expires by clk (read only when m
+// has an expiration); ok is false when it has none.
+func expiryLeft(m *message.Message, clk clock.Clock) (left time.Duration, ok bool) {
 	if m.Props.Expiration == "" {
 		return 0, false
 	}
@@ -250,13 +251,13 @@ func expiryLeft(m *message.Message) (left time.Duration, ok bool) {
 	if err != nil {
 		return 0, false
 	}
-	return time.Duration(ms)*time.Millisecond - time.Since(time.Unix(0, m.Published)), true
+	return time.Duration(ms)*time.Millisecond - clk.Now().Sub(time.Unix(0, m.Published)), true
 }
 
 // expired reports whether m's expiry interval has passed: it must not be
 // sent [MQTT-3.3.2-5].
-func expired(m *message.Message) bool {
-	left, ok := expiryLeft(m)
+func expired(m *message.Message, clk clock.Clock) bool {
+	left, ok := expiryLeft(m, clk)
 	return ok && left <= 0
 }
 

@@ -14,6 +14,10 @@
 // table that the reader consults on PUBACK, PUBREC and PUBCOMP, the
 // subscriptions, and the outbound topic aliases. Lock order: queue →
 // conn.mu → outbox; ack queue → outbox. Session expiry timers (expiry.go)
-// run on their own goroutines and take only the expiry's mutex and the
-// vhost's.
+// run on their own goroutines (in Advance, with a test's fake clock) and
+// take only the expiry's mutex and the vhost's.
+//
+// Time: every expiry (session, will delay, message, retained), publish
+// time stamp and rate-limit hold reads the broker's clock (Broker.Clock),
+// so tests advance a fake one; keep-alive is a socket deadline, real time.
 package mqtt

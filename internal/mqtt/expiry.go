@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -25,6 +26,7 @@ const neverExpires = 0xFFFFFFFF
 // message), so expiry survives restarts: a session whose client was still
 // connected when the broker stopped counts from the restart.
 type sessionExpiry struct {
+	clock clock.Clock // times the countdowns
 	fs    vfs.FS
 	path  string // "" keeps them in memory only
 	vhost func() *broker.VHost
@@ -34,7 +36,7 @@ type sessionExpiry struct {
 
 	mu      sync.Mutex
 	entries map[string]expiryEntry
-	timers  map[string]*time.Timer
+	timers  map[string]clock.Timer
 	stopped bool
 }
 
@@ -43,8 +45,8 @@ type expiryEntry struct {
 	left     int64  // UnixNano the client went away; 0 while connected
 }
 
-func newSessionExpiry(fsys vfs.FS, path string) (*sessionExpiry, error) {
-	e := &sessionExpiry{fs: fsys, path: path, entries: map[string]expiryEntry{}, timers: map[string]*time.Timer{}}
+func newSessionExpiry(fsys vfs.FS, path string, clk clock.Clock) (*sessionExpiry, error) {
+	e := &sessionExpiry{clock: clock.Or(clk), fs: fsys, path: path, entries: map[string]expiryEntry{}, timers: map[string]clock.Timer{}}
 	if path == "" {
 		return e, nil
 	}
@@ -73,7 +75,7 @@ func (e *sessionExpiry) start(vhost func() *broker.VHost, resumed func(string) b
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.vhost, e.resumed = vhost, resumed
-	now := time.Now().UnixNano()
+	now := e.clock.Now().UnixNano()
 	for id, en := range e.entries {
 		if en.left == 0 {
 			en.left = now // connected when the broker stopped
@@ -111,7 +113,7 @@ func (e *sessionExpiry) left(clientID string, interval uint32) error {
 		delete(e.entries, clientID)
 		return e.saveLocked()
 	}
-	en := expiryEntry{interval: interval, left: time.Now().UnixNano()}
+	en := expiryEntry{interval: interval, left: e.clock.Now().UnixNano()}
 	e.entries[clientID] = en
 	e.armLocked(clientID, en)
 	return e.saveLocked()
@@ -150,8 +152,8 @@ func (e *sessionExpiry) armLocked(clientID string, en expiryEntry) {
 		return
 	}
 	at := time.Unix(0, en.left).Add(time.Duration(en.interval) * time.Second)
-	var t *time.Timer
-	t = time.AfterFunc(time.Until(at), func() {
+	var t clock.Timer
+	t = e.clock.AfterFunc(at.Sub(e.clock.Now()), func() {
 		e.mu.Lock()
 		if e.timers[clientID] != t || e.resumed(clientID) {
 			e.mu.Unlock()

@@ -34,21 +34,30 @@ func sessionExists(t *testing.T, s *testkit.Server, clientID string) bool {
 // uses the interval of its latest CONNECT, not its first.
 func TestMQTT5SessionExpiryOnDisconnect(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t)
+	s, clk := startFake(t)
 
-	// "extended" leaves first (the server closes the socket after the
-	// session is torn down); the control then leaves with its CONNECT's
-	// 1 s, and its session going is the event that shows 1 s has passed
-	// for "extended" too.
+	// The server closes the socket after the session is torn down, so
+	// once each connection is closed its countdown runs on the fake clock.
 	extended, _ := connect5(t, s, "extended", withExpiry(1))
 	extended.Send(disconnectWithExpiry(3600))
 	waitClosed(t, extended)
 	control, _ := connect5(t, s, "control", withExpiry(1))
 	ended, _ := connect5(t, s, "ended", withExpiry(3600))
 	control.Send(&wire.Disconnect{})
+	waitClosed(t, control)
 	ended.Send(disconnectWithExpiry(0))
-	testkit.Eventually(t, 5*time.Second, "DISCONNECT with expiry 0 ends the session", func() bool { return !sessionExists(t, s, "ended") })
-	testkit.Eventually(t, 5*time.Second, "the 1 s session expired", func() bool { return !sessionExists(t, s, "control") })
+	waitClosed(t, ended)
+	if sessionExists(t, s, "ended") {
+		t.Fatal("DISCONNECT with expiry 0 did not end the session")
+	}
+	clk.Advance(time.Second - time.Millisecond)
+	if !sessionExists(t, s, "control") {
+		t.Fatal("the 1 s session expired before its interval")
+	}
+	clk.Advance(time.Millisecond)
+	if sessionExists(t, s, "control") {
+		t.Fatal("the 1 s session did not expire after 1 s")
+	}
 	if !sessionExists(t, s, "extended") {
 		t.Fatal("a session extended by DISCONNECT expired with its CONNECT's interval")
 	}
@@ -56,12 +65,17 @@ func TestMQTT5SessionExpiryOnDisconnect(t *testing.T) {
 	// Resumed with a shorter interval: that one applies.
 	first, _ := connect5(t, s, "resumed", withExpiry(3600))
 	first.Send(&wire.Disconnect{})
+	waitClosed(t, first)
 	again, ack := connect5(t, s, "resumed", func(c *wire.Connect) { c.CleanStart = false; withExpiry(1)(c) })
 	if !ack.SessionPresent {
 		t.Fatal("session not resumed")
 	}
 	again.Send(&wire.Disconnect{})
-	testkit.Eventually(t, 5*time.Second, "the resumed session expires with its new interval", func() bool { return !sessionExists(t, s, "resumed") })
+	waitClosed(t, again)
+	clk.Advance(time.Second)
+	if sessionExists(t, s, "resumed") {
+		t.Fatal("the resumed session did not expire with its new interval")
+	}
 }
 
 // A non-zero Session Expiry Interval on DISCONNECT after 0 on CONNECT is a
@@ -80,21 +94,30 @@ func TestMQTT5SessionExpiryOnDisconnectAfterZeroIsProtocolError(t *testing.T) {
 // Session expiry survives a restart: it is not the queue's x-expires.
 func TestMQTT5SessionExpiryAfterRestart(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t, testkit.WithDataDir(t.TempDir()))
+	s, clk := startFake(t, testkit.WithDataDir(t.TempDir()))
 	keep, _ := connect5(t, s, "keep", withExpiry(1))
 	keep.Send(disconnectWithExpiry(3600))
+	waitClosed(t, keep)
 	brief, _ := connect5(t, s, "brief-restart", withExpiry(3600))
 	brief.Send(disconnectWithExpiry(1))
-	testkit.Eventually(t, 5*time.Second, "both sessions recorded", func() bool {
-		return sessionExists(t, s, "keep") && sessionExists(t, s, "brief-restart")
-	})
-	s = s.Restart(t)
-	testkit.Eventually(t, 5*time.Second, "the 1 s session expired after the restart", func() bool { return !sessionExists(t, s, "brief-restart") })
+	waitClosed(t, brief)
+	if !sessionExists(t, s, "keep") || !sessionExists(t, s, "brief-restart") {
+		t.Fatal("both sessions should be recorded")
+	}
+	s = s.Restart(t) // the same fake clock: its countdowns survive
+	clk.Advance(time.Second)
+	if sessionExists(t, s, "brief-restart") {
+		t.Fatal("the 1 s session did not expire after the restart")
+	}
 	// A control started after the restart: when it has expired, 1 s has
 	// passed since the restart for "keep" as well.
 	control, _ := connect5(t, s, "control-restart", withExpiry(1))
 	control.Send(&wire.Disconnect{})
-	testkit.Eventually(t, 5*time.Second, "the control expired", func() bool { return !sessionExists(t, s, "control-restart") })
+	waitClosed(t, control)
+	clk.Advance(time.Second)
+	if sessionExists(t, s, "control-restart") {
+		t.Fatal("the control did not expire")
+	}
 	if !sessionExists(t, s, "keep") {
 		t.Fatal("the session extended on DISCONNECT expired after the restart")
 	}

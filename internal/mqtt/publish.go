@@ -16,7 +16,7 @@ import (
 // in headers: user properties are the client's, forwarded unaltered and in
 // order [MQTT-3.3.2-17, -18], whatever their names.
 func (c *conn) toMessage(p *wire.Publish) *message.Message {
-	m := &message.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: time.Now().UnixNano(),
+	m := &message.Message{Exchange: "amq.topic", RoutingKey: topicToKey(p.Topic), Body: p.Payload, Published: c.srv.clock.Now().UnixNano(),
 		Origin: message.Origin{ClientID: c.clientID, MQTT: true, QoS: p.QoS, Retain: p.Retain}}
 	if p.QoS > 0 {
 		m.Props.DeliveryMode = 2
@@ -90,7 +90,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	c.waitWhileBlocked()
 	if d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, len(p.Payload)); d > 0 {
 		c.acks.flush()
-		time.Sleep(d) // not reading meanwhile: TCP slows the publisher down
+		c.srv.clock.Sleep(d) // not reading meanwhile: TCP slows the publisher down
 	}
 	var done message.Completion
 	var token uint64

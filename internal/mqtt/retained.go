@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/message"
 )
 
@@ -121,8 +122,9 @@ func (r *retainedStore) set(vhost, topic string, m *message.Message) error {
 	return nil
 }
 
-// matching returns the retained messages whose topics filter matches.
-func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
+// matching returns the retained messages whose topics filter matches and
+// that have not expired by clk.
+func (r *retainedStore) matching(vhost, filter string, clk clock.Clock) []retainedMsg {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []retainedMsg
@@ -130,7 +132,7 @@ func (r *retainedStore) matching(vhost, filter string) []retainedMsg {
 		if !matches(filter, t) {
 			continue
 		}
-		if expired(m) {
+		if expired(m, clk) {
 			// An expired retained message is not sent [MQTT-3.3.2-5];
 			// it is dropped here.
 			delete(r.msgs[vhost], t)

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/vfs"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
@@ -90,6 +90,7 @@ type counters struct {
 type Server struct {
 	cfg      Config
 	broker   *broker.Broker
+	clock    clock.Clock // the broker's: expiries, will delays, publish times
 	users    *auth.Store
 	log      *slog.Logger
 	retained *retainedStore
@@ -123,11 +124,11 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	if cfg.DataDir != "" {
 		epath = filepath.Join(cfg.DataDir, "mqtt-sessions.bin")
 	}
-	ex, err := newSessionExpiry(vfs.Default, epath)
+	ex, err := newSessionExpiry(vfs.Default, epath, b.Clock())
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, broker: b, users: users, log: log, retained: rs, expiry: ex,
+	s := &Server{cfg: cfg, broker: b, clock: b.Clock(), users: users, log: log, retained: rs, expiry: ex,
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
 	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
 		s.mu.Lock()
@@ -176,7 +177,7 @@ func (s *Server) handle(nc net.Conn) {
 
 // delayedWill is a 5.0 will waiting for its delay.
 type delayedWill struct {
-	timer *time.Timer
+	timer clock.Timer
 	send  func()
 }
 

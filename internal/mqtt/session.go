@@ -106,7 +106,7 @@ func (c *conn) publishWill() {
 		return
 	}
 	w := &delayedWill{send: send}
-	w.timer = time.AfterFunc(delay, func() {
+	w.timer = srv.clock.AfterFunc(delay, func() {
 		srv.mu.Lock()
 		if srv.wills[c.clientID] == w {
 			delete(srv.wills, c.clientID)

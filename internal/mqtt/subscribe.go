@@ -95,7 +95,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// Retained messages: 0 always, 1 only for a new subscription, 2 never
 		// [MQTT-3.3.1-9, -10, -11].
 		if s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed) {
-			for _, r := range c.srv.retained.matching(c.srv.cfg.VHost, s.Filter) {
+			for _, r := range c.srv.retained.matching(c.srv.cfg.VHost, s.Filter, c.srv.clock) {
 				retained = append(retained, r)
 				retainedQoS = append(retainedQoS, min(o.qos, messageQoS(r.msg)))
 			}
@@ -114,7 +114,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 func (c *conn) sendRetained(r retainedMsg, qos byte) {
 	p := &wire.Publish{QoS: qos, Retain: true, Topic: r.topic, Payload: r.msg.Body}
 	if c.v == wire.V5 {
-		fromProps(&p.Props, r.msg)
+		fromProps(&p.Props, r.msg, c.srv.clock)
 	}
 	c.mu.Lock()
 	if qos > 0 {

@@ -167,10 +167,14 @@ func TestMQTT5NoLocalAndRetainOptions(t *testing.T) {
 	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "chat/room", QoS: 1, Payload: []byte("theirs")}); err != nil {
 		t.Fatal(err)
 	}
-	got := in.wait(t, 1)
-	time.Sleep(200 * time.Millisecond)
-	if in.count() != 1 || string(got[0].Payload) != "theirs" {
-		t.Fatalf("no-local: got %d messages, first %q", in.count(), got[0].Payload)
+	// A marker from the other client, published after both: "mine" was
+	// routed before it, so it would arrive before the marker.
+	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "chat/room", QoS: 1, Payload: []byte("marker")}); err != nil {
+		t.Fatal(err)
+	}
+	got := in.wait(t, 2)
+	if string(got[0].Payload) != "theirs" || string(got[1].Payload) != "marker" {
+		t.Fatalf("no-local: got %d messages, first %q", len(got), got[0].Payload)
 	}
 
 	// Retain handling 2: no retained messages on subscribe; retain-as-published keeps the flag.
@@ -179,14 +183,14 @@ func TestMQTT5NoLocalAndRetainOptions(t *testing.T) {
 	}
 	r2, in2, _ := client5(t, s, "r2", nil)
 	sub5(t, r2, 0, paho.SubscribeOptions{Topic: "cfg/#", QoS: 1, RetainHandling: 2, RetainAsPublished: true})
-	time.Sleep(200 * time.Millisecond)
-	if in2.count() != 0 {
-		t.Fatal("retain handling 2 sent a retained message")
-	}
 	if _, err := other.Publish(ctx5(t), &paho.Publish{Topic: "cfg/x", QoS: 1, Retain: true, Payload: []byte("v2")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := in2.wait(t, 1)[0]; !m.Retain {
+	// Retained messages go right after the SUBACK, so v1 would arrive
+	// before v2.
+	if m := in2.wait(t, 1)[0]; string(m.Payload) != "v2" {
+		t.Fatal("retain handling 2 sent a retained message")
+	} else if !m.Retain {
 		t.Fatal("retain-as-published lost the retain flag")
 	}
 }
@@ -262,7 +266,9 @@ func TestMQTT5ReceiveMaximumBoundsInFlight(t *testing.T) {
 		}
 	}
 	in.wait(t, 2)
-	time.Sleep(300 * time.Millisecond)
+	// Every publish was routed (PUBACKed) before this SUBSCRIBE: a third
+	// delivery would be ahead of the SUBACK on the same connection.
+	sub5(t, c, 0, paho.SubscribeOptions{Topic: "barrier", QoS: 0})
 	if n := in.count(); n != 2 {
 		t.Fatalf("%d unacknowledged deliveries with receive maximum 2", n)
 	}
@@ -291,7 +297,7 @@ func TestMQTT5TakeoverDisconnectsWithReason(t *testing.T) {
 
 func TestMQTT5WillDelayCancelledByReconnect(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t)
+	s, clk := startFake(t)
 	watcher, in, _ := client5(t, s, "watcher", nil)
 	sub5(t, watcher, 0, paho.SubscribeOptions{Topic: "lwt/#", QoS: 1})
 	connectWithWill := func() *testkit.RawMQTT {
@@ -310,12 +316,20 @@ func TestMQTT5WillDelayCancelledByReconnect(t *testing.T) {
 	r := connectWithWill()
 	_ = r.NC.Close()
 	r = connectWithWill() // back within the delay: no will
-	time.Sleep(1500 * time.Millisecond)
-	if in.count() != 0 {
-		t.Fatal("the will went out although the session resumed within its delay")
+	// By its CONNACK the resumed session has cancelled any will timer the
+	// first connection armed; a will due now would be routed inside
+	// Advance, before the marker published after it.
+	clk.Advance(1500 * time.Millisecond)
+	pub, _, _ := client5(t, s, "marker", nil)
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "lwt/marker", QoS: 1, Payload: []byte("marker")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := in.wait(t, 1)[0]; m.Topic != "lwt/marker" {
+		t.Fatalf("the will went out although the session resumed within its delay: got %q first", m.Topic)
 	}
 	_ = r.NC.Close()
-	m := in.wait(t, 1)[0]
+	advanceUntil(t, clk, 100*time.Millisecond, "the will after its delay", func() bool { return in.count() == 2 })
+	m := in.wait(t, 2)[1]
 	if m.Topic != "lwt/flaky" || string(m.Payload) != "offline" {
 		t.Fatalf("will %q %q", m.Topic, m.Payload)
 	}
@@ -323,13 +337,13 @@ func TestMQTT5WillDelayCancelledByReconnect(t *testing.T) {
 
 func TestMQTT5SessionExpiry(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t)
+	s, clk := startFake(t)
 	exp := uint32(1)
 	c, _, _ := client5(t, s, "brief", &paho.ConnectProperties{SessionExpiryInterval: &exp})
 	sub5(t, c, 0, paho.SubscribeOptions{Topic: "x", QoS: 1})
 	_ = c.Disconnect(&paho.Disconnect{})
 	_, ch := s.Channel(t)
-	testkit.Eventually(t, 4*time.Second, "session queue expired", func() bool {
+	advanceUntil(t, clk, 250*time.Millisecond, "session queue expired", func() bool {
 		_, err := ch.QueueDeclarePassive("mqtt-subscription-brief", true, false, false, false, nil)
 		if err != nil {
 			_, ch = s.Channel(t)
@@ -350,16 +364,15 @@ func TestMQTT5MaximumPacketSizeOfTheClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := in.wait(t, 1)
-	time.Sleep(200 * time.Millisecond)
-	if in.count() != 1 || len(got[0].Payload) != 10 {
+	got := in.wait(t, 1) // the 500-byte one, published first, would arrive first
+	if len(got[0].Payload) != 10 {
 		t.Fatalf("a packet larger than the client's maximum was sent (%d messages, first %d bytes)", in.count(), len(got[0].Payload))
 	}
 }
 
 func TestMQTT5MessageExpiryWhileOffline(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t)
+	s, clk := startFake(t)
 	connect := func(clean bool) *testkit.RawMQTT {
 		r := testkit.DialMQTT(t, s)
 		r.V = 5
@@ -384,7 +397,7 @@ func TestMQTT5MessageExpiryWhileOffline(t *testing.T) {
 	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "alerts/fresh", QoS: 1, Payload: []byte("fresh"), Properties: &paho.PublishProperties{MessageExpiry: &long}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	clk.Advance(1500 * time.Millisecond)
 	r = connect(false)
 	p, ok := r.Expect().(*wire.Publish)
 	if !ok || string(p.Payload) != "fresh" {

@@ -19,6 +19,7 @@ import (
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mgmt"
@@ -118,8 +119,9 @@ func (s *Server) Start() error {
 		Storage:             storage{st},
 		Delayed:             delayedLog,
 		Logger:              s.log.With("component", "broker"),
+		Clock:               cfg.Clock,
 	})
-	s.diskTrigger.Store(s.newDiskTrigger(nil))
+	s.diskTrigger.Store(s.newDiskTrigger(s.Broker.Clock()))
 	defs, err := loadDefinitions(st)
 	if err != nil {
 		return err
@@ -364,12 +366,12 @@ const diskAlarmHold = time.Second
 // newDiskTrigger drives the disk alarm from the free space with hysteresis:
 // on below the limit, off once the free space is a tenth of the limit above
 // it (and the alarm was on for diskAlarmHold).
-func (s *Server) newDiskTrigger(clock flow.Clock) *flow.Trigger {
+func (s *Server) newDiskTrigger(c clock.Clock) *flow.Trigger {
 	s.diskFree.Store(math.MaxUint64)
 	level := func() int64 { // bytes short of the limit
 		return clampInt64(s.diskFreeLimit.Load()) - clampInt64(s.diskFree.Load())
 	}
-	t := flow.NewTrigger(s.Broker.DiskAlarm(), level, clock, diskAlarmHold, func(on bool, level, _, _ int64) {
+	t := flow.NewTrigger(s.Broker.DiskAlarm(), level, c, diskAlarmHold, func(on bool, level, _, _ int64) {
 		limit, free := s.diskFreeLimit.Load(), s.diskFree.Load()
 		if on {
 			s.log.Warn("disk alarm set: free space below the limit; blocking publishers", "free", free, "limit", limit)

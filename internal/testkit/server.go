@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/server"
 )
@@ -50,6 +51,15 @@ type Option func(*config.Config)
 // WithDataDir makes the server use dir, so a test can restart a node on the
 // same data.
 func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+
+// WithClock makes the whole server tell time by c (config.Config.Clock):
+// give it a *clock.Fake and advance it to make expiries, delayed messages,
+// rate limits and alarm holds come due without sleeping. Restart keeps it.
+// Start the fake at time.Now(): what does not read the clock yet (queue
+// TTLs) compares publish times with real time. A publisher held by a rate
+// limit sleeps on the fake clock until it is advanced, so advance it before
+// the test ends or shutdown waits for that connection.
+func WithClock(c clock.Clock) Option { return func(cfg *config.Config) { cfg.Clock = c } }
 
 // Restart shuts s down and starts a new server on the same data directory
 // and configuration (new ports).
