@@ -3,6 +3,7 @@ package broker
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -32,6 +33,7 @@ type entry struct {
 	level       uint8 // priority level
 	persisted   bool  // stored in the queue's log
 	redelivered bool
+	unreadable  bool // paged out and the log failed to return it: dropped when due
 }
 
 // Queue is a FIFO of messages with competing consumers.
@@ -63,8 +65,11 @@ type Queue struct {
 	expiryAt          int64
 	unusedTimer       *time.Timer
 	unusedGen         uint64
-	readErrors        uint64
 	paceTimer         *time.Timer
+	paging            bool // a page-in is reading bodies (queue_page.go)
+	pageWanted        bool // dispatch stopped at a paged-out head
+
+	readErrors atomic.Uint64 // stored messages the log failed to return
 }
 
 // Name returns the queue's name.
@@ -195,10 +200,7 @@ func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishO
 	dead = q.enforceLimitsLocked(dead)
 	dead = q.dispatchLocked(time.Now().UnixNano(), dead)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	if len(dead) > 0 {
-		q.deadLetter(dead)
-	}
+	q.unlockThen(dead)
 	return Enqueued, pending
 }
 
@@ -262,34 +264,17 @@ func (q *Queue) popLevelLocked(i int) entry {
 }
 
 // dropLocked removes a popped ready entry for good, dead-lettering it when
-// the queue has a dead-letter exchange.
+// the queue has a dead-letter exchange. A paged-out body is read, and the
+// entry settled, by deadLetter once the lock is released.
 func (q *Queue) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
-	if q.args.hasDLX {
-		if m := q.loadLocked(&e); m != nil {
-			dead = append(dead, deadLetter{msg: m, reason: reason})
+	if q.args.hasDLX && !e.unreadable {
+		if e.msg == nil {
+			return append(dead, deadLetter{reason: reason, seq: e.seq, paged: true})
 		}
+		dead = append(dead, deadLetter{msg: e.msg, reason: reason})
 	}
-	q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
+	q.settle(e.seq, e.size, e.msg != nil, e.persisted)
 	return dead
-}
-
-// loadLocked returns e's message, reading it from the log if it was paged
-// out (the entry then holds it, and its bytes count as in memory). A message
-// the log cannot return is logged and counted; nil means it is lost.
-func (q *Queue) loadLocked(e *entry) *Message {
-	if e.msg != nil {
-		return e.msg
-	}
-	m, err := q.log.Read(e.seq)
-	if err != nil {
-		q.readErrors++
-		q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", e.seq, "err", err)
-		return nil
-	}
-	e.msg = m
-	q.vhost.broker.pagedOut()
-	q.vhost.broker.bodyIn(e.size)
-	return m
 }
 
 // headLocked returns the level holding the next message to deliver (the
@@ -313,25 +298,34 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	var dead []deadLetter
 	q.mu.Lock()
 	q.touchLocked()
-	now := time.Now().UnixNano()
-	dead = q.expireHeadsLocked(now, dead)
-	for lvl := q.headLocked(); lvl >= 0; lvl = q.headLocked() {
-		e := q.popLevelLocked(lvl)
-		m := q.loadLocked(&e)
-		if m == nil {
-			q.settleLocked(e.seq, e.size, false, e.persisted)
+	for {
+		dead = q.expireHeadsLocked(time.Now().UnixNano(), dead)
+		lvl := q.headLocked()
+		if lvl < 0 {
+			break
+		}
+		if h := q.levels[lvl].front(); h.msg == nil && !h.unreadable {
+			// Read the body without the lock, then look again: the head
+			// may have been taken meanwhile.
+			r := pageRef{level: lvl, seq: h.seq}
+			q.mu.Unlock()
+			m, err := q.log.Read(r.seq)
+			q.mu.Lock()
+			q.installLocked(r, m, err)
 			continue
 		}
-		d = Delivery{Queue: q, Msg: m, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount, persisted: e.persisted}
+		e := q.popLevelLocked(lvl)
+		if e.msg == nil { // unreadable
+			q.settle(e.seq, e.size, false, e.persisted)
+			continue
+		}
+		d = Delivery{Queue: q, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount, persisted: e.persisted}
 		ok = true
 		q.countDeliveryLocked(&e, noAck)
 		break
 	}
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	if len(dead) > 0 {
-		q.deadLetter(dead)
-	}
+	q.unlockThen(dead)
 	return d, ok
 }
 
@@ -345,7 +339,7 @@ func (q *Queue) countDeliveryLocked(e *entry, noAck bool) {
 		st.redelivered.Add(1)
 	}
 	if noAck {
-		q.settleLocked(e.seq, e.size, true, e.persisted)
+		q.settle(e.seq, e.size, true, e.persisted)
 		return
 	}
 	q.unacked++
@@ -370,14 +364,15 @@ func (q *Queue) clearReadyLocked() {
 	for i := range q.levels {
 		for q.levels[i].len() > 0 {
 			e := q.popLevelLocked(i)
-			q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
+			q.settle(e.seq, e.size, e.msg != nil, e.persisted)
 		}
 	}
 }
 
-// settleLocked forgets a message for good (acked, expired, dropped, or
-// delivered without ack): its memory is released and the log told.
-func (q *Queue) settleLocked(seq uint64, size int64, inMemory, persisted bool) {
+// settle forgets a message for good (acked, expired, dropped, or delivered
+// without ack): its memory is released and the log told. It touches no
+// field of the queue, so it needs no lock.
+func (q *Queue) settle(seq uint64, size int64, inMemory, persisted bool) {
 	if inMemory {
 		q.vhost.broker.bodyOut(size)
 	} else {

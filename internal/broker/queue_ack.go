@@ -16,15 +16,14 @@ func (q *Queue) Ack(ds ...Delivery) {
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 	}
 	if q.readyCount > 0 && !q.deleted {
 		dead = q.dispatchLocked(time.Now().UnixNano(), nil)
 		q.armExpiryLocked()
 	}
-	q.mu.Unlock()
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
 // Requeue returns delivered messages to the ready list in their original
@@ -42,7 +41,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 	if q.deleted {
 		// Nowhere to go back to: the messages are gone with the queue.
 		for _, d := range ds {
-			q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+			q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 		}
 		q.mu.Unlock()
 		return
@@ -68,8 +67,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 	}
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
 // Reject settles delivered messages that a consumer refused without requeue:
@@ -84,11 +82,10 @@ func (q *Queue) Reject(ds []Delivery) {
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 		if q.args.hasDLX {
 			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
 		}
 	}
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }

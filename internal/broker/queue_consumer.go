@@ -77,8 +77,7 @@ func (q *Queue) Consume(c Consumer, opts ConsumeOptions) error {
 	q.stopUnusedTimerLocked()
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 	return nil
 }
 
@@ -105,8 +104,7 @@ func (q *Queue) Cancel(c Consumer) {
 	}
 	// A single active consumer leaving hands over to the next one.
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 	if autoDelete {
 		_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
 	}
@@ -126,8 +124,7 @@ func (q *Queue) Dispatch() {
 	}
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
 // dispatchLocked hands ready messages to consumers until either runs out.
@@ -140,12 +137,15 @@ func (q *Queue) dispatchLocked(now int64, dead []deadLetter) []deadLetter {
 			continue
 		}
 		if head.msg == nil {
-			if q.loadLocked(head) == nil {
+			if head.unreadable {
 				e := q.popLevelLocked(lvl)
-				q.settleLocked(e.seq, e.size, false, e.persisted)
+				q.settle(e.seq, e.size, false, e.persisted)
 				continue
 			}
-			q.memBytes += head.size
+			// The body is on disk: a page-in reads it without the lock
+			// (queue_page.go) and dispatches again.
+			q.pageWanted = true
+			break
 		}
 		if q.pacer != nil {
 			t := time.Unix(0, now)

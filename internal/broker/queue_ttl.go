@@ -48,8 +48,7 @@ func (q *Queue) onExpiryTimer() {
 	dead := q.expireHeadsLocked(now, nil)
 	dead = q.dispatchLocked(now, dead)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
 // touchLocked records use of the queue (declare, basic.get) for x-expires.
