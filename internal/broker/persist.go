@@ -173,7 +173,7 @@ func (b *Broker) Definitions() *Definitions {
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.
 func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	st := v.broker.cfg.Storage
-	if q.args.queueType == "stream" {
+	if q.kind == Stream {
 		if st == nil || !q.cfg.Durable || q.cfg.Exclusive || q.cfg.AutoDelete {
 			return errorf(KindPreconditionFailed, "invalid arguments for stream '%s' in vhost '%s': a stream must be durable, not exclusive and not auto-delete", q.cfg.Name, v.name)
 		}
@@ -186,16 +186,13 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	if q.args.queueType == "stream" {
+	if q.kind == Stream {
 		l, err := st.StreamLog(id, q.args.segmentSize)
 		if err != nil {
 			return errorf(KindResourceError, "could not open the log of stream '%s': %v", q.cfg.Name, err)
 		}
 		q.id, q.log = id, l
-		q.stream = &streamState{log: l, readers: map[Consumer]*streamReader{}}
-		q.nextSeq = l.NextSeq()
-		_ = l.Recovered() // a stream keeps no ready list
-		l.OnDurable(q.onStreamDurable)
+		q.backend = newStreamBackend(q, l)
 		return nil
 	}
 	l, err := st.QueueLog(id)
@@ -234,15 +231,8 @@ func (b *Broker) Restore(d *Definitions) error {
 		q := newQueue(v, qd.QueueConfig, args)
 		v.mu.Lock()
 		err = v.attachLogLocked(q, qd.ID)
-		if err == nil && q.stream != nil {
-			v.queues.Store(qd.Name, q)
-		} else if err == nil {
-			q.mu.Lock()
-			stored := q.log.Recovered()
-			q.restoreLocked(stored)
-			recovered += len(stored)
-			q.touchLocked()
-			q.mu.Unlock()
+		if err == nil {
+			recovered += q.backend.restore()
 			v.queues.Store(qd.Name, q)
 		}
 		v.mu.Unlock()

@@ -287,35 +287,11 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 			return 0, noCancel, err
 		}
 	}
-	var streamConsumers []Consumer
-	if q.stream != nil {
-		if _, _, n := q.Counts(); ifUnused && n > 0 {
-			v.mu.Unlock()
-			return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
-		}
-		streamConsumers = q.stopStream()
-	}
-	q.mu.Lock()
-	if ifUnused && len(q.consumers) > 0 {
-		q.mu.Unlock()
+	n, consumers, err := q.backend.close(ifUnused, ifEmpty)
+	if err != nil {
 		v.mu.Unlock()
-		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+		return 0, noCancel, err
 	}
-	if ifEmpty && q.readyCount > 0 {
-		q.mu.Unlock()
-		v.mu.Unlock()
-		return 0, noCancel, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
-	}
-	n := q.readyCount
-	q.deleted = true
-	consumers := q.consumers
-	q.consumers = nil
-	q.clearReadyLocked()
-	if q.expiryTimer != nil {
-		q.expiryTimer.Stop()
-	}
-	q.stopUnusedTimerLocked()
-	q.mu.Unlock()
 	for _, b := range v.queueBindingsLocked(q) {
 		v.removeBindingLocked(b)
 	}
@@ -334,10 +310,7 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 		}
 	}
 	return n, func() {
-		for _, r := range consumers {
-			r.c.Cancelled(q)
-		}
-		for _, c := range streamConsumers {
+		for _, c := range consumers {
 			c.Cancelled(q)
 		}
 	}, nil

@@ -33,7 +33,7 @@ type pageRef struct {
 
 // unlockThen releases q.mu and then does what had to wait for it: the
 // dead-letters, and a page-in dispatch asked for.
-func (q *Queue) unlockThen(dead []deadLetter) {
+func (q *classicBackend) unlockThen(dead []deadLetter) {
 	page := q.startPageInLocked()
 	q.mu.Unlock()
 	q.deadLetter(dead)
@@ -44,7 +44,7 @@ func (q *Queue) unlockThen(dead []deadLetter) {
 
 // startPageInLocked claims the page-in when dispatch stopped at a
 // paged-out head and no page-in is running.
-func (q *Queue) startPageInLocked() bool {
+func (q *classicBackend) startPageInLocked() bool {
 	if !q.pageWanted || q.paging || q.deleted {
 		return false
 	}
@@ -55,7 +55,7 @@ func (q *Queue) startPageInLocked() bool {
 // pageIn reads paged-out bodies due next, without the queue's lock, until
 // dispatch no longer waits for one. The caller claimed it
 // (startPageInLocked).
-func (q *Queue) pageIn() {
+func (q *classicBackend) pageIn() {
 	var refs [pageBatch]pageRef
 	var msgs [pageBatch]*Message
 	var errs [pageBatch]error
@@ -89,7 +89,7 @@ func (q *Queue) pageIn() {
 // pagedHeadsLocked fills refs with the paged-out entries due next, in
 // delivery order (highest priority first, FIFO within one), and returns
 // how many.
-func (q *Queue) pagedHeadsLocked(refs []pageRef) int {
+func (q *classicBackend) pagedHeadsLocked(refs []pageRef) int {
 	var bytes int64
 	for lvl := len(q.levels) - 1; lvl >= 0; lvl-- {
 		d := &q.levels[lvl]
@@ -111,7 +111,7 @@ func (q *Queue) pagedHeadsLocked(refs []pageRef) int {
 // installLocked puts a body read from the log into its entry, if the entry
 // is still ready and paged out; a failed read marks it unreadable, and
 // dispatch or get then drops it.
-func (q *Queue) installLocked(r pageRef, m *Message, err error) {
+func (q *classicBackend) installLocked(r pageRef, m *Message, err error) {
 	if r.level >= len(q.levels) {
 		return
 	}
