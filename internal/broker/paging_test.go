@@ -91,6 +91,11 @@ func (b *blockingReads) open() { b.once.Do(func() { close(b.release) }) }
 // m0…m(n-1) whose bodies are all paged out to its log.
 func pagedOutQueue(t *testing.T, fs vfs.FS, n int) (*broker.VHost, *broker.Queue, *durableWaiter) {
 	t.Helper()
+	return pagedOutQueueArgs(t, fs, n, nil)
+}
+
+func pagedOutQueueArgs(t *testing.T, fs vfs.FS, n int, args map[string]any) (*broker.VHost, *broker.Queue, *durableWaiter) {
+	t.Helper()
 	st, err := store.Open(fs, "/data", store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +107,13 @@ func pagedOutQueue(t *testing.T, fs vfs.FS, n int) (*broker.VHost, *broker.Queue
 	// A limit of one byte keeps no body of a ready message in memory.
 	b := broker.New(broker.Config{Storage: st, QueueMemoryLimit: 1})
 	v := b.VHost("/")
-	q, err := v.DeclareQueue(broker.QueueConfig{Name: "q", Durable: true}, false, 1)
+	if args != nil {
+		// A dead-letter target, declared before any message can expire.
+		if _, err := v.DeclareQueue(broker.QueueConfig{Name: "dead", Durable: true}, false, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := v.DeclareQueue(broker.QueueConfig{Name: "q", Durable: true, Args: args}, false, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,5 +222,36 @@ func TestPublishIsNotStalledWhileAGetPagesIn(t *testing.T) {
 	}
 	if ready, _, _ := q.Counts(); ready != 2 {
 		t.Fatalf("ready after one get: %d, want 2", ready)
+	}
+}
+
+// A paged-out message that expires is read back after the queue's lock is
+// released and dead-lettered with its body.
+func TestPagedOutMessagesAreDeadLetteredWithTheirBodies(t *testing.T) {
+	t.Parallel()
+	reads, fs := newBlockingReads(t)
+	v, q, _ := pagedOutQueueArgs(t, fs, 3, map[string]any{
+		"x-message-ttl": int64(50), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead",
+	})
+	reads.open()
+	dead, err := v.Queue("dead", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the three messages to expire", func() bool {
+		ready, _, _ := q.Counts()
+		n, _, _ := dead.Counts()
+		return ready == 0 && n == 3
+	})
+	var got []string
+	for range 3 {
+		d, ok := dead.Get(true)
+		if !ok {
+			t.Fatal("dead-letter queue empty")
+		}
+		got = append(got, string(d.Msg.Body))
+	}
+	if fmt.Sprint(got) != "[m0 m1 m2]" {
+		t.Fatalf("dead-lettered bodies: %v", got)
 	}
 }
