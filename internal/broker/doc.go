@@ -9,11 +9,15 @@
 //     on the publish path use sync.Map and take no lock.
 //   - An Exchange's routing table is immutable and swapped through an
 //     atomic.Pointer whenever its bindings change, so routing takes no lock.
-//   - A Queue owns its messages and consumers under its own mu; methods named
-//     …Locked expect it held. Lock order is Queue.mu → consumer internals
+//   - A Queue's own fields are immutable once it is published (boundBy
+//     aside, guarded by the vhost's mu); its backend, chosen by its
+//     QueueType at creation (queue_backend.go), owns its messages and
+//     consumers under the backend's own mu; methods named …Locked expect
+//     it held. Lock order is queue → consumer internals
 //     (Consumer.TryDeliver is called with the queue locked and must not call
-//     back into the queue). Dead-lettering and auto-delete, which reach other
-//     queues and the vhost, run after the queue's lock is released.
+//     back into the queue). Dead-lettering, auto-delete and reading
+//     paged-out bodies from the log run after the queue's lock is released.
+//     See docs/design/queues.md.
 //
 // Invariants: a message is in exactly one of a queue's ready list or a
 // consumer's unacked set (or neither once acked); requeued messages go back

@@ -9,7 +9,9 @@
 // log → committer). The committer goroutine closes a batch, flushes and
 // fsyncs every log written in it, then calls the batch's completions; an
 // fsync never runs under a log's lock, so appends continue during it and
-// land in the next batch.
+// land in the next batch. Read looks the record up under the lock and reads
+// the file without it, and the broker calls it without its queue's lock,
+// so paging a body in stalls neither.
 //
 // Invariants: a message is acknowledged to its publisher only after the
 // bytes of its record were fsynced (Options.Sync "always", the default),
