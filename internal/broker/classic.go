@@ -31,8 +31,7 @@ type entry struct {
 // Lock order is mu → consumer internals (Consumer.TryDeliver is called with
 // mu held and must not call back into the queue). Dead-lettering,
 // auto-delete and reading paged-out bodies run after mu is released. The
-// embedded Queue's fields are immutable (boundBy aside, which is not
-// touched here).
+// embedded Queue's fields are immutable.
 type classicBackend struct {
 	*Queue
 	pacer *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries; has its own lock

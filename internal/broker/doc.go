@@ -9,8 +9,8 @@
 //     on the publish path use sync.Map and take no lock.
 //   - An Exchange's routing table is immutable and swapped through an
 //     atomic.Pointer whenever its bindings change, so routing takes no lock.
-//   - A Queue's own fields are immutable once it is published (boundBy
-//     aside, guarded by the vhost's mu); its backend, chosen by its
+//   - A Queue's own fields are immutable once it is published (its
+//     bindings are indexed by the vhost, under the vhost's mu); its backend, chosen by its
 //     QueueType at creation (queue_backend.go), owns its messages and
 //     consumers under the backend's own mu; methods named …Locked expect
 //     it held. Lock order is queue → consumer internals

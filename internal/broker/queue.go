@@ -20,7 +20,8 @@ type QueueConfig struct {
 // stored, ordered and handed to consumers is its backend's, chosen once by
 // the queue's type when it is created (queue_backend.go): classicBackend
 // (classic.go) or streamBackend (stream.go). The fields here are set before
-// the queue is published in its vhost and never change, except boundBy.
+// the queue is published in its vhost and never change (readErrors is
+// atomic); its bindings are the vhost's, guarded by the vhost's lock.
 type Queue struct {
 	cfg     QueueConfig
 	args    queueArgs
@@ -29,8 +30,6 @@ type Queue struct {
 	id      string // durable queues: the name of its log in storage
 	log     Log    // nil: messages live in memory only
 	backend queueBackend
-
-	boundBy []*Binding // bindings with this queue as destination; guarded by vhost.mu
 
 	readErrors atomic.Uint64 // stored messages the log failed to return
 }

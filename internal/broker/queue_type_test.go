@@ -34,3 +34,36 @@ func TestQueueTypeChoosesTheBackend(t *testing.T) {
 		}
 	}
 }
+
+// The vhost indexes bindings by destination queue; deleting the queue
+// removes them from its exchanges and from the index.
+func TestDeletingAQueueRemovesItsBindings(t *testing.T) {
+	t.Parallel()
+	b := New(Config{})
+	v := b.VHost("/")
+	for _, name := range []string{"q1", "q2"} {
+		if _, err := v.DeclareQueue(QueueConfig{Name: name}, false, 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"a", "b"} {
+			if err := v.BindQueue(name, "amq.direct", key, nil, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := v.DeleteQueue("q1", false, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, bd := range v.Bindings() {
+		if bd.Source.Name() == "amq.direct" {
+			left = append(left, bd.Queue.Name()+":"+bd.Key)
+		}
+	}
+	v.mu.Lock()
+	indexed := len(v.queueBinds)
+	v.mu.Unlock()
+	if strings.Join(left, ",") != "q2:a,q2:b" || indexed != 1 {
+		t.Fatalf("bindings after deleting q1: %v, %d queues indexed", left, indexed)
+	}
+}

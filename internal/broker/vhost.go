@@ -17,6 +17,10 @@ type VHost struct {
 	queues    sync.Map                       // name → *Queue
 	defsDirty bool                           // a durable object changed; guarded by mu
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
+	// queueBinds indexes bindings by destination queue, for deleting a
+	// queue's bindings with it; guarded by mu. It lives here, not in the
+	// Queue, so that mu guards only the vhost's own fields.
+	queueBinds map[*Queue][]*Binding
 }
 
 // Name returns the vhost's name.
