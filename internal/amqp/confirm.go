@@ -137,11 +137,7 @@ func (ch *channel) sendReadyLocked() {
 }
 
 func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
-	o := ch.conn.out
-	o.Mu.Lock()
-	o.Buf = amqp091.AppendConfirm(o.Buf, ch.id, nack, tag, multiple)
-	o.SignalLocked()
-	o.Mu.Unlock()
+	ch.conn.out.Append(func(buf []byte) []byte { return amqp091.AppendConfirm(buf, ch.id, nack, tag, multiple) })
 	if nack {
 		ch.conn.srv.stats.nacked.Add(1)
 	} else {

@@ -388,11 +388,7 @@ func (c *connection) openChannel(f amqp091.Frame) error {
 
 // appendMethod queues a method frame on channel.
 func (c *connection) appendMethod(channel uint16, m amqp091.Method) {
-	o := c.out
-	o.Mu.Lock()
-	o.Buf = amqp091.AppendMethodFrame(o.Buf, channel, m)
-	o.SignalLocked()
-	o.Mu.Unlock()
+	c.out.Append(func(buf []byte) []byte { return amqp091.AppendMethodFrame(buf, channel, m) })
 }
 
 // removeChannel forgets a channel whose close handshake completed.

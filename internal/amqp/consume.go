@@ -54,18 +54,16 @@ func (c *consumer) tryDeliver(d broker.Delivery) bool {
 			return false
 		}
 	}
-	o := ch.conn.out
-	o.Mu.Lock()
-	if !o.RoomLocked() {
-		o.Mu.Unlock()
+	var tag uint64
+	// The tag is assigned under the outbox's lock, so tags stay in outbox order.
+	if !ch.conn.out.AppendDelivery(func(buf []byte) []byte {
+		ch.nextTag++
+		tag = ch.nextTag
+		buf = amqp091.AppendDeliver(buf, ch.id, c.tag, tag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey)
+		return appendContent(buf, ch.id, d.Msg, ch.conn.frameMax)
+	}) {
 		return false
 	}
-	ch.nextTag++
-	tag := ch.nextTag
-	o.Buf = amqp091.AppendDeliver(o.Buf, ch.id, c.tag, tag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey)
-	o.Buf = appendContent(o.Buf, ch.id, d.Msg, ch.conn.frameMax)
-	o.SignalLocked()
-	o.Mu.Unlock()
 	if !c.noAck {
 		ch.unacked = append(ch.unacked, unacked{tag: tag, d: d, c: c})
 		ch.live++
@@ -273,18 +271,15 @@ func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 	d, ok := q.Get(m.NoAck)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	o := ch.conn.out
-	o.Mu.Lock()
-	defer o.Mu.Unlock()
 	if !ok {
-		o.Buf = amqp091.AppendMethodFrame(o.Buf, ch.id, &amqp091.BasicGetEmpty{})
-		o.SignalLocked()
+		ch.conn.appendMethod(ch.id, &amqp091.BasicGetEmpty{})
 		return nil
 	}
-	ch.nextTag++
-	o.Buf = amqp091.AppendGetOk(o.Buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
-	o.Buf = appendContent(o.Buf, ch.id, d.Msg, ch.conn.frameMax)
-	o.SignalLocked()
+	ch.conn.out.Append(func(buf []byte) []byte {
+		ch.nextTag++
+		buf = amqp091.AppendGetOk(buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
+		return appendContent(buf, ch.id, d.Msg, ch.conn.frameMax)
+	})
 	if !m.NoAck {
 		ch.unacked = append(ch.unacked, unacked{tag: ch.nextTag, d: d})
 		ch.live++

@@ -140,12 +140,10 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 }
 
 func (ch *channel) basicReturn(m *message.Message) {
-	o := ch.conn.out
-	o.Mu.Lock()
-	o.Buf = amqp091.AppendReturn(o.Buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
-	o.Buf = appendContent(o.Buf, ch.id, m, ch.conn.frameMax)
-	o.SignalLocked()
-	o.Mu.Unlock()
+	ch.conn.out.Append(func(buf []byte) []byte {
+		buf = amqp091.AppendReturn(buf, ch.id, amqp091.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
+		return appendContent(buf, ch.id, m, ch.conn.frameMax)
+	})
 	ch.conn.srv.stats.returned.Add(1)
 }
 

@@ -189,16 +189,12 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err := v.attachLogLocked(q, c.ID); err != nil {
 		return err
 	}
-	q.mu.Lock()
-	if q.log != nil && q.stream == nil {
+	if q.log != nil {
 		// A replayed declare reopens the queue's log: what a previous
 		// run stored comes back. A new queue's log is empty.
-		stored := q.log.Recovered()
-		q.restoreLocked(stored)
-		fx.messages += len(stored)
+		fx.messages += q.backend.restore()
 	}
-	q.touchLocked()
-	q.mu.Unlock()
+	q.backend.touch()
 	v.queues.Store(c.Name, q)
 	if c.Exclusive {
 		if v.owned[c.Owner] == nil {
@@ -218,21 +214,8 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	if q == nil {
 		return
 	}
-	var streamConsumers []Consumer
-	if q.stream != nil {
-		streamConsumers = q.stopStream()
-	}
-	q.mu.Lock()
-	fx.messages = q.readyCount
-	q.deleted = true
-	consumers := q.consumers
-	q.consumers = nil
-	q.clearReadyLocked()
-	if q.expiryTimer != nil {
-		q.expiryTimer.Stop()
-	}
-	q.stopUnusedTimerLocked()
-	q.mu.Unlock()
+	n, consumers, _ := q.backend.close(false, false) // deleteQueue checked if-unused and if-empty
+	fx.messages = n
 	for _, b := range v.queueBindingsLocked(q) {
 		v.removeBindingLocked(b, fx)
 	}
@@ -247,12 +230,9 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.logLocked(c, fx)
 		fx.dropLogs = append(fx.dropLogs, q.id)
 	}
-	if len(consumers) > 0 || len(streamConsumers) > 0 {
+	if len(consumers) > 0 {
 		fx.cancel = append(fx.cancel, func() {
-			for _, r := range consumers {
-				r.c.Cancelled(q)
-			}
-			for _, c := range streamConsumers {
+			for _, c := range consumers {
 				c.Cancelled(q)
 			}
 		})

@@ -105,7 +105,10 @@ func (v *VHost) addBindingLocked(b *Binding) (bool, error) {
 	}
 	b.Source.bindings = append(b.Source.bindings, b)
 	if b.Queue != nil {
-		b.Queue.boundBy = append(b.Queue.boundBy, b)
+		if v.queueBinds == nil {
+			v.queueBinds = map[*Queue][]*Binding{}
+		}
+		v.queueBinds[b.Queue] = append(v.queueBinds[b.Queue], b)
 	}
 	if b.Exchange != nil {
 		b.Exchange.inbound = append(b.Exchange.inbound, b)
@@ -124,7 +127,11 @@ func (v *VHost) removeBindingLocked(b *Binding, fx *effects) {
 		b.Exchange.inbound = slices.DeleteFunc(b.Exchange.inbound, func(o *Binding) bool { return o == b })
 	}
 	if b.Queue != nil {
-		b.Queue.boundBy = slices.DeleteFunc(b.Queue.boundBy, func(o *Binding) bool { return o == b })
+		if left := slices.DeleteFunc(v.queueBinds[b.Queue], func(o *Binding) bool { return o == b }); len(left) > 0 {
+			v.queueBinds[b.Queue] = left
+		} else {
+			delete(v.queueBinds, b.Queue)
+		}
 	}
 	x.rebuildLocked()
 	if x.cfg.AutoDelete && len(x.bindings) == 0 {
@@ -134,7 +141,7 @@ func (v *VHost) removeBindingLocked(b *Binding, fx *effects) {
 
 // queueBindingsLocked returns every binding whose destination is q.
 func (v *VHost) queueBindingsLocked(q *Queue) []*Binding {
-	return slices.Clone(q.boundBy)
+	return slices.Clone(v.queueBinds[q])
 }
 
 // Bindings lists every binding in the vhost.

@@ -9,6 +9,10 @@ import (
 type deadLetter struct {
 	msg    *Message
 	reason string // rejected, expired, maxlen
+	// paged: the body is in the queue's log under seq, to be read (and the
+	// message settled) once the queue's lock is released.
+	seq   uint64
+	paged bool
 }
 
 // deadLetter republishes messages to the queue's dead-letter exchange with
@@ -17,6 +21,17 @@ type deadLetter struct {
 func (q *Queue) deadLetter(dead []deadLetter) {
 	if len(dead) == 0 || !q.args.hasDLX {
 		return
+	}
+	for i := range dead {
+		if d := &dead[i]; d.paged {
+			m, err := q.log.Read(d.seq)
+			q.settle(d.seq, 0, false, true) // read first: the ack may free its segment
+			if err != nil {
+				q.readErrors.Add(1)
+				q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", d.seq, "err", err)
+			}
+			d.msg = m
+		}
 	}
 	v := q.vhost
 	x := v.exchange(q.args.dlx)
@@ -27,6 +42,9 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 	var scratch RouteScratch
 	now := time.Now()
 	for _, d := range dead {
+		if d.msg == nil {
+			continue // unreadable: logged above
+		}
 		m := q.deadLetterCopy(d.msg, d.reason, now)
 		targets := v.routeAll(&scratch, x, m)
 		// A message that went round a cycle without ever being rejected is

@@ -79,3 +79,21 @@ func (d *deque) insertSorted(e entry) {
 	}
 	*d.at(lo) = e
 }
+
+// find returns the entry with seq, or nil. Entries are ordered by seq:
+// publishes append ascending, requeues insert in order.
+func (d *deque) find(seq uint64) *entry {
+	lo, hi := 0, d.n
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if d.at(mid).seq < seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < d.n && d.at(lo).seq == seq {
+		return d.at(lo)
+	}
+	return nil
+}

@@ -9,11 +9,15 @@
 //     on the publish path use sync.Map and take no lock.
 //   - An Exchange's routing table is immutable and swapped through an
 //     atomic.Pointer whenever its bindings change, so routing takes no lock.
-//   - A Queue owns its messages and consumers under its own mu; methods named
-//     …Locked expect it held. Lock order is Queue.mu → consumer internals
+//   - A Queue's own fields are immutable once it is published (its
+//     bindings are indexed by the vhost, under the vhost's mu); its backend, chosen by its
+//     QueueType at creation (queue_backend.go), owns its messages and
+//     consumers under the backend's own mu; methods named …Locked expect
+//     it held. Lock order is queue → consumer internals
 //     (Consumer.TryDeliver is called with the queue locked and must not call
-//     back into the queue). Dead-lettering and auto-delete, which reach other
-//     queues and the vhost, run after the queue's lock is released.
+//     back into the queue). Dead-lettering, auto-delete and reading
+//     paged-out bodies from the log run after the queue's lock is released.
+//     See docs/design/queues.md.
 //   - Definitions change only through Command values applied by
 //     VHost.applyLocked under the vhost's mu; a durable command is appended
 //     to the store's definitions log there (so the log's order is the order

@@ -8,7 +8,8 @@ import "time"
 // A queue with a nil Log holds its messages in memory only.
 //
 // Append, Ack and Delivered are called with the queue's lock held and must
-// not block on I/O beyond buffering; Read may read from disk.
+// not block on I/O beyond buffering; Read may read from disk and is called
+// without the queue's lock, concurrently with the others.
 type Log interface {
 	// Append stores msg under the queue's sequence number seq. Once the
 	// record is durable (or has failed), done.Durable(token, err) is called

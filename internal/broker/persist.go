@@ -204,7 +204,7 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.
 func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	st := v.broker.cfg.Storage
-	if q.args.queueType == "stream" {
+	if q.kind == Stream {
 		if st == nil || !q.cfg.Durable || q.cfg.Exclusive || q.cfg.AutoDelete {
 			return errorf(KindPreconditionFailed, "invalid arguments for stream '%s' in vhost '%s': a stream must be durable, not exclusive and not auto-delete", q.cfg.Name, v.name)
 		}
@@ -217,16 +217,13 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	if q.args.queueType == "stream" {
+	if q.kind == Stream {
 		l, err := st.StreamLog(id, q.args.segmentSize)
 		if err != nil {
 			return causedf(KindResourceError, err, "could not open the log of stream '%s'", q.cfg.Name)
 		}
 		q.id, q.log = id, l
-		q.stream = &streamState{log: l, readers: map[Consumer]*streamReader{}}
-		q.nextSeq = l.NextSeq()
-		_ = l.Recovered() // a stream keeps no ready list
-		l.OnDurable(q.onStreamDurable)
+		q.backend = newStreamBackend(q, l)
 		return nil
 	}
 	l, err := st.QueueLog(id)

@@ -1,12 +1,6 @@
 package broker
 
-import (
-	"math"
-	"sync"
-	"time"
-
-	"golang.org/x/time/rate"
-)
+import "sync/atomic"
 
 // QueueConfig describes a queue to declare.
 type QueueConfig struct {
@@ -21,50 +15,23 @@ type QueueConfig struct {
 	Internal bool
 }
 
-// entry is a message's place in one queue. A persistent message of a
-// durable queue may be paged out: msg is nil and the body waits in the log
-// until the message is due.
-type entry struct {
-	msg         *Message
-	seq         uint64
-	expires     int64 // UnixNano; 0 means never
-	size        int64 // body bytes
-	level       uint8 // priority level
-	persisted   bool  // stored in the queue's log
-	redelivered bool
-}
-
-// Queue is a FIFO of messages with competing consumers.
+// Queue is a named queue of a virtual host: what every kind of queue
+// shares (its name, arguments, vhost, log and bindings). How messages are
+// stored, ordered and handed to consumers is its backend's, chosen once by
+// the queue's type when it is created (queue_backend.go): classicBackend
+// (classic.go) or streamBackend (stream.go). The fields here are set before
+// the queue is published in its vhost and never change (readErrors is
+// atomic); its bindings are the vhost's, guarded by the vhost's lock.
 type Queue struct {
-	cfg    QueueConfig
-	args   queueArgs
-	vhost  *VHost
-	id     string        // durable queues: the name of its log in storage
-	log    Log           // nil: messages live in memory only
-	stream *streamState  // non-nil for a stream
-	pacer  *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries
+	cfg     QueueConfig
+	args    queueArgs
+	kind    QueueType
+	vhost   *VHost
+	id      string // durable queues: the name of its log in storage
+	log     Log    // nil: messages live in memory only
+	backend queueBackend
 
-	boundBy []*Binding // bindings with this queue as destination; guarded by vhost.mu
-
-	mu                sync.Mutex
-	levels            []deque // ready messages, one deque per priority level (index = priority)
-	readyCount        int
-	readyBytes        int64
-	memBytes          int64 // bodies of ready messages held in memory
-	unacked           int
-	nextSeq           uint64
-	consumers         []*consumerReg // sorted by priority (high first), then registration order
-	consumerN         uint64         // registration counter
-	hadConsumer       bool
-	exclusiveConsumer bool
-	rr                uint64
-	deleted           bool
-	expiryTimer       *time.Timer
-	expiryAt          int64
-	unusedTimer       *time.Timer
-	unusedGen         uint64
-	readErrors        uint64
-	paceTimer         *time.Timer
+	readErrors atomic.Uint64 // stored messages the log failed to return
 }
 
 // Name returns the queue's name.
@@ -76,37 +43,20 @@ func (q *Queue) Config() QueueConfig { return q.cfg }
 // VHost returns the queue's virtual host.
 func (q *Queue) VHost() *VHost { return q.vhost }
 
+// Type returns the queue's type.
+func (q *Queue) Type() QueueType { return q.kind }
+
+// IsStream reports whether the queue is a stream.
+func (q *Queue) IsStream() bool { return q.kind == Stream }
+
+// newQueue returns a queue of the type its arguments name. A stream's
+// backend needs its log and is attached with it (attachLogLocked).
 func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
-	q := &Queue{cfg: cfg, args: args, vhost: v}
-	q.levels = make([]deque, int(args.maxPriority)+1)
-	if args.deliverRate > 0 {
-		// A leaky bucket: one delivery every 1/rate seconds, so a backlog
-		// goes out as a smooth stream. The burst covers one timer tick
-		// (20 ms) so timer lateness does not lower the rate.
-		q.pacer = rate.NewLimiter(rate.Limit(args.deliverRate), max(1, int(math.Ceil(args.deliverRate/50))))
+	q := &Queue{cfg: cfg, args: args, kind: args.queueType, vhost: v}
+	if q.kind == Classic {
+		q.backend = newClassicBackend(q)
 	}
 	return q
-}
-
-// Counts returns the ready and unacked message counts and the consumer
-// count. For a stream, ready is the number of messages it holds.
-func (q *Queue) Counts() (ready, unacked, consumers int) {
-	if s := q.stream; s != nil {
-		s.mu.Lock()
-		n := len(s.readers)
-		s.mu.Unlock()
-		return int(s.log.DurableSeq() - s.log.FirstSeq()), 0, n
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.readyCount, q.unacked, len(q.consumers)
-}
-
-// ReadyBytes returns the body bytes of the ready messages.
-func (q *Queue) ReadyBytes() int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.readyBytes
 }
 
 // PublishOutcome is what a queue did with a published message.
@@ -122,262 +72,10 @@ const (
 	Dropped
 )
 
-func (q *Queue) levelFor(prio uint8) uint8 {
-	return min(prio, q.args.maxPriority)
-}
-
-// expiry computes when a message expires in this queue: the earlier of the
-// queue's x-message-ttl and the message's own expiration, counted from
-// publication.
-func (q *Queue) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
-	var exp int64
-	if q.args.hasTTL {
-		exp = published + int64(q.args.messageTTL)
-	}
-	if hasTTL {
-		if e := published + int64(ttl); exp == 0 || e < exp {
-			exp = e
-		}
-	}
-	if exp == 0 && (q.args.hasTTL || hasTTL) {
-		exp = 1 // a TTL of 0 at time 0: expired unless delivered at once
-	}
-	return exp
-}
-
-func (q *Queue) expiryFor(m *Message) int64 {
-	ttl, ok, _ := perMessageTTL(m)
-	return q.expiry(m.Published, ttl, ok)
-}
-
-// publish enqueues m (or hands it straight to a consumer). A persistent
-// message in a durable queue is appended to the log; done learns when it is
-// durable and pending reports that it will.
-func (q *Queue) publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool) {
-	if q.stream != nil {
-		return q.streamAppend(m, done, token)
-	}
-	var dead []deadLetter
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return Dropped, false
-	}
-	if q.overLimitForLocked(m) {
-		switch q.args.overflow {
-		case RejectPublish:
-			q.mu.Unlock()
-			return Rejected, false
-		case RejectPublishDLX:
-			dead = append(dead, deadLetter{msg: m, reason: "maxlen"})
-			q.mu.Unlock()
-			q.deadLetter(dead)
-			return Rejected, false
-		}
-	}
-	e := entry{msg: m, seq: q.nextSeq, expires: q.expiryFor(m), size: m.Size(), level: q.levelFor(m.Props.Priority)}
-	if q.log != nil && m.Persistent() {
-		if err := q.log.Append(e.seq, m, done, token); err != nil {
-			q.mu.Unlock()
-			// Debug: the store logs once when writes start failing, not per message.
-			q.vhost.broker.log.Debug("storage refused a message", "queue", q.cfg.Name, "err", err)
-			return Rejected, false
-		}
-		e.persisted, pending = true, done != nil
-	}
-	q.nextSeq++
-	q.vhost.broker.bodyIn(e.size)
-	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
-		q.mu.Unlock()
-		return Enqueued, pending
-	}
-	q.pushReadyLocked(e)
-	dead = q.enforceLimitsLocked(dead)
-	dead = q.dispatchLocked(time.Now().UnixNano(), dead)
-	q.armExpiryLocked()
-	q.mu.Unlock()
-	if len(dead) > 0 {
-		q.deadLetter(dead)
-	}
-	return Enqueued, pending
-}
-
-// pushReadyLocked appends e to the ready list, paging its body out when the
-// queue already holds its share of memory and the log has the message.
-func (q *Queue) pushReadyLocked(e entry) {
-	if e.msg != nil && e.persisted && q.memBytes+e.size > q.vhost.broker.cfg.QueueMemoryLimit {
-		e.msg = nil
-		q.vhost.broker.bodyOut(e.size)
-		q.vhost.broker.pagedIn(1)
-	}
-	if e.msg != nil {
-		q.memBytes += e.size
-	}
-	q.levels[e.level].pushBack(e)
-	q.readyCount++
-	q.readyBytes += e.size
-}
-
-// overLimitForLocked reports whether accepting m would exceed a length limit.
-func (q *Queue) overLimitForLocked(m *Message) bool {
-	if q.args.maxLength >= 0 && int64(q.readyCount) >= q.args.maxLength {
-		return true
-	}
-	return q.args.maxBytes >= 0 && q.readyBytes+m.Size() > q.args.maxBytes
-}
-
-// enforceLimitsLocked drops messages from the head while a length limit is
-// exceeded (x-overflow=drop-head), dead-lettering them with reason maxlen.
-func (q *Queue) enforceLimitsLocked(dead []deadLetter) []deadLetter {
-	if q.args.overflow != DropHead {
-		return dead
-	}
-	for q.readyCount > 0 && ((q.args.maxLength >= 0 && int64(q.readyCount) > q.args.maxLength) ||
-		(q.args.maxBytes >= 0 && q.readyBytes > q.args.maxBytes)) {
-		e := q.popOldestLowLocked()
-		dead = q.dropLocked(e, "maxlen", dead)
-	}
-	return dead
-}
-
-// popOldestLowLocked pops the head of the lowest non-empty priority level,
-// the message RabbitMQ drops first.
-func (q *Queue) popOldestLowLocked() entry {
-	for i := range q.levels {
-		if q.levels[i].len() > 0 {
-			return q.popLevelLocked(i)
-		}
-	}
-	panic("broker: popOldestLowLocked on an empty queue")
-}
-
-func (q *Queue) popLevelLocked(i int) entry {
-	e := q.levels[i].popFront()
-	q.readyCount--
-	q.readyBytes -= e.size
-	if e.msg != nil {
-		q.memBytes -= e.size
-	}
-	return e
-}
-
-// dropLocked removes a popped ready entry for good, dead-lettering it when
-// the queue has a dead-letter exchange.
-func (q *Queue) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
-	if q.args.hasDLX {
-		if m := q.loadLocked(&e); m != nil {
-			dead = append(dead, deadLetter{msg: m, reason: reason})
-		}
-	}
-	q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
-	return dead
-}
-
-// loadLocked returns e's message, reading it from the log if it was paged
-// out (the entry then holds it, and its bytes count as in memory). A message
-// the log cannot return is logged and counted; nil means it is lost.
-func (q *Queue) loadLocked(e *entry) *Message {
-	if e.msg != nil {
-		return e.msg
-	}
-	m, err := q.log.Read(e.seq)
-	if err != nil {
-		q.readErrors++
-		q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", e.seq, "err", err)
-		return nil
-	}
-	e.msg = m
-	q.vhost.broker.pagedOut()
-	q.vhost.broker.bodyIn(e.size)
-	return m
-}
-
-// headLocked returns the level holding the next message to deliver (the
-// highest priority with messages), or -1.
-func (q *Queue) headLocked() int {
-	for i := len(q.levels) - 1; i >= 0; i-- {
-		if q.levels[i].len() > 0 {
-			return i
-		}
-	}
-	return -1
-}
-
-// Get takes one message for basic.get. ok is false when the queue is empty.
-// With noAck the message is settled at once; otherwise the caller must Ack
-// or Requeue it.
-func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
-	if q.stream != nil {
-		return d, false // streams are read by consumers with an offset
-	}
-	var dead []deadLetter
-	q.mu.Lock()
-	q.touchLocked()
-	now := time.Now().UnixNano()
-	dead = q.expireHeadsLocked(now, dead)
-	for lvl := q.headLocked(); lvl >= 0; lvl = q.headLocked() {
-		e := q.popLevelLocked(lvl)
-		m := q.loadLocked(&e)
-		if m == nil {
-			q.settleLocked(e.seq, e.size, false, e.persisted)
-			continue
-		}
-		d = Delivery{Queue: q, Msg: m, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount, persisted: e.persisted}
-		ok = true
-		q.countDeliveryLocked(&e, noAck)
-		break
-	}
-	q.armExpiryLocked()
-	q.mu.Unlock()
-	if len(dead) > 0 {
-		q.deadLetter(dead)
-	}
-	return d, ok
-}
-
-// countDeliveryLocked does the bookkeeping of a delivery of e (its message
-// in memory): settle at once for no-ack, else count it unacked and, for a
-// stored message, record the delivery so a restart marks it redelivered.
-func (q *Queue) countDeliveryLocked(e *entry, noAck bool) {
-	st := &q.vhost.broker.stats
-	st.delivered.Add(1)
-	if e.redelivered {
-		st.redelivered.Add(1)
-	}
-	if noAck {
-		q.settleLocked(e.seq, e.size, true, e.persisted)
-		return
-	}
-	q.unacked++
-	if e.persisted {
-		q.log.Delivered(e.seq)
-	}
-}
-
-// Purge removes every ready message and returns how many there were.
-func (q *Queue) Purge() int {
-	if q.stream != nil {
-		return 0 // a stream's history stays: retention trims it
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := q.readyCount
-	q.clearReadyLocked()
-	return n
-}
-
-func (q *Queue) clearReadyLocked() {
-	for i := range q.levels {
-		for q.levels[i].len() > 0 {
-			e := q.popLevelLocked(i)
-			q.settleLocked(e.seq, e.size, e.msg != nil, e.persisted)
-		}
-	}
-}
-
-// settleLocked forgets a message for good (acked, expired, dropped, or
-// delivered without ack): its memory is released and the log told.
-func (q *Queue) settleLocked(seq uint64, size int64, inMemory, persisted bool) {
+// settle forgets a message for good (acked, expired, dropped, or delivered
+// without ack): its memory is released and the log told. It touches no
+// field of the queue, so it needs no lock.
+func (q *Queue) settle(seq uint64, size int64, inMemory, persisted bool) {
 	if inMemory {
 		q.vhost.broker.bodyOut(size)
 	} else {
@@ -386,19 +84,4 @@ func (q *Queue) settleLocked(seq uint64, size int64, inMemory, persisted bool) {
 	if persisted && q.log != nil {
 		q.log.Ack(seq)
 	}
-}
-
-// restoreLocked loads the messages a durable queue's log recovered: they
-// stay paged out until due.
-func (q *Queue) restoreLocked(stored []StoredMessage) {
-	for _, sm := range stored {
-		e := entry{seq: sm.Seq, size: sm.Size, level: q.levelFor(sm.Priority), persisted: true, redelivered: sm.Delivered,
-			expires: q.expiry(sm.Published, sm.TTL, sm.HasTTL)}
-		q.levels[e.level].pushBack(e)
-		q.readyCount++
-		q.readyBytes += e.size
-	}
-	q.vhost.broker.pagedIn(len(stored))
-	q.nextSeq = q.log.NextSeq()
-	q.armExpiryLocked()
 }

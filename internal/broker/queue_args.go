@@ -31,7 +31,7 @@ type queueArgs struct {
 	hasDLRK      bool
 	maxPriority  uint8
 	singleActive bool
-	queueType    string
+	queueType    QueueType
 	maxAge       time.Duration // streams: x-max-age
 	segmentSize  int64         // streams: x-stream-max-segment-size-bytes
 	deliverRate  float64       // x-deliver-rate: paced delivery, messages/s
@@ -105,11 +105,14 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			}
 			a.singleActive = b
 		case "x-queue-type":
+			// Quorum queues are recognised but refused until the
+			// cluster replicates them.
 			s, _ := v.(string)
-			if s != "classic" && s != "stream" {
+			t, ok := parseQueueType(s)
+			if !ok || t == Quorum {
 				err = bad(key, v, "unsupported_queue_type")
 			}
-			a.queueType = s
+			a.queueType = t
 		case "x-max-age":
 			s, _ := v.(string)
 			a.maxAge, err = parseMaxAge(s)

@@ -30,16 +30,30 @@ type StreamOptions struct {
 	Name string
 }
 
-type streamState struct {
+// streamBackend is a stream. mu guards the fields below it; a reader's
+// own fields belong to its goroutine. Appends and reads go to the log,
+// which has its own lock; readers follow its durable end.
+type streamBackend struct {
+	q   *Queue
 	log StreamLog
 
 	mu        sync.Mutex
+	nextSeq   uint64
+	deleted   bool
 	readers   map[Consumer]*streamReader
 	retainsAt time.Time
 }
 
+func newStreamBackend(q *Queue, l StreamLog) *streamBackend {
+	s := &streamBackend{q: q, log: l, nextSeq: l.NextSeq(), readers: map[Consumer]*streamReader{}}
+	_ = l.Recovered() // a stream keeps no ready list
+	l.OnDurable(s.onDurable)
+	return s
+}
+
 type streamReader struct {
 	q      *Queue
+	s      *streamBackend
 	hashes map[uint32]bool // FilterHash of each filter
 	c      Consumer
 	next   uint64
@@ -48,9 +62,6 @@ type streamReader struct {
 	stop   chan struct{}
 	done   chan struct{}
 }
-
-// IsStream reports whether the queue is a stream.
-func (q *Queue) IsStream() bool { return q.stream != nil }
 
 // StreamHeaderOffset is the header carrying a delivery's stream offset.
 const StreamHeaderOffset = "x-stream-offset"
@@ -62,7 +73,7 @@ const StreamHeaderFilter = message.HeaderStreamFilter
 // message.FilterHash).
 func FilterHash(v string) uint32 { return message.FilterHash(v) }
 
-func (s *streamState) wakeAll() {
+func (s *streamBackend) wakeAll() {
 	s.mu.Lock()
 	for _, r := range s.readers {
 		r.poke()
@@ -79,8 +90,7 @@ func (r *streamReader) poke() {
 
 // onDurable runs on the store's commit goroutine: readers may go further,
 // and retention is applied at most once a second.
-func (q *Queue) onStreamDurable() {
-	s := q.stream
+func (s *streamBackend) onDurable() {
 	s.wakeAll()
 	s.mu.Lock()
 	due := time.Since(s.retainsAt) > time.Second
@@ -89,33 +99,34 @@ func (q *Queue) onStreamDurable() {
 	}
 	s.mu.Unlock()
 	if due {
-		s.log.ApplyRetention(q.args.maxLength, q.args.maxBytes, q.args.maxAge)
+		a := &s.q.args
+		s.log.ApplyRetention(a.maxLength, a.maxBytes, a.maxAge)
 	}
 }
 
-// streamAppend appends m to the stream; done learns when it is durable.
-func (q *Queue) streamAppend(m *Message, done Completion, token uint64) (PublishOutcome, bool) {
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
+// publish appends m to the stream; done learns when it is durable.
+func (s *streamBackend) publish(m *Message, done Completion, token uint64) (PublishOutcome, bool) {
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
 		return Dropped, false
 	}
-	seq := q.nextSeq
-	err := q.stream.log.Append(seq, m, done, token)
+	seq := s.nextSeq
+	err := s.log.Append(seq, m, done, token)
 	if err == nil {
-		q.nextSeq++
+		s.nextSeq++
 	}
-	q.mu.Unlock()
+	s.mu.Unlock()
 	if err != nil {
 		// Debug: the store logs once when writes start failing, not per message.
-		q.vhost.broker.log.Debug("stream refused a message", "stream", q.cfg.Name, "err", err)
+		s.q.vhost.broker.log.Debug("stream refused a message", "stream", s.q.cfg.Name, "err", err)
 		return Rejected, false
 	}
 	return Enqueued, done != nil
 }
 
 // startOffset resolves where a new consumer starts.
-func (s *streamState) startOffset(o StreamOptions) (uint64, error) {
+func (s *streamBackend) startOffset(o StreamOptions) (uint64, error) {
 	first, end := s.log.FirstSeq(), s.log.DurableSeq()
 	spec := o.Offset
 	if spec == nil {
@@ -149,18 +160,18 @@ func (s *streamState) startOffset(o StreamOptions) (uint64, error) {
 	return 0, errorf(KindPreconditionFailed, "invalid x-stream-offset %v", spec)
 }
 
-// consumeStream starts a reader goroutine for c.
-func (q *Queue) consumeStream(c Consumer, o StreamOptions) error {
-	start, err := q.stream.startOffset(o)
+// consume starts a reader goroutine for c.
+func (s *streamBackend) consume(c Consumer, opts ConsumeOptions) error {
+	o := opts.Stream
+	start, err := s.startOffset(o)
 	if err != nil {
 		return err
 	}
-	r := &streamReader{q: q, c: c, next: start, opts: o, wake: make(chan struct{}, 1),
+	r := &streamReader{q: s.q, s: s, c: c, next: start, opts: o, wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), hashes: map[uint32]bool{}}
 	for _, f := range o.Filters {
 		r.hashes[FilterHash(f)] = true
 	}
-	s := q.stream
 	s.mu.Lock()
 	s.readers[c] = r
 	s.mu.Unlock()
@@ -183,7 +194,7 @@ func (r *streamReader) accepts(m *Message) bool {
 // for more data or more credit.
 func (r *streamReader) run() {
 	defer close(r.done)
-	log := r.q.stream.log
+	log := r.s.log
 	stats := &r.q.vhost.broker.stats
 	for {
 		end := log.DurableSeq()
@@ -248,10 +259,9 @@ func withStreamOffset(m *Message, offset uint64) *Message {
 	return &c
 }
 
-// streamAck records acknowledged offsets of named consumers and gives
-// credit back to the readers.
-func (q *Queue) streamAck(ds []Delivery) {
-	s := q.stream
+// ack records acknowledged offsets of named consumers and gives credit
+// back to the readers.
+func (s *streamBackend) ack(ds []Delivery) {
 	hi := map[string]uint64{}
 	for _, d := range ds {
 		if d.streamName != "" && d.Seq >= hi[d.streamName] {
@@ -264,8 +274,7 @@ func (q *Queue) streamAck(ds []Delivery) {
 	s.wakeAll()
 }
 
-func (q *Queue) cancelStream(c Consumer) {
-	s := q.stream
+func (s *streamBackend) cancel(c Consumer) {
 	s.mu.Lock()
 	r := s.readers[c]
 	delete(s.readers, c)
@@ -276,9 +285,14 @@ func (q *Queue) cancelStream(c Consumer) {
 	}
 }
 
-func (q *Queue) stopStream() []Consumer {
-	s := q.stream
+// close stops every reader and refuses further appends.
+func (s *streamBackend) close(ifUnused, _ bool) (int, []Consumer, error) {
 	s.mu.Lock()
+	if ifUnused && len(s.readers) > 0 {
+		s.mu.Unlock()
+		return 0, nil, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", s.q.cfg.Name, s.q.vhost.name)
+	}
+	s.deleted = true
 	readers := s.readers
 	s.readers = map[Consumer]*streamReader{}
 	s.mu.Unlock()
@@ -288,5 +302,29 @@ func (q *Queue) stopStream() []Consumer {
 		<-r.done
 		cs = append(cs, c)
 	}
-	return cs
+	return 0, cs, nil
 }
+
+// Nothing goes back into a stream: requeue, reject and dispatch give the
+// readers their credit back.
+func (s *streamBackend) requeue([]Delivery) { s.wakeAll() }
+func (s *streamBackend) reject([]Delivery)  { s.wakeAll() }
+func (s *streamBackend) dispatch()          { s.wakeAll() }
+
+// get: a stream is read by consumers with an offset, not basic.get.
+func (s *streamBackend) get(bool) (Delivery, bool) { return Delivery{}, false }
+
+// purge: a stream's history stays; retention trims it.
+func (s *streamBackend) purge() int { return 0 }
+
+// counts: ready is the number of messages the stream holds.
+func (s *streamBackend) counts() (ready, unacked, consumers int) {
+	s.mu.Lock()
+	n := len(s.readers)
+	s.mu.Unlock()
+	return int(s.log.DurableSeq() - s.log.FirstSeq()), 0, n
+}
+
+func (s *streamBackend) readyBytes() int64 { return 0 }
+func (s *streamBackend) touch()            {}
+func (s *streamBackend) restore() int      { return 0 }

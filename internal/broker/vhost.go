@@ -20,6 +20,10 @@ type VHost struct {
 	// waits for it too, so no client is told of a declare that a crash
 	// could still undo.
 	lastSeq uint64
+	// queueBinds indexes bindings by destination queue, for deleting a
+	// queue's bindings with it; guarded by mu. It lives here, not in the
+	// Queue, so that mu guards only the vhost's own fields.
+	queueBinds map[*Queue][]*Binding
 }
 
 // Name returns the vhost's name.
@@ -258,19 +262,14 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, fx
 			return err
 		}
 	}
-	if q.stream != nil {
-		if _, _, n := q.Counts(); ifUnused && n > 0 {
-			return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
-		}
-	}
-	q.mu.Lock()
-	inUse := ifUnused && len(q.consumers) > 0
-	notEmpty := ifEmpty && q.readyCount > 0
-	q.mu.Unlock()
-	if inUse {
+	// The checks and the delete both run under v.mu, which a consume does
+	// not take: a consumer that arrives between them is cancelled by the
+	// delete rather than refusing it.
+	ready, _, consumers := q.Counts()
+	if ifUnused && consumers > 0 {
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
 	}
-	if notEmpty {
+	if ifEmpty && q.kind == Classic && ready > 0 { // a stream's history does not count
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
 	}
 	return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)

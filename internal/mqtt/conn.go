@@ -93,10 +93,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 }
 
 func (c *conn) send(p wire.Packet) {
-	c.out.Mu.Lock()
-	c.out.Buf = p.Append(c.out.Buf, c.v)
-	c.out.SignalLocked()
-	c.out.Mu.Unlock()
+	c.out.Append(func(buf []byte) []byte { return p.Append(buf, c.v) })
 }
 
 // serve runs the connection to its end.

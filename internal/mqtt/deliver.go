@@ -84,10 +84,27 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		fromProps(&p.Props, m, c.srv.clock)
 		p.Props.SubscriptionIDs = subIDs
 	}
-	o := c.out
-	o.Mu.Lock()
-	if !o.RoomLocked() {
-		o.Mu.Unlock()
+	tooLarge := false
+	// Packet ids and aliases are assigned under the outbox's lock, so they
+	// are used in the order the client sees them.
+	if !c.out.AppendDelivery(func(buf []byte) []byte {
+		if qos > 0 {
+			p.PacketID = c.allocPIDLocked()
+		}
+		newAlias := c.v == wire.V5 && c.aliasLocked(p)
+		before := len(buf)
+		buf = p.Append(buf, c.v)
+		if c.maxOut > 0 && uint32(len(buf)-before) > c.maxOut {
+			// Too large for the client [MQTT-3.1.2-25]: discard it, and
+			// the alias it would have set up.
+			tooLarge = true
+			if newAlias {
+				delete(c.aliasOut, topic)
+			}
+			return buf[:before]
+		}
+		return buf
+	}) {
 		if qos == 0 && d.Remaining > c.srv.cfg.QoS0Backlog {
 			// A hopelessly slow subscriber loses QoS 0 messages rather
 			// than pile them up without end; they are counted. Otherwise,
@@ -97,24 +114,9 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		}
 		return broker.Refuse
 	}
-	if qos > 0 {
-		p.PacketID = c.allocPIDLocked()
-	}
-	newAlias := c.v == wire.V5 && c.aliasLocked(p)
-	before := len(o.Buf)
-	o.Buf = p.Append(o.Buf, c.v)
-	if c.maxOut > 0 && uint32(len(o.Buf)-before) > c.maxOut {
-		// Too large for the client [MQTT-3.1.2-25]: discard it, and the
-		// alias it would have set up.
-		o.Buf = o.Buf[:before]
-		if newAlias {
-			delete(c.aliasOut, topic)
-		}
-		o.Mu.Unlock()
+	if tooLarge {
 		return broker.TakeSettled
 	}
-	o.SignalLocked()
-	o.Mu.Unlock()
 	c.srv.stats.delivered.Add(1)
 	if qos == 0 {
 		return broker.TakeSettled

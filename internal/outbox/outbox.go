@@ -2,11 +2,17 @@
 // goroutine that drains it, shared by the protocol adapters.
 //
 // Producers — the connection's reader, and queues delivering on any
-// goroutine — append encoded frames under Mu and call SignalLocked; the
-// writer swaps the buffer out and writes it with one syscall, so many
-// frames cost one write. The buffer is bounded for deliveries: RoomLocked
-// refuses past Limit and records that a consumer waits, and the writer calls
-// its drain callback once it has written, so deliveries resume.
+// goroutine — append encoded frames through Append or AppendDelivery, which
+// hold the outbox's own lock while their callback writes into the buffer;
+// the writer swaps the buffer out and writes it with one syscall, so many
+// frames cost one write. The buffer is bounded for deliveries:
+// AppendDelivery refuses past the limit and records that a consumer waits,
+// and the writer calls its drain callback once it has written, so
+// deliveries resume.
+//
+// The lock is unexported: only this package's methods touch the buffer, so
+// what it guards is visible here. A callback runs with it held and must not
+// call back into the outbox.
 package outbox
 
 import (
@@ -18,12 +24,13 @@ import (
 
 // Outbox is a connection's outbound byte buffer.
 type Outbox struct {
-	Mu      sync.Mutex
-	Buf     []byte // guarded by Mu: append encoded frames here
-	spare   []byte
-	closing bool // flush what is buffered, then close the socket
-	starved bool // a delivery was refused for lack of room; redispatch after draining
-	limit   int  // deliveries are refused while len(Buf) exceeds it
+	limit int // deliveries are refused while len(buf) exceeds it
+
+	mu      sync.Mutex
+	buf     []byte // guarded by mu: encoded frames waiting for the writer
+	spare   []byte // guarded by mu: the last written buffer, reused
+	closing bool   // guarded by mu: flush what is buffered, then close the socket
+	starved bool   // guarded by mu: a delivery was refused for lack of room; redispatch after draining
 
 	wake      chan struct{}
 	lastWrite atomic.Int64 // UnixNano of the last socket write, for heartbeats
@@ -35,8 +42,8 @@ func New(limit int) *Outbox {
 	return &Outbox{wake: make(chan struct{}, 1), limit: limit}
 }
 
-// SignalLocked wakes the writer; Mu must be held.
-func (o *Outbox) SignalLocked() {
+// signalLocked wakes the writer; mu must be held.
+func (o *Outbox) signalLocked() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -45,28 +52,46 @@ func (o *Outbox) SignalLocked() {
 
 // Write appends b and wakes the writer.
 func (o *Outbox) Write(b []byte) {
-	o.Mu.Lock()
-	o.Buf = append(o.Buf, b...)
-	o.SignalLocked()
-	o.Mu.Unlock()
+	o.mu.Lock()
+	o.buf = append(o.buf, b...)
+	o.signalLocked()
+	o.mu.Unlock()
+}
+
+// Append lets add extend the buffer (add returns it, longer or unchanged)
+// and wakes the writer. add runs under the outbox's lock, so frames that
+// must stay in order with something the caller numbers (delivery tags,
+// packet ids) are numbered inside it.
+func (o *Outbox) Append(add func(buf []byte) []byte) {
+	o.mu.Lock()
+	o.buf = add(o.buf)
+	o.signalLocked()
+	o.mu.Unlock()
+}
+
+// AppendDelivery is Append for a delivery, which the buffer's bound
+// applies to: when the buffer is past its limit, add is not called, the
+// outbox records that a consumer waits for room, and it returns false; the
+// writer calls its drain callback once it has written.
+func (o *Outbox) AppendDelivery(add func(buf []byte) []byte) bool {
+	o.mu.Lock()
+	if len(o.buf) > o.limit {
+		o.starved = true
+		o.mu.Unlock()
+		return false
+	}
+	o.buf = add(o.buf)
+	o.signalLocked()
+	o.mu.Unlock()
+	return true
 }
 
 // CloseAfterFlush makes the writer close the socket once the buffer is out.
 func (o *Outbox) CloseAfterFlush() {
-	o.Mu.Lock()
+	o.mu.Lock()
 	o.closing = true
-	o.SignalLocked()
-	o.Mu.Unlock()
-}
-
-// RoomLocked reports whether a delivery may be appended; if not it records
-// that a consumer is waiting for room. Mu must be held.
-func (o *Outbox) RoomLocked() bool {
-	if len(o.Buf) <= o.limit {
-		return true
-	}
-	o.starved = true
-	return false
+	o.signalLocked()
+	o.mu.Unlock()
 }
 
 // Run is the writer goroutine. It returns when done closes or the socket
@@ -86,19 +111,19 @@ func (o *Outbox) Run(nc net.Conn, heartbeat time.Duration, heartbeatFrame func([
 		case <-o.wake:
 		case <-tick:
 			if heartbeatFrame != nil && time.Since(time.Unix(0, o.lastWrite.Load())) >= heartbeat/2 {
-				o.Mu.Lock()
-				o.Buf = heartbeatFrame(o.Buf)
-				o.Mu.Unlock()
+				o.mu.Lock()
+				o.buf = heartbeatFrame(o.buf)
+				o.mu.Unlock()
 			}
 		case <-done:
 			return
 		}
-		o.Mu.Lock()
-		out := o.Buf
-		o.Buf, o.spare = o.spare[:0], nil
+		o.mu.Lock()
+		out := o.buf
+		o.buf, o.spare = o.spare[:0], nil
 		closing, starved := o.closing, o.starved
 		o.starved = false
-		o.Mu.Unlock()
+		o.mu.Unlock()
 		if len(out) > 0 {
 			_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_, err := nc.Write(out)
@@ -108,13 +133,13 @@ func (o *Outbox) Run(nc net.Conn, heartbeat time.Duration, heartbeatFrame func([
 				return
 			}
 		}
-		o.Mu.Lock()
+		o.mu.Lock()
 		if cap(out) > 4<<20 {
 			out = nil // do not pin a burst's buffer forever
 		}
 		o.spare = out[:0]
-		more := len(o.Buf) > 0
-		o.Mu.Unlock()
+		more := len(o.buf) > 0
+		o.mu.Unlock()
 		if closing && !more {
 			onError(nil)
 			return
@@ -123,9 +148,9 @@ func (o *Outbox) Run(nc net.Conn, heartbeat time.Duration, heartbeatFrame func([
 			onDrain()
 		}
 		if more {
-			o.Mu.Lock()
-			o.SignalLocked()
-			o.Mu.Unlock()
+			o.mu.Lock()
+			o.signalLocked()
+			o.mu.Unlock()
 		}
 	}
 }

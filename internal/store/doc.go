@@ -13,8 +13,10 @@
 // log → committer). The committer goroutine closes a batch, flushes and
 // fsyncs every log written in it, then calls the batch's completions; an
 // fsync never runs under a log's lock, so appends continue during it and
-// land in the next batch. The definitions log has its own group commit
-// (defsLog.mu; its fdatasync runs without it) and is a leaf: it calls
+// land in the next batch. Read looks the record up under the lock and reads
+// the file without it, and the broker calls it without its queue's lock,
+// so paging a body in stalls neither. The definitions log has its own group
+// commit (defsLog.mu; its fdatasync runs without it) and is a leaf: it calls
 // nothing of the broker's.
 //
 // Invariants: a message is acknowledged to its publisher only after the

@@ -379,25 +379,36 @@ func (l *QueueLog) Read(seq uint64) (*message.Message, error) {
 }
 
 // readRecord reads the message record seq; key is a keyed record's key.
+// The file is read without the log's lock, so appends and acks to the log
+// (and so publishers to its queue) go on while a body comes from disk.
+// Flushed records are only ever cut away (after a failed write or fsync),
+// never rewritten in place, and the record's check catches a read that
+// raced a cut; a segment dropped meanwhile (its messages all consumed, or
+// the log closed) fails the read. Callers treat a failed read as a message
+// gone.
 func (l *QueueLog) readRecord(seq uint64) (key string, m *message.Message, err error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return "", nil, errClosed
 	}
 	s := l.segmentOf(seq)
 	if s == nil || !s.has(seq) {
+		l.mu.Unlock()
 		return "", nil, fmt.Errorf("store: message %d is not in the log", seq)
 	}
 	e := s.idx[s.find(seq)]
 	off, ln := int64(e.off), int64(e.ln)
 	if off+ln > s.flushed {
 		if err := l.flushLocked(); err != nil {
+			l.mu.Unlock()
 			return "", nil, err
 		}
 	}
+	file := s.file
+	l.mu.Unlock()
 	buf := make([]byte, ln)
-	if _, err := s.file.ReadAt(buf, off); err != nil {
+	if _, err := file.ReadAt(buf, off); err != nil {
 		return "", nil, fmt.Errorf("store: reading message %d: %w", seq, err)
 	}
 	typ, payload, _, err := parseRecord(buf)

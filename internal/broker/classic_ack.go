@@ -5,44 +5,32 @@ import (
 	"time"
 )
 
-// Ack settles delivered messages for good, then delivers waiting messages
+// ack settles delivered messages for good, then delivers waiting messages
 // to consumers whose prefetch the ack freed.
-func (q *Queue) Ack(ds ...Delivery) {
-	if q.stream != nil {
-		q.streamAck(ds)
-		return
-	}
+func (q *classicBackend) ack(ds []Delivery) {
 	var dead []deadLetter
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 	}
 	if q.readyCount > 0 && !q.deleted {
 		dead = q.dispatchLocked(time.Now().UnixNano(), nil)
 		q.armExpiryLocked()
 	}
-	q.mu.Unlock()
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
-// Requeue returns delivered messages to the ready list in their original
+// requeue returns delivered messages to the ready list in their original
 // order, marked redelivered, and dispatches them again.
-func (q *Queue) Requeue(ds []Delivery) {
-	if len(ds) == 0 {
-		return
-	}
-	if q.stream != nil {
-		q.stream.wakeAll() // nothing goes back into a stream; credit does
-		return
-	}
+func (q *classicBackend) requeue(ds []Delivery) {
 	q.mu.Lock()
 	q.unacked -= len(ds)
 	if q.deleted {
 		// Nowhere to go back to: the messages are gone with the queue.
 		for _, d := range ds {
-			q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+			q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 		}
 		q.mu.Unlock()
 		return
@@ -63,32 +51,26 @@ func (q *Queue) Requeue(ds []Delivery) {
 			level: q.levelFor(d.Msg.Props.Priority), persisted: d.persisted, redelivered: true}
 		q.levels[e.level].insertSorted(e)
 		q.readyCount++
-		q.readyBytes += e.size
+		q.readySize += e.size
 		q.memBytes += e.size
 	}
 	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
-// Reject settles delivered messages that a consumer refused without requeue:
+// reject settles delivered messages that a consumer refused without requeue:
 // they are dead-lettered with reason "rejected" when the queue has a
 // dead-letter exchange, and dropped otherwise.
-func (q *Queue) Reject(ds []Delivery) {
-	if q.stream != nil {
-		q.stream.wakeAll()
-		return
-	}
+func (q *classicBackend) reject(ds []Delivery) {
 	var dead []deadLetter
 	q.mu.Lock()
 	for _, d := range ds {
 		q.unacked--
-		q.settleLocked(d.Seq, d.Msg.Size(), true, d.persisted)
+		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 		if q.args.hasDLX {
 			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
 		}
 	}
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }

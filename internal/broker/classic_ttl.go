@@ -5,7 +5,7 @@ import "time"
 // expireHeadsLocked drops expired messages at the head of each level.
 // Like RabbitMQ's classic queues, only heads are examined: a message behind a
 // longer-lived one expires when it reaches the head.
-func (q *Queue) expireHeadsLocked(now int64, dead []deadLetter) []deadLetter {
+func (q *classicBackend) expireHeadsLocked(now int64, dead []deadLetter) []deadLetter {
 	for i := range q.levels {
 		for q.levels[i].len() > 0 {
 			h := q.levels[i].front()
@@ -20,7 +20,7 @@ func (q *Queue) expireHeadsLocked(now int64, dead []deadLetter) []deadLetter {
 
 // armExpiryLocked sets a timer for the earliest head expiry so expired
 // messages leave (and are dead-lettered) even when nobody consumes.
-func (q *Queue) armExpiryLocked() {
+func (q *classicBackend) armExpiryLocked() {
 	var next int64
 	for i := range q.levels {
 		if q.levels[i].len() > 0 {
@@ -41,33 +41,32 @@ func (q *Queue) armExpiryLocked() {
 	}
 }
 
-func (q *Queue) onExpiryTimer() {
+func (q *classicBackend) onExpiryTimer() {
 	q.mu.Lock()
 	q.expiryAt = 0
 	now := time.Now().UnixNano()
 	dead := q.expireHeadsLocked(now, nil)
 	dead = q.dispatchLocked(now, dead)
 	q.armExpiryLocked()
-	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.unlockThen(dead)
 }
 
 // touchLocked records use of the queue (declare, basic.get) for x-expires.
-func (q *Queue) touchLocked() {
+func (q *classicBackend) touchLocked() {
 	if q.args.expires > 0 && len(q.consumers) == 0 {
 		q.startUnusedTimerLocked()
 	}
 }
 
-// Touch records use of the queue (a redeclare) for x-expires.
-func (q *Queue) Touch() {
+// touch records use of the queue (a redeclare) for x-expires.
+func (q *classicBackend) touch() {
 	q.mu.Lock()
 	q.touchLocked()
 	q.mu.Unlock()
 }
 
 // startUnusedTimerLocked (re)starts the x-expires countdown.
-func (q *Queue) startUnusedTimerLocked() {
+func (q *classicBackend) startUnusedTimerLocked() {
 	if q.args.expires <= 0 || q.deleted {
 		return
 	}
@@ -86,7 +85,7 @@ func (q *Queue) startUnusedTimerLocked() {
 	})
 }
 
-func (q *Queue) stopUnusedTimerLocked() {
+func (q *classicBackend) stopUnusedTimerLocked() {
 	q.unusedGen++
 	if q.unusedTimer != nil {
 		q.unusedTimer.Stop()

@@ -1,0 +1,367 @@
+package broker
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// entry is a message's place in one queue. A persistent message of a
+// durable queue may be paged out: msg is nil and the body waits in the log
+// until the message is due.
+type entry struct {
+	msg         *Message
+	seq         uint64
+	expires     int64 // UnixNano; 0 means never
+	size        int64 // body bytes
+	level       uint8 // priority level
+	persisted   bool  // stored in the queue's log
+	redelivered bool
+	unreadable  bool // paged out and the log failed to return it: dropped when due
+}
+
+// classicBackend is a classic queue: a FIFO of messages per priority level
+// with competing consumers, TTLs, length limits, dead-lettering and, for a
+// durable queue, persistent messages in its log with bodies paged out past
+// the queue's memory share (classic_page.go).
+//
+// mu guards every field below it; methods named …Locked expect it held.
+// Lock order is mu → consumer internals (Consumer.TryDeliver is called with
+// mu held and must not call back into the queue). Dead-lettering,
+// auto-delete and reading paged-out bodies run after mu is released. The
+// embedded Queue's fields are immutable.
+type classicBackend struct {
+	*Queue
+	pacer *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries; has its own lock
+
+	mu                sync.Mutex
+	levels            []deque // ready messages, one deque per priority level (index = priority)
+	readyCount        int
+	readySize         int64 // body bytes of the ready messages
+	memBytes          int64 // bodies of ready messages held in memory
+	unacked           int
+	nextSeq           uint64
+	consumers         []*consumerReg // sorted by priority (high first), then registration order
+	consumerN         uint64         // registration counter
+	hadConsumer       bool
+	exclusiveConsumer bool
+	rr                uint64
+	deleted           bool
+	expiryTimer       *time.Timer
+	expiryAt          int64
+	unusedTimer       *time.Timer
+	unusedGen         uint64
+	paceTimer         *time.Timer
+	paging            bool // a page-in is reading bodies (classic_page.go)
+	pageWanted        bool // dispatch stopped at a paged-out head
+}
+
+func newClassicBackend(q *Queue) *classicBackend {
+	c := &classicBackend{Queue: q, levels: make([]deque, int(q.args.maxPriority)+1)}
+	if r := q.args.deliverRate; r > 0 {
+		// A leaky bucket: one delivery every 1/rate seconds, so a backlog
+		// goes out as a smooth stream. The burst covers one timer tick
+		// (20 ms) so timer lateness does not lower the rate.
+		c.pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
+	}
+	return c
+}
+
+func (q *classicBackend) counts() (ready, unacked, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.readyCount, q.unacked, len(q.consumers)
+}
+
+func (q *classicBackend) readyBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.readySize
+}
+
+func (q *classicBackend) levelFor(prio uint8) uint8 {
+	return min(prio, q.args.maxPriority)
+}
+
+// expiry computes when a message expires in this queue: the earlier of the
+// queue's x-message-ttl and the message's own expiration, counted from
+// publication.
+func (q *classicBackend) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
+	var exp int64
+	if q.args.hasTTL {
+		exp = published + int64(q.args.messageTTL)
+	}
+	if hasTTL {
+		if e := published + int64(ttl); exp == 0 || e < exp {
+			exp = e
+		}
+	}
+	if exp == 0 && (q.args.hasTTL || hasTTL) {
+		exp = 1 // a TTL of 0 at time 0: expired unless delivered at once
+	}
+	return exp
+}
+
+func (q *classicBackend) expiryFor(m *Message) int64 {
+	ttl, ok, _ := perMessageTTL(m)
+	return q.expiry(m.Published, ttl, ok)
+}
+
+// publish enqueues m (or hands it straight to a consumer). A persistent
+// message in a durable queue is appended to the log; done learns when it is
+// durable and pending reports that it will.
+func (q *classicBackend) publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool) {
+	var dead []deadLetter
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return Dropped, false
+	}
+	if q.overLimitForLocked(m) {
+		switch q.args.overflow {
+		case RejectPublish:
+			q.mu.Unlock()
+			return Rejected, false
+		case RejectPublishDLX:
+			dead = append(dead, deadLetter{msg: m, reason: "maxlen"})
+			q.mu.Unlock()
+			q.deadLetter(dead)
+			return Rejected, false
+		}
+	}
+	e := entry{msg: m, seq: q.nextSeq, expires: q.expiryFor(m), size: m.Size(), level: q.levelFor(m.Props.Priority)}
+	if q.log != nil && m.Persistent() {
+		if err := q.log.Append(e.seq, m, done, token); err != nil {
+			q.mu.Unlock()
+			// Debug: the store logs once when writes start failing, not per message.
+			q.vhost.broker.log.Debug("storage refused a message", "queue", q.cfg.Name, "err", err)
+			return Rejected, false
+		}
+		e.persisted, pending = true, done != nil
+	}
+	q.nextSeq++
+	q.vhost.broker.bodyIn(e.size)
+	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
+		q.mu.Unlock()
+		return Enqueued, pending
+	}
+	q.pushReadyLocked(e)
+	dead = q.enforceLimitsLocked(dead)
+	dead = q.dispatchLocked(time.Now().UnixNano(), dead)
+	q.armExpiryLocked()
+	q.unlockThen(dead)
+	return Enqueued, pending
+}
+
+// pushReadyLocked appends e to the ready list, paging its body out when the
+// queue already holds its share of memory and the log has the message.
+func (q *classicBackend) pushReadyLocked(e entry) {
+	if e.msg != nil && e.persisted && q.memBytes+e.size > q.vhost.broker.cfg.QueueMemoryLimit {
+		e.msg = nil
+		q.vhost.broker.bodyOut(e.size)
+		q.vhost.broker.pagedIn(1)
+	}
+	if e.msg != nil {
+		q.memBytes += e.size
+	}
+	q.levels[e.level].pushBack(e)
+	q.readyCount++
+	q.readySize += e.size
+}
+
+// overLimitForLocked reports whether accepting m would exceed a length limit.
+func (q *classicBackend) overLimitForLocked(m *Message) bool {
+	if q.args.maxLength >= 0 && int64(q.readyCount) >= q.args.maxLength {
+		return true
+	}
+	return q.args.maxBytes >= 0 && q.readySize+m.Size() > q.args.maxBytes
+}
+
+// enforceLimitsLocked drops messages from the head while a length limit is
+// exceeded (x-overflow=drop-head), dead-lettering them with reason maxlen.
+func (q *classicBackend) enforceLimitsLocked(dead []deadLetter) []deadLetter {
+	if q.args.overflow != DropHead {
+		return dead
+	}
+	for q.readyCount > 0 && ((q.args.maxLength >= 0 && int64(q.readyCount) > q.args.maxLength) ||
+		(q.args.maxBytes >= 0 && q.readySize > q.args.maxBytes)) {
+		e := q.popOldestLowLocked()
+		dead = q.dropLocked(e, "maxlen", dead)
+	}
+	return dead
+}
+
+// popOldestLowLocked pops the head of the lowest non-empty priority level,
+// the message RabbitMQ drops first.
+func (q *classicBackend) popOldestLowLocked() entry {
+	for i := range q.levels {
+		if q.levels[i].len() > 0 {
+			return q.popLevelLocked(i)
+		}
+	}
+	panic("broker: popOldestLowLocked on an empty queue")
+}
+
+func (q *classicBackend) popLevelLocked(i int) entry {
+	e := q.levels[i].popFront()
+	q.readyCount--
+	q.readySize -= e.size
+	if e.msg != nil {
+		q.memBytes -= e.size
+	}
+	return e
+}
+
+// dropLocked removes a popped ready entry for good, dead-lettering it when
+// the queue has a dead-letter exchange. A paged-out body is read, and the
+// entry settled, by deadLetter once the lock is released.
+func (q *classicBackend) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
+	if q.args.hasDLX && !e.unreadable {
+		if e.msg == nil {
+			return append(dead, deadLetter{reason: reason, seq: e.seq, paged: true})
+		}
+		dead = append(dead, deadLetter{msg: e.msg, reason: reason})
+	}
+	q.settle(e.seq, e.size, e.msg != nil, e.persisted)
+	return dead
+}
+
+// headLocked returns the level holding the next message to deliver (the
+// highest priority with messages), or -1.
+func (q *classicBackend) headLocked() int {
+	for i := len(q.levels) - 1; i >= 0; i-- {
+		if q.levels[i].len() > 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// get takes one message for basic.get. ok is false when the queue is empty.
+// With noAck the message is settled at once; otherwise the caller must Ack
+// or Requeue it.
+func (q *classicBackend) get(noAck bool) (d Delivery, ok bool) {
+	var dead []deadLetter
+	q.mu.Lock()
+	q.touchLocked()
+	for {
+		dead = q.expireHeadsLocked(time.Now().UnixNano(), dead)
+		lvl := q.headLocked()
+		if lvl < 0 {
+			break
+		}
+		if h := q.levels[lvl].front(); h.msg == nil && !h.unreadable {
+			// Read the body without the lock, then look again: the head
+			// may have been taken meanwhile.
+			r := pageRef{level: lvl, seq: h.seq}
+			q.mu.Unlock()
+			m, err := q.log.Read(r.seq)
+			q.mu.Lock()
+			q.installLocked(r, m, err)
+			continue
+		}
+		e := q.popLevelLocked(lvl)
+		if e.msg == nil { // unreadable
+			q.settle(e.seq, e.size, false, e.persisted)
+			continue
+		}
+		d = Delivery{Queue: q.Queue, Msg: e.msg, Seq: e.seq, Redelivered: e.redelivered, Remaining: q.readyCount, persisted: e.persisted}
+		ok = true
+		q.countDeliveryLocked(&e, noAck)
+		break
+	}
+	q.armExpiryLocked()
+	q.unlockThen(dead)
+	return d, ok
+}
+
+// countDeliveryLocked does the bookkeeping of a delivery of e (its message
+// in memory): settle at once for no-ack, else count it unacked and, for a
+// stored message, record the delivery so a restart marks it redelivered.
+func (q *classicBackend) countDeliveryLocked(e *entry, noAck bool) {
+	st := &q.vhost.broker.stats
+	st.delivered.Add(1)
+	if e.redelivered {
+		st.redelivered.Add(1)
+	}
+	if noAck {
+		q.settle(e.seq, e.size, true, e.persisted)
+		return
+	}
+	q.unacked++
+	if e.persisted {
+		q.log.Delivered(e.seq)
+	}
+}
+
+// purge removes every ready message and returns how many there were.
+func (q *classicBackend) purge() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.readyCount
+	q.clearReadyLocked()
+	return n
+}
+
+func (q *classicBackend) clearReadyLocked() {
+	for i := range q.levels {
+		for q.levels[i].len() > 0 {
+			e := q.popLevelLocked(i)
+			q.settle(e.seq, e.size, e.msg != nil, e.persisted)
+		}
+	}
+}
+
+// restoreLocked loads the messages a durable queue's log recovered: they
+// stay paged out until due.
+func (q *classicBackend) restoreLocked(stored []StoredMessage) {
+	for _, sm := range stored {
+		e := entry{seq: sm.Seq, size: sm.Size, level: q.levelFor(sm.Priority), persisted: true, redelivered: sm.Delivered,
+			expires: q.expiry(sm.Published, sm.TTL, sm.HasTTL)}
+		q.levels[e.level].pushBack(e)
+		q.readyCount++
+		q.readySize += e.size
+	}
+	q.vhost.broker.pagedIn(len(stored))
+	q.nextSeq = q.log.NextSeq()
+	q.armExpiryLocked()
+}
+
+// restore loads the messages the log recovered at start-up.
+func (q *classicBackend) restore() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	stored := q.log.Recovered()
+	q.restoreLocked(stored)
+	q.touchLocked()
+	return len(stored)
+}
+
+// close marks the queue deleted and drops its ready messages; unacked ones
+// are settled as their consumers let go of them (requeue finds the queue
+// deleted).
+func (q *classicBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ifUnused && len(q.consumers) > 0 {
+		return 0, nil, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", q.cfg.Name, q.vhost.name)
+	}
+	if ifEmpty && q.readyCount > 0 {
+		return 0, nil, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.cfg.Name, q.vhost.name)
+	}
+	n := q.readyCount
+	q.deleted = true
+	consumers := make([]Consumer, len(q.consumers))
+	for i, r := range q.consumers {
+		consumers[i] = r.c
+	}
+	q.consumers = nil
+	q.clearReadyLocked()
+	if q.expiryTimer != nil {
+		q.expiryTimer.Stop()
+	}
+	q.stopUnusedTimerLocked()
+	return n, consumers, nil
+}
