@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/message"
 	"golang.org/x/time/rate"
 )
 
@@ -12,7 +13,7 @@ import (
 // durable queue may be paged out: msg is nil and the body waits in the log
 // until the message is due.
 type entry struct {
-	msg         *Message
+	msg         *message.Message
 	seq         uint64
 	expires     int64 // UnixNano; 0 means never
 	size        int64 // body bytes
@@ -104,7 +105,7 @@ func (q *classicBackend) expiry(published int64, ttl time.Duration, hasTTL bool)
 	return exp
 }
 
-func (q *classicBackend) expiryFor(m *Message) int64 {
+func (q *classicBackend) expiryFor(m *message.Message) int64 {
 	ttl, ok, _ := perMessageTTL(m)
 	return q.expiry(m.Published, ttl, ok)
 }
@@ -112,7 +113,7 @@ func (q *classicBackend) expiryFor(m *Message) int64 {
 // publish enqueues m (or hands it straight to a consumer). A persistent
 // message in a durable queue is appended to the log; done learns when it is
 // durable and pending reports that it will.
-func (q *classicBackend) publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool) {
+func (q *classicBackend) publish(m *message.Message, done message.Completion, token uint64) (out PublishOutcome, pending bool) {
 	var dead []deadLetter
 	q.mu.Lock()
 	if q.deleted {
@@ -172,7 +173,7 @@ func (q *classicBackend) pushReadyLocked(e entry) {
 }
 
 // overLimitForLocked reports whether accepting m would exceed a length limit.
-func (q *classicBackend) overLimitForLocked(m *Message) bool {
+func (q *classicBackend) overLimitForLocked(m *message.Message) bool {
 	if q.args.maxLength >= 0 && int64(q.readyCount) >= q.args.maxLength {
 		return true
 	}
@@ -316,7 +317,7 @@ func (q *classicBackend) clearReadyLocked() {
 
 // restoreLocked loads the messages a durable queue's log recovered: they
 // stay paged out until due.
-func (q *classicBackend) restoreLocked(stored []StoredMessage) {
+func (q *classicBackend) restoreLocked(stored []message.StoredMessage) {
 	for _, sm := range stored {
 		e := entry{seq: sm.Seq, size: sm.Size, level: q.levelFor(sm.Priority), persisted: true, redelivered: sm.Delivered,
 			expires: q.expiry(sm.Published, sm.TTL, sm.HasTTL)}

@@ -1,6 +1,10 @@
 package broker
 
-import "time"
+import (
+	"time"
+
+	"github.com/tern-broker/tern/internal/message"
+)
 
 // Paging in: a durable queue keeps the bodies of ready persistent messages
 // past its memory share in the log (entry.msg == nil). They are read back
@@ -57,7 +61,7 @@ func (q *classicBackend) startPageInLocked() bool {
 // (startPageInLocked).
 func (q *classicBackend) pageIn() {
 	var refs [pageBatch]pageRef
-	var msgs [pageBatch]*Message
+	var msgs [pageBatch]*message.Message
 	var errs [pageBatch]error
 	for {
 		q.mu.Lock()
@@ -111,7 +115,7 @@ func (q *classicBackend) pagedHeadsLocked(refs []pageRef) int {
 // installLocked puts a body read from the log into its entry, if the entry
 // is still ready and paged out; a failed read marks it unreadable, and
 // dispatch or get then drops it.
-func (q *classicBackend) installLocked(r pageRef, m *Message, err error) {
+func (q *classicBackend) installLocked(r pageRef, m *message.Message, err error) {
 	if r.level >= len(q.levels) {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/broker/memstore"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // lockedText is RabbitMQ's RESOURCE_LOCKED text for another connection's
@@ -35,7 +36,7 @@ func TestErrorTable(t *testing.T) {
 	}
 	pubTo := func(v *broker.VHost, ex, key string) error {
 		var s broker.RouteScratch
-		_, err := v.Publish(&s, &broker.Message{Exchange: ex, RoutingKey: key, Body: []byte("m")}, nil, 0)
+		_, err := v.Publish(&s, &message.Message{Exchange: ex, RoutingKey: key, Body: []byte("m")}, nil, 0)
 		return err
 	}
 	withQ := func(cfg broker.QueueConfig) func(*testing.T, *broker.VHost) {
@@ -126,7 +127,7 @@ func TestErrorTable(t *testing.T) {
 		{name: "delete if-empty of a non-empty queue",
 			setup: func(t *testing.T, v *broker.VHost) {
 				declare(t, v, broker.QueueConfig{Name: "q"})
-				send(t, v, "", "q", "m", broker.Properties{})
+				send(t, v, "", "q", "m", message.Properties{})
 			},
 			op:   func(v *broker.VHost) error { _, err := v.DeleteQueue("q", false, true, 1); return err },
 			kind: broker.KindPreconditionFailed, text: "queue 'q' in vhost '/' is not empty"},
@@ -255,12 +256,12 @@ func TestErrorTable(t *testing.T) {
 			kind: broker.KindNotFound, text: "no exchange 'nope' in vhost '/'"},
 		{name: "publish with a bad expiration",
 			op: func(v *broker.VHost) error {
-				return broker.ValidateExpiration(&broker.Message{Props: broker.Properties{Expiration: "soon"}})
+				return broker.ValidateExpiration(&message.Message{Props: message.Properties{Expiration: "soon"}})
 			},
 			kind: broker.KindPreconditionFailed, text: "invalid expiration 'soon'", prefix: true},
 		{name: "publish with a negative expiration",
 			op: func(v *broker.VHost) error {
-				return broker.ValidateExpiration(&broker.Message{Props: broker.Properties{Expiration: "-1"}})
+				return broker.ValidateExpiration(&message.Message{Props: message.Properties{Expiration: "-1"}})
 			},
 			kind: broker.KindPreconditionFailed, text: "invalid expiration '-1'", prefix: true},
 

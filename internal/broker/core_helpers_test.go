@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // The core tests (core_*_test.go) drive the broker through its exported API
@@ -85,12 +86,12 @@ func declare(t *testing.T, v *broker.VHost, cfg broker.QueueConfig) *broker.Queu
 }
 
 // send publishes body with routing key key to exchange x.
-func send(t *testing.T, v *broker.VHost, x, key, body string, props broker.Properties) broker.PublishResult {
+func send(t *testing.T, v *broker.VHost, x, key, body string, props message.Properties) broker.PublishResult {
 	t.Helper()
-	return sendMsg(t, v, &broker.Message{Exchange: x, RoutingKey: key, Body: []byte(body), Props: props})
+	return sendMsg(t, v, &message.Message{Exchange: x, RoutingKey: key, Body: []byte(body), Props: props})
 }
 
-func sendMsg(t *testing.T, v *broker.VHost, m *broker.Message) broker.PublishResult {
+func sendMsg(t *testing.T, v *broker.VHost, m *message.Message) broker.PublishResult {
 	t.Helper()
 	var s broker.RouteScratch
 	res, err := v.Publish(&s, m, nil, 0)

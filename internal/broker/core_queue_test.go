@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 func newVHost() *broker.VHost { return broker.New(broker.Config{}).VHost("/") }
@@ -19,7 +20,7 @@ func TestCoreFIFO(t *testing.T) {
 	var want []string
 	for i := range 100 {
 		want = append(want, fmt.Sprint(i))
-		send(t, v, "", "q", want[i], broker.Properties{})
+		send(t, v, "", "q", want[i], message.Properties{})
 	}
 	if c := counts(q); c != [3]int{100, 0, 0} {
 		t.Fatalf("counts %v", c)
@@ -48,7 +49,7 @@ func TestCoreRoundRobinAcrossConsumers(t *testing.T) {
 		}
 	}
 	for i := range 9 {
-		send(t, v, "", "q", fmt.Sprint(i), broker.Properties{})
+		send(t, v, "", "q", fmt.Sprint(i), message.Properties{})
 	}
 	for i, c := range cs {
 		got := c.bodies()
@@ -68,7 +69,7 @@ func TestCorePrefetchHoldsBackUntilAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		send(t, v, "", "q", fmt.Sprint(i), broker.Properties{})
+		send(t, v, "", "q", fmt.Sprint(i), message.Properties{})
 	}
 	if got := c.bodies(); !slices.Equal(got, []string{"0", "1"}) {
 		t.Fatalf("before ack: %v", got)
@@ -91,7 +92,7 @@ func TestCoreRequeueKeepsOrderAndMarksRedelivered(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
 	for _, s := range []string{"a", "b", "c", "d", "e"} {
-		send(t, v, "", "q", s, broker.Properties{})
+		send(t, v, "", "q", s, message.Properties{})
 	}
 	var ds []broker.Delivery
 	for range 3 {
@@ -125,8 +126,8 @@ func TestCoreRequeueRedeliversToConsumer(t *testing.T) {
 	if err := q.Consume(c, broker.ConsumeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	send(t, v, "", "q", "x", broker.Properties{})
-	send(t, v, "", "q", "y", broker.Properties{})
+	send(t, v, "", "q", "x", message.Properties{})
+	send(t, v, "", "q", "y", message.Properties{})
 	first := c.deliveries()[0]
 	c.settle(1)
 	q.Requeue([]broker.Delivery{first}) // basic.nack requeue=true
@@ -140,7 +141,7 @@ func TestCoreRejectWithoutDeadLetterDrops(t *testing.T) {
 	t.Parallel()
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
-	send(t, v, "", "q", "x", broker.Properties{})
+	send(t, v, "", "q", "x", message.Properties{})
 	d, _ := q.Get(false)
 	q.Reject([]broker.Delivery{d})
 	if cnt := counts(q); cnt != [3]int{0, 0, 0} {
@@ -155,8 +156,8 @@ func TestCoreQueueTTLExpiresAtTheHead(t *testing.T) {
 	// Published is when the broker took the message; back-dating it stands
 	// in for a clock (there is no clock hook for TTLs).
 	old := time.Now().Add(-time.Hour).UnixNano()
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("old"), Published: old})
-	send(t, v, "", "q", "fresh", broker.Properties{})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("old"), Published: old})
+	send(t, v, "", "q", "fresh", message.Properties{})
 	if got := drain(q); !slices.Equal(got, []string{"fresh"}) {
 		t.Fatalf("got %v, want only the fresh message", got)
 	}
@@ -167,9 +168,9 @@ func TestCorePerMessageTTL(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
 	old := time.Now().Add(-time.Minute).UnixNano()
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("expired"), Published: old, Props: broker.Properties{Expiration: "1000"}})
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("alive"), Published: old, Props: broker.Properties{Expiration: "3600000"}})
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("forever"), Published: old})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("expired"), Published: old, Props: message.Properties{Expiration: "1000"}})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("alive"), Published: old, Props: message.Properties{Expiration: "3600000"}})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("forever"), Published: old})
 	if got := drain(q); !slices.Equal(got, []string{"alive", "forever"}) {
 		t.Fatalf("got %v", got)
 	}
@@ -182,7 +183,7 @@ func TestCoreTTLZeroDeliversOnlyToAWaitingConsumer(t *testing.T) {
 	t.Parallel()
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-message-ttl": int32(0)}})
-	send(t, v, "", "q", "nobody", broker.Properties{})
+	send(t, v, "", "q", "nobody", message.Properties{})
 	if got := drain(q); len(got) != 0 {
 		t.Fatalf("an unconsumed TTL-0 message was kept: %v", got)
 	}
@@ -190,7 +191,7 @@ func TestCoreTTLZeroDeliversOnlyToAWaitingConsumer(t *testing.T) {
 	if err := q.Consume(c, broker.ConsumeOptions{NoAck: true}); err != nil {
 		t.Fatal(err)
 	}
-	send(t, v, "", "q", "taken", broker.Properties{})
+	send(t, v, "", "q", "taken", message.Properties{})
 	if got := c.bodies(); !slices.Equal(got, []string{"taken"}) {
 		t.Fatalf("consumer got %v", got)
 	}
@@ -205,7 +206,7 @@ func TestCoreTTLTimerExpiresWithoutConsumers(t *testing.T) {
 	dlq := declare(t, v, broker.QueueConfig{Name: "dead"})
 	// Dead-letter by routing key "dead" through the default exchange.
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-message-ttl": int32(20), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}})
-	send(t, v, "", "q", "m", broker.Properties{})
+	send(t, v, "", "q", "m", message.Properties{})
 	waitFor(t, 5*time.Second, "the message to expire into the dead-letter queue", func() bool {
 		r, _, _ := dlq.Counts()
 		return r == 1
@@ -224,7 +225,7 @@ func TestCoreMaxLengthDropHead(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length": int32(2)}})
 	for _, s := range []string{"a", "b", "c", "d"} {
-		if res := send(t, v, "", "q", s, broker.Properties{}); res.Routed != 1 || res.Rejected {
+		if res := send(t, v, "", "q", s, message.Properties{}); res.Routed != 1 || res.Rejected {
 			t.Fatalf("publish %s: %+v", s, res)
 		}
 	}
@@ -238,7 +239,7 @@ func TestCoreMaxLengthBytesDropHead(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length-bytes": int32(10)}})
 	for _, s := range []string{"aaaa", "bbbb", "cccc"} {
-		send(t, v, "", "q", s, broker.Properties{})
+		send(t, v, "", "q", s, message.Properties{})
 	}
 	if got := drain(q); !slices.Equal(got, []string{"bbbb", "cccc"}) {
 		t.Fatalf("got %v", got)
@@ -249,14 +250,14 @@ func TestCoreMaxLengthRejectPublish(t *testing.T) {
 	t.Parallel()
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length": int32(2), "x-overflow": "reject-publish"}})
-	send(t, v, "", "q", "a", broker.Properties{})
-	send(t, v, "", "q", "b", broker.Properties{})
-	if res := send(t, v, "", "q", "c", broker.Properties{}); !res.Rejected || res.Routed != 0 {
+	send(t, v, "", "q", "a", message.Properties{})
+	send(t, v, "", "q", "b", message.Properties{})
+	if res := send(t, v, "", "q", "c", message.Properties{}); !res.Rejected || res.Routed != 0 {
 		t.Fatalf("third publish %+v, want rejected", res)
 	}
 	// Unacked messages do not count towards the limit (RabbitMQ counts ready).
 	d, _ := q.Get(false)
-	if res := send(t, v, "", "q", "d", broker.Properties{}); res.Rejected {
+	if res := send(t, v, "", "q", "d", message.Properties{}); res.Rejected {
 		t.Fatalf("publish with one slot free was rejected")
 	}
 	q.Ack(d)
@@ -271,8 +272,8 @@ func TestCoreMaxLengthRejectPublishDLX(t *testing.T) {
 	dlq := declare(t, v, broker.QueueConfig{Name: "dead"})
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length": int32(1), "x-overflow": "reject-publish-dlx",
 		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}})
-	send(t, v, "", "q", "kept", broker.Properties{})
-	if res := send(t, v, "", "q", "refused", broker.Properties{}); !res.Rejected {
+	send(t, v, "", "q", "kept", message.Properties{})
+	if res := send(t, v, "", "q", "refused", message.Properties{}); !res.Rejected {
 		t.Fatalf("want rejected: %+v", res)
 	}
 	if got := drain(q); !slices.Equal(got, []string{"kept"}) {
@@ -299,7 +300,7 @@ func TestCoreDeadLetteringWritesXDeath(t *testing.T) {
 	if err := v.BindQueue("retry", "dlx", "", nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	send(t, v, "", "work", "job", broker.Properties{Expiration: "600000", Headers: map[string]any{"app": "x"}})
+	send(t, v, "", "work", "job", message.Properties{Expiration: "600000", Headers: map[string]any{"app": "x"}})
 
 	// work rejects → retry; retry rejects → work; work rejects again.
 	for i, q := range []*broker.Queue{work, retry, work} {
@@ -348,8 +349,8 @@ func TestCoreDeadLetterCycleWithoutRejectIsDropped(t *testing.T) {
 	t.Parallel()
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-dead-letter-exchange": "", "x-max-length": int32(1)}})
-	send(t, v, "", "q", "a", broker.Properties{})
-	send(t, v, "", "q", "b", broker.Properties{}) // a dead-letters to q itself: a cycle
+	send(t, v, "", "q", "a", message.Properties{})
+	send(t, v, "", "q", "b", message.Properties{}) // a dead-letters to q itself: a cycle
 	if got := drain(q); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("got %v", got)
 	}
@@ -360,7 +361,7 @@ func TestCorePriorities(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-priority": int32(5)}})
 	for i, p := range []uint8{1, 9, 3, 0, 5, 3} {
-		send(t, v, "", "q", fmt.Sprintf("%d-p%d", i, p), broker.Properties{Priority: p})
+		send(t, v, "", "q", fmt.Sprintf("%d-p%d", i, p), message.Properties{Priority: p})
 	}
 	// Above x-max-priority counts as the maximum; equal priorities stay FIFO.
 	want := []string{"1-p9", "4-p5", "2-p3", "5-p3", "0-p1", "3-p0"}
@@ -373,8 +374,8 @@ func TestCorePrioritiesIgnoredWithoutMaxPriority(t *testing.T) {
 	t.Parallel()
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
-	send(t, v, "", "q", "low", broker.Properties{Priority: 0})
-	send(t, v, "", "q", "high", broker.Properties{Priority: 9})
+	send(t, v, "", "q", "low", message.Properties{Priority: 0})
+	send(t, v, "", "q", "high", message.Properties{Priority: 9})
 	if got := drain(q); !slices.Equal(got, []string{"low", "high"}) {
 		t.Fatalf("got %v", got)
 	}
@@ -392,7 +393,7 @@ func TestCoreConsumerPriorities(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"a", "b", "c"} {
-		send(t, v, "", "q", s, broker.Properties{})
+		send(t, v, "", "q", s, message.Properties{})
 	}
 	// The high-priority consumer gets what it can take; the rest overflow.
 	if got := high.bodies(); !slices.Equal(got, []string{"a"}) {
@@ -414,7 +415,7 @@ func TestCoreSingleActiveConsumer(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"a", "b", "c"} {
-		send(t, v, "", "q", s, broker.Properties{})
+		send(t, v, "", "q", s, message.Properties{})
 	}
 	if got := first.bodies(); !slices.Equal(got, []string{"a", "b", "c"}) || len(second.bodies()) != 0 {
 		t.Fatalf("first %v second %v", got, second.bodies())
@@ -503,16 +504,16 @@ func TestCoreDeleteAndPurge(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
 	for i := range 3 {
-		send(t, v, "", "q", fmt.Sprint(i), broker.Properties{})
+		send(t, v, "", "q", fmt.Sprint(i), message.Properties{})
 	}
 	if n, err := v.PurgeQueue("q", 1); err != nil || n != 3 {
 		t.Fatalf("purge %d %v", n, err)
 	}
-	send(t, v, "", "q", "x", broker.Properties{})
-	send(t, v, "", "q", "y", broker.Properties{})
+	send(t, v, "", "q", "x", message.Properties{})
+	send(t, v, "", "q", "y", message.Properties{})
 	c := newTaker(-1)
 	_ = q.Consume(c, broker.ConsumeOptions{}) // takes both: 0 ready
-	send(t, v, "", "q", "z", broker.Properties{})
+	send(t, v, "", "q", "z", message.Properties{})
 	c2 := newTaker(0) // takes nothing: z stays ready
 	_ = q.Consume(c2, broker.ConsumeOptions{})
 	n, err := v.DeleteQueue("q", false, false, 1)
@@ -526,7 +527,7 @@ func TestCoreDeleteAndPurge(t *testing.T) {
 			t.Fatal("a consumer was not cancelled by the delete")
 		}
 	}
-	if res := send(t, v, "", "q", "late", broker.Properties{}); res.Routed != 0 {
+	if res := send(t, v, "", "q", "late", message.Properties{}); res.Routed != 0 {
 		t.Fatalf("publish to a deleted queue routed: %+v", res)
 	}
 }
@@ -563,7 +564,7 @@ func TestCoreRoutingThroughExchanges(t *testing.T) {
 		{"d", "nope", 1},   // to the alternate exchange
 	}
 	for _, tc := range cases {
-		if res := send(t, v, tc.x, tc.key, "m", broker.Properties{}); res.Routed != tc.routed {
+		if res := send(t, v, tc.x, tc.key, "m", message.Properties{}); res.Routed != tc.routed {
 			t.Errorf("%s %q routed %d, want %d", tc.x, tc.key, res.Routed, tc.routed)
 		}
 	}
@@ -587,8 +588,8 @@ func TestCoreTTLOnlyAtTheHead(t *testing.T) {
 	v := newVHost()
 	q := declare(t, v, broker.QueueConfig{Name: "q"})
 	old := time.Now().Add(-time.Hour).UnixNano()
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("live"), Published: old, Props: broker.Properties{Expiration: "86400000"}})
-	sendMsg(t, v, &broker.Message{RoutingKey: "q", Body: []byte("dead"), Published: old, Props: broker.Properties{Expiration: "1"}})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("live"), Published: old, Props: message.Properties{Expiration: "86400000"}})
+	sendMsg(t, v, &message.Message{RoutingKey: "q", Body: []byte("dead"), Published: old, Props: message.Properties{Expiration: "1"}})
 	if r, _, _ := q.Counts(); r != 2 {
 		t.Fatalf("ready %d: the expired message behind the head should still count", r)
 	}
@@ -606,8 +607,8 @@ func TestCoreDropHeadDeadLettersWithReasonMaxlen(t *testing.T) {
 	dlq := declare(t, v, broker.QueueConfig{Name: "dead"})
 	declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-max-length": int32(1),
 		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}})
-	send(t, v, "", "q", "first", broker.Properties{})
-	send(t, v, "", "q", "second", broker.Properties{})
+	send(t, v, "", "q", "first", message.Properties{})
+	send(t, v, "", "q", "second", message.Properties{})
 	d, ok := dlq.Get(true)
 	if !ok || string(d.Msg.Body) != "first" {
 		t.Fatalf("dead-lettered %q ok=%v", d.Msg.Body, ok)
@@ -628,7 +629,7 @@ func TestCoreFullConsumerIsSkipped(t *testing.T) {
 	_ = q.Consume(full, broker.ConsumeOptions{})
 	_ = q.Consume(free, broker.ConsumeOptions{})
 	for _, s := range []string{"a", "b", "c"} {
-		send(t, v, "", "q", s, broker.Properties{})
+		send(t, v, "", "q", s, message.Properties{})
 	}
 	if len(full.bodies()) != 0 || !slices.Equal(free.bodies(), []string{"a", "b", "c"}) {
 		t.Fatalf("full %v free %v", full.bodies(), free.bodies())
@@ -644,7 +645,7 @@ func TestCoreAckSeveralAtOnce(t *testing.T) {
 	c := newTaker(3)
 	_ = q.Consume(c, broker.ConsumeOptions{})
 	for i := range 6 {
-		send(t, v, "", "q", fmt.Sprint(i), broker.Properties{})
+		send(t, v, "", "q", fmt.Sprint(i), message.Properties{})
 	}
 	ds := c.deliveries()
 	c.settle(3)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/broker/memstore"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // restart starts a new broker on st, as the server does at start-up: the
@@ -25,7 +26,7 @@ func restart(t *testing.T, st *memstore.Store) *broker.VHost {
 	return b.VHost("/")
 }
 
-var persistent = broker.Properties{DeliveryMode: 2}
+var persistent = message.Properties{DeliveryMode: 2}
 
 type confirm struct {
 	token uint64
@@ -55,7 +56,7 @@ func TestCoreDurableQueueRecoversInOrder(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		send(t, v, "dx", "k", fmt.Sprint(i), persistent)
 		if i == 3 {
-			send(t, v, "dx", "k", "transient", broker.Properties{})
+			send(t, v, "dx", "k", "transient", message.Properties{})
 		}
 	}
 	send(t, v, "", "tq", "in a transient queue", persistent)
@@ -152,7 +153,7 @@ func TestCorePersistentPublishConfirmsOnceDurable(t *testing.T) {
 	}
 	done := make(confirms, 8)
 	var s broker.RouteScratch
-	res, err := v.Publish(&s, &broker.Message{Exchange: "amq.fanout", Body: []byte("p"), Props: persistent}, done, 41)
+	res, err := v.Publish(&s, &message.Message{Exchange: "amq.fanout", Body: []byte("p"), Props: persistent}, done, 41)
 	if err != nil || res.Routed != 2 || res.Pending != 1 {
 		t.Fatalf("persistent publish %+v %v: want routed 2, pending 1 (only the durable queue logs)", res, err)
 	}
@@ -164,7 +165,7 @@ func TestCorePersistentPublishConfirmsOnceDurable(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no confirm")
 	}
-	res, _ = v.Publish(&s, &broker.Message{Exchange: "amq.fanout", Body: []byte("t")}, done, 42)
+	res, _ = v.Publish(&s, &message.Message{Exchange: "amq.fanout", Body: []byte("t")}, done, 42)
 	if res.Routed != 2 || res.Pending != 0 {
 		t.Fatalf("transient publish %+v: nothing to wait for", res)
 	}
@@ -180,7 +181,7 @@ func TestCoreStorageFailureRejectsThePublish(t *testing.T) {
 		t.Fatalf("publish while storage fails %+v, want rejected", res)
 	}
 	// A transient message needs no storage.
-	if res := send(t, v, "", "q", "transient", broker.Properties{}); res.Rejected {
+	if res := send(t, v, "", "q", "transient", message.Properties{}); res.Rejected {
 		t.Fatal("transient publish rejected")
 	}
 	st.SetAppendError(nil)
@@ -222,9 +223,9 @@ func TestCoreTTLKeepsCountingAcrossRestart(t *testing.T) {
 	v := broker.New(broker.Config{Storage: st}).VHost("/")
 	declare(t, v, broker.QueueConfig{Name: "q", Durable: true})
 	old := time.Now().Add(-time.Hour).UnixNano()
-	for _, m := range []*broker.Message{
-		{RoutingKey: "q", Body: []byte("short"), Published: old, Props: broker.Properties{DeliveryMode: 2, Expiration: "60000"}},
-		{RoutingKey: "q", Body: []byte("long"), Published: old, Props: broker.Properties{DeliveryMode: 2, Expiration: "86400000"}},
+	for _, m := range []*message.Message{
+		{RoutingKey: "q", Body: []byte("short"), Published: old, Props: message.Properties{DeliveryMode: 2, Expiration: "60000"}},
+		{RoutingKey: "q", Body: []byte("long"), Published: old, Props: message.Properties{DeliveryMode: 2, Expiration: "86400000"}},
 	} {
 		sendMsg(t, v, m)
 	}

@@ -3,11 +3,13 @@ package broker
 import (
 	"slices"
 	"time"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // deadLetter is a message leaving a queue for its dead-letter exchange.
 type deadLetter struct {
-	msg    *Message
+	msg    *message.Message
 	reason string // rejected, expired, maxlen
 	// paged: the body is in the queue's log under seq, to be read (and the
 	// message settled) once the queue's lock is released.
@@ -63,8 +65,8 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 // deadLetterCopy returns the dead-lettered form of m: new routing key if
 // configured, expiration removed (kept as original-expiration), and x-death
 // updated.
-func (q *Queue) deadLetterCopy(m *Message, reason string, now time.Time) *Message {
-	c := &Message{
+func (q *Queue) deadLetterCopy(m *message.Message, reason string, now time.Time) *message.Message {
+	c := &message.Message{
 		Exchange:   q.args.dlx,
 		RoutingKey: m.RoutingKey,
 		Props:      m.Props,
@@ -140,7 +142,7 @@ func cloneTable(t map[string]any) map[string]any {
 
 // isCycle reports whether delivering m to queue would close a dead-letter
 // cycle with no rejection in it.
-func isCycle(m *Message, queue string) bool {
+func isCycle(m *message.Message, queue string) bool {
 	deaths, _ := m.Props.Headers["x-death"].([]any)
 	seen := false
 	for _, d := range deaths {

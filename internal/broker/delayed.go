@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/clock"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // DelayedLog keeps the persistent messages waiting in durable
@@ -18,7 +19,7 @@ import (
 // message.
 type DelayedLog interface {
 	// Put stores m under key; done learns when it is durable.
-	Put(key string, m *Message, done Completion, token uint64) error
+	Put(key string, m *message.Message, done message.Completion, token uint64) error
 	// Remove deletes key's message.
 	Remove(key string)
 }
@@ -26,7 +27,7 @@ type DelayedLog interface {
 // DelayedRecord is a delayed message recovered from the log.
 type DelayedRecord struct {
 	Key string
-	Msg *Message
+	Msg *message.Message
 }
 
 // delayQueue holds messages published to an x-delayed-message exchange until
@@ -48,7 +49,7 @@ type delayQueue struct {
 type delayed struct {
 	at  int64
 	seq uint64 // keeps equal due times in publish order
-	m   *Message
+	m   *message.Message
 	key string // its record in the log; "" for none
 }
 
@@ -80,7 +81,7 @@ func newDelayQueue(x *Exchange) *delayQueue {
 
 // delayOf reads the x-delay header in milliseconds; non-positive or absent
 // means no delay.
-func delayOf(m *Message) (time.Duration, bool) {
+func delayOf(m *message.Message) (time.Duration, bool) {
 	n, ok := argInt(m.Props.Headers["x-delay"])
 	if !ok || n <= 0 {
 		return 0, false
@@ -114,7 +115,7 @@ func parseDelayedKey(key string) (vhost, exchange string, ok bool) {
 // add holds m for delay. A persistent message in a durable exchange is
 // logged first; done then learns when it is durable (pending reports
 // that). An error means the log refused it: the publisher gets a nack.
-func (d *delayQueue) add(m *Message, delay time.Duration, done Completion, token uint64) (pending bool, err error) {
+func (d *delayQueue) add(m *message.Message, delay time.Duration, done message.Completion, token uint64) (pending bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
@@ -132,7 +133,7 @@ func (d *delayQueue) add(m *Message, delay time.Duration, done Completion, token
 	return pending, nil
 }
 
-func (d *delayQueue) pushLocked(at int64, m *Message, key string) {
+func (d *delayQueue) pushLocked(at int64, m *message.Message, key string) {
 	d.seq++
 	heap.Push(&d.items, delayed{at: at, seq: d.seq, m: m, key: key})
 	d.armLocked()
@@ -140,7 +141,7 @@ func (d *delayQueue) pushLocked(at int64, m *Message, key string) {
 
 // restore puts back a message recovered from the log, due when it was
 // before the restart (at once if that has passed).
-func (d *delayQueue) restore(key string, m *Message) {
+func (d *delayQueue) restore(key string, m *message.Message) {
 	delay, _ := delayOf(m)
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/route"
 )
 
@@ -149,7 +150,7 @@ func (x *Exchange) rebuildLocked() {
 }
 
 // hashKey returns what a consistent-hash exchange hashes for m.
-func (x *Exchange) hashKey(m *Message) string {
+func (x *Exchange) hashKey(m *message.Message) string {
 	if h, ok := x.cfg.Args["hash-header"].(string); ok && h != "" {
 		return fmt.Sprint(m.Props.Headers[h])
 	}

@@ -1,6 +1,10 @@
 package broker
 
-import "time"
+import (
+	"time"
+
+	"github.com/tern-broker/tern/internal/message"
+)
 
 // Log is the seam where durable storage plugs into a queue: the persistent
 // messages of a durable queue are appended to it and acknowledged through it.
@@ -15,7 +19,7 @@ type Log interface {
 	// record is durable (or has failed), done.Durable(token, err) is called
 	// from the storage's commit goroutine. An immediate error means nothing
 	// was stored and done will not be called.
-	Append(seq uint64, msg *Message, done Completion, token uint64) error
+	Append(seq uint64, msg *message.Message, done message.Completion, token uint64) error
 	// Ack records that seq is consumed (acked, expired, dead-lettered,
 	// dropped); storage reclaims space once a segment is fully consumed.
 	Ack(seq uint64)
@@ -23,10 +27,10 @@ type Log interface {
 	// marked redelivered after a restart.
 	Delivered(seq uint64)
 	// Read loads a stored message (for messages whose body was paged out).
-	Read(seq uint64) (*Message, error)
+	Read(seq uint64) (*message.Message, error)
 	// Recovered lists the unacknowledged messages found when the log was
 	// opened, in sequence order.
-	Recovered() []StoredMessage
+	Recovered() []message.StoredMessage
 	// NextSeq is one past the highest sequence number the log ever held,
 	// acknowledged ones included: where the queue's numbering resumes.
 	NextSeq() uint64

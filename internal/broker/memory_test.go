@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/clock"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // newFakeClock is the broker tests' manual clock: AfterFunc callbacks run
@@ -131,7 +132,7 @@ func TestMemoryAlarmConcurrentPublishersNeverStick(t *testing.T) {
 				defer wg.Done()
 				var s RouteScratch
 				for i := 0; i < 500; i++ {
-					if _, err := v.Publish(&s, &Message{RoutingKey: name, Body: make([]byte, 64)}, nil, 0); err != nil {
+					if _, err := v.Publish(&s, &message.Message{RoutingKey: name, Body: make([]byte, 64)}, nil, 0); err != nil {
 						t.Error(err)
 						return
 					}
@@ -164,7 +165,7 @@ func TestReleaseMemoryAfterBacklogDrains(t *testing.T) {
 	var s RouteScratch
 	fill := func() {
 		for i := 0; i < 1100; i++ { // ~80 MiB accounted
-			if _, err := v.Publish(&s, &Message{RoutingKey: "q", Body: body}, nil, 0); err != nil {
+			if _, err := v.Publish(&s, &message.Message{RoutingKey: "q", Body: body}, nil, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

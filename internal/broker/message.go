@@ -6,21 +6,9 @@ import (
 	"github.com/tern-broker/tern/internal/message"
 )
 
-// The message vocabulary lives in internal/message. These aliases keep the
-// core's code reading as before; code outside broker names message.X.
-type (
-	Header          = message.Header
-	Properties      = message.Properties
-	Message         = message.Message
-	Origin          = message.Origin
-	Completion      = message.Completion
-	BatchCompletion = message.BatchCompletion
-	StoredMessage   = message.StoredMessage
-)
-
 // perMessageTTL parses m's expiration property (milliseconds as a decimal
 // string). ok is false when it is absent.
-func perMessageTTL(m *Message) (ttl time.Duration, ok bool, err error) {
+func perMessageTTL(m *message.Message) (ttl time.Duration, ok bool, err error) {
 	ttl, ok, err = m.TTL()
 	if err != nil {
 		return 0, false, errorf(KindPreconditionFailed, "invalid expiration '%s'", m.Props.Expiration)
@@ -30,7 +18,7 @@ func perMessageTTL(m *Message) (ttl time.Duration, ok bool, err error) {
 
 // ValidateExpiration checks m's expiration property before publishing, as
 // RabbitMQ does (a bad value closes the channel with 406).
-func ValidateExpiration(m *Message) error {
+func ValidateExpiration(m *message.Message) error {
 	_, _, err := perMessageTTL(m)
 	return err
 }
@@ -38,7 +26,7 @@ func ValidateExpiration(m *Message) error {
 // Delivery is a message handed to a consumer or to basic.get.
 type Delivery struct {
 	Queue       *Queue
-	Msg         *Message
+	Msg         *message.Message
 	Seq         uint64 // the queue's sequence number, used to ack/requeue
 	Redelivered bool
 	// Remaining is the ready count left in the queue (for basic.get-ok and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/store"
 	"github.com/tern-broker/tern/internal/testkit"
 	"github.com/tern-broker/tern/internal/vfs"
@@ -150,7 +151,7 @@ func publish(t *testing.T, v *broker.VHost, body string, w *durableWaiter) {
 
 func tryPublish(v *broker.VHost, body string, w *durableWaiter) error {
 	var s broker.RouteScratch
-	m := &broker.Message{RoutingKey: "q", Body: []byte(body), Props: broker.Properties{DeliveryMode: 2}}
+	m := &message.Message{RoutingKey: "q", Body: []byte(body), Props: message.Properties{DeliveryMode: 2}}
 	res, err := v.Publish(&s, m, w, 0)
 	if err != nil || res.Routed != 1 || res.Rejected {
 		return fmt.Errorf("publish %s: %+v %v", body, res, err)

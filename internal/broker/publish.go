@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/route"
 )
 
@@ -30,7 +31,7 @@ type PublishResult struct {
 // m.RoutingKey must be set; Published is set here if zero. done (may be
 // nil) learns when the message is durable in each durable queue it reached;
 // token is passed back to it.
-func (v *VHost) Publish(s *RouteScratch, m *Message, done Completion, token uint64) (PublishResult, error) {
+func (v *VHost) Publish(s *RouteScratch, m *message.Message, done message.Completion, token uint64) (PublishResult, error) {
 	x := v.exchange(m.Exchange)
 	if x == nil {
 		return PublishResult{}, v.notFoundExchange(m.Exchange)
@@ -60,7 +61,7 @@ func (v *VHost) Publish(s *RouteScratch, m *Message, done Completion, token uint
 	return v.deliverTo(v.routeAll(s, x, m), m, done, token), nil
 }
 
-func (v *VHost) deliverTo(queues []*Queue, m *Message, done Completion, token uint64) PublishResult {
+func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Completion, token uint64) PublishResult {
 	var res PublishResult
 	for _, q := range queues {
 		out, pending := q.publish(m, done, token)
@@ -83,7 +84,7 @@ func (v *VHost) deliverTo(queues []*Queue, m *Message, done Completion, token ui
 // routeAll returns the queues m reaches from x, following exchange-to-
 // exchange bindings and, when nothing matches, alternate exchanges. The
 // result aliases s and is valid until s is used again.
-func (v *VHost) routeAll(s *RouteScratch, x *Exchange, m *Message) []*Queue {
+func (v *VHost) routeAll(s *RouteScratch, x *Exchange, m *message.Message) []*Queue {
 	s.queues, s.visited, s.targets = s.queues[:0], s.visited[:0], s.targets[:0]
 	v.routeInto(s, x, m)
 	for ae := x; len(s.queues) == 0 && ae.alternate != ""; {
@@ -107,7 +108,7 @@ func visited(s *RouteScratch, x *Exchange) bool {
 	return false
 }
 
-func (v *VHost) routeInto(s *RouteScratch, x *Exchange, m *Message) {
+func (v *VHost) routeInto(s *RouteScratch, x *Exchange, m *message.Message) {
 	if visited(s, x) {
 		return
 	}

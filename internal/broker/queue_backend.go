@@ -1,5 +1,7 @@
 package broker
 
+import "github.com/tern-broker/tern/internal/message"
+
 // QueueType is the kind of a queue, fixed when it is declared
 // (x-queue-type). It picks the queue's backend.
 type QueueType uint8
@@ -51,7 +53,7 @@ func parseQueueType(s string) (QueueType, bool) {
 type queueBackend interface {
 	// publish stores or hands on m; done learns when a logged message is
 	// durable and pending reports that it will be called.
-	publish(m *Message, done Completion, token uint64) (out PublishOutcome, pending bool)
+	publish(m *message.Message, done message.Completion, token uint64) (out PublishOutcome, pending bool)
 	// get takes one message for basic.get; ok is false when there is none
 	// (or the kind has no basic.get).
 	get(noAck bool) (d Delivery, ok bool)
@@ -80,7 +82,7 @@ type queueBackend interface {
 // publish enqueues m (or hands it straight to a consumer). A persistent
 // message in a durable queue is appended to the log; done learns when it is
 // durable and pending reports that it will.
-func (q *Queue) publish(m *Message, done Completion, token uint64) (PublishOutcome, bool) {
+func (q *Queue) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
 	return q.backend.publish(m, done, token)
 }
 

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // recorder is a Consumer that takes up to limit messages.
@@ -54,7 +56,7 @@ func newTestQueue(t *testing.T, args map[string]any) (*Broker, *VHost, *Queue) {
 func pub(t *testing.T, v *VHost, key, body string) PublishResult {
 	t.Helper()
 	var s RouteScratch
-	res, err := v.Publish(&s, &Message{Exchange: "", RoutingKey: key, Body: []byte(body)}, nil, 0)
+	res, err := v.Publish(&s, &message.Message{Exchange: "", RoutingKey: key, Body: []byte(body)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +197,8 @@ func TestTopicRoutingThroughVHost(t *testing.T) {
 	a, _ := v.DeclareQueue(QueueConfig{Name: "a"}, false, 1)
 	_ = v.BindQueue("a", "amq.topic", "sensors.*.temp", nil, 1)
 	var s RouteScratch
-	res, _ := v.Publish(&s, &Message{Exchange: "amq.topic", RoutingKey: "sensors.kitchen.temp", Body: []byte("21")}, nil, 0)
-	miss, _ := v.Publish(&s, &Message{Exchange: "amq.topic", RoutingKey: "sensors.kitchen.humidity", Body: []byte("40")}, nil, 0)
+	res, _ := v.Publish(&s, &message.Message{Exchange: "amq.topic", RoutingKey: "sensors.kitchen.temp", Body: []byte("21")}, nil, 0)
+	miss, _ := v.Publish(&s, &message.Message{Exchange: "amq.topic", RoutingKey: "sensors.kitchen.humidity", Body: []byte("40")}, nil, 0)
 	if res.Routed != 1 || miss.Routed != 0 {
 		t.Fatalf("routed %d and %d", res.Routed, miss.Routed)
 	}

@@ -105,7 +105,7 @@ func (s *streamBackend) onDurable() {
 }
 
 // publish appends m to the stream; done learns when it is durable.
-func (s *streamBackend) publish(m *Message, done Completion, token uint64) (PublishOutcome, bool) {
+func (s *streamBackend) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
 	s.mu.Lock()
 	if s.deleted {
 		s.mu.Unlock()
@@ -179,7 +179,7 @@ func (s *streamBackend) consume(c Consumer, opts ConsumeOptions) error {
 	return nil
 }
 
-func (r *streamReader) accepts(m *Message) bool {
+func (r *streamReader) accepts(m *message.Message) bool {
 	if len(r.opts.Filters) == 0 {
 		return true
 	}
@@ -247,7 +247,7 @@ func (r *streamReader) run() {
 }
 
 // withStreamOffset returns a copy of m carrying its offset in a header.
-func withStreamOffset(m *Message, offset uint64) *Message {
+func withStreamOffset(m *message.Message, offset uint64) *message.Message {
 	c := *m
 	h := make(map[string]any, len(m.Props.Headers)+1)
 	for k, v := range m.Props.Headers {

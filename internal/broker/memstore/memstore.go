@@ -224,7 +224,7 @@ type data struct {
 
 type record struct {
 	seq       uint64
-	msg       *broker.Message
+	msg       *message.Message
 	ttl       time.Duration
 	hasTTL    bool
 	delivered bool
@@ -233,7 +233,7 @@ type record struct {
 }
 
 type pending struct {
-	done  broker.Completion
+	done  message.Completion
 	token uint64
 	seq   uint64
 }
@@ -259,7 +259,7 @@ var (
 func (l *Log) live() bool { return l.gen == l.d.gen }
 
 // Append stores msg under seq; done learns from the log's goroutine.
-func (l *Log) Append(seq uint64, msg *broker.Message, done broker.Completion, token uint64) error {
+func (l *Log) Append(seq uint64, msg *message.Message, done message.Completion, token uint64) error {
 	if err := l.st.appendError(); err != nil {
 		return fmt.Errorf("memstore: append: %w", err)
 	}
@@ -317,13 +317,13 @@ func (l *Log) flush() {
 			return
 		}
 		l.cmu.Unlock()
-		var batchers []broker.BatchCompletion
+		var batchers []message.BatchCompletion
 		for _, p := range batch {
 			if p.done == nil {
 				continue
 			}
 			p.done.Durable(p.token, nil)
-			if bc, ok := p.done.(broker.BatchCompletion); ok && !slices.Contains(batchers, bc) {
+			if bc, ok := p.done.(message.BatchCompletion); ok && !slices.Contains(batchers, bc) {
 				batchers = append(batchers, bc)
 			}
 		}
@@ -388,7 +388,7 @@ func (l *Log) Delivered(seq uint64) {
 }
 
 // Read returns the stored message seq.
-func (l *Log) Read(seq uint64) (*broker.Message, error) {
+func (l *Log) Read(seq uint64) (*message.Message, error) {
 	d := l.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -400,7 +400,7 @@ func (l *Log) Read(seq uint64) (*broker.Message, error) {
 
 // Recovered lists the unacknowledged messages found at open (none for a
 // stream, which keeps no ready list).
-func (l *Log) Recovered() []broker.StoredMessage { return l.recovered }
+func (l *Log) Recovered() []message.StoredMessage { return l.recovered }
 
 // NextSeq is one past the highest sequence number ever appended.
 func (l *Log) NextSeq() uint64 {

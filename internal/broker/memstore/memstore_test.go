@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // batchRecorder is a BatchCompletion that records the order of calls.
@@ -32,8 +32,8 @@ func (b *batchRecorder) DurableBatchEnd() {
 	}
 }
 
-func msg(body string) *broker.Message {
-	return &broker.Message{Body: []byte(body), Props: broker.Properties{DeliveryMode: 2}, Published: time.Now().UnixNano()}
+func msg(body string) *message.Message {
+	return &message.Message{Body: []byte(body), Props: message.Properties{DeliveryMode: 2}, Published: time.Now().UnixNano()}
 }
 
 func TestCompletionsInAppendOrderWithBatchEnds(t *testing.T) {
