@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/message"
 	"golang.org/x/time/rate"
 )
@@ -50,13 +51,13 @@ type classicBackend struct {
 	exclusiveConsumer bool
 	rr                uint64
 	deleted           bool
-	expiryTimer       *time.Timer
+	expiryTimer       clock.Timer
 	expiryAt          int64
-	unusedTimer       *time.Timer
+	unusedTimer       clock.Timer
 	unusedGen         uint64
-	paceTimer         *time.Timer
-	paging            bool // a page-in is reading bodies (classic_page.go)
-	pageWanted        bool // dispatch stopped at a paged-out head
+	paceTimer         clock.Timer // the broker's clock (Config.Clock) drives all three timers
+	paging            bool        // a page-in is reading bodies (classic_page.go)
+	pageWanted        bool        // dispatch stopped at a paged-out head
 }
 
 func newClassicBackend(q *Queue) *classicBackend {
@@ -150,7 +151,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 	}
 	q.pushReadyLocked(e)
 	dead = q.enforceLimitsLocked(dead)
-	dead = q.dispatchLocked(time.Now().UnixNano(), dead)
+	dead = q.dispatchLocked(q.nowNano(), dead)
 	q.armExpiryLocked()
 	q.unlockThen(dead)
 	return Enqueued, pending
@@ -248,7 +249,7 @@ func (q *classicBackend) get(noAck bool) (d Delivery, ok bool) {
 	q.mu.Lock()
 	q.touchLocked()
 	for {
-		dead = q.expireHeadsLocked(time.Now().UnixNano(), dead)
+		dead = q.expireHeadsLocked(q.nowNano(), dead)
 		lvl := q.headLocked()
 		if lvl < 0 {
 			break
@@ -366,3 +367,8 @@ func (q *classicBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) 
 	q.stopUnusedTimerLocked()
 	return n, consumers, nil
 }
+
+// nowNano is the broker clock's time, in the UnixNano of message expiry
+// times: TTLs, x-expires and paced delivery follow an injected clock in
+// tests.
+func (q *classicBackend) nowNano() int64 { return q.vhost.broker.cfg.Clock.Now().UnixNano() }

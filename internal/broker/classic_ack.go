@@ -2,7 +2,6 @@ package broker
 
 import (
 	"slices"
-	"time"
 )
 
 // ack settles delivered messages for good, then delivers waiting messages
@@ -15,7 +14,7 @@ func (q *classicBackend) ack(ds []Delivery) {
 		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
 	}
 	if q.readyCount > 0 && !q.deleted {
-		dead = q.dispatchLocked(time.Now().UnixNano(), nil)
+		dead = q.dispatchLocked(q.nowNano(), nil)
 		q.armExpiryLocked()
 	}
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
@@ -54,7 +53,7 @@ func (q *classicBackend) requeue(ds []Delivery) {
 		q.readySize += e.size
 		q.memBytes += e.size
 	}
-	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	dead := q.dispatchLocked(q.nowNano(), nil)
 	q.armExpiryLocked()
 	q.unlockThen(dead)
 }

@@ -36,7 +36,7 @@ func (q *classicBackend) consume(c Consumer, opts ConsumeOptions) error {
 	q.exclusiveConsumer = q.exclusiveConsumer || opts.Exclusive
 	q.hadConsumer = true
 	q.stopUnusedTimerLocked()
-	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	dead := q.dispatchLocked(q.nowNano(), nil)
 	q.armExpiryLocked()
 	q.unlockThen(dead)
 	return nil
@@ -60,7 +60,7 @@ func (q *classicBackend) cancel(c Consumer) {
 		q.startUnusedTimerLocked()
 	}
 	// A single active consumer leaving hands over to the next one.
-	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	dead := q.dispatchLocked(q.nowNano(), nil)
 	q.unlockThen(dead)
 	if autoDelete {
 		_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
@@ -75,7 +75,7 @@ func (q *classicBackend) dispatch() {
 		q.mu.Unlock()
 		return
 	}
-	dead := q.dispatchLocked(time.Now().UnixNano(), nil)
+	dead := q.dispatchLocked(q.nowNano(), nil)
 	q.armExpiryLocked()
 	q.unlockThen(dead)
 }
@@ -96,7 +96,7 @@ func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLett
 				continue
 			}
 			// The body is on disk: a page-in reads it without the lock
-			// (queue_page.go) and dispatches again.
+			// (classic_page.go) and dispatches again.
 			q.pageWanted = true
 			break
 		}
@@ -123,7 +123,7 @@ func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLett
 // armPaceLocked schedules the next paced delivery.
 func (q *classicBackend) armPaceLocked(d time.Duration) {
 	if q.paceTimer == nil {
-		q.paceTimer = time.AfterFunc(d, q.dispatch)
+		q.paceTimer = q.vhost.broker.cfg.Clock.AfterFunc(d, q.dispatch)
 		return
 	}
 	q.paceTimer.Reset(d)

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"time"
-
 	"github.com/tern-broker/tern/internal/message"
 )
 
@@ -78,7 +76,7 @@ func (q *classicBackend) pageIn() {
 		q.paging = false
 		var dead []deadLetter
 		if !q.deleted {
-			dead = q.dispatchLocked(time.Now().UnixNano(), nil)
+			dead = q.dispatchLocked(q.nowNano(), nil)
 			q.armExpiryLocked()
 		}
 		again := q.startPageInLocked()

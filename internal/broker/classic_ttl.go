@@ -33,9 +33,9 @@ func (q *classicBackend) armExpiryLocked() {
 		return
 	}
 	q.expiryAt = next
-	d := time.Duration(next - time.Now().UnixNano())
+	d := time.Duration(next - q.nowNano())
 	if q.expiryTimer == nil {
-		q.expiryTimer = time.AfterFunc(max(d, 0), q.onExpiryTimer)
+		q.expiryTimer = q.vhost.broker.cfg.Clock.AfterFunc(max(d, 0), q.onExpiryTimer)
 	} else {
 		q.expiryTimer.Reset(max(d, 0))
 	}
@@ -44,7 +44,7 @@ func (q *classicBackend) armExpiryLocked() {
 func (q *classicBackend) onExpiryTimer() {
 	q.mu.Lock()
 	q.expiryAt = 0
-	now := time.Now().UnixNano()
+	now := q.nowNano()
 	dead := q.expireHeadsLocked(now, nil)
 	dead = q.dispatchLocked(now, dead)
 	q.armExpiryLocked()
@@ -75,7 +75,7 @@ func (q *classicBackend) startUnusedTimerLocked() {
 	if q.unusedTimer != nil {
 		q.unusedTimer.Stop()
 	}
-	q.unusedTimer = time.AfterFunc(q.args.expires, func() {
+	q.unusedTimer = q.vhost.broker.cfg.Clock.AfterFunc(q.args.expires, func() {
 		q.mu.Lock()
 		stale := gen != q.unusedGen || len(q.consumers) > 0 || q.deleted
 		q.mu.Unlock()

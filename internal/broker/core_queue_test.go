@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/message"
 )
 
@@ -197,20 +198,25 @@ func TestCoreTTLZeroDeliversOnlyToAWaitingConsumer(t *testing.T) {
 	}
 }
 
-// TestCoreTTLTimerExpiresWithoutConsumers waits on the queue's own expiry
-// timer (real time, no clock hook): a message expiring 20 ms after publish
-// is dead-lettered without anyone touching the queue.
+// TestCoreTTLTimerExpiresWithoutConsumers runs the queue's own expiry
+// timer on the broker's clock: a message with a 20 ms TTL is still there at
+// 19 ms and dead-lettered at 20 ms without anyone touching the queue.
 func TestCoreTTLTimerExpiresWithoutConsumers(t *testing.T) {
 	t.Parallel()
-	v := newVHost()
+	clk := clock.NewFake(time.Now())
+	v := broker.New(broker.Config{Clock: clk}).VHost("/")
 	dlq := declare(t, v, broker.QueueConfig{Name: "dead"})
 	// Dead-letter by routing key "dead" through the default exchange.
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-message-ttl": int32(20), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}})
 	send(t, v, "", "q", "m", message.Properties{})
-	waitFor(t, 5*time.Second, "the message to expire into the dead-letter queue", func() bool {
-		r, _, _ := dlq.Counts()
-		return r == 1
-	})
+	clk.Advance(19 * time.Millisecond)
+	if r, _, _ := dlq.Counts(); r != 0 {
+		t.Fatal("the message expired before its TTL")
+	}
+	clk.Advance(time.Millisecond)
+	if r, _, _ := dlq.Counts(); r != 1 {
+		t.Fatal("the message did not expire into the dead-letter queue at its TTL")
+	}
 	if cnt := counts(q); cnt != [3]int{0, 0, 0} {
 		t.Fatalf("source counts %v", cnt)
 	}
@@ -486,17 +492,26 @@ func TestCoreAutoDeleteAfterLastConsumer(t *testing.T) {
 
 func TestCoreQueueExpiresWhenUnused(t *testing.T) {
 	t.Parallel()
-	v := newVHost()
+	clk := clock.NewFake(time.Now())
+	v := broker.New(broker.Config{Clock: clk}).VHost("/")
 	q := declare(t, v, broker.QueueConfig{Name: "q", Args: map[string]any{"x-expires": int32(30)}})
 	c := newTaker(-1)
 	_ = q.Consume(c, broker.ConsumeOptions{})
-	// With a consumer it is in use however long it waits; the timer starts
-	// once the consumer goes (x-expires has no clock hook: real time).
+	// With a consumer it is in use however long it waits; the countdown
+	// starts once the consumer goes.
+	clk.Advance(time.Second)
+	if _, err := v.Queue("q", 1); err != nil {
+		t.Fatalf("a queue in use expired: %v", err)
+	}
 	q.Cancel(c)
-	waitFor(t, 5*time.Second, "the unused queue to expire", func() bool {
-		_, err := v.Queue("q", 1)
-		return err != nil
-	})
+	clk.Advance(29 * time.Millisecond)
+	if _, err := v.Queue("q", 1); err != nil {
+		t.Fatalf("the queue expired before x-expires: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := v.Queue("q", 1); err == nil {
+		t.Fatal("the unused queue outlived x-expires")
+	}
 }
 
 func TestCoreDeleteAndPurge(t *testing.T) {

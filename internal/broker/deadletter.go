@@ -42,7 +42,7 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 		return
 	}
 	var scratch RouteScratch
-	now := time.Now()
+	now := v.broker.cfg.Clock.Now()
 	for _, d := range dead {
 		if d.msg == nil {
 			continue // unreadable: logged above

@@ -93,9 +93,10 @@ func (r *streamReader) poke() {
 func (s *streamBackend) onDurable() {
 	s.wakeAll()
 	s.mu.Lock()
-	due := time.Since(s.retainsAt) > time.Second
+	now := s.q.vhost.broker.cfg.Clock.Now()
+	due := now.Sub(s.retainsAt) > time.Second
 	if due {
-		s.retainsAt = time.Now()
+		s.retainsAt = now
 	}
 	s.mu.Unlock()
 	if due {
