@@ -65,6 +65,18 @@ func defsStep(ch *amqp.Channel, m *defsModel, i int) error {
 	return err
 }
 
+// halfOfStep is the model after change n-1 and the first half of change n
+// when change n is the two-method "unbind, then delete the exchange" (even
+// groups): a kill between its unbind-ok and its exchange.delete leaves the
+// unbind acknowledged and the exchange still there.
+func halfOfStep(n int) *defsModel {
+	m := modelAfter(n)
+	if g := n / 4; n%4 == 3 && g > 0 && g%2 == 0 {
+		delete(m.bound, g-1)
+	}
+	return m
+}
+
 func modelAfter(n int) *defsModel {
 	m := &defsModel{exchanges: map[int]bool{}, queues: map[int]bool{}, bound: map[int]bool{}}
 	for i := range n {
@@ -184,7 +196,7 @@ func TestKill9KeepsTheLastAcknowledgedDefinitionChange(t *testing.T) {
 	s = startBinaryOn(t, dir)
 	groups := n/4 + 2
 	got := observeDefs(t, s.url(), groups)
-	if !sameModel(got, modelAfter(n)) && (n == steps || !sameModel(got, modelAfter(n+1))) {
+	if !sameModel(got, modelAfter(n)) && (n == steps || (!sameModel(got, modelAfter(n+1)) && !sameModel(got, halfOfStep(n)))) {
 		t.Fatalf("after kill -9 with %d changes acknowledged: got %+v\nwant %+v (or the next change applied too)", n, got, modelAfter(n))
 	}
 	t.Logf("%d changes acknowledged before kill -9; all there after the restart", n)
