@@ -3,6 +3,7 @@ package broker
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-broker/tern/internal/clock"
@@ -37,6 +38,15 @@ type entry struct {
 type classicBackend struct {
 	*Queue
 	pacer *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries; has its own lock
+
+	// refusedMu guards refusedRanges, the records of this queue that a
+	// storage failure cut away (their publishers were nacked) and that
+	// the ready list may still hold; refusedNew says there are some.
+	// The log reports them with its own lock held, so this is a lock of
+	// its own, never held while calling the log.
+	refusedMu     sync.Mutex
+	refusedRanges [][2]uint64
+	refusedNew    atomic.Bool
 
 	mu                sync.Mutex
 	levels            []deque // ready messages, one deque per priority level (index = priority)
@@ -74,6 +84,7 @@ func newClassicBackend(q *Queue) *classicBackend {
 func (q *classicBackend) counts() (ready, unacked, consumers int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dropRefusedLocked()
 	return q.readyCount, q.unacked, len(q.consumers)
 }
 
@@ -372,3 +383,49 @@ func (q *classicBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) 
 // times: TTLs, x-expires and paced delivery follow an injected clock in
 // tests.
 func (q *classicBackend) nowNano() int64 { return q.vhost.broker.cfg.Clock.Now().UnixNano() }
+
+// refused records a range of this queue's sequence numbers whose records a
+// storage failure cut away. It runs with the log's lock held, so it only
+// notes them; the queue drops the entries under its own lock.
+func (q *classicBackend) refused(first, last uint64) {
+	q.refusedMu.Lock()
+	q.refusedRanges = append(q.refusedRanges, [2]uint64{first, last})
+	q.refusedMu.Unlock()
+	q.refusedNew.Store(true)
+}
+
+// dropRefusedLocked removes the ready entries whose records were refused
+// and whose bodies are only in the log (a refused message still in memory
+// stays deliverable: nothing is missing). Rare — once per storage failure
+// — and linear in the ready list.
+func (q *classicBackend) dropRefusedLocked() {
+	if !q.refusedNew.Load() {
+		return
+	}
+	q.refusedMu.Lock()
+	rs := q.refusedRanges
+	q.refusedRanges = nil
+	q.refusedNew.Store(false)
+	q.refusedMu.Unlock()
+	refused := func(seq uint64) bool {
+		for _, r := range rs {
+			if seq >= r[0] && seq <= r[1] {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range q.levels {
+		d := &q.levels[i]
+		for n := d.len(); n > 0; n-- {
+			e := d.popFront()
+			if e.persisted && e.msg == nil && refused(e.seq) {
+				q.readyCount--
+				q.readySize -= e.size
+				q.settle(e.seq, e.size, false, true)
+				continue
+			}
+			d.pushBack(e)
+		}
+	}
+}

@@ -123,8 +123,7 @@ func (q *classicBackend) installLocked(r pageRef, m *message.Message, err error)
 	}
 	if err != nil {
 		e.unreadable = true
-		q.readErrors.Add(1)
-		q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", e.seq, "err", err)
+		q.readFailed(e.seq, err)
 		return
 	}
 	e.msg = m

@@ -29,8 +29,7 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 			m, err := q.log.Read(d.seq)
 			q.settle(d.seq, 0, false, true) // read first: the ack may free its segment
 			if err != nil {
-				q.readErrors.Add(1)
-				q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", d.seq, "err", err)
+				q.readFailed(d.seq, err)
 			}
 			d.msg = m
 		}

@@ -87,3 +87,11 @@ type Storage interface {
 	// a new log. No AppendCommand may run meanwhile.
 	SaveDefinitions(d *Definitions) error
 }
+
+// refusalNotifier is a Log that tells its queue which records a storage
+// failure cut away after the queue listed them: their publishers got a
+// nack, and the queue forgets those that wait paged out in its ready list
+// (classicBackend.dropRefusedLocked), so its counts are true.
+type refusalNotifier interface {
+	OnRefused(f func(first, last uint64))
+}

@@ -231,6 +231,11 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		return causedf(KindResourceError, err, "could not open the log of queue '%s'", q.cfg.Name)
 	}
 	q.id, q.log = id, l
+	if n, ok := l.(refusalNotifier); ok {
+		if c, ok := q.backend.(*classicBackend); ok {
+			n.OnRefused(c.refused)
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,11 @@
 package broker
 
-import "sync/atomic"
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/tern-broker/tern/internal/message"
+)
 
 // QueueConfig describes a queue to declare.
 type QueueConfig struct {
@@ -84,4 +89,17 @@ func (q *Queue) settle(seq uint64, size int64, inMemory, persisted bool) {
 	if persisted && q.log != nil {
 		q.log.Ack(seq)
 	}
+}
+
+// readFailed handles a stored message the log could not return: it is
+// dropped. A message whose write failed was refused to its publisher
+// already and the store logged the failure once, so it goes quietly; any
+// other failure is a lost message, logged and counted.
+func (q *Queue) readFailed(seq uint64, err error) {
+	if errors.Is(err, message.ErrNotStored) {
+		q.vhost.broker.log.Debug("dropping a message whose write failed", "queue", q.cfg.Name, "seq", seq)
+		return
+	}
+	q.readErrors.Add(1)
+	q.vhost.broker.log.Error("cannot read a stored message; dropping it", "queue", q.cfg.Name, "seq", seq, "err", err)
 }

@@ -9,6 +9,12 @@ import (
 // ErrCorrupt reports a stored message that does not decode.
 var ErrCorrupt = errors.New("message: corrupt message record")
 
+// ErrNotStored reports a message whose write to storage failed (a full
+// disk, an I/O error): its publisher was told (a nack, an MQTT error
+// code), and a queue that still lists it drops it quietly when it gets
+// there, instead of logging a lost message.
+var ErrNotStored = errors.New("message: the message was refused by storage and is not stored")
+
 // AppendMessage appends the stored form of m:
 //
 //	published int64 (UnixNano) | exchange shortstr | routing key shortstr |

@@ -20,17 +20,25 @@ type QueueLog struct {
 	id  string
 	dir string
 
-	mu           sync.Mutex
-	segs         []*segment   // oldest first; the last one is active
-	buf          []byte       // message records not yet written to the OS
-	bufComps     []completion // completions of the records in buf
-	written      []completion // completions of records written, not yet taken by a commit
-	spareComps   []completion // a delivered batch's slice, reused for written
-	settled      []completion // completions a failure decided, for the committer to deliver
-	acks         []uint64     // ack seqs to write with the next flush
-	dels         []uint64     // delivered seqs to write with the next flush
-	failed       error        // sticky: the log can no longer be written
-	badEnd       error        // the active segment's file is not yet cut back to its good end
+	mu         sync.Mutex
+	segs       []*segment   // oldest first; the last one is active
+	buf        []byte       // message records not yet written to the OS
+	bufComps   []completion // completions of the records in buf
+	written    []completion // completions of records written, not yet taken by a commit
+	spareComps []completion // a delivered batch's slice, reused for written
+	settled    []completion // completions a failure decided, for the committer to deliver
+	acks       []uint64     // ack seqs to write with the next flush
+	dels       []uint64     // delivered seqs to write with the next flush
+	failed     error        // sticky: the log can no longer be written
+	badEnd     error        // the active segment's file is not yet cut back to its good end
+	// refused are the sequence numbers whose records a failure cut away:
+	// their publishers were told, and Read says so (message.ErrNotStored)
+	// rather than "not in the log". One range per failure, kept for the
+	// log's life: a few words each, however many messages.
+	refused []seqRange
+	// onRefused, if set, is told each range as it is cut away (with mu
+	// held: it must not call back into the log).
+	onRefused    func(first, last uint64)
 	closed       bool
 	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
@@ -230,7 +238,11 @@ func (l *QueueLog) cutLocked(s *segment, cut int64, err error) {
 	}
 	clear(l.bufComps)
 	l.buf, l.bufComps = l.buf[:0], l.bufComps[:0]
-	if first, ok := s.dropFrom(cut); ok {
+	if first, last, ok := s.dropFrom(cut); ok {
+		l.refused = append(l.refused, seqRange{first, last})
+		if l.onRefused != nil {
+			l.onRefused(first, last)
+		}
 		// No ack or delivered record may name a forgotten message: after
 		// a restart its seq may be given to a new one.
 		l.acks = slices.DeleteFunc(l.acks, func(q uint64) bool { return q >= first })
@@ -394,7 +406,11 @@ func (l *QueueLog) readRecord(seq uint64) (key string, m *message.Message, err e
 	}
 	s := l.segmentOf(seq)
 	if s == nil || !s.has(seq) {
+		refused := l.wasRefusedLocked(seq)
 		l.mu.Unlock()
+		if refused {
+			return "", nil, fmt.Errorf("store: message %d: %w", seq, message.ErrNotStored)
+		}
 		return "", nil, fmt.Errorf("store: message %d is not in the log", seq)
 	}
 	e := s.idx[s.find(seq)]
@@ -593,5 +609,28 @@ func (l *QueueLog) fail(err error) {
 	if l.failed == nil {
 		l.failed = err
 	}
+	l.mu.Unlock()
+}
+
+// seqRange is an inclusive range of sequence numbers.
+type seqRange struct{ first, last uint64 }
+
+// wasRefusedLocked reports whether seq's record was cut away by a failure.
+// The newest ranges are the likeliest, so it looks from the end.
+func (l *QueueLog) wasRefusedLocked(seq uint64) bool {
+	for i := len(l.refused) - 1; i >= 0; i-- {
+		if r := l.refused[i]; seq >= r.first && seq <= r.last {
+			return true
+		}
+	}
+	return false
+}
+
+// OnRefused registers f to learn which sequence numbers a failure cut
+// away, so a queue can forget the messages it still lists for them. f runs
+// with the log's lock held and must not call into the log.
+func (l *QueueLog) OnRefused(f func(first, last uint64)) {
+	l.mu.Lock()
+	l.onRefused = f
 	l.mu.Unlock()
 }

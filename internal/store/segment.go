@@ -120,15 +120,15 @@ func (s *segment) ack(seq uint64) bool {
 // dropFrom forgets the messages recorded at or past offset cut — those of
 // a failed write, or everything after the last good fsync — acked or not.
 // It returns the first seq forgotten; ok is false when none was.
-func (s *segment) dropFrom(cut int64) (first uint64, ok bool) {
+func (s *segment) dropFrom(cut int64) (first, last uint64, ok bool) {
 	i := sort.Search(len(s.idx), func(i int) bool { return int64(s.idx[i].off) >= cut })
 	if k := sort.Search(len(s.meta), func(k int) bool { return int64(s.meta[k].off) >= cut }); k < len(s.meta) {
 		s.meta = s.meta[:k]
 	}
 	if i == len(s.idx) {
-		return 0, false
+		return 0, 0, false
 	}
-	first = s.idx[i].seq
+	first, last = s.idx[i].seq, s.idx[len(s.idx)-1].seq
 	for j := i; j < len(s.idx); j++ {
 		if s.acked[j/64]&(1<<(j%64)) == 0 {
 			s.live--
@@ -141,7 +141,7 @@ func (s *segment) dropFrom(cut int64) (first uint64, ok bool) {
 	if i > 0 {
 		s.maxSeq = s.idx[i-1].seq
 	}
-	return first, true
+	return first, last, true
 }
 
 // Sidecar index: written when a segment is sealed so recovery reads it
