@@ -80,7 +80,9 @@ func TestMQTT5SubscribingLosesNoMessages(t *testing.T) {
 			rmu.Unlock()
 		}
 	}()
-	var published atomic.Int64
+	// started is the number of the publish being written: one that starts
+	// after a SUBACK arrived is routed after the subscription was made.
+	var published, started atomic.Int64
 	stop := make(chan struct{})
 	pubDone := make(chan struct{})
 	go func() {
@@ -91,6 +93,7 @@ func TestMQTT5SubscribingLosesNoMessages(t *testing.T) {
 				return
 			default:
 			}
+			started.Store(int64(i))
 			if err := ch.Publish("amq.topic", "feed.x", true, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))}); err != nil {
 				return
 			}
@@ -107,7 +110,7 @@ func TestMQTT5SubscribingLosesNoMessages(t *testing.T) {
 	}
 	testkit.Eventually(t, wait, "publishing", func() bool { return published.Load() > 100 })
 	subscribe(1)
-	subscribedAt := int(published.Load())
+	subscribedAt := int(started.Load())
 	for i := range 40 {
 		subscribe(byte(i % 2)) // new options each time: the subscription is replaced
 	}
