@@ -1,4 +1,6 @@
-// Command tern is the Tern message broker: `tern server` runs a node.
+// Command tern is the Tern message broker: `tern server` runs a node;
+// `tern bench` load-tests a broker, `tern hash-password` prints an argon2id
+// hash for the configuration and `tern version` says what was built.
 package main
 
 import (

@@ -1,6 +1,6 @@
 // Package bench is the load generator behind `tern bench`: producers and
-// consumers over real client connections (amqp091-go) against any AMQP
-// 0-9-1 broker, measuring throughput, end-to-end latency from a timestamp
+// consumers over real client connections — amqp091-go against any AMQP
+// 0-9-1 broker, or Paho (mqtt.go) against any MQTT broker — measuring throughput, end-to-end latency from a timestamp
 // in each body, and losses, duplicates and reordering from a per-producer
 // sequence number in each body.
 //

@@ -1,8 +1,12 @@
 // Package broker is Tern's protocol-agnostic core: virtual hosts, exchanges,
 // bindings, queues, consumers, acknowledgements, dead-lettering and delayed
-// delivery. Protocol adapters (AMQP, later MQTT) translate their frames into
-// calls on this package; it knows no wire format, no file format and no
-// cluster.
+// delivery, and definitions changed as commands. The protocol adapters
+// (internal/amqp, internal/mqtt) translate their frames into calls on this
+// package; it knows no wire format, no file format and no cluster. It
+// reaches the disk only through its own interfaces (Storage, Log,
+// StreamLog, DelayedLog in log.go and delayed.go), which internal/server
+// implements on internal/store and memstore implements in memory for the
+// core's tests.
 //
 // Concurrency:
 //   - A VHost guards its exchange and queue maps with mu for mutation; lookups

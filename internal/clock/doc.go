@@ -2,11 +2,13 @@
 // Sleep, with the system clock for production and Fake for tests, which
 // advance time instead of sleeping.
 //
-// Everything that is decided by elapsed time — message and queue TTLs,
-// MQTT session, will and message expiry, delayed delivery, publish rate
-// limits, alarm hold times — reads this clock, so one test can move all of
-// it forward at once. Socket deadlines stay on real time: the kernel
-// enforces them.
+// Delayed delivery, publish rate limits, the memory and disk alarms' hold
+// times, MQTT session, will, message and retained-message expiry and the
+// publish time stamped on messages read this clock (Broker.Clock), so one
+// test can move all of them forward at once. Classic queues' message and
+// queue TTLs and paced delivery (x-deliver-rate) still read the system
+// clock (time.Now, time.AfterFunc in internal/broker/classic*.go). Socket
+// deadlines stay on real time: the kernel enforces them.
 //
 // A hand-written package rather than github.com/jonboulle/clockwork or
 // k8s.io/utils/clock/testing: both fit, but Tern needs only Now, AfterFunc

@@ -89,10 +89,12 @@ type Config struct {
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
 
-	// Clock is the whole server's time source for TTLs, expiries, delayed
-	// delivery, rate limits and alarm holds; never read from a file, flag
-	// or the environment. nil is the system clock; tests inject a
-	// clock.Fake (testkit.WithClock) and advance it instead of sleeping.
+	// Clock is the server's time source for MQTT expiries, delayed
+	// delivery, rate limits, alarm holds and publish time stamps (classic
+	// queues' TTLs and paced delivery still read the system clock); never
+	// read from a file, flag or the environment. nil is the system clock;
+	// tests inject a clock.Fake (testkit.WithClock) and advance it instead
+	// of sleeping.
 	Clock clock.Clock `toml:"-"`
 }
 

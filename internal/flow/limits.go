@@ -44,7 +44,7 @@ func (l Limit) Validate() error {
 	return nil
 }
 
-// Limiter holds the publish limits and their buckets. Publishers call Wait
+// Limiter holds the publish limits and their buckets. Publishers call Reserve
 // before each message; it returns how long they must hold off.
 type Limiter struct {
 	any   atomic.Bool // fast path: no limits at all

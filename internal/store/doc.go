@@ -1,5 +1,7 @@
 // Package store is Tern's durable storage: one append-only, segmented log
-// per durable queue (the broker.Log implementation), keyed record logs on the
+// per durable queue or stream (QueueLog, which implements broker.Log and
+// broker.StreamLog; stream.go adds retention, time lookup, filter hashes
+// and consumer offsets), keyed record logs on the
 // same machinery (MQTT retained messages, delayed messages; records.go),
 // node-wide group commit, recovery after a crash, and the durable
 // definitions: an opaque snapshot plus an append-only log of opaque command
