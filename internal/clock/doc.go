@@ -3,12 +3,12 @@
 // advance time instead of sleeping.
 //
 // Delayed delivery, publish rate limits, the memory and disk alarms' hold
-// times, MQTT session, will, message and retained-message expiry and the
-// publish time stamped on messages read this clock (Broker.Clock), so one
-// test can move all of them forward at once. Classic queues' message and
-// queue TTLs and paced delivery (x-deliver-rate) still read the system
-// clock (time.Now, time.AfterFunc in internal/broker/classic*.go). Socket
-// deadlines stay on real time: the kernel enforces them.
+// times, MQTT session, will, message and retained-message expiry, the
+// publish time stamped on messages, classic queues' message TTLs,
+// x-expires and paced delivery (x-deliver-rate), dead-lettering times and
+// stream retention checks read this clock (Broker.Clock), so one test can
+// move all of them forward at once. Socket deadlines (MQTT keep-alive,
+// AMQP heartbeats on the wire) stay on real time: the kernel enforces them.
 //
 // A hand-written package rather than github.com/jonboulle/clockwork or
 // k8s.io/utils/clock/testing: both fit, but Tern needs only Now, AfterFunc

@@ -89,9 +89,9 @@ type Config struct {
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
 
-	// Clock is the server's time source for MQTT expiries, delayed
-	// delivery, rate limits, alarm holds and publish time stamps (classic
-	// queues' TTLs and paced delivery still read the system clock); never
+	// Clock is the server's time source for queue TTLs and x-expires,
+	// paced delivery, MQTT expiries, delayed delivery, rate limits, alarm
+	// holds and publish time stamps (internal/clock); never
 	// read from a file, flag or the environment. nil is the system clock;
 	// tests inject a clock.Fake (testkit.WithClock) and advance it instead
 	// of sleeping.
@@ -169,7 +169,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	configPath := fs.String("config", "", "TOML configuration file (env TERN_CONFIG)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "data directory (env TERN_DATA_DIR)")
 	amqpAddr := fs.String("amqp-addr", cfg.AMQPAddr, `AMQP 0-9-1 listen address, "" to disable (env TERN_AMQP_ADDR)`)
-	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz and /metrics, "" to disable (env TERN_HTTP_ADDR)`)
+	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz, /metrics and /api/limits, "" to disable (env TERN_HTTP_ADDR)`)
 	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, `MQTT 3.1.1/5.0 listen address, "" to disable (env TERN_MQTT_ADDR)`)
 	mqttWSAddr := fs.String("mqtt-ws-addr", cfg.MQTTWSAddr, `MQTT-over-WebSocket listen address, "" to disable (env TERN_MQTT_WS_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
