@@ -128,17 +128,13 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 	c.syncAll(intervalJobs)
 	for _, j := range intervalJobs {
 		if j.err != nil {
-			j.log.fail(j.err) // interval mode confirmed the data already
+			j.log.fail(j.c.file, j.err) // interval mode confirmed the data already
 		}
 	}
 	for i := range jobs {
 		j := &jobs[i]
 		if j.err != nil {
 			decided = append(decided, j.log.syncFailed(&j.c, j.err)...)
-			for _, cp := range j.c.comps {
-				cp.err = j.err
-				decided = append(decided, cp)
-			}
 			continue
 		}
 		j.log.synced(&j.c)

@@ -573,17 +573,28 @@ func (l *QueueLog) synced(c *commit) {
 
 // syncFailed handles a failed fsync of c: the active segment is cut back to
 // its last good fsync; a segment sealed meanwhile cannot be, and the log
-// refuses further appends. It returns the completions the cut decided.
+// refuses further appends. It returns the completions the failure decided,
+// c's among them.
+//
+// A segment no longer in the log (every message in it consumed: a drained
+// log started over, or a consumed head segment was dropped) or a closed log
+// (a deleted queue) had its file closed under the fsync, which then fails
+// with "file already closed": that is no storage failure, and c's
+// publishes are confirmed — consumed or deleted, they need no disk, as in
+// RabbitMQ. A consumer acks before the fsync returns, so this happens
+// under a steady durable load.
 func (l *QueueLog) syncFailed(c *commit, err error) []completion {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil
+	if l.closed || !slices.Contains(l.segs, c.seg) {
+		return c.comps
 	}
-	if !slices.Contains(l.segs, c.seg) {
-		// Deleted meantime (a drained log started over): every message
-		// in it is consumed, nothing to cut back.
-	} else if n := len(l.segs); l.segs[n-1] == c.seg && !c.seg.sealed {
+	out := make([]completion, 0, len(c.comps)+len(l.settled))
+	for _, cp := range c.comps {
+		cp.err = err
+		out = append(out, cp)
+	}
+	if n := len(l.segs); l.segs[n-1] == c.seg && !c.seg.sealed {
 		l.cutLocked(c.seg, c.seg.synced, err)
 	} else {
 		if l.failed == nil {
@@ -597,19 +608,26 @@ func (l *QueueLog) syncFailed(c *commit, err error) []completion {
 		}
 		l.written, l.bufComps = nil, nil
 	}
-	out := l.settled
+	out = append(out, l.settled...)
 	l.settled = nil
 	return out
 }
 
-// fail makes the log refuse further appends after an fsync error that
-// cannot be undone (interval mode confirmed the data already).
-func (l *QueueLog) fail(err error) {
+// fail makes the log refuse further appends after an fsync of file that
+// cannot be undone (interval mode confirmed the data already). A file no
+// longer the log's (see syncFailed) was closed under the fsync: no failure.
+func (l *QueueLog) fail(file vfs.File, err error) {
 	l.mu.Lock()
-	if l.failed == nil {
-		l.failed = err
+	defer l.mu.Unlock()
+	if l.closed || l.failed != nil {
+		return
 	}
-	l.mu.Unlock()
+	for _, s := range l.segs {
+		if s.file == file {
+			l.failed = err
+			return
+		}
+	}
 }
 
 // seqRange is an inclusive range of sequence numbers.

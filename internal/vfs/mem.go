@@ -3,9 +3,11 @@ package vfs
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // MemFS is an in-memory file system that also tracks durability: Crash
@@ -248,11 +250,11 @@ type memFile struct {
 	node     *memNode
 	name     string
 	writable bool
-	closed   bool
+	closed   atomic.Bool // Close may race a Sync on another goroutine, as with os files
 }
 
 func (f *memFile) Write(p []byte) (int, error) {
-	if !f.writable || f.closed {
+	if !f.writable || f.closed.Load() {
 		return 0, fmt.Errorf("vfs: write %s: file not open for writing", f.name)
 	}
 	f.node.mu.Lock()
@@ -277,7 +279,12 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// Sync fails on a closed file, as the operating system's does: a store
+// that closes a file under a running fsync must see it here too.
 func (f *memFile) Sync() error {
+	if f.closed.Load() {
+		return fmt.Errorf("vfs: sync %s: %w", f.name, os.ErrClosed)
+	}
 	f.node.mu.Lock()
 	f.node.synced = append(f.node.synced[:0:0], f.node.data...)
 	f.node.mu.Unlock()
@@ -302,6 +309,6 @@ func (f *memFile) Size() (int64, error) {
 }
 
 func (f *memFile) Close() error {
-	f.closed = true
+	f.closed.Store(true)
 	return nil
 }
