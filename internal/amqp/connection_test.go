@@ -138,12 +138,19 @@ func TestHeartbeatDetectsSilentPeer(t *testing.T) {
 func TestHeartbeatsKeepIdleConnectionAlive(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t)
-	c, err := amqp.DialConfig(s.URL, amqp.Config{Heartbeat: time.Second})
+	// Real sockets and real heartbeats: under the race detector on a
+	// loaded machine a 1 s heartbeat can be starved past two intervals, so
+	// the intervals are longer there.
+	hb := time.Second
+	if raceEnabled {
+		hb = 3 * time.Second
+	}
+	c, err := amqp.DialConfig(s.URL, amqp.Config{Heartbeat: hb})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(hb * 7 / 2) // three and a half intervals of silence from the application
 	if c.IsClosed() {
 		t.Fatal("idle connection with heartbeats was closed")
 	}
