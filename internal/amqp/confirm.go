@@ -149,7 +149,7 @@ func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
 // committed publishes is on disk (RabbitMQ's guarantee for transactions).
 type txCommitWaiter struct {
 	ch      *channel
-	pending atomic.Int64 // starts at 1: the commit itself, released after routing
+	pending atomic.Int64 // starts at txRouting, released after routing
 	failed  atomic.Bool  // a message of the transaction could not be stored
 }
 
@@ -158,15 +158,20 @@ func (w *txCommitWaiter) Durable(_ uint64, err error) {
 	if err != nil && !w.failed.Swap(true) {
 		w.ch.conn.log.Error("persisting a transactional message failed; closing the connection instead of committing", "channel", w.ch.id, "err", err)
 	}
-	w.done()
+	w.release(1)
 }
 
-// done answers the commit once every durable append has been decided:
+// release answers the commit once every durable append has been decided:
 // commit-ok only when all of them are on disk. A failed one must never be
 // reported as committed; the client gets 541 and, as with a lost
 // connection, does not know the outcome and publishes again.
-func (w *txCommitWaiter) done() {
-	if w.pending.Add(-1) != 0 {
+//
+// pending holds txRouting while the commit's messages are being routed, so
+// a message that becomes durable before its queue's count was added (the
+// store's committer runs meanwhile) cannot bring it to 0 early: the answer
+// goes out exactly once, when routing is over and every append is decided.
+func (w *txCommitWaiter) release(n int64) {
+	if w.pending.Add(-n) != 0 {
 		return
 	}
 	if w.failed.Load() {
@@ -175,3 +180,7 @@ func (w *txCommitWaiter) done() {
 	}
 	w.ch.send(&amqp091.TxCommitOk{})
 }
+
+// txRouting is the bias a commit's pending count holds while it routes:
+// larger than any number of appends one commit makes.
+const txRouting = 1 << 40

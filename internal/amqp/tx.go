@@ -41,7 +41,7 @@ func (ch *channel) txCommit(m *amqp091.TxCommit) error {
 	tx := *ch.tx
 	ch.tx.publishes, ch.tx.settles = nil, nil
 	w := &txCommitWaiter{ch: ch}
-	w.pending.Store(1)
+	w.pending.Store(txRouting)
 	for _, p := range tx.publishes {
 		res, err := ch.route(p.msg, p.mandatory, w)
 		if err != nil {
@@ -54,7 +54,7 @@ func (ch *channel) txCommit(m *amqp091.TxCommit) error {
 			return err
 		}
 	}
-	w.done() // commit-ok now, or when the last durable append is on disk
+	w.release(txRouting) // commit-ok now, or when the last durable append is on disk
 	return nil
 }
 
