@@ -132,6 +132,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 		q.mu.Unlock()
 		return Dropped, false
 	}
+	q.dropRefusedLocked() // refused entries must not count against a length limit
 	if q.overLimitForLocked(m) {
 		switch q.args.overflow {
 		case RejectPublish:
@@ -396,8 +397,9 @@ func (q *classicBackend) refused(first, last uint64) {
 
 // dropRefusedLocked removes the ready entries whose records were refused
 // and whose bodies are only in the log (a refused message still in memory
-// stays deliverable: nothing is missing). Rare — once per storage failure
-// — and linear in the ready list.
+// stays deliverable: nothing is missing). Called on publish (length
+// limits), dispatch and counts; an atomic load unless a failure reported
+// something, then linear in the ready list, once per failure.
 func (q *classicBackend) dropRefusedLocked() {
 	if !q.refusedNew.Load() {
 		return

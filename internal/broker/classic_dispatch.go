@@ -82,6 +82,7 @@ func (q *classicBackend) dispatch() {
 
 // dispatchLocked hands ready messages to consumers until either runs out.
 func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLetter {
+	q.dropRefusedLocked()
 	for q.readyCount > 0 && len(q.consumers) > 0 {
 		lvl := q.headLocked()
 		head := q.levels[lvl].front()
