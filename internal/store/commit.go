@@ -137,7 +137,13 @@ func (c *committer) batch(spare *map[*QueueLog]bool, final bool) {
 			decided = append(decided, j.log.syncFailed(&j.c, j.err)...)
 			continue
 		}
-		j.log.synced(&j.c)
+		if err := j.log.synced(&j.c); err != nil {
+			for k := range j.c.comps {
+				j.c.comps[k].err = err
+			}
+			decided = append(decided, j.c.comps...)
+			continue
+		}
 		j.log.advanceDurable(j.c.upTo)
 		decided = append(decided, j.c.comps...)
 	}

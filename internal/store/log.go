@@ -38,7 +38,12 @@ type QueueLog struct {
 	refused []seqRange
 	// onRefused, if set, is told each range as it is cut away (with mu
 	// held: it must not call back into the log).
-	onRefused    func(first, last uint64)
+	onRefused func(first, last uint64)
+	// cutsSince are the cuts made since the committer last took a commit
+	// (commitFile): a cut can remove records of the commit whose fsync is
+	// in flight (an appender's seal fsync failed meanwhile), and those must
+	// not be confirmed when that fsync then succeeds.
+	cutsSince []cutMark
 	closed       bool
 	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
@@ -240,6 +245,7 @@ func (l *QueueLog) cutLocked(s *segment, cut int64, err error) {
 	l.buf, l.bufComps = l.buf[:0], l.bufComps[:0]
 	if first, last, ok := s.dropFrom(cut); ok {
 		l.refused = append(l.refused, seqRange{first, last})
+		l.cutsSince = append(l.cutsSince, cutMark{seg: s, off: cut, err: err})
 		if l.onRefused != nil {
 			l.onRefused(first, last)
 		}
@@ -524,6 +530,8 @@ func (l *QueueLog) commitFile() commit {
 		l.settled, l.written, l.bufComps = nil, nil, nil
 		return c
 	}
+	clear(l.cutsSince)
+	l.cutsSince = l.cutsSince[:0]
 	c.err = l.flushLocked()
 	c.settled, l.settled = l.settled, nil
 	if c.err != nil {
@@ -563,12 +571,35 @@ func (l *QueueLog) recycle(comps []completion) {
 }
 
 // synced records a good fsync of c.
-func (l *QueueLog) synced(c *commit) {
+func (l *QueueLog) synced(c *commit) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.cutUnderLocked(c); err != nil {
+		return err
+	}
 	if !l.closed {
 		l.syncedLocked(c.seg, c.off, c.acks, c.dels)
 	}
-	l.mu.Unlock()
+	return nil
+}
+
+// cutMark is a cut of segment seg back to off after err.
+type cutMark struct {
+	seg *segment
+	off int64
+	err error
+}
+
+// cutUnderLocked returns the error of a cut, made while c's fsync was in
+// flight, that removed records c covers (below c.off in c's segment):
+// c's completions must fail with it, whatever the fsync said.
+func (l *QueueLog) cutUnderLocked(c *commit) error {
+	for _, m := range l.cutsSince {
+		if m.seg == c.seg && m.off < c.off {
+			return m.err
+		}
+	}
+	return nil
 }
 
 // syncFailed handles a failed fsync of c: the active segment is cut back to
@@ -586,6 +617,16 @@ func (l *QueueLog) synced(c *commit) {
 func (l *QueueLog) syncFailed(c *commit, err error) []completion {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if cut := l.cutUnderLocked(c); cut != nil {
+		// A cut during the fsync removed c's records: they failed, and
+		// the cut already settled what was written after them.
+		for i := range c.comps {
+			c.comps[i].err = cut
+		}
+		out := append(c.comps, l.settled...)
+		l.settled = nil
+		return out
+	}
 	if l.closed || !slices.Contains(l.segs, c.seg) {
 		return c.comps
 	}
