@@ -43,7 +43,7 @@ type QueueLog struct {
 	// (commitFile): a cut can remove records of the commit whose fsync is
 	// in flight (an appender's seal fsync failed meanwhile), and those must
 	// not be confirmed when that fsync then succeeds.
-	cutsSince []cutMark
+	cutsSince    []cutMark
 	closed       bool
 	stream       bool              // a stream's log: messages stay after consumption
 	dirDirty     bool              // segments were created or removed since the last directory sync
