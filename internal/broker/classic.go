@@ -315,15 +315,17 @@ func (q *classicBackend) purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := q.readyCount
-	q.clearReadyLocked()
+	q.clearReadyLocked(true)
 	return n
 }
 
-func (q *classicBackend) clearReadyLocked() {
+// clearReadyLocked drops every ready message; ackLog says whether the log
+// records them consumed (a purge) or not (a delete: see close).
+func (q *classicBackend) clearReadyLocked(ackLog bool) {
 	for i := range q.levels {
 		for q.levels[i].len() > 0 {
 			e := q.popLevelLocked(i)
-			q.settle(e.seq, e.size, e.msg != nil, e.persisted)
+			q.settle(e.seq, e.size, e.msg != nil, e.persisted && ackLog)
 		}
 	}
 }
@@ -372,7 +374,10 @@ func (q *classicBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) 
 		consumers[i] = r.c
 	}
 	q.consumers = nil
-	q.clearReadyLocked()
+	// No ack records: the log goes with the queue once the delete is
+	// durable, and if it never becomes durable the messages must still be
+	// there after a restart.
+	q.clearReadyLocked(false)
 	if q.expiryTimer != nil {
 		q.expiryTimer.Stop()
 	}
