@@ -214,8 +214,10 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	if q == nil {
 		return
 	}
-	n, consumers, _ := q.backend.close(false, false) // deleteQueue checked if-unused and if-empty
-	fx.messages = n
+	// A client's delete closed the queue already (deleteQueue); a replayed
+	// one closes it here.
+	n, consumers, _ := q.backend.close(false, false)
+	fx.messages += n
 	for _, b := range v.queueBindingsLocked(q) {
 		v.removeBindingLocked(b, fx)
 	}

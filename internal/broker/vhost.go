@@ -262,15 +262,20 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, fx
 			return err
 		}
 	}
-	// The checks and the delete both run under v.mu, which a consume does
-	// not take: a consumer that arrives between them is cancelled by the
-	// delete rather than refusing it.
-	ready, _, consumers := q.Counts()
-	if ifUnused && consumers > 0 {
-		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, v.name)
+	// The backend checks if-unused and if-empty and closes the queue under
+	// its own lock, at once, so no consume or publish slips in between;
+	// applying the command then finds it closed.
+	n, consumers, err := q.backend.close(ifUnused, ifEmpty)
+	if err != nil {
+		return err
 	}
-	if ifEmpty && q.kind == Classic && ready > 0 { // a stream's history does not count
-		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, v.name)
+	fx.messages += n
+	if len(consumers) > 0 {
+		fx.cancel = append(fx.cancel, func() {
+			for _, c := range consumers {
+				c.Cancelled(q)
+			}
+		})
 	}
 	return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)
 }
