@@ -63,7 +63,7 @@ func (q *classicBackend) cancel(c Consumer) {
 	dead := q.dispatchLocked(q.nowNano(), nil)
 	q.unlockThen(dead)
 	if autoDelete {
-		_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
+		q.vhost.deleteOwn(q.Queue, true)
 	}
 }
 

@@ -80,7 +80,7 @@ func (q *classicBackend) startUnusedTimerLocked() {
 		stale := gen != q.unusedGen || len(q.consumers) > 0 || q.deleted
 		q.mu.Unlock()
 		if !stale {
-			_, _ = q.vhost.DeleteQueue(q.cfg.Name, false, false, 0)
+			q.vhost.deleteOwn(q.Queue, true)
 		}
 	})
 }

@@ -65,7 +65,7 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 // consumer is cancelled still gets the reply.
 func (v *VHost) DeleteQueueThenCancel(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
 	fx := &effects{}
-	if err := v.deleteQueue(name, ifUnused, ifEmpty, conn, fx); err != nil {
+	if err := v.deleteQueue(name, ifUnused, ifEmpty, conn, nil, fx); err != nil {
 		return 0, noCancel, err
 	}
 	err := v.finish(fx)
@@ -315,4 +315,18 @@ func (b *Broker) replay(c Command, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.applyLocked(c, fx)
+}
+
+// deleteOwn deletes q itself, not a queue of the same name declared since,
+// for the broker's own reasons (x-expires, auto-delete, its owner gone).
+// ifUnused keeps a queue that gained a consumer meanwhile.
+func (v *VHost) deleteOwn(q *Queue, ifUnused bool) {
+	fx := &effects{}
+	if err := v.deleteQueue(q.cfg.Name, ifUnused, false, 0, q, fx); err != nil {
+		return // in use again: it stays
+	}
+	if err := v.finish(fx); err != nil {
+		v.broker.log.Warn("could not store the deletion of a queue", "queue", q.cfg.Name, "err", err)
+	}
+	fx.cancelAll()
 }

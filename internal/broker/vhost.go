@@ -250,11 +250,15 @@ func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
 // and its bindings go; fx gathers its consumers' cancellation and its log's
 // removal. Deleting a missing queue succeeds, as in RabbitMQ. conn 0 is
 // the broker itself.
-func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, fx *effects) error {
+//
+// only, when set, is the queue the broker itself means to delete (x-expires,
+// auto-delete, an owner's exclusive queues): a queue of the same name
+// declared since is another queue and stays.
+func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, only *Queue, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	q := v.queue(name)
-	if q == nil {
+	if q == nil || (only != nil && q != only) {
 		return nil
 	}
 	if conn != 0 {
@@ -286,13 +290,15 @@ func noCancel() {}
 // closing.
 func (v *VHost) DeleteExclusive(conn uint64) {
 	v.mu.Lock()
-	names := make([]string, 0, len(v.owned[conn]))
+	queues := make([]*Queue, 0, len(v.owned[conn]))
 	for n := range v.owned[conn] {
-		names = append(names, n)
+		if q := v.queue(n); q != nil {
+			queues = append(queues, q)
+		}
 	}
 	v.mu.Unlock()
-	for _, n := range names {
-		_, _ = v.DeleteQueue(n, false, false, 0)
+	for _, q := range queues {
+		v.deleteOwn(q, false)
 	}
 }
 
