@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tern-broker/tern/internal/route"
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // Overflow is the x-overflow behaviour when a length limit is reached.
@@ -38,7 +38,7 @@ type queueArgs struct {
 }
 
 // argInt reads an integer argument of any width.
-func argInt(v any) (int64, bool) { return route.Int(v) }
+func argInt(v any) (int64, bool) { return message.TableInt(v) }
 
 func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) {
 	a := queueArgs{maxLength: -1, maxBytes: -1, overflow: DropHead}

@@ -162,7 +162,7 @@ const (
 // re-encoded without them.
 func upgradeLegacyMQTT(m *Message) {
 	h := m.Props.Headers
-	qos, ok := legacyInt(h[legacyQoS])
+	qos, ok := TableInt(h[legacyQoS])
 	if !ok || qos < 0 || qos > 2 {
 		return
 	}
@@ -171,7 +171,7 @@ func upgradeLegacyMQTT(m *Message) {
 	if id, ok := h[legacyClient].(string); ok && utf8.ValidString(id) {
 		m.Origin.ClientID = id
 	}
-	if f, ok := legacyInt(h[legacyPayloadFormat]); ok {
+	if f, ok := TableInt(h[legacyPayloadFormat]); ok {
 		m.Origin.PayloadFormat = uint8(f)
 	}
 	for _, k := range []string{legacyQoS, legacyRetain, legacyClient, legacyPayloadFormat} {
@@ -181,26 +181,4 @@ func upgradeLegacyMQTT(m *Message) {
 		m.Props.Headers = nil
 	}
 	m.WireProps = nil
-}
-
-// legacyInt reads the integer an earlier version wrote (a signed 32-bit
-// field value), accepting the other integer widths a table can hold.
-func legacyInt(v any) (int64, bool) {
-	switch v := v.(type) {
-	case int8:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case uint16:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
-	case int64:
-		return v, true
-	}
-	return 0, false
 }

@@ -235,3 +235,29 @@ func appendFieldValue(buf []byte, v any) []byte {
 		return append(buf, 'V')
 	}
 }
+
+// TableInt returns a field-table integer of any width as int64: header
+// matching, queue arguments and records of earlier versions all accept any.
+func TableInt(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int8:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case uint64:
+		return int64(v), true
+	}
+	return 0, false
+}

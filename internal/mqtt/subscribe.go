@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/tern-broker/tern/internal/broker"
-	"github.com/tern-broker/tern/internal/route"
+	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
@@ -19,12 +19,12 @@ func subArgs(filter string, o subOpts) map[string]any {
 
 func subOptsFromArgs(a map[string]any) subOpts {
 	var o subOpts
-	if v, ok := route.Int(a["x-mqtt-qos"]); ok {
+	if v, ok := message.TableInt(a["x-mqtt-qos"]); ok {
 		o.qos = byte(v)
 	}
 	o.noLocal, _ = a["x-mqtt-no-local"].(bool)
 	o.retainAsPublished, _ = a["x-mqtt-retain-as-published"].(bool)
-	if v, ok := route.Int(a["x-mqtt-subscription-id"]); ok {
+	if v, ok := message.TableInt(a["x-mqtt-subscription-id"]); ok {
 		o.subID = uint32(v)
 	}
 	return o

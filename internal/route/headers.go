@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // headers matches message headers against binding arguments. x-match is
@@ -80,34 +82,9 @@ func ValidMatch(args map[string]any) error {
 // Equal compares two field-table values. Integers compare by value whatever
 // their width, since clients disagree on which width to send.
 func Equal(a, b any) bool {
-	if ai, ok := Int(a); ok {
-		bi, ok := Int(b)
+	if ai, ok := message.TableInt(a); ok {
+		bi, ok := message.TableInt(b)
 		return ok && ai == bi
 	}
 	return reflect.DeepEqual(a, b)
-}
-
-// Int returns a field-table integer of any width as int64.
-func Int(v any) (int64, bool) {
-	switch v := v.(type) {
-	case int8:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case uint16:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
-	case int64:
-		return v, true
-	case int:
-		return int64(v), true
-	case uint64:
-		return int64(v), true
-	}
-	return 0, false
 }

@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"internal/mgmt":             {"internal/amqp", "internal/auth", "internal/broker", "internal/flow", "internal/mqtt", "internal/store"},
 	"internal/mqtt":             {"internal/accept", "internal/auth", "internal/broker", "internal/clock", "internal/message", "internal/outbox", "internal/route", "internal/vfs", "internal/wire/mqtt"},
 	"internal/outbox":           {},
-	"internal/route":            {},
+	"internal/route":            {"internal/message"},
 	"internal/server":           {"internal/amqp", "internal/auth", "internal/broker", "internal/clock", "internal/config", "internal/flow", "internal/message", "internal/mgmt", "internal/mqtt", "internal/store", "internal/vfs"},
 	"internal/store":            {"internal/message", "internal/vfs"},
 	"internal/testkit":          {"internal/clock", "internal/config", "internal/server", "internal/wire/amqp091", "internal/wire/mqtt"},
