@@ -97,9 +97,7 @@ func (l *QueueLog) appendLocked(seq uint64, key string, keyed bool, m *message.M
 		l.buf = append(l.buf, key...)
 	}
 	l.buf = message.AppendMessage(l.buf, m)
-	body := l.buf[start+recordHeader:]
-	binary.LittleEndian.PutUint32(l.buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(l.buf[start+4:], crcOf(body))
+	sealRecord(l.buf, start)
 	n := len(l.buf) - start
 
 	ttl := int64(-1)
@@ -296,9 +294,7 @@ func appendSeqRecord(buf []byte, typ byte, list []uint64) []byte {
 	for _, q := range list {
 		buf = binary.LittleEndian.AppendUint64(buf, q)
 	}
-	body := buf[start+recordHeader:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(body))
+	sealRecord(buf, start)
 	return buf
 }
 

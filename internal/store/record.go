@@ -34,10 +34,16 @@ func appendRecord(buf []byte, typ byte, payload ...[]byte) []byte {
 	for _, p := range payload {
 		buf = append(buf, p...)
 	}
+	sealRecord(buf, start)
+	return buf
+}
+
+// sealRecord fills in the length and CRC of the record begun at start,
+// whose type byte and payload follow the header.
+func sealRecord(buf []byte, start int) {
 	body := buf[start+recordHeader:]
 	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(body, castagnoli))
-	return buf
+	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(body))
 }
 
 // parseRecord reads the record at the start of b. It returns the type, the
@@ -52,7 +58,7 @@ func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
 		return 0, nil, 0, errTorn
 	}
 	body := b[recordHeader : recordHeader+int(length)]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+	if crcOf(body) != binary.LittleEndian.Uint32(b[4:]) {
 		return 0, nil, 0, errTorn
 	}
 	return body[0], body[1:], recordHeader + int(length), nil
