@@ -171,7 +171,7 @@ func (c *connection) throttle(size int) {
 	if long {
 		c.notifyBlocked("publish rate limit")
 	}
-	c.srv.broker.Limits().Clock().Sleep(d) // the buckets' clock: a test's fake clock releases it
+	c.srv.broker.Clock().Sleep(d) // the broker's clock, which the buckets read: a test's fake clock releases it
 	if long {
 		c.notifyBlocked("")
 	}

@@ -63,10 +63,6 @@ func NewLimiter(c clock.Clock) *Limiter {
 	return &Limiter{clock: clock.Or(c), buckets: map[string]*buckets{}}
 }
 
-// Clock is the clock the buckets fill by: a publisher told to wait sleeps
-// on it, so a test's fake clock releases it.
-func (lm *Limiter) Clock() clock.Clock { return lm.clock }
-
 // Set replaces the limits (buckets start full).
 func (lm *Limiter) Set(limits []Limit) error {
 	for _, l := range limits {

@@ -83,7 +83,7 @@ func (s *Store) measure() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.free.Store(int64(min(free, math.MaxInt64)))
+	s.setFree(free)
 	if r := s.opts.Reserve; r > 0 && int64(free) >= r && s.belowReserve.CompareAndSwap(true, false) {
 		s.log.Info("free space above the reserve again; accepting messages", "reserve", r, "free", free)
 	}
@@ -100,3 +100,6 @@ func (s *Store) afterBatch() {
 		_, _ = s.measure()
 	}
 }
+
+// setFree replaces the free-space estimate with a measurement.
+func (s *Store) setFree(free uint64) { s.free.Store(int64(min(free, math.MaxInt64))) }

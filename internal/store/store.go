@@ -129,7 +129,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Store, error) {
 	s := &Store{fs: fsys, dir: dir, opts: opts, log: opts.Logger, logs: map[string]*QueueLog{}}
 	s.free.Store(math.MaxInt64)
 	if free, err := fsys.FreeSpace(dir); err == nil {
-		s.free.Store(int64(min(free, math.MaxInt64)))
+		s.setFree(free)
 	}
 	var err error
 	if s.defs, err = openDefs(fsys, dir, opts.SnapshotEvery); err != nil {
