@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
 // errPeerGone ends a connection whose client went away while it was
@@ -18,6 +20,9 @@ const (
 	// blockedReadAhead bounds what a blocked connection reads ahead of its
 	// frame parser; past it TCP pushes back on the publisher.
 	blockedReadAhead = 256 << 10
+	// blockedProbe spaces the heartbeat frames that probe a blocked
+	// connection whose read-ahead is full.
+	blockedProbe = time.Second
 )
 
 // sockReader is the socket as the frame reader sees it. It counts bytes
@@ -27,8 +32,9 @@ const (
 // can take longer than two heartbeats). Bytes read ahead while the
 // connection was blocked come first.
 type sockReader struct {
-	c     *connection
-	ahead []byte // read while blocked, not yet parsed
+	c      *connection
+	ahead  []byte    // read while blocked, not yet parsed
+	probed time.Time // the last heartbeat probe of a blocked, full connection
 }
 
 func (r *sockReader) Read(p []byte) (int, error) {
@@ -53,10 +59,18 @@ func (r *sockReader) readAhead() (heard bool, err error) {
 	if len(r.ahead) >= blockedReadAhead {
 		// Full: the client is sending, and TCP now holds it back. A
 		// client that dies now leaves unread data before its FIN or
-		// reset, so reading would not see it: ask the kernel instead
-		// (and a failed heartbeat write still ends it where that cannot).
+		// reset, so reading would not see it: ask the kernel instead.
+		// A FIN can even stay queued behind the dead client's unsent
+		// publishes, which our zero window keeps from leaving; so probe
+		// with a heartbeat frame now and then, even with heartbeats off
+		// (clients ignore one): a dead client's kernel answers it with a
+		// reset, which the poll and the writer see.
 		if peerHungUp(r.c.nc) {
 			return false, errPeerGone
+		}
+		if now := time.Now(); now.Sub(r.probed) >= blockedProbe {
+			r.probed = now
+			r.c.out.Append(amqp091.AppendHeartbeat)
 		}
 		select {
 		case <-r.c.alarmWake:

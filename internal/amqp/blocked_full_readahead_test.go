@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -53,6 +54,12 @@ func TestBlockedClientThatDiesWithMuchInFlightIsDropped(t *testing.T) {
 	if got := s.AMQPStats().Blocked; got != 1 {
 		t.Fatalf("%d blocked connections, want the dying client's", got)
 	}
+	// Read what the broker sent (connection.blocked), as a live client
+	// would have, so the close sends a FIN — queued behind the unsent
+	// publishes, which the broker's zero window keeps from ever leaving —
+	// rather than a reset.
+	_ = r.NC.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, r.NC)
 	_ = r.NC.Close()
 	testkit.Eventually(t, 5*time.Second, "the dead client's connection to be closed", func() bool {
 		return s.AMQPStats().ConnectionsOpen == 2
