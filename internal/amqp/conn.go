@@ -174,10 +174,7 @@ func (c *connection) readLoop() string {
 		if err != nil {
 			return c.readError(err)
 		}
-		if c.closing || c.forced.Load() {
-			// After our connection.close — the reader's own, or one sent
-			// from another goroutine (shutdown, a failed tx commit) —
-			// everything but the close handshake is discarded (spec 2.2.4).
+		if c.closing {
 			c.handleWhileClosing(f)
 			continue
 		}
