@@ -32,6 +32,9 @@ type Config struct {
 	// memory alarm's hold, delayed delivery, publish rate limits and the
 	// publish time stamped on messages. Tests inject a clock.Fake.
 	Clock clock.Clock
+	// Replication joins the broker to a cluster (replication.go); the
+	// zero value is the single node.
+	Replication Replication
 }
 
 // Broker is the root of the core: the virtual hosts and node-wide state.
