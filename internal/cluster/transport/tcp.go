@@ -387,7 +387,7 @@ func (t *TCP) dial(p *peer) (*conn, error) {
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("TLS handshake: %w", err)
+			return nil, &refusal{reason: "TLS handshake: " + err.Error()}
 		}
 		nc = tc
 	}
