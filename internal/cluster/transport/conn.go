@@ -13,7 +13,7 @@ import (
 // conn is one authenticated connection to a peer. Its reader goroutine
 // decodes frames and calls the Handler in arrival order; its writer
 // goroutine owns the socket's write side and writes everything queued
-// since its last write in one Write call. Senders append whole frames to
+// since its last write in one writev. Senders append whole frames to
 // out under mu and wake the writer; they never touch the socket, so
 // SendRaft never waits on the network.
 type conn struct {
@@ -33,8 +33,7 @@ type conn struct {
 	mu       sync.Mutex
 	closed   bool
 	closeErr error
-	out      []byte // frames queued for the writer
-	spare    []byte // the writer's previous batch buffer, reused
+	out      sendQueue // frames queued for the writer
 	pending  map[uint64]chan reqResult
 }
 
@@ -63,11 +62,11 @@ func newConn(t *TCP, p *peer, nc net.Conn, br *bufio.Reader, dialed bool) *conn 
 // not queued.
 func (c *conn) enqueue(frame []byte, limited bool) bool {
 	c.mu.Lock()
-	if c.closed || (limited && len(c.out) > 0 && len(c.out)+len(frame) > c.t.cfg.MaxQueueBytes) {
+	if c.closed || (limited && c.out.bytes > 0 && c.out.bytes+len(frame) > c.t.cfg.MaxQueueBytes) {
 		c.mu.Unlock()
 		return false
 	}
-	c.out = append(c.out, frame...)
+	c.out.push(frame)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -115,7 +114,7 @@ func (c *conn) close(err error) {
 	c.closeErr = err
 	pending := c.pending
 	c.pending = nil
-	c.out, c.spare = nil, nil
+	release(c.out.take(nil))
 	c.mu.Unlock()
 
 	c.cancel()
@@ -140,6 +139,7 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(c.t.cfg.PingInterval)
 	defer ping.Stop()
 	wrote := false
+	var batch, iov [][]byte
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -153,29 +153,23 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		c.mu.Lock()
-		buf := c.out
-		c.out = c.spare
-		c.spare = nil
+		batch = c.out.take(batch)
 		c.mu.Unlock()
-		if len(buf) == 0 {
+		if len(batch) == 0 {
 			continue
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
-		n, err := c.nc.Write(buf)
+		// WriteTo consumes its receiver; batch keeps the chunks to release.
+		iov = append(iov[:0], batch...)
+		nb := net.Buffers(iov)
+		n, err := nb.WriteTo(c.nc)
 		c.p.bytesSent.Add(uint64(n))
+		release(batch)
 		if err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
 		wrote = true
-		if cap(buf) > keepBuf {
-			buf = nil // a snapshot's buffer: let it go
-		}
-		c.mu.Lock()
-		if !c.closed {
-			c.spare = buf[:0]
-		}
-		c.mu.Unlock()
 	}
 }
 
