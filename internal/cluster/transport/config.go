@@ -62,6 +62,9 @@ func (c *TCPConfig) setDefaults() error {
 	if c.Handler == nil {
 		return errors.New("transport: a Handler is required")
 	}
+	if c.ListenAddr == "" {
+		return errors.New("transport: a listen address (--cluster-addr) is required")
+	}
 	if c.Self == 0 {
 		return errors.New("transport: node id 0 is not a valid Raft id")
 	}

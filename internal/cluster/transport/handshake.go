@@ -22,6 +22,11 @@ import (
 //	A → D  ok + proofA = HMAC-SHA256(secret, "tern-cluster-v1 acceptor" ‖ helloD ‖ helloA)
 //	                                                or refusal(reason), close
 //
+// A refuses at the first step a hello that is malformed, claims A's own
+// id, is addressed to another node or echoes A's nonce; at the last step
+// a wrong proof, then a dialer that is not among its peers or has the
+// higher id (only the lower id dials).
+//
 // hello is "TRNC", version 1, from and to as big-endian uint64 and a
 // 32-byte random nonce (53 bytes). ok is the byte 0 and a refusal the
 // byte 1, a length byte and that many bytes of reason text. Both nonces
@@ -223,15 +228,14 @@ func acceptHandshake(r *bufio.Reader, w *bufio.Writer, s handshakeSide, nonce [n
 	if err != nil {
 		return 0, refuse(w, &refusal{reason: err.Error(), send: true})
 	}
+	// Addressing mistakes are refused at once; membership (is the id one
+	// of our peers, may it dial us) only after the proof, so a stranger
+	// without the secret learns nothing about who is in the cluster.
 	switch {
 	case h.from == s.self:
 		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("peer claims our own node id %d", h.from), send: true})
-	case !s.known(h.from):
-		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("unknown node id %d (not among this node's peers)", h.from), send: true})
 	case h.to != s.self:
 		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("peer dialed node %d but this is node %d", h.to, s.self), send: true})
-	case h.from > s.self:
-		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("node %d dialed node %d: only the lower id dials", h.from, s.self), send: true})
 	case h.nonce == nonce:
 		return h.from, refuse(w, &refusal{reason: "peer echoed our nonce", send: true})
 	}
@@ -247,6 +251,12 @@ func acceptHandshake(r *bufio.Reader, w *bufio.Writer, s handshakeSide, nonce [n
 	}
 	if !hmac.Equal(pd, proof(s.secret, labelD, hd, ha)) {
 		return h.from, refuse(w, &refusal{reason: "wrong cluster secret", send: true})
+	}
+	switch {
+	case !s.known(h.from):
+		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("unknown node id %d (not among this node's peers)", h.from), send: true})
+	case h.from > s.self:
+		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("node %d dialed node %d: only the lower id dials", h.from, s.self), send: true})
 	}
 	w.WriteByte(statusOK)
 	w.Write(proof(s.secret, labelA, hd, ha))

@@ -160,7 +160,10 @@ func (t *TCP) Close() error {
 		return nil
 	}
 	t.closed = true
-	peers := t.peers
+	peers := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
 	t.mu.Unlock()
 	t.stop()
 	err := t.ln.Close()
