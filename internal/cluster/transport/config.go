@@ -52,7 +52,7 @@ type TCPConfig struct {
 	BackoffMax       time.Duration // largest redial delay (default 1 s)
 	MaxFrame         int           // largest frame body sent or accepted (default DefaultMaxFrame, 64 MiB)
 	MaxQueueBytes    int           // per-peer send queue; Raft beyond it is dropped (default 64 MiB; one frame always fits an empty queue)
-	MaxInflight      int           // requests one connection handles at once; the reader waits beyond it (default 256)
+	MaxInflight      int           // requests one connection handles at once; more are answered with a busy RemoteError (default 1024)
 }
 
 func (c *TCPConfig) setDefaults() error {
@@ -97,7 +97,7 @@ func (c *TCPConfig) setDefaults() error {
 		c.MaxQueueBytes = 64 << 20
 	}
 	if c.MaxInflight <= 0 {
-		c.MaxInflight = 256
+		c.MaxInflight = 1024
 	}
 	return nil
 }

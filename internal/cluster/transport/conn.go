@@ -26,8 +26,8 @@ type conn struct {
 	cancel context.CancelFunc
 	wake   chan struct{} // capacity 1: the writer has frames to write
 	done   chan struct{} // closed once the connection is closed
-	// inflight bounds the requests being handled at once; the reader
-	// waits for a slot, so a flood of requests pushes back through TCP.
+	// inflight bounds the requests being handled at once; one beyond it
+	// is answered with a busy error at once.
 	inflight chan struct{}
 
 	mu       sync.Mutex
@@ -240,14 +240,17 @@ func (c *conn) dispatch(h header, body []byte) error {
 			return err
 		}
 		c.p.msgsRecv.Add(1)
-		req := append([]byte(nil), rest...)
 		select {
 		case c.inflight <- struct{}{}:
-		case <-c.ctx.Done():
+		default:
+			// Refuse rather than wait: waiting would stall the reader and
+			// with it the Raft traffic behind this request.
+			c.t.busy.Add(1)
+			c.reply(h.id, nil, fmt.Errorf("transport: node %d is busy: %d requests from node %d in progress", c.t.cfg.Self, cap(c.inflight), c.p.id))
 			return nil
 		}
 		c.t.wg.Add(1)
-		go c.serve(h.id, h.kind, timeout, req)
+		go c.serve(h.id, h.kind, timeout, append([]byte(nil), rest...))
 	case frameReply, frameError:
 		c.p.msgsRecv.Add(1)
 		ch := c.takePending(h.id)
@@ -278,6 +281,11 @@ func (c *conn) serve(id uint64, kind uint8, timeoutMs uint64, body []byte) {
 		defer cancel()
 	}
 	reply, err := c.t.cfg.Handler.HandleRequest(ctx, c.p.id, kind, body)
+	c.reply(id, reply, err)
+}
+
+// reply queues the answer to request id.
+func (c *conn) reply(id uint64, reply []byte, err error) {
 	typ, out := uint8(frameReply), reply
 	if err != nil {
 		typ, out = frameError, []byte(err.Error())

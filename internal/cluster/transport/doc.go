@@ -43,7 +43,8 @@
 // Every method is safe for concurrent use. Per connection one reader
 // goroutine calls Handler.HandleRaft and HandleNotify in arrival order
 // (so they must not block long) and starts one goroutine per request
-// (at most MaxInflight at once) for HandleRequest; one writer goroutine
+// for HandleRequest (at most MaxInflight at once; one more is answered
+// with a busy RemoteError, so slow handlers never hold up Raft traffic); one writer goroutine
 // owns the socket's write side; per dialed peer one goroutine redials
 // with backoff. Close cancels and joins all of them.
 package transport

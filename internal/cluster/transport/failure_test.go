@@ -110,8 +110,11 @@ func TestSendRaftNeverBlocks(t *testing.T) {
 	var reported atomic.Int64
 	n1 := startNode(t, 1, "", func(c *TCPConfig) {
 		c.MaxQueueBytes = 256 << 10
-		c.WriteTimeout = time.Minute // the stalled peer must stay connected for the test
-		c.IdleTimeout = time.Minute
+		// The stalled peer must stay connected for the test: a SendRaft
+		// that waited on the socket would wait these out, far beyond the
+		// test's bound.
+		c.WriteTimeout = 5 * time.Minute
+		c.IdleTimeout = 5 * time.Minute
 		c.Unreachable = func(to NodeID, group Group) {
 			if to == 2 && group == 4 {
 				reported.Add(1)
@@ -125,7 +128,7 @@ func TestSendRaftNeverBlocks(t *testing.T) {
 	for i := range sends {
 		n1.SendRaft(2, 4, []*raftpb.Message{msg(1, 2, uint64(i), payload)})
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took := time.Since(start); took > 30*time.Second {
 		t.Fatalf("%d sends to a dead peer took %v", sends, took)
 	}
 	if s := n1.Stats().Peers[2]; s.Dropped != sends || reported.Load() != sends {
@@ -162,16 +165,20 @@ func TestSendRaftNeverBlocks(t *testing.T) {
 		t.Fatal("stalled peer never connected")
 	}
 	waitFor(t, "connected to the stalled peer", nil, func() bool { return connected(n1, 3) })
+	// 64 MiB in 32 KiB messages: more than the kernel's socket buffers
+	// and the 256 KiB queue hold together.
+	big := make([]byte, 32<<10)
+	const bigSends = 2048
 	start = time.Now()
-	for i := range sends {
-		n1.SendRaft(3, 4, []*raftpb.Message{msg(1, 3, uint64(i), payload)})
+	for i := range bigSends {
+		n1.SendRaft(3, 4, []*raftpb.Message{msg(1, 3, uint64(i), big)})
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("%d sends to a stalled peer took %v", sends, took)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("%d sends to a stalled peer took %v", bigSends, took)
 	}
 	s := n1.Stats().Peers[3]
-	if s.Dropped == 0 || s.Dropped+s.MessagesSent != sends {
-		t.Fatalf("stalled peer: dropped %d + sent %d, want %d in all with some dropped", s.Dropped, s.MessagesSent, sends)
+	if s.Dropped == 0 || s.Dropped+s.MessagesSent != bigSends {
+		t.Fatalf("stalled peer: dropped %d + sent %d, want %d in all with some dropped", s.Dropped, s.MessagesSent, bigSends)
 	}
 	if !s.Connected {
 		t.Fatal("a full queue should not drop the connection")

@@ -62,6 +62,9 @@ const (
 	kindEcho  = 1
 	kindFail  = 2
 	kindBlock = 3
+	// kindDeadline answers how long its ctx has left, in whole seconds
+	// ("none" without a deadline).
+	kindDeadline = 4
 )
 
 func newRecorder(self NodeID) *recorder {
@@ -92,6 +95,12 @@ func (r *recorder) HandleRequest(ctx context.Context, from NodeID, kind uint8, b
 	case kindBlock:
 		<-ctx.Done()
 		return nil, ctx.Err()
+	case kindDeadline:
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return []byte("none"), nil
+		}
+		return fmt.Appendf(nil, "%.0f", time.Until(dl).Seconds()), nil
 	}
 	return nil, errors.New("unknown kind")
 }

@@ -31,6 +31,8 @@ type Stats struct {
 	Refused uint64
 	// ProtocolErrors counts connections closed for a malformed frame.
 	ProtocolErrors uint64
+	// Busy counts requests refused because MaxInflight were running.
+	Busy uint64
 }
 
 // Stats returns the transport's counters.
@@ -41,6 +43,7 @@ func (t *TCP) Stats() Stats {
 		Established:    t.established.Load(),
 		Refused:        t.refused.Load(),
 		ProtocolErrors: t.protocolErrors.Load(),
+		Busy:           t.busy.Load(),
 	}
 	for id, p := range view {
 		ps := PeerStats{

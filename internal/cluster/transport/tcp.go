@@ -32,6 +32,7 @@ type TCP struct {
 
 	refused        atomic.Uint64
 	protocolErrors atomic.Uint64
+	busy           atomic.Uint64
 	established    atomic.Uint64
 
 	mu     sync.Mutex
