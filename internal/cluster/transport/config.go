@@ -44,9 +44,9 @@ type TCPConfig struct {
 
 	DialTimeout      time.Duration // one TCP connect (default 2 s)
 	HandshakeTimeout time.Duration // TLS plus secret handshake (default 5 s)
-	WriteTimeout     time.Duration // one batch write; a peer that stops reading is dropped (default 5 s)
+	WriteTimeout     time.Duration // a peer that takes no byte of a write for this long is dropped (default 5 s)
 	PingInterval     time.Duration // a ping goes out when nothing else was written for this long (default 1 s)
-	IdleTimeout      time.Duration // a connection with nothing read for this long is dropped (default 5 s)
+	IdleTimeout      time.Duration // a connection with no byte read for this long is dropped (default 5 s)
 	ConnectWait      time.Duration // how long Request waits for a missing connection, within its ctx (default 1 s)
 	BackoffMin       time.Duration // first redial delay (default 50 ms)
 	BackoffMax       time.Duration // largest redial delay (default 1 s)

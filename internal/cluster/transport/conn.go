@@ -158,12 +158,8 @@ func (c *conn) writeLoop() {
 		if len(batch) == 0 {
 			continue
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
-		// WriteTo consumes its receiver; batch keeps the chunks to release.
-		iov = append(iov[:0], batch...)
-		nb := net.Buffers(iov)
-		n, err := nb.WriteTo(c.nc)
-		c.p.bytesSent.Add(uint64(n))
+		var err error
+		iov, err = c.write(batch, iov)
 		release(batch)
 		if err != nil {
 			c.close(fmt.Errorf("write: %w", err))
@@ -173,20 +169,47 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// writeStep is how much the writer hands the kernel per deadline: the
+// write deadline measures progress (WriteTimeout without a byte taken),
+// not the time a whole batch takes, so a snapshot on a slow link is not
+// mistaken for a dead peer.
+const writeStep = 1 << 20
+
+// write writes the chunks in steps of at most writeStep bytes, each one
+// writev with a fresh WriteTimeout deadline; iov is scratch space. batch
+// is left as it was (its chunks go back to the pool afterwards).
+func (c *conn) write(batch, iov [][]byte) ([][]byte, error) {
+	i, off := 0, 0 // next byte to write: batch[i][off:]
+	for i < len(batch) {
+		iov = iov[:0]
+		for size := 0; i < len(batch) && size < writeStep; {
+			b := batch[i][off:]
+			if n := writeStep - size; len(b) > n {
+				iov = append(iov, b[:n])
+				off += n
+				break
+			}
+			iov = append(iov, b)
+			size += len(b)
+			i, off = i+1, 0
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
+		nb := net.Buffers(iov) // WriteTo consumes nb, a copy of iov's header
+		n, err := nb.WriteTo(c.nc)
+		c.p.bytesSent.Add(uint64(n))
+		if err != nil {
+			return iov, err
+		}
+	}
+	return iov, nil
+}
+
 // readLoop is the connection's reader goroutine.
 func (c *conn) readLoop() {
 	defer c.t.wg.Done()
+	// c.br reads through an idleReader: the read deadline follows.
 	fr := frameReader{r: c.br, maxFrame: c.t.cfg.MaxFrame}
-	idle := c.t.cfg.IdleTimeout
-	var deadlineSet time.Time
 	for {
-		// Refreshing the deadline on every frame would cost a timer
-		// update per frame; a quarter of the idle timeout is precise
-		// enough.
-		if now := time.Now(); now.Sub(deadlineSet) > idle/4 {
-			c.nc.SetReadDeadline(now.Add(idle))
-			deadlineSet = now
-		}
 		h, body, err := fr.next()
 		if err == nil {
 			c.p.bytesRecv.Add(uint64(headerLen + len(body)))

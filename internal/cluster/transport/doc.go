@@ -35,8 +35,9 @@
 // call. The queue is bounded (MaxQueueBytes): Raft messages and notifies
 // beyond it, or to a peer without a connection, are dropped and counted
 // (Raft retries); replies are never dropped while the connection lives.
-// A peer that stops reading for WriteTimeout, or sends nothing (not even
-// the pings an idle connection carries) for IdleTimeout, is disconnected.
+// A peer that takes no byte for WriteTimeout, or sends no byte (not even
+// the pings an idle connection carries) for IdleTimeout, is disconnected;
+// both measure silence, so a large frame on a slow link is not cut off.
 //
 // # Concurrency
 //

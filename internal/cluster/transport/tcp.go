@@ -273,7 +273,8 @@ func (t *TCP) accept(nc net.Conn) {
 		}
 		nc = tc
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	ir := &idleReader{Conn: nc, idle: t.cfg.IdleTimeout}
+	br := bufio.NewReaderSize(ir, 64<<10)
 	bw := bufio.NewWriterSize(nc, 256)
 	id, err := acceptHandshake(br, bw, t.side(), newNonce())
 	if err != nil {
@@ -285,6 +286,7 @@ func (t *TCP) accept(nc net.Conn) {
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	ir.armed = true
 	p := t.peer(id)
 	if p == nil {
 		refuse(id, fmt.Sprintf("node %d was removed during the handshake", id))
@@ -395,7 +397,8 @@ func (t *TCP) dial(p *peer) (*conn, error) {
 		}
 		nc = tc
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	ir := &idleReader{Conn: nc, idle: t.cfg.IdleTimeout}
+	br := bufio.NewReaderSize(ir, 64<<10)
 	bw := bufio.NewWriterSize(nc, 256)
 	if err := dialHandshake(br, bw, t.side(), p.id, newNonce()); err != nil {
 		nc.Close()
@@ -406,6 +409,7 @@ func (t *TCP) dial(p *peer) (*conn, error) {
 		return nil, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
+	ir.armed = true
 	c := t.attach(p, nc, br, true)
 	if c == nil {
 		return nil, errClosed
