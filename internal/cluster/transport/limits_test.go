@@ -80,7 +80,10 @@ func TestRequestDeadlineAndBusy(t *testing.T) {
 		}
 		return -1
 	}
-	waitFor(t, "the blocked handler to end at its deadline", nil, func() bool { return inflight() == 0 })
+	received := func() uint64 { return n2.Stats().Peers[1].MessagesReceived }
+	// Three requests so far; the last may reach node 2 after its caller
+	// gave up, so wait for its arrival, then for its handler to end.
+	waitFor(t, "the blocked handler to end at its deadline", nil, func() bool { return received() == 3 && inflight() == 0 })
 
 	block, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -91,7 +94,7 @@ func TestRequestDeadlineAndBusy(t *testing.T) {
 			n1.Request(block, 2, kindBlock, nil)
 		}()
 	}
-	waitFor(t, "two handlers running", nil, func() bool { return inflight() == 2 })
+	waitFor(t, "two handlers running", nil, func() bool { return received() == 5 && inflight() == 2 })
 	_, err = n1.Request(ctx, 2, kindEcho, nil)
 	if !errors.As(err, &re) || !strings.Contains(re.Msg, "busy") {
 		t.Fatalf("request over the limit: %v, want a busy RemoteError", err)
