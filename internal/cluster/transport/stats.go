@@ -14,8 +14,10 @@ type PeerStats struct {
 	// those decoded from it. Pings count as bytes only.
 	BytesSent, BytesReceived       uint64
 	MessagesSent, MessagesReceived uint64
-	// Dropped counts Raft messages, requests and notifies refused
-	// because the peer was not connected or its queue was full.
+	// Dropped counts Raft messages, requests and notifies not sent
+	// because the peer was not connected or its queue was full, and
+	// received Raft messages dropped because their batch named another
+	// sender than the peer.
 	Dropped uint64
 	// Reconnects counts connections after the first.
 	Reconnects uint64

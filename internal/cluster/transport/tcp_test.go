@@ -320,3 +320,25 @@ func TestProtocolErrorClosesOnlyThatConnection(t *testing.T) {
 		t.Fatalf("other peer after protocol error: %q, %v", got, err)
 	}
 }
+
+// TestSpoofedSender: a Raft batch whose messages name a sender other than
+// the authenticated peer is dropped and logged; the connection stays.
+func TestSpoofedSender(t *testing.T) {
+	t.Parallel()
+	n2 := startNode(t, 2, "", nil)
+	n2.SetPeer(1, freeAddr(t))
+	nc, _, err := rawDial(t, n2, 1, 2, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoofed, _ := appendRaftBatch(nil, 4, []*raftpb.Message{msg(1, 2, 1, nil), msg(3, 2, 2, nil)})
+	honest, _ := appendRaftBatch(nil, 4, []*raftpb.Message{msg(1, 2, 3, nil)})
+	nc.Write(append(spoofed, honest...))
+	waitFor(t, "honest batch", n2.rec.signal, func() bool { return n2.rec.count(1, 4) == 1 })
+	if line := n2.log.lineWith("names another sender", "message_from=3"); line == "" {
+		t.Fatal("spoofed batch not logged")
+	}
+	if s := n2.Stats().Peers[1]; s.Dropped != 2 || !s.Connected {
+		t.Fatalf("after a spoofed batch: %+v", s)
+	}
+}
