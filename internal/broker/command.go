@@ -30,8 +30,12 @@ type DeleteExchange struct{ VHost, Name string }
 // replayed declare reopens the same log.
 type DeclareQueue struct{ QueueDef }
 
-// DeleteQueue removes a queue, its messages, its log and its bindings.
-type DeleteQueue struct{ VHost, Name string }
+// DeleteQueue removes a queue, its messages, its log and its bindings. ID,
+// when set (a cluster's deletes), names the one queue meant: a queue of
+// the same name declared since has another ID and stays, so a replayed
+// delete cannot remove its successor. A single node's deletes leave it
+// empty and delete by name.
+type DeleteQueue struct{ VHost, Name, ID string }
 
 // Bind adds a binding; one that exists already is left.
 type Bind struct{ BindingDef }
