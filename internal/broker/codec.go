@@ -22,7 +22,7 @@ import (
 //
 // A single node logs only durable objects, so a declare's durable flag is
 // implied and the fields a cluster adds (transient, exclusive, owner, node,
-// a delete's id, set_limits) are absent from its records: its log is
+// a delete's id, a binding's destination_id, set_limits) are absent from its records: its log is
 // byte-for-byte what it was before clusters existed.
 
 // cmdJSON is an encoded command.
@@ -37,6 +37,7 @@ type cmdJSON struct {
 	Source         string `json:"source,omitempty"`
 	Destination    string `json:"destination,omitempty"`
 	DestIsExchange bool   `json:"destination_is_exchange,omitempty"`
+	DestID         string `json:"destination_id,omitempty"`
 	Key            string `json:"routing_key,omitempty"`
 	Args           string `json:"arguments,omitempty"`
 	// Cluster only: objects a single node never logs.
@@ -94,7 +95,7 @@ func EncodeCommand(c Command) []byte {
 
 func bindingCmd(op string, b BindingDef) cmdJSON {
 	return cmdJSON{Op: op, VHost: b.VHost, Source: b.Source, Destination: b.Destination,
-		DestIsExchange: b.DestIsExchange, Key: b.Key, Args: encodeArgs(b.Args)}
+		DestIsExchange: b.DestIsExchange, DestID: b.DestID, Key: b.Key, Args: encodeArgs(b.Args)}
 }
 
 func formatRate(f float64) string {
@@ -136,7 +137,7 @@ func DecodeCommand(payload []byte) (Command, error) {
 		return DeleteQueue{VHost: j.VHost, Name: j.Name, ID: j.ID}, nil
 	case "bind", "unbind":
 		b := BindingDef{VHost: j.VHost, Source: j.Source, Destination: j.Destination,
-			DestIsExchange: j.DestIsExchange, Key: j.Key, Args: args}
+			DestIsExchange: j.DestIsExchange, DestID: j.DestID, Key: j.Key, Args: args}
 		if j.Op == "bind" {
 			return Bind{BindingDef: b}, nil
 		}

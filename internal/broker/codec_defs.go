@@ -55,6 +55,7 @@ type bindingJSON struct {
 	Source         string `json:"source"`
 	Destination    string `json:"destination"`
 	DestIsExchange bool   `json:"destination_is_exchange,omitempty"`
+	DestID         string `json:"destination_id,omitempty"`
 	Key            string `json:"routing_key"`
 	Args           string `json:"arguments,omitempty"`
 }
@@ -93,7 +94,7 @@ func EncodeDefinitions(d *Definitions) ([]byte, error) {
 	}
 	for _, b := range d.Bindings {
 		out.Bindings = append(out.Bindings, bindingJSON{VHost: b.VHost, Source: b.Source, Destination: b.Destination,
-			DestIsExchange: b.DestIsExchange, Key: b.Key, Args: encodeArgs(b.Args)})
+			DestIsExchange: b.DestIsExchange, DestID: b.DestID, Key: b.Key, Args: encodeArgs(b.Args)})
 	}
 	return json.MarshalIndent(out, "", "  ")
 }
@@ -131,7 +132,7 @@ func DecodeDefinitions(raw []byte) (*Definitions, error) {
 			return nil, fmt.Errorf("broker: definitions: binding arguments: %w", err)
 		}
 		d.Bindings = append(d.Bindings, BindingDef{VHost: b.VHost, Source: b.Source, Destination: b.Destination,
-			DestIsExchange: b.DestIsExchange, Key: b.Key, Args: args})
+			DestIsExchange: b.DestIsExchange, DestID: b.DestID, Key: b.Key, Args: args})
 	}
 	return d, nil
 }

@@ -32,6 +32,11 @@ type BindingDef struct {
 	Source         string
 	Destination    string
 	DestIsExchange bool
-	Key            string
-	Args           map[string]any
+	// DestID, when set (a cluster's bindings), is the destination queue's
+	// id (QueueDef.ID): a binding replayed after its queue was deleted
+	// and declared again does not bind the new queue. A single node
+	// leaves it empty and binds by name.
+	DestID string
+	Key    string
+	Args   map[string]any
 }
