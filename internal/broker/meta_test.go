@@ -563,3 +563,67 @@ func TestNoClusterStillLogsLocally(t *testing.T) {
 		t.Fatalf("exclusive queue's owner: %v", err)
 	}
 }
+
+// A command that is stale when applied changes nothing and is no error.
+func TestApplyReplicatedStaleCommandsAreNoOps(t *testing.T) {
+	t.Parallel()
+	_, nodes := newCluster(t, 1, nil)
+	n := nodes[0]
+	declare(t, n.v, broker.QueueConfig{Name: "q", Durable: true})
+	before := snapshotOf(t, n.b)
+	for _, c := range []broker.Command{
+		broker.DeleteQueue{VHost: "/", Name: "missing", ID: "x"},
+		broker.DeleteQueue{VHost: "/", Name: "q", ID: "another-queue-of-the-name"},
+		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "amq.direct", Destination: "missing"}},
+		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "amq.direct", Destination: "q", DestID: "another"}},
+		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "missing", Destination: "q"}},
+		broker.Unbind{BindingDef: broker.BindingDef{VHost: "/", Source: "amq.direct", Destination: "q"}},
+		broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: "/", ID: "y", Node: 1, QueueConfig: broker.QueueConfig{Name: "q"}}},
+		broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: "/", ID: "z", QueueConfig: broker.QueueConfig{Name: "bad",
+			Args: map[string]any{"x-max-length": "nope"}}}},
+		broker.DeclareExchange{ExchangeDef: broker.ExchangeDef{VHost: "/", ExchangeConfig: broker.ExchangeConfig{Name: "bad", Type: "nope"}}},
+		broker.DeleteExchange{VHost: "/", Name: "missing"},
+		broker.DeleteExchange{VHost: "/", Name: ""},
+	} {
+		if err := n.b.ApplyReplicated(c); err != nil {
+			t.Errorf("%T %+v: %v", c, c, err)
+		}
+	}
+	if got := snapshotOf(t, n.b); !bytes.Equal(got, before) {
+		t.Fatalf("stale commands changed the definitions:\n%s\n%s", got, before)
+	}
+}
+
+// Clients on every node changing the same few names at once: whatever
+// each gets, every node ends with the same definitions.
+func TestClusterConcurrentChangesConverge(t *testing.T) {
+	t.Parallel()
+	_, nodes := newCluster(t, 3, nil)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		n := nodes[w%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				q, x := fmt.Sprintf("q%d", (i+w)%4), fmt.Sprintf("x%d", i%3)
+				switch (i + w) % 6 {
+				case 0:
+					_, _ = n.v.DeclareQueue(broker.QueueConfig{Name: q, Durable: w%2 == 0}, false, uint64(w))
+				case 1:
+					_, _ = n.v.DeclareExchange(broker.ExchangeConfig{Name: x, Type: broker.TypeDirect, AutoDelete: w%2 == 1}, false)
+				case 2:
+					_ = n.v.BindQueue(q, x, "k", nil, uint64(w))
+				case 3:
+					_ = n.v.UnbindQueue(q, x, "k", nil, uint64(w))
+				case 4:
+					_, _ = n.v.DeleteQueue(q, false, false, uint64(w))
+				case 5:
+					_ = n.v.DeleteExchange(x, false)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sameEverywhere(t, nodes)
+}
