@@ -78,6 +78,25 @@ func (b *Broker) ApplyReplicated(c Command) error {
 // connection if exclusive. It returns the first proposal's error and
 // proposes the rest regardless.
 func (b *Broker) DeleteLeftovers(ctx context.Context) error {
+	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.orphan && (q.cfg.Exclusive || !q.cfg.Durable) })
+}
+
+// ForgetNode proposes the deletion of every queue held by node, which has
+// left the cluster for good: its classic queues, streams, exclusive and
+// transient queues, whose messages were on it, as RabbitMQ's
+// forget_cluster_node deletes a removed node's classic queues. Quorum
+// queues (held by every node) are not its. It returns the first
+// proposal's error and proposes the rest regardless.
+func (b *Broker) ForgetNode(ctx context.Context, node uint64) error {
+	if node == 0 {
+		return nil
+	}
+	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.node == node })
+}
+
+// proposeDeletes proposes, one by one, the deletion of every queue match
+// selects.
+func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) error {
 	if !b.clustered() {
 		return nil
 	}
@@ -86,7 +105,7 @@ func (b *Broker) DeleteLeftovers(ctx context.Context) error {
 		var dels []DeleteQueue
 		v.mu.Lock()
 		v.queues.Range(func(_, qv any) bool {
-			if q := qv.(*Queue); q.orphan && (q.cfg.Exclusive || !q.cfg.Durable) {
+			if q := qv.(*Queue); !q.cfg.Internal && match(q) {
 				dels = append(dels, DeleteQueue{VHost: v.name, Name: q.cfg.Name, ID: q.id})
 			}
 			return true

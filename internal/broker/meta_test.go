@@ -547,6 +547,27 @@ func TestClusterRestartedNodeDeletesLeftovers(t *testing.T) {
 	}
 }
 
+// Forgetting a node that left for good deletes, everywhere, the queues it
+// held and no other.
+func TestClusterForgetNode(t *testing.T) {
+	t.Parallel()
+	f, nodes := newCluster(t, 3, nil)
+	declare(t, nodes[2].v, broker.QueueConfig{Name: "gone-durable", Durable: true})
+	declare(t, nodes[2].v, broker.QueueConfig{Name: "gone-transient"})
+	declare(t, nodes[0].v, broker.QueueConfig{Name: "kept", Durable: true})
+	f.mu.Lock()
+	f.nodes = f.nodes[:2] // node 3 is gone
+	f.mu.Unlock()
+	if err := nodes[1].b.ForgetNode(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes[:2] {
+		if qs := n.v.Queues(); len(qs) != 1 || qs[0].Name() != "kept" {
+			t.Errorf("node %d has %d queues", i+1, len(qs))
+		}
+	}
+}
+
 // A single node (no Metadata) is unchanged: declares are logged locally.
 func TestNoClusterStillLogsLocally(t *testing.T) {
 	t.Parallel()

@@ -187,7 +187,7 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 	})
 	v.queues.Range(func(_, qv any) bool {
 		if q := qv.(*Queue); isDurableQueue(q) {
-			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, QueueConfig: q.cfg})
+			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, Node: q.node, QueueConfig: q.cfg})
 		}
 		return true
 	})
