@@ -15,6 +15,8 @@ import (
 // fsynced (group commit: concurrent declares share an fsync) before they
 // return, so a declare-ok is sent only for a durable declare. When the log
 // has grown enough, a snapshot of the whole node replaces it (snapshot).
+// In a cluster the same methods propose the command instead and return
+// once it is committed and applied here (VHost.run, meta.go).
 
 // DeclareExchange creates an exchange or checks that an existing one is
 // equivalent. With passive it only checks existence.
