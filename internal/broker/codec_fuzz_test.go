@@ -41,6 +41,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			Name: "e", Exclusive: true, Owner: 9, AutoDelete: true}}},
 		broker.DeclareExchange{ExchangeDef: broker.ExchangeDef{VHost: "/", ExchangeConfig: broker.ExchangeConfig{Name: "t", Type: "fanout"}}},
 		broker.DeleteQueue{VHost: "/", Name: "e", ID: "id2"},
+		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "e", DestID: "id2", Key: "k"}},
 		broker.SetLimits{Limits: []flow.Limit{{VHost: "/", User: "*", PerConnection: true, PublishRate: 2.5, PublishBurst: 3, ByteRate: math.Inf(1), ByteBurst: 4},
 			{VHost: "v", PublishRate: math.NaN()}}},
 	}
@@ -84,6 +85,7 @@ func FuzzDecodeDefinitions(f *testing.F) {
 		Exchanges: []broker.ExchangeDef{{VHost: "/", ExchangeConfig: broker.ExchangeConfig{Name: "t", Type: "direct", AutoDelete: true}}},
 		Queues: []broker.QueueDef{{VHost: "/", ID: "i", Node: 2, QueueConfig: broker.QueueConfig{
 			Name: "e", Exclusive: true, Owner: 4}}},
+		Bindings: []broker.BindingDef{{VHost: "/", Source: "t", Destination: "e", DestID: "i"}},
 	}
 	for _, seed := range []*broker.Definitions{d, cluster, {}} {
 		b, err := broker.EncodeDefinitions(seed)
