@@ -648,3 +648,136 @@ func TestClusterConcurrentChangesConverge(t *testing.T) {
 	wg.Wait()
 	sameEverywhere(t, nodes)
 }
+
+// asyncMeta is a metadata group whose nodes apply on goroutines of their
+// own, each at its own pace, as a real cluster's do: Propose returns once
+// the proposing node has applied the entry; the others may lag.
+type asyncMeta struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	log     [][]byte
+	applied []int
+	nodes   []*broker.Broker
+	stopped bool
+	err     error // the first ApplyReplicated error: there must be none
+	wg      sync.WaitGroup
+}
+
+type asyncMember struct {
+	a    *asyncMeta
+	node int
+}
+
+func (m asyncMember) Propose(_ context.Context, c broker.Command) error {
+	a := m.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log = append(a.log, broker.EncodeCommand(c))
+	idx := len(a.log)
+	a.cond.Broadcast()
+	for a.applied[m.node-1] < idx && !a.stopped {
+		a.cond.Wait()
+	}
+	if a.stopped {
+		return errors.New("asyncMeta: stopped")
+	}
+	return nil
+}
+
+func (a *asyncMeta) apply(i int) {
+	defer a.wg.Done()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for {
+		for a.applied[i] == len(a.log) && !a.stopped {
+			a.cond.Wait()
+		}
+		if a.stopped {
+			return
+		}
+		e := a.log[a.applied[i]]
+		a.mu.Unlock()
+		err := applyEncoded(a.nodes[i], e)
+		a.mu.Lock()
+		if err != nil && a.err == nil {
+			a.err = fmt.Errorf("node %d: %w", i+1, err)
+		}
+		a.applied[i]++
+		a.cond.Broadcast()
+	}
+}
+
+// caughtUp waits until every node applied the whole log and returns the
+// first error any apply returned.
+func (a *asyncMeta) caughtUp() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for slices.Min(a.applied) < len(a.log) {
+		a.cond.Wait()
+	}
+	return a.err
+}
+
+func newAsyncCluster(t *testing.T, n int) (*asyncMeta, []clusterNode) {
+	t.Helper()
+	a := &asyncMeta{applied: make([]int, n)}
+	a.cond = sync.NewCond(&a.mu)
+	nodes := make([]clusterNode, n)
+	for i := range nodes {
+		st := memstore.New()
+		b := broker.New(broker.Config{Storage: st,
+			Replication: broker.Replication{Node: uint64(i + 1), Metadata: asyncMember{a: a, node: i + 1}}})
+		nodes[i] = clusterNode{b: b, st: st, v: b.VHost("/")}
+		a.nodes = append(a.nodes, b)
+	}
+	for i := range nodes {
+		a.wg.Add(1)
+		go a.apply(i)
+	}
+	t.Cleanup(func() {
+		a.mu.Lock()
+		a.stopped = true
+		a.cond.Broadcast()
+		a.mu.Unlock()
+		a.wg.Wait()
+	})
+	return a, nodes
+}
+
+// With nodes applying at their own pace, concurrent clients on every node
+// (consumers being cancelled by other nodes' deletes included) leave every
+// node with the same definitions once all have caught up.
+func TestClusterAsyncApplyConverges(t *testing.T) {
+	t.Parallel()
+	a, nodes := newAsyncCluster(t, 3)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		n := nodes[w%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				q, x := fmt.Sprintf("q%d", (i+w)%3), fmt.Sprintf("x%d", i%2)
+				switch (i + w) % 5 {
+				case 0:
+					if got, err := n.v.DeclareQueue(broker.QueueConfig{Name: q, Durable: true}, false, uint64(w)); err == nil && !got.Remote() {
+						_ = got.Consume(newTaker(-1), broker.ConsumeOptions{})
+					}
+				case 1:
+					_, _ = n.v.DeclareExchange(broker.ExchangeConfig{Name: x, Type: broker.TypeFanout}, false)
+				case 2:
+					_ = n.v.BindQueue(q, x, "", nil, uint64(w))
+				case 3:
+					_, _ = n.v.DeleteQueue(q, false, false, uint64(w))
+				case 4:
+					_ = n.v.UnbindQueue(q, x, "", nil, uint64(w))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := a.caughtUp(); err != nil {
+		t.Fatal(err)
+	}
+	sameEverywhere(t, nodes)
+}
