@@ -136,6 +136,41 @@ func TestClusterConcurrentDeclaresFirstCommittedWins(t *testing.T) {
 	}
 }
 
+// A bind proposed while another node deletes its queue: the delete
+// commits first, the bind then finds no queue and its client gets
+// NOT_FOUND. (Had the queue been declared again meanwhile, the recheck
+// would bind the new queue by the name the client gave — a valid order
+// of the two clients' requests.)
+func TestClusterBindRacingADelete(t *testing.T) {
+	t.Parallel()
+	f, nodes := newCluster(t, 2, nil)
+	declare(t, nodes[0].v, broker.QueueConfig{Name: "q", Durable: true})
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.before = func(node uint64, c broker.Command) {
+		if _, ok := c.(broker.Bind); ok && node == 1 {
+			once.Do(func() { close(held) })
+			<-release
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- nodes[0].v.BindQueue("q", "amq.direct", "k", nil, 1) }()
+	<-held
+	if _, err := nodes[1].v.DeleteQueue("q", false, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-errc; !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("bind to a queue deleted meanwhile: %v", err)
+	}
+	for i, n := range nodes {
+		if len(n.v.Bindings()) != 0 {
+			t.Errorf("node %d has bindings %v", i+1, n.v.Bindings())
+		}
+	}
+	sameEverywhere(t, nodes)
+}
+
 // Deletes, binds and unbinds made on one node act on every node; a queue's
 // delete closes it on the node holding it, removes its log there and
 // cancels its consumers there — after the deleting client's reply when
