@@ -134,7 +134,7 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 	m.now, m.nextID, m.nextOrder, m.rr = int64(r.u64()), r.u64(), r.u64(), r.u64()
 	active := r.u64()
 	nc := r.u32()
-	if r.err != nil || uint64(nc)*38 > uint64(len(r.b)) {
+	if r.err != nil || uint64(nc)*34 > uint64(len(r.b)) {
 		return nil, fmt.Errorf("%w: consumers", errQSnapshot)
 	}
 	byOrder := map[uint64]*qconsumer{}
