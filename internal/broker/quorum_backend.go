@@ -43,14 +43,26 @@ type quorumBackend struct {
 	m         *quorumMachine
 	local     map[uint64]*qlocal // this node's consumers by key
 	nextKey   uint32
-	getKey    uint64 // the holder of this node's unacked basic.gets
-	ghosts    map[uint64]bool
+	getKey    uint64          // the holder of this node's unacked basic.gets
+	ghosts    map[uint64]bool // keys of this run's consumers the machine has and this node does not: cancel proposed
 	deleted   bool
 	leader    bool // LeaderChanged said this node leads
 	downSent  map[uint64]bool
 	expiry    clock.Timer
 	expiryAt  int64
 	liveTimer clock.Timer
+
+	// The group's goroutine never proposes or publishes itself (a
+	// Propose may wait for that goroutine; a dead letter may propose to
+	// another group): what Apply and LeaderChanged leave to do goes to
+	// outbox, run in order by a goroutine started when it is non-empty
+	// and ending when it is empty. outMu guards both.
+	outMu      sync.Mutex
+	outbox     []func()
+	outRunning bool
+	// work, when set (tests), counts outbox items queued and not done,
+	// so a fake cluster can tell when everything has settled.
+	work func(delta int64)
 }
 
 // qlocal is a consumer on this node.
@@ -102,9 +114,46 @@ func (b *quorumBackend) start(rl ReplicatedLog) {
 	b.rlog = rl
 	leader := b.leader
 	b.mu.Unlock()
-	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN)
+	b.soon(func() { b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN) })
 	if leader {
 		b.LeaderChanged(b.node, true)
+	}
+}
+
+// soon runs f after the caller returns, off the group's goroutine, in
+// the order soon was called.
+func (b *quorumBackend) soon(f func()) {
+	b.outMu.Lock()
+	b.outbox = append(b.outbox, f)
+	if b.work != nil {
+		b.work(1)
+	}
+	if b.outRunning {
+		b.outMu.Unlock()
+		return
+	}
+	b.outRunning = true
+	b.outMu.Unlock()
+	go b.drainOutbox()
+}
+
+func (b *quorumBackend) drainOutbox() {
+	for {
+		b.outMu.Lock()
+		fs := b.outbox
+		b.outbox = nil
+		if len(fs) == 0 {
+			b.outRunning = false
+			b.outMu.Unlock()
+			return
+		}
+		b.outMu.Unlock()
+		for _, f := range fs {
+			f()
+			if b.work != nil {
+				b.work(-1)
+			}
+		}
 	}
 }
 
@@ -182,10 +231,15 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			lc.pending = append(lc.pending, d)
 		} else if !b.deleted && d.key != b.getKey && uint32(d.key>>32) == b.epoch && !b.ghosts[d.key] {
 			// A consumer this run made and no longer has (its consume
-			// failed, or its cancel was ordered before the checkout):
-			// cancel it so its messages go back.
+			// timed out and the checkout applied after the cancel):
+			// cancel it again so its messages go back.
 			b.ghosts[d.key] = true
 			later = append(later, &qcmd{kind: qcCancel, key: d.key})
+		}
+	}
+	for key := range b.ghosts {
+		if b.m.consumer(b.node, key) == nil {
+			delete(b.ghosts, key)
 		}
 	}
 	if len(data) >= qcmdHeader+8 && qcmdKind(data[0]) == qcNodeDown && binary.BigEndian.Uint64(data[qcmdHeader:]) == b.node {
@@ -199,18 +253,23 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	rl := b.rlog
 	b.armExpiryLocked()
 	b.mu.Unlock()
-	if rl != nil && rl.IsLeader() {
-		b.deadLetter(dead)
+	if len(dead) > 0 && (rl == nil || !rl.IsLeader()) {
+		dead = nil
 	}
-	if len(settle) > 0 {
-		b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
-	}
-	for _, c := range later {
-		if c.kind == qcNodeUp {
-			b.proposeRetry(c, quorumRetryN)
-		} else {
-			b.propose(c, nil)
-		}
+	if len(dead) > 0 || len(settle) > 0 || len(later) > 0 {
+		b.soon(func() {
+			b.deadLetter(dead)
+			if len(settle) > 0 {
+				b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
+			}
+			for _, c := range later {
+				if c.kind == qcNodeUp {
+					b.proposeRetry(c, quorumRetryN)
+				} else {
+					b.propose(c, nil)
+				}
+			}
+		})
 	}
 	return res
 }
@@ -298,7 +357,7 @@ func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
 	b.downSent = map[uint64]bool{}
 	b.armExpiryLocked()
 	b.mu.Unlock()
-	b.checkLiveness()
+	b.soon(b.checkLiveness)
 }
 
 func (b *quorumBackend) stopTimersLocked() {
@@ -427,7 +486,6 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 	}
 	b.mu.Lock()
 	delete(b.local, key)
-	b.ghosts[key] = true
 	b.mu.Unlock()
 	if errors.Is(err, errQuorumExclusive) {
 		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", b.cfg.Name, b.vhost.name)
@@ -453,7 +511,6 @@ func (b *quorumBackend) cancel(c Consumer) {
 		return
 	}
 	delete(b.local, lc.key)
-	b.ghosts[lc.key] = true
 	keep := make([]uint64, 0, len(lc.held))
 	for id := range lc.held {
 		keep = append(keep, id)

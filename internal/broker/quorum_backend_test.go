@@ -23,6 +23,10 @@ type qcluster struct {
 	bs  []*Broker // bs[i] is node i+1
 }
 
+// settle waits until the groups and every node's quorum backends have
+// done all their work.
+func (c *qcluster) settle() { c.t.Helper(); c.f.quiesce() }
+
 func newQCluster(t *testing.T, n int) *qcluster {
 	t.Helper()
 	c := &qcluster{t: t, f: newFakeRaft(t, 1), clk: clock.NewFake(time.Unix(1_700_000_000, 0))}
@@ -48,7 +52,7 @@ func (c *qcluster) declare(name string, args map[string]any) []*Queue {
 		}
 		qs = append(qs, b.VHost("/").queue(name))
 	}
-	c.f.quiesce()
+	c.settle()
 	return qs
 }
 
@@ -86,7 +90,7 @@ func (c *qcluster) publish(node int, queue, body string, props message.Propertie
 // sameState checks that every replica of qs reached the same state.
 func (c *qcluster) sameState(qs []*Queue) {
 	c.t.Helper()
-	c.f.quiesce()
+	c.settle()
 	var first []byte
 	for i, q := range qs {
 		snap, err := q.backend.(*quorumBackend).Snapshot()
@@ -182,7 +186,7 @@ func TestQuorumPublishOnOneNodeConsumeOnAnother(t *testing.T) {
 	for i := range 5 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, conf, uint64(i))
 	}
-	c.f.quiesce()
+	c.settle()
 	for i := range 5 {
 		if err, ok := conf.result(uint64(i)); !ok || err != nil {
 			t.Fatalf("confirm %d: %v %v", i, ok, err)
@@ -193,7 +197,7 @@ func TestQuorumPublishOnOneNodeConsumeOnAnother(t *testing.T) {
 	}
 	wantCounts(t, qs, 0, 5, 1)
 	qs[1].Ack(cons.deliveries()...)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 0, 1)
 	c.sameState(qs)
 }
@@ -211,7 +215,7 @@ func TestQuorumPrefetchAndDispatch(t *testing.T) {
 	for i := range 4 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 2, 2, 1)
 	if got := cons.bodies(); got != "" {
 		t.Fatalf("a refusing consumer got %s", got)
@@ -224,7 +228,7 @@ func TestQuorumPrefetchAndDispatch(t *testing.T) {
 		t.Fatalf("after dispatch: %s", got)
 	}
 	qs[2].Ack(cons.deliveries()[0])
-	c.f.quiesce()
+	c.settle()
 	if got := cons.bodies(); got != "m0,m1,m2" {
 		t.Fatalf("after one ack: %s", got)
 	}
@@ -244,15 +248,15 @@ func TestQuorumRequeueKeepsOriginalOrder(t *testing.T) {
 	for i := range 5 {
 		c.publish(3, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	ds := cons.deliveries()
 	qs[1].Requeue([]Delivery{ds[2], ds[0]})
-	c.f.quiesce()
+	c.settle()
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*" {
 		t.Fatalf("deliveries %s", got)
 	}
 	qs[1].Ack(cons.deliveries()[1:]...)
-	c.f.quiesce()
+	c.settle()
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m3,m4" {
 		t.Fatalf("deliveries %s", got)
 	}
@@ -272,14 +276,14 @@ func TestQuorumDeliveryLimitDeadLetters(t *testing.T) {
 	}
 	c.publish(2, "q", "poison", message.Properties{}, nil, 0)
 	for round := range 2 {
-		c.f.quiesce()
+		c.settle()
 		ds := cons.deliveries()
 		if len(ds) != round+1 {
 			t.Fatalf("round %d: %d deliveries", round, len(ds))
 		}
 		qs[2].Requeue(ds[round:])
 	}
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 0, 1)
 	if r, _, _ := dead[0].Counts(); r != 1 {
 		t.Fatalf("leader's dead-letter queue holds %d", r)
@@ -305,13 +309,13 @@ func TestQuorumTTLExpiresByProposal(t *testing.T) {
 	qs := c.declare("q", map[string]any{"x-message-ttl": int32(1000), "x-dead-letter-exchange": "dlx"})
 	c.publish(2, "q", "a", message.Properties{}, nil, 0)
 	c.publish(3, "q", "b", message.Properties{Expiration: "300"}, nil, 0) // behind a: expires when a does
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 2, 0, 0)
 	c.clk.Advance(500 * time.Millisecond)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 2, 0, 0)
 	c.clk.Advance(600 * time.Millisecond)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 0, 0)
 	if r, _, _ := dead[0].Counts(); r != 2 {
 		t.Fatalf("leader's dead-letter queue holds %d", r)
@@ -339,18 +343,18 @@ func TestQuorumSingleActiveConsumerFailsOver(t *testing.T) {
 	for i := range 3 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	if a.bodies() != "m0,m1,m2" || b.bodies() != "" {
 		t.Fatalf("active got %q, waiting got %q", a.bodies(), b.bodies())
 	}
 	c.f.setLive(2, false)
 	c.clk.Advance(quorumLiveCheck)
-	c.f.quiesce()
+	c.settle()
 	if got := b.bodies(); got != "m0*,m1*,m2*" {
 		t.Fatalf("after failover the waiting consumer got %q", got)
 	}
 	c.publish(1, "q", "m3", message.Properties{}, nil, 0)
-	c.f.quiesce()
+	c.settle()
 	if got := b.bodies(); got != "m0*,m1*,m2*,m3" {
 		t.Fatalf("new active consumer got %q", got)
 	}
@@ -376,7 +380,7 @@ func TestQuorumLeaderChangeReturnsUnackedOfDeadNode(t *testing.T) {
 	for i := range 2 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	if gone.bodies() != "m0,m1" {
 		t.Fatalf("node 3's consumer got %q", gone.bodies())
 	}
@@ -387,20 +391,20 @@ func TestQuorumLeaderChangeReturnsUnackedOfDeadNode(t *testing.T) {
 	c.f.setLive(3, false)
 	c.f.setLive(1, false) // the old leader goes too
 	c.f.setLeader(2)
-	c.f.quiesce()
+	c.settle()
 	c.f.setLive(1, true)
-	c.f.quiesce()
+	c.settle()
 	if got := stay.bodies(); got != "m0*,m1*" {
 		t.Fatalf("node 1's consumer got %q", got)
 	}
 	c.f.setLive(3, true)
-	c.f.quiesce()
+	c.settle()
 	qs[2].Ack(gone.deliveries()...) // stale: the messages are stay's now
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 2, 2)
 	c.publish(2, "q", "m2", message.Properties{}, nil, 0)
 	c.publish(2, "q", "m3", message.Properties{}, nil, 0)
-	c.f.quiesce()
+	c.settle()
 	if got := gone.bodies(); got != "m0,m1,m2" && got != "m0,m1,m3" {
 		t.Fatalf("node 3's consumer, back, got %q", got)
 	}
@@ -414,7 +418,7 @@ func TestQuorumGetAndPurge(t *testing.T) {
 	for i := range 4 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	d, ok := qs[2].Get(false)
 	if !ok || string(d.Msg.Body) != "m0" || d.Remaining != 3 || d.Redelivered {
 		t.Fatalf("get: %v %+v", ok, d)
@@ -431,10 +435,10 @@ func TestQuorumGetAndPurge(t *testing.T) {
 	if n := qs[0].Purge(); n != 2 {
 		t.Fatalf("purged %d", n)
 	}
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 1, 0)
 	qs[1].Ack(d)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 0, 0)
 	if _, ok := qs[0].Get(false); ok {
 		t.Fatal("get from an empty queue")
@@ -451,7 +455,7 @@ func TestQuorumNoLeaderNacks(t *testing.T) {
 	c.f.setLeader(0)
 	conf := &qconfirms{}
 	c.publish(1, "q", "x", message.Properties{}, conf, 7)
-	c.f.quiesce()
+	c.settle()
 	if err, ok := conf.result(7); !ok || err == nil {
 		t.Fatalf("confirm without a leader: %v %v", ok, err)
 	}
@@ -468,7 +472,7 @@ func TestQuorumRejectPublishNacks(t *testing.T) {
 	for i := range 3 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, conf, uint64(i))
 	}
-	c.f.quiesce()
+	c.settle()
 	for i, want := range []bool{true, true, false} {
 		err, ok := conf.result(uint64(i))
 		if !ok || (err == nil) != want {
@@ -485,7 +489,7 @@ func TestQuorumDropHeadDeadLetters(t *testing.T) {
 	qs := c.declare("q", map[string]any{"x-max-length": int32(1), "x-dead-letter-exchange": "dlx"})
 	c.publish(1, "q", "old", message.Properties{}, nil, 0)
 	c.publish(2, "q", "new", message.Properties{}, nil, 0)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 1, 0, 0)
 	if d, ok := dead[0].Get(true); !ok || string(d.Msg.Body) != "old" || d.Msg.Props.Headers["x-first-death-reason"] != "maxlen" {
 		t.Fatalf("dead letter %v %+v", ok, d)
@@ -505,20 +509,20 @@ func TestQuorumCancelKeepsTakenReturnsPending(t *testing.T) {
 	for i := range 2 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	cons.mu.Lock()
 	cons.refuse = true
 	cons.mu.Unlock()
 	for i := 2; i < 4; i++ {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 4, 1)
 	qs[1].Cancel(cons)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 2, 2, 0)
 	qs[1].Ack(cons.deliveries()...)
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 2, 0, 0)
 	c.sameState(qs)
 }
@@ -534,7 +538,7 @@ func TestQuorumNoAckConsumerSettlesOnDelivery(t *testing.T) {
 	for i := range 3 {
 		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
 	}
-	c.f.quiesce()
+	c.settle()
 	if cons.bodies() != "m0,m1,m2" {
 		t.Fatalf("got %q", cons.bodies())
 	}
@@ -552,7 +556,7 @@ func TestQuorumExclusiveConsumer(t *testing.T) {
 	if !errors.Is(err, ErrAccessRefused) {
 		t.Fatalf("second consumer of an exclusive one: %v", err)
 	}
-	c.f.quiesce()
+	c.settle()
 	wantCounts(t, qs, 0, 0, 1)
 }
 
@@ -617,13 +621,13 @@ func TestQuorumDeleteStopsTheReplica(t *testing.T) {
 		t.Fatalf("if-unused delete of a queue in use: %v", err)
 	}
 	c.publish(1, "q", "x", message.Properties{}, nil, 0)
-	c.f.quiesce()
+	c.settle()
 	for _, b := range c.bs {
 		if _, err := b.VHost("/").DeleteQueue("q", false, false, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.f.quiesce()
+	c.settle()
 	if got := c.bs[0].queuedBytes.Load(); got != 0 {
 		t.Fatalf("deleted queue still accounts %d bytes", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,7 +18,11 @@ import (
 // the leader and which nodes are live; a node that is not live neither
 // proposes nor applies until it is live again, then catches up.
 type fakeRaft struct {
-	t      *testing.T
+	t *testing.T
+	// work counts what is queued and not done: group tasks and the
+	// backends' outbox items (quorumBackend.work). One counter, so that
+	// work handing on work never shows zero in between.
+	work   atomic.Int64
 	mu     sync.Mutex
 	groups map[string]*fakeGroup
 	leader uint64
@@ -96,16 +101,7 @@ func (f *fakeRaft) quiesce() {
 	f.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		f.mu.Lock()
-		gs := f.groupList()
-		f.mu.Unlock()
-		busy := false
-		for _, g := range gs {
-			g.mu.Lock()
-			busy = busy || g.busy > 0
-			g.mu.Unlock()
-		}
-		if !busy {
+		if f.work.Load() == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -133,6 +129,11 @@ func (fn fakeNode) Open(def QueueDef, m ReplicatedMachine) (ReplicatedLog, error
 		go g.run()
 	}
 	f.mu.Unlock()
+	if qb, ok := m.(*quorumBackend); ok {
+		qb.outMu.Lock()
+		qb.work = func(d int64) { f.work.Add(d) }
+		qb.outMu.Unlock()
+	}
 	r := &fakeReplica{g: g, node: fn.node, m: m}
 	g.mu.Lock()
 	if g.replicas[fn.node] != nil {
@@ -180,6 +181,7 @@ func (g *fakeGroup) enqueue(f func()) {
 	}
 	g.tasks = append(g.tasks, f)
 	g.busy++
+	g.f.work.Add(1)
 	g.mu.Unlock()
 	select {
 	case g.wake <- struct{}{}:
@@ -207,6 +209,7 @@ func (g *fakeGroup) run() {
 			g.mu.Lock()
 			g.busy--
 			g.mu.Unlock()
+			g.f.work.Add(-1)
 		}
 	}
 }
