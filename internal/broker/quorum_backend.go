@@ -242,6 +242,14 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			delete(b.ghosts, key)
 		}
 	}
+	if len(data) >= qcmdHeader {
+		// The proposer answers, and node-up says its node does: the
+		// leader may report them down again.
+		delete(b.downSent, binary.BigEndian.Uint64(data[1:]))
+		if len(data) == qcmdHeader+8 && qcmdKind(data[0]) == qcNodeUp {
+			delete(b.downSent, binary.BigEndian.Uint64(data[qcmdHeader:]))
+		}
+	}
 	if len(data) >= qcmdHeader+8 && qcmdKind(data[0]) == qcNodeDown && binary.BigEndian.Uint64(data[qcmdHeader:]) == b.node {
 		// The leader thought this node down: its consumers' messages
 		// went back. Forget them here and ask for the consumers back.

@@ -636,3 +636,34 @@ func TestQuorumDeleteStopsTheReplica(t *testing.T) {
 		t.Fatalf("%d replicas left", n)
 	}
 }
+
+// A node that comes back gets its consumer back, and losing it a second
+// time returns its messages again.
+func TestQuorumNodeLostTwice(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[2].Consume(cons, ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m0", message.Properties{}, nil, 0)
+	c.settle()
+	for round := range 2 {
+		c.f.setLive(3, false)
+		c.clk.Advance(quorumLiveCheck)
+		c.settle()
+		for _, i := range []int{0, 1} {
+			if r, u, _ := qs[i].Counts(); r != 1 || u != 0 {
+				t.Fatalf("round %d: node %d: %d ready %d unacked", round, i+1, r, u)
+			}
+		}
+		c.f.setLive(3, true)
+		c.settle()
+		wantCounts(t, qs, 0, 1, 1)
+	}
+	if got := cons.bodies(); got != "m0,m0*,m0*" {
+		t.Fatalf("deliveries %q", got)
+	}
+	c.sameState(qs)
+}
