@@ -79,6 +79,15 @@ func checkQuorumLocked(v *VHost, cfg QueueConfig, a *queueArgs) error {
 	return nil
 }
 
+// NewQueueID returns a fresh id for a queue's log or Raft group. A
+// replicated DeclareQueue of a quorum queue must carry one chosen by the
+// node that proposes it (QueueDef.ID), so every node opens the same group.
+func NewQueueID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // attachQuorumLocked gives a new quorum queue its backend and opens this
 // node's replica of its Raft group. Without a cluster (no
 // Replication.Quorum) the type is refused as any unsupported one. id names
@@ -94,9 +103,11 @@ func (v *VHost) attachQuorumLocked(q *Queue, id string) error {
 		return err
 	}
 	if id == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		if v.broker.cfg.Replication.Metadata != nil {
+			// Each node would open a group of its own: refuse loudly.
+			return errorf(KindResourceError, "quorum queue '%s' in vhost '%s' was declared without a group id", q.cfg.Name, v.name)
+		}
+		id = NewQueueID()
 	}
 	q.id = id
 	b := newQuorumBackend(q)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -667,3 +668,27 @@ func TestQuorumNodeLostTwice(t *testing.T) {
 	}
 	c.sameState(qs)
 }
+
+// A replicated declaration must name the group: nodes choosing their own
+// would each open a different one.
+func TestQuorumReplicatedDeclareNeedsAGroupID(t *testing.T) {
+	t.Parallel()
+	f := newFakeRaft(t, 1)
+	b := New(Config{Replication: Replication{Node: 1, Quorum: f.node(1), Metadata: noMetadata{}}})
+	v := b.VHost("/")
+	apply := func(id string) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return v.applyLocked(DeclareQueue{QueueDef{VHost: "/", ID: id, QueueConfig: QueueConfig{Name: "q", Durable: true, Args: map[string]any{"x-queue-type": "quorum"}}}}, &effects{replay: true})
+	}
+	if err := apply(""); err == nil || !strings.Contains(err.Error(), "without a group id") {
+		t.Fatalf("%v", err)
+	}
+	if err := apply(NewQueueID()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type noMetadata struct{}
+
+func (noMetadata) Propose(context.Context, Command) error { return errors.New("not used") }
