@@ -285,7 +285,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 // reconcileLocked drops what this node's consumers were given and no
 // longer hold in the machine, and reports whether any consumer is left.
 func (b *quorumBackend) reconcileLocked() bool {
-	any := false
+	left := false
 	for key, lc := range b.local {
 		q := b.m.consumer(b.node, key)
 		lc.pending = slices.DeleteFunc(lc.pending, func(d qdelivery) bool { return q == nil || q.out[d.id] == nil })
@@ -294,9 +294,9 @@ func (b *quorumBackend) reconcileLocked() bool {
 				delete(lc.held, id)
 			}
 		}
-		any = true
+		left = true
 	}
-	return any
+	return left
 }
 
 // deliverLocked offers each local consumer its pending messages, in order,
@@ -519,6 +519,10 @@ func (b *quorumBackend) cancel(c Consumer) {
 		return
 	}
 	delete(b.local, lc.key)
+	// Assignments to it before the cancel applies need no cancel of
+	// their own: this one returns them. (A second cancel would return
+	// what the consumer's channel still holds.)
+	b.ghosts[lc.key] = true
 	keep := make([]uint64, 0, len(lc.held))
 	for id := range lc.held {
 		keep = append(keep, id)

@@ -692,3 +692,33 @@ func TestQuorumReplicatedDeclareNeedsAGroupID(t *testing.T) {
 type noMetadata struct{}
 
 func (noMetadata) Propose(context.Context, Command) error { return errors.New("not used") }
+
+// Messages assigned to a consumer after its node let it go and before its
+// cancel applies go back; what its channel holds stays checked out to it.
+func TestQuorumAssignedWhileCancelling(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m0", message.Properties{}, nil, 0)
+	c.settle()
+	release := c.f.hold()
+	c.publish(1, "q", "m1", message.Properties{}, nil, 0)
+	qs[1].Cancel(cons)
+	release()
+	c.settle()
+	wantCounts(t, qs, 1, 1, 0)
+	if cons.bodies() != "m0" {
+		t.Fatalf("a cancelled consumer got %q", cons.bodies())
+	}
+	if d, ok := qs[0].Get(true); !ok || string(d.Msg.Body) != "m1" || d.Redelivered {
+		t.Fatalf("get %v %+v", ok, d)
+	}
+	qs[1].Ack(cons.deliveries()...)
+	c.settle()
+	wantCounts(t, qs, 0, 0, 0)
+	c.sameState(qs)
+}

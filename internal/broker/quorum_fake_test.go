@@ -311,3 +311,16 @@ func (r *fakeReplica) Close() {
 
 // Delete implements ReplicatedLog.
 func (r *fakeReplica) Delete() { r.Close() }
+
+// hold stops every group before its next task until the returned release
+// is called, so a test can queue proposals that apply later.
+func (f *fakeRaft) hold() (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	gs := f.groupList()
+	f.mu.Unlock()
+	for _, g := range gs {
+		g.enqueue(func() { <-ch })
+	}
+	return func() { close(ch) }
+}

@@ -355,7 +355,7 @@ func (m *quorumMachine) removeConsumer(q *qconsumer) {
 
 func (m *quorumMachine) cancel(c *qcmd) {
 	q := m.consumer(c.node, c.key)
-	if q == nil || q.status == qsGet {
+	if q == nil || q.status == qsGet || q.status == qsCancelled {
 		return
 	}
 	keep := map[uint64]bool{}
