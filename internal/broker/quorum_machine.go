@@ -478,6 +478,9 @@ func (m *quorumMachine) nodeDown(node uint64) {
 // it (their keys carry another epoch), returning their messages: the node
 // restarted and they are gone.
 func (m *quorumMachine) dropEpochsOtherThan(node uint64, epoch uint32) {
+	if !slices.ContainsFunc(m.consumers, func(q *qconsumer) bool { return q.node == node && uint32(q.key>>32) != epoch }) {
+		return // the common case: checkouts and gets of the node's current run
+	}
 	for _, q := range slices.Clone(m.consumers) {
 		if q.node != node || uint32(q.key>>32) == epoch {
 			continue
