@@ -197,6 +197,9 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.
 func (v *VHost) attachLogLocked(q *Queue, id string) error {
+	if q.kind == Quorum {
+		return v.attachQuorumLocked(q, id) // quorum_args.go: a Raft group, not a local log
+	}
 	st := v.broker.cfg.Storage
 	if q.kind == Stream {
 		if st == nil || !q.cfg.Durable || q.cfg.Exclusive || q.cfg.AutoDelete {

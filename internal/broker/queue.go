@@ -24,7 +24,8 @@ type QueueConfig struct {
 // shares (its name, arguments, vhost, log and bindings). How messages are
 // stored, ordered and handed to consumers is its backend's, chosen once by
 // the queue's type when it is created (queue_backend.go): classicBackend
-// (classic.go) or streamBackend (stream.go). The fields here are set before
+// (classic.go), streamBackend (stream.go) or quorumBackend
+// (quorum_backend.go). The fields here are set before
 // the queue is published in its vhost and never change (readErrors is
 // atomic); its bindings are the vhost's, guarded by the vhost's lock.
 type Queue struct {
@@ -57,7 +58,8 @@ func (q *Queue) Type() QueueType { return q.kind }
 func (q *Queue) IsStream() bool { return q.kind == Stream }
 
 // newQueue returns a queue of the type its arguments name. A stream's
-// backend needs its log and is attached with it (attachLogLocked).
+// backend needs its log and a quorum queue's its Raft group: they are
+// attached with them (attachLogLocked).
 func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
 	q := &Queue{cfg: cfg, args: args, kind: args.queueType, vhost: v}
 	if q.kind == Classic {
