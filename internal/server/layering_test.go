@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"internal/broker/memstore":   {"internal/broker", "internal/message"},
 	"internal/clock":             {},
 	"internal/cluster":           {},
+	"internal/cluster/forward":   {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message"},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},
