@@ -76,8 +76,9 @@ type Forwarder struct {
 
 	nextConsumer atomic.Uint64
 
+	links sync.Map // client side: owner node → *link
+
 	mu       sync.Mutex
-	links    map[uint64]*link                    // client side, per owner node
 	byQueue  map[*broker.Queue][]*remoteConsumer // client side
 	byQC     map[qc]*remoteConsumer              // client side
 	counts   map[*broker.Queue]*countEntry       // client side
@@ -100,7 +101,6 @@ func New(cfg Config) *Forwarder {
 	_, _ = rand.Read(e[:])
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, tr: cfg.Transport,
 		epoch:    binary.BigEndian.Uint64(e[:]) | 1, // never 0
-		links:    map[uint64]*link{},
 		byQueue:  map[*broker.Queue][]*remoteConsumer{},
 		byQC:     map[qc]*remoteConsumer{},
 		counts:   map[*broker.Queue]*countEntry{},
@@ -152,12 +152,13 @@ func (f *Forwarder) tick() {
 			delete(f.sessions, node)
 		}
 	}
-	links := make([]*link, 0, len(f.links))
-	for _, l := range f.links {
-		links = append(links, l)
-	}
 	f.timer.Reset(f.cfg.KeepaliveInterval)
 	f.mu.Unlock()
+	var links []*link
+	f.links.Range(func(_, l any) bool {
+		links = append(links, l.(*link))
+		return true
+	})
 	for _, s := range expired {
 		s.end("lease expired")
 	}

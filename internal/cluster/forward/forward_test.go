@@ -194,9 +194,6 @@ func TestConsumerNodeGoneRequeues(t *testing.T) {
 	}
 	// Node 2 dies: no keepalive, no acks, its connection gone.
 	ns[1].f.Close()
-	ns[1].f.mu.Lock()
-	ns[1].f.links = map[uint64]*link{}
-	ns[1].f.mu.Unlock()
 	_ = ns[1].tr.Close()
 	waitFor(t, 3*time.Second, "requeue on the owner", nil, func() bool {
 		r, u, cons := q1.Counts()

@@ -22,7 +22,6 @@ type link struct {
 
 	pmu      sync.Mutex
 	pbuf     []byte // the next publish request's body
-	pspare   []byte
 	pitems   []pubWaiter
 	pspareI  []pubWaiter
 	pscratch []byte
@@ -46,15 +45,13 @@ type pubWaiter struct {
 }
 
 func (f *Forwarder) link(node uint64) *link {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l := f.links[node]
-	if l == nil {
-		l = &link{f: f, node: node, consumers: map[uint64]*remoteConsumer{}, credit: map[uint64]uint64{},
-			lastOK: f.cfg.Clock.Now()}
-		f.links[node] = l
+	if l, ok := f.links.Load(node); ok {
+		return l.(*link)
 	}
-	return l
+	l := &link{f: f, node: node, consumers: map[uint64]*remoteConsumer{}, credit: map[uint64]uint64{},
+		lastOK: f.cfg.Clock.Now()}
+	actual, _ := f.links.LoadOrStore(node, l)
+	return actual.(*link)
 }
 
 // errRejected is the error a publish's Completion gets when the owner
@@ -100,7 +97,7 @@ func (l *link) sendPublishes() {
 			return
 		}
 		body, items := l.pbuf, l.pitems
-		l.pbuf, l.pitems = l.pspare[:0], l.pspareI[:0]
+		l.pbuf, l.pitems = make([]byte, 0, len(body)), l.pspareI[:0]
 		l.plast = nil
 		l.pmu.Unlock()
 
@@ -137,7 +134,7 @@ func (l *link) sendPublishes() {
 		}
 		clear(items)
 		l.pmu.Lock()
-		l.pspare, l.pspareI = body[:0], items[:0]
+		l.pspareI = items[:0]
 		l.pmu.Unlock()
 	}
 }

@@ -134,7 +134,6 @@ const maxNotify = 1 << 20
 // requeueing at once what it held is the honest answer.
 func (s *session) flush() {
 	f := s.f
-	var body []byte
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 || s.ended {
@@ -147,7 +146,7 @@ func (s *session) flush() {
 		s.out = s.spare[:0]
 		s.mu.Unlock()
 		for start := 0; start < len(items); {
-			body = appendUvarint(body[:0], s.epoch)
+			body := appendUvarint(make([]byte, 0, 4096), s.epoch) // not reused: the transport may keep it
 			end := start
 			for end < len(items) && (end == start || len(body) < maxNotify) {
 				it := &items[end]
