@@ -222,3 +222,33 @@ func (f *Forwarder) lookup(b *broker.Broker, r queueRef) *broker.Queue {
 func refOf(q *broker.Queue) queueRef {
 	return queueRef{VHost: q.VHost().Name(), Name: q.Name(), ID: q.ID()}
 }
+
+// NodeDown tells the Forwarder that node is gone (removed from the
+// cluster, or known dead by a failure detector) without waiting for the
+// lease: node's consumers on this node's queues are cancelled and what
+// they held requeued at once, and this node's consumers of node's queues
+// are cancelled. Harmless if node is alive: its consumers are cancelled
+// (clients that asked get basic.cancel) and nothing is lost.
+func (f *Forwarder) NodeDown(node uint64) {
+	f.mu.Lock()
+	s := f.sessions[node]
+	delete(f.sessions, node)
+	f.mu.Unlock()
+	if s != nil {
+		s.end("node down")
+	}
+	if v, ok := f.links.Load(node); ok {
+		l := v.(*link)
+		l.mu.Lock()
+		rcs := make([]*remoteConsumer, 0, len(l.consumers))
+		for _, rc := range l.consumers {
+			rcs = append(rcs, rc)
+		}
+		l.gets = 0
+		l.ctl, l.credit = nil, map[uint64]uint64{}
+		l.mu.Unlock()
+		for _, rc := range rcs {
+			f.drop(rc)
+		}
+	}
+}

@@ -320,3 +320,30 @@ func TestConsumeRefusalKeepsKind(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// NodeDown requeues at once what a node's consumers held, without
+// waiting for the lease, and cancels them.
+func TestNodeDownRequeuesAtOnce(t *testing.T) {
+	ns := newCluster(t, 2, func(c *Config) { c.LeaseTimeout = time.Minute })
+	declare(t, ns[0], "q", nil)
+	var s broker.RouteScratch
+	for i := range 3 {
+		publish(t, ns[0], &s, "q", fmt.Sprintf("m%d", i), false, nil, 0)
+	}
+	q1, q2 := queueOf(t, ns[0], "q"), queueOf(t, ns[1], "q")
+	c := newConsumer(3, false)
+	if err := q2.Consume(c, broker.ConsumeOptions{Prefetch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "3 unacked", c.ch, func() bool { _, u, _ := c.snapshot(); return u == 3 })
+	ns[0].f.NodeDown(2)
+	if r, u, cons := q1.Counts(); r != 3 || u != 0 || cons != 0 {
+		t.Fatalf("after NodeDown: %d/%d/%d", r, u, cons)
+	}
+	// Node 2 learns at its next keepalive that the owner dropped it.
+	waitFor(t, 2*time.Second, "cancel", c.ch, func() bool { _, _, k := c.snapshot(); return k == 1 })
+	ns[1].f.NodeDown(1) // and the client side's own: nothing left to drop
+	if _, _, k := c.snapshot(); k != 1 {
+		t.Fatalf("%d cancels", k)
+	}
+}

@@ -91,7 +91,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // newCluster starts n nodes (ids 1…n); tweak adjusts each Forwarder's
 // configuration.
-func newCluster(t *testing.T, n int, tweak func(*Config)) []*node {
+func newCluster(t testing.TB, n int, tweak func(*Config)) []*node {
 	t.Helper()
 	meta := &fakeMeta{nodes: make([]*broker.Broker, n)}
 	nodes := make([]*node, n)
@@ -311,3 +311,5 @@ func bodies(prefix string, from, to int) []string {
 	}
 	return out
 }
+
+func newClusterB(b *testing.B) []*node { return newCluster(b, 2, nil) }

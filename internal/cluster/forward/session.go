@@ -38,15 +38,21 @@ type pushItem struct {
 	d  broker.Delivery
 }
 
-// sessionFor returns from's session for epoch, ending one of another
-// epoch (the client node restarted). create false returns nil when there
-// is none.
+// sessionFor returns from's session for epoch. With create, a missing
+// one is made and one of another epoch ended (the client node restarted:
+// only a consume or a get starts a session); without, a request of
+// another epoch finds none — a late request of a node's earlier run must
+// not end the session of its current one.
 func (f *Forwarder) sessionFor(from, epoch uint64, create bool) *session {
 	now := f.cfg.Clock.Now()
 	f.mu.Lock()
 	s := f.sessions[from]
 	var old *session
 	if s != nil && s.epoch != epoch {
+		if !create {
+			f.mu.Unlock()
+			return nil
+		}
 		old, s = s, nil
 		delete(f.sessions, from)
 	}
@@ -134,6 +140,7 @@ const maxNotify = 1 << 20
 // requeueing at once what it held is the honest answer.
 func (s *session) flush() {
 	f := s.f
+	var rec []byte // one record at a time, copied into the notify
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 || s.ended {
@@ -150,7 +157,7 @@ func (s *session) flush() {
 			end := start
 			for end < len(items) && (end == start || len(body) < maxNotify) {
 				it := &items[end]
-				rec := message.AppendMessage(nil, it.d.Msg)
+				rec = message.AppendMessage(rec[:0], it.d.Msg)
 				d := delivery{Consumer: it.p.id, ID: it.id, Redelivered: it.d.Redelivered, Remaining: uint64(max(it.d.Remaining, 0)), Rec: rec}
 				body = appendDelivery(body, &d)
 				end++
