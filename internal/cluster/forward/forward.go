@@ -109,7 +109,9 @@ func New(cfg Config) *Forwarder {
 	if cfg.Broker != nil {
 		f.b.Store(cfg.Broker)
 	}
+	f.mu.Lock() // tick reads f.timer under f.mu; it may fire before AfterFunc returns
 	f.timer = cfg.Clock.AfterFunc(cfg.KeepaliveInterval, f.tick)
+	f.mu.Unlock()
 	return f
 }
 
