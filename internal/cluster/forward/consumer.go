@@ -277,6 +277,7 @@ func (f *Forwarder) handleDeliver(from uint64, body []byte) error {
 	if epoch != f.epoch {
 		return nil // for an earlier run of this node: its owner session ends on its own
 	}
+	f.stats.delivReceived.Add(uint64(len(ds)))
 	l := f.link(from)
 	var touched []*remoteConsumer
 	var back []ctlOp
@@ -353,6 +354,7 @@ func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
 	}
 	rc.released += uint64(len(ids))
 	rc.next = upTo + 1
+	rc.l.f.stats.delivLost.Add(uint64(len(ids)))
 	return &ctlOp{Op: opRequeue, Consumer: rc.id, IDs: ids}
 }
 

@@ -75,6 +75,7 @@ type Forwarder struct {
 	epoch uint64 // this process's: names its consumers' sessions on owners
 
 	nextConsumer atomic.Uint64
+	stats        counters
 
 	links sync.Map // client side: owner node → *link
 

@@ -39,6 +39,12 @@ func TestPublishConfirmToRemoteQueue(t *testing.T) {
 	if batches == 0 || batches > n {
 		t.Fatalf("%d DurableBatchEnd calls for %d publishes", batches, n)
 	}
+	if st := ns[1].f.Stats(); st.PublishesForwarded != n || st.PublishesNacked != 0 || st.PublishBatches == 0 || st.PublishBatches > n {
+		t.Fatalf("client stats %+v", st)
+	}
+	if st := ns[0].f.Stats(); st.PublishesServed != n {
+		t.Fatalf("owner stats %+v", st)
+	}
 	q1 := queueOf(t, ns[0], "q")
 	if r, u, c := q1.Counts(); r != n || u != 0 || c != 0 {
 		t.Fatalf("owner counts %d/%d/%d", r, u, c)
@@ -88,6 +94,9 @@ func TestOwnerUnreachableNacks(t *testing.T) {
 		if got[uint64(i)] == nil {
 			t.Fatalf("publish %d confirmed with its queue's node down", i)
 		}
+	}
+	if st := ns[1].f.Stats(); st.PublishesNacked != 10 {
+		t.Fatalf("client stats %+v", st)
 	}
 	if el := time.Since(start); el > 3*time.Second {
 		t.Fatalf("nacks took %v", el)

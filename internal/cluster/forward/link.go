@@ -104,6 +104,8 @@ func (l *link) sendPublishes() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.f.cfg.PublishTimeout)
 		reply, err := l.f.tr.Request(ctx, l.node, KindPublish, body)
 		cancel()
+		l.f.stats.pubBatches.Add(1)
+		l.f.stats.pubForwarded.Add(uint64(len(items)))
 		var outcomes []byte
 		if err == nil {
 			outcomes, err = decodePublishReply(reply, len(items))
@@ -123,6 +125,9 @@ func (l *link) sendPublishes() {
 				e = err
 			case outcomes[i] == outcomeRejected:
 				e = errRejected
+			}
+			if e != nil {
+				l.f.stats.pubNacked.Add(1)
 			}
 			it.done.Durable(it.token, e)
 			if bc, ok := it.done.(message.BatchCompletion); ok && !containsBC(batches, bc) {

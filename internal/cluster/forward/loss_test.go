@@ -109,6 +109,12 @@ func TestLostDeliveryGap(t *testing.T) {
 	}
 	q2.Ack(ds...)
 	waitFor(t, 2*time.Second, "acked", nil, func() bool { r, u, _ := q1.Counts(); return r == 0 && u == 0 })
+	if st := ns[1].f.Stats(); st.DeliveriesLost != 1 || st.DeliveriesReceived != 3 || st.RemoteConsumers != 1 {
+		t.Fatalf("client stats %+v", st)
+	}
+	if st := ns[0].f.Stats(); st.DeliveriesPushed != 4 || st.Sessions != 1 {
+		t.Fatalf("owner stats %+v", st)
+	}
 }
 
 // A notify the transport refuses ends the client node's session at once:

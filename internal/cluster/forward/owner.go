@@ -22,6 +22,7 @@ func (f *Forwarder) handlePublish(ctx context.Context, b *broker.Broker, body []
 	if err != nil {
 		return nil, err
 	}
+	f.stats.pubServed.Add(uint64(len(items)))
 	w := &pubWait{results: make([]byte, len(items)), waiting: 1, done: make(chan struct{})}
 	var q *broker.Queue
 	for i, it := range items {

@@ -86,6 +86,7 @@ func (s *session) end(why string) {
 		return
 	}
 	s.ended = true
+	s.f.stats.sessionsEnded.Add(1)
 	proxies := make([]*proxy, 0, len(s.proxies))
 	for _, p := range s.proxies {
 		proxies = append(proxies, p)
@@ -163,6 +164,7 @@ func (s *session) flush() {
 				end++
 			}
 			err := f.tr.Notify(s.node, KindDeliver, body)
+			f.stats.delivPushed.Add(uint64(end - start))
 			for _, it := range items[start:end] {
 				it.p.notified(it.id)
 			}
