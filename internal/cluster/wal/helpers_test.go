@@ -103,3 +103,16 @@ func canonical(s raft.Storage) string {
 	}
 	return b.String()
 }
+
+// barrier waits until the writer has finished everything queued before
+// it, including the segment deletions that follow a batch.
+func barrier(t testing.TB, w *WAL) {
+	t.Helper()
+	ch := make(chan error, 1)
+	w.enqueue(pending{done: func(err error) { ch <- err }})
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never got to the barrier")
+	}
+}

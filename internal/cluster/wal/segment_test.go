@@ -42,6 +42,7 @@ func TestSegmentsDeletedOnceCompacted(t *testing.T) {
 		}
 	}
 	mustSave(t, gs[0], hardState(1, 1, 60), nil, nil) // a batch after the compactions
+	barrier(t, w)
 	if n := len(segFiles(t, m)); n != before {
 		t.Fatalf("%d segments after two of three groups compacted, want all %d kept", n, before)
 	}
@@ -52,6 +53,7 @@ func TestSegmentsDeletedOnceCompacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSave(t, gs[0], hardState(1, 1, 60), nil, nil)
+	barrier(t, w)
 	after := len(segFiles(t, m))
 	if after > 2 {
 		t.Fatalf("%d segments left of %d after every group compacted", after, before)
