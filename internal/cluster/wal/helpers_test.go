@@ -24,7 +24,7 @@ func ent(index, term uint64) *raftpb.Entry {
 
 func ents(from, to, term uint64) []*raftpb.Entry {
 	var out []*raftpb.Entry
-	for i := from; i <= to; i++ {
+	for i := from; i <= to && i >= from; i++ { // bounded even at the top of the range
 		out = append(out, ent(i, term))
 	}
 	return out

@@ -89,6 +89,9 @@ func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
 	return body[0], body[1:], recordHeader + int(length), nil
 }
 
+// maxIndex bounds the Raft indexes a record may hold.
+const maxIndex = 1 << 62
+
 // batchHeaderLen is the size of a batch header record.
 const batchHeaderLen = recordHeader + 1 + 4
 
@@ -295,6 +298,15 @@ func decodeRecord(typ byte, payload []byte) (*record, error) {
 	}
 	if d.err == nil && len(d.p) != 0 {
 		d.fail("trailing bytes")
+	}
+	// No log gets near 2^62 entries; a larger index is damage, and
+	// refusing it keeps index arithmetic from overflowing.
+	big := r.index >= maxIndex || r.snap.GetMetadata().GetIndex() >= maxIndex
+	if len(r.ents) > 0 && r.ents[len(r.ents)-1].GetIndex() >= maxIndex {
+		big = true
+	}
+	if d.err == nil && big {
+		d.fail("index out of range")
 	}
 	if d.err != nil {
 		return nil, d.err
