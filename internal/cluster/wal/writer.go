@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"runtime"
 	"fmt"
 	"time"
 )
@@ -25,6 +26,11 @@ func (w *WAL) run() {
 		w.commit(batch)
 		clear(batch)
 		spare = batch
+		// Let the goroutines the completions woke make their next saves
+		// before the next batch is taken: otherwise groups that wait for
+		// each save split into two alternating half-size batches
+		// (BenchmarkSave: 49 entries per fsync without this, 63 with).
+		runtime.Gosched()
 	}
 }
 
