@@ -303,10 +303,10 @@ func (g *GroupStorage) Remove() error {
 
 // checkpoint encodes the group's whole state (called by the writer, with
 // g.mu held), or returns nil for a group with nothing to keep.
-func (g *GroupStorage) checkpoint() (*record, error) {
+func (g *GroupStorage) checkpoint() *record {
 	if g.removed || !g.recorded {
-		return nil, nil
+		return nil
 	}
 	return &record{typ: recCheckpoint, group: g.id, hs: g.st.hs, snap: g.st.snap,
-		index: g.st.base, term: g.st.baseTerm, ents: g.st.ents}, nil
+		index: g.st.base, term: g.st.baseTerm, ents: g.st.ents}
 }

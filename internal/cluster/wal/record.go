@@ -313,3 +313,12 @@ func decodeRecord(typ byte, payload []byte) (*record, error) {
 	}
 	return r, nil
 }
+
+// sizeEstimate approximates the encoded size of r without encoding it.
+func (r *record) sizeEstimate() int64 {
+	n := int64(64 + len(r.snap.GetData()))
+	for _, e := range r.ents {
+		n += int64(24 + len(e.GetData()))
+	}
+	return n
+}

@@ -3,6 +3,8 @@ package wal
 import (
 	"testing"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -147,4 +149,39 @@ func TestOldHardStatePinsItsSegment(t *testing.T) {
 	if got := canonical(w2.Group(1)); got != want {
 		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
 	}
+}
+
+// TestLargeGroupIsNotRewritten: a group whose live log is large is not
+// copied forward at every rollover (that would rewrite it again and again
+// while it does not compact); its segments stay until it compacts.
+func TestLargeGroupIsNotRewritten(t *testing.T) {
+	m := vfs.NewMem()
+	opts := Options{SegmentSize: 4096, MaxSegments: 2}
+	w := openWAL(t, m, opts)
+	g := w.Group(1)
+	var rewrites uint64
+	for i := uint64(1); i <= 100; i++ {
+		e := ent(i, 1)
+		e.Data = make([]byte, 1024)
+		mustSave(t, g, hardState(1, 1, i-1), []*raftpb.Entry{e}, nil)
+		barrier(t, w)
+		if i == 70 { // past 64 KiB live: no more rewriting from here
+			rewrites = w.Stats().Checkpoint
+		}
+	}
+	if st := w.Stats(); st.Checkpoint != rewrites || st.Segments <= opts.MaxSegments+2 {
+		t.Fatalf("stats %+v: a group over 64 KiB was rewritten %d more times; want none, and the segments kept", st, st.Checkpoint-rewrites)
+	}
+	if _, err := g.CreateSnapshot(100, nil, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Compact(100); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, g, hardState(1, 1, 100), nil, nil)
+	barrier(t, w)
+	if n := len(segFiles(t, m)); n > 2 {
+		t.Fatalf("%d segments after the group compacted everything", n)
+	}
+	_ = w.Close()
 }

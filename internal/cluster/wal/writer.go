@@ -163,23 +163,39 @@ func (w *WAL) groupList() []*GroupStorage {
 // rewriteOldest queues a checkpoint of every group that pins the oldest
 // segment. The checkpoint is queued under the group's lock, so it sits
 // after every record whose effect it holds and before every later one.
+// A group whose live state is large (over a quarter of a segment, and
+// over 64 KiB) is
+// left to free the segment by compacting: rewriting it at every rollover
+// would write it again and again while it does not compact.
 func (w *WAL) rewriteOldest() {
 	oldest := w.segs[0]
 	for _, g := range w.groupList() {
 		g.mu.Lock()
 		if g.pins.oldest() == oldest {
-			if r, _ := g.checkpoint(); r != nil {
-				buf, err := encodeRecord(nil, r)
-				if err != nil {
-					w.log.Warn("cannot rewrite a group forward", "group", g.id, "err", err)
-				} else {
-					w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)})
-					w.checkpoints.Add(1)
-				}
-			}
+			w.rewrite(g)
 		}
 		g.mu.Unlock()
 	}
+}
+
+// rewrite queues g's checkpoint. Called with g.mu held.
+func (w *WAL) rewrite(g *GroupStorage) {
+	r := g.checkpoint()
+	if r == nil {
+		return
+	}
+	if size := r.sizeEstimate(); size > max(w.opts.SegmentSize/4, 64<<10) {
+		w.log.Debug("not rewriting a large group forward; it frees the segment when it compacts",
+			"group", g.id, "bytes", size)
+		return
+	}
+	buf, err := encodeRecord(nil, r)
+	if err != nil {
+		w.log.Warn("cannot rewrite a group forward", "group", g.id, "err", err)
+		return
+	}
+	w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)})
+	w.checkpoints.Add(1)
 }
 
 // deleteUnpinned deletes the sealed segments older than every group's
