@@ -1,8 +1,8 @@
 package wal
 
 import (
-	"runtime"
 	"fmt"
+	"runtime"
 	"time"
 )
 
