@@ -21,19 +21,30 @@ import (
 // nothing after a lost save appears, no group diverges from the oracle.
 // The recovered log then takes new saves and recovers them too.
 func TestPowerLossBeforeEveryFileOperation(t *testing.T) {
-	wls := workloads(4, 40)
-	for k := 1; ; k++ {
-		if !powerLossAt(t, wls, k) {
-			t.Logf("power cut before each of %d file operations", k-1)
-			if k < 50 {
-				t.Fatalf("the workload made only %d file operations", k-1)
+	for _, c := range []struct {
+		groups, ops int
+		seed        int64
+	}{{4, 40, 0}, {6, 30, 100}, {3, 90, 200}} {
+		t.Run(fmt.Sprintf("%d groups × %d ops, seed %d", c.groups, c.ops, c.seed), func(t *testing.T) {
+			wls := workloadsSeeded(c.groups, c.ops, c.seed)
+			for k := 1; ; k++ {
+				if st, cut := powerLossAt(t, wls, k); !cut {
+					t.Logf("power cut before each of %d file operations; uncut run: %+v", k-1, st)
+					if k < 30 || st.Deleted == 0 || st.Rewritten == 0 {
+						t.Fatalf("the workload made %d file operations, deleted %d segments and rewrote %d groups: too little to test",
+							k-1, st.Deleted, st.Rewritten)
+					}
+					return
+				}
 			}
-			return
-		}
+		})
 	}
 }
 
-func powerLossAt(t *testing.T, wls []groupWorkload, k int) bool {
+// powerLossAt runs the workload with the power cut before file operation
+// k; it reports whether the cut happened (the workload had k operations)
+// and, for an uncut run, the log's stats.
+func powerLossAt(t *testing.T, wls []groupWorkload, k int) (Stats, bool) {
 	t.Helper()
 	m := vfs.NewCrashable()
 	acked := make([]atomic.Int64, len(wls))
@@ -63,11 +74,12 @@ func powerLossAt(t *testing.T, wls []groupWorkload, k int) bool {
 			t.Fatal(err)
 		}
 	}
+	st := w.Stats()
 	_ = w.Close()
 	mu.Lock()
 	defer mu.Unlock()
 	if cut == nil {
-		return false
+		return st, false
 	}
 	w2, err := Open(cut, "/wal", Options{SegmentSize: 1024, MaxSegments: 3, Logger: quiet})
 	if err != nil {
@@ -100,5 +112,5 @@ func powerLossAt(t *testing.T, wls []groupWorkload, k int) bool {
 			t.Fatalf("cut before op %d: group %d after the second restart:\n got %s\nwant %s", k, id, got, s)
 		}
 	}
-	return true
+	return st, true
 }

@@ -124,3 +124,44 @@ func TestClosedRefusesWork(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestSegmentDeletionFailureIsRetried: a segment that cannot be deleted
+// stays (the saves do not notice) and goes at a later chance.
+func TestSegmentDeletionFailureIsRetried(t *testing.T) {
+	m := vfs.NewMem()
+	fl := &faults{}
+	w := openWAL(t, vfs.NewFaulty(m, fl.inject), Options{SegmentSize: 256, MaxSegments: 1000})
+	g := w.Group(1)
+	for i := uint64(1); i <= 20; i++ {
+		mustSave(t, g, hardState(1, 1, i-1), ents(i, i, 1), nil)
+	}
+	before := len(segFiles(t, m))
+	fl.set(vfs.OpRemove, vfs.ErrIO, 0)
+	if _, err := g.CreateSnapshot(20, nil, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Compact(20); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, g, hardState(1, 1, 20), nil, nil)
+	barrier(t, w)
+	if n := len(segFiles(t, m)); n < before {
+		t.Fatalf("%d segments while deletion fails, want at least %d", n, before)
+	}
+	fl.clear()
+	if _, err := g.CreateSnapshot(21, nil, []byte("s")); err == nil {
+		t.Fatal("snapshot past the last index succeeded")
+	}
+	mustSave(t, g, hardState(1, 1, 20), ents(21, 21, 1), nil)
+	if _, err := g.CreateSnapshot(21, nil, []byte("s2")); err != nil {
+		t.Fatal(err)
+	}
+	barrier(t, w)
+	if n := len(segFiles(t, m)); n > 2 {
+		t.Fatalf("%d segments after deletion works again", n)
+	}
+	if w.Err() != nil {
+		t.Fatalf("a failed deletion stopped the log: %v", w.Err())
+	}
+	_ = w.Close()
+}

@@ -181,6 +181,9 @@ func (g *GroupStorage) checkSave(ents []*raftpb.Entry, snap *raftpb.Snapshot) er
 		}
 		last = snap.GetMetadata().GetIndex()
 	}
+	if len(ents) > 0 && ents[0].GetIndex() == 0 {
+		return fmt.Errorf("wal: group %d: entry index 0", g.id)
+	}
 	for i := 1; i < len(ents); i++ {
 		if ents[i].GetIndex() != ents[i-1].GetIndex()+1 {
 			return fmt.Errorf("wal: group %d: entries not consecutive at index %d", g.id, ents[i-1].GetIndex())
@@ -295,9 +298,11 @@ func (g *GroupStorage) Remove() error {
 	r := &record{typ: recRemove, group: g.id}
 	buf, _ := encodeRecord(nil, r) // cannot fail
 	ch := make(chan error, 1)
+	// forget before the record can be written, so the writer's retiring
+	// bookkeeping sees the group there.
+	g.w.forget(g)
 	g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }})
 	g.mu.Unlock()
-	g.w.forget(g)
 	return <-ch
 }
 

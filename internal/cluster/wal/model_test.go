@@ -26,8 +26,8 @@ func TestWorkloadMatchesMemoryStorage(t *testing.T) {
 	}
 	st := w.Stats()
 	t.Logf("stats: %+v", st)
-	if st.Deleted == 0 || st.Checkpoint == 0 {
-		t.Fatalf("the workload deleted %d segments and rewrote %d groups: want both", st.Deleted, st.Checkpoint)
+	if st.Deleted == 0 || st.Rewritten == 0 {
+		t.Fatalf("the workload deleted %d segments and rewrote %d groups: want both", st.Deleted, st.Rewritten)
 	}
 	_ = w.Close()
 	w2 := openWAL(t, m.Crash(nil), opts)

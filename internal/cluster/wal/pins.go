@@ -71,6 +71,8 @@ func (p *pins) note(m recMeta, seg uint64) {
 			p.durBase = m.index
 			p.durLast = max(p.durLast, m.index)
 		}
+	case recRemove:
+		*p = pins{} // nothing of the group is needed any more
 	case recCheckpoint:
 		*p = pins{base: seg, durBase: m.index, durLast: m.index + m.n, runs: p.runs[:0]}
 		if m.hasHS {

@@ -260,9 +260,9 @@ func TestRaftClusterOnTheWAL(t *testing.T) {
 	for _, n := range nodes {
 		s := n.w.Stats()
 		st.Deleted += s.Deleted
-		st.Checkpoint += s.Checkpoint
+		st.Rewritten += s.Rewritten
 		_ = n.w.Close()
 	}
 	t.Logf("%d proposals, committed %d and %d, %d power cuts, %d segments deleted, %d groups rewritten",
-		proposed, len(committed[11]), len(committed[12]), crashes, st.Deleted, st.Checkpoint)
+		proposed, len(committed[11]), len(committed[12]), crashes, st.Deleted, st.Rewritten)
 }

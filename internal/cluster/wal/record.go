@@ -257,6 +257,9 @@ func (d *decoder) entries() []*raftpb.Entry {
 		if d.err == nil && len(ents) > 0 && e.GetIndex() != ents[len(ents)-1].GetIndex()+1 {
 			d.fail("entries not consecutive")
 		}
+		if d.err == nil && e.GetIndex() == 0 {
+			d.fail("entry index 0")
+		}
 		ents = append(ents, e)
 	}
 	return ents

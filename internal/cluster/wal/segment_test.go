@@ -1,7 +1,9 @@
 package wal
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -101,7 +103,7 @@ func TestIdleGroupRewrittenForward(t *testing.T) {
 			t.Fatalf("after save %d: %d segments, the log is not bounded", i, n)
 		}
 	}
-	if w.Stats().Checkpoint == 0 || w.Stats().Deleted == 0 {
+	if w.Stats().Rewritten == 0 || w.Stats().Deleted == 0 {
 		t.Fatalf("stats %+v: want groups rewritten and segments deleted", w.Stats())
 	}
 	wantBusy := canonical(busy)
@@ -166,11 +168,11 @@ func TestLargeGroupIsNotRewritten(t *testing.T) {
 		mustSave(t, g, hardState(1, 1, i-1), []*raftpb.Entry{e}, nil)
 		barrier(t, w)
 		if i == 70 { // past 64 KiB live: no more rewriting from here
-			rewrites = w.Stats().Checkpoint
+			rewrites = w.Stats().Rewritten
 		}
 	}
-	if st := w.Stats(); st.Checkpoint != rewrites || st.Segments <= opts.MaxSegments+2 {
-		t.Fatalf("stats %+v: a group over 64 KiB was rewritten %d more times; want none, and the segments kept", st, st.Checkpoint-rewrites)
+	if st := w.Stats(); st.Rewritten != rewrites || st.Segments <= opts.MaxSegments+2 {
+		t.Fatalf("stats %+v: a group over 64 KiB was rewritten %d more times; want none, and the segments kept", st, st.Rewritten-rewrites)
 	}
 	if _, err := g.CreateSnapshot(100, nil, []byte("s")); err != nil {
 		t.Fatal(err)
@@ -184,4 +186,89 @@ func TestLargeGroupIsNotRewritten(t *testing.T) {
 		t.Fatalf("%d segments after the group compacted everything", n)
 	}
 	_ = w.Close()
+}
+
+// TestRemovedGroupPinsUntilItsRemovalIsDurable: a group being removed
+// keeps its segments until the remove record is written; deleting them
+// earlier would lose the group's state if the power failed before the
+// removal reached the disk (the crash test found this).
+func TestRemovedGroupPinsUntilItsRemovalIsDurable(t *testing.T) {
+	m := vfs.NewCrashable()
+	var (
+		mu      sync.Mutex
+		hold    chan struct{} // an fsync waits on it while set
+		held    = make(chan struct{}, 1)
+		cutNext bool
+		cut     *vfs.MemFS
+	)
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (int, error) {
+		mu.Lock()
+		h := hold
+		if cutNext && cut == nil && op == vfs.OpWrite {
+			cut = m.Crash(nil)
+		}
+		mu.Unlock()
+		if op == vfs.OpSync && h != nil {
+			held <- struct{}{}
+			<-h
+		}
+		return 0, nil
+	})
+	w := openWAL(t, f, Options{SegmentSize: 256, MaxSegments: 1000})
+	a, b := w.Group(1), w.Group(2)
+	mustSave(t, a, hardState(1, 1, 0), ents(1, 3, 1), nil)
+	want := canonical(a)
+	for i := uint64(1); i <= 20; i++ {
+		mustSave(t, b, hardState(1, 1, i-1), ents(i, i, 1), nil)
+	}
+	if _, err := b.CreateSnapshot(20, nil, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	// Batch N: b's compaction, which lets the writer delete segments;
+	// its fsync is held while a's removal queues behind it.
+	release := make(chan struct{})
+	mu.Lock()
+	hold = release
+	mu.Unlock()
+	if err := b.Compact(20); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	mu.Lock()
+	hold = nil
+	mu.Unlock()
+	removed := make(chan error, 1)
+	go func() { removed <- a.Remove() }()
+	for i := 0; ; i++ {
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the removal never queued")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	// Power fails at the next write after batch N (and the segment
+	// deletions that follow it): the removal is not on disk.
+	mu.Lock()
+	cutNext = true
+	mu.Unlock()
+	close(release)
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	w2, err := Open(cut, "/wal", Options{SegmentSize: 256, MaxSegments: 1000, Logger: quiet})
+	if err != nil {
+		t.Fatalf("recovery: %v", err)
+	}
+	defer w2.Close()
+	if got := canonical(w2.Group(1)); got != want {
+		t.Fatalf("group 1, whose removal never reached the disk:\n got %s\nwant %s", got, want)
+	}
 }

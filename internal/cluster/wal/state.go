@@ -64,6 +64,11 @@ func (s *logState) appendEnts(ents []*raftpb.Entry, lenient bool) error {
 		return nil
 	}
 	first := ents[0].GetIndex()
+	if lenient && s.baseUnknown && first <= s.base {
+		// The base was only assumed (a gap); this append rewrites the log
+		// from below it, so the log really starts lower.
+		s.base, s.baseTerm, s.ents = first-1, 0, nil
+	}
 	if first+uint64(len(ents))-1 <= s.base {
 		return nil
 	}

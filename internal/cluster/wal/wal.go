@@ -37,14 +37,14 @@ var ErrClosed = errors.New("wal: closed")
 
 // Stats are the WAL's counters since Open.
 type Stats struct {
-	Fsyncs     uint64        // fsyncs of batches
-	Entries    uint64        // Raft entries those fsyncs covered
-	Records    uint64        // records written (saves, snapshots, compactions, checkpoints, removals)
-	Bytes      uint64        // bytes written
-	SyncTime   time.Duration // total time in those fsyncs
-	Segments   int           // segment files now
-	Deleted    uint64        // segments deleted
-	Checkpoint uint64        // groups rewritten forward
+	Fsyncs    uint64        // fsyncs of batches
+	Entries   uint64        // Raft entries those fsyncs covered
+	Records   uint64        // records written (saves, snapshots, compactions, checkpoints, removals)
+	Bytes     uint64        // bytes written
+	SyncTime  time.Duration // total time in those fsyncs
+	Segments  int           // segment files now
+	Deleted   uint64        // segments deleted
+	Rewritten uint64        // groups rewritten forward (checkpoint records)
 }
 
 // WAL is a node's write-ahead log, shared by all its Raft groups.
@@ -57,6 +57,9 @@ type WAL struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // signals queue non-empty or closing
 	groups  map[uint64]*GroupStorage
+	// retiring: removed groups whose remove record is not yet written;
+	// until it is durable their records must stay, so they still pin.
+	retiring map[*GroupStorage]bool
 	queue   []pending
 	closing bool
 	err     error // sticky: a failed write or fsync stops the log
@@ -107,7 +110,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*WAL, error) {
 		opts.Logger = slog.Default()
 	}
 	w := &WAL{fs: fsys, dir: dir, opts: opts, log: opts.Logger.With("component", "wal"),
-		groups: map[uint64]*GroupStorage{}, stopped: make(chan struct{})}
+		groups: map[uint64]*GroupStorage{}, retiring: map[*GroupStorage]bool{}, stopped: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	if err := fsys.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
@@ -157,12 +160,14 @@ func (w *WAL) Group(id uint64) *GroupStorage {
 	return g
 }
 
-// forget drops a removed group from the map (unless a new one took its id).
+// forget drops a removed group from the map (unless a new one took its
+// id); it keeps pinning its segments until its remove record is written.
 func (w *WAL) forget(g *GroupStorage) {
 	w.mu.Lock()
 	if w.groups[g.id] == g {
 		delete(w.groups, g.id)
 	}
+	w.retiring[g] = true
 	w.mu.Unlock()
 }
 
@@ -198,7 +203,7 @@ func (w *WAL) Stats() Stats {
 	return Stats{
 		Fsyncs: w.fsyncs.Load(), Entries: w.entries.Load(), Records: w.records.Load(),
 		Bytes: w.bytes.Load(), SyncTime: time.Duration(w.syncNanos.Load()),
-		Segments: int(w.nsegs.Load()), Deleted: w.deleted.Load(), Checkpoint: w.checkpoints.Load(),
+		Segments: int(w.nsegs.Load()), Deleted: w.deleted.Load(), Rewritten: w.checkpoints.Load(),
 	}
 }
 

@@ -202,10 +202,14 @@ func runAll(t *testing.T, w *WAL, wls []groupWorkload, acked []atomic.Int64, che
 	return errs
 }
 
-func workloads(n, ops int) []groupWorkload {
+func workloads(n, ops int) []groupWorkload { return workloadsSeeded(n, ops, 0) }
+
+// workloadsSeeded makes n groups' workloads; the third group removes
+// itself half-way.
+func workloadsSeeded(n, ops int, seed int64) []groupWorkload {
 	var wls []groupWorkload
 	for i := 0; i < n; i++ {
-		wls = append(wls, genWorkload(uint64(i+1)*1000+7, int64(i+1), ops, i == 2))
+		wls = append(wls, genWorkload(uint64(i+1)*1000+7, seed+int64(i+1), ops, i == 2))
 	}
 	return wls
 }

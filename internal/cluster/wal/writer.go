@@ -112,6 +112,11 @@ func (w *WAL) commit(batch []pending) {
 				p.g.mu.Lock()
 				p.g.pins.note(p.meta, seg)
 				p.g.mu.Unlock()
+				if p.meta.typ == recRemove {
+					w.mu.Lock()
+					delete(w.retiring, p.g)
+					w.mu.Unlock()
+				}
 			}
 		}
 	}
@@ -153,8 +158,11 @@ func (w *WAL) rollover() error {
 func (w *WAL) groupList() []*GroupStorage {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	gs := make([]*GroupStorage, 0, len(w.groups))
+	gs := make([]*GroupStorage, 0, len(w.groups)+len(w.retiring))
 	for _, g := range w.groups {
+		gs = append(gs, g)
+	}
+	for g := range w.retiring {
 		gs = append(gs, g)
 	}
 	return gs
