@@ -89,8 +89,8 @@ func powerLossAt(t *testing.T, wls []groupWorkload, k int) (Stats, bool) {
 	for i, wl := range wls {
 		got := canonical(w2.Group(wl.id))
 		if matchPrefix(wl, got, int(ackedAtCut[i])) < 0 {
-			t.Fatalf("cut before op %d: group %d (%d operations acknowledged) recovered to a state no prefix of its operations from there has:\n%s",
-				k, wl.id, ackedAtCut[i], got)
+			t.Fatalf("cut before op %d: group %d (%d operations acknowledged) recovered to a state no prefix of its operations from there has:\n%s\nthe log:\n%s",
+				k, wl.id, ackedAtCut[i], got, dumpLog(cut, wl.id))
 		}
 		// One more save after the recovered log.
 		g := w2.Group(wl.id)

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,4 +116,32 @@ func barrier(t testing.TB, w *WAL) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never got to the barrier")
 	}
+}
+
+// dumpLog lists the segments and one group's records, for failure
+// messages.
+func dumpLog(m *vfs.MemFS, group uint64) string {
+	var b strings.Builder
+	names, _ := m.List("/wal")
+	for _, n := range names {
+		raw, _ := vfs.ReadFile(m, "/wal/"+n)
+		fmt.Fprintf(&b, "%s (%d bytes)\n", n, len(raw))
+		for off := 0; off < len(raw); {
+			typ, payload, l, err := parseRecord(raw[off:])
+			if err != nil {
+				fmt.Fprintf(&b, "  %d: bad\n", off)
+				break
+			}
+			if typ == recBatch {
+				fmt.Fprintf(&b, "  %d: batch of %d bytes\n", off, binary.LittleEndian.Uint32(payload))
+			} else if r, err := decodeRecord(typ, payload); err != nil {
+				fmt.Fprintf(&b, "  %d: undecodable: %v\n", off, err)
+			} else if r.group == group {
+				m := metaOf(r)
+				fmt.Fprintf(&b, "  %d: type %d hs %v snap %v entries %d+%d index %d\n", off, typ, m.hasHS, m.hasSnap, m.first, m.n, m.index)
+			}
+			off += l
+		}
+	}
+	return b.String()
 }

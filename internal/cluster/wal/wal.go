@@ -54,16 +54,16 @@ type WAL struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	cond    *sync.Cond // signals queue non-empty or closing
-	groups  map[uint64]*GroupStorage
+	mu     sync.Mutex
+	cond   *sync.Cond // signals queue non-empty or closing
+	groups map[uint64]*GroupStorage
 	// retiring: removed groups whose remove record is not yet written;
 	// until it is durable their records must stay, so they still pin.
 	retiring map[*GroupStorage]bool
-	queue   []pending
-	closing bool
-	err     error // sticky: a failed write or fsync stops the log
-	stopped chan struct{}
+	queue    []pending
+	closing  bool
+	err      error // sticky: a failed write or fsync stops the log
+	stopped  chan struct{}
 
 	// Owned by the writer goroutine (and Open before it starts).
 	segs       []uint64 // segment ids, ascending; the last is active
