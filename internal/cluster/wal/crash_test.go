@@ -114,3 +114,66 @@ func powerLossAt(t *testing.T, wls []groupWorkload, k int) (Stats, bool) {
 	}
 	return st, true
 }
+
+// TestDiskErrorAtEveryFileOperation fails the k-th file operation of the
+// workload (EIO; a failing write first writes part of its bytes), for
+// every k. Every save from then on fails; after a power loss, with or
+// without the unsynced bytes, every group recovers to a prefix of its
+// operations that holds everything acknowledged.
+func TestDiskErrorAtEveryFileOperation(t *testing.T) {
+	wls := workloadsSeeded(4, 30, 300)
+	seen := 0 // runs in which the error reached a group
+	for k := 1; ; k++ {
+		m := vfs.NewCrashable()
+		acked := make([]atomic.Int64, len(wls))
+		var mu sync.Mutex
+		ops := 0
+		failed := false
+		f := vfs.NewFaulty(m, func(_ vfs.Op, _ string, n int) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			ops++
+			if ops == k {
+				failed = true
+				return n / 2, vfs.ErrIO
+			}
+			return 0, nil
+		})
+		opts := Options{SegmentSize: 1024, MaxSegments: 3, Logger: quiet}
+		w, err := Open(f, "/wal", opts)
+		if err != nil {
+			continue // the fault hit Open itself
+		}
+		errs := runAll(t, w, wls, acked, false)
+		_ = w.Close()
+		mu.Lock()
+		hit := failed
+		mu.Unlock()
+		if !hit {
+			t.Logf("a disk error at each of %d file operations, %d of them failing saves", k-1, seen)
+			if seen < 20 {
+				t.Fatalf("only %d runs failed a save", seen)
+			}
+			return
+		}
+		for _, err := range errs {
+			if err != nil {
+				seen++ // (a failed segment deletion is only logged)
+				break
+			}
+		}
+		for _, keep := range []int{0, 1 << 30} {
+			w2, err := Open(m.Crash(func(string, int) int { return keep }), "/wal", opts)
+			if err != nil {
+				t.Fatalf("error at op %d: recovery: %v", k, err)
+			}
+			for i, wl := range wls {
+				got := canonical(w2.Group(wl.id))
+				if matchPrefix(wl, got, int(acked[i].Load())) < 0 {
+					t.Fatalf("error at op %d: group %d (%d operations acknowledged) recovered to\n%s", k, wl.id, acked[i].Load(), got)
+				}
+			}
+			_ = w2.Close()
+		}
+	}
+}

@@ -107,3 +107,51 @@ func TestCompletionsOfAGroupInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestThousandGroupsOneLog: a thousand groups write one file and share
+// fsyncs, and all of them come back after a restart.
+func TestThousandGroupsOneLog(t *testing.T) {
+	m := vfs.NewMem()
+	var syncs atomic.Int64
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (int, error) {
+		if op == vfs.OpSync {
+			syncs.Add(1)
+			time.Sleep(200 * time.Microsecond) // a disk's fsync takes a while
+		}
+		return 0, nil
+	})
+	w := openWAL(t, f, Options{})
+	const groups, saves = 1000, 3
+	var wg sync.WaitGroup
+	for gid := uint64(1); gid <= groups; gid++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := w.Group(gid)
+			for i := uint64(1); i <= saves; i++ {
+				if err := save(t, g, hardState(1, 1, i-1), ents(i, i, 1), nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := syncs.Load(); n > groups*saves/10 {
+		t.Fatalf("%d fsyncs for %d saves", n, groups*saves)
+	}
+	if names := segFiles(t, m); len(names) != 1 {
+		t.Fatalf("files %v, want one segment", names)
+	}
+	_ = w.Close()
+	w2 := openWAL(t, m.Crash(nil), Options{})
+	defer w2.Close()
+	if got := w2.Groups(); len(got) != groups {
+		t.Fatalf("%d groups recovered, want %d", len(got), groups)
+	}
+	for _, id := range []uint64{1, 500, 1000} {
+		if last, _ := w2.Group(id).LastIndex(); last != saves {
+			t.Fatalf("group %d recovered to %d, want %d", id, last, saves)
+		}
+	}
+}
