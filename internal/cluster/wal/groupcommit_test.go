@@ -155,3 +155,63 @@ func TestThousandGroupsOneLog(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeBatchesAreSplit: what is queued beyond the batch limit goes in
+// the next batch, in order, and every batch recovers.
+func TestLargeBatchesAreSplit(t *testing.T) {
+	m := vfs.NewMem()
+	// The first fsync waits until every save is queued, so without the
+	// limit they would all go in the second batch.
+	held, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (int, error) {
+		if op == vfs.OpSync {
+			first.Do(func() { close(held); <-release })
+		}
+		return 0, nil
+	})
+	w := openWAL(t, f, Options{})
+	w.maxBatch = 300 // a few records per batch
+	g := w.Group(1)
+	var mu sync.Mutex
+	var order []uint64
+	done := make(chan struct{})
+	const n = 50
+	for i := uint64(1); i <= n; i++ {
+		g.Save(hardState(1, 1, i-1), ents(i, i, 1), nil, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			order = append(order, i)
+			if len(order) == n {
+				close(done)
+			}
+			mu.Unlock()
+		})
+		if i == 1 {
+			<-held
+		}
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("saves never completed")
+	}
+	for i, v := range order {
+		if v != uint64(i+1) {
+			t.Fatalf("completion %d was save %d", i, v)
+		}
+	}
+	if st := w.Stats(); st.Fsyncs < 5 { // 2 without the limit: the first save, then the rest
+		t.Fatalf("%d fsyncs for %d saves with room for a few per batch: batches not split", st.Fsyncs, n)
+	}
+	want := canonical(g)
+	_ = w.Close()
+	w2 := openWAL(t, m.Crash(nil), Options{})
+	defer w2.Close()
+	if got := canonical(w2.Group(1)); got != want {
+		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
+	}
+}

@@ -70,6 +70,7 @@ type WAL struct {
 	active     vfs.File
 	activeSize int64
 	buf        []byte
+	maxBatch   int // maxBatch; tests lower it
 
 	fsyncs, entries, records, bytes, syncNanos, deleted, checkpoints atomic.Uint64
 	nsegs                                                            atomic.Int64
@@ -112,6 +113,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*WAL, error) {
 	w := &WAL{fs: fsys, dir: dir, opts: opts, log: opts.Logger.With("component", "wal"),
 		groups: map[uint64]*GroupStorage{}, retiring: map[*GroupStorage]bool{}, stopped: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
+	w.maxBatch = maxBatch
 	if err := fsys.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}

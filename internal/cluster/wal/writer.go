@@ -23,7 +23,12 @@ func (w *WAL) run() {
 		if len(batch) == 0 {
 			return // closing, and nothing left
 		}
-		w.commit(batch)
+		if rest := w.commit(batch); len(rest) > 0 {
+			// Over maxBatch: the rest goes first in the next batch.
+			w.mu.Lock()
+			w.queue = append(append(make([]pending, 0, len(rest)+len(w.queue)), rest...), w.queue...)
+			w.mu.Unlock()
+		}
 		clear(batch)
 		spare = batch
 		// Let the goroutines the completions woke make their next saves
@@ -53,28 +58,37 @@ func finish(batch []pending, err error) {
 	}
 }
 
-// commit writes and fsyncs one batch, then completes it.
-func (w *WAL) commit(batch []pending) {
+// maxBatch bounds the bytes one batch writes (its header holds a uint32
+// length); a single larger record still goes alone.
+const maxBatch = 64 << 20
+
+// commit writes and fsyncs one batch, then completes it. What did not fit
+// in maxBatch it returns, unwritten, for the next batch.
+func (w *WAL) commit(batch []pending) (rest []pending) {
 	w.mu.Lock()
 	err := w.err
 	w.mu.Unlock()
 	if err != nil {
 		finish(batch, err)
-		return
+		return nil
 	}
 	structural := false // the batch may free a segment
 	if w.activeSize >= w.opts.SegmentSize {
 		if err := w.rollover(); err != nil {
 			finish(batch, w.fail(fmt.Errorf("wal: starting a new segment: %w", err)))
-			return
+			return nil
 		}
 		structural = true
 	}
 	buf := append(w.buf[:0], make([]byte, batchHeaderLen)...)
 	entries, records := 0, 0
-	for _, p := range batch {
+	for i, p := range batch {
 		if p.rec == nil {
 			continue
+		}
+		if records > 0 && len(buf)+len(p.rec) > w.maxBatch {
+			batch, rest = batch[:i], append([]pending(nil), batch[i:]...)
+			break
 		}
 		buf = append(buf, p.rec...)
 		records++
@@ -88,14 +102,14 @@ func (w *WAL) commit(batch []pending) {
 		path := w.segPath(w.segs[len(w.segs)-1])
 		if _, err := w.active.Write(buf); err != nil {
 			finish(batch, w.fail(fmt.Errorf("wal: write %s: %w", path, err)))
-			return
+			return rest
 		}
 		start := time.Now()
 		err := w.active.Sync()
 		took := time.Since(start)
 		if err != nil {
 			finish(batch, w.fail(fmt.Errorf("wal: fsync %s: %w", path, err)))
-			return
+			return rest
 		}
 		w.activeSize += int64(len(buf))
 		w.fsyncs.Add(1)
@@ -129,6 +143,7 @@ func (w *WAL) commit(batch []pending) {
 	if structural && len(w.segs) > 1 {
 		w.deleteUnpinned()
 	}
+	return rest
 }
 
 // rollover seals the active segment (fsynced with its last batch) and
