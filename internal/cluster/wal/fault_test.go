@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tern-broker/tern/internal/vfs"
 )
@@ -164,4 +167,38 @@ func TestSegmentDeletionFailureIsRetried(t *testing.T) {
 		t.Fatalf("a failed deletion stopped the log: %v", w.Err())
 	}
 	_ = w.Close()
+}
+
+// TestCompletionMayCallTheStorage: a completion runs without the group's
+// lock, whether the save was refused, failed after Close, or succeeded.
+func TestCompletionMayCallTheStorage(t *testing.T) {
+	w := openWAL(t, vfs.NewMem(), Options{})
+	g := w.Group(1)
+	call := func(es []*raftpb.Entry) error {
+		ch := make(chan error, 1)
+		g.Save(nil, es, nil, func(err error) {
+			_, _ = g.LastIndex() // would deadlock under the lock
+			ch <- err
+		})
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("completion never ran (deadlock?)")
+			return nil
+		}
+	}
+	if err := call(ents(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(ents(5, 5, 1)); err == nil {
+		t.Fatal("a gap was accepted")
+	}
+	_ = w.Close()
+	if err := call(ents(2, 2, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if last, _ := g.LastIndex(); last != 1 {
+		t.Fatalf("a save refused after Close changed the log: last %d", last)
+	}
 }

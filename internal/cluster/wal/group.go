@@ -142,19 +142,28 @@ func (g *GroupStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 	if snap != nil && raft.IsEmptySnap(snap) {
 		snap = nil
 	}
+	// done never runs under g.mu: it may call back into the storage.
+	if err := g.save(hs, ents, snap, done); err != nil {
+		done(err)
+	}
+}
+
+// save does Save's work under g.mu; an error means done was not queued.
+func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, done func(error)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.removed {
-		done(ErrRemoved)
-		return
+		return ErrRemoved
 	}
 	if err := g.checkSave(ents, snap); err != nil {
-		done(err)
-		return
+		return err
 	}
 	if hs == nil && len(ents) == 0 && snap == nil {
-		g.w.enqueue(pending{g: g, done: done}) // keeps the group's completions in order
-		return
+		// Nothing to write, but the completion keeps its place in order.
+		if !g.w.enqueue(pending{g: g, done: done}) {
+			return ErrClosed
+		}
+		return nil
 	}
 	if hs != nil {
 		hs = proto.Clone(hs).(*raftpb.HardState)
@@ -162,12 +171,17 @@ func (g *GroupStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
 	buf, err := encodeRecord(nil, r)
 	if err != nil {
-		done(err)
-		return
+		return err
+	}
+	// Queued first, applied second, both under g.mu: the writer cannot
+	// complete the save before it is applied, as it takes g.mu to account
+	// for the record before calling done.
+	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: done}) {
+		return ErrClosed
 	}
 	_ = g.st.applySave(hs, ents, snap, false) // checkSave made sure it applies
 	g.recorded = true
-	g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: done})
+	return nil
 }
 
 // checkSave refuses what would corrupt the log: a snapshot older than the
@@ -233,10 +247,13 @@ func (g *GroupStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data [
 		g.mu.Unlock()
 		return nil, err
 	}
+	ch := make(chan error, 1)
+	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }}) {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
 	g.st.snap = snap
 	g.recorded = true
-	ch := make(chan error, 1)
-	g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }})
 	g.mu.Unlock()
 	if err := <-ch; err != nil {
 		return nil, err
@@ -279,8 +296,10 @@ func (g *GroupStorage) Compact(index uint64) error {
 	if err != nil {
 		return err
 	}
+	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)}) {
+		return ErrClosed
+	}
 	g.st.applyCompact(index, term)
-	g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)})
 	return nil
 }
 
@@ -293,15 +312,18 @@ func (g *GroupStorage) Remove() error {
 		g.mu.Unlock()
 		return nil
 	}
-	g.removed = true
-	g.st = logState{}
 	r := &record{typ: recRemove, group: g.id}
 	buf, _ := encodeRecord(nil, r) // cannot fail
 	ch := make(chan error, 1)
 	// forget before the record can be written, so the writer's retiring
 	// bookkeeping sees the group there.
 	g.w.forget(g)
-	g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }})
+	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }}) {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	g.removed = true
+	g.st = logState{}
 	g.mu.Unlock()
 	return <-ch
 }

@@ -61,7 +61,8 @@ type WAL struct {
 	// until it is durable their records must stay, so they still pin.
 	retiring map[*GroupStorage]bool
 	queue    []pending
-	closing  bool
+	closing  bool  // Close was called: the writer drains the queue and stops
+	exited   bool  // the writer has stopped: nothing more is queued
 	err      error // sticky: a failed write or fsync stops the log
 	stopped  chan struct{}
 
@@ -173,22 +174,21 @@ func (w *WAL) forget(g *GroupStorage) {
 	w.mu.Unlock()
 }
 
-// enqueue hands p to the writer. Called with p.g.mu held (when p has a
-// group), so a group's records queue in the order of its state changes.
-func (w *WAL) enqueue(p pending) {
+// enqueue hands p to the writer; it reports false, leaving p.done
+// uncalled, once the writer has stopped (after Close). Called with p.g.mu
+// held (when p has a group), so a group's records queue in the order of
+// its state changes; the caller calls p.done(ErrClosed) after unlocking.
+func (w *WAL) enqueue(p pending) bool {
 	w.mu.Lock()
-	if w.closing {
-		w.mu.Unlock()
-		if p.done != nil {
-			p.done(ErrClosed)
-		}
-		return
+	defer w.mu.Unlock()
+	if w.exited {
+		return false
 	}
 	w.queue = append(w.queue, p)
 	if len(w.queue) == 1 {
 		w.cond.Signal()
 	}
-	w.mu.Unlock()
+	return true
 }
 
 // Err returns the error that stopped the log, if any: after a failed

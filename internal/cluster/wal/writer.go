@@ -17,12 +17,14 @@ func (w *WAL) run() {
 		for len(w.queue) == 0 && !w.closing {
 			w.cond.Wait()
 		}
+		if len(w.queue) == 0 { // closing, and nothing left
+			w.exited = true
+			w.mu.Unlock()
+			return
+		}
 		batch := w.queue
 		w.queue = spare[:0]
 		w.mu.Unlock()
-		if len(batch) == 0 {
-			return // closing, and nothing left
-		}
 		if rest := w.commit(batch); len(rest) > 0 {
 			// Over maxBatch: the rest goes first in the next batch.
 			w.mu.Lock()
@@ -217,8 +219,9 @@ func (w *WAL) rewrite(g *GroupStorage) {
 		w.log.Warn("cannot rewrite a group forward", "group", g.id, "err", err)
 		return
 	}
-	w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)})
-	w.checkpoints.Add(1)
+	if w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)}) {
+		w.checkpoints.Add(1)
+	}
 }
 
 // deleteUnpinned deletes the sealed segments older than every group's
