@@ -227,6 +227,12 @@ func (c *conn) readLoop() {
 	fr := frameReader{r: c.br, maxFrame: c.t.cfg.MaxFrame}
 	for {
 		h, body, err := fr.next()
+		if err == nil && c.ctx.Err() != nil {
+			// Closed (replaced, removed): frames still buffered are not
+			// handed on, so an old connection's leftovers do not arrive
+			// after its successor's messages.
+			return
+		}
 		if err == nil {
 			c.p.bytesRecv.Add(uint64(headerLen + len(body)))
 			err = c.dispatch(h, body)
