@@ -127,8 +127,11 @@ func (g *GroupStorage) Snapshot() (*raftpb.Snapshot, error) {
 // empty) as one record, so they survive a crash together or not at all.
 // They are visible to the raft.Storage methods when Save returns; done is
 // called on the WAL's writer goroutine once an fsync covers them, or with
-// the error that stopped them. done must not block: it holds up every
-// group's completions behind it. Saves of one group complete in order.
+// the error that stopped them. done must not block, nor wait on the WAL
+// (CreateSnapshot, Remove would deadlock): it holds up every group's
+// completions behind it. Saves of one group complete in order. A refused
+// save (a gap, an old snapshot, a removed group, a closed WAL) calls done
+// with the error before Save returns, never under the group's lock.
 //
 // A snapshot replaces the log (it came from the leader); entries
 // overlapping the log replace its conflicting suffix.
