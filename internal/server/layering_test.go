@@ -28,6 +28,7 @@ var allowedImports = map[string][]string{
 	"internal/cluster/forward":   {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message"},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
+	"internal/cluster/wal":       {"internal/vfs"},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},
 	"internal/flow":              {"internal/clock"},
 	"internal/message":           {},
