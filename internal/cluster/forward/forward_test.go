@@ -356,3 +356,59 @@ func TestNodeDownRequeuesAtOnce(t *testing.T) {
 		t.Fatalf("%d cancels", k)
 	}
 }
+
+// Three nodes: node 3 publishes to node 1's queue while consumers on
+// nodes 1, 2 and 3 compete for it; every message is delivered once, and
+// each consumer sees its share in publish order.
+func TestCompetingConsumersAcrossNodes(t *testing.T) {
+	ns := newCluster(t, 3, nil)
+	declare(t, ns[0], "q", nil)
+	cs := make([]*consumer, 3)
+	for i, nd := range ns {
+		cs[i] = newConsumer(0, true)
+		if err := queueOf(t, nd, "q").Consume(cs[i], broker.ConsumeOptions{NoAck: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 900
+	cf := newConfirms()
+	var s broker.RouteScratch
+	for i := range n {
+		publish(t, ns[2], &s, "q", fmt.Sprintf("%04d", i), true, cf, uint64(i))
+	}
+	for i, err := range cf.wait(t, n, 5*time.Second) {
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	total := func() int {
+		sum := 0
+		for _, c := range cs {
+			g, _, _ := c.snapshot()
+			sum += len(g)
+		}
+		return sum
+	}
+	waitFor(t, 5*time.Second, "all delivered", nil, func() bool { return total() >= n })
+	seen := map[string]bool{}
+	for i, c := range cs {
+		g, _, _ := c.snapshot()
+		if len(g) == 0 {
+			t.Errorf("consumer on node %d got nothing", i+1)
+		}
+		if !slices.IsSorted(g) {
+			t.Errorf("consumer on node %d: out of order", i+1)
+		}
+		for _, b := range g {
+			if seen[b] {
+				t.Fatalf("%s delivered twice", b)
+			}
+			seen[b] = true
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct of %d", len(seen), n)
+	}
+	q1 := queueOf(t, ns[0], "q")
+	waitFor(t, 2*time.Second, "owner drained", nil, func() bool { r, u, _ := q1.Counts(); return r == 0 && u == 0 })
+}
