@@ -113,11 +113,28 @@ func (b *quorumBackend) start(rl ReplicatedLog) {
 	b.mu.Lock()
 	b.rlog = rl
 	leader := b.leader
+	stale := b.staleRunLocked()
 	b.mu.Unlock()
-	b.soon(func() { b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN) })
+	if stale {
+		b.soon(b.announceRun)
+	}
 	if leader {
 		b.LeaderChanged(b.node, true)
 	}
+}
+
+// staleRunLocked reports whether the machine holds consumers of an
+// earlier run of this node.
+func (b *quorumBackend) staleRunLocked() bool {
+	return slices.ContainsFunc(b.m.consumers, func(q *qconsumer) bool {
+		return q.node == b.node && uint32(q.key>>32) != b.epoch
+	})
+}
+
+// announceRun proposes node-restarted for this run of the node: the
+// consumers of its earlier runs are gone, their messages come back.
+func (b *quorumBackend) announceRun() {
+	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN)
 }
 
 // soon runs f after the caller returns, off the group's goroutine, in
@@ -250,6 +267,12 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			delete(b.downSent, binary.BigEndian.Uint64(data[qcmdHeader:]))
 		}
 	}
+	if len(data) >= qcmdHeader+8 && (qcmdKind(data[0]) == qcCheckout || qcmdKind(data[0]) == qcGet) &&
+		binary.BigEndian.Uint64(data[1:]) == b.node && uint32(binary.BigEndian.Uint64(data[qcmdHeader:])>>32) != b.epoch {
+		// An earlier run's checkout, applied only now (this replica was
+		// behind): that run's consumers are gone.
+		later = append(later, &qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch})
+	}
 	if len(data) >= qcmdHeader+8 && qcmdKind(data[0]) == qcNodeDown && binary.BigEndian.Uint64(data[qcmdHeader:]) == b.node {
 		// The leader thought this node down: its consumers' messages
 		// went back. Forget them here and ask for the consumers back.
@@ -260,6 +283,9 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	settle := b.deliverLocked()
 	rl := b.rlog
 	b.armExpiryLocked()
+	if b.leader && b.liveTimer == nil && b.remoteConsumersLocked() {
+		b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
+	}
 	b.mu.Unlock()
 	if len(dead) > 0 && (rl == nil || !rl.IsLeader()) {
 		dead = nil
@@ -271,7 +297,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 				b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
 			}
 			for _, c := range later {
-				if c.kind == qcNodeUp {
+				if c.kind == qcNodeUp || c.kind == qcNodeRestarted {
 					b.proposeRetry(c, quorumRetryN)
 				} else {
 					b.propose(c, nil)
@@ -403,14 +429,25 @@ func (b *quorumBackend) checkLiveness() {
 	}
 	if b.liveTimer != nil {
 		b.liveTimer.Stop()
+		b.liveTimer = nil
 	}
-	b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
+	// An idle queue, or one whose consumers are all on this node, keeps
+	// no timer: Apply arms it again when a consumer elsewhere attaches.
+	if b.remoteConsumersLocked() {
+		b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
+	}
 	b.mu.Unlock()
 	for _, n := range down {
 		b.vhost.broker.log.Info("quorum queue: returning the messages of consumers on a node that does not answer",
 			"queue", b.cfg.Name, "node", n)
 		b.propose(&qcmd{kind: qcNodeDown, target: n}, nil)
 	}
+}
+
+// remoteConsumersLocked reports whether consumers on other nodes hold or
+// may take messages.
+func (b *quorumBackend) remoteConsumersLocked() bool {
+	return slices.ContainsFunc(b.m.consumerNodes(), func(n uint64) bool { return n != b.node })
 }
 
 // armExpiryLocked has the leader's timer propose a tick when the head

@@ -722,3 +722,64 @@ func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	wantCounts(t, qs, 0, 0, 0)
 	c.sameState(qs)
 }
+
+// A node that restarts (a new run, a new epoch) replays the group; the
+// consumers of its earlier run are gone and their messages go to others.
+func TestQuorumRestartedNodeReturnsItsEarlierRun(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	qs := c.declare("q", nil)
+	old := &qtaker{}
+	if err := qs[1].Consume(old, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	other := &qtaker{}
+	if err := qs[2].Consume(other, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	// Node 2 crashes: its replica goes; a new run of it opens the group
+	// again and catches up from the log.
+	c.f.mu.Lock()
+	g := c.f.groups["group-q"]
+	c.f.mu.Unlock()
+	g.mu.Lock()
+	crashed := g.replicas[2]
+	g.mu.Unlock()
+	crashed.Close()
+	c.bs[1] = New(Config{Clock: c.clk, Replication: Replication{Node: 2, Quorum: c.f.node(2)}})
+	qs[1] = c.declare("q", nil)[1]
+	c.settle()
+	if got := other.bodies(); got != "m0*,m1*" {
+		t.Fatalf("node 3's consumer got %q", got)
+	}
+	wantCounts(t, qs, 0, 2, 1)
+	c.sameState(qs)
+}
+
+// A queue whose consumers are all on the leader keeps no liveness timer.
+func TestQuorumIdleQueueKeepsNoTimer(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	base := c.clk.Pending()
+	qs := c.declare("q", nil)
+	if err := qs[0].Consume(&qtaker{}, ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	c.clk.Advance(quorumLiveCheck)
+	c.settle()
+	if n := c.clk.Pending(); n != base {
+		t.Fatalf("%d timers pending, %d before the queue", n, base)
+	}
+	if err := qs[2].Consume(&qtaker{}, ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if n := c.clk.Pending(); n != base+1 {
+		t.Fatalf("with a consumer on another node: %d timers pending, want %d", n, base+1)
+	}
+}
