@@ -24,11 +24,11 @@ func TestQuorumBackendRandomOperations(t *testing.T) {
 }
 
 type rconsumer struct {
-	node    int
-	c       *qtaker
-	taken   int // deliveries of c already moved to held
-	live    bool
-	noAck   bool
+	node  int
+	c     *qtaker
+	taken int // deliveries of c already moved to held
+	live  bool
+	noAck bool
 }
 
 func runQuorumRandom(t *testing.T, seed uint64) {
