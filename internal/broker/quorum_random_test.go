@@ -41,6 +41,7 @@ func runQuorumRandom(t *testing.T, seed uint64) {
 	acked := map[string]bool{}
 	published := 0
 	live := []bool{true, true, true}
+	leader := 0
 	collect := func() {
 		for _, rc := range consumers {
 			ds := rc.c.deliveries()
@@ -64,15 +65,16 @@ func runQuorumRandom(t *testing.T, seed uint64) {
 		return d, true
 	}
 	liveNode := func() int {
-		for {
+		for range 100 {
 			if n := rng.IntN(3); live[n] {
 				return n
 			}
 		}
+		return leader // always live
 	}
 	for step := range 300 {
 		collect()
-		switch op := rng.IntN(12); op {
+		switch op := rng.IntN(13); op {
 		case 0, 1, 2:
 			n := liveNode()
 			c.publish(n+1, "q", fmt.Sprint("m", published), message.Properties{}, conf, uint64(published))
@@ -112,9 +114,13 @@ func runQuorumRandom(t *testing.T, seed uint64) {
 			}
 		case 9:
 			// A node other than the leader goes or comes back.
-			n := 1 + rng.IntN(2)
-			live[n] = !live[n]
-			c.f.setLive(uint64(n+1), live[n])
+			if n := rng.IntN(3); n != leader {
+				live[n] = !live[n]
+				c.f.setLive(uint64(n+1), live[n])
+			}
+		case 12:
+			leader = liveNode()
+			c.f.setLeader(uint64(leader + 1))
 		case 10:
 			c.clk.Advance(quorumLiveCheck)
 		case 11:
