@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -365,15 +366,40 @@ func (b *quorumBackend) Snapshot() ([]byte, error) {
 }
 
 // Restore implements ReplicatedMachine. What this node's consumers were
-// given and the snapshot no longer has them hold is forgotten.
+// given and the snapshot no longer has them hold is forgotten; what the
+// snapshot has them hold that this node never saw assigned (the entries
+// the snapshot replaces) is delivered now.
 func (b *quorumBackend) Restore(data []byte) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if err := b.m.Restore(data); err != nil {
+		b.mu.Unlock()
 		return err
 	}
 	b.reconcileLocked()
+	for key, lc := range b.local {
+		q := b.m.consumer(b.node, key)
+		if q == nil {
+			continue
+		}
+		known := map[uint64]bool{}
+		for _, d := range lc.pending {
+			known[d.id] = true
+		}
+		for _, id := range sortedOut(q) {
+			if !known[id] && !lc.held[id] {
+				m := q.out[id]
+				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, msg: m.msg,
+					redelivered: m.redelivered(), remaining: b.m.ready.len()})
+			}
+		}
+		slices.SortFunc(lc.pending, func(x, y qdelivery) int { return cmp.Compare(x.id, y.id) })
+	}
+	settle := b.deliverLocked()
 	b.armExpiryLocked()
+	b.mu.Unlock()
+	if len(settle) > 0 {
+		b.soon(func() { b.propose(&qcmd{kind: qcSettle, refs: settle}, nil) })
+	}
 	return nil
 }
 

@@ -783,3 +783,45 @@ func TestQuorumIdleQueueKeepsNoTimer(t *testing.T) {
 		t.Fatalf("with a consumer on another node: %d timers pending, want %d", n, base+1)
 	}
 }
+
+// A replica that lagged and is brought up to date by a snapshot delivers
+// what the snapshot has its consumers hold.
+func TestQuorumRestoreDeliversWhatTheSnapshotAssigned(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m0", message.Properties{}, nil, 0)
+	c.settle()
+	c.f.setLive(2, false)
+	c.publish(1, "q", "m1", message.Properties{}, nil, 0)
+	c.publish(3, "q", "m2", message.Properties{}, nil, 0)
+	c.settle()
+	// Node 2 takes node 1's snapshot instead of the entries it missed.
+	snap, err := qs[0].backend.(*quorumBackend).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.f.groups["group-q"]
+	release := c.f.hold()
+	if err := qs[1].backend.(*quorumBackend).Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	r2, n := g.replicas[2], len(g.entries)
+	g.mu.Unlock()
+	r2.applied = n // the group's goroutine is held: nothing applies meanwhile
+	release()
+	c.f.setLive(2, true)
+	c.settle()
+	if got := cons.bodies(); got != "m0,m1,m2" {
+		t.Fatalf("after the snapshot the consumer got %q", got)
+	}
+	qs[1].Ack(cons.deliveries()...)
+	c.settle()
+	wantCounts(t, qs, 0, 0, 1)
+	c.sameState(qs)
+}
