@@ -596,7 +596,7 @@ func TestQuorumDeclareRefusals(t *testing.T) {
 	if err := q(QueueConfig{Name: "ok", Durable: true, Args: map[string]any{"x-quorum-initial-group-size": int32(3)}}); err != nil {
 		t.Fatal(err)
 	}
-	if qq := v.queue("ok"); qq.Type() != Quorum || qq.GroupSize() != 3 {
+	if qq := v.queue("ok"); qq.Type() != Quorum || qq.GroupSize() != 3 || QuorumGroupSize(qq.cfg.Args) != 3 || QuorumGroupSize(nil) != 0 {
 		t.Fatalf("type %v group size %d", qq.Type(), qq.GroupSize())
 	}
 }
