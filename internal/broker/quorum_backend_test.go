@@ -588,4 +588,3 @@ func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	wantCounts(t, qs, 0, 0, 0)
 	c.sameState(qs)
 }
-
