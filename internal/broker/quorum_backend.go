@@ -304,7 +304,7 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 	if gone {
 		return Dropped, false
 	}
-	c := &qcmd{kind: qcEnqueue, ts: m.Published, record: message.AppendMessage(nil, m)}
+	c := &qcmd{kind: qcEnqueue, ts: m.Published, msg: m}
 	b.propose(c, func(res any, err error) {
 		if done == nil {
 			return
@@ -329,6 +329,9 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		return errorf(KindNotFound, "no queue '%s' in vhost '%s'", b.cfg.Name, b.vhost.name)
 	}
 	b.nextKey++
+	if b.nextKey == 0 {
+		b.nextKey = 1 // key epoch<<32 is the get holder's
+	}
 	key := uint64(b.epoch)<<32 | uint64(b.nextKey)
 	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]bool{}}
 	b.mu.Unlock()

@@ -45,6 +45,12 @@ func TestQuorumCommandRoundTrip(t *testing.T) {
 			t.Fatalf("kind %d: got %+v want %+v", c.kind, got, c)
 		}
 	}
+	m := &message.Message{Exchange: "x", RoutingKey: "k", Body: []byte("hello"), Published: 42, Props: message.Properties{Headers: map[string]any{"h": "v"}}}
+	byMsg := (&qcmd{kind: qcEnqueue, node: 1, ts: 42, msg: m}).encode(nil)
+	byRecord := (&qcmd{kind: qcEnqueue, node: 1, ts: 42, record: message.AppendMessage(nil, m)}).encode(nil)
+	if !bytes.Equal(byMsg, byRecord) {
+		t.Fatal("an enqueue encoded from its message differs from one encoded from its record")
+	}
 	for _, bad := range [][]byte{nil, {1}, append(make([]byte, 17), 1), {99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}} {
 		if _, err := decodeQCmd(bad); err == nil {
 			t.Fatalf("%x decoded", bad)

@@ -78,7 +78,7 @@ func (b *quorumBackend) propose(c *qcmd, done func(any, error)) {
 	if c.kind != qcEnqueue {
 		c.ts = b.now()
 	}
-	rl.Propose(c.encode(nil), done)
+	rl.Propose(c.encode(make([]byte, 0, c.sizeHint())), done)
 }
 
 // proposeWait proposes c and waits, at most quorumWait, for its result.
