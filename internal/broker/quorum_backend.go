@@ -52,6 +52,8 @@ type quorumBackend struct {
 	expiry    clock.Timer
 	expiryAt  int64
 	liveTimer clock.Timer
+	unused    clock.Timer // x-expires, on the leader
+	unusedAt  int64
 
 	// The group's goroutine never proposes or publishes itself (a
 	// Propose may wait for that goroutine; a dead letter may propose to
@@ -175,6 +177,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	settle := b.deliverLocked()
 	rl := b.rlog
 	b.armExpiryLocked()
+	b.armUnusedLocked()
 	if b.leader && b.liveTimer == nil && b.remoteConsumersLocked() {
 		b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
 	}
@@ -486,8 +489,14 @@ func (b *quorumBackend) readyBytes() int64 {
 	return b.m.readyBytes
 }
 
-// touch: quorum queues refuse x-expires, so use is not tracked.
-func (b *quorumBackend) touch() {}
+// touch records use of the queue for x-expires (its declaration on each
+// node, a redeclare): a touch entry, so the leader's countdown restarts
+// whichever node saw the use.
+func (b *quorumBackend) touch() {
+	if b.args.expires > 0 {
+		b.soon(func() { b.propose(&qcmd{kind: qcTouch}, nil) })
+	}
+}
 
 // restore: the group recovers its own state from the node's WAL when it
 // is opened.

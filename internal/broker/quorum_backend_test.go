@@ -588,3 +588,42 @@ func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	wantCounts(t, qs, 0, 0, 0)
 	c.sameState(qs)
 }
+
+// x-expires: the leader deletes the queue once nothing used it for that
+// long — no consumer, no get, no redeclare on any node.
+func TestQuorumExpiresDeletesAnUnusedQueue(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", map[string]any{"x-expires": int32(1000)})
+	exists := func(node int) bool { return c.bs[node-1].VHost("/").queue("q") == qs[node-1] }
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{}); err != nil { // a consumer on the follower
+		t.Fatal(err)
+	}
+	c.settle()
+	c.clk.Advance(3 * time.Second)
+	c.settle()
+	if !exists(1) {
+		t.Fatal("deleted while a consumer on another node used it")
+	}
+	qs[1].Cancel(cons)
+	c.settle()
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	if _, err := c.bs[1].VHost("/").DeclareQueue(QueueConfig{Name: "q", Durable: true, Args: qs[1].cfg.Args}, false, 1); err != nil {
+		t.Fatal(err) // a redeclare on the follower restarts the countdown
+	}
+	c.settle()
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	if !exists(1) {
+		t.Fatal("deleted less than x-expires after a redeclare")
+	}
+	c.clk.Advance(500 * time.Millisecond)
+	c.settle()
+	if exists(1) {
+		t.Fatal("the leader kept a queue unused for longer than x-expires")
+	}
+}

@@ -25,7 +25,8 @@ import (
 //	settle, return,
 //	discard        n uint32 | n × (key uint64 | id uint64)
 //	get            key uint64 | flags uint8 (1: no-ack)
-//	purge, tick    (none)
+//	purge, tick,
+//	touch          (none)
 //	node-down,
 //	node-up        target node uint64
 //	node-restarted target node uint64 | epoch uint32
@@ -51,6 +52,7 @@ const (
 	qcNodeDown
 	qcNodeUp
 	qcNodeRestarted
+	qcTouch
 )
 
 const qcmdHeader = 17
@@ -201,7 +203,7 @@ func decodeQCmd(b []byte) (qcmd, error) {
 			return c, err
 		}
 		c.key, c.flags = be.Uint64(b), b[8]
-	case qcPurge, qcTick:
+	case qcPurge, qcTick, qcTouch:
 		if err := need(0); err != nil {
 			return c, err
 		}

@@ -23,6 +23,7 @@ func sampleQCmds() []qcmd {
 		{kind: qcNodeDown, node: 1, ts: 13, target: 3},
 		{kind: qcNodeUp, node: 3, ts: 14, target: 3},
 		{kind: qcNodeRestarted, node: 2, ts: 15, target: 2, epoch: 77},
+		{kind: qcTouch, node: 3, ts: 16},
 	}
 }
 

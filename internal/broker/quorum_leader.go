@@ -22,6 +22,7 @@ func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
 	}
 	b.downSent = map[uint64]bool{}
 	b.armExpiryLocked()
+	b.armUnusedLocked()
 	b.mu.Unlock()
 	b.soon(b.checkLiveness)
 }
@@ -34,6 +35,52 @@ func (b *quorumBackend) stopTimersLocked() {
 	if b.liveTimer != nil {
 		b.liveTimer.Stop()
 		b.liveTimer = nil
+	}
+	if b.unused != nil {
+		b.unused.Stop()
+		b.unusedAt = 0
+	}
+}
+
+// armUnusedLocked runs the leader's x-expires countdown while the queue
+// has no consumer: from the last use the entries recorded (a consumer
+// leaving, a get, a declaration or redeclare), in the proposers' time.
+func (b *quorumBackend) armUnusedLocked() {
+	exp := b.args.expires
+	if exp <= 0 || !b.leader || b.deleted || b.m.liveConsumers() > 0 || b.m.lastUsed == 0 {
+		if b.unused != nil && b.unusedAt != 0 {
+			b.unused.Stop()
+			b.unusedAt = 0
+		}
+		return
+	}
+	at := b.m.lastUsed + int64(exp)
+	if b.unusedAt == at {
+		return
+	}
+	b.unusedAt = at
+	d := max(time.Duration(at-b.now()), 0)
+	if b.unused == nil {
+		b.unused = b.vhost.broker.cfg.Clock.AfterFunc(d, b.onUnused)
+	} else {
+		b.unused.Reset(d)
+	}
+}
+
+// onUnused deletes the queue if it is still unused and this node still
+// leads: in a cluster that proposes the deletion to every node.
+func (b *quorumBackend) onUnused() {
+	b.mu.Lock()
+	b.unusedAt = 0
+	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.lastUsed != 0 &&
+		b.now() >= b.m.lastUsed+int64(b.args.expires)
+	if !due {
+		b.armUnusedLocked()
+	}
+	b.mu.Unlock()
+	if due {
+		b.vhost.broker.log.Info("quorum queue unused for its x-expires: deleting it", "queue", b.cfg.Name)
+		b.vhost.deleteOwn(b.Queue, true)
 	}
 }
 

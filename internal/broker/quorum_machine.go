@@ -30,6 +30,7 @@ type quorumMachine struct {
 	nextID    uint64 // the next message's id
 	nextOrder uint64 // the next consumer's registration order (from 1)
 	rr        uint64 // round-robin position among consumers
+	lastUsed  int64  // x-expires: when a consumer, a get or a redeclare last used the queue (0: never)
 
 	msgs       map[uint64]*qmsg
 	ready      qring // ordered by id
@@ -166,6 +167,8 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 	case qcPurge:
 		res = m.purge()
 	case qcTick:
+	case qcTouch:
+		m.lastUsed = m.now
 	case qcNodeDown:
 		m.nodeDown(c.target)
 	case qcNodeUp:
@@ -286,6 +289,7 @@ func (m *quorumMachine) consumer(node, key uint64) *qconsumer {
 }
 
 func (m *quorumMachine) checkout(c *qcmd) error {
+	m.lastUsed = m.now
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	if q := m.consumer(c.node, c.key); q != nil {
 		if q.status == qsUp || q.status == qsDown {
@@ -373,6 +377,7 @@ func (m *quorumMachine) cancel(c *qcmd) {
 		m.active = nil
 	}
 	m.removeIfDone(q)
+	m.lastUsed = m.now // the x-expires countdown starts when the last consumer leaves
 }
 
 // owned returns the message ref names if the proposing node's consumer
@@ -423,6 +428,7 @@ func (m *quorumMachine) discard(c *qcmd) {
 }
 
 func (m *quorumMachine) get(c *qcmd) *qgot {
+	m.lastUsed = m.now
 	if m.ready.len() == 0 {
 		return nil
 	}
