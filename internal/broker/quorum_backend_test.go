@@ -627,3 +627,38 @@ func TestQuorumExpiresDeletesAnUnusedQueue(t *testing.T) {
 		t.Fatal("the leader kept a queue unused for longer than x-expires")
 	}
 }
+
+// Dead letters of a quorum queue into another quorum queue: the leader
+// publishes each once, so every replica of the target holds it once.
+func TestQuorumDeadLettersIntoAQuorumQueue(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	for _, b := range c.bs {
+		if _, err := b.VHost("/").DeclareExchange(ExchangeConfig{Name: "dlx", Type: TypeFanout, Durable: true}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := c.declare("dead", nil)
+	for _, b := range c.bs {
+		if err := b.VHost("/").BindQueue("dead", "dlx", "", nil, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qs := c.declare("q", map[string]any{"x-dead-letter-exchange": "dlx"})
+	cons := &qtaker{}
+	if err := qs[2].Consume(cons, ConsumeOptions{Prefetch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(2, "q", "a", message.Properties{}, nil, 0)
+	c.publish(2, "q", "b", message.Properties{}, nil, 0)
+	c.settle()
+	qs[2].Reject(cons.deliveries())
+	c.settle()
+	wantCounts(t, qs, 0, 0, 1)
+	wantCounts(t, dead, 2, 0, 0)
+	d, ok := dead[1].Get(true)
+	if !ok || string(d.Msg.Body) != "a" || d.Msg.Props.Headers["x-first-death-reason"] != "rejected" {
+		t.Fatalf("dead letter %v %+v", ok, d)
+	}
+	c.sameState(dead)
+}
