@@ -229,8 +229,8 @@ func (b *quorumBackend) deliverLocked() []qref {
 	for _, lc := range b.local {
 		n := 0
 		for _, d := range lc.pending {
-			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: d.msg, Seq: d.id, Redelivered: d.redelivered,
-				Remaining: d.remaining, qkey: lc.key})
+			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count), Seq: d.id,
+				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key})
 			if v == Refuse {
 				break
 			}
@@ -250,6 +250,27 @@ func (b *quorumBackend) deliverLocked() []qref {
 		}
 	}
 	return settle
+}
+
+// HeaderDeliveryCount is the header in which a quorum queue tells how
+// often a message was returned before (RabbitMQ's x-delivery-count).
+const HeaderDeliveryCount = "x-delivery-count"
+
+// withDeliveryCount is m, or for a message returned before a copy of it
+// carrying its delivery count: the machine's message is never changed.
+func withDeliveryCount(m *message.Message, count uint32) *message.Message {
+	if count == 0 {
+		return m
+	}
+	c := *m
+	h := make(map[string]any, len(m.Props.Headers)+1)
+	for k, v := range m.Props.Headers {
+		h[k] = v
+	}
+	h[HeaderDeliveryCount] = int64(count)
+	c.Props.Headers = h
+	c.WireProps = nil
+	return &c
 }
 
 // Snapshot implements ReplicatedMachine.
@@ -461,7 +482,8 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
-	return Delivery{Queue: b.Queue, Msg: g.msg, Seq: g.id, Redelivered: g.redelivered, Remaining: g.remaining, qkey: b.getKey}, true
+	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count), Seq: g.id, Redelivered: g.redelivered,
+		Remaining: g.remaining, qkey: b.getKey}, true
 }
 
 // purge drops every ready message, waiting for the command to apply; 0

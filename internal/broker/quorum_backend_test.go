@@ -256,6 +256,11 @@ func TestQuorumRequeueKeepsOriginalOrder(t *testing.T) {
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*" {
 		t.Fatalf("deliveries %s", got)
 	}
+	for i, d := range cons.deliveries() {
+		if n, ok := d.Msg.Props.Headers[HeaderDeliveryCount]; (i < 3) == ok || (ok && n != int64(1)) {
+			t.Fatalf("delivery %d: x-delivery-count %v %v", i, n, ok)
+		}
+	}
 	qs[1].Ack(cons.deliveries()[1:]...)
 	c.settle()
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m3,m4" {

@@ -110,6 +110,7 @@ type qdelivery struct {
 	id          uint64
 	msg         *message.Message
 	redelivered bool
+	count       uint32 // delivery count: x-delivery-count
 	remaining   int
 }
 
@@ -118,6 +119,7 @@ type qgot struct {
 	id          uint64
 	msg         *message.Message
 	redelivered bool
+	count       uint32
 	remaining   int
 }
 
@@ -434,7 +436,7 @@ func (m *quorumMachine) get(c *qcmd) *qgot {
 	}
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	q := m.popReady()
-	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), remaining: m.ready.len()}
+	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), count: q.count, remaining: m.ready.len()}
 	if c.flags&qfNoAck != 0 {
 		m.drop(q, "")
 		return g
@@ -554,7 +556,7 @@ func (m *quorumMachine) assign() {
 		q.out[msg.id] = msg
 		m.unacked++
 		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, msg: msg.msg,
-			redelivered: msg.redelivered(), remaining: m.ready.len()})
+			redelivered: msg.redelivered(), count: msg.count, remaining: m.ready.len()})
 	}
 }
 
