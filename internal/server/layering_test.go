@@ -27,6 +27,7 @@ var allowedImports = map[string][]string{
 	"internal/cluster":           {},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
+	"internal/cluster/wal":       {"internal/vfs"},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},
 	"internal/flow":              {"internal/clock"},
 	"internal/message":           {},
