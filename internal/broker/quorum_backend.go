@@ -189,14 +189,10 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		b.soon(func() {
 			b.deadLetter(dead)
 			if len(settle) > 0 {
-				b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
+				b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
 			}
 			for _, c := range later {
-				if c.kind == qcNodeUp || c.kind == qcNodeRestarted {
-					b.proposeRetry(c, quorumRetryN)
-				} else {
-					b.propose(c, nil)
-				}
+				b.proposeRetry(c, quorumRetryN)
 			}
 		})
 	}
@@ -313,7 +309,7 @@ func (b *quorumBackend) Restore(data []byte) error {
 	b.armExpiryLocked()
 	b.mu.Unlock()
 	if len(settle) > 0 {
-		b.soon(func() { b.propose(&qcmd{kind: qcSettle, refs: settle}, nil) })
+		b.soon(func() { b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN) })
 	}
 	return nil
 }
@@ -378,7 +374,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", b.cfg.Name, b.vhost.name)
 	}
 	// The checkout may still apply: cancel it so nothing stays assigned.
-	b.propose(&qcmd{kind: qcCancel, key: key}, nil)
+	b.proposeRetry(&qcmd{kind: qcCancel, key: key}, quorumRetryN)
 	return causedf(KindResourceError, err, "quorum queue '%s' in vhost '%s' is unavailable", b.cfg.Name, b.vhost.name)
 }
 
@@ -408,7 +404,7 @@ func (b *quorumBackend) cancel(c Consumer) {
 	}
 	b.mu.Unlock()
 	slices.Sort(keep)
-	b.propose(&qcmd{kind: qcCancel, key: lc.key, ids: keep}, nil)
+	b.proposeRetry(&qcmd{kind: qcCancel, key: lc.key, ids: keep}, quorumRetryN)
 }
 
 // dispatch offers pending messages to this node's consumers again.
@@ -417,7 +413,7 @@ func (b *quorumBackend) dispatch() {
 	settle := b.deliverLocked()
 	b.mu.Unlock()
 	if len(settle) > 0 {
-		b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
+		b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
 	}
 }
 
@@ -442,7 +438,7 @@ func (b *quorumBackend) ack(ds []Delivery) {
 	refs = append(refs, b.deliverLocked()...)
 	b.mu.Unlock()
 	b.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	b.propose(&qcmd{kind: qcSettle, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcSettle, refs: refs}, quorumRetryN)
 }
 
 // requeue returns the deliveries: each counts a delivery and goes back to
@@ -451,7 +447,7 @@ func (b *quorumBackend) requeue(ds []Delivery) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.propose(&qcmd{kind: qcReturn, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcReturn, refs: refs}, quorumRetryN)
 }
 
 // reject dead-letters the deliveries (reason rejected) or drops them.
@@ -459,7 +455,7 @@ func (b *quorumBackend) reject(ds []Delivery) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.propose(&qcmd{kind: qcDiscard, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcDiscard, refs: refs}, quorumRetryN)
 }
 
 // get checks out one message for basic.get, waiting at most quorumWait

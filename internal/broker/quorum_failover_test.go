@@ -245,3 +245,38 @@ func TestQuorumNoLeaderNacks(t *testing.T) {
 		t.Fatal("get without a leader")
 	}
 }
+
+// An ack or a cancel made while the group has no leader is retried until
+// it applies: nothing stays checked out to a consumer that is gone.
+func TestQuorumSettlementsRetriedWithoutALeader(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	c.f.setLeader(0)
+	c.settle()
+	ds := cons.deliveries()
+	qs[1].Ack(ds[0])
+	qs[1].Cancel(cons)
+	qs[1].Requeue(ds[1:2])
+	c.settle()
+	wantCounts(t, qs, 0, 3, 1)
+	c.f.setLeader(1)
+	c.settle()
+	c.clk.Advance(quorumRetry)
+	c.settle()
+	// m0 acked, m1 requeued, m2 still the cancelled consumer's until its
+	// channel settles it.
+	wantCounts(t, qs, 1, 1, 0)
+	qs[1].Requeue(ds[2:])
+	c.settle()
+	wantCounts(t, qs, 2, 0, 0)
+	c.sameState(qs)
+}

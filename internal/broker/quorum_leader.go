@@ -119,7 +119,13 @@ func (b *quorumBackend) checkLiveness() {
 	for _, n := range down {
 		b.vhost.broker.log.Info("quorum queue: returning the messages of consumers on a node that does not answer",
 			"queue", b.cfg.Name, "node", n)
-		b.propose(&qcmd{kind: qcNodeDown, target: n}, nil)
+		b.propose(&qcmd{kind: qcNodeDown, target: n}, func(_ any, err error) {
+			if err != nil { // not reported: the next check tries again
+				b.mu.Lock()
+				delete(b.downSent, n)
+				b.mu.Unlock()
+			}
+		})
 	}
 }
 

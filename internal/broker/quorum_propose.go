@@ -103,7 +103,12 @@ func (b *quorumBackend) proposeWait(c *qcmd) (any, error) {
 }
 
 // proposeRetry proposes c until it is applied, at most n times, a
-// quorumRetry apart, while the queue exists.
+// quorumRetry apart, while the queue exists. The commands retried are
+// harmless twice: settlements name the consumer holding the message (a
+// stale one changes nothing), a cancel of a cancelled consumer is
+// nothing, node-up and node-restarted are idempotent. Without retries a
+// settlement lost to a leaderless moment would leave its message checked
+// out to a consumer whose node is live, for good.
 func (b *quorumBackend) proposeRetry(c *qcmd, n int) {
 	b.propose(c, func(_ any, err error) {
 		if err == nil || n <= 1 {
