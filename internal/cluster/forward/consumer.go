@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -283,6 +284,9 @@ func (f *Forwarder) handleDeliver(from uint64, body []byte) error {
 	var back []ctlOp
 	for i := range ds {
 		d := &ds[i]
+		if d.ID == 0 || d.ID == math.MaxUint64 {
+			continue // ids run from 1; these no owner sends
+		}
 		l.mu.Lock()
 		rc := l.consumers[d.Consumer]
 		l.mu.Unlock()
@@ -341,7 +345,7 @@ const maxLost = 1 << 16
 // the transport dropped them) and returns the requeue that gives them back,
 // or nil when there is no gap.
 func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
-	if upTo < rc.next {
+	if upTo < rc.next || upTo == math.MaxUint64 {
 		return nil
 	}
 	n := upTo - rc.next + 1
