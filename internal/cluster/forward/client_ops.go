@@ -195,6 +195,13 @@ func (l *link) keepalive(items []kaItem) {
 	l.mu.Lock()
 	l.lastOK = now
 	l.mu.Unlock()
+	l.applyKeepaliveReply(rs)
+}
+
+// applyKeepaliveReply cancels the consumers the owner no longer has and
+// gives back the deliveries it pushed that never arrived.
+func (l *link) applyKeepaliveReply(rs []kaReply) {
+	f := l.f
 	var back []ctlOp
 	for _, r := range rs {
 		l.mu.Lock()

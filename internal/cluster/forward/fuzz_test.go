@@ -295,3 +295,65 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// okTransport answers a consume with OK and everything else with an
+// empty reply: a client-side consumer can be opened without a peer.
+type okTransport struct{ nullTransport }
+
+func (okTransport) Request(_ context.Context, _ transport.NodeID, kind uint8, _ []byte) ([]byte, error) {
+	if kind == KindConsume {
+		return appendStatus(nil, 0, ""), nil
+	}
+	if kind == KindKeepalive {
+		return appendKeepaliveReply(nil, nil), nil
+	}
+	return nil, nil
+}
+
+// FuzzClientNotify feeds any deliver, cancelled or keepalive-reply body to
+// the client side of a node with one forwarded consumer (of node 2's
+// queue): nothing may panic, and the consumer never gets more messages
+// than the notify carried.
+func FuzzClientNotify(f *testing.F) {
+	b := appendUvarint(nil, 0) // the epoch is patched in below
+	b = appendDelivery(b, &delivery{Consumer: 1, ID: 1, Rec: seedRecord()})
+	b = appendDelivery(b, &delivery{Consumer: 1, ID: 3, Redelivered: true, Rec: seedRecord()})
+	f.Add(KindDeliver, b, false)
+	f.Add(KindCancelled, appendCancelled(nil, 0, 1), false)
+	f.Add(KindDeliver, appendKeepaliveReply(nil, []kaReply{{Consumer: 1, Known: true, LastNotified: 5}}), true)
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte, asKeepaliveReply bool) {
+		fw := New(Config{Self: 1, Transport: okTransport{}, Logger: quietLogger()})
+		defer fw.Close()
+		br := broker.New(broker.Config{Storage: memstore.New(), Logger: quietLogger(), Replication: broker.Replication{Node: 1, Forward: fw}})
+		fw.SetBroker(br)
+		err := br.ApplyReplicated(broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: "/", ID: "qid", Node: 2,
+			QueueConfig: broker.QueueConfig{Name: "q", Durable: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := br.VHost("/").Queue("q", 0)
+		if err != nil || !q.Remote() {
+			t.Fatalf("remote queue: %v", err)
+		}
+		c := newConsumer(0, false)
+		if err := q.Consume(c, broker.ConsumeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Put this run's epoch in place of the seeds' 0.
+		r := reader{b: body}
+		if e := r.uvarint(); r.err == nil && e == 0 && kind != KindKeepalive {
+			body = append(appendUvarint(nil, fw.epoch), r.b...)
+		}
+		if asKeepaliveReply {
+			// As the keepalive's reply handler would see it.
+			if rs, err := decodeKeepaliveReply(body); err == nil {
+				fw.link(2).applyKeepaliveReply(rs)
+			}
+			return
+		}
+		fw.HandleNotify(2, kind, body)
+		if g, _, _ := c.snapshot(); len(g) > len(body)/2 {
+			t.Fatalf("%d deliveries from %d bytes", len(g), len(body))
+		}
+	})
+}
