@@ -25,6 +25,16 @@ func (c *Cluster) Eventually(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
+// WaitTicks lets n ticks of the cluster's clock pass (the driver runs
+// them; real time about n × TickEvery).
+func (c *Cluster) WaitTicks(n int) {
+	c.T.Helper()
+	end := c.Clock.Now().Add(time.Duration(n) * c.tick)
+	if !c.Eventually(time.Duration(n)*c.opts.TickEvery*100+time.Second, func() bool { return !c.Clock.Now().Before(end) }) {
+		c.T.Fatalf("the clock did not advance %d ticks (paused?)", n)
+	}
+}
+
 // WaitLeader waits until one of the nodes in among (nil: every running
 // node) leads group and all of among know it; it fails the test after
 // timeout (real time).
