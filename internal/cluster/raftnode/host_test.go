@@ -24,7 +24,7 @@ type countSM struct {
 	leaders []NodeID
 }
 
-func (s *countSM) Apply(uint64, []byte) any { s.mu.Lock(); defer s.mu.Unlock(); s.n++; return s.n }
+func (s *countSM) Apply(uint64, []byte) any  { s.mu.Lock(); defer s.mu.Unlock(); s.n++; return s.n }
 func (s *countSM) Snapshot() ([]byte, error) { return nil, nil }
 func (s *countSM) Restore([]byte) error      { return nil }
 func (s *countSM) LeaderChanged(l uint64, _ bool) {
@@ -38,8 +38,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string             { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // newTestHost is one Host on a memnet endpoint, ticked by hand on fc.
 func newTestHost(t *testing.T, fc *clock.Fake, logs *syncBuffer) *Host {
