@@ -309,9 +309,9 @@ func (c *Cluster) Crash(id NodeID) {
 	if nd.host == nil {
 		return
 	}
+	_ = nd.ep.Close()
 	nd.host.Close()
 	nd.host = nil
-	_ = nd.ep.Close()
 	nd.fs = nd.fs.Crash(nil)
 	if err := nd.closeStore(); err != nil {
 		c.T.Logf("node %d: closing storage after crash: %v", id, err)
@@ -351,6 +351,9 @@ func (c *Cluster) Close() {
 	}
 	close(c.stop)
 	<-c.stopped
+	for _, id := range c.ids {
+		_ = c.nodes[id].ep.Close()
+	}
 	for _, id := range c.ids {
 		if nd := c.nodes[id]; nd.host != nil {
 			nd.host.Close()

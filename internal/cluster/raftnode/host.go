@@ -147,8 +147,11 @@ func (h *Host) HandleRaft(from NodeID, group transport.Group, msgs []*raftpb.Mes
 		return
 	}
 	h.mu.RLock()
-	g := h.groups[group]
+	g, closed := h.groups[group], h.closed
 	h.mu.RUnlock()
+	if closed {
+		return // shutting down: the groups are going, not unknown
+	}
 	if g != nil {
 		g.deliver(msgs)
 		return

@@ -125,7 +125,7 @@ func (n *Network) Calm() {
 // earlier one: a restarted node gets a fresh endpoint. Messages reach it
 // once SetHandler is called.
 func (n *Network) Endpoint(id NodeID) *Endpoint {
-	e := &Endpoint{net: n, id: id, queue: make(chan delivery, QueueLen), stop: make(chan struct{})}
+	e := &Endpoint{net: n, id: id, queue: make(chan delivery, QueueLen), stop: make(chan struct{}), gone: make(chan struct{})}
 	n.mu.Lock()
 	old := n.endpoints[id]
 	n.endpoints[id] = e
@@ -191,6 +191,7 @@ type Endpoint struct {
 	id    NodeID
 	queue chan delivery
 	stop  chan struct{}
+	gone  chan struct{} // closed when receive returns
 
 	mu      sync.Mutex
 	handler transport.Handler
@@ -221,6 +222,7 @@ func (e *Endpoint) isClosed() bool {
 
 // receive hands queued deliveries to the handler, one at a time.
 func (e *Endpoint) receive() {
+	defer close(e.gone)
 	for {
 		select {
 		case <-e.stop:
@@ -373,16 +375,19 @@ func (e *Endpoint) SetPeer(NodeID, string) {}
 func (e *Endpoint) RemovePeer(NodeID) {}
 
 // Close implements transport.Transport: the endpoint neither sends nor
-// receives again (a crashed node).
+// receives again (a crashed node). It returns once no delivery to its
+// handler is under way, so it must not be called from the handler.
 func (e *Endpoint) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		<-e.gone
 		return nil
 	}
 	e.closed = true
 	e.mu.Unlock()
 	close(e.stop)
+	<-e.gone
 	n := e.net
 	n.mu.Lock()
 	if n.endpoints[e.id] == e {
