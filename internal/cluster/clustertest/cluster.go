@@ -180,7 +180,11 @@ func (nd *Node) up() error {
 		Clock:        c.Clock,
 		Logger:       slog.New(slog.NewTextHandler(c.T.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})),
 		TickInterval: c.tick,
-		NewStorage:   ns,
+		// 20 s on a clock 20× faster than real time is 1 s of real time:
+		// room for a loaded machine running -race, still quick for the
+		// tests that wait for timeouts.
+		ProposalTimeout: 20 * time.Second,
+		NewStorage:      ns,
 	}
 	if c.opts.Host != nil {
 		c.opts.Host(&cfg)

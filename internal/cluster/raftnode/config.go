@@ -44,6 +44,12 @@ type HostConfig struct {
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
 
+	// QuiesceTicks is how many ticks a leader's group stays idle before it
+	// goes quiet (default 2 × ElectionTicks); DisableQuiesce keeps every
+	// group ticking and stops the node heartbeats.
+	QuiesceTicks   int
+	DisableQuiesce bool
+
 	// NewStorage opens (or creates) a group's durable state; the node
 	// passes its WAL's, tests NewMemoryStorage's.
 	NewStorage func(group uint64) Storage
@@ -69,6 +75,9 @@ func (c *HostConfig) setDefaults() {
 	}
 	if c.ProposalTimeout <= 0 {
 		c.ProposalTimeout = 5 * time.Second
+	}
+	if c.QuiesceTicks <= 0 {
+		c.QuiesceTicks = 2 * c.ElectionTicks
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

@@ -12,8 +12,12 @@
 // partition) fails with ErrProposalTimeout after HostConfig.ProposalTimeout,
 // never silently.
 //
-// What this package does not do: it does not quiesce idle groups (every
-// group's leader heartbeats every HeartbeatTicks) and it does not coalesce
-// heartbeats of many groups into one message per peer; see
-// docs/design/replication.md, "Raft groups".
+// Idle groups go quiet (quiesce.go): a leader whose group has been idle
+// for QuiesceTicks with every follower caught up tells them so and all
+// stop ticking; one heartbeat per peer node per tick (not per group) lets
+// a quiet follower notice its leader's node dying. What this package does
+// not do: it does not batch several groups' messages to one peer into one
+// transport message (the transport's connection buffering does that), and
+// it runs StateMachine.Snapshot on the group's goroutine, so a slow
+// Snapshot stalls the group. See docs/design/replication.md, "Raft groups".
 package raftnode

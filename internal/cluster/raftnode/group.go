@@ -52,29 +52,33 @@ type Group struct {
 	seq atomic.Uint64 // the last proposal sequence used
 
 	// Owned by the goroutine.
-	tick      uint64              // ticks run so far
-	pending   map[uint64]*pending // proposals of this node not yet applied, by sequence
-	expiry    []expiring          // pending in proposal order, for timeouts
-	retry     []uint64            // pending that Raft dropped (no leader yet): proposed again
-	heard     map[NodeID]uint64   // tick a message from each peer last arrived
-	saved     chan error          // Save's done
-	applied   uint64              // last applied index
-	snapIndex uint64              // index of the last snapshot made or restored
-	snapRetry uint64              // applied index before which a failed snapshot is not retried
-	confState *raftpb.ConfState   // as of applied
-	lead      NodeID              // leader as last seen
-	state     raft.StateType      // role as last seen
-	spareMsgs []*raftpb.Message   // double buffers for the inbox
-	spareProp []proposal
-	snapsSent []NodeID
-	failed    bool // storage or state machine failed: the group stopped working
+	tick         uint64              // ticks run so far
+	pending      map[uint64]*pending // proposals of this node not yet applied, by sequence
+	expiry       []expiring          // pending in proposal order, for timeouts
+	retry        []uint64            // pending that Raft dropped (no leader yet): proposed again
+	quiet        bool                // quiescent: ticks are not run (quiesce.go)
+	quiesceAsked bool                // a quiesce heartbeat arrived this turn
+	idle         uint64              // leader: ticks without commit progress
+	idleCommit   uint64
+	saved        chan error        // Save's done
+	applied      uint64            // last applied index
+	snapIndex    uint64            // index of the last snapshot made or restored
+	snapRetry    uint64            // applied index before which a failed snapshot is not retried
+	confState    *raftpb.ConfState // as of applied
+	lead         NodeID            // leader as last seen
+	state        raft.StateType    // role as last seen
+	spareMsgs    []*raftpb.Message // double buffers for the inbox
+	spareProp    []proposal
+	snapsSent    []NodeID
+	failed       bool // storage or state machine failed: the group stopped working
 
 	// Published for other goroutines.
-	leader  atomic.Uint64
-	term    atomic.Uint64
-	commit  atomic.Uint64
-	applIdx atomic.Uint64
-	view    atomic.Pointer[Status]
+	leader   atomic.Uint64
+	term     atomic.Uint64
+	commit   atomic.Uint64
+	applIdx  atomic.Uint64
+	view     atomic.Pointer[Status]
+	quietPub atomic.Bool
 }
 
 // proposal is a ProposeAsync or membership change queued for the goroutine.
@@ -102,7 +106,6 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  map[uint64]*pending{},
-		heard:    map[NodeID]uint64{},
 		saved:    make(chan error, 1),
 	}
 	// Sequences start at a random point so a restarted node's proposals
@@ -243,7 +246,16 @@ func (g *Group) turn() bool {
 	g.mu.Unlock()
 
 	for _, m := range msgs {
-		g.heard[m.GetFrom()] = g.tick
+		if isQuiesce(m) && m.GetType() == raftpb.MsgHeartbeat {
+			g.quiesceAsked = true
+		} else if isQuiesce(m) {
+			// Raft reads a heartbeat response's context as a read-index
+			// position: the answer to a quiesce heartbeat must not carry ours.
+			m.Context = nil
+		} else if wakes(m) {
+			g.quiesceAsked = false
+			g.unquiesce()
+		}
 		// Errors here are a response from a peer no longer in the
 		// configuration, or a local message type from the network:
 		// nothing to do but drop them.
@@ -251,6 +263,9 @@ func (g *Group) turn() bool {
 	}
 	clear(msgs)
 	g.spareMsgs = msgs[:0]
+	if len(props) > 0 || len(fns) > 0 {
+		g.unquiesce()
+	}
 	for i := range props {
 		g.propose(props[i])
 	}
@@ -262,9 +277,13 @@ func (g *Group) turn() bool {
 	if n := g.ticks.Swap(0); n > 0 {
 		// A group that was stalled (a slow fsync) runs at most an election
 		// timeout's worth of ticks at once; the backlog beyond means nothing.
-		for range min(n, int64(2*g.h.cfg.ElectionTicks)) {
-			g.rn.Tick()
-			g.tick++
+		n = min(n, int64(2*g.h.cfg.ElectionTicks))
+		g.tick += uint64(n)
+		if !g.tickQuiet() {
+			for range n {
+				g.rn.Tick()
+			}
+			g.noteIdle(uint64(n))
 		}
 		g.onTick()
 	}
@@ -273,6 +292,7 @@ func (g *Group) turn() bool {
 			return false
 		}
 	}
+	g.maybeQuiesce()
 	if len(g.retry) > 0 && g.lead != 0 {
 		g.retryDropped()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -32,6 +33,7 @@ type Host struct {
 	cfg   HostConfig
 	log   *slog.Logger
 	stats hostStats
+	live  liveness
 
 	mu       sync.RWMutex
 	groups   map[uint64]*Group
@@ -52,6 +54,7 @@ func NewHost(cfg HostConfig) *Host {
 		unknown:  map[uint64]struct{}{},
 	}
 	h.stats.init()
+	h.live.heard = map[NodeID]*atomic.Uint64{}
 	h.mu.Lock()
 	h.ticker = cfg.Clock.AfterFunc(cfg.TickInterval, h.tick)
 	h.mu.Unlock()
@@ -69,9 +72,11 @@ func (h *Host) tick() {
 	if h.closed {
 		return
 	}
+	h.live.now.Add(1)
 	for _, g := range h.groups {
 		g.addTick()
 	}
+	h.sendNodeHeartbeats()
 	h.ticker.Reset(h.cfg.TickInterval)
 }
 
@@ -89,7 +94,7 @@ func (h *Host) Start(group uint64, voters, learners []NodeID, sm StateMachine) (
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if _, ok := h.groups[group]; ok || h.starting[group] {
+	if _, ok := h.groups[group]; ok || h.starting[group] || group == NodeHeartbeatGroup {
 		h.mu.Unlock()
 		return nil, fmt.Errorf("group %d: %w", group, ErrGroupExists)
 	}
@@ -144,6 +149,10 @@ func (h *Host) remove(g *Group) {
 // line per group (the sender's Raft retries, or the group is gone).
 func (h *Host) HandleRaft(from NodeID, group transport.Group, msgs []*raftpb.Message) {
 	if len(msgs) == 0 {
+		return
+	}
+	h.live.saw(from)
+	if group == NodeHeartbeatGroup {
 		return
 	}
 	h.mu.RLock()

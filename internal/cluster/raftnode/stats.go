@@ -17,7 +17,9 @@ var CommitLatencyBounds = []time.Duration{
 // the node exports as tern_raft_* metrics (this package imports no metrics
 // library).
 type Stats struct {
-	Groups int // running now
+	Groups   int    // running now
+	Quiet    int    // of which quiescent (not ticking)
+	Quiesced uint64 // times a leader quiesced its group
 
 	Elections     uint64 // campaigns this node started (became candidate)
 	PreVotes      uint64 // pre-vote campaigns started
@@ -58,6 +60,7 @@ type hostStats struct {
 	proposals, proposalTimeouts, applied, confChanges  atomic.Uint64
 	snapsCreated, snapsRestored, snapsSent             atomic.Uint64
 	msgsSent, msgsReceived, inboxDropped, unknownGroup atomic.Uint64
+	quiesced                                           atomic.Uint64
 	latBuckets                                         []atomic.Uint64 // len(bounds)+1, not cumulative
 	latSum                                             atomic.Int64
 }
@@ -98,8 +101,14 @@ func (h *Host) Stats() Stats {
 	}
 	st.CommitLatency.Count = cum
 	st.CommitLatency.Sum = time.Duration(s.latSum.Load())
+	st.Quiesced = s.quiesced.Load()
 	h.mu.RLock()
 	st.Groups = len(h.groups)
+	for _, g := range h.groups {
+		if g.quietPub.Load() {
+			st.Quiet++
+		}
+	}
 	h.mu.RUnlock()
 	return st
 }

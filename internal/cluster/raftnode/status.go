@@ -26,6 +26,8 @@ type Status struct {
 	// Removed: this node is not in the group's configuration (removed, or
 	// added but not yet caught up).
 	Removed bool
+	// Quiet: the group is quiescent (idle, not ticking).
+	Quiet bool
 
 	live []NodeID
 }
@@ -82,13 +84,6 @@ func (g *Group) publishView() {
 			}
 		})
 		slices.SortFunc(st.Followers, func(a, b FollowerStatus) int { return int64cmp(a.ID, b.ID) })
-	} else {
-		window := uint64(g.h.cfg.ElectionTicks)
-		for id, at := range g.heard {
-			if g.tick-at <= window {
-				st.live = append(st.live, id)
-			}
-		}
 	}
 	g.view.Store(st)
 }
@@ -111,6 +106,7 @@ func (g *Group) Status() Status {
 	st.Commit = g.commit.Load()
 	st.Applied = g.applIdx.Load()
 	st.live = nil
+	st.Quiet = g.quietPub.Load()
 	return st
 }
 
@@ -120,14 +116,18 @@ func (g *Group) Leader() NodeID { return g.leader.Load() }
 // IsLeader reports whether this replica leads the group.
 func (g *Group) IsLeader() bool { return g.leader.Load() == g.h.cfg.ID }
 
-// Live reports whether node is live for this group: on the leader, the
-// follower answered within the last election timeout (Raft's
-// RecentActive); on a follower, a message from node (the leader, in a
-// steady state) arrived within the last election timeout — a follower
-// knows nothing of the other followers. This node is always live.
+// Live reports whether node is live for this group: on a leader that is
+// ticking, the follower answered within the last election timeout (Raft's
+// RecentActive, as of the last tick); otherwise — a follower, or a quiet
+// leader — whether this node heard from node at all (any group, or the
+// per-node heartbeat) within the last election timeout. This node is
+// always live.
 func (g *Group) Live(node NodeID) bool {
 	if node == g.h.cfg.ID {
 		return true
 	}
-	return slices.Contains(g.view.Load().live, node)
+	if v := g.view.Load(); v.State == "leader" && !g.quietPub.Load() {
+		return slices.Contains(v.live, node)
+	}
+	return g.h.NodeLive(node)
 }

@@ -1,0 +1,82 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestIdleGroupsGoQuiet runs 20 groups on 3 nodes: once idle they stop
+// ticking, the network carries only the per-node heartbeats, a proposal
+// wakes a group, and a dead leader's followers wake and elect.
+func TestIdleGroupsGoQuiet(t *testing.T) {
+	const groups = 20
+	c := New(t, 3, Options{})
+	for g := uint64(2); g <= groups; g++ {
+		for _, id := range c.IDs() {
+			if _, err := c.StartGroup(id, g, c.IDs(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	acked := map[uint64][]string{}
+	for g := uint64(1); g <= groups; g++ {
+		leader := c.WaitLeader(g, nil, wait)
+		v := fmt.Sprintf("g%d-first", g)
+		if err := c.Propose(ctx, leader, g, v); err != nil {
+			t.Fatalf("group %d: %v", g, err)
+		}
+		acked[g] = append(acked[g], v)
+	}
+	allQuiet := func() bool {
+		for _, id := range c.Up() {
+			if s := c.Host(id).Stats(); s.Quiet != s.Groups {
+				return false
+			}
+		}
+		return true
+	}
+	if !c.Eventually(wait, allQuiet) {
+		for _, id := range c.Up() {
+			t.Logf("node %d: %+v", id, c.Host(id).Stats())
+		}
+		t.Fatal("idle groups did not all go quiet")
+	}
+	// Quiet: 50 ticks carry the node heartbeats (3 nodes × 2 peers per
+	// tick) and nothing per group (20 groups × 2 followers × heartbeat
+	// and response would be 80 per tick).
+	before := c.Net.Sent.Load()
+	c.WaitTicks(50)
+	if sent := c.Net.Sent.Load() - before; sent > 3*2*60 {
+		t.Fatalf("%d messages in 50 quiet ticks, want about %d node heartbeats", sent, 3*2*50)
+	}
+	if !allQuiet() {
+		t.Fatal("a quiet group woke up with nothing to do")
+	}
+
+	// A proposal wakes its group.
+	g1 := c.WaitLeader(1, nil, wait)
+	if err := c.Propose(ctx, g1, 1, "g1-wake"); err != nil {
+		t.Fatal(err)
+	}
+	acked[1] = append(acked[1], "g1-wake")
+
+	// Node 1's death wakes the followers of every group it led.
+	c.Crash(1)
+	for g := uint64(1); g <= groups; g++ {
+		leader := c.WaitLeader(g, nil, wait)
+		v := fmt.Sprintf("g%d-after-crash", g)
+		if err := c.Propose(ctx, leader, g, v); err != nil {
+			t.Fatalf("group %d after the crash: %v", g, err)
+		}
+		acked[g] = append(acked[g], v)
+	}
+	c.Restart(1)
+	for g := uint64(1); g <= groups; g++ {
+		c.WaitApplied(g, nil, acked[g], wait)
+		c.CheckNoDuplicates(g)
+	}
+	c.CheckElections()
+}
