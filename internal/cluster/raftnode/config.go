@@ -43,6 +43,11 @@ type HostConfig struct {
 	// MaxInflightMsgs the appends in flight per follower (default 256).
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
+	// MaxUncommittedBytes bounds the entries a leader holds uncommitted
+	// (default 64 MiB): beyond it Raft refuses proposals, which wait and
+	// are proposed again each tick until they time out — backpressure
+	// for a leader that lost its quorum, instead of unbounded memory.
+	MaxUncommittedBytes uint64
 
 	// QuiesceTicks is how many ticks a leader's group stays idle before it
 	// goes quiet (default 2 × ElectionTicks); DisableQuiesce keeps every
@@ -87,6 +92,9 @@ func (c *HostConfig) setDefaults() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = 64 << 20
 	}
 	if c.MaxInflightMsgs <= 0 {
 		c.MaxInflightMsgs = 256

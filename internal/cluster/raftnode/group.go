@@ -151,17 +151,18 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 	}
 	g.applIdx.Store(g.applied)
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:                h.cfg.ID,
-		ElectionTick:      h.cfg.ElectionTicks,
-		HeartbeatTick:     h.cfg.HeartbeatTicks,
-		Storage:           st,
-		Applied:           g.applied,
-		MaxSizePerMsg:     h.cfg.MaxSizePerMsg,
-		MaxInflightMsgs:   h.cfg.MaxInflightMsgs,
-		CheckQuorum:       true,
-		PreVote:           true,
-		StepDownOnRemoval: true,
-		Logger:            raftLogger{g.log},
+		ID:                        h.cfg.ID,
+		ElectionTick:              h.cfg.ElectionTicks,
+		HeartbeatTick:             h.cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   g.applied,
+		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedBytes,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{g.log},
 	})
 	if err != nil {
 		return nil, err

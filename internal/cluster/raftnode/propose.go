@@ -17,7 +17,12 @@ import (
 // ErrClosed when the group stops first. A follower forwards the proposal
 // to the leader. done runs on the group's goroutine and must not block
 // (ErrClosed for a group already closed comes on a goroutine of its own).
+// data is copied: the caller may reuse it at once. A nil done proposes
+// without waiting for the outcome.
 func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
+	if done == nil {
+		done = func(any, error) {}
+	}
 	seq := g.seq.Add(1)
 	p := proposal{seq: seq, data: encodeHeader(g.h.cfg.ID, seq, data), done: done, start: time.Now()}
 	g.enqueue(p)
@@ -64,8 +69,8 @@ func (g *Group) propose(p proposal) {
 }
 
 // proposeRaft steps the proposal into Raft; one Raft drops (no leader
-// known, a leadership transfer under way) is kept and proposed again when
-// a leader is known, until it times out. A dropped proposal was appended
+// known, a leadership transfer under way, too much uncommitted) is kept
+// and proposed again when a leader is known, until it times out. A dropped proposal was appended
 // nowhere, so proposing it again cannot apply it twice.
 func (g *Group) proposeRaft(p *pending) {
 	var err error
