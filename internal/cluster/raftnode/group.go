@@ -56,6 +56,7 @@ type Group struct {
 	pending      map[uint64]*pending // proposals of this node not yet applied, by sequence
 	expiry       []expiring          // pending in proposal order, for timeouts
 	retry        []uint64            // pending that Raft dropped (no leader yet): proposed again
+	leaderNew    bool                // the leader changed this turn: retry dropped proposals
 	quiet        bool                // quiescent: ticks are not run (quiesce.go)
 	quiesceAsked bool                // a quiesce heartbeat arrived this turn
 	idle         uint64              // leader: ticks without commit progress
@@ -294,9 +295,10 @@ func (g *Group) turn() bool {
 		}
 	}
 	g.maybeQuiesce()
-	if len(g.retry) > 0 && g.lead != 0 {
-		g.retryDropped()
+	if g.leaderNew && len(g.retry) > 0 && g.lead != 0 {
+		g.retryDropped() // a leader just became known; otherwise once a tick
 	}
+	g.leaderNew = false
 	return true
 }
 
@@ -389,6 +391,7 @@ func (g *Group) onSoftState(ss raft.SoftState) {
 	}
 	if ss.Lead != g.lead {
 		g.lead = ss.Lead
+		g.leaderNew = true
 		term := g.rn.BasicStatus().HardState.GetTerm()
 		g.term.Store(term)
 		g.leader.Store(ss.Lead)
