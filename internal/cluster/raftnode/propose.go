@@ -183,8 +183,9 @@ func (g *Group) applyConfChange(e *raftpb.Entry) {
 	g.h.stats.confChanges.Add(1)
 	g.log.Info("raft configuration changed", "index", e.GetIndex(),
 		"voters", g.confState.GetVoters(), "learners", g.confState.GetLearners())
+	// Publish first: the waiting caller reads Status when it returns.
+	g.publishView()
 	if node, seq, _, err := decodeHeader(cc.AsV2().GetContext()); err == nil && node == g.h.cfg.ID {
 		g.complete(seq, nil)
 	}
-	g.publishView()
 }
