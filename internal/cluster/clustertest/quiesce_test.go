@@ -63,6 +63,27 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 	}
 	acked[1] = append(acked[1], "g1-wake")
 
+	// An isolated quiet leader: its followers wake and elect another; the
+	// old leader wakes too (its followers went silent) and steps down.
+	if !c.Eventually(wait, allQuiet) {
+		t.Fatal("groups did not go quiet again")
+	}
+	g2 := c.WaitLeader(2, nil, wait)
+	c.Isolate(g2)
+	next := c.WaitLeader(2, others(c, g2), wait)
+	if next == g2 {
+		t.Fatalf("isolated node %d still leads group 2", g2)
+	}
+	if !c.Eventually(wait, func() bool { return !c.Group(g2, 2).IsLeader() }) {
+		t.Fatalf("isolated quiet leader %d never stepped down", g2)
+	}
+	c.Heal()
+	v := "g2-after-isolation"
+	if err := c.Propose(ctx, next, 2, v); err != nil {
+		t.Fatal(err)
+	}
+	acked[2] = append(acked[2], v)
+
 	// Node 1's death wakes the followers of every group it led.
 	c.Crash(1)
 	for g := uint64(1); g <= groups; g++ {

@@ -74,12 +74,10 @@ func (h *Host) tick() {
 	}
 	h.live.now.Add(1)
 	for _, g := range h.groups {
-		// A quiet group is not even woken, unless it follows a leader
-		// whose node went silent: then the tick wakes it (quiesce.go).
-		if g.quietPub.Load() {
-			if l := g.leader.Load(); l == h.cfg.ID || h.NodeLive(l) {
-				continue
-			}
+		// A quiet group is not even woken while the nodes it depends on
+		// are heard from (quiesce.go).
+		if g.quietPub.Load() && h.quietHolds(g) {
+			continue
 		}
 		g.addTick()
 	}

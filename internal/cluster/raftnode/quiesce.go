@@ -114,14 +114,36 @@ func (g *Group) unquiesce() {
 	}
 }
 
-// tickQuiet decides, at a tick, whether a quiet group stays quiet: a
-// follower wakes when its leader's node has gone silent.
+// quietHolds reports whether a quiet group may stay asleep through this
+// tick: a follower while its leader's node is heard from, a leader while
+// every other member's node is (else it wakes, and Raft's CheckQuorum or
+// heartbeats deal with the missing member).
+func (h *Host) quietHolds(g *Group) bool {
+	l := g.leader.Load()
+	if l != h.cfg.ID {
+		return h.NodeLive(l)
+	}
+	v := g.view.Load()
+	for _, id := range v.Voters {
+		if !h.NodeLive(id) {
+			return false
+		}
+	}
+	for _, id := range v.Learners {
+		if !h.NodeLive(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// tickQuiet decides, at a tick, whether a quiet group stays quiet.
 func (g *Group) tickQuiet() bool {
 	if !g.quiet {
 		return false
 	}
-	if g.lead != g.h.cfg.ID && !g.h.NodeLive(g.lead) {
-		g.log.Debug("raft group wakes: its leader's node is silent", "leader", g.lead)
+	if !g.h.quietHolds(g) {
+		g.log.Debug("raft group wakes: a node it depends on is silent", "leader", g.lead)
 		g.unquiesce()
 		return false
 	}
