@@ -169,7 +169,9 @@ func (g *Group) noteIdle(ticks uint64) {
 // follower that got one and has applied everything goes quiet.
 func (g *Group) maybeQuiesce() {
 	cfg := &g.h.cfg
-	if cfg.DisableQuiesce || g.quiet || g.rn.HasReady() {
+	// A group with proposals waiting never goes quiet: their timeouts
+	// run on ticks, and a proposal must fail rather than hang.
+	if cfg.DisableQuiesce || g.quiet || g.rn.HasReady() || len(g.pending) > 0 || len(g.retry) > 0 {
 		g.quiesceAsked = false
 		return
 	}
@@ -185,7 +187,7 @@ func (g *Group) maybeQuiesce() {
 		return
 	}
 	if bs.RaftState != raft.StateLeader || g.idle < uint64(cfg.QuiesceTicks) || bs.LeadTransferee != 0 ||
-		bs.Applied != commit || len(g.pending) > 0 || len(g.retry) > 0 {
+		bs.Applied != commit {
 		return
 	}
 	me := cfg.ID
