@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -16,7 +17,7 @@ import (
 // proposing all along; then heals everything and checks that every
 // acknowledged value is on every replica and no two replicas diverge.
 func TestChaos(t *testing.T) {
-	for _, seed := range []uint64{1, 2} {
+	for seed := uint64(1); seed <= uint64(*chaosSeeds); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { chaos(t, seed) })
 	}
 }
@@ -118,3 +119,7 @@ func chaos(t *testing.T, seed uint64) {
 	t.Logf("%d rounds: %d of %d proposals acknowledged; %d messages dropped, %d duplicated",
 		rounds, len(all)-1, rounds*4, c.Net.Dropped.Load(), c.Net.Duplicated.Load())
 }
+
+// chaosSeeds is how many seeds TestChaos runs (1, 2, …): go test -run
+// Chaos ./internal/cluster/clustertest/ -args -chaos.seeds=20
+var chaosSeeds = flag.Int("chaos.seeds", 2, "seeds TestChaos runs")
