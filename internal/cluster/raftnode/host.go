@@ -94,12 +94,15 @@ func (h *Host) Start(group uint64, voters, learners []NodeID, sm StateMachine) (
 	if h.cfg.NewStorage == nil {
 		return nil, errors.New("raftnode: HostConfig.NewStorage is nil")
 	}
+	if group == NodeHeartbeatGroup {
+		return nil, errors.New("raftnode: group id 2^64-1 is reserved for node heartbeats")
+	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if _, ok := h.groups[group]; ok || h.starting[group] || group == NodeHeartbeatGroup {
+	if _, ok := h.groups[group]; ok || h.starting[group] {
 		h.mu.Unlock()
 		return nil, fmt.Errorf("group %d: %w", group, ErrGroupExists)
 	}
