@@ -59,7 +59,9 @@ type Group struct {
 	leaderNew    bool                // the leader changed this turn: retry dropped proposals
 	quiet        bool                // quiescent: ticks are not run (quiesce.go)
 	quiesceAsked bool                // a quiesce heartbeat arrived this turn
-	idle         uint64              // leader: ticks without commit progress
+	quiesceFrom  NodeID              // its sender and term: quiet only for the current leader
+	quiesceTerm  uint64
+	idle         uint64 // leader: ticks without commit progress
 	idleCommit   uint64
 	saved        chan error        // Save's done
 	applied      uint64            // last applied index
@@ -250,6 +252,7 @@ func (g *Group) turn() bool {
 	for _, m := range msgs {
 		if isQuiesce(m) && m.GetType() == raftpb.MsgHeartbeat {
 			g.quiesceAsked = true
+			g.quiesceFrom, g.quiesceTerm = m.GetFrom(), m.GetTerm()
 		} else if isQuiesce(m) {
 			// Raft reads a heartbeat response's context as a read-index
 			// position: the answer to a quiesce heartbeat must not carry ours.

@@ -180,7 +180,8 @@ func (g *Group) maybeQuiesce() {
 	if g.quiesceAsked {
 		g.quiesceAsked = false
 		last, err := g.storage.LastIndex()
-		if bs.RaftState == raft.StateFollower && bs.Lead != 0 && bs.Applied == commit && err == nil && last == commit {
+		if bs.RaftState == raft.StateFollower && bs.Lead == g.quiesceFrom && bs.HardState.GetTerm() == g.quiesceTerm &&
+			bs.Applied == commit && err == nil && last == commit {
 			g.quiet = true
 			g.quietPub.Store(true)
 		}
