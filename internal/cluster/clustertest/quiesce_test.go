@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
 )
 
 // TestIdleGroupsGoQuiet runs 20 groups on 3 nodes: once idle they stop
@@ -99,4 +101,21 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 		c.CheckNoDuplicates(g)
 	}
 	c.CheckElections()
+}
+
+func TestDisableQuiesceKeepsTicking(t *testing.T) {
+	c := New(t, 3, Options{Host: func(cfg *raftnode.HostConfig) { cfg.DisableQuiesce = true }})
+	leader := c.WaitLeader(1, nil, wait)
+	proposeAll(t, c, leader, "v", 3)
+	before := c.Net.Sent.Load()
+	c.WaitTicks(60)
+	for _, id := range c.IDs() {
+		if s := c.Host(id).Stats(); s.Quiet != 0 || s.Quiesced != 0 {
+			t.Fatalf("node %d quiesced with DisableQuiesce: %+v", id, s)
+		}
+	}
+	// The leader heartbeats both followers every tick, and they answer.
+	if sent := c.Net.Sent.Load() - before; sent < 4*50 {
+		t.Fatalf("%d messages in 60 ticks of a ticking group, want at least 200", sent)
+	}
 }
