@@ -477,7 +477,9 @@ func (g *Group) shutdown() {
 	g.h.remove(g)
 }
 
-// Close stops the group; its storage stays for a restart.
+// Close stops the group and waits for its goroutine; its storage stays
+// for a restart. Not from a completion (done) callback: those run on the
+// goroutine Close waits for.
 func (g *Group) Close() {
 	g.closeOnce.Do(func() { close(g.stop) })
 	<-g.done
