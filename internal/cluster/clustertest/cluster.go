@@ -38,6 +38,9 @@ type Options struct {
 	Storage StorageFactory
 	// LogLevel of the nodes' logs, written to the test's output (default Info).
 	LogLevel slog.Level
+	// TornTail, if set, is passed to vfs.MemFS.Crash at every Crash: how
+	// many of a file's unsynced bytes survive (a torn write).
+	TornTail func(path string, unsynced int) int
 }
 
 // Node is one member of the Cluster.
@@ -305,9 +308,9 @@ func (c *Cluster) Up() []NodeID {
 	return up
 }
 
-// Crash stops node id at once: its Host and endpoint stop, its file system
-// becomes what a crash leaves (synced data only) and its storage is
-// closed; its state machines are gone.
+// Crash stops node id at once: its endpoint and Host stop, its file system
+// becomes what a crash leaves (synced data, plus Options.TornTail's torn
+// tails), its storage is closed, its state machines are gone.
 func (c *Cluster) Crash(id NodeID) {
 	nd := c.node(id)
 	if nd.host == nil {
@@ -316,7 +319,7 @@ func (c *Cluster) Crash(id NodeID) {
 	_ = nd.ep.Close()
 	nd.host.Close()
 	nd.host = nil
-	nd.fs = nd.fs.Crash(nil)
+	nd.fs = nd.fs.Crash(c.opts.TornTail)
 	if err := nd.closeStore(); err != nil {
 		c.T.Logf("node %d: closing storage after crash: %v", id, err)
 	}
