@@ -214,6 +214,9 @@ func (c *Cluster) AddNode() NodeID {
 // IDs returns the node ids.
 func (c *Cluster) IDs() []NodeID { return slices.Clone(c.ids) }
 
+// FS returns node id's file system (after a Crash, the one it restarts on).
+func (c *Cluster) FS(id NodeID) *vfs.MemFS { return c.node(id).fs }
+
 // Host returns node id's Host, nil while it is down.
 func (c *Cluster) Host(id NodeID) *raftnode.Host { return c.node(id).host }
 
