@@ -43,8 +43,8 @@ type Options struct {
 	TornTail func(path string, unsynced int) int
 }
 
-// Node is one member of the Cluster.
-type Node struct {
+// member is one node of the Cluster.
+type member struct {
 	ID NodeID
 
 	c          *Cluster
@@ -65,7 +65,7 @@ type Cluster struct {
 
 	opts    Options
 	tick    time.Duration
-	nodes   map[NodeID]*Node
+	nodes   map[NodeID]*member
 	ids     []NodeID
 	mem     map[NodeID]map[uint64]*raftnode.MemoryStorage
 	memMu   sync.Mutex
@@ -96,7 +96,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		Clock:   clock.NewFake(time.Unix(1_700_000_000, 0)),
 		opts:    opts,
 		tick:    100 * time.Millisecond,
-		nodes:   map[NodeID]*Node{},
+		nodes:   map[NodeID]*member{},
 		mem:     map[NodeID]map[uint64]*raftnode.MemoryStorage{},
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -112,7 +112,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	}
 	c.ids = voters
 	for _, id := range voters {
-		nd := &Node{ID: id, c: c, fs: vfs.NewCrashable(), sms: map[uint64]*ListSM{}, groups: map[uint64]bool{}}
+		nd := &member{ID: id, c: c, fs: vfs.NewCrashable(), sms: map[uint64]*ListSM{}, groups: map[uint64]bool{}}
 		c.nodes[id] = nd
 		if err := nd.up(); err != nil {
 			t.Fatalf("node %d: %v", id, err)
@@ -168,7 +168,7 @@ func (c *Cluster) PauseTime()  { c.paused.Store(true) }
 func (c *Cluster) ResumeTime() { c.paused.Store(false) }
 
 // up starts the node's Host on its file system and endpoint.
-func (nd *Node) up() error {
+func (nd *member) up() error {
 	c := nd.c
 	ns, closeStore, err := c.opts.Storage(nd.ID, nd.fs)
 	if err != nil {
@@ -202,7 +202,7 @@ func (nd *Node) up() error {
 func (c *Cluster) AddNode() NodeID {
 	c.T.Helper()
 	id := NodeID(len(c.ids) + 1)
-	nd := &Node{ID: id, c: c, fs: vfs.NewCrashable(), sms: map[uint64]*ListSM{}, groups: map[uint64]bool{}}
+	nd := &member{ID: id, c: c, fs: vfs.NewCrashable(), sms: map[uint64]*ListSM{}, groups: map[uint64]bool{}}
 	c.nodes[id] = nd
 	c.ids = append(c.ids, id)
 	if err := nd.up(); err != nil {
@@ -220,7 +220,7 @@ func (c *Cluster) FS(id NodeID) *vfs.MemFS { return c.node(id).fs }
 // Host returns node id's Host, nil while it is down.
 func (c *Cluster) Host(id NodeID) *raftnode.Host { return c.node(id).host }
 
-func (c *Cluster) node(id NodeID) *Node {
+func (c *Cluster) node(id NodeID) *member {
 	nd := c.nodes[id]
 	if nd == nil {
 		c.T.Fatalf("clustertest: no node %d", id)
