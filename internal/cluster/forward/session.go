@@ -136,9 +136,11 @@ func (s *session) push(it pushItem) {
 const maxNotify = 1 << 20
 
 // flush sends queued deliveries as notifies until none are left. A
-// notify the transport refuses (no connection, its queue full) ends the
-// session: the client node cannot be kept in step any more, and
-// requeueing at once what it held is the honest answer.
+// notify the transport refuses (no connection, its queue full, a test
+// network's drop) is a loss like any other: its ids count as handed out,
+// so the client node's next keepalive finds them missing and gives them
+// back. Requeueing them here at once would only push them again into the
+// same refusal, as fast as the queue can deliver; the keepalive paces it.
 func (s *session) flush() {
 	f := s.f
 	var rec []byte // one record at a time, copied into the notify
@@ -169,16 +171,9 @@ func (s *session) flush() {
 				it.p.notified(it.id)
 			}
 			if err != nil {
-				f.mu.Lock()
-				if f.sessions[s.node] == s {
-					delete(f.sessions, s.node)
-				}
-				f.mu.Unlock()
-				go s.end("deliveries could not be sent: " + err.Error())
-				s.mu.Lock()
-				s.flushing = false
-				s.mu.Unlock()
-				return
+				f.stats.notifyRefused.Add(1)
+				f.log.Debug("cluster forward: deliveries refused by the transport; the client node's keepalive returns them",
+					"node", s.node, "n", end-start, "err", err)
 			}
 			start = end
 		}

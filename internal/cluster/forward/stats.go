@@ -15,7 +15,8 @@ type Stats struct {
 	// Owner side.
 	PublishesServed  uint64 // messages other nodes forwarded here
 	DeliveriesPushed uint64 // deliveries pushed to other nodes' consumers
-	SessionsEnded    uint64 // other nodes' sessions ended (lease, restart, NodeDown, refused notify)
+	SessionsEnded    uint64 // other nodes' sessions ended (lease, restart, NodeDown)
+	NotifyRefused    uint64 // deliver notifies the transport refused (their deliveries come back by keepalive)
 	Sessions         int    // other nodes with consumers or gets here, now
 }
 
@@ -23,6 +24,7 @@ type counters struct {
 	pubForwarded, pubBatches, pubNacked   atomic.Uint64
 	delivReceived, delivLost              atomic.Uint64
 	pubServed, delivPushed, sessionsEnded atomic.Uint64
+	notifyRefused                         atomic.Uint64
 }
 
 // Stats returns the counters.
@@ -34,7 +36,7 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		PublishesForwarded: c.pubForwarded.Load(), PublishBatches: c.pubBatches.Load(), PublishesNacked: c.pubNacked.Load(),
 		DeliveriesReceived: c.delivReceived.Load(), DeliveriesLost: c.delivLost.Load(), RemoteConsumers: consumers,
-		PublishesServed: c.pubServed.Load(), DeliveriesPushed: c.delivPushed.Load(), SessionsEnded: c.sessionsEnded.Load(),
+		PublishesServed: c.pubServed.Load(), DeliveriesPushed: c.delivPushed.Load(), SessionsEnded: c.sessionsEnded.Load(), NotifyRefused: c.notifyRefused.Load(),
 		Sessions: sessions,
 	}
 }
