@@ -93,7 +93,6 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // configuration.
 func newCluster(t testing.TB, n int, tweak func(*Config)) []*node {
 	t.Helper()
-	meta := &fakeMeta{nodes: make([]*broker.Broker, n)}
 	nodes := make([]*node, n)
 	routes := make([]*route, n)
 	for i := range nodes {
@@ -114,8 +113,16 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) []*node {
 			}
 		}
 	}
+	startNodes(t, nodes, routes, func(nd *node) transport.Transport { return nd.tr }, tweak)
+	return nodes
+}
+
+// startNodes builds each node's Forwarder (over tr(nd)) and broker, and
+// routes its transport's forwarding kinds to the Forwarder.
+func startNodes(t testing.TB, nodes []*node, routes []*route, tr func(*node) transport.Transport, tweak func(*Config)) {
+	meta := &fakeMeta{nodes: make([]*broker.Broker, len(nodes))}
 	for i, nd := range nodes {
-		cfg := Config{Self: nd.id, Transport: nd.tr, Logger: quietLogger(),
+		cfg := Config{Self: nd.id, Transport: tr(nd), Logger: quietLogger(),
 			RequestTimeout: 2 * time.Second, PublishTimeout: 2 * time.Second,
 			KeepaliveInterval: 50 * time.Millisecond, LeaseTimeout: 400 * time.Millisecond}
 		if tweak != nil {
@@ -136,10 +143,11 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) []*node {
 	t.Cleanup(func() {
 		for _, nd := range nodes {
 			nd.f.Close()
-			_ = nd.tr.Close()
+			if nd.tr != nil {
+				_ = nd.tr.Close()
+			}
 		}
 	})
-	return nodes
 }
 
 // declare declares a durable classic queue on nd (its owner).
