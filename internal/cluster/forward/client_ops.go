@@ -63,64 +63,119 @@ func (f *Forwarder) Purge(q *broker.Queue) int {
 
 // countEntry is a remote queue's counts as last learnt.
 type countEntry struct {
+	q                         *broker.Queue
 	ready, unacked, consumers int
 	at                        time.Time // zero: never learnt
-	busy                      bool      // a refresh is out
+	wanted                    bool      // asked for since the last refresh
 }
 
 // Counts implements broker.Forwarder: the counts last learnt from the
-// owner, refreshed in the background when older than CountsMaxAge. The
-// first call for a queue waits for them (RequestTimeout at most) unless
-// the owner was found unreachable lately; until an answer they are 0.
+// owner. One counts request per owner, for every queue of it asked about
+// and older than CountsMaxAge, is out at a time, so listing many remote
+// queues costs one request per owner, not one per queue; the first call
+// for a queue of an owner also asks for every other queue this node knows
+// it holds. That first call waits for the answer (RequestTimeout at most)
+// unless the owner was found unreachable lately; until an answer the
+// counts are 0.
 func (f *Forwarder) Counts(q *broker.Queue) (ready, unacked, consumers int) {
-	now := f.cfg.Clock.Now()
 	l := f.link(q.Node())
-	l.mu.Lock()
-	down := now.Before(l.downUntil)
-	l.mu.Unlock()
-	f.mu.Lock()
-	e := f.counts[q]
-	if e == nil {
-		e = &countEntry{}
-		f.counts[q] = e
+	deadline := f.cfg.Clock.Now().Add(f.cfg.RequestTimeout)
+	for try := 0; ; try++ {
+		now := f.cfg.Clock.Now()
+		l.mu.Lock()
+		e := l.counts[q]
+		if e == nil {
+			e = &countEntry{q: q}
+			l.counts[q] = e
+			if len(l.counts) == 1 {
+				l.seedCountsLocked()
+			}
+		}
+		var wait chan struct{}
+		if now.Sub(e.at) > f.cfg.CountsMaxAge && !now.Before(l.downUntil) {
+			e.wanted = true
+			if l.countsOut == nil {
+				l.countsOut = make(chan struct{})
+				go l.refreshCounts(l.countsOut)
+			}
+			if e.at.IsZero() {
+				wait = l.countsOut
+			}
+		}
+		ready, unacked, consumers = e.ready, e.unacked, e.consumers
+		l.mu.Unlock()
+		if wait == nil || try == 2 || !now.Before(deadline) {
+			return ready, unacked, consumers
+		}
+		// The refresh out may have left before this queue was asked for:
+		// wait for it, then (at most twice) for the next.
+		select {
+		case <-wait:
+		case <-time.After(deadline.Sub(now)):
+		}
 	}
-	stale := !e.busy && now.Sub(e.at) > f.cfg.CountsMaxAge && !down
-	first := e.at.IsZero()
-	if stale {
-		e.busy = true
-	}
-	r, u, c := e.ready, e.unacked, e.consumers
-	f.mu.Unlock()
-	if !stale {
-		return r, u, c
-	}
-	if first {
-		f.refreshCounts(q, l, e)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return e.ready, e.unacked, e.consumers
-	}
-	go f.refreshCounts(q, l, e)
-	return r, u, c
 }
 
-func (f *Forwarder) refreshCounts(q *broker.Queue, l *link, e *countEntry) {
+// seedCountsLocked adds, wanted, every queue of the broker the link's
+// node holds, so the first refresh learns them all in one request.
+func (l *link) seedCountsLocked() {
+	b := l.f.b.Load()
+	if b == nil {
+		return
+	}
+	for _, v := range b.VHosts() {
+		for _, q := range v.Queues() {
+			if q.Node() == l.node && q.Remote() && l.counts[q] == nil {
+				l.counts[q] = &countEntry{q: q, wanted: true}
+			}
+		}
+	}
+}
+
+// refreshCounts asks the owner for the counts of every queue asked about
+// since the last refresh, then closes done.
+func (l *link) refreshCounts(done chan struct{}) {
+	f := l.f
+	defer func() {
+		l.mu.Lock()
+		l.countsOut = nil
+		l.mu.Unlock()
+		close(done)
+	}()
+	l.mu.Lock()
+	var es []*countEntry
+	for _, e := range l.counts {
+		if e.wanted {
+			e.wanted = false
+			es = append(es, e)
+		}
+	}
+	l.mu.Unlock()
+	if len(es) == 0 {
+		return
+	}
+	refs := make([]queueRef, len(es))
+	for i, e := range es {
+		refs[i] = refOf(e.q)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.RequestTimeout)
-	reply, err := f.tr.Request(ctx, l.node, KindCounts, appendRef(nil, refOf(q)))
+	reply, err := f.tr.Request(ctx, l.node, KindCounts, appendRefs(nil, refs))
 	cancel()
 	var vs []uint64
 	if err == nil {
-		vs, err = decodeUvarints(reply, 3)
+		vs, err = decodeUvarints(reply, 3*len(es))
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	e.busy = false
 	if err != nil {
 		l.failed(err)
 		return
 	}
-	e.ready, e.unacked, e.consumers = int(vs[0]), int(vs[1]), int(vs[2])
-	e.at = f.cfg.Clock.Now()
+	now := f.cfg.Clock.Now()
+	l.mu.Lock()
+	for i, e := range es {
+		e.ready, e.unacked, e.consumers = int(vs[3*i]), int(vs[3*i+1]), int(vs[3*i+2])
+		e.at = now
+	}
+	l.mu.Unlock()
 }
 
 // maybeKeepalive sends this node's keepalive to the link's owner when it

@@ -287,7 +287,27 @@ func decodeCancelled(body []byte) (epoch, consumer uint64, err error) {
 	return epoch, consumer, r.end()
 }
 
-// refOnly is the body of a purge or counts request.
+// A counts request names queues (a count, then refs); its reply is
+// three uvarints per queue: ready, unacked, consumers.
+func appendRefs(b []byte, refs []queueRef) []byte {
+	b = appendUvarint(b, uint64(len(refs)))
+	for _, r := range refs {
+		b = appendRef(b, r)
+	}
+	return b
+}
+
+func decodeRefs(body []byte) ([]queueRef, error) {
+	r := reader{b: body}
+	n := r.count(3)
+	refs := make([]queueRef, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		refs = append(refs, r.ref())
+	}
+	return refs, r.end()
+}
+
+// refOnly is the body of a purge request.
 func decodeRef(body []byte) (queueRef, error) {
 	r := reader{b: body}
 	q := r.ref()

@@ -250,8 +250,11 @@ func (f *Forwarder) Settle(q *broker.Queue, op broker.SettleOp, ds []broker.Deli
 func (f *Forwarder) Closed(q *broker.Queue) []broker.Consumer {
 	f.mu.Lock()
 	list := append([]*remoteConsumer(nil), f.byQueue[q]...)
-	delete(f.counts, q)
 	f.mu.Unlock()
+	l := f.link(q.Node())
+	l.mu.Lock()
+	delete(l.counts, q)
+	l.mu.Unlock()
 	var out []broker.Consumer
 	for _, rc := range list {
 		if _, was := f.forget(rc); was {

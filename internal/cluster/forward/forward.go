@@ -82,7 +82,6 @@ type Forwarder struct {
 	mu       sync.Mutex
 	byQueue  map[*broker.Queue][]*remoteConsumer // client side
 	byQC     map[qc]*remoteConsumer              // client side
-	counts   map[*broker.Queue]*countEntry       // client side
 	sessions map[uint64]*session                 // owner side, per client node
 	closed   bool
 	timer    clock.Timer
@@ -104,7 +103,6 @@ func New(cfg Config) *Forwarder {
 		epoch:    binary.BigEndian.Uint64(e[:]) | 1, // never 0
 		byQueue:  map[*broker.Queue][]*remoteConsumer{},
 		byQC:     map[qc]*remoteConsumer{},
-		counts:   map[*broker.Queue]*countEntry{},
 		sessions: map[uint64]*session{},
 	}
 	if cfg.Broker != nil {

@@ -412,3 +412,32 @@ func TestCompetingConsumersAcrossNodes(t *testing.T) {
 	q1 := queueOf(t, ns[0], "q")
 	waitFor(t, 2*time.Second, "owner drained", nil, func() bool { r, u, _ := q1.Counts(); return r == 0 && u == 0 })
 }
+
+// Counts of many remote queues cost one request per owner, not one per
+// queue.
+func TestCountsBatchedPerOwner(t *testing.T) {
+	counter := &countingTransport{}
+	ns := newCluster(t, 2, func(c *Config) {
+		if c.Self == 2 {
+			counter.Transport = c.Transport
+			c.Transport = counter
+		}
+	})
+	const n = 40
+	var s broker.RouteScratch
+	for i := range n {
+		name := fmt.Sprintf("q%d", i)
+		declare(t, ns[0], name, nil)
+		for range i % 3 {
+			publish(t, ns[0], &s, name, "x", false, nil, 0)
+		}
+	}
+	for i := range n {
+		if r, _, _ := queueOf(t, ns[1], fmt.Sprintf("q%d", i)).Counts(); r != i%3 {
+			t.Fatalf("q%d: ready %d", i, r)
+		}
+	}
+	if got := counter.count(KindCounts); got != 1 {
+		t.Fatalf("%d counts requests for %d queues", got, n)
+	}
+}

@@ -194,6 +194,20 @@ func FuzzDecodeRef(f *testing.F) {
 	})
 }
 
+func FuzzDecodeRefs(f *testing.F) {
+	f.Add(appendRefs(nil, []queueRef{seedRef, {VHost: "v"}}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		refs, err := decodeRefs(body)
+		if err != nil {
+			return
+		}
+		again, err := decodeRefs(appendRefs(nil, refs))
+		if err != nil || !reflect.DeepEqual(again, refs) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
 func FuzzDecodeUvarints(f *testing.F) {
 	f.Add(appendUvarint(appendUvarint(appendUvarint(nil, 1), 300), 0), 3)
 	f.Fuzz(func(t *testing.T, body []byte, n int) {
@@ -269,6 +283,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(KindDeliver, appendDelivery(appendUvarint(nil, 1), &delivery{Consumer: 1, ID: 1, Rec: seedRecord()}))
 	f.Add(KindCancelled, appendCancelled(nil, 1, 1))
 	f.Add(KindPurge, appendRef(nil, queueRef{VHost: "/", Name: "q"}))
+	f.Add(KindCounts, appendRefs(nil, []queueRef{{VHost: "/", Name: "q"}}))
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		fw := New(Config{Self: 1, Transport: nullTransport{}, Logger: quietLogger()})
 		defer fw.Close()

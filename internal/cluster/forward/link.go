@@ -37,6 +37,8 @@ type link struct {
 	kaBusy    bool
 	lastOK    time.Time // the last keepalive the owner answered (or the link's start)
 	downUntil time.Time // a request found the owner unreachable: don't wait on it for counts
+	counts    map[*broker.Queue]*countEntry
+	countsOut chan struct{} // a counts request is out; closed when it is answered
 }
 
 type pubWaiter struct {
@@ -48,7 +50,7 @@ func (f *Forwarder) link(node uint64) *link {
 	if l, ok := f.links.Load(node); ok {
 		return l.(*link)
 	}
-	l := &link{f: f, node: node, consumers: map[uint64]*remoteConsumer{}, credit: map[uint64]uint64{},
+	l := &link{f: f, node: node, consumers: map[uint64]*remoteConsumer{}, credit: map[uint64]uint64{}, counts: map[*broker.Queue]*countEntry{},
 		lastOK: f.cfg.Clock.Now()}
 	actual, _ := f.links.LoadOrStore(node, l)
 	return actual.(*link)

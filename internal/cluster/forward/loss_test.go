@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -145,4 +146,27 @@ func TestRefusedNotifyComesBack(t *testing.T) {
 	if st := ns[0].f.Stats(); st.NotifyRefused != 1 || st.SessionsEnded != 0 {
 		t.Fatalf("owner stats %+v", st)
 	}
+}
+
+// countingTransport counts requests by kind.
+type countingTransport struct {
+	transport.Transport
+	mu sync.Mutex
+	n  map[uint8]int
+}
+
+func (c *countingTransport) Request(ctx context.Context, to transport.NodeID, kind uint8, body []byte) ([]byte, error) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[uint8]int{}
+	}
+	c.n[kind]++
+	c.mu.Unlock()
+	return c.Transport.Request(ctx, to, kind, body)
+}
+
+func (c *countingTransport) count(kind uint8) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[kind]
 }

@@ -251,17 +251,21 @@ func (f *Forwarder) handlePurge(b *broker.Broker, body []byte) ([]byte, error) {
 }
 
 func (f *Forwarder) handleCounts(b *broker.Broker, body []byte) ([]byte, error) {
-	r, err := decodeRef(body)
+	refs, err := decodeRefs(body)
 	if err != nil {
 		return nil, err
 	}
-	var ready, unacked, consumers int
-	if q := f.lookup(b, r); q != nil && !q.Remote() {
-		ready, unacked, consumers = q.Counts()
+	out := make([]byte, 0, 3*len(refs))
+	for _, r := range refs {
+		var ready, unacked, consumers int
+		if q := f.lookup(b, r); q != nil && !q.Remote() {
+			ready, unacked, consumers = q.Counts()
+		}
+		out = appendUvarint(out, uint64(max(ready, 0)))
+		out = appendUvarint(out, uint64(max(unacked, 0)))
+		out = appendUvarint(out, uint64(max(consumers, 0)))
 	}
-	out := appendUvarint(nil, uint64(max(ready, 0)))
-	out = appendUvarint(out, uint64(max(unacked, 0)))
-	return appendUvarint(out, uint64(max(consumers, 0))), nil
+	return out, nil
 }
 
 // handleKeepalive renews the client node's lease, takes its consumers'
