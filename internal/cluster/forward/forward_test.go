@@ -441,3 +441,29 @@ func TestCountsBatchedPerOwner(t *testing.T) {
 		t.Fatalf("%d counts requests for %d queues", got, n)
 	}
 }
+
+// The owner's memory alarm holds forwarded publishes as it blocks its own
+// publishers; they are confirmed once it clears.
+func TestOwnerAlarmHoldsForwardedPublishes(t *testing.T) {
+	ns := newCluster(t, 2, nil)
+	declare(t, ns[0], "q", nil)
+	ns[0].b.MemoryAlarm().Set(true)
+	cf := newConfirms()
+	var s broker.RouteScratch
+	publish(t, ns[1], &s, "q", "m", true, cf, 1)
+	time.Sleep(200 * time.Millisecond) // nothing may happen meanwhile
+	cf.mu.Lock()
+	n := len(cf.got)
+	cf.mu.Unlock()
+	q1 := queueOf(t, ns[0], "q")
+	if r, _, _ := q1.Counts(); n != 0 || r != 0 {
+		t.Fatalf("during the alarm: %d outcomes, %d ready", n, r)
+	}
+	ns[0].b.MemoryAlarm().Set(false)
+	if err := cf.wait(t, 1, 2*time.Second)[1]; err != nil {
+		t.Fatalf("after the alarm: %v", err)
+	}
+	if r, _, _ := q1.Counts(); r != 1 {
+		t.Fatalf("ready %d", r)
+	}
+}

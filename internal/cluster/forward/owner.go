@@ -16,10 +16,16 @@ import (
 // handlePublish enqueues a batch of forwarded publishes, in order, and
 // replies once every one is enqueued and, where its queue logs it,
 // durable — or when ctx ends first, with an error the client's node
-// turns into nacks.
+// turns into nacks. While one of this node's alarms (memory, disk) is
+// on, it waits before enqueueing, as the alarm blocks this node's own
+// publishers: the client's node queues what follows (MaxPendingBytes)
+// and nacks beyond.
 func (f *Forwarder) handlePublish(ctx context.Context, b *broker.Broker, body []byte) ([]byte, error) {
 	items, err := decodePublish(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := waitAlarms(ctx, b); err != nil {
 		return nil, err
 	}
 	f.stats.pubServed.Add(uint64(len(items)))
@@ -299,4 +305,32 @@ func (f *Forwarder) handleKeepalive(from uint64, body []byte) ([]byte, error) {
 		}
 	}
 	return appendKeepaliveReply(nil, rs), nil
+}
+
+// waitAlarms returns once none of b's alarms is on, or with ctx's error.
+func waitAlarms(ctx context.Context, b *broker.Broker) error {
+	for _, a := range b.Alarms() {
+		if !a.Active() {
+			continue
+		}
+		off := make(chan struct{}, 1)
+		unsubscribe := a.Subscribe(func(active bool) {
+			if !active {
+				select {
+				case off <- struct{}{}:
+				default:
+				}
+			}
+		})
+		for a.Active() {
+			select {
+			case <-off:
+			case <-ctx.Done():
+				unsubscribe()
+				return fmt.Errorf("forward: the %s alarm is on: %w", a.Name(), ctx.Err())
+			}
+		}
+		unsubscribe()
+	}
+	return nil
 }
