@@ -80,3 +80,50 @@ func BenchmarkPublishLocal(b *testing.B) { benchPublish(b, 0) }
 
 // BenchmarkPublishForwarded publishes on node 2 to node 1's queue over TCP.
 func BenchmarkPublishForwarded(b *testing.B) { benchPublish(b, 1) }
+
+// benchConsume fills node 1's queue with b.N 1 KiB messages and consumes
+// them on node `on` (acking each, prefetch 100), timing the consumption.
+func benchConsume(b *testing.B, on int) {
+	ns := newClusterB(b)
+	if _, err := ns[0].v.DeclareQueue(broker.QueueConfig{Name: "q"}, false, 1); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 1024)
+	var s broker.RouteScratch
+	for range b.N {
+		if _, err := ns[0].v.Publish(&s, &message.Message{RoutingKey: "q", Body: body}, nil, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q, err := ns[on].v.Queue("q", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newConsumer(100, false)
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	if err := q.Consume(c, broker.ConsumeOptions{Prefetch: 100}); err != nil {
+		b.Fatal(err)
+	}
+	for got := 0; got < b.N; {
+		select {
+		case <-c.ch:
+		case <-time.After(10 * time.Millisecond):
+		}
+		ds := c.take()
+		got += len(ds)
+		if len(ds) > 0 {
+			q.Ack(ds...)
+			q.Dispatch()
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+}
+
+// BenchmarkConsumeLocal is the baseline: a consumer on the queue's node.
+func BenchmarkConsumeLocal(b *testing.B) { benchConsume(b, 0) }
+
+// BenchmarkConsumeForwarded consumes node 1's queue on node 2 over TCP.
+func BenchmarkConsumeForwarded(b *testing.B) { benchConsume(b, 1) }
