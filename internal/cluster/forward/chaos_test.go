@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,4 +142,53 @@ func TestChaosNoConfirmedMessageLost(t *testing.T) {
 	if cancels != 0 {
 		t.Fatalf("consumer cancelled %d times", cancels)
 	}
+}
+
+// Publish requests fail at random, before or after reaching the owner:
+// what the owner enqueued is still in publish order (some messages
+// missing — nacked — never out of order, never twice), and every
+// confirmed one is there.
+func TestChaosPublishOrder(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	ns := newCluster(t, 2, func(c *Config) {
+		if c.Self == 2 {
+			c.Transport = &chaos{Transport: c.Transport, rnd: rand.New(rand.NewPCG(seed, 2)), p: 0.1}
+		}
+	})
+	declare(t, ns[0], "q", nil)
+	const n = 3000
+	cf := newConfirms()
+	var s broker.RouteScratch
+	for i := range n {
+		publish(t, ns[1], &s, "q", fmt.Sprintf("%05d", i), i%3 == 0, cf, uint64(i))
+	}
+	outcomes := cf.wait(t, n, 20*time.Second)
+	q1 := queueOf(t, ns[0], "q")
+	c := newConsumer(0, true)
+	if err := q1.Consume(c, broker.ConsumeOptions{NoAck: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the owner drained", c.ch, func() bool { r, _, _ := q1.Counts(); return r == 0 })
+	g, _, _ := c.snapshot()
+	if !slices.IsSorted(g) {
+		t.Fatalf("the owner's queue is out of publish order")
+	}
+	have := map[string]bool{}
+	for i, b := range g {
+		if i > 0 && g[i-1] == b {
+			t.Fatalf("%s enqueued twice", b)
+		}
+		have[b] = true
+	}
+	confirmed := 0
+	for i, err := range outcomes {
+		if err == nil {
+			confirmed++
+			if !have[fmt.Sprintf("%05d", i)] {
+				t.Fatalf("confirmed %d is not in the queue", i)
+			}
+		}
+	}
+	t.Logf("%d confirmed, %d enqueued of %d; %+v", confirmed, len(g), n, ns[1].f.Stats())
 }
