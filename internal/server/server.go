@@ -57,6 +57,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.Enabled() {
+		return nil, errors.New("server: the cluster settings are valid, but this build cannot run a cluster yet (docs/clustering.md says what is built)")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
