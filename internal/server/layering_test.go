@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"internal/broker":            {"internal/clock", "internal/flow", "internal/message", "internal/route"},
 	"internal/broker/memstore":   {"internal/broker", "internal/message"},
 	"internal/clock":             {},
-	"internal/cluster":           {},
+	"internal/cluster":           {"internal/vfs"},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},
