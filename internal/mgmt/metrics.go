@@ -30,6 +30,11 @@ type Sources struct {
 	// Users authenticate the administrator every state-changing request
 	// needs; nil refuses every such request.
 	Users *auth.Store
+
+	// Cluster is GET /api/cluster's document and Raft the tern_raft_*
+	// metrics; both nil on a single node (no endpoint, no metrics).
+	Cluster func() any
+	Raft    func() RaftStats
 }
 
 type collector struct {
