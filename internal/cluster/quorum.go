@@ -53,8 +53,8 @@ type replicatedLog struct {
 }
 
 func (r *replicatedLog) Propose(data []byte, done func(any, error)) { r.g.ProposeAsync(data, done) }
-func (r *replicatedLog) IsLeader() bool                              { return r.g.IsLeader() }
-func (r *replicatedLog) Live(node uint64) bool                       { return r.g.Live(node) }
+func (r *replicatedLog) IsLeader() bool                             { return r.g.IsLeader() }
+func (r *replicatedLog) Live(node uint64) bool                      { return r.g.Live(node) }
 
 func (r *replicatedLog) Close() {
 	r.forget()

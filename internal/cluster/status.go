@@ -34,19 +34,19 @@ type NodeStatus struct {
 
 // GroupStatus is one Raft group as this replica sees it.
 type GroupStatus struct {
-	ID    string `json:"id"` // hex
+	ID    string `json:"id"`   // hex
 	Kind  string `json:"kind"` // "metadata" or "quorum"
 	VHost string `json:"vhost,omitempty"`
 	Queue string `json:"queue,omitempty"`
 	// State is this replica's role: leader, follower, candidate,
 	// pre-candidate.
-	State     string   `json:"state"`
-	Leader    string   `json:"leader"` // "" when none is known
-	Term      uint64   `json:"term"`
-	Commit    uint64   `json:"commit"`
-	Applied   uint64   `json:"applied"`
-	Voters    []string `json:"voters"`
-	Learners  []string `json:"learners"`
+	State    string   `json:"state"`
+	Leader   string   `json:"leader"` // "" when none is known
+	Term     uint64   `json:"term"`
+	Commit   uint64   `json:"commit"`
+	Applied  uint64   `json:"applied"`
+	Voters   []string `json:"voters"`
+	Learners []string `json:"learners"`
 	// Followers is known on the leader only (see the leader's own
 	// /api/cluster): each follower's replication progress.
 	Followers []FollowerStatus `json:"followers,omitempty"`
