@@ -64,6 +64,9 @@ type Node struct {
 	tr   *transport.TCP
 	host *raftnode.Host
 	meta atomic.Pointer[raftnode.Group]
+	// fsyncs and batches are the WAL's fsync latency (seconds) and the
+	// entries each fsync covered (wal.Options.OnSync).
+	fsyncs, batches *Histogram
 
 	mu     sync.Mutex
 	queues map[uint64]queueGroup // open quorum groups
@@ -110,8 +113,15 @@ func New(cfg Config) (*Node, error) {
 	if err := ClaimDir(cfg.FS, cfg.Dir, cfg.Self.Name); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, queues: map[uint64]queueGroup{}, stop: make(chan struct{})}
-	w, err := wal.Open(cfg.FS, filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: cfg.Logger.With("component", "wal")})
+	n := &Node{cfg: cfg, log: cfg.Logger, queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
+		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...)}
+	w, err := wal.Open(cfg.FS, filepath.Join(cfg.Dir, "wal"), wal.Options{
+		Logger: cfg.Logger.With("component", "wal"),
+		OnSync: func(entries int, took time.Duration) {
+			n.fsyncs.Observe(took.Seconds())
+			n.batches.Observe(float64(entries))
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

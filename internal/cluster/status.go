@@ -8,6 +8,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/cluster/raftnode"
 	"github.com/tern-broker/tern/internal/cluster/transport"
+	"github.com/tern-broker/tern/internal/cluster/wal"
 )
 
 // Status is GET /api/cluster's document: the nodes and every group as
@@ -140,11 +141,16 @@ type Stats struct {
 	// Peers maps member names (not this node) to whether they are
 	// connected.
 	Peers map[string]bool
+	WAL   wal.Stats
+	// WALFsync is the WAL's fsync latency in seconds, WALBatch the Raft
+	// entries each fsync made durable.
+	WALFsync, WALBatch HistogramSnapshot
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	s := Stats{Raft: n.host.Stats(), Transport: n.tr.Stats(), Peers: map[string]bool{}}
+	s := Stats{Raft: n.host.Stats(), Transport: n.tr.Stats(), Peers: map[string]bool{}, WAL: n.wal.Stats(),
+		WALFsync: n.fsyncs.Snapshot(), WALBatch: n.batches.Snapshot()}
 	for _, id := range n.host.Groups() {
 		if g := n.host.Group(id); g != nil && g.IsLeader() {
 			s.GroupsLed++
