@@ -258,3 +258,31 @@ func TestStartGivesUpWithoutQuorum(t *testing.T) {
 		t.Fatalf("alone of three: %v", err)
 	}
 }
+
+func TestRestartRecoversTheMetadataFromTheWAL(t *testing.T) {
+	nodes := newTestNodes(t, 3)
+	startAll(t, nodes)
+	ctx := t.Context()
+	for i := range 5 {
+		if err := nodes[0].node.Propose(ctx, broker.AddVHost{Name: fmt.Sprint("before-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// n3 stops; the others go on without it, then it comes back on its
+	// directory with an empty broker and must apply everything.
+	if err := nodes[2].node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := nodes[1].node.Propose(ctx, broker.AddVHost{Name: fmt.Sprint("while-down-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes[2].start(t); err != nil {
+		t.Fatal(err)
+	}
+	// Start returned: everything committed before it is applied here.
+	if got := nodes[2].broker.VHosts(); !slices.Equal(got, nodes[0].broker.VHosts()) || len(got) != 10 {
+		t.Fatalf("after the restart n3 has %v, n1 %v", got, nodes[0].broker.VHosts())
+	}
+}

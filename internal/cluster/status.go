@@ -145,12 +145,20 @@ type Stats struct {
 	// WALFsync is the WAL's fsync latency in seconds, WALBatch the Raft
 	// entries each fsync made durable.
 	WALFsync, WALBatch HistogramSnapshot
+	// CommitLatency is raftnode's proposal → local apply histogram, in
+	// seconds.
+	CommitLatency HistogramSnapshot
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	s := Stats{Raft: n.host.Stats(), Transport: n.tr.Stats(), Peers: map[string]bool{}, WAL: n.wal.Stats(),
 		WALFsync: n.fsyncs.Snapshot(), WALBatch: n.batches.Snapshot()}
+	lat := s.Raft.CommitLatency
+	s.CommitLatency = HistogramSnapshot{Cumulative: lat.Cumulative, Count: lat.Count, Sum: lat.Sum.Seconds()}
+	for _, b := range raftnode.CommitLatencyBounds {
+		s.CommitLatency.Bounds = append(s.CommitLatency.Bounds, b.Seconds())
+	}
 	for _, id := range n.host.Groups() {
 		if g := n.host.Group(id); g != nil && g.IsLeader() {
 			s.GroupsLed++
