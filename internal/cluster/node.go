@@ -267,22 +267,38 @@ func (n *Node) memberName(id uint64) string {
 // Propose implements broker.MetadataLog: it replicates c through the
 // metadata group and returns once this node applied it, with the error
 // applying it gave (a refused declare) or the reason it did not commit.
+// A proposal lost in a leader change (raftnode.ErrProposalTimeout) is
+// proposed again while ctx lasts: applying a definition command twice
+// changes nothing (Broker.ApplyReplicated), so a retry cannot do harm.
+// Without a deadline in ctx, one of metadataTimeout applies.
 func (n *Node) Propose(ctx context.Context, c broker.Command) error {
 	g := n.meta.Load()
 	if g == nil {
 		return errors.New("cluster: the metadata group is not running yet")
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout+time.Second)
-	defer cancel()
-	res, err := g.Propose(ctx, meta.EncodeCommand(c))
-	if err != nil {
-		return fmt.Errorf("cluster: the definition change did not commit: %w", err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, metadataTimeout)
+		defer cancel()
 	}
-	if err, ok := res.(error); ok && err != nil {
-		return err
+	data := meta.EncodeCommand(c)
+	for {
+		res, err := g.Propose(ctx, data)
+		if errors.Is(err, raftnode.ErrProposalTimeout) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: the definition change did not commit: %w", err)
+		}
+		if err, ok := res.(error); ok && err != nil {
+			return err
+		}
+		return nil
 	}
-	return nil
 }
+
+// metadataTimeout bounds a metadata proposal whose caller set no deadline.
+const metadataTimeout = 15 * time.Second
 
 // Close stops every group, the host, the transport and the WAL; the
 // groups' state stays for the next start.

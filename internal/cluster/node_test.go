@@ -44,13 +44,17 @@ func (f *fakeBroker) ApplyReplicated(c broker.Command) error {
 	return nil
 }
 
-func (f *fakeBroker) DefinitionsSnapshot() *broker.Definitions {
+func (f *fakeBroker) DefinitionsSnapshot() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &broker.Definitions{VHosts: slices.Clone(f.vhosts)}
+	return broker.EncodeDefinitions(&broker.Definitions{VHosts: slices.Clone(f.vhosts)})
 }
 
-func (f *fakeBroker) RestoreDefinitions(d *broker.Definitions) error {
+func (f *fakeBroker) RestoreDefinitions(data []byte) error {
+	d, err := broker.DecodeDefinitions(data)
+	if err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.vhosts = slices.Clone(d.VHosts)

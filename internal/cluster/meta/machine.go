@@ -14,10 +14,11 @@ type Target interface {
 	// ApplyReplicated applies a committed command; its error goes back to
 	// the proposer (a refused declare) and changes nothing.
 	ApplyReplicated(c broker.Command) error
-	// DefinitionsSnapshot returns the definitions as of the last applied
-	// command; RestoreDefinitions replaces them.
-	DefinitionsSnapshot() *broker.Definitions
-	RestoreDefinitions(d *broker.Definitions) error
+	// DefinitionsSnapshot encodes the definitions as of the last applied
+	// command (broker.EncodeDefinitions); RestoreDefinitions replaces
+	// them with a snapshot's.
+	DefinitionsSnapshot() ([]byte, error)
+	RestoreDefinitions(data []byte) error
 }
 
 // Machine is the metadata group's raftnode.StateMachine.
@@ -52,9 +53,9 @@ func (m *Machine) Apply(index uint64, data []byte) any {
 	return nil
 }
 
-// Snapshot encodes the broker's definitions.
+// Snapshot is the broker's definitions behind a format byte.
 func (m *Machine) Snapshot() ([]byte, error) {
-	raw, err := broker.EncodeDefinitions(m.target.DefinitionsSnapshot())
+	raw, err := m.target.DefinitionsSnapshot()
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +67,10 @@ func (m *Machine) Restore(data []byte) error {
 	if len(data) == 0 || data[0] != snapshotV1 {
 		return fmt.Errorf("meta: snapshot format %v is not %d (written by a newer version?)", data[:min(len(data), 1)], snapshotV1)
 	}
-	d, err := broker.DecodeDefinitions(data[1:])
-	if err != nil {
+	if err := m.target.RestoreDefinitions(data[1:]); err != nil {
 		return fmt.Errorf("meta: snapshot: %w", err)
 	}
-	return m.target.RestoreDefinitions(d)
+	return nil
 }
 
 // LeaderChanged is logged by raftnode; the definitions do not depend on
