@@ -177,7 +177,7 @@ func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error
 	ch.consumers[tag] = cons
 	ch.mu.Unlock()
 
-	opts := broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio}
+	opts := broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio, Prefetch: int(cons.prefetch)}
 	if q.IsStream() {
 		if opts.Stream, err = ch.streamOptions(m); err != nil {
 			ch.mu.Lock()

@@ -17,12 +17,20 @@ type effects struct {
 	cancel   []func()
 	emptied  []*Exchange
 	messages int // queue: messages a deleted queue held; restore: recovered
+	// Cluster (meta.go): the command a client's change is to propose,
+	// instead of applying it here; whether the command being applied came
+	// from the metadata group (ApplyReplicated); and whether a queue it
+	// declares is this node's, left by a previous run (Queue.orphan).
+	propose    Command
+	replicated bool
+	orphan     bool
 }
 
 // Apply changes the definitions by one command: it applies it, logs it if
-// it is durable, and returns once it is durable. Recovery, the
-// configuration and (later) the metadata Raft group call it; clients' declares
-// validate first and then take the same path (commitLocked).
+// it is durable, and returns once it is durable. Recovery and the
+// configuration call it; clients' declares validate first and then take
+// the same path (commitLocked). It is this node's alone: in a cluster the
+// metadata group applies with ApplyReplicated, and Apply logs nothing.
 func (b *Broker) Apply(c Command) error {
 	switch c := c.(type) {
 	case SetLimits:
@@ -70,13 +78,25 @@ func commandVHost(c Command) string {
 // auto-delete exchanges it left without bindings, each as its own
 // DeleteExchange command, so a replay never depends on bindings that were
 // not logged (to transient queues). v.mu is held.
+//
+// In a cluster it proposes c instead (proposeLocked), unless c concerns a
+// queue that stays on this node.
 func (v *VHost) commitLocked(c Command, fx *effects) error {
+	if v.broker.clustered() && !v.localOnlyLocked(c) {
+		return v.proposeLocked(c, fx)
+	}
 	if err := v.applyLocked(c, fx); err != nil {
 		return err
 	}
 	// A command that changed nothing (a binding that exists) still
 	// answers only once what it found is durable.
 	fx.seq = max(fx.seq, v.lastSeq)
+	return v.dropEmptiedLocked(fx)
+}
+
+// dropEmptiedLocked deletes the auto-delete exchanges that applying left
+// without bindings, each by a DeleteExchange of its own. v.mu is held.
+func (v *VHost) dropEmptiedLocked(fx *effects) error {
 	for len(fx.emptied) > 0 {
 		x := fx.emptied[0]
 		fx.emptied = fx.emptied[1:]
@@ -171,8 +191,8 @@ func (v *VHost) resolveLocked(d BindingDef) (*Binding, error) {
 		if b.Exchange = v.exchange(d.Destination); b.Exchange == nil {
 			return nil, v.notFoundExchange(d.Destination)
 		}
-	} else if b.Queue = v.queue(d.Destination); b.Queue == nil {
-		return nil, v.notFoundQueue(d.Destination)
+	} else if b.Queue = v.queue(d.Destination); b.Queue == nil || (d.DestID != "" && d.DestID != b.Queue.id) {
+		return nil, v.notFoundQueue(d.Destination) // gone, or another queue of the name
 	}
 	return b, nil
 }
@@ -186,8 +206,24 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		return err
 	}
 	q := newQueue(v, c.QueueConfig, args)
-	if err := v.attachLogLocked(q, c.ID); err != nil {
-		return err
+	q.node, q.orphan = c.Node, fx.orphan
+	if q.Remote() {
+		// Another node holds its messages: this one knows it, no more.
+		q.backend = newRemoteBackend(q)
+	} else if err := v.attachLogLocked(q, c.ID); err != nil {
+		if !fx.replicated {
+			return err
+		}
+		// Every node must know the queue, whatever this one's disk
+		// says, or their metadata would part: it lives on in memory
+		// here (a stream, which is its log, holds nothing).
+		v.broker.log.Error("a replicated queue cannot open its log on this node; its messages stay in memory", "queue", c.Name, "err", err)
+		if q.kind == Stream {
+			q.backend = newRemoteBackend(q)
+		}
+	}
+	if q.id == "" {
+		q.id = c.ID // a cluster's queue without a log: its identity (DeleteQueue.ID)
 	}
 	if q.log != nil {
 		// A replayed declare reopens the queue's log: what a previous
@@ -196,7 +232,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	}
 	q.backend.touch()
 	v.queues.Store(c.Name, q)
-	if c.Exclusive {
+	if c.Exclusive && !q.Remote() {
 		if v.owned[c.Owner] == nil {
 			v.owned[c.Owner] = map[string]struct{}{}
 		}
@@ -211,8 +247,8 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 
 func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	q := v.queue(c.Name)
-	if q == nil {
-		return
+	if q == nil || (c.ID != "" && c.ID != q.id) {
+		return // gone, or another queue of the name: a cluster's delete names its queue
 	}
 	// A client's delete closed the queue already (deleteQueue); a replayed
 	// one closes it here.
@@ -222,7 +258,7 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.removeBindingLocked(b, fx)
 	}
 	v.queues.Delete(c.Name)
-	if q.cfg.Exclusive {
+	if q.cfg.Exclusive && !q.Remote() {
 		delete(v.owned[q.cfg.Owner], c.Name)
 		if len(v.owned[q.cfg.Owner]) == 0 {
 			delete(v.owned, q.cfg.Owner)
@@ -245,8 +281,8 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 // held, so the log's order is the order of application.
 func (v *VHost) logLocked(c Command, fx *effects) {
 	st := v.broker.cfg.Storage
-	if fx.replay || st == nil {
-		return
+	if fx.replay || st == nil || v.broker.clustered() {
+		return // in a cluster the metadata group's log is the log
 	}
 	seq, err := st.AppendCommand(c)
 	if err != nil {

@@ -44,7 +44,8 @@ type Broker struct {
 	mu     sync.Mutex
 	vhosts map[string]*VHost
 
-	snapMu      sync.Mutex // one definitions snapshot at a time
+	snapMu      sync.Mutex  // one definitions snapshot at a time
+	meta        metaWaiters // cluster: this node's proposals awaiting their application (meta.go)
 	stats       counters
 	queuedBytes atomic.Int64 // accounted memory of queued messages
 	memPeak     atomic.Int64 // highest queuedBytes since the last release to the OS
@@ -85,6 +86,9 @@ func (b *Broker) VHost(name string) *VHost {
 // is a durable AddVHost command. A failure to store it is logged: the
 // vhost exists until the restart.
 func (b *Broker) AddVHost(name string) *VHost {
+	if b.clustered() {
+		return b.addVHostReplicated(name)
+	}
 	v, err := b.addVHost(name, false)
 	if err != nil {
 		b.log.Error("storing a new vhost failed", "vhost", name, "err", err)

@@ -14,10 +14,15 @@ type ExchangeDef struct {
 	ExchangeConfig
 }
 
-// QueueDef is a durable queue and the id of its log.
+// QueueDef is a queue and the id of its log.
 type QueueDef struct {
 	VHost string
 	ID    string
+	// Node is, in a cluster, the node that holds a classic queue's (or a
+	// stream's) messages: the node that declared it. Other nodes know the
+	// queue and hold none of its messages (Queue.Node). 0: no cluster, or
+	// a queue every node holds (quorum).
+	Node uint64
 	QueueConfig
 }
 
@@ -27,6 +32,11 @@ type BindingDef struct {
 	Source         string
 	Destination    string
 	DestIsExchange bool
-	Key            string
-	Args           map[string]any
+	// DestID, when set (a cluster's bindings), is the destination queue's
+	// id (QueueDef.ID): a binding replayed after its queue was deleted
+	// and declared again does not bind the new queue. A single node
+	// leaves it empty and binds by name.
+	DestID string
+	Key    string
+	Args   map[string]any
 }

@@ -6,7 +6,10 @@
 // reaches the disk only through its own interfaces (Storage, Log,
 // StreamLog, DelayedLog in log.go and delayed.go), which internal/server
 // implements on internal/store and memstore implements in memory for the
-// core's tests.
+// core's tests, and a cluster only through Replication (replication.go).
+// What it does define is the encoding of its own commands and definitions
+// (codec.go, codec_defs.go), the bytes the store and the cluster keep
+// without reading them.
 //
 // Concurrency:
 //   - A VHost guards its exchange and queue maps with mu for mutation; lookups
@@ -26,7 +29,11 @@
 //     VHost.applyLocked under the vhost's mu; a durable command is appended
 //     to the store's definitions log there (so the log's order is the order
 //     of application) and waited for after mu is released. A snapshot takes
-//     Broker.mu, then every vhost's mu in name order.
+//     Broker.mu, then every vhost's mu in name order. In a cluster a
+//     client's command is proposed with no lock held and applied by
+//     ApplyReplicated on the metadata group's goroutine, which takes the
+//     vhost's mu like any change (meta.go); nothing waits for a proposal
+//     while holding a broker lock.
 //
 // Invariants: a message is in exactly one of a queue's ready list or a
 // consumer's unacked set (or neither once acked); requeued messages go back

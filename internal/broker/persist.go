@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -14,26 +15,28 @@ import (
 // fsynced (group commit: concurrent declares share an fsync) before they
 // return, so a declare-ok is sent only for a durable declare. When the log
 // has grown enough, a snapshot of the whole node replaces it (snapshot).
+// In a cluster the same methods propose the command instead and return
+// once it is committed and applied here (VHost.run, meta.go).
 
 // DeclareExchange creates an exchange or checks that an existing one is
 // equivalent. With passive it only checks existence.
 func (v *VHost) DeclareExchange(cfg ExchangeConfig, passive bool) (*Exchange, error) {
-	fx := &effects{}
-	x, err := v.declareExchange(cfg, passive, fx)
+	var x *Exchange
+	_, err := v.run(true, func(fx *effects) (err error) {
+		x, err = v.declareExchange(cfg, passive, fx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return x, v.finish(fx)
+	return x, nil
 }
 
 // DeleteExchange removes an exchange and its bindings. Deleting a missing
 // exchange succeeds, as in RabbitMQ.
 func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
-	fx := &effects{}
-	if err := v.deleteExchange(name, ifUnused, fx); err != nil {
-		return err
-	}
-	return v.finish(fx)
+	_, err := v.run(false, func(fx *effects) error { return v.deleteExchange(name, ifUnused, fx) })
+	return err
 }
 
 // DeclareQueue creates a queue or checks that an existing one is
@@ -41,12 +44,19 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 // identifies the declaring connection for exclusive queues. A durable,
 // non-exclusive queue gets a log in storage and survives restarts.
 func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
-	fx := &effects{}
-	q, err := v.declareQueue(cfg, passive, conn, fx)
+	var q *Queue
+	named := false
+	_, err := v.run(true, func(fx *effects) (err error) {
+		q, err = v.declareQueue(cfg, passive, named, conn, fx)
+		if d, ok := fx.propose.(DeclareQueue); ok {
+			cfg.Name, named = d.Name, true // a server-named queue keeps its name for the recheck
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return q, v.finish(fx)
+	return q, nil
 }
 
 // DeleteQueue deletes a queue, its messages, its log and its bindings,
@@ -64,11 +74,7 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, conn uint64) (i
 // delete-ok first, as RabbitMQ orders them, so a client that closes once its
 // consumer is cancelled still gets the reply.
 func (v *VHost) DeleteQueueThenCancel(name string, ifUnused, ifEmpty bool, conn uint64) (int, func(), error) {
-	fx := &effects{}
-	if err := v.deleteQueue(name, ifUnused, ifEmpty, conn, nil, fx); err != nil {
-		return 0, noCancel, err
-	}
-	err := v.finish(fx)
+	fx, err := v.run(false, func(fx *effects) error { return v.deleteQueue(name, ifUnused, ifEmpty, conn, nil, fx) })
 	if err != nil {
 		return 0, fx.cancelAll, err
 	}
@@ -78,39 +84,27 @@ func (v *VHost) DeleteQueueThenCancel(name string, ifUnused, ifEmpty bool, conn 
 // BindQueue binds queue to exchange with key and args. Binding twice is a
 // no-op.
 func (v *VHost) BindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
-	fx := &effects{}
-	if err := v.bindQueue(queue, exchange, key, args, conn, fx); err != nil {
-		return err
-	}
-	return v.finish(fx)
+	_, err := v.run(true, func(fx *effects) error { return v.bindQueue(queue, exchange, key, args, conn, fx) })
+	return err
 }
 
 // UnbindQueue removes a queue binding; a missing binding is not an error.
 func (v *VHost) UnbindQueue(queue, exchange, key string, args map[string]any, conn uint64) error {
-	fx := &effects{}
-	if err := v.unbindQueue(queue, exchange, key, args, conn, fx); err != nil {
-		return err
-	}
-	return v.finish(fx)
+	_, err := v.run(false, func(fx *effects) error { return v.unbindQueue(queue, exchange, key, args, conn, fx) })
+	return err
 }
 
 // BindExchange binds destination to source (exchange-to-exchange binding,
 // a RabbitMQ extension).
 func (v *VHost) BindExchange(destination, source, key string, args map[string]any) error {
-	fx := &effects{}
-	if err := v.bindExchange(destination, source, key, args, fx); err != nil {
-		return err
-	}
-	return v.finish(fx)
+	_, err := v.run(true, func(fx *effects) error { return v.bindExchange(destination, source, key, args, fx) })
+	return err
 }
 
 // UnbindExchange removes an exchange-to-exchange binding.
 func (v *VHost) UnbindExchange(destination, source, key string, args map[string]any) error {
-	fx := &effects{}
-	if err := v.unbindExchange(destination, source, key, args, fx); err != nil {
-		return err
-	}
-	return v.finish(fx)
+	_, err := v.run(false, func(fx *effects) error { return v.unbindExchange(destination, source, key, args, fx) })
+	return err
 }
 
 // maybeSnapshot writes a snapshot when the store says the log is due one.
@@ -195,7 +189,7 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 	})
 	v.queues.Range(func(_, qv any) bool {
 		if q := qv.(*Queue); isDurableQueue(q) {
-			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, QueueConfig: q.cfg})
+			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, Node: q.node, QueueConfig: q.cfg})
 		}
 		return true
 	})
@@ -203,6 +197,9 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.
 func (v *VHost) attachLogLocked(q *Queue, id string) error {
+	if q.kind == Quorum {
+		return v.attachQuorumLocked(q, id) // quorum_args.go: a Raft group, not a local log
+	}
 	st := v.broker.cfg.Storage
 	if q.kind == Stream {
 		if st == nil || !q.cfg.Durable || q.cfg.Exclusive || q.cfg.AutoDelete {
@@ -213,9 +210,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		return nil
 	}
 	if id == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newLogID()
 	}
 	if q.kind == Stream {
 		l, err := st.StreamLog(id, q.args.segmentSize)
@@ -237,6 +232,14 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		}
 	}
 	return nil
+}
+
+// newLogID names a new durable queue's log (and, in a cluster, any
+// replicated queue: DeleteQueue.ID).
+func newLogID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Restore recreates a stored snapshot of the definitions and the messages
@@ -320,12 +323,16 @@ func (b *Broker) replay(c Command, fx *effects) error {
 // deleteOwn deletes q itself, not a queue of the same name declared since,
 // for the broker's own reasons (x-expires, auto-delete, its owner gone).
 // ifUnused keeps a queue that gained a consumer meanwhile.
+//
+// In a cluster this node proposes the deletion of its own queues only: a
+// remote queue's timers and consumers are on its node, which deletes it.
 func (v *VHost) deleteOwn(q *Queue, ifUnused bool) {
-	fx := &effects{}
-	if err := v.deleteQueue(q.cfg.Name, ifUnused, false, 0, q, fx); err != nil {
+	fx, err := v.run(false, func(fx *effects) error { return v.deleteQueue(q.cfg.Name, ifUnused, false, 0, q, fx) })
+	var be *Error
+	if err != nil && errors.As(err, &be) && be.Kind == KindPreconditionFailed {
 		return // in use again: it stays
 	}
-	if err := v.finish(fx); err != nil {
+	if err != nil {
 		v.broker.log.Warn("could not store the deletion of a queue", "queue", q.cfg.Name, "err", err)
 	}
 	fx.cancelAll()

@@ -24,7 +24,8 @@ type QueueConfig struct {
 // shares (its name, arguments, vhost, log and bindings). How messages are
 // stored, ordered and handed to consumers is its backend's, chosen once by
 // the queue's type when it is created (queue_backend.go): classicBackend
-// (classic.go) or streamBackend (stream.go). The fields here are set before
+// (classic.go), streamBackend (stream.go) or quorumBackend
+// (quorum_backend.go). The fields here are set before
 // the queue is published in its vhost and never change (readErrors is
 // atomic); its bindings are the vhost's, guarded by the vhost's lock.
 type Queue struct {
@@ -35,6 +36,8 @@ type Queue struct {
 	id      string // durable queues: the name of its log in storage
 	log     Log    // nil: messages live in memory only
 	backend queueBackend
+	node    uint64 // cluster: the node holding its messages (QueueDef.Node); 0: this one
+	orphan  bool   // cluster: this node's, declared by a previous run of it (meta.go)
 
 	readErrors atomic.Uint64 // stored messages the log failed to return
 }
@@ -55,7 +58,8 @@ func (q *Queue) Type() QueueType { return q.kind }
 func (q *Queue) IsStream() bool { return q.kind == Stream }
 
 // newQueue returns a queue of the type its arguments name. A stream's
-// backend needs its log and is attached with it (attachLogLocked).
+// backend needs its log and a quorum queue's its Raft group: they are
+// attached with them (attachLogLocked).
 func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
 	q := &Queue{cfg: cfg, args: args, kind: args.queueType, vhost: v}
 	if q.kind == Classic {

@@ -35,13 +35,14 @@ type queueArgs struct {
 	maxAge       time.Duration // streams: x-max-age
 	segmentSize  int64         // streams: x-stream-max-segment-size-bytes
 	deliverRate  float64       // x-deliver-rate: paced delivery, messages/s
+	quorum       quorumArgs    // quorum queues: x-delivery-limit, x-quorum-initial-group-size (quorum_args.go)
 }
 
 // argInt reads an integer argument of any width.
 func argInt(v any) (int64, bool) { return message.TableInt(v) }
 
 func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) {
-	a := queueArgs{maxLength: -1, maxBytes: -1, overflow: DropHead}
+	a := queueArgs{maxLength: -1, maxBytes: -1, overflow: DropHead, quorum: defaultQuorumArgs}
 	bad := func(key string, v any, why string) error {
 		return errorf(KindPreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': {%s,%v}", key, name, vhost, why, v)
 	}
@@ -105,11 +106,11 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			}
 			a.singleActive = b
 		case "x-queue-type":
-			// Quorum queues are recognised but refused until the
-			// cluster replicates them.
+			// Quorum queues need a cluster: declaring one without is
+			// refused when the queue is attached (quorum_args.go).
 			s, _ := v.(string)
 			t, ok := parseQueueType(s)
-			if !ok || t == Quorum {
+			if !ok {
 				err = bad(key, v, "unsupported_queue_type")
 			}
 			a.queueType = t
@@ -137,6 +138,8 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			if err == nil && a.deliverRate <= 0 {
 				err = bad(key, v, "value_not_positive")
 			}
+		default:
+			err = a.quorum.parse(key, v, bad)
 		}
 		if err != nil {
 			return a, err
@@ -209,4 +212,5 @@ var queueArgKeys = []string{
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
 	"x-single-active-consumer", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes", "x-deliver-rate",
+	"x-delivery-limit", "x-quorum-initial-group-size",
 }

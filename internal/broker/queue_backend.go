@@ -14,8 +14,9 @@ const (
 	// Stream queues are their log: messages stay after consumption and
 	// every consumer reads from its own offset (stream.go).
 	Stream
-	// Quorum queues are replicated. The name is known so the type can be
-	// compared, but declaring one is refused until the cluster exists.
+	// Quorum queues are replicated: a Raft group per queue whose state
+	// machine holds the messages (quorum_*.go). Declaring one needs a
+	// cluster (Config.Replication.Quorum); without, it is refused.
 	Quorum
 )
 
@@ -30,8 +31,8 @@ func (t QueueType) String() string {
 	return "classic"
 }
 
-// parseQueueType reads x-queue-type. Quorum is recognised and refused by
-// the caller, as any unsupported type.
+// parseQueueType reads x-queue-type. A node without a cluster refuses
+// quorum when the queue is attached (attachQuorumLocked).
 func parseQueueType(s string) (QueueType, bool) {
 	switch s {
 	case "classic":

@@ -34,4 +34,7 @@ type ConsumeOptions struct {
 	Exclusive bool
 	Priority  int
 	Stream    StreamOptions // streams only
+	// Prefetch is the consumer's prefetch count (0: unlimited): a quorum
+	// queue's credit for it, which its state machine assigns against.
+	Prefetch int
 }

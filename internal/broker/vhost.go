@@ -167,8 +167,10 @@ func (v *VHost) deleteExchange(name string, ifUnused bool, fx *effects) error {
 
 // declareQueue validates a declare and applies it. An empty name gets a
 // server-generated "amq.gen-…" name. conn identifies the declaring
-// connection for exclusive queues.
-func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64, fx *effects) (*Queue, error) {
+// connection for exclusive queues. named says cfg.Name was checked (or
+// generated) by an earlier round of a replicated declare (meta.go), which
+// now checks the queue it proposed.
+func (v *VHost) declareQueue(cfg QueueConfig, passive, named bool, conn uint64, fx *effects) (*Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if passive {
@@ -183,7 +185,7 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive bool, conn uint64, fx *eff
 	}
 	if cfg.Name == "" {
 		cfg.Name = "amq.gen-" + randomName()
-	} else if reservedName(cfg.Name) && !cfg.Internal {
+	} else if reservedName(cfg.Name) && !cfg.Internal && !named {
 		return nil, errorf(KindAccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", cfg.Name)
 	}
 	if q := v.queue(cfg.Name); q != nil {
@@ -226,8 +228,12 @@ func (v *VHost) equivalentQueue(q *Queue, cfg QueueConfig) error {
 }
 
 // checkOwner refuses access to another connection's exclusive queue.
+//
+// In a cluster, conn numbers connections of this node: another node's
+// exclusive queue (Remote) is locked to every connection here, and so is
+// an orphan, whose owner was a connection of this node's previous run.
 func (v *VHost) checkOwner(q *Queue, conn uint64) error {
-	if q.cfg.Exclusive && q.cfg.Owner != conn {
+	if q.cfg.Exclusive && (q.cfg.Owner != conn || q.Remote() || q.orphan) {
 		return errorf(KindResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", q.cfg.Name, v.name)
 	}
 	return nil
@@ -266,6 +272,13 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, on
 			return err
 		}
 	}
+	if v.broker.clustered() && !q.cfg.Internal {
+		// The queue closes when the delete is applied (meta.go).
+		if err := checkDeleteLocked(q, ifUnused, ifEmpty); err != nil {
+			return err
+		}
+		return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)
+	}
 	// The backend checks if-unused and if-empty and closes the queue under
 	// its own lock, at once, so no consume or publish slips in between;
 	// applying the command then finds it closed.
@@ -283,8 +296,6 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, on
 	}
 	return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)
 }
-
-func noCancel() {}
 
 // DeleteExclusive deletes the exclusive queues owned by conn, which is
 // closing.

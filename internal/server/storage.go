@@ -1,6 +1,9 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/mqtt"
 	"github.com/tern-broker/tern/internal/store"
@@ -16,8 +19,8 @@ var (
 
 // storage presents a store as the broker's Storage: logs as the broker's
 // interfaces, definitions encoded as the snapshot document
-// (definitions.go) and commands as the definitions log's records
-// (commands.go).
+// (broker.EncodeDefinitions) and commands as the definitions log's records
+// (broker.EncodeCommand).
 type storage struct{ st *store.Store }
 
 func (s storage) QueueLog(id string) (broker.Log, error) {
@@ -39,7 +42,7 @@ func (s storage) StreamLog(id string, segmentSize int64) (broker.StreamLog, erro
 func (s storage) DeleteQueueLog(id string) error { return s.st.DeleteQueueLog(id) }
 
 func (s storage) SaveDefinitions(d *broker.Definitions) error {
-	doc, err := encodeDefinitions(d)
+	doc, err := broker.EncodeDefinitions(d)
 	if err != nil {
 		return err
 	}
@@ -47,11 +50,11 @@ func (s storage) SaveDefinitions(d *broker.Definitions) error {
 }
 
 func (s storage) AppendCommand(c broker.Command) (uint64, error) {
-	rec, err := encodeCommand(c)
-	if err != nil {
-		return 0, err
+	if _, ok := c.(broker.SetLimits); ok {
+		// Limits come from the configuration on every start.
+		return 0, errors.New("server: command broker.SetLimits is not logged")
 	}
-	return s.st.AppendCommand(rec)
+	return s.st.AppendCommand(broker.EncodeCommand(c))
 }
 
 func (s storage) SyncCommands(seq uint64) error { return s.st.SyncCommands(seq) }
@@ -65,7 +68,24 @@ func loadDefinitions(st *store.Store) (*broker.Definitions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeDefinitions(doc)
+	return broker.DecodeDefinitions(doc)
+}
+
+// loadCommands decodes the commands the store read from the definitions
+// log. One that cannot be decoded (its checksum was good: not a torn
+// write) refuses the start, naming where it is, rather than guess at the
+// definitions.
+func loadCommands(st *store.Store) ([]broker.Command, error) {
+	recs := st.LoadCommands()
+	cmds := make([]broker.Command, 0, len(recs))
+	for _, r := range recs {
+		c, err := broker.DecodeCommand(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("server: definitions log %s: record at offset %d: %w", r.File, r.Offset, err)
+		}
+		cmds = append(cmds, c)
+	}
+	return cmds, nil
 }
 
 var _ mqtt.RetainedLog = (*store.RecordLog)(nil)

@@ -1,6 +1,3 @@
-// Package transport carries Raft messages and forwarding requests between
-// cluster nodes: one multiplexed connection per peer pair (tcp.go), and a
-// fault-injecting in-memory network for tests (memnet).
 package transport
 
 import (

@@ -1,11 +1,13 @@
-package server
+package broker_test
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/message"
 )
 
@@ -34,34 +36,32 @@ func FuzzDecodeCommand(f *testing.F) {
 		broker.DeleteQueue{VHost: "/", Name: "q"},
 		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "q", Key: "a.*", Args: map[string]any{"n": int64(1)}}},
 		broker.Unbind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "y", DestIsExchange: true, Key: "#"}},
+		// What only a cluster replicates.
+		broker.DeclareQueue{QueueDef: broker.QueueDef{VHost: "/", ID: "id2", Node: 3, QueueConfig: broker.QueueConfig{
+			Name: "e", Exclusive: true, Owner: 9, AutoDelete: true}}},
+		broker.DeclareExchange{ExchangeDef: broker.ExchangeDef{VHost: "/", ExchangeConfig: broker.ExchangeConfig{Name: "t", Type: "fanout"}}},
+		broker.DeleteQueue{VHost: "/", Name: "e", ID: "id2"},
+		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "e", DestID: "id2", Key: "k"}},
+		broker.SetLimits{Limits: []flow.Limit{{VHost: "/", User: "*", PerConnection: true, PublishRate: 2.5, PublishBurst: 3, ByteRate: math.Inf(1), ByteBurst: 4},
+			{VHost: "v", PublishRate: math.NaN()}}},
 	}
 	for _, c := range seeds {
-		b, err := encodeCommand(c)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(broker.EncodeCommand(c))
 	}
 	f.Add([]byte(`{"op":"declare_queue","name":"q","arguments":"AAAAAA=="}`))
 	f.Add([]byte(`{"op":"bind","arguments":"AAAABQFrWgAA"}`))
 	f.Add([]byte(`{"op":"nope"}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		c, err := decodeCommand(payload)
+		c, err := broker.DecodeCommand(payload)
 		if err != nil {
 			return
 		}
-		enc, err := encodeCommand(c)
-		if err != nil {
-			t.Fatalf("decoded %T does not encode: %v", c, err)
-		}
-		c2, err := decodeCommand(enc)
+		enc := broker.EncodeCommand(c)
+		c2, err := broker.DecodeCommand(enc)
 		if err != nil {
 			t.Fatalf("re-encoded %s does not decode: %v", enc, err)
 		}
-		enc2, err := encodeCommand(c2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		enc2 := broker.EncodeCommand(c2)
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("command does not round-trip:\n%s\n%s", enc, enc2)
 		}
@@ -80,8 +80,15 @@ func FuzzDecodeDefinitions(f *testing.F) {
 		Bindings: []broker.BindingDef{{VHost: "/", Source: "x", Destination: "q", Key: "k", Args: map[string]any{"x-match": "all"}},
 			{VHost: "/", Source: "x", Destination: "x2", DestIsExchange: true}},
 	}
-	for _, seed := range []*broker.Definitions{d, {}} {
-		b, err := encodeDefinitions(seed)
+	cluster := &broker.Definitions{
+		VHosts:    []string{"/"},
+		Exchanges: []broker.ExchangeDef{{VHost: "/", ExchangeConfig: broker.ExchangeConfig{Name: "t", Type: "direct", AutoDelete: true}}},
+		Queues: []broker.QueueDef{{VHost: "/", ID: "i", Node: 2, QueueConfig: broker.QueueConfig{
+			Name: "e", Exclusive: true, Owner: 4}}},
+		Bindings: []broker.BindingDef{{VHost: "/", Source: "t", Destination: "e", DestID: "i"}},
+	}
+	for _, seed := range []*broker.Definitions{d, cluster, {}} {
+		b, err := broker.EncodeDefinitions(seed)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -90,19 +97,19 @@ func FuzzDecodeDefinitions(f *testing.F) {
 	f.Add([]byte(`{"version":1,"queues":[{"name":"q","arguments":"AAAAAA=="}]}`))
 	f.Add([]byte(`{"version":1,"bindings":[{"arguments":"AAAAEQ=="}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		d, err := decodeDefinitions(raw)
+		d, err := broker.DecodeDefinitions(raw)
 		if err != nil {
 			return
 		}
-		enc, err := encodeDefinitions(d)
+		enc, err := broker.EncodeDefinitions(d)
 		if err != nil {
 			t.Fatalf("decoded definitions do not encode: %v", err)
 		}
-		d2, err := decodeDefinitions(enc)
+		d2, err := broker.DecodeDefinitions(enc)
 		if err != nil {
 			t.Fatalf("re-encoded definitions do not decode: %v\n%s", err, enc)
 		}
-		enc2, err := encodeDefinitions(d2)
+		enc2, err := broker.EncodeDefinitions(d2)
 		if err != nil {
 			t.Fatal(err)
 		}

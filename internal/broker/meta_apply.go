@@ -1,0 +1,126 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+)
+
+// ApplyReplicated applies a command the cluster's metadata group
+// committed. Every node calls it for every committed command, in log
+// order, from the group's one applying goroutine. It applies as Apply does
+// but writes nothing to this node's definitions log (the Raft log is the
+// log) and is deterministic: its effect on the definitions depends only on
+// the definitions and c, never on this node — which node holds a queue's
+// messages is in the command (QueueDef.Node).
+//
+// A command that was valid when proposed may find another state when
+// applied: a queue declared twice at once from two nodes (the second
+// finds it and changes nothing), a delete of what another delete removed,
+// a binding to a queue deleted meanwhile. Such a command changes nothing
+// and is no error; so does one applied twice (a log replayed after
+// RestoreDefinitions), since declares keep what exists and a queue's
+// delete names the queue by its id. The error is for this node alone
+// failing (not one, today: a queue whose log cannot be opened keeps its
+// messages in memory, logged, rather than be missing here).
+//
+// On this node, applying a queue's delete closes it (its messages go, its
+// consumers are cancelled after the proposing client's reply) and, on the
+// node that held them, removes its log.
+func (b *Broker) ApplyReplicated(c Command) error {
+	switch c := c.(type) {
+	case SetLimits:
+		if err := b.limits.Set(c.Limits); err != nil {
+			b.log.Warn("a replicated limit does not apply", "err", err)
+		}
+		return nil
+	case AddVHost:
+		_, err := b.addVHost(c.Name, true)
+		return err
+	}
+	v, err := b.addVHost(commandVHost(c), true)
+	if err != nil {
+		return err
+	}
+	fx := &effects{replay: true, replicated: true}
+	key := waitKey(c)
+	if d, ok := c.(DeclareQueue); ok && d.Node != 0 && d.Node == b.cfg.Replication.Node {
+		// This node's queue, proposed by no waiting client of this run:
+		// declared by a previous run of the node.
+		fx.orphan = !b.meta.claim(key, 0, nil)
+	}
+	v.mu.Lock()
+	err = v.applyLocked(c, fx)
+	if err == nil {
+		err = v.dropEmptiedLocked(fx)
+	}
+	v.mu.Unlock()
+	if err != nil {
+		b.log.Debug("a replicated command changed nothing here", "command", fmt.Sprintf("%T", c), "err", err)
+	}
+	for _, id := range fx.dropLogs {
+		if err := b.cfg.Storage.DeleteQueueLog(id); err != nil {
+			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
+		}
+	}
+	if _, ok := c.(DeleteQueue); ok && b.meta.claim(key, fx.messages, fx.cancel) {
+		return nil // this node's client cancels the consumers after its reply
+	}
+	fx.cancelAll()
+	return nil
+}
+
+// DeleteLeftovers proposes the deletion of the queues this node held in a
+// previous run that cannot outlive it: exclusive queues, whose owning
+// connections are gone, and transient ones, whose messages were in its
+// memory. The cluster layer calls it once this node's metadata has caught
+// up after a restart, before it serves clients again; until then (and if
+// it is never called) such queues stay in the metadata, locked to every
+// connection if exclusive. It returns the first proposal's error and
+// proposes the rest regardless.
+func (b *Broker) DeleteLeftovers(ctx context.Context) error {
+	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.orphan && (q.cfg.Exclusive || !q.cfg.Durable) })
+}
+
+// ForgetNode proposes the deletion of every queue held by node, which has
+// left the cluster for good: its classic queues, streams, exclusive and
+// transient queues, whose messages were on it, as RabbitMQ's
+// forget_cluster_node deletes a removed node's classic queues. Quorum
+// queues (held by every node) are not its. It returns the first
+// proposal's error and proposes the rest regardless.
+func (b *Broker) ForgetNode(ctx context.Context, node uint64) error {
+	if node == 0 {
+		return nil
+	}
+	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.node == node })
+}
+
+// proposeDeletes proposes, one by one, the deletion of every queue match
+// selects.
+func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) error {
+	if !b.clustered() {
+		return nil
+	}
+	var first error
+	for _, v := range b.VHosts() {
+		var dels []DeleteQueue
+		v.mu.Lock()
+		v.queues.Range(func(_, qv any) bool {
+			if q := qv.(*Queue); !q.cfg.Internal && match(q) {
+				dels = append(dels, DeleteQueue{VHost: v.name, Name: q.cfg.Name, ID: q.id})
+			}
+			return true
+		})
+		v.mu.Unlock()
+		for _, d := range dels {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fx := &effects{propose: d}
+			if err := b.propose(ctx, fx); err != nil && first == nil {
+				first = err
+			}
+			fx.cancelAll()
+		}
+	}
+	return first
+}

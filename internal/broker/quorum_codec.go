@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// A quorum queue's Raft entries are commands of its state machine
+// (quorum_machine.go), encoded here. Every entry starts with a header:
+//
+//	kind uint8 | node uint64 | ts int64
+//
+// node is the proposing node (its Replication.Node): the owner of the
+// consumer keys in the body. ts is the proposer's clock (UnixNano) when it
+// proposed; the machine's notion of "now" is the largest ts it has applied,
+// so TTL expiry is decided by the entries, identically on every replica.
+// Integers are big-endian. The bodies by kind:
+//
+//	enqueue        message record (message.AppendMessage); ts = its Published
+//	checkout       key uint64 | prefetch uint32 | priority int32 | flags uint8 (1: exclusive)
+//	cancel         key uint64 | n uint32 | n × id uint64 (ids the consumer's node still holds: they stay checked out)
+//	settle, return,
+//	discard        n uint32 | n × (key uint64 | id uint64)
+//	get            key uint64 | flags uint8 (1: no-ack)
+//	purge, tick    (none)
+//	node-down,
+//	node-up        target node uint64
+//	node-restarted target node uint64 | epoch uint32
+//
+// A consumer is named by (node, key): keys are made by the consumer's node,
+// the high 32 bits being the epoch of the process that made it, so a key
+// never names a consumer of an earlier run of the node.
+
+// qcmdKind is the kind of a quorum command.
+type qcmdKind uint8
+
+// Quorum command kinds. The values are stored in Raft logs: never renumber.
+const (
+	qcEnqueue qcmdKind = iota + 1
+	qcCheckout
+	qcCancel
+	qcSettle
+	qcReturn
+	qcDiscard
+	qcGet
+	qcPurge
+	qcTick
+	qcNodeDown
+	qcNodeUp
+	qcNodeRestarted
+)
+
+const qcmdHeader = 17
+
+// qref names a message checked out to a consumer of the proposing node.
+type qref struct{ key, id uint64 }
+
+// qcmd is a decoded quorum command. Fields not used by its kind are zero.
+type qcmd struct {
+	kind     qcmdKind
+	node     uint64
+	ts       int64
+	record   []byte // enqueue (aliases the entry)
+	key      uint64 // checkout, cancel, get
+	prefetch uint32
+	priority int32
+	flags    uint8
+	ids      []uint64 // cancel: kept ids
+	refs     []qref   // settle, return, discard
+	target   uint64   // node-down, node-up, node-restarted
+	epoch    uint32   // node-restarted
+}
+
+// Checkout and get flags.
+const (
+	qfExclusive uint8 = 1 // checkout
+	qfNoAck     uint8 = 1 // get
+)
+
+var errQCmd = errors.New("broker: corrupt quorum queue command")
+
+func appendQHeader(buf []byte, k qcmdKind, node uint64, ts int64) []byte {
+	buf = append(buf, byte(k))
+	buf = binary.BigEndian.AppendUint64(buf, node)
+	return binary.BigEndian.AppendUint64(buf, uint64(ts))
+}
+
+// encode appends c's entry to buf.
+func (c *qcmd) encode(buf []byte) []byte {
+	buf = appendQHeader(buf, c.kind, c.node, c.ts)
+	be := binary.BigEndian
+	switch c.kind {
+	case qcEnqueue:
+		buf = append(buf, c.record...)
+	case qcCheckout:
+		buf = be.AppendUint64(buf, c.key)
+		buf = be.AppendUint32(buf, c.prefetch)
+		buf = be.AppendUint32(buf, uint32(c.priority))
+		buf = append(buf, c.flags)
+	case qcCancel:
+		buf = be.AppendUint64(buf, c.key)
+		buf = be.AppendUint32(buf, uint32(len(c.ids)))
+		for _, id := range c.ids {
+			buf = be.AppendUint64(buf, id)
+		}
+	case qcSettle, qcReturn, qcDiscard:
+		buf = be.AppendUint32(buf, uint32(len(c.refs)))
+		for _, r := range c.refs {
+			buf = be.AppendUint64(buf, r.key)
+			buf = be.AppendUint64(buf, r.id)
+		}
+	case qcGet:
+		buf = be.AppendUint64(buf, c.key)
+		buf = append(buf, c.flags)
+	case qcNodeDown, qcNodeUp:
+		buf = be.AppendUint64(buf, c.target)
+	case qcNodeRestarted:
+		buf = be.AppendUint64(buf, c.target)
+		buf = be.AppendUint32(buf, c.epoch)
+	}
+	return buf
+}
+
+// decodeQCmd decodes an entry. The record of an enqueue aliases b.
+func decodeQCmd(b []byte) (qcmd, error) {
+	var c qcmd
+	if len(b) < qcmdHeader {
+		return c, fmt.Errorf("%w: short header", errQCmd)
+	}
+	be := binary.BigEndian
+	c.kind = qcmdKind(b[0])
+	c.node = be.Uint64(b[1:])
+	c.ts = int64(be.Uint64(b[9:]))
+	b = b[qcmdHeader:]
+	need := func(n int) error {
+		if len(b) != n {
+			return fmt.Errorf("%w: kind %d: %d body bytes, want %d", errQCmd, c.kind, len(b), n)
+		}
+		return nil
+	}
+	switch c.kind {
+	case qcEnqueue:
+		if len(b) == 0 {
+			return c, fmt.Errorf("%w: empty enqueue", errQCmd)
+		}
+		c.record = b
+	case qcCheckout:
+		if err := need(17); err != nil {
+			return c, err
+		}
+		c.key, c.prefetch, c.priority, c.flags = be.Uint64(b), be.Uint32(b[8:]), int32(be.Uint32(b[12:])), b[16]
+	case qcCancel:
+		if len(b) < 12 {
+			return c, fmt.Errorf("%w: short cancel", errQCmd)
+		}
+		c.key = be.Uint64(b)
+		n := be.Uint32(b[8:])
+		b = b[12:]
+		if uint64(n)*8 != uint64(len(b)) {
+			return c, fmt.Errorf("%w: cancel of %d ids in %d bytes", errQCmd, n, len(b))
+		}
+		c.ids = make([]uint64, n)
+		for i := range c.ids {
+			c.ids[i] = be.Uint64(b[8*i:])
+		}
+	case qcSettle, qcReturn, qcDiscard:
+		if len(b) < 4 {
+			return c, fmt.Errorf("%w: short settlement", errQCmd)
+		}
+		n := be.Uint32(b)
+		b = b[4:]
+		if uint64(n)*16 != uint64(len(b)) {
+			return c, fmt.Errorf("%w: %d settlements in %d bytes", errQCmd, n, len(b))
+		}
+		c.refs = make([]qref, n)
+		for i := range c.refs {
+			c.refs[i] = qref{key: be.Uint64(b[16*i:]), id: be.Uint64(b[16*i+8:])}
+		}
+	case qcGet:
+		if err := need(9); err != nil {
+			return c, err
+		}
+		c.key, c.flags = be.Uint64(b), b[8]
+	case qcPurge, qcTick:
+		if err := need(0); err != nil {
+			return c, err
+		}
+	case qcNodeDown, qcNodeUp:
+		if err := need(8); err != nil {
+			return c, err
+		}
+		c.target = be.Uint64(b)
+	case qcNodeRestarted:
+		if err := need(12); err != nil {
+			return c, err
+		}
+		c.target, c.epoch = be.Uint64(b), be.Uint32(b[8:])
+	default:
+		return c, fmt.Errorf("%w: unknown kind %d", errQCmd, c.kind)
+	}
+	return c, nil
+}

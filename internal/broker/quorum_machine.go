@@ -1,0 +1,576 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// quorumMachine is a quorum queue's replicated state machine, modelled on
+// RabbitMQ's rabbit_fifo: every replica applies the same commands
+// (quorum_codec.go) in the same order and reaches the same state — the
+// messages, which are ready and which are checked out to which consumer,
+// the consumers with their credit, and the counters. It assigns ready
+// messages to consumers itself, on every replica, so the node hosting a
+// consumer delivers from its own replica and nothing is forwarded.
+//
+// Apply is deterministic: it reads no clock, no randomness and no
+// node-local fact; "now" is the largest timestamp of the entries applied.
+// What it leaves for the node to do (deliveries to this node's consumers,
+// dead letters) it appends to deliveries and dead, which the owner drains
+// after each Apply. The machine has no lock of its own: its owner
+// (quorumBackend) serialises every call.
+type quorumMachine struct {
+	cfg quorumConfig
+
+	now       int64  // UnixNano: the largest entry timestamp applied
+	nextID    uint64 // the next message's id
+	nextOrder uint64 // the next consumer's registration order (from 1)
+	rr        uint64 // round-robin position among consumers
+
+	msgs       map[uint64]*qmsg
+	ready      qring // ordered by id
+	readyBytes int64
+	unacked    int
+	consumers  []*qconsumer // by order
+	active     *qconsumer   // single active consumer, when cfg.singleActive
+
+	// Effects of the last Apply, drained by the owner.
+	deliveries []qdelivery
+	dead       []deadLetter
+
+	// bodyIn and bodyOut account message bodies entering and leaving the
+	// machine (the broker's memory alarm); nil in tests.
+	bodyIn, bodyOut func(size int64)
+}
+
+// quorumConfig is what a quorum queue's arguments say to its machine. It
+// comes from the queue's declaration, identical on every replica.
+type quorumConfig struct {
+	ttl           time.Duration
+	hasTTL        bool
+	maxLength     int64 // -1 when unset
+	maxBytes      int64 // -1 when unset
+	overflow      Overflow
+	deliveryLimit int64 // -1: unlimited
+	hasDLX        bool
+	singleActive  bool
+}
+
+func quorumConfigOf(a *queueArgs) quorumConfig {
+	return quorumConfig{ttl: a.messageTTL, hasTTL: a.hasTTL, maxLength: a.maxLength, maxBytes: a.maxBytes,
+		overflow: a.overflow, deliveryLimit: a.quorum.deliveryLimit, hasDLX: a.hasDLX, singleActive: a.singleActive}
+}
+
+// qmsg is a message in the machine: ready (owner nil) or checked out.
+type qmsg struct {
+	id        uint64
+	msg       *message.Message
+	size      int64
+	expires   int64  // UnixNano; 0: never
+	count     uint32 // times returned by a consumer (x-delivery-limit)
+	delivered bool   // was checked out and came back: redelivered
+	owner     *qconsumer
+}
+
+func (m *qmsg) redelivered() bool { return m.delivered || m.count > 0 }
+
+// Consumer states.
+type qstatus uint8
+
+const (
+	qsUp        qstatus = iota + 1 // takes messages while it has credit
+	qsDown                         // its node was reported down: takes none until node-up
+	qsCancelled                    // cancelled; stays while it holds messages
+	qsGet                          // basic.get's holder of a node's unacked gets
+)
+
+// qconsumer is a checkout: a consumer on some node.
+type qconsumer struct {
+	node, key uint64
+	order     uint64
+	prefetch  uint32 // 0: unlimited
+	priority  int32
+	status    qstatus
+	exclusive bool
+	out       map[uint64]*qmsg
+}
+
+func (c *qconsumer) hasCredit() bool {
+	return c.status == qsUp && (c.prefetch == 0 || len(c.out) < int(c.prefetch))
+}
+
+// qdelivery is an assignment for the consumer's node to deliver.
+type qdelivery struct {
+	node, key   uint64
+	id          uint64
+	msg         *message.Message
+	redelivered bool
+	remaining   int
+}
+
+// qgot is the result of a get command.
+type qgot struct {
+	id          uint64
+	msg         *message.Message
+	redelivered bool
+	remaining   int
+}
+
+// Results of commands that a proposer can be refused.
+var (
+	errQuorumRejected  = errors.New("broker: the quorum queue is full (x-overflow reject-publish)")
+	errQuorumExclusive = errors.New("broker: the quorum queue has an exclusive consumer")
+)
+
+func newQuorumMachine(cfg quorumConfig) *quorumMachine {
+	return &quorumMachine{cfg: cfg, msgs: map[uint64]*qmsg{}, nextOrder: 1}
+}
+
+// Apply applies one committed entry and returns its result for the
+// proposer: an error for a refused (or corrupt) command, *qgot for a get,
+// the purged count for a purge, nil otherwise. A corrupt entry changes
+// nothing, on every replica alike.
+func (m *quorumMachine) Apply(_ uint64, data []byte) any {
+	c, err := decodeQCmd(data)
+	if err != nil {
+		return err
+	}
+	m.now = max(m.now, c.ts)
+	m.expireHeads()
+	var res any
+	switch c.kind {
+	case qcEnqueue:
+		if err := m.enqueue(c.record); err != nil {
+			res = err
+		}
+	case qcCheckout:
+		if err := m.checkout(&c); err != nil {
+			res = err
+		}
+	case qcCancel:
+		m.cancel(&c)
+	case qcSettle:
+		m.settle(&c)
+	case qcReturn:
+		m.giveBack(&c)
+	case qcDiscard:
+		m.discard(&c)
+	case qcGet:
+		if g := m.get(&c); g != nil {
+			res = g
+		}
+	case qcPurge:
+		res = m.purge()
+	case qcTick:
+	case qcNodeDown:
+		m.nodeDown(c.target)
+	case qcNodeUp:
+		for _, q := range m.consumers {
+			if q.node == c.target && q.status == qsDown {
+				q.status = qsUp
+			}
+		}
+	case qcNodeRestarted:
+		m.dropEpochsOtherThan(c.target, c.epoch)
+	}
+	m.pickActive()
+	m.expireHeads()
+	m.assign()
+	return res
+}
+
+// expiry is when a message published at published expires here: the
+// earlier of the queue's x-message-ttl and the message's expiration; 0 for
+// never. A message lives while now <= expires.
+func (m *quorumMachine) expiry(msg *message.Message) int64 {
+	var exp int64
+	set := false
+	if m.cfg.hasTTL {
+		exp, set = msg.Published+int64(m.cfg.ttl), true
+	}
+	if ttl, ok, err := msg.TTL(); err == nil && ok {
+		if e := msg.Published + int64(ttl); !set || e < exp {
+			exp, set = e, true
+		}
+	}
+	if set && exp == 0 {
+		exp = 1
+	}
+	return exp
+}
+
+func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
+	msg, err := message.DecodeMessage(bytes.Clone(rec))
+	if err != nil {
+		return nil, err
+	}
+	return &qmsg{msg: msg, size: msg.Size(), expires: m.expiry(msg)}, nil
+}
+
+func (m *quorumMachine) enqueue(rec []byte) error {
+	q, err := m.newMsg(rec)
+	if err != nil {
+		return err
+	}
+	over := (m.cfg.maxLength >= 0 && int64(m.ready.len()) >= m.cfg.maxLength) ||
+		(m.cfg.maxBytes >= 0 && m.readyBytes+q.size > m.cfg.maxBytes)
+	if over && m.cfg.overflow != DropHead {
+		return errQuorumRejected
+	}
+	q.id = m.nextID
+	m.nextID++
+	m.msgs[q.id] = q
+	if m.bodyIn != nil {
+		m.bodyIn(q.size)
+	}
+	m.ready.pushBack(q)
+	m.readyBytes += q.size
+	for m.ready.len() > 0 && ((m.cfg.maxLength >= 0 && int64(m.ready.len()) > m.cfg.maxLength) ||
+		(m.cfg.maxBytes >= 0 && m.readyBytes > m.cfg.maxBytes)) {
+		m.drop(m.popReady(), "maxlen")
+	}
+	return nil
+}
+
+func (m *quorumMachine) popReady() *qmsg {
+	q := m.ready.popFront()
+	m.readyBytes -= q.size
+	return q
+}
+
+// drop removes a message that is not checked out for good,
+// dead-lettering it when the queue has a dead-letter exchange (reason ""
+// for none: a purge).
+func (m *quorumMachine) drop(q *qmsg, reason string) {
+	delete(m.msgs, q.id)
+	if m.bodyOut != nil {
+		m.bodyOut(q.size)
+	}
+	if reason != "" && m.cfg.hasDLX {
+		m.dead = append(m.dead, deadLetter{msg: q.msg, reason: reason})
+	}
+}
+
+// expireHeads drops expired messages at the head of the ready list. As in
+// RabbitMQ, only the head is examined: a message behind a longer-lived one
+// expires when it reaches the head.
+func (m *quorumMachine) expireHeads() {
+	for m.ready.len() > 0 {
+		h := m.ready.front()
+		if h.expires == 0 || h.expires >= m.now {
+			return
+		}
+		m.drop(m.popReady(), "expired")
+	}
+}
+
+// nextExpiry is the earliest expiry of a ready head, 0 for none.
+func (m *quorumMachine) nextExpiry() int64 {
+	if m.ready.len() == 0 {
+		return 0
+	}
+	return m.ready.front().expires
+}
+
+func (m *quorumMachine) consumer(node, key uint64) *qconsumer {
+	for _, c := range m.consumers {
+		if c.node == node && c.key == key {
+			return c
+		}
+	}
+	return nil
+}
+
+func (m *quorumMachine) checkout(c *qcmd) error {
+	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
+	if q := m.consumer(c.node, c.key); q != nil {
+		if q.status == qsUp || q.status == qsDown {
+			q.prefetch, q.priority = c.prefetch, c.priority
+		}
+		return nil
+	}
+	exclusive := c.flags&qfExclusive != 0
+	for _, q := range m.consumers {
+		if (q.status == qsUp || q.status == qsDown) && (q.exclusive || exclusive) {
+			return errQuorumExclusive
+		}
+	}
+	m.consumers = append(m.consumers, &qconsumer{node: c.node, key: c.key, order: m.nextOrder, prefetch: c.prefetch,
+		priority: c.priority, status: qsUp, exclusive: exclusive, out: map[uint64]*qmsg{}})
+	m.nextOrder++
+	return nil
+}
+
+// sortedOut returns the ids a consumer holds, ascending.
+func sortedOut(q *qconsumer) []uint64 {
+	ids := make([]uint64, 0, len(q.out))
+	for id := range q.out {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// returnMsg puts a checked-out message back in the ready list at its
+// original place. delivered marks it redelivered; counted adds a delivery
+// (an explicit return by a consumer), after which a message past the
+// delivery limit is dead-lettered (or dropped) instead.
+func (m *quorumMachine) returnMsg(q *qmsg, delivered, counted bool) {
+	delete(q.owner.out, q.id)
+	q.owner = nil
+	m.unacked--
+	q.delivered = q.delivered || delivered
+	if counted {
+		q.count++
+		if m.cfg.deliveryLimit >= 0 && int64(q.count) > m.cfg.deliveryLimit {
+			m.drop(q, "delivery_limit")
+			return
+		}
+	}
+	m.ready.insertSorted(q)
+	m.readyBytes += q.size
+}
+
+// removeIfDone forgets a consumer that takes no more messages once it
+// holds none.
+func (m *quorumMachine) removeIfDone(q *qconsumer) {
+	if len(q.out) > 0 || q.status == qsUp || q.status == qsDown {
+		return
+	}
+	m.removeConsumer(q)
+}
+
+func (m *quorumMachine) removeConsumer(q *qconsumer) {
+	if i := slices.Index(m.consumers, q); i >= 0 {
+		m.consumers = slices.Delete(m.consumers, i, i+1)
+	}
+	if m.active == q {
+		m.active = nil
+	}
+}
+
+func (m *quorumMachine) cancel(c *qcmd) {
+	q := m.consumer(c.node, c.key)
+	if q == nil || q.status == qsGet || q.status == qsCancelled {
+		return
+	}
+	keep := map[uint64]bool{}
+	for _, id := range c.ids {
+		keep[id] = true
+	}
+	// What the consumer's node never handed out goes back, unmarked.
+	for _, id := range sortedOut(q) {
+		if !keep[id] {
+			m.returnMsg(q.out[id], false, false)
+		}
+	}
+	q.status = qsCancelled
+	if m.active == q {
+		m.active = nil
+	}
+	m.removeIfDone(q)
+}
+
+// owned returns the message ref names if the proposing node's consumer
+// holds it; a stale settlement (the message came back and went elsewhere)
+// finds nothing.
+func (m *quorumMachine) owned(node uint64, r qref) *qmsg {
+	q := m.msgs[r.id]
+	if q == nil || q.owner == nil || q.owner.node != node || q.owner.key != r.key {
+		return nil
+	}
+	return q
+}
+
+func (m *quorumMachine) settle(c *qcmd) {
+	for _, r := range c.refs {
+		if q := m.owned(c.node, r); q != nil {
+			owner := q.owner
+			delete(owner.out, q.id)
+			m.unacked--
+			q.owner = nil
+			m.drop(q, "")
+			m.removeIfDone(owner)
+		}
+	}
+}
+
+func (m *quorumMachine) giveBack(c *qcmd) {
+	for _, r := range c.refs {
+		if q := m.owned(c.node, r); q != nil {
+			owner := q.owner
+			m.returnMsg(q, true, true)
+			m.removeIfDone(owner)
+		}
+	}
+}
+
+func (m *quorumMachine) discard(c *qcmd) {
+	for _, r := range c.refs {
+		if q := m.owned(c.node, r); q != nil {
+			owner := q.owner
+			delete(owner.out, q.id)
+			m.unacked--
+			q.owner = nil
+			m.drop(q, "rejected")
+			m.removeIfDone(owner)
+		}
+	}
+}
+
+func (m *quorumMachine) get(c *qcmd) *qgot {
+	if m.ready.len() == 0 {
+		return nil
+	}
+	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
+	q := m.popReady()
+	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), remaining: m.ready.len()}
+	if c.flags&qfNoAck != 0 {
+		m.drop(q, "")
+		return g
+	}
+	holder := m.consumer(c.node, c.key)
+	if holder == nil {
+		holder = &qconsumer{node: c.node, key: c.key, order: m.nextOrder, status: qsGet, out: map[uint64]*qmsg{}}
+		m.nextOrder++
+		m.consumers = append(m.consumers, holder)
+	}
+	q.owner = holder
+	holder.out[q.id] = q
+	m.unacked++
+	return g
+}
+
+func (m *quorumMachine) purge() int {
+	n := m.ready.len()
+	for m.ready.len() > 0 {
+		m.drop(m.popReady(), "")
+	}
+	return n
+}
+
+// nodeDown returns every message checked out to consumers of node, marked
+// redelivered but not counted as a delivery (the consumer did not refuse
+// it), and stops assigning to them until node-up.
+func (m *quorumMachine) nodeDown(node uint64) {
+	for _, q := range slices.Clone(m.consumers) {
+		if q.node != node {
+			continue
+		}
+		for _, id := range sortedOut(q) {
+			m.returnMsg(q.out[id], true, false)
+		}
+		if q.status == qsUp {
+			q.status = qsDown
+		}
+		if m.active == q {
+			m.active = nil
+		}
+		m.removeIfDone(q)
+	}
+}
+
+// dropEpochsOtherThan removes the consumers of node made by another run of
+// it (their keys carry another epoch), returning their messages: the node
+// restarted and they are gone.
+func (m *quorumMachine) dropEpochsOtherThan(node uint64, epoch uint32) {
+	if !slices.ContainsFunc(m.consumers, func(q *qconsumer) bool { return q.node == node && uint32(q.key>>32) != epoch }) {
+		return // the common case: checkouts and gets of the node's current run
+	}
+	for _, q := range slices.Clone(m.consumers) {
+		if q.node != node || uint32(q.key>>32) == epoch {
+			continue
+		}
+		for _, id := range sortedOut(q) {
+			m.returnMsg(q.out[id], true, false)
+		}
+		m.removeConsumer(q)
+	}
+}
+
+// pickActive chooses the single active consumer, when the queue has one:
+// the current one while it is up, else the earliest registered that is.
+func (m *quorumMachine) pickActive() {
+	if !m.cfg.singleActive || (m.active != nil && m.active.status == qsUp) {
+		return
+	}
+	m.active = nil
+	for _, q := range m.consumers {
+		if q.status == qsUp {
+			m.active = q
+			return
+		}
+	}
+}
+
+// pick chooses the consumer for the next ready message: the single active
+// one, or among those with credit the highest priority, round-robin.
+func (m *quorumMachine) pick() *qconsumer {
+	if m.cfg.singleActive {
+		if m.active != nil && m.active.hasCredit() {
+			return m.active
+		}
+		return nil
+	}
+	n := len(m.consumers)
+	var best *qconsumer
+	for _, q := range m.consumers {
+		if q.hasCredit() && (best == nil || q.priority > best.priority) {
+			best = q
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for k := 0; k < n; k++ {
+		i := int((m.rr + uint64(k)) % uint64(n))
+		if q := m.consumers[i]; q.hasCredit() && q.priority == best.priority {
+			m.rr = uint64(i) + 1
+			return q
+		}
+	}
+	return nil
+}
+
+// assign checks ready messages out to consumers with credit.
+func (m *quorumMachine) assign() {
+	for m.ready.len() > 0 {
+		q := m.pick()
+		if q == nil {
+			return
+		}
+		msg := m.popReady()
+		msg.owner = q
+		q.out[msg.id] = msg
+		m.unacked++
+		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, msg: msg.msg,
+			redelivered: msg.redelivered(), remaining: m.ready.len()})
+	}
+}
+
+// liveConsumers counts the consumers (not basic.get holders, not cancelled).
+func (m *quorumMachine) liveConsumers() int {
+	n := 0
+	for _, q := range m.consumers {
+		if q.status == qsUp || q.status == qsDown {
+			n++
+		}
+	}
+	return n
+}
+
+// consumerNodes lists the nodes whose consumers hold or may take messages.
+func (m *quorumMachine) consumerNodes() []uint64 {
+	var nodes []uint64
+	for _, q := range m.consumers {
+		if (q.status != qsDown || len(q.out) > 0) && !slices.Contains(nodes, q.node) {
+			nodes = append(nodes, q.node)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
+}

@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// A quorum machine's snapshot is its whole state, written in one
+// deterministic order, so replicas in the same state write the same bytes
+// (the tests compare them):
+//
+//	version uint8 (1) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 |
+//	active order uint64 (0: none) |
+//	consumers uint32, each: node uint64 | key uint64 | order uint64 |
+//	  prefetch uint32 | priority int32 | status uint8 | exclusive uint8 |
+//	messages uint32, by id, each: id uint64 | count uint32 | delivered uint8 |
+//	  owner order uint64 (0: ready) | record length uint32 | message record
+//
+// Consumers are listed in registration order; the ready list is the
+// messages without an owner, by id. Expiry times are recomputed from the
+// records and the queue's arguments.
+const quorumSnapshotVersion = 1
+
+var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
+
+// Snapshot encodes the machine's state.
+func (m *quorumMachine) Snapshot() ([]byte, error) {
+	be := binary.BigEndian
+	buf := []byte{quorumSnapshotVersion}
+	buf = be.AppendUint64(buf, uint64(m.now))
+	buf = be.AppendUint64(buf, m.nextID)
+	buf = be.AppendUint64(buf, m.nextOrder)
+	buf = be.AppendUint64(buf, m.rr)
+	var active uint64
+	if m.active != nil {
+		active = m.active.order
+	}
+	buf = be.AppendUint64(buf, active)
+	buf = be.AppendUint32(buf, uint32(len(m.consumers)))
+	for _, q := range m.consumers {
+		buf = be.AppendUint64(buf, q.node)
+		buf = be.AppendUint64(buf, q.key)
+		buf = be.AppendUint64(buf, q.order)
+		buf = be.AppendUint32(buf, q.prefetch)
+		buf = be.AppendUint32(buf, uint32(q.priority))
+		buf = append(buf, byte(q.status), boolByte(q.exclusive))
+	}
+	ids := make([]uint64, 0, len(m.msgs))
+	for id := range m.msgs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	buf = be.AppendUint32(buf, uint32(len(ids)))
+	for _, id := range ids {
+		q := m.msgs[id]
+		buf = be.AppendUint64(buf, id)
+		buf = be.AppendUint32(buf, q.count)
+		buf = append(buf, boolByte(q.delivered))
+		var owner uint64
+		if q.owner != nil {
+			owner = q.owner.order
+		}
+		buf = be.AppendUint64(buf, owner)
+		at := len(buf)
+		buf = append(buf, 0, 0, 0, 0)
+		buf = message.AppendMessage(buf, q.msg)
+		be.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	}
+	return buf, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Restore replaces the machine's state with a snapshot's. On an error the
+// state is unchanged.
+func (m *quorumMachine) Restore(data []byte) error {
+	n, err := decodeQSnapshot(m.cfg, data)
+	if err != nil {
+		return err
+	}
+	if m.bodyOut != nil {
+		for _, q := range m.msgs {
+			m.bodyOut(q.size)
+		}
+	}
+	if m.bodyIn != nil {
+		for _, q := range n.msgs {
+			m.bodyIn(q.size)
+		}
+	}
+	m.now, m.nextID, m.nextOrder, m.rr = n.now, n.nextID, n.nextOrder, n.rr
+	m.msgs, m.ready, m.readyBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.unacked
+	m.consumers, m.active = n.consumers, n.active
+	return nil
+}
+
+// snapReader reads a snapshot, remembering the first failure.
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) take(n int) []byte {
+	if r.err != nil || len(r.b) < n {
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: truncated", errQSnapshot)
+		}
+		return make([]byte, min(n, 8))
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
+func (r *snapReader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
+func (r *snapReader) u8() uint8   { return r.take(1)[0] }
+
+func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
+	r := &snapReader{b: data}
+	if v := r.u8(); r.err == nil && v != quorumSnapshotVersion {
+		return nil, fmt.Errorf("%w: version %d", errQSnapshot, v)
+	}
+	m := newQuorumMachine(cfg)
+	m.now, m.nextID, m.nextOrder, m.rr = int64(r.u64()), r.u64(), r.u64(), r.u64()
+	active := r.u64()
+	nc := r.u32()
+	if r.err != nil || uint64(nc)*34 > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: consumers", errQSnapshot)
+	}
+	byOrder := map[uint64]*qconsumer{}
+	for range nc {
+		q := &qconsumer{node: r.u64(), key: r.u64(), order: r.u64(), prefetch: r.u32(), priority: int32(r.u32()),
+			status: qstatus(r.u8()), exclusive: r.u8() != 0, out: map[uint64]*qmsg{}}
+		if q.order == 0 || q.order >= m.nextOrder || byOrder[q.order] != nil || q.status < qsUp || q.status > qsGet ||
+			(len(m.consumers) > 0 && m.consumers[len(m.consumers)-1].order >= q.order) {
+			return nil, fmt.Errorf("%w: consumer", errQSnapshot)
+		}
+		byOrder[q.order] = q
+		m.consumers = append(m.consumers, q)
+	}
+	if active != 0 {
+		if m.active = byOrder[active]; m.active == nil {
+			return nil, fmt.Errorf("%w: active consumer", errQSnapshot)
+		}
+	}
+	nm := r.u32()
+	if r.err != nil || uint64(nm)*25 > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: messages", errQSnapshot)
+	}
+	var last uint64
+	for i := range nm {
+		id, count, delivered, owner := r.u64(), r.u32(), r.u8() != 0, r.u64()
+		size := r.u32()
+		if r.err != nil || uint64(size) > uint64(len(r.b)) {
+			return nil, fmt.Errorf("%w: message record", errQSnapshot)
+		}
+		rec := r.take(int(size))
+		if (i > 0 && id <= last) || id >= m.nextID {
+			return nil, fmt.Errorf("%w: message id %d", errQSnapshot, id)
+		}
+		last = id
+		q, err := m.newMsg(rec)
+		if err != nil {
+			return nil, fmt.Errorf("%w: message %d: %v", errQSnapshot, id, err)
+		}
+		q.id, q.count, q.delivered = id, count, delivered
+		m.msgs[id] = q
+		if owner == 0 {
+			m.ready.pushBack(q)
+			m.readyBytes += q.size
+			continue
+		}
+		if q.owner = byOrder[owner]; q.owner == nil {
+			return nil, fmt.Errorf("%w: message %d owner", errQSnapshot, id)
+		}
+		q.owner.out[id] = q
+		m.unacked++
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", errQSnapshot, len(r.b))
+	}
+	return m, r.err
+}

@@ -1,0 +1,208 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// After the handshake a connection carries frames in both directions. A
+// frame is a fixed 14-byte header and a body:
+//
+//	type  uint8   frameRaft, frameRequest, frameReply, frameError, frameNotify, framePing
+//	kind  uint8   the request or notify kind (0 otherwise)
+//	id    uint64  the Raft group (frameRaft) or the request id (request, reply, error)
+//	len   uint32  body length, at most the receiver's MaxFrame
+//
+// all big-endian. Bodies:
+//
+//	frameRaft     uvarint count, then count × (uvarint length, proto.Marshal(raftpb.Message))
+//	frameRequest  uvarint timeout in milliseconds (0: none), then the request body
+//	frameReply    the reply body
+//	frameError    the text of the remote handler's error
+//	frameNotify   the notify body
+//	framePing     empty: keeps an idle connection's read deadline from expiring
+const (
+	frameRaft    = 1
+	frameRequest = 2
+	frameReply   = 3
+	frameError   = 4
+	frameNotify  = 5
+	framePing    = 6
+
+	headerLen = 14
+
+	// DefaultMaxFrame bounds a frame's body: a larger length is a protocol
+	// error that closes the connection (a Raft snapshot must fit).
+	DefaultMaxFrame = 64 << 20
+)
+
+// errProtocol marks a peer that broke the frame protocol; the connection
+// is closed (only that one).
+var errProtocol = errors.New("transport: protocol error")
+
+// header is a decoded frame header.
+type header struct {
+	typ  uint8
+	kind uint8
+	id   uint64
+	len  uint32
+}
+
+// appendHeader appends h to b.
+func appendHeader(b []byte, h header) []byte {
+	b = append(b, h.typ, h.kind)
+	b = binary.BigEndian.AppendUint64(b, h.id)
+	return binary.BigEndian.AppendUint32(b, h.len)
+}
+
+// parseHeader decodes and checks a header against maxFrame.
+func parseHeader(b []byte, maxFrame int) (header, error) {
+	h := header{typ: b[0], kind: b[1], id: binary.BigEndian.Uint64(b[2:10]), len: binary.BigEndian.Uint32(b[10:14])}
+	if h.typ < frameRaft || h.typ > framePing {
+		return h, fmt.Errorf("%w: unknown frame type %d", errProtocol, h.typ)
+	}
+	if int64(h.len) > int64(maxFrame) {
+		return h, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", errProtocol, h.len, maxFrame)
+	}
+	if h.typ == framePing && h.len != 0 {
+		return h, fmt.Errorf("%w: ping frame with a %d-byte body", errProtocol, h.len)
+	}
+	return h, nil
+}
+
+// frameReader reads frames from a buffered reader into a reused buffer.
+type frameReader struct {
+	r        *bufio.Reader
+	maxFrame int
+	hdr      [headerLen]byte
+	buf      []byte
+}
+
+// keepBuf is the largest body buffer kept between frames; a bigger one (a
+// snapshot) is dropped after use so an idle connection does not pin it.
+const keepBuf = 1 << 20
+
+// next reads one frame. The body is valid until the next call. Errors are
+// io errors (the connection broke) or errProtocol.
+func (fr *frameReader) next() (header, []byte, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return header{}, nil, err
+	}
+	h, err := parseHeader(fr.hdr[:], fr.maxFrame)
+	if err != nil {
+		return h, nil, err
+	}
+	n := int(h.len)
+	if cap(fr.buf) > keepBuf && n <= keepBuf {
+		fr.buf = nil
+	}
+	if cap(fr.buf) < n {
+		// Grow in steps bounded by what has actually arrived, so a peer
+		// announcing a huge frame and sending nothing costs no memory.
+		fr.buf = make([]byte, 0, min(n, max(4096, 2*cap(fr.buf))))
+	}
+	fr.buf = fr.buf[:0]
+	for len(fr.buf) < n {
+		if len(fr.buf) == cap(fr.buf) {
+			nb := make([]byte, len(fr.buf), min(n, 2*cap(fr.buf)))
+			copy(nb, fr.buf)
+			fr.buf = nb
+		}
+		m, err := fr.r.Read(fr.buf[len(fr.buf):min(n, cap(fr.buf))])
+		fr.buf = fr.buf[:len(fr.buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return h, nil, err
+		}
+	}
+	return h, fr.buf, nil
+}
+
+// appendRaftBatch appends a frameRaft frame for msgs to b.
+func appendRaftBatch(b []byte, group Group, msgs []*raftpb.Message) ([]byte, error) {
+	start := len(b)
+	b = appendHeader(b, header{typ: frameRaft, id: group})
+	b = binary.AppendUvarint(b, uint64(len(msgs)))
+	opts := proto.MarshalOptions{}
+	for _, m := range msgs {
+		size := opts.Size(m)
+		b = binary.AppendUvarint(b, uint64(size))
+		var err error
+		if b, err = opts.MarshalAppend(b, m); err != nil {
+			return b[:start], fmt.Errorf("transport: marshal raft message: %w", err)
+		}
+	}
+	return setBodyLen(b, start)
+}
+
+// errFrameTooBig is returned when an outgoing frame exceeds 4 GiB; the
+// receiver's MaxFrame is checked separately.
+var errFrameTooBig = errors.New("transport: frame too big")
+
+// setBodyLen fills in the length of the frame that starts at b[start:].
+func setBodyLen(b []byte, start int) ([]byte, error) {
+	n := len(b) - start - headerLen
+	if uint64(n) > uint64(^uint32(0)) {
+		return b[:start], errFrameTooBig
+	}
+	binary.BigEndian.PutUint32(b[start+10:start+14], uint32(n))
+	return b, nil
+}
+
+// appendFrame appends a frame with the given body parts to b.
+func appendFrame(b []byte, typ, kind uint8, id uint64, prefix, body []byte) ([]byte, error) {
+	start := len(b)
+	b = appendHeader(b, header{typ: typ, kind: kind, id: id})
+	b = append(b, prefix...)
+	b = append(b, body...)
+	return setBodyLen(b, start)
+}
+
+// decodeRaftBatch decodes a frameRaft body. It never panics on bad input.
+func decodeRaftBatch(body []byte) ([]*raftpb.Message, error) {
+	count, n := binary.Uvarint(body)
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: bad raft batch count", errProtocol)
+	}
+	body = body[n:]
+	// Every message takes at least its one-byte length: a count larger
+	// than the rest of the body is a lie, not an allocation to honour.
+	if count > uint64(len(body)) {
+		return nil, fmt.Errorf("%w: raft batch claims %d messages in %d bytes", errProtocol, count, len(body))
+	}
+	msgs := make([]*raftpb.Message, 0, count)
+	for i := uint64(0); i < count; i++ {
+		size, n := binary.Uvarint(body)
+		if n <= 0 || size > uint64(len(body)-n) {
+			return nil, fmt.Errorf("%w: bad raft message length in batch", errProtocol)
+		}
+		m := &raftpb.Message{}
+		if err := proto.Unmarshal(body[n:n+int(size)], m); err != nil {
+			return nil, fmt.Errorf("%w: raft message: %v", errProtocol, err)
+		}
+		msgs = append(msgs, m)
+		body = body[n+int(size):]
+	}
+	if len(body) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the raft batch", errProtocol, len(body))
+	}
+	return msgs, nil
+}
+
+// decodeRequest splits a frameRequest body into its timeout (0: none) and
+// the request body.
+func decodeRequest(body []byte) (timeoutMs uint64, rest []byte, err error) {
+	t, n := binary.Uvarint(body)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: bad request timeout", errProtocol)
+	}
+	return t, body[n:], nil
+}

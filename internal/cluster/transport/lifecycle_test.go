@@ -1,0 +1,99 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// TestCloseJoinsGoroutines: after Close returns, every goroutine the
+// transports started is gone, including a request handler that was
+// blocked (its ctx is cancelled). Not parallel: it counts goroutines
+// while the parallel tests are paused.
+func TestCloseJoinsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	nodes := []*node{startNode(t, 1, "", nil), startNode(t, 2, "", nil), startNode(t, 3, "", nil)}
+	meshed(nodes...)
+	waitConnected(t, nodes...)
+	nodes[0].SendRaft(2, 1, []*raftpb.Message{msg(1, 2, 1, nil)})
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := nodes[2].Request(context.Background(), 1, kindBlock, nil)
+		blocked <- err
+	}()
+	waitFor(t, "blocked request arrives", nil, func() bool { return nodes[0].Stats().Peers[3].MessagesReceived == 1 })
+	for _, n := range nodes {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	if err := <-blocked; !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("request blocked at a closed node: %v", err)
+	}
+	waitFor(t, "goroutines to exit", nil, func() bool { return runtime.NumGoroutine() <= before })
+	// Sends after Close drop quietly.
+	nodes[0].SendRaft(2, 1, []*raftpb.Message{msg(1, 2, 2, nil)})
+	if err := nodes[0].Notify(2, 1, nil); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("notify after close: %v", err)
+	}
+}
+
+// TestRemoveAndMovePeer: a removed peer's connection closes and its
+// redials are refused; a peer whose address changes is dialed there.
+func TestRemoveAndMovePeer(t *testing.T) {
+	t.Parallel()
+	n1 := startNode(t, 1, "", nil)
+	n2 := startNode(t, 2, "", nil)
+	meshed(n1, n2)
+	waitConnected(t, n1, n2)
+	n2.RemovePeer(1)
+	waitFor(t, "node 1 sees the close", nil, func() bool { return !connected(n1, 2) })
+	waitFor(t, "redial refused", nil, func() bool {
+		return n2.log.lineWith("cluster peer refused", "unknown node id 1") != ""
+	})
+	if _, ok := n2.Stats().Peers[1]; ok {
+		t.Fatal("removed peer still in stats")
+	}
+	if _, err := n2.Request(context.Background(), 1, kindEcho, nil); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("request to a removed peer: %v", err)
+	}
+
+	// Node 2 moves: a new transport with id 2 elsewhere; node 1 is told.
+	n2b := startNode(t, 2, "", nil)
+	n2b.SetPeer(1, n1.Addr().String())
+	n1.SetPeer(2, n2b.Addr().String())
+	waitConnected(t, n1, n2b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if got, err := n1.Request(ctx, 2, kindEcho, []byte("moved")); err != nil || string(got) != "1->2:moved" {
+		t.Fatalf("request after move: %q, %v", got, err)
+	}
+	if got := n1.Stats().Peers[2].RemoteAddr; got != n2b.Addr().String() {
+		t.Fatalf("node 1 connected to %s, want %s", got, n2b.Addr())
+	}
+}
+
+// TestConfigErrors: the required fields are required.
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	h := newRecorder(1)
+	for name, cfg := range map[string]TCPConfig{
+		"no secret":  {Self: 1, ListenAddr: "127.0.0.1:0", Handler: h},
+		"no handler": {Self: 1, ListenAddr: "127.0.0.1:0", Secret: testSecret},
+		"node 0":     {ListenAddr: "127.0.0.1:0", Secret: testSecret, Handler: h},
+		"no address": {Self: 1, Secret: testSecret, Handler: h},
+		"idle<=ping": {Self: 1, ListenAddr: "127.0.0.1:0", Secret: testSecret, Handler: h, PingInterval: time.Second, IdleTimeout: time.Second},
+	} {
+		if tr, err := NewTCP(cfg); err == nil {
+			tr.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// scratch holds frame buffers between sends.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getScratch() *[]byte { return scratch.Get().(*[]byte) }
+
+func putScratch(b *[]byte) {
+	if cap(*b) <= keepBuf {
+		*b = (*b)[:0]
+		scratch.Put(b)
+	}
+}
+
+// SendRaft implements Transport. It marshals msgs on the caller's
+// goroutine (so the caller may reuse them at once), appends one frame to
+// the peer's queue and returns; it never waits on the network.
+func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	p := t.peer(to)
+	if p == nil {
+		t.dropRaft(nil, to, group, len(msgs))
+		return
+	}
+	c := p.conn.Load()
+	if c == nil {
+		t.dropRaft(p, to, group, len(msgs))
+		return
+	}
+	buf := getScratch()
+	defer putScratch(buf)
+	frame, err := appendRaftBatch((*buf)[:0], group, msgs)
+	*buf = frame[:0]
+	if err != nil {
+		t.log.Error("cluster raft batch dropped", "peer", to, "group", group, "err", err)
+		t.dropRaft(p, to, group, len(msgs))
+		return
+	}
+	if n := len(frame) - headerLen; n > t.cfg.MaxFrame {
+		if t.limit.allow(fmt.Sprintf("big raft %d", group)) {
+			t.log.Error("cluster raft batch dropped: larger than the frame limit", "peer", to, "group", group, "bytes", n, "max_frame", t.cfg.MaxFrame)
+		}
+		t.dropRaft(p, to, group, len(msgs))
+		return
+	}
+	if !c.enqueue(frame, true) {
+		t.dropRaft(p, to, group, len(msgs))
+		return
+	}
+	p.msgsSent.Add(uint64(len(msgs)))
+}
+
+// dropRaft counts dropped messages and tells the owner of the group.
+func (t *TCP) dropRaft(p *peer, to NodeID, group Group, n int) {
+	if p != nil {
+		p.dropped.Add(uint64(n))
+	}
+	if t.cfg.Unreachable != nil {
+		t.cfg.Unreachable(to, group)
+	}
+}
+
+// Request implements Transport. Without a live connection it waits for
+// one up to ConnectWait (within ctx), so a request sent while a
+// connection is being re-established does not fail; after that it
+// returns ErrUnreachable. A connection lost while the request waits ends
+// it with ErrUnreachable at once. The remote handler's ctx carries ctx's
+// deadline.
+func (t *TCP) Request(ctx context.Context, to NodeID, kind uint8, body []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := t.peer(to)
+	if p == nil {
+		return nil, fmt.Errorf("transport: node %d is not a peer: %w", to, ErrUnreachable)
+	}
+	c := p.waitConn(ctx, t.cfg.ConnectWait)
+	if c == nil {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("transport: node %d not connected: %w (%w)", to, ErrUnreachable, err)
+		}
+		return nil, fmt.Errorf("transport: node %d not connected: %w", to, ErrUnreachable)
+	}
+	var timeoutMs uint64
+	if dl, ok := ctx.Deadline(); ok {
+		timeoutMs = uint64(max(1, time.Until(dl).Milliseconds()))
+	}
+	if len(body)+binary.MaxVarintLen64 > t.cfg.MaxFrame {
+		return nil, fmt.Errorf("transport: request of %d bytes exceeds the frame limit of %d", len(body), t.cfg.MaxFrame)
+	}
+	id := t.reqID.Add(1)
+	ch := make(chan reqResult, 1)
+	if !c.addPending(id, ch) {
+		return nil, fmt.Errorf("transport: connection to node %d lost: %w", to, ErrUnreachable)
+	}
+	buf := getScratch()
+	var pre [binary.MaxVarintLen64]byte
+	frame, err := appendFrame((*buf)[:0], frameRequest, kind, id, binary.AppendUvarint(pre[:0], timeoutMs), body)
+	ok := err == nil && c.enqueue(frame, true)
+	*buf = frame[:0]
+	putScratch(buf)
+	if !ok {
+		c.takePending(id)
+		p.dropped.Add(1)
+		return nil, fmt.Errorf("transport: send queue to node %d full: %w", to, ErrUnreachable)
+	}
+	p.msgsSent.Add(1)
+	select {
+	case r := <-ch:
+		return r.body, r.err
+	case <-ctx.Done():
+		c.takePending(id)
+		return nil, ctx.Err()
+	}
+}
+
+// Notify implements Transport: queued behind what is already queued for
+// the peer, or dropped with ErrUnreachable when there is no connection or
+// the queue is full.
+func (t *TCP) Notify(to NodeID, kind uint8, body []byte) error {
+	p := t.peer(to)
+	if p == nil {
+		return fmt.Errorf("transport: node %d is not a peer: %w", to, ErrUnreachable)
+	}
+	c := p.conn.Load()
+	if c == nil {
+		p.dropped.Add(1)
+		return fmt.Errorf("transport: node %d not connected: %w", to, ErrUnreachable)
+	}
+	if len(body) > t.cfg.MaxFrame {
+		return fmt.Errorf("transport: notify of %d bytes exceeds the frame limit of %d", len(body), t.cfg.MaxFrame)
+	}
+	buf := getScratch()
+	frame, err := appendFrame((*buf)[:0], frameNotify, kind, 0, nil, body)
+	ok := err == nil && c.enqueue(frame, true)
+	*buf = frame[:0]
+	putScratch(buf)
+	if !ok {
+		p.dropped.Add(1)
+		return fmt.Errorf("transport: send queue to node %d full: %w", to, ErrUnreachable)
+	}
+	p.msgsSent.Add(1)
+	return nil
+}
