@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"internal/broker/memstore":   {"internal/broker", "internal/message"},
 	"internal/clock":             {},
 	"internal/cluster":           {"internal/vfs"},
+	"internal/cluster/meta":      {"internal/broker"},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},

@@ -1,5 +1,3 @@
-//go:build clusterwip
-
 // Package meta is the state machine of the cluster's metadata group (Raft
 // group 0): every node applies the same definition commands (vhosts,
 // exchanges, queues, bindings) in the same order through

@@ -1,5 +1,3 @@
-//go:build clusterwip
-
 package meta
 
 import (
