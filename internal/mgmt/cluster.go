@@ -1,7 +1,11 @@
 package mgmt
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -86,5 +90,39 @@ func (c raftCollector) Collect(ch chan<- prometheus.Metric) {
 // clusterStatus serves GET /api/cluster: the document src.Cluster returns.
 func clusterStatus(w http.ResponseWriter, src Sources) {
 	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, src.Cluster())
+}
+
+// BadRequest marks an error the client caused (a node that does not
+// exist): answered 400 instead of 503.
+type BadRequest struct{ Err error }
+
+func (e BadRequest) Error() string { return e.Err.Error() }
+func (e BadRequest) Unwrap() error { return e.Err }
+
+// promote serves POST /api/cluster/promote {"node": "n4"}: the standby
+// becomes a voter (and starts serving clients); it answers with the
+// cluster's status once every group committed the change.
+func promote(w http.ResponseWriter, r *http.Request, src Sources) {
+	var body struct {
+		Node string `json:"node"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Node == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"node": "NAME"}`})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := src.Promote(ctx, body.Node); err != nil {
+		status := http.StatusServiceUnavailable
+		var br BadRequest
+		if errors.As(err, &br) {
+			status = http.StatusBadRequest
+		}
+		writeJSON(w, status, map[string]string{"error": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, src.Cluster())
 }

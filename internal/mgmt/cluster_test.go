@@ -1,13 +1,16 @@
 package mgmt
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 )
 
@@ -64,4 +67,48 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
 	}
 	return string(b)
+}
+
+func TestPromoteEndpoint(t *testing.T) {
+	var promoted []string
+	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }, Cluster: func() any { return map[string]any{"node": "n1"} },
+		Promote: func(_ context.Context, node string) error {
+			if node != "n4" {
+				return BadRequest{Err: errors.New("no such node")}
+			}
+			promoted = append(promoted, node)
+			return nil
+		}}
+	srv := httptest.NewServer(Handler(src, false))
+	defer srv.Close()
+	post := func(body string, auth bool) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/cluster/promote", strings.NewReader(body))
+		if auth {
+			req.SetBasicAuth("admin", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(`{"node":"n4"}`, false); code != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d", code)
+	}
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "admin", PasswordHash: auth.HashPassword("pw"), VHosts: []string{"*"}, Tags: []string{AdministratorTag}})
+	src.Users = users
+	srv.Config.Handler = Handler(src, false)
+	for _, tc := range []struct {
+		body string
+		want int
+	}{{`{"node":"n4"}`, 200}, {`{"node":"n9"}`, 400}, {`{}`, 400}, {`not json`, 400}} {
+		if code := post(tc.body, true); code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.body, code, tc.want)
+		}
+	}
+	if len(promoted) != 1 {
+		t.Fatalf("promoted %v", promoted)
+	}
 }

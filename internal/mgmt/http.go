@@ -43,6 +43,9 @@ func Handler(src Sources, pprof bool) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
 	if src.Cluster != nil {
 		mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, _ *http.Request) { clusterStatus(w, src) })
+		if src.Promote != nil {
+			mux.HandleFunc("POST /api/cluster/promote", func(w http.ResponseWriter, r *http.Request) { promote(w, r, src) })
+		}
 	}
 	return requireAdmin(src.Users, mux)
 }

@@ -1,6 +1,8 @@
 package mgmt
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-broker/tern/internal/amqp"
@@ -35,6 +37,9 @@ type Sources struct {
 	// metrics; both nil on a single node (no endpoint, no metrics).
 	Cluster func() any
 	Raft    func() RaftStats
+	// Promote serves POST /api/cluster/promote: it makes a standby node a
+	// voter; an error wrapped in BadRequest is the client's.
+	Promote func(ctx context.Context, node string) error
 }
 
 type collector struct {
