@@ -205,6 +205,13 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err != nil {
 		return err
 	}
+	if args.queueType == Quorum && fx.replicated {
+		// What every node refuses alike is no declare at all, not a
+		// queue this node failed to open (below).
+		if err := checkQuorumLocked(v, c.QueueConfig, &args); err != nil {
+			return err
+		}
+	}
 	q := newQueue(v, c.QueueConfig, args)
 	q.node, q.orphan = c.Node, fx.orphan
 	if q.Remote() {
@@ -215,10 +222,11 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 			return err
 		}
 		// Every node must know the queue, whatever this one's disk
-		// says, or their metadata would part: it lives on in memory
-		// here (a stream, which is its log, holds nothing).
-		v.broker.log.Error("a replicated queue cannot open its log on this node; its messages stay in memory", "queue", c.Name, "err", err)
-		if q.kind == Stream {
+		// says, or their metadata would part: a classic queue lives on
+		// in memory here; a stream (which is its log) or a quorum
+		// queue (its Raft group) holds nothing here.
+		v.broker.log.Error("a replicated queue cannot open its log on this node; it keeps no messages here beyond memory", "queue", c.Name, "err", err)
+		if q.backend == nil {
 			q.backend = newRemoteBackend(q)
 		}
 	}

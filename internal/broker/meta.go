@@ -125,9 +125,14 @@ func (v *VHost) proposeLocked(c Command, fx *effects) error {
 		if args.queueType == Stream && (v.broker.cfg.Storage == nil || !d.Durable || d.Exclusive || d.AutoDelete) {
 			return errorf(KindPreconditionFailed, "invalid arguments for stream '%s' in vhost '%s': a stream must be durable, not exclusive and not auto-delete", d.Name, v.name)
 		}
+		if args.queueType == Quorum {
+			if err := checkQuorumLocked(v, d.QueueConfig, &args); err != nil {
+				return err
+			}
+		}
 		// Every replicated queue has an id, durable or not: a delete
 		// names the one queue it means by it (DeleteQueue.ID).
-		d.ID = newLogID()
+		d.ID = NewQueueID()
 		if args.queueType != Quorum {
 			d.Node = v.broker.cfg.Replication.Node
 		}

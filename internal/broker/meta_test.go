@@ -593,3 +593,44 @@ func TestClusterAsyncApplyConverges(t *testing.T) {
 	}
 	sameEverywhere(t, nodes)
 }
+
+// noGroups is a QuorumGroups whose replicas never open (a node whose WAL
+// is broken).
+type noGroups struct{}
+
+func (noGroups) Open(broker.QueueDef, broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
+	return nil, errors.New("noGroups: cannot open")
+}
+
+// A quorum queue in the metadata: what every node would refuse is refused
+// before proposing; one that a node cannot open is still in every node's
+// definitions (with no node of its own: every node holds a replica), held
+// by a backend that keeps nothing, rather than missing there or crashing
+// the apply.
+func TestClusterQuorumQueueDefinitions(t *testing.T) {
+	t.Parallel()
+	f := &fakeMeta{}
+	var nodes []clusterNode
+	for id := range uint64(2) {
+		st := memstore.New()
+		b := broker.New(broker.Config{Storage: st, Replication: broker.Replication{Node: id + 1,
+			Metadata: fakeMember{f: f, node: id + 1}, Quorum: noGroups{}}})
+		nodes = append(nodes, clusterNode{b: b, st: st, v: b.VHost("/")})
+		f.nodes = append(f.nodes, b)
+	}
+	quorum := map[string]any{"x-queue-type": "quorum"}
+	if _, err := nodes[0].v.DeclareQueue(broker.QueueConfig{Name: "bad", Args: quorum}, false, 1); !errors.Is(err, broker.ErrPreconditionFailed) {
+		t.Fatalf("a non-durable quorum queue: %v", err)
+	}
+	if n := len(f.entries()); n != 0 {
+		t.Fatalf("an invalid declare was proposed (%d entries)", n)
+	}
+	q := declare(t, nodes[0].v, broker.QueueConfig{Name: "qq", Durable: true, Args: quorum})
+	if q.Node() != 0 || q.Remote() || q.Type() != broker.Quorum {
+		t.Errorf("quorum queue: node %d remote %v type %v", q.Node(), q.Remote(), q.Type())
+	}
+	if res := send(t, nodes[1].v, "", "qq", "m", message.Properties{}); !res.Rejected {
+		t.Errorf("a replica that did not open took a message: %+v", res)
+	}
+	sameEverywhere(t, nodes)
+}

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -210,7 +208,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		return nil
 	}
 	if id == "" {
-		id = newLogID()
+		id = NewQueueID()
 	}
 	if q.kind == Stream {
 		l, err := st.StreamLog(id, q.args.segmentSize)
@@ -232,14 +230,6 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		}
 	}
 	return nil
-}
-
-// newLogID names a new durable queue's log (and, in a cluster, any
-// replicated queue: DeleteQueue.ID).
-func newLogID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // Restore recreates a stored snapshot of the definitions and the messages

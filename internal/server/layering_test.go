@@ -28,6 +28,7 @@ var allowedImports = map[string][]string{
 	"internal/cluster/meta":      {"internal/broker"},
 	"internal/cluster/raftnode":  {},
 	"internal/cluster/transport": {},
+	"internal/cluster/wal":       {"internal/vfs"},
 	"internal/config":            {"internal/auth", "internal/clock", "internal/flow"},
 	"internal/flow":              {"internal/clock"},
 	"internal/message":           {},

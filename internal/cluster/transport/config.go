@@ -51,7 +51,7 @@ type TCPConfig struct {
 	BackoffMin       time.Duration // first redial delay (default 50 ms)
 	BackoffMax       time.Duration // largest redial delay (default 1 s)
 	MaxFrame         int           // largest frame body sent or accepted (default DefaultMaxFrame, 64 MiB)
-	MaxQueueBytes    int           // per-peer send queue; Raft beyond it is dropped (default 64 MiB; one frame always fits an empty queue)
+	MaxQueueBytes    int           // per-peer send queue; Raft beyond it is dropped (default 64 MiB; an empty queue takes any frame, frames ≤ 4 KiB may use 1/8 more)
 	MaxInflight      int           // requests one connection handles at once; more are answered with a busy RemoteError (default 1024)
 }
 

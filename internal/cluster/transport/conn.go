@@ -55,14 +55,20 @@ func newConn(t *TCP, p *peer, nc net.Conn, br *bufio.Reader, dialed bool) *conn 
 	}
 }
 
+// smallFrame is the size up to which a frame may use the queue's
+// reserve: heartbeats, votes and their responses, acks.
+const smallFrame = 4 << 10
+
 // enqueue appends a whole frame to the send queue. With limited set it
 // refuses when the queue already holds frames and this one would take it
 // past MaxQueueBytes (an empty queue takes any frame, so a snapshot
-// larger than the limit still goes). It reports false when the frame was
-// not queued.
+// larger than the limit still goes). Small frames may go an eighth
+// beyond the limit: when appends to a slow follower fill the queue, the
+// heartbeats and votes that keep leadership stable still get through.
+// It reports false when the frame was not queued.
 func (c *conn) enqueue(frame []byte, limited bool) bool {
 	c.mu.Lock()
-	if c.closed || (limited && c.out.bytes > 0 && c.out.bytes+len(frame) > c.t.cfg.MaxQueueBytes) {
+	if c.closed || (limited && !c.fits(len(frame))) {
 		c.mu.Unlock()
 		return false
 	}
@@ -73,6 +79,16 @@ func (c *conn) enqueue(frame []byte, limited bool) bool {
 	default:
 	}
 	return true
+}
+
+// fits reports whether a limited frame of n bytes fits the queue; c.mu
+// is held.
+func (c *conn) fits(n int) bool {
+	max := c.t.cfg.MaxQueueBytes
+	if n <= smallFrame {
+		max += max / 8
+	}
+	return c.out.bytes == 0 || c.out.bytes+n <= max
 }
 
 // addPending registers a Request's reply channel; false if closed.
@@ -211,6 +227,12 @@ func (c *conn) readLoop() {
 	fr := frameReader{r: c.br, maxFrame: c.t.cfg.MaxFrame}
 	for {
 		h, body, err := fr.next()
+		if err == nil && c.ctx.Err() != nil {
+			// Closed (replaced, removed): frames still buffered are not
+			// handed on, so an old connection's leftovers do not arrive
+			// after its successor's messages.
+			return
+		}
 		if err == nil {
 			c.p.bytesRecv.Add(uint64(headerLen + len(body)))
 			err = c.dispatch(h, body)

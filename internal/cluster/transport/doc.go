@@ -31,8 +31,8 @@
 // type or a malformed body is a protocol error that closes that
 // connection only. Senders append whole frames to the connection's
 // queue and never wait on the network; one writer goroutine per
-// connection writes everything queued since its last write in one Write
-// call. The queue is bounded (MaxQueueBytes): Raft messages and notifies
+// connection writes everything queued since its last write in one
+// writev (in steps of at most 1 MiB). The queue is bounded (MaxQueueBytes): Raft messages and notifies
 // beyond it, or to a peer without a connection, are dropped and counted
 // (Raft retries); replies are never dropped while the connection lives.
 // A peer that takes no byte for WriteTimeout, or sends no byte (not even
@@ -45,7 +45,7 @@
 // goroutine calls Handler.HandleRaft and HandleNotify in arrival order
 // (so they must not block long) and starts one goroutine per request
 // for HandleRequest (at most MaxInflight at once; one more is answered
-// with a busy RemoteError, so slow handlers never hold up Raft traffic); one writer goroutine
-// owns the socket's write side; per dialed peer one goroutine redials
-// with backoff. Close cancels and joins all of them.
+// with a busy RemoteError, so slow handlers never hold up Raft traffic);
+// one writer goroutine owns the socket's write side; per dialed peer one
+// goroutine redials with backoff. Close cancels and joins all of them.
 package transport

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -96,4 +97,53 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// TestHandshakeLimits: a connection that never says hello is closed at
+// the handshake timeout; beyond 64 handshakes at once a new connection is
+// refused at once; both are logged; a real peer gets in once they clear.
+func TestHandshakeLimits(t *testing.T) {
+	t.Parallel()
+	n2 := startNode(t, 2, "", func(c *TCPConfig) { c.HandshakeTimeout = 2 * time.Second })
+	silent := make([]net.Conn, 0, maxHandshakes)
+	for range maxHandshakes {
+		nc, err := net.Dial("tcp", n2.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		silent = append(silent, nc)
+	}
+	// The 65th: closed at once, whatever it sends.
+	waitFor(t, "handshake slots taken", nil, func() bool { return len(n2.handshakes) == maxHandshakes })
+	extra, err := net.Dial("tcp", n2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("connection over the handshake limit: %v, want it closed", err)
+	}
+	waitFor(t, "limit logged", nil, func() bool {
+		return n2.log.lineWith("cluster peer refused", "too many connections in handshake") != ""
+	})
+	// The silent ones time out.
+	for _, nc := range silent {
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("silent connection: %v, want it closed at the handshake timeout", err)
+		}
+	}
+	waitFor(t, "timeout logged", nil, func() bool {
+		return n2.log.lineWith("cluster peer refused", "handshake timed out") != ""
+	})
+	n1 := startNode(t, 1, "", nil)
+	meshed(n1, n2)
+	waitConnected(t, n1, n2)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

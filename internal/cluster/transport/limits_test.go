@@ -107,3 +107,28 @@ func TestRequestDeadlineAndBusy(t *testing.T) {
 		t.Fatalf("busy count %d, want 1", n2.Stats().Busy)
 	}
 }
+
+// TestQueueReserve: a full queue refuses big frames but keeps an eighth
+// more for small ones (heartbeats, votes); an empty queue takes anything.
+func TestQueueReserve(t *testing.T) {
+	t.Parallel()
+	c := &conn{t: &TCP{cfg: TCPConfig{MaxQueueBytes: 8000}}}
+	for _, tc := range []struct {
+		queued, frame int
+		want          bool
+	}{
+		{0, 1 << 20, true},  // empty: a snapshot goes
+		{7000, 1000, true},  // up to the limit
+		{7000, 1001, true},  // small: into the reserve
+		{7000, 5000, false}, // big: refused
+		{8000, 64, true},    // full, a heartbeat still fits
+		{8999, 1, true},     // the reserve's last byte
+		{9000, 1, false},    // reserve exhausted
+		{8000, smallFrame + 1, false},
+	} {
+		c.out.bytes = tc.queued
+		if got := c.fits(tc.frame); got != tc.want {
+			t.Errorf("queued %d, frame %d: fits %v, want %v", tc.queued, tc.frame, got, tc.want)
+		}
+	}
+}

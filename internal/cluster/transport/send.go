@@ -77,7 +77,10 @@ func (t *TCP) dropRaft(p *peer, to NodeID, group Group, n int) {
 // connection is being re-established does not fail; after that it
 // returns ErrUnreachable. A connection lost while the request waits ends
 // it with ErrUnreachable at once. The remote handler's ctx carries ctx's
-// deadline.
+// deadline. Only an ErrUnreachable from before sending (not a peer, not
+// connected, queue full) says the request never left; after a lost
+// connection or ctx's end the peer may or may not have handled it, so a
+// request that is not idempotent needs its own id to be retried.
 func (t *TCP) Request(ctx context.Context, to NodeID, kind uint8, body []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

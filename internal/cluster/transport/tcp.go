@@ -339,16 +339,21 @@ func (t *TCP) dialLoop(p *peer) {
 			if time.Since(start) > t.cfg.BackoffMax {
 				backoff = t.cfg.BackoffMin
 			}
-		} else if msg := err.Error(); msg != lastErr {
-			// One line per change of reason, not one per attempt.
-			lastErr = msg
+		} else {
 			var re *RefusedError
 			var rf *refusal
-			if errors.As(err, &re) || errors.As(err, &rf) {
+			refused := errors.As(err, &re) || errors.As(err, &rf)
+			if refused {
 				t.refused.Add(1)
-				t.log.Warn("cluster handshake failed", "peer", p.id, "addr", p.address(), "reason", handshakeReason(err))
-			} else {
-				t.log.Info("cluster peer unreachable", "peer", p.id, "addr", p.address(), "err", err)
+			}
+			// One line per change of reason, not one per attempt.
+			if msg := err.Error(); msg != lastErr {
+				lastErr = msg
+				if refused {
+					t.log.Warn("cluster handshake failed", "peer", p.id, "addr", p.address(), "reason", handshakeReason(err))
+				} else {
+					t.log.Info("cluster peer unreachable", "peer", p.id, "addr", p.address(), "err", err)
+				}
 			}
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)

@@ -342,3 +342,62 @@ func TestSpoofedSender(t *testing.T) {
 		t.Fatalf("after a spoofed batch: %+v", s)
 	}
 }
+
+// TestDuplicateDialKeepsNewest: two connections from the same (lower) peer
+// at once — a restarted dialer racing its old connection — leave exactly
+// one: the acceptor keeps the newer and closes the other.
+func TestDuplicateDialKeepsNewest(t *testing.T) {
+	t.Parallel()
+	n2 := startNode(t, 2, "", nil)
+	n2.SetPeer(1, freeAddr(t))
+	type dialed struct {
+		nc  net.Conn
+		br  *bufio.Reader
+		err error
+	}
+	res := make(chan dialed, 2)
+	for range 2 {
+		go func() {
+			nc, br, err := rawDial(t, n2, 1, 2, testSecret)
+			res <- dialed{nc, br, err}
+		}()
+	}
+	a, b := <-res, <-res
+	if a.err != nil || b.err != nil {
+		t.Fatalf("handshakes: %v, %v", a.err, b.err)
+	}
+	// Exactly one of the two is closed by node 2; the other is the live one.
+	closed := make(chan net.Conn, 2)
+	for _, d := range []dialed{a, b} {
+		go func() {
+			d.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+			for {
+				if _, err := d.br.ReadByte(); err != nil {
+					var ne net.Error
+					if !errors.As(err, &ne) || !ne.Timeout() {
+						closed <- d.nc
+					} else {
+						closed <- nil
+					}
+					return
+				}
+			}
+		}()
+	}
+	var gone []net.Conn
+	for range 2 {
+		if nc := <-closed; nc != nil {
+			gone = append(gone, nc)
+		}
+	}
+	if len(gone) != 1 {
+		t.Fatalf("%d of the two connections closed, want 1", len(gone))
+	}
+	live := a.nc
+	if gone[0] == a.nc {
+		live = b.nc
+	}
+	if s := n2.Stats(); s.Peers[1].RemoteAddr != live.LocalAddr().String() || s.Established != 2 || s.Peers[1].Reconnects != 1 {
+		t.Fatalf("node 2 keeps %s, want %s: %+v", s.Peers[1].RemoteAddr, live.LocalAddr(), s)
+	}
+}

@@ -1,0 +1,327 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Records are framed as internal/store frames its own: length uint32 (of
+// type byte + payload) | CRC-32C uint32 (of type byte + payload) | type |
+// payload, little-endian. The framing is repeated here rather than shared
+// because store keeps it unexported and its record types mean other
+// things.
+const recordHeader = 8
+
+// maxRecord bounds a record's length so a corrupt length cannot make
+// recovery allocate gigabytes; a snapshot larger than this cannot be
+// stored (CreateSnapshot and Save refuse it).
+const maxRecord = 256 << 20
+
+// Record types. Every payload but recBatch's starts with the group id
+// (uint64).
+const (
+	// recBatch opens every batch: uint32 length of the batch's records
+	// that follow it. Recovery uses it to tell a torn final write from
+	// damage in the middle of the log.
+	recBatch byte = 1
+	// recSave: flags u8 (flagHS, flagSnap) | [hard state] | [snapshot] |
+	// entries. A snapshot replaces the log; entries then append with
+	// Raft's truncation of a conflicting suffix.
+	recSave byte = 2
+	// recSnapshot: snapshot. CreateSnapshot: the snapshot changes, the
+	// log does not.
+	recSnapshot byte = 3
+	// recCompact: index u64 | term u64. Entries up to index are gone.
+	recCompact byte = 4
+	// recCheckpoint: flags | [hard state] | [snapshot] | base index u64 |
+	// base term u64 | entries. The group's whole live state, written
+	// forward so older segments can be deleted; it replaces everything
+	// recorded of the group before it.
+	recCheckpoint byte = 5
+	// recRemove: the group is deleted.
+	recRemove byte = 6
+)
+
+const (
+	flagHS   byte = 1
+	flagSnap byte = 2
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// errBadRecord marks bytes that are not a complete, intact record.
+var errBadRecord = errors.New("wal: torn or corrupt record")
+
+// beginRecord starts a record of type typ at the end of buf; sealRecord
+// fills in its length and CRC once the payload is appended.
+func beginRecord(buf []byte, typ byte) ([]byte, int) {
+	start := len(buf)
+	return append(buf, 0, 0, 0, 0, 0, 0, 0, 0, typ), start
+}
+
+func sealRecord(buf []byte, start int) {
+	body := buf[start+recordHeader:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(body))
+}
+
+// parseRecord reads the record at the start of b: its type, payload
+// (aliasing b) and total length, or errBadRecord.
+func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
+	if len(b) < recordHeader+1 {
+		return 0, nil, 0, errBadRecord
+	}
+	length := binary.LittleEndian.Uint32(b)
+	if length == 0 || length > maxRecord || uint64(len(b)-recordHeader) < uint64(length) {
+		return 0, nil, 0, errBadRecord
+	}
+	body := b[recordHeader : recordHeader+int(length)]
+	if crcOf(body) != binary.LittleEndian.Uint32(b[4:]) {
+		return 0, nil, 0, errBadRecord
+	}
+	return body[0], body[1:], recordHeader + int(length), nil
+}
+
+// maxIndex bounds the Raft indexes a record may hold.
+const maxIndex = 1 << 62
+
+// batchHeaderLen is the size of a batch header record.
+const batchHeaderLen = recordHeader + 1 + 4
+
+// putBatchHeader writes a batch header for n bytes of records into the
+// first batchHeaderLen bytes of buf.
+func putBatchHeader(buf []byte, n int) {
+	buf[recordHeader] = recBatch
+	binary.LittleEndian.PutUint32(buf[recordHeader+1:], uint32(n))
+	sealRecord(buf[:batchHeaderLen], 0)
+}
+
+// record is a decoded record (other than a batch header).
+type record struct {
+	typ         byte
+	group       uint64
+	hs          *raftpb.HardState
+	snap        *raftpb.Snapshot
+	ents        []*raftpb.Entry
+	index, term uint64 // recCompact; the base of a recCheckpoint
+}
+
+func appendMsg(buf []byte, m proto.Message) ([]byte, error) {
+	n := proto.Size(m)
+	buf = binary.AppendUvarint(buf, uint64(n))
+	return proto.MarshalOptions{}.MarshalAppend(buf, m)
+}
+
+func appendEntries(buf []byte, ents []*raftpb.Entry) ([]byte, error) {
+	buf = binary.AppendUvarint(buf, uint64(len(ents)))
+	var err error
+	for _, e := range ents {
+		if buf, err = appendMsg(buf, e); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// encodeRecord appends r, framed, to buf.
+func encodeRecord(buf []byte, r *record) ([]byte, error) {
+	buf, start := beginRecord(buf, r.typ)
+	buf = binary.LittleEndian.AppendUint64(buf, r.group)
+	var err error
+	switch r.typ {
+	case recSave, recCheckpoint:
+		var flags byte
+		if r.hs != nil {
+			flags |= flagHS
+		}
+		if r.snap != nil {
+			flags |= flagSnap
+		}
+		buf = append(buf, flags)
+		if r.hs != nil {
+			if buf, err = appendMsg(buf, r.hs); err != nil {
+				return nil, err
+			}
+		}
+		if r.snap != nil {
+			if buf, err = appendMsg(buf, r.snap); err != nil {
+				return nil, err
+			}
+		}
+		if r.typ == recCheckpoint {
+			buf = binary.LittleEndian.AppendUint64(buf, r.index)
+			buf = binary.LittleEndian.AppendUint64(buf, r.term)
+		}
+		if buf, err = appendEntries(buf, r.ents); err != nil {
+			return nil, err
+		}
+	case recSnapshot:
+		if buf, err = appendMsg(buf, r.snap); err != nil {
+			return nil, err
+		}
+	case recCompact:
+		buf = binary.LittleEndian.AppendUint64(buf, r.index)
+		buf = binary.LittleEndian.AppendUint64(buf, r.term)
+	case recRemove:
+	default:
+		return nil, fmt.Errorf("wal: encoding unknown record type %d", r.typ)
+	}
+	if len(buf)-start-recordHeader > maxRecord {
+		return nil, fmt.Errorf("wal: record of %d bytes exceeds the limit of %d", len(buf)-start-recordHeader, maxRecord)
+	}
+	sealRecord(buf, start)
+	return buf, nil
+}
+
+// decoder reads a payload; the first error sticks.
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("wal: bad record: %s", what)
+	}
+}
+
+func (d *decoder) u64() uint64 {
+	if d.err != nil || len(d.p) < 8 {
+		d.fail("short")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.p)
+	d.p = d.p[8:]
+	return v
+}
+
+func (d *decoder) byte1() byte {
+	if d.err != nil || len(d.p) < 1 {
+		d.fail("short")
+		return 0
+	}
+	v := d.p[0]
+	d.p = d.p[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) msg(m proto.Message) {
+	n := d.uvarint()
+	if d.err != nil {
+		return
+	}
+	if n > uint64(len(d.p)) {
+		d.fail("message overruns the record")
+		return
+	}
+	if err := proto.Unmarshal(d.p[:n], m); err != nil {
+		d.fail(err.Error())
+		return
+	}
+	d.p = d.p[n:]
+}
+
+func (d *decoder) entries() []*raftpb.Entry {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.p)) { // every entry takes at least its length byte
+		d.fail("entry count overruns the record")
+		return nil
+	}
+	ents := make([]*raftpb.Entry, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		e := &raftpb.Entry{}
+		d.msg(e)
+		if d.err == nil && len(ents) > 0 && e.GetIndex() != ents[len(ents)-1].GetIndex()+1 {
+			d.fail("entries not consecutive")
+		}
+		if d.err == nil && e.GetIndex() == 0 {
+			d.fail("entry index 0")
+		}
+		ents = append(ents, e)
+	}
+	return ents
+}
+
+// decodeRecord decodes a record's payload (typ is not recBatch).
+func decodeRecord(typ byte, payload []byte) (*record, error) {
+	d := &decoder{p: payload}
+	r := &record{typ: typ, group: d.u64()}
+	switch typ {
+	case recSave, recCheckpoint:
+		flags := d.byte1()
+		if flags&^(flagHS|flagSnap) != 0 {
+			d.fail("unknown flags")
+		}
+		if flags&flagHS != 0 {
+			r.hs = &raftpb.HardState{}
+			d.msg(r.hs)
+		}
+		if flags&flagSnap != 0 {
+			r.snap = &raftpb.Snapshot{}
+			d.msg(r.snap)
+		}
+		if typ == recCheckpoint {
+			r.index, r.term = d.u64(), d.u64()
+		}
+		r.ents = d.entries()
+		if d.err == nil && typ == recCheckpoint && len(r.ents) > 0 && r.ents[0].GetIndex() != r.index+1 {
+			d.fail("checkpoint entries do not follow its base")
+		}
+	case recSnapshot:
+		r.snap = &raftpb.Snapshot{}
+		d.msg(r.snap)
+	case recCompact:
+		r.index, r.term = d.u64(), d.u64()
+	case recRemove:
+	default:
+		d.fail(fmt.Sprintf("unknown type %d", typ))
+	}
+	if d.err == nil && len(d.p) != 0 {
+		d.fail("trailing bytes")
+	}
+	// No log gets near 2^62 entries; a larger index is damage, and
+	// refusing it keeps index arithmetic from overflowing.
+	big := r.index >= maxIndex || r.snap.GetMetadata().GetIndex() >= maxIndex
+	if len(r.ents) > 0 && r.ents[len(r.ents)-1].GetIndex() >= maxIndex {
+		big = true
+	}
+	if d.err == nil && big {
+		d.fail("index out of range")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}
+
+// sizeEstimate approximates the encoded size of r without encoding it.
+func (r *record) sizeEstimate() int64 {
+	n := int64(64 + len(r.snap.GetData()))
+	for _, e := range r.ents {
+		n += int64(24 + len(e.GetData()))
+	}
+	return n
+}
