@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 
@@ -175,9 +176,10 @@ func (ch *channel) startConsumer(m *amqp091.BasicConsume, q *broker.Queue) error
 	}
 	cons := &consumer{ch: ch, tag: tag, queue: q, noAck: m.NoAck, prefetch: ch.consumerCount, prefSize: ch.consumerSize}
 	ch.consumers[tag] = cons
+	credit := cmp.Or(ch.consumerCount, ch.prefetchCount) // a quorum queue's credit: the consumer's prefetch, else the channel's
 	ch.mu.Unlock()
 
-	opts := broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio, Prefetch: int(cons.prefetch)}
+	opts := broker.ConsumeOptions{NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: prio, Prefetch: int(credit)}
 	if q.IsStream() {
 		if opts.Stream, err = ch.streamOptions(m); err != nil {
 			ch.mu.Lock()

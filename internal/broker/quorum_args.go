@@ -53,14 +53,26 @@ func (a *quorumArgs) parse(key string, v any, bad func(key string, v any, why st
 // given: how many voters the cluster should place for a quorum queue.
 func (q *Queue) GroupSize() int { return int(q.args.quorum.groupSize) }
 
+// QuorumGroupSize reads x-quorum-initial-group-size from a quorum queue's
+// declared arguments (QueueDef.Args, as QuorumGroups.Open receives them):
+// 0 when absent. A declared queue's value was validated (a positive
+// integer).
+func QuorumGroupSize(args map[string]any) int {
+	n, ok := argInt(args["x-quorum-initial-group-size"])
+	if !ok || n <= 0 {
+		return 0
+	}
+	return int(n)
+}
+
 // checkQuorumLocked refuses what RabbitMQ refuses on a quorum queue, with
 // its texts and in its order: arguments first, then the properties
 // (auto-delete, exclusive, non-durable). Arguments RabbitMQ 3.13 refuses
-// are refused; so are those Tern does not implement for quorum queues
-// (x-expires, x-deliver-rate), rather than accepted and ignored.
+// are refused; so is x-deliver-rate, which Tern does not implement for
+// quorum queues, rather than accepted and ignored.
 func checkQuorumLocked(v *VHost, cfg QueueConfig, a *queueArgs) error {
 	rs := func(format string) error { return errorf(KindPreconditionFailed, format, cfg.Name, v.name) }
-	for _, key := range []string{"x-max-priority", "x-expires", "x-deliver-rate"} {
+	for _, key := range []string{"x-max-priority", "x-deliver-rate"} {
 		if _, ok := cfg.Args[key]; ok {
 			return errorf(KindPreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s'", key, cfg.Name, v.name)
 		}

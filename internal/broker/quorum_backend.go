@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -51,6 +52,8 @@ type quorumBackend struct {
 	expiry    clock.Timer
 	expiryAt  int64
 	liveTimer clock.Timer
+	unused    clock.Timer // x-expires, on the leader
+	unusedAt  int64
 
 	// The group's goroutine never proposes or publishes itself (a
 	// Propose may wait for that goroutine; a dead letter may propose to
@@ -113,106 +116,14 @@ func (b *quorumBackend) start(rl ReplicatedLog) {
 	b.mu.Lock()
 	b.rlog = rl
 	leader := b.leader
+	stale := b.staleRunLocked()
 	b.mu.Unlock()
-	b.soon(func() { b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN) })
+	if stale {
+		b.soon(b.announceRun)
+	}
 	if leader {
 		b.LeaderChanged(b.node, true)
 	}
-}
-
-// soon runs f after the caller returns, off the group's goroutine, in
-// the order soon was called.
-func (b *quorumBackend) soon(f func()) {
-	b.outMu.Lock()
-	b.outbox = append(b.outbox, f)
-	if b.work != nil {
-		b.work(1)
-	}
-	if b.outRunning {
-		b.outMu.Unlock()
-		return
-	}
-	b.outRunning = true
-	b.outMu.Unlock()
-	go b.drainOutbox()
-}
-
-func (b *quorumBackend) drainOutbox() {
-	for {
-		b.outMu.Lock()
-		fs := b.outbox
-		b.outbox = nil
-		if len(fs) == 0 {
-			b.outRunning = false
-			b.outMu.Unlock()
-			return
-		}
-		b.outMu.Unlock()
-		for _, f := range fs {
-			f()
-			if b.work != nil {
-				b.work(-1)
-			}
-		}
-	}
-}
-
-func (b *quorumBackend) now() int64 { return b.vhost.broker.cfg.Clock.Now().UnixNano() }
-
-// propose sends c to the group, stamped with this node and its clock.
-func (b *quorumBackend) propose(c *qcmd, done func(any, error)) {
-	b.mu.Lock()
-	rl := b.rlog
-	b.mu.Unlock()
-	if done == nil {
-		done = func(any, error) {}
-	}
-	if rl == nil {
-		done(nil, errQuorumTimeout)
-		return
-	}
-	c.node = b.node
-	if c.kind != qcEnqueue {
-		c.ts = b.now()
-	}
-	rl.Propose(c.encode(nil), done)
-}
-
-// proposeWait proposes c and waits, at most quorumWait, for its result.
-func (b *quorumBackend) proposeWait(c *qcmd) (any, error) {
-	type answer struct {
-		res any
-		err error
-	}
-	ch := make(chan answer, 1)
-	b.propose(c, func(res any, err error) { ch <- answer{res, err} })
-	t := time.NewTimer(quorumWait)
-	defer t.Stop()
-	select {
-	case a := <-ch:
-		if e, ok := a.res.(error); ok && a.err == nil {
-			return nil, e
-		}
-		return a.res, a.err
-	case <-t.C:
-		return nil, errQuorumTimeout
-	}
-}
-
-// proposeRetry proposes c until it is applied, at most n times, a
-// quorumRetry apart, while the queue exists.
-func (b *quorumBackend) proposeRetry(c *qcmd, n int) {
-	b.propose(c, func(_ any, err error) {
-		if err == nil || n <= 1 {
-			return
-		}
-		b.mu.Lock()
-		gone := b.deleted
-		b.mu.Unlock()
-		if !gone {
-			b.vhost.broker.cfg.Clock.AfterFunc(quorumRetry, func() { b.proposeRetry(c, n-1) })
-		}
-	})
 }
 
 // Apply implements ReplicatedMachine: it applies a committed entry to the
@@ -250,6 +161,12 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			delete(b.downSent, binary.BigEndian.Uint64(data[qcmdHeader:]))
 		}
 	}
+	if len(data) >= qcmdHeader+8 && (qcmdKind(data[0]) == qcCheckout || qcmdKind(data[0]) == qcGet) &&
+		binary.BigEndian.Uint64(data[1:]) == b.node && uint32(binary.BigEndian.Uint64(data[qcmdHeader:])>>32) != b.epoch {
+		// An earlier run's checkout, applied only now (this replica was
+		// behind): that run's consumers are gone.
+		later = append(later, &qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch})
+	}
 	if len(data) >= qcmdHeader+8 && qcmdKind(data[0]) == qcNodeDown && binary.BigEndian.Uint64(data[qcmdHeader:]) == b.node {
 		// The leader thought this node down: its consumers' messages
 		// went back. Forget them here and ask for the consumers back.
@@ -260,6 +177,10 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	settle := b.deliverLocked()
 	rl := b.rlog
 	b.armExpiryLocked()
+	b.armUnusedLocked()
+	if b.leader && b.liveTimer == nil && b.remoteConsumersLocked() {
+		b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
+	}
 	b.mu.Unlock()
 	if len(dead) > 0 && (rl == nil || !rl.IsLeader()) {
 		dead = nil
@@ -268,14 +189,10 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		b.soon(func() {
 			b.deadLetter(dead)
 			if len(settle) > 0 {
-				b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
+				b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
 			}
 			for _, c := range later {
-				if c.kind == qcNodeUp {
-					b.proposeRetry(c, quorumRetryN)
-				} else {
-					b.propose(c, nil)
-				}
+				b.proposeRetry(c, quorumRetryN)
 			}
 		})
 	}
@@ -308,8 +225,8 @@ func (b *quorumBackend) deliverLocked() []qref {
 	for _, lc := range b.local {
 		n := 0
 		for _, d := range lc.pending {
-			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: d.msg, Seq: d.id, Redelivered: d.redelivered,
-				Remaining: d.remaining, qkey: lc.key})
+			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count), Seq: d.id,
+				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key})
 			if v == Refuse {
 				break
 			}
@@ -331,6 +248,27 @@ func (b *quorumBackend) deliverLocked() []qref {
 	return settle
 }
 
+// HeaderDeliveryCount is the header in which a quorum queue tells how
+// often a message was returned before (RabbitMQ's x-delivery-count).
+const HeaderDeliveryCount = "x-delivery-count"
+
+// withDeliveryCount is m, or for a message returned before a copy of it
+// carrying its delivery count: the machine's message is never changed.
+func withDeliveryCount(m *message.Message, count uint32) *message.Message {
+	if count == 0 {
+		return m
+	}
+	c := *m
+	h := make(map[string]any, len(m.Props.Headers)+1)
+	for k, v := range m.Props.Headers {
+		h[k] = v
+	}
+	h[HeaderDeliveryCount] = int64(count)
+	c.Props.Headers = h
+	c.WireProps = nil
+	return &c
+}
+
 // Snapshot implements ReplicatedMachine.
 func (b *quorumBackend) Snapshot() ([]byte, error) {
 	b.mu.Lock()
@@ -339,107 +277,41 @@ func (b *quorumBackend) Snapshot() ([]byte, error) {
 }
 
 // Restore implements ReplicatedMachine. What this node's consumers were
-// given and the snapshot no longer has them hold is forgotten.
+// given and the snapshot no longer has them hold is forgotten; what the
+// snapshot has them hold that this node never saw assigned (the entries
+// the snapshot replaces) is delivered now.
 func (b *quorumBackend) Restore(data []byte) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if err := b.m.Restore(data); err != nil {
+		b.mu.Unlock()
 		return err
 	}
 	b.reconcileLocked()
+	for key, lc := range b.local {
+		q := b.m.consumer(b.node, key)
+		if q == nil {
+			continue
+		}
+		known := map[uint64]bool{}
+		for _, d := range lc.pending {
+			known[d.id] = true
+		}
+		for _, id := range sortedOut(q) {
+			if !known[id] && !lc.held[id] {
+				m := q.out[id]
+				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, msg: m.msg,
+					redelivered: m.redelivered(), remaining: b.m.ready.len()})
+			}
+		}
+		slices.SortFunc(lc.pending, func(x, y qdelivery) int { return cmp.Compare(x.id, y.id) })
+	}
+	settle := b.deliverLocked()
 	b.armExpiryLocked()
+	b.mu.Unlock()
+	if len(settle) > 0 {
+		b.soon(func() { b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN) })
+	}
 	return nil
-}
-
-// LeaderChanged implements ReplicatedMachine. A new leader reports the
-// consumer nodes that do not answer (their unacked messages come back
-// redelivered) and takes over the TTL and liveness timers.
-func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
-	b.mu.Lock()
-	b.leader = isLocal
-	if !isLocal || b.rlog == nil || b.deleted {
-		b.stopTimersLocked()
-		b.mu.Unlock()
-		return
-	}
-	b.downSent = map[uint64]bool{}
-	b.armExpiryLocked()
-	b.mu.Unlock()
-	b.soon(b.checkLiveness)
-}
-
-func (b *quorumBackend) stopTimersLocked() {
-	if b.expiry != nil {
-		b.expiry.Stop()
-		b.expiryAt = 0
-	}
-	if b.liveTimer != nil {
-		b.liveTimer.Stop()
-		b.liveTimer = nil
-	}
-}
-
-// checkLiveness proposes node-down for each consumer node that does not
-// answer (once, until it answers again), and runs again in quorumLiveCheck
-// while this node leads.
-func (b *quorumBackend) checkLiveness() {
-	b.mu.Lock()
-	if !b.leader || b.deleted || b.rlog == nil {
-		b.mu.Unlock()
-		return
-	}
-	rl := b.rlog
-	var down []uint64
-	for n := range b.downSent {
-		if rl.Live(n) {
-			delete(b.downSent, n)
-		}
-	}
-	for _, n := range b.m.consumerNodes() {
-		if n != b.node && !b.downSent[n] && !rl.Live(n) {
-			b.downSent[n] = true
-			down = append(down, n)
-		}
-	}
-	if b.liveTimer != nil {
-		b.liveTimer.Stop()
-	}
-	b.liveTimer = b.vhost.broker.cfg.Clock.AfterFunc(quorumLiveCheck, b.checkLiveness)
-	b.mu.Unlock()
-	for _, n := range down {
-		b.vhost.broker.log.Info("quorum queue: returning the messages of consumers on a node that does not answer",
-			"queue", b.cfg.Name, "node", n)
-		b.propose(&qcmd{kind: qcNodeDown, target: n}, nil)
-	}
-}
-
-// armExpiryLocked has the leader's timer propose a tick when the head
-// message expires.
-func (b *quorumBackend) armExpiryLocked() {
-	next := b.m.nextExpiry()
-	if !b.leader || b.deleted || next == 0 || (b.expiryAt != 0 && b.expiryAt <= next) {
-		return
-	}
-	b.expiryAt = next
-	d := time.Duration(next - b.now() + 1)
-	if b.expiry == nil {
-		b.expiry = b.vhost.broker.cfg.Clock.AfterFunc(max(d, 0), b.onExpiry)
-	} else {
-		b.expiry.Reset(max(d, 0))
-	}
-}
-
-func (b *quorumBackend) onExpiry() {
-	b.mu.Lock()
-	b.expiryAt = 0
-	b.mu.Unlock()
-	b.propose(&qcmd{kind: qcTick}, func(_ any, err error) {
-		if err != nil {
-			b.mu.Lock()
-			b.armExpiryLocked()
-			b.mu.Unlock()
-		}
-	})
 }
 
 // publish proposes an enqueue: done learns once the entry is committed on
@@ -452,7 +324,7 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 	if gone {
 		return Dropped, false
 	}
-	c := &qcmd{kind: qcEnqueue, ts: m.Published, record: message.AppendMessage(nil, m)}
+	c := &qcmd{kind: qcEnqueue, ts: m.Published, msg: m}
 	b.propose(c, func(res any, err error) {
 		if done == nil {
 			return
@@ -477,6 +349,9 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		return errorf(KindNotFound, "no queue '%s' in vhost '%s'", b.cfg.Name, b.vhost.name)
 	}
 	b.nextKey++
+	if b.nextKey == 0 {
+		b.nextKey = 1 // key epoch<<32 is the get holder's
+	}
 	key := uint64(b.epoch)<<32 | uint64(b.nextKey)
 	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]bool{}}
 	b.mu.Unlock()
@@ -499,7 +374,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", b.cfg.Name, b.vhost.name)
 	}
 	// The checkout may still apply: cancel it so nothing stays assigned.
-	b.propose(&qcmd{kind: qcCancel, key: key}, nil)
+	b.proposeRetry(&qcmd{kind: qcCancel, key: key}, quorumRetryN)
 	return causedf(KindResourceError, err, "quorum queue '%s' in vhost '%s' is unavailable", b.cfg.Name, b.vhost.name)
 }
 
@@ -529,7 +404,7 @@ func (b *quorumBackend) cancel(c Consumer) {
 	}
 	b.mu.Unlock()
 	slices.Sort(keep)
-	b.propose(&qcmd{kind: qcCancel, key: lc.key, ids: keep}, nil)
+	b.proposeRetry(&qcmd{kind: qcCancel, key: lc.key, ids: keep}, quorumRetryN)
 }
 
 // dispatch offers pending messages to this node's consumers again.
@@ -538,7 +413,7 @@ func (b *quorumBackend) dispatch() {
 	settle := b.deliverLocked()
 	b.mu.Unlock()
 	if len(settle) > 0 {
-		b.propose(&qcmd{kind: qcSettle, refs: settle}, nil)
+		b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
 	}
 }
 
@@ -563,7 +438,7 @@ func (b *quorumBackend) ack(ds []Delivery) {
 	refs = append(refs, b.deliverLocked()...)
 	b.mu.Unlock()
 	b.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	b.propose(&qcmd{kind: qcSettle, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcSettle, refs: refs}, quorumRetryN)
 }
 
 // requeue returns the deliveries: each counts a delivery and goes back to
@@ -572,7 +447,7 @@ func (b *quorumBackend) requeue(ds []Delivery) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.propose(&qcmd{kind: qcReturn, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcReturn, refs: refs}, quorumRetryN)
 }
 
 // reject dead-letters the deliveries (reason rejected) or drops them.
@@ -580,7 +455,7 @@ func (b *quorumBackend) reject(ds []Delivery) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.propose(&qcmd{kind: qcDiscard, refs: refs}, nil)
+	b.proposeRetry(&qcmd{kind: qcDiscard, refs: refs}, quorumRetryN)
 }
 
 // get checks out one message for basic.get, waiting at most quorumWait
@@ -603,7 +478,8 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
-	return Delivery{Queue: b.Queue, Msg: g.msg, Seq: g.id, Redelivered: g.redelivered, Remaining: g.remaining, qkey: b.getKey}, true
+	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count), Seq: g.id, Redelivered: g.redelivered,
+		Remaining: g.remaining, qkey: b.getKey}, true
 }
 
 // purge drops every ready message, waiting for the command to apply; 0
@@ -631,8 +507,14 @@ func (b *quorumBackend) readyBytes() int64 {
 	return b.m.readyBytes
 }
 
-// touch: quorum queues refuse x-expires, so use is not tracked.
-func (b *quorumBackend) touch() {}
+// touch records use of the queue for x-expires (its declaration on each
+// node, a redeclare): a touch entry, so the leader's countdown restarts
+// whichever node saw the use.
+func (b *quorumBackend) touch() {
+	if b.args.expires > 0 {
+		b.soon(func() { b.propose(&qcmd{kind: qcTouch}, nil) })
+	}
+}
 
 // restore: the group recovers its own state from the node's WAL when it
 // is opened.

@@ -256,6 +256,11 @@ func TestQuorumRequeueKeepsOriginalOrder(t *testing.T) {
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*" {
 		t.Fatalf("deliveries %s", got)
 	}
+	for i, d := range cons.deliveries() {
+		if n, ok := d.Msg.Props.Headers[HeaderDeliveryCount]; (i < 3) == ok || (ok && n != int64(1)) {
+			t.Fatalf("delivery %d: x-delivery-count %v %v", i, n, ok)
+		}
+	}
 	qs[1].Ack(cons.deliveries()[1:]...)
 	c.settle()
 	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m3,m4" {
@@ -327,91 +332,6 @@ func TestQuorumTTLExpiresByProposal(t *testing.T) {
 	c.sameState(qs)
 }
 
-// With x-single-active-consumer only the first consumer receives; when its
-// node stops answering, the leader reports it down and the next consumer
-// takes over, with the unacked messages redelivered.
-func TestQuorumSingleActiveConsumerFailsOver(t *testing.T) {
-	t.Parallel()
-	c := newQCluster(t, 3)
-	qs := c.declare("q", map[string]any{"x-single-active-consumer": true})
-	a, b := &qtaker{}, &qtaker{}
-	if err := qs[1].Consume(a, ConsumeOptions{Prefetch: 10}); err != nil {
-		t.Fatal(err)
-	}
-	if err := qs[2].Consume(b, ConsumeOptions{Prefetch: 10}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
-	}
-	c.settle()
-	if a.bodies() != "m0,m1,m2" || b.bodies() != "" {
-		t.Fatalf("active got %q, waiting got %q", a.bodies(), b.bodies())
-	}
-	c.f.setLive(2, false)
-	c.clk.Advance(quorumLiveCheck)
-	c.settle()
-	if got := b.bodies(); got != "m0*,m1*,m2*" {
-		t.Fatalf("after failover the waiting consumer got %q", got)
-	}
-	c.publish(1, "q", "m3", message.Properties{}, nil, 0)
-	c.settle()
-	if got := b.bodies(); got != "m0*,m1*,m2*,m3" {
-		t.Fatalf("new active consumer got %q", got)
-	}
-	for _, i := range []int{0, 2} {
-		if r, u, _ := qs[i].Counts(); r != 0 || u != 4 {
-			t.Fatalf("node %d: %d ready %d unacked", i+1, r, u)
-		}
-	}
-}
-
-// A new leader reports the nodes that do not answer: their consumers'
-// unacked messages come back redelivered to consumers elsewhere. The node,
-// back, catches up, gets its consumer back, and its stale acks change
-// nothing.
-func TestQuorumLeaderChangeReturnsUnackedOfDeadNode(t *testing.T) {
-	t.Parallel()
-	c := newQCluster(t, 3)
-	qs := c.declare("q", nil)
-	gone := &qtaker{}
-	if err := qs[2].Consume(gone, ConsumeOptions{Prefetch: 2}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
-	}
-	c.settle()
-	if gone.bodies() != "m0,m1" {
-		t.Fatalf("node 3's consumer got %q", gone.bodies())
-	}
-	stay := &qtaker{}
-	if err := qs[0].Consume(stay, ConsumeOptions{Prefetch: 5}); err != nil {
-		t.Fatal(err)
-	}
-	c.f.setLive(3, false)
-	c.f.setLive(1, false) // the old leader goes too
-	c.f.setLeader(2)
-	c.settle()
-	c.f.setLive(1, true)
-	c.settle()
-	if got := stay.bodies(); got != "m0*,m1*" {
-		t.Fatalf("node 1's consumer got %q", got)
-	}
-	c.f.setLive(3, true)
-	c.settle()
-	qs[2].Ack(gone.deliveries()...) // stale: the messages are stay's now
-	c.settle()
-	wantCounts(t, qs, 0, 2, 2)
-	c.publish(2, "q", "m2", message.Properties{}, nil, 0)
-	c.publish(2, "q", "m3", message.Properties{}, nil, 0)
-	c.settle()
-	if got := gone.bodies(); got != "m0,m1,m2" && got != "m0,m1,m3" {
-		t.Fatalf("node 3's consumer, back, got %q", got)
-	}
-	c.sameState(qs)
-}
-
 func TestQuorumGetAndPurge(t *testing.T) {
 	t.Parallel()
 	c := newQCluster(t, 3)
@@ -445,24 +365,6 @@ func TestQuorumGetAndPurge(t *testing.T) {
 		t.Fatal("get from an empty queue")
 	}
 	c.sameState(qs)
-}
-
-// Without a leader, publishes are not confirmed but refused, and basic.get
-// has nothing.
-func TestQuorumNoLeaderNacks(t *testing.T) {
-	t.Parallel()
-	c := newQCluster(t, 3)
-	qs := c.declare("q", nil)
-	c.f.setLeader(0)
-	conf := &qconfirms{}
-	c.publish(1, "q", "x", message.Properties{}, conf, 7)
-	c.settle()
-	if err, ok := conf.result(7); !ok || err == nil {
-		t.Fatalf("confirm without a leader: %v %v", ok, err)
-	}
-	if _, ok := qs[0].Get(true); ok {
-		t.Fatal("get without a leader")
-	}
 }
 
 func TestQuorumRejectPublishNacks(t *testing.T) {
@@ -596,7 +498,7 @@ func TestQuorumDeclareRefusals(t *testing.T) {
 	if err := q(QueueConfig{Name: "ok", Durable: true, Args: map[string]any{"x-quorum-initial-group-size": int32(3)}}); err != nil {
 		t.Fatal(err)
 	}
-	if qq := v.queue("ok"); qq.Type() != Quorum || qq.GroupSize() != 3 {
+	if qq := v.queue("ok"); qq.Type() != Quorum || qq.GroupSize() != 3 || QuorumGroupSize(qq.cfg.Args) != 3 || QuorumGroupSize(nil) != 0 {
 		t.Fatalf("type %v group size %d", qq.Type(), qq.GroupSize())
 	}
 }
@@ -636,37 +538,6 @@ func TestQuorumDeleteStopsTheReplica(t *testing.T) {
 	if n := len(g.replicaList()); n != 0 {
 		t.Fatalf("%d replicas left", n)
 	}
-}
-
-// A node that comes back gets its consumer back, and losing it a second
-// time returns its messages again.
-func TestQuorumNodeLostTwice(t *testing.T) {
-	t.Parallel()
-	c := newQCluster(t, 3)
-	qs := c.declare("q", nil)
-	cons := &qtaker{}
-	if err := qs[2].Consume(cons, ConsumeOptions{Prefetch: 1}); err != nil {
-		t.Fatal(err)
-	}
-	c.publish(1, "q", "m0", message.Properties{}, nil, 0)
-	c.settle()
-	for round := range 2 {
-		c.f.setLive(3, false)
-		c.clk.Advance(quorumLiveCheck)
-		c.settle()
-		for _, i := range []int{0, 1} {
-			if r, u, _ := qs[i].Counts(); r != 1 || u != 0 {
-				t.Fatalf("round %d: node %d: %d ready %d unacked", round, i+1, r, u)
-			}
-		}
-		c.f.setLive(3, true)
-		c.settle()
-		wantCounts(t, qs, 0, 1, 1)
-	}
-	if got := cons.bodies(); got != "m0,m0*,m0*" {
-		t.Fatalf("deliveries %q", got)
-	}
-	c.sameState(qs)
 }
 
 // A replicated declaration must name the group: nodes choosing their own
@@ -721,4 +592,78 @@ func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	c.settle()
 	wantCounts(t, qs, 0, 0, 0)
 	c.sameState(qs)
+}
+
+// x-expires: the leader deletes the queue once nothing used it for that
+// long — no consumer, no get, no redeclare on any node.
+func TestQuorumExpiresDeletesAnUnusedQueue(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", map[string]any{"x-expires": int32(1000)})
+	exists := func(node int) bool { return c.bs[node-1].VHost("/").queue("q") == qs[node-1] }
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{}); err != nil { // a consumer on the follower
+		t.Fatal(err)
+	}
+	c.settle()
+	c.clk.Advance(3 * time.Second)
+	c.settle()
+	if !exists(1) {
+		t.Fatal("deleted while a consumer on another node used it")
+	}
+	qs[1].Cancel(cons)
+	c.settle()
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	if _, err := c.bs[1].VHost("/").DeclareQueue(QueueConfig{Name: "q", Durable: true, Args: qs[1].cfg.Args}, false, 1); err != nil {
+		t.Fatal(err) // a redeclare on the follower restarts the countdown
+	}
+	c.settle()
+	c.clk.Advance(600 * time.Millisecond)
+	c.settle()
+	if !exists(1) {
+		t.Fatal("deleted less than x-expires after a redeclare")
+	}
+	c.clk.Advance(500 * time.Millisecond)
+	c.settle()
+	if exists(1) {
+		t.Fatal("the leader kept a queue unused for longer than x-expires")
+	}
+}
+
+// Dead letters of a quorum queue into another quorum queue: the leader
+// publishes each once, so every replica of the target holds it once.
+func TestQuorumDeadLettersIntoAQuorumQueue(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	for _, b := range c.bs {
+		if _, err := b.VHost("/").DeclareExchange(ExchangeConfig{Name: "dlx", Type: TypeFanout, Durable: true}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := c.declare("dead", nil)
+	for _, b := range c.bs {
+		if err := b.VHost("/").BindQueue("dead", "dlx", "", nil, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qs := c.declare("q", map[string]any{"x-dead-letter-exchange": "dlx"})
+	cons := &qtaker{}
+	if err := qs[2].Consume(cons, ConsumeOptions{Prefetch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(2, "q", "a", message.Properties{}, nil, 0)
+	c.publish(2, "q", "b", message.Properties{}, nil, 0)
+	c.settle()
+	qs[2].Reject(cons.deliveries())
+	c.settle()
+	wantCounts(t, qs, 0, 0, 1)
+	wantCounts(t, dead, 2, 0, 0)
+	d, ok := dead[1].Get(true)
+	if !ok || string(d.Msg.Body) != "a" || d.Msg.Props.Headers["x-first-death-reason"] != "rejected" {
+		t.Fatalf("dead letter %v %+v", ok, d)
+	}
+	c.sameState(dead)
 }

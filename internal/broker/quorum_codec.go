@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // A quorum queue's Raft entries are commands of its state machine
@@ -23,7 +25,8 @@ import (
 //	settle, return,
 //	discard        n uint32 | n × (key uint64 | id uint64)
 //	get            key uint64 | flags uint8 (1: no-ack)
-//	purge, tick    (none)
+//	purge, tick,
+//	touch          (none)
 //	node-down,
 //	node-up        target node uint64
 //	node-restarted target node uint64 | epoch uint32
@@ -49,6 +52,7 @@ const (
 	qcNodeDown
 	qcNodeUp
 	qcNodeRestarted
+	qcTouch
 )
 
 const qcmdHeader = 17
@@ -61,8 +65,9 @@ type qcmd struct {
 	kind     qcmdKind
 	node     uint64
 	ts       int64
-	record   []byte // enqueue (aliases the entry)
-	key      uint64 // checkout, cancel, get
+	record   []byte           // enqueue (aliases the entry)
+	msg      *message.Message // enqueue to encode: written as its record, with no copy in between
+	key      uint64           // checkout, cancel, get
 	prefetch uint32
 	priority int32
 	flags    uint8
@@ -86,13 +91,29 @@ func appendQHeader(buf []byte, k qcmdKind, node uint64, ts int64) []byte {
 	return binary.BigEndian.AppendUint64(buf, uint64(ts))
 }
 
+// sizeHint is about the size of c's entry, so encoding allocates once.
+func (c *qcmd) sizeHint() int {
+	n := qcmdHeader + 16*len(c.refs) + 8*len(c.ids) + 32
+	if c.msg != nil {
+		n += 64 + len(c.msg.Exchange) + len(c.msg.RoutingKey) + len(c.msg.WireProps) + len(c.msg.Body)
+		if c.msg.WireProps == nil {
+			n += 128
+		}
+	}
+	return n + len(c.record)
+}
+
 // encode appends c's entry to buf.
 func (c *qcmd) encode(buf []byte) []byte {
 	buf = appendQHeader(buf, c.kind, c.node, c.ts)
 	be := binary.BigEndian
 	switch c.kind {
 	case qcEnqueue:
-		buf = append(buf, c.record...)
+		if c.msg != nil {
+			buf = message.AppendMessage(buf, c.msg)
+		} else {
+			buf = append(buf, c.record...)
+		}
 	case qcCheckout:
 		buf = be.AppendUint64(buf, c.key)
 		buf = be.AppendUint32(buf, c.prefetch)
@@ -182,7 +203,7 @@ func decodeQCmd(b []byte) (qcmd, error) {
 			return c, err
 		}
 		c.key, c.flags = be.Uint64(b), b[8]
-	case qcPurge, qcTick:
+	case qcPurge, qcTick, qcTouch:
 		if err := need(0); err != nil {
 			return c, err
 		}

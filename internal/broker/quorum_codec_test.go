@@ -23,6 +23,7 @@ func sampleQCmds() []qcmd {
 		{kind: qcNodeDown, node: 1, ts: 13, target: 3},
 		{kind: qcNodeUp, node: 3, ts: 14, target: 3},
 		{kind: qcNodeRestarted, node: 2, ts: 15, target: 2, epoch: 77},
+		{kind: qcTouch, node: 3, ts: 16},
 	}
 }
 
@@ -44,6 +45,12 @@ func TestQuorumCommandRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("kind %d: got %+v want %+v", c.kind, got, c)
 		}
+	}
+	m := &message.Message{Exchange: "x", RoutingKey: "k", Body: []byte("hello"), Published: 42, Props: message.Properties{Headers: map[string]any{"h": "v"}}}
+	byMsg := (&qcmd{kind: qcEnqueue, node: 1, ts: 42, msg: m}).encode(nil)
+	byRecord := (&qcmd{kind: qcEnqueue, node: 1, ts: 42, record: message.AppendMessage(nil, m)}).encode(nil)
+	if !bytes.Equal(byMsg, byRecord) {
+		t.Fatal("an enqueue encoded from its message differs from one encoded from its record")
 	}
 	for _, bad := range [][]byte{nil, {1}, append(make([]byte, 17), 1), {99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}} {
 		if _, err := decodeQCmd(bad); err == nil {

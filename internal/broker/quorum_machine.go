@@ -30,6 +30,7 @@ type quorumMachine struct {
 	nextID    uint64 // the next message's id
 	nextOrder uint64 // the next consumer's registration order (from 1)
 	rr        uint64 // round-robin position among consumers
+	lastUsed  int64  // x-expires: when a consumer, a get or a redeclare last used the queue (0: never)
 
 	msgs       map[uint64]*qmsg
 	ready      qring // ordered by id
@@ -109,6 +110,7 @@ type qdelivery struct {
 	id          uint64
 	msg         *message.Message
 	redelivered bool
+	count       uint32 // delivery count: x-delivery-count
 	remaining   int
 }
 
@@ -117,6 +119,7 @@ type qgot struct {
 	id          uint64
 	msg         *message.Message
 	redelivered bool
+	count       uint32
 	remaining   int
 }
 
@@ -166,6 +169,8 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 	case qcPurge:
 		res = m.purge()
 	case qcTick:
+	case qcTouch:
+		m.lastUsed = m.now
 	case qcNodeDown:
 		m.nodeDown(c.target)
 	case qcNodeUp:
@@ -286,6 +291,7 @@ func (m *quorumMachine) consumer(node, key uint64) *qconsumer {
 }
 
 func (m *quorumMachine) checkout(c *qcmd) error {
+	m.lastUsed = m.now
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	if q := m.consumer(c.node, c.key); q != nil {
 		if q.status == qsUp || q.status == qsDown {
@@ -373,6 +379,7 @@ func (m *quorumMachine) cancel(c *qcmd) {
 		m.active = nil
 	}
 	m.removeIfDone(q)
+	m.lastUsed = m.now // the x-expires countdown starts when the last consumer leaves
 }
 
 // owned returns the message ref names if the proposing node's consumer
@@ -423,12 +430,13 @@ func (m *quorumMachine) discard(c *qcmd) {
 }
 
 func (m *quorumMachine) get(c *qcmd) *qgot {
+	m.lastUsed = m.now
 	if m.ready.len() == 0 {
 		return nil
 	}
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	q := m.popReady()
-	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), remaining: m.ready.len()}
+	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), count: q.count, remaining: m.ready.len()}
 	if c.flags&qfNoAck != 0 {
 		m.drop(q, "")
 		return g
@@ -548,7 +556,7 @@ func (m *quorumMachine) assign() {
 		q.out[msg.id] = msg
 		m.unacked++
 		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, msg: msg.msg,
-			redelivered: msg.redelivered(), remaining: m.ready.len()})
+			redelivered: msg.redelivered(), count: msg.count, remaining: m.ready.len()})
 	}
 }
 

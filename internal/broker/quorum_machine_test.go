@@ -46,7 +46,7 @@ func (g *qgen) cmd() []byte {
 	}
 	op := g.next()
 	g.ts += int64(g.next()) * int64(20*time.Millisecond)
-	c := qcmd{kind: qcmdKind(op%12 + 1), node: uint64(1 + g.next()%3), ts: g.ts}
+	c := qcmd{kind: qcmdKind(op%13 + 1), node: uint64(1 + g.next()%3), ts: g.ts}
 	switch c.kind {
 	case qcEnqueue:
 		m := &message.Message{RoutingKey: "q", Body: bytes.Repeat([]byte{'x'}, int(g.next()%5)), Published: g.ts}

@@ -13,7 +13,7 @@ import (
 // deterministic order, so replicas in the same state write the same bytes
 // (the tests compare them):
 //
-//	version uint8 (1) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 |
+//	version uint8 (1) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 | lastUsed int64 |
 //	active order uint64 (0: none) |
 //	consumers uint32, each: node uint64 | key uint64 | order uint64 |
 //	  prefetch uint32 | priority int32 | status uint8 | exclusive uint8 |
@@ -35,6 +35,7 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 	buf = be.AppendUint64(buf, m.nextID)
 	buf = be.AppendUint64(buf, m.nextOrder)
 	buf = be.AppendUint64(buf, m.rr)
+	buf = be.AppendUint64(buf, uint64(m.lastUsed))
 	var active uint64
 	if m.active != nil {
 		active = m.active.order
@@ -97,7 +98,7 @@ func (m *quorumMachine) Restore(data []byte) error {
 			m.bodyIn(q.size)
 		}
 	}
-	m.now, m.nextID, m.nextOrder, m.rr = n.now, n.nextID, n.nextOrder, n.rr
+	m.now, m.nextID, m.nextOrder, m.rr, m.lastUsed = n.now, n.nextID, n.nextOrder, n.rr, n.lastUsed
 	m.msgs, m.ready, m.readyBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.unacked
 	m.consumers, m.active = n.consumers, n.active
 	return nil
@@ -131,7 +132,7 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 		return nil, fmt.Errorf("%w: version %d", errQSnapshot, v)
 	}
 	m := newQuorumMachine(cfg)
-	m.now, m.nextID, m.nextOrder, m.rr = int64(r.u64()), r.u64(), r.u64(), r.u64()
+	m.now, m.nextID, m.nextOrder, m.rr, m.lastUsed = int64(r.u64()), r.u64(), r.u64(), r.u64(), int64(r.u64())
 	active := r.u64()
 	nc := r.u32()
 	if r.err != nil || uint64(nc)*34 > uint64(len(r.b)) {

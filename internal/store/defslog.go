@@ -24,6 +24,13 @@ import (
 // fsync) under the generation of the log that follows it; recovery loads
 // the newest and hands back every log of that generation or later, in
 // order.
+//
+// A log is preallocated: ahead of its records the file holds zeros,
+// written and fdatasynced once per chunk, so appending a record overwrites
+// blocks the file already has and its fdatasync flushes the data alone,
+// without a journal commit for a new size (measured on this VM's ext4:
+// 95 µs against 133 µs per append and sync). The records end at the first
+// zero length, as they ended at a torn tail before.
 const (
 	defsDir    = "definitions"
 	logPrefix  = "log-"
@@ -36,6 +43,23 @@ const (
 	defaultSnapshotRecords = 20000
 	snapshotBytes          = 8 << 20
 )
+
+// Preallocation and the torn-write window. A log grows by zeros in chunks
+// of its own size, between minPrealloc and maxPrealloc. One write and
+// fdatasync carries at most tornWindow bytes (a record larger than that is
+// written in tornWindow pieces, a sync after each), so after a power cut
+// the bytes a sync in flight left half-written lie within tornWindow of
+// the first damaged record, or within that record if an earlier sync
+// already made its header durable: non-zero bytes further on were synced
+// before, and make the damage corruption rather than a torn write.
+const (
+	minPrealloc = 64 << 10
+	maxPrealloc = 1 << 20
+	tornWindow  = 64 << 10
+)
+
+// zeros is what a log is preallocated with; never written to.
+var zeros = make([]byte, maxPrealloc)
 
 // defsLog is the definitions command log with group commit: appends are
 // buffered in call order; the first waiter to find no write in flight
@@ -59,7 +83,10 @@ type defsLog struct {
 	// is what makes the last records durable.
 	snapshotting bool
 	records      int   // records in the open log
-	size         int64 // bytes in the open log
+	size         int64 // bytes appended to the open log, written or not
+	// end and alloc are where the next write goes and the file's size
+	// (end plus preallocated zeros); only the writer changes them.
+	end, alloc int64
 	// broken holds a failed write's error: the file may end in a partial
 	// record, so nothing more is appended to it until a snapshot starts a
 	// new log (SnapshotDue says so).
@@ -151,12 +178,14 @@ func (l *defsLog) startLog(gen uint64) error {
 		_ = l.f.Close()
 	}
 	l.f, l.gen, l.records, l.size, l.buf, l.broken = f, gen, 0, 0, l.buf[:0], nil
+	l.end, l.alloc = 0, 0
 	return nil
 }
 
-// readCommandLog reads one log's records. A torn tail (a record cut short
-// by a crash, or zeros a crash left past the last write) ends the log and,
-// in the last log, is cut off; a complete record with a bad checksum is
+// readCommandLog reads one log's records. A torn tail (what a crash during
+// the last write left: a record cut short, sectors of it lost, or the
+// preallocated zeros) ends the log and, in the last log, is cut off; a
+// damaged record with non-zero bytes past the torn-write window is
 // corruption and refused. (A record the caller cannot decode is refused by
 // the caller, with File and Offset.)
 func readCommandLog(fsys vfs.FS, name string, last bool) ([]CommandRecord, error) {
@@ -170,7 +199,7 @@ func readCommandLog(fsys vfs.FS, name string, last bool) ([]CommandRecord, error
 		typ, payload, n, perr := parseRecord(raw[off:])
 		if perr != nil {
 			if !tornTail(raw[off:]) {
-				return nil, fmt.Errorf("store: %s: corrupt record at offset %d (checksum mismatch with more records after it): refusing to guess the definitions", name, off)
+				return nil, fmt.Errorf("store: %s: corrupt record at offset %d (checksum mismatch with data written before the last sync after it): refusing to guess the definitions", name, off)
 			}
 			break
 		}
@@ -198,22 +227,23 @@ func readCommandLog(fsys vfs.FS, name string, last bool) ([]CommandRecord, error
 }
 
 // tornTail says whether b, which does not start with an intact record, is
-// what a crash leaves at the end of a log: a record running past the end,
-// the end's record with a bad checksum (written partly), or zeros.
+// what a crash leaves at the end of a log: the write in flight reached at
+// most tornWindow bytes past b's start, or to the end of b's first record
+// when its header was made durable by an earlier piece; past that, only
+// the preallocated zeros (or nothing) may follow.
 func tornTail(b []byte) bool {
-	if len(b) < recordHeader+1 {
-		return true
-	}
-	length := binary.LittleEndian.Uint32(b)
-	if length == 0 {
-		for _, c := range b {
-			if c != 0 {
-				return false
-			}
+	reach := tornWindow
+	if len(b) >= recordHeader {
+		if n := binary.LittleEndian.Uint32(b); n <= maxRecord {
+			reach = max(reach, recordHeader+int(n))
 		}
-		return true
 	}
-	return uint64(len(b)-recordHeader) <= uint64(length)
+	for _, c := range b[min(reach, len(b)):] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // append buffers a record of payload and returns its sequence number.
@@ -253,17 +283,25 @@ func (l *defsLog) sync(seq uint64) error {
 func (l *defsLog) writeLocked() {
 	l.writing = true
 	data, f, target := l.buf, l.f, l.appended
+	end, alloc := l.end, l.alloc
 	l.buf, l.spare = l.spare[:0], nil
 	l.mu.Unlock()
 	var err error
-	if len(data) > 0 {
-		_, err = f.Write(data)
-	}
-	if err == nil {
+	if len(data) == 0 {
 		err = datasync(f)
+	}
+	for rest := data; len(rest) > 0 && err == nil; {
+		n := recordsLen(rest)
+		for p := rest[:n]; len(p) > 0 && err == nil; {
+			k := min(len(p), tornWindow)
+			end, alloc, err = writePiece(f, p[:k], end, alloc)
+			p = p[k:]
+		}
+		rest = rest[n:]
 	}
 	l.mu.Lock()
 	l.writing = false
+	l.end, l.alloc = end, alloc
 	l.spare = data[:0]
 	if err != nil {
 		l.broken = fmt.Errorf("store: writing the definitions log: %w", err)
@@ -271,6 +309,43 @@ func (l *defsLog) writeLocked() {
 		l.durable = target
 	}
 	l.cond.Broadcast()
+}
+
+// recordsLen says how much of buf, whole records, the next writes carry:
+// at most tornWindow bytes (one write and sync), or one larger record
+// (written in tornWindow pieces).
+func recordsLen(buf []byte) int {
+	n := 0
+	for n < len(buf) {
+		r := recordHeader + int(binary.LittleEndian.Uint32(buf[n:]))
+		if n+r > tornWindow {
+			if n == 0 {
+				return r
+			}
+			break
+		}
+		n += r
+	}
+	return n
+}
+
+// writePiece writes p at end and fdatasyncs it. Past the preallocated
+// zeros it first grows the file by a chunk of them, in the same sync; that
+// growth is best effort: on a nearly full disk the records are written
+// without it.
+func writePiece(f vfs.File, p []byte, end, alloc int64) (int64, int64, error) {
+	if _, err := f.WriteAt(p, end); err != nil {
+		return end, alloc, err
+	}
+	end += int64(len(p))
+	if end > alloc {
+		alloc = end
+		grow := min(max(end, minPrealloc), maxPrealloc)
+		if _, err := f.WriteAt(zeros[:grow], end); err == nil {
+			alloc += grow
+		}
+	}
+	return end, alloc, datasync(f)
 }
 
 // due says a snapshot should start a new log.
@@ -343,10 +418,11 @@ func (l *defsLog) snapshot(doc []byte) error {
 	return nil
 }
 
-// datasync makes f's data durable. On an OS file it is fdatasync: the log
-// is only appended to, so the size is the only metadata a reader needs, and
-// fdatasync skips the timestamp update that makes fsync cost a journal
-// commit (measured on ext4: 0.2 ms against 0.7 ms per append).
+// datasync makes f's data durable. On an OS file it is fdatasync: the size
+// is the only metadata a reader needs (and it changes once per
+// preallocated chunk), and fdatasync skips the timestamp update that makes
+// fsync cost a journal commit (measured on ext4: 0.2 ms against 0.7 ms per
+// append).
 func datasync(f vfs.File) error {
 	if fd, ok := f.(interface{ Fd() uintptr }); ok {
 		for {

@@ -6,7 +6,9 @@
 //
 // Durability model, which Crashable enforces: a file's content is durable up
 // to its last Sync; a file's existence (create, rename, remove) is durable
-// once its directory has been synced with SyncDir.
+// once its directory has been synced with SyncDir. What was written since
+// the last Sync may survive in part: a prefix of what was appended (Crash),
+// or any pattern of the 512-byte sectors written in place (CrashSectors).
 //
 // Implementations are safe for concurrent use; a single File is not written
 // concurrently (the store serialises its writes), but Sync may run while

@@ -121,6 +121,18 @@ func (f *faultyFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	if torn, err := f.fs.check(OpWrite, f.name, len(p)); err != nil {
+		torn = max(0, min(torn, len(p)))
+		if torn > 0 {
+			n, werr := f.File.WriteAt(p[:torn], off)
+			return n, errors.Join(err, werr)
+		}
+		return 0, err
+	}
+	return f.File.WriteAt(p, off)
+}
+
 func (f *faultyFile) Sync() error {
 	if _, err := f.fs.check(OpSync, f.name, 0); err != nil {
 		return err

@@ -28,6 +28,9 @@ type memNode struct {
 	mu     sync.Mutex
 	data   []byte
 	synced []byte // content as of the last Sync
+	// dirty is where data may start to differ from synced: Sync copies
+	// from there on, not the whole file.
+	dirty int
 }
 
 // NewMem returns an empty in-memory file system with "/" present.
@@ -108,7 +111,9 @@ func (m *MemFS) OpenWrite(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &memFile{node: n, name: name, writable: true}, nil
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return &memFile{node: n, name: name, writable: true, pos: int64(len(n.data))}, nil
 }
 
 // Remove implements FS.
@@ -237,7 +242,48 @@ func (m *MemFS) Crash(tornTail func(path string, unsynced int) int) *MemFS {
 				data = append(data, n.data[len(n.synced):len(n.synced)+k]...)
 			}
 			n.mu.Unlock()
-			c := &memNode{data: data, synced: append([]byte(nil), data...)}
+			c := &memNode{data: data, synced: append([]byte(nil), data...), dirty: len(data)}
+			nd.entries[name] = c
+			nd.durable[name] = c
+		}
+		out.dirs[p] = nd
+	}
+	return out
+}
+
+// SectorSize is the unit CrashSectors keeps or loses: a disk writes a
+// sector whole or not at all, but the sectors of one write in any order.
+const SectorSize = 512
+
+// CrashSectors is Crash for writes in place: each file holds its synced
+// content, plus those of the sectors written since its last Sync (changed,
+// or past its synced end) that keep(path, sector) picks, in any pattern, as
+// a power cut during the write-back of a Sync may leave them. A picked
+// sector past the synced end extends the file, with zeros in the sectors
+// not picked before it.
+func (m *MemFS) CrashSectors(keep func(path string, sector int) bool) *MemFS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := &MemFS{dirs: map[string]*memDir{}, free: m.free}
+	for p, d := range m.dirs {
+		nd := newMemDir()
+		for name, n := range d.durable {
+			path := filepath.Join(p, name)
+			n.mu.Lock()
+			data := append([]byte(nil), n.synced...)
+			for i := 0; i*SectorSize < len(n.data); i++ {
+				lo, hi := i*SectorSize, min((i+1)*SectorSize, len(n.data))
+				old := n.synced[min(lo, len(n.synced)):min(hi, len(n.synced))]
+				if hi <= len(n.synced) && string(old) == string(n.data[lo:hi]) || !keep(path, i) {
+					continue
+				}
+				if len(data) < hi {
+					data = append(data, make([]byte, hi-len(data))...)
+				}
+				copy(data[lo:hi], n.data[lo:hi])
+			}
+			n.mu.Unlock()
+			c := &memNode{data: data, synced: append([]byte(nil), data...), dirty: len(data)}
 			nd.entries[name] = c
 			nd.durable[name] = c
 		}
@@ -250,6 +296,7 @@ type memFile struct {
 	node     *memNode
 	name     string
 	writable bool
+	pos      int64       // where Write writes, as an OS file's offset
 	closed   atomic.Bool // Close may race a Sync on another goroutine, as with os files
 }
 
@@ -258,7 +305,33 @@ func (f *memFile) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("vfs: write %s: file not open for writing", f.name)
 	}
 	f.node.mu.Lock()
-	f.node.data = append(f.node.data, p...)
+	f.writeAtLocked(p, f.pos)
+	f.pos += int64(len(p))
+	f.node.mu.Unlock()
+	return len(p), nil
+}
+
+func (f *memFile) writeAtLocked(p []byte, off int64) {
+	f.node.dirty = min(f.node.dirty, int(off))
+	if off == int64(len(f.node.data)) {
+		f.node.data = append(f.node.data, p...)
+		return
+	}
+	if end := off + int64(len(p)); end > int64(len(f.node.data)) {
+		f.node.data = append(f.node.data, make([]byte, end-int64(len(f.node.data)))...)
+	}
+	copy(f.node.data[off:], p)
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if !f.writable || f.closed.Load() {
+		return 0, fmt.Errorf("vfs: write %s: file not open for writing", f.name)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("vfs: negative offset")
+	}
+	f.node.mu.Lock()
+	f.writeAtLocked(p, off)
 	f.node.mu.Unlock()
 	return len(p), nil
 }
@@ -286,7 +359,9 @@ func (f *memFile) Sync() error {
 		return fmt.Errorf("vfs: sync %s: %w", f.name, os.ErrClosed)
 	}
 	f.node.mu.Lock()
-	f.node.synced = append(f.node.synced[:0:0], f.node.data...)
+	n := f.node
+	n.synced = append(n.synced[:min(n.dirty, len(n.synced))], n.data[min(n.dirty, len(n.data)):]...)
+	n.dirty = len(n.data)
 	f.node.mu.Unlock()
 	return nil
 }
@@ -294,11 +369,13 @@ func (f *memFile) Sync() error {
 func (f *memFile) Truncate(size int64) error {
 	f.node.mu.Lock()
 	defer f.node.mu.Unlock()
+	f.node.dirty = min(f.node.dirty, int(size))
 	if size < int64(len(f.node.data)) {
 		f.node.data = f.node.data[:size:size]
 	} else {
 		f.node.data = append(f.node.data, make([]byte, size-int64(len(f.node.data)))...)
 	}
+	f.pos = size
 	return nil
 }
 

@@ -34,6 +34,9 @@ type FS interface {
 type File interface {
 	io.Writer
 	io.ReaderAt
+	// WriteAt writes at off (extending the file with zeros if off is past
+	// the end) without moving the position Write appends at.
+	io.WriterAt
 	io.Closer
 	// Sync makes everything written so far durable.
 	Sync() error
