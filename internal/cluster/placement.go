@@ -19,15 +19,20 @@ type Member struct {
 // MetadataGroup is the Raft group every node applies definitions from.
 const MetadataGroup uint64 = 0
 
+// heartbeatGroup is the group id raftnode reserves for its node-wide
+// heartbeats (raftnode.NodeHeartbeatGroup; node.go checks they agree).
+const heartbeatGroup = ^uint64(0)
+
 // QuorumGroupID is the Raft group of the quorum queue whose stable id
 // (broker.QueueDef.ID, which never changes for the queue's life) is
 // queueID: the FNV-64a hash of "quorum/" and the id, so every node derives
-// the same group from the definition alone. A hash of 0, the metadata
-// group, is moved to 1.
+// the same group from the definition alone. A hash that is a reserved id
+// (0, the metadata group; 2^64-1, raftnode's node heartbeats) is moved to
+// 1.
 func QuorumGroupID(queueID string) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("quorum/" + queueID))
-	if g := h.Sum64(); g != MetadataGroup {
+	if g := h.Sum64(); g != MetadataGroup && g != heartbeatGroup {
 		return g
 	}
 	return 1
