@@ -32,7 +32,26 @@ func TestServerRefusesBadClusterSettings(t *testing.T) {
 			t.Errorf("%s: exit %d, output %q; want exit 2 mentioning %q", tc.name, code, out, tc.want)
 		}
 	}
-	_, out := runTern(t, "", "server", "--help")
+	// Another node's data directory: refused at start-up, naming its owner.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "cluster"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster", "NODE"), []byte("n2\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"server", "--data-dir", dir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "", "--mqtt-ws-addr", ""}
+	code, out := runTern(t, "", append(args, "--node-id", "n1", "--cluster-addr", "127.0.0.1:25672", "--peers", peers, "--cluster-secret-file", secret)...)
+	if code != 1 || !strings.Contains(out, `belongs to node \"n2\", not \"n1\"`) {
+		t.Errorf("n1 on n2's data directory: exit %d, %q", code, out)
+	}
+	// The same directory without the cluster settings: refused too.
+	code, out = runTern(t, "", args...)
+	if code != 1 || !strings.Contains(out, `holds cluster node \"n2\"'s data`) {
+		t.Errorf("a cluster node's directory as a single node: exit %d, %q", code, out)
+	}
+
+	_, out = runTern(t, "", "server", "--help")
 	for _, flag := range []string{"-node-id", "-cluster-addr", "-peers", "-cluster-secret-file", "-role"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("server --help lacks %s", flag)

@@ -1,5 +1,3 @@
-//go:build clusterwip
-
 package main
 
 import (
@@ -37,6 +35,7 @@ type ternNode struct {
 	changed  chan struct{} // closed and replaced when a line arrives
 	cmd      *exec.Cmd
 	exited   chan struct{}
+	exitErr  error // the process's exit, once exited is closed
 	amqpAddr string
 	httpAddr string
 }
@@ -120,7 +119,10 @@ func (nd *ternNode) start(t *testing.T) {
 		for sc.Scan() {
 			nd.addLine(sc.Text())
 		}
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		nd.mu.Lock()
+		nd.exitErr = err
+		nd.mu.Unlock()
 		close(exited)
 		nd.addLine("") // wake waiters
 	}()
@@ -240,22 +242,24 @@ func startTestCluster(t *testing.T, n, standbys int) []*ternNode {
 
 // The JSON of GET /api/cluster.
 type clusterJSON struct {
-	Node   string `json:"node"`
-	Nodes  []struct {
+	Node  string `json:"node"`
+	Nodes []struct {
 		Name      string `json:"name"`
 		Address   string `json:"address"`
 		Role      string `json:"role"`
 		Reachable bool   `json:"reachable"`
 	} `json:"nodes"`
 	Groups []struct {
-		ID        uint64 `json:"id"`
-		Kind      string `json:"kind"`
-		VHost     string `json:"vhost"`
-		Queue     string `json:"queue"`
-		Leader    string `json:"leader"`
-		Term      uint64 `json:"term"`
-		Commit    uint64 `json:"commit"`
-		Applied   uint64 `json:"applied"`
+		ID        string   `json:"id"`
+		Kind      string   `json:"kind"`
+		VHost     string   `json:"vhost"`
+		Queue     string   `json:"queue"`
+		Leader    string   `json:"leader"`
+		Term      uint64   `json:"term"`
+		Commit    uint64   `json:"commit"`
+		Applied   uint64   `json:"applied"`
+		Voters    []string `json:"voters"`
+		Learners  []string `json:"learners"`
 		Followers []struct {
 			Node  string `json:"node"`
 			Match uint64 `json:"match"`

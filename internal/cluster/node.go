@@ -1,5 +1,3 @@
-//go:build clusterwip
-
 package cluster
 
 import (
@@ -38,7 +36,9 @@ type Config struct {
 	FS     vfs.FS
 	Secret []byte
 	// TLS, when set, wraps every cluster connection (transport.TCPConfig).
-	TLS    *tls.Config
+	TLS *tls.Config
+	// Logger receives the node's lines, each with a component: cluster,
+	// cluster-transport, raft, wal, metadata.
 	Logger *slog.Logger
 	Clock  clock.Clock
 
@@ -113,7 +113,7 @@ func New(cfg Config) (*Node, error) {
 	if err := ClaimDir(cfg.FS, cfg.Dir, cfg.Self.Name); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster"), queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
 		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...)}
 	w, err := wal.Open(cfg.FS, filepath.Join(cfg.Dir, "wal"), wal.Options{
 		Logger: cfg.Logger.With("component", "wal"),
@@ -200,7 +200,7 @@ func voting(members []Member) (voters, learners []uint64) {
 // logging what it waits for.
 func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	voters, learners := voting(n.cfg.Members)
-	g, err := n.host.Start(MetadataGroup, voters, learners, meta.New(target, n.log.With("component", "metadata")))
+	g, err := n.host.Start(MetadataGroup, voters, learners, meta.New(target, n.cfg.Logger.With("component", "metadata")))
 	if err != nil {
 		return fmt.Errorf("cluster: metadata group: %w", err)
 	}
@@ -319,3 +319,9 @@ func (n *Node) Close() error {
 	}
 	return err
 }
+
+// The group id QuorumGroupID keeps clear of is raftnode's.
+var (
+	_ [raftnode.NodeHeartbeatGroup - heartbeatGroup]struct{}
+	_ [heartbeatGroup - raftnode.NodeHeartbeatGroup]struct{}
+)

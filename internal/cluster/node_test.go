@@ -1,5 +1,3 @@
-//go:build clusterwip
-
 package cluster
 
 import (

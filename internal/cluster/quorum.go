@@ -1,10 +1,10 @@
-//go:build clusterwip
-
 package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -35,14 +35,16 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 			def.Name, def.VHost, gid, other.name, other.vhost)
 	}
 	n.mu.Unlock()
-	g, err := n.host.Start(gid, voters, learners, m)
+	r := &replicatedLog{n: n, id: gid}
+	g, err := n.host.Start(gid, voters, learners, watchedMachine{ReplicatedMachine: m, f: &r.f})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
+	r.g = g
 	n.mu.Lock()
 	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, g: g}
 	n.mu.Unlock()
-	return &replicatedLog{n: n, id: gid, g: g}, nil
+	return r, nil
 }
 
 // replicatedLog is broker.ReplicatedLog over one raftnode.Group.
@@ -50,11 +52,26 @@ type replicatedLog struct {
 	n  *Node
 	id uint64
 	g  *raftnode.Group
+	f  inflight
 }
 
-func (r *replicatedLog) Propose(data []byte, done func(any, error)) { r.g.ProposeAsync(data, done) }
-func (r *replicatedLog) IsLeader() bool                             { return r.g.IsLeader() }
-func (r *replicatedLog) Live(node uint64) bool                      { return r.g.Live(node) }
+// Propose implements broker.ReplicatedLog; a proposal waiting when the
+// leader goes away completes with ErrLeaderChanged (inflight).
+func (r *replicatedLog) Propose(data []byte, done func(any, error)) {
+	if done == nil {
+		r.g.ProposeAsync(data, nil)
+		return
+	}
+	id := r.f.add(done)
+	r.g.ProposeAsync(data, func(v any, err error) {
+		if done, ok := r.f.take(id); ok {
+			done(v, err)
+		}
+	})
+}
+
+func (r *replicatedLog) IsLeader() bool        { return r.g.IsLeader() }
+func (r *replicatedLog) Live(node uint64) bool { return r.g.Live(node) }
 
 func (r *replicatedLog) Close() {
 	r.forget()
@@ -130,4 +147,54 @@ func caughtUp(st raftnode.Status, node uint64) bool {
 		}
 	}
 	return false
+}
+
+// ErrUnknownNode is returned for a node name that is not a member.
+var ErrUnknownNode = errors.New("cluster: no such node")
+
+// Promote makes the standby node name a voter: in the metadata group
+// first (which is what lets it serve clients: its server watches its own
+// role) and then in every quorum group it is a learner of, so it holds a
+// vote wherever it holds a replica. It may be called on any node; each
+// change is proposed to its group's leader. Promoting a voter changes
+// nothing.
+func (n *Node) Promote(ctx context.Context, name string) error {
+	var id uint64
+	for _, m := range n.cfg.Members {
+		if m.Name == name {
+			id = m.ID
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, name)
+	}
+	g := n.meta.Load()
+	if g == nil {
+		return errors.New("cluster: the metadata group is not running yet")
+	}
+	if slices.Contains(g.Status().Learners, id) {
+		if err := g.Promote(ctx, id); err != nil {
+			return fmt.Errorf("cluster: promoting %s in the metadata group: %w", name, err)
+		}
+		n.log.Info("node promoted to voter in the metadata group", "node", name)
+	}
+	n.mu.Lock()
+	var groups []queueGroup
+	for _, q := range n.queues {
+		groups = append(groups, q)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, q := range groups {
+		if !slices.Contains(q.g.Status().Learners, id) {
+			continue
+		}
+		if err := q.g.Promote(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cluster: %s is a voter in the metadata group, but not yet in every quorum queue (promote again to retry): %w", name, errors.Join(errs...))
+	}
+	return nil
 }

@@ -1,8 +1,7 @@
-//go:build clusterwip
-
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/tern-broker/tern/internal/cluster"
 	"github.com/tern-broker/tern/internal/config"
@@ -27,8 +28,7 @@ func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, error) 
 	if err != nil {
 		return cluster.Config{}, err
 	}
-	out := cluster.Config{Dir: clusterDir(cfg.DataDir), FS: vfs.Default, Secret: cfg.Cluster.Secret,
-		Logger: log.With("component", "cluster")}
+	out := cluster.Config{Dir: clusterDir(cfg.DataDir), FS: vfs.Default, Secret: cfg.Cluster.Secret, Logger: log}
 	for _, p := range peers {
 		m := cluster.Member{ID: p.ID, Name: p.Name, Addr: p.Addr, Standby: p.Standby}
 		out.Members = append(out.Members, m)
@@ -115,4 +115,82 @@ func histogram(h cluster.HistogramSnapshot) mgmt.Histogram {
 		out.Buckets[b] = h.Cumulative[i]
 	}
 	return out
+}
+
+// recoverDefinitions is a single node's recovery: the store's snapshot of
+// the definitions and the commands logged since.
+func (s *Server) recoverDefinitions() error {
+	defs, err := loadDefinitions(s.Store)
+	if err != nil {
+		return err
+	}
+	if err := s.Broker.Restore(defs); err != nil {
+		return err
+	}
+	cmds, err := loadCommands(s.Store)
+	if err != nil {
+		return err
+	}
+	return s.Broker.Replay(cmds)
+}
+
+// startCluster is a cluster node's recovery: the metadata group replays
+// its log from the WAL into the broker (each quorum queue's group with
+// it) and Start returns once this node has applied everything the group
+// committed; then the queues this node held that cannot outlive its
+// previous run (exclusive and transient ones) are deleted, before any
+// client is served.
+func (s *Server) startCluster() error {
+	if err := s.node.Start(context.Background(), s.Broker); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Broker.DeleteLeftovers(ctx); err != nil {
+		s.log.Warn("could not delete the exclusive and transient queues of this node's previous run; they stay until a restart", "err", err)
+	}
+	return nil
+}
+
+// closeNode stops the cluster node after a failed start.
+func (s *Server) closeNode() {
+	if s.node != nil {
+		_ = s.node.Close()
+		s.node = nil
+	}
+}
+
+// awaitPromotion is a standby's wait for promotion: once the metadata
+// group makes this node a voter (Node.Promote, from any node), it binds
+// the client listeners and serves them until ctx ends.
+func (s *Server) awaitPromotion(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for s.node.IsStandby() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	s.log.Info("promoted from standby to voter: serving clients")
+	err := s.bindAMQP()
+	if err == nil {
+		err = s.bindMQTT()
+	}
+	if err != nil {
+		s.log.Error("promoted, but the client listeners could not be bound: serving no clients", "err", err)
+		errc <- err
+		return
+	}
+	s.serveClients(ctx, wg, errc)
+}
+
+// promote makes a standby a voter, for POST /api/cluster/promote.
+func (s *Server) promote(ctx context.Context, node string) error {
+	err := s.node.Promote(ctx, node)
+	if errors.Is(err, cluster.ErrUnknownNode) {
+		return mgmt.BadRequest{Err: err}
+	}
+	return err
 }

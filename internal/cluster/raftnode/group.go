@@ -1,0 +1,496 @@
+package raftnode
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// maxInbox bounds the Raft messages queued on a group between two turns
+// of its goroutine; beyond it messages are dropped (Raft retries them).
+const maxInbox = 8192
+
+// bootstrapIndex and bootstrapTerm are where a new group's log starts: a
+// snapshot holding only the configuration, so every replica of a new
+// group starts from the same state without Raft's ConfChange bootstrap.
+const (
+	bootstrapIndex = 1
+	bootstrapTerm  = 1
+)
+
+// Group is one replica of one Raft group. Its goroutine owns the RawNode;
+// other goroutines talk to it through the inbox (messages, proposals,
+// control functions) and read what it publishes (leader, status).
+type Group struct {
+	h       *Host
+	id      uint64
+	storage Storage
+	sm      StateMachine
+	log     *slog.Logger
+	rn      *raft.RawNode
+
+	// The inbox, guarded by mu.
+	mu        sync.Mutex
+	msgs      []*raftpb.Message
+	props     []proposal
+	fns       []func()
+	closed    bool
+	leaderCh  chan struct{} // closed and replaced at every leader change
+	wake      chan struct{} // cap 1: the goroutine has work
+	ticks     atomic.Int64  // ticks not yet run
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	seq atomic.Uint64 // the last proposal sequence used
+
+	// Owned by the goroutine.
+	tick         uint64              // ticks run so far
+	pending      map[uint64]*pending // proposals of this node not yet applied, by sequence
+	expiry       []expiring          // pending in proposal order, for timeouts
+	retry        []uint64            // pending that Raft dropped (no leader yet): proposed again
+	leaderNew    bool                // the leader changed this turn: retry dropped proposals
+	quiet        bool                // quiescent: ticks are not run (quiesce.go)
+	quiesceAsked bool                // a quiesce heartbeat arrived this turn
+	quiesceFrom  NodeID              // its sender and term: quiet only for the current leader
+	quiesceTerm  uint64
+	idle         uint64 // leader: ticks without commit progress
+	idleCommit   uint64
+	saved        chan error        // Save's done
+	applied      uint64            // last applied index
+	snapIndex    uint64            // index of the last snapshot made or restored
+	snapRetry    uint64            // applied index before which a failed snapshot is not retried
+	confState    *raftpb.ConfState // as of applied
+	lead         NodeID            // leader as last seen
+	state        raft.StateType    // role as last seen
+	spareMsgs    []*raftpb.Message // double buffers for the inbox
+	spareProp    []proposal
+	snapsSent    []NodeID
+	failed       bool // storage or state machine failed: the group stopped working
+
+	// Published for other goroutines.
+	leader   atomic.Uint64
+	term     atomic.Uint64
+	commit   atomic.Uint64
+	applIdx  atomic.Uint64
+	view     atomic.Pointer[Status]
+	quietPub atomic.Bool
+}
+
+// proposal is a ProposeAsync or membership change queued for the goroutine.
+type proposal struct {
+	seq   uint64
+	data  []byte               // entry data with its header (normal entries)
+	cc    *raftpb.ConfChangeV2 // or a configuration change (header in Context)
+	done  func(any, error)
+	start time.Time
+}
+
+type pending struct {
+	proposal
+	deadline uint64 // tick
+}
+
+type expiring struct{ seq, deadline uint64 }
+
+func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm StateMachine) (*Group, error) {
+	g := &Group{
+		h: h, id: id, storage: st, sm: sm,
+		log:      h.log.With("group", id),
+		leaderCh: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		pending:  map[uint64]*pending{},
+		saved:    make(chan error, 1),
+	}
+	// Sequences start at a random point so a restarted node's proposals
+	// never match its previous life's entries still in the log.
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	g.seq.Store(binary.LittleEndian.Uint64(b[:]) >> 1)
+
+	hs, cs, err := st.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	last, err := st.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	fresh := raft.IsEmptyHardState(hs) && len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && last == 0
+	if fresh && len(voters) > 0 {
+		cs = &raftpb.ConfState{Voters: voters, Learners: learners}
+		snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			ConfState: cs, Index: new(uint64(bootstrapIndex)), Term: new(uint64(bootstrapTerm)),
+		}}
+		hs := &raftpb.HardState{Term: new(uint64(bootstrapTerm)), Commit: new(uint64(bootstrapIndex))}
+		ch := make(chan error, 1)
+		st.Save(hs, nil, snap, func(err error) { ch <- err })
+		if err := <-ch; err != nil {
+			return nil, err
+		}
+	}
+	snap, err := st.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	g.applied = snap.GetMetadata().GetIndex()
+	g.snapIndex = g.applied
+	g.confState = cs
+	if data, ok, err := unwrapSnapshot(snap.GetData()); err != nil {
+		return nil, err
+	} else if ok {
+		if err := sm.Restore(data); err != nil {
+			return nil, err
+		}
+	}
+	g.applIdx.Store(g.applied)
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        h.cfg.ID,
+		ElectionTick:              h.cfg.ElectionTicks,
+		HeartbeatTick:             h.cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   g.applied,
+		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: h.cfg.MaxUncommittedBytes,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{g.log},
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.rn = rn
+	bs := rn.BasicStatus()
+	g.term.Store(bs.HardState.GetTerm())
+	g.commit.Store(bs.HardState.GetCommit())
+	g.publishView()
+	if !fresh {
+		g.log.Info("raft group restarted from storage", "applied", g.applied, "term", bs.HardState.GetTerm())
+	}
+	return g, nil
+}
+
+// ID is the group's id.
+func (g *Group) ID() uint64 { return g.id }
+
+func (g *Group) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *Group) addTick() {
+	g.ticks.Add(1)
+	g.signal()
+}
+
+// deliver queues Raft messages from the transport.
+func (g *Group) deliver(msgs []*raftpb.Message) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	if len(g.msgs)+len(msgs) > maxInbox {
+		g.mu.Unlock()
+		g.h.stats.inboxDropped.Add(uint64(len(msgs)))
+		return
+	}
+	g.msgs = append(g.msgs, msgs...)
+	g.mu.Unlock()
+	g.h.stats.msgsReceived.Add(uint64(len(msgs)))
+	g.signal()
+}
+
+// submit runs f on the group's goroutine; false if the group is closed.
+func (g *Group) submit(f func()) bool {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return false
+	}
+	g.fns = append(g.fns, f)
+	g.mu.Unlock()
+	g.signal()
+	return true
+}
+
+func (g *Group) run() {
+	defer close(g.done)
+	defer g.shutdown()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.wake:
+		}
+		if !g.turn() {
+			return
+		}
+	}
+}
+
+// turn handles what the inbox holds, then every Ready Raft has.
+func (g *Group) turn() bool {
+	g.mu.Lock()
+	msgs, props, fns := g.msgs, g.props, g.fns
+	g.msgs, g.props, g.fns = g.spareMsgs, g.spareProp, nil
+	g.mu.Unlock()
+
+	for _, m := range msgs {
+		if isQuiesce(m) && m.GetType() == raftpb.MsgHeartbeat {
+			g.quiesceAsked = true
+			g.quiesceFrom, g.quiesceTerm = m.GetFrom(), m.GetTerm()
+		} else if isQuiesce(m) {
+			// Raft reads a heartbeat response's context as a read-index
+			// position: the answer to a quiesce heartbeat must not carry ours.
+			m.Context = nil
+		} else if wakes(m) {
+			g.quiesceAsked = false
+			g.unquiesce()
+		}
+		// Errors here are a response from a peer no longer in the
+		// configuration, or a local message type from the network:
+		// nothing to do but drop them.
+		_ = g.rn.Step(m)
+	}
+	clear(msgs)
+	g.spareMsgs = msgs[:0]
+	if len(props) > 0 || len(fns) > 0 {
+		g.unquiesce()
+	}
+	for i := range props {
+		g.propose(props[i])
+	}
+	clear(props)
+	g.spareProp = props[:0]
+	for _, f := range fns {
+		f()
+	}
+	if n := g.ticks.Swap(0); n > 0 {
+		// A group that was stalled (a slow fsync) runs at most an election
+		// timeout's worth of ticks at once; the backlog beyond means nothing.
+		n = min(n, int64(2*g.h.cfg.ElectionTicks))
+		g.tick += uint64(n)
+		if !g.tickQuiet() {
+			for range n {
+				g.rn.Tick()
+			}
+			g.noteIdle(uint64(n))
+		}
+		g.onTick()
+	}
+	for g.rn.HasReady() {
+		if !g.handleReady() {
+			return false
+		}
+	}
+	g.maybeQuiesce()
+	if g.leaderNew && len(g.retry) > 0 && g.lead != 0 {
+		g.retryDropped() // a leader just became known; otherwise once a tick
+	}
+	g.leaderNew = false
+	return true
+}
+
+// handleReady runs one Ready: persist, send, apply, Advance.
+func (g *Group) handleReady() bool {
+	rd := g.rn.Ready()
+	if rd.SoftState != nil {
+		g.onSoftState(*rd.SoftState)
+	}
+	snap := rd.Snapshot
+	if raft.IsEmptySnap(snap) {
+		snap = nil
+	}
+	hs := rd.HardState
+	if raft.IsEmptyHardState(hs) {
+		hs = nil
+	}
+	if hs != nil || len(rd.Entries) > 0 || snap != nil {
+		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
+		select {
+		case err := <-g.saved:
+			if err != nil {
+				g.fail("raft state could not be persisted", err)
+				return false
+			}
+		case <-g.stop:
+			return false
+		}
+	}
+	g.send(rd.Messages)
+	if snap != nil && !g.restore(snap) {
+		return false
+	}
+	g.apply(rd.CommittedEntries)
+	g.rn.Advance(rd)
+	for _, to := range g.snapsSent {
+		// The transport gives no delivery receipt: report the snapshot
+		// sent, so Raft probes the follower and sends it again if it
+		// did not arrive.
+		g.rn.ReportSnapshot(to, raft.SnapshotFinish)
+	}
+	g.snapsSent = g.snapsSent[:0]
+	if hs != nil {
+		g.term.Store(hs.GetTerm())
+		g.commit.Store(hs.GetCommit())
+	}
+	g.applIdx.Store(g.applied)
+	g.maybeSnapshot()
+	return true
+}
+
+func (g *Group) onSaved(err error) { g.saved <- err }
+
+// send hands each destination's messages, in order, to the transport.
+func (g *Group) send(msgs []*raftpb.Message) {
+	for i, m := range msgs {
+		if m == nil {
+			continue
+		}
+		to := m.GetTo()
+		var batch []*raftpb.Message
+		for j := i; j < len(msgs); j++ {
+			if msgs[j] != nil && msgs[j].GetTo() == to {
+				if msgs[j].GetType() == raftpb.MsgSnap {
+					g.snapsSent = append(g.snapsSent, to)
+					g.h.stats.snapsSent.Add(1)
+				}
+				batch = append(batch, msgs[j])
+				msgs[j] = nil
+			}
+		}
+		g.h.stats.msgsSent.Add(uint64(len(batch)))
+		g.h.cfg.Transport.SendRaft(to, g.id, batch)
+	}
+}
+
+// onSoftState notes a role or leader change: counters, the log line, the
+// state machine's LeaderChanged, the leader waiters.
+func (g *Group) onSoftState(ss raft.SoftState) {
+	if ss.RaftState != g.state {
+		switch ss.RaftState {
+		case raft.StateCandidate:
+			g.h.stats.elections.Add(1)
+		case raft.StatePreCandidate:
+			g.h.stats.preVotes.Add(1)
+		case raft.StateLeader:
+			g.h.stats.becameLeader.Add(1)
+		}
+		g.state = ss.RaftState
+	}
+	if ss.Lead != g.lead {
+		g.lead = ss.Lead
+		g.leaderNew = true
+		term := g.rn.BasicStatus().HardState.GetTerm()
+		g.term.Store(term)
+		g.leader.Store(ss.Lead)
+		g.h.stats.leaderChanges.Add(1)
+		g.log.Info("raft leader changed", "leader", ss.Lead, "term", term, "local", ss.Lead == g.h.cfg.ID)
+		g.sm.LeaderChanged(ss.Lead, ss.Lead == g.h.cfg.ID)
+		g.mu.Lock()
+		close(g.leaderCh)
+		g.leaderCh = make(chan struct{})
+		g.mu.Unlock()
+	}
+	g.publishView()
+}
+
+// restore replaces the state machine's state with a leader's snapshot,
+// already persisted.
+func (g *Group) restore(snap *raftpb.Snapshot) bool {
+	data, ok, err := unwrapSnapshot(snap.GetData())
+	if err == nil && ok {
+		err = g.sm.Restore(data)
+	}
+	if err != nil {
+		g.fail("snapshot could not be restored", err)
+		return false
+	}
+	g.applied = snap.GetMetadata().GetIndex()
+	g.snapIndex = g.applied
+	g.confState = snap.GetMetadata().GetConfState()
+	g.h.stats.snapsRestored.Add(1)
+	g.log.Info("raft snapshot restored", "index", g.applied, "term", snap.GetMetadata().GetTerm())
+	return true
+}
+
+// maybeSnapshot snapshots the state machine every SnapshotEntries applied
+// entries and compacts the log, keeping SnapshotSlack entries.
+func (g *Group) maybeSnapshot() {
+	cfg := &g.h.cfg
+	if g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry {
+		return
+	}
+	data, err := g.sm.Snapshot()
+	if err == nil {
+		_, err = g.storage.CreateSnapshot(g.applied, g.confState, wrapSnapshot(data))
+	}
+	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		g.log.Error("raft snapshot failed; retrying later", "index", g.applied, "err", err)
+		g.snapRetry = g.applied + max(1, cfg.SnapshotEntries/10)
+		return
+	}
+	g.snapIndex = g.applied
+	g.h.stats.snapsCreated.Add(1)
+	if g.applied > cfg.SnapshotSlack {
+		if err := g.storage.Compact(g.applied - cfg.SnapshotSlack); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			g.log.Error("raft log compaction failed", "index", g.applied-cfg.SnapshotSlack, "err", err)
+		}
+	}
+}
+
+// fail stops a group whose storage or state machine failed: continuing
+// would acknowledge what is not durable or diverge.
+func (g *Group) fail(what string, err error) {
+	g.failed = true
+	g.log.Error("raft group stopped: "+what, "err", err)
+}
+
+// shutdown fails every waiting proposal once the goroutine stops.
+func (g *Group) shutdown() {
+	g.mu.Lock()
+	g.closed = true
+	props := g.props
+	g.props = nil
+	g.mu.Unlock()
+	for _, p := range props {
+		p.done(nil, ErrClosed)
+	}
+	for seq, p := range g.pending {
+		delete(g.pending, seq)
+		p.done(nil, ErrClosed)
+	}
+	g.h.remove(g)
+}
+
+// Close stops the group and waits for its goroutine; its storage stays
+// for a restart. Not from a completion (done) callback: those run on the
+// goroutine Close waits for.
+func (g *Group) Close() {
+	g.closeOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+// Delete stops the group and removes its storage for good.
+func (g *Group) Delete() error {
+	g.Close()
+	return g.storage.Remove()
+}
+
+// Done is closed when the group has stopped (Close, Delete, Host.Close, or
+// a storage or state machine failure).
+func (g *Group) Done() <-chan struct{} { return g.done }

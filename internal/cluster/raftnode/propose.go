@@ -1,0 +1,205 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ProposeAsync proposes data and calls done once with the state machine's
+// Apply result when this node applies the entry, or with an error:
+// ErrProposalTimeout when it was not applied within ProposalTimeout (lost
+// in a leader change or a partition — or slow: it may still commit),
+// ErrClosed when the group stops first. A follower forwards the proposal
+// to the leader. done runs on the group's goroutine and must not block
+// (ErrClosed for a group already closed comes on a goroutine of its own).
+// data is copied: the caller may reuse it at once. A nil done proposes
+// without waiting for the outcome.
+func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
+	if done == nil {
+		done = func(any, error) {}
+	}
+	seq := g.seq.Add(1)
+	p := proposal{seq: seq, data: encodeHeader(g.h.cfg.ID, seq, data), done: done, start: time.Now()}
+	g.enqueue(p)
+}
+
+func (g *Group) enqueue(p proposal) {
+	g.h.stats.proposals.Add(1)
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		go p.done(nil, ErrClosed)
+		return
+	}
+	g.props = append(g.props, p)
+	g.mu.Unlock()
+	g.signal()
+}
+
+// Propose proposes data and waits until this node has applied it,
+// returning Apply's result. When ctx ends first it returns ctx's error and
+// the proposal's fate is unknown (it may still commit).
+func (g *Group) Propose(ctx context.Context, data []byte) (any, error) {
+	type result struct {
+		v   any
+		err error
+	}
+	ch := make(chan result, 1)
+	g.ProposeAsync(data, func(v any, err error) { ch <- result{v, err} })
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// propose hands a queued proposal to Raft and tracks it until it applies
+// or times out.
+func (g *Group) propose(p proposal) {
+	pd := &pending{proposal: p, deadline: g.tick + g.h.cfg.proposalTicks()}
+	g.pending[p.seq] = pd
+	g.expiry = append(g.expiry, expiring{p.seq, pd.deadline})
+	g.proposeRaft(pd)
+}
+
+// proposeRaft steps the proposal into Raft; one Raft drops (no leader
+// known, a leadership transfer under way, too much uncommitted) is kept
+// and proposed again when a leader is known, until it times out. A dropped proposal was appended
+// nowhere, so proposing it again cannot apply it twice.
+//
+// A node's proposals reach Raft in the order they were made: while earlier
+// ones wait in g.retry, a new one waits behind them instead of overtaking
+// them. Otherwise a publisher's messages commit out of order when a leader
+// becomes known between a drop and its retry (a Step in the same turn, or
+// the uncommitted-bytes limit dropping some and not the next).
+func (g *Group) proposeRaft(p *pending) {
+	if len(g.retry) > 0 {
+		g.retry = append(g.retry, p.seq)
+		return
+	}
+	var err error
+	if p.cc != nil {
+		err = g.rn.ProposeConfChange(p.cc)
+	} else {
+		err = g.rn.Propose(p.data)
+	}
+	if errors.Is(err, raft.ErrProposalDropped) {
+		g.retry = append(g.retry, p.seq)
+		return
+	}
+	if err != nil {
+		delete(g.pending, p.seq)
+		p.done(nil, err)
+	}
+}
+
+func (g *Group) retryDropped() {
+	seqs := g.retry
+	g.retry = nil
+	for i, seq := range seqs {
+		if p, ok := g.pending[seq]; ok {
+			g.proposeRaft(p)
+			if len(g.retry) > 0 { // dropped again: the rest stay behind it
+				g.retry = append(g.retry, seqs[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// complete finishes this node's proposal seq, if it is still waiting.
+func (g *Group) complete(seq uint64, v any) {
+	p, ok := g.pending[seq]
+	if !ok {
+		return
+	}
+	delete(g.pending, seq)
+	g.h.stats.observeCommit(time.Since(p.start))
+	p.done(v, nil)
+}
+
+// onTick times out proposals and refreshes the published status.
+func (g *Group) onTick() {
+	n := 0
+	for n < len(g.expiry) && g.expiry[n].deadline <= g.tick {
+		seq := g.expiry[n].seq
+		n++
+		if p, ok := g.pending[seq]; ok {
+			delete(g.pending, seq)
+			g.h.stats.proposalTimeouts.Add(1)
+			p.done(nil, ErrProposalTimeout)
+		}
+	}
+	if n > 0 {
+		g.expiry = g.expiry[n:]
+	}
+	if len(g.retry) > 0 && g.lead != 0 {
+		g.retryDropped()
+	}
+	g.publishView()
+}
+
+// apply applies committed entries: normal entries to the state machine
+// (without their header), configuration changes to Raft.
+func (g *Group) apply(ents []*raftpb.Entry) {
+	me := g.h.cfg.ID
+	for _, e := range ents {
+		idx := e.GetIndex()
+		if idx <= g.applied {
+			continue
+		}
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if len(e.GetData()) == 0 {
+				break // a new leader's empty entry
+			}
+			node, seq, payload, err := decodeHeader(e.GetData())
+			if err != nil {
+				// Every replica skips it alike: no divergence, but say so.
+				g.log.Error("raft entry skipped", "index", idx, "err", err)
+				break
+			}
+			v := g.sm.Apply(idx, payload)
+			g.h.stats.applied.Add(1)
+			if node == me {
+				g.complete(seq, v)
+			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			g.applyConfChange(e)
+		}
+		g.applied = idx
+	}
+}
+
+func (g *Group) applyConfChange(e *raftpb.Entry) {
+	var cc raftpb.ConfChangeI
+	var err error
+	if e.GetType() == raftpb.EntryConfChange {
+		var c raftpb.ConfChange
+		err = proto.Unmarshal(e.GetData(), &c)
+		cc = &c
+	} else {
+		var c raftpb.ConfChangeV2
+		err = proto.Unmarshal(e.GetData(), &c)
+		cc = &c
+	}
+	if err != nil {
+		g.log.Error("raft configuration change skipped: undecodable", "index", e.GetIndex(), "err", err)
+		return
+	}
+	g.confState = g.rn.ApplyConfChange(cc)
+	g.h.stats.confChanges.Add(1)
+	g.log.Info("raft configuration changed", "index", e.GetIndex(),
+		"voters", g.confState.GetVoters(), "learners", g.confState.GetLearners())
+	// Publish first: the waiting caller reads Status when it returns.
+	g.publishView()
+	if node, seq, _, err := decodeHeader(cc.AsV2().GetContext()); err == nil && node == g.h.cfg.ID {
+		g.complete(seq, nil)
+	}
+}
