@@ -283,9 +283,25 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	if ok, err := conf.WaitContext(t.Context()); !ok || err != nil {
 		t.Fatalf("publish not confirmed: %v %v", ok, err)
 	}
-	st, err := nodes[0].clusterStatus(t)
-	if err != nil {
+	// A quorum queue deleted on one node is gone everywhere, its groups
+	// with it.
+	if _, err := ch.QueueDelete("still-serving", false, false, false); err != nil {
 		t.Fatal(err)
+	}
+	var st clusterJSON
+	if !nodes[0].waitFor(10*time.Second, func() bool {
+		var err error
+		if st, err = nodes[0].clusterStatus(t); err != nil {
+			return false
+		}
+		for _, g := range st.Groups {
+			if g.Queue == "still-serving" {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("n1 still hosts the deleted queue's group: %+v", st.Groups)
 	}
 	for _, m := range st.Nodes {
 		if m.Name == bad.name && m.Reachable {

@@ -73,6 +73,8 @@ type Node struct {
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// deleting counts deleted quorum groups still stopping (Delete).
+	deleting sync.WaitGroup
 }
 
 // queueGroup is an open quorum queue group and what it replicates.
@@ -313,6 +315,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.wg.Wait()
 	n.host.Close()
+	n.deleting.Wait() // before the WAL closes: their removal writes to it
 	err := n.tr.Close()
 	if werr := n.wal.Close(); err == nil {
 		err = werr

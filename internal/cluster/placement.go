@@ -81,34 +81,3 @@ func Placement(queueID string, members []Member, size int) (voters, learners []u
 	slices.Sort(learners)
 	return voters, learners
 }
-
-// quorumSize reads x-quorum-initial-group-size from a queue's arguments:
-// any integer type a client may send; absent or not positive is the
-// default.
-func quorumSize(args map[string]any) int {
-	var n int64
-	switch v := args["x-quorum-initial-group-size"].(type) {
-	case int8:
-		n = int64(v)
-	case int16:
-		n = int64(v)
-	case int32:
-		n = int64(v)
-	case int64:
-		n = v
-	case int:
-		n = int64(v)
-	case uint8:
-		n = int64(v)
-	case uint16:
-		n = int64(v)
-	case uint32:
-		n = int64(v)
-	case uint64:
-		n = int64(min(v, 1<<20))
-	}
-	if n <= 0 {
-		return DefaultQuorumSize
-	}
-	return int(min(n, 1<<20))
-}

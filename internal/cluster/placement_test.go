@@ -59,21 +59,6 @@ func TestPlacementCapsAndStandbys(t *testing.T) {
 	}
 }
 
-func TestQuorumSizeArgument(t *testing.T) {
-	for _, tc := range []struct {
-		v    any
-		want int
-	}{{nil, 3}, {int8(1), 1}, {int16(5), 5}, {int32(7), 7}, {int64(2), 2}, {uint8(4), 4}, {int32(-1), 3}, {"5", 3}} {
-		args := map[string]any{}
-		if tc.v != nil {
-			args["x-quorum-initial-group-size"] = tc.v
-		}
-		if got := quorumSize(args); got != tc.want {
-			t.Errorf("%T(%v): %d, want %d", tc.v, tc.v, got, tc.want)
-		}
-	}
-}
-
 func TestQuorumGroupIDNeverTheMetadataGroup(t *testing.T) {
 	seen := map[uint64]bool{}
 	for i := 0; i < 10000; i++ {

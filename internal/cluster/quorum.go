@@ -23,7 +23,7 @@ type quorumGroups struct{ n *Node }
 func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
 	n := q.n
 	gid := QuorumGroupID(def.ID)
-	voters, learners := Placement(def.ID, n.cfg.Members, quorumSize(def.Args))
+	voters, learners := Placement(def.ID, n.cfg.Members, broker.QuorumGroupSize(def.Args))
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -78,11 +78,21 @@ func (r *replicatedLog) Close() {
 	r.g.Close()
 }
 
+// Delete removes the group's replica for good. The broker calls it under
+// the vhost's lock, possibly from another group's goroutine (the metadata
+// group applying the delete), while this group's goroutine may be waiting
+// for that lock in Apply or a completion: so it does not wait for the
+// group to stop. The group stops and its storage goes on a goroutine of
+// its own, which Node.Close waits for.
 func (r *replicatedLog) Delete() {
 	r.forget()
-	if err := r.g.Delete(); err != nil {
-		r.n.log.Warn("could not remove a deleted quorum queue's Raft state", "group", r.id, "err", err)
-	}
+	r.n.deleting.Add(1)
+	go func() {
+		defer r.n.deleting.Done()
+		if err := r.g.Delete(); err != nil {
+			r.n.log.Warn("could not remove a deleted quorum queue's Raft state", "group", r.id, "err", err)
+		}
+	}()
 }
 
 func (r *replicatedLog) forget() {
