@@ -208,6 +208,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	}
 	n.meta.Store(g)
 	start := time.Now()
+	logged := start.Add(-time.Minute) // the first wait is logged at once
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
@@ -224,8 +225,11 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
 				time.Since(start).Round(time.Second), n.reachability())
 		}
-		n.log.Info("waiting for the metadata group's leader and quorum", "leader", n.memberName(g.Leader()),
-			"peers", n.reachability(), "err", err)
+		if time.Since(logged) >= 5*time.Second {
+			logged = time.Now()
+			n.log.Info("waiting for the metadata group's leader and quorum", "leader", n.memberName(g.Leader()),
+				"peers", n.reachability(), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
