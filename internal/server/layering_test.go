@@ -20,6 +20,7 @@ var allowedImports = map[string][]string{
 	"internal/accept":            {},
 	"internal/amqp":              {"internal/accept", "internal/auth", "internal/broker", "internal/clock", "internal/message", "internal/outbox", "internal/wire/amqp091"},
 	"internal/auth":              {},
+	"internal/chaos/checker":     {},
 	"internal/bench":             {"internal/wire/mqtt"},
 	"internal/broker":            {"internal/clock", "internal/flow", "internal/message", "internal/route"},
 	"internal/broker/memstore":   {"internal/broker", "internal/message"},
