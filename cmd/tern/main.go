@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":

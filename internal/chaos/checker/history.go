@@ -56,6 +56,7 @@ type Op struct {
 	// Destroyed lists the values a fault destroyed on disk (a torn record).
 	Destroyed []string `json:"destroyed,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	Detail    string   `json:"detail,omitempty"` // what a fault did, in words
 
 	// Line is the op's line number in its file, from 1 (not serialized).
 	Line int `json:"-"`

@@ -1,0 +1,79 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// ErrNotSandboxed is returned by everything that starts nodes or injects
+// faults when the network namespace has an interface besides lo: a rule
+// or a listener there could touch a real network.
+var ErrNotSandboxed = errors.New("chaos: refusing to run: this network namespace has interfaces besides lo (run inside `tern chaos run`, which makes its own)")
+
+// SandboxEnv marks the re-executed runner inside the namespaces. It only
+// says which half of the run this process is; safety comes from
+// RequireSandbox, which looks at the interfaces themselves.
+const SandboxEnv = "TERN_CHAOS_SANDBOX"
+
+// RequireSandbox fails unless lo is the only network interface.
+func RequireSandbox() error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("chaos: listing interfaces: %w", err)
+	}
+	return onlyLoopback(ifs)
+}
+
+func onlyLoopback(ifs []net.Interface) error {
+	var other []string
+	for _, i := range ifs {
+		if i.Name != "lo" {
+			other = append(other, i.Name)
+		}
+	}
+	if len(other) > 0 {
+		return fmt.Errorf("%w: %s", ErrNotSandboxed, strings.Join(other, ", "))
+	}
+	return nil
+}
+
+// SandboxCommand returns the command that re-executes this binary with
+// args inside new network, mount and pid namespaces. --fork makes the
+// runner pid 1 of its pid namespace, so when it exits (or crashes) the
+// kernel kills every node it started; --kill-child kills the runner if
+// unshare itself is killed; mounts made inside (the nodes' tmpfs) vanish
+// with the mount namespace, which unshare makes private. Nothing is left
+// behind after any exit.
+func SandboxCommand(self string, args []string) *exec.Cmd {
+	full := append([]string{"--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--", self}, args...)
+	cmd := exec.Command("unshare", full...)
+	cmd.Env = append(os.Environ(), SandboxEnv+"=1")
+	return cmd
+}
+
+// SandboxPreflight says why a sandbox cannot be made here, or nil.
+func SandboxPreflight() error {
+	if os.Geteuid() != 0 {
+		return errors.New("chaos: needs root (new network, mount and pid namespaces, tmpfs mounts, nft)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return errors.New("chaos: needs unshare (util-linux)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return errors.New("chaos: needs ip (iproute2) to bring lo up in the namespace")
+	}
+	return nil
+}
+
+// EnterSandbox runs in the re-executed runner: it brings lo up and checks
+// that lo is all there is.
+func EnterSandbox() error {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("chaos: ip link set lo up: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return RequireSandbox()
+}
