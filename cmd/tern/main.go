@@ -28,6 +28,7 @@ Usage:
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
   tern version                 print the version, commit and build date
+  tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
 `
 
 func main() {

@@ -36,6 +36,10 @@ func tearTail(dataDir string, f Fault) (tornResult, error) {
 	if err := RequireSandbox(); err != nil {
 		return tornResult{}, err
 	}
+	return tearTailIn(dataDir, f)
+}
+
+func tearTailIn(dataDir string, f Fault) (tornResult, error) {
 	segs, err := newestSegments(dataDir)
 	if err != nil {
 		return tornResult{}, err
