@@ -170,9 +170,11 @@ func (r *run) execute(ctx context.Context) error {
 	for i := 1; i <= s.Nodes; i++ {
 		dir := filepath.Join(r.cfg.Out, fmt.Sprintf("node%d", i))
 		fs := filepath.Join(dir, "fs")
-		if err := mountTmpfs(fs, prof.DiskSize); err != nil {
+		kind, err := mountDataFS(fs, filepath.Join(dir, "disk.img"), prof.DiskSize)
+		if err != nil {
 			return err
 		}
+		fmt.Fprintf(r.log, "node %d data on %s of %d MiB\n", i, kind, prof.DiskSize>>20)
 		n := &Node{ID: i, Bin: r.cfg.Bin, Dir: dir, DataDir: filepath.Join(fs, "data"),
 			Config: fmt.Sprintf("disk_free_limit = %d\n", prof.DiskFreeLimit)}
 		if s.Nodes > 1 {

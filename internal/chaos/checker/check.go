@@ -102,7 +102,7 @@ func Check(ops []Op, opt Options) *Report {
 	v.add(VerdictRecovered, nil, false, fmt.Sprintf("%d publishes with an unknown outcome were delivered", st.Recovered))
 	v.list[len(v.list)-1].Count = st.Recovered
 	v.add(VerdictOrder, checkOrder(consumes, pubs), true, "per publisher, first deliveries out of counter order")
-	v.add(VerdictStream, checkStreams(ops), true, "stream offsets with gaps, repeats, going back, or two values at one offset")
+	v.add(VerdictStream, checkStreams(ops, pubs, delivered, &st), true, "stream offsets with gaps, repeats, going back, or two values at one offset")
 	v.add(VerdictLiveness, checkLiveness(waits, st.Published > 0, &st), true, "drain or recovery failed or past its deadline")
 	lin, detail := checkLinearizable(meta, opt.LinearizabilityTimeout)
 	v.add(VerdictLinearizable, lin, true, detail)
