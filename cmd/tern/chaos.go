@@ -21,8 +21,8 @@ import (
 
 const chaosUsage = `Usage:
   tern chaos run [--seed N] [--nodes 1|3|5] [--profile ci|long] [--out DIR] [--schedule FILE]
-      run a fault campaign inside private network, mount and pid namespaces (needs root,
-      unshare, ip): nodes on 127.0.0.11.., clients on 127.0.0.2x, faults from the seed
+      run a fault campaign inside private network, mount and pid namespaces (needs root
+      and unshare): nodes on 127.0.0.11.., clients on 127.0.0.2x, faults from the seed
       (or replayed from a schedule.json); writes DIR/history.jsonl, schedule.json,
       report.json and node logs; exit 1 when a verdict fails, 2 on bad input
   tern chaos check DIR

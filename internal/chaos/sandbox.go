@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotSandboxed is returned by everything that starts nodes or injects
@@ -58,22 +60,36 @@ func SandboxCommand(self string, args []string) *exec.Cmd {
 // SandboxPreflight says why a sandbox cannot be made here, or nil.
 func SandboxPreflight() error {
 	if os.Geteuid() != 0 {
-		return errors.New("chaos: needs root (new network, mount and pid namespaces, tmpfs mounts, nft)")
+		return errors.New("chaos: needs root (new network, mount and pid namespaces, mounts, nft)")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return errors.New("chaos: needs unshare (util-linux)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return errors.New("chaos: needs ip (iproute2) to bring lo up in the namespace")
-	}
 	return nil
 }
 
-// EnterSandbox runs in the re-executed runner: it brings lo up and checks
-// that lo is all there is.
+// EnterSandbox runs in the re-executed runner: it checks that lo is all
+// there is, then brings it up (a new network namespace starts with lo
+// down), as `ip link set lo up` does, with the SIOCSIFFLAGS ioctl.
 func EnterSandbox() error {
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("chaos: ip link set lo up: %v: %s", err, strings.TrimSpace(string(out)))
+	if err := RequireSandbox(); err != nil {
+		return err
 	}
-	return RequireSandbox()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("chaos: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("chaos: lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("chaos: bringing lo up: %w", err)
+	}
+	return nil
 }
