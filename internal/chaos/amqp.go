@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func (r *run) publishOn(ctx context.Context, conn *amqp.Connection, node *Node, 
 		for t, op := range pending {
 			rest = append(rest, pendingPub{t, op})
 		}
-		slices.SortFunc(rest, func(a, b pendingPub) int { return int(a.tag) - int(b.tag) })
+		slices.SortFunc(rest, func(a, b pendingPub) int { return cmp.Compare(a.tag, b.tag) })
 		for _, p := range rest {
 			p.op.Outcome, p.op.Error = checker.Unknown, "connection lost or confirm timed out"
 			r.rec.add(p.op)

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -86,7 +87,7 @@ func newestSegments(dataDir string) ([]string, error) {
 		}
 		out = append(out, seg{names[len(names)-1], st.ModTime().UnixNano()})
 	}
-	slices.SortStableFunc(out, func(a, b seg) int { return int(b.mod - a.mod) })
+	slices.SortStableFunc(out, func(a, b seg) int { return cmp.Compare(b.mod, a.mod) })
 	paths := make([]string, len(out))
 	for i, s := range out {
 		paths[i] = s.path
