@@ -51,7 +51,7 @@ func TestChaosBadInputExitsTwoWithOneLine(t *testing.T) {
 	if err := os.WriteFile(unknown, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
+	cases := []struct {
 		args []string
 		want string
 	}{
@@ -60,10 +60,18 @@ func TestChaosBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--schedule", unknown}, "unknown fault kind"},
 		{[]string{"run", "--profile", "forever"}, "unknown profile"},
 		{[]string{"run", "--nodes", "2"}, "--nodes must be 1, 3 or 5"},
-		{[]string{"run", "--nodes", "3", "--seed", "1"}, "the cluster is not built yet"},
 		{[]string{"check", filepath.Join(dir, "nowhere")}, "no such file"},
 		{[]string{"meteor"}, "unknown command"},
-	} {
+	}
+	// Until tern server has the cluster flags, 3 nodes are refused; once
+	// it has them this would start a real campaign, so the case goes.
+	if chaos.ClusterSupported(ternBin) != nil {
+		cases = append(cases, struct {
+			args []string
+			want string
+		}{[]string{"run", "--nodes", "3", "--seed", "1"}, "the cluster is not built yet"})
+	}
+	for _, c := range cases {
 		_, stderr, code := ternChaos(t, 30*time.Second, c.args...)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		if code != 2 || !strings.Contains(lines[0], c.want) {
@@ -112,7 +120,7 @@ func TestChaosCIProfileOneNode(t *testing.T) {
 	if !strings.HasPrefix(stdout, "seed 20261207\n") {
 		t.Errorf("the seed is not printed first")
 	}
-	if code != 0 || !regexp.MustCompile(`(?m)^9 passed, 0 failed$`).MatchString(stdout) {
+	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
 		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node1/node.log, node1/data-kept)", code, out)
 	}
 	for _, f := range []string{"history.jsonl", "schedule.json", "report.json", "node1/node.log"} {
@@ -127,12 +135,28 @@ func TestChaosCIProfileOneNode(t *testing.T) {
 	}
 	// A re-check of the saved history gives the same verdicts.
 	again, _, code := ternChaos(t, time.Minute, "check", out)
-	if code != 0 || !strings.Contains(again, "9 passed, 0 failed") {
+	if code != 0 || !strings.Contains(again, " passed, 0 failed") {
 		t.Fatalf("chaos check: exit %d\n%s", code, again)
 	}
-	// Nothing is left behind: no tmpfs mount of the run in this namespace.
+	// Nothing is left behind: no mount, loop device or process of the run.
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mounts), out) {
 		t.Fatalf("a mount of the run is still there:\n%s", mounts)
 	}
+	if img := filepath.Join(out, "node1", "disk.img"); fileExists(img) {
+		if loops, _ := exec.Command("losetup", "-j", img).CombinedOutput(); len(bytes.TrimSpace(loops)) > 0 {
+			t.Fatalf("a loop device still holds %s: %s", img, loops)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(out)) {
+			t.Fatalf("a process of the run is still alive: %s %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
