@@ -169,9 +169,12 @@ func (r *run) publishOn(ctx context.Context, conn *amqp.Connection, node *Node, 
 
 // amqpConsumer consumes q with manual acks and records every delivery,
 // reconnecting until ctx ends. A stream reader subscribes at the offset
-// after the last one it read (from 0), and records that subscribe.
+// after the last one it read (from 0), and records that subscribe. While
+// the workload runs it leaves now and then (see away), so a backlog is on
+// disk when faults strike and unacked deliveries are requeued.
 func (r *run) amqpConsumer(ctx context.Context, name string, client int, q queueSpec) {
 	next := int64(0)
+	aw := r.newAway(name)
 	for ctx.Err() == nil {
 		node := r.pickNode(name)
 		conn, err := dialAMQP(node, client)
@@ -179,12 +182,13 @@ func (r *run) amqpConsumer(ctx context.Context, name string, client int, q queue
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
-		r.consumeOn(ctx, conn, node, name, q, &next)
+		r.consumeOn(ctx, conn, node, name, q, &next, aw.stay())
 		conn.Close()
+		aw.wait(ctx)
 	}
 }
 
-func (r *run) consumeOn(ctx context.Context, conn *amqp.Connection, node *Node, name string, q queueSpec, next *int64) {
+func (r *run) consumeOn(ctx context.Context, conn *amqp.Connection, node *Node, name string, q queueSpec, next *int64, leave <-chan time.Time) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return
@@ -209,6 +213,11 @@ func (r *run) consumeOn(ctx context.Context, conn *amqp.Connection, node *Node, 
 		select {
 		case <-ctx.Done():
 			return
+		case <-leave:
+			if !r.draining.Load() {
+				return
+			}
+			leave = nil
 		case d, ok := <-ds:
 			if !ok {
 				return

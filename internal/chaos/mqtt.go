@@ -68,10 +68,12 @@ func (r *run) mqttProducer(ctx context.Context, name string, client int, topic s
 
 // mqttSubscriber keeps a persistent session (clean session off) subscribed
 // to topic at QoS 1 and records every message; it reconnects until ctx
-// ends. ready is closed once the first SUBACK arrived, so no publish goes
+// ends, and leaves now and then while the workload runs (see away), so
+// messages wait in its session queue on disk. ready is closed once the first SUBACK arrived, so no publish goes
 // to a topic nobody is subscribed to.
 func (r *run) mqttSubscriber(ctx context.Context, name string, client int, topic string, ready chan<- struct{}) {
 	first := true
+	aw := r.newAway(name)
 	for ctx.Err() == nil {
 		node := r.pickNode(name)
 		lost := make(chan struct{})
@@ -99,10 +101,22 @@ func (r *run) mqttSubscriber(ctx context.Context, name string, client int, topic
 			close(ready)
 			first = false
 		}
-		select {
-		case <-ctx.Done():
-		case <-lost:
+		leave := aw.stay()
+	connected:
+		for {
+			select {
+			case <-ctx.Done():
+				break connected
+			case <-lost:
+				break connected
+			case <-leave:
+				if !r.draining.Load() {
+					break connected
+				}
+				leave = nil
+			}
 		}
 		c.Disconnect(100)
+		aw.wait(ctx)
 	}
 }

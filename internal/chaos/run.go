@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-broker/tern/internal/chaos/checker"
@@ -43,7 +44,9 @@ type run struct {
 	rec     *recorder
 	trk     *tracker
 	stopAll chan struct{} // closed when producers must give up waiting
-	log     io.Writer
+	// draining is set when the workload is over: consumers stop leaving.
+	draining atomic.Bool
+	log      io.Writer
 
 	pickMu sync.Mutex
 	picks  map[string]*rand.Rand
@@ -236,6 +239,7 @@ func (r *run) execute(ctx context.Context) error {
 
 	nemesisErr := r.nemesis(workload, start)
 	<-workload.Done()
+	r.draining.Store(true)
 	fmt.Fprintf(r.log, "workload over after %v; waiting for the last confirms\n", time.Since(start).Round(time.Millisecond))
 	waitBounded(&pwg, prof.ConfirmTimeout+5*time.Second, r.stopAll)
 
