@@ -60,6 +60,7 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 			var t tornResult
 			t, err = tearTail(n.DataDir, f)
 			op.Detail, op.Destroyed = t.Detail, t.Destroyed
+			r.trk.destroy(t.Destroyed)
 			sleepCtx(ctx, hold)
 			if startErr := n.Start(context.WithoutCancel(ctx)); err == nil {
 				err = startErr

@@ -59,18 +59,32 @@ type tracker struct {
 	mu          sync.Mutex
 	waiting     map[string]map[string]bool // queue → confirmed values not yet delivered
 	delivered   map[string]map[string]bool
+	destroyed   map[string]bool // values a torn-tail fault cut: never waited for
 	lastConfirm int64
 }
 
 func newTracker() *tracker {
-	return &tracker{waiting: map[string]map[string]bool{}, delivered: map[string]map[string]bool{}}
+	return &tracker{waiting: map[string]map[string]bool{}, delivered: map[string]map[string]bool{}, destroyed: map[string]bool{}}
+}
+
+// destroy stops waiting for values a fault destroyed on disk (the checker
+// excuses them the same way).
+func (t *tracker) destroy(values []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, v := range values {
+		t.destroyed[v] = true
+		for _, m := range t.waiting {
+			delete(m, v)
+		}
+	}
 }
 
 func (t *tracker) confirmed(queue, value string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lastConfirm = now()
-	if t.delivered[queue][value] {
+	if t.delivered[queue][value] || t.destroyed[value] {
 		return
 	}
 	if t.waiting[queue] == nil {

@@ -120,3 +120,18 @@ func TestBodyRoundTrip(t *testing.T) {
 		t.Fatalf("garbage parsed as %q", v)
 	}
 }
+
+func TestTrackerForgetsDestroyedValues(t *testing.T) {
+	tr := newTracker()
+	tr.confirmed("q", "cq1-1")
+	tr.confirmed("q", "cq1-2")
+	tr.destroy([]string{"cq1-2", "cq1-3"})
+	tr.confirmed("q", "cq1-3") // a confirm read after the fault
+	if n := tr.outstanding(); n != 1 {
+		t.Fatalf("outstanding %d, want 1 (cq1-1)", n)
+	}
+	tr.got("q", "cq1-1")
+	if n := tr.outstanding(); n != 0 {
+		t.Fatalf("outstanding %d after delivery", n)
+	}
+}
