@@ -29,6 +29,7 @@ Usage:
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
   tern version                 print the version, commit and build date
+  tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
 `
 
 func main() {
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "cluster":
 		return runCluster(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
