@@ -50,6 +50,7 @@ type Server struct {
 	mqttWSLn      net.Listener
 	httpLn        net.Listener
 	http          *http.Server
+	tls           tlsListeners // tls.go
 }
 
 // New builds a node from cfg without touching the disk or the network.
@@ -92,6 +93,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: data directory: %w", err)
 	}
 	if err := s.lockDataDir(); err != nil {
+		return err
+	}
+	if err := s.loadTLS(); err != nil {
 		return err
 	}
 	st, err := store.Open(vfs.Default, cfg.DataDir, store.Options{
@@ -169,6 +173,7 @@ func (s *Server) Start() error {
 		Heartbeat:      hb,
 		MaxMessageSize: uint64(cfg.AMQP.MaxMessageSize),
 		Version:        Version,
+		CertName:       s.certName(), // SASL EXTERNAL, offered to verified client certificates
 	}, s.Broker, s.Users, s.log.With("component", "amqp"))
 
 	if cfg.AMQPAddr != "" {
@@ -193,6 +198,7 @@ func (s *Server) Start() error {
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
 		RetainedLog:  retainedLog, Retained: retained,
+		CertName: s.mqttCertName(),
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()
@@ -211,6 +217,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("server: MQTT WebSocket listener: %w", err)
 		}
 		s.log.Info("MQTT over WebSocket listening", "addr", s.mqttWSLn.Addr().String(), "subprotocol", "mqtt")
+	}
+	if err := s.listenTLS(); err != nil {
+		s.closeListeners()
+		return err
 	}
 	return nil
 }
@@ -236,6 +246,7 @@ func (s *Server) closeListeners() {
 			_ = ln.Close()
 		}
 	}
+	s.tls.close()
 }
 
 // AMQPAddr returns the bound AMQP address, or nil when disabled.
@@ -288,45 +299,52 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.monitorResources(monitorCtx)
 	}()
-	if s.amqpLn != nil {
+	if s.tls.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.amqp.Serve(ctx, s.amqpLn); err != nil {
+			s.tls.certs.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
+		}()
+	}
+	if ln := mergeListeners(s.amqpLn, s.tls.amqps); ln != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.amqp.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("server: AMQP: %w", err)
 			}
 		}()
 	}
-	if s.mqttLn != nil {
+	if ln := mergeListeners(s.mqttLn, s.tls.mqtts); ln != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.mqtt.Serve(ctx, s.mqttLn); err != nil {
+			if err := s.mqtt.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("server: MQTT: %w", err)
 			}
 		}()
 	}
-	if s.mqttWSLn != nil {
+	if ln := mergeListeners(s.mqttWSLn, s.tls.wss); ln != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn, s.cfg.MQTTWSAllowedOrigins); err != nil {
+			if err := s.mqtt.ServeWebSocket(ctx, ln, s.cfg.MQTTWSAllowedOrigins); err != nil {
 				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
 			}
 		}()
 	}
-	if s.httpLn != nil {
+	if httpLn := mergeListeners(s.httpLn, s.tls.hs); httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
 			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
 			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) }}
-		if s.amqpLn != nil {
+		if s.amqpLn != nil || s.tls.amqps != nil {
 			src.AMQP = s.amqp.Stats
 		}
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("server: HTTP: %w", err)
 			}
 		}()
