@@ -27,9 +27,11 @@ type Sources struct {
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
 	SetLimits   func([]flow.Limit) error
-	// Users authenticate the administrator every state-changing request
-	// needs; nil refuses every such request.
+	// Users authenticate every request outside Access.OpenPaths; nil
+	// refuses them.
 	Users *auth.Store
+	// Access: the open paths and the log of failed logins (access.go).
+	Access Access
 }
 
 type collector struct {
