@@ -246,6 +246,15 @@ func TestSIGHUPReloadsTheCertificateWithoutDroppingConnections(t *testing.T) {
 }
 
 func TestTernCertUsage(t *testing.T) {
+	out, _ := exec.Command(ternBin, "server", "--help").CombinedOutput()
+	for _, flag := range []string{"-amqps-addr", "-mqtts-addr", "-mqtt-wss-addr", "-https-addr", "-tls-cert-file", "-tls-key-file", "-tls-ca-file", "-tls-client-auth"} {
+		if !strings.Contains(string(out), flag) {
+			t.Errorf("server --help lacks %s", flag)
+		}
+	}
+	if out, _ := exec.Command(ternBin, "help").CombinedOutput(); !strings.Contains(string(out), "tern cert") {
+		t.Errorf("usage does not mention tern cert:\n%s", out)
+	}
 	dir := t.TempDir()
 	if out, err := exec.Command(ternBin, "cert", "server", "--dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "tern cert ca") {
 		t.Errorf("server certificate without a CA: %v %s", err, out)
@@ -274,7 +283,7 @@ func TestTernCertUsage(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(ternBin, "server", "--data-dir", t.TempDir(), "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--mqtt-addr", "",
+	out, err = exec.Command(ternBin, "server", "--data-dir", t.TempDir(), "--amqp-addr", "127.0.0.1:0", "--http-addr", "", "--mqtt-addr", "",
 		"--mqtt-ws-addr", "", "--tls-cert-file", bad, "--tls-key-file", filepath.Join(dir, "server-key.pem"), "--amqps-addr", "127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), bad) {
 		t.Errorf("malformed certificate: %v\n%s", err, out)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -71,7 +72,7 @@ func defaultSecurity() Security {
 		MQTTWSSAddr:   ":15676",
 		HTTPSAddr:     ":15671",
 		HTTPOpenPaths: []string{"/healthz", "/metrics"},
-		TLS:           TLS{ClientAuth: "none", MinVersion: "1.2", ReloadInterval: Duration(10e9), CertLoginFrom: "common_name", CertLoginSANType: "dns"},
+		TLS:           TLS{ClientAuth: "none", MinVersion: "1.2", ReloadInterval: Duration(10 * time.Second), CertLoginFrom: "common_name", CertLoginSANType: "dns"},
 	}
 }
 
