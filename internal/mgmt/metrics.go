@@ -1,6 +1,8 @@
 package mgmt
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-broker/tern/internal/amqp"
@@ -32,6 +34,14 @@ type Sources struct {
 	Users *auth.Store
 	// Access: the open paths and the log of failed logins (access.go).
 	Access Access
+
+	// Cluster is GET /api/cluster's document and Raft the tern_raft_*
+	// metrics; both nil on a single node (no endpoint, no metrics).
+	Cluster func() any
+	Raft    func() RaftStats
+	// Promote serves POST /api/cluster/promote: it makes a standby node a
+	// voter; an error wrapped in BadRequest is the client's.
+	Promote func(ctx context.Context, node string) error
 }
 
 type collector struct {

@@ -42,23 +42,38 @@ func (s *Server) loadTLS() error {
 	return nil
 }
 
-// listenTLS binds the enabled TLS listeners.
-func (s *Server) listenTLS() error {
-	cfg := s.cfg
+// bindTLSClients binds the enabled AMQPS, MQTTS and MQTT-over-WSS
+// listeners: with the plain client listeners (bindMQTT), so a standby
+// binds them when promoted.
+func (s *Server) bindTLSClients() error {
 	if s.tls.certs == nil {
 		s.log.Info("TLS listeners off: no tls.cert_file configured (docs/security.md)")
 		return nil
 	}
+	return s.bindTLS([]tlsListener{
+		{s.cfg.AMQPSAddr, "AMQP 0-9-1 over TLS", &s.tls.amqps},
+		{s.cfg.MQTTSAddr, "MQTT over TLS", &s.tls.mqtts},
+		{s.cfg.MQTTWSSAddr, "MQTT over secure WebSocket", &s.tls.wss},
+	})
+}
+
+// bindHTTPS binds the HTTPS listener when TLS is on: with the HTTP one, on
+// a standby too.
+func (s *Server) bindHTTPS() error {
+	if s.tls.certs == nil {
+		return nil
+	}
+	return s.bindTLS([]tlsListener{{s.cfg.HTTPSAddr, "HTTPS", &s.tls.hs}})
+}
+
+type tlsListener struct {
+	addr, what string
+	dst        *net.Listener
+}
+
+func (s *Server) bindTLS(ls []tlsListener) error {
 	tc := s.tls.certs.ServerConfig()
-	for _, l := range []struct {
-		addr, what string
-		dst        *net.Listener
-	}{
-		{cfg.AMQPSAddr, "AMQP 0-9-1 over TLS", &s.tls.amqps},
-		{cfg.MQTTSAddr, "MQTT over TLS", &s.tls.mqtts},
-		{cfg.MQTTWSSAddr, "MQTT over secure WebSocket", &s.tls.wss},
-		{cfg.HTTPSAddr, "HTTPS", &s.tls.hs},
-	} {
+	for _, l := range ls {
 		if l.addr == "" {
 			continue
 		}
@@ -66,8 +81,10 @@ func (s *Server) listenTLS() error {
 		if err != nil {
 			return fmt.Errorf("server: %s listener: %w", l.what, err)
 		}
+		s.lnMu.Lock()
 		*l.dst = tls.NewListener(ln, tc)
-		s.log.Info(l.what+" listening", "addr", ln.Addr().String(), "client_auth", cfg.TLS.ClientAuth)
+		s.lnMu.Unlock()
+		s.log.Info(l.what+" listening", "addr", ln.Addr().String(), "client_auth", s.cfg.TLS.ClientAuth)
 	}
 	return nil
 }
@@ -114,21 +131,23 @@ func (s *Server) TLSSerial() *big.Int {
 	return s.tls.certs.Serial()
 }
 
-func addrOf(ln net.Listener) net.Addr {
-	if ln == nil {
+func (s *Server) addrOf(ln *net.Listener) net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if *ln == nil {
 		return nil
 	}
-	return ln.Addr()
+	return (*ln).Addr()
 }
 
 // AMQPSAddr returns the bound AMQP-over-TLS address, or nil when off.
-func (s *Server) AMQPSAddr() net.Addr { return addrOf(s.tls.amqps) }
+func (s *Server) AMQPSAddr() net.Addr { return s.addrOf(&s.tls.amqps) }
 
 // MQTTSAddr returns the bound MQTT-over-TLS address, or nil when off.
-func (s *Server) MQTTSAddr() net.Addr { return addrOf(s.tls.mqtts) }
+func (s *Server) MQTTSAddr() net.Addr { return s.addrOf(&s.tls.mqtts) }
 
 // MQTTWSSAddr returns the bound MQTT-over-secure-WebSocket address, or nil.
-func (s *Server) MQTTWSSAddr() net.Addr { return addrOf(s.tls.wss) }
+func (s *Server) MQTTWSSAddr() net.Addr { return s.addrOf(&s.tls.wss) }
 
 // HTTPSAddr returns the bound HTTPS address, or nil when off.
-func (s *Server) HTTPSAddr() net.Addr { return addrOf(s.tls.hs) }
+func (s *Server) HTTPSAddr() net.Addr { return s.addrOf(&s.tls.hs) }
