@@ -168,6 +168,11 @@ func TestExternalAuthWithAClientCertificate(t *testing.T) {
 		c.Close()
 		t.Error("EXTERNAL without a client certificate was accepted")
 	}
+	// The plain port never offers EXTERNAL.
+	if c, err := amqp.DialConfig(s.URL, amqp.Config{SASL: []amqp.Authentication{&amqp.ExternalAuth{}}}); err == nil {
+		c.Close()
+		t.Error("EXTERNAL accepted on the plain port")
+	}
 	// A certificate from another CA fails the handshake.
 	other := testkit.NewPKI(t)
 	if c, err := external(other.Client(t, "alice")); err == nil {
