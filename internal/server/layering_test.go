@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	"internal/broker/memstore":          {"internal/broker", "internal/message"},
 	"internal/clock":                    {},
 	"internal/cluster":                  {},
-	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/vfs"},
+	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/raftnode":         {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport/memnet": {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport":        {},

@@ -14,8 +14,11 @@ func smallSnapshots(cfg *raftnode.HostConfig) {
 	cfg.SnapshotSlack = 5
 }
 
-func TestSnapshotCatchUp(t *testing.T) {
-	c := New(t, 3, Options{Host: smallSnapshots})
+func TestSnapshotCatchUp(t *testing.T) { eachStorage(t, testSnapshotCatchUp) }
+
+func testSnapshotCatchUp(t *testing.T, o Options) {
+	o.Host = smallSnapshots
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	down := others(c, leader)[0]
 	acked := proposeAll(t, c, leader, "early", 10)
@@ -41,8 +44,10 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.CheckNoDuplicates(1)
 }
 
-func TestRemoveNode(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestRemoveNode(t *testing.T) { eachStorage(t, testRemoveNode) }
+
+func testRemoveNode(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "three", 10)
 	c.WaitApplied(1, nil, acked, wait)
@@ -79,8 +84,10 @@ func TestRemoveNode(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestRemoveLeader(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestRemoveLeader(t *testing.T) { eachStorage(t, testRemoveLeader) }
+
+func testRemoveLeader(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "a", 5)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -98,8 +105,11 @@ func TestRemoveLeader(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestLearnerAddedThenPromoted(t *testing.T) {
-	c := New(t, 3, Options{Host: smallSnapshots})
+func TestLearnerAddedThenPromoted(t *testing.T) { eachStorage(t, testLearnerAddedThenPromoted) }
+
+func testLearnerAddedThenPromoted(t *testing.T, o Options) {
+	o.Host = smallSnapshots
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "pre", 50)
 	n4 := c.AddNode()
@@ -144,8 +154,10 @@ func TestLearnerAddedThenPromoted(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestTransferLeadership(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestTransferLeadership(t *testing.T) { eachStorage(t, testTransferLeadership) }
+
+func testTransferLeadership(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "x", 10)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
