@@ -59,13 +59,13 @@ type Options struct {
 type member struct {
 	ID NodeID
 
-	c          *Cluster
-	host  *raftnode.Host // nil while down
-	fs    *vfs.MemFS
-	store NodeStorage
-	ep    *memnet.Endpoint
-	sms        map[uint64]*ListSM
-	groups     map[uint64]bool // started here: restarted by Restart
+	c      *Cluster
+	host   *raftnode.Host // nil while down
+	fs     *vfs.MemFS
+	store  NodeStorage
+	ep     *memnet.Endpoint
+	sms    map[uint64]*ListSM
+	groups map[uint64]bool // started here: restarted by Restart
 }
 
 // Cluster is N in-process nodes. Methods are for the test goroutine.

@@ -57,7 +57,9 @@ func testWholeClusterRestart(t *testing.T, o Options) {
 	c.CheckNoDuplicates(1)
 }
 
-func TestMinorityPartitionNeverCommits(t *testing.T) { eachStorage(t, testMinorityPartitionNeverCommits) }
+func TestMinorityPartitionNeverCommits(t *testing.T) {
+	eachStorage(t, testMinorityPartitionNeverCommits)
+}
 
 func testMinorityPartitionNeverCommits(t *testing.T, o Options) {
 	for _, leaderInMinority := range []bool{true, false} {
