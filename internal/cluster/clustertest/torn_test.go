@@ -1,0 +1,345 @@
+package clustertest
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
+	"github.com/tern-broker/tern/internal/cluster/wal"
+	"github.com/tern-broker/tern/internal/vfs"
+)
+
+// longTests makes TestWALTornAtEveryStep cut the power before every file
+// operation instead of a sample: go test -run Torn
+// ./internal/cluster/clustertest/ -args -long (or TERN_LONG_TESTS=1).
+var longTests = flag.Bool("long", os.Getenv("TERN_LONG_TESTS") != "", "exhaustive versions of the slow tests")
+
+// tornProposals is the workload of TestWALTornAtEveryStep: enough, with
+// snapshots every 10 entries and 1 KiB segments, for the node to
+// snapshot, compact, roll segments, rewrite its group forward and delete
+// segments.
+const tornProposals = 30
+
+// tornSample bounds the cuts per role when not -long: every one of the
+// first and last tornEdge operations, and tornSample spread between.
+const (
+	tornEdge   = 20
+	tornSample = 40
+)
+
+// TestWALTornAtEveryStep cuts the power of one node — the leader, or a
+// follower — right before the k-th file operation its WAL makes during a
+// workload of proposals, for every k (or, by default, the first and last
+// 20 and 40 spread between). The file system it restarts on holds what was
+// synced before the cut, with the unsynced bytes lost, torn at an offset,
+// or kept sector by sector (vfs.MemFS.Crash, CrashSectors); from the cut
+// on every file operation fails, so nothing later is acknowledged. The
+// node restarts from its WAL (which must recover without a corruption
+// error), the cluster converges, and every proposal acknowledged to its
+// caller is applied exactly once on every replica, all replicas holding
+// the identical sequence.
+func TestWALTornAtEveryStep(t *testing.T) {
+	for _, role := range []string{"leader", "follower"} {
+		t.Run(role, func(t *testing.T) {
+			start := time.Now()
+			var ops int
+			t.Run("count", func(t *testing.T) {
+				r := tornTrial(t, role, -1)
+				ops = r.ops
+				t.Logf("the %s's WAL made %d file operations for %d proposals; WAL %+v; host %+v", role, ops, tornProposals, r.walStats, r.hostStats)
+				if r.walStats.Deleted == 0 || r.hostStats.SnapshotsCreated == 0 {
+					t.Errorf("the workload deleted no segment or made no snapshot: too little to test")
+				}
+			})
+			if t.Failed() {
+				return
+			}
+			ks := tornCuts(ops, *longTests)
+			cut := 0
+			for _, k := range ks {
+				t.Run(fmt.Sprintf("cut=%d", k), func(t *testing.T) {
+					if tornTrial(t, role, k).cut {
+						cut++
+					}
+				})
+				if t.Failed() {
+					return
+				}
+			}
+			// The number of operations varies a little from run to run
+			// (timing decides how saves batch); most cuts must land.
+			if cut < len(ks)*3/4 {
+				t.Errorf("only %d of %d trials reached their cut", cut, len(ks))
+			}
+			t.Logf("%d cuts of %d operations, %d reached, in %v", len(ks), ops, cut, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// tornCuts picks the operations to cut before: all of 0..ops when all is
+// set or there are few, else the first and last tornEdge and tornSample
+// evenly spread between (deterministic).
+func tornCuts(ops int, all bool) []int {
+	var ks []int
+	if all || ops+1 <= 2*tornEdge+tornSample {
+		for k := 0; k <= ops; k++ {
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	for k := 0; k < tornEdge; k++ {
+		ks = append(ks, k)
+	}
+	lo, hi := tornEdge, ops-tornEdge // the middle: [lo, hi]
+	for i := range tornSample {
+		ks = append(ks, lo+(hi-lo)*(2*i+1)/(2*tornSample))
+	}
+	for k := ops - tornEdge + 1; k <= ops; k++ {
+		ks = append(ks, k)
+	}
+	return slices.Compact(ks)
+}
+
+type tornResult struct {
+	ops       int  // file operations counted (all of them, if not cut)
+	cut       bool // the cut happened
+	walStats  wal.Stats
+	hostStats raftnode.Stats
+}
+
+// crashImage is what a power cut before operation k leaves of fs: the
+// unsynced bytes lost, torn at a point, or kept in some sectors and not
+// others, depending on k.
+func crashImage(fs *vfs.MemFS, k int) *vfs.MemFS {
+	switch k % 3 {
+	case 0:
+		return fs.Crash(nil)
+	case 1:
+		return fs.Crash(func(_ string, unsynced int) int { return (k*37 + 11) % (unsynced + 1) })
+	default:
+		return fs.CrashSectors(func(_ string, sector int) bool { return (sector*7+k)%3 != 0 })
+	}
+}
+
+// tornTrial runs the workload on a fresh cluster with the power of the
+// node in role cut before its k-th file operation from the workload's
+// start (k < 0: no cut, only counting), and checks the outcome.
+//
+// So that the cut node's WAL is what keeps the committed entries, the
+// third node is starved: the leader's messages to it are cut from the
+// start, so entries commit on the leader and one follower, the two that
+// hold them. At the cut the other of the two holders is isolated at once
+// and then crashed and kept down while the cut node restarts: the cut
+// node and the starved one must then elect and carry on with everything
+// that was acknowledged, which only the cut node's recovered WAL holds.
+// At the end the network heals and the holder restarts.
+func tornTrial(t *testing.T, role string, k int) tornResult {
+	t.Helper()
+	// The cut node's failing WAL and stopping group log errors, as they
+	// should; the count run (k < 0) shows them if anything goes wrong.
+	level := slog.LevelError + 1
+	if k < 0 {
+		level = slog.LevelWarn
+	}
+	ws := NewWALStorage(wal.Options{
+		SegmentSize: 1 << 10,
+		MaxSegments: 3,
+		Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level})),
+	})
+	c := New(t, 3, Options{
+		Storage:  ws.Open,
+		LogLevel: level,
+		Host: func(cfg *raftnode.HostConfig) {
+			cfg.SnapshotEntries = 10
+			cfg.SnapshotSlack = 3
+		},
+	})
+	leader := c.WaitLeader(1, nil, wait)
+	followers := others(c, leader)
+	target, holder, starved := followers[0], leader, followers[1]
+	if role == "leader" {
+		target, holder = leader, followers[0]
+	}
+	c.Net.Cut(leader, starved)
+
+	var mu sync.Mutex
+	ops := 0
+	var image *vfs.MemFS
+	fired := make(chan struct{})
+	fs := c.FS(target)
+	ws.SetInjector(target, func(vfs.Op, string, int) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if image != nil {
+			return 0, vfs.ErrIO // the power is off: nothing more reaches the disk
+		}
+		if ops == k {
+			image = crashImage(fs, k)
+			c.Net.Isolate(holder)
+			close(fired)
+			return 0, vfs.ErrIO
+		}
+		ops++
+		return 0, nil
+	})
+	restarted := false
+	atCut := map[NodeID][]Item{}
+	// reboot, once the cut happened, restarts the target on its crash
+	// image, with the holder down.
+	reboot := func() {
+		select {
+		case <-fired:
+		default:
+			return
+		}
+		if restarted {
+			return
+		}
+		restarted = true
+		// What any replica applied by now was committed: it must stay.
+		for _, id := range c.Up() {
+			if sm := c.SM(id, 1); sm != nil {
+				atCut[id] = sm.Items()
+			}
+		}
+		mu.Lock()
+		img := image
+		mu.Unlock()
+		c.CrashWith(target, img)
+		c.Crash(holder)
+		c.Heal() // the starved node now hears the target
+		ws.SetInjector(target, nil)
+		c.Restart(target) // fails the test if the WAL does not recover
+	}
+
+	var acked []string
+	propose := func(name string) {
+		t.Helper()
+		for attempt := range 30 {
+			reboot()
+			id := tornLeader(c, reboot)
+			if id == 0 {
+				t.Fatalf("%s: no leader within %v: %s", name, wait, c.describe(1))
+			}
+			// Every attempt is a new value: a failed attempt may still
+			// commit, and must then be applied once, like any other.
+			v := fmt.Sprintf("%s.%d", name, attempt)
+			done := make(chan error, 1)
+			c.Group(id, 1).ProposeAsync([]byte(v), func(_ any, err error) { done <- err })
+			var err error
+			cutNow := fired
+		waiting:
+			for {
+				select {
+				case err = <-done:
+					break waiting
+				case <-cutNow:
+					reboot() // ends the proposal if its node went down
+					cutNow = nil
+				case <-time.After(wait):
+					t.Fatalf("%s never completed: %s", v, c.describe(1))
+				}
+			}
+			if err == nil {
+				acked = append(acked, v)
+				return
+			}
+		}
+		t.Fatalf("%s never committed: %s", name, c.describe(1))
+	}
+	for i := range tornProposals {
+		propose(fmt.Sprintf("p%d", i))
+	}
+
+	mu.Lock()
+	res := tornResult{ops: ops, cut: image != nil}
+	mu.Unlock()
+	reboot()
+	ws.SetInjector(target, nil)
+	if res.cut {
+		// The two survivors serve without the holder.
+		propose("survivors")
+	}
+	c.Heal()
+	if c.Host(holder) == nil {
+		c.Restart(holder)
+	}
+
+	// Converge: one more proposal, then every replica holds everything.
+	propose("final")
+	c.WaitApplied(1, c.IDs(), acked, wait)
+	var lists map[NodeID][]Item
+	same := func() bool {
+		lists = map[NodeID][]Item{}
+		for _, id := range c.IDs() {
+			lists[id] = c.SM(id, 1).Items()
+		}
+		for _, id := range c.IDs() {
+			if !slices.Equal(lists[id], lists[c.IDs()[0]]) {
+				return false
+			}
+		}
+		return true
+	}
+	if !c.Eventually(wait, same) {
+		for id, l := range lists {
+			t.Logf("node %d: %v", id, l)
+		}
+		t.Fatalf("cut before op %d of the %s (node %d): replicas diverge", k, role, target)
+	}
+	checkExactlyOnce(t, lists[target], acked)
+	for id, items := range atCut {
+		if final := lists[target]; len(final) < len(items) || !slices.Equal(final[:len(items)], items) {
+			t.Fatalf("cut before op %d of the %s (node %d): node %d had applied %v at the cut; the replicas ended with %v", k, role, target, id, items, final)
+		}
+	}
+	c.CheckElections()
+	res.walStats = ws.WAL(target).Stats()
+	res.hostStats = c.Host(target).Stats()
+	return res
+}
+
+// tornLeader returns the node whose replica of group 1 leads (0 if none
+// within wait), calling reboot while it waits so a node whose power was
+// cut comes back.
+func tornLeader(c *Cluster, reboot func()) NodeID {
+	var leader NodeID
+	c.Eventually(wait, func() bool {
+		reboot()
+		for _, id := range c.Up() {
+			if g := c.Group(id, 1); g != nil && g.IsLeader() {
+				leader = id
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// checkExactlyOnce fails unless items, in strictly increasing Raft index
+// order, hold every acked value once and no value twice.
+func checkExactlyOnce(t *testing.T, items []Item, acked []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, it := range items {
+		if i > 0 && it.Index <= items[i-1].Index {
+			t.Fatalf("applied index %d after %d", it.Index, items[i-1].Index)
+		}
+		seen[it.Value]++
+		if seen[it.Value] > 1 {
+			t.Fatalf("value %q applied twice", it.Value)
+		}
+	}
+	for _, v := range acked {
+		if seen[v] != 1 {
+			t.Fatalf("acknowledged value %q applied %d times", v, seen[v])
+		}
+	}
+}
