@@ -227,6 +227,9 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 		c.Heal() // the starved node now hears the target
 		ws.SetInjector(target, nil)
 		c.Restart(target) // fails the test if the WAL does not recover
+		if gs := ws.WAL(target).Groups(); !slices.Equal(gs, []uint64{1, 2}) {
+			t.Fatalf("cut before op %d of the %s (node %d): its WAL recovered groups %v, want [1 2]", k, role, target, gs)
+		}
 	}
 
 	var acked []string
