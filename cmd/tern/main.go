@@ -23,11 +23,13 @@ const usage = `tern — a message broker speaking AMQP 0-9-1
 Usage:
   tern server [flags]          run a broker (tern server --help for flags)
   tern bench [flags]           load-test a broker (tern bench --help for flags and scenarios)
+  tern cluster status|promote  a cluster node's state, or promote a standby (tern cluster help)
   tern hash-password           print an argon2id hash for a config file's password_hash,
                                of a password read from a prompt or standard input
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
   tern version                 print the version, commit and build date
+  tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
 `
 
 func main() {
@@ -47,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "cluster":
+		return runCluster(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":

@@ -1,9 +1,16 @@
-// Package cluster joins Tern nodes into a cluster on Raft (go.etcd.io/raft/v3):
-// a metadata group every node applies (the broker's definition commands),
-// one group per quorum queue, one write-ahead log per node shared by every
-// group (wal), one multiplexed connection per peer pair (transport), and
-// forwarding of publishes and consumes to a queue's leader. The broker
-// never imports this package: it sees the cluster only through the
-// interfaces in internal/broker/replication.go. See docs/clustering.md and
-// docs/design/replication.md.
+// Package cluster joins a Tern node to a cluster on Raft
+// (go.etcd.io/raft/v3). Node (node.go) is the composition: it claims the
+// data directory for this node (identity.go), opens the node's one
+// write-ahead log (wal), listens and dials on the cluster port
+// (transport), runs the Raft host (raftnode) with the metadata group —
+// group 0, whose state machine (meta) applies the broker's definition
+// commands — and, through Quorum (quorum.go), one group per quorum queue,
+// placed on the nodes by placement.go. Status (status.go) is what
+// GET /api/cluster shows.
+//
+// The broker never imports this package: it sees the cluster only through
+// the interfaces in internal/broker/replication.go, which Node implements
+// (broker.MetadataLog, broker.QuorumGroups). Forwarding publishes and
+// consumes of classic queues to the node that holds them is not built.
+// See docs/clustering.md and docs/design/replication.md.
 package cluster

@@ -88,6 +88,9 @@ type Config struct {
 	Users []User `toml:"users"`
 	// Limits are publish rate limits (token buckets); see docs/flow-control.md.
 	Limits []flow.Limit `toml:"limits"`
+	// Cluster joins this node to a cluster (cluster.go); without it the
+	// node is a single node.
+	Cluster Cluster `toml:"cluster"`
 
 	// Clock is the server's time source for queue TTLs and x-expires,
 	// paced delivery, MQTT expiries, delayed delivery, rate limits, alarm
@@ -175,6 +178,11 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=true)")
+	nodeID := fs.String("node-id", "", "this node's name in a cluster, e.g. n1 (env TERN_NODE_ID); see docs/clustering.md")
+	clusterAddr := fs.String("cluster-addr", "", "cluster port's host:port; outgoing cluster connections leave from its host (env TERN_CLUSTER_ADDR)")
+	peers := fs.String("peers", "", "every node of the cluster, this one included: name@host:port[/standby],… (env TERN_PEERS)")
+	secretFile := fs.String("cluster-secret-file", "", "file holding the cluster's shared secret (env TERN_CLUSTER_SECRET_FILE, or the secret itself in TERN_CLUSTER_SECRET)")
+	role := fs.String("role", "", "voter (default) or standby: a non-voting learner that serves no clients until promoted (env TERN_ROLE)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -214,6 +222,9 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		{"mqtt-ws-addr", &cfg.MQTTWSAddr, mqttWSAddr},
 		{"log-level", &cfg.LogLevel, logLevel},
 		{"log-format", &cfg.LogFormat, logFormat},
+		{"node-id", &cfg.Cluster.NodeID, nodeID},
+		{"cluster-addr", &cfg.Cluster.Addr, clusterAddr},
+		{"role", &cfg.Cluster.Role, role},
 	} {
 		envName := "TERN_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
 		if v, ok := env(envName); ok {
@@ -222,6 +233,9 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		if set[o.name] {
 			*o.dst = *o.val
 		}
+	}
+	if err := loadClusterLayers(&cfg.Cluster, env, set, *peers, *secretFile); err != nil {
+		return cfg, err
 	}
 	if v, ok := env("TERN_PPROF"); ok {
 		b, err := strconv.ParseBool(v)
@@ -311,6 +325,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Cluster.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -333,8 +348,11 @@ func (c Config) vhostSet() map[string]bool {
 // the server logs them at start-up.
 func (c Config) Warnings() []string {
 	var w []string
+	if sw := c.Cluster.secretFileWarning(); sw != "" {
+		w = append(w, sw)
+	}
 	if len(c.Users) == 0 {
-		return nil
+		return w
 	}
 	hasGuest := false
 	for _, u := range c.Users {

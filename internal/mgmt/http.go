@@ -13,7 +13,8 @@ import (
 	"github.com/tern-broker/tern/internal/flow"
 )
 
-// Handler returns the HTTP handler for /healthz, /metrics and /api/limits,
+// Handler returns the HTTP handler for /healthz, /metrics, /api/limits and,
+// on a cluster node, /api/cluster,
 // and Go's profiler under /debug/pprof/ when pprof is set. Every request
 // that is not a GET or HEAD needs an administrator's basic credentials.
 func Handler(src Sources, pprof bool) http.Handler {
@@ -21,6 +22,9 @@ func Handler(src Sources, pprof bool) http.Handler {
 	reg.MustRegister(newCollector(src),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.Raft != nil {
+		reg.MustRegister(raftCollector{src.Raft})
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if pprof {
@@ -37,6 +41,12 @@ func Handler(src Sources, pprof bool) http.Handler {
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
+	if src.Cluster != nil {
+		mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, _ *http.Request) { clusterStatus(w, src) })
+		if src.Promote != nil {
+			mux.HandleFunc("POST /api/cluster/promote", func(w http.ResponseWriter, r *http.Request) { promote(w, r, src) })
+		}
+	}
 	return requireAdmin(src.Users, mux)
 }
 

@@ -1,6 +1,8 @@
 package mgmt
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tern-broker/tern/internal/amqp"
@@ -30,6 +32,14 @@ type Sources struct {
 	// Users authenticate the administrator every state-changing request
 	// needs; nil refuses every such request.
 	Users *auth.Store
+
+	// Cluster is GET /api/cluster's document and Raft the tern_raft_*
+	// metrics; both nil on a single node (no endpoint, no metrics).
+	Cluster func() any
+	Raft    func() RaftStats
+	// Promote serves POST /api/cluster/promote: it makes a standby node a
+	// voter; an error wrapped in BadRequest is the client's.
+	Promote func(ctx context.Context, node string) error
 }
 
 type collector struct {

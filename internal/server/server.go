@@ -20,6 +20,7 @@ import (
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/clock"
+	"github.com/tern-broker/tern/internal/cluster"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mgmt"
@@ -40,11 +41,14 @@ type Server struct {
 	Store  *store.Store
 	amqp   *amqp.Server
 	mqtt   *mqtt.Server
+	// node is this server's cluster membership; nil for a single node.
+	node *cluster.Node
 
 	lock          *os.File
 	diskFreeLimit atomic.Uint64
 	diskFree      atomic.Uint64 // the last measured free space
 	diskTrigger   atomic.Pointer[flow.Trigger]
+	lnMu          sync.Mutex // the client listeners, bound late on a promoted standby
 	amqpLn        net.Listener
 	mqttLn        net.Listener
 	mqttWSLn      net.Listener
@@ -109,8 +113,23 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.Store = st
+	if err := checkDataDirMode(cfg, st); err != nil {
+		return err
+	}
+	var repl broker.Replication
+	if cfg.Cluster.Enabled() {
+		ccfg, err := clusterConfig(cfg, s.log)
+		if err != nil {
+			return err
+		}
+		if s.node, err = cluster.New(ccfg); err != nil {
+			return err
+		}
+		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum()}
+	}
 	delayedLog, delayed, err := openDelayed(st)
 	if err != nil {
+		s.closeNode()
 		return err
 	}
 	s.Broker = broker.New(broker.Config{
@@ -120,21 +139,16 @@ func (s *Server) Start() error {
 		Delayed:             delayedLog,
 		Logger:              s.log.With("component", "broker"),
 		Clock:               cfg.Clock,
+		Replication:         repl,
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(s.Broker.Clock()))
-	defs, err := loadDefinitions(st)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	if err := s.Broker.Restore(defs); err != nil {
-		return err
-	}
-	cmds, err := loadCommands(st)
-	if err != nil {
-		return err
-	}
-	if err := s.Broker.Replay(cmds); err != nil {
+	if s.node != nil {
+		if err := s.startCluster(); err != nil {
+			s.closeNode()
+			return err
+		}
+	} else if err := s.recoverDefinitions(); err != nil {
 		return err
 	}
 	s.Broker.RestoreDelayed(delayed) // after Restore and Replay declared their exchanges
@@ -171,11 +185,14 @@ func (s *Server) Start() error {
 		Version:        Version,
 	}, s.Broker, s.Users, s.log.With("component", "amqp"))
 
-	if cfg.AMQPAddr != "" {
-		if s.amqpLn, err = net.Listen("tcp", cfg.AMQPAddr); err != nil {
-			return fmt.Errorf("server: AMQP listener: %w", err)
+	serveClients := s.node == nil || !s.node.IsStandby()
+	if !serveClients {
+		s.log.Info("standby node: serving no AMQP or MQTT clients (a learner in every group) until promoted")
+	}
+	if serveClients {
+		if err := s.bindAMQP(); err != nil {
+			return err
 		}
-		s.log.Info("AMQP 0-9-1 listening", "addr", s.amqpLn.Addr().String())
 	}
 	if cfg.HTTPAddr != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -198,19 +215,53 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
-	if cfg.MQTTAddr != "" {
-		if s.mqttLn, err = net.Listen("tcp", cfg.MQTTAddr); err != nil {
+	if serveClients {
+		if err := s.bindMQTT(); err != nil {
 			s.closeListeners()
+			return err
+		}
+	}
+	return nil
+}
+
+// bindAMQP binds the AMQP listener, if enabled.
+func (s *Server) bindAMQP() error {
+	if s.cfg.AMQPAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.AMQPAddr)
+	if err != nil {
+		return fmt.Errorf("server: AMQP listener: %w", err)
+	}
+	s.lnMu.Lock()
+	s.amqpLn = ln
+	s.lnMu.Unlock()
+	s.log.Info("AMQP 0-9-1 listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// bindMQTT binds the MQTT and MQTT-over-WebSocket listeners that are
+// enabled.
+func (s *Server) bindMQTT() error {
+	if s.cfg.MQTTAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.MQTTAddr)
+		if err != nil {
 			return fmt.Errorf("server: MQTT listener: %w", err)
 		}
-		s.log.Info("MQTT 3.1.1/5.0 listening", "addr", s.mqttLn.Addr().String())
+		s.lnMu.Lock()
+		s.mqttLn = ln
+		s.lnMu.Unlock()
+		s.log.Info("MQTT 3.1.1/5.0 listening", "addr", ln.Addr().String())
 	}
-	if cfg.MQTTWSAddr != "" {
-		if s.mqttWSLn, err = net.Listen("tcp", cfg.MQTTWSAddr); err != nil {
-			s.closeListeners()
+	if s.cfg.MQTTWSAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.MQTTWSAddr)
+		if err != nil {
 			return fmt.Errorf("server: MQTT WebSocket listener: %w", err)
 		}
-		s.log.Info("MQTT over WebSocket listening", "addr", s.mqttWSLn.Addr().String(), "subprotocol", "mqtt")
+		s.lnMu.Lock()
+		s.mqttWSLn = ln
+		s.lnMu.Unlock()
+		s.log.Info("MQTT over WebSocket listening", "addr", ln.Addr().String(), "subprotocol", "mqtt")
 	}
 	return nil
 }
@@ -231,6 +282,8 @@ func (s *Server) lockDataDir() error {
 }
 
 func (s *Server) closeListeners() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	for _, ln := range []net.Listener{s.amqpLn, s.httpLn, s.mqttLn, s.mqttWSLn} {
 		if ln != nil {
 			_ = ln.Close()
@@ -240,6 +293,8 @@ func (s *Server) closeListeners() {
 
 // AMQPAddr returns the bound AMQP address, or nil when disabled.
 func (s *Server) AMQPAddr() net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	if s.amqpLn == nil {
 		return nil
 	}
@@ -248,6 +303,8 @@ func (s *Server) AMQPAddr() net.Addr {
 
 // MQTTAddr returns the bound MQTT address, or nil when disabled.
 func (s *Server) MQTTAddr() net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	if s.mqttLn == nil {
 		return nil
 	}
@@ -256,6 +313,8 @@ func (s *Server) MQTTAddr() net.Addr {
 
 // MQTTWSAddr returns the bound MQTT-over-WebSocket address, or nil.
 func (s *Server) MQTTWSAddr() net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	if s.mqttWSLn == nil {
 		return nil
 	}
@@ -288,39 +347,26 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.monitorResources(monitorCtx)
 	}()
-	if s.amqpLn != nil {
+	if s.node != nil && s.node.IsStandby() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.amqp.Serve(ctx, s.amqpLn); err != nil {
-				errc <- fmt.Errorf("server: AMQP: %w", err)
-			}
+			s.awaitPromotion(ctx, &wg, errc)
 		}()
-	}
-	if s.mqttLn != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.mqtt.Serve(ctx, s.mqttLn); err != nil {
-				errc <- fmt.Errorf("server: MQTT: %w", err)
-			}
-		}()
-	}
-	if s.mqttWSLn != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.mqtt.ServeWebSocket(ctx, s.mqttWSLn, s.cfg.MQTTWSAllowedOrigins); err != nil {
-				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
-			}
-		}()
+	} else {
+		s.serveClients(ctx, &wg, errc)
 	}
 	if s.httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
 			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
 			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) }}
-		if s.amqpLn != nil {
+		if s.cfg.AMQPAddr != "" {
 			src.AMQP = s.amqp.Stats
+		}
+		if s.node != nil {
+			src.Cluster = func() any { return s.node.Status() }
+			src.Raft = func() mgmt.RaftStats { return raftStats(s.node) }
+			src.Promote = s.promote
 		}
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
@@ -345,6 +391,13 @@ func (s *Server) Run(ctx context.Context) error {
 	for err := range errc {
 		errs = append(errs, err)
 	}
+	if s.node != nil {
+		// After the clients: their last acks and publishes reach the
+		// groups before the groups stop.
+		if err := s.node.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: closing the cluster node: %w", err))
+		}
+	}
 	if err := s.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing the store: %w", err))
 	}
@@ -353,6 +406,41 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// serveClients serves the bound client listeners until ctx ends; errors go
+// to errc.
+func (s *Server) serveClients(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+	s.lnMu.Lock()
+	amqpLn, mqttLn, mqttWSLn := s.amqpLn, s.mqttLn, s.mqttWSLn
+	s.lnMu.Unlock()
+	if amqpLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.amqp.Serve(ctx, amqpLn); err != nil {
+				errc <- fmt.Errorf("server: AMQP: %w", err)
+			}
+		}()
+	}
+	if mqttLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.mqtt.Serve(ctx, mqttLn); err != nil {
+				errc <- fmt.Errorf("server: MQTT: %w", err)
+			}
+		}()
+	}
+	if mqttWSLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.mqtt.ServeWebSocket(ctx, mqttWSLn, s.cfg.MQTTWSAllowedOrigins); err != nil {
+				errc <- fmt.Errorf("server: MQTT WebSocket: %w", err)
+			}
+		}()
+	}
 }
 
 // SetDiskFreeLimit changes the free-space threshold of the disk alarm at

@@ -72,7 +72,17 @@ func (g *Group) propose(p proposal) {
 // known, a leadership transfer under way, too much uncommitted) is kept
 // and proposed again when a leader is known, until it times out. A dropped proposal was appended
 // nowhere, so proposing it again cannot apply it twice.
+//
+// A node's proposals reach Raft in the order they were made: while earlier
+// ones wait in g.retry, a new one waits behind them instead of overtaking
+// them. Otherwise a publisher's messages commit out of order when a leader
+// becomes known between a drop and its retry (a Step in the same turn, or
+// the uncommitted-bytes limit dropping some and not the next).
 func (g *Group) proposeRaft(p *pending) {
+	if len(g.retry) > 0 {
+		g.retry = append(g.retry, p.seq)
+		return
+	}
 	var err error
 	if p.cc != nil {
 		err = g.rn.ProposeConfChange(p.cc)
@@ -92,9 +102,13 @@ func (g *Group) proposeRaft(p *pending) {
 func (g *Group) retryDropped() {
 	seqs := g.retry
 	g.retry = nil
-	for _, seq := range seqs {
+	for i, seq := range seqs {
 		if p, ok := g.pending[seq]; ok {
 			g.proposeRaft(p)
+			if len(g.retry) > 0 { // dropped again: the rest stay behind it
+				g.retry = append(g.retry, seqs[i+1:]...)
+				return
+			}
 		}
 	}
 }

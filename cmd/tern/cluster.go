@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+const clusterUsage = `Usage:
+  tern cluster status [flags]          print GET /api/cluster of a node (JSON)
+  tern cluster promote [flags] NODE    make the standby NODE a voter that serves clients
+
+Flags:
+  --http URL     the node's HTTP address (default http://127.0.0.1:15672)
+  --user NAME    an administrator (default guest); the password is read from
+                 TERN_API_PASSWORD (default guest)
+`
+
+// runCluster is `tern cluster`: the cluster's HTTP API from the command line.
+func runCluster(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, clusterUsage)
+		return 0
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("tern cluster "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
+	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	password, ok := os.LookupEnv("TERN_API_PASSWORD")
+	if !ok {
+		password = "guest"
+	}
+	var (
+		method, path, body string
+	)
+	switch {
+	case cmd == "status" && fs.NArg() == 0:
+		method, path = http.MethodGet, "/api/cluster"
+	case cmd == "promote" && fs.NArg() == 1:
+		method, path, body = http.MethodPost, "/api/cluster/promote", fmt.Sprintf(`{"node":%q}`, fs.Arg(0))
+	default:
+		fmt.Fprint(stderr, clusterUsage)
+		return 2
+	}
+	out, err := callAPI(method, strings.TrimSuffix(*base, "/")+path, *user, password, body)
+	if err != nil {
+		fmt.Fprintln(stderr, "tern cluster "+cmd+":", err)
+		return 1
+	}
+	fmt.Fprint(stdout, out)
+	return 0
+}
+
+// callAPI makes one request and returns the body of a 2xx answer, or the
+// status and body as the error.
+func callAPI(method, url, user, password, body string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.SetBasicAuth(user, password)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode/100 != 2 {
+		return "", errors.New(resp.Status + ": " + strings.TrimSpace(string(b)))
+	}
+	return string(b), nil
+}

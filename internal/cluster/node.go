@@ -1,0 +1,334 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/clock"
+	"github.com/tern-broker/tern/internal/cluster/meta"
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
+	"github.com/tern-broker/tern/internal/cluster/transport"
+	"github.com/tern-broker/tern/internal/cluster/wal"
+	"github.com/tern-broker/tern/internal/vfs"
+)
+
+// Config is what a Node needs; internal/server builds it from the
+// configuration's [cluster] settings.
+type Config struct {
+	// Self is this node; Members the cluster's initial membership, Self
+	// included (every node is given the same list).
+	Self    Member
+	Members []Member
+	// Dir is the node's cluster directory, DATA_DIR/cluster: its
+	// identity file and the WAL (Dir/wal).
+	Dir    string
+	FS     vfs.FS
+	Secret []byte
+	// TLS, when set, wraps every cluster connection (transport.TCPConfig).
+	TLS *tls.Config
+	// Logger receives the node's lines, each with a component: cluster,
+	// cluster-transport, raft, wal, metadata.
+	Logger *slog.Logger
+	Clock  clock.Clock
+
+	// TickInterval is Raft's tick (default 100 ms: a leader's loss is
+	// noticed after ElectionTicks of them, 1 s); ProposalTimeout bounds
+	// one proposal (default 5 s).
+	TickInterval    time.Duration
+	ElectionTicks   int
+	ProposalTimeout time.Duration
+	// StartTimeout bounds Start's wait for the metadata group (default
+	// 2 minutes: the other nodes of a cluster being started by hand).
+	StartTimeout time.Duration
+}
+
+// Node is this process's membership in a cluster: the WAL every group
+// writes to, the transport to the peers, the Raft host with the metadata
+// group and one group per quorum queue. It implements broker.MetadataLog
+// (Propose) and, through Quorum, broker.QuorumGroups.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	wal  *wal.WAL
+	tr   *transport.TCP
+	host *raftnode.Host
+	meta atomic.Pointer[raftnode.Group]
+	// fsyncs and batches are the WAL's fsync latency (seconds) and the
+	// entries each fsync covered (wal.Options.OnSync).
+	fsyncs, batches *Histogram
+
+	mu     sync.Mutex
+	queues map[uint64]queueGroup // open quorum groups
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	// deleting counts deleted quorum groups still stopping (Delete).
+	deleting sync.WaitGroup
+}
+
+// queueGroup is an open quorum queue group and what it replicates.
+type queueGroup struct {
+	vhost, name string
+	voters      []uint64
+	g           *raftnode.Group
+}
+
+var _ broker.MetadataLog = (*Node)(nil)
+
+// New claims the cluster directory for this node, opens the WAL, listens
+// on the cluster address and starts the Raft host. No group runs until
+// Start (the metadata group) and Quorum().Open (each quorum queue).
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.ProposalTimeout <= 0 {
+		cfg.ProposalTimeout = 5 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 2 * time.Minute
+	}
+	if !slices.ContainsFunc(cfg.Members, func(m Member) bool { return m.ID == cfg.Self.ID }) {
+		return nil, fmt.Errorf("cluster: node %s is not among the members", cfg.Self.Name)
+	}
+	if err := ClaimDir(cfg.FS, cfg.Dir, cfg.Self.Name); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster"), queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
+		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...)}
+	w, err := wal.Open(cfg.FS, filepath.Join(cfg.Dir, "wal"), wal.Options{
+		Logger: cfg.Logger.With("component", "wal"),
+		OnSync: func(entries int, took time.Duration) {
+			n.fsyncs.Observe(took.Seconds())
+			n.batches.Observe(float64(entries))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n.wal = w
+	d := &dispatch{}
+	peers := map[transport.NodeID]string{}
+	for _, m := range cfg.Members {
+		if m.ID != cfg.Self.ID {
+			peers[m.ID] = m.Addr
+		}
+	}
+	n.tr, err = transport.NewTCP(transport.TCPConfig{
+		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS,
+		Handler: d, Logger: cfg.Logger.With("component", "cluster-transport"),
+	})
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n.host = raftnode.NewHost(raftnode.HostConfig{
+		ID: cfg.Self.ID, Transport: n.tr, Clock: cfg.Clock, Logger: cfg.Logger.With("component", "raft"),
+		TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: 1,
+		ProposalTimeout: cfg.ProposalTimeout,
+		NewStorage:      func(group uint64) raftnode.Storage { return w.Group(group) },
+	})
+	d.host.Store(n.host)
+	return n, nil
+}
+
+// dispatch is the transport's Handler until and while the host runs: the
+// transport must exist before the host (the host sends through it), and
+// the host before the transport can deliver to it.
+type dispatch struct{ host atomic.Pointer[raftnode.Host] }
+
+func (d *dispatch) HandleRaft(from transport.NodeID, group transport.Group, msgs []*raftpb.Message) {
+	if h := d.host.Load(); h != nil {
+		h.HandleRaft(from, group, msgs)
+	}
+}
+
+func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kind uint8, body []byte) ([]byte, error) {
+	if h := d.host.Load(); h != nil {
+		return h.HandleRequest(ctx, from, kind, body)
+	}
+	return nil, raftnode.ErrNoRequests
+}
+
+func (d *dispatch) HandleNotify(from transport.NodeID, kind uint8, body []byte) {
+	if h := d.host.Load(); h != nil {
+		h.HandleNotify(from, kind, body)
+	}
+}
+
+// ID is this node's Raft replica id.
+func (n *Node) ID() uint64 { return n.cfg.Self.ID }
+
+// voting splits the members into voters and learners (standby nodes).
+func voting(members []Member) (voters, learners []uint64) {
+	for _, m := range members {
+		if m.Standby {
+			learners = append(learners, m.ID)
+		} else {
+			voters = append(voters, m.ID)
+		}
+	}
+	slices.Sort(voters)
+	slices.Sort(learners)
+	return voters, learners
+}
+
+// Start starts the metadata group with target (the broker) as what it
+// applies to, and returns once this node has applied everything the
+// group committed before Start: it proposes a barrier and waits for it to
+// apply here, so the definitions a client sees on this node are the
+// cluster's. It waits at most StartTimeout for a leader and a quorum,
+// logging what it waits for.
+func (n *Node) Start(ctx context.Context, target meta.Target) error {
+	voters, learners := voting(n.cfg.Members)
+	g, err := n.host.Start(MetadataGroup, voters, learners, meta.New(target, n.cfg.Logger.With("component", "metadata")))
+	if err != nil {
+		return fmt.Errorf("cluster: metadata group: %w", err)
+	}
+	n.meta.Store(g)
+	start := time.Now()
+	logged := start.Add(-time.Minute) // the first wait is logged at once
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		pctx, pcancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
+		_, err := g.Propose(pctx, meta.EncodeBarrier())
+		pcancel()
+		if err == nil {
+			st := g.Status()
+			n.log.Info("metadata group caught up", "leader", n.memberName(st.Leader), "term", st.Term,
+				"applied", st.Applied, "took", time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
+				time.Since(start).Round(time.Second), n.reachability())
+		}
+		if time.Since(logged) >= 5*time.Second {
+			logged = time.Now()
+			n.log.Info("waiting for the metadata group's leader and quorum", "leader", n.memberName(g.Leader()),
+				"peers", n.reachability(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
+		}
+	}
+	n.wg.Add(1)
+	go n.rebalance()
+	return nil
+}
+
+// reachability says which peers this node is connected to, for logs.
+func (n *Node) reachability() string {
+	st := n.tr.Stats()
+	var up, down []string
+	for _, m := range n.cfg.Members {
+		if m.ID == n.cfg.Self.ID {
+			continue
+		}
+		if st.Peers[m.ID].Connected {
+			up = append(up, m.Name)
+		} else {
+			down = append(down, m.Name)
+		}
+	}
+	return fmt.Sprintf("connected to %v, not to %v", up, down)
+}
+
+// memberName names a replica id ("" for 0, the id in hex for a stranger).
+func (n *Node) memberName(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	for _, m := range n.cfg.Members {
+		if m.ID == id {
+			return m.Name
+		}
+	}
+	return fmt.Sprintf("%#x", id)
+}
+
+// Propose implements broker.MetadataLog: it replicates c through the
+// metadata group and returns once this node applied it, with the error
+// applying it gave (a refused declare) or the reason it did not commit.
+// A proposal lost in a leader change (raftnode.ErrProposalTimeout) is
+// proposed again while ctx lasts: applying a definition command twice
+// changes nothing (Broker.ApplyReplicated), so a retry cannot do harm.
+// Without a deadline in ctx, one of metadataTimeout applies.
+func (n *Node) Propose(ctx context.Context, c broker.Command) error {
+	g := n.meta.Load()
+	if g == nil {
+		return errors.New("cluster: the metadata group is not running yet")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, metadataTimeout)
+		defer cancel()
+	}
+	data := meta.EncodeCommand(c)
+	for {
+		res, err := g.Propose(ctx, data)
+		if errors.Is(err, raftnode.ErrProposalTimeout) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: the definition change did not commit: %w", err)
+		}
+		if err, ok := res.(error); ok && err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+// metadataTimeout bounds a metadata proposal whose caller set no deadline.
+const metadataTimeout = 15 * time.Second
+
+// Close stops every group, the host, the transport and the WAL; the
+// groups' state stays for the next start.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	close(n.stop)
+	n.mu.Unlock()
+	n.wg.Wait()
+	n.host.Close()
+	n.deleting.Wait() // before the WAL closes: their removal writes to it
+	err := n.tr.Close()
+	if werr := n.wal.Close(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// The group id QuorumGroupID keeps clear of is raftnode's.
+var (
+	_ [raftnode.NodeHeartbeatGroup - heartbeatGroup]struct{}
+	_ [heartbeatGroup - raftnode.NodeHeartbeatGroup]struct{}
+)

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
+)
+
+// Quorum returns the node's broker.QuorumGroups: every node hosts a
+// replica of every quorum queue's group.
+func (n *Node) Quorum() broker.QuorumGroups { return quorumGroups{n} }
+
+type quorumGroups struct{ n *Node }
+
+// Open implements broker.QuorumGroups: it starts (or restarts from the
+// WAL) the group of the quorum queue def, with the placement's voters
+// and every other member as a learner.
+func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
+	n := q.n
+	gid := QuorumGroupID(def.ID)
+	voters, learners := Placement(def.ID, n.cfg.Members, broker.QuorumGroupSize(def.Args))
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, raftnode.ErrClosed
+	}
+	if other, ok := n.queues[gid]; ok {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: its group %#x is already open for queue %s in vhost %s",
+			def.Name, def.VHost, gid, other.name, other.vhost)
+	}
+	n.mu.Unlock()
+	r := &replicatedLog{n: n, id: gid}
+	g, err := n.host.Start(gid, voters, learners, watchedMachine{ReplicatedMachine: m, f: &r.f})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
+	}
+	r.g = g
+	n.mu.Lock()
+	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, g: g}
+	n.mu.Unlock()
+	return r, nil
+}
+
+// replicatedLog is broker.ReplicatedLog over one raftnode.Group.
+type replicatedLog struct {
+	n  *Node
+	id uint64
+	g  *raftnode.Group
+	f  inflight
+}
+
+// Propose implements broker.ReplicatedLog; a proposal waiting when the
+// leader goes away completes with ErrLeaderChanged (inflight).
+func (r *replicatedLog) Propose(data []byte, done func(any, error)) {
+	if done == nil {
+		r.g.ProposeAsync(data, nil)
+		return
+	}
+	id := r.f.add(done)
+	r.g.ProposeAsync(data, func(v any, err error) {
+		if done, ok := r.f.take(id); ok {
+			done(v, err)
+		}
+	})
+}
+
+func (r *replicatedLog) IsLeader() bool        { return r.g.IsLeader() }
+func (r *replicatedLog) Live(node uint64) bool { return r.g.Live(node) }
+
+func (r *replicatedLog) Close() {
+	r.forget()
+	r.g.Close()
+}
+
+// Delete removes the group's replica for good. The broker calls it under
+// the vhost's lock, possibly from another group's goroutine (the metadata
+// group applying the delete), while this group's goroutine may be waiting
+// for that lock in Apply or a completion: so it does not wait for the
+// group to stop. The group stops and its storage goes on a goroutine of
+// its own, which Node.Close waits for.
+func (r *replicatedLog) Delete() {
+	r.forget()
+	r.n.deleting.Add(1)
+	go func() {
+		defer r.n.deleting.Done()
+		if err := r.g.Delete(); err != nil {
+			r.n.log.Warn("could not remove a deleted quorum queue's Raft state", "group", r.id, "err", err)
+		}
+	}()
+}
+
+func (r *replicatedLog) forget() {
+	r.n.mu.Lock()
+	if q, ok := r.n.queues[r.id]; ok && q.g == r.g {
+		delete(r.n.queues, r.id)
+	}
+	r.n.mu.Unlock()
+}
+
+// rebalanceEvery is how often a node checks the quorum groups it leads.
+const rebalanceEvery = 5 * time.Second
+
+// rebalance hands leadership of each quorum group this node leads to the
+// group's first voter (Placement's preferred leader) when that node is
+// live and caught up: after a failover the leaders gather on the
+// survivors, and this moves each back when its node returns, so leaders
+// stay spread across the nodes.
+func (n *Node) rebalance() {
+	defer n.wg.Done()
+	t := time.NewTicker(rebalanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var lead []queueGroup
+		for _, q := range n.queues {
+			if len(q.voters) > 0 && q.voters[0] != n.cfg.Self.ID && q.g.IsLeader() {
+				lead = append(lead, q)
+			}
+		}
+		n.mu.Unlock()
+		for _, q := range lead {
+			to := q.voters[0]
+			if !caughtUp(q.g.Status(), to) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := q.g.TransferLeadership(ctx, to)
+			cancel()
+			if err != nil {
+				n.log.Info("could not hand a quorum queue back to its preferred leader", "vhost", q.vhost, "queue", q.name, "to", n.memberName(to), "err", err)
+			}
+			select {
+			case <-n.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// caughtUp: node is live and has every entry the leader has.
+func caughtUp(st raftnode.Status, node uint64) bool {
+	for _, f := range st.Followers {
+		if f.ID == node {
+			return f.Active && f.Lag == 0 && f.State == "replicate"
+		}
+	}
+	return false
+}
+
+// ErrUnknownNode is returned for a node name that is not a member.
+var ErrUnknownNode = errors.New("cluster: no such node")
+
+// Promote makes the standby node name a voter: in the metadata group
+// first (which is what lets it serve clients: its server watches its own
+// role) and then in every quorum group it is a learner of, so it holds a
+// vote wherever it holds a replica. It may be called on any node; each
+// change is proposed to its group's leader. Promoting a voter changes
+// nothing.
+func (n *Node) Promote(ctx context.Context, name string) error {
+	var id uint64
+	for _, m := range n.cfg.Members {
+		if m.Name == name {
+			id = m.ID
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, name)
+	}
+	g := n.meta.Load()
+	if g == nil {
+		return errors.New("cluster: the metadata group is not running yet")
+	}
+	if slices.Contains(g.Status().Learners, id) {
+		if err := g.Promote(ctx, id); err != nil {
+			return fmt.Errorf("cluster: promoting %s in the metadata group: %w", name, err)
+		}
+		n.log.Info("node promoted to voter in the metadata group", "node", name)
+	}
+	n.mu.Lock()
+	var groups []queueGroup
+	for _, q := range n.queues {
+		groups = append(groups, q)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, q := range groups {
+		if !slices.Contains(q.g.Status().Learners, id) {
+			continue
+		}
+		if err := q.g.Promote(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cluster: %s is a voter in the metadata group, but not yet in every quorum queue (promote again to retry): %w", name, errors.Join(errs...))
+	}
+	return nil
+}
