@@ -21,10 +21,10 @@ import (
 // ./internal/cluster/clustertest/ -args -long (or TERN_LONG_TESTS=1).
 var longTests = flag.Bool("long", os.Getenv("TERN_LONG_TESTS") != "", "exhaustive versions of the slow tests")
 
-// tornProposals is the workload of TestWALTornAtEveryStep: enough, with
-// snapshots every 10 entries and 1 KiB segments, for the node to
-// snapshot, compact, roll segments, rewrite its group forward and delete
-// segments.
+// tornProposals is the workload of TestWALTornAtEveryStep, two at a time
+// to two groups: enough, with snapshots every 10 entries, 1 KiB segments
+// and an idle third group, for the node to snapshot, compact, roll
+// segments, rewrite the idle group forward and delete segments.
 const tornProposals = 30
 
 // tornSample bounds the cuts per role when not -long: every one of the
@@ -161,17 +161,29 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 			cfg.SnapshotSlack = 3
 		},
 	})
-	// An idle second group shares each node's WAL: it pins the first
-	// segment until the WAL rewrites it forward (a checkpoint record).
+	// Two active groups share each node's WAL, their saves batched
+	// together, and an idle third pins the first segment until the WAL
+	// rewrites it forward (a checkpoint record).
+	active := []uint64{1, 2}
 	for _, id := range c.IDs() {
-		if _, err := c.StartGroup(id, 2, c.IDs(), nil); err != nil {
-			t.Fatal(err)
+		for _, g := range []uint64{2, 3} {
+			if _, err := c.StartGroup(id, g, c.IDs(), nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if err := c.Propose(context.Background(), c.WaitLeader(2, nil, wait), 2, "idle"); err != nil {
+	if err := c.Propose(context.Background(), c.WaitLeader(3, nil, wait), 3, "idle"); err != nil {
 		t.Fatal(err)
 	}
 	leader := c.WaitLeader(1, nil, wait)
+	if l2 := c.WaitLeader(2, nil, wait); l2 != leader {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		err := c.Group(leader, 2).TransferLeadership(ctx, leader)
+		cancel()
+		if err != nil {
+			t.Fatalf("moving group 2's leadership to node %d: %v", leader, err)
+		}
+	}
 	followers := others(c, leader)
 	target, holder, starved := followers[0], leader, followers[1]
 	if role == "leader" {
@@ -200,7 +212,7 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 		return 0, nil
 	})
 	restarted := false
-	atCut := map[NodeID][]Item{}
+	atCut := map[uint64]map[NodeID][]Item{} // group → node → applied at the cut
 	// reboot, once the cut happened, restarts the target on its crash
 	// image, with the holder down.
 	reboot := func() {
@@ -214,9 +226,12 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 		}
 		restarted = true
 		// What any replica applied by now was committed: it must stay.
-		for _, id := range c.Up() {
-			if sm := c.SM(id, 1); sm != nil {
-				atCut[id] = sm.Items()
+		for _, g := range active {
+			atCut[g] = map[NodeID][]Item{}
+			for _, id := range c.Up() {
+				if sm := c.SM(id, g); sm != nil {
+					atCut[g][id] = sm.Items()
+				}
 			}
 		}
 		mu.Lock()
@@ -227,47 +242,61 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 		c.Heal() // the starved node now hears the target
 		ws.SetInjector(target, nil)
 		c.Restart(target) // fails the test if the WAL does not recover
-		if gs := ws.WAL(target).Groups(); !slices.Equal(gs, []uint64{1, 2}) {
-			t.Fatalf("cut before op %d of the %s (node %d): its WAL recovered groups %v, want [1 2]", k, role, target, gs)
+		if gs := ws.WAL(target).Groups(); !slices.Equal(gs, []uint64{1, 2, 3}) {
+			t.Fatalf("cut before op %d of the %s (node %d): its WAL recovered groups %v, want [1 2 3]", k, role, target, gs)
 		}
 	}
 
-	var acked []string
+	acked := map[uint64][]string{}
+	// propose proposes name to every active group at once and waits until
+	// each has acknowledged an attempt. Every attempt is a new value: a
+	// failed attempt may still commit, and must then be applied once, like
+	// any other.
 	propose := func(name string) {
 		t.Helper()
-		for attempt := range 30 {
-			reboot()
-			id := tornLeader(c, reboot)
-			if id == 0 {
-				t.Fatalf("%s: no leader within %v: %s", name, wait, c.describe(1))
+		type result struct {
+			g   uint64
+			v   string
+			err error
+		}
+		done := make(chan result, len(active))
+		attempts := map[uint64]int{}
+		start := func(g uint64) {
+			if attempts[g] == 30 {
+				t.Fatalf("%s never committed in group %d: %s", name, g, c.describe(g))
 			}
-			// Every attempt is a new value: a failed attempt may still
-			// commit, and must then be applied once, like any other.
-			v := fmt.Sprintf("%s.%d", name, attempt)
-			done := make(chan error, 1)
-			c.Group(id, 1).ProposeAsync([]byte(v), func(_ any, err error) { done <- err })
-			var err error
-			cutNow := fired
-		waiting:
-			for {
-				select {
-				case err = <-done:
-					break waiting
-				case <-cutNow:
-					reboot() // ends the proposal if its node went down
-					cutNow = nil
-				case <-time.After(wait):
-					t.Fatalf("%s never completed: %s", v, c.describe(1))
+			v := fmt.Sprintf("%s.%d", name, attempts[g])
+			attempts[g]++
+			gr := tornLeader(c, g, reboot)
+			if gr == nil {
+				t.Fatalf("%s: no leader of group %d within %v: %s", name, g, wait, c.describe(g))
+			}
+			gr.ProposeAsync([]byte(v), func(_ any, err error) { done <- result{g, v, err} })
+		}
+		reboot()
+		for _, g := range active {
+			start(g)
+		}
+		cutNow := fired
+		for ok := 0; ok < len(active); {
+			select {
+			case r := <-done:
+				if r.err == nil {
+					acked[r.g] = append(acked[r.g], r.v)
+					ok++
+					continue
 				}
-			}
-			if err == nil {
-				acked = append(acked, v)
-				return
+				reboot()
+				start(r.g)
+			case <-cutNow:
+				reboot() // ends the proposals of the nodes it took down
+				cutNow = nil
+			case <-time.After(wait):
+				t.Fatalf("%s: a proposal never completed: %s", name, c.describe(1))
 			}
 		}
-		t.Fatalf("%s never committed: %s", name, c.describe(1))
 	}
-	for i := range tornProposals {
+	for i := range tornProposals / len(active) {
 		propose(fmt.Sprintf("p%d", i))
 	}
 
@@ -287,50 +316,54 @@ func tornTrial(t *testing.T, role string, k int) tornResult {
 
 	// Converge: one more proposal, then every replica holds everything.
 	propose("final")
-	c.WaitApplied(1, c.IDs(), acked, wait)
-	var lists map[NodeID][]Item
-	same := func() bool {
-		lists = map[NodeID][]Item{}
-		for _, id := range c.IDs() {
-			lists[id] = c.SM(id, 1).Items()
+	for _, g := range active {
+		c.WaitApplied(g, c.IDs(), acked[g], wait)
+		var lists map[NodeID][]Item
+		same := func() bool {
+			lists = map[NodeID][]Item{}
+			for _, id := range c.IDs() {
+				lists[id] = c.SM(id, g).Items()
+			}
+			for _, id := range c.IDs() {
+				if !slices.Equal(lists[id], lists[c.IDs()[0]]) {
+					return false
+				}
+			}
+			return true
 		}
-		for _, id := range c.IDs() {
-			if !slices.Equal(lists[id], lists[c.IDs()[0]]) {
-				return false
+		if !c.Eventually(wait, same) {
+			for id, l := range lists {
+				t.Logf("node %d: %v", id, l)
+			}
+			t.Fatalf("cut before op %d of the %s (node %d): group %d's replicas diverge", k, role, target, g)
+		}
+		final := lists[target]
+		checkExactlyOnce(t, final, acked[g])
+		for id, items := range atCut[g] {
+			if len(final) < len(items) || !slices.Equal(final[:len(items)], items) {
+				t.Fatalf("cut before op %d of the %s (node %d): group %d: node %d had applied %v at the cut; the replicas ended with %v",
+					k, role, target, g, id, items, final)
 			}
 		}
-		return true
 	}
-	if !c.Eventually(wait, same) {
-		for id, l := range lists {
-			t.Logf("node %d: %v", id, l)
-		}
-		t.Fatalf("cut before op %d of the %s (node %d): replicas diverge", k, role, target)
-	}
-	checkExactlyOnce(t, lists[target], acked)
-	c.WaitApplied(2, c.IDs(), []string{"idle"}, wait)
-	c.CheckNoDuplicates(2)
-	for id, items := range atCut {
-		if final := lists[target]; len(final) < len(items) || !slices.Equal(final[:len(items)], items) {
-			t.Fatalf("cut before op %d of the %s (node %d): node %d had applied %v at the cut; the replicas ended with %v", k, role, target, id, items, final)
-		}
-	}
+	c.WaitApplied(3, c.IDs(), []string{"idle"}, wait)
+	c.CheckNoDuplicates(3)
 	c.CheckElections()
 	res.walStats = ws.WAL(target).Stats()
 	res.hostStats = c.Host(target).Stats()
 	return res
 }
 
-// tornLeader returns the node whose replica of group 1 leads (0 if none
+// tornLeader returns the replica of group that leads (nil if none
 // within wait), calling reboot while it waits so a node whose power was
 // cut comes back.
-func tornLeader(c *Cluster, reboot func()) NodeID {
-	var leader NodeID
+func tornLeader(c *Cluster, group uint64, reboot func()) *raftnode.Group {
+	var leader *raftnode.Group
 	c.Eventually(wait, func() bool {
 		reboot()
 		for _, id := range c.Up() {
-			if g := c.Group(id, 1); g != nil && g.IsLeader() {
-				leader = id
+			if g := c.Group(id, group); g != nil && g.IsLeader() {
+				leader = g
 				return true
 			}
 		}
