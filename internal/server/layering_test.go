@@ -28,7 +28,7 @@ var allowedImports = map[string][]string{
 	"internal/chaos/checker":            {},
 	"internal/clock":                    {},
 	"internal/cluster":                  {"internal/broker", "internal/clock", "internal/cluster/meta", "internal/cluster/raftnode", "internal/cluster/transport", "internal/cluster/wal", "internal/vfs"},
-	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/vfs"},
+	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/meta":             {"internal/broker"},
 	"internal/cluster/raftnode":         {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport":        {},
