@@ -107,8 +107,8 @@ func (c *reconnectingClient) publishConfirmed(ctx context.Context, n int, onConf
 		// Lost (or stuck): the outcome of message i is unknown. Close
 		// what is left and send it again through another node.
 		_ = c.conn.Close()
-		if err := c.connect(ctx, true); err != nil {
-			return fmt.Errorf("message %d: %v", i, err)
+		if cerr := c.connect(ctx, true); cerr != nil {
+			return fmt.Errorf("message %d (%v): %v", i, err, cerr)
 		}
 	}
 	return c.conn.Close()
