@@ -510,6 +510,12 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	if code, out := runTern(t, "", "cluster", "promote", "--http", api, standby.name); code != 0 || !strings.Contains(out, `"nodes"`) {
 		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
 	}
+	if code, out := runTern(t, "", "cluster", "status", "--http", api); code != 0 || !strings.Contains(out, `"kind":"metadata"`) {
+		t.Fatalf("tern cluster status: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "promote", "--http", api); code != 2 {
+		t.Fatalf("tern cluster promote without a node: exit %d: %s", code, out)
+	}
 	standby.waitServing(t, 20*time.Second)
 	st, err := standby.clusterStatus(t)
 	if err != nil {
