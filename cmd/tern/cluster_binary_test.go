@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tern-broker/tern/internal/config"
 )
 
 // TestQuorumQueueSurvivesKill9OfItsLeader: three tern processes; a quorum
@@ -708,5 +711,40 @@ func TestWholeClusterRestarts(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d messages after the whole cluster restarted", i, n+1)
 		}
+	}
+}
+
+// TestUnknownNodeIsRefused: a node with the right secret that is not in
+// the cluster's peers is refused at the handshake, with a log line naming
+// its id; the cluster goes on.
+func TestUnknownNodeIsRefused(t *testing.T) {
+	nodes := startTestCluster(t, 3, 0)
+	// The lower id dials: choose a stranger whose id is below every
+	// member's, so it dials them and they log why they refuse it.
+	lowest := ^uint64(0)
+	for _, nd := range nodes {
+		lowest = min(lowest, config.NodeIDFor(nd.name))
+	}
+	name := ""
+	for i := 0; name == ""; i++ {
+		if c := fmt.Sprintf("stranger%d", i); config.NodeIDFor(c) < lowest {
+			name = c
+		}
+	}
+	stranger := &ternNode{name: name, clusterAddr: freeLoopbackPort(t), dataDir: t.TempDir()}
+	var peers []string
+	for _, nd := range append(nodes, stranger) {
+		peers = append(peers, nd.name+"@"+nd.clusterAddr)
+	}
+	stranger.args = []string{"server", "--data-dir", stranger.dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--mqtt-addr", "", "--mqtt-ws-addr", "", "--node-id", name, "--cluster-addr", stranger.clusterAddr,
+		"--peers", strings.Join(peers, ","), "--cluster-secret-file", writeSecret(t, testClusterSecret)}
+	stranger.start(t)
+	line := nodes[0].waitLog(t, regexp.MustCompile(`msg="cluster peer refused".*unknown node id `+strconv.FormatUint(config.NodeIDFor(name), 10)), 20*time.Second)
+	t.Logf("n1: %s", line)
+	c, ch := dialChannel(t, nodes[0].url())
+	defer c.Close()
+	if _, err := ch.QueueDeclare("after-the-stranger", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("the cluster stopped serving: %v", err)
 	}
 }
