@@ -748,3 +748,122 @@ func TestUnknownNodeIsRefused(t *testing.T) {
 		t.Fatalf("the cluster stopped serving: %v", err)
 	}
 }
+
+// TestStandbyReplacesADeadNode is active-passive end to end: a voter dies,
+// the standby is promoted and the dead node removed, and the cluster then
+// survives losing a second of its original voters.
+func TestStandbyReplacesADeadNode(t *testing.T) {
+	nodes := newTestCluster(t, 4, 1)
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	for _, nd := range nodes[:3] {
+		nd.waitServing(t, 60*time.Second)
+	}
+	n1, n2, n3, n4 := nodes[0], nodes[1], nodes[2], nodes[3]
+	c, ch := dialChannel(t, n2.url())
+	if _, err := ch.QueueDeclare("kept", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	// publish sends each message until it is confirmed, as a client
+	// does: a nack (the queue's leader changed under it) means "maybe",
+	// so a message may arrive twice, never out of order.
+	publish := func(ch *amqp.Channel, from, to uint32) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			for attempt := 0; ; attempt++ {
+				conf, err := ch.PublishWithDeferredConfirm("", "kept", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: crashBody(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ok, err := conf.WaitContext(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					break
+				}
+				if attempt == 20 {
+					t.Fatalf("publish %d: nacked 20 times", i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	publish(ch, 0, 100)
+	_ = c.Close()
+
+	n1.kill9(t)
+	n2.mu.Lock()
+	api := "http://" + n2.httpAddr
+	n2.mu.Unlock()
+	if code, out := runTern(t, "", "cluster", "promote", "--http", api, n4.name); code != 0 {
+		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "remove", "--http", api, n1.name); code != 0 {
+		t.Fatalf("tern cluster remove: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "remove", "--http", api, n2.name); code == 0 || !strings.Contains(out, "cannot remove itself") {
+		t.Fatalf("a node removing itself: exit %d: %s", code, out)
+	}
+	n4.waitServing(t, 20*time.Second)
+	st, err := n2.clusterStatus(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == n1.name && n.Role != "removed" {
+			t.Fatalf("n1's role after its removal: %q", n.Role)
+		}
+	}
+	for _, g := range st.Groups {
+		if slices.Contains(g.Voters, n1.name) || slices.Contains(g.Learners, n1.name) || !slices.Contains(g.Voters, n4.name) {
+			t.Fatalf("group %s (%s) after the replacement: voters %v, learners %v", g.ID, g.Queue, g.Voters, g.Learners)
+		}
+	}
+	// A queue declared now is not placed on the removed node.
+	c, ch = dialChannel(t, n3.url())
+	defer c.Close()
+	if _, err := ch.QueueDeclare("placed-after", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = n3.clusterStatus(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range st.Groups {
+		if g.Queue == "placed-after" && (slices.Contains(g.Voters, n1.name) || slices.Contains(g.Learners, n1.name) || len(g.Voters) != 3) {
+			t.Fatalf("a queue declared after the removal: voters %v, learners %v", g.Voters, g.Learners)
+		}
+	}
+
+	// Losing n2 as well leaves n3 and n4: a quorum of every group.
+	n2.kill9(t)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	publish(ch, 100, 150)
+	cc, cch := dialChannel(t, n4.url())
+	defer cc.Close()
+	d, err := cch.Consume("kept", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint32(0) // the next message not yet seen
+	for next < 150 {
+		select {
+		case m := <-d:
+			switch v := checkBody(t, m.Body); {
+			case v == next:
+				next++
+			case v+1 == next: // a nacked publish that committed, sent again
+			default:
+				t.Fatalf("message %d where %d was due", v, next)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("n4 delivered %d of 150 messages", next)
+		}
+	}
+}
