@@ -1,5 +1,6 @@
 // Command tern is the Tern message broker: `tern server` runs a node;
-// `tern bench` load-tests a broker, `tern hash-password` prints an argon2id
+// `tern bench` load-tests a broker, `tern cert` makes TLS certificates,
+// `tern hash-password` prints an argon2id
 // hash for the configuration and `tern version` says what was built.
 package main
 
@@ -29,7 +30,9 @@ Usage:
                                of a password read from a prompt or standard input
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
+  tern cert ca|server|client   make a private CA and TLS certificates (tern cert for flags)
   tern version                 print the version, commit and build date
+  tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
 `
 
 func main() {
@@ -49,8 +52,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "cluster":
 		return runCluster(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
@@ -86,6 +93,8 @@ func runServer(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("tern started", "version", server.Version, "data_dir", cfg.DataDir)
+	stopHUP := reloadOnSIGHUP(srv, log)
+	defer stopHUP()
 	if err := srv.Run(ctx); err != nil {
 		log.Error("server failed", "err", err)
 		return 1

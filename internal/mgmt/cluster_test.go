@@ -14,11 +14,20 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 )
 
+// monitor is a store with one user allowed to read the API.
+func monitor() *auth.Store {
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "watcher", PasswordHash: auth.HashPassword("pw"), Tags: []string{"monitoring"}})
+	return users
+}
+
 func TestClusterEndpointAndRaftMetrics(t *testing.T) {
-	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }}
+	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }, Users: monitor(), Access: Access{OpenPaths: []string{"/metrics"}}}
 	single := httptest.NewServer(Handler(src, false))
 	defer single.Close()
-	resp, err := http.Get(single.URL + "/api/cluster")
+	req, _ := http.NewRequest(http.MethodGet, single.URL+"/api/cluster", nil)
+	req.SetBasicAuth("watcher", "pw")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +64,12 @@ func TestClusterEndpointAndRaftMetrics(t *testing.T) {
 	}
 }
 
+// get reads url as the monitoring user.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth("watcher", "pw")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,6 +194,7 @@ func (g *Group) applyConfChange(e *raftpb.Entry) {
 		return
 	}
 	g.confState = g.rn.ApplyConfChange(cc)
+	g.snapDue = true
 	g.h.stats.confChanges.Add(1)
 	g.log.Info("raft configuration changed", "index", e.GetIndex(),
 		"voters", g.confState.GetVoters(), "learners", g.confState.GetLearners())
