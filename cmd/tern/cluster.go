@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 const clusterUsage = `Usage:
   tern cluster status [flags]          print GET /api/cluster of a node (JSON)
   tern cluster promote [flags] NODE    make the standby NODE a voter that serves clients
+  tern cluster remove [flags] NODE     take NODE out of every group for good (a dead node);
+                                       its name cannot come back
 
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672)
@@ -48,6 +51,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		method, path = http.MethodGet, "/api/cluster"
 	case cmd == "promote" && fs.NArg() == 1:
 		method, path, body = http.MethodPost, "/api/cluster/promote", fmt.Sprintf(`{"node":%q}`, fs.Arg(0))
+	case cmd == "remove" && fs.NArg() == 1:
+		method, path = http.MethodDelete, "/api/cluster/nodes/"+url.PathEscape(fs.Arg(0))
 	default:
 		fmt.Fprint(stderr, clusterUsage)
 		return 2

@@ -24,7 +24,8 @@ const usage = `tern — a message broker speaking AMQP 0-9-1
 Usage:
   tern server [flags]          run a broker (tern server --help for flags)
   tern bench [flags]           load-test a broker (tern bench --help for flags and scenarios)
-  tern cluster status|promote  a cluster node's state, or promote a standby (tern cluster help)
+  tern cluster COMMAND         a cluster node's status, promote a standby, remove a node
+                               (tern cluster help)
   tern hash-password           print an argon2id hash for a config file's password_hash,
                                of a password read from a prompt or standard input
                                (tern hash-password PASSWORD also works, but leaves it

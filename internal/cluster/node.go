@@ -75,6 +75,7 @@ type Node struct {
 	wg     sync.WaitGroup
 	// deleting counts deleted quorum groups still stopping (Delete).
 	deleting sync.WaitGroup
+	removed  map[uint64]bool // members the transport dropped (syncPeers)
 }
 
 // queueGroup is an open quorum queue group and what it replicates.
@@ -235,6 +236,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
+	n.syncPeers()
 	n.wg.Add(1)
 	go n.rebalance()
 	return nil

@@ -23,7 +23,7 @@ type quorumGroups struct{ n *Node }
 func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
 	n := q.n
 	gid := QuorumGroupID(def.ID)
-	voters, learners := Placement(def.ID, n.cfg.Members, broker.QuorumGroupSize(def.Args))
+	voters, learners := Placement(def.ID, n.currentMembers(), broker.QuorumGroupSize(def.Args))
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -121,6 +121,7 @@ func (n *Node) rebalance() {
 			return
 		case <-t.C:
 		}
+		n.syncPeers() // a removal proposed by another node
 		n.mu.Lock()
 		var lead []queueGroup
 		for _, q := range n.queues {
@@ -183,7 +184,7 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		return errors.New("cluster: the metadata group is not running yet")
 	}
 	if slices.Contains(g.Status().Learners, id) {
-		if err := g.Promote(ctx, id); err != nil {
+		if err := changeConf(ctx, g, func(st raftnode.Status) bool { return slices.Contains(st.Voters, id) }, g.Promote, id); err != nil {
 			return fmt.Errorf("cluster: promoting %s in the metadata group: %w", name, err)
 		}
 		n.log.Info("node promoted to voter in the metadata group", "node", name)
@@ -199,7 +200,7 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		if !slices.Contains(q.g.Status().Learners, id) {
 			continue
 		}
-		if err := q.g.Promote(ctx, id); err != nil {
+		if err := changeConf(ctx, q.g, func(st raftnode.Status) bool { return slices.Contains(st.Voters, id) }, q.g.Promote, id); err != nil {
 			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
 		}
 	}
@@ -207,4 +208,135 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		return fmt.Errorf("cluster: %s is a voter in the metadata group, but not yet in every quorum queue (promote again to retry): %w", name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// currentMembers is the membership as the metadata group's configuration
+// has it: its voters (standby nodes promoted since included) may vote in a
+// new quorum queue, its learners are learners, and nodes removed from it
+// are left out. Open runs while the metadata group applies a declaration,
+// on its goroutine, so every node reads the configuration as of the same
+// entry and places the queue alike. Before the group runs (a snapshot
+// restored while it starts) it is the configured membership; the queues
+// restored then restart from their own state, whose configuration wins.
+func (n *Node) currentMembers() []Member {
+	g := n.host.Group(MetadataGroup)
+	if g == nil {
+		return n.cfg.Members
+	}
+	st := g.Status()
+	var out []Member
+	for _, m := range n.cfg.Members {
+		switch {
+		case slices.Contains(st.Voters, m.ID):
+			m.Standby = false
+			out = append(out, m)
+		case slices.Contains(st.Learners, m.ID):
+			m.Standby = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Remove takes the node name out of the cluster: out of the metadata
+// group, then out of every quorum group it is a member of, so a dead node
+// no longer counts in any quorum and new quorum queues are not placed on
+// it. Every node then refuses its connections (syncPeers): its replica id
+// is never used again, so the name cannot come back (a replacement takes
+// a new name). A node cannot remove itself: ask another.
+func (n *Node) Remove(ctx context.Context, name string) error {
+	var id uint64
+	for _, m := range n.cfg.Members {
+		if m.Name == name {
+			id = m.ID
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, name)
+	}
+	if id == n.cfg.Self.ID {
+		return fmt.Errorf("%w: %s cannot remove itself: ask another node", ErrUnknownNode, name)
+	}
+	g := n.meta.Load()
+	if g == nil {
+		return errors.New("cluster: the metadata group is not running yet")
+	}
+	if st := g.Status(); slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
+		if err := changeConf(ctx, g, func(st raftnode.Status) bool {
+			return !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id)
+		}, g.RemoveNode, id); err != nil {
+			return fmt.Errorf("cluster: removing %s from the metadata group: %w", name, err)
+		}
+		n.log.Info("node removed from the metadata group", "node", name)
+	}
+	n.mu.Lock()
+	var groups []queueGroup
+	for _, q := range n.queues {
+		groups = append(groups, q)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, q := range groups {
+		st := q.g.Status()
+		if !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id) {
+			continue
+		}
+		if err := changeConf(ctx, q.g, func(st raftnode.Status) bool {
+			return !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id)
+		}, q.g.RemoveNode, id); err != nil {
+			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
+		}
+	}
+	n.syncPeers()
+	if len(errs) > 0 {
+		return fmt.Errorf("cluster: %s is out of the metadata group, but not yet out of every quorum queue (remove again to retry): %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// syncPeers drops the transport's peers that the metadata group's
+// configuration no longer has (removed nodes): their connections close and
+// new ones are refused as from an unknown node.
+func (n *Node) syncPeers() {
+	g := n.meta.Load()
+	if g == nil {
+		return
+	}
+	st := g.Status()
+	if len(st.Voters) == 0 {
+		return
+	}
+	for _, m := range n.cfg.Members {
+		if m.ID == n.cfg.Self.ID || slices.Contains(st.Voters, m.ID) || slices.Contains(st.Learners, m.ID) {
+			continue
+		}
+		n.mu.Lock()
+		done := n.removed[m.ID]
+		if n.removed == nil {
+			n.removed = map[uint64]bool{}
+		}
+		n.removed[m.ID] = true
+		n.mu.Unlock()
+		if !done {
+			n.tr.RemovePeer(m.ID)
+			n.log.Info("node removed from the cluster: its connections are refused from now on", "node", m.Name)
+		}
+	}
+}
+
+// changeConf proposes a configuration change until the group's
+// configuration is what done wants, or ctx ends: a change lost in a leader
+// change (proposed to a leader that just died) fails with
+// ErrProposalTimeout, and proposing it again is harmless (adding a voter
+// that is one, or removing a node that is gone, changes nothing).
+func changeConf(ctx context.Context, g *raftnode.Group, done func(raftnode.Status) bool, change func(context.Context, uint64) error, id uint64) error {
+	for {
+		if done(g.Status()) {
+			return nil
+		}
+		err := change(ctx, id)
+		if err == nil || !errors.Is(err, raftnode.ErrProposalTimeout) || ctx.Err() != nil {
+			return err
+		}
+	}
 }

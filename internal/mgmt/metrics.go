@@ -42,6 +42,9 @@ type Sources struct {
 	// Promote serves POST /api/cluster/promote: it makes a standby node a
 	// voter; an error wrapped in BadRequest is the client's.
 	Promote func(ctx context.Context, node string) error
+	// RemoveNode serves DELETE /api/cluster/nodes/{name}; an error
+	// wrapped in BadRequest is the client's.
+	RemoveNode func(ctx context.Context, node string) error
 }
 
 type collector struct {

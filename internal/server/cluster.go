@@ -194,3 +194,13 @@ func (s *Server) promote(ctx context.Context, node string) error {
 	}
 	return err
 }
+
+// removeNode takes a node out of the cluster, for DELETE
+// /api/cluster/nodes/{name}.
+func (s *Server) removeNode(ctx context.Context, node string) error {
+	err := s.node.Remove(ctx, node)
+	if errors.Is(err, cluster.ErrUnknownNode) {
+		return mgmt.BadRequest{Err: err}
+	}
+	return err
+}

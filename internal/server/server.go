@@ -386,6 +386,7 @@ func (s *Server) Run(ctx context.Context) error {
 			src.Cluster = func() any { return s.node.Status() }
 			src.Raft = func() mgmt.RaftStats { return raftStats(s.node) }
 			src.Promote = s.promote
+			src.RemoveNode = s.removeNode
 		}
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
