@@ -224,7 +224,7 @@ func (v *VHost) equivalentQueue(q *Queue, cfg QueueConfig) error {
 	case have.Exclusive != cfg.Exclusive:
 		return errorf(KindResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", cfg.Name, v.name)
 	}
-	return equivalentArgs("queue", cfg.Name, v.name, have.Args, cfg.Args, queueArgKeys)
+	return equivalentArgs("queue", cfg.Name, v.name, have.Args, cfg.Args, argKeysOf(q.kind))
 }
 
 // checkOwner refuses access to another connection's exclusive queue.
