@@ -31,7 +31,7 @@ func (r remoteBackend) consume(Consumer, ConsumeOptions) error {
 func (remoteBackend) cancel(Consumer)                         {}
 func (remoteBackend) dispatch()                               {}
 func (remoteBackend) ack([]Delivery)                          {}
-func (remoteBackend) requeue([]Delivery)                      {}
+func (remoteBackend) requeue([]Delivery, bool)                {}
 func (remoteBackend) reject([]Delivery)                       {}
 func (remoteBackend) purge() int                              { return 0 }
 func (remoteBackend) counts() (ready, unacked, consumers int) { return 0, 0, 0 }
