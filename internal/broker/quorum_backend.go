@@ -367,7 +367,9 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 			return
 		}
 		if e, ok := res.(error); ok && err == nil {
-			err = e
+			err = e // refused by the machine (reject-publish)
+		} else if err != nil {
+			err = &notAppliedError{err}
 		}
 		done.Durable(token, err)
 		if bc, ok := done.(message.BatchCompletion); ok {
@@ -585,8 +587,8 @@ func (b *quorumBackend) readyBytes() int64 {
 	return b.m.readyBytes
 }
 
-// touch records use of the queue for x-expires (its declaration on each
-// node, a redeclare): a touch entry, so the leader's countdown restarts
+// touch records use of the queue for x-expires (a redeclare, on the
+// client's node): a touch entry, so the leader's countdown restarts
 // whichever node saw the use.
 func (b *quorumBackend) touch() {
 	if b.args.expires > 0 {

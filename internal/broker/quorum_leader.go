@@ -48,13 +48,14 @@ func (b *quorumBackend) stopTimersLocked() {
 // armUnusedLocked runs the leader's x-expires countdown while the queue
 // has no consumer: from when this node, leading, applied the last use the
 // entries recorded (a consumer leaving, a get, a declaration or
-// redeclare), by its own clock — not the proposers', which may be skewed.
+// redeclare), by its own clock — not the proposers', which may be skewed —
+// or, when it saw none, from when it became the leader.
 func (b *quorumBackend) armUnusedLocked() {
 	exp := b.args.expires
 	if b.leader && b.m.uses != b.usesSeen {
 		b.usesSeen, b.usedAt = b.m.uses, b.now()
 	}
-	if exp <= 0 || !b.leader || b.deleted || b.m.liveConsumers() > 0 || b.m.uses == 0 {
+	if exp <= 0 || !b.leader || b.deleted || b.m.liveConsumers() > 0 {
 		if b.unused != nil && b.unusedAt != 0 {
 			b.unused.Stop()
 			b.unusedAt = 0
@@ -79,7 +80,7 @@ func (b *quorumBackend) armUnusedLocked() {
 func (b *quorumBackend) onUnused() {
 	b.mu.Lock()
 	b.unusedAt = 0
-	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.uses != 0 && b.m.uses == b.usesSeen &&
+	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.uses == b.usesSeen &&
 		b.now() >= b.usedAt+int64(b.args.expires)
 	if !due {
 		b.armUnusedLocked()

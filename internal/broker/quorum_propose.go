@@ -135,6 +135,18 @@ func (b *quorumBackend) proposeWait(c *qcmd, late func(res any)) (any, error) {
 	return a.res, a.err
 }
 
+// notAppliedError is a publish to a quorum queue whose entry was not
+// applied in time (no leader, the group closed): not a storage failure,
+// and the message may still be in the queue (the entry may commit later).
+// A publisher gets a nack; a delayed message keeps its record.
+type notAppliedError struct{ err error }
+
+func (e *notAppliedError) Error() string {
+	return "broker: the quorum queue did not take the message: " + e.err.Error()
+}
+
+func (e *notAppliedError) Unwrap() error { return e.err }
+
 // retryItem is a proposal that must happen, waiting for its next attempt.
 type retryItem struct {
 	c    *qcmd

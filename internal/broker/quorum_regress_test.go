@@ -3,6 +3,7 @@ package broker
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tern-broker/tern/internal/message"
 )
@@ -154,5 +155,244 @@ func TestQuorumMachineSettlementsApplyOnce(t *testing.T) {
 	apply(qcmd{kind: qcCancelAt, node: 1, key: key, keep: []qref{{id: 0, acquired: 1}}})
 	if m.msgs[0].owner != nil || m.ready.len() != 1 || m.msgs[0].count != 1 {
 		t.Fatalf("after the cancel: msg %+v", m.msgs[0])
+	}
+}
+
+// A basic.get that times out answers get-empty; if its entry applies
+// later, the message goes back to the queue (not counted), rather than
+// staying checked out to the node's get holder for good — or, no-ack,
+// being dropped unseen.
+func TestQuorumLateGetGivesItsMessageBack(t *testing.T) {
+	t.Parallel()
+	for _, noAck := range []bool{false, true} {
+		c := newQCluster(t, 2)
+		qs := c.declare("q", nil)
+		c.publish(1, "q", "m", message.Properties{}, nil, 0)
+		c.settle()
+		before := c.clk.Pending()
+		release := c.f.hold()
+		type answer struct {
+			d  Delivery
+			ok bool
+		}
+		ch := make(chan answer, 1)
+		go func() { d, ok := qs[1].Get(noAck); ch <- answer{d, ok} }()
+		qwaitFor(t, 5*time.Second, "the get's timer", func() bool { return c.clk.Pending() > before })
+		c.clk.Advance(quorumWait)
+		var a answer
+		select {
+		case a = <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the get did not time out")
+		}
+		if a.ok {
+			t.Fatalf("no-ack %v: a get that timed out returned %q", noAck, a.d.Msg.Body)
+		}
+		release()
+		c.settle()
+		wantCounts(t, qs, 1, 0, 0)
+		d, ok := qs[0].Get(true)
+		if !ok || string(d.Msg.Body) != "m" || d.Msg.Props.Headers[HeaderDeliveryCount] != nil {
+			t.Fatalf("no-ack %v: then got %v %+v", noAck, ok, d)
+		}
+		c.settle()
+		wantCounts(t, qs, 0, 0, 0)
+		c.sameState(qs)
+	}
+}
+
+// A replica restored from a snapshot that holds consumers of an earlier
+// run of its node announces its run, so their messages come back.
+func TestQuorumRestoreAnnouncesTheNodesRun(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m", message.Properties{}, nil, 0)
+	c.settle()
+	wantCounts(t, qs, 0, 1, 1)
+	snap, err := qs[0].backend.(*quorumBackend).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Node 2 restarts: a new run, whose replica catches up from the
+	// snapshot (which still has the earlier run's consumer).
+	b2 := qs[1].backend.(*quorumBackend)
+	b2.mu.Lock()
+	b2.epoch ^= 2
+	b2.getKey = uint64(b2.epoch) << 32
+	b2.local = map[uint64]*qlocal{}
+	b2.mu.Unlock()
+	if err := b2.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantCounts(t, qs, 1, 0, 0)
+	c.sameState(qs)
+}
+
+// Expiry follows the leader's ticks only: entries from a node whose clock
+// runs an hour ahead do not expire messages early on every replica.
+func TestQuorumSkewedNodeDoesNotExpireMessages(t *testing.T) {
+	t.Parallel()
+	m := newQuorumMachine(quorumConfig{maxLength: -1, maxBytes: -1, deliveryLimit: -1, ttl: 10 * time.Minute, hasTTL: true})
+	t0 := time.Unix(1_700_000_000, 0).UnixNano()
+	apply := func(c qcmd) {
+		if c.kind == qcEnqueue {
+			c.record = message.AppendMessage(nil, &message.Message{RoutingKey: "q", Body: []byte("x"), Published: c.ts})
+		}
+		m.Apply(0, c.encode(nil))
+	}
+	apply(qcmd{kind: qcEnqueue, node: 1, ts: t0})
+	ahead := t0 + int64(time.Hour)
+	apply(qcmd{kind: qcTouch, node: 2, ts: ahead})
+	apply(qcmd{kind: qcCheckout, node: 2, ts: ahead, key: 5 << 32, prefetch: 1, flags: 0})
+	apply(qcmd{kind: qcCancelAt, node: 2, ts: ahead, key: 5 << 32})
+	apply(qcmd{kind: qcEnqueue, node: 2, ts: ahead})
+	if m.ready.len() != 2 {
+		t.Fatalf("entries of a node an hour ahead expired messages: %d ready", m.ready.len())
+	}
+	apply(qcmd{kind: qcTick, node: 1, ts: t0 + int64(5*time.Minute)})
+	if m.ready.len() != 2 {
+		t.Fatalf("%d ready after 5 minutes", m.ready.len())
+	}
+	apply(qcmd{kind: qcTick, node: 1, ts: t0 + int64(11*time.Minute)})
+	if m.ready.len() != 1 {
+		t.Fatalf("%d ready after 11 minutes, want the skewed node's message left", m.ready.len())
+	}
+}
+
+// A snapshot keeps a message's delivery count: a replica restored from one
+// delivers it with x-delivery-count.
+func TestQuorumRestoreKeepsTheDeliveryCount(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	a, b := &qtaker{}, &qtaker{}
+	if err := qs[0].Consume(a, ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := qs[1].Consume(b, ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m", message.Properties{}, nil, 0)
+	c.settle()
+	if a.bodies() != "m" {
+		t.Fatalf("a got %q", a.bodies())
+	}
+	c.f.setLive(2, false)
+	qs[0].RequeueFailed(a.deliveries()) // assigned to b, on node 2, which is away
+	c.settle()
+	snap, err := qs[0].backend.(*quorumBackend).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.f.groups["group-q"]
+	release := c.f.hold()
+	if err := qs[1].backend.(*quorumBackend).Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	r2, n := g.replicas[2], len(g.entries)
+	g.mu.Unlock()
+	r2.applied = n
+	release()
+	c.f.setLive(2, true)
+	c.settle()
+	ds := b.deliveries()
+	if len(ds) != 1 || !ds[0].Redelivered || ds[0].Msg.Props.Headers[HeaderDeliveryCount] != int64(1) {
+		t.Fatalf("after the snapshot b got %+v", ds)
+	}
+}
+
+// Applying a quorum queue's declaration proposes nothing (its x-expires
+// countdown starts on the leader); a redeclare touches it once, from the
+// client's node.
+func TestQuorumDeclarationTouchesOnlyOnRedeclare(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 3)
+	qs := c.declare("q", map[string]any{"x-expires": int32(60_000)})
+	touches := func() int {
+		g := c.f.groups["group-q"]
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		n := 0
+		for _, e := range g.entries {
+			if qcmdKind(e[0]) == qcTouch {
+				n++
+			}
+		}
+		return n
+	}
+	if n := touches(); n != 0 {
+		t.Fatalf("declaring on 3 nodes proposed %d touches", n)
+	}
+	if _, err := c.bs[1].VHost("/").DeclareQueue(qs[1].cfg, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if n := touches(); n != 1 {
+		t.Fatalf("a redeclare proposed %d touches", n)
+	}
+	// Unused for its x-expires by the leader's clock: deleted.
+	c.clk.Advance(61 * time.Second)
+	c.settle()
+	qwaitFor(t, 5*time.Second, "the deletion", func() bool { return c.bs[0].VHost("/").queue("q") == nil })
+}
+
+// Settlements that fail together wait in one batch with one timer, and
+// go out again as one entry.
+func TestQuorumFailedSettlementsRetryAsOneBatch(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[1].Consume(cons, ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.publish(1, "q", "m", message.Properties{}, nil, 0)
+	}
+	c.settle()
+	c.f.setLeader(0)
+	c.settle()
+	before := c.clk.Pending()
+	for _, d := range cons.deliveries() {
+		qs[1].Ack(d)
+	}
+	c.settle()
+	if n := c.clk.Pending() - before; n != 1 {
+		t.Fatalf("5 failed acks armed %d timers", n)
+	}
+	c.f.setLeader(1)
+	c.settle()
+	g := c.f.groups["group-q"]
+	g.mu.Lock()
+	n0 := len(g.entries)
+	g.mu.Unlock()
+	c.clk.Advance(quorumRetry)
+	c.settle()
+	g.mu.Lock()
+	added := g.entries[n0:]
+	g.mu.Unlock()
+	if len(added) != 1 || qcmdKind(added[0][0]) != qcSettleAt {
+		t.Fatalf("the retry made %d entries", len(added))
+	}
+	wantCounts(t, qs, 0, 0, 1)
+}
+
+// qwaitFor polls cond every millisecond for at most timeout: for what
+// another goroutine does with no event to wait on.
+func qwaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
