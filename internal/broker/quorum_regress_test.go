@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -394,5 +396,54 @@ func qwaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// recLog is a DelayedLog that records removals.
+type recLog struct {
+	mu      sync.Mutex
+	removed []string
+}
+
+func (l *recLog) Put(string, *message.Message, message.Completion, uint64) error { return nil }
+func (l *recLog) Remove(key string) {
+	l.mu.Lock()
+	l.removed = append(l.removed, key)
+	l.mu.Unlock()
+}
+
+// A delayed message routed to a quorum queue that did not apply it in
+// time keeps its record (routed again at the next start), while a storage
+// failure of a classic queue still drops it; and a quorum publish without
+// a leader reports exactly that kind of failure.
+func TestDelayedRecordStaysWhenAQuorumQueueDidNotTakeIt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		kept bool
+	}{
+		{nil, false},
+		{errors.New("disk full"), false},
+		{&notAppliedError{errFakeNoLeader}, true},
+	} {
+		l := &recLog{}
+		r := &routedDelayed{log: l, key: "k", logger: slog.New(slog.DiscardHandler)}
+		r.left.Store(2)
+		r.Durable(0, nil)
+		r.Durable(0, tc.err)
+		if kept := len(l.removed) == 0; kept != tc.kept {
+			t.Errorf("%v: record kept %v", tc.err, kept)
+		}
+	}
+
+	c := newQCluster(t, 2)
+	c.declare("q", nil)
+	c.f.setLeader(0)
+	conf := &qconfirms{}
+	c.publish(1, "q", "x", message.Properties{}, conf, 7)
+	c.settle()
+	var na *notAppliedError
+	if err, ok := conf.result(7); !ok || !errors.As(err, &na) {
+		t.Fatalf("confirm without a leader: %v %v", ok, err)
 	}
 }
