@@ -278,11 +278,13 @@ func (b *quorumBackend) deliverLocked() []qref {
 }
 
 // HeaderDeliveryCount is the header in which a quorum queue tells how
-// often a message was returned before (RabbitMQ's x-delivery-count).
+// often a message's delivery failed before (basic.reject with requeue:
+// RabbitMQ 4.3's x-delivery-count).
 const HeaderDeliveryCount = "x-delivery-count"
 
-// withDeliveryCount is m, or for a message returned before a copy of it
-// carrying its delivery count: the machine's message is never changed.
+// withDeliveryCount is m, or for a message whose delivery failed before a
+// copy of it carrying its delivery count: the machine's message is never
+// changed.
 func withDeliveryCount(m *message.Message, count uint32) *message.Message {
 	if count == 0 {
 		return m

@@ -32,7 +32,7 @@ type quorumMachine struct {
 	nextID    uint64 // the next message's id
 	nextOrder uint64 // the next consumer's registration order (from 1)
 	rr        uint64 // round-robin position among consumers
-	uses      uint64 // x-expires: how often a consumer, a get or a declaration used the queue (0: never)
+	uses      uint64 // x-expires: how often a checkout, a cancel, a get or a redeclare (touch) used the queue
 
 	msgs       map[uint64]*qmsg
 	ready      qring // ordered by id

@@ -258,6 +258,10 @@ func (b *quorumBackend) proposeSettlement(kind qcmdKind, flags uint8, refs []qre
 func (b *quorumBackend) settlementDone(refs []qref) {
 	var cancels []*qcmd
 	b.mu.Lock()
+	if b.deleted {
+		b.mu.Unlock()
+		return
+	}
 	for _, r := range refs {
 		if b.inflight[r.key]--; b.inflight[r.key] > 0 {
 			continue
