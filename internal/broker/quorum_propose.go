@@ -197,6 +197,9 @@ func (b *quorumBackend) retryNow() {
 	items := b.retries
 	b.retries, b.retryArmed = nil, false
 	b.retryMu.Unlock()
+	if b.isDeleted() {
+		return // what they would settle went with the queue
+	}
 	for _, it := range coalesceRetries(items) {
 		b.proposeRetry(it.c, it.left, it.done)
 	}
@@ -253,8 +256,9 @@ func (b *quorumBackend) proposeSettlement(kind qcmdKind, flags uint8, refs []qre
 	b.proposeRetry(&qcmd{kind: kind, flags: flags, refs: refs}, quorumRetryN, func() { b.settlementDone(refs) })
 }
 
-// settlementDone ends refs' time in flight, and proposes the cancel of a
-// consumer that was waiting for its last one.
+// settlementDone ends refs' time in flight, and proposes (on the outbox:
+// this may run on the group's goroutine) the cancel of a consumer that was
+// waiting for its last one.
 func (b *quorumBackend) settlementDone(refs []qref) {
 	var cancels []*qcmd
 	b.mu.Lock()
@@ -274,6 +278,6 @@ func (b *quorumBackend) settlementDone(refs []qref) {
 	}
 	b.mu.Unlock()
 	for _, c := range cancels {
-		b.proposeRetry(c, quorumRetryN, nil)
+		b.soon(func() { b.proposeRetry(c, quorumRetryN, nil) })
 	}
 }
