@@ -134,8 +134,8 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 	}
 	for _, c := range m.consumers {
 		for id, q := range c.out {
-			if q.owner != c || m.msgs[id] != q {
-				t.Fatalf("consumer %d/%x holds %d wrongly", c.node, c.key, id)
+			if q.owner != c || m.msgs[id] != q || q.acquired == 0 {
+				t.Fatalf("consumer %d/%x holds %d wrongly (acquired %d)", c.node, c.key, id, q.acquired)
 			}
 			unacked++
 		}
@@ -146,6 +146,9 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 	// What the last Apply assigned went to consumers with room for it,
 	// and with a single active consumer, to that one alone.
 	for _, d := range m.deliveries {
+		if q := m.msgs[d.id]; q != nil && q.owner != nil && q.owner.node == d.node && q.owner.key == d.key && q.acquired != d.acquired {
+			t.Fatalf("delivery %d names acquired %d, the message has %d", d.id, d.acquired, q.acquired)
+		}
 		c := m.consumer(d.node, d.key)
 		if c == nil || c.status != qsUp || (c.prefetch > 0 && len(c.out) > int(c.prefetch)) {
 			t.Fatalf("delivery %d to %d/%x beyond its credit", d.id, d.node, d.key)
