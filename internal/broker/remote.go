@@ -62,9 +62,13 @@ func (r remoteBackend) dispatch() {
 	}
 }
 
-func (r remoteBackend) ack(ds []Delivery)     { r.settle(SettleAck, ds) }
-func (r remoteBackend) requeue(ds []Delivery) { r.settle(SettleRequeue, ds) }
-func (r remoteBackend) reject(ds []Delivery)  { r.settle(SettleReject, ds) }
+func (r remoteBackend) ack(ds []Delivery) { r.settle(SettleAck, ds) }
+
+// requeue returns deliveries to the owner; failed (a basic.reject, which
+// counts toward a quorum queue's delivery limit) means nothing to the
+// classic queues and streams that are forwarded.
+func (r remoteBackend) requeue(ds []Delivery, _ bool) { r.settle(SettleRequeue, ds) }
+func (r remoteBackend) reject(ds []Delivery)          { r.settle(SettleReject, ds) }
 
 func (r remoteBackend) settle(op SettleOp, ds []Delivery) {
 	if r.fwd != nil && len(ds) > 0 {
