@@ -319,6 +319,7 @@ func (n *Node) syncPeers() {
 		n.mu.Unlock()
 		if !done {
 			n.tr.RemovePeer(m.ID)
+			n.fwd.NodeDown(m.ID)
 			n.log.Info("node removed from the cluster: its connections are refused from now on", "node", m.Name)
 		}
 	}

@@ -27,7 +27,7 @@ var allowedImports = map[string][]string{
 	"internal/chaos":                    {"internal/chaos/checker"},
 	"internal/chaos/checker":            {},
 	"internal/clock":                    {},
-	"internal/cluster":                  {"internal/broker", "internal/clock", "internal/cluster/meta", "internal/cluster/raftnode", "internal/cluster/transport", "internal/cluster/wal", "internal/vfs"},
+	"internal/cluster":                  {"internal/broker", "internal/clock", "internal/cluster/forward", "internal/cluster/meta", "internal/cluster/raftnode", "internal/cluster/transport", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/forward":          {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message"},
 	"internal/cluster/meta":             {"internal/broker"},

@@ -129,7 +129,7 @@ func (s *Server) Start() error {
 		if s.node, err = cluster.New(ccfg); err != nil {
 			return err
 		}
-		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum()}
+		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum(), Forward: s.node.Forwarder()}
 	}
 	delayedLog, delayed, err := openDelayed(st)
 	if err != nil {
@@ -148,6 +148,7 @@ func (s *Server) Start() error {
 	s.diskTrigger.Store(s.newDiskTrigger(s.Broker.Clock()))
 	start := time.Now()
 	if s.node != nil {
+		s.node.Forwarder().SetBroker(s.Broker)
 		if err := s.startCluster(); err != nil {
 			s.closeNode()
 			return err
