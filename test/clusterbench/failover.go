@@ -23,6 +23,12 @@ type trial struct {
 	probe       time.Duration // kill → first confirm of the probe (one publish every 20 ms on its own channel)
 	nacked      int
 	err         error
+	probeErr    error
+}
+
+type probeResult struct {
+	d   time.Duration
+	err error
 }
 
 // failoverTrial follows TestQuorumQueueSurvivesKill9OfItsLeader: a
@@ -124,14 +130,18 @@ func failoverTrial(tg failoverTarget, queue string) trial {
 	killedAt, publishedAtKill = time.Now(), published
 	mu.Unlock()
 	tg.kill9(leader)
-	probeDone := make(chan time.Duration, 1)
-	go func() { probeDone <- probe(tg.urls[tr.via], queue, killedAt) }()
+	probeDone := make(chan probeResult, 1)
+	go func() {
+		d, err := probe(tg.urls[tr.via], queue, killedAt)
+		probeDone <- probeResult{d, err}
+	}()
 	select {
 	case <-firstAfter:
 	case <-time.After(30 * time.Second):
 		tr.err = fmt.Errorf("no confirm of a publish made after the kill within 30s")
 	}
-	tr.probe = <-probeDone
+	pr := <-probeDone
+	tr.probe, tr.probeErr = pr.d, pr.err
 	mu.Lock()
 	tr.nacked = nacked
 	mu.Unlock()
@@ -139,33 +149,41 @@ func failoverTrial(tg failoverTarget, queue string) trial {
 }
 
 // probe publishes to queue every 20 ms on its own connection from killedAt
-// and returns the time from killedAt to its first confirm (0 if none in 30 s).
-func probe(url, queue string, killedAt time.Time) time.Duration {
+// and returns the time from killedAt to its first confirm.
+func probe(url, queue string, killedAt time.Time) (time.Duration, error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
-	if err != nil || ch.Confirm(false) != nil {
-		return 0
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err != nil {
+		return 0, err
 	}
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 4096))
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(30 * time.Second)
+	nacks := 0
 	for {
 		select {
-		case cf := <-confirms:
-			if cf.Ack {
-				return time.Since(killedAt)
+		case cf, ok := <-confirms:
+			if !ok {
+				return 0, fmt.Errorf("probe channel closed: %v", ch.IsClosed())
 			}
+			if cf.Ack {
+				return time.Since(killedAt), nil
+			}
+			nacks++
 		case <-tick.C:
-			if ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("probe")}) != nil {
-				return 0
+			if err := ch.Publish("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("probe")}); err != nil {
+				return 0, fmt.Errorf("probe publish: %w", err)
 			}
 		case <-timeout:
-			return 0
+			return 0, fmt.Errorf("probe: no confirm in 30s (%d nacks)", nacks)
 		}
 	}
 }

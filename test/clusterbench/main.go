@@ -21,7 +21,7 @@ func main() {
 	dir := flag.String("dir", "/tmp/clusterbench", "data directories and logs of the Tern nodes (emptied first)")
 	base := flag.Int("base-port", 5780, "single node: AMQP base+0 (HTTP 10000+, cluster 20000+); cluster nodes base+10+i")
 	rabbit := flag.String("rabbit", "", "the directory of rabbitmq-cluster.sh's running RabbitMQ cluster (empty: no RabbitMQ)")
-	phases := flag.String("phases", "throughput,idle,failover", "what to measure, comma-separated")
+	phases := flag.String("phases", "throughput,failover,idle", "what to measure, comma-separated")
 	rounds := flag.Int("rounds", 2, "throughput: interleaved rounds of every broker")
 	dur := flag.Duration("duration", 10*time.Second, "throughput: publishing time per run")
 	trials := flag.Int("trials", 20, "failover: kill -9 trials on Tern")
@@ -151,9 +151,12 @@ func runTrials(tg failoverTarget, n int) []trial {
 	var out []trial
 	for i := 0; i < n; i++ {
 		tr := failoverTrial(tg, "failover")
-		fmt.Printf("  trial %2d: leader n%d killed, publishing via n%d: first confirm after %v (probe %v), %d nacked, load %s %v\n",
-			i+1, tr.leader+1, tr.via+1, tr.failover.Round(time.Millisecond), tr.probe.Round(time.Millisecond), tr.nacked, loadavg(), errOrEmpty(tr.err))
+		fmt.Printf("  trial %2d: leader n%d killed, publishing via n%d: first confirm after %v (probe %v), %d nacked, load %s %v %v\n",
+			i+1, tr.leader+1, tr.via+1, tr.failover.Round(time.Millisecond), tr.probe.Round(time.Millisecond), tr.nacked, loadavg(), errOrEmpty(tr.err), errOrEmpty(tr.probeErr))
 		out = append(out, tr)
+		if tr.err != nil && tr.failover == 0 && tr.probe == 0 && tr.leader == 0 && tr.via == 0 {
+			continue // no kill happened
+		}
 		if err := tg.restart(tr.leader); err != nil {
 			fmt.Printf("  restart of n%d: %v\n", tr.leader+1, err)
 			break
