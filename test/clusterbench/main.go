@@ -125,7 +125,9 @@ func run(bin, dir string, base int, rabbitDir string, phases []string, rounds in
 					return err
 				}
 				report("RabbitMQ", runTrials(rabbitTarget(rabbitDir, rmq), rabbitTrials))
+				deleteQueue(rmq.urls[0], "failover")
 			}
+			deleteQueue(ternQuorum.urls[0], "failover")
 		default:
 			return fmt.Errorf("unknown phase %q", ph)
 		}
@@ -145,6 +147,17 @@ func declareQuorum(url, name string) error {
 	}
 	_, err = ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 	return err
+}
+
+func deleteQueue(url, name string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(name, false, false, false)
+	}
 }
 
 func runTrials(tg failoverTarget, n int) []trial {
