@@ -238,15 +238,23 @@ func ternTarget(bin string, nodes []*ternNode) failoverTarget {
 	}
 	// restart: start the node again, then wait until the queue's leader
 	// reports no follower lagging and leadership has settled (it moves back
-	// to the preferred node by transfer once that node caught up).
+	// to the preferred node by transfer once that node caught up). An idle
+	// quorum queue's group is quiet and does not bring a restarted replica
+	// up to date until its next write (its follower stays in "probe" at
+	// match 0), so a message is published every 200 ms while waiting.
 	tg.restart = func(i int) error {
 		if err := nodes[i].start(bin); err != nil {
 			return err
 		}
+		nudge := newNudger(nodes[(i+1)%len(nodes)].url(), "failover")
+		defer nudge.close()
 		deadline := time.Now().Add(60 * time.Second)
 		stable, last := 0, ""
-		for time.Now().Before(deadline) && stable < 10 {
+		for n := 0; time.Now().Before(deadline) && stable < 10; n++ {
 			time.Sleep(100 * time.Millisecond)
+			if n%2 == 0 {
+				nudge.publish()
+			}
 			l, err := tg.leader("failover")
 			if err != nil {
 				return err
@@ -315,4 +323,32 @@ func rabbitTarget(dir string, b *broker) failoverTarget {
 		return nil
 	}
 	return tg
+}
+
+// nudger publishes single messages to a queue, ignoring failures.
+type nudger struct {
+	conn  *amqp.Connection
+	ch    *amqp.Channel
+	queue string
+}
+
+func newNudger(url, queue string) *nudger {
+	n := &nudger{queue: queue}
+	if c, err := amqp.Dial(url); err == nil {
+		n.conn = c
+		n.ch, _ = c.Channel()
+	}
+	return n
+}
+
+func (n *nudger) publish() {
+	if n.ch != nil {
+		_ = n.ch.Publish("", n.queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("nudge")})
+	}
+}
+
+func (n *nudger) close() {
+	if n.conn != nil {
+		_ = n.conn.Close()
+	}
 }
