@@ -44,6 +44,8 @@ Examples:
   tern bench --scenario persistent --url amqp://guest:guest@localhost:5672/ --json > run.json
   tern bench --producers 4 --consumers 4 --size 256 --rate 10000 --plot run.svg
   tern bench --protocol mqtt --url tcp://localhost:1883 --qos 1 --size 256
+  tern bench --scenario persistent --queue-type quorum \
+    --url amqp://guest:guest@127.0.0.1:5672/,amqp://guest:guest@127.0.0.1:5673/,amqp://guest:guest@127.0.0.1:5674/
 
 Flags:
 `
@@ -57,9 +59,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	var c bench.Config
 	fs.StringVar(&c.Protocol, "protocol", "amqp", "amqp or mqtt (MQTT 3.1.1 with Eclipse Paho)")
-	fs.StringVar(&c.URL, "url", "", "broker URL (default amqp://guest:guest@localhost:5672/, or tcp://localhost:1883 for MQTT)")
+	fs.StringVar(&c.URL, "url", "", "broker URL (default amqp://guest:guest@localhost:5672/, or tcp://localhost:1883 for MQTT);\n"+
+		"AMQP: a comma-separated list (a cluster's nodes) spreads producer i over URL i mod n and consumer j over URL j+1 mod n")
 	fs.IntVar(&c.QoS, "qos", 0, "MQTT QoS of publishes and subscriptions")
 	fs.BoolVar(&c.Stream, "stream", false, "AMQP: declare streams (x-queue-type stream, read from first) instead of classic queues")
+	fs.StringVar(&c.QueueType, "queue-type", "", "AMQP: classic (default), quorum (x-queue-type quorum: replicated, durable) or stream (= --stream)")
 	fs.BoolVar(&c.Wildcard, "wildcard", false, "MQTT: each consumer subscribes to all producers' topics with one wildcard filter")
 	fs.StringVar(&c.Scenario, "scenario", "", "preset: "+strings.Join(bench.ScenarioNames, ", "))
 	fs.IntVar(&c.Producers, "producers", 1, "publishing connections (one channel each)")

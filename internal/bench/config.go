@@ -2,16 +2,18 @@ package bench
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Config describes a run. The zero value of a field takes the default noted.
 type Config struct {
 	Protocol      string        // amqp (default) or mqtt
-	URL           string        // broker: amqp://user:pass@host:port/vhost, or tcp://host:1883 for MQTT
+	URL           string        // broker: amqp://user:pass@host:port/vhost, or tcp://host:1883 for MQTT; AMQP: several, comma-separated (the nodes of a cluster)
 	QoS           int           // MQTT: 0, 1 or 2
 	Wildcard      bool          // MQTT: consumers subscribe to every producer's topic with one wildcard filter
 	Stream        bool          // AMQP: declare streams (x-queue-type stream) instead of classic queues
+	QueueType     string        // AMQP: classic (default), quorum or stream (the same as Stream)
 	Scenario      string        // a named preset applied before the explicit flags (see Scenarios)
 	Producers     int           // publishing connections
 	Consumers     int           // consuming connections (spread over the queues)
@@ -133,6 +135,15 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 	if c.IdleConns > 0 {
 		return c, nil
 	}
+	if err := c.resolveQueueType(); err != nil {
+		return c, err
+	}
+	if c.Protocol == "mqtt" && len(c.URLs()) > 1 {
+		return c, fmt.Errorf("bench: MQTT takes one --url")
+	}
+	if c.QueueType == "quorum" {
+		c.Persistent = true // quorum queues are durable; RabbitMQ refuses a transient one
+	}
 	if c.Stream {
 		c.Persistent = true // streams are durable
 		if c.AutoAck {
@@ -163,4 +174,55 @@ func (c Config) copies() int {
 		return queues * max(1, c.Consumers/c.Queues)
 	}
 	return queues
+}
+
+// resolveQueueType reconciles --stream with --queue-type: Stream is
+// QueueType "stream", and the two must not disagree.
+func (c *Config) resolveQueueType() error {
+	switch c.QueueType {
+	case "":
+		c.QueueType = "classic"
+		if c.Stream {
+			c.QueueType = "stream"
+		}
+	case "classic", "quorum":
+		if c.Stream {
+			return fmt.Errorf("bench: --stream and --queue-type %s disagree", c.QueueType)
+		}
+	case "stream":
+		c.Stream = true
+	default:
+		return fmt.Errorf("bench: queue type %q is not classic, quorum or stream", c.QueueType)
+	}
+	if c.QueueType != "classic" && c.Protocol == "mqtt" {
+		return fmt.Errorf("bench: --queue-type %s is AMQP only", c.QueueType)
+	}
+	return nil
+}
+
+// URLs splits URL at commas: the brokers (a cluster's nodes) the
+// connections spread over. Producer i connects to URLs()[i mod n] and
+// consumer j to URLs()[(j+1) mod n], so with several nodes a consumer is
+// not on its producer's node; queues are declared and deleted through the
+// first.
+func (c Config) URLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.URL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// producerURL and consumerURL place connection i on a node.
+func (c Config) producerURL(i int) string { us := c.URLs(); return us[i%len(us)] }
+func (c Config) consumerURL(i int) string { us := c.URLs(); return us[(i+1)%len(us)] }
+
+// queueArgs are the declare arguments of the configured queue type.
+func (c Config) queueArgs() map[string]any {
+	if c.QueueType == "classic" || c.QueueType == "" {
+		return nil
+	}
+	return map[string]any{"x-queue-type": c.QueueType}
 }

@@ -24,9 +24,9 @@ func runIdle(ctx context.Context, cfg Config, progress io.Writer) (*Result, erro
 	res := &Result{Config: cfg}
 	dial := func() (io.Closer, error) {
 		if cfg.Protocol == "mqtt" {
-			return dialIdleMQTT(cfg.URL)
+			return dialIdleMQTT(cfg.URLs()[0])
 		}
-		c, err := amqp.Dial(cfg.URL)
+		c, err := amqp.Dial(cfg.URLs()[0])
 		if err != nil {
 			return nil, err
 		}

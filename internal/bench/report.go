@@ -19,8 +19,11 @@ func WriteSummary(w io.Writer, r *Result) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "scenario            %s: %d producers, %d consumers, %d %s queues, %d-byte messages, %s%s\n",
-		orDash(c.Scenario), c.Producers, c.Consumers, c.Queues, c.Exchange, c.Size, persistence(c), confirmMode(c))
+	fmt.Fprintf(w, "scenario            %s: %d producers, %d consumers, %d %s queues (%s), %d-byte messages, %s%s\n",
+		orDash(c.Scenario), c.Producers, c.Consumers, c.Queues, c.Exchange, orClassic(c.QueueType), c.Size, persistence(c), confirmMode(c))
+	if n := len(c.URLs()); n > 1 {
+		fmt.Fprintf(w, "brokers             %d: %s\n", n, Redacted(c.URL))
+	}
 	fmt.Fprintf(w, "duration            %v\n", r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "sent                %d  (%.0f msg/s, %.1f MB/s)\n", r.Sent, r.SentRate, r.SentMBps)
 	if c.Confirm > 0 {
@@ -38,6 +41,9 @@ func WriteSummary(w io.Writer, r *Result) {
 			roundDur(r.ConfirmLatency.P50), roundDur(r.ConfirmLatency.P90), roundDur(r.ConfirmLatency.P99), roundDur(r.ConfirmLatency.P999), roundDur(r.ConfirmLatency.Max))
 	}
 	fmt.Fprintf(w, "lost %d  duplicated %d  reordered %d  returned %d\n", r.Lost, r.Duplicates, r.Reordered, r.Returned)
+	if r.Redelivered > 0 {
+		fmt.Fprintf(w, "redelivered         %d deliveries marked redelivered\n", r.Redelivered)
+	}
 	if !r.OK() {
 		fmt.Fprintf(w, "\n!!! THIS RUN LOST OR REFUSED MESSAGES: lost %d, duplicated %d, nacked %d, returned %d !!!\n",
 			r.Lost, r.Duplicates, r.Nacked, r.Returned)
@@ -47,6 +53,13 @@ func WriteSummary(w io.Writer, r *Result) {
 func orDash(s string) string {
 	if s == "" {
 		return "custom"
+	}
+	return s
+}
+
+func orClassic(s string) string {
+	if s == "" {
+		return "classic"
 	}
 	return s
 }

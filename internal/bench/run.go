@@ -24,7 +24,11 @@ type Result struct {
 	Received   int64         `json:"received"`
 	Lost       int64         `json:"lost"`
 	Duplicates int64         `json:"duplicates"`
-	Reordered  int64         `json:"reordered"`
+	// Redelivered counts deliveries marked redelivered (the broker gave
+	// the message out before: a duplicate so marked is AMQP's
+	// at-least-once, one not marked is a broker bug).
+	Redelivered int64 `json:"redelivered"`
+	Reordered   int64 `json:"reordered"`
 
 	SentRate      float64 `json:"sent_msg_per_s"`
 	SentMBps      float64 `json:"sent_mb_per_s"`
@@ -106,7 +110,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 			if cfg.Stream {
 				stream, single = cfg.Queues+i, true // every stream consumer reads everything, in order
 			}
-			r.consume(consCtx, q, stream, single, &consumersReady)
+			r.consume(consCtx, i, q, stream, single, &consumersReady)
 		}()
 	}
 	consumersReady.Wait()
@@ -144,7 +148,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 
 	res := &Result{Config: cfg, Elapsed: elapsed, Timeline: *timeline}
 	res.Sent, res.Confirmed, res.Nacked = r.c.sent.Load(), r.c.confirmed.Load(), r.c.nacked.Load()
-	res.Returned, res.Received = r.c.returned.Load(), r.c.received.Load()
+	res.Returned, res.Received, res.Redelivered = r.c.returned.Load(), r.c.received.Load(), r.c.redelivered.Load()
 	if cfg.Consumers > 0 {
 		res.Expected = r.expected()
 		r.tr.mu.Lock()
@@ -177,9 +181,10 @@ func (r *run) expected() int64 {
 
 // setup declares the queues (and the exchange for fanout/topic).
 func (r *run) setup() error {
-	conn, err := amqp.Dial(r.cfg.URL)
+	url := r.cfg.URLs()[0]
+	conn, err := amqp.Dial(url)
 	if err != nil {
-		return fmt.Errorf("bench: connecting to %s: %w", Redacted(r.cfg.URL), err)
+		return fmt.Errorf("bench: connecting to %s: %w", Redacted(url), err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
@@ -195,12 +200,8 @@ func (r *run) setup() error {
 	}
 	for i := 0; i < r.cfg.Queues; i++ {
 		name := fmt.Sprintf("tern-bench-%d-%d", id, i)
-		var args amqp.Table
-		if r.cfg.Stream {
-			args = amqp.Table{"x-queue-type": "stream"}
-		}
-		if _, err := ch.QueueDeclare(name, r.cfg.Persistent, false, false, false, args); err != nil {
-			return fmt.Errorf("bench: declaring queue: %w", err)
+		if _, err := ch.QueueDeclare(name, r.cfg.Persistent, false, false, false, r.cfg.queueArgs()); err != nil {
+			return fmt.Errorf("bench: declaring %s queue: %w", r.cfg.QueueType, err)
 		}
 		r.queues = append(r.queues, name)
 		if r.exchange != "" {
@@ -217,7 +218,7 @@ func (r *run) setup() error {
 }
 
 func (r *run) teardown() {
-	conn, err := amqp.Dial(r.cfg.URL)
+	conn, err := amqp.Dial(r.cfg.URLs()[0])
 	if err != nil {
 		return
 	}
@@ -246,7 +247,7 @@ func (r *run) route(p uint32, i uint64) (exchange, key string) {
 }
 
 func (r *run) produce(ctx context.Context, id uint32) {
-	conn, err := amqp.Dial(r.cfg.URL)
+	conn, err := amqp.Dial(r.cfg.producerURL(int(id)))
 	if err != nil {
 		r.fail(err)
 		return
@@ -352,8 +353,8 @@ func (r *run) produce(ctx context.Context, id uint32) {
 	}
 }
 
-func (r *run) consume(ctx context.Context, q, stream int, single bool, ready *sync.WaitGroup) {
-	conn, err := amqp.Dial(r.cfg.URL)
+func (r *run) consume(ctx context.Context, i, q, stream int, single bool, ready *sync.WaitGroup) {
+	conn, err := amqp.Dial(r.cfg.consumerURL(i))
 	if err != nil {
 		r.fail(err)
 		ready.Done()
@@ -394,6 +395,9 @@ func (r *run) consume(ctx context.Context, q, stream int, single bool, ready *sy
 			r.lat.record(now.Sub(time.Unix(0, sentAt)))
 			r.tr.observe(stream, producer, seq, single)
 			r.c.received.Add(1)
+			if m.Redelivered {
+				r.c.redelivered.Add(1)
+			}
 			if !r.cfg.AutoAck {
 				n++
 				if n%r.cfg.MultiAckEvery == 0 {

@@ -60,6 +60,7 @@ func (l *latencies) summary() Percentiles {
 // counters are the run's totals.
 type counters struct {
 	sent, confirmed, nacked, returned, received atomic.Int64
+	redelivered                                 atomic.Int64
 	sentBytes                                   atomic.Int64
 }
 

@@ -49,6 +49,7 @@ var allowedImports = map[string][]string{
 	"internal/wire/amqp091":             {"internal/message"},
 	"internal/wire/amqp091/gen":         {},
 	"internal/wire/mqtt":                {},
+	"test/clusterbench":                 {},
 }
 
 // TestImportsPointDown checks every package's imports from the module (not
