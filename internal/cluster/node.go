@@ -51,6 +51,9 @@ type Config struct {
 	// StartTimeout bounds Start's wait for the metadata group (default
 	// 2 minutes: the other nodes of a cluster being started by hand).
 	StartTimeout time.Duration
+	// Join: this node joins a running cluster (membership.go): it
+	// bootstraps no group and waits to be added (Node.AddNode).
+	Join bool
 }
 
 // Node is this process's membership in a cluster: the WAL every group
@@ -70,6 +73,7 @@ type Node struct {
 
 	mu     sync.Mutex
 	queues map[uint64]queueGroup // open quorum groups
+	ms     membership               // the replicated membership (membership.go)
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -81,6 +85,7 @@ type Node struct {
 type queueGroup struct {
 	vhost, name string
 	voters      []uint64
+	size        int // x-quorum-initial-group-size (0: the default)
 	g           *raftnode.Group
 }
 
@@ -201,8 +206,8 @@ func voting(members []Member) (voters, learners []uint64) {
 // cluster's. It waits at most StartTimeout for a leader and a quorum,
 // logging what it waits for.
 func (n *Node) Start(ctx context.Context, target meta.Target) error {
-	voters, learners := voting(n.cfg.Members)
-	g, err := n.host.Start(MetadataGroup, voters, learners, meta.New(target, n.cfg.Logger.With("component", "metadata")))
+	voters, learners := n.startConfig()
+	g, err := n.host.Start(MetadataGroup, voters, learners, n.memberMachine(meta.New(target, n.cfg.Logger.With("component", "metadata"))))
 	if err != nil {
 		return fmt.Errorf("cluster: metadata group: %w", err)
 	}
@@ -212,8 +217,11 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		if err := n.removedError(); err != nil {
+			return err
+		}
 		pctx, pcancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		_, err := g.Propose(pctx, meta.EncodeBarrier())
+		_, err := g.Propose(pctx, n.startEntry())
 		pcancel()
 		if err == nil {
 			st := g.Status()
@@ -235,8 +243,9 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.rebalance()
+	go n.reconcileMembers()
 	return nil
 }
 
@@ -244,7 +253,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 func (n *Node) reachability() string {
 	st := n.tr.Stats()
 	var up, down []string
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		if m.ID == n.cfg.Self.ID {
 			continue
 		}
@@ -262,7 +271,7 @@ func (n *Node) memberName(id uint64) string {
 	if id == 0 {
 		return ""
 	}
-	for _, m := range n.cfg.Members {
+	for _, m := range n.knownMembers() {
 		if m.ID == id {
 			return m.Name
 		}

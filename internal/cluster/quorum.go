@@ -23,7 +23,7 @@ type quorumGroups struct{ n *Node }
 func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
 	n := q.n
 	gid := QuorumGroupID(def.ID)
-	voters, learners := Placement(def.ID, n.cfg.Members, broker.QuorumGroupSize(def.Args))
+	voters, learners := Placement(def.ID, n.members(), broker.QuorumGroupSize(def.Args))
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -36,13 +36,14 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	}
 	n.mu.Unlock()
 	r := &replicatedLog{n: n, id: gid}
-	g, err := n.host.Start(gid, voters, learners, watchedMachine{ReplicatedMachine: m, f: &r.f})
+	bootVoters, bootLearners := n.bootConfig(voters, learners)
+	g, err := n.host.Start(gid, bootVoters, bootLearners, watchedMachine{ReplicatedMachine: m, f: &r.f})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	r.g = g
 	n.mu.Lock()
-	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, g: g}
+	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args), g: g}
 	n.mu.Unlock()
 	return r, nil
 }
@@ -124,13 +125,13 @@ func (n *Node) rebalance() {
 		n.mu.Lock()
 		var lead []queueGroup
 		for _, q := range n.queues {
-			if len(q.voters) > 0 && q.voters[0] != n.cfg.Self.ID && q.g.IsLeader() {
+			if to := preferredLeader(q); to != 0 && to != n.cfg.Self.ID && q.g.IsLeader() {
 				lead = append(lead, q)
 			}
 		}
 		n.mu.Unlock()
 		for _, q := range lead {
-			to := q.voters[0]
+			to := preferredLeader(q)
 			if !caughtUp(q.g.Status(), to) {
 				continue
 			}
@@ -170,7 +171,7 @@ var ErrUnknownNode = errors.New("cluster: no such node")
 // nothing.
 func (n *Node) Promote(ctx context.Context, name string) error {
 	var id uint64
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		if m.Name == name {
 			id = m.ID
 		}

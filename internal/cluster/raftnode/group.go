@@ -67,6 +67,7 @@ type Group struct {
 	applied      uint64            // last applied index
 	snapIndex    uint64            // index of the last snapshot made or restored
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
+	snapNow      bool              // a node was added: snapshot now (addedSnapshot)
 	confState    *raftpb.ConfState // as of applied
 	lead         NodeID            // leader as last seen
 	state        raft.StateType    // role as last seen
@@ -432,9 +433,10 @@ func (g *Group) restore(snap *raftpb.Snapshot) bool {
 // entries and compacts the log, keeping SnapshotSlack entries.
 func (g *Group) maybeSnapshot() {
 	cfg := &g.h.cfg
-	if g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry {
+	if !g.snapNow && (g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry) {
 		return
 	}
+	g.snapNow = false
 	data, err := g.sm.Snapshot()
 	if err == nil {
 		_, err = g.storage.CreateSnapshot(g.applied, g.confState, wrapSnapshot(data))
