@@ -71,8 +71,9 @@ func (n *Node) Removed() <-chan struct{} {
 	return n.ms.removedCh()
 }
 
-// removedError is the error a removed node's start fails with.
-func (n *Node) removedError() error {
+// RemovedError is the error a removed node stops with (nil while it is a
+// member).
+func (n *Node) RemovedError() error {
 	select {
 	case <-n.Removed():
 		return fmt.Errorf("cluster: node %s was removed from the cluster (tern cluster remove-node): it cannot rejoin under this name; start a new node under a new name, with a fresh data directory, and add it with tern cluster add-node",
@@ -253,7 +254,9 @@ func (m memberMachine) Restore(data []byte) error {
 	return m.inner.Restore(inner)
 }
 
-func (m memberMachine) LeaderChanged(leader uint64, isLocal bool) { m.inner.LeaderChanged(leader, isLocal) }
+func (m memberMachine) LeaderChanged(leader uint64, isLocal bool) {
+	m.inner.LeaderChanged(leader, isLocal)
+}
 
 // proposeMembership replicates a membership record and returns its apply
 // error; a proposal lost in a leader change is proposed again while ctx

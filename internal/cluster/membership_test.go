@@ -139,4 +139,3 @@ func TestAddAndRemoveNode(t *testing.T) {
 		t.Fatalf("restarted n1's view of the membership: %v", names)
 	}
 }
-

@@ -73,7 +73,7 @@ type Node struct {
 
 	mu     sync.Mutex
 	queues map[uint64]queueGroup // open quorum groups
-	ms     membership               // the replicated membership (membership.go)
+	ms     membership            // the replicated membership (membership.go)
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -217,7 +217,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		if err := n.removedError(); err != nil {
+		if err := n.RemovedError(); err != nil {
 			return err
 		}
 		pctx, pcancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)

@@ -46,6 +46,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		if src.Promote != nil {
 			mux.HandleFunc("POST /api/cluster/promote", func(w http.ResponseWriter, r *http.Request) { promote(w, r, src) })
 		}
+		handleClusterNodes(mux, src) // cluster_nodes.go
 	}
 	return requireAdmin(src.Users, mux)
 }

@@ -36,6 +36,7 @@ func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, error) 
 			out.Self = m
 		}
 	}
+	joinConfig(&out, cfg.Cluster.Join) // cluster_nodes.go
 	if out.TLS, err = clusterTLS(cfg.Cluster.TLS); err != nil {
 		return cluster.Config{}, err
 	}
