@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestNodeAddedBeforeAnySnapshot: a node added to a group whose only
@@ -30,8 +31,13 @@ func TestNodeAddedBeforeAnySnapshot(t *testing.T) {
 	if s := c.Host(n4).Stats(); s.SnapshotsRestored == 0 {
 		t.Fatalf("n4 caught up without a snapshot: %+v", s)
 	}
-	if st := c.Group(n4, 1).Status(); !slices.Contains(st.Learners, n4) {
-		t.Fatalf("n4's own view of the configuration: voters %v learners %v", st.Voters, st.Learners)
+	// The published status refreshes on the next tick.
+	deadline := time.Now().Add(wait)
+	for st := c.Group(n4, 1).Status(); !slices.Contains(st.Learners, n4); st = c.Group(n4, 1).Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("n4's own view of the configuration: voters %v learners %v", st.Voters, st.Learners)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	c.CheckNoDuplicates(1)
 }
