@@ -34,13 +34,16 @@ const (
 	opFounders = "founders"
 	opAdd      = "add"
 	opRemove   = "remove"
+	// opPromote records a standby's promotion (PromoteMember): quorum
+	// queues declared later place it as a voter.
+	opPromote = "promote"
 )
 
 // memberOp is one membership record.
 type memberOp struct {
 	Op      string   `json:"op"`
 	Members []Member `json:"members,omitempty"` // opFounders
-	Member  *Member  `json:"member,omitempty"`  // opAdd, opRemove (only Name is read for a removal)
+	Member  *Member  `json:"member,omitempty"`  // opAdd, opRemove, opPromote (only Name is read for the last two)
 }
 
 // memberState is the membership as of some index of the metadata log.
@@ -129,7 +132,7 @@ func decodeMemberOp(data []byte) (memberOp, error) {
 		if len(op.Members) == 0 || op.Member != nil {
 			return op, errors.New("cluster: founders record without members")
 		}
-	case opAdd, opRemove:
+	case opAdd, opRemove, opPromote:
 		if op.Member == nil || len(op.Members) != 0 {
 			return op, fmt.Errorf("cluster: %s record without one member", op.Op)
 		}
@@ -214,6 +217,14 @@ func (s *memberState) apply(op memberOp) error {
 		}
 		s.Members = slices.Delete(slices.Clone(s.Members), i, i+1)
 		s.Removed = append(s.Removed, m)
+		return nil
+	case opPromote:
+		i := slices.IndexFunc(s.Members, func(m Member) bool { return m.Name == op.Member.Name })
+		if i < 0 {
+			return fmt.Errorf("%w: %q", ErrUnknownNode, op.Member.Name)
+		}
+		s.Members = slices.Clone(s.Members)
+		s.Members[i].Standby = false
 		return nil
 	}
 	return fmt.Errorf("cluster: unknown membership op %q", op.Op)

@@ -64,8 +64,18 @@ func TestMemberStateApply(t *testing.T) {
 	if err := s.apply(memberOp{Op: opRemove, Member: &Member{Name: "n9"}}); !errors.Is(err, ErrUnknownNode) {
 		t.Fatalf("removing a stranger: %v", err)
 	}
+	n5 := member("n5", "127.0.0.1:5", true)
+	must(memberOp{Op: opAdd, Member: &n5})
+	must(memberOp{Op: opPromote, Member: &Member{Name: "n5"}})
+	if m, _ := s.find("n5"); m.Standby {
+		t.Fatalf("n5 promoted is still standby: %+v", m)
+	}
+	if err := s.apply(memberOp{Op: opPromote, Member: &Member{Name: "n9"}}); !errors.Is(err, ErrUnknownNode) {
+		t.Fatalf("promoting a stranger: %v", err)
+	}
 	must(memberOp{Op: opRemove, Member: &Member{Name: "n2"}})
 	must(memberOp{Op: opRemove, Member: &Member{Name: "n4"}})
+	must(memberOp{Op: opRemove, Member: &Member{Name: "n5"}})
 	if err := s.apply(memberOp{Op: opRemove, Member: &Member{Name: "n1"}}); err == nil {
 		t.Fatal("the last voter was removed")
 	}
@@ -77,6 +87,7 @@ func TestMemberOpRoundTrip(t *testing.T) {
 		{Op: opFounders, Members: []Member{member("n1", "127.0.0.1:1", false)}},
 		{Op: opAdd, Member: &n4},
 		{Op: opRemove, Member: &Member{Name: "n4"}},
+		{Op: opPromote, Member: &Member{Name: "n4"}},
 	} {
 		got, err := decodeMemberOp(encodeMemberOp(op))
 		if err != nil || !reflect.DeepEqual(got, op) {

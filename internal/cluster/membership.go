@@ -380,6 +380,17 @@ func (n *Node) RemoveNode(ctx context.Context, name string) error {
 	return nil
 }
 
+// PromoteMember records the standby name's promotion in the membership
+// (so quorum queues declared later place it as a voter, and it refills
+// under-replicated ones) and then makes it a voter in every group it is a
+// learner of (Promote).
+func (n *Node) PromoteMember(ctx context.Context, name string) error {
+	if err := n.proposeMembership(ctx, memberOp{Op: opPromote, Member: &Member{Name: name}}); err != nil {
+		return err
+	}
+	return n.Promote(ctx, name)
+}
+
 // removeFrom removes node from group g (after handing leadership away).
 func (n *Node) removeFrom(ctx context.Context, g *raftnode.Group, node uint64) error {
 	if !inConf(g.Status(), node) {

@@ -189,7 +189,7 @@ func (s *Server) awaitPromotion(ctx context.Context, wg *sync.WaitGroup, errc ch
 
 // promote makes a standby a voter, for POST /api/cluster/promote.
 func (s *Server) promote(ctx context.Context, node string) error {
-	err := s.node.Promote(ctx, node)
+	err := s.node.PromoteMember(ctx, node) // membership.go: recorded, then Promote
 	if errors.Is(err, cluster.ErrUnknownNode) {
 		return mgmt.BadRequest{Err: err}
 	}
