@@ -138,4 +138,19 @@ func TestAddAndRemoveNode(t *testing.T) {
 	if names["n4"] != "voter" || names["n3"] != "removed" {
 		t.Fatalf("restarted n1's view of the membership: %v", names)
 	}
+
+	// The joined node restarts from its own log (--join changes nothing
+	// then) and is still a voter.
+	_ = n4.node.Close()
+	if err := n4.start(t); err != nil {
+		t.Fatalf("n4 restart: %v", err)
+	}
+	if v, _ := metaStatus(n4.node); !slices.Contains(v, n4.cfg.Self.ID) || n4.node.IsStandby() {
+		t.Fatalf("restarted n4: metadata voters %v", v)
+	}
+	if err := n4.node.Propose(ctx, broker.AddVHost{Name: "restarted"}); err != nil {
+		t.Fatalf("propose on the restarted n4: %v", err)
+	}
+	want = append(want, "restarted")
+	waitUntil(t, 10*time.Second, "the restarted n4 to apply everything", func() bool { return slices.Equal(n4.broker.VHosts(), want) })
 }
