@@ -21,6 +21,7 @@ const clusterUsage = `Usage:
   tern cluster remove-node [flags] NAME
                                        remove the node NAME from the cluster for good
                                        (its name can never be added again)
+  tern cluster remove [flags] NODE     the same as remove-node
 
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672)
@@ -56,7 +57,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		method, path = http.MethodGet, "/api/cluster"
 	case cmd == "promote" && fs.NArg() == 1:
 		method, path, body = http.MethodPost, "/api/cluster/promote", fmt.Sprintf(`{"node":%q}`, fs.Arg(0))
-	case cmd == "add-node" && fs.NArg() == 2, cmd == "remove-node" && fs.NArg() == 1:
+	case cmd == "add-node" && fs.NArg() == 2, (cmd == "remove-node" || cmd == "remove") && fs.NArg() == 1:
 		method, path, body = nodesRequest(cmd, fs.Args(), *standby) // cluster_nodes.go
 	default:
 		fmt.Fprint(stderr, clusterUsage)

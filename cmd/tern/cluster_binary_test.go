@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tern-broker/tern/internal/config"
 )
 
 // TestQuorumQueueSurvivesKill9OfItsLeader: three tern processes; a quorum
@@ -510,6 +513,12 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	if code, out := runTern(t, "", "cluster", "promote", "--http", api, standby.name); code != 0 || !strings.Contains(out, `"nodes"`) {
 		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
 	}
+	if code, out := runTern(t, "", "cluster", "status", "--http", api); code != 0 || !strings.Contains(out, `"kind":"metadata"`) {
+		t.Fatalf("tern cluster status: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "promote", "--http", api); code != 2 {
+		t.Fatalf("tern cluster promote without a node: exit %d: %s", code, out)
+	}
 	standby.waitServing(t, 20*time.Second)
 	st, err := standby.clusterStatus(t)
 	if err != nil {
@@ -701,6 +710,160 @@ func TestWholeClusterRestarts(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d messages after the whole cluster restarted", i, n+1)
+		}
+	}
+}
+
+// TestUnknownNodeIsRefused: a node with the right secret that is not in
+// the cluster's peers is refused at the handshake, with a log line naming
+// its id; the cluster goes on.
+func TestUnknownNodeIsRefused(t *testing.T) {
+	nodes := startTestCluster(t, 3, 0)
+	// The lower id dials: choose a stranger whose id is below every
+	// member's, so it dials them and they log why they refuse it.
+	lowest := ^uint64(0)
+	for _, nd := range nodes {
+		lowest = min(lowest, config.NodeIDFor(nd.name))
+	}
+	name := ""
+	for i := 0; name == ""; i++ {
+		if c := fmt.Sprintf("stranger%d", i); config.NodeIDFor(c) < lowest {
+			name = c
+		}
+	}
+	stranger := &ternNode{name: name, clusterAddr: freeLoopbackPort(t), dataDir: t.TempDir()}
+	var peers []string
+	for _, nd := range append(nodes, stranger) {
+		peers = append(peers, nd.name+"@"+nd.clusterAddr)
+	}
+	stranger.args = []string{"server", "--data-dir", stranger.dataDir, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--mqtt-addr", "", "--mqtt-ws-addr", "", "--node-id", name, "--cluster-addr", stranger.clusterAddr,
+		"--peers", strings.Join(peers, ","), "--cluster-secret-file", writeSecret(t, testClusterSecret)}
+	stranger.start(t)
+	line := nodes[0].waitLog(t, regexp.MustCompile(`msg="cluster peer refused".*unknown node id `+strconv.FormatUint(config.NodeIDFor(name), 10)), 20*time.Second)
+	t.Logf("n1: %s", line)
+	c, ch := dialChannel(t, nodes[0].url())
+	defer c.Close()
+	if _, err := ch.QueueDeclare("after-the-stranger", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("the cluster stopped serving: %v", err)
+	}
+}
+
+// TestStandbyReplacesADeadNode is active-passive end to end: a voter dies,
+// the standby is promoted and the dead node removed, and the cluster then
+// survives losing a second of its original voters.
+func TestStandbyReplacesADeadNode(t *testing.T) {
+	nodes := newTestCluster(t, 4, 1)
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	for _, nd := range nodes[:3] {
+		nd.waitServing(t, 60*time.Second)
+	}
+	n1, n2, n3, n4 := nodes[0], nodes[1], nodes[2], nodes[3]
+	c, ch := dialChannel(t, n2.url())
+	if _, err := ch.QueueDeclare("kept", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	// publish sends each message until it is confirmed, as a client
+	// does: a nack (the queue's leader changed under it) means "maybe",
+	// so a message may arrive twice, never out of order.
+	publish := func(ch *amqp.Channel, from, to uint32) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			for attempt := 0; ; attempt++ {
+				conf, err := ch.PublishWithDeferredConfirm("", "kept", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: crashBody(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ok, err := conf.WaitContext(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					break
+				}
+				if attempt == 20 {
+					t.Fatalf("publish %d: nacked 20 times", i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	publish(ch, 0, 100)
+	_ = c.Close()
+
+	n1.kill9(t)
+	n2.mu.Lock()
+	api := "http://" + n2.httpAddr
+	n2.mu.Unlock()
+	if code, out := runTern(t, "", "cluster", "promote", "--http", api, n4.name); code != 0 {
+		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "remove", "--http", api, n1.name); code != 0 {
+		t.Fatalf("tern cluster remove: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "remove", "--http", api, n2.name); code == 0 || !strings.Contains(out, "cannot remove itself") {
+		t.Fatalf("a node removing itself: exit %d: %s", code, out)
+	}
+	n4.waitServing(t, 20*time.Second)
+	st, err := n2.clusterStatus(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == n1.name && n.Role != "removed" {
+			t.Fatalf("n1's role after its removal: %q", n.Role)
+		}
+	}
+	for _, g := range st.Groups {
+		if slices.Contains(g.Voters, n1.name) || slices.Contains(g.Learners, n1.name) || !slices.Contains(g.Voters, n4.name) {
+			t.Fatalf("group %s (%s) after the replacement: voters %v, learners %v", g.ID, g.Queue, g.Voters, g.Learners)
+		}
+	}
+	// A queue declared now is not placed on the removed node.
+	c, ch = dialChannel(t, n3.url())
+	defer c.Close()
+	if _, err := ch.QueueDeclare("placed-after", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = n3.clusterStatus(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range st.Groups {
+		if g.Queue == "placed-after" && (slices.Contains(g.Voters, n1.name) || slices.Contains(g.Learners, n1.name) || len(g.Voters) != 3) {
+			t.Fatalf("a queue declared after the removal: voters %v, learners %v", g.Voters, g.Learners)
+		}
+	}
+
+	// Losing n2 as well leaves n3 and n4: a quorum of every group.
+	n2.kill9(t)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	publish(ch, 100, 150)
+	cc, cch := dialChannel(t, n4.url())
+	defer cc.Close()
+	d, err := cch.Consume("kept", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint32(0) // the next message not yet seen
+	for next < 150 {
+		select {
+		case m := <-d:
+			switch v := checkBody(t, m.Body); {
+			case v == next:
+				next++
+			case v+1 == next: // a nacked publish that committed, sent again
+			default:
+				t.Fatalf("message %d where %d was due", v, next)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("n4 delivered %d of 150 messages", next)
 		}
 	}
 }

@@ -130,7 +130,12 @@ func TestClusteringDocRunsAsWritten(t *testing.T) {
 
 func httpGet(url string) ([]byte, error) {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth("guest", "guest") // the example's nodes keep the default guest
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -276,6 +276,7 @@ func (nd *ternNode) clusterStatus(t *testing.T) (clusterJSON, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/cluster", nil)
+	req.SetBasicAuth("guest", "guest") // the HTTP API needs a login (docs/security.md)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return clusterJSON{}, err

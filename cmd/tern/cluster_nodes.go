@@ -10,7 +10,7 @@ import (
 // nodesRequest is the API call of `tern cluster add-node NAME ADDR
 // [--standby]` and `tern cluster remove-node NAME`.
 func nodesRequest(cmd string, args []string, standby bool) (method, path, body string) {
-	if cmd == "remove-node" {
+	if cmd != "add-node" { // remove-node, or remove
 		return http.MethodDelete, "/api/cluster/nodes/" + url.PathEscape(args[0]), ""
 	}
 	role := "voter"

@@ -1,5 +1,6 @@
 // Command tern is the Tern message broker: `tern server` runs a node;
-// `tern bench` load-tests a broker, `tern hash-password` prints an argon2id
+// `tern bench` load-tests a broker, `tern cert` makes TLS certificates,
+// `tern hash-password` prints an argon2id
 // hash for the configuration and `tern version` says what was built.
 package main
 
@@ -23,12 +24,15 @@ const usage = `tern — a message broker speaking AMQP 0-9-1
 Usage:
   tern server [flags]          run a broker (tern server --help for flags)
   tern bench [flags]           load-test a broker (tern bench --help for flags and scenarios)
-  tern cluster status|promote  a cluster node's state, or promote a standby (tern cluster help)
+  tern cluster COMMAND         a cluster node's status, promote a standby, remove a node
+                               (tern cluster help)
   tern hash-password           print an argon2id hash for a config file's password_hash,
                                of a password read from a prompt or standard input
                                (tern hash-password PASSWORD also works, but leaves it
                                in shell history and ps)
+  tern cert ca|server|client   make a private CA and TLS certificates (tern cert for flags)
   tern version                 print the version, commit and build date
+  tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
 `
 
 func main() {
@@ -48,8 +52,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "cluster":
 		return runCluster(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
@@ -85,6 +93,8 @@ func runServer(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("tern started", "version", server.Version, "data_dir", cfg.DataDir)
+	stopHUP := reloadOnSIGHUP(srv, log)
+	defer stopHUP()
 	if err := srv.Run(ctx); err != nil {
 		log.Error("server failed", "err", err)
 		return 1

@@ -12,16 +12,20 @@ func (ch *channel) basicAck(m *amqp091.BasicAck) error {
 }
 
 // settle handles basic.ack, basic.nack and basic.reject, deferring them to
-// commit inside a transaction.
+// commit inside a transaction. A basic.reject with requeue is a failed
+// delivery (Queue.RequeueFailed: counted by quorum queues against
+// x-delivery-limit); a basic.nack with requeue is not, as in RabbitMQ 4.3.
 func (ch *channel) settle(tag uint64, multiple, requeue, ack bool, m amqp091.Method) error {
+	_, failed := m.(*amqp091.BasicReject)
+	failed = failed && requeue
 	if ch.tx != nil {
-		ch.tx.settles = append(ch.tx.settles, txSettle{tag: tag, multiple: multiple, requeue: requeue, ack: ack})
+		ch.tx.settles = append(ch.tx.settles, txSettle{tag: tag, multiple: multiple, requeue: requeue, ack: ack, failed: failed})
 		return nil
 	}
-	return ch.settleNow(tag, multiple, requeue, ack, m)
+	return ch.settleNow(tag, multiple, requeue, ack, failed, m)
 }
 
-func (ch *channel) settleNow(tag uint64, multiple, requeue, ack bool, m amqp091.Method) error {
+func (ch *channel) settleNow(tag uint64, multiple, requeue, ack, failed bool, m amqp091.Method) error {
 	ch.mu.Lock()
 	var ds []broker.Delivery
 	switch {
@@ -57,6 +61,8 @@ func (ch *channel) settleNow(tag uint64, multiple, requeue, ack bool, m amqp091.
 		switch {
 		case ack:
 			q.Ack(ds[start:end]...)
+		case failed:
+			q.RequeueFailed(ds[start:end])
 		case requeue:
 			q.Requeue(ds[start:end])
 		default:

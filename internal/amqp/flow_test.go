@@ -216,7 +216,9 @@ func TestLimitsHTTPEndpoint(t *testing.T) {
 	if code, msg := put(`[{"vhost": "/", "user": "*", "publish_rate": 500, "publish_burst": 50}]`); code != 200 {
 		t.Fatalf("valid limits: %d %s", code, msg)
 	}
-	resp, err := http.Get(s.HTTPURL + "/api/limits")
+	req, _ := http.NewRequest(http.MethodGet, s.HTTPURL+"/api/limits", nil)
+	req.SetBasicAuth("guest", "guest") // reads need a user too
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (c *connection) handshake() error {
 				"direct_reply_to":              true,
 			},
 		},
-		Mechanisms: "PLAIN AMQPLAIN",
+		Mechanisms: c.mechanisms(), // external.go
 		Locales:    "en_US",
 	})
 
@@ -65,14 +65,9 @@ func (c *connection) handshake() error {
 		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	c.caps.specQos = specQosClient(startOk.ClientProperties)
-	user, pass, err := saslCredentials(startOk.Mechanism, startOk.Response)
+	u, err := c.login(startOk)
 	if err != nil {
-		return c.refuse(startOk, err.Error())
-	}
-	u, err := c.srv.users.Authenticate(user, pass, c.nc.RemoteAddr())
-	if err != nil {
-		c.log.Warn("login refused", "user", user, "mechanism", startOk.Mechanism, "err", err)
-		return c.refuse(startOk, fmt.Sprintf("Login was refused using authentication mechanism %s. For details see the broker logfile.", startOk.Mechanism))
+		return err
 	}
 	c.user = u
 

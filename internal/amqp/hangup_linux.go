@@ -13,6 +13,12 @@ import (
 // reach only after consuming the data. A blocked connection whose read-ahead
 // is full uses it to notice a client that died with publishes in flight.
 func peerHungUp(nc net.Conn) bool {
+	// A TLS connection is polled on the TCP socket under it: a FIN or a
+	// reset shows there whatever TLS records (close_notify included) wait
+	// unread.
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -22,6 +23,9 @@ type Config struct {
 	OutboxLimit      int           // bytes buffered per connection before deliveries wait; default 1 MiB
 	ClusterName      string
 	Version          string
+	// CertName names the user of a verified TLS client certificate, for
+	// SASL EXTERNAL; nil does not offer EXTERNAL.
+	CertName func(*x509.Certificate) (string, error)
 }
 
 func (c Config) withDefaults() Config {

@@ -21,6 +21,7 @@ type txSettle struct {
 	tag               uint64
 	multiple, requeue bool
 	ack               bool
+	failed            bool // basic.reject with requeue
 }
 
 func (ch *channel) txSelect(m *amqp091.TxSelect) error {
@@ -50,7 +51,7 @@ func (ch *channel) txCommit(m *amqp091.TxCommit) error {
 		w.pending.Add(int64(res.Pending))
 	}
 	for _, s := range tx.settles {
-		if err := ch.settleNow(s.tag, s.multiple, s.requeue, s.ack, m); err != nil {
+		if err := ch.settleNow(s.tag, s.multiple, s.requeue, s.ack, s.failed, m); err != nil {
 			return err
 		}
 	}

@@ -238,7 +238,12 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		// run stored comes back. A new queue's log is empty.
 		fx.messages += q.backend.restore()
 	}
-	q.backend.touch()
+	if q.kind != Quorum {
+		// A quorum queue's x-expires countdown starts on its leader
+		// when the group opens there (quorum_leader.go); a touch here
+		// would be one proposal per node per queue, at every start.
+		q.backend.touch()
+	}
 	v.queues.Store(c.Name, q)
 	if c.Exclusive && !q.Remote() {
 		if v.owned[c.Owner] == nil {

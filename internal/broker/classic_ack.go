@@ -23,7 +23,7 @@ func (q *classicBackend) ack(ds []Delivery) {
 
 // requeue returns delivered messages to the ready list in their original
 // order, marked redelivered, and dispatches them again.
-func (q *classicBackend) requeue(ds []Delivery) {
+func (q *classicBackend) requeue(ds []Delivery, _ bool) {
 	q.mu.Lock()
 	q.unacked -= len(ds)
 	if q.deleted {

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"container/heap"
+	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -189,11 +191,11 @@ func (d *delayQueue) fire() {
 		// (at least once), never loses it.
 		// left starts far from zero, so Durable calls made before
 		// deliverTo returns cannot reach it; adding the count then does.
-		r := &routedDelayed{log: d.log, key: it.key}
+		r := &routedDelayed{log: d.log, key: it.key, logger: v.broker.log}
 		r.left.Store(1 << 30)
 		res := v.deliverTo(v.routeAll(&s, d.x, it.m), it.m, r, 0)
 		if r.left.Add(int32(res.Pending)-(1<<30)) == 0 {
-			d.log.Remove(it.key)
+			r.finish()
 		}
 	}
 }
@@ -204,15 +206,36 @@ type routedDelayed struct {
 	log  DelayedLog
 	key  string
 	left atomic.Int32
+	kept atomic.Bool // a quorum queue did not apply it: keep the record
+
+	logger *slog.Logger
 }
 
-func (r *routedDelayed) Durable(_ uint64, _ error) {
-	// A failed queue append is that queue's loss (its publisher would get
-	// a nack); routing again after a restart would duplicate the message
-	// in every other queue, so the record goes either way.
-	if r.left.Add(-1) == 0 {
-		r.log.Remove(r.key)
+func (r *routedDelayed) Durable(_ uint64, err error) {
+	// A failed classic queue append is that queue's loss (its publisher
+	// would get a nack); routing again after a restart would duplicate
+	// the message in every other queue, so the record goes. A quorum
+	// queue that did not apply the message in time (no leader) is no
+	// storage failure: the record stays, and the message is routed again
+	// at the next start — a duplicate in the queues that did take it
+	// rather than a silent loss.
+	var na *notAppliedError
+	if errors.As(err, &na) {
+		r.kept.Store(true)
 	}
+	if r.left.Add(-1) == 0 {
+		r.finish()
+	}
+}
+
+// finish removes the record, unless a quorum queue did not take the
+// message.
+func (r *routedDelayed) finish() {
+	if r.kept.Load() {
+		r.logger.Warn("a delayed message was not taken by a quorum queue; its record stays, to be routed again at the next start", "key", r.key)
+		return
+	}
+	r.log.Remove(r.key)
 }
 
 // Pending returns how many messages wait for their delay.

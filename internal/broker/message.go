@@ -36,4 +36,5 @@ type Delivery struct {
 	persisted  bool   // the message is in the queue's log
 	streamName string // a named stream consumer's delivery: acks store its offset
 	qkey       uint64 // a quorum queue's delivery: the key of the consumer it is checked out to
+	qacq       uint32 // and the message's acquired count then: its settlement names this delivery
 }

@@ -634,3 +634,45 @@ func TestClusterQuorumQueueDefinitions(t *testing.T) {
 	}
 	sameEverywhere(t, nodes)
 }
+
+// A closing connection's exclusive queues are deleted with concurrent
+// proposals: here each proposal waits until all three are being made, so
+// proposing them one after another would wait out every deadline.
+func TestDeleteExclusiveProposesConcurrently(t *testing.T) {
+	t.Parallel()
+	f, nodes := newCluster(t, 2, clock.NewFake(time.Unix(1_700_000_000, 0)))
+	for _, name := range []string{"e1", "e2", "e3"} {
+		if _, err := nodes[0].v.DeclareQueue(broker.QueueConfig{Name: name, Exclusive: true}, false, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	arrived, waitedOut := 0, 0
+	all := make(chan struct{})
+	f.before = func(_ uint64, c broker.Command) {
+		if _, ok := c.(broker.DeleteQueue); !ok {
+			return
+		}
+		mu.Lock()
+		if arrived++; arrived == 3 {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(2 * time.Second):
+			mu.Lock()
+			waitedOut++
+			mu.Unlock()
+		}
+	}
+	nodes[0].v.DeleteExclusive(7)
+	if waitedOut != 0 {
+		t.Fatalf("%d deletions were proposed alone", waitedOut)
+	}
+	for i, n := range nodes {
+		if qs := n.v.Queues(); len(qs) != 0 {
+			t.Errorf("node %d still has %v", i+1, qs[0].Name())
+		}
+	}
+}

@@ -138,11 +138,22 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 			if err == nil && a.deliverRate <= 0 {
 				err = bad(key, v, "value_not_positive")
 			}
-		default:
-			err = a.quorum.parse(key, v, bad)
 		}
 		if err != nil {
 			return a, err
+		}
+	}
+	if a.queueType == Quorum {
+		// Only quorum queues read x-delivery-limit and
+		// x-quorum-initial-group-size, so only theirs are validated: a
+		// classic queue ignores them, as in RabbitMQ, and one logged by
+		// an earlier Tern with any value still restores.
+		for _, key := range quorumArgKeys {
+			if v, ok := args[key]; ok {
+				if err := a.quorum.parse(key, v, bad); err != nil {
+					return a, err
+				}
+			}
 		}
 	}
 	if a.hasDLRK && !a.hasDLX {
@@ -207,10 +218,24 @@ func describeArg(v any, ok bool) string {
 	return fmt.Sprintf("the value '%v'", v)
 }
 
-// queueArgKeys are the arguments compared on redeclare.
+// queueArgKeys are the arguments compared on redeclare; a quorum queue's
+// also quorumArgKeys (argKeysOf).
 var queueArgKeys = []string{
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
 	"x-single-active-consumer", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes", "x-deliver-rate",
-	"x-delivery-limit", "x-quorum-initial-group-size",
+}
+
+// quorumArgKeys are the arguments only quorum queues read, validate and
+// compare on redeclare; other queue types ignore them.
+var quorumArgKeys = []string{"x-delivery-limit", "x-quorum-initial-group-size"}
+
+var quorumQueueArgKeys = append(append([]string(nil), queueArgKeys...), quorumArgKeys...)
+
+// argKeysOf are the arguments a redeclare of a queue of type t compares.
+func argKeysOf(t QueueType) []string {
+	if t == Quorum {
+		return quorumQueueArgKeys
+	}
+	return queueArgKeys
 }

@@ -63,7 +63,9 @@ type queueBackend interface {
 	// dispatch delivers to consumers whose credit came back.
 	dispatch()
 	ack(ds []Delivery)
-	requeue(ds []Delivery)
+	// requeue returns deliveries; failed ones (basic.reject) count a
+	// failed delivery where the type counts them (quorum queues).
+	requeue(ds []Delivery, failed bool)
 	reject(ds []Delivery)
 	purge() int
 	counts() (ready, unacked, consumers int)
@@ -124,10 +126,22 @@ func (q *Queue) Ack(ds ...Delivery) { q.backend.ack(ds) }
 
 // Requeue returns delivered messages to the ready list in their original
 // order, marked redelivered, and dispatches them again. Nothing goes back
-// into a stream: the consumer's credit does.
+// into a stream: the consumer's credit does. It is not a failed delivery
+// (basic.nack with requeue, a closed channel): a quorum queue does not
+// count it against x-delivery-limit, as in RabbitMQ 4.3.
 func (q *Queue) Requeue(ds []Delivery) {
 	if len(ds) > 0 {
-		q.backend.requeue(ds)
+		q.backend.requeue(ds, false)
+	}
+}
+
+// RequeueFailed is Requeue for deliveries whose processing failed
+// (basic.reject with requeue): a quorum queue counts each as a failed
+// delivery (x-delivery-count) and dead-letters a message past its
+// x-delivery-limit, as RabbitMQ 4.3 does. Other queue types requeue.
+func (q *Queue) RequeueFailed(ds []Delivery) {
+	if len(ds) > 0 {
+		q.backend.requeue(ds, true)
 	}
 }
 

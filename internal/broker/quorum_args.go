@@ -23,9 +23,9 @@ const DefaultDeliveryLimit = 20
 
 var defaultQuorumArgs = quorumArgs{deliveryLimit: DefaultDeliveryLimit}
 
-// parse reads a quorum queue argument; other keys are not its business
-// (every queue type accepts them and only quorum queues read them, as
-// RabbitMQ does).
+// parse reads one of a quorum queue's quorumArgKeys; parseQueueArgs calls
+// it for quorum queues only (other types ignore these keys, as in
+// RabbitMQ).
 func (a *quorumArgs) parse(key string, v any, bad func(key string, v any, why string) error) error {
 	switch key {
 	case "x-delivery-limit":

@@ -39,13 +39,20 @@ type quorumBackend struct {
 	node  uint64 // this node: Replication.Node
 	epoch uint32 // this run of the node: the high half of its consumer keys
 
-	mu        sync.Mutex
-	rlog      ReplicatedLog // nil until start
-	m         *quorumMachine
-	local     map[uint64]*qlocal // this node's consumers by key
-	nextKey   uint32
-	getKey    uint64          // the holder of this node's unacked basic.gets
-	ghosts    map[uint64]bool // keys of this run's consumers the machine has and this node does not: cancel proposed
+	mu      sync.Mutex
+	rlog    ReplicatedLog // nil until start
+	m       *quorumMachine
+	local   map[uint64]*qlocal // this node's consumers by key
+	nextKey uint32
+	getKey  uint64          // the holder of this node's unacked basic.gets
+	ghosts  map[uint64]bool // keys of this run's consumers the machine has and this node does not: cancel proposed
+	// inflight counts, per consumer key, the settlements proposed and
+	// not yet applied or given up; closing holds the consumers cancelled
+	// while theirs were in flight: their cancel is proposed once none
+	// is, so it cannot overtake a settlement and return what the client
+	// already has (settlementDone).
+	inflight  map[uint64]int
+	closing   map[uint64]*qlocal
 	deleted   bool
 	leader    bool // LeaderChanged said this node leads
 	downSent  map[uint64]bool
@@ -54,6 +61,8 @@ type quorumBackend struct {
 	liveTimer clock.Timer
 	unused    clock.Timer // x-expires, on the leader
 	unusedAt  int64
+	usesSeen  uint64 // the machine's uses when this node, leading, last saw them change
+	usedAt    int64  // when (this node's clock)
 
 	// The group's goroutine never proposes or publishes itself (a
 	// Propose may wait for that goroutine; a dead letter may propose to
@@ -63,6 +72,11 @@ type quorumBackend struct {
 	outMu      sync.Mutex
 	outbox     []func()
 	outRunning bool
+	// retries are the proposals waiting for their next attempt, in the
+	// order they failed; one timer (retryArmed) sends them all.
+	retryMu    sync.Mutex
+	retries    []retryItem
+	retryArmed bool
 	// work, when set (tests), counts outbox items queued and not done,
 	// so a fake cluster can tell when everything has settled.
 	work func(delta int64)
@@ -73,8 +87,8 @@ type qlocal struct {
 	c       Consumer
 	opts    ConsumeOptions
 	key     uint64
-	pending []qdelivery     // assigned by the machine, not yet taken
-	held    map[uint64]bool // taken and not settled: what a cancel keeps
+	pending []qdelivery       // assigned by the machine, not yet taken
+	held    map[uint64]uint32 // taken and not settled (id → acquired): what a cancel keeps
 }
 
 // Timings of a quorum queue.
@@ -86,7 +100,7 @@ const (
 	// that stopped answering.
 	quorumLiveCheck = time.Second
 	// quorumRetry spaces the retries of proposals that must happen
-	// (node-restarted, node-up) but found no leader.
+	// (settlements, cancels, node-restarted, node-up) but found no leader.
 	quorumRetry  = time.Second
 	quorumRetryN = 120
 	// quorumNoAckCredit is a no-ack consumer's credit: its node settles
@@ -103,7 +117,7 @@ func newQuorumBackend(q *Queue) *quorumBackend {
 	epoch := binary.BigEndian.Uint32(e[:]) | 1 // never 0
 	b := &quorumBackend{Queue: q, node: q.vhost.broker.cfg.Replication.Node, epoch: epoch,
 		m: newQuorumMachine(quorumConfigOf(&q.args)), local: map[uint64]*qlocal{}, ghosts: map[uint64]bool{},
-		downSent: map[uint64]bool{}}
+		inflight: map[uint64]int{}, closing: map[uint64]*qlocal{}, downSent: map[uint64]bool{}}
 	b.getKey = uint64(epoch) << 32
 	br := q.vhost.broker
 	b.m.bodyIn, b.m.bodyOut = br.bodyIn, br.bodyOut
@@ -188,26 +202,39 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	if len(dead) > 0 || len(settle) > 0 || len(later) > 0 {
 		b.soon(func() {
 			b.deadLetter(dead)
-			if len(settle) > 0 {
-				b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
-			}
+			b.proposeSettlement(qcSettleAt, 0, settle)
 			for _, c := range later {
-				b.proposeRetry(c, quorumRetryN)
+				b.proposeRetry(c, quorumRetryN, nil)
 			}
 		})
 	}
 	return res
 }
 
-// reconcileLocked drops what this node's consumers were given and no
-// longer hold in the machine, and reports whether any consumer is left.
+// reconcileLocked drops what this node's consumers (and those whose
+// cancel waits) were given and no longer hold in the machine, and reports
+// whether any consumer is left.
 func (b *quorumBackend) reconcileLocked() bool {
+	gone := func(q *qconsumer, id uint64, acq uint32) bool {
+		if q == nil || q.out[id] == nil {
+			return true
+		}
+		return acq != 0 && q.out[id].acquired != 0 && q.out[id].acquired != acq
+	}
+	for key, lc := range b.closing {
+		q := b.m.consumer(b.node, key)
+		for id, acq := range lc.held {
+			if gone(q, id, acq) {
+				delete(lc.held, id)
+			}
+		}
+	}
 	left := false
 	for key, lc := range b.local {
 		q := b.m.consumer(b.node, key)
-		lc.pending = slices.DeleteFunc(lc.pending, func(d qdelivery) bool { return q == nil || q.out[d.id] == nil })
-		for id := range lc.held {
-			if q == nil || q.out[id] == nil {
+		lc.pending = slices.DeleteFunc(lc.pending, func(d qdelivery) bool { return gone(q, d.id, d.acquired) })
+		for id, acq := range lc.held {
+			if gone(q, id, acq) {
 				delete(lc.held, id)
 			}
 		}
@@ -218,7 +245,8 @@ func (b *quorumBackend) reconcileLocked() bool {
 
 // deliverLocked offers each local consumer its pending messages, in order,
 // until it refuses one, and returns the deliveries to settle at once
-// (no-ack consumers, and takes that settle themselves).
+// (no-ack consumers, and takes that settle themselves), counted in
+// flight: the caller proposes them (proposeSettlement).
 func (b *quorumBackend) deliverLocked() []qref {
 	var settle []qref
 	st := &b.vhost.broker.stats
@@ -226,7 +254,7 @@ func (b *quorumBackend) deliverLocked() []qref {
 		n := 0
 		for _, d := range lc.pending {
 			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count), Seq: d.id,
-				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key})
+				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key, qacq: d.acquired})
 			if v == Refuse {
 				break
 			}
@@ -236,24 +264,27 @@ func (b *quorumBackend) deliverLocked() []qref {
 				st.redelivered.Add(1)
 			}
 			if v == TakeSettled || lc.opts.NoAck {
-				settle = append(settle, qref{key: lc.key, id: d.id})
+				settle = append(settle, qref{key: lc.key, id: d.id, acquired: d.acquired})
 			} else {
-				lc.held[d.id] = true
+				lc.held[d.id] = d.acquired
 			}
 		}
 		if n > 0 {
 			lc.pending = slices.Delete(lc.pending, 0, n)
 		}
 	}
+	b.inflightLocked(settle)
 	return settle
 }
 
 // HeaderDeliveryCount is the header in which a quorum queue tells how
-// often a message was returned before (RabbitMQ's x-delivery-count).
+// often a message's delivery failed before (basic.reject with requeue:
+// RabbitMQ 4.3's x-delivery-count).
 const HeaderDeliveryCount = "x-delivery-count"
 
-// withDeliveryCount is m, or for a message returned before a copy of it
-// carrying its delivery count: the machine's message is never changed.
+// withDeliveryCount is m, or for a message whose delivery failed before a
+// copy of it carrying its delivery count: the machine's message is never
+// changed.
 func withDeliveryCount(m *message.Message, count uint32) *message.Message {
 	if count == 0 {
 		return m
@@ -297,19 +328,27 @@ func (b *quorumBackend) Restore(data []byte) error {
 			known[d.id] = true
 		}
 		for _, id := range sortedOut(q) {
-			if !known[id] && !lc.held[id] {
+			if _, held := lc.held[id]; !known[id] && !held {
 				m := q.out[id]
 				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, msg: m.msg,
-					redelivered: m.redelivered(), remaining: b.m.ready.len()})
+					redelivered: m.redelivered(), count: m.count, acquired: m.acquired, remaining: b.m.ready.len()})
 			}
 		}
 		slices.SortFunc(lc.pending, func(x, y qdelivery) int { return cmp.Compare(x.id, y.id) })
 	}
+	stale := b.staleRunLocked()
 	settle := b.deliverLocked()
 	b.armExpiryLocked()
+	b.armUnusedLocked()
 	b.mu.Unlock()
 	if len(settle) > 0 {
-		b.soon(func() { b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN) })
+		b.soon(func() { b.proposeSettlement(qcSettleAt, 0, settle) })
+	}
+	if stale {
+		// The snapshot holds consumers of an earlier run of this node
+		// (it replaced the entries that would have told it at open):
+		// they are gone, their messages must come back.
+		b.soon(b.announceRun)
 	}
 	return nil
 }
@@ -330,7 +369,9 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 			return
 		}
 		if e, ok := res.(error); ok && err == nil {
-			err = e
+			err = e // refused by the machine (reject-publish)
+		} else if err != nil {
+			err = &notAppliedError{err}
 		}
 		done.Durable(token, err)
 		if bc, ok := done.(message.BatchCompletion); ok {
@@ -353,7 +394,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		b.nextKey = 1 // key epoch<<32 is the get holder's
 	}
 	key := uint64(b.epoch)<<32 | uint64(b.nextKey)
-	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]bool{}}
+	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]uint32{}}
 	b.mu.Unlock()
 	credit := uint32(max(opts.Prefetch, 0))
 	if opts.NoAck {
@@ -363,7 +404,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 	if opts.Exclusive {
 		flags = qfExclusive
 	}
-	_, err := b.proposeWait(&qcmd{kind: qcCheckout, key: key, prefetch: credit, priority: int32(opts.Priority), flags: flags})
+	_, err := b.proposeWait(&qcmd{kind: qcCheckout, key: key, prefetch: credit, priority: int32(opts.Priority), flags: flags}, nil)
 	if err == nil {
 		return nil
 	}
@@ -374,12 +415,15 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", b.cfg.Name, b.vhost.name)
 	}
 	// The checkout may still apply: cancel it so nothing stays assigned.
-	b.proposeRetry(&qcmd{kind: qcCancel, key: key}, quorumRetryN)
+	b.proposeRetry(&qcmd{kind: qcCancelAt, key: key}, quorumRetryN, nil)
 	return causedf(KindResourceError, err, "quorum queue '%s' in vhost '%s' is unavailable", b.cfg.Name, b.vhost.name)
 }
 
 // cancel removes c. What it took and did not settle stays checked out to
-// it until its channel acks or requeues it; the rest goes back.
+// it until its channel acks or requeues it; the rest goes back. The
+// cancel is proposed once no settlement of c's is in flight: applied
+// before one, it would return, unmarked, a message the client has (a
+// no-ack delivery whose settle is queued, an ack waiting for a retry).
 func (b *quorumBackend) cancel(c Consumer) {
 	b.mu.Lock()
 	var lc *qlocal
@@ -398,13 +442,24 @@ func (b *quorumBackend) cancel(c Consumer) {
 	// their own: this one returns them. (A second cancel would return
 	// what the consumer's channel still holds.)
 	b.ghosts[lc.key] = true
-	keep := make([]uint64, 0, len(lc.held))
-	for id := range lc.held {
-		keep = append(keep, id)
+	if b.inflight[lc.key] > 0 {
+		b.closing[lc.key] = lc // settlementDone proposes the cancel
+		b.mu.Unlock()
+		return
 	}
+	c2 := cancelOf(lc)
 	b.mu.Unlock()
-	slices.Sort(keep)
-	b.proposeRetry(&qcmd{kind: qcCancel, key: lc.key, ids: keep}, quorumRetryN)
+	b.proposeRetry(c2, quorumRetryN, nil)
+}
+
+// cancelOf is the cancel of lc, keeping the deliveries it holds.
+func cancelOf(lc *qlocal) *qcmd {
+	keep := make([]qref, 0, len(lc.held))
+	for id, acq := range lc.held {
+		keep = append(keep, qref{id: id, acquired: acq})
+	}
+	slices.SortFunc(keep, func(x, y qref) int { return cmp.Compare(x.id, y.id) })
+	return &qcmd{kind: qcCancelAt, key: lc.key, keep: keep}
 }
 
 // dispatch offers pending messages to this node's consumers again.
@@ -412,20 +467,24 @@ func (b *quorumBackend) dispatch() {
 	b.mu.Lock()
 	settle := b.deliverLocked()
 	b.mu.Unlock()
-	if len(settle) > 0 {
-		b.proposeRetry(&qcmd{kind: qcSettle, refs: settle}, quorumRetryN)
-	}
+	b.proposeSettlement(qcSettleAt, 0, settle)
 }
 
-// refsLocked turns deliveries into settlements and forgets them locally.
+// refsLocked turns deliveries into settlements, forgets them locally and
+// counts them in flight.
 func (b *quorumBackend) refsLocked(ds []Delivery) []qref {
 	refs := make([]qref, len(ds))
 	for i, d := range ds {
-		refs[i] = qref{key: d.qkey, id: d.Seq}
-		if lc := b.local[d.qkey]; lc != nil {
+		refs[i] = qref{key: d.qkey, id: d.Seq, acquired: d.qacq}
+		lc := b.local[d.qkey]
+		if lc == nil {
+			lc = b.closing[d.qkey]
+		}
+		if lc != nil {
 			delete(lc.held, d.Seq)
 		}
 	}
+	b.inflightLocked(refs)
 	return refs
 }
 
@@ -438,16 +497,23 @@ func (b *quorumBackend) ack(ds []Delivery) {
 	refs = append(refs, b.deliverLocked()...)
 	b.mu.Unlock()
 	b.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	b.proposeRetry(&qcmd{kind: qcSettle, refs: refs}, quorumRetryN)
+	b.proposeSettlement(qcSettleAt, 0, refs)
 }
 
-// requeue returns the deliveries: each counts a delivery and goes back to
-// its original place, or past x-delivery-limit to the dead-letter exchange.
-func (b *quorumBackend) requeue(ds []Delivery) {
+// requeue returns the deliveries to their original place, redelivered. A
+// failed one (basic.reject with requeue) counts a delivery, and past
+// x-delivery-limit goes to the dead-letter exchange instead; others
+// (basic.nack with requeue, a closed channel) do not count, as in
+// RabbitMQ 4.3.
+func (b *quorumBackend) requeue(ds []Delivery, failed bool) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.proposeRetry(&qcmd{kind: qcReturn, refs: refs}, quorumRetryN)
+	var flags uint8
+	if failed {
+		flags = qfFailed
+	}
+	b.proposeSettlement(qcReturnAt, flags, refs)
 }
 
 // reject dead-letters the deliveries (reason rejected) or drops them.
@@ -455,17 +521,26 @@ func (b *quorumBackend) reject(ds []Delivery) {
 	b.mu.Lock()
 	refs := b.refsLocked(ds)
 	b.mu.Unlock()
-	b.proposeRetry(&qcmd{kind: qcDiscard, refs: refs}, quorumRetryN)
+	b.proposeSettlement(qcDiscardAt, 0, refs)
 }
 
 // get checks out one message for basic.get, waiting at most quorumWait
 // for the command to apply. A group without a leader has nothing to give.
+// A get that applies after the wait gave up (the client was told
+// get-empty) gives its message back, not counted. So that this holds for
+// no-ack gets too, a no-ack get checks out like any other and settles
+// once the client has its message.
 func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
-	var flags uint8
-	if noAck {
-		flags = qfNoAck
-	}
-	res, err := b.proposeWait(&qcmd{kind: qcGet, key: b.getKey, flags: flags})
+	res, err := b.proposeWait(&qcmd{kind: qcGet, key: b.getKey}, func(res any) {
+		if g, ok := res.(*qgot); ok {
+			b.vhost.broker.log.Debug("quorum queue: returning the message of a basic.get that applied too late", "queue", b.cfg.Name)
+			b.mu.Lock()
+			refs := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
+			b.inflightLocked(refs)
+			b.mu.Unlock()
+			b.proposeSettlement(qcReturnAt, 0, refs)
+		}
+	})
 	g, ok := res.(*qgot)
 	if err != nil || !ok {
 		if err != nil {
@@ -473,19 +548,26 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 		}
 		return Delivery{}, false
 	}
+	if noAck {
+		b.mu.Lock()
+		refs := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
+		b.inflightLocked(refs)
+		b.mu.Unlock()
+		b.proposeSettlement(qcSettleAt, 0, refs)
+	}
 	st := &b.vhost.broker.stats
 	st.delivered.Add(1)
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
 	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count), Seq: g.id, Redelivered: g.redelivered,
-		Remaining: g.remaining, qkey: b.getKey}, true
+		Remaining: g.remaining, qkey: b.getKey, qacq: g.acquired}, true
 }
 
 // purge drops every ready message, waiting for the command to apply; 0
 // when it did not.
 func (b *quorumBackend) purge() int {
-	res, err := b.proposeWait(&qcmd{kind: qcPurge})
+	res, err := b.proposeWait(&qcmd{kind: qcPurge}, nil)
 	n, _ := res.(int)
 	if err != nil {
 		b.vhost.broker.log.Warn("quorum queue: purge failed", "queue", b.cfg.Name, "err", err)
@@ -507,8 +589,8 @@ func (b *quorumBackend) readyBytes() int64 {
 	return b.m.readyBytes
 }
 
-// touch records use of the queue for x-expires (its declaration on each
-// node, a redeclare): a touch entry, so the leader's countdown restarts
+// touch records use of the queue for x-expires (a redeclare, on the
+// client's node): a touch entry, so the leader's countdown restarts
 // whichever node saw the use.
 func (b *quorumBackend) touch() {
 	if b.args.expires > 0 {

@@ -257,20 +257,32 @@ func TestQuorumRequeueKeepsOriginalOrder(t *testing.T) {
 		t.Fatalf("deliveries %s", got)
 	}
 	for i, d := range cons.deliveries() {
-		if n, ok := d.Msg.Props.Headers[HeaderDeliveryCount]; (i < 3) == ok || (ok && n != int64(1)) {
-			t.Fatalf("delivery %d: x-delivery-count %v %v", i, n, ok)
+		// A plain requeue (basic.nack) is not a failed delivery.
+		if n, ok := d.Msg.Props.Headers[HeaderDeliveryCount]; ok {
+			t.Fatalf("delivery %d: x-delivery-count %v after a plain requeue", i, n)
 		}
 	}
-	qs[1].Ack(cons.deliveries()[1:]...)
+	// A failed one (basic.reject with requeue) is counted.
+	qs[1].RequeueFailed([]Delivery{cons.deliveries()[3]})
 	c.settle()
-	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m3,m4" {
+	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m0*" {
+		t.Fatalf("deliveries %s", got)
+	}
+	if n := cons.deliveries()[5].Msg.Props.Headers[HeaderDeliveryCount]; n != int64(1) {
+		t.Fatalf("x-delivery-count %v after a failed delivery", n)
+	}
+	qs[1].Ack(cons.deliveries()[4:]...)
+	qs[1].Ack(cons.deliveries()[1])
+	c.settle()
+	if got := cons.bodies(); got != "m0,m1,m2,m0*,m2*,m0*,m3,m4" {
 		t.Fatalf("deliveries %s", got)
 	}
 	c.sameState(qs)
 }
 
-// A message returned more often than x-delivery-limit is dead-lettered
-// with reason delivery_limit, once, by the leader.
+// A message whose delivery failed (basic.reject with requeue) more often
+// than x-delivery-limit is dead-lettered with reason delivery_limit, once,
+// by the leader. Plain requeues (basic.nack) do not count (RabbitMQ 4.3).
 func TestQuorumDeliveryLimitDeadLetters(t *testing.T) {
 	t.Parallel()
 	c := newQCluster(t, 3)
@@ -281,13 +293,21 @@ func TestQuorumDeliveryLimitDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.publish(2, "q", "poison", message.Properties{}, nil, 0)
-	for round := range 2 {
+	for round := range 5 {
 		c.settle()
 		ds := cons.deliveries()
 		if len(ds) != round+1 {
 			t.Fatalf("round %d: %d deliveries", round, len(ds))
 		}
 		qs[2].Requeue(ds[round:])
+	}
+	for round := 5; round < 7; round++ {
+		c.settle()
+		ds := cons.deliveries()
+		if len(ds) != round+1 {
+			t.Fatalf("round %d: %d deliveries", round, len(ds))
+		}
+		qs[2].RequeueFailed(ds[round:])
 	}
 	c.settle()
 	wantCounts(t, qs, 0, 0, 1)

@@ -15,15 +15,20 @@ import (
 //
 // node is the proposing node (its Replication.Node): the owner of the
 // consumer keys in the body. ts is the proposer's clock (UnixNano) when it
-// proposed; the machine's notion of "now" is the largest ts it has applied,
-// so TTL expiry is decided by the entries, identically on every replica.
-// Integers are big-endian. The bodies by kind:
+// proposed; the machine's notion of "now" is the largest ts of the tick
+// entries it has applied (the leader's clock), so TTL expiry is decided by
+// the entries, identically on every replica. Integers are big-endian. The
+// bodies by kind:
 //
 //	enqueue        message record (message.AppendMessage); ts = its Published
 //	checkout       key uint64 | prefetch uint32 | priority int32 | flags uint8 (1: exclusive)
 //	cancel         key uint64 | n uint32 | n × id uint64 (ids the consumer's node still holds: they stay checked out)
+//	cancel-at      key uint64 | n uint32 | n × (id uint64 | acquired uint32) (the same, naming the deliveries held)
 //	settle, return,
-//	discard        n uint32 | n × (key uint64 | id uint64)
+//	discard        n uint32 | n × (key uint64 | id uint64)   (version 1: a return counts a failed delivery)
+//	settle-at,
+//	discard-at     n uint32 | n × (key uint64 | id uint64 | acquired uint32)
+//	return-at      flags uint8 (1: failed, counts a delivery) | n uint32 | n × (key | id | acquired)
 //	get            key uint64 | flags uint8 (1: no-ack)
 //	purge, tick,
 //	touch          (none)
@@ -33,7 +38,11 @@ import (
 //
 // A consumer is named by (node, key): keys are made by the consumer's node,
 // the high 32 bits being the epoch of the process that made it, so a key
-// never names a consumer of an earlier run of the node.
+// never names a consumer of an earlier run of the node. A settlement of
+// the -at kinds also names the delivery (the message's acquired count when
+// it was checked out to that consumer), so a retried or stale one applies
+// at most once; the backend proposes only those, and the machine still
+// applies the version 1 kinds found in older logs.
 
 // qcmdKind is the kind of a quorum command.
 type qcmdKind uint8
@@ -53,12 +62,20 @@ const (
 	qcNodeUp
 	qcNodeRestarted
 	qcTouch
+	qcSettleAt
+	qcReturnAt
+	qcDiscardAt
+	qcCancelAt
 )
 
 const qcmdHeader = 17
 
-// qref names a message checked out to a consumer of the proposing node.
-type qref struct{ key, id uint64 }
+// qref names a message checked out to a consumer of the proposing node,
+// and in the -at kinds the delivery (acquired; 0: any).
+type qref struct {
+	key, id  uint64
+	acquired uint32
+}
 
 // qcmd is a decoded quorum command. Fields not used by its kind are zero.
 type qcmd struct {
@@ -72,15 +89,17 @@ type qcmd struct {
 	priority int32
 	flags    uint8
 	ids      []uint64 // cancel: kept ids
-	refs     []qref   // settle, return, discard
+	keep     []qref   // cancel-at: kept deliveries (key unused)
+	refs     []qref   // settle, return, discard (and -at)
 	target   uint64   // node-down, node-up, node-restarted
 	epoch    uint32   // node-restarted
 }
 
-// Checkout and get flags.
+// Checkout, get and return-at flags.
 const (
 	qfExclusive uint8 = 1 // checkout
 	qfNoAck     uint8 = 1 // get
+	qfFailed    uint8 = 1 // return-at: a failed delivery (basic.reject), counted against x-delivery-limit
 )
 
 var errQCmd = errors.New("broker: corrupt quorum queue command")
@@ -93,7 +112,7 @@ func appendQHeader(buf []byte, k qcmdKind, node uint64, ts int64) []byte {
 
 // sizeHint is about the size of c's entry, so encoding allocates once.
 func (c *qcmd) sizeHint() int {
-	n := qcmdHeader + 16*len(c.refs) + 8*len(c.ids) + 32
+	n := qcmdHeader + 20*len(c.refs) + 8*len(c.ids) + 12*len(c.keep) + 32
 	if c.msg != nil {
 		n += 64 + len(c.msg.Exchange) + len(c.msg.RoutingKey) + len(c.msg.WireProps) + len(c.msg.Body)
 		if c.msg.WireProps == nil {
@@ -125,11 +144,28 @@ func (c *qcmd) encode(buf []byte) []byte {
 		for _, id := range c.ids {
 			buf = be.AppendUint64(buf, id)
 		}
+	case qcCancelAt:
+		buf = be.AppendUint64(buf, c.key)
+		buf = be.AppendUint32(buf, uint32(len(c.keep)))
+		for _, r := range c.keep {
+			buf = be.AppendUint64(buf, r.id)
+			buf = be.AppendUint32(buf, r.acquired)
+		}
 	case qcSettle, qcReturn, qcDiscard:
 		buf = be.AppendUint32(buf, uint32(len(c.refs)))
 		for _, r := range c.refs {
 			buf = be.AppendUint64(buf, r.key)
 			buf = be.AppendUint64(buf, r.id)
+		}
+	case qcSettleAt, qcReturnAt, qcDiscardAt:
+		if c.kind == qcReturnAt {
+			buf = append(buf, c.flags)
+		}
+		buf = be.AppendUint32(buf, uint32(len(c.refs)))
+		for _, r := range c.refs {
+			buf = be.AppendUint64(buf, r.key)
+			buf = be.AppendUint64(buf, r.id)
+			buf = be.AppendUint32(buf, r.acquired)
 		}
 	case qcGet:
 		buf = be.AppendUint64(buf, c.key)
@@ -185,6 +221,20 @@ func decodeQCmd(b []byte) (qcmd, error) {
 		for i := range c.ids {
 			c.ids[i] = be.Uint64(b[8*i:])
 		}
+	case qcCancelAt:
+		if len(b) < 12 {
+			return c, fmt.Errorf("%w: short cancel", errQCmd)
+		}
+		c.key = be.Uint64(b)
+		n := be.Uint32(b[8:])
+		b = b[12:]
+		if uint64(n)*12 != uint64(len(b)) {
+			return c, fmt.Errorf("%w: cancel of %d deliveries in %d bytes", errQCmd, n, len(b))
+		}
+		c.keep = make([]qref, n)
+		for i := range c.keep {
+			c.keep[i] = qref{id: be.Uint64(b[12*i:]), acquired: be.Uint32(b[12*i+8:])}
+		}
 	case qcSettle, qcReturn, qcDiscard:
 		if len(b) < 4 {
 			return c, fmt.Errorf("%w: short settlement", errQCmd)
@@ -197,6 +247,25 @@ func decodeQCmd(b []byte) (qcmd, error) {
 		c.refs = make([]qref, n)
 		for i := range c.refs {
 			c.refs[i] = qref{key: be.Uint64(b[16*i:]), id: be.Uint64(b[16*i+8:])}
+		}
+	case qcSettleAt, qcReturnAt, qcDiscardAt:
+		if c.kind == qcReturnAt {
+			if len(b) < 1 {
+				return c, fmt.Errorf("%w: short return", errQCmd)
+			}
+			c.flags, b = b[0], b[1:]
+		}
+		if len(b) < 4 {
+			return c, fmt.Errorf("%w: short settlement", errQCmd)
+		}
+		n := be.Uint32(b)
+		b = b[4:]
+		if uint64(n)*20 != uint64(len(b)) {
+			return c, fmt.Errorf("%w: %d settlements in %d bytes", errQCmd, n, len(b))
+		}
+		c.refs = make([]qref, n)
+		for i := range c.refs {
+			c.refs[i] = qref{key: be.Uint64(b[20*i:]), id: be.Uint64(b[20*i+8:]), acquired: be.Uint32(b[20*i+16:])}
 		}
 	case qcGet:
 		if err := need(9); err != nil {

@@ -27,6 +27,10 @@ type fakeRaft struct {
 	groups map[string]*fakeGroup
 	leader uint64
 	live   map[uint64]bool
+	// lie, while positive, makes the next commits report a failure to
+	// their proposer although they applied (a Raft proposal that timed
+	// out and committed anyway); each such commit counts it down.
+	lie atomic.Int32
 }
 
 var errFakeNoLeader = errors.New("fakeraft: no leader reachable")
@@ -287,6 +291,11 @@ func (g *fakeGroup) commit(from *fakeReplica, data []byte, done func(any, error)
 			g.catchUp(r, 0, nil)
 		}
 	}
+	if g.f.lie.Add(-1) >= 0 {
+		done(nil, errFakeNoLeader)
+		return
+	}
+	g.f.lie.Add(1)
 	done(res, nil)
 }
 

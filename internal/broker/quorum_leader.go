@@ -21,6 +21,9 @@ func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
 		return
 	}
 	b.downSent = map[uint64]bool{}
+	// x-expires counts from the last use this node saw applied, by its
+	// own clock: a new leader starts the countdown afresh.
+	b.usesSeen, b.usedAt = b.m.uses, b.now()
 	b.armExpiryLocked()
 	b.armUnusedLocked()
 	b.mu.Unlock()
@@ -43,18 +46,23 @@ func (b *quorumBackend) stopTimersLocked() {
 }
 
 // armUnusedLocked runs the leader's x-expires countdown while the queue
-// has no consumer: from the last use the entries recorded (a consumer
-// leaving, a get, a declaration or redeclare), in the proposers' time.
+// has no consumer: from when this node, leading, applied the last use the
+// entries recorded (a consumer leaving, a get, a declaration or
+// redeclare), by its own clock — not the proposers', which may be skewed —
+// or, when it saw none, from when it became the leader.
 func (b *quorumBackend) armUnusedLocked() {
 	exp := b.args.expires
-	if exp <= 0 || !b.leader || b.deleted || b.m.liveConsumers() > 0 || b.m.lastUsed == 0 {
+	if b.leader && b.m.uses != b.usesSeen {
+		b.usesSeen, b.usedAt = b.m.uses, b.now()
+	}
+	if exp <= 0 || !b.leader || b.deleted || b.m.liveConsumers() > 0 {
 		if b.unused != nil && b.unusedAt != 0 {
 			b.unused.Stop()
 			b.unusedAt = 0
 		}
 		return
 	}
-	at := b.m.lastUsed + int64(exp)
+	at := b.usedAt + int64(exp)
 	if b.unusedAt == at {
 		return
 	}
@@ -72,8 +80,8 @@ func (b *quorumBackend) armUnusedLocked() {
 func (b *quorumBackend) onUnused() {
 	b.mu.Lock()
 	b.unusedAt = 0
-	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.lastUsed != 0 &&
-		b.now() >= b.m.lastUsed+int64(b.args.expires)
+	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.uses == b.usesSeen &&
+		b.now() >= b.usedAt+int64(b.args.expires)
 	if !due {
 		b.armUnusedLocked()
 	}

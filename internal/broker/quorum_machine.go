@@ -18,7 +18,9 @@ import (
 // consumer delivers from its own replica and nothing is forwarded.
 //
 // Apply is deterministic: it reads no clock, no randomness and no
-// node-local fact; "now" is the largest timestamp of the entries applied.
+// node-local fact; "now" is the largest timestamp of the tick entries
+// applied, which only the leader proposes (the leader's clock decides
+// expiry, as in rabbit_fifo).
 // What it leaves for the node to do (deliveries to this node's consumers,
 // dead letters) it appends to deliveries and dead, which the owner drains
 // after each Apply. The machine has no lock of its own: its owner
@@ -26,11 +28,11 @@ import (
 type quorumMachine struct {
 	cfg quorumConfig
 
-	now       int64  // UnixNano: the largest entry timestamp applied
+	now       int64  // UnixNano: the largest tick timestamp applied
 	nextID    uint64 // the next message's id
 	nextOrder uint64 // the next consumer's registration order (from 1)
 	rr        uint64 // round-robin position among consumers
-	lastUsed  int64  // x-expires: when a consumer, a get or a redeclare last used the queue (0: never)
+	uses      uint64 // x-expires: how often a checkout, a cancel, a get or a redeclare (touch) used the queue
 
 	msgs       map[uint64]*qmsg
 	ready      qring // ordered by id
@@ -72,7 +74,8 @@ type qmsg struct {
 	msg       *message.Message
 	size      int64
 	expires   int64  // UnixNano; 0: never
-	count     uint32 // times returned by a consumer (x-delivery-limit)
+	count     uint32 // failed deliveries: x-delivery-count, against x-delivery-limit
+	acquired  uint32 // times checked out (0: unknown, from a version 1 snapshot): names one delivery
 	delivered bool   // was checked out and came back: redelivered
 	owner     *qconsumer
 }
@@ -111,6 +114,7 @@ type qdelivery struct {
 	msg         *message.Message
 	redelivered bool
 	count       uint32 // delivery count: x-delivery-count
+	acquired    uint32 // the message's checkouts so far, this one included: its settlements name it
 	remaining   int
 }
 
@@ -120,6 +124,7 @@ type qgot struct {
 	msg         *message.Message
 	redelivered bool
 	count       uint32
+	acquired    uint32
 	remaining   int
 }
 
@@ -142,7 +147,12 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 	if err != nil {
 		return err
 	}
-	m.now = max(m.now, c.ts)
+	if c.kind == qcTick {
+		// Only the leader proposes ticks, with its clock: a node whose
+		// clock runs ahead cannot expire messages early by proposing
+		// anything else, and "now" never has to come back.
+		m.now = max(m.now, c.ts)
+	}
 	m.expireHeads()
 	var res any
 	switch c.kind {
@@ -154,13 +164,13 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 		if err := m.checkout(&c); err != nil {
 			res = err
 		}
-	case qcCancel:
+	case qcCancel, qcCancelAt:
 		m.cancel(&c)
-	case qcSettle:
+	case qcSettle, qcSettleAt:
 		m.settle(&c)
-	case qcReturn:
+	case qcReturn, qcReturnAt:
 		m.giveBack(&c)
-	case qcDiscard:
+	case qcDiscard, qcDiscardAt:
 		m.discard(&c)
 	case qcGet:
 		if g := m.get(&c); g != nil {
@@ -170,7 +180,7 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 		res = m.purge()
 	case qcTick:
 	case qcTouch:
-		m.lastUsed = m.now
+		m.uses++
 	case qcNodeDown:
 		m.nodeDown(c.target)
 	case qcNodeUp:
@@ -291,7 +301,7 @@ func (m *quorumMachine) consumer(node, key uint64) *qconsumer {
 }
 
 func (m *quorumMachine) checkout(c *qcmd) error {
-	m.lastUsed = m.now
+	m.uses++
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	if q := m.consumer(c.node, c.key); q != nil {
 		if q.status == qsUp || q.status == qsDown {
@@ -364,13 +374,19 @@ func (m *quorumMachine) cancel(c *qcmd) {
 	if q == nil || q.status == qsGet || q.status == qsCancelled {
 		return
 	}
-	keep := map[uint64]bool{}
+	keep := map[uint64]uint32{} // id → acquired (0: any)
 	for _, id := range c.ids {
-		keep[id] = true
+		keep[id] = 0
 	}
-	// What the consumer's node never handed out goes back, unmarked.
+	for _, r := range c.keep {
+		keep[r.id] = r.acquired
+	}
+	// What the consumer's node never handed out goes back, unmarked: a
+	// cancel-at keeps a message only from the delivery its node handed
+	// out, not from a later one (returned and assigned to it again).
 	for _, id := range sortedOut(q) {
-		if !keep[id] {
+		acq, kept := keep[id]
+		if !kept || (acq != 0 && q.out[id].acquired != 0 && q.out[id].acquired != acq) {
 			m.returnMsg(q.out[id], false, false)
 		}
 	}
@@ -379,15 +395,21 @@ func (m *quorumMachine) cancel(c *qcmd) {
 		m.active = nil
 	}
 	m.removeIfDone(q)
-	m.lastUsed = m.now // the x-expires countdown starts when the last consumer leaves
+	m.uses++ // the x-expires countdown starts when the last consumer leaves
 }
 
 // owned returns the message ref names if the proposing node's consumer
-// holds it; a stale settlement (the message came back and went elsewhere)
-// finds nothing.
+// holds it from the delivery the ref names (its acquired count; 0 in the
+// entries of version 1 kinds, which do not name one). A stale settlement —
+// the message came back and went elsewhere, or came back and went to the
+// same consumer again, or the entry is a retry of one that applied —
+// finds nothing, so every settlement applies at most once.
 func (m *quorumMachine) owned(node uint64, r qref) *qmsg {
 	q := m.msgs[r.id]
 	if q == nil || q.owner == nil || q.owner.node != node || q.owner.key != r.key {
+		return nil
+	}
+	if r.acquired != 0 && q.acquired != 0 && r.acquired != q.acquired {
 		return nil
 	}
 	return q
@@ -406,11 +428,16 @@ func (m *quorumMachine) settle(c *qcmd) {
 	}
 }
 
+// giveBack returns messages to the ready list, marked redelivered. A
+// version 1 return, and a version 2 one flagged failed (basic.reject with
+// requeue), counts a failed delivery (RabbitMQ 4.3's delivery-count); a
+// plain return (basic.nack with requeue, a closed channel) does not.
 func (m *quorumMachine) giveBack(c *qcmd) {
+	counted := c.kind == qcReturn || c.flags&qfFailed != 0
 	for _, r := range c.refs {
 		if q := m.owned(c.node, r); q != nil {
 			owner := q.owner
-			m.returnMsg(q, true, true)
+			m.returnMsg(q, true, counted)
 			m.removeIfDone(owner)
 		}
 	}
@@ -430,13 +457,14 @@ func (m *quorumMachine) discard(c *qcmd) {
 }
 
 func (m *quorumMachine) get(c *qcmd) *qgot {
-	m.lastUsed = m.now
+	m.uses++
 	if m.ready.len() == 0 {
 		return nil
 	}
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	q := m.popReady()
-	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), count: q.count, remaining: m.ready.len()}
+	q.acquired++
+	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), count: q.count, acquired: q.acquired, remaining: m.ready.len()}
 	if c.flags&qfNoAck != 0 {
 		m.drop(q, "")
 		return g
@@ -553,10 +581,11 @@ func (m *quorumMachine) assign() {
 		}
 		msg := m.popReady()
 		msg.owner = q
+		msg.acquired++
 		q.out[msg.id] = msg
 		m.unacked++
 		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, msg: msg.msg,
-			redelivered: msg.redelivered(), count: msg.count, remaining: m.ready.len()})
+			redelivered: msg.redelivered(), count: msg.count, acquired: msg.acquired, remaining: m.ready.len()})
 	}
 }
 

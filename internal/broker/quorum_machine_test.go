@@ -34,7 +34,7 @@ func (g *qgen) refs() []qref {
 	n := int(g.next() % 4)
 	refs := make([]qref, n)
 	for i := range refs {
-		refs[i] = qref{key: g.key(), id: uint64(g.next() % 12)}
+		refs[i] = qref{key: g.key(), id: uint64(g.next() % 12), acquired: uint32(g.next() % 4)}
 	}
 	return refs
 }
@@ -46,7 +46,7 @@ func (g *qgen) cmd() []byte {
 	}
 	op := g.next()
 	g.ts += int64(g.next()) * int64(20*time.Millisecond)
-	c := qcmd{kind: qcmdKind(op%13 + 1), node: uint64(1 + g.next()%3), ts: g.ts}
+	c := qcmd{kind: qcmdKind(op%17 + 1), node: uint64(1 + g.next()%3), ts: g.ts}
 	switch c.kind {
 	case qcEnqueue:
 		m := &message.Message{RoutingKey: "q", Body: bytes.Repeat([]byte{'x'}, int(g.next()%5)), Published: g.ts}
@@ -61,8 +61,15 @@ func (g *qgen) cmd() []byte {
 		for range g.next() % 3 {
 			c.ids = append(c.ids, uint64(g.next()%12))
 		}
-	case qcSettle, qcReturn, qcDiscard:
+	case qcCancelAt:
+		c.key = g.key()
+		for range g.next() % 3 {
+			c.keep = append(c.keep, qref{id: uint64(g.next() % 12), acquired: uint32(g.next() % 4)})
+		}
+	case qcSettle, qcReturn, qcDiscard, qcSettleAt, qcDiscardAt:
 		c.refs = g.refs()
+	case qcReturnAt:
+		c.flags, c.refs = g.next()%2, g.refs()
 	case qcGet:
 		c.key, c.flags = g.key(), g.next()%2
 	case qcNodeDown, qcNodeUp:
@@ -127,8 +134,8 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 	}
 	for _, c := range m.consumers {
 		for id, q := range c.out {
-			if q.owner != c || m.msgs[id] != q {
-				t.Fatalf("consumer %d/%x holds %d wrongly", c.node, c.key, id)
+			if q.owner != c || m.msgs[id] != q || q.acquired == 0 {
+				t.Fatalf("consumer %d/%x holds %d wrongly (acquired %d)", c.node, c.key, id, q.acquired)
 			}
 			unacked++
 		}
@@ -139,6 +146,9 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 	// What the last Apply assigned went to consumers with room for it,
 	// and with a single active consumer, to that one alone.
 	for _, d := range m.deliveries {
+		if q := m.msgs[d.id]; q != nil && q.owner != nil && q.owner.node == d.node && q.owner.key == d.key && q.acquired != d.acquired {
+			t.Fatalf("delivery %d names acquired %d, the message has %d", d.id, d.acquired, q.acquired)
+		}
 		c := m.consumer(d.node, d.key)
 		if c == nil || c.status != qsUp || (c.prefetch > 0 && len(c.out) > int(c.prefetch)) {
 			t.Fatalf("delivery %d to %d/%x beyond its credit", d.id, d.node, d.key)

@@ -1,8 +1,9 @@
 package broker
 
 import (
+	"errors"
 	"slices"
-	"time"
+	"sync"
 )
 
 // How a quorum backend proposes: stamped with its node and clock, from
@@ -20,7 +21,7 @@ func (b *quorumBackend) staleRunLocked() bool {
 // announceRun proposes node-restarted for this run of the node: the
 // consumers of its earlier runs are gone, their messages come back.
 func (b *quorumBackend) announceRun() {
-	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN)
+	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, nil)
 }
 
 // soon runs f after the caller returns, off the group's goroutine, in
@@ -81,44 +82,202 @@ func (b *quorumBackend) propose(c *qcmd, done func(any, error)) {
 	rl.Propose(c.encode(make([]byte, 0, c.sizeHint())), done)
 }
 
-// proposeWait proposes c and waits, at most quorumWait, for its result.
-func (b *quorumBackend) proposeWait(c *qcmd) (any, error) {
+// proposeWait proposes c and waits, at most quorumWait by the broker's
+// clock, for its result. A result arriving after the wait gave up goes to
+// late (when not nil), on the outbox: the entry applied although its
+// proposer was told it had not (a basic.get's checkout, to give back).
+func (b *quorumBackend) proposeWait(c *qcmd, late func(res any)) (any, error) {
 	type answer struct {
 		res any
 		err error
 	}
-	ch := make(chan answer, 1)
-	b.propose(c, func(res any, err error) { ch <- answer{res, err} })
-	t := time.NewTimer(quorumWait)
-	defer t.Stop()
-	select {
-	case a := <-ch:
-		if e, ok := a.res.(error); ok && a.err == nil {
-			return nil, e
+	var mu sync.Mutex
+	gaveUp := false
+	ch := make(chan answer, 2) // the answer and the timeout: neither send ever blocks
+	b.propose(c, func(res any, err error) {
+		mu.Lock()
+		g := gaveUp
+		mu.Unlock()
+		if !g {
+			select {
+			case ch <- answer{res, err}:
+			default: // done called twice: the first answer stands
+			}
+			return
 		}
-		return a.res, a.err
-	case <-t.C:
-		return nil, errQuorumTimeout
+		if err == nil && late != nil {
+			b.soon(func() { late(res) })
+		}
+	})
+	t := b.vhost.broker.cfg.Clock.AfterFunc(quorumWait, func() {
+		select {
+		case ch <- answer{err: errQuorumTimeout}:
+		default:
+		}
+	})
+	a := <-ch
+	t.Stop()
+	if errors.Is(a.err, errQuorumTimeout) && a.res == nil {
+		mu.Lock()
+		gaveUp = true
+		mu.Unlock()
+		// An answer that came between the timeout and gaveUp is the
+		// real one: take it rather than drop it.
+		select {
+		case a2 := <-ch:
+			a = a2
+		default:
+		}
 	}
+	if e, ok := a.res.(error); ok && a.err == nil {
+		return nil, e
+	}
+	return a.res, a.err
+}
+
+// notAppliedError is a publish to a quorum queue whose entry was not
+// applied in time (no leader, the group closed): not a storage failure,
+// and the message may still be in the queue (the entry may commit later).
+// A publisher gets a nack; a delayed message keeps its record.
+type notAppliedError struct{ err error }
+
+func (e *notAppliedError) Error() string {
+	return "broker: the quorum queue did not take the message: " + e.err.Error()
+}
+
+func (e *notAppliedError) Unwrap() error { return e.err }
+
+// retryItem is a proposal that must happen, waiting for its next attempt.
+type retryItem struct {
+	c    *qcmd
+	left int    // attempts left
+	done func() // runs once, when c applied or was given up (nil: nothing)
 }
 
 // proposeRetry proposes c until it is applied, at most n times, a
-// quorumRetry apart, while the queue exists. The commands retried are
-// harmless twice: settlements name the consumer holding the message (a
-// stale one changes nothing), a cancel of a cancelled consumer is
-// nothing, node-up and node-restarted are idempotent. Without retries a
-// settlement lost to a leaderless moment would leave its message checked
-// out to a consumer whose node is live, for good.
-func (b *quorumBackend) proposeRetry(c *qcmd, n int) {
+// quorumRetry apart, while the queue exists; done (may be nil) runs once
+// at the end, applied or not. The commands retried are harmless twice:
+// settlements name the delivery they settle (a stale or repeated one
+// changes nothing), a cancel of a cancelled consumer is nothing, node-up
+// and node-restarted are idempotent. Without retries a settlement lost to
+// a leaderless moment would leave its message checked out to a consumer
+// whose node is live, for good. The failures of one moment wait in one
+// batch, with one timer, and go out again together (retryNow).
+func (b *quorumBackend) proposeRetry(c *qcmd, n int, done func()) {
 	b.propose(c, func(_ any, err error) {
-		if err == nil || n <= 1 {
+		if err == nil || n <= 1 || b.isDeleted() {
+			if err != nil {
+				b.vhost.broker.log.Debug("quorum queue: giving up a proposal", "queue", b.cfg.Name, "kind", c.kind, "err", err)
+			}
+			if done != nil {
+				done()
+			}
 			return
 		}
-		b.mu.Lock()
-		gone := b.deleted
-		b.mu.Unlock()
-		if !gone {
-			b.vhost.broker.cfg.Clock.AfterFunc(quorumRetry, func() { b.proposeRetry(c, n-1) })
+		b.retryMu.Lock()
+		b.retries = append(b.retries, retryItem{c: c, left: n - 1, done: done})
+		if !b.retryArmed {
+			b.retryArmed = true
+			b.vhost.broker.cfg.Clock.AfterFunc(quorumRetry, b.retryNow)
 		}
+		b.retryMu.Unlock()
 	})
+}
+
+func (b *quorumBackend) isDeleted() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deleted
+}
+
+// retryNow proposes the waiting batch again, in order, merging
+// neighbouring settlements of one kind into one entry.
+func (b *quorumBackend) retryNow() {
+	b.retryMu.Lock()
+	items := b.retries
+	b.retries, b.retryArmed = nil, false
+	b.retryMu.Unlock()
+	if b.isDeleted() {
+		return // what they would settle went with the queue
+	}
+	for _, it := range coalesceRetries(items) {
+		b.proposeRetry(it.c, it.left, it.done)
+	}
+}
+
+// coalesceRetries merges runs of settlements of the same kind (and
+// flags) into one command, keeping the order of everything else.
+func coalesceRetries(items []retryItem) []retryItem {
+	var out []retryItem
+	for _, it := range items {
+		if n := len(out); n > 0 && mergeable(out[n-1].c, it.c) {
+			last := &out[n-1]
+			merged := *last.c
+			merged.refs = append(slices.Clip(last.c.refs), it.c.refs...)
+			d1, d2 := last.done, it.done
+			last.c, last.left = &merged, max(last.left, it.left)
+			last.done = func() {
+				if d1 != nil {
+					d1()
+				}
+				if d2 != nil {
+					d2()
+				}
+			}
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+func mergeable(a, b *qcmd) bool {
+	switch a.kind {
+	case qcSettleAt, qcReturnAt, qcDiscardAt:
+		return a.kind == b.kind && a.flags == b.flags
+	}
+	return false
+}
+
+// inflightLocked counts refs as settlements in flight for their
+// consumers; b.mu is held.
+func (b *quorumBackend) inflightLocked(refs []qref) {
+	for _, r := range refs {
+		b.inflight[r.key]++
+	}
+}
+
+// proposeSettlement proposes a settlement of refs (counted in flight by
+// inflightLocked), retried until it applies or is given up.
+func (b *quorumBackend) proposeSettlement(kind qcmdKind, flags uint8, refs []qref) {
+	if len(refs) == 0 {
+		return
+	}
+	b.proposeRetry(&qcmd{kind: kind, flags: flags, refs: refs}, quorumRetryN, func() { b.settlementDone(refs) })
+}
+
+// settlementDone ends refs' time in flight, and proposes (on the outbox:
+// this may run on the group's goroutine) the cancel of a consumer that was
+// waiting for its last one.
+func (b *quorumBackend) settlementDone(refs []qref) {
+	var cancels []*qcmd
+	b.mu.Lock()
+	if b.deleted {
+		b.mu.Unlock()
+		return
+	}
+	for _, r := range refs {
+		if b.inflight[r.key]--; b.inflight[r.key] > 0 {
+			continue
+		}
+		delete(b.inflight, r.key)
+		if lc := b.closing[r.key]; lc != nil {
+			delete(b.closing, r.key)
+			cancels = append(cancels, cancelOf(lc))
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range cancels {
+		b.soon(func() { b.proposeRetry(c, quorumRetryN, nil) })
+	}
 }

@@ -13,17 +13,19 @@ import (
 // deterministic order, so replicas in the same state write the same bytes
 // (the tests compare them):
 //
-//	version uint8 (1) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 | lastUsed int64 |
+//	version uint8 (2) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 | uses uint64 |
 //	active order uint64 (0: none) |
 //	consumers uint32, each: node uint64 | key uint64 | order uint64 |
 //	  prefetch uint32 | priority int32 | status uint8 | exclusive uint8 |
-//	messages uint32, by id, each: id uint64 | count uint32 | delivered uint8 |
+//	messages uint32, by id, each: id uint64 | count uint32 | acquired uint32 | delivered uint8 |
 //	  owner order uint64 (0: ready) | record length uint32 | message record
 //
 // Consumers are listed in registration order; the ready list is the
 // messages without an owner, by id. Expiry times are recomputed from the
-// records and the queue's arguments.
-const quorumSnapshotVersion = 1
+// records and the queue's arguments. Version 1 (still read) had no
+// acquired counts (restored as 0: settlements of those deliveries match
+// any) and a last-use time where uses is (restored as one use if set).
+const quorumSnapshotVersion = 2
 
 var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
 
@@ -35,7 +37,7 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 	buf = be.AppendUint64(buf, m.nextID)
 	buf = be.AppendUint64(buf, m.nextOrder)
 	buf = be.AppendUint64(buf, m.rr)
-	buf = be.AppendUint64(buf, uint64(m.lastUsed))
+	buf = be.AppendUint64(buf, m.uses)
 	var active uint64
 	if m.active != nil {
 		active = m.active.order
@@ -60,6 +62,7 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 		q := m.msgs[id]
 		buf = be.AppendUint64(buf, id)
 		buf = be.AppendUint32(buf, q.count)
+		buf = be.AppendUint32(buf, q.acquired)
 		buf = append(buf, boolByte(q.delivered))
 		var owner uint64
 		if q.owner != nil {
@@ -98,7 +101,7 @@ func (m *quorumMachine) Restore(data []byte) error {
 			m.bodyIn(q.size)
 		}
 	}
-	m.now, m.nextID, m.nextOrder, m.rr, m.lastUsed = n.now, n.nextID, n.nextOrder, n.rr, n.lastUsed
+	m.now, m.nextID, m.nextOrder, m.rr, m.uses = n.now, n.nextID, n.nextOrder, n.rr, n.uses
 	m.msgs, m.ready, m.readyBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.unacked
 	m.consumers, m.active = n.consumers, n.active
 	return nil
@@ -128,11 +131,15 @@ func (r *snapReader) u8() uint8   { return r.take(1)[0] }
 
 func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 	r := &snapReader{b: data}
-	if v := r.u8(); r.err == nil && v != quorumSnapshotVersion {
+	v := r.u8()
+	if r.err == nil && v != 1 && v != quorumSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", errQSnapshot, v)
 	}
 	m := newQuorumMachine(cfg)
-	m.now, m.nextID, m.nextOrder, m.rr, m.lastUsed = int64(r.u64()), r.u64(), r.u64(), r.u64(), int64(r.u64())
+	m.now, m.nextID, m.nextOrder, m.rr, m.uses = int64(r.u64()), r.u64(), r.u64(), r.u64(), r.u64()
+	if v == 1 && m.uses != 0 {
+		m.uses = 1 // a last-use time
+	}
 	active := r.u64()
 	nc := r.u32()
 	if r.err != nil || uint64(nc)*34 > uint64(len(r.b)) {
@@ -160,7 +167,12 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 	}
 	var last uint64
 	for i := range nm {
-		id, count, delivered, owner := r.u64(), r.u32(), r.u8() != 0, r.u64()
+		id, count := r.u64(), r.u32()
+		var acquired uint32
+		if v != 1 {
+			acquired = r.u32()
+		}
+		delivered, owner := r.u8() != 0, r.u64()
 		size := r.u32()
 		if r.err != nil || uint64(size) > uint64(len(r.b)) {
 			return nil, fmt.Errorf("%w: message record", errQSnapshot)
@@ -174,7 +186,7 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: message %d: %v", errQSnapshot, id, err)
 		}
-		q.id, q.count, q.delivered = id, count, delivered
+		q.id, q.count, q.acquired, q.delivered = id, count, acquired, delivered
 		m.msgs[id] = q
 		if owner == 0 {
 			m.ready.pushBack(q)

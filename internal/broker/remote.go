@@ -5,41 +5,104 @@ import "github.com/tern-broker/tern/internal/message"
 // remoteBackend is, in a cluster, a classic queue (or stream) whose
 // messages another node holds: the node that declared it (Queue.Node).
 // This node knows the queue — its name, arguments and bindings are the
-// metadata every node applies — but holds none of its messages, runs none
-// of its timers and has none of its consumers: publishes to it and
-// consumers of it reach the owner through the cluster layer, which checks
-// Queue.Remote before calling the queue. What reaches the backend itself
-// is refused rather than kept where nobody would find it: a publish is
-// Rejected (the publisher gets a nack), a consume fails, a get finds
-// nothing. Its deletion is the owner's to decide for auto-delete and
-// x-expires; a client's delete on any node deletes it everywhere.
-type remoteBackend struct{ q *Queue }
-
-func newRemoteBackend(q *Queue) remoteBackend { return remoteBackend{q: q} }
-
-func (remoteBackend) publish(*message.Message, message.Completion, uint64) (PublishOutcome, bool) {
-	return Rejected, false
+// metadata every node applies — but holds none of its messages and runs
+// none of its timers. With a Forwarder (Replication.Forward) every
+// operation goes to the owner: publishes are confirmed by it, consumers
+// here receive its messages, acks go back. Without one — or for a queue
+// of this node whose log could not be opened (apply.go), which has no
+// other node to go to — what reaches the backend is refused rather than
+// kept where nobody would find it: a publish is Rejected (the publisher
+// gets a nack), a consume fails, a get finds nothing. Its deletion is the
+// owner's to decide for auto-delete and x-expires; a client's delete on
+// any node deletes it everywhere.
+type remoteBackend struct {
+	q   *Queue
+	fwd Forwarder // nil: refuse
 }
 
-func (remoteBackend) get(bool) (Delivery, bool) { return Delivery{}, false }
-
-func (r remoteBackend) consume(Consumer, ConsumeOptions) error {
-	return errorf(KindResourceError, "queue '%s' in vhost '%s' is held by node %d: consume from it there",
-		r.q.cfg.Name, r.q.vhost.name, r.q.node)
+func newRemoteBackend(q *Queue) remoteBackend {
+	r := remoteBackend{q: q}
+	if q.Remote() {
+		r.fwd = q.vhost.broker.cfg.Replication.Forward
+	}
+	return r
 }
 
-func (remoteBackend) cancel(Consumer)                         {}
-func (remoteBackend) dispatch()                               {}
-func (remoteBackend) ack([]Delivery)                          {}
-func (remoteBackend) requeue([]Delivery)                      {}
-func (remoteBackend) reject([]Delivery)                       {}
-func (remoteBackend) purge() int                              { return 0 }
-func (remoteBackend) counts() (ready, unacked, consumers int) { return 0, 0, 0 }
-func (remoteBackend) readyBytes() int64                       { return 0 }
-func (remoteBackend) touch()                                  {}
-func (remoteBackend) restore() int                            { return 0 }
+func (r remoteBackend) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
+	if r.fwd == nil {
+		return Rejected, false
+	}
+	return r.fwd.Publish(r.q, m, done, token)
+}
 
-func (remoteBackend) close(bool, bool) (int, []Consumer, error) { return 0, nil, nil }
+func (r remoteBackend) get(noAck bool) (Delivery, bool) {
+	if r.fwd == nil {
+		return Delivery{}, false
+	}
+	return r.fwd.Get(r.q, noAck)
+}
+
+func (r remoteBackend) consume(c Consumer, opts ConsumeOptions) error {
+	if r.fwd == nil {
+		return errorf(KindResourceError, "queue '%s' in vhost '%s' is held by node %d: consume from it there",
+			r.q.cfg.Name, r.q.vhost.name, r.q.node)
+	}
+	return r.fwd.Consume(r.q, c, opts)
+}
+
+func (r remoteBackend) cancel(c Consumer) {
+	if r.fwd != nil {
+		r.fwd.Cancel(r.q, c)
+	}
+}
+
+func (r remoteBackend) dispatch() {
+	if r.fwd != nil {
+		r.fwd.Dispatch(r.q)
+	}
+}
+
+func (r remoteBackend) ack(ds []Delivery) { r.settle(SettleAck, ds) }
+
+// requeue returns deliveries to the owner; failed (a basic.reject, which
+// counts toward a quorum queue's delivery limit) means nothing to the
+// classic queues and streams that are forwarded.
+func (r remoteBackend) requeue(ds []Delivery, _ bool) { r.settle(SettleRequeue, ds) }
+func (r remoteBackend) reject(ds []Delivery)          { r.settle(SettleReject, ds) }
+
+func (r remoteBackend) settle(op SettleOp, ds []Delivery) {
+	if r.fwd != nil && len(ds) > 0 {
+		r.fwd.Settle(r.q, op, ds)
+	}
+}
+
+func (r remoteBackend) purge() int {
+	if r.fwd == nil {
+		return 0
+	}
+	return r.fwd.Purge(r.q)
+}
+
+func (r remoteBackend) counts() (ready, unacked, consumers int) {
+	if r.fwd == nil {
+		return 0, 0, 0
+	}
+	return r.fwd.Counts(r.q)
+}
+
+func (remoteBackend) readyBytes() int64 { return 0 }
+func (remoteBackend) touch()            {}
+func (remoteBackend) restore() int      { return 0 }
+
+// close forgets the queue here. The owner's own delete drops its
+// messages; ifUnused and ifEmpty were checked before the delete was
+// proposed (against this node's view, see docs/design/replication.md).
+func (r remoteBackend) close(bool, bool) (int, []Consumer, error) {
+	if r.fwd == nil {
+		return 0, nil, nil
+	}
+	return 0, r.fwd.Closed(r.q), nil
+}
 
 // Node returns, in a cluster, the node that holds the queue's messages (the
 // node that declared a classic queue or a stream); 0 without a cluster and
@@ -47,8 +110,8 @@ func (remoteBackend) close(bool, bool) (int, []Consumer, error) { return 0, nil,
 func (q *Queue) Node() uint64 { return q.node }
 
 // Remote reports whether another node of the cluster holds the queue's
-// messages: publishes and consumes must go there (the cluster layer
-// forwards them); this node's copy holds nothing.
+// messages: publishes and consumes go there (Replication.Forward); this
+// node's copy holds nothing.
 func (q *Queue) Remote() bool {
 	return q.node != 0 && q.node != q.vhost.broker.cfg.Replication.Node
 }

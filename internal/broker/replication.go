@@ -13,6 +13,10 @@ type Replication struct {
 	// Quorum hosts the Raft groups of quorum queues; nil refuses
 	// x-queue-type quorum, as a single node without a cluster does.
 	Quorum QuorumGroups
+	// Forward carries publishes, consumers, gets, purges and counts of a
+	// queue another node holds (a classic queue or a stream) to that
+	// node (forward.go); nil refuses them, as before forwarding existed.
+	Forward Forwarder
 }
 
 // MetadataLog carries definition commands through the cluster's metadata

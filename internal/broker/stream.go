@@ -308,9 +308,9 @@ func (s *streamBackend) close(ifUnused, _ bool) (int, []Consumer, error) {
 
 // Nothing goes back into a stream: requeue, reject and dispatch give the
 // readers their credit back.
-func (s *streamBackend) requeue([]Delivery) { s.wakeAll() }
-func (s *streamBackend) reject([]Delivery)  { s.wakeAll() }
-func (s *streamBackend) dispatch()          { s.wakeAll() }
+func (s *streamBackend) requeue([]Delivery, bool) { s.wakeAll() }
+func (s *streamBackend) reject([]Delivery)        { s.wakeAll() }
+func (s *streamBackend) dispatch()                { s.wakeAll() }
 
 // get: a stream is read by consumers with an offset, not basic.get.
 func (s *streamBackend) get(bool) (Delivery, bool) { return Delivery{}, false }

@@ -224,7 +224,7 @@ func (v *VHost) equivalentQueue(q *Queue, cfg QueueConfig) error {
 	case have.Exclusive != cfg.Exclusive:
 		return errorf(KindResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", cfg.Name, v.name)
 	}
-	return equivalentArgs("queue", cfg.Name, v.name, have.Args, cfg.Args, queueArgKeys)
+	return equivalentArgs("queue", cfg.Name, v.name, have.Args, cfg.Args, argKeysOf(q.kind))
 }
 
 // checkOwner refuses access to another connection's exclusive queue.
@@ -298,7 +298,10 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, on
 }
 
 // DeleteExclusive deletes the exclusive queues owned by conn, which is
-// closing.
+// closing. In a cluster each deletion is a metadata proposal that may wait
+// (up to the proposal's deadline): they are made concurrently, so a
+// connection with many exclusive queues waits about one deadline, not one
+// per queue.
 func (v *VHost) DeleteExclusive(conn uint64) {
 	v.mu.Lock()
 	queues := make([]*Queue, 0, len(v.owned[conn]))
@@ -308,9 +311,17 @@ func (v *VHost) DeleteExclusive(conn uint64) {
 		}
 	}
 	v.mu.Unlock()
-	for _, q := range queues {
-		v.deleteOwn(q, false)
+	if len(queues) == 1 || v.broker.cfg.Replication.Metadata == nil {
+		for _, q := range queues {
+			v.deleteOwn(q, false)
+		}
+		return
 	}
+	var wg sync.WaitGroup
+	for _, q := range queues {
+		wg.Go(func() { v.deleteOwn(q, false) })
+	}
+	wg.Wait()
 }
 
 // PurgeQueue empties a queue's ready messages.

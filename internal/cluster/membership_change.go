@@ -201,6 +201,7 @@ func (n *Node) reconcile() {
 			}
 			n.ms.forgotten[r.ID] = true
 			n.tr.RemovePeer(r.ID)
+			n.fwd.NodeDown(r.ID)
 			n.log.Info("removed node forgotten: its connections are refused from now on", "node", r.Name)
 		}
 	}

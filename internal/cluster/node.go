@@ -16,6 +16,7 @@ import (
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/clock"
+	"github.com/tern-broker/tern/internal/cluster/forward"
 	"github.com/tern-broker/tern/internal/cluster/meta"
 	"github.com/tern-broker/tern/internal/cluster/raftnode"
 	"github.com/tern-broker/tern/internal/cluster/transport"
@@ -66,6 +67,9 @@ type Node struct {
 	wal  *wal.WAL
 	tr   *transport.TCP
 	host *raftnode.Host
+	// fwd forwards publishes, consumes and gets of classic queues and
+	// streams to the node that holds them, and serves other nodes' (forward).
+	fwd  *forward.Forwarder
 	meta atomic.Pointer[raftnode.Group]
 	// fsyncs and batches are the WAL's fsync latency (seconds) and the
 	// entries each fsync covered (wal.Options.OnSync).
@@ -79,6 +83,7 @@ type Node struct {
 	wg     sync.WaitGroup
 	// deleting counts deleted quorum groups still stopping (Delete).
 	deleting sync.WaitGroup
+	removed  map[uint64]bool // members the transport dropped (syncPeers)
 }
 
 // queueGroup is an open quorum queue group and what it replicates.
@@ -155,13 +160,24 @@ func New(cfg Config) (*Node, error) {
 		NewStorage:      func(group uint64) raftnode.Storage { return w.Group(group) },
 	})
 	d.host.Store(n.host)
+	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,
+		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
+	d.fwd.Store(n.fwd)
 	return n, nil
 }
+
+// Forwarder is the node's forwarding of classic queues and streams held by
+// other nodes (broker.Replication.Forward); the server gives it the broker
+// with SetBroker once the broker exists.
+func (n *Node) Forwarder() *forward.Forwarder { return n.fwd }
 
 // dispatch is the transport's Handler until and while the host runs: the
 // transport must exist before the host (the host sends through it), and
 // the host before the transport can deliver to it.
-type dispatch struct{ host atomic.Pointer[raftnode.Host] }
+type dispatch struct {
+	host atomic.Pointer[raftnode.Host]
+	fwd  atomic.Pointer[forward.Forwarder]
+}
 
 func (d *dispatch) HandleRaft(from transport.NodeID, group transport.Group, msgs []*raftpb.Message) {
 	if h := d.host.Load(); h != nil {
@@ -170,6 +186,12 @@ func (d *dispatch) HandleRaft(from transport.NodeID, group transport.Group, msgs
 }
 
 func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kind uint8, body []byte) ([]byte, error) {
+	if forward.Owns(kind) {
+		if f := d.fwd.Load(); f != nil {
+			return f.HandleRequest(ctx, from, kind, body)
+		}
+		return nil, errors.New("cluster: forwarding is not ready")
+	}
 	if h := d.host.Load(); h != nil {
 		return h.HandleRequest(ctx, from, kind, body)
 	}
@@ -177,6 +199,15 @@ func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kin
 }
 
 func (d *dispatch) HandleNotify(from transport.NodeID, kind uint8, body []byte) {
+	// Forwarded deliveries are handled here, on the transport's reader
+	// and in order: the forwarder's loss check relies on replies
+	// travelling behind the notifies they follow.
+	if forward.Owns(kind) {
+		if f := d.fwd.Load(); f != nil {
+			f.HandleNotify(from, kind, body)
+		}
+		return
+	}
 	if h := d.host.Load(); h != nil {
 		h.HandleNotify(from, kind, body)
 	}
@@ -243,6 +274,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
+	n.syncPeers()
 	n.wg.Add(2)
 	go n.rebalance()
 	go n.reconcileMembers()
@@ -327,6 +359,7 @@ func (n *Node) Close() error {
 	close(n.stop)
 	n.mu.Unlock()
 	n.wg.Wait()
+	n.fwd.Close() // requeues, here, what other nodes' consumers held
 	n.host.Close()
 	n.deleting.Wait() // before the WAL closes: their removal writes to it
 	err := n.tr.Close()

@@ -122,6 +122,7 @@ func (n *Node) rebalance() {
 			return
 		case <-t.C:
 		}
+		n.syncPeers() // a removal proposed by another node
 		n.mu.Lock()
 		var lead []queueGroup
 		for _, q := range n.queues {
@@ -184,7 +185,7 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		return errors.New("cluster: the metadata group is not running yet")
 	}
 	if slices.Contains(g.Status().Learners, id) {
-		if err := g.Promote(ctx, id); err != nil {
+		if err := changeConf(ctx, g, func(st raftnode.Status) bool { return slices.Contains(st.Voters, id) }, g.Promote, id); err != nil {
 			return fmt.Errorf("cluster: promoting %s in the metadata group: %w", name, err)
 		}
 		n.log.Info("node promoted to voter in the metadata group", "node", name)
@@ -200,7 +201,7 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		if !slices.Contains(q.g.Status().Learners, id) {
 			continue
 		}
-		if err := q.g.Promote(ctx, id); err != nil {
+		if err := changeConf(ctx, q.g, func(st raftnode.Status) bool { return slices.Contains(st.Voters, id) }, q.g.Promote, id); err != nil {
 			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
 		}
 	}
@@ -208,4 +209,56 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 		return fmt.Errorf("cluster: %s is a voter in the metadata group, but not yet in every quorum queue (promote again to retry): %w", name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// Remove is RemoveNode (membership_change.go): the node leaves every
+// group, is tombstoned (its name never comes back) and stops.
+func (n *Node) Remove(ctx context.Context, name string) error { return n.RemoveNode(ctx, name) }
+
+// syncPeers drops the transport's peers that the metadata group's
+// configuration no longer has (removed nodes): their connections close and
+// new ones are refused as from an unknown node.
+func (n *Node) syncPeers() {
+	g := n.meta.Load()
+	if g == nil {
+		return
+	}
+	st := g.Status()
+	if len(st.Voters) == 0 {
+		return
+	}
+	for _, m := range n.cfg.Members {
+		if m.ID == n.cfg.Self.ID || slices.Contains(st.Voters, m.ID) || slices.Contains(st.Learners, m.ID) {
+			continue
+		}
+		n.mu.Lock()
+		done := n.removed[m.ID]
+		if n.removed == nil {
+			n.removed = map[uint64]bool{}
+		}
+		n.removed[m.ID] = true
+		n.mu.Unlock()
+		if !done {
+			n.tr.RemovePeer(m.ID)
+			n.fwd.NodeDown(m.ID)
+			n.log.Info("node removed from the cluster: its connections are refused from now on", "node", m.Name)
+		}
+	}
+}
+
+// changeConf proposes a configuration change until the group's
+// configuration is what done wants, or ctx ends: a change lost in a leader
+// change (proposed to a leader that just died) fails with
+// ErrProposalTimeout, and proposing it again is harmless (adding a voter
+// that is one, or removing a node that is gone, changes nothing).
+func changeConf(ctx context.Context, g *raftnode.Group, done func(raftnode.Status) bool, change func(context.Context, uint64) error, id uint64) error {
+	for {
+		if done(g.Status()) {
+			return nil
+		}
+		err := change(ctx, id)
+		if err == nil || !errors.Is(err, raftnode.ErrProposalTimeout) || ctx.Err() != nil {
+			return err
+		}
+	}
 }

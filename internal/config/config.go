@@ -79,6 +79,8 @@ type Config struct {
 	Pprof bool `toml:"pprof"`
 
 	AMQP AMQP `toml:"amqp"`
+	// Security: the TLS listeners, the certificate and HTTP API access (tls.go).
+	Security
 	// VHosts to create besides "/".
 	VHosts []string `toml:"vhosts"`
 	// Users to create. Without any, the default guest/guest user (loopback
@@ -140,6 +142,7 @@ func Default() Config {
 		FsyncInterval:       Duration(200 * time.Millisecond),
 		SegmentSize:         64 << 20,
 		QueueMemoryLimit:    4 << 20,
+		Security:            defaultSecurity(),
 		AMQP: AMQP{
 			FrameMax:       131072,
 			ChannelMax:     2047,
@@ -178,6 +181,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json (env TERN_LOG_FORMAT)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener (env TERN_PPROF=true)")
+	applySecurity := securityFlags(fs, &cfg)
 	nodeID := fs.String("node-id", "", "this node's name in a cluster, e.g. n1 (env TERN_NODE_ID); see docs/clustering.md")
 	clusterAddr := fs.String("cluster-addr", "", "cluster port's host:port; outgoing cluster connections leave from its host (env TERN_CLUSTER_ADDR)")
 	peers := fs.String("peers", "", "every node of the cluster, this one included: name@host:port[/standby],… (env TERN_PEERS)")
@@ -202,8 +206,10 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 			path = v
 		}
 	}
+	var md *toml.MetaData
 	if path != "" {
-		md, err := toml.DecodeFile(path, &cfg)
+		m, err := toml.DecodeFile(path, &cfg)
+		md = &m
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
@@ -211,6 +217,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 			return cfg, fmt.Errorf("config: unknown keys in %s: %v", path, undec)
 		}
 	}
+	applySecurity(set, env, md)
 	for _, o := range []struct {
 		name string
 		dst  *string
@@ -293,6 +300,7 @@ func (c Config) Validate() error {
 	if c.MQTTMaxKeepAlive < 0 || c.MQTTMaxKeepAlive > 65535 {
 		errs = append(errs, fmt.Errorf("config: mqtt_max_keepalive %d is outside 0 (no maximum) … 65535 seconds, the protocol's range", c.MQTTMaxKeepAlive))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	vhosts := c.vhostSet()
 	if !vhosts[c.MQTTVHost] {
 		errs = append(errs, fmt.Errorf("config: mqtt_vhost %q is not a vhost (add it to vhosts)", c.MQTTVHost))

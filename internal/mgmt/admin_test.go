@@ -12,11 +12,15 @@ import (
 
 const someLimits = `[{"vhost": "/", "user": "*", "publish_rate": 500, "publish_burst": 50}]`
 
-// putLimits sends PUT /api/limits with the given basic credentials (none
-// when user is "") and returns the status, the challenge header and body.
-func putLimits(t *testing.T, s *testkit.Server, user, password string) (int, string, string) {
+// call sends a request with the given basic credentials (none when user is
+// "") and returns the status, the challenge header and body.
+func call(t *testing.T, s *testkit.Server, method, path, user, password string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, s.HTTPURL+"/api/limits", strings.NewReader(someLimits))
+	var body io.Reader
+	if method == http.MethodPut {
+		body = strings.NewReader(someLimits)
+	}
+	req, err := http.NewRequest(method, s.HTTPURL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,36 +32,58 @@ func putLimits(t *testing.T, s *testkit.Server, user, password string) (int, str
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(body)
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(raw)
 }
 
-func TestPutLimitsNeedsAnAdministrator(t *testing.T) {
+func putLimits(t *testing.T, s *testkit.Server, user, password string) (int, string, string) {
+	t.Helper()
+	return call(t, s, http.MethodPut, "/api/limits", user, password)
+}
+
+func withAPIUsers(c *config.Config) {
+	c.Users = []config.User{
+		{Name: "admin", Password: "adminpw", VHosts: []string{"*"}, Tags: []string{"administrator"}},
+		{Name: "watcher", Password: "watcherpw", Tags: []string{"monitoring"}},
+		{Name: "ops", Password: "opspw", Tags: []string{"management"}},
+		{Name: "app", Password: "apppw"},
+	}
+}
+
+func TestAPIAccessByTag(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t, func(c *config.Config) {
-		c.Users = []config.User{
-			{Name: "admin", Password: "adminpw", VHosts: []string{"*"}, Tags: []string{"administrator"}},
-			{Name: "app", Password: "apppw"},
-		}
-	})
+	s := testkit.Start(t, withAPIUsers, func(c *config.Config) { c.Pprof = true })
 	for _, tc := range []struct {
-		user, password string
-		want           int
+		method, path, user, password string
+		want                         int
 	}{
-		{"", "", http.StatusUnauthorized},
-		{"admin", "wrong", http.StatusUnauthorized},
-		{"nobody", "x", http.StatusUnauthorized},
-		{"app", "apppw", http.StatusForbidden},
+		{"PUT", "/api/limits", "", "", http.StatusUnauthorized},
+		{"PUT", "/api/limits", "admin", "wrong", http.StatusUnauthorized},
+		{"PUT", "/api/limits", "nobody", "x", http.StatusUnauthorized},
+		{"PUT", "/api/limits", "app", "apppw", http.StatusForbidden},
+		{"PUT", "/api/limits", "watcher", "watcherpw", http.StatusForbidden},
+		{"PUT", "/api/limits", "ops", "opspw", http.StatusForbidden},
+		{"GET", "/api/limits", "", "", http.StatusUnauthorized},
+		{"GET", "/api/limits", "app", "apppw", http.StatusForbidden},
+		{"GET", "/api/limits", "watcher", "watcherpw", http.StatusOK},
+		{"GET", "/api/limits", "ops", "opspw", http.StatusOK},
+		{"GET", "/api/limits", "admin", "adminpw", http.StatusOK},
+		{"GET", "/debug/pprof/", "", "", http.StatusUnauthorized},
+		{"GET", "/debug/pprof/", "watcher", "watcherpw", http.StatusForbidden},
+		{"GET", "/debug/pprof/", "admin", "adminpw", http.StatusOK},
+		{"GET", "/healthz", "", "", http.StatusOK},
+		{"GET", "/metrics", "", "", http.StatusOK},
+		{"POST", "/healthz", "", "", http.StatusUnauthorized}, // open paths are open to reads only
 	} {
-		code, challenge, body := putLimits(t, s, tc.user, tc.password)
+		code, challenge, body := call(t, s, tc.method, tc.path, tc.user, tc.password)
 		if code != tc.want {
-			t.Errorf("user %q: %d %s, want %d", tc.user, code, body, tc.want)
+			t.Errorf("%s %s as %q: %d %s, want %d", tc.method, tc.path, tc.user, code, body, tc.want)
 		}
 		if code == http.StatusUnauthorized && !strings.HasPrefix(challenge, "Basic ") {
-			t.Errorf("user %q: 401 without a Basic challenge (WWW-Authenticate %q)", tc.user, challenge)
+			t.Errorf("%s %s as %q: 401 without a Basic challenge (WWW-Authenticate %q)", tc.method, tc.path, tc.user, challenge)
 		}
 		if n := len(s.Broker.Limits().Limits()); n != 0 {
-			t.Fatalf("user %q changed the limits (%d now)", tc.user, n)
+			t.Fatalf("%s %s as %q changed the limits (%d now)", tc.method, tc.path, tc.user, n)
 		}
 	}
 	if code, _, body := putLimits(t, s, "admin", "adminpw"); code != http.StatusOK {
@@ -66,16 +92,19 @@ func TestPutLimitsNeedsAnAdministrator(t *testing.T) {
 	if n := len(s.Broker.Limits().Limits()); n != 1 {
 		t.Fatalf("administrator's limits not applied: %d", n)
 	}
-	// Reads stay open for probes and scrapers.
-	for _, path := range []string{"/healthz", "/metrics", "/api/limits"} {
-		resp, err := http.Get(s.HTTPURL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s without credentials: %d", path, resp.StatusCode)
-		}
+}
+
+func TestOpenPathsCanBeClosed(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t, withAPIUsers, func(c *config.Config) { c.HTTPOpenPaths = []string{"/healthz"} })
+	if code, _, _ := call(t, s, "GET", "/healthz", "", ""); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _, _ := call(t, s, "GET", "/metrics", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without credentials once closed: %d", code)
+	}
+	if code, _, _ := call(t, s, "GET", "/metrics", "watcher", "watcherpw"); code != http.StatusOK {
+		t.Errorf("/metrics as a monitoring user: %d", code)
 	}
 }
 

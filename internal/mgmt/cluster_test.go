@@ -14,11 +14,20 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 )
 
+// monitor is a store with one user allowed to read the API.
+func monitor() *auth.Store {
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "watcher", PasswordHash: auth.HashPassword("pw"), Tags: []string{"monitoring"}})
+	return users
+}
+
 func TestClusterEndpointAndRaftMetrics(t *testing.T) {
-	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }}
+	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }, Users: monitor(), Access: Access{OpenPaths: []string{"/metrics"}}}
 	single := httptest.NewServer(Handler(src, false))
 	defer single.Close()
-	resp, err := http.Get(single.URL + "/api/cluster")
+	req, _ := http.NewRequest(http.MethodGet, single.URL+"/api/cluster", nil)
+	req.SetBasicAuth("watcher", "pw")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +64,12 @@ func TestClusterEndpointAndRaftMetrics(t *testing.T) {
 	}
 }
 
+// get reads url as the monitoring user.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth("watcher", "pw")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +122,45 @@ func TestPromoteEndpoint(t *testing.T) {
 	}
 	if len(promoted) != 1 {
 		t.Fatalf("promoted %v", promoted)
+	}
+}
+
+func TestRemoveNodeEndpoint(t *testing.T) {
+	var removed []string
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "admin", PasswordHash: auth.HashPassword("pw"), VHosts: []string{"*"}, Tags: []string{AdministratorTag}})
+	src := Sources{Broker: func() broker.Stats { return broker.Stats{} }, Cluster: func() any { return map[string]any{"node": "n1"} }, Users: users,
+		RemoveNode: func(_ context.Context, node string) error {
+			switch node {
+			case "n3":
+				removed = append(removed, node)
+				return nil
+			case "n1":
+				return errors.New("no quorum")
+			}
+			return BadRequest{Err: errors.New("no such node")}
+		}}
+	srv := httptest.NewServer(Handler(src, false))
+	defer srv.Close()
+	for _, tc := range []struct {
+		node string
+		auth bool
+		want int
+	}{{"n3", false, 401}, {"n3", true, 200}, {"n9", true, 400}, {"n1", true, 503}} {
+		req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/api/cluster/nodes/"+tc.node, nil)
+		if tc.auth {
+			req.SetBasicAuth("admin", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("DELETE %s (credentials %v): %d, want %d", tc.node, tc.auth, resp.StatusCode, tc.want)
+		}
+	}
+	if len(removed) != 1 {
+		t.Fatalf("removed %v", removed)
 	}
 }

@@ -16,7 +16,9 @@ import (
 // Handler returns the HTTP handler for /healthz, /metrics, /api/limits and,
 // on a cluster node, /api/cluster,
 // and Go's profiler under /debug/pprof/ when pprof is set. Every request
-// that is not a GET or HEAD needs an administrator's basic credentials.
+// outside src.OpenPaths needs basic credentials (access.go): reads a
+// monitoring, management, policymaker or administrator user, everything
+// else an administrator.
 func Handler(src Sources, pprof bool) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src),
@@ -48,7 +50,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		}
 		handleClusterNodes(mux, src) // cluster_nodes.go
 	}
-	return requireAdmin(src.Users, mux)
+	return authorize(src.Users, src.Access, newThrottle(nil), mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

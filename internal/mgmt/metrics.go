@@ -29,9 +29,11 @@ type Sources struct {
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
 	SetLimits   func([]flow.Limit) error
-	// Users authenticate the administrator every state-changing request
-	// needs; nil refuses every such request.
+	// Users authenticate every request outside Access.OpenPaths; nil
+	// refuses them.
 	Users *auth.Store
+	// Access: the open paths and the log of failed logins (access.go).
+	Access Access
 
 	// Cluster is GET /api/cluster's document and Raft the tern_raft_*
 	// metrics; both nil on a single node (no endpoint, no metrics).

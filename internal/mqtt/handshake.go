@@ -140,6 +140,9 @@ func (c *conn) handshake() error {
 // none, the client is guest when anonymous logins are allowed.
 func (c *conn) authenticate(cn *wire.Connect) (auth.User, error) {
 	if !cn.HasUsername {
+		if u, ok, err := c.certLogin(); ok {
+			return u, err
+		}
 		if !c.srv.cfg.AllowAnonymous {
 			return auth.User{}, errors.New("anonymous logins are disabled")
 		}

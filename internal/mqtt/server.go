@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -41,6 +42,10 @@ type Config struct {
 	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
 	// (which cannot be told) is refused. 0: no maximum.
 	MaxKeepAlive uint16
+	// CertName, when set, lets a client that sends no user name log in as
+	// the user its verified TLS client certificate names (RabbitMQ's
+	// mqtt.ssl_cert_login); credentials in CONNECT take priority.
+	CertName func(*x509.Certificate) (string, error)
 }
 
 func (c Config) withDefaults() Config {

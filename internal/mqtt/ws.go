@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -45,7 +46,7 @@ func (s *Server) ServeWebSocket(ctx context.Context, ln net.Listener, allowedOri
 			_ = ws.Close()
 			return
 		}
-		s.handle(&wsConn{ws: ws})
+		s.handle(&wsConn{ws: ws, tls: r.TLS})
 	})}
 	go func() {
 		<-ctx.Done()
@@ -81,6 +82,7 @@ func originAllowed(r *http.Request, allowed []string) bool {
 // messages as one byte stream, each write is one binary message.
 type wsConn struct {
 	ws  *websocket.Conn
+	tls *tls.ConnectionState // nil over plain HTTP (ws_tls.go)
 	r   io.Reader
 	wmu sync.Mutex
 }

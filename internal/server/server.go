@@ -54,6 +54,7 @@ type Server struct {
 	mqttWSLn      net.Listener
 	httpLn        net.Listener
 	http          *http.Server
+	tls           tlsListeners // tls.go
 }
 
 // New builds a node from cfg without touching the disk or the network.
@@ -98,6 +99,9 @@ func (s *Server) Start() error {
 	if err := s.lockDataDir(); err != nil {
 		return err
 	}
+	if err := s.loadTLS(); err != nil {
+		return err
+	}
 	st, err := store.Open(vfs.Default, cfg.DataDir, store.Options{
 		Sync:         store.SyncMode(cfg.Fsync),
 		SyncInterval: time.Duration(cfg.FsyncInterval),
@@ -125,7 +129,7 @@ func (s *Server) Start() error {
 		if s.node, err = cluster.New(ccfg); err != nil {
 			return err
 		}
-		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum()}
+		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum(), Forward: s.node.Forwarder()}
 	}
 	delayedLog, delayed, err := openDelayed(st)
 	if err != nil {
@@ -144,6 +148,7 @@ func (s *Server) Start() error {
 	s.diskTrigger.Store(s.newDiskTrigger(s.Broker.Clock()))
 	start := time.Now()
 	if s.node != nil {
+		s.node.Forwarder().SetBroker(s.Broker)
 		if err := s.startCluster(); err != nil {
 			s.closeNode()
 			return err
@@ -183,6 +188,7 @@ func (s *Server) Start() error {
 		Heartbeat:      hb,
 		MaxMessageSize: uint64(cfg.AMQP.MaxMessageSize),
 		Version:        Version,
+		CertName:       s.certName(), // SASL EXTERNAL, offered to verified client certificates
 	}, s.Broker, s.Users, s.log.With("component", "amqp"))
 
 	serveClients := s.node == nil || !s.node.IsStandby()
@@ -201,6 +207,10 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
 	}
+	if err := s.bindHTTPS(); err != nil {
+		s.closeListeners()
+		return err
+	}
 	retainedLog, retained, err := openRetained(s.Store)
 	if err != nil {
 		s.closeListeners()
@@ -210,6 +220,7 @@ func (s *Server) Start() error {
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
 		RetainedLog:  retainedLog, Retained: retained,
+		CertName: s.mqttCertName(),
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
 		s.closeListeners()
@@ -263,7 +274,7 @@ func (s *Server) bindMQTT() error {
 		s.lnMu.Unlock()
 		s.log.Info("MQTT over WebSocket listening", "addr", ln.Addr().String(), "subprotocol", "mqtt")
 	}
-	return nil
+	return s.bindTLSClients() // tls.go: AMQPS, MQTTS and WSS go with the plain client listeners
 }
 
 // lockDataDir takes an exclusive lock on the data directory so two nodes
@@ -289,6 +300,7 @@ func (s *Server) closeListeners() {
 			_ = ln.Close()
 		}
 	}
+	s.tls.close()
 }
 
 // AMQPAddr returns the bound AMQP address, or nil when disabled.
@@ -348,6 +360,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.monitorResources(monitorCtx)
 	}()
+	if s.tls.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.tls.certs.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
+		}()
+	}
 	if s.node != nil && s.node.IsStandby() {
 		wg.Add(1)
 		go func() {
@@ -357,11 +376,12 @@ func (s *Server) Run(ctx context.Context) error {
 	} else {
 		s.serveClients(ctx, &wg, errc)
 	}
-	if s.httpLn != nil {
+	if httpLn := mergeListeners(s.httpLn, s.tls.hs); httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
 			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
-			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) }}
-		if s.cfg.AMQPAddr != "" {
+			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) },
+			Access:    mgmt.Access{OpenPaths: s.cfg.HTTPOpenPaths, Log: s.log.With("component", "http")}}
+		if s.cfg.AMQPAddr != "" || (s.cfg.TLSEnabled() && s.cfg.AMQPSAddr != "") {
 			src.AMQP = s.amqp.Stats
 		}
 		if s.node != nil {
@@ -374,7 +394,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("server: HTTP: %w", err)
 			}
 		}()
@@ -414,7 +434,8 @@ func (s *Server) Run(ctx context.Context) error {
 // to errc.
 func (s *Server) serveClients(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
 	s.lnMu.Lock()
-	amqpLn, mqttLn, mqttWSLn := s.amqpLn, s.mqttLn, s.mqttWSLn
+	// Each protocol accepts on its plain and TLS listener together.
+	amqpLn, mqttLn, mqttWSLn := mergeListeners(s.amqpLn, s.tls.amqps), mergeListeners(s.mqttLn, s.tls.mqtts), mergeListeners(s.mqttWSLn, s.tls.wss)
 	s.lnMu.Unlock()
 	if amqpLn != nil {
 		wg.Add(1)

@@ -72,6 +72,9 @@ func (s *Server) Restart(t testing.TB) *Server {
 	return Start(t, func(c *config.Config) {
 		*c = cfg
 		c.AMQPAddr, c.HTTPAddr, c.MQTTAddr, c.MQTTWSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		if c.TLSEnabled() {
+			c.AMQPSAddr, c.MQTTSAddr, c.MQTTWSSAddr, c.HTTPSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		}
 	})
 }
 

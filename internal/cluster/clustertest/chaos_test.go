@@ -15,24 +15,29 @@ import (
 // TestChaos runs rounds of random faults — crashes and restarts, network
 // partitions, drops, delays, reordering, duplicates — against 5 nodes
 // proposing all along; then heals everything and checks that every
-// acknowledged value is on every replica and no two replicas diverge.
+// acknowledged value is on every replica and no two replicas diverge. On
+// memory storage and on the WAL, whose crashes tear unsynced writes.
 func TestChaos(t *testing.T) {
 	for seed := uint64(1); seed <= uint64(*chaosSeeds); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { chaos(t, seed) })
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			eachStorage(t, func(t *testing.T, o Options) { chaos(t, seed, o) })
+		})
 	}
 }
 
-func chaos(t *testing.T, seed uint64) {
+func chaos(t *testing.T, seed uint64, o Options) {
 	const n = 5
 	rounds := 25
 	if testing.Short() {
 		rounds = 10
 	}
 	// A short proposal timeout keeps rounds without a quorum quick.
-	c := New(t, n, Options{Seed: seed, Host: func(cfg *raftnode.HostConfig) {
+	o.Seed = seed
+	o.Host = func(cfg *raftnode.HostConfig) {
 		smallSnapshots(cfg)
 		cfg.ProposalTimeout = 5 * time.Second
-	}})
+	}
+	c := New(t, n, o)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	var mu sync.Mutex
 	var acked []string

@@ -3,6 +3,7 @@ package clustertest
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,9 +20,20 @@ import (
 type NodeID = raftnode.NodeID
 
 // StorageFactory opens node's Raft storage on its file system: at New and
-// at every Restart, with the file system as the node's crash left it. It
-// returns the Host's NewStorage and what closes the storage.
-type StorageFactory func(node NodeID, fs *vfs.MemFS) (newStorage func(group uint64) raftnode.Storage, close func() error, err error)
+// at every Restart, with the file system as the node's crash left it.
+type StorageFactory func(node NodeID, fs *vfs.MemFS) (NodeStorage, error)
+
+// NodeStorage is one node's open Raft storage.
+type NodeStorage struct {
+	// Open returns group's storage: the Host's NewStorage.
+	Open func(group uint64) raftnode.Storage
+	// Groups, if set, lists the groups the storage holds state for; Restart
+	// restarts exactly those (as a node restarts the groups its WAL
+	// recovered). Nil: Restart restarts every group started on the node.
+	Groups func() []uint64
+	// Close closes the storage (after a Crash: the dead process's handle).
+	Close func() error
+}
 
 // Options tune a Cluster; zero values take the defaults noted.
 type Options struct {
@@ -47,14 +59,13 @@ type Options struct {
 type member struct {
 	ID NodeID
 
-	c          *Cluster
-	host       *raftnode.Host // nil while down
-	fs         *vfs.MemFS
-	newStorage func(uint64) raftnode.Storage
-	closeStore func() error
-	ep         *memnet.Endpoint
-	sms        map[uint64]*ListSM
-	groups     map[uint64]bool // started here: restarted by Restart
+	c      *Cluster
+	host   *raftnode.Host // nil while down
+	fs     *vfs.MemFS
+	store  NodeStorage
+	ep     *memnet.Endpoint
+	sms    map[uint64]*ListSM
+	groups map[uint64]bool // started here: restarted by Restart
 }
 
 // Cluster is N in-process nodes. Methods are for the test goroutine.
@@ -129,8 +140,8 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 }
 
 // memoryStorage is the default StorageFactory.
-func (c *Cluster) memoryStorage(node NodeID, _ *vfs.MemFS) (func(uint64) raftnode.Storage, func() error, error) {
-	return func(group uint64) raftnode.Storage {
+func (c *Cluster) memoryStorage(node NodeID, _ *vfs.MemFS) (NodeStorage, error) {
+	open := func(group uint64) raftnode.Storage {
 		c.memMu.Lock()
 		defer c.memMu.Unlock()
 		m := c.mem[node]
@@ -142,7 +153,8 @@ func (c *Cluster) memoryStorage(node NodeID, _ *vfs.MemFS) (func(uint64) raftnod
 			m[group] = raftnode.NewMemoryStorage()
 		}
 		return m[group]
-	}, func() error { return nil }, nil
+	}
+	return NodeStorage{Open: open, Close: func() error { return nil }}, nil
 }
 
 // drive advances the fake clock by one tick every TickEvery of real time.
@@ -170,11 +182,11 @@ func (c *Cluster) ResumeTime() { c.paused.Store(false) }
 // up starts the node's Host on its file system and endpoint.
 func (nd *member) up() error {
 	c := nd.c
-	ns, closeStore, err := c.opts.Storage(nd.ID, nd.fs)
+	store, err := c.opts.Storage(nd.ID, nd.fs)
 	if err != nil {
 		return err
 	}
-	nd.newStorage, nd.closeStore = ns, closeStore
+	nd.store = store
 	ep := c.Net.Endpoint(nd.ID)
 	nd.ep = ep
 	cfg := raftnode.HostConfig{
@@ -187,7 +199,7 @@ func (nd *member) up() error {
 		// room for a loaded machine running -race, still quick for the
 		// tests that wait for timeouts.
 		ProposalTimeout: 20 * time.Second,
-		NewStorage:      ns,
+		NewStorage:      store.Open,
 	}
 	if c.opts.Host != nil {
 		c.opts.Host(&cfg)
@@ -319,12 +331,29 @@ func (c *Cluster) Crash(id NodeID) {
 	if nd.host == nil {
 		return
 	}
+	c.crash(nd, func() *vfs.MemFS { return nd.fs.Crash(c.opts.TornTail) })
+}
+
+// CrashWith is Crash with the node restarting on image: what a power cut
+// left at an earlier moment (vfs.MemFS.Crash or CrashSectors taken by a
+// fault hook just before a file operation, after which the node's file
+// system failed every operation, so nothing after the cut was
+// acknowledged).
+func (c *Cluster) CrashWith(id NodeID, image *vfs.MemFS) {
+	nd := c.node(id)
+	if nd.host == nil {
+		return
+	}
+	c.crash(nd, func() *vfs.MemFS { return image })
+}
+
+func (c *Cluster) crash(nd *member, image func() *vfs.MemFS) {
 	_ = nd.ep.Close()
 	nd.host.Close()
 	nd.host = nil
-	nd.fs = nd.fs.Crash(c.opts.TornTail)
-	if err := nd.closeStore(); err != nil {
-		c.T.Logf("node %d: closing storage after crash: %v", id, err)
+	nd.fs = image()
+	if err := nd.store.Close(); err != nil {
+		c.T.Logf("node %d: closing storage after crash: %v", nd.ID, err)
 	}
 	nd.sms = map[uint64]*ListSM{}
 }
@@ -333,18 +362,37 @@ func (c *Cluster) Crash(id NodeID) {
 // its storage, with fresh state machines.
 func (c *Cluster) Restart(id NodeID) {
 	c.T.Helper()
-	nd := c.node(id)
-	if nd.host != nil {
-		c.T.Fatalf("node %d is running", id)
-	}
-	if err := nd.up(); err != nil {
+	if err := c.TryRestart(id); err != nil {
 		c.T.Fatalf("node %d: restart: %v", id, err)
 	}
-	for group := range nd.groups {
-		if _, err := c.StartGroup(id, group, nil, nil); err != nil {
-			c.T.Fatalf("node %d: restart group %d: %v", id, group, err)
+}
+
+// TryRestart is Restart returning the error (storage that refuses to
+// open, a group that does not start) instead of failing the test; the
+// node stays down if its storage did not open.
+func (c *Cluster) TryRestart(id NodeID) error {
+	nd := c.node(id)
+	if nd.host != nil {
+		return fmt.Errorf("node %d is running", id)
+	}
+	if err := nd.up(); err != nil {
+		return err
+	}
+	groups := slices.Sorted(maps.Keys(nd.groups))
+	if nd.store.Groups != nil {
+		groups = nd.store.Groups()
+		for _, g := range groups {
+			if !nd.groups[g] {
+				return fmt.Errorf("storage recovered group %d, never started on node %d", g, id)
+			}
 		}
 	}
+	for _, group := range groups {
+		if _, err := c.StartGroup(id, group, nil, nil); err != nil {
+			return fmt.Errorf("restart group %d: %w", group, err)
+		}
+	}
+	return nil
 }
 
 // Partition, Heal and Isolate pass to the network.
@@ -368,7 +416,7 @@ func (c *Cluster) Close() {
 		if nd := c.nodes[id]; nd.host != nil {
 			nd.host.Close()
 			nd.host = nil
-			_ = nd.closeStore()
+			_ = nd.store.Close()
 		}
 	}
 }

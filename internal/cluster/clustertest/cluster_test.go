@@ -9,8 +9,10 @@ import (
 
 const wait = 20 * time.Second // real-time bound of every wait; tests finish far sooner
 
-func TestElectionOneLeaderPerTerm(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestElectionOneLeaderPerTerm(t *testing.T) { eachStorage(t, testElectionOneLeaderPerTerm) }
+
+func testElectionOneLeaderPerTerm(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	if n := c.CheckElections(); n < 1 {
 		t.Fatalf("no leader recorded, though %d leads", leader)
@@ -67,8 +69,10 @@ func proposeAll(t *testing.T, c *Cluster, on NodeID, prefix string, n int) []str
 	return acked
 }
 
-func TestReplication(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestReplication(t *testing.T) { eachStorage(t, testReplication) }
+
+func testReplication(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	var follower NodeID
 	for _, id := range c.IDs() {
@@ -86,8 +90,11 @@ func TestReplication(t *testing.T) {
 	}
 }
 
-func TestReplicationWithFaults(t *testing.T) {
-	c := New(t, 3, Options{Seed: 7})
+func TestReplicationWithFaults(t *testing.T) { eachStorage(t, testReplicationWithFaults) }
+
+func testReplicationWithFaults(t *testing.T, o Options) {
+	o.Seed = 7
+	c := New(t, 3, o)
 	c.WaitLeader(1, nil, wait)
 	c.Net.Drop(0.1)
 	c.Net.Duplicate(0.1)

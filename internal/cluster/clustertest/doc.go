@@ -7,6 +7,9 @@
 //
 // A node's storage comes from Options.Storage, given the node's file
 // system: the default keeps raftnode.MemoryStorage values per node, which
-// survive a Crash whole (every Save is "durable" at once); the node-wide
-// WAL plugs in here and then meets the file system as a crash left it.
+// survive a Crash whole (every Save is "durable" at once); WALStorage
+// opens one node-wide wal.WAL per node on its file system, which then
+// meets the file system as a crash left it (CrashWith takes an image made
+// at an exact file operation by WALStorage's fault injector), and Restart
+// restarts the groups the WAL recovered.
 package clustertest

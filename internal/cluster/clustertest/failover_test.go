@@ -20,8 +20,10 @@ func others(c *Cluster, not ...NodeID) []NodeID {
 	return rest
 }
 
-func TestLeaderLoss(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestLeaderLoss(t *testing.T) { eachStorage(t, testLeaderLoss) }
+
+func testLeaderLoss(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	old := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, old, "before", 30)
 	c.Crash(old)
@@ -37,8 +39,10 @@ func TestLeaderLoss(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestWholeClusterRestart(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestWholeClusterRestart(t *testing.T) { eachStorage(t, testWholeClusterRestart) }
+
+func testWholeClusterRestart(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	acked := proposeAll(t, c, 0, "v", 40)
 	c.WaitApplied(1, nil, acked, wait)
 	for _, id := range c.IDs() {
@@ -54,9 +58,13 @@ func TestWholeClusterRestart(t *testing.T) {
 }
 
 func TestMinorityPartitionNeverCommits(t *testing.T) {
+	eachStorage(t, testMinorityPartitionNeverCommits)
+}
+
+func testMinorityPartitionNeverCommits(t *testing.T, o Options) {
 	for _, leaderInMinority := range []bool{true, false} {
 		t.Run(fmt.Sprintf("leaderInMinority=%v", leaderInMinority), func(t *testing.T) {
-			c := New(t, 3, Options{})
+			c := New(t, 3, o)
 			leader := c.WaitLeader(1, nil, wait)
 			acked := proposeAll(t, c, leader, "before", 10)
 			c.WaitApplied(1, nil, acked, wait)

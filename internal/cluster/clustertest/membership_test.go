@@ -14,8 +14,11 @@ func smallSnapshots(cfg *raftnode.HostConfig) {
 	cfg.SnapshotSlack = 5
 }
 
-func TestSnapshotCatchUp(t *testing.T) {
-	c := New(t, 3, Options{Host: smallSnapshots})
+func TestSnapshotCatchUp(t *testing.T) { eachStorage(t, testSnapshotCatchUp) }
+
+func testSnapshotCatchUp(t *testing.T, o Options) {
+	o.Host = smallSnapshots
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	down := others(c, leader)[0]
 	acked := proposeAll(t, c, leader, "early", 10)
@@ -41,8 +44,10 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.CheckNoDuplicates(1)
 }
 
-func TestRemoveNode(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestRemoveNode(t *testing.T) { eachStorage(t, testRemoveNode) }
+
+func testRemoveNode(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "three", 10)
 	c.WaitApplied(1, nil, acked, wait)
@@ -76,11 +81,31 @@ func TestRemoveNode(t *testing.T) {
 		t.Fatalf("node %d does not know it was removed", gone)
 	}
 	c.CheckNoDuplicates(1)
+
+	// Restarted from its storage, the removed replica stays out: it
+	// replays its own removal, gets no entry and disrupts no one.
+	c.Crash(gone)
+	c.Restart(gone)
+	late := proposeAll(t, c, leader, "late", 5)
+	c.WaitApplied(1, rest, append(append(acked, more...), late...), wait)
+	c.WaitTicks(60)
+	if g := c.Group(gone, 1); g == nil || !g.Status().Removed {
+		t.Fatalf("restarted node %d does not know it was removed", gone)
+	}
+	if c.SM(gone, 1).Contains(more[:1]) || c.SM(gone, 1).Contains(late[:1]) {
+		t.Fatalf("restarted removed node %d got an entry proposed after its removal", gone)
+	}
+	if now := c.Group(leader, 1).Status(); now.Term != term || !c.Group(leader, 1).IsLeader() || slices.Contains(now.Voters, gone) {
+		t.Fatalf("after the removed node's restart: term %d→%d, leader %v, voters %v", term, now.Term, c.Group(leader, 1).IsLeader(), now.Voters)
+	}
+	c.CheckNoDuplicates(1)
 	c.CheckElections()
 }
 
-func TestRemoveLeader(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestRemoveLeader(t *testing.T) { eachStorage(t, testRemoveLeader) }
+
+func testRemoveLeader(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "a", 5)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -98,8 +123,11 @@ func TestRemoveLeader(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestLearnerAddedThenPromoted(t *testing.T) {
-	c := New(t, 3, Options{Host: smallSnapshots})
+func TestLearnerAddedThenPromoted(t *testing.T) { eachStorage(t, testLearnerAddedThenPromoted) }
+
+func testLearnerAddedThenPromoted(t *testing.T, o Options) {
+	o.Host = smallSnapshots
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "pre", 50)
 	n4 := c.AddNode()
@@ -144,8 +172,10 @@ func TestLearnerAddedThenPromoted(t *testing.T) {
 	c.CheckElections()
 }
 
-func TestTransferLeadership(t *testing.T) {
-	c := New(t, 3, Options{})
+func TestTransferLeadership(t *testing.T) { eachStorage(t, testTransferLeadership) }
+
+func testTransferLeadership(t *testing.T, o Options) {
+	c := New(t, 3, o)
 	leader := c.WaitLeader(1, nil, wait)
 	acked := proposeAll(t, c, leader, "x", 10)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -161,6 +191,40 @@ func TestTransferLeadership(t *testing.T) {
 		acked = append(acked, proposeAll(t, c, to, fmt.Sprintf("y%d", to), 5)...)
 	}
 	c.WaitApplied(1, nil, acked, wait)
+	c.CheckNoDuplicates(1)
+	c.CheckElections()
+}
+
+// TestWALDeletedGroupStaysGone: a removed replica whose owner deletes it
+// (Group.Delete: its WAL records the removal) is not restarted with its
+// node — the WAL no longer lists the group — while the others serve on.
+func TestWALDeletedGroupStaysGone(t *testing.T) {
+	var ws *WALStorage
+	c := New(t, 3, walOptions(t, &ws))
+	leader := c.WaitLeader(1, nil, wait)
+	acked := proposeAll(t, c, leader, "a", 10)
+	gone := others(c, leader)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Group(leader, 1).RemoveNode(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Eventually(wait, func() bool { return c.Group(gone, 1).Status().Removed }) {
+		t.Fatalf("node %d never learned of its removal", gone)
+	}
+	if err := c.Group(gone, 1).Delete(); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if gs := ws.WAL(gone).Groups(); len(gs) != 0 {
+		t.Fatalf("WAL groups after Delete: %v", gs)
+	}
+	c.Crash(gone)
+	c.Restart(gone)
+	if gs := ws.WAL(gone).Groups(); len(gs) != 0 || c.Group(gone, 1) != nil {
+		t.Fatalf("after a restart: WAL groups %v, group running %v", gs, c.Group(gone, 1) != nil)
+	}
+	acked = append(acked, proposeAll(t, c, leader, "b", 10)...)
+	c.WaitApplied(1, others(c, gone), acked, wait)
 	c.CheckNoDuplicates(1)
 	c.CheckElections()
 }

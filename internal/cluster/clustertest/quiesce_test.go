@@ -11,9 +11,11 @@ import (
 // TestIdleGroupsGoQuiet runs 20 groups on 3 nodes: once idle they stop
 // ticking, the network carries only the per-node heartbeats, a proposal
 // wakes a group, and a dead leader's followers wake and elect.
-func TestIdleGroupsGoQuiet(t *testing.T) {
+func TestIdleGroupsGoQuiet(t *testing.T) { eachStorage(t, testIdleGroupsGoQuiet) }
+
+func testIdleGroupsGoQuiet(t *testing.T, o Options) {
 	const groups = 20
-	c := New(t, 3, Options{})
+	c := New(t, 3, o)
 	for g := uint64(2); g <= groups; g++ {
 		for _, id := range c.IDs() {
 			if _, err := c.StartGroup(id, g, c.IDs(), nil); err != nil {

@@ -30,7 +30,7 @@ func (s *asyncStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 func asyncStorages() StorageFactory {
 	var mu sync.Mutex
 	stores := map[NodeID]map[uint64]*raftnode.MemoryStorage{}
-	return func(node NodeID, _ *vfs.MemFS) (func(uint64) raftnode.Storage, func() error, error) {
+	return func(node NodeID, _ *vfs.MemFS) (NodeStorage, error) {
 		queue := make(chan func(), 1024)
 		stop := make(chan struct{})
 		stopped := make(chan struct{})
@@ -57,7 +57,7 @@ func asyncStorages() StorageFactory {
 			}
 			return &asyncStorage{MemoryStorage: stores[node][group], queue: queue}
 		}
-		return open, func() error { close(stop); <-stopped; return nil }, nil
+		return NodeStorage{Open: open, Close: func() error { close(stop); <-stopped; return nil }}, nil
 	}
 }
 

@@ -67,7 +67,7 @@ type Group struct {
 	applied      uint64            // last applied index
 	snapIndex    uint64            // index of the last snapshot made or restored
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
-	snapNow      bool              // a node was added: snapshot now (addedSnapshot)
+	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
 	confState    *raftpb.ConfState // as of applied
 	lead         NodeID            // leader as last seen
 	state        raft.StateType    // role as last seen
@@ -430,13 +430,21 @@ func (g *Group) restore(snap *raftpb.Snapshot) bool {
 }
 
 // maybeSnapshot snapshots the state machine every SnapshotEntries applied
-// entries and compacts the log, keeping SnapshotSlack entries.
+// entries, and after a configuration change, and compacts the log,
+// keeping SnapshotSlack entries.
+//
+// The snapshot after a configuration change is for a replica being
+// added: it starts empty, so only a snapshot can catch it up, and Raft
+// refuses one whose configuration does not hold it; the leader sends the
+// storage's last snapshot, which must therefore postdate the change.
+// Every replica takes it, as any may lead by the time the new one asks.
 func (g *Group) maybeSnapshot() {
 	cfg := &g.h.cfg
-	if !g.snapNow && (g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry) {
+	due := g.snapDue
+	g.snapDue = false
+	if !due && (g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry) {
 		return
 	}
-	g.snapNow = false
 	data, err := g.sm.Snapshot()
 	if err == nil {
 		_, err = g.storage.CreateSnapshot(g.applied, g.confState, wrapSnapshot(data))

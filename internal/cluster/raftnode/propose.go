@@ -193,9 +193,8 @@ func (g *Group) applyConfChange(e *raftpb.Entry) {
 		g.log.Error("raft configuration change skipped: undecodable", "index", e.GetIndex(), "err", err)
 		return
 	}
-	prev := g.confState
 	g.confState = g.rn.ApplyConfChange(cc)
-	g.snapNow = g.snapNow || addedSnapshot(prev, g.confState)
+	g.snapDue = true
 	g.h.stats.confChanges.Add(1)
 	g.log.Info("raft configuration changed", "index", e.GetIndex(),
 		"voters", g.confState.GetVoters(), "learners", g.confState.GetLearners())

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+
+	"github.com/tern-broker/tern/internal/chaos"
+	"github.com/tern-broker/tern/internal/chaos/checker"
+)
+
+const chaosUsage = `Usage:
+  tern chaos run [--seed N] [--nodes 1|3|5] [--profile ci|long] [--out DIR] [--schedule FILE]
+      run a fault campaign inside private network, mount and pid namespaces (needs root
+      and unshare): nodes on 127.0.0.11.., clients on 127.0.0.2x, faults from the seed
+      (or replayed from a schedule.json); writes DIR/history.jsonl, schedule.json,
+      report.json and node logs; exit 1 when a verdict fails, 2 on bad input
+  tern chaos check DIR
+      re-check DIR/history.jsonl and rewrite DIR/report.json
+`
+
+func runChaos(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, chaosUsage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return chaosRun(args[1:], stdout, stderr)
+	case "check":
+		return chaosCheck(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, chaosUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tern chaos: unknown command %q\n%s", args[0], chaosUsage)
+	return 2
+}
+
+func chaosRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tern chaos run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seedFlag := fs.String("seed", "", "the run's seed, a number (default: a random one, printed)")
+	nodes := fs.Int("nodes", 1, "1, 3 or 5 nodes")
+	profile := fs.String("profile", "ci", "ci (about a minute, one of each single-node fault) or long")
+	out := fs.String("out", "", "output directory (default ./chaos-SEED)")
+	schedFile := fs.String("schedule", "", "replay this schedule.json instead of generating one")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "tern chaos:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return fail(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	var sched chaos.Schedule
+	var err error
+	if *schedFile != "" {
+		if sched, err = chaos.LoadSchedule(*schedFile); err != nil {
+			return fail(err)
+		}
+	} else {
+		seed := rand.Uint64() >> 1
+		if *seedFlag != "" {
+			if seed, err = strconv.ParseUint(*seedFlag, 10, 64); err != nil {
+				return fail(fmt.Errorf("--seed %q is not a number", *seedFlag))
+			}
+		}
+		if sched, err = chaos.Generate(seed, *nodes, *profile); err != nil {
+			return fail(err)
+		}
+	}
+	inside := os.Getenv(chaos.SandboxEnv) == "1"
+	if !inside {
+		fmt.Fprintf(stdout, "seed %d\n", sched.Seed)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	if sched.Nodes > 1 {
+		if err := chaos.ClusterSupported(self); err != nil {
+			return fail(err)
+		}
+	}
+	if *out == "" {
+		*out = fmt.Sprintf("chaos-%d", sched.Seed)
+	}
+	if !inside {
+		return chaosEnterSandbox(self, sched, *out, stdout, stderr)
+	}
+	if err := chaos.EnterSandbox(); err != nil {
+		return fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := chaos.Run(ctx, chaos.Config{Schedule: sched, Out: *out, Bin: self, Log: stdout})
+	if err != nil {
+		fmt.Fprintln(stderr, "tern chaos: the run failed before a verdict:", err)
+		fmt.Fprintln(stdout, "0 passed, 1 failed")
+		return 1
+	}
+	return printReport(stdout, rep, *out)
+}
+
+// chaosEnterSandbox saves the schedule and re-executes tern under unshare,
+// replaying exactly that schedule inside.
+func chaosEnterSandbox(self string, sched chaos.Schedule, out string, stdout, stderr io.Writer) int {
+	if err := chaos.SandboxPreflight(); err != nil {
+		fmt.Fprintln(stderr, "tern chaos:", err)
+		return 2
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		fmt.Fprintln(stderr, "tern chaos:", err)
+		return 2
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		fmt.Fprintln(stderr, "tern chaos:", err)
+		return 2
+	}
+	path := filepath.Join(abs, "schedule.json")
+	if err := sched.Save(path); err != nil {
+		fmt.Fprintln(stderr, "tern chaos:", err)
+		return 2
+	}
+	cmd := chaos.SandboxCommand(self, []string{"chaos", "run", "--schedule", path, "--out", abs})
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee) && ee.ExitCode() > 0:
+		return ee.ExitCode()
+	default:
+		fmt.Fprintln(stderr, "tern chaos: unshare:", err)
+		return 2
+	}
+}
+
+func chaosCheck(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "tern chaos check: give one directory holding history.jsonl")
+		return 2
+	}
+	rep, err := chaos.CheckDir(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "tern chaos check:", err)
+		return 2
+	}
+	return printReport(stdout, rep, args[0])
+}
+
+// printReport prints the counts and every verdict, ending with the
+// "N passed, N failed" line; it returns the exit status.
+func printReport(w io.Writer, rep *checker.Report, dir string) int {
+	s := rep.Stats
+	kinds := make([]string, 0, len(s.Faults))
+	for k := range s.Faults {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(w, "faults:")
+	for _, k := range kinds {
+		rec := s.Recovery[k]
+		fmt.Fprintf(w, " %s×%d (recovery p50 %d ms, max %d ms)", k, s.Faults[k], rec.P50MS, rec.MaxMS)
+	}
+	fmt.Fprintf(w, "\npublished %d: confirmed %d, nacked %d, unknown %d; delivered %d distinct (%d deliveries), duplicates %d, recovered %d, destroyed by faults %d; stream offsets skipped by refused writes %d; metadata ops %d\n",
+		s.Published, s.Confirmed, s.Nacked, s.Unknown, s.Delivered, s.Deliveries, s.Duplicates, s.Recovered, s.Destroyed, s.StreamGapsExcused, s.MetaOps)
+	for _, v := range rep.Verdicts {
+		mark := "PASS"
+		if !v.Passed {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "%s %-14s %d  %s\n", mark, v.Name, v.Count, v.Detail)
+		if !v.Passed {
+			for _, e := range v.Examples {
+				fmt.Fprintf(w, "     %s %s: %s (history lines %v)\n", e.Queue, e.Value, e.Detail, e.Lines)
+			}
+		}
+	}
+	fmt.Fprintf(w, "report: %s\n", filepath.Join(dir, "report.json"))
+	fmt.Fprintf(w, "%d passed, %d failed\n", rep.Passed, rep.Failed)
+	if rep.OK() {
+		return 0
+	}
+	return 1
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-broker/tern/internal/chaos"
+)
+
+// ternChaos runs the built binary's chaos command.
+func ternChaos(t *testing.T, timeout time.Duration, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ternBin, append([]string{"chaos"}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("tern chaos %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestChaosBadInputExitsTwoWithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	garbled := filepath.Join(dir, "garbled.json")
+	if err := os.WriteFile(garbled, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := chaos.Generate(5, 1, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Faults[0].Kind = "meteor"
+	unknown := filepath.Join(dir, "unknown.json")
+	b, _ := os.ReadFile(mustSave(t, s, dir))
+	if err := os.WriteFile(unknown, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--seed", "twelve"}, `--seed "twelve" is not a number`},
+		{[]string{"run", "--schedule", garbled}, "bad schedule"},
+		{[]string{"run", "--schedule", unknown}, "unknown fault kind"},
+		{[]string{"run", "--profile", "forever"}, "unknown profile"},
+		{[]string{"run", "--nodes", "2"}, "--nodes must be 1, 3 or 5"},
+		{[]string{"check", filepath.Join(dir, "nowhere")}, "no such file"},
+		{[]string{"meteor"}, "unknown command"},
+	}
+	// Until tern server has the cluster flags, 3 nodes are refused; once
+	// it has them this would start a real campaign, so the case goes.
+	if chaos.ClusterSupported(ternBin) != nil {
+		cases = append(cases, struct {
+			args []string
+			want string
+		}{[]string{"run", "--nodes", "3", "--seed", "1"}, "the cluster is not built yet"})
+	}
+	for _, c := range cases {
+		_, stderr, code := ternChaos(t, 30*time.Second, c.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q on the first line", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+func mustSave(t *testing.T, s chaos.Schedule, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "schedule.json")
+	// Save validates nothing, so a bad fault kind can be written for the test.
+	if err := s.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sandboxOrSkip skips, saying why, where the chaos sandbox cannot be made:
+// not root, no unshare or ip, or namespaces refused (a container without
+// CAP_SYS_ADMIN).
+func sandboxOrSkip(t *testing.T) {
+	t.Helper()
+	if err := chaos.SandboxPreflight(); err != nil {
+		t.Skip(err)
+	}
+	if out, err := exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot create network, mount and pid namespaces: %v %s", err, out)
+	}
+}
+
+// TestChaosCIProfileOneNode runs the short CI campaign on one node (kill -9,
+// torn tail, pause, disk full, each once, seed-ordered) and fails on any
+// failed verdict: a lost or unexpected message, an order or stream-offset
+// violation, a recovery or drain past its deadline, a non-linearizable
+// metadata history. The seed is fixed so a failure reproduces with
+// `tern chaos run --seed 20261207 --profile ci`.
+func TestChaosCIProfileOneNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the chaos CI profile takes about a minute")
+	}
+	sandboxOrSkip(t)
+	out := t.TempDir()
+	stdout, stderr, code := ternChaos(t, 4*time.Minute, "run", "--seed", "20261207", "--profile", "ci", "--out", out)
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	if !strings.HasPrefix(stdout, "seed 20261207\n") {
+		t.Errorf("the seed is not printed first")
+	}
+	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
+		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node1/node.log, node1/data-kept)", code, out)
+	}
+	for _, f := range []string{"history.jsonl", "schedule.json", "report.json", "node1/node.log"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	for _, kind := range []string{"kill×1", "torn-tail×1", "pause×1", "disk-full×1"} {
+		if !strings.Contains(stdout, kind) {
+			t.Errorf("no %s in the run's fault counts", kind)
+		}
+	}
+	// A re-check of the saved history gives the same verdicts.
+	again, _, code := ternChaos(t, time.Minute, "check", out)
+	if code != 0 || !strings.Contains(again, " passed, 0 failed") {
+		t.Fatalf("chaos check: exit %d\n%s", code, again)
+	}
+	// Nothing is left behind: no mount, loop device or process of the run.
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), out) {
+		t.Fatalf("a mount of the run is still there:\n%s", mounts)
+	}
+	if img := filepath.Join(out, "node1", "disk.img"); fileExists(img) {
+		if loops, _ := exec.Command("losetup", "-j", img).CombinedOutput(); len(bytes.TrimSpace(loops)) > 0 {
+			t.Fatalf("a loop device still holds %s: %s", img, loops)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(out)) {
+			t.Fatalf("a process of the run is still alive: %s %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

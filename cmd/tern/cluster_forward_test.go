@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// A classic queue lives on the node that declared it; every other node
+// forwards to it (internal/cluster/forward). Declared on n1, published to
+// with confirms through n2 and consumed through n3, with the prefetch
+// honoured and the order kept.
+func TestClassicQueueIsReachableFromEveryNode(t *testing.T) {
+	nodes := startTestCluster(t, 3, 0)
+
+	c1, ch1 := dialChannel(t, nodes[0].url())
+	if _, err := ch1.QueueDeclare("invoices", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+
+	pc, pch := dialChannel(t, nodes[1].url())
+	defer pc.Close()
+	if err := pch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := pch.NotifyPublish(make(chan amqp.Confirmation, 1000))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const total = 1000
+	for i := 0; i < total; i++ {
+		if err := pch.PublishWithContext(ctx, "", "invoices", true, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i)),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < total; i++ {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d through n2 to n1's queue was nacked", c.DeliveryTag)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d confirms before the deadline", i, total)
+		}
+	}
+	// The owner holds them.
+	q, err := ch1.QueueDeclarePassive("invoices", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Messages != total {
+		t.Fatalf("n1 holds %d messages, want %d", q.Messages, total)
+	}
+
+	cc, cch := dialChannel(t, nodes[2].url())
+	defer cc.Close()
+	if err := cch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := cch.Consume("invoices", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume through n3 from n1's queue: %v", err)
+	}
+	for want := 0; want < total; want++ {
+		select {
+		case d := <-deliveries:
+			if got, _ := strconv.Atoi(string(d.Body)); got != want {
+				t.Fatalf("delivery %d through n3 is message %s: out of order", want, d.Body)
+			}
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("consumed %d of %d before the deadline", want, total)
+		}
+	}
+	// Every ack reached the owner: the queue drains to empty there.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := ch1.QueueDeclarePassive("invoices", true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Messages == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 still holds %d ready messages after every ack", q.Messages)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

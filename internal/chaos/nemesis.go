@@ -1,0 +1,98 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/tern-broker/tern/internal/chaos/checker"
+)
+
+// nemesis injects the schedule's faults in order, each at its time (or as
+// soon as the previous one recovered), and records a fault op per fault and
+// a recover op for the wait from its heal to the next confirm.
+func (r *run) nemesis(ctx context.Context, start time.Time) error {
+	for _, f := range r.sched.Faults {
+		sleepCtx(ctx, time.Until(start.Add(time.Duration(f.AtMS)*time.Millisecond)))
+		if ctx.Err() != nil {
+			fmt.Fprintf(r.log, "workload ended before the %s at %d ms\n", f.Kind, f.AtMS)
+			return nil
+		}
+		op := r.inject(ctx, f)
+		r.rec.add(op)
+		fmt.Fprintf(r.log, "%6.1fs  %-9s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, f.Node, op.Outcome, op.Detail, op.Error)
+		rec := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
+		deadline := time.Now().Add(r.prof.RecoverDeadline)
+		for !r.trk.confirmedSince(op.End) && time.Now().Before(deadline) && ctx.Err() == nil {
+			sleepCtx(ctx, 20*time.Millisecond)
+		}
+		rec.End = now()
+		switch {
+		case r.trk.confirmedSince(op.End):
+			rec.Outcome = checker.OK
+		case ctx.Err() != nil:
+			// The workload ended while waiting: no verdict either way.
+			continue
+		default:
+			rec.Outcome, rec.Error = checker.Fail, fmt.Sprintf("no confirm within %v of the heal", r.prof.RecoverDeadline)
+		}
+		r.rec.add(rec)
+	}
+	return nil
+}
+
+// inject carries out one fault and returns its op (End: when it healed).
+func (r *run) inject(ctx context.Context, f Fault) checker.Op {
+	op := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpFault, Fault: f.Kind, Start: now()}
+	n := r.nodes[f.Node-1]
+	hold := time.Duration(f.DurationMS) * time.Millisecond
+	var err error
+	switch f.Kind {
+	case FaultKill:
+		if err = n.Kill(); err == nil {
+			sleepCtx(ctx, hold)
+			err = n.Start(context.WithoutCancel(ctx))
+		}
+		op.Detail = fmt.Sprintf("kill -9, down %v", hold)
+	case FaultTornTail:
+		if err = n.Kill(); err == nil {
+			var t tornResult
+			t, err = tearTail(n.DataDir, f)
+			op.Detail, op.Destroyed = t.Detail, t.Destroyed
+			r.trk.destroy(t.Destroyed)
+			sleepCtx(ctx, hold)
+			if startErr := n.Start(context.WithoutCancel(ctx)); err == nil {
+				err = startErr
+			}
+		}
+	case FaultPause:
+		if err = n.Signal(syscall.SIGSTOP); err == nil {
+			sleepCtx(ctx, hold)
+			err = n.Signal(syscall.SIGCONT)
+		}
+		op.Detail = fmt.Sprintf("SIGSTOP for %v", hold)
+	case FaultDiskFull:
+		var wrote int64
+		if wrote, err = fillDisk(r.fsDirs[f.Node-1], f.FreeBytes); err == nil {
+			sleepCtx(ctx, hold)
+			err = freeDisk(r.fsDirs[f.Node-1])
+		}
+		op.Detail = fmt.Sprintf("ballast of %d bytes leaving %d free for %v", wrote, f.FreeBytes, hold)
+	case FaultPartition, FaultLoss:
+		var script string
+		if script, err = NFTRules(f, r.sched.Nodes); err == nil {
+			if err = applyNFT(script); err == nil {
+				sleepCtx(ctx, hold)
+				err = healNFT()
+			}
+		}
+		op.Detail = fmt.Sprintf("%s %s for %v", f.Kind, f.Partition, hold)
+	}
+	op.End = now()
+	op.Outcome = checker.OK
+	if err != nil {
+		op.Outcome, op.Error = checker.Fail, err.Error()
+	}
+	return op
+}

@@ -1,0 +1,129 @@
+package chaos
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestGenerateIsDeterministicAndSeedDependent(t *testing.T) {
+	a, err := Generate(42, 1, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Generate(42, 1, "ci")
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed made two schedules")
+	}
+	differ := false
+	for seed := uint64(43); seed < 53 && !differ; seed++ {
+		c, _ := Generate(seed, 1, "ci")
+		differ = !reflect.DeepEqual(a.Faults, c.Faults)
+	}
+	if !differ {
+		t.Fatal("ten other seeds all made seed 42's schedule")
+	}
+}
+
+func TestCIProfileHasEachSingleNodeFaultOnceInOrder(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		s, err := Generate(seed, 1, "ci")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		var end int64
+		for _, f := range s.Faults {
+			seen[f.Kind]++
+			if f.Node != 1 {
+				t.Fatalf("seed %d: node %d", seed, f.Node)
+			}
+			if f.AtMS < end {
+				t.Fatalf("seed %d: %s at %d ms overlaps the previous fault (ends %d ms)", seed, f.Kind, f.AtMS, end)
+			}
+			end = f.AtMS + f.DurationMS
+		}
+		if end > s.WorkloadMS {
+			t.Fatalf("seed %d: last fault ends at %d ms, after the workload (%d ms)", seed, end, s.WorkloadMS)
+		}
+		for _, k := range singleNodeFaults {
+			if seen[k] != 1 {
+				t.Fatalf("seed %d: %s %d times", seed, k, seen[k])
+			}
+		}
+	}
+}
+
+func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
+	for _, n := range []int{3, 5} {
+		s, err := Generate(7, n, "ci")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, f := range s.Faults {
+			kinds[f.Kind] = true
+			if f.Kind == FaultPartition || f.Kind == FaultLoss {
+				if _, err := NFTRules(f, n); err != nil {
+					t.Fatalf("%d nodes: %+v: %v", n, f, err)
+				}
+			}
+		}
+		if !kinds[FaultPartition] || !kinds[FaultLoss] {
+			t.Fatalf("%d nodes: kinds %v", n, kinds)
+		}
+	}
+	for seed := uint64(0); seed < 30; seed++ {
+		if _, err := Generate(seed, 5, "long"); err != nil {
+			t.Fatalf("seed %d long 5 nodes: %v", seed, err)
+		}
+	}
+}
+
+func TestScheduleSaveLoadAndBadFiles(t *testing.T) {
+	s, _ := Generate(9, 1, "long")
+	path := filepath.Join(t.TempDir(), "schedule.json")
+	if err := s.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadSchedule(path)
+	if err != nil || !reflect.DeepEqual(s, back) {
+		t.Fatalf("load: %v, equal %v", err, reflect.DeepEqual(s, back))
+	}
+	good, _ := os.ReadFile(path)
+	for name, c := range map[string]struct{ from, to string }{
+		"not json":      {`{`, `[`},
+		"unknown fault": {`"kind": "kill"`, `"kind": "meteor"`},
+		"unknown field": {`"seed":`, `"sneed": 1, "seed":`},
+		"bad profile":   {`"profile": "long"`, `"profile": "forever"`},
+		"bad nodes":     {`"nodes": 1`, `"nodes": 2`},
+		"bad version":   {`"version": 1`, `"version": 2`},
+	} {
+		bad := strings.Replace(string(good), c.from, c.to, 1)
+		if bad == string(good) {
+			t.Fatalf("%s: nothing replaced", name)
+		}
+		if _, err := ParseSchedule([]byte(bad)); !errors.Is(err, ErrSchedule) {
+			t.Errorf("%s: error %v, want ErrSchedule", name, err)
+		}
+	}
+	if _, err := LoadSchedule(filepath.Join(t.TempDir(), "missing.json")); !errors.Is(err, ErrSchedule) {
+		t.Errorf("missing file: %v", err)
+	}
+	one := Schedule{Version: 1, Nodes: 1, Profile: "ci", WorkloadMS: 1000, Faults: []Fault{{Kind: FaultPartition, Node: 1, Partition: PartitionIsolate, DurationMS: 10}}}
+	if err := one.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
+		t.Errorf("a partition on one node: %v", err)
+	}
+}
+
+func TestUnknownProfileAndNodes(t *testing.T) {
+	if _, err := Generate(1, 1, "soak"); !errors.Is(err, ErrSchedule) {
+		t.Errorf("profile soak: %v", err)
+	}
+	if _, err := Generate(1, 4, "ci"); !errors.Is(err, ErrSchedule) {
+		t.Errorf("4 nodes: %v", err)
+	}
+}

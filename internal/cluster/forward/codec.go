@@ -1,0 +1,378 @@
+package forward
+
+// The messages of the protocol and their encodings (wire.go has the
+// primitives). Each decoder is fuzzed (fuzz_test.go).
+
+// queueRef names a queue on its owner: vhost, name and the metadata's id,
+// so an operation meant for a deleted queue never reaches a later queue
+// of the same name.
+type queueRef struct{ VHost, Name, ID string }
+
+func appendRef(b []byte, q queueRef) []byte {
+	b = appendString(b, q.VHost)
+	b = appendString(b, q.Name)
+	return appendString(b, q.ID)
+}
+
+func (r *reader) ref() queueRef {
+	return queueRef{VHost: r.string(), Name: r.string(), ID: r.string()}
+}
+
+// A publish request is a run of items, each a flag (1: a queue reference
+// follows; 0: the previous item's queue) and a stored message record
+// (message.AppendMessage). Items are appended as publishes arrive, so the
+// body has no count. The reply is one outcome byte per item.
+const (
+	outcomeOK       byte = 0 // enqueued, and durable if the queue logs it: confirm
+	outcomeRejected byte = 1 // refused (reject-publish, storage failed): nack
+	outcomeDropped  byte = 2 // no such queue on the owner any more: the message went nowhere
+)
+
+func appendPublishItem(b []byte, q *queueRef, same bool, rec []byte) []byte {
+	if same {
+		b = append(b, 0)
+	} else {
+		b = appendRef(append(b, 1), *q)
+	}
+	return appendBytes(b, rec)
+}
+
+type publishItem struct {
+	ref queueRef
+	rec []byte // aliases the body
+}
+
+func decodePublish(body []byte) ([]publishItem, error) {
+	r := reader{b: body}
+	var items []publishItem
+	var cur queueRef
+	for first := true; len(r.b) > 0 && r.err == nil; first = false {
+		switch r.byte() {
+		case 0:
+			if first {
+				r.fail("first publish names no queue")
+			}
+		case 1:
+			cur = r.ref()
+		default:
+			r.fail("bad queue flag")
+		}
+		rec := r.bytes()
+		if r.err == nil {
+			items = append(items, publishItem{ref: cur, rec: rec})
+		}
+	}
+	return items, r.end()
+}
+
+func decodePublishReply(body []byte, n int) ([]byte, error) {
+	if len(body) != n {
+		return nil, errMalformed
+	}
+	for _, o := range body {
+		if o > outcomeDropped {
+			return nil, errMalformed
+		}
+	}
+	return body, nil
+}
+
+// consumeReq opens a consumer on the owner.
+type consumeReq struct {
+	Epoch     uint64
+	Consumer  uint64
+	Ref       queueRef
+	NoAck     bool
+	Exclusive bool
+	Priority  int64
+	Prefetch  uint64
+	Stream    []byte // an AMQP field table of the stream options; empty for other queues
+}
+
+func (c *consumeReq) append(b []byte) []byte {
+	b = appendUvarint(b, c.Epoch)
+	b = appendUvarint(b, c.Consumer)
+	b = appendRef(b, c.Ref)
+	b = appendBool(b, c.NoAck)
+	b = appendBool(b, c.Exclusive)
+	b = binaryAppendVarint(b, c.Priority)
+	b = appendUvarint(b, c.Prefetch)
+	return appendBytes(b, c.Stream)
+}
+
+func decodeConsume(body []byte) (consumeReq, error) {
+	r := reader{b: body}
+	c := consumeReq{Epoch: r.uvarint(), Consumer: r.uvarint(), Ref: r.ref(), NoAck: r.bool(), Exclusive: r.bool(),
+		Priority: r.varint(), Prefetch: r.uvarint(), Stream: r.bytes()}
+	return c, r.end()
+}
+
+// A reply that may carry a broker error: status 0, or 1 with the error's
+// kind and text, so the client's node answers its client with the code
+// the owner's broker chose.
+func appendStatus(b []byte, kind uint64, text string) []byte {
+	if kind == 0 {
+		return append(b, 0)
+	}
+	b = appendUvarint(append(b, 1), kind)
+	return appendString(b, text)
+}
+
+func decodeStatus(body []byte) (kind uint64, text string, err error) {
+	r := reader{b: body}
+	if r.bool() {
+		kind, text = r.uvarint(), r.string()
+		if r.err == nil && kind == 0 {
+			r.fail("error of kind 0")
+		}
+	}
+	return kind, text, r.end()
+}
+
+// Control operations: settles of a consumer's deliveries by id, its
+// credit (deliveries the client's node is done with, cumulative), its
+// cancellation. A control request carries one client node's operations
+// in the order they happened; every one is idempotent, so a request that
+// failed is sent again.
+const (
+	opAck     byte = 1
+	opRequeue byte = 2
+	opReject  byte = 3
+	opCredit  byte = 4
+	opCancel  byte = 5
+)
+
+type ctlOp struct {
+	Op       byte
+	Consumer uint64   // 0: the node's basic.get deliveries
+	IDs      []uint64 // ack, requeue, reject
+	Released uint64   // credit
+}
+
+func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
+	b = appendUvarint(b, epoch)
+	b = appendUvarint(b, uint64(len(ops)))
+	for i := range ops {
+		o := &ops[i]
+		b = append(b, o.Op)
+		b = appendUvarint(b, o.Consumer)
+		switch o.Op {
+		case opAck, opRequeue, opReject:
+			b = appendIDs(b, o.IDs)
+		case opCredit:
+			b = appendUvarint(b, o.Released)
+		}
+	}
+	return b
+}
+
+func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
+	r := reader{b: body}
+	epoch = r.uvarint()
+	n := r.count(2)
+	ops = make([]ctlOp, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		o := ctlOp{Op: r.byte(), Consumer: r.uvarint()}
+		switch o.Op {
+		case opAck, opRequeue, opReject:
+			o.IDs = r.ids()
+		case opCredit:
+			o.Released = r.uvarint()
+		case opCancel:
+		default:
+			r.fail("unknown control op")
+		}
+		ops = append(ops, o)
+	}
+	return epoch, ops, r.end()
+}
+
+// ids are a count, the first id and the signed differences after it.
+func appendIDs(b []byte, ids []uint64) []byte {
+	b = appendUvarint(b, uint64(len(ids)))
+	var prev uint64
+	for _, id := range ids {
+		b = binaryAppendVarint(b, int64(id-prev))
+		prev = id
+	}
+	return b
+}
+
+func (r *reader) ids() []uint64 {
+	n := r.count(1)
+	ids := make([]uint64, 0, n)
+	var prev uint64
+	for i := 0; i < n && r.err == nil; i++ {
+		prev += uint64(r.varint())
+		ids = append(ids, prev)
+	}
+	return ids
+}
+
+// getReq is basic.get; its reply is a flag and, when a message was
+// found, its delivery.
+type getReq struct {
+	Epoch uint64
+	Ref   queueRef
+	NoAck bool
+}
+
+func (g *getReq) append(b []byte) []byte {
+	b = appendUvarint(b, g.Epoch)
+	b = appendRef(b, g.Ref)
+	return appendBool(b, g.NoAck)
+}
+
+func decodeGet(body []byte) (getReq, error) {
+	r := reader{b: body}
+	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool()}
+	return g, r.end()
+}
+
+// delivery is one message pushed to (or got by) the client's node.
+type delivery struct {
+	Consumer    uint64
+	ID          uint64
+	Redelivered bool
+	Remaining   uint64
+	Rec         []byte // message.AppendMessage; aliases the body
+}
+
+func (d *delivery) appendBody(b []byte) []byte {
+	b = appendUvarint(b, d.ID)
+	b = appendBool(b, d.Redelivered)
+	b = appendUvarint(b, d.Remaining)
+	return appendBytes(b, d.Rec)
+}
+
+func (r *reader) deliveryBody(d *delivery) {
+	d.ID, d.Redelivered, d.Remaining, d.Rec = r.uvarint(), r.bool(), r.uvarint(), r.bytes()
+}
+
+func decodeGetReply(body []byte) (d delivery, found bool, err error) {
+	r := reader{b: body}
+	if found = r.bool(); found {
+		r.deliveryBody(&d)
+	}
+	return d, found, r.end()
+}
+
+// A deliver notify is the owner's session epoch (the client node's epoch
+// it serves) and a run of deliveries, appended as they are pushed.
+func appendDelivery(b []byte, d *delivery) []byte {
+	return d.appendBody(appendUvarint(b, d.Consumer))
+}
+
+func decodeDeliver(body []byte) (epoch uint64, ds []delivery, err error) {
+	r := reader{b: body}
+	epoch = r.uvarint()
+	for len(r.b) > 0 && r.err == nil {
+		d := delivery{Consumer: r.uvarint()}
+		r.deliveryBody(&d)
+		if r.err == nil {
+			ds = append(ds, d)
+		}
+	}
+	return epoch, ds, r.end()
+}
+
+// A cancelled notify names one consumer of one epoch.
+func appendCancelled(b []byte, epoch, consumer uint64) []byte {
+	return appendUvarint(appendUvarint(b, epoch), consumer)
+}
+
+func decodeCancelled(body []byte) (epoch, consumer uint64, err error) {
+	r := reader{b: body}
+	epoch, consumer = r.uvarint(), r.uvarint()
+	return epoch, consumer, r.end()
+}
+
+// A counts request names queues (a count, then refs); its reply is
+// three uvarints per queue: ready, unacked, consumers.
+func appendRefs(b []byte, refs []queueRef) []byte {
+	b = appendUvarint(b, uint64(len(refs)))
+	for _, r := range refs {
+		b = appendRef(b, r)
+	}
+	return b
+}
+
+func decodeRefs(body []byte) ([]queueRef, error) {
+	r := reader{b: body}
+	n := r.count(3)
+	refs := make([]queueRef, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		refs = append(refs, r.ref())
+	}
+	return refs, r.end()
+}
+
+// refOnly is the body of a purge request.
+func decodeRef(body []byte) (queueRef, error) {
+	r := reader{b: body}
+	q := r.ref()
+	return q, r.end()
+}
+
+func decodeUvarints(body []byte, n int) ([]uint64, error) {
+	r := reader{b: body}
+	vs := make([]uint64, n)
+	for i := range vs {
+		vs[i] = r.uvarint()
+	}
+	return vs, r.end()
+}
+
+// keepalive: the client node's epoch and, per consumer it has on the
+// owner, its credit; the reply says per consumer whether the owner still
+// has it and the last delivery id it handed to the transport.
+type kaItem struct {
+	Consumer uint64
+	Released uint64
+}
+
+type kaReply struct {
+	Consumer     uint64
+	Known        bool
+	LastNotified uint64
+}
+
+func appendKeepalive(b []byte, epoch uint64, items []kaItem) []byte {
+	b = appendUvarint(b, epoch)
+	b = appendUvarint(b, uint64(len(items)))
+	for _, it := range items {
+		b = appendUvarint(appendUvarint(b, it.Consumer), it.Released)
+	}
+	return b
+}
+
+func decodeKeepalive(body []byte) (epoch uint64, items []kaItem, err error) {
+	r := reader{b: body}
+	epoch = r.uvarint()
+	n := r.count(2)
+	items = make([]kaItem, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		items = append(items, kaItem{Consumer: r.uvarint(), Released: r.uvarint()})
+	}
+	return epoch, items, r.end()
+}
+
+func appendKeepaliveReply(b []byte, rs []kaReply) []byte {
+	b = appendUvarint(b, uint64(len(rs)))
+	for _, x := range rs {
+		b = appendUvarint(b, x.Consumer)
+		b = appendBool(b, x.Known)
+		b = appendUvarint(b, x.LastNotified)
+	}
+	return b
+}
+
+func decodeKeepaliveReply(body []byte) ([]kaReply, error) {
+	r := reader{b: body}
+	n := r.count(3)
+	rs := make([]kaReply, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		rs = append(rs, kaReply{Consumer: r.uvarint(), Known: r.bool(), LastNotified: r.uvarint()})
+	}
+	return rs, r.end()
+}

@@ -1,0 +1,229 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/cluster/transport"
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// link is the client side's state for one owner node: the publishes
+// queued for it, the control operations (settles, credits, cancels) of
+// this node's consumers on it, and those consumers. Publishes and control
+// operations each go in one request at a time, so each keeps its order;
+// whatever queued while a request was out goes in the next.
+type link struct {
+	f    *Forwarder
+	node uint64
+
+	pmu      sync.Mutex
+	pbuf     []byte // the next publish request's body
+	pitems   []pubWaiter
+	pspareI  []pubWaiter
+	pscratch []byte
+	plast    *broker.Queue // the queue of the last item in pbuf
+	psending bool
+
+	mu        sync.Mutex
+	consumers map[uint64]*remoteConsumer
+	gets      int // basic.get deliveries not settled yet
+	ctl       []ctlOp
+	credit    map[uint64]uint64 // consumer → released, to send
+	csending  bool
+	kaBusy    bool
+	lastOK    time.Time // the last keepalive the owner answered (or the link's start)
+	downUntil time.Time // a request found the owner unreachable: don't wait on it for counts
+	counts    map[*broker.Queue]*countEntry
+	countsOut chan struct{} // a counts request is out; closed when it is answered
+}
+
+type pubWaiter struct {
+	done  message.Completion
+	token uint64
+}
+
+func (f *Forwarder) link(node uint64) *link {
+	if l, ok := f.links.Load(node); ok {
+		return l.(*link)
+	}
+	l := &link{f: f, node: node, consumers: map[uint64]*remoteConsumer{}, credit: map[uint64]uint64{}, counts: map[*broker.Queue]*countEntry{},
+		lastOK: f.cfg.Clock.Now()}
+	actual, _ := f.links.LoadOrStore(node, l)
+	return actual.(*link)
+}
+
+// errRejected is the error a publish's Completion gets when the owner
+// refused the message: the publisher's nack.
+var errRejected = errors.New("forward: the queue's node refused the message")
+
+// Publish implements broker.Forwarder: the message joins the next publish
+// request to q's node; done learns the owner's outcome.
+func (f *Forwarder) Publish(q *broker.Queue, m *message.Message, done message.Completion, token uint64) (broker.PublishOutcome, bool) {
+	l := f.link(q.Node())
+	l.pmu.Lock()
+	if len(l.pbuf) >= f.cfg.MaxPendingBytes {
+		l.pmu.Unlock()
+		return broker.Rejected, false
+	}
+	l.pscratch = message.AppendMessage(l.pscratch[:0], m)
+	same := l.plast == q && len(l.pitems) > 0
+	if !same {
+		r := refOf(q)
+		l.pbuf = appendPublishItem(l.pbuf, &r, false, l.pscratch)
+	} else {
+		l.pbuf = appendPublishItem(l.pbuf, nil, true, l.pscratch)
+	}
+	l.plast = q
+	l.pitems = append(l.pitems, pubWaiter{done: done, token: token})
+	start := !l.psending
+	l.psending = true
+	l.pmu.Unlock()
+	if start {
+		go l.sendPublishes()
+	}
+	return broker.Enqueued, done != nil
+}
+
+// sendPublishes sends queued publishes, one request at a time, until none
+// are left, and reports each outcome to its publisher.
+func (l *link) sendPublishes() {
+	for {
+		l.pmu.Lock()
+		if len(l.pitems) == 0 {
+			l.psending = false
+			l.pmu.Unlock()
+			return
+		}
+		body, items := l.pbuf, l.pitems
+		l.pbuf, l.pitems = make([]byte, 0, len(body)), l.pspareI[:0]
+		l.plast = nil
+		l.pmu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), l.f.cfg.PublishTimeout)
+		reply, err := l.f.tr.Request(ctx, l.node, KindPublish, body)
+		cancel()
+		l.f.stats.pubBatches.Add(1)
+		l.f.stats.pubForwarded.Add(uint64(len(items)))
+		var outcomes []byte
+		if err == nil {
+			outcomes, err = decodePublishReply(reply, len(items))
+		}
+		if err != nil {
+			l.failed(err)
+			l.f.log.Debug("forwarded publishes nacked", "node", l.node, "n", len(items), "err", err)
+		}
+		var batches []message.BatchCompletion
+		for i, it := range items {
+			if it.done == nil {
+				continue
+			}
+			var e error
+			switch {
+			case err != nil:
+				e = err
+			case outcomes[i] == outcomeRejected:
+				e = errRejected
+			}
+			if e != nil {
+				l.f.stats.pubNacked.Add(1)
+			}
+			it.done.Durable(it.token, e)
+			if bc, ok := it.done.(message.BatchCompletion); ok && !containsBC(batches, bc) {
+				batches = append(batches, bc)
+			}
+		}
+		for _, bc := range batches {
+			bc.DurableBatchEnd()
+		}
+		clear(items)
+		l.pmu.Lock()
+		l.pspareI = items[:0]
+		l.pmu.Unlock()
+	}
+}
+
+func containsBC(s []message.BatchCompletion, c message.BatchCompletion) bool {
+	for _, x := range s {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// failed records a request error: an unreachable owner is not waited on
+// for counts for a while.
+func (l *link) failed(err error) {
+	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+		l.mu.Lock()
+		l.downUntil = l.f.cfg.Clock.Now().Add(l.f.cfg.LeaseTimeout)
+		l.mu.Unlock()
+	}
+}
+
+// addOpLocked queues a control operation, merging it into the last one
+// when both settle the same consumer's deliveries the same way.
+func (l *link) addOpLocked(op ctlOp) {
+	if n := len(l.ctl); n > 0 && op.IDs != nil {
+		last := &l.ctl[n-1]
+		if last.Op == op.Op && last.Consumer == op.Consumer && last.IDs != nil {
+			last.IDs = append(last.IDs, op.IDs...)
+			return
+		}
+	}
+	l.ctl = append(l.ctl, op)
+}
+
+// kickLocked starts the control sender if it is not running.
+func (l *link) kickLocked() {
+	if !l.csending && (len(l.ctl) > 0 || len(l.credit) > 0) {
+		l.csending = true
+		go l.sendControl()
+	}
+}
+
+// sendControl sends queued control operations, one request at a time.
+// Every operation is idempotent (settles by id, cumulative credit), so a
+// failed request is sent again, until the link is given up (its owner
+// silent past the lease), when the owner has requeued everything anyway.
+func (l *link) sendControl() {
+	var retry []ctlOp
+	for {
+		l.mu.Lock()
+		if len(retry) == 0 && len(l.ctl) == 0 && len(l.credit) == 0 {
+			l.csending = false
+			l.mu.Unlock()
+			return
+		}
+		ops := append(retry, l.ctl...)
+		l.ctl = nil
+		for c, r := range l.credit {
+			ops = append(ops, ctlOp{Op: opCredit, Consumer: c, Released: r})
+		}
+		clear(l.credit)
+		l.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), l.f.cfg.RequestTimeout)
+		_, err := l.f.tr.Request(ctx, l.node, KindControl, appendControl(nil, l.f.epoch, ops))
+		cancel()
+		retry = nil
+		if err == nil {
+			continue
+		}
+		l.failed(err)
+		now := l.f.cfg.Clock.Now()
+		l.mu.Lock()
+		gaveUp := now.Sub(l.lastOK) > l.f.cfg.LeaseTimeout
+		l.mu.Unlock()
+		if gaveUp {
+			l.f.log.Debug("forwarded settles dropped: the queue's node is gone", "node", l.node, "ops", len(ops), "err", err)
+			continue
+		}
+		retry = ops
+		l.f.cfg.Clock.Sleep(min(l.f.cfg.KeepaliveInterval/4, 250*time.Millisecond))
+	}
+}

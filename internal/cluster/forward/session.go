@@ -1,0 +1,216 @@
+package forward
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// session is, on a queue's node (the owner), what one client node (one
+// run of it: its epoch) has here: its consumers, each a proxy registered
+// on a local queue, and its unsettled basic.get deliveries. It lives as
+// long as the client node keeps it alive (any request of that epoch);
+// when it ends — lease expired, a new epoch, a delivery the transport
+// could not take — every proxy is cancelled and everything it held is
+// requeued, as a closed connection's would be.
+type session struct {
+	f     *Forwarder
+	node  uint64
+	epoch uint64
+
+	mu       sync.Mutex
+	lastSeen time.Time
+	proxies  map[uint64]*proxy
+	gets     map[uint64]broker.Delivery
+	nextGet  uint64
+	out      []pushItem // deliveries to push, in order
+	spare    []pushItem
+	flushing bool
+	ended    bool
+}
+
+type pushItem struct {
+	p  *proxy
+	id uint64
+	d  broker.Delivery
+}
+
+// sessionFor returns from's session for epoch. With create, a missing
+// one is made and one of another epoch ended (the client node restarted:
+// only a consume or a get starts a session); without, a request of
+// another epoch finds none — a late request of a node's earlier run must
+// not end the session of its current one.
+func (f *Forwarder) sessionFor(from, epoch uint64, create bool) *session {
+	now := f.cfg.Clock.Now()
+	f.mu.Lock()
+	s := f.sessions[from]
+	var old *session
+	if s != nil && s.epoch != epoch {
+		if !create {
+			f.mu.Unlock()
+			return nil
+		}
+		old, s = s, nil
+		delete(f.sessions, from)
+	}
+	if s == nil && create && !f.closed {
+		s = &session{f: f, node: from, epoch: epoch, lastSeen: now, proxies: map[uint64]*proxy{}, gets: map[uint64]broker.Delivery{}}
+		f.sessions[from] = s
+	}
+	f.mu.Unlock()
+	if old != nil {
+		old.end("the node restarted")
+	}
+	if s != nil {
+		s.mu.Lock()
+		s.lastSeen = now
+		s.mu.Unlock()
+	}
+	return s
+}
+
+func (s *session) expired(now time.Time, lease time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Sub(s.lastSeen) > lease
+}
+
+// end cancels every proxy and requeues everything the session held.
+func (s *session) end(why string) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	s.f.stats.sessionsEnded.Add(1)
+	proxies := make([]*proxy, 0, len(s.proxies))
+	for _, p := range s.proxies {
+		proxies = append(proxies, p)
+	}
+	gets := s.gets
+	s.proxies, s.gets, s.out = map[uint64]*proxy{}, map[uint64]broker.Delivery{}, nil
+	s.mu.Unlock()
+	f := s.f
+	n := 0
+	for _, p := range proxies {
+		n += p.stop(true)
+	}
+	n += requeueByQueue(sortedDeliveries(gets))
+	if len(proxies) > 0 || n > 0 {
+		f.log.Info("cluster forward: a node's consumers ended; their unacked messages are requeued",
+			"node", s.node, "reason", why, "consumers", len(proxies), "requeued", n)
+	}
+}
+
+// removeProxy forgets p once it is cancelled and holds nothing.
+func (s *session) removeProxy(p *proxy) {
+	s.mu.Lock()
+	if s.proxies[p.id] == p {
+		delete(s.proxies, p.id)
+	}
+	s.mu.Unlock()
+}
+
+// push queues a delivery for the client node; called from the proxy's
+// TryDeliver, with the queue's lock held, so it only appends.
+func (s *session) push(it pushItem) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return // end requeues what the proxy holds
+	}
+	s.out = append(s.out, it)
+	start := !s.flushing
+	s.flushing = true
+	s.mu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// maxNotify bounds one deliver notify's body; more goes in the next.
+const maxNotify = 1 << 20
+
+// flush sends queued deliveries as notifies until none are left. A
+// notify the transport refuses (no connection, its queue full, a test
+// network's drop) is a loss like any other: its ids count as handed out,
+// so the client node's next keepalive finds them missing and gives them
+// back. Requeueing them here at once would only push them again into the
+// same refusal, as fast as the queue can deliver; the keepalive paces it.
+func (s *session) flush() {
+	f := s.f
+	var rec []byte // one record at a time, copied into the notify
+	for {
+		s.mu.Lock()
+		if len(s.out) == 0 || s.ended {
+			s.flushing = false
+			s.out = nil
+			s.mu.Unlock()
+			return
+		}
+		items := s.out
+		s.out = s.spare[:0]
+		s.mu.Unlock()
+		for start := 0; start < len(items); {
+			body := appendUvarint(make([]byte, 0, 4096), s.epoch) // not reused: the transport may keep it
+			end := start
+			for end < len(items) && (end == start || len(body) < maxNotify) {
+				it := &items[end]
+				rec = message.AppendMessage(rec[:0], it.d.Msg)
+				d := delivery{Consumer: it.p.id, ID: it.id, Redelivered: it.d.Redelivered, Remaining: uint64(max(it.d.Remaining, 0)), Rec: rec}
+				body = appendDelivery(body, &d)
+				end++
+			}
+			err := f.tr.Notify(s.node, KindDeliver, body)
+			f.stats.delivPushed.Add(uint64(end - start))
+			for _, it := range items[start:end] {
+				it.p.notified(it.id)
+			}
+			if err != nil {
+				f.stats.notifyRefused.Add(1)
+				f.log.Debug("cluster forward: deliveries refused by the transport; the client node's keepalive returns them",
+					"node", s.node, "n", end-start, "err", err)
+			}
+			start = end
+		}
+		clear(items)
+		s.mu.Lock()
+		s.spare = items[:0]
+		s.mu.Unlock()
+	}
+}
+
+func sortedDeliveries(m map[uint64]broker.Delivery) []broker.Delivery {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ds := make([]broker.Delivery, len(ids))
+	for i, id := range ids {
+		ds[i] = m[id]
+	}
+	return ds
+}
+
+// requeueByQueue requeues ds (in order), one call per queue, and returns
+// how many there were.
+func requeueByQueue(ds []broker.Delivery) int {
+	settleByQueue(ds, func(q *broker.Queue, run []broker.Delivery) { q.Requeue(run) })
+	return len(ds)
+}
+
+func settleByQueue(ds []broker.Delivery, fn func(q *broker.Queue, run []broker.Delivery)) {
+	for start := 0; start < len(ds); {
+		end := start + 1
+		for end < len(ds) && ds[end].Queue == ds[start].Queue {
+			end++
+		}
+		fn(ds[start].Queue, ds[start:end])
+		start = end
+	}
+}
