@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -16,11 +15,17 @@ import (
 const clusterUsage = `Usage:
   tern cluster status [flags]          print GET /api/cluster of a node (JSON)
   tern cluster promote [flags] NODE    make the standby NODE a voter that serves clients
-  tern cluster remove [flags] NODE     take NODE out of every group for good (a dead node);
-                                       its name cannot come back
+  tern cluster add-node [flags] NAME ADDR [--standby]
+                                       add the node NAME (cluster address ADDR), started
+                                       with --join, to the running cluster
+  tern cluster remove-node [flags] NAME
+                                       remove the node NAME from the cluster for good
+                                       (its name can never be added again)
+  tern cluster remove [flags] NODE     the same as remove-node
 
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672)
+  --standby      add-node: the node joins as a non-voting standby
   --user NAME    an administrator (default guest); the password is read from
                  TERN_API_PASSWORD (default guest)
 `
@@ -36,7 +41,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
 	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
-	if err := fs.Parse(args[1:]); err != nil {
+	standby := fs.Bool("standby", false, "add-node: the node joins as a non-voting standby")
+	if err := fs.Parse(trailingFlags(args[1:])); err != nil { // cluster_nodes.go
 		return 2
 	}
 	password, ok := os.LookupEnv("TERN_API_PASSWORD")
@@ -51,8 +57,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		method, path = http.MethodGet, "/api/cluster"
 	case cmd == "promote" && fs.NArg() == 1:
 		method, path, body = http.MethodPost, "/api/cluster/promote", fmt.Sprintf(`{"node":%q}`, fs.Arg(0))
-	case cmd == "remove" && fs.NArg() == 1:
-		method, path = http.MethodDelete, "/api/cluster/nodes/"+url.PathEscape(fs.Arg(0))
+	case cmd == "add-node" && fs.NArg() == 2, (cmd == "remove-node" || cmd == "remove") && fs.NArg() == 1:
+		method, path, body = nodesRequest(cmd, fs.Args(), *standby) // cluster_nodes.go
 	default:
 		fmt.Fprint(stderr, clusterUsage)
 		return 2

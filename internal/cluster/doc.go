@@ -5,7 +5,9 @@
 // (transport), runs the Raft host (raftnode) with the metadata group —
 // group 0, whose state machine (meta) applies the broker's definition
 // commands — and, through Quorum (quorum.go), one group per quorum queue,
-// placed on the nodes by placement.go. Status (status.go) is what
+// placed on the nodes by placement.go. The membership is replicated in the
+// metadata group (members.go, membership.go) and changed at run time by
+// AddNode and RemoveNode (membership_change.go). Status (status.go) is what
 // GET /api/cluster shows.
 //
 // The broker never imports this package: it sees the cluster only through

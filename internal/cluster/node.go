@@ -52,6 +52,9 @@ type Config struct {
 	// StartTimeout bounds Start's wait for the metadata group (default
 	// 2 minutes: the other nodes of a cluster being started by hand).
 	StartTimeout time.Duration
+	// Join: this node joins a running cluster (membership.go): it
+	// bootstraps no group and waits to be added (Node.AddNode).
+	Join bool
 }
 
 // Node is this process's membership in a cluster: the WAL every group
@@ -74,6 +77,7 @@ type Node struct {
 
 	mu     sync.Mutex
 	queues map[uint64]queueGroup // open quorum groups
+	ms     membership            // the replicated membership (membership.go)
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -86,6 +90,7 @@ type Node struct {
 type queueGroup struct {
 	vhost, name string
 	voters      []uint64
+	size        int // x-quorum-initial-group-size (0: the default)
 	g           *raftnode.Group
 }
 
@@ -232,8 +237,8 @@ func voting(members []Member) (voters, learners []uint64) {
 // cluster's. It waits at most StartTimeout for a leader and a quorum,
 // logging what it waits for.
 func (n *Node) Start(ctx context.Context, target meta.Target) error {
-	voters, learners := voting(n.cfg.Members)
-	g, err := n.host.Start(MetadataGroup, voters, learners, meta.New(target, n.cfg.Logger.With("component", "metadata")))
+	voters, learners := n.startConfig()
+	g, err := n.host.Start(MetadataGroup, voters, learners, n.memberMachine(meta.New(target, n.cfg.Logger.With("component", "metadata"))))
 	if err != nil {
 		return fmt.Errorf("cluster: metadata group: %w", err)
 	}
@@ -243,8 +248,11 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		if err := n.RemovedError(); err != nil {
+			return err
+		}
 		pctx, pcancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		_, err := g.Propose(pctx, meta.EncodeBarrier())
+		_, err := g.Propose(pctx, n.startEntry())
 		pcancel()
 		if err == nil {
 			st := g.Status()
@@ -267,8 +275,9 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		}
 	}
 	n.syncPeers()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.rebalance()
+	go n.reconcileMembers()
 	return nil
 }
 
@@ -276,7 +285,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 func (n *Node) reachability() string {
 	st := n.tr.Stats()
 	var up, down []string
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		if m.ID == n.cfg.Self.ID {
 			continue
 		}
@@ -294,7 +303,7 @@ func (n *Node) memberName(id uint64) string {
 	if id == 0 {
 		return ""
 	}
-	for _, m := range n.cfg.Members {
+	for _, m := range n.knownMembers() {
 		if m.ID == id {
 			return m.Name
 		}

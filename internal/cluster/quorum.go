@@ -23,7 +23,7 @@ type quorumGroups struct{ n *Node }
 func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.ReplicatedLog, error) {
 	n := q.n
 	gid := QuorumGroupID(def.ID)
-	voters, learners := Placement(def.ID, n.currentMembers(), broker.QuorumGroupSize(def.Args))
+	voters, learners := Placement(def.ID, n.members(), broker.QuorumGroupSize(def.Args))
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -36,13 +36,14 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	}
 	n.mu.Unlock()
 	r := &replicatedLog{n: n, id: gid}
-	g, err := n.host.Start(gid, voters, learners, watchedMachine{ReplicatedMachine: m, f: &r.f})
+	bootVoters, bootLearners := n.bootConfig(voters, learners)
+	g, err := n.host.Start(gid, bootVoters, bootLearners, watchedMachine{ReplicatedMachine: m, f: &r.f})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	r.g = g
 	n.mu.Lock()
-	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, g: g}
+	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args), g: g}
 	n.mu.Unlock()
 	return r, nil
 }
@@ -125,13 +126,13 @@ func (n *Node) rebalance() {
 		n.mu.Lock()
 		var lead []queueGroup
 		for _, q := range n.queues {
-			if len(q.voters) > 0 && q.voters[0] != n.cfg.Self.ID && q.g.IsLeader() {
+			if to := preferredLeader(q); to != 0 && to != n.cfg.Self.ID && q.g.IsLeader() {
 				lead = append(lead, q)
 			}
 		}
 		n.mu.Unlock()
 		for _, q := range lead {
-			to := q.voters[0]
+			to := preferredLeader(q)
 			if !caughtUp(q.g.Status(), to) {
 				continue
 			}
@@ -171,7 +172,7 @@ var ErrUnknownNode = errors.New("cluster: no such node")
 // nothing.
 func (n *Node) Promote(ctx context.Context, name string) error {
 	var id uint64
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		if m.Name == name {
 			id = m.ID
 		}
@@ -210,89 +211,9 @@ func (n *Node) Promote(ctx context.Context, name string) error {
 	return nil
 }
 
-// currentMembers is the membership as the metadata group's configuration
-// has it: its voters (standby nodes promoted since included) may vote in a
-// new quorum queue, its learners are learners, and nodes removed from it
-// are left out. Open runs while the metadata group applies a declaration,
-// on its goroutine, so every node reads the configuration as of the same
-// entry and places the queue alike. Before the group runs (a snapshot
-// restored while it starts) it is the configured membership; the queues
-// restored then restart from their own state, whose configuration wins.
-func (n *Node) currentMembers() []Member {
-	g := n.host.Group(MetadataGroup)
-	if g == nil {
-		return n.cfg.Members
-	}
-	st := g.Status()
-	var out []Member
-	for _, m := range n.cfg.Members {
-		switch {
-		case slices.Contains(st.Voters, m.ID):
-			m.Standby = false
-			out = append(out, m)
-		case slices.Contains(st.Learners, m.ID):
-			m.Standby = true
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// Remove takes the node name out of the cluster: out of the metadata
-// group, then out of every quorum group it is a member of, so a dead node
-// no longer counts in any quorum and new quorum queues are not placed on
-// it. Every node then refuses its connections (syncPeers): its replica id
-// is never used again, so the name cannot come back (a replacement takes
-// a new name). A node cannot remove itself: ask another.
-func (n *Node) Remove(ctx context.Context, name string) error {
-	var id uint64
-	for _, m := range n.cfg.Members {
-		if m.Name == name {
-			id = m.ID
-		}
-	}
-	if id == 0 {
-		return fmt.Errorf("%w: %q", ErrUnknownNode, name)
-	}
-	if id == n.cfg.Self.ID {
-		return fmt.Errorf("%w: %s cannot remove itself: ask another node", ErrUnknownNode, name)
-	}
-	g := n.meta.Load()
-	if g == nil {
-		return errors.New("cluster: the metadata group is not running yet")
-	}
-	if st := g.Status(); slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
-		if err := changeConf(ctx, g, func(st raftnode.Status) bool {
-			return !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id)
-		}, g.RemoveNode, id); err != nil {
-			return fmt.Errorf("cluster: removing %s from the metadata group: %w", name, err)
-		}
-		n.log.Info("node removed from the metadata group", "node", name)
-	}
-	n.mu.Lock()
-	var groups []queueGroup
-	for _, q := range n.queues {
-		groups = append(groups, q)
-	}
-	n.mu.Unlock()
-	var errs []error
-	for _, q := range groups {
-		st := q.g.Status()
-		if !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id) {
-			continue
-		}
-		if err := changeConf(ctx, q.g, func(st raftnode.Status) bool {
-			return !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id)
-		}, q.g.RemoveNode, id); err != nil {
-			errs = append(errs, fmt.Errorf("quorum queue %s in vhost %s: %w", q.name, q.vhost, err))
-		}
-	}
-	n.syncPeers()
-	if len(errs) > 0 {
-		return fmt.Errorf("cluster: %s is out of the metadata group, but not yet out of every quorum queue (remove again to retry): %w", name, errors.Join(errs...))
-	}
-	return nil
-}
+// Remove is RemoveNode (membership_change.go): the node leaves every
+// group, is tombstoned (its name never comes back) and stops.
+func (n *Node) Remove(ctx context.Context, name string) error { return n.RemoveNode(ctx, name) }
 
 // syncPeers drops the transport's peers that the metadata group's
 // configuration no longer has (removed nodes): their connections close and

@@ -23,7 +23,8 @@ type NodeStatus struct {
 	ID      string `json:"id"` // the Raft replica id, in hex
 	Address string `json:"address"`
 	// Role is the node's role in the metadata group's configuration:
-	// "voter" or "standby" (a learner), or "removed".
+	// "voter" or "standby" (a learner), "joining" (added, not yet in
+	// the metadata group) or "removed" (tombstoned).
 	Role string `json:"role"`
 	Self bool   `json:"self,omitempty"`
 	// Reachable: this node has an authenticated connection to it (always
@@ -70,7 +71,7 @@ func (n *Node) Status() Status {
 		st := g.Status()
 		metaSt = &st
 	}
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		ns := NodeStatus{Name: m.Name, ID: fmt.Sprintf("%#x", m.ID), Address: m.Addr, Self: m.ID == n.cfg.Self.ID}
 		ns.Reachable = ns.Self || ts.Peers[m.ID].Connected
 		switch {
@@ -79,10 +80,11 @@ func (n *Node) Status() Status {
 		case metaSt == nil, slices.Contains(metaSt.Voters, m.ID):
 			ns.Role = "voter"
 		default:
-			ns.Role = "removed"
+			ns.Role = "joining" // a member not yet in the metadata group
 		}
 		out.Nodes = append(out.Nodes, ns)
 	}
+	out.Nodes = append(out.Nodes, n.removedStatus()...)
 	if metaSt != nil {
 		out.Groups = append(out.Groups, n.groupStatus(*metaSt, "metadata", "", ""))
 	}
@@ -162,7 +164,7 @@ func (n *Node) Stats() Stats {
 			s.GroupsLed++
 		}
 	}
-	for _, m := range n.cfg.Members {
+	for _, m := range n.members() {
 		if m.ID != n.cfg.Self.ID {
 			s.Peers[m.Name] = s.Transport.Peers[m.ID].Connected
 		}

@@ -34,6 +34,10 @@ type Cluster struct {
 	// Role is "voter" (the default) or "standby": it must match this
 	// node's entry in Peers.
 	Role string `toml:"role"`
+	// Join: this node joins a running cluster (docs/clustering.md,
+	// "Adding and removing nodes"): it bootstraps no group and waits to
+	// be added with `tern cluster add-node`. Read at its first start only.
+	Join bool `toml:"join"`
 	// TLS, when CertFile is set, encrypts the cluster port: every node
 	// presents CertFile/KeyFile and accepts peers whose certificate
 	// CAFile signed.
@@ -70,7 +74,7 @@ const MinSecretLen = 16
 // in cluster mode (and Validate demands the rest).
 func (c Cluster) Enabled() bool {
 	return c.NodeID != "" || c.Addr != "" || len(c.Peers) > 0 || c.SecretFile != "" || len(c.Secret) > 0 ||
-		c.Role != "" || c.TLS != (ClusterTLS{})
+		c.Role != "" || c.TLS != (ClusterTLS{}) || c.Join
 }
 
 // NodeIDFor is the Raft replica id of the node named name: the FNV-64a

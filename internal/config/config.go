@@ -187,6 +187,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	peers := fs.String("peers", "", "every node of the cluster, this one included: name@host:port[/standby],… (env TERN_PEERS)")
 	secretFile := fs.String("cluster-secret-file", "", "file holding the cluster's shared secret (env TERN_CLUSTER_SECRET_FILE, or the secret itself in TERN_CLUSTER_SECRET)")
 	role := fs.String("role", "", "voter (default) or standby: a non-voting learner that serves no clients until promoted (env TERN_ROLE)")
+	join := fs.Bool("join", false, "join a running cluster: bootstrap nothing, wait to be added with tern cluster add-node")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -240,6 +241,9 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 		if set[o.name] {
 			*o.dst = *o.val
 		}
+	}
+	if set["join"] {
+		cfg.Cluster.Join = *join
 	}
 	if err := loadClusterLayers(&cfg.Cluster, env, set, *peers, *secretFile); err != nil {
 		return cfg, err

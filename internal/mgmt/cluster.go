@@ -126,21 +126,3 @@ func promote(w http.ResponseWriter, r *http.Request, src Sources) {
 	}
 	writeJSON(w, http.StatusOK, src.Cluster())
 }
-
-// removeNode serves DELETE /api/cluster/nodes/{name}: the node leaves
-// every group and its connections are refused; it answers with the
-// cluster's status.
-func removeNode(w http.ResponseWriter, r *http.Request, src Sources) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	if err := src.RemoveNode(ctx, r.PathValue("name")); err != nil {
-		status := http.StatusServiceUnavailable
-		var br BadRequest
-		if errors.As(err, &br) {
-			status = http.StatusBadRequest
-		}
-		writeJSON(w, status, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, src.Cluster())
-}

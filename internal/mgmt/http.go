@@ -48,9 +48,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		if src.Promote != nil {
 			mux.HandleFunc("POST /api/cluster/promote", func(w http.ResponseWriter, r *http.Request) { promote(w, r, src) })
 		}
-		if src.RemoveNode != nil {
-			mux.HandleFunc("DELETE /api/cluster/nodes/{name}", func(w http.ResponseWriter, r *http.Request) { removeNode(w, r, src) })
-		}
+		handleClusterNodes(mux, src) // cluster_nodes.go
 	}
 	return authorize(src.Users, src.Access, newThrottle(nil), mux)
 }

@@ -42,9 +42,10 @@ type Sources struct {
 	// Promote serves POST /api/cluster/promote: it makes a standby node a
 	// voter; an error wrapped in BadRequest is the client's.
 	Promote func(ctx context.Context, node string) error
-	// RemoveNode serves DELETE /api/cluster/nodes/{name}; an error
-	// wrapped in BadRequest is the client's.
-	RemoveNode func(ctx context.Context, node string) error
+	// AddNode and RemoveNode serve POST /api/cluster/nodes and DELETE
+	// /api/cluster/nodes/{name} (cluster_nodes.go).
+	AddNode    func(ctx context.Context, name, addr string, standby bool) error
+	RemoveNode func(ctx context.Context, name string) error
 }
 
 type collector struct {

@@ -36,6 +36,7 @@ func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, error) 
 			out.Self = m
 		}
 	}
+	joinConfig(&out, cfg.Cluster.Join) // cluster_nodes.go
 	if out.TLS, err = clusterTLS(cfg.Cluster.TLS); err != nil {
 		return cluster.Config{}, err
 	}
@@ -188,17 +189,7 @@ func (s *Server) awaitPromotion(ctx context.Context, wg *sync.WaitGroup, errc ch
 
 // promote makes a standby a voter, for POST /api/cluster/promote.
 func (s *Server) promote(ctx context.Context, node string) error {
-	err := s.node.Promote(ctx, node)
-	if errors.Is(err, cluster.ErrUnknownNode) {
-		return mgmt.BadRequest{Err: err}
-	}
-	return err
-}
-
-// removeNode takes a node out of the cluster, for DELETE
-// /api/cluster/nodes/{name}.
-func (s *Server) removeNode(ctx context.Context, node string) error {
-	err := s.node.Remove(ctx, node)
+	err := s.node.PromoteMember(ctx, node) // membership.go: recorded, then Promote
 	if errors.Is(err, cluster.ErrUnknownNode) {
 		return mgmt.BadRequest{Err: err}
 	}

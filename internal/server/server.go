@@ -353,6 +353,7 @@ func (s *Server) AMQPStats() amqp.Stats { return s.amqp.Stats() }
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
+	ctx = s.stopWhenRemoved(ctx, &wg, errc) // cluster_nodes.go
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() {
@@ -387,7 +388,7 @@ func (s *Server) Run(ctx context.Context) error {
 			src.Cluster = func() any { return s.node.Status() }
 			src.Raft = func() mgmt.RaftStats { return raftStats(s.node) }
 			src.Promote = s.promote
-			src.RemoveNode = s.removeNode
+			src.AddNode, src.RemoveNode = s.addNode, s.removeNode // cluster_nodes.go
 		}
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)

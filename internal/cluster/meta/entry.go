@@ -13,6 +13,8 @@ import (
 const (
 	kindCommand byte = 1
 	kindBarrier byte = 2
+	// 3 is internal/cluster's membership records (members.go), which
+	// never reach this package.
 )
 
 // Snapshot format version, the first byte of a snapshot.
