@@ -45,10 +45,24 @@ func (r *run) nemesis(ctx context.Context, start time.Time) error {
 // inject carries out one fault and returns its op (End: when it healed).
 func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 	op := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpFault, Fault: f.Kind, Start: now()}
-	n := r.nodes[f.Node-1]
 	hold := time.Duration(f.DurationMS) * time.Millisecond
 	var err error
+	if f.Kind == FaultKillLeader {
+		var leader int
+		if leader, err = queueLeader(ctx, r.nodes, r.mainQueue.name); err != nil {
+			op.End, op.Outcome, op.Error = now(), checker.Fail, err.Error()
+			return op
+		}
+		f.Node, op.Node = leader, leader
+	}
+	n := r.nodes[f.Node-1]
 	switch f.Kind {
+	case FaultKillLeader:
+		if err = n.Kill(); err == nil {
+			sleepCtx(ctx, hold)
+			err = n.Start(context.WithoutCancel(ctx))
+		}
+		op.Detail = fmt.Sprintf("kill -9 of %s's leader, down %v", r.mainQueue.name, hold)
 	case FaultKill:
 		if err = n.Kill(); err == nil {
 			sleepCtx(ctx, hold)

@@ -72,7 +72,11 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 				}
 			}
 		}
-		if !kinds[FaultPartition] || !kinds[FaultLoss] {
+		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultPause] {
+			t.Fatalf("%d nodes: kinds %v", n, kinds)
+		}
+		// A cluster's messages are in the Raft WAL: no torn tail, no full disk.
+		if kinds[FaultTornTail] || kinds[FaultDiskFull] {
 			t.Fatalf("%d nodes: kinds %v", n, kinds)
 		}
 	}
@@ -80,6 +84,17 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 		if _, err := Generate(seed, 5, "long"); err != nil {
 			t.Fatalf("seed %d long 5 nodes: %v", seed, err)
 		}
+	}
+}
+
+func TestKillLeaderNeedsACluster(t *testing.T) {
+	s, err := Generate(3, 1, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Faults[0].Kind = FaultKillLeader
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
+		t.Fatalf("kill-leader on one node: %v", err)
 	}
 }
 
