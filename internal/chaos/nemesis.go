@@ -101,7 +101,14 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 				err = healNFT()
 			}
 		}
-		op.Detail = fmt.Sprintf("%s %s for %v", f.Kind, f.Partition, hold)
+		switch {
+		case f.Kind == FaultLoss:
+			op.Detail = fmt.Sprintf("loss %d%% between node %d and node %d for %v", f.LossPercent, f.Node, f.Peer, hold)
+		case f.Partition == PartitionOneWay:
+			op.Detail = fmt.Sprintf("partition one-way, node %d to node %d dropped, for %v", f.Node, f.Peer, hold)
+		default:
+			op.Detail = fmt.Sprintf("partition %s (node %d) for %v", f.Partition, f.Node, hold)
+		}
 	}
 	op.End = now()
 	op.Outcome = checker.OK
