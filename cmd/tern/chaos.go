@@ -52,7 +52,7 @@ func chaosRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	seedFlag := fs.String("seed", "", "the run's seed, a number (default: a random one, printed)")
 	nodes := fs.Int("nodes", 1, "1, 3 or 5 nodes")
-	profile := fs.String("profile", "ci", "ci (about a minute, one of each single-node fault) or long")
+	profile := fs.String("profile", "ci", "ci (about a minute: each single-node fault once; on 3 or 5 nodes kill, kill-leader, pause, two partitions, loss) or long")
 	out := fs.String("out", "", "output directory (default ./chaos-SEED)")
 	schedFile := fs.String("schedule", "", "replay this schedule.json instead of generating one")
 	if err := fs.Parse(args); err != nil {

@@ -21,8 +21,8 @@ func (r *run) nemesis(ctx context.Context, start time.Time) error {
 		}
 		op := r.inject(ctx, f)
 		r.rec.add(op)
-		fmt.Fprintf(r.log, "%6.1fs  %-9s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, f.Node, op.Outcome, op.Detail, op.Error)
-		rec := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
+		fmt.Fprintf(r.log, "%6.1fs  %-11s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, op.Node, op.Outcome, op.Detail, op.Error)
+		rec := checker.Op{Process: "nemesis", Node: op.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
 		deadline := time.Now().Add(r.prof.RecoverDeadline)
 		for !r.trk.confirmedSince(op.End) && time.Now().Before(deadline) && ctx.Err() == nil {
 			sleepCtx(ctx, 20*time.Millisecond)
