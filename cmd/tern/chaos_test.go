@@ -152,7 +152,7 @@ func TestChaosCIProfileOneNode(t *testing.T) {
 // TestChaosCIProfileThreeNodes runs the short CI campaign on a 3-node
 // cluster (nodes on 127.0.0.11-13, a quorum queue, producers and a consumer
 // reconnecting to seed-chosen nodes): a kill -9, a kill -9 of the queue's
-// leader, a pause, two partitions and packet loss on one link, seed-ordered,
+// leader, a kill -9 of every node at once, a pause, two partitions and packet loss on one link, seed-ordered,
 // then a drain and a check that every replica agrees. It fails on any
 // failed verdict. Reproduce a failure with `tern chaos run --nodes 3
 // --seed 20261207 --profile ci`.
@@ -170,7 +170,7 @@ func TestChaosCIProfileThreeNodes(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
 		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node*/node.log, node*/data-kept)", code, out)
 	}
-	for _, kind := range []string{"kill×1", "kill-leader×1", "pause×1", "partition×2", "loss×1"} {
+	for _, kind := range []string{"kill×1", "kill-leader×1", "kill-all×1", "pause×1", "partition×2", "loss×1"} {
 		if !strings.Contains(stdout, kind) {
 			t.Errorf("no %s in the run's fault counts", kind)
 		}

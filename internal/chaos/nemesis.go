@@ -57,6 +57,9 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 	}
 	n := r.nodes[f.Node-1]
 	switch f.Kind {
+	case FaultKillAll:
+		err = r.killAll(ctx, hold)
+		op.Detail = fmt.Sprintf("kill -9 of all %d nodes, down %v", len(r.nodes), hold)
 	case FaultKillLeader:
 		if err = n.Kill(); err == nil {
 			sleepCtx(ctx, hold)
@@ -116,4 +119,27 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 		op.Outcome, op.Error = checker.Fail, err.Error()
 	}
 	return op
+}
+
+// killAll kills every node, waits hold, then spawns them all before
+// waiting for any: a cluster node opens its AMQP port only once the
+// metadata group has a quorum again.
+func (r *run) killAll(ctx context.Context, hold time.Duration) error {
+	for _, n := range r.nodes {
+		if err := n.Kill(); err != nil {
+			return err
+		}
+	}
+	sleepCtx(ctx, hold)
+	for _, n := range r.nodes {
+		if err := n.Spawn(); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.nodes {
+		if err := n.WaitListening(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

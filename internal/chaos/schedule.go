@@ -21,6 +21,10 @@ const (
 	// quorum queue when the fault starts (GET /api/cluster); the fault's
 	// history line names that node. 3 or 5 nodes.
 	FaultKillLeader = "kill-leader"
+	// FaultKillAll is a kill -9 of every node at once (a whole-cluster
+	// crash), all restarted together after DurationMS: every replica
+	// rebuilds its queue from its own write-ahead log. 3 or 5 nodes.
+	FaultKillAll = "kill-all"
 )
 
 // singleNodeFaults are the kinds that need no peer.
@@ -31,11 +35,11 @@ var singleNodeFaults = []string{FaultKill, FaultTornTail, FaultPause, FaultDiskF
 // WAL, and cutting an fsynced WAL record breaks Raft's own assumption (an
 // acknowledged entry stays on disk) instead of testing Tern; a full disk
 // under the WAL is not covered yet.
-var clusterFaults = []string{FaultKill, FaultKillLeader, FaultPause, FaultPartition, FaultLoss}
+var clusterFaults = []string{FaultKill, FaultKillLeader, FaultKillAll, FaultPause, FaultPartition, FaultLoss}
 
 // clusterCIFaults is the ci profile's list on 3 or 5 nodes (seed-ordered):
 // two partitions, because there are several kinds of them.
-var clusterCIFaults = []string{FaultKill, FaultKillLeader, FaultPause, FaultPartition, FaultPartition, FaultLoss}
+var clusterCIFaults = []string{FaultKill, FaultKillLeader, FaultKillAll, FaultPause, FaultPartition, FaultPartition, FaultLoss}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -136,7 +140,7 @@ func (s Schedule) Validate() error {
 		bad := func(why string) error { return fmt.Errorf("%w: fault %d (%s): %s", ErrSchedule, i, f.Kind, why) }
 		switch f.Kind {
 		case FaultKill, FaultTornTail, FaultPause, FaultDiskFull:
-		case FaultKillLeader:
+		case FaultKillLeader, FaultKillAll:
 			if s.Nodes == 1 {
 				return bad("needs 3 or 5 nodes")
 			}

@@ -72,7 +72,7 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 				}
 			}
 		}
-		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultPause] {
+		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultKillAll] || !kinds[FaultPause] {
 			t.Fatalf("%d nodes: kinds %v", n, kinds)
 		}
 		// A cluster's messages are in the Raft WAL: no torn tail, no full disk.
@@ -87,14 +87,16 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 	}
 }
 
-func TestKillLeaderNeedsACluster(t *testing.T) {
+func TestKillLeaderAndKillAllNeedACluster(t *testing.T) {
 	s, err := Generate(3, 1, "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Faults[0].Kind = FaultKillLeader
-	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
-		t.Fatalf("kill-leader on one node: %v", err)
+	for _, k := range []string{FaultKillLeader, FaultKillAll} {
+		s.Faults[0].Kind = k
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
+			t.Fatalf("%s on one node: %v", k, err)
+		}
 	}
 }
 
