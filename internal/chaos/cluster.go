@@ -90,7 +90,7 @@ func queueLeader(ctx context.Context, nodes []*Node, queue string) (int, error) 
 	defer cancel()
 	var last error = errors.New("no node answered")
 	for ctx.Err() == nil {
-		best, term := 0, uint64(0)
+		var sts []clusterStatus
 		for _, n := range nodes {
 			if !n.Running() {
 				continue
@@ -100,21 +100,32 @@ func queueLeader(ctx context.Context, nodes []*Node, queue string) (int, error) 
 				last = err
 				continue
 			}
-			for _, g := range st.Groups {
-				if g.Kind != "quorum" || g.Queue != queue || g.Leader == "" || g.Term < term {
-					continue
-				}
-				var id int
-				if _, err := fmt.Sscanf(g.Leader, "n%d", &id); err == nil && id >= 1 && id <= len(nodes) {
-					best, term = id, g.Term
-				}
-			}
+			sts = append(sts, st)
 		}
-		if best > 0 {
+		if best := pickLeader(sts, queue, len(nodes)); best > 0 {
 			return best, nil
 		}
 		last = fmt.Errorf("no leader known for %s", queue)
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
 	return 0, fmt.Errorf("chaos: finding the leader of %s: %w", queue, last)
+}
+
+// pickLeader returns the node (1-based, from its name n1, n2, …) that the
+// answers with the highest term name as queue's leader, or 0: a node that
+// has not heard of a newer election still names the old leader.
+func pickLeader(sts []clusterStatus, queue string, nodes int) int {
+	best, term := 0, uint64(0)
+	for _, st := range sts {
+		for _, g := range st.Groups {
+			if g.Kind != "quorum" || g.Queue != queue || g.Leader == "" || g.Term < term {
+				continue
+			}
+			var id int
+			if _, err := fmt.Sscanf(g.Leader, "n%d", &id); err == nil && id >= 1 && id <= nodes {
+				best, term = id, g.Term
+			}
+		}
+	}
+	return best
 }
