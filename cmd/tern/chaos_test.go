@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,14 +63,6 @@ func TestChaosBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--nodes", "2"}, "--nodes must be 1, 3 or 5"},
 		{[]string{"check", filepath.Join(dir, "nowhere")}, "no such file"},
 		{[]string{"meteor"}, "unknown command"},
-	}
-	// Until tern server has the cluster flags, 3 nodes are refused; once
-	// it has them this would start a real campaign, so the case goes.
-	if chaos.ClusterSupported(ternBin) != nil {
-		cases = append(cases, struct {
-			args []string
-			want string
-		}{[]string{"run", "--nodes", "3", "--seed", "1"}, "the cluster is not built yet"})
 	}
 	for _, c := range cases {
 		_, stderr, code := ternChaos(t, 30*time.Second, c.args...)
@@ -147,6 +140,52 @@ func TestChaosCIProfileOneNode(t *testing.T) {
 		if loops, _ := exec.Command("losetup", "-j", img).CombinedOutput(); len(bytes.TrimSpace(loops)) > 0 {
 			t.Fatalf("a loop device still holds %s: %s", img, loops)
 		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(out)) {
+			t.Fatalf("a process of the run is still alive: %s %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+// TestChaosCIProfileThreeNodes runs the short CI campaign on a 3-node
+// cluster (nodes on 127.0.0.11-13, a quorum queue, producers and a consumer
+// reconnecting to seed-chosen nodes): a kill -9, a kill -9 of the queue's
+// leader, a kill -9 of every node at once, a pause, two partitions and packet loss on one link, seed-ordered,
+// then a drain and a check that every replica agrees. It fails on any
+// failed verdict. Reproduce a failure with `tern chaos run --nodes 3
+// --seed 20261207 --profile ci`.
+func TestChaosCIProfileThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the 3-node chaos CI profile takes about 90 s")
+	}
+	sandboxOrSkip(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft (nftables) for partitions and packet loss on lo")
+	}
+	out := t.TempDir()
+	stdout, stderr, code := ternChaos(t, 5*time.Minute, "run", "--nodes", "3", "--seed", "20261207", "--profile", "ci", "--out", out)
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
+		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node*/node.log, node*/data-kept)", code, out)
+	}
+	for _, kind := range []string{"kill×1", "kill-leader×1", "kill-all×1", "pause×1", "partition×2", "loss×1"} {
+		if !strings.Contains(stdout, kind) {
+			t.Errorf("no %s in the run's fault counts", kind)
+		}
+	}
+	if !strings.Contains(stdout, "replicas: ok") {
+		t.Errorf("the replicas did not agree after the drain")
+	}
+	for n := 1; n <= 3; n++ {
+		if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("node%d", n), "node.log")); err != nil {
+			t.Errorf("missing node %d's log: %v", n, err)
+		}
+	}
+	// The nodes really were a cluster on their own addresses.
+	if b, _ := os.ReadFile(filepath.Join(out, "node2", "tern.toml")); !strings.Contains(string(b), "127.0.0.12:5672") {
+		t.Errorf("node 2 does not listen on 127.0.0.12: %s", b)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {

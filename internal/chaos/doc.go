@@ -14,16 +14,23 @@
 //   - starts the nodes, node n listening on 127.0.0.(10+n), each on an ext4
 //     loop image (a tmpfs when no loop device is free) so a ballast file
 //     can fill its disk;
-//   - runs the workload from clients on 127.0.0.21-29: AMQP producers with
-//     publisher confirms to a durable queue (a quorum queue on 3 or 5
-//     nodes) and to a stream, an MQTT QoS 1 producer to a topic with a
-//     persistent-session subscriber, reconnecting consumers, and a
-//     metadata client declaring, deleting and checking scratch queues;
+//   - runs the workload from clients on 127.0.0.21-29. One node: AMQP
+//     producers with publisher confirms to a durable queue and to a
+//     stream, an MQTT QoS 1 producer to a topic with a persistent-session
+//     subscriber, reconnecting consumers, and a metadata client declaring,
+//     deleting and checking scratch queues. 3 or 5 nodes (a cluster, each
+//     node's cluster port on its own address): AMQP producers with
+//     confirms and a consumer on a quorum queue, and the metadata client,
+//     each (re)connecting to seed-chosen nodes;
 //   - injects the faults (the nemesis): kill -9 and restart, a torn tail
-//     while the node is down, SIGSTOP/SIGCONT, a full disk, and on 3 or 5
-//     nodes nft partitions and packet loss by node address pair ([NFTRules]);
-//   - records every operation as a JSON line in history.jsonl, drains, and
-//     hands the history to package checker, which writes report.json.
+//     while the node is down, SIGSTOP/SIGCONT, a full disk (one node); on
+//     3 or 5 nodes kill -9, kill -9 of the quorum queue's leader (found with
+//     GET /api/cluster), SIGSTOP/SIGCONT, nft partitions and packet loss by
+//     node address pair ([NFTRules]);
+//   - records every operation as a JSON line in history.jsonl, drains (on
+//     a cluster it then waits for every node to report the same term,
+//     commit and applied index for the queue's group), and hands the
+//     history to package checker, which writes report.json.
 //
 // Every loop is bounded by the run's context deadline; the run stops by
 // itself. Concurrency: each workload client is one goroutine owning its
@@ -32,6 +39,7 @@
 //
 // Not done: bandwidth limits (tc), delay and clock skew (they need hooks in
 // the broker behind a build tag), MQTT QoS 2 in the workload (the checker
-// judges it), and running 3 or 5 nodes, which waits for the cluster flags
-// of issue 12 ([ClusterSupported] asks the binary).
+// judges it), torn tails and full disks on a cluster, streams and MQTT on a
+// cluster (they stay on the node that made them), and comparing replicas'
+// entries byte for byte (only their indexes are compared).
 package chaos

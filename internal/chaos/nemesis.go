@@ -21,8 +21,8 @@ func (r *run) nemesis(ctx context.Context, start time.Time) error {
 		}
 		op := r.inject(ctx, f)
 		r.rec.add(op)
-		fmt.Fprintf(r.log, "%6.1fs  %-9s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, f.Node, op.Outcome, op.Detail, op.Error)
-		rec := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
+		fmt.Fprintf(r.log, "%6.1fs  %-11s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, op.Node, op.Outcome, op.Detail, op.Error)
+		rec := checker.Op{Process: "nemesis", Node: op.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
 		deadline := time.Now().Add(r.prof.RecoverDeadline)
 		for !r.trk.confirmedSince(op.End) && time.Now().Before(deadline) && ctx.Err() == nil {
 			sleepCtx(ctx, 20*time.Millisecond)
@@ -45,10 +45,27 @@ func (r *run) nemesis(ctx context.Context, start time.Time) error {
 // inject carries out one fault and returns its op (End: when it healed).
 func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 	op := checker.Op{Process: "nemesis", Node: f.Node, Op: checker.OpFault, Fault: f.Kind, Start: now()}
-	n := r.nodes[f.Node-1]
 	hold := time.Duration(f.DurationMS) * time.Millisecond
 	var err error
+	if f.Kind == FaultKillLeader {
+		var leader int
+		if leader, err = queueLeader(ctx, r.nodes, r.mainQueue.name); err != nil {
+			op.End, op.Outcome, op.Error = now(), checker.Fail, err.Error()
+			return op
+		}
+		f.Node, op.Node = leader, leader
+	}
+	n := r.nodes[f.Node-1]
 	switch f.Kind {
+	case FaultKillAll:
+		err = r.killAll(ctx, hold)
+		op.Detail = fmt.Sprintf("kill -9 of all %d nodes, down %v", len(r.nodes), hold)
+	case FaultKillLeader:
+		if err = n.Kill(); err == nil {
+			sleepCtx(ctx, hold)
+			err = n.Start(context.WithoutCancel(ctx))
+		}
+		op.Detail = fmt.Sprintf("kill -9 of %s's leader, down %v", r.mainQueue.name, hold)
 	case FaultKill:
 		if err = n.Kill(); err == nil {
 			sleepCtx(ctx, hold)
@@ -87,7 +104,14 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 				err = healNFT()
 			}
 		}
-		op.Detail = fmt.Sprintf("%s %s for %v", f.Kind, f.Partition, hold)
+		switch {
+		case f.Kind == FaultLoss:
+			op.Detail = fmt.Sprintf("loss %d%% between node %d and node %d for %v", f.LossPercent, f.Node, f.Peer, hold)
+		case f.Partition == PartitionOneWay:
+			op.Detail = fmt.Sprintf("partition one-way, node %d to node %d dropped, for %v", f.Node, f.Peer, hold)
+		default:
+			op.Detail = fmt.Sprintf("partition %s (node %d) for %v", f.Partition, f.Node, hold)
+		}
 	}
 	op.End = now()
 	op.Outcome = checker.OK
@@ -95,4 +119,27 @@ func (r *run) inject(ctx context.Context, f Fault) checker.Op {
 		op.Outcome, op.Error = checker.Fail, err.Error()
 	}
 	return op
+}
+
+// killAll kills every node, waits hold, then spawns them all before
+// waiting for any: a cluster node opens its AMQP port only once the
+// metadata group has a quorum again.
+func (r *run) killAll(ctx context.Context, hold time.Duration) error {
+	for _, n := range r.nodes {
+		if err := n.Kill(); err != nil {
+			return err
+		}
+	}
+	sleepCtx(ctx, hold)
+	for _, n := range r.nodes {
+		if err := n.Spawn(); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.nodes {
+		if err := n.WaitListening(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,7 +9,8 @@ import (
 // Partition kinds.
 const (
 	PartitionIsolate = "isolate" // one node cut from every other
-	PartitionHalves  = "halves"  // nodes 1..n/2 against the rest
+	PartitionHalves  = "halves"  // n/2 nodes from Node on (cyclically) against the rest
+	PartitionBridge  = "bridge"  // Node sees every node; the others, in two halves, do not see each other
 	PartitionRing    = "ring"    // majorities ring: each node sees itself and its two ring neighbours (5 nodes)
 	PartitionOneWay  = "one-way" // packets from Node to Peer dropped, the other direction kept
 )
@@ -19,9 +20,9 @@ const nftTable = "tern_chaos"
 
 func partitionKinds(nodes int) []string {
 	if nodes >= 5 {
-		return []string{PartitionIsolate, PartitionHalves, PartitionRing, PartitionOneWay}
+		return []string{PartitionIsolate, PartitionHalves, PartitionRing, PartitionBridge, PartitionOneWay}
 	}
-	return []string{PartitionIsolate, PartitionHalves, PartitionOneWay}
+	return []string{PartitionIsolate, PartitionHalves, PartitionBridge, PartitionOneWay}
 }
 
 // NodeIP is node n's own loopback address: 127.0.0.(10+n).
@@ -45,8 +46,30 @@ func cutLinks(f Fault, nodes int) ([]link, error) {
 			}
 		}
 	case PartitionHalves:
-		for a := 1; a <= nodes/2; a++ {
-			for b := nodes/2 + 1; b <= nodes; b++ {
+		minority := map[int]bool{}
+		for i := 0; i < nodes/2; i++ {
+			minority[(f.Node-1+i)%nodes+1] = true
+		}
+		for a := 1; a <= nodes; a++ {
+			for b := 1; b <= nodes; b++ {
+				if minority[a] && !minority[b] {
+					both(a, b)
+				}
+			}
+		}
+	case PartitionBridge:
+		// Jepsen's bridge: a leader on either side still reaches a
+		// majority through Node, so check-quorum keeps it; the two sides
+		// cannot talk to each other.
+		var others []int
+		for n := 1; n <= nodes; n++ {
+			if n != f.Node {
+				others = append(others, n)
+			}
+		}
+		half := len(others) / 2
+		for _, a := range others[:half] {
+			for _, b := range others[half:] {
 				both(a, b)
 			}
 		}

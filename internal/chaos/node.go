@@ -17,6 +17,7 @@ import (
 const (
 	AMQPPort = 5672
 	MQTTPort = 1883
+	HTTPPort = 15672 // cluster nodes only: GET /api/cluster finds a queue's leader
 )
 
 // Node is one `tern server` process of the run, on its own address and
@@ -30,6 +31,10 @@ type Node struct {
 	Config string
 	// Args are extra `tern server` flags (a cluster node's settings).
 	Args []string
+	// Cluster: the node is one of several. It serves HTTP (for
+	// /api/cluster) and no MQTT: MQTT session queues and streams stay on
+	// the node that made them, and the cluster workload is quorum queues.
+	Cluster bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -42,19 +47,44 @@ func (n *Node) AMQPAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Spr
 // MQTTAddr is the node's MQTT listen address.
 func (n *Node) MQTTAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Sprint(MQTTPort)) }
 
+// HTTPAddr is the node's management address (cluster nodes only).
+func (n *Node) HTTPAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Sprint(HTTPPort)) }
+
+// listeners are the addresses Start waits for.
+func (n *Node) listeners() []string {
+	if n.Cluster {
+		return []string{n.AMQPAddr(), n.HTTPAddr()}
+	}
+	return []string{n.AMQPAddr(), n.MQTTAddr()}
+}
+
 func (n *Node) configPath() string { return filepath.Join(n.Dir, "tern.toml") }
 
 func (n *Node) writeConfig() error {
 	if n.DataDir == "" {
 		n.DataDir = filepath.Join(n.Dir, "data")
 	}
-	cfg := fmt.Sprintf("data_dir = %q\namqp_addr = %q\nmqtt_addr = %q\nhttp_addr = \"\"\nmqtt_ws_addr = \"\"\nsegment_size = \"1MiB\"\n%s\n",
-		n.DataDir, n.AMQPAddr(), n.MQTTAddr(), n.Config)
+	mqtt, http := n.MQTTAddr(), ""
+	if n.Cluster {
+		mqtt, http = "", n.HTTPAddr()
+	}
+	cfg := fmt.Sprintf("data_dir = %q\namqp_addr = %q\nmqtt_addr = %q\nhttp_addr = %q\nmqtt_ws_addr = \"\"\nsegment_size = \"1MiB\"\n%s\n",
+		n.DataDir, n.AMQPAddr(), mqtt, http, n.Config)
 	return os.WriteFile(n.configPath(), []byte(cfg), 0o644)
 }
 
-// Start starts the node and waits until both listeners accept.
+// Start starts the node and waits until its listeners accept.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.Spawn(); err != nil {
+		return err
+	}
+	return n.WaitListening(ctx)
+}
+
+// Spawn starts the node's process without waiting for it. A cluster node
+// opens its AMQP port only once the metadata group has a leader, so the
+// nodes of a cluster are all spawned first and then waited for.
+func (n *Node) Spawn() error {
 	if err := RequireSandbox(); err != nil {
 		return err
 	}
@@ -88,7 +118,18 @@ func (n *Node) Start(ctx context.Context) error {
 		close(done)
 	}()
 	n.cmd, n.done = cmd, done
-	for _, addr := range []string{n.AMQPAddr(), n.MQTTAddr()} {
+	return nil
+}
+
+// WaitListening waits until the spawned node's listeners accept.
+func (n *Node) WaitListening(ctx context.Context) error {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if done == nil {
+		return fmt.Errorf("chaos: node %d was not started", n.ID)
+	}
+	for _, addr := range n.listeners() {
 		if err := waitListening(ctx, addr, done); err != nil {
 			return fmt.Errorf("chaos: node %d: %w (see %s)", n.ID, err, filepath.Join(n.Dir, "node.log"))
 		}
@@ -96,9 +137,11 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// waitListening dials addr until it accepts, the process exits, or 30 s pass.
+// waitListening dials addr until it accepts, the process exits, or 60 s
+// pass (a cluster node restarted on a loaded machine replays its log and
+// waits for the metadata group before it opens its AMQP port).
 func waitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)

@@ -50,12 +50,15 @@ func ProfileNamed(name string) (Profile, error) {
 }
 
 // kinds lists the run's faults in order. ci: each single-node kind once,
-// in a seed-chosen order (with 3 or 5 nodes also a partition and a loss);
-// long: Faults kinds drawn from the seed.
+// in a seed-chosen order (3 or 5 nodes: clusterCIFaults); long: Faults
+// kinds drawn from the seed (3 or 5 nodes: from clusterFaults).
 func (p Profile) kinds(nodes int, rng *rand.Rand) []string {
 	all := append([]string(nil), singleNodeFaults...)
 	if nodes > 1 {
-		all = append(all, FaultPartition, FaultLoss)
+		all = append([]string(nil), clusterFaults...)
+		if p.Faults == 0 {
+			all = append([]string(nil), clusterCIFaults...)
+		}
 	}
 	if p.Faults == 0 {
 		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })

@@ -31,6 +31,7 @@ type Config struct {
 // fault reads that from raw segment bytes).
 const (
 	classicQueue = "chaos-classic"
+	quorumQueue  = "chaos-quorum" // the cluster's workload queue
 	streamQueue  = "chaos-stream"
 	mqttTopic    = "chaos/mqtt"
 )
@@ -47,6 +48,8 @@ type run struct {
 	// draining is set when the workload is over: consumers stop leaving.
 	draining atomic.Bool
 	log      io.Writer
+	// mainQueue is the producers' queue: classic on one node, quorum on a cluster.
+	mainQueue queueSpec
 
 	pickMu sync.Mutex
 	picks  map[string]*rand.Rand
@@ -181,27 +184,35 @@ func (r *run) execute(ctx context.Context) error {
 		n := &Node{ID: i, Bin: r.cfg.Bin, Dir: dir, DataDir: filepath.Join(fs, "data"),
 			Config: fmt.Sprintf("disk_free_limit = %d\n", prof.DiskFreeLimit)}
 		if s.Nodes > 1 {
+			n.Cluster = true
 			n.Args = clusterArgs(i, s.Nodes, filepath.Join(r.cfg.Out, "cluster-secret"))
 		}
 		r.nodes = append(r.nodes, n)
 		r.fsDirs = append(r.fsDirs, fs)
 	}
 	if s.Nodes > 1 {
-		if err := os.WriteFile(filepath.Join(r.cfg.Out, "cluster-secret"), []byte(fmt.Sprintf("chaos-%d\n", s.Seed)), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(r.cfg.Out, "cluster-secret"), []byte(fmt.Sprintf("tern-chaos-cluster-secret-%020d\n", s.Seed)), 0o600); err != nil {
+			return err
+		}
+	}
+	// All spawned before any is waited for: a cluster node opens its AMQP
+	// port only once the metadata group has a quorum.
+	for _, n := range r.nodes {
+		if err := n.Spawn(); err != nil {
 			return err
 		}
 	}
 	for _, n := range r.nodes {
-		if err := n.Start(ctx); err != nil {
+		if err := n.WaitListening(ctx); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(r.log, "%d node(s) up at %s\n", len(r.nodes), nodeAddrs(r.nodes))
-	qtype := "classic"
 	if s.Nodes > 1 {
-		qtype = "quorum"
+		return r.executeCluster(ctx)
 	}
-	cq, sq := queueSpec{classicQueue, qtype}, queueSpec{streamQueue, "stream"}
+	cq, sq := queueSpec{classicQueue, "classic"}, queueSpec{streamQueue, "stream"}
+	r.mainQueue = cq
 	if err := declareQueues(r.nodes[0], []queueSpec{cq, sq}); err != nil {
 		return err
 	}
@@ -209,10 +220,6 @@ func (r *run) execute(ctx context.Context) error {
 	consumers, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
 	var cwg sync.WaitGroup
-	goRun := func(wg *sync.WaitGroup, f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
 	ready := make(chan struct{})
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "cq-consumer", 1, cq) })
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "st-reader", 2, sq) })
@@ -239,9 +246,20 @@ func (r *run) execute(ctx context.Context) error {
 
 	nemesisErr := r.nemesis(workload, start)
 	<-workload.Done()
+	r.finish(ctx, start, &pwg)
+	stopConsumers()
+	cwg.Wait()
+	return nemesisErr
+}
+
+// finish ends the workload: it waits (bounded) for the producers' last
+// confirms, then for every confirmed message to be delivered, and records
+// the drain.
+func (r *run) finish(ctx context.Context, start time.Time, pwg *sync.WaitGroup) {
+	prof := r.prof
 	r.draining.Store(true)
 	fmt.Fprintf(r.log, "workload over after %v; waiting for the last confirms\n", time.Since(start).Round(time.Millisecond))
-	waitBounded(&pwg, prof.ConfirmTimeout+5*time.Second, r.stopAll)
+	waitBounded(pwg, prof.ConfirmTimeout+5*time.Second, r.stopAll)
 
 	drain := checker.Op{Process: "runner", Op: checker.OpDrain, Start: now(), DeadlineMS: prof.DrainDeadline.Milliseconds()}
 	deadline := time.Now().Add(prof.DrainDeadline)
@@ -256,9 +274,11 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	r.rec.add(drain)
 	fmt.Fprintf(r.log, "drain: %s in %v\n", drain.Outcome, time.Duration(drain.End-drain.Start).Round(time.Millisecond))
-	stopConsumers()
-	cwg.Wait()
-	return nemesisErr
+}
+
+func goRun(wg *sync.WaitGroup, f func()) {
+	wg.Add(1)
+	go func() { defer wg.Done(); f() }()
 }
 
 // waitBounded waits for wg at most d; past that it closes giveUp and waits

@@ -17,10 +17,29 @@ const (
 	FaultDiskFull  = "disk-full" // a ballast file leaves FreeBytes free for DurationMS
 	FaultPartition = "partition" // nft drop rules between node addresses (3 or 5 nodes)
 	FaultLoss      = "loss"      // nft random drop on one link (3 or 5 nodes)
+	// FaultKillLeader is a kill -9 of whichever node leads the workload's
+	// quorum queue when the fault starts (GET /api/cluster); the fault's
+	// history line names that node. 3 or 5 nodes.
+	FaultKillLeader = "kill-leader"
+	// FaultKillAll is a kill -9 of every node at once (a whole-cluster
+	// crash), all restarted together after DurationMS: every replica
+	// rebuilds its queue from its own write-ahead log. 3 or 5 nodes.
+	FaultKillAll = "kill-all"
 )
 
 // singleNodeFaults are the kinds that need no peer.
 var singleNodeFaults = []string{FaultKill, FaultTornTail, FaultPause, FaultDiskFull}
+
+// clusterFaults are the kinds a 3- or 5-node run draws from. Torn tails
+// and full disks are left out: a quorum queue's messages live in the Raft
+// WAL, and cutting an fsynced WAL record breaks Raft's own assumption (an
+// acknowledged entry stays on disk) instead of testing Tern; a full disk
+// under the WAL is not covered yet.
+var clusterFaults = []string{FaultKill, FaultKillLeader, FaultKillAll, FaultPause, FaultPartition, FaultLoss}
+
+// clusterCIFaults is the ci profile's list on 3 or 5 nodes (seed-ordered):
+// two partitions, because there are several kinds of them.
+var clusterCIFaults = []string{FaultKill, FaultKillLeader, FaultKillAll, FaultPause, FaultPartition, FaultPartition, FaultLoss}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -121,6 +140,10 @@ func (s Schedule) Validate() error {
 		bad := func(why string) error { return fmt.Errorf("%w: fault %d (%s): %s", ErrSchedule, i, f.Kind, why) }
 		switch f.Kind {
 		case FaultKill, FaultTornTail, FaultPause, FaultDiskFull:
+		case FaultKillLeader, FaultKillAll:
+			if s.Nodes == 1 {
+				return bad("needs 3 or 5 nodes")
+			}
 		case FaultPartition:
 			if s.Nodes == 1 {
 				return bad("needs 3 or 5 nodes")

@@ -72,13 +72,30 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 				}
 			}
 		}
-		if !kinds[FaultPartition] || !kinds[FaultLoss] {
+		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultKillAll] || !kinds[FaultPause] {
+			t.Fatalf("%d nodes: kinds %v", n, kinds)
+		}
+		// A cluster's messages are in the Raft WAL: no torn tail, no full disk.
+		if kinds[FaultTornTail] || kinds[FaultDiskFull] {
 			t.Fatalf("%d nodes: kinds %v", n, kinds)
 		}
 	}
 	for seed := uint64(0); seed < 30; seed++ {
 		if _, err := Generate(seed, 5, "long"); err != nil {
 			t.Fatalf("seed %d long 5 nodes: %v", seed, err)
+		}
+	}
+}
+
+func TestKillLeaderAndKillAllNeedACluster(t *testing.T) {
+	s, err := Generate(3, 1, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{FaultKillLeader, FaultKillAll} {
+		s.Faults[0].Kind = k
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
+			t.Fatalf("%s on one node: %v", k, err)
 		}
 	}
 }
