@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -35,7 +36,13 @@ func TestInternalErrorTextNeverReachesTheClient(t *testing.T) {
 	if ae.Code != amqp.ResourceError && ae.Code != amqp.InternalError {
 		t.Errorf("reply code %d, want 506 RESOURCE_ERROR or 541 INTERNAL_ERROR", ae.Code)
 	}
-	// The operator still learns what failed.
+	// The operator still learns what failed. The server logs it before
+	// it replies, but this test reads the server's stderr on another
+	// goroutine: wait (bounded) for that reader to get there.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.linesWith("no space left on device")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if n := len(s.linesWith("no space left on device")); n == 0 {
 		t.Errorf("the cause is not in the server log:\n%s", strings.Join(noisyLines(s), "\n"))
 	}
