@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"go.etcd.io/raft/v3/raftpb"
+
 	"bufio"
 	"context"
 	"errors"
@@ -268,7 +270,10 @@ func (c *conn) dispatch(h header, body []byte) error {
 			return err
 		}
 		for _, m := range msgs {
-			if m.GetFrom() != from {
+			// etcd raft names the transferee, not the sender, as From of
+			// a MsgTransferLeader a follower forwards to its leader: that
+			// one message type may name another node.
+			if m.GetFrom() != from && m.GetType() != raftpb.MsgTransferLeader {
 				if c.t.limit.allow(fmt.Sprintf("from %d %d", from, m.GetFrom())) {
 					c.t.log.Warn("cluster raft batch dropped: message names another sender",
 						"peer", from, "message_from", m.GetFrom(), "group", h.id)

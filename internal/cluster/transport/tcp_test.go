@@ -341,6 +341,13 @@ func TestSpoofedSender(t *testing.T) {
 	if s := n2.Stats().Peers[1]; s.Dropped != 2 || !s.Connected {
 		t.Fatalf("after a spoofed batch: %+v", s)
 	}
+	// A follower forwarding a leadership transfer keeps the transferee
+	// as From (etcd raft's design): that message passes.
+	transfer := msg(3, 2, 4, nil)
+	transfer.Type = raftpb.MsgTransferLeader.Enum()
+	forwarded, _ := appendRaftBatch(nil, 4, []*raftpb.Message{transfer})
+	nc.Write(forwarded)
+	waitFor(t, "forwarded transfer", n2.rec.signal, func() bool { return n2.rec.count(1, 4) == 2 })
 }
 
 // TestDuplicateDialKeepsNewest: two connections from the same (lower) peer
