@@ -70,8 +70,16 @@ func newTestCluster(t *testing.T, n, standbys int) []*ternNode {
 	secret := writeSecret(t, testClusterSecret)
 	nodes := make([]*ternNode, n)
 	var peers []string
+	// Each port is free when picked but released before the next pick,
+	// so the kernel may hand the same one out twice: pick again then.
+	taken := map[string]bool{}
 	for i := range nodes {
-		nodes[i] = &ternNode{name: fmt.Sprintf("n%d", i+1), clusterAddr: freeLoopbackPort(t), dataDir: t.TempDir()}
+		addr := freeLoopbackPort(t)
+		for tries := 0; taken[addr] && tries < 100; tries++ {
+			addr = freeLoopbackPort(t)
+		}
+		taken[addr] = true
+		nodes[i] = &ternNode{name: fmt.Sprintf("n%d", i+1), clusterAddr: addr, dataDir: t.TempDir()}
 		peer := nodes[i].name + "@" + nodes[i].clusterAddr
 		if i >= n-standbys {
 			peer += "/standby"
