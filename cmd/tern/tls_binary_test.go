@@ -266,7 +266,7 @@ func TestTernCertUsage(t *testing.T) {
 	if out, err := exec.Command(ternBin, "cert", "client", "--dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "--cn") {
 		t.Errorf("client without --cn: %v %s", err, out)
 	}
-	ternCert(t, "server", "--dir", dir, "--dns", "broker.example.com,localhost", "--ip", "127.0.0.1,10.0.0.5")
+	ternCert(t, "server", "--dir", dir, "--dns", "broker.example.com,localhost", "--ip", "127.0.0.1,127.0.0.5")
 	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -275,8 +275,8 @@ func TestTernCertUsage(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: caPool(t, dir), DNSName: "broker.example.com"}); err != nil {
 		t.Errorf("verify broker.example.com: %v", err)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: caPool(t, dir), DNSName: "10.0.0.5"}); err != nil {
-		t.Errorf("verify 10.0.0.5: %v", err)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: caPool(t, dir), DNSName: "127.0.0.5"}); err != nil {
+		t.Errorf("verify 127.0.0.5: %v", err)
 	}
 	// A malformed certificate stops `tern server` with the file's name.
 	bad := filepath.Join(dir, "bad.pem")

@@ -167,7 +167,7 @@ func TestNaming(t *testing.T) {
 	t.Parallel()
 	u, _ := url.Parse("spiffe://example.org/device/7")
 	c := &x509.Certificate{DNSNames: []string{"a.example", "b.example"}, EmailAddresses: []string{"dev@example.org"},
-		IPAddresses: []net.IP{net.IPv4(10, 0, 0, 7)}, URIs: []*url.URL{u}}
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 7)}, URIs: []*url.URL{u}}
 	c.Subject.CommonName = "alice"
 	for _, tc := range []struct {
 		n    Naming
@@ -178,7 +178,7 @@ func TestNaming(t *testing.T) {
 		{Naming{From: FromSAN}, "a.example"},
 		{Naming{From: FromSAN, SANIndex: 1}, "b.example"},
 		{Naming{From: FromSAN, SANType: SANEmail}, "dev@example.org"},
-		{Naming{From: FromSAN, SANType: SANIP}, "10.0.0.7"},
+		{Naming{From: FromSAN, SANType: SANIP}, "127.0.0.7"},
 		{Naming{From: FromSAN, SANType: SANURI}, "spiffe://example.org/device/7"},
 		{Naming{From: FromSAN, SANIndex: 2}, ""},
 	} {

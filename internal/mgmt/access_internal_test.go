@@ -54,28 +54,28 @@ func TestFailedLoginsAreLoggedAndThrottled(t *testing.T) {
 	}
 	const secret = "s3cret-guess-123"
 	for i := range failBurst {
-		if code := do("10.1.2.3:4000", secret); code != http.StatusUnauthorized {
+		if code := do("127.0.0.23:4000", secret); code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d, want 401", i, code)
 		}
 	}
-	if code := do("10.1.2.3:4001", secret); code != http.StatusTooManyRequests {
+	if code := do("127.0.0.23:4001", secret); code != http.StatusTooManyRequests {
 		t.Fatalf("after %d failures: %d, want 429", failBurst, code)
 	}
-	if code := do("10.1.2.3:4002", "adminpw"); code != http.StatusTooManyRequests {
+	if code := do("127.0.0.23:4002", "adminpw"); code != http.StatusTooManyRequests {
 		t.Fatalf("the right password while throttled: %d, want 429 (not checked)", code)
 	}
 	if code := do("10.9.9.9:4000", "adminpw"); code != http.StatusOK {
 		t.Fatalf("another address: %d, want 200", code)
 	}
 	now = now.Add(failEvery)
-	if code := do("10.1.2.3:4003", "adminpw"); code != http.StatusOK {
+	if code := do("127.0.0.23:4003", "adminpw"); code != http.StatusOK {
 		t.Fatalf("after the bucket refilled a token: %d, want 200", code)
 	}
 	out := logs.String()
 	if n := strings.Count(out, "HTTP API login failed"); n != failBurst {
 		t.Errorf("%d failed-login lines, want %d:\n%s", n, failBurst, out)
 	}
-	if !strings.Contains(out, "remote=10.1.2.3:4000") || !strings.Contains(out, "user=admin") {
+	if !strings.Contains(out, "remote=127.0.0.23:4000") || !strings.Contains(out, "user=admin") {
 		t.Errorf("failed logins not logged with address and user:\n%s", out)
 	}
 	if strings.Contains(out, secret) || strings.Contains(out, "adminpw") {
