@@ -45,3 +45,14 @@ func vhostVisible(r *http.Request, vhost string) bool {
 	u, ok := requestUser(r)
 	return ok && u.CanAccess(vhost)
 }
+
+// requireAdmin answers 403 unless the request's user is an administrator:
+// reads that RabbitMQ reserves to them (the definitions export holds every
+// user's password hash).
+func requireAdmin(w http.ResponseWriter, r *http.Request) bool {
+	if u, ok := requestUser(r); ok && slices.Contains(u.Tags, AdministratorTag) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "not_authorised", "Not administrator user")
+	return false
+}

@@ -84,10 +84,13 @@ var ignoredKeys = []string{"rabbit_version", "rabbitmq_version", "product_name",
 
 func (s *apiServer) routeDefinitions(rt *router) {
 	rt.handle(http.MethodGet, "/api/definitions", func(w http.ResponseWriter, r *http.Request, _ params) {
+		if !requireAdmin(w, r) {
+			return
+		}
 		s.exportDefinitions(w, r, "")
 	})
 	rt.handle(http.MethodGet, "/api/definitions/{vhost}", func(w http.ResponseWriter, r *http.Request, p params) {
-		if s.vhost(w, r, p["vhost"]) == nil {
+		if !requireAdmin(w, r) || s.vhost(w, r, p["vhost"]) == nil {
 			return
 		}
 		s.exportDefinitions(w, r, p["vhost"])
