@@ -116,7 +116,7 @@ func TestExchangesBindingsAndPublish(t *testing.T) {
 	}
 
 	out = guest(t, s, "POST", "/api/exchanges/%2F/logs/publish", map[string]any{
-		"properties": map[string]any{"content_type": "text/plain", "delivery_mode": 2, "headers": map[string]any{"n": 1}, "message_id": "m1"},
+		"properties":  map[string]any{"content_type": "text/plain", "delivery_mode": 2, "headers": map[string]any{"n": 1}, "message_id": "m1"},
 		"routing_key": "app.error", "payload": "Ym9vbQ==", "payload_encoding": "base64"}, http.StatusOK)
 	if string(out) != `{"routed":true}`+"\n" {
 		t.Errorf("routed publish: %s", out)
