@@ -65,9 +65,10 @@ type classicBackend struct {
 	expiryAt          int64
 	unusedTimer       clock.Timer
 	unusedGen         uint64
-	paceTimer         clock.Timer // the broker's clock (Config.Clock) drives all three timers
-	paging            bool        // a page-in is reading bodies (classic_page.go)
-	pageWanted        bool        // dispatch stopped at a paged-out head
+	paceTimer         clock.Timer  // the broker's clock (Config.Clock) drives all three timers
+	paging            bool         // a page-in is reading bodies (classic_page.go)
+	pageWanted        bool         // dispatch stopped at a paged-out head
+	msgStats          MessageStats // running totals for the management API (queue_stats.go)
 }
 
 func newClassicBackend(q *Queue) *classicBackend {
@@ -156,6 +157,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 		e.persisted, pending = true, done != nil
 	}
 	q.nextSeq++
+	q.msgStats.Published++
 	q.vhost.broker.bodyIn(e.size)
 	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
@@ -297,8 +299,10 @@ func (q *classicBackend) get(noAck bool) (d Delivery, ok bool) {
 func (q *classicBackend) countDeliveryLocked(e *entry, noAck bool) {
 	st := &q.vhost.broker.stats
 	st.delivered.Add(1)
+	q.msgStats.Delivered++
 	if e.redelivered {
 		st.redelivered.Add(1)
+		q.msgStats.Redelivered++
 	}
 	if noAck {
 		q.settle(e.seq, e.size, true, e.persisted)

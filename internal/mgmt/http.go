@@ -50,6 +50,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		}
 		handleClusterNodes(mux, src) // cluster_nodes.go
 	}
+	handleAPI(mux, src) // api.go: the RabbitMQ-compatible API
 	return authorize(src.Users, src.Access, newThrottle(nil), mux)
 }
 

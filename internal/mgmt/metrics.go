@@ -46,6 +46,10 @@ type Sources struct {
 	// /api/cluster/nodes/{name} (cluster_nodes.go).
 	AddNode    func(ctx context.Context, name, addr string, standby bool) error
 	RemoveNode func(ctx context.Context, name string) error
+
+	// API serves the RabbitMQ-compatible management API under /api/
+	// (api.go); nil serves none of it.
+	API *API
 }
 
 type collector struct {

@@ -38,7 +38,7 @@ var allowedImports = map[string][]string{
 	"internal/config":                   {"internal/auth", "internal/clock", "internal/flow"},
 	"internal/flow":                     {"internal/clock"},
 	"internal/message":                  {},
-	"internal/mgmt":                     {"internal/amqp", "internal/auth", "internal/broker", "internal/flow", "internal/mqtt", "internal/store"},
+	"internal/mgmt":                     {"internal/amqp", "internal/auth", "internal/broker", "internal/flow", "internal/message", "internal/mqtt", "internal/store"},
 	"internal/mqtt":                     {"internal/accept", "internal/auth", "internal/broker", "internal/certs", "internal/clock", "internal/message", "internal/outbox", "internal/route", "internal/vfs", "internal/wire/mqtt"},
 	"internal/outbox":                   {},
 	"internal/route":                    {"internal/message"},

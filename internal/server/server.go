@@ -390,6 +390,7 @@ func (s *Server) Run(ctx context.Context) error {
 			src.Promote = s.promote
 			src.AddNode, src.RemoveNode = s.addNode, s.removeNode // cluster_nodes.go
 		}
+		src.API = s.managementAPI(ctx.Done(), time.Now()) // mgmt_api.go
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
