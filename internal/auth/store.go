@@ -40,7 +40,7 @@ type User struct {
 type Store struct {
 	mu       sync.RWMutex
 	users    map[string]*User
-	verified map[string][32]byte // user → SHA-256 of the last password that verified
+	verified map[string][32]byte                              // user → SHA-256 of the last password that verified
 	grants   map[string]map[string]*Grant                     // user → vhost
 	topics   map[string]map[string]map[string]TopicPermission // user → vhost → exchange
 	vlimits  map[string]map[string]int64                      // vhost → limit name → value

@@ -47,7 +47,7 @@ type cmdJSON struct {
 	Node      uint64      `json:"node,omitempty"`
 	Limits    []limitJSON `json:"limits,omitempty"`
 	// Users, permissions and limits (codec_security.go).
-	*secJSON
+	Sec *secJSON `json:"security,omitempty"`
 }
 
 // limitJSON is a flow.Limit with its rates as strings: JSON has no NaN or

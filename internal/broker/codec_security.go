@@ -23,21 +23,21 @@ type secJSON struct {
 func encodeSecurity(c Command) cmdJSON {
 	switch c := c.(type) {
 	case PutUser:
-		return cmdJSON{Op: "put_user", Name: c.Name, secJSON: &secJSON{PasswordHash: c.PasswordHash, Tags: c.Tags, LoopbackOnly: c.LoopbackOnly}}
+		return cmdJSON{Op: "put_user", Name: c.Name, Sec: &secJSON{PasswordHash: c.PasswordHash, Tags: c.Tags, LoopbackOnly: c.LoopbackOnly}}
 	case DeleteUser:
 		return cmdJSON{Op: "delete_user", Name: c.Name}
 	case SetPermission:
-		return cmdJSON{Op: "set_permission", VHost: c.VHost, secJSON: &secJSON{User: c.User, Configure: c.Configure, Write: c.Write, Read: c.Read}}
+		return cmdJSON{Op: "set_permission", VHost: c.VHost, Sec: &secJSON{User: c.User, Configure: c.Configure, Write: c.Write, Read: c.Read}}
 	case ClearPermission:
-		return cmdJSON{Op: "clear_permission", VHost: c.VHost, secJSON: &secJSON{User: c.User}}
+		return cmdJSON{Op: "clear_permission", VHost: c.VHost, Sec: &secJSON{User: c.User}}
 	case SetTopicPermission:
-		return cmdJSON{Op: "set_topic_permission", VHost: c.VHost, secJSON: &secJSON{User: c.User, Exchange: c.Exchange, Write: c.Write, Read: c.Read}}
+		return cmdJSON{Op: "set_topic_permission", VHost: c.VHost, Sec: &secJSON{User: c.User, Exchange: c.Exchange, Write: c.Write, Read: c.Read}}
 	case ClearTopicPermission:
-		return cmdJSON{Op: "clear_topic_permission", VHost: c.VHost, secJSON: &secJSON{User: c.User, Exchange: c.Exchange}}
+		return cmdJSON{Op: "clear_topic_permission", VHost: c.VHost, Sec: &secJSON{User: c.User, Exchange: c.Exchange}}
 	case SetVHostLimit:
-		return cmdJSON{Op: "set_vhost_limit", VHost: c.VHost, Name: c.Name, secJSON: &secJSON{Value: c.Value}}
+		return cmdJSON{Op: "set_vhost_limit", VHost: c.VHost, Name: c.Name, Sec: &secJSON{Value: c.Value}}
 	case SetUserLimit:
-		return cmdJSON{Op: "set_user_limit", Name: c.Name, secJSON: &secJSON{User: c.User, Value: c.Value}}
+		return cmdJSON{Op: "set_user_limit", Name: c.Name, Sec: &secJSON{User: c.User, Value: c.Value}}
 	case DeleteVHost:
 		return cmdJSON{Op: "delete_vhost", Name: c.Name}
 	}
@@ -46,7 +46,7 @@ func encodeSecurity(c Command) cmdJSON {
 
 // decodeSecurity decodes a security command; ok is false for another op.
 func decodeSecurity(j cmdJSON) (Command, bool) {
-	s := j.secJSON
+	s := j.Sec
 	if s == nil {
 		s = &secJSON{}
 	}
