@@ -90,7 +90,9 @@ func TestPermissionTable(t *testing.T) {
 		op   func(ch *amqp.Channel) error
 		want string // "" allowed
 	}{
-		{"exchange.declare own", func(ch *amqp.Channel) error { return ch.ExchangeDeclare("u-x2", "fanout", false, true, false, false, nil) }, ""},
+		{"exchange.declare own", func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclare("u-x2", "fanout", false, true, false, false, nil)
+		}, ""},
 		{"exchange.declare other", func(ch *amqp.Channel) error {
 			return ch.ExchangeDeclare("other-x2", "fanout", false, true, false, false, nil)
 		}, fmt.Sprintf(refused, "configure", "exchange", "other-x2")},
@@ -102,7 +104,10 @@ func TestPermissionTable(t *testing.T) {
 		}, fmt.Sprintf(refused, "write", "exchange", "other-x")},
 		{"exchange.delete other", func(ch *amqp.Channel) error { return ch.ExchangeDelete("other-x", false, false) }, fmt.Sprintf(refused, "configure", "exchange", "other-x")},
 		{"exchange.delete own", func(ch *amqp.Channel) error { return ch.ExchangeDelete("u-x2", false, false) }, ""},
-		{"queue.declare own", func(ch *amqp.Channel) error { _, err := ch.QueueDeclare("u-q2", false, true, false, false, nil); return err }, ""},
+		{"queue.declare own", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("u-q2", false, true, false, false, nil)
+			return err
+		}, ""},
 		{"queue.declare server-named", func(ch *amqp.Channel) error { _, err := ch.QueueDeclare("", false, true, true, false, nil); return err }, ""},
 		{"queue.declare other", func(ch *amqp.Channel) error {
 			_, err := ch.QueueDeclare("other-q2", false, true, false, false, nil)
@@ -112,7 +117,10 @@ func TestPermissionTable(t *testing.T) {
 			_, err := ch.QueueDeclare("u-q3", false, true, false, false, amqp.Table{"x-dead-letter-exchange": "other-x"})
 			return err
 		}, fmt.Sprintf(refused, "write", "exchange", "other-x")},
-		{"queue.declare passive other", func(ch *amqp.Channel) error { _, err := ch.QueueDeclarePassive("other-q", false, false, false, false, nil); return err }, ""},
+		{"queue.declare passive other", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclarePassive("other-q", false, false, false, false, nil)
+			return err
+		}, ""},
 		{"queue.delete other", func(ch *amqp.Channel) error { _, err := ch.QueueDelete("other-q", false, false, false); return err }, fmt.Sprintf(refused, "configure", "queue", "other-q")},
 		{"queue.bind own", func(ch *amqp.Channel) error { return ch.QueueBind("u-q", "k", "u-x", false, nil) }, ""},
 		{"queue.bind to other queue", func(ch *amqp.Channel) error { return ch.QueueBind("other-q", "k2", "u-x", false, nil) }, fmt.Sprintf(refused, "write", "queue", "other-q")},
@@ -125,8 +133,14 @@ func TestPermissionTable(t *testing.T) {
 		{"basic.publish own", func(ch *amqp.Channel) error { return publishWait(ch, "u-x", "k") }, ""},
 		{"basic.publish other", func(ch *amqp.Channel) error { return publishWait(ch, "other-x", "k") }, fmt.Sprintf(refused, "write", "exchange", "other-x")},
 		{"basic.publish default exchange", func(ch *amqp.Channel) error { return publishWait(ch, "", "u-q") }, fmt.Sprintf(refused, "write", "exchange", "amq.default")},
-		{"basic.consume own", func(ch *amqp.Channel) error { _, err := ch.Consume("u-q", "", true, false, false, false, nil); return err }, ""},
-		{"basic.consume other", func(ch *amqp.Channel) error { _, err := ch.Consume("other-q", "", true, false, false, false, nil); return err }, fmt.Sprintf(refused, "read", "queue", "other-q")},
+		{"basic.consume own", func(ch *amqp.Channel) error {
+			_, err := ch.Consume("u-q", "", true, false, false, false, nil)
+			return err
+		}, ""},
+		{"basic.consume other", func(ch *amqp.Channel) error {
+			_, err := ch.Consume("other-q", "", true, false, false, false, nil)
+			return err
+		}, fmt.Sprintf(refused, "read", "queue", "other-q")},
 		{"basic.get own", func(ch *amqp.Channel) error { _, _, err := ch.Get("u-q", true); return err }, ""},
 		{"basic.get other", func(ch *amqp.Channel) error { _, _, err := ch.Get("other-q", true); return err }, fmt.Sprintf(refused, "read", "queue", "other-q")},
 		{"queue.purge own", func(ch *amqp.Channel) error { _, err := ch.QueuePurge("u-q", false); return err }, ""},
