@@ -86,6 +86,9 @@ func (ch *channel) publishComplete() error {
 	if err := broker.ValidateExpiration(m); err != nil {
 		return ch.softError(amqp091.PreconditionFailed, &ch.pub, "invalid expiration '%s' for message", m.Props.Expiration)
 	}
+	if err := ch.mayPublish(m.Exchange, m.RoutingKey); err != nil {
+		return err
+	}
 	if m.Props.UserID != "" && m.Props.UserID != ch.conn.user.Name {
 		return ch.softError(amqp091.PreconditionFailed, &ch.pub, "user_id property set to '%s' but authenticated user was '%s'", m.Props.UserID, ch.conn.user.Name)
 	}

@@ -39,6 +39,9 @@ func (b *Broker) Apply(c Command) error {
 		_, err := b.addVHost(c.Name, false)
 		return err
 	}
+	if isSecurity(c) {
+		return b.applySecurity(c, false)
+	}
 	name := commandVHost(c)
 	v := b.VHost(name)
 	if v == nil {
@@ -313,8 +316,10 @@ func (v *VHost) logLocked(c Command, fx *effects) {
 // (only then: a crash before must find them) and offers a snapshot.
 // Consumers are cancelled by the caller (fx.cancel) so an AMQP channel can
 // reply first.
-func (v *VHost) finish(fx *effects) error {
-	b := v.broker
+func (v *VHost) finish(fx *effects) error { return v.broker.finish(fx) }
+
+// finish is VHost.finish for commands of no vhost (security.go).
+func (b *Broker) finish(fx *effects) error {
 	err := fx.logErr
 	if err == nil && fx.seq > 0 {
 		err = b.cfg.Storage.SyncCommands(fx.seq)

@@ -46,6 +46,8 @@ type cmdJSON struct {
 	Owner     uint64      `json:"owner,omitempty"`
 	Node      uint64      `json:"node,omitempty"`
 	Limits    []limitJSON `json:"limits,omitempty"`
+	// Users, permissions and limits (codec_security.go).
+	Sec *secJSON `json:"security,omitempty"`
 }
 
 // limitJSON is a flow.Limit with its rates as strings: JSON has no NaN or
@@ -88,6 +90,8 @@ func EncodeCommand(c Command) []byte {
 			j.Limits[i] = limitJSON{VHost: l.VHost, User: l.User, PerConnection: l.PerConnection, PublishRate: formatRate(l.PublishRate),
 				PublishBurst: l.PublishBurst, ByteRate: formatRate(l.ByteRate), ByteBurst: l.ByteBurst}
 		}
+	default:
+		j = encodeSecurity(c)
 	}
 	b, _ := json.Marshal(j) // strings, bools and integers only: cannot fail
 	return b
@@ -157,6 +161,9 @@ func DecodeCommand(payload []byte) (Command, error) {
 				PublishBurst: l.PublishBurst, ByteRate: br, ByteBurst: l.ByteBurst}
 		}
 		return SetLimits{Limits: ls}, nil
+	}
+	if c, ok := decodeSecurity(j); ok {
+		return c, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", j.Op)
 }

@@ -26,6 +26,7 @@ type defsJSON struct {
 	Exchanges []exchangeJSON `json:"exchanges"`
 	Queues    []queueJSON    `json:"queues"`
 	Bindings  []bindingJSON  `json:"bindings"`
+	Security  *secDefsJSON   `json:"security,omitempty"`
 }
 
 type exchangeJSON struct {
@@ -83,7 +84,7 @@ func decodeArgs(s string) (map[string]any, error) {
 
 // EncodeDefinitions encodes d as the definitions document.
 func EncodeDefinitions(d *Definitions) ([]byte, error) {
-	out := defsJSON{Version: 1, VHosts: d.VHosts}
+	out := defsJSON{Version: 1, VHosts: d.VHosts, Security: encodeSecDefs(d)}
 	for _, x := range d.Exchanges {
 		out.Exchanges = append(out.Exchanges, exchangeJSON{VHost: x.VHost, Name: x.Name, Type: x.Type,
 			AutoDelete: x.AutoDelete, Internal: x.Internal, Args: encodeArgs(x.Args), Transient: !x.Durable})
@@ -110,6 +111,7 @@ func DecodeDefinitions(raw []byte) (*Definitions, error) {
 		return nil, fmt.Errorf("broker: definitions: %w", err)
 	}
 	d := &Definitions{VHosts: in.VHosts}
+	decodeSecDefs(in.Security, d)
 	for _, x := range in.Exchanges {
 		args, err := decodeArgs(x.Args)
 		if err != nil {

@@ -30,6 +30,7 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 		v.replicatedDefinitionsLocked(d)
 		v.mu.Unlock()
 	}
+	b.securityDefinitions(d)
 	return EncodeDefinitions(d)
 }
 
@@ -79,8 +80,9 @@ func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 // the snapshot does not — bindings, queues (or a queue of the name with
 // another id), exchanges (or one of the name declared otherwise) — is
 // deleted first, as ApplyReplicated would delete it; then what the
-// snapshot has is declared and bound, which keeps what exists. Vhosts are
-// never deleted (there is no command for it). Log entries after the
+// snapshot has is declared and bound, which keeps what exists. A vhost
+// the snapshot lacks is deleted (DeleteVHost); the users, permissions and
+// limits become the snapshot's. Log entries after the
 // snapshot are then applied with ApplyReplicated; entries the snapshot
 // already holds may be applied again harmlessly.
 func (b *Broker) RestoreDefinitions(data []byte) error {
@@ -89,7 +91,15 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 		return err
 	}
 	var cmds []Command
+	want := map[string]bool{}
+	for _, name := range d.VHosts {
+		want[name] = true
+	}
 	for _, v := range b.VHosts() {
+		if !want[v.name] {
+			cmds = append(cmds, DeleteVHost{Name: v.name})
+			continue
+		}
 		v.mu.Lock()
 		cmds = append(cmds, v.staleLocked(d)...)
 		v.mu.Unlock()
@@ -106,6 +116,8 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 	for _, bd := range d.Bindings {
 		cmds = append(cmds, Bind{bd})
 	}
+	b.users.Reset() // the snapshot's users, permissions and limits replace this node's
+	cmds = append(cmds, securityCommands(d)...)
 	for _, c := range cmds {
 		if err := b.ApplyReplicated(c); err != nil {
 			return fmt.Errorf("broker: restoring definitions: %T: %w", c, err)

@@ -42,8 +42,23 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 // identifies the declaring connection for exclusive queues. A durable,
 // non-exclusive queue gets a log in storage and survives restarts.
 func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
+	return v.declareQueueRun(cfg, passive, false, conn)
+}
+
+// ServerQueueName makes a name for a server-named queue ("amq.gen-…"), for
+// a protocol adapter that checks permissions on the name before declaring
+// (DeclareServerNamed).
+func ServerQueueName() string { return "amq.gen-" + randomName() }
+
+// DeclareServerNamed is DeclareQueue (not passive); serverNamed says
+// cfg.Name came from ServerQueueName, so its reserved "amq." prefix is
+// allowed.
+func (v *VHost) DeclareServerNamed(cfg QueueConfig, serverNamed bool, conn uint64) (*Queue, error) {
+	return v.declareQueueRun(cfg, false, serverNamed, conn)
+}
+
+func (v *VHost) declareQueueRun(cfg QueueConfig, passive, named bool, conn uint64) (*Queue, error) {
 	var q *Queue
-	named := false
 	_, err := v.run(true, func(fx *effects) (err error) {
 		q, err = v.declareQueue(cfg, passive, named, conn, fx)
 		if d, ok := fx.propose.(DeclareQueue); ok {
@@ -136,6 +151,7 @@ func (b *Broker) snapshot() error {
 		defer v.mu.Unlock()
 		v.definitionsLocked(d)
 	}
+	b.securityDefinitions(d)
 	return b.cfg.Storage.SaveDefinitions(d)
 }
 
@@ -257,6 +273,11 @@ func (b *Broker) Restore(d *Definitions) error {
 			b.log.Warn("dropping a stored binding", "vhost", bd.VHost, "source", bd.Source, "destination", bd.Destination, "err", err)
 		}
 	}
+	for _, c := range securityCommands(d) {
+		if err := b.applySecurity(c, true); err != nil {
+			return err
+		}
+	}
 	b.log.Info("restored definitions", "vhosts", len(d.VHosts), "exchanges", len(d.Exchanges),
 		"queues", len(d.Queues), "bindings", len(d.Bindings), "messages", fx.messages)
 	return nil
@@ -300,6 +321,9 @@ func (b *Broker) replay(c Command, fx *effects) error {
 	if a, ok := c.(AddVHost); ok {
 		_, err := b.addVHost(a.Name, true)
 		return err
+	}
+	if isSecurity(c) {
+		return b.applySecurity(c, true)
 	}
 	v, err := b.addVHost(commandVHost(c), true)
 	if err != nil {

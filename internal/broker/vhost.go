@@ -24,6 +24,9 @@ type VHost struct {
 	// queue's bindings with it; guarded by mu. It lives here, not in the
 	// Queue, so that mu guards only the vhost's own fields.
 	queueBinds map[*Queue][]*Binding
+	// closers are the open connections to close if the vhost is deleted
+	// (security.go).
+	closers closers
 }
 
 // Name returns the vhost's name.

@@ -32,6 +32,9 @@ type Sources struct {
 	// Users authenticate every request outside Access.OpenPaths; nil
 	// refuses them.
 	Users *auth.Store
+	// Security is the broker whose users, vhosts, permissions and limits
+	// the RabbitMQ-style endpoints change (users.go); nil: no endpoints.
+	Security *broker.Broker
 	// Access: the open paths and the log of failed logins (access.go).
 	Access Access
 
