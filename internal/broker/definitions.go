@@ -6,6 +6,9 @@ type Definitions struct {
 	Exchanges []ExchangeDef
 	Queues    []QueueDef
 	Bindings  []BindingDef
+	// Policies and OperatorPolicies are the vhosts' policies (policy.go).
+	Policies         []Policy
+	OperatorPolicies []Policy
 }
 
 // ExchangeDef is a durable exchange.

@@ -87,8 +87,8 @@ func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Comp
 func (v *VHost) routeAll(s *RouteScratch, x *Exchange, m *message.Message) []*Queue {
 	s.queues, s.visited, s.targets = s.queues[:0], s.visited[:0], s.targets[:0]
 	v.routeInto(s, x, m)
-	for ae := x; len(s.queues) == 0 && ae.alternate != ""; {
-		next := v.exchange(ae.alternate)
+	for ae := x; len(s.queues) == 0 && ae.alternateExchange() != ""; {
+		next := v.exchange(ae.alternateExchange())
 		if next == nil || visited(s, next) {
 			break
 		}

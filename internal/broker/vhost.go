@@ -24,6 +24,9 @@ type VHost struct {
 	// queue's bindings with it; guarded by mu. It lives here, not in the
 	// Queue, so that mu guards only the vhost's own fields.
 	queueBinds map[*Queue][]*Binding
+	// policies are the vhost's policies and operator policies; guarded
+	// by mu (policy_apply.go).
+	policies vhostPolicies
 }
 
 // Name returns the vhost's name.
