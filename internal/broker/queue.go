@@ -36,8 +36,8 @@ type Queue struct {
 	id      string // durable queues: the name of its log in storage
 	log     Log    // nil: messages live in memory only
 	backend queueBackend
-	node    uint64 // cluster: the node holding its messages (QueueDef.Node); 0: this one
-	orphan  bool   // cluster: this node's, declared by a previous run of it (meta.go)
+	node    uint64           // cluster: the node holding its messages (QueueDef.Node); 0: this one
+	orphan  bool             // cluster: this node's, declared by a previous run of it (meta.go)
 	pol     queuePolicyState // the policies that apply and the effective arguments (policy_apply.go)
 
 	readErrors atomic.Uint64 // stored messages the log failed to return
