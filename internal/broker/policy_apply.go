@@ -150,6 +150,7 @@ func (v *VHost) applyQueuePolicyLocked(q *Queue, fx *effects) {
 	}
 	q.pol.info.Store(info)
 	eff := effectiveArgs(q.args, q.cfg.Args, q.kind, mergePolicies(p, op))
+	q.setPublishRate(eff.publishRate)
 	if *q.cur() == eff {
 		return
 	}

@@ -287,3 +287,43 @@ func TestPolicyCommandCodec(t *testing.T) {
 		t.Fatalf("definitions round trip: %#v %v", back.Policies, err)
 	}
 }
+
+// A publish-rate policy holds publishers to the queue's rate: each
+// message beyond the bucket's burst tells its publisher to wait its turn.
+// A deliver-rate policy paces deliveries as x-deliver-rate does.
+func TestPolicyRates(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Now())
+	b := broker.New(broker.Config{Clock: clk})
+	v := b.VHost("/")
+	declare(t, v, broker.QueueConfig{Name: "slow"})
+	setPolicy(t, b, broker.Policy{Name: "rate", Pattern: "^slow$", Definition: map[string]any{"publish-rate": 10.0}}, false)
+	var holds []time.Duration
+	for range 3 {
+		holds = append(holds, send(t, v, "", "slow", "m", message.Properties{}).Hold)
+	}
+	if holds[0] != 0 || holds[1] != 100*time.Millisecond || holds[2] != 200*time.Millisecond {
+		t.Fatalf("holds %v, want 0, 100ms, 200ms", holds)
+	}
+	if err := b.ClearPolicy("/", "rate", false); err != nil {
+		t.Fatal(err)
+	}
+	if h := send(t, v, "", "slow", "m", message.Properties{}).Hold; h != 0 {
+		t.Fatalf("hold %v without a publish-rate", h)
+	}
+
+	q := declare(t, v, broker.QueueConfig{Name: "paced"})
+	setPolicy(t, b, broker.Policy{Name: "pace", Pattern: "^paced$", Definition: map[string]any{"deliver-rate": 10}}, false)
+	fill(t, v, "paced", 5)
+	c := newTaker(-1)
+	if err := q.Consume(c, broker.ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.deliveries()); n != 1 {
+		t.Fatalf("%d delivered at once at 10/s, want 1", n)
+	}
+	clk.Advance(100 * time.Millisecond)
+	if n := len(c.deliveries()); n != 2 {
+		t.Fatalf("%d delivered after 100ms at 10/s, want 2", n)
+	}
+}
