@@ -47,7 +47,17 @@ func mergePolicies(p, op *compiledPolicy) policyDef {
 	d.expires = lowerOpt(d.expires, o.expires)
 	d.maxLength = lowerOpt(d.maxLength, o.maxLength)
 	d.maxBytes = lowerOpt(d.maxBytes, o.maxBytes)
-	d.deliveryLimit = lowerOpt(d.deliveryLimit, o.deliveryLimit)
+	switch {
+	case d.deliveryLimit.ok && d.deliveryLimit.v < 0:
+		// Unlimited (-1) is no cap on an operator's limit: the limit
+		// wins, as it does against an argument (resolve_delivery_limit).
+		if o.deliveryLimit.ok {
+			d.deliveryLimit = o.deliveryLimit
+		}
+	case o.deliveryLimit.ok && o.deliveryLimit.v < 0:
+	default:
+		d.deliveryLimit = lowerOpt(d.deliveryLimit, o.deliveryLimit)
+	}
 	d.deliverRate = lowerOpt(d.deliverRate, o.deliverRate)
 	d.publishRate = lowerOpt(d.publishRate, o.publishRate)
 	return d

@@ -327,3 +327,38 @@ func TestPolicyRates(t *testing.T) {
 		t.Fatalf("%d delivered after 100ms at 10/s, want 2", n)
 	}
 }
+
+// An exchange policy's alternate-exchange takes what its exchange cannot
+// route; a declared alternate-exchange argument wins over it.
+func TestPolicyAlternateExchange(t *testing.T) {
+	t.Parallel()
+	b := broker.New(broker.Config{})
+	v := b.VHost("/")
+	for _, x := range []broker.ExchangeConfig{{Name: "ae", Type: "fanout"}, {Name: "ae2", Type: "fanout"}, {Name: "in", Type: "direct"},
+		{Name: "own", Type: "direct", Args: map[string]any{"alternate-exchange": "ae2"}}} {
+		if _, err := v.DeclareExchange(x, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unrouted := declare(t, v, broker.QueueConfig{Name: "unrouted"})
+	own := declare(t, v, broker.QueueConfig{Name: "own-unrouted"})
+	if err := v.BindQueue("unrouted", "ae", "", nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.BindQueue("own-unrouted", "ae2", "", nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	send(t, v, "in", "nowhere", "before", message.Properties{})
+	setPolicy(t, b, broker.Policy{Name: "ae", Pattern: "^(in|own)$", ApplyTo: "exchanges", Definition: map[string]any{"alternate-exchange": "ae"}}, false)
+	send(t, v, "in", "nowhere", "after", message.Properties{})
+	send(t, v, "own", "nowhere", "own", message.Properties{})
+	if got := drain(unrouted); !slices.Equal(got, []string{"after"}) {
+		t.Fatalf("alternate exchange by policy got %v", got)
+	}
+	if got := drain(own); !slices.Equal(got, []string{"own"}) {
+		t.Fatalf("the declared alternate-exchange lost to the policy: %v", got)
+	}
+	if q := unrouted.Policy(); q.Policy != "" {
+		t.Fatalf("an exchanges policy applied to a queue: %+v", q)
+	}
+}
