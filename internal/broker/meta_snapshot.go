@@ -38,6 +38,8 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 // DefinitionsSnapshot's order. v.mu is held.
 func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 	d.VHosts = append(d.VHosts, v.name)
+	d.Policies = append(d.Policies, v.policiesLocked(false)...)
+	d.OperatorPolicies = append(d.OperatorPolicies, v.policiesLocked(true)...)
 	var xs []*Exchange
 	v.exchanges.Range(func(_, xv any) bool {
 		xs = append(xs, xv.(*Exchange))
@@ -107,6 +109,7 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 	for _, name := range d.VHosts {
 		cmds = append(cmds, AddVHost{Name: name})
 	}
+	cmds = append(cmds, policyCommands(d)...)
 	for _, x := range d.Exchanges {
 		cmds = append(cmds, DeclareExchange{x})
 	}
@@ -149,7 +152,7 @@ func (v *VHost) staleLocked(d *Definitions) []Command {
 			wantB[string(EncodeCommand(Bind{bd}))] = true
 		}
 	}
-	var out []Command
+	out := stalePolicies(v.name, have, d)
 	for _, bd := range have.Bindings {
 		if !wantB[string(EncodeCommand(Bind{bd}))] {
 			out = append(out, Unbind{bd})

@@ -27,6 +27,9 @@ type VHost struct {
 	// closers are the open connections to close if the vhost is deleted
 	// (security.go).
 	closers closers
+	// policies are the vhost's policies and operator policies; guarded
+	// by mu (policy_apply.go).
+	policies vhostPolicies
 }
 
 // Name returns the vhost's name.

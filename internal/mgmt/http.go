@@ -42,6 +42,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
+	handlePolicies(mux, src) // policies.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
 	handleSecurity(mux, src.Security) // users.go, permissions.go
 	if src.Cluster != nil {

@@ -29,6 +29,8 @@ type Sources struct {
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
 	SetLimits   func([]flow.Limit) error
+	// Policies serves /api/policies and /api/operator-policies (policies.go).
+	Policies PolicyStore
 	// Users authenticate every request outside Access.OpenPaths; nil
 	// refuses them.
 	Users *auth.Store
