@@ -236,4 +236,10 @@ func (g *Group) maybeQuiesce() {
 	g.h.stats.quiesced.Add(1)
 	g.quiet = true
 	g.quietPub.Store(true)
+	// Status is published at ticks, and a quiet group has none: publish
+	// what the leader knows now. A leader idle for long goes quiet in the
+	// round in which a restarted follower catches up, and would otherwise
+	// show it lagging in "probe" until the next write (the node's
+	// rebalance reads this and would not hand leadership back).
+	g.publishView()
 }
