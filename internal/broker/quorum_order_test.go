@@ -52,3 +52,27 @@ func TestQuorumLateCancelReturnsMarkedRedelivered(t *testing.T) {
 	}
 	c.sameState(qs)
 }
+
+// A consume whose checkout is reported failed (lost in a leader change, as
+// far as the proposer knows) proposes it again: the client gets consume-ok
+// and its messages, not an error that closes its connection (506).
+func TestQuorumConsumeRetriesACheckoutLostInALeaderChange(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	c.publish(1, "q", "m", message.Properties{}, nil, 0)
+	c.settle()
+	c.f.lie.Store(1) // the checkout commits, its proposer is told it failed
+	a := &qtaker{}
+	if err := qs[1].Consume(a, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	c.settle()
+	if got := a.bodies(); got != "m" {
+		t.Fatalf("the consumer got %q", got)
+	}
+	qs[1].Ack(a.deliveries()...)
+	c.settle()
+	wantCounts(t, qs, 0, 0, 1)
+	c.sameState(qs)
+}
