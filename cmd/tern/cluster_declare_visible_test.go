@@ -35,7 +35,7 @@ func TestDeclareOkMeansEveryNodeRoutesToTheQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	unroutable := 0
-	const rounds = 40
+	const rounds = 24
 	for i := range rounds {
 		typ := "quorum"
 		if i%2 == 1 {

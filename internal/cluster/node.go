@@ -71,6 +71,9 @@ type Node struct {
 	// streams to the node that holds them, and serves other nodes' (forward).
 	fwd  *forward.Forwarder
 	meta atomic.Pointer[raftnode.Group]
+	// started is set once Start has caught up: before that the node serves
+	// no clients, so no one waits for it to apply (visible.go).
+	started atomic.Bool
 	// fsyncs and batches are the WAL's fsync latency (seconds) and the
 	// entries each fsync covered (wal.Options.OnSync).
 	fsyncs, batches *Histogram
@@ -282,6 +285,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
+	n.started.Store(true)
 	n.syncPeers()
 	n.wg.Add(2)
 	go n.rebalance()

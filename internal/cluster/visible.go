@@ -105,6 +105,12 @@ func (n *Node) handleMetaApplied(ctx context.Context, body []byte) ([]byte, erro
 	if g == nil {
 		return nil, errors.New("cluster: the metadata group is not running yet")
 	}
+	if !n.started.Load() || (n.cfg.Self.Standby && n.IsStandby()) {
+		// No client is served here yet (still catching up at start, or a
+		// standby not promoted): nothing to wait for, and a node catching
+		// up from far behind must not hold every definition change.
+		return nil, nil
+	}
 	// Polled: the wait is short (the entry is committed; this node applies
 	// it with the leader's next message) and rare (definition changes).
 	t := time.NewTicker(2 * time.Millisecond)
