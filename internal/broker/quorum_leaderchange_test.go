@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -75,4 +76,41 @@ func TestQuorumConsumeRetriesACheckoutLostInALeaderChange(t *testing.T) {
 	c.settle()
 	wantCounts(t, qs, 0, 0, 1)
 	c.sameState(qs)
+}
+
+// What a nack means at a leader change, defined: "not known to be stored",
+// never "not stored". The cluster fails a publish's proposal as soon as the
+// leader it waited on goes away, and such an entry may still commit; the
+// publisher is nacked (as for a timeout) and the message is delivered all
+// the same. A publisher that re-sends nacked messages may see one twice
+// (docs/clustering.md, "Known limitations"). A confirm, on the other hand,
+// always means committed and applied.
+func TestQuorumNackAtLeaderChangeMayStillBeStored(t *testing.T) {
+	t.Parallel()
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	conf := &qconfirms{}
+	c.f.lie.Store(1) // committed, but its proposer hears of a failure
+	c.publish(1, "q", "maybe", message.Properties{}, conf, 1)
+	c.publish(1, "q", "sure", message.Properties{}, conf, 2)
+	c.settle()
+	err, ok := conf.result(1)
+	if !ok || err == nil {
+		t.Fatalf("publish 1: confirm %v %v, want a nack", ok, err)
+	}
+	var na *notAppliedError
+	if !errors.As(err, &na) {
+		t.Fatalf("publish 1: nack %v, want a notAppliedError (may be stored)", err)
+	}
+	if err, ok := conf.result(2); !ok || err != nil {
+		t.Fatalf("publish 2: %v %v, want a confirm", ok, err)
+	}
+	a := &qtaker{}
+	if err := qs[1].Consume(a, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if got := a.bodies(); got != "maybe,sure" {
+		t.Fatalf("consumed %q: the nacked message was committed and must be delivered", got)
+	}
 }
