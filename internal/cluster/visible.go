@@ -97,9 +97,9 @@ func (n *Node) waitVisible(ctx context.Context, g *raftnode.Group, index uint64)
 // metadata group has applied the index asked for, or fails when ctx (the
 // asker's deadline) ends first.
 func (n *Node) handleMetaApplied(ctx context.Context, body []byte) ([]byte, error) {
-	index, k := binary.Uvarint(body)
-	if k <= 0 || k != len(body) {
-		return nil, errors.New("cluster: malformed metadata-applied request")
+	index, err := decodeMetaApplied(body)
+	if err != nil {
+		return nil, err
 	}
 	g := n.meta.Load()
 	if g == nil {
@@ -125,4 +125,14 @@ func (n *Node) handleMetaApplied(ctx context.Context, body []byte) ([]byte, erro
 		}
 	}
 	return nil, nil
+}
+
+// decodeMetaApplied decodes a kindMetaApplied body: one uvarint, nothing
+// after it.
+func decodeMetaApplied(body []byte) (uint64, error) {
+	index, k := binary.Uvarint(body)
+	if k <= 0 || k != len(body) {
+		return 0, errors.New("cluster: malformed metadata-applied request")
+	}
+	return index, nil
 }
