@@ -197,10 +197,22 @@ func (v *VHost) localOnlyLocked(c Command) bool {
 // the queue at once (close); in a cluster the queue closes when the
 // delete is applied, so a consumer that arrives between the check and
 // then is cancelled, as it would be by any delete. A remote queue's
-// consumers and messages are on its node: this node sees none, so
-// if-unused and if-empty pass here.
-func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool) error {
-	ready, _, consumers := q.backend.counts()
+// consumers and messages are on its node: its counts (rc) were fetched
+// from there before v.mu was taken (remoteCountsOf), because asking waits
+// on the network and the metadata group's apply needs v.mu. v.mu is held.
+func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool, rc *remoteCounts) error {
+	if !ifUnused && !ifEmpty {
+		return nil
+	}
+	var ready, consumers int
+	if q.Remote() {
+		if rc == nil || rc.q != q {
+			return nil // not reached: deleteQueue fetched q's
+		}
+		ready, consumers = rc.ready, rc.consumers
+	} else {
+		ready, _, consumers = q.backend.counts()
+	}
 	if ifUnused && consumers > 0 {
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", q.cfg.Name, q.vhost.name)
 	}
@@ -208,6 +220,24 @@ func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool) error {
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.cfg.Name, q.vhost.name)
 	}
 	return nil
+}
+
+// remoteCounts are a remote queue's counts as its node last reported them
+// (Forwarder.Counts: at most CountsMaxAge old, 0 when it never answered).
+type remoteCounts struct {
+	q                *Queue
+	ready, consumers int
+}
+
+// remoteCountsOf asks q's node for q's counts when q is remote, and
+// returns nil otherwise. It may wait on the network: never call it with
+// v.mu held.
+func remoteCountsOf(q *Queue) *remoteCounts {
+	if q == nil || !q.Remote() {
+		return nil
+	}
+	ready, _, consumers := q.backend.counts()
+	return &remoteCounts{q: q, ready: ready, consumers: consumers}
 }
 
 // metaWaiters are this node's proposals of queue declares and deletes

@@ -78,18 +78,23 @@ type countEntry struct {
 // unless the owner was found unreachable lately; until an answer the
 // counts are 0.
 func (f *Forwarder) Counts(q *broker.Queue) (ready, unacked, consumers int) {
+	if q.VHost().QueueByID(q.Name(), q.ID()) != q {
+		return 0, 0, 0 // deleted (Closed ran): an entry now would never go
+	}
 	l := f.link(q.Node())
 	deadline := f.cfg.Clock.Now().Add(f.cfg.RequestTimeout)
 	for try := 0; ; try++ {
 		now := f.cfg.Clock.Now()
 		l.mu.Lock()
+		if len(l.counts) == 0 {
+			l.mu.Unlock()
+			l.seedCounts()
+			l.mu.Lock()
+		}
 		e := l.counts[q]
 		if e == nil {
 			e = &countEntry{q: q}
 			l.counts[q] = e
-			if len(l.counts) == 1 {
-				l.seedCountsLocked()
-			}
 		}
 		var wait chan struct{}
 		if now.Sub(e.at) > f.cfg.CountsMaxAge && !now.Before(l.downUntil) {
@@ -116,18 +121,28 @@ func (f *Forwarder) Counts(q *broker.Queue) (ready, unacked, consumers int) {
 	}
 }
 
-// seedCountsLocked adds, wanted, every queue of the broker the link's
-// node holds, so the first refresh learns them all in one request.
-func (l *link) seedCountsLocked() {
+// seedCounts adds, wanted, every queue of the broker the link's node
+// holds, so the first refresh learns them all in one request. It takes
+// the broker's locks (VHosts) and so must be called without l.mu: the
+// broker calls Closed, which takes l.mu, with a vhost's lock held.
+func (l *link) seedCounts() {
 	b := l.f.b.Load()
 	if b == nil {
 		return
 	}
+	var qs []*broker.Queue
 	for _, v := range b.VHosts() {
 		for _, q := range v.Queues() {
-			if q.Node() == l.node && q.Remote() && l.counts[q] == nil {
-				l.counts[q] = &countEntry{q: q, wanted: true}
+			if q.Node() == l.node && q.Remote() {
+				qs = append(qs, q)
 			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, q := range qs {
+		if l.counts[q] == nil {
+			l.counts[q] = &countEntry{q: q, wanted: true}
 		}
 	}
 }
