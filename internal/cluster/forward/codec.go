@@ -140,12 +140,17 @@ const (
 	opReject  byte = 3
 	opCredit  byte = 4
 	opCancel  byte = 5
+	// opLost gives back deliveries the transport lost (a gap in the ids,
+	// or ids a keepalive reply names that never arrived). A queue requeues
+	// them, as opRequeue; a stream, whose requeue puts nothing back and
+	// whose reader has moved past them, has the proxy send them again.
+	opLost byte = 6
 )
 
 type ctlOp struct {
 	Op       byte
 	Consumer uint64   // 0: the node's basic.get deliveries
-	IDs      []uint64 // ack, requeue, reject
+	IDs      []uint64 // ack, requeue, reject, lost
 	Released uint64   // credit
 }
 
@@ -157,7 +162,7 @@ func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
 		b = append(b, o.Op)
 		b = appendUvarint(b, o.Consumer)
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			b = appendIDs(b, o.IDs)
 		case opCredit:
 			b = appendUvarint(b, o.Released)
@@ -174,7 +179,7 @@ func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
 	for i := 0; i < n && r.err == nil; i++ {
 		o := ctlOp{Op: r.byte(), Consumer: r.uvarint()}
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			o.IDs = r.ids()
 		case opCredit:
 			o.Released = r.uvarint()

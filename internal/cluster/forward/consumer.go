@@ -345,7 +345,7 @@ func (f *Forwarder) handleDeliver(from uint64, body []byte) error {
 const maxLost = 1 << 16
 
 // lostUpToLocked accounts ids next…upTo as lost (the owner pushed them,
-// the transport dropped them) and returns the requeue that gives them back,
+// the transport dropped them) and returns the opLost that gives them back,
 // or nil when there is no gap.
 func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
 	if upTo < rc.next || upTo == math.MaxUint64 {
@@ -362,7 +362,7 @@ func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
 	rc.released += uint64(len(ids))
 	rc.next = upTo + 1
 	rc.l.f.stats.delivLost.Add(uint64(len(ids)))
-	return &ctlOp{Op: opRequeue, Consumer: rc.id, IDs: ids}
+	return &ctlOp{Op: opLost, Consumer: rc.id, IDs: ids}
 }
 
 // handleCancelled: the owner removed a consumer (its queue was deleted

@@ -199,7 +199,7 @@ func (s *session) settleGets(op ctlOp) {
 		switch op.Op {
 		case opAck:
 			q.Ack(run...)
-		case opRequeue:
+		case opRequeue, opLost:
 			q.Requeue(run)
 		case opReject:
 			q.Reject(run)

@@ -115,8 +115,8 @@ func (s *session) removeProxy(p *proxy) {
 	s.mu.Unlock()
 }
 
-// push queues a delivery for the client node; called from the proxy's
-// TryDeliver, with the queue's lock held, so it only appends.
+// push queues a delivery for the client node; called with the proxy's
+// lock held (from TryDeliver, the queue's too), so it only appends.
 func (s *session) push(it pushItem) {
 	s.mu.Lock()
 	if s.ended {
