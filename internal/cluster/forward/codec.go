@@ -145,6 +145,10 @@ const (
 	// them, as opRequeue; a stream, whose requeue puts nothing back and
 	// whose reader has moved past them, has the proxy send them again.
 	opLost byte = 6
+	// opAbort ends a consumer whose consume the client's node reported
+	// failed (refused, or its reply never came): no deliveries reached its
+	// consumer, so everything the proxy holds goes back to the queue.
+	opAbort byte = 7
 )
 
 type ctlOp struct {
@@ -183,7 +187,7 @@ func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
 			o.IDs = r.ids()
 		case opCredit:
 			o.Released = r.uvarint()
-		case opCancel:
+		case opCancel, opAbort:
 		default:
 			r.fail("unknown control op")
 		}

@@ -74,13 +74,17 @@ func (f *Forwarder) Consume(q *broker.Queue, c broker.Consumer, opts broker.Cons
 		rc.mu.Lock()
 		rc.open = true
 		rc.mu.Unlock()
+		rc.drain() // what arrived before the answer
 		return nil
 	}
 	// Refused or unanswered: forget it here, and make sure the owner has
-	// no consumer left behind (a cancel of an unknown consumer is a no-op).
+	// no consumer left behind. Nothing it pushed reached c (drain waits
+	// for open), so the owner requeues all it holds: what arrived here
+	// (pending), what is on its way and what was lost.
 	f.forget(rc)
 	l.mu.Lock()
-	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+	l.addOpLocked(ctlOp{Op: opAbort, Consumer: rc.id})
+	delete(l.credit, rc.id)
 	l.kickLocked()
 	l.mu.Unlock()
 	if err != nil {
@@ -170,14 +174,15 @@ func (f *Forwarder) Dispatch(q *broker.Queue) {
 }
 
 // drain offers pending deliveries to the local consumer, in order, until
-// it refuses one; what it took is credit, and a no-ack consumer's (or a
+// it refuses one (none before the owner accepted the consume: a consume
+// that fails must have delivered nothing); what it took is credit, and a no-ack consumer's (or a
 // delivery settled at once) an ack, for the owner.
 func (rc *remoteConsumer) drain() {
 	var acks []uint64
 	rc.mu.Lock()
 	before := rc.released
 	n := 0
-	for n < len(rc.pending) && !rc.gone {
+	for n < len(rc.pending) && !rc.gone && rc.open {
 		d := rc.pending[n]
 		v := rc.c.TryDeliver(d)
 		if v == broker.Refuse {

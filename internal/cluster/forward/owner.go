@@ -123,7 +123,7 @@ func (f *Forwarder) handleConsume(b *broker.Broker, from uint64, body []byte) ([
 		return appendStatus(nil, uint64(broker.KindNotFound),
 			fmt.Sprintf("no queue '%s' in vhost '%s' on node %d", req.Ref.Name, req.Ref.VHost, f.cfg.Self)), nil
 	}
-	s := f.sessionFor(from, req.Epoch, true)
+	s := f.sessionFor(from, req.Epoch, sessionCreate)
 	if s == nil {
 		return nil, errors.New("forward: node shutting down")
 	}
@@ -132,6 +132,11 @@ func (f *Forwarder) handleConsume(b *broker.Broker, from uint64, body []byte) ([
 		p.prefetch = opts.Prefetch
 	}
 	s.mu.Lock()
+	if _, ok := s.cancelled[p.id]; ok {
+		s.mu.Unlock()
+		return appendStatus(nil, uint64(broker.KindResourceError),
+			fmt.Sprintf("consumer %d of node %d was cancelled before its consume arrived", p.id, from)), nil
+	}
 	if s.ended || s.proxies[p.id] != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("forward: consumer %d of node %d exists", p.id, from)
@@ -157,7 +162,13 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := f.sessionFor(from, epoch, false)
+	mode := sessionFind
+	for _, op := range ops {
+		if op.Op == opCancel || op.Op == opAbort {
+			mode = sessionIfNone // its tombstone needs a session
+		}
+	}
+	s := f.sessionFor(from, epoch, mode)
 	if s == nil {
 		return nil, nil
 	}
@@ -168,6 +179,9 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 		}
 		s.mu.Lock()
 		p := s.proxies[op.Consumer]
+		if p == nil && (op.Op == opCancel || op.Op == opAbort) {
+			s.tombLocked(op.Consumer)
+		}
 		s.mu.Unlock()
 		if p == nil {
 			continue
@@ -177,6 +191,9 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 			p.credit(op.Released)
 		case opCancel:
 			p.cancel()
+		case opAbort:
+			p.stop(true)
+			s.removeProxy(p)
 		default:
 			p.settle(op.Op, op.IDs)
 		}
@@ -219,7 +236,7 @@ func (f *Forwarder) handleGet(b *broker.Broker, from uint64, body []byte) ([]byt
 	}
 	var s *session
 	if !g.NoAck {
-		if s = f.sessionFor(from, g.Epoch, true); s == nil {
+		if s = f.sessionFor(from, g.Epoch, sessionCreate); s == nil {
 			return appendBool(nil, false), nil
 		}
 	}
@@ -283,7 +300,7 @@ func (f *Forwarder) handleKeepalive(from uint64, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := f.sessionFor(from, epoch, false)
+	s := f.sessionFor(from, epoch, sessionFind)
 	rs := make([]kaReply, len(items))
 	for i, it := range items {
 		rs[i].Consumer = it.Consumer

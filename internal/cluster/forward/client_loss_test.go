@@ -1,0 +1,132 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/cluster/transport"
+)
+
+// replyLoser wraps a client node's transport: a request of a chosen kind
+// reaches the owner and is served, but its reply is lost (the caller gets
+// an error), as when the reply comes after the caller's deadline.
+type replyLoser struct {
+	transport.Transport
+	mu   sync.Mutex
+	kind uint8
+	n    int    // replies of kind still to lose
+	hold func() // runs before a lost reply's error is returned
+}
+
+func (r *replyLoser) Request(ctx context.Context, to transport.NodeID, kind uint8, body []byte) ([]byte, error) {
+	reply, err := r.Transport.Request(ctx, to, kind, body)
+	r.mu.Lock()
+	lose := kind == r.kind && r.n > 0
+	if lose {
+		r.n--
+	}
+	r.mu.Unlock()
+	if lose && err == nil {
+		if r.hold != nil {
+			r.hold()
+		}
+		return nil, context.DeadlineExceeded
+	}
+	return reply, err
+}
+
+func losingClient(kind uint8, n int) (func(*Config), *replyLoser) {
+	r := &replyLoser{kind: kind, n: n}
+	return func(c *Config) {
+		if c.Self == 2 {
+			r.Transport = c.Transport
+			c.Transport = r
+		}
+	}, r
+}
+
+// received waits (2 s at most) until nd's Forwarder has received n
+// deliveries.
+func received(nd *node, n uint64) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if nd.f.Stats().DeliveriesReceived >= n {
+			return
+		}
+	}
+}
+
+// A consume whose reply was lost (finding 3): the owner registered the
+// proxy and pushed it deliveries, the client's node reported a failure.
+// Nothing may reach the consumer that was refused, and the owner must not
+// keep the pushed messages unacked while the client node stays (another
+// consumer keeps its session alive): they go back to the queue.
+func TestConsumeReplyLostRequeues(t *testing.T) {
+	tweak, rl := losingClient(KindConsume, 1)
+	ns := newCluster(t, 2, tweak)
+	// The deliveries arrive before the consume's failure is known.
+	rl.hold = func() { received(ns[1], 5) }
+	declare(t, ns[0], "q", nil)
+	declare(t, ns[0], "other", nil)
+	q1, q2 := queueOf(t, ns[0], "q"), queueOf(t, ns[1], "q")
+	var s broker.RouteScratch
+	for _, b := range bodies("m", 0, 5) {
+		publish(t, ns[0], &s, "q", b, false, nil, 0)
+	}
+	c := newConsumer(10, false)
+	err := q2.Consume(c, broker.ConsumeOptions{Prefetch: 10})
+	var be *broker.Error
+	if !errors.As(err, &be) || be.Kind != broker.KindResourceError {
+		t.Fatalf("consume with its reply lost: %v", err)
+	}
+	// Another consumer of the same owner keeps the session alive.
+	keep := newConsumer(1, false)
+	if err := queueOf(t, ns[1], "other").Consume(keep, broker.ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the pushed messages back in the queue", nil, func() bool {
+		r, u, cons := q1.Counts()
+		return r == 5 && u == 0 && cons == 0
+	})
+	if g, _, _ := c.snapshot(); len(g) != 0 {
+		t.Fatalf("the refused consumer got %v", g)
+	}
+	// And a consumer now gets them all.
+	c2 := newConsumer(10, false)
+	if err := q2.Consume(c2, broker.ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "5 deliveries", c2.ch, func() bool { g, _, _ := c2.snapshot(); return len(g) == 5 })
+}
+
+// A consume and its own cancel handled in the other order (finding 5):
+// requests run on goroutines of their own, so a client node's cancel can
+// be served before the consume it follows. The consume must then be
+// refused, not leave a proxy nobody cancels.
+func TestCancelBeforeConsumeLeavesNoProxy(t *testing.T) {
+	ns := newCluster(t, 2, nil)
+	declare(t, ns[0], "q", nil)
+	q1 := queueOf(t, ns[0], "q")
+	const epoch, id = 77, 5
+	ctx := context.Background()
+	for _, op := range []byte{opCancel, opAbort} {
+		cid := uint64(id + op)
+		if _, err := ns[0].f.HandleRequest(ctx, 2, KindControl, appendControl(nil, epoch, []ctlOp{{Op: op, Consumer: cid}})); err != nil {
+			t.Fatal(err)
+		}
+		req := consumeReq{Epoch: epoch, Consumer: cid, Ref: refOf(q1), Prefetch: 10}
+		reply, err := ns[0].f.HandleRequest(ctx, 2, KindConsume, req.append(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind, _, err := decodeStatus(reply); err != nil || kind == 0 {
+			t.Fatalf("op %d: a consume after its cancel was accepted (kind %d, %v)", op, kind, err)
+		}
+		if _, _, cons := q1.Counts(); cons != 0 {
+			t.Fatalf("op %d: %d consumers on the owner after a cancelled consume", op, cons)
+		}
+	}
+}
