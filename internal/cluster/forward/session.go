@@ -31,12 +31,12 @@ type session struct {
 	// proxy nobody cancels, whose deliveries come back requeued forever.
 	cancelled map[uint64]struct{}
 	tombs     []uint64 // cancelled's ids, oldest first, at most maxTombs
-	gets     map[uint64]broker.Delivery
-	nextGet  uint64
-	out      []pushItem // deliveries to push, in order
-	spare    []pushItem
-	flushing bool
-	ended    bool
+	gets      map[uint64]broker.Delivery
+	nextGet   uint64
+	out       []pushItem // deliveries to push, in order
+	spare     []pushItem
+	flushing  bool
+	ended     bool
 }
 
 type pushItem struct {
@@ -47,9 +47,9 @@ type pushItem struct {
 
 // Ways of sessionFor with a session missing or of another epoch.
 const (
-	sessionFind    = iota // none: return nil
-	sessionCreate         // make one, ending one of another epoch
-	sessionIfNone         // make one only if the node has none
+	sessionFind   = iota // none: return nil
+	sessionCreate        // make one, ending one of another epoch
+	sessionIfNone        // make one only if the node has none
 )
 
 // sessionFor returns from's session for epoch. With sessionCreate, a
