@@ -29,10 +29,10 @@ func (f *slowForwarder) Consume(*broker.Queue, broker.Consumer, broker.ConsumeOp
 func (f *slowForwarder) Cancel(*broker.Queue, broker.Consumer)                    {}
 func (f *slowForwarder) Dispatch(*broker.Queue)                                   {}
 func (f *slowForwarder) Settle(*broker.Queue, broker.SettleOp, []broker.Delivery) {}
-func (f *slowForwarder) Get(*broker.Queue, bool) (broker.Delivery, bool) {
-	return broker.Delivery{}, false
+func (f *slowForwarder) Get(*broker.Queue, bool) (broker.Delivery, bool, error) {
+	return broker.Delivery{}, false, nil
 }
-func (f *slowForwarder) Purge(*broker.Queue) int                { return 0 }
+func (f *slowForwarder) Purge(*broker.Queue) (int, error)       { return 0, nil }
 func (f *slowForwarder) Closed(*broker.Queue) []broker.Consumer { return nil }
 func (f *slowForwarder) Counts(*broker.Queue) (ready, unacked, consumers int) {
 	select {

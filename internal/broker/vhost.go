@@ -346,7 +346,7 @@ func (v *VHost) PurgeQueue(name string, conn uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return q.Purge(), nil
+	return q.purgeErr()
 }
 
 func randomName() string {

@@ -79,7 +79,7 @@ func TestConsumeReplyLostRequeues(t *testing.T) {
 	c := newConsumer(10, false)
 	err := q2.Consume(c, broker.ConsumeOptions{Prefetch: 10})
 	var be *broker.Error
-	if !errors.As(err, &be) || be.Kind != broker.KindResourceError {
+	if !errors.As(err, &be) || be.Kind != broker.KindNotFound {
 		t.Fatalf("consume with its reply lost: %v", err)
 	}
 	// Another consumer of the same owner keeps the session alive.
@@ -129,4 +129,37 @@ func TestCancelBeforeConsumeLeavesNoProxy(t *testing.T) {
 			t.Fatalf("op %d: %d consumers on the owner after a cancelled consume", op, cons)
 		}
 	}
+}
+
+// A basic.get whose reply was lost (finding 4): the owner took the
+// message and filed it under an id the client's node never learnt. The
+// client's node must give it back, and tell its client the get failed
+// rather than that the queue is empty (finding 7).
+func TestGetReplyLostRequeues(t *testing.T) {
+	tweak, _ := losingClient(KindGet, 1)
+	ns := newCluster(t, 2, tweak)
+	declare(t, ns[0], "q", nil)
+	declare(t, ns[0], "other", nil)
+	q1 := queueOf(t, ns[0], "q")
+	var s broker.RouteScratch
+	publish(t, ns[0], &s, "q", "m0", false, nil, 0)
+	// Another consumer of the same owner keeps the session alive.
+	keep := newConsumer(1, false)
+	if err := queueOf(t, ns[1], "other").Consume(keep, broker.ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	q2 := queueOf(t, ns[1], "q")
+	if _, ok, err := q2.Fetch(false); ok || !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("get with its reply lost: ok %v, err %v", ok, err)
+	}
+	waitFor(t, 3*time.Second, "the message back in the queue", nil, func() bool {
+		r, u, _ := q1.Counts()
+		return r == 1 && u == 0
+	})
+	d, ok, err := q2.Fetch(false)
+	if err != nil || !ok || string(d.Msg.Body) != "m0" {
+		t.Fatalf("get again: %v %v", ok, err)
+	}
+	d.Queue.Ack(d)
+	waitFor(t, 2*time.Second, "acked", nil, func() bool { r, u, _ := q1.Counts(); return r == 0 && u == 0 })
 }

@@ -219,22 +219,29 @@ func (r *reader) ids() []uint64 {
 }
 
 // getReq is basic.get; its reply is a flag and, when a message was
-// found, its delivery.
+// found, its delivery. ID, the client node's choice (0 for no-ack), is
+// the id the delivery is held under until settled: a client whose reply
+// was lost still knows it and gives the message back.
 type getReq struct {
 	Epoch uint64
 	Ref   queueRef
 	NoAck bool
+	ID    uint64
 }
 
 func (g *getReq) append(b []byte) []byte {
 	b = appendUvarint(b, g.Epoch)
 	b = appendRef(b, g.Ref)
-	return appendBool(b, g.NoAck)
+	b = appendBool(b, g.NoAck)
+	return appendUvarint(b, g.ID)
 }
 
 func decodeGet(body []byte) (getReq, error) {
 	r := reader{b: body}
-	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool()}
+	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool(), ID: r.uvarint()}
+	if r.err == nil && !g.NoAck && g.ID == 0 {
+		r.fail("get to ack without an id")
+	}
 	return g, r.end()
 }
 

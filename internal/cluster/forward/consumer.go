@@ -3,7 +3,6 @@ package forward
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"sync"
 
@@ -89,9 +88,7 @@ func (f *Forwarder) Consume(q *broker.Queue, c broker.Consumer, opts broker.Cons
 	l.mu.Unlock()
 	if err != nil {
 		l.failed(err)
-		return &broker.Error{Kind: broker.KindResourceError,
-			Text:  fmt.Sprintf("queue '%s' in vhost '%s' is held by node %d, which did not answer", q.Name(), q.VHost().Name(), l.node),
-			Cause: err}
+		return f.unreachable(q, err)
 	}
 	return &broker.Error{Kind: broker.Kind(kind), Text: text}
 }

@@ -277,7 +277,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(KindConsume, c.append(nil))
 	f.Add(KindPublish, appendPublishItem(nil, &queueRef{VHost: "/", Name: "q"}, false, seedRecord()))
 	f.Add(KindControl, appendControl(nil, 1, []ctlOp{{Op: opAck, Consumer: 1, IDs: []uint64{1}}}))
-	g := getReq{Epoch: 1, Ref: queueRef{VHost: "/", Name: "q"}}
+	g := getReq{Epoch: 1, Ref: queueRef{VHost: "/", Name: "q"}, ID: 3}
 	f.Add(KindGet, g.append(nil))
 	f.Add(KindKeepalive, appendKeepalive(nil, 1, []kaItem{{Consumer: 1, Released: 1}}))
 	f.Add(KindDeliver, appendDelivery(appendUvarint(nil, 1), &delivery{Consumer: 1, ID: 1, Rec: seedRecord()}))

@@ -164,8 +164,8 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 	}
 	mode := sessionFind
 	for _, op := range ops {
-		if op.Op == opCancel || op.Op == opAbort {
-			mode = sessionIfNone // its tombstone needs a session
+		if op.Op == opCancel || op.Op == opAbort || (op.Consumer == 0 && op.Op == opRequeue) {
+			mode = sessionIfNone // a tombstone needs a session
 		}
 	}
 	s := f.sessionFor(from, epoch, mode)
@@ -201,7 +201,9 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// settleGets settles the client node's basic.get deliveries.
+// settleGets settles the client node's basic.get deliveries. A requeue of
+// an id not held is a get whose reply the client never had: if that get
+// is still on its way, the tombstone left here refuses it.
 func (s *session) settleGets(op ctlOp) {
 	var ds []broker.Delivery
 	s.mu.Lock()
@@ -209,6 +211,8 @@ func (s *session) settleGets(op ctlOp) {
 		if d, ok := s.gets[id]; ok {
 			delete(s.gets, id)
 			ds = append(ds, d)
+		} else if op.Op == opRequeue {
+			s.tombLocked(id)
 		}
 	}
 	s.mu.Unlock()
@@ -239,26 +243,44 @@ func (f *Forwarder) handleGet(b *broker.Broker, from uint64, body []byte) ([]byt
 		if s = f.sessionFor(from, g.Epoch, sessionCreate); s == nil {
 			return appendBool(nil, false), nil
 		}
+		s.mu.Lock()
+		held, dup := s.gets[g.ID]
+		_, late := s.cancelled[g.ID]
+		s.mu.Unlock()
+		switch {
+		case dup:
+			// The same request again (a duplicate on the network): the
+			// same answer, not a second message under one id.
+			return getReply(g.ID, held), nil
+		case late:
+			// The client gave up on this get and gave its id back first.
+			return appendBool(nil, false), nil
+		}
 	}
 	d, ok := q.Get(g.NoAck)
 	if !ok {
 		return appendBool(nil, false), nil
 	}
-	var id uint64
 	if s != nil {
 		s.mu.Lock()
-		if s.ended {
+		_, late := s.cancelled[g.ID]
+		if held, dup := s.gets[g.ID]; dup || late || s.ended {
 			s.mu.Unlock()
 			q.Requeue([]broker.Delivery{d})
+			if dup {
+				return getReply(g.ID, held), nil
+			}
 			return appendBool(nil, false), nil
 		}
-		s.nextGet++
-		id = s.nextGet
-		s.gets[id] = d
+		s.gets[g.ID] = d
 		s.mu.Unlock()
 	}
+	return getReply(g.ID, d), nil
+}
+
+func getReply(id uint64, d broker.Delivery) []byte {
 	out := delivery{ID: id, Redelivered: d.Redelivered, Remaining: uint64(max(d.Remaining, 0)), Rec: message.AppendMessage(nil, d.Msg)}
-	return out.appendBody(appendBool(nil, true)), nil
+	return out.appendBody(appendBool(nil, true))
 }
 
 func (f *Forwarder) handlePurge(b *broker.Broker, body []byte) ([]byte, error) {

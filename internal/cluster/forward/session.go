@@ -25,14 +25,15 @@ type session struct {
 	lastSeen time.Time
 	proxies  map[uint64]*proxy
 	// cancelled are consumer ids cancelled (or aborted) before their
-	// consume was served: requests run concurrently, so a consume and its
-	// cancel, sent in that order, can be handled in the other. A later
-	// consume of such an id is refused; without this it would register a
-	// proxy nobody cancels, whose deliveries come back requeued forever.
+	// consume was served, and get ids given back before the get was:
+	// requests run concurrently, so a consume and its cancel, sent in
+	// that order, can be handled in the other. A later consume or get of
+	// such an id is refused; without this a consume would register a
+	// proxy nobody cancels, whose deliveries come back requeued forever,
+	// and a get would hold a message nobody settles.
 	cancelled map[uint64]struct{}
 	tombs     []uint64 // cancelled's ids, oldest first, at most maxTombs
 	gets      map[uint64]broker.Delivery
-	nextGet   uint64
 	out       []pushItem // deliveries to push, in order
 	spare     []pushItem
 	flushing  bool
