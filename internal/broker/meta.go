@@ -79,7 +79,9 @@ func (b *Broker) propose(ctx context.Context, fx *effects) error {
 		defer b.meta.remove(key, w)
 	}
 	ctx, cancel := context.WithTimeout(ctx, proposeTimeout)
-	err := b.cfg.Replication.Metadata.Propose(ctx, fx.propose)
+	// Tagged, so that a copy the cluster proposes again is applied once
+	// (meta_dedup.go).
+	err := b.cfg.Replication.Metadata.Propose(ctx, Proposed{ID: newProposalID(), Command: fx.propose})
 	cancel()
 	if w != nil {
 		b.meta.mu.Lock()
@@ -248,6 +250,9 @@ func remoteCountsOf(q *Queue) *remoteCounts {
 type metaWaiters struct {
 	mu      sync.Mutex
 	waiting map[string][]*metaWaiter
+	// applied are the proposals applied last, so a copy of one is not
+	// applied again (meta_dedup.go).
+	applied proposalSet
 }
 
 type metaWaiter struct {

@@ -27,6 +27,15 @@ import (
 // consumers are cancelled after the proposing client's reply) and, on the
 // node that held them, removes its log.
 func (b *Broker) ApplyReplicated(c Command) error {
+	if p, ok := c.(Proposed); ok {
+		if !b.meta.applied.first(p.ID) {
+			// A copy of a proposal applied already (the cluster proposed
+			// it again after a timeout): applying it could undo what
+			// committed in between (meta_dedup.go).
+			return nil
+		}
+		c = p.Command
+	}
 	switch c := c.(type) {
 	case SetLimits:
 		if err := b.limits.Set(c.Limits); err != nil {
