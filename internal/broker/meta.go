@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +88,11 @@ func (b *Broker) propose(ctx context.Context, fx *effects) error {
 		b.meta.mu.Lock()
 		applied := w.applied
 		fx.messages, fx.cancel = w.messages, w.cancel
+		if !applied && err != nil {
+			// The client is told it failed, but the proposal may still
+			// commit: applying it then finds this mark (claimDeclare).
+			b.meta.abandonLocked(key)
+		}
 		b.meta.mu.Unlock()
 		if applied {
 			return nil // applied here: a late error (ctx ended meanwhile) changes nothing
@@ -253,6 +259,46 @@ type metaWaiters struct {
 	// applied are the proposals applied last, so a copy of one is not
 	// applied again (meta_dedup.go).
 	applied proposalSet
+	// abandoned are the waitKeys of this run's declares whose client was
+	// told they failed (no commit in time) and that have not applied.
+	abandoned map[string]struct{}
+}
+
+// maxAbandoned bounds the abandoned declares remembered: a declare that
+// has not committed long after its deadline will not (leader change).
+const maxAbandoned = 4096
+
+// abandonLocked records that the declare under key was given up by its
+// client. m.mu is held.
+func (m *metaWaiters) abandonLocked(key string) {
+	if !strings.HasPrefix(key, "declare\x00") {
+		return
+	}
+	if m.abandoned == nil {
+		m.abandoned = map[string]struct{}{}
+	}
+	if len(m.abandoned) >= maxAbandoned {
+		for k := range m.abandoned {
+			delete(m.abandoned, k)
+			break
+		}
+	}
+	m.abandoned[key] = struct{}{}
+}
+
+// claimDeclare is claim for the declare of a queue of this node: claimed
+// when a waiting client takes it; abandoned when none does because its
+// client gave up on it (then the queue's owner never learnt it exists).
+// Neither: a declare of this node's previous run (an orphan).
+func (m *metaWaiters) claimDeclare(key string) (claimed, abandoned bool) {
+	if m.claim(key, 0, nil) {
+		return true, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, abandoned = m.abandoned[key]
+	delete(m.abandoned, key)
+	return false, abandoned
 }
 
 type metaWaiter struct {
