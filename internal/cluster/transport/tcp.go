@@ -26,8 +26,10 @@ type TCP struct {
 	wg    sync.WaitGroup
 	limit logLimiter
 	// handshakes bounds the unauthenticated connections being
-	// handshaken at once.
+	// handshaken at once from addresses that are not a known peer's.
 	handshakes chan struct{}
+	hsMu       sync.Mutex
+	hsPerIP    map[string]int // handshakes in progress by source address
 	reqID      atomic.Uint64
 
 	refused        atomic.Uint64
@@ -45,8 +47,14 @@ type TCP struct {
 
 var _ Transport = (*TCP)(nil)
 
-// maxHandshakes bounds concurrent unauthenticated handshakes.
+// maxHandshakes bounds concurrent unauthenticated handshakes from
+// addresses that are no known peer's.
 const maxHandshakes = 64
+
+// maxHandshakesPerIP bounds concurrent handshakes from one source address,
+// a known peer's too, so one address cannot take every slot and a peer's
+// own address keeps room while others fill the shared ones.
+const maxHandshakesPerIP = 4
 
 // NewTCP listens on cfg.ListenAddr and starts dialing the peers this node
 // dials (those with a higher id). Close stops it.
@@ -67,6 +75,7 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 		stop:       stop,
 		limit:      logLimiter{every: 10 * time.Second},
 		handshakes: make(chan struct{}, maxHandshakes),
+		hsPerIP:    map[string]int{},
 		peers:      map[NodeID]*peer{},
 	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
@@ -228,25 +237,83 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		delay = 0
-		select {
-		case t.handshakes <- struct{}{}:
-		default:
+		release, reason := t.admit(nc.RemoteAddr())
+		if release == nil {
 			t.refused.Add(1)
-			if t.limit.allow("too many handshakes") {
-				t.log.Warn("cluster peer refused", "remote", nc.RemoteAddr().String(), "reason", "too many connections in handshake")
+			if t.limit.allow(reason) {
+				t.log.Warn("cluster peer refused", "remote", nc.RemoteAddr().String(), "reason", reason)
 			}
 			nc.Close()
 			continue
 		}
 		t.wg.Add(1)
-		go t.accept(nc)
+		go t.accept(nc, release)
 	}
 }
 
-// accept authenticates one incoming connection.
-func (t *TCP) accept(nc net.Conn) {
+// admit takes a handshake slot for a connection from remote, or returns
+// why not. A source address holds at most maxHandshakesPerIP handshakes.
+// One that is a known peer's (the host of its address, as set, when that
+// is an IP) needs no shared slot: connections from other addresses that
+// say nothing until the handshake timeout cannot lock the cluster's nodes
+// out of each other.
+func (t *TCP) admit(remote net.Addr) (release func(), reason string) {
+	ip := remote.String()
+	if a, ok := remote.(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	t.hsMu.Lock()
+	defer t.hsMu.Unlock()
+	if t.hsPerIP[ip] >= maxHandshakesPerIP {
+		return nil, "too many connections in handshake from this address"
+	}
+	shared := !t.knownPeerIP(ip)
+	if shared {
+		select {
+		case t.handshakes <- struct{}{}:
+		default:
+			return nil, "too many connections in handshake"
+		}
+	}
+	t.hsPerIP[ip]++
+	return func() {
+		t.hsMu.Lock()
+		if t.hsPerIP[ip]--; t.hsPerIP[ip] <= 0 {
+			delete(t.hsPerIP, ip)
+		}
+		t.hsMu.Unlock()
+		if shared {
+			<-t.handshakes
+		}
+	}, ""
+}
+
+// knownPeerIP reports whether ip is the host of a peer's address.
+func (t *TCP) knownPeerIP(ip string) bool {
+	parsed := net.ParseIP(ip)
+	if parsed == nil {
+		return false
+	}
+	for _, p := range *t.view.Load() {
+		p.mu.Lock()
+		addr := p.addr
+		p.mu.Unlock()
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			continue
+		}
+		if h := net.ParseIP(host); h != nil && h.Equal(parsed) {
+			return true
+		}
+	}
+	return false
+}
+
+// accept authenticates one incoming connection; release frees its
+// handshake slot.
+func (t *TCP) accept(nc net.Conn, release func()) {
 	defer t.wg.Done()
-	defer func() { <-t.handshakes }()
+	defer release()
 	remote := nc.RemoteAddr().String()
 	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
 	defer stop()
