@@ -127,7 +127,8 @@ func (remoteBackend) restore() int      { return 0 }
 
 // close forgets the queue here. The owner's own delete drops its
 // messages; ifUnused and ifEmpty were checked before the delete was
-// proposed (against this node's view, see docs/design/replication.md).
+// proposed, against the counts the owner last reported (meta.go,
+// checkDeleteLocked).
 func (r remoteBackend) close(bool, bool) (int, []Consumer, error) {
 	if r.fwd == nil {
 		return 0, nil, nil
