@@ -117,6 +117,8 @@ func normOps(ops []ctlOp) []ctlOp {
 func FuzzDecodeGet(f *testing.F) {
 	g := getReq{Epoch: 1, Ref: seedRef, NoAck: true}
 	f.Add(g.append(nil))
+	g = getReq{Epoch: 1, Ref: seedRef, ID: 9}
+	f.Add(g.append(nil))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		g, err := decodeGet(body)
 		if err != nil {
