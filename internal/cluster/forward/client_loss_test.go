@@ -163,3 +163,30 @@ func TestGetReplyLostRequeues(t *testing.T) {
 	d.Queue.Ack(d)
 	waitFor(t, 2*time.Second, "acked", nil, func() bool { r, u, _ := q1.Counts(); return r == 0 && u == 0 })
 }
+
+// A delivery lost on its way to a consumer that then cancels, before any
+// keepalive found the loss: the cancelled proxy would hold it unacked for
+// as long as the session lives (the cancelled consumer is in no
+// keepalive). The cancel names the last id the consumer's node received,
+// and the owner requeues what it pushed beyond it.
+func TestCancelRequeuesDeliveriesLostBefore(t *testing.T) {
+	tweak, _ := lossyOwner(map[int]bool{2: true}, nil)
+	ns := newCluster(t, 2, func(c *Config) {
+		tweak(c)
+		c.KeepaliveInterval, c.LeaseTimeout = 10*time.Second, 30*time.Second
+	})
+	declare(t, ns[0], "q", nil)
+	q1, q2 := queueOf(t, ns[0], "q"), queueOf(t, ns[1], "q")
+	c := newConsumer(10, false)
+	if err := q2.Consume(c, broker.ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	var s broker.RouteScratch
+	publish(t, ns[0], &s, "q", "m1", false, nil, 0) // notify 1
+	waitFor(t, 2*time.Second, "m1", c.ch, func() bool { g, _, _ := c.snapshot(); return len(g) == 1 })
+	publish(t, ns[0], &s, "q", "m2", false, nil, 0) // notify 2: lost
+	waitFor(t, 2*time.Second, "m2 pushed", nil, func() bool { _, u, _ := q1.Counts(); return u == 2 })
+	q2.Cancel(c)
+	q2.Ack(c.take()...)
+	waitFor(t, 3*time.Second, "m2 back in the queue", nil, func() bool { r, u, _ := q1.Counts(); return r == 1 && u == 0 })
+}

@@ -156,6 +156,10 @@ type ctlOp struct {
 	Consumer uint64   // 0: the node's basic.get deliveries
 	IDs      []uint64 // ack, requeue, reject, lost
 	Released uint64   // credit
+	// Seen (cancel) is the last delivery id the client's node received:
+	// what the owner pushed beyond it never reached the consumer and
+	// goes back to the queue.
+	Seen uint64
 }
 
 func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
@@ -170,6 +174,8 @@ func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
 			b = appendIDs(b, o.IDs)
 		case opCredit:
 			b = appendUvarint(b, o.Released)
+		case opCancel:
+			b = appendUvarint(b, o.Seen)
 		}
 	}
 	return b
@@ -187,7 +193,9 @@ func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
 			o.IDs = r.ids()
 		case opCredit:
 			o.Released = r.uvarint()
-		case opCancel, opAbort:
+		case opCancel:
+			o.Seen = r.uvarint()
+		case opAbort:
 		default:
 			r.fail("unknown control op")
 		}

@@ -137,15 +137,24 @@ func (f *Forwarder) Cancel(q *broker.Queue, c broker.Consumer) {
 		return
 	}
 	pending, _ := f.forget(rc)
+	seen := rc.seen()
 	l := rc.l
 	l.mu.Lock()
 	if ids := idsOf(pending); len(ids) > 0 {
 		l.addOpLocked(ctlOp{Op: opRequeue, Consumer: rc.id, IDs: ids})
 	}
-	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id, Seen: seen})
 	delete(l.credit, rc.id)
 	l.kickLocked()
 	l.mu.Unlock()
+}
+
+// seen is the last delivery id this node received for rc (or found
+// lost); once rc is forgotten it no longer moves.
+func (rc *remoteConsumer) seen() uint64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.next - 1
 }
 
 func idsOf(ds []broker.Delivery) []uint64 {
@@ -262,7 +271,7 @@ func (f *Forwarder) Closed(q *broker.Queue) []broker.Consumer {
 		if _, was := f.forget(rc); was {
 			out = append(out, rc.c)
 			rc.l.mu.Lock()
-			rc.l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+			rc.l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id, Seen: rc.seen()})
 			delete(rc.l.credit, rc.id)
 			rc.l.kickLocked()
 			rc.l.mu.Unlock()

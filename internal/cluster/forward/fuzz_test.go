@@ -89,7 +89,7 @@ func FuzzDecodeStatus(f *testing.F) {
 
 func FuzzDecodeControl(f *testing.F) {
 	f.Add(appendControl(nil, 9, []ctlOp{{Op: opAck, Consumer: 1, IDs: []uint64{3, 1, 2}}, {Op: opCredit, Consumer: 1, Released: 5},
-		{Op: opCancel, Consumer: 2}, {Op: opRequeue, Consumer: 0, IDs: []uint64{1 << 63}}, {Op: opLost, Consumer: 3, IDs: []uint64{4, 5}}, {Op: opAbort, Consumer: 4}}))
+		{Op: opCancel, Consumer: 2, Seen: 7}, {Op: opRequeue, Consumer: 0, IDs: []uint64{1 << 63}}, {Op: opLost, Consumer: 3, IDs: []uint64{4, 5}}, {Op: opAbort, Consumer: 4}}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		epoch, ops, err := decodeControl(body)
 		if err != nil {

@@ -190,7 +190,7 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 		case opCredit:
 			p.credit(op.Released)
 		case opCancel:
-			p.cancel()
+			p.cancel(op.Seen)
 		case opAbort:
 			p.stop(true)
 			s.removeProxy(p)

@@ -148,16 +148,33 @@ func (p *proxy) credit(released uint64) {
 	}
 }
 
-// cancel is the client's basic.cancel: no more deliveries; what it holds
-// stays unacked until settled (or the session ends).
-func (p *proxy) cancel() {
+// cancel is the client's basic.cancel: no more deliveries; what its
+// consumer holds stays unacked until settled (or the session ends). What
+// was pushed after seen, the last id the client's node received, never
+// reached the consumer (lost, or still on its way, which the client's
+// node gives back and finds settled): it goes back to the queue now,
+// since no keepalive names a cancelled consumer to find the loss.
+func (p *proxy) cancel(seen uint64) {
 	p.mu.Lock()
 	was := p.cancelled
 	p.cancelled = true
+	var lost map[uint64]broker.Delivery
+	for id, d := range p.unacked {
+		if id > seen {
+			if lost == nil {
+				lost = map[uint64]broker.Delivery{}
+			}
+			lost[id] = d
+			delete(p.unacked, id)
+		}
+	}
 	done := len(p.unacked) == 0
 	p.mu.Unlock()
 	if !was {
 		p.q.Cancel(p)
+	}
+	if len(lost) > 0 {
+		p.q.Requeue(sortedDeliveries(lost))
 	}
 	if done {
 		p.s.removeProxy(p)
