@@ -54,3 +54,27 @@ func TestHandshakeFloodDoesNotLockOutPeer(t *testing.T) {
 	meshed(n1, n2)
 	waitConnected(t, n1, n2)
 }
+
+// A connection that says nothing gives its handshake slot back after
+// firstBytesTimeout, not after the (long) handshake timeout; one that
+// has spoken has the whole handshake timeout.
+func TestSilentConnectionClosedEarly(t *testing.T) {
+	t.Parallel()
+	n2 := startNode(t, 2, "", func(c *TCPConfig) { c.HandshakeTimeout = 30 * time.Second })
+	silent := dialFrom(t, "127.0.0.1", n2.Addr().String())
+	spoke := dialFrom(t, "127.0.0.1", n2.Addr().String())
+	if _, err := spoke.Write([]byte(helloMagic[:2])); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("silent connection: %v, want it closed", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("silent connection closed after %v", el)
+	}
+	if closedSoon(spoke) {
+		t.Fatal("a connection that spoke was closed before the handshake timeout")
+	}
+}

@@ -51,6 +51,10 @@ var _ Transport = (*TCP)(nil)
 // addresses that are no known peer's.
 const maxHandshakes = 64
 
+// firstBytesTimeout is how long an accepted connection may stay silent
+// before its first bytes (at most HandshakeTimeout).
+const firstBytesTimeout = time.Second
+
 // maxHandshakesPerIP bounds concurrent handshakes from one source address,
 // a known peer's too, so one address cannot take every slot and a peer's
 // own address keeps room while others fill the shared ones.
@@ -317,7 +321,12 @@ func (t *TCP) accept(nc net.Conn, release func()) {
 	remote := nc.RemoteAddr().String()
 	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
 	defer stop()
-	nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	// A dialer speaks first (a TLS ClientHello, or the hello's magic): a
+	// connection silent for firstBytesTimeout gives its slot back then,
+	// not at the handshake timeout.
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	nc.SetDeadline(time.Now().Add(min(firstBytesTimeout, t.cfg.HandshakeTimeout)))
+	spoke := func() { nc.SetDeadline(deadline) }
 	refuse := func(id NodeID, reason string) {
 		t.refused.Add(1)
 		nc.Close()
@@ -333,7 +342,17 @@ func (t *TCP) accept(nc net.Conn, release func()) {
 		}
 	}
 	if t.cfg.TLS != nil {
-		tc := tls.Server(nc, t.cfg.TLS)
+		// The ClientHello read is the first bytes.
+		cfg := t.cfg.TLS.Clone()
+		next := cfg.GetConfigForClient
+		cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			spoke()
+			if next != nil {
+				return next(hi)
+			}
+			return nil, nil
+		}
+		tc := tls.Server(nc, cfg)
 		if err := tc.HandshakeContext(t.ctx); err != nil {
 			refuse(0, "TLS handshake: "+err.Error())
 			return
@@ -343,6 +362,13 @@ func (t *TCP) accept(nc net.Conn, release func()) {
 	ir := &idleReader{Conn: nc, idle: t.cfg.IdleTimeout}
 	br := bufio.NewReaderSize(ir, 64<<10)
 	bw := bufio.NewWriterSize(nc, 256)
+	if t.cfg.TLS == nil {
+		if _, err := br.Peek(1); err != nil {
+			refuse(0, handshakeReason(err))
+			return
+		}
+		spoke()
+	}
 	id, err := acceptHandshake(br, bw, t.side(), newNonce())
 	if err != nil {
 		refuse(id, handshakeReason(err))
