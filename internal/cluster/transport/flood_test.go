@@ -19,6 +19,17 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 	return nc
 }
 
+// stall opens a connection from src that sends the first byte of a hello
+// and then nothing: it holds a handshake slot until the handshake timeout.
+func stall(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	nc := dialFrom(t, src, addr)
+	if _, err := nc.Write([]byte(helloMagic[:1])); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
 // closedSoon reports whether the server closes nc within a second.
 func closedSoon(nc net.Conn) bool {
 	nc.SetReadDeadline(time.Now().Add(time.Second))
@@ -26,7 +37,7 @@ func closedSoon(nc net.Conn) bool {
 	return err != nil && !isTimeout(err)
 }
 
-// Unauthenticated connections that say nothing must not lock a peer out
+// Unauthenticated connections that stall must not lock a peer out
 // for the handshake timeout (finding 8): one address holds at most
 // maxHandshakesPerIP handshakes, and a known peer's address does not
 // need one of the shared slots that many addresses can fill.
@@ -35,7 +46,7 @@ func TestHandshakeFloodDoesNotLockOutPeer(t *testing.T) {
 	n2 := startNode(t, 2, "127.0.0.3:0", func(c *TCPConfig) { c.HandshakeTimeout = 60 * time.Second })
 	// One address: beyond its share, refused at once.
 	for range maxHandshakesPerIP {
-		dialFrom(t, "127.0.0.19", n2.Addr().String())
+		stall(t, "127.0.0.19", n2.Addr().String())
 	}
 	waitFor(t, "one address's handshakes", nil, func() bool { return len(n2.handshakes) == maxHandshakesPerIP })
 	if !closedSoon(dialFrom(t, "127.0.0.19", n2.Addr().String())) {
@@ -43,7 +54,7 @@ func TestHandshakeFloodDoesNotLockOutPeer(t *testing.T) {
 	}
 	// Many addresses: every shared slot taken.
 	for i := 0; len(n2.handshakes) < maxHandshakes && i < 2*maxHandshakes; i++ {
-		dialFrom(t, fmt.Sprintf("127.0.0.%d", 20+i/maxHandshakesPerIP), n2.Addr().String())
+		stall(t, fmt.Sprintf("127.0.0.%d", 20+i/maxHandshakesPerIP), n2.Addr().String())
 		waitFor(t, "a slot taken", nil, func() bool { return len(n2.handshakes) >= min(maxHandshakes, maxHandshakesPerIP+i+1) })
 	}
 	if len(n2.handshakes) != maxHandshakes {

@@ -100,7 +100,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// TestHandshakeLimits: a connection that never says hello is closed at
+// TestHandshakeLimits: a connection that never finishes its hello is closed at
 // the handshake timeout; beyond 64 handshakes at once a new connection is
 // refused at once; both are logged; a real peer gets in once they clear.
 func TestHandshakeLimits(t *testing.T) {
@@ -109,7 +109,7 @@ func TestHandshakeLimits(t *testing.T) {
 	silent := make([]net.Conn, 0, maxHandshakes)
 	for i := range maxHandshakes {
 		// From several addresses: one holds at most maxHandshakesPerIP.
-		silent = append(silent, dialFrom(t, fmt.Sprintf("127.0.0.%d", 40+i/maxHandshakesPerIP), n2.Addr().String()))
+		silent = append(silent, stall(t, fmt.Sprintf("127.0.0.%d", 40+i/maxHandshakesPerIP), n2.Addr().String()))
 	}
 	// The 65th: closed at once, whatever it sends.
 	waitFor(t, "handshake slots taken", nil, func() bool { return len(n2.handshakes) == maxHandshakes })
