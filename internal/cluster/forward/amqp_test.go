@@ -34,7 +34,8 @@ func serveAMQP(t *testing.T, nd *node, users *auth.Store) string {
 func TestAMQPThroughAnotherNode(t *testing.T) {
 	ns := newCluster(t, 2, nil)
 	users := auth.NewStore()
-	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest"), VHosts: []string{"*"}})
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
 	url1, url2 := serveAMQP(t, ns[0], users), serveAMQP(t, ns[1], users)
 
 	c1, err := amqpc.Dial(url1)
@@ -136,7 +137,8 @@ func TestAMQPThroughAnotherNode(t *testing.T) {
 func TestAMQPOwnerDownGetPurgeFail(t *testing.T) {
 	ns := newCluster(t, 2, nil)
 	users := auth.NewStore()
-	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest"), VHosts: []string{"*"}})
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
 	url2 := serveAMQP(t, ns[1], users)
 	declare(t, ns[0], "q", nil)
 	ns[0].f.Close()
