@@ -29,7 +29,7 @@ T.field = (label, input) => [T.h("label", { for: input.id }, label), input];
 
 T.route(/^\/admin\/users$/, (main) => {
   const tbody = T.h("tbody");
-  const name = T.h("input", { id: "user-name", required: true });
+  const name = T.h("input", { id: "user-name", required: true, autocomplete: "off" });
   const pass = T.h("input", { id: "user-password", type: "password", autocomplete: "new-password", placeholder: "unchanged if empty when editing" });
   const tags = T.h("input", { id: "user-tags", placeholder: "administrator, monitoring, management, policymaker" });
   async function load() {
@@ -50,18 +50,18 @@ T.route(/^\/admin\/users$/, (main) => {
         if (pass.value) body.password = pass.value;
         T.act(() => T.api("PUT", "/api/users/" + T.enc(name.value), body), "User " + name.value + " saved.", load).then(() => { pass.value = ""; });
       },
-    }, T.field("Name", name), T.field("Password", pass), T.field("Tags", tags), T.h("span"), T.h("button", { type: "submit" }, "Save user")));
+    }, T.field("Name", name), T.field("Password", pass), T.field("Tags", tags), T.h("span"), T.h("button", { type: "submit", id: "user-save" }, "Save user")));
   load().catch(T.showError);
 });
 
 T.route(/^\/admin\/permissions$/, (main) => {
   const perms = T.h("tbody"), topics = T.h("tbody");
-  const user = T.h("input", { id: "perm-user", required: true });
+  const user = T.h("input", { id: "perm-user", required: true, autocomplete: "off" });
   const vh = T.vhostSelect("perm-vhost");
   const conf = T.h("input", { id: "perm-configure", value: ".*" });
   const write = T.h("input", { id: "perm-write", value: ".*" });
   const read = T.h("input", { id: "perm-read", value: ".*" });
-  const tuser = T.h("input", { id: "tperm-user", required: true });
+  const tuser = T.h("input", { id: "tperm-user", required: true, autocomplete: "off" });
   const tvh = T.vhostSelect("tperm-vhost");
   const texch = T.h("input", { id: "tperm-exchange", value: "amq.topic" });
   const twrite = T.h("input", { id: "tperm-write", value: ".*" });
@@ -84,7 +84,7 @@ T.route(/^\/admin\/permissions$/, (main) => {
         T.act(() => T.api("PUT", "/api/permissions/" + path(vh.value, user.value), { configure: conf.value, write: write.value, read: read.value }),
           "Permission of " + user.value + " in " + vh.value + " set.", load);
       },
-    }, T.field("User", user), T.field("Virtual host", vh), T.field("Configure", conf), T.field("Write", write), T.field("Read", read), T.h("span"), T.h("button", { type: "submit" }, "Set permission")),
+    }, T.field("User", user), T.field("Virtual host", vh), T.field("Configure", conf), T.field("Write", write), T.field("Read", read), T.h("span"), T.h("button", { type: "submit", id: "perm-save" }, "Set permission")),
     T.h("h2", {}, "Topic permissions"),
     T.table("topic-permissions", ["User", "Virtual host", "Exchange", "Write", "Read", ""], topics),
     T.h("h2", {}, "Set a topic permission"),
@@ -94,7 +94,7 @@ T.route(/^\/admin\/permissions$/, (main) => {
         T.act(() => T.api("PUT", "/api/topic-permissions/" + path(tvh.value, tuser.value), { exchange: texch.value, write: twrite.value, read: tread.value }),
           "Topic permission of " + tuser.value + " set.", load);
       },
-    }, T.field("User", tuser), T.field("Virtual host", tvh), T.field("Exchange", texch), T.field("Write", twrite), T.field("Read", tread), T.h("span"), T.h("button", { type: "submit" }, "Set topic permission")));
+    }, T.field("User", tuser), T.field("Virtual host", tvh), T.field("Exchange", texch), T.field("Write", twrite), T.field("Read", tread), T.h("span"), T.h("button", { type: "submit", id: "tperm-save" }, "Set topic permission")));
   load().catch(T.showError);
 });
 
@@ -131,7 +131,7 @@ T.route(/^\/admin\/policies$/, (main) => {
           { pattern: pattern.value, "apply-to": applyTo.value, priority: Number(prio.value) || 0, definition: d }), "Policy " + name.value + " saved.", load);
       },
     }, T.field("Kind", kind), T.field("Virtual host", vh), T.field("Name", name), T.field("Pattern", pattern), T.field("Apply to", applyTo),
-    T.field("Priority", prio), T.field("Definition (JSON)", def), T.h("span"), T.h("button", { type: "submit" }, "Save policy")));
+    T.field("Priority", prio), T.field("Definition (JSON)", def), T.h("span"), T.h("button", { type: "submit", id: "policy-save" }, "Save policy")));
   load().catch(T.showError);
 });
 
@@ -140,7 +140,7 @@ T.route(/^\/admin\/limits$/, (main) => {
   const vh = T.vhostSelect("vlimit-vhost");
   const vname = T.h("select", { id: "vlimit-name" }, ["max-connections", "max-queues"].map((n) => T.h("option", { value: n }, n)));
   const vval = T.h("input", { id: "vlimit-value", type: "number", min: "0", required: true });
-  const user = T.h("input", { id: "ulimit-user", required: true });
+  const user = T.h("input", { id: "ulimit-user", required: true, autocomplete: "off" });
   const uname = T.h("select", { id: "ulimit-name" }, ["max-connections", "max-channels"].map((n) => T.h("option", { value: n }, n)));
   const uval = T.h("input", { id: "ulimit-value", type: "number", min: "0", required: true });
   const rate = T.h("textarea", { id: "rate-limits", rows: "6" });
@@ -158,14 +158,14 @@ T.route(/^\/admin\/limits$/, (main) => {
         ev.preventDefault();
         T.act(() => T.api("PUT", "/api/vhost-limits/" + T.enc(vh.value) + "/" + T.enc(vname.value), { value: Number(vval.value) }), "Limit set.", load);
       },
-    }, "Set ", vname, " of ", vh, " to ", vval, T.h("button", { type: "submit" }, "Set")),
+    }, "Set ", vname, " of ", vh, " to ", vval, T.h("button", { type: "submit", id: "vlimit-save" }, "Set")),
     T.h("h2", {}, "User limits"), T.table("user-limits", ["User", "Limit", "Value", ""], ul),
     T.h("form", {
       class: "inline-form", onsubmit: (ev) => {
         ev.preventDefault();
         T.act(() => T.api("PUT", "/api/user-limits/" + T.enc(user.value) + "/" + T.enc(uname.value), { value: Number(uval.value) }), "Limit set.", load);
       },
-    }, "Set ", uname, " of user ", user, " to ", uval, T.h("button", { type: "submit" }, "Set")),
+    }, "Set ", uname, " of user ", user, " to ", uval, T.h("button", { type: "submit", id: "ulimit-save" }, "Set")),
     T.h("h2", {}, "Publish rate limits"),
     T.h("p", { class: "hint" }, "Tern's publish rate limits (/api/limits): a JSON array of {vhost, user, per_connection, publish_rate, publish_burst, publish_bytes_rate, publish_bytes_burst}."),
     T.h("form", {
@@ -175,6 +175,6 @@ T.route(/^\/admin\/limits$/, (main) => {
         try { v = JSON.parse(rate.value || "[]"); } catch (e) { T.flash("Not JSON: " + e.message, "error"); return; }
         T.act(() => T.api("PUT", "/api/limits", v), "Publish rate limits saved.", load);
       },
-    }, rate, T.h("button", { type: "submit" }, "Save rate limits")));
+    }, rate, T.h("button", { type: "submit", id: "rate-save" }, "Save rate limits")));
   load().catch(T.showError);
 });
