@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 )
 
 // apiGet reads an API document as guest.
-func apiGet(t *testing.T, base, path string, into any) int {
+func apiGet(t testing.TB, base, path string, into any) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
@@ -27,6 +28,9 @@ func apiGet(t *testing.T, base, path string, into any) int {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
+	if into == nil {
+		_, _ = io.Copy(io.Discard, res.Body)
+	}
 	if into != nil && res.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(res.Body).Decode(into); err != nil {
 			t.Fatal(err)
