@@ -39,6 +39,25 @@ func apiGet(t testing.TB, base, path string, into any) int {
 	return res.StatusCode
 }
 
+// apiPut changes something through the API as guest.
+func apiPut(t testing.TB, base, path, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("PUT %s: %d", path, res.StatusCode)
+	}
+}
+
 // rowWith waits until the table holds a row whose text contains all of words.
 func rowWith(table string, words ...string) chromedp.Action[chromedp.Void] {
 	js, _ := json.Marshal(words)
@@ -66,6 +85,8 @@ func TestConsoleListsAndAdmin(t *testing.T) {
 	if _, err := ch.Consume("q-001", "console-test-consumer", false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	apiPut(t, s.HTTPURL, "/api/vhosts/staging", `{}`)
+	apiPut(t, s.HTTPURL, "/api/queues/staging/staged", `{"durable": true}`)
 	testkit.Eventually(t, 5*time.Second, "3 messages in q-007", func() bool {
 		q, err := ch.QueueDeclarePassive("q-007", false, false, false, false, nil)
 		return err == nil && q.Messages == 3
@@ -92,6 +113,15 @@ func TestConsoleListsAndAdmin(t *testing.T) {
 	// Ready (the API's sort, descending first) puts q-007 on top.
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(s.HTTPURL+"/#/queues"),
+		poll(`document.querySelector(".count")?.dataset.total === "151" && document.querySelectorAll("#list-queues tbody tr").length === 100`, 10*time.Second),
+		// One vhost: the API's /api/queues/{vhost}.
+		poll(`[...document.querySelectorAll("#list-vhost option")].some(o => o.value === "staging")`, 10*time.Second),
+		chromedp.SetValue(chromedp.ID("list-vhost"), "staging"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#list-vhost").dispatchEvent(new Event("change"))`),
+		rowWith("list-queues", "staging", "staged"),
+		poll(`document.querySelector(".count")?.dataset.total === "1"`, 10*time.Second),
+		chromedp.SetValue(chromedp.ID("list-vhost"), "/"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#list-vhost").dispatchEvent(new Event("change"))`),
 		poll(`document.querySelector(".count")?.dataset.total === "150" && document.querySelectorAll("#list-queues tbody tr").length === 100`, 10*time.Second),
 		chromedp.Click(chromedp.CSS(".pager button:last-child")),
 		poll(`document.querySelectorAll("#list-queues tbody tr").length === 50 && document.querySelector("#list-queues tbody a").textContent === "q-100"`, 10*time.Second),
@@ -168,6 +198,7 @@ func TestConsoleListsAndAdmin(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("login-password"), "alice-pw-1"),
 		chromedp.Click(chromedp.ID("login-submit")),
 		poll(`document.querySelector("#whoami").textContent === "alice"`, 10*time.Second),
+		poll(`document.querySelector('nav a[data-nav="/admin"]').hidden`, 10*time.Second),
 		chromedp.Navigate(s.HTTPURL+"/#/admin/users"),
 		poll(`!document.querySelector("#error").hidden && document.querySelector("#error").textContent.includes("403")`, 10*time.Second),
 	)

@@ -73,6 +73,11 @@ function startApp() {
   document.getElementById("login").hidden = true;
   document.getElementById("app").hidden = false;
   document.getElementById("whoami").textContent = s.user;
+  // The admin pages change things only an administrator (or, for
+  // policies, a policymaker) may: other users do not see the link (the
+  // API refuses them anyway).
+  const tags = Array.isArray(s.tags) ? s.tags : String(s.tags || "").split(",");
+  document.querySelector('nav a[data-nav="/admin"]').hidden = !tags.some((t) => t === "administrator" || t === "policymaker");
   const sel = document.getElementById("interval");
   sel.value = String(T.interval());
   render();

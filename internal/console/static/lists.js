@@ -9,11 +9,18 @@ T.pageSize = 100;
 // T.listView renders spec into main and refreshes it every interval.
 T.listView = function (main, spec) {
   const stateKey = "tern.list." + spec.path;
-  let st = { page: 1, name: "", sort: spec.sort || "", reverse: !!spec.reverse };
+  let st = { page: 1, name: "", sort: spec.sort || "", reverse: !!spec.reverse, vhost: "" };
   try { Object.assign(st, JSON.parse(sessionStorage.getItem(stateKey) || "{}")); } catch (e) { /* keep defaults */ }
   const save = () => sessionStorage.setItem(stateKey, JSON.stringify(st));
 
   const search = T.h("input", { type: "search", class: "search", placeholder: spec.search === "page" ? "Filter this page" : "Search names (regex with /…/)", value: st.name, "aria-label": "search", id: "search" });
+  // One vhost or all: the API's per-vhost path (spec.vhostPath).
+  const vhostSel = T.h("select", { id: "list-vhost", "aria-label": "virtual host" }, T.h("option", { value: "" }, "All virtual hosts"));
+  T.get("/api/vhosts").then((vs) => {
+    vhostSel.append(...(vs || []).map((v) => T.h("option", { value: v.name }, v.name)));
+    vhostSel.value = st.vhost;
+  }).catch(() => { /* the list still works for all vhosts */ });
+  vhostSel.addEventListener("change", () => { st.vhost = vhostSel.value; st.page = 1; save(); refresh(); });
   const count = T.h("span", { class: "count" });
   const pager = T.h("span", { class: "pager" });
   const thead = T.h("thead");
@@ -21,7 +28,7 @@ T.listView = function (main, spec) {
   const table = T.h("table", { class: "list", id: "list-" + spec.id }, thead, tbody);
   main.append(
     T.h("div", { class: "page-head" }, T.h("h1", {}, spec.title), spec.toolbar ? spec.toolbar() : null),
-    T.h("div", { class: "list-tools" }, search, count, pager),
+    T.h("div", { class: "list-tools" }, vhostSel, search, count, pager),
     T.h("div", { class: "table-wrap" }, table));
 
   function drawHead() {
@@ -68,9 +75,10 @@ T.listView = function (main, spec) {
     }
     let data;
     try {
-      data = await T.get(spec.path + T.q(params));
+      data = await T.get((st.vhost ? spec.vhostPath(T.enc(st.vhost)) : spec.path) + T.q(params));
     } catch (e) {
       if (e.status === 400 && st.page > 1) { st.page = 1; save(); return load(); }
+      if (e.status === 404 && st.vhost) { st.vhost = ""; vhostSel.value = ""; save(); return load(); }
       throw e;
     }
     if (gen !== T.gen) return;
@@ -125,7 +133,7 @@ T.vhostSelect = function (id) {
 
 T.route(/^\/queues$/, (main) => {
   T.listView(main, {
-    id: "queues", title: "Queues", noun: "queues", path: "/api/queues", sort: "name",
+    id: "queues", title: "Queues", noun: "queues", path: "/api/queues", vhostPath: (v) => "/api/queues/" + v, sort: "name",
     apiColumns: "name,vhost,type,state,durable,auto_delete,exclusive,arguments,consumers,messages,messages_ready,messages_unacknowledged,message_stats.publish_details.rate,message_stats.deliver_get_details.rate,message_stats.ack_details.rate",
     columns: [
       { label: "Virtual host", key: "vhost" },
@@ -165,7 +173,7 @@ function declareQueueForm() {
 
 T.route(/^\/exchanges$/, (main) => {
   T.listView(main, {
-    id: "exchanges", title: "Exchanges", noun: "exchanges", path: "/api/exchanges", sort: "name",
+    id: "exchanges", title: "Exchanges", noun: "exchanges", path: "/api/exchanges", vhostPath: (v) => "/api/exchanges/" + v, sort: "name",
     apiColumns: "name,vhost,type,durable,auto_delete,internal,arguments",
     columns: [
       { label: "Virtual host", key: "vhost" },
@@ -178,7 +186,7 @@ T.route(/^\/exchanges$/, (main) => {
 
 T.route(/^\/connections$/, (main) => {
   T.listView(main, {
-    id: "connections", title: "Connections", noun: "connections", path: "/api/connections", sort: "name",
+    id: "connections", title: "Connections", noun: "connections", path: "/api/connections", vhostPath: (v) => "/api/vhosts/" + v + "/connections", sort: "name",
     columns: [
       { label: "Name", key: "name", fmt: (r) => T.h("span", { title: r.user_provided_name || "" }, r.name) },
       { label: "User", key: "user" },
@@ -205,7 +213,7 @@ async function closeConnection(name) {
 
 T.route(/^\/channels$/, (main) => {
   T.listView(main, {
-    id: "channels", title: "Channels", noun: "channels", path: "/api/channels", sort: "name",
+    id: "channels", title: "Channels", noun: "channels", path: "/api/channels", vhostPath: (v) => "/api/vhosts/" + v + "/channels", sort: "name",
     columns: [
       { label: "Channel", key: "name" },
       { label: "User", key: "user" },
@@ -220,7 +228,7 @@ T.route(/^\/channels$/, (main) => {
 
 T.route(/^\/consumers$/, (main) => {
   T.listView(main, {
-    id: "consumers", title: "Consumers", noun: "consumers", path: "/api/consumers", sort: "queue.name", search: "page",
+    id: "consumers", title: "Consumers", noun: "consumers", path: "/api/consumers", vhostPath: (v) => "/api/consumers/" + v, sort: "queue.name", search: "page",
     pageText: (r) => r.consumer_tag + " " + r.queue.name + " " + r.channel_details.name,
     columns: [
       { label: "Virtual host", key: "queue.vhost" },
