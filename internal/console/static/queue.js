@@ -138,9 +138,9 @@ T.route(/^\/exchanges\/([^/]+)\/([^/]+)$/, (main, vhost, name) => {
             T.flash(r && r.routed ? "Message published and routed." : "Message published but not routed.", r && r.routed ? "ok" : "error");
           } catch (e) { T.flash(e.message, "error"); }
         },
-      }, key, payload, T.h("button", { type: "submit" }, "Publish")))),
+      }, key, payload, T.h("button", { type: "submit", id: "xpublish-submit" }, "Publish")))),
     T.h("h2", {}, "Bindings from this exchange"),
-    T.h("div", { class: "table-wrap" }, T.h("table", { class: "list" },
+    T.h("div", { class: "table-wrap" }, T.h("table", { class: "list", id: "exchange-bindings" },
       T.h("thead", {}, T.h("tr", {}, ["To", "Type", "Routing key", "Arguments"].map((l) => T.h("th", {}, l)))), out)));
   T.every(async () => {
     const x = await T.get(base);
