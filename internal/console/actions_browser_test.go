@@ -2,10 +2,12 @@ package console_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/tern-broker/tern/internal/testkit"
 )
@@ -90,5 +92,33 @@ func TestConsoleQueueAndExchangeActions(t *testing.T) {
 	}
 	if code := apiGet(t, s.HTTPURL, "/api/queues/%2F/invoices", nil); code != http.StatusNotFound {
 		t.Fatalf("GET the deleted queue: %d", code)
+	}
+
+	// Close a connection from the list: the client hears 320 with the
+	// console's reason.
+	doomed, err := amqp.DialConfig(s.URL, amqp.Config{Properties: amqp.Table{"connection_name": "doomed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doomed.Close()
+	closed := doomed.NotifyClose(make(chan *amqp.Error, 1))
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.HTTPURL+"/#/connections"),
+		poll(`document.querySelector(".count")?.dataset.total === "2"`, 10*time.Second),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#list-connections tbody tr")]
+			.find(tr => tr.querySelector('span[title="doomed"]')).querySelector("button.close-connection").click()`),
+		poll(`document.querySelector(".count")?.dataset.total === "1"`, 10*time.Second),
+	)
+	if err != nil {
+		t.Fatalf("close a connection: %v", err)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced || !strings.Contains(e.Reason, "web console") {
+			t.Fatalf("the closed client heard %v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client was not told its connection closed")
 	}
 }

@@ -93,7 +93,7 @@ T.listView = function (main, spec) {
     }))));
     if (items.length === 0) tbody.append(T.h("tr", {}, T.h("td", { colspan: String(spec.columns.length), class: "empty" }, st.name ? "Nothing matches." : "None.")));
     const filtered = data.filtered_count !== data.total_count ? " (" + T.fmtNum(data.filtered_count) + " match)" : "";
-    count.textContent = T.fmtNum(data.total_count) + " " + spec.noun + filtered;
+    count.textContent = T.fmtNum(data.total_count) + " " + (data.total_count === 1 ? spec.noun.replace(/s$/, "") : spec.noun) + filtered;
     count.dataset.total = String(data.total_count);
     pager.replaceChildren(
       T.h("button", { type: "button", disabled: data.page <= 1, onclick: () => { st.page--; save(); refresh(); } }, "‹ Prev"),
@@ -110,6 +110,7 @@ T.link = (href, text) => T.h("a", { href: href }, text);
 T.queueHref = (vhost, name) => "#/queues/" + T.enc(vhost) + "/" + T.enc(name);
 T.exchangeHref = (vhost, name) => "#/exchanges/" + T.enc(vhost) + "/" + T.enc(name || "amq.default");
 T.rateCol = (label, key) => ({ label: label, key: key, num: true, fmt: (r) => T.fmtRate(T.dig(r, key)) });
+T.byteRateCol = (label, key) => ({ label: label, key: key, num: true, fmt: (r) => T.fmtBytes(Math.round(T.dig(r, key) || 0)) + "/s" });
 
 T.features = function (r) {
   const f = [];
@@ -195,10 +196,10 @@ T.route(/^\/connections$/, (main) => {
       { label: "TLS", key: "ssl", fmt: (r) => (r.ssl ? "yes" : "") },
       { label: "Channels", key: "channels", num: true },
       { label: "State", key: "state" },
-      T.rateCol("From client", "recv_oct_details.rate"),
-      T.rateCol("To client", "send_oct_details.rate"),
+      T.byteRateCol("From client", "recv_oct_details.rate"),
+      T.byteRateCol("To client", "send_oct_details.rate"),
       { label: "Connected", key: "connected_at", fmt: (r) => T.fmtTime(r.connected_at) },
-      { label: "", key: "", sort: "", fmt: (r) => T.h("button", { type: "button", class: "danger small", onclick: () => closeConnection(r.name) }, "Close") },
+      { label: "", key: "", sort: "", fmt: (r) => T.h("button", { type: "button", class: "danger small close-connection", dataset: { name: r.name }, onclick: () => closeConnection(r.name) }, "Close") },
     ],
   });
 });
