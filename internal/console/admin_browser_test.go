@@ -190,6 +190,27 @@ func TestConsoleListsAndAdmin(t *testing.T) {
 		t.Fatalf("vhost limits after the form: %+v", limits)
 	}
 
+	// Definitions: the export holds the durable vhost and queue; an edited copy
+	// imported through the page declares a new queue.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.HTTPURL+"/#/admin/definitions"),
+		chromedp.Click(chromedp.ID("definitions-export")),
+		poll(`(() => { try { const d = JSON.parse(document.querySelector("#definitions-text").value);
+			return d.vhosts.some(v => v.name === "staging") && d.queues.some(q => q.name === "staged"); } catch (e) { return false; } })()`, 10*time.Second),
+		chromedp.Evaluate[chromedp.Void](`(() => { const t = document.querySelector("#definitions-text");
+			const d = JSON.parse(t.value);
+			d.queues.push({name: "imported-from-console", vhost: "/", durable: true, auto_delete: false, arguments: {}});
+			t.value = JSON.stringify(d); window.confirm = () => true; })()`),
+		chromedp.Click(chromedp.ID("definitions-import")),
+		poll(`[...document.querySelectorAll(".flash")].some(f => f.textContent === "Definitions imported.")`, 10*time.Second),
+	)
+	if err != nil {
+		t.Fatalf("definitions: %v", err)
+	}
+	if code := apiGet(t, s.HTTPURL, "/api/queues/%2F/imported-from-console", nil); code != http.StatusOK {
+		t.Fatalf("the queue imported through the console: GET %d", code)
+	}
+
 	// alice (monitoring) sees the overview; the admin pages show the API's 403.
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("logout")),

@@ -4,7 +4,7 @@
 "use strict";
 
 T.adminNav = function (active) {
-  const items = [["users", "Users"], ["permissions", "Permissions"], ["policies", "Policies"], ["limits", "Limits"]];
+  const items = [["users", "Users"], ["permissions", "Permissions"], ["policies", "Policies"], ["limits", "Limits"], ["definitions", "Definitions"]];
   return T.h("div", { class: "subnav" }, items.map(([p, l]) => T.h("a", { href: "#/admin/" + p, class: p === active ? "active" : "" }, l)));
 };
 
@@ -177,4 +177,41 @@ T.route(/^\/admin\/limits$/, (main) => {
       },
     }, rate, T.h("button", { type: "submit", id: "rate-save" }, "Save rate limits")));
   load().catch(T.showError);
+});
+
+// Definitions: RabbitMQ's JSON export of users, vhosts, permissions,
+// policies, queues, exchanges and bindings, and its import (all or
+// nothing, as the API applies it).
+T.route(/^\/admin\/definitions$/, (main) => {
+  const text = T.h("textarea", { id: "definitions-text", rows: "18", spellcheck: "false", placeholder: "Export, or paste or load a definitions file (RabbitMQ's format) to import" });
+  const file = T.h("input", { type: "file", id: "definitions-file", accept: ".json,application/json" });
+  const download = T.h("a", { id: "definitions-download", hidden: true, download: "tern-definitions.json" }, "Download");
+  let url = null;
+  file.addEventListener("change", async () => {
+    if (file.files.length) text.value = await file.files[0].text();
+  });
+  main.append(T.adminNav("definitions"), T.h("h1", {}, "Definitions"),
+    T.h("p", { class: "hint" }, "Export and import go through /api/definitions: an import is applied whole or not at all."),
+    T.h("div", { class: "action" },
+      T.h("button", {
+        type: "button", id: "definitions-export", onclick: async () => {
+          try {
+            const d = await T.get("/api/definitions");
+            text.value = JSON.stringify(d, null, 2);
+            if (url) URL.revokeObjectURL(url);
+            url = URL.createObjectURL(new Blob([text.value], { type: "application/json" }));
+            download.href = url;
+            download.hidden = false;
+          } catch (e) { T.flash(e.message, "error"); }
+        },
+      }, "Export"), download, T.h("span", { class: "muted" }, " · load a file: "), file,
+      text,
+      T.h("button", {
+        type: "button", id: "definitions-import", onclick: () => {
+          let d;
+          try { d = JSON.parse(text.value); } catch (e) { T.flash("Not JSON: " + e.message, "error"); return; }
+          if (!T.confirmed("Import these definitions into the broker?")) return;
+          T.act(() => T.api("POST", "/api/definitions", d), "Definitions imported.");
+        },
+      }, "Import")));
 });

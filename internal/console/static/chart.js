@@ -9,11 +9,16 @@ T.Chart = class {
     this.series = series; // [{key, label, color}]
     this.fmt = (opts && opts.fmt) || T.fmtNum;
     this.keep = (opts && opts.keep) || 200;
-    this.samples = []; // {t, v: [numbers]}
-    this.canvas = T.h("canvas", { class: "chart-canvas", "aria-label": title, role: "img", dataset: { samples: "0", last: "" } });
+    // With opts.history the samples outlive the page: going back to the
+    // overview or a queue shows the curve since it was first opened in
+    // this tab (T.history keeps the 50 most recent curves).
+    this.samples = opts && opts.history ? T.historyOf(opts.history) : []; // {t, v: [numbers]}
+    const last = this.samples.length ? this.samples[this.samples.length - 1].v.join(",") : "";
+    this.canvas = T.h("canvas", { class: "chart-canvas", "aria-label": title, role: "img", dataset: { samples: String(this.samples.length), last: last } });
     this.legend = T.h("div", { class: "chart-legend" });
     this.el = T.h("div", { class: "chart" }, T.h("div", { class: "chart-title" }, title), this.canvas, this.legend);
     this.drawLegend();
+    if (this.samples.length) requestAnimationFrame(() => this.draw());
   }
 
   push(t, values) {
@@ -89,6 +94,16 @@ T.Chart = class {
       g.stroke();
     });
   }
+};
+
+T.history = new Map();
+T.historyOf = function (key) {
+  let h = T.history.get(key);
+  if (h) T.history.delete(key); // re-insert: most recent last
+  else h = [];
+  T.history.set(key, h);
+  while (T.history.size > 50) T.history.delete(T.history.keys().next().value);
+  return h;
 };
 
 // niceCeil rounds up to 1, 2 or 5 times a power of ten, so the axis reads well.

@@ -21,8 +21,8 @@ T.rates = (ms) => {
 T.tile = (id, label) => T.h("div", { class: "tile" }, T.h("div", { class: "tile-value", id: id }, "–"), T.h("div", { class: "tile-label" }, label));
 
 T.route(/^\/$/, (main) => {
-  const rates = new T.Chart("Message rates (per second)", T.rateSeries, { fmt: T.fmtNum });
-  const depth = new T.Chart("Queued messages", T.depthSeries, { fmt: T.fmtNum });
+  const rates = new T.Chart("Message rates (per second)", T.rateSeries, { fmt: T.fmtNum, history: "overview-rates" });
+  const depth = new T.Chart("Queued messages", T.depthSeries, { fmt: T.fmtNum, history: "overview-depth" });
   rates.canvas.id = "chart-rates";
   depth.canvas.id = "chart-depth";
   const info = T.h("p", { class: "node-info", id: "node-info" });

@@ -5,8 +5,8 @@
 
 T.route(/^\/queues\/([^/]+)\/([^/]+)$/, (main, vhost, name) => {
   const base = "/api/queues/" + T.enc(vhost) + "/" + T.enc(name);
-  const depth = new T.Chart("Queued messages", T.depthSeries, { fmt: T.fmtNum });
-  const rates = new T.Chart("Message rates (per second)", T.rateSeries.slice(0, 3), { fmt: T.fmtNum });
+  const depth = new T.Chart("Queued messages", T.depthSeries, { fmt: T.fmtNum, history: "q-depth " + vhost + "/" + name });
+  const rates = new T.Chart("Message rates (per second)", T.rateSeries.slice(0, 3), { fmt: T.fmtNum, history: "q-rates " + vhost + "/" + name });
   depth.canvas.id = "chart-queue-depth";
   rates.canvas.id = "chart-queue-rates";
   const details = T.h("dl", { class: "details", id: "queue-details" });
