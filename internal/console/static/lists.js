@@ -35,13 +35,17 @@ T.listView = function (main, spec) {
     thead.replaceChildren(T.h("tr", {}, spec.columns.map((c) => {
       const key = c.sort === undefined ? c.key : c.sort;
       const mark = key && st.sort === key ? (st.reverse ? " ▼" : " ▲") : "";
+      const sortBy = () => {
+        if (st.sort === key) st.reverse = !st.reverse; else { st.sort = key; st.reverse = !!c.num; }
+        st.page = 1; save(); drawHead(); refresh();
+      };
       return T.h("th", {
         class: (c.num ? "num " : "") + (key ? "sortable" : ""),
         title: key ? "sort by " + c.label : undefined,
-        onclick: key ? () => {
-          if (st.sort === key) st.reverse = !st.reverse; else { st.sort = key; st.reverse = !!c.num; }
-          st.page = 1; save(); drawHead(); refresh();
-        } : undefined,
+        tabindex: key ? "0" : undefined,
+        "aria-sort": key && st.sort === key ? (st.reverse ? "descending" : "ascending") : undefined,
+        onclick: key ? sortBy : undefined,
+        onkeydown: key ? (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(); } } : undefined,
       }, c.label + mark);
     })));
   }
