@@ -16,7 +16,7 @@ T.listView = function (main, spec) {
   const search = T.h("input", { type: "search", class: "search", placeholder: spec.search === "page" ? "Filter this page" : "Search names (regex with /…/)", value: st.name, "aria-label": "search", id: "search" });
   // One vhost or all: the API's per-vhost path (spec.vhostPath).
   const vhostSel = T.h("select", { id: "list-vhost", "aria-label": "virtual host" }, T.h("option", { value: "" }, "All virtual hosts"));
-  T.get("/api/vhosts").then((vs) => {
+  T.vhosts().then((vs) => {
     vhostSel.append(...(vs || []).map((v) => T.h("option", { value: v.name }, v.name)));
     vhostSel.value = st.vhost;
   }).catch(() => { /* the list still works for all vhosts */ });
@@ -127,10 +127,17 @@ T.features = function (r) {
   return T.h("span", {}, f);
 };
 
+// T.vhosts reads the vhosts once per page shown (the selects of one page
+// share the answer).
+T.vhosts = function () {
+  if (!T.vhostsCache || T.vhostsCache.gen !== T.gen) T.vhostsCache = { gen: T.gen, p: T.get("/api/vhosts") };
+  return T.vhostsCache.p;
+};
+
 // vhostSelect is a <select> of the vhosts the user can see.
 T.vhostSelect = function (id) {
   const sel = T.h("select", { id: id, "aria-label": "vhost" }, T.h("option", { value: "/" }, "/"));
-  T.get("/api/vhosts").then((vs) => {
+  T.vhosts().then((vs) => {
     sel.replaceChildren(...(vs || []).map((v) => T.h("option", { value: v.name }, v.name)));
   }).catch(() => { /* keep "/" */ });
   return sel;
