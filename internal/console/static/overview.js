@@ -47,7 +47,8 @@ T.route(/^\/$/, (main) => {
     set("ov-connections", ot.connections); set("ov-channels", ot.channels); set("ov-consumers", ot.consumers);
     set("ov-exchanges", ot.exchanges); set("ov-queues", ot.queues);
     set("ov-ready", qt.messages_ready); set("ov-unacked", qt.messages_unacknowledged);
-    info.textContent = [o.product_name + " " + o.product_version, "node " + o.node, o.cluster_name ? "cluster " + o.cluster_name : ""].filter(Boolean).join(" · ");
+    const ports = (o.listeners || []).map((l) => l.protocol + " :" + l.port).join(", ");
+    info.textContent = [o.product_name + " " + o.product_version, "node " + o.node, o.cluster_name ? "cluster " + o.cluster_name : "", ports].filter(Boolean).join(" · ");
     rates.push(now, T.rates(o.message_stats));
     depth.push(now, { ready: qt.messages_ready || 0, unacked: qt.messages_unacknowledged || 0 });
     // The deepest queues change slowly; read them every other sample.
