@@ -34,7 +34,7 @@ var allowedImports = map[string][]string{
 	"internal/cluster/raftnode":         {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport":        {},
 	"internal/cluster/transport/memnet": {"internal/clock", "internal/cluster/transport"},
-	"internal/cluster/wal":              {"internal/vfs"},
+	"internal/cluster/wal":              {"internal/record", "internal/vfs"},
 	"internal/config":                   {"internal/auth", "internal/clock", "internal/flow"},
 	"internal/flow":                     {"internal/clock"},
 	"internal/message":                  {},
