@@ -36,6 +36,9 @@ func (r *Reader) Err() error { return r.err }
 // Len is how many bytes are left.
 func (r *Reader) Len() int { return len(r.b) }
 
+// Rest returns the bytes left, unread (aliasing the input).
+func (r *Reader) Rest() []byte { return r.b }
+
 // End returns the first failure, or one if bytes are left unread.
 func (r *Reader) End() error {
 	if r.err == nil && len(r.b) != 0 {

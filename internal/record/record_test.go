@@ -85,8 +85,8 @@ func TestReaderReadsWhatWasAppended(t *testing.T) {
 	if v := r.Str(); v != "queue" {
 		t.Fatalf("string %q", v)
 	}
-	if n := r.Count(1); n != 2 || r.Len() != 2 {
-		t.Fatalf("count %d, %d left", n, r.Len())
+	if n := r.Count(1); n != 2 || r.Len() != 2 || string(r.Rest()) != "xy" {
+		t.Fatalf("count %d, %q left", n, r.Rest())
 	}
 	if err := r.End(); err == nil {
 		t.Fatal("End with two bytes left succeeded")
