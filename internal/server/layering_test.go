@@ -29,7 +29,7 @@ var allowedImports = map[string][]string{
 	"internal/clock":                    {},
 	"internal/cluster":                  {"internal/broker", "internal/clock", "internal/cluster/forward", "internal/cluster/meta", "internal/cluster/raftnode", "internal/cluster/transport", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/cluster/wal", "internal/vfs"},
-	"internal/cluster/forward":          {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message"},
+	"internal/cluster/forward":          {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message", "internal/record"},
 	"internal/cluster/meta":             {"internal/broker"},
 	"internal/cluster/raftnode":         {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport":        {},
