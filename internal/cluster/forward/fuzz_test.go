@@ -357,9 +357,9 @@ func FuzzClientNotify(f *testing.F) {
 			t.Fatal(err)
 		}
 		// Put this run's epoch in place of the seeds' 0.
-		r := reader{b: body}
-		if e := r.uvarint(); r.err == nil && e == 0 && kind != KindKeepalive {
-			body = append(appendUvarint(nil, fw.epoch), r.b...)
+		r := newReader(body)
+		if e := r.Uvarint(); r.Err() == nil && e == 0 && kind != KindKeepalive {
+			body = append(appendUvarint(nil, fw.epoch), r.Rest()...)
 		}
 		if asKeepaliveReply {
 			// As the keepalive's reply handler would see it.
