@@ -81,6 +81,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.MultiAckEvery, "multi-ack-every", 1, "manual acks: ack with multiple every N messages (1 = each message)")
 	fs.IntVar(&c.IdleConns, "idle-connections", 0, "open this many idle connections instead of moving messages")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "the broker's pid, to report its memory per idle connection (same host)")
+	fs.BoolVar(&c.ServerGC, "server-gc", false, "the --server-pid broker is Tern: signal it (SIGUSR1) to collect garbage before each memory reading")
+	fs.IntVar(&c.IdleSources, "idle-sources", 0, "MQTT idle connections: loopback source addresses (127.0.0.2…) to connect from (default 4, more past 20,000 connections each)")
+	fs.IntVar(&c.IdleKeepAlive, "idle-keepalive", 600, "MQTT idle connections: keep-alive in CONNECT, seconds")
+	fs.BoolVar(&c.IdleRetained, "idle-retained", false, "MQTT idle connections: then publish a retained message and check every connection receives it")
+	worker := fs.Bool("idle-worker", false, "internal: run as one client process of an MQTT idle fleet (stdin/stdout protocol)")
+	workerID := fs.String("idle-id", "", "internal: --idle-worker client-id prefix")
+	workerSources := fs.String("idle-sources-list", "", "internal: --idle-worker source addresses, comma-separated")
 	fs.DurationVar(&c.Drain, "drain", 5e9, "after publishing stops, how long to wait for consumers to receive the rest")
 	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout (no live progress)")
 	plot := fs.String("plot", "", "draw rates and latency over time to this .svg, .html or .png file")
@@ -97,6 +104,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *worker {
+		w := bench.IdleWorker{Addr: strings.TrimPrefix(c.URL, "tcp://"), Conns: c.IdleConns, KeepAlive: uint16(c.IdleKeepAlive), ID: *workerID}
+		if *workerSources != "" {
+			w.Sources = strings.Split(*workerSources, ",")
+		}
+		if err := w.Run(context.Background(), os.Stdin, stdout); err != nil {
+			return 1
+		}
+		return 0
+	}
 	cfg, err := bench.Resolve(c, set)
 	if err != nil {
 		fmt.Fprintln(stderr, "tern bench:", err)

@@ -46,6 +46,13 @@ type Result struct {
 	ServerRSSBefore  int64   `json:"server_rss_before_bytes,omitempty"`
 	ServerRSSAfter   int64   `json:"server_rss_after_bytes,omitempty"`
 	BytesPerIdleConn float64 `json:"server_bytes_per_idle_connection,omitempty"`
+	// MQTT idle fleets (idlefleet.go).
+	IdleLimitedBy        string        `json:"idle_limited_by,omitempty"` // what capped the count below the one asked for
+	IdleSources          int           `json:"idle_source_addresses,omitempty"`
+	IdleWorkers          int           `json:"idle_worker_processes,omitempty"`
+	IdleConnectTime      time.Duration `json:"idle_connect_ns,omitempty"`
+	IdleCPUPercent       float64       `json:"idle_server_cpu_percent"`
+	IdleRetainedReceived int           `json:"idle_retained_received,omitempty"`
 }
 
 // OK reports whether nothing was lost, duplicated or refused.

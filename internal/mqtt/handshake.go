@@ -10,11 +10,10 @@ import (
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
-// handshake reads CONNECT, authenticates, takes over an older connection of
-// the same client id, opens the session and answers CONNACK.
-func (c *conn) handshake() error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	p, err := c.rd.ReadPacket(0)
+// handshake takes the first packet (p, or the error decoding it), which
+// must be CONNECT, authenticates, takes over an older connection of the
+// same client id, opens the session and answers CONNACK.
+func (c *conn) handshake(p wire.Packet, err error) error {
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) && we.Code == wire.UnsupportedProtocol {
@@ -44,7 +43,7 @@ func (c *conn) handshake() error {
 	}
 	user, err := c.authenticate(cn)
 	if err != nil {
-		c.log.Warn("MQTT login refused", "user", cn.Username, "err", err)
+		c.logger().Warn("MQTT login refused", "user", cn.Username, "err", err)
 		code := wire.BadUserNameOrPassword
 		if !cn.HasUsername {
 			// No credentials to be wrong: the client is not authorised.
@@ -132,7 +131,6 @@ func (c *conn) handshake() error {
 		}
 	}
 	c.send(ack)
-	_ = c.nc.SetReadDeadline(time.Time{})
 	return c.startConsuming()
 }
 

@@ -83,7 +83,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	m := c.toMessage(p)
 	if p.Retain {
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
-			c.log.Error("storing a retained message failed", "err", err)
+			c.logger().Error("storing a retained message failed", "err", err)
 			return &wire.Error{Code: wire.UnspecifiedError, Msg: "could not store the retained message"}
 		}
 	}
@@ -271,7 +271,7 @@ func (a *ackQueue) sendReadyLocked() {
 			// 3.1.1 has no negative acknowledgement: drop the connection so
 			// the client resends the unacknowledged message.
 			// Debug: the store logs the failure once when it starts, not per message.
-			c.log.Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
+			c.logger().Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
 			c.out.CloseAfterFlush()
 			continue
 		}

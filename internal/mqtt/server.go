@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
@@ -46,6 +47,12 @@ type Config struct {
 	// the user its verified TLS client certificate names (RabbitMQ's
 	// mqtt.ssl_cert_login); credentials in CONNECT take priority.
 	CertName func(*x509.Certificate) (string, error)
+	// ConnectTimeout closes a connection that has not sent a whole
+	// CONNECT this long after it was accepted; default 10 s.
+	ConnectTimeout time.Duration
+	// NoEventLoop keeps a goroutine per TCP connection instead of parking
+	// idle ones on the event loop (for comparison; see io.go).
+	NoEventLoop bool
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OutboxLimit == 0 {
 		c.OutboxLimit = 1 << 20
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
 	}
 	if c.QoS0Backlog == 0 {
 		c.QoS0Backlog = 1_000_000
@@ -107,6 +117,9 @@ type Server struct {
 	active map[string]*conn        // client id → its live connection
 	wills  map[string]*delayedWill // client id → a delayed will waiting to go
 	conns  accept.Conns[*conn]
+
+	serving int        // Serve calls running (guarded by mu)
+	loop    *eventLoop // while serving, unless NoEventLoop or unsupported (guarded by mu)
 }
 
 // NewServer returns an MQTT server for b.
@@ -159,6 +172,8 @@ func (s *Server) Stats() Stats {
 // Serve accepts connections on ln until ctx is done, then disconnects every
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.startLoop()
+	defer s.stopLoop()
 	err := accept.Loop(ctx, ln, s.handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	conns := s.conns.Live()
 	s.expiry.stop()
@@ -174,10 +189,48 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// handle runs a client connection (TCP or WebSocket) on its own goroutines.
+// handle serves a client connection (TCP, TLS or WebSocket).
 func (s *Server) handle(nc net.Conn) {
 	c := newConn(s, nc)
-	s.conns.Go(c, c.serve)
+	s.conns.Add(c)
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	c.start(loop)
+}
+
+// startLoop starts the event loop with the first Serve.
+func (s *Server) startLoop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serving++
+	if s.loop != nil || s.cfg.NoEventLoop || !pollerSupported {
+		return
+	}
+	p, err := newPoller()
+	if err != nil {
+		s.log.Warn("MQTT event loop unavailable; every connection keeps a goroutine", "err", err)
+		return
+	}
+	l := &eventLoop{poller: p}
+	l.wheel = newWheel(wheelTick, func(c *conn) { c.wake(wakeExpired) })
+	s.loop = l
+}
+
+// stopLoop stops the event loop when the last Serve returns (its
+// connections have all ended).
+func (s *Server) stopLoop() {
+	s.mu.Lock()
+	s.serving--
+	var l *eventLoop
+	if s.serving == 0 {
+		l, s.loop = s.loop, nil
+	}
+	s.mu.Unlock()
+	if l != nil {
+		l.wheel.close()
+		l.poller.close()
+	}
 }
 
 // delayedWill is a 5.0 will waiting for its delay.

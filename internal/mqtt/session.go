@@ -56,7 +56,7 @@ func (c *conn) teardown() {
 			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
 			c.srv.expiry.forget(c.clientID)
 		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
-			c.log.Error("recording the session expiry failed", "err", err)
+			c.logger().Error("recording the session expiry failed", "err", err)
 		}
 	}
 	if !c.graceful || !c.noWill {
@@ -78,12 +78,12 @@ func (c *conn) publishWill() {
 		m := c.toMessage(p)
 		if p.Retain {
 			if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
-				c.log.Error("storing a retained will failed", "err", err)
+				c.logger().Error("storing a retained will failed", "err", err)
 			}
 		}
 		var s broker.RouteScratch
 		if _, err := c.vhost.Publish(&s, m, nil, 0); err != nil {
-			c.log.Warn("publishing the will failed", "err", err)
+			c.logger().Warn("publishing the will failed", "err", err)
 		}
 	}
 	// The will goes when its delay passes or the session ends, whichever

@@ -57,7 +57,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			}
 			if err := c.subscribeShared(group, filter, o); err != nil {
 				// The client gets 0x80 and no detail; the log gets it.
-				c.log.Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
+				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
 				codes[i] = wire.UnspecifiedError
 				continue
 			}
@@ -76,7 +76,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		key := topicToKey(s.Filter)
 		if !existed || old != o {
 			if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
-				c.log.Error("MQTT subscription failed", "filter", s.Filter, "err", err)
+				c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 				c.mu.Lock()
 				if existed {
 					c.subs[s.Filter] = old
