@@ -47,7 +47,8 @@ type conn struct {
 	user       auth.User
 	vhost      *broker.VHost
 	keepAlive  time.Duration
-	connect    *wire.Connect
+	cleanStart bool          // the CONNECT's Clean Start (Clean Session in 3.1.1)
+	will       *wire.Publish // the CONNECT's will, if it had one; Props carries its delay
 	graceful   bool   // the client sent DISCONNECT
 	noWill     bool   // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
 	persistent bool   // the session queue is durable
@@ -95,15 +96,13 @@ type outflight struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc,
-		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{},
-		subs: map[string]subOpts{}, inflight: map[uint16]*outflight{}, finished: make(chan struct{})}
+	// The maps are made on first use (put): an idle connection has none.
+	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc, finished: make(chan struct{})}
 	c.out = outbox.NewOnDemand(s.cfg.OutboxLimit, nc, c.redispatch, func(error) {
 		_ = nc.Close()
 		c.wake(wakeKick) // a parked connection learns of the close by reading
 	})
 	c.acks.c = c
-	c.acks.rel = map[uint16]bool{}
 	c.connectBy = time.Now().Add(s.cfg.ConnectTimeout)
 	return c
 }
@@ -259,6 +258,14 @@ func (c *conn) handle(p wire.Packet) error {
 		return &wire.Error{Code: wire.ProtocolError, Msg: "second CONNECT"} // [MQTT-3.1.0-2]
 	}
 	return &wire.Error{Code: wire.ProtocolError, Msg: "unexpected packet from a client"}
+}
+
+// put sets m[k] = v, making the map first if it is nil.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
 }
 
 func randomID() string {

@@ -27,7 +27,11 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	if !ok {
 		return fmt.Errorf("first packet is type %d, not CONNECT", p.Type()) // [MQTT-3.1.0-1]
 	}
-	c.v, c.connect = cn.Level, cn
+	// Only what outlives the handshake is kept, not the whole CONNECT.
+	c.v, c.cleanStart = cn.Level, cn.CleanStart
+	if cn.Will {
+		c.will = &wire.Publish{QoS: cn.WillQoS, Retain: cn.WillRetain, Topic: cn.WillTopic, Payload: cn.WillPayload, Props: cn.WillProps}
+	}
 	if c.v == wire.V31 {
 		c.v = wire.V311 // 3.1 and 3.1.1 share their wire format for what follows
 	}
@@ -188,7 +192,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if f == "" {
 			continue
 		}
-		c.subs[f] = subOptsFromArgs(b.Args)
+		put(&c.subs, f, subOptsFromArgs(b.Args))
 	}
 	return present && !clean, nil
 }

@@ -62,7 +62,7 @@ func (c *conn) publish(p *wire.Publish) error {
 			return &wire.Error{Code: wire.TopicAliasInvalid, Msg: "topic alias out of range"} // [MQTT-3.3.2-8, -9]
 		}
 		if p.Topic != "" {
-			c.aliasesIn[a] = p.Topic
+			put(&c.aliasesIn, a, p.Topic)
 		} else if t, ok := c.aliasesIn[a]; ok {
 			p.Topic = t
 		} else {
@@ -196,7 +196,7 @@ func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if kind == wire.PUBREC {
-		a.rel[pid] = true
+		put(&a.rel, pid, true)
 	} else {
 		a.qos1++
 	}

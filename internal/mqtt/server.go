@@ -250,7 +250,7 @@ func (s *Server) claim(c *conn) *conn {
 	var sendNow func()
 	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
-		if w.timer.Stop() && c.connect.CleanStart {
+		if w.timer.Stop() && c.cleanStart {
 			sendNow = w.send
 		}
 	}

@@ -71,7 +71,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// message once however many of its bindings match).
 		c.mu.Lock()
 		old, existed := c.subs[s.Filter]
-		c.subs[s.Filter] = o
+		put(&c.subs, s.Filter, o)
 		c.mu.Unlock()
 		key := topicToKey(s.Filter)
 		if !existed || old != o {
@@ -79,7 +79,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 				c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 				c.mu.Lock()
 				if existed {
-					c.subs[s.Filter] = old
+					put(&c.subs, s.Filter, old)
 				} else {
 					delete(c.subs, s.Filter)
 				}
@@ -119,7 +119,7 @@ func (c *conn) sendRetained(r retainedMsg, qos byte) {
 	c.mu.Lock()
 	if qos > 0 {
 		p.PacketID = c.allocPIDLocked()
-		c.inflight[p.PacketID] = &outflight{qos: qos}
+		put(&c.inflight, p.PacketID, &outflight{qos: qos})
 	}
 	c.mu.Unlock()
 	c.send(p)
@@ -145,7 +145,7 @@ func (c *conn) subscribeShared(group, filter string, o subOpts) error {
 	}
 	s := &subscriber{c: c, q: q, filter: filter, opts: o}
 	c.mu.Lock()
-	c.shared[key] = s
+	put(&c.shared, key, s)
 	c.mu.Unlock()
 	return q.Consume(s, broker.ConsumeOptions{})
 }

@@ -34,7 +34,7 @@ type Outbox struct {
 
 	wake      chan struct{} // Run's; nil for an on-demand outbox
 	demand    *demand       // non-nil: written on demand (demand.go), not by Run
-	lastWrite atomic.Int64 // UnixNano of the last socket write, for heartbeats
+	lastWrite atomic.Int64  // UnixNano of the last socket write, for heartbeats
 }
 
 // New returns an outbox refusing deliveries past limit bytes. Its buffers
