@@ -181,7 +181,8 @@ func serverRSS(cfg Config) (int64, error) {
 }
 
 // idleSources picks the local addresses to connect from: for a loopback
-// broker, 127.0.0.2 onwards, one per 20,000 connections and at least
+// broker, 127.0.0.2 onwards, one per 1,000 connections (the broker's
+// default per-address burst) and at least
 // want (default 4) — each source has its own ephemeral ports towards the
 // broker. Elsewhere the kernel chooses.
 func idleSources(host string, want, n int) []string {
@@ -192,7 +193,7 @@ func idleSources(host string, want, n int) []string {
 	if want <= 0 {
 		want = 4
 	}
-	want = max(want, (n+19_999)/20_000)
+	want = max(want, (n+999)/1000) // within the broker's per-address burst (1,000)
 	want = min(want, 250)
 	out := make([]string, want)
 	for i := range out {

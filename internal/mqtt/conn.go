@@ -49,10 +49,10 @@ type conn struct {
 	keepAlive  time.Duration
 	cleanStart bool          // the CONNECT's Clean Start (Clean Session in 3.1.1)
 	will       *wire.Publish // the CONNECT's will, if it had one; Props carries its delay
-	graceful   bool   // the client sent DISCONNECT
-	noWill     bool   // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
-	persistent bool   // the session queue is durable
-	expiry     uint32 // the session expiry interval in force (3.1.1 persistent: never)
+	graceful   bool          // the client sent DISCONNECT
+	noWill     bool          // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
+	persistent bool          // the session queue is durable
+	expiry     uint32        // the session expiry interval in force (3.1.1 persistent: never)
 	queue      *broker.Queue
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer

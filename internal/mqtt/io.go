@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,15 +61,17 @@ type inbuf struct {
 	pooled *[]byte // the pooled buffer, or nil while b is a large packet's own
 	b      []byte
 	n      int // bytes held in b
+	inUse  *atomic.Int64
 }
 
-func getInbuf(pending []byte) inbuf {
+func (c *conn) getInbuf(pending []byte) inbuf {
+	c.srv.stats.readBufs.Add(1)
 	if len(pending) >= readBufSize {
 		b := make([]byte, len(pending)*2)
-		return inbuf{b: b, n: copy(b, pending)}
+		return inbuf{b: b, n: copy(b, pending), inUse: &c.srv.stats.readBufs}
 	}
 	p := readBufs.Get().(*[]byte)
-	return inbuf{pooled: p, b: *p, n: copy(*p, pending)}
+	return inbuf{pooled: p, b: *p, n: copy(*p, pending), inUse: &c.srv.stats.readBufs}
 }
 
 // release returns the pooled buffer and gives the bytes still held, copied
@@ -80,6 +83,9 @@ func (ib *inbuf) release() []byte {
 	}
 	if ib.pooled != nil {
 		readBufs.Put(ib.pooled)
+	}
+	if ib.inUse != nil {
+		ib.inUse.Add(-1)
 	}
 	*ib = inbuf{}
 	return rest
@@ -191,7 +197,7 @@ func (c *conn) run() {
 			c.end(c.readError(net.ErrClosed))
 			return
 		}
-		ib := getInbuf(c.pending)
+		ib := c.getInbuf(c.pending)
 		c.pending = nil
 		reason, ended := "", false
 		for !ended {
@@ -268,6 +274,7 @@ func (c *conn) park() int {
 		switch {
 		case s == stRunning:
 			if c.state.CompareAndSwap(s, stParked) {
+				c.srv.stats.parked.Add(1)
 				return parkedOK
 			}
 		case s&flagWake != 0:
@@ -299,6 +306,7 @@ func (c *conn) wake(why int) {
 			if !c.state.CompareAndSwap(s, stRunning) {
 				continue
 			}
+			c.srv.stats.parked.Add(-1)
 			if why == wakeExpired {
 				go c.expired() // the wheel has already taken it out
 			} else {
@@ -329,7 +337,7 @@ func (c *conn) expired() {
 // on one goroutine blocked in Read, holding a pooled buffer.
 func (c *conn) serveBlocking() {
 	_ = c.nc.SetReadDeadline(c.connectBy)
-	ib := getInbuf(nil)
+	ib := c.getInbuf(nil)
 	defer func() { ib.release() }()
 	for {
 		if ib.n == len(ib.b) {

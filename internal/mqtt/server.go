@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
@@ -50,6 +52,14 @@ type Config struct {
 	// ConnectTimeout closes a connection that has not sent a whole
 	// CONNECT this long after it was accepted; default 10 s.
 	ConnectTimeout time.Duration
+	// ConnectRate bounds the connections accepted per second (burst as
+	// many), so a reconnect storm waits in the kernel's backlog; 0: 20,000.
+	// Negative: no limit.
+	ConnectRate float64
+	// ConnectRatePerAddress bounds the connections accepted per second from
+	// one source address (burst as many); past it they are closed unread.
+	// 0: 1,000. Negative: no limit.
+	ConnectRatePerAddress float64
 	// NoEventLoop keeps a goroutine per TCP connection instead of parking
 	// idle ones on the event loop (for comparison; see io.go).
 	NoEventLoop bool
@@ -74,6 +84,12 @@ func (c Config) withDefaults() Config {
 	if c.OutboxLimit == 0 {
 		c.OutboxLimit = 1 << 20
 	}
+	if c.ConnectRate == 0 {
+		c.ConnectRate = 20_000
+	}
+	if c.ConnectRatePerAddress == 0 {
+		c.ConnectRatePerAddress = 1_000
+	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 10 * time.Second
 	}
@@ -93,12 +109,25 @@ type Stats struct {
 	// AcceptFDExhausted counts the times the TCP listener could not accept
 	// for lack of file descriptors (each such episode, not each retry).
 	AcceptFDExhausted uint64
+	// RateLimited counts connections closed unread for coming too fast
+	// from one address (ConnectRatePerAddress).
+	RateLimited uint64
+	// ConnectionsParked is how many connections wait on the event loop
+	// with no goroutine; ReadBuffersInUse how many pooled read buffers
+	// connections hold now (idle ones hold none).
+	ConnectionsParked int64
+	ReadBuffersInUse  int64
+	// AcceptThrottled counts accepts that waited for the overall connect
+	// rate (ConnectRate).
+	AcceptThrottled uint64
 }
 
 type counters struct {
 	connsOpen                          atomic.Int64
 	connsTotal, publishesIn, delivered atomic.Uint64
 	qos0Dropped, acceptExhausted       atomic.Uint64
+	rateLimited, acceptThrottled       atomic.Uint64
+	parked, readBufs                   atomic.Int64
 }
 
 // Server accepts MQTT connections for a broker.
@@ -117,6 +146,9 @@ type Server struct {
 	active map[string]*conn        // client id → its live connection
 	wills  map[string]*delayedWill // client id → a delayed will waiting to go
 	conns  accept.Conns[*conn]
+
+	perAddr    *addrLimiter  // nil: no per-address limit
+	acceptRate *rate.Limiter // nil: no overall limit
 
 	serving int        // Serve calls running (guarded by mu)
 	loop    *eventLoop // while serving, unless NoEventLoop or unsupported (guarded by mu)
@@ -148,6 +180,10 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	}
 	s := &Server{cfg: cfg, broker: b, clock: b.Clock(), users: users, log: log, retained: rs, expiry: ex,
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
+	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
+	if cfg.ConnectRate > 0 {
+		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))
+	}
 	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -166,6 +202,8 @@ func (s *Server) Stats() Stats {
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
 		QoS0Dropped: s.stats.qos0Dropped.Load(), RetainedMessages: n,
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
+		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
+		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
 	}
 }
 
@@ -174,7 +212,16 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.startLoop()
 	defer s.stopLoop()
-	err := accept.Loop(ctx, ln, s.handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
+	handle := func(nc net.Conn) {
+		if !s.perAddr.allow(nc.RemoteAddr(), time.Now()) {
+			s.stats.rateLimited.Add(1)
+			_ = nc.Close()
+			return
+		}
+		s.handle(nc)
+		s.throttle(ctx) // before the next accept
+	}
+	err := accept.Loop(ctx, ln, handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
