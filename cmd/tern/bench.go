@@ -80,11 +80,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.AutoAck, "autoack", false, "consume without acknowledgements")
 	fs.IntVar(&c.MultiAckEvery, "multi-ack-every", 1, "manual acks: ack with multiple every N messages (1 = each message)")
 	fs.IntVar(&c.IdleConns, "idle-connections", 0, "open this many idle connections instead of moving messages")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "the broker's pid, to report its memory per idle connection (same host)")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "the broker's pid (same host): its memory per idle connection, or its CPU per delivered message")
 	fs.BoolVar(&c.ServerGC, "server-gc", false, "the --server-pid broker is Tern: signal it (SIGUSR1) to collect garbage before each memory reading")
 	fs.IntVar(&c.IdleSources, "idle-sources", 0, "MQTT idle connections: loopback source addresses (127.0.0.2…) to connect from (default 4, more past 20,000 connections each)")
 	fs.IntVar(&c.IdleKeepAlive, "idle-keepalive", 600, "MQTT idle connections: keep-alive in CONNECT, seconds")
 	fs.BoolVar(&c.IdleRetained, "idle-retained", false, "MQTT idle connections: then publish a retained message and check every connection receives it")
+	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "MQTT: open the --idle-connections at this many per second (open-loop) and report CONNACK latency")
+	fs.BoolVar(&c.Persistent311, "idle-persistent", false, "MQTT idle connections and connect storms: persistent sessions (Clean Session 0)")
 	worker := fs.Bool("idle-worker", false, "internal: run as one client process of an MQTT idle fleet (stdin/stdout protocol)")
 	workerID := fs.String("idle-id", "", "internal: --idle-worker client-id prefix")
 	workerSources := fs.String("idle-sources-list", "", "internal: --idle-worker source addresses, comma-separated")
@@ -105,7 +107,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *worker {
-		w := bench.IdleWorker{Addr: strings.TrimPrefix(c.URL, "tcp://"), Conns: c.IdleConns, KeepAlive: uint16(c.IdleKeepAlive), ID: *workerID}
+		w := bench.IdleWorker{Addr: strings.TrimPrefix(c.URL, "tcp://"), Conns: c.IdleConns, KeepAlive: uint16(c.IdleKeepAlive), ID: *workerID, Clean: !c.Persistent311}
 		if *workerSources != "" {
 			w.Sources = strings.Split(*workerSources, ",")
 		}

@@ -34,6 +34,8 @@ type Config struct {
 	IdleSources   int           // MQTT idle connections: loopback source addresses to spread them over; default 4
 	IdleKeepAlive int           // MQTT idle connections: keep-alive in CONNECT, seconds; default 600
 	IdleRetained  bool          // MQTT idle connections: after holding them, check each still gets a retained message
+	ConnectRate   float64       // MQTT: open the idle connections at this rate (open-loop) and report CONNACK latency
+	Persistent311 bool          // MQTT idle connections and connect storms: persistent sessions (Clean Session 0)
 	Drain         time.Duration // how long consumers wait for stragglers after publishing stops; default 5s
 }
 

@@ -13,6 +13,9 @@ import (
 // Duration and reports the broker's resident memory per connection when
 // its pid is known (read from /proc, so the broker must run on this host).
 func runIdle(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
+	if cfg.Protocol == "mqtt" && cfg.ConnectRate > 0 {
+		return runConnectStorm(ctx, cfg, progress)
+	}
 	if cfg.Protocol == "mqtt" {
 		return runIdleFleet(ctx, cfg, progress)
 	}

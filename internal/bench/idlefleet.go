@@ -64,7 +64,7 @@ func runIdleFleet(ctx context.Context, cfg Config, progress io.Writer) (*Result,
 
 	// One connection first, so one-off costs of the first login are in
 	// the baseline, not spread over the idle connections.
-	warm, err := dialIdle(addr, "", fmt.Sprintf("tern-bench-warm-%d", os.Getpid()), 600)
+	warm, err := dialIdle(addr, "", fmt.Sprintf("tern-bench-warm-%d", os.Getpid()), 600, true)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -91,7 +91,7 @@ func runIdleFleet(ctx context.Context, cfg Config, progress io.Writer) (*Result,
 	}()
 	for i := 0; n-i*perWorker > 0; i++ {
 		k := min(perWorker, n-i*perWorker)
-		w, err := startWorker(exe, addr, k, sources, cfg.IdleKeepAlive, fmt.Sprintf("tern-bench-idle-%d-w%d", os.Getpid(), i))
+		w, err := startWorker(exe, addr, k, sources, cfg.IdleKeepAlive, !cfg.Persistent311, fmt.Sprintf("tern-bench-idle-%d-w%d", os.Getpid(), i))
 		if err != nil {
 			return nil, err
 		}
@@ -202,9 +202,12 @@ func idleSources(host string, want, n int) []string {
 	return out
 }
 
-func startWorker(exe, addr string, conns int, sources []string, keepAlive int, id string) (*fleetWorker, error) {
+func startWorker(exe, addr string, conns int, sources []string, keepAlive int, clean bool, id string) (*fleetWorker, error) {
 	args := []string{"bench", "--idle-worker", "--url", "tcp://" + addr, "--idle-connections", strconv.Itoa(conns),
 		"--idle-keepalive", strconv.Itoa(keepAlive), "--idle-id", id}
+	if !clean {
+		args = append(args, "--idle-persistent")
+	}
 	if len(sources) > 0 {
 		args = append(args, "--idle-sources-list", strings.Join(sources, ","))
 	}

@@ -28,6 +28,7 @@ type IdleWorker struct {
 	Sources   []string // local addresses to connect from, round-robin; none: the kernel's choice
 	KeepAlive uint16   // seconds, in CONNECT
 	ID        string   // client-id prefix, unique per worker
+	Clean     bool     // Clean Session; false: persistent sessions
 }
 
 // idleClient is one idle connection.
@@ -61,7 +62,7 @@ func (w IdleWorker) Run(ctx context.Context, in io.Reader, out io.Writer) error 
 				if len(w.Sources) > 0 {
 					src = w.Sources[i%len(w.Sources)]
 				}
-				nc, err := dialIdle(w.Addr, src, fmt.Sprintf("%s-%d", w.ID, i), w.KeepAlive)
+				nc, err := dialIdle(w.Addr, src, fmt.Sprintf("%s-%d", w.ID, i), w.KeepAlive, w.Clean)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
 					return
@@ -141,7 +142,7 @@ func receiveOne(nc net.Conn, topic string) bool {
 // dialIdle opens an MQTT 3.1.1 connection (CONNECT, CONNACK) from src (""
 // for any) and leaves it idle; a raw socket keeps the load generator's own
 // memory small for tens of thousands of connections.
-func dialIdle(addr, src, clientID string, keepAlive uint16) (net.Conn, error) {
+func dialIdle(addr, src, clientID string, keepAlive uint16, clean bool) (net.Conn, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
@@ -150,7 +151,7 @@ func dialIdle(addr, src, clientID string, keepAlive uint16) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &mqttwire.Connect{ProtocolName: "MQTT", Level: mqttwire.V311, CleanStart: true, KeepAlive: keepAlive, ClientID: clientID}
+	c := &mqttwire.Connect{ProtocolName: "MQTT", Level: mqttwire.V311, CleanStart: clean, KeepAlive: keepAlive, ClientID: clientID}
 	if _, err := nc.Write(c.Append(nil, mqttwire.V311)); err != nil {
 		_ = nc.Close()
 		return nil, err
