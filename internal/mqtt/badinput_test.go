@@ -170,3 +170,36 @@ func TestConnectFloodFromOneAddressIsRateLimited(t *testing.T) {
 	st := s.MQTTStats()
 	t.Logf("rate limited %d, accepts throttled %d", st.RateLimited, st.AcceptThrottled)
 }
+
+// A packet larger than a pooled read buffer, arriving in pieces with the
+// connection parked in between, is put together and delivered whole.
+func TestLargePacketInPiecesAcrossParks(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	sub := testkit.DialMQTT(t, s)
+	sub.Connect("large-sub", "", "")
+	sub.Send(&wire.Subscribe{PacketID: 1, Subs: []wire.Subscription{{Filter: "big/#", QoS: 0}}})
+	if _, ok := sub.Expect().(*wire.Suback); !ok {
+		t.Fatal("no SUBACK")
+	}
+	pub := testkit.DialMQTT(t, s)
+	pub.Connect("large-pub", "", "")
+	payload := make([]byte, 100_000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	raw := (&wire.Publish{Topic: "big/one", Payload: payload}).Append(nil, wire.V311)
+	for i, piece := range [][]byte{raw[:3], raw[3:5000], raw[5000:60_000], raw[60_000:]} {
+		if _, err := pub.NC.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			testkit.Eventually(t, 5*time.Second, "the publisher parked between pieces", func() bool { return s.MQTTStats().ConnectionsParked >= 2 })
+		}
+	}
+	p, ok := sub.Expect().(*wire.Publish)
+	if !ok || p.Topic != "big/one" || string(p.Payload) != string(payload) {
+		t.Fatal("the large message did not arrive whole")
+	}
+	testkit.Eventually(t, 5*time.Second, "read buffers returned", func() bool { return s.MQTTStats().ReadBuffersInUse == 0 })
+}

@@ -115,16 +115,15 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 		}
 	}()
 	for off < ib.n {
-		first, body, size, need, err := wire.Split(ib.b[off:ib.n], int(c.srv.cfg.MaxPacketSize))
+		first, body, size, _, err := wire.Split(ib.b[off:ib.n], int(c.srv.cfg.MaxPacketSize))
 		if err != nil {
 			return c.readError(err), true
 		}
 		if size == 0 {
-			if need > len(ib.b) {
-				ib.n = copy(ib.b, ib.b[off:ib.n])
-				off = 0
-				ib.room(need)
-			}
+			// Incomplete: the reader doubles the buffer when the packet
+			// fills it, rather than allocating all of its announced size
+			// at once, so a client trickling a large packet costs about
+			// what it has sent, not the announced size on every wake-up.
 			return "", false
 		}
 		off += size
