@@ -189,6 +189,24 @@ func (c *conn) readNow(b []byte) (int, error) {
 	return n, nil
 }
 
+// lingerFor is how long a connection that just had bytes waits for more
+// before it parks: a packet a second parks every time, a stream does not.
+const lingerFor = 200 * time.Millisecond
+
+// linger waits up to lingerFor for bytes; errWouldBlock if none came.
+func (c *conn) linger(b []byte) (int, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerFor))
+	n, err := c.nc.Read(b)
+	_ = c.nc.SetReadDeadline(time.Time{}) // readNow honours deadlines too
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, errWouldBlock
+	}
+	if err == nil && n == 0 {
+		return 0, errWouldBlock
+	}
+	return n, err
+}
+
 // run serves a polled connection from its wake-up until it parks or ends.
 func (c *conn) run() {
 	for {
@@ -204,6 +222,12 @@ func (c *conn) run() {
 				ib.room(2 * len(ib.b))
 			}
 			n, err := c.readNow(ib.b[ib.n:])
+			if errors.Is(err, errWouldBlock) && c.connected && c.kicked.Load() == 0 {
+				// A busy connection (a device streaming readings) stays
+				// awake a little, waiting in the runtime's poller, rather
+				// than paying a park and a wake-up per packet.
+				n, err = c.linger(ib.b[ib.n:])
+			}
 			if errors.Is(err, errWouldBlock) {
 				break
 			}

@@ -38,7 +38,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // maxPooled bounds the buffers kept in the pool: a burst's large buffer
 // is left to the GC.
-const maxPooled = 64 << 10
+const maxPooled = 1 << 20
 
 // startLocked starts the writer if there is anything to do; mu is held.
 func (o *Outbox) startLocked() {
@@ -51,7 +51,9 @@ func (o *Outbox) startLocked() {
 }
 
 // writeOnDemand is the on-demand writer: it writes until the buffer is
-// empty, then ends.
+// empty, then ends. While it runs it keeps the last written buffer as the
+// next one (spare), as Run does, so a stream of deliveries does not grow a
+// fresh buffer for every batch; when it ends both go back to the pool.
 func (o *Outbox) writeOnDemand() {
 	d := o.demand
 	for {
@@ -62,10 +64,11 @@ func (o *Outbox) writeOnDemand() {
 		o.starved = false
 		if len(out) == 0 && !closing && !starved {
 			d.writing = false
+			spare := o.spare
+			o.spare = nil
 			o.mu.Unlock()
-			if out != nil {
-				bufPool.Put(&out)
-			}
+			putBuf(out)
+			putBuf(spare)
 			return
 		}
 		o.mu.Unlock()
@@ -79,13 +82,16 @@ func (o *Outbox) writeOnDemand() {
 				return
 			}
 		}
-		if cap(out) <= maxPooled && out != nil {
-			out = out[:0]
-			bufPool.Put(&out)
-		}
+		var drop []byte
 		o.mu.Lock()
+		if o.spare == nil && cap(out) <= maxSpare {
+			o.spare = out[:0]
+		} else {
+			drop = out
+		}
 		more := len(o.buf) > 0
 		o.mu.Unlock()
+		putBuf(drop)
 		if closing && !more {
 			o.endWriter()
 			d.onError(nil)
@@ -94,6 +100,17 @@ func (o *Outbox) writeOnDemand() {
 		if starved {
 			d.onDrain()
 		}
+	}
+}
+
+// maxSpare bounds the buffer a running writer keeps for the next batch.
+const maxSpare = 4 << 20
+
+// putBuf returns a buffer to the pool, if it is worth keeping.
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= maxPooled {
+		b = b[:0]
+		bufPool.Put(&b)
 	}
 }
 
@@ -108,12 +125,17 @@ func (o *Outbox) endWriter() {
 	o.mu.Unlock()
 }
 
-// growLocked gives an empty buffer a pooled backing array before frames
-// are appended to it; mu is held.
+// growLocked gives an empty buffer the writer's spare or a pooled backing
+// array before frames are appended to it; mu is held.
 func (o *Outbox) growLocked() {
-	if o.demand != nil && o.buf == nil {
-		o.buf = (*bufPool.Get().(*[]byte))[:0]
+	if o.demand == nil || o.buf != nil {
+		return
 	}
+	if o.spare != nil {
+		o.buf, o.spare = o.spare, nil
+		return
+	}
+	o.buf = (*bufPool.Get().(*[]byte))[:0]
 }
 
 // CloseAndWait is CloseAfterFlush, then waits up to d for the writer to
