@@ -33,10 +33,11 @@ type conn struct {
 	loop       *eventLoop
 	state      atomic.Uint32 // stRunning, stParked, stDone, with flags
 	polled     bool          // registered with the poller (guarded by the poller's mu)
-	pending    []byte        // an incomplete packet's bytes, kept while parked
 	connected  bool          // CONNACK sent
-	connectBy  time.Time     // the CONNECT timeout's deadline
+	pending    []byte        // an incomplete packet's bytes, kept while parked
+	connectBy  int64         // UnixNano: the CONNECT timeout's deadline
 	lastPacket time.Time     // when the last whole packet came
+	lastWake   int64         // UnixNano of the last wake-up (run)
 	// The timing wheel's links (guarded by the wheel's mu).
 	wprev, wnext *conn
 	wslot        int // slot+1; 0: not in the wheel
@@ -56,7 +57,7 @@ type conn struct {
 	queue      *broker.Queue
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
-	scratch    broker.RouteScratch
+	scratch    *broker.RouteScratch   // made by the first publish
 	aliasesIn  map[uint16]string
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
@@ -103,7 +104,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		c.wake(wakeKick) // a parked connection learns of the close by reading
 	})
 	c.acks.c = c
-	c.connectBy = time.Now().Add(s.cfg.ConnectTimeout)
+	c.connectBy = time.Now().Add(s.cfg.ConnectTimeout).UnixNano()
 	return c
 }
 

@@ -189,8 +189,8 @@ func (c *conn) readNow(b []byte) (int, error) {
 	return n, nil
 }
 
-// lingerFor is how long a connection that just had bytes waits for more
-// before it parks: a packet a second parks every time, a stream does not.
+// lingerFor is how long a busy connection (woken twice within a second)
+// waits for more bytes before it parks.
 const lingerFor = 200 * time.Millisecond
 
 // linger waits up to lingerFor for bytes; errWouldBlock if none came.
@@ -214,6 +214,11 @@ func (c *conn) run() {
 			c.end(c.readError(net.ErrClosed))
 			return
 		}
+		// Busy: woken again within a second. A device that connects and
+		// then idles parks at once and never lingers.
+		now := time.Now().UnixNano()
+		busy := now-c.lastWake < int64(time.Second)
+		c.lastWake = now
 		ib := c.getInbuf(c.pending)
 		c.pending = nil
 		reason, ended := "", false
@@ -222,7 +227,7 @@ func (c *conn) run() {
 				ib.room(2 * len(ib.b))
 			}
 			n, err := c.readNow(ib.b[ib.n:])
-			if errors.Is(err, errWouldBlock) && c.connected && c.kicked.Load() == 0 {
+			if errors.Is(err, errWouldBlock) && busy && c.connected && c.kicked.Load() == 0 {
 				// A busy connection (a device streaming readings) stays
 				// awake a little, waiting in the runtime's poller, rather
 				// than paying a park and a wake-up per packet.
@@ -274,7 +279,7 @@ const (
 // packet [MQTT-3.1.2-24]; zero for none.
 func (c *conn) deadline() time.Time {
 	if !c.connected {
-		return c.connectBy
+		return time.Unix(0, c.connectBy)
 	}
 	if c.keepAlive > 0 {
 		return c.lastPacket.Add(c.keepAlive * 3 / 2)
@@ -359,7 +364,7 @@ func (c *conn) expired() {
 // serveBlocking serves a connection that cannot be polled (TLS, WebSocket)
 // on one goroutine blocked in Read, holding a pooled buffer.
 func (c *conn) serveBlocking() {
-	_ = c.nc.SetReadDeadline(c.connectBy)
+	_ = c.nc.SetReadDeadline(time.Unix(0, c.connectBy))
 	ib := c.getInbuf(nil)
 	defer func() { ib.release() }()
 	for {

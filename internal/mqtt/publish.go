@@ -102,7 +102,10 @@ func (c *conn) publish(p *wire.Publish) error {
 		token = c.acks.begin(kind, p.PacketID)
 		done = &c.acks
 	}
-	res, err := c.vhost.Publish(&c.scratch, m, done, token)
+	if c.scratch == nil {
+		c.scratch = &broker.RouteScratch{}
+	}
+	res, err := c.vhost.Publish(c.scratch, m, done, token)
 	if err != nil {
 		return fmt.Errorf("mqtt: publish to %q: %w", p.Topic, err) // internal: protocolError logs it
 	}
