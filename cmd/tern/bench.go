@@ -33,7 +33,12 @@ Scenarios (presets; explicit flags override them):
   many              50 producers, 50 queues, 50 consumers
   fixed-rate        1 → 1 persistent with confirms at 5,000 msg/s (latency under load)
   idle-connections  open 1,000 connections and hold them; with --server-pid, the
-                    broker's memory per connection
+                    broker's memory per connection (--server-gc: after a GC, Tern only)
+                    and CPU while idle. MQTT: spread over worker processes (10,000
+                    connections each) and 127.0.0.x source addresses, capped by the
+                    broker's open-file limit (said so); --idle-retained checks every
+                    connection still receives a retained message; --connect-rate N
+                    opens them at N/s and reports CONNACK latency
   fan-in            (MQTT) 100 publishers → one wildcard subscriber
 
 With --protocol mqtt, producer i publishes to topic tern-bench/<run>/<i mod queues>
