@@ -169,8 +169,13 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
 	if clean {
-		if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
-			return false, err
+		// Only a session that exists is deleted: a new client (most of a
+		// connect storm) skips a command through the vhost's declaration
+		// lock, which every handshake otherwise queued on.
+		if _, err := c.vhost.Queue(name, 0); err == nil {
+			if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
+				return false, err
+			}
 		}
 	}
 	q, err := c.vhost.Queue(name, 0)
@@ -184,7 +189,10 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		}
 	}
 	c.queue = q
-	for _, b := range c.vhost.Bindings() {
+	if !present {
+		return false, nil // a new session has no subscriptions to reload
+	}
+	for _, b := range c.vhost.QueueBindings(q) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
 		}
