@@ -95,6 +95,8 @@ func runServer(args []string, stderr io.Writer) int {
 	log.Info("tern started", "version", server.Version, "data_dir", cfg.DataDir)
 	stopHUP := reloadOnSIGHUP(srv, log)
 	defer stopHUP()
+	stopUSR1 := freeMemoryOnSIGUSR1(log)
+	defer stopUSR1()
 	if err := srv.Run(ctx); err != nil {
 		log.Error("server failed", "err", err)
 		return 1
