@@ -165,10 +165,11 @@ func runCtl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				return exitOK
 			}
 		}
-		ctlUsage(stdout)
 		if gfs.NArg() == 0 {
+			ctlUsage(stderr)
 			return exitUsage
 		}
+		ctlUsage(stdout)
 		return exitOK
 	}
 	c := ctlCommandNamed(gfs.Arg(0))

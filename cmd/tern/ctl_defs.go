@@ -16,7 +16,7 @@ import (
 func init() {
 	ctlCommands = append(ctlCommands,
 		&ctlCommand{name: "export", args: "FILE|-", min: 1, max: 1,
-			summary: "write the definitions (users, vhosts, permissions, queues, exchanges, bindings, policies) as JSON; --vhost for one vhost's",
+			summary: "write the definitions (GET /api/definitions, RabbitMQ's JSON) to FILE or standard output; --vhost for one vhost's",
 			def:     func(*flag.FlagSet) func(*ctlRun, []string) error { return runExport }},
 		&ctlCommand{name: "import", args: "FILE|-", min: 1, max: 1,
 			summary: "load definitions in RabbitMQ's JSON format (all or nothing); --vhost loads into that vhost",
