@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,20 +127,47 @@ Exit codes:
   5 server error (5xx) or the server could not be reached
 `
 
+// ctlOrder is the order of the commands in the help, by topic.
+var ctlOrder = []string{"list", "declare", "delete", "purge", "close-connection", "publish", "get", "export", "import",
+	"add-user", "change-password", "set-user-tags", "delete-user", "add-vhost", "delete-vhost",
+	"set-permissions", "clear-permissions", "set-topic-permissions", "clear-topic-permissions",
+	"set-policy", "clear-policy", "set-vhost-limit", "clear-vhost-limit", "set-user-limit", "clear-user-limit", "status"}
+
 func ctlUsage(w io.Writer) {
 	fmt.Fprint(w, ctlIntro+"Commands:\n")
-	for _, c := range ctlCommands {
-		line := "  " + c.name
-		if c.args != "" {
-			line += " " + c.args
+	sorted := slices.Clone(ctlCommands)
+	sort.SliceStable(sorted, func(i, j int) bool { return ctlRank(sorted[i].name) < ctlRank(sorted[j].name) })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %s %s\n", c.name, c.args)
+		for _, l := range wrapText(c.summary, 72) {
+			fmt.Fprintf(w, "      %s\n", l)
 		}
-		if len(line) > 40 {
-			fmt.Fprintf(w, "%s\n  %-38s  %s\n", line, "", c.summary)
-			continue
-		}
-		fmt.Fprintf(w, "%-40s  %s\n", line, c.summary)
 	}
 	fmt.Fprint(w, ctlOutro)
+}
+
+func ctlRank(name string) int {
+	if i := slices.Index(ctlOrder, name); i >= 0 {
+		return i
+	}
+	return len(ctlOrder)
+}
+
+// wrapText breaks s into lines of at most width runes at spaces.
+func wrapText(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return append(lines, line)
 }
 
 // runCtl is `tern ctl`.
@@ -161,7 +189,7 @@ func runCtl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if gfs.NArg() == 0 || gfs.Arg(0) == "help" {
 		if gfs.NArg() > 1 {
 			if c := ctlCommandNamed(gfs.Arg(1)); c != nil {
-				ctlCommandHelp(c, g, stdout)
+				ctlCommandHelp(c, stdout)
 				return exitOK
 			}
 		}
@@ -183,7 +211,7 @@ func runCtl(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	run := c.def(fs)
 	pos, err := parseInterleaved(fs, gfs.Args()[1:])
 	if errors.Is(err, flag.ErrHelp) {
-		ctlCommandHelp(c, g, stdout)
+		ctlCommandHelp(c, stdout)
 		return exitOK
 	}
 	if err != nil {
@@ -220,20 +248,18 @@ func (g *ctlGlobals) visit(f *flag.Flag) {
 	}
 }
 
-func ctlCommandHelp(c *ctlCommand, g *ctlGlobals, w io.Writer) {
-	fmt.Fprintf(w, "Usage: tern ctl %s %s\n\n%s\n", c.name, c.args, c.summary)
+func ctlCommandHelp(c *ctlCommand, w io.Writer) {
+	fmt.Fprintf(w, "Usage: tern ctl %s %s\n\n%s\n", c.name, c.args, strings.Join(wrapText(c.summary, 78), "\n"))
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	c.def(fs)
-	var own []string
-	fs.VisitAll(func(f *flag.Flag) { own = append(own, f.Name) })
-	if len(own) > 0 {
-		sort.Strings(own)
+	own := 0
+	fs.VisitAll(func(*flag.Flag) { own++ })
+	if own > 0 {
 		fmt.Fprintln(w, "\nFlags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 	}
 	fmt.Fprint(w, ctlOutro)
-	_ = g
 }
 
 // parseInterleaved parses flags anywhere among the positional arguments

@@ -78,7 +78,7 @@ func TestCtl(t *testing.T) {
 		if rows := s.ctl(t, "list", "queues", "--json").ok(t).rows(t); !hasRow(rows, map[string]any{"vhost": "ctl/filter", "name": "in-filter"}) {
 			t.Fatal("list without --vhost lacks the other vhost's queue")
 		}
-		s.ctl(t, "list", "queues", "--vhost", "no-such-vhost", "--json").ok(t)
+		s.ctl(t, "list", "queues", "--vhost", "no-such-vhost", "--json").exit(t, exitNotFound)
 	})
 
 	t.Run("exchanges-bindings-publish", func(t *testing.T) {
@@ -504,4 +504,55 @@ func TestCtlWithoutServer(t *testing.T) {
 		t.Errorf("unreachable: %s", r.stderr)
 	}
 	run("--url", "https://127.0.0.1:1", "--cacert", "/no/such/ca.pem", "status").exit(t, exitUsage)
+}
+
+// TestCtlOverHTTPS: --url https://… trusts the CA given with --cacert, and
+// refuses the server's certificate without it (exit 5).
+func TestCtlOverHTTPS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, addrs := startTLSBinary(t, dir) // tls_binary_test.go: guest/guest, administrator
+	u := "https://" + addrs["HTTPS"]
+	env := []string{"TERN_CTL_PASSWORD=guest"}
+	r := runCtlBinary(t, env, "", "ctl", "--url", u, "--cacert", filepath.Join(dir, "ca.pem"), "declare", "queue", "over-tls").ok(t)
+	if !strings.Contains(r.stdout, "over-tls") {
+		t.Fatalf("declare over https: %s", r.stdout)
+	}
+	rows := runCtlBinary(t, env, "", "ctl", "--url", u, "--cacert", filepath.Join(dir, "ca.pem"), "list", "queues", "--json").ok(t).rows(t)
+	if !hasRow(rows, map[string]any{"name": "over-tls"}) {
+		t.Fatalf("list over https: %v", rows)
+	}
+	r = runCtlBinary(t, env, "", "ctl", "--url", u, "status").exit(t, exitServer)
+	if !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("unknown CA: %s", r.stderr)
+	}
+}
+
+// TestCtlDocumented: docs/ctl.md shows every command with an example and
+// the exit codes.
+func TestCtlDocumented(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "ctl.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, c := range ctlCommands {
+		if !strings.Contains(doc, "tern ctl "+c.name+" ") && !strings.Contains(doc, "tern ctl "+c.name+"\n") {
+			t.Errorf("docs/ctl.md has no example of tern ctl %s", c.name)
+		}
+	}
+	for k := range listKinds {
+		if !strings.Contains(doc, "tern ctl list "+k) {
+			t.Errorf("docs/ctl.md has no example of tern ctl list %s", k)
+		}
+	}
+	for _, code := range []string{"| 0 ", "| 1 ", "| 2 ", "| 3 ", "| 4 ", "| 5 "} {
+		if !strings.Contains(doc, code) {
+			t.Errorf("docs/ctl.md's exit code table lacks %q", code)
+		}
+	}
+	readme, _ := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if !strings.Contains(string(readme), "docs/ctl.md") {
+		t.Error("README does not point to docs/ctl.md")
+	}
 }

@@ -38,7 +38,7 @@ func listKindNames() string {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return strings.Join(names, "|")
+	return strings.Join(names, ", ")
 }
 
 func init() {
@@ -57,6 +57,13 @@ func runList(r *ctlRun, args []string) error {
 	cl, err := r.client()
 	if err != nil {
 		return err
+	}
+	if r.g.vhostSet {
+		// An unknown vhost is "not found" (exit 2), as with rabbitmqctl,
+		// rather than an empty list.
+		if err := cl.getJSON(apiPath("vhosts", r.g.vhost), &map[string]any{}); err != nil {
+			return err
+		}
 	}
 	var rows []map[string]any
 	if err := cl.getJSON(k.path, &rows); err != nil {

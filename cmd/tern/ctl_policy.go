@@ -20,10 +20,17 @@ func init() {
 				op := fs.Bool("operator", false, "an operator policy")
 				return func(r *ctlRun, args []string) error {
 					return r.change(http.MethodDelete, apiPath(policiesBase(*op), r.g.vhost, args[0]), nil, nil,
-						fmt.Sprintf("Cleared policy %q in vhost %q.", args[0], r.g.vhost))
+						fmt.Sprintf("Cleared %s %q in vhost %q.", policyWord(*op), args[0], r.g.vhost))
 				}
 			}},
 	)
+}
+
+func policyWord(operator bool) string {
+	if operator {
+		return "operator policy"
+	}
+	return "policy"
 }
 
 func policiesBase(operator bool) string {
@@ -44,6 +51,6 @@ func defSetPolicy(fs *flag.FlagSet) func(*ctlRun, []string) error {
 		}
 		body := map[string]any{"pattern": args[1], "definition": def, "priority": *priority, "apply-to": *applyTo}
 		return r.change(http.MethodPut, apiPath(policiesBase(*op), r.g.vhost, args[0]), body, nil,
-			fmt.Sprintf("Set policy %q in vhost %q.", args[0], r.g.vhost))
+			fmt.Sprintf("Set %s %q in vhost %q.", policyWord(*op), args[0], r.g.vhost))
 	}
 }
