@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 )
 
 // field reads a dotted path ("queue.name") from a decoded JSON object.
@@ -52,6 +54,28 @@ func cell(v any) string {
 	return compactJSON(v)
 }
 
+// escapeControls writes control characters and line separators as Go
+// escapes (\n, \t, \x00, \u2028); everything else is kept.
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r) // '\n', '\x00', '\u2028'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+}
+
 func compactJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -62,16 +86,21 @@ func compactJSON(v any) string {
 
 // printTable writes rows as an aligned table with a header of the column
 // names (the JSON field names, so a script can pass them to --columns).
-// Cells are single-line: a newline or tab in a value is escaped.
+// Cells are single-line: control characters in a value (a name may hold
+// any) are escaped, so a value can neither forge a row nor break the
+// alignment (tabwriter takes \f and \v as line and cell breaks).
 func printTable(w io.Writer, cols []string, rows []map[string]any) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(cols, "\t"))
-	r := strings.NewReplacer("\n", `\n`, "\t", `\t`, "\r", `\r`)
+	header := make([]string, len(cols))
+	for i, c := range cols {
+		header[i] = escapeControls(c)
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, row := range rows {
 		cells := make([]string, len(cols))
 		for i, c := range cols {
 			if v, ok := field(row, c); ok {
-				cells[i] = r.Replace(cell(v))
+				cells[i] = escapeControls(cell(v))
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
