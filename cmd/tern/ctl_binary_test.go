@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -219,6 +220,34 @@ func TestCtl(t *testing.T) {
 		s.ctl(t, "close-connection", "127.0.0.1:1 -> 127.0.0.1:2").exit(t, exitNotFound)
 	})
 
+	t.Run("close-mqtt-connection", func(t *testing.T) {
+		t.Parallel()
+		lost := make(chan error, 1)
+		o := paho.NewClientOptions().AddBroker("tcp://" + s.mqttAddr).SetClientID("ctl-mqtt-dev").SetUsername("admin").
+			SetPassword(ctlAdminPass).SetAutoReconnect(false).SetProtocolVersion(4).
+			SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+		c := paho.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("MQTT connect: %v", tok.Error())
+		}
+		defer c.Disconnect(0)
+		var name string
+		eventually(t, "the MQTT connection listed", func() bool {
+			for _, r := range s.ctl(t, "list", "connections", "--json").ok(t).rows(t) {
+				if r["user_provided_name"] == "ctl-mqtt-dev" {
+					name, _ = r["name"].(string)
+				}
+			}
+			return name != ""
+		})
+		s.ctl(t, "close-connection", name).ok(t)
+		select {
+		case <-lost:
+		case <-time.After(10 * time.Second):
+			t.Fatal("MQTT client still connected after close-connection")
+		}
+	})
+
 	t.Run("users-and-permissions", func(t *testing.T) {
 		t.Parallel()
 		s.ctl(t, "add-vhost", "ctl-users").ok(t)
@@ -365,6 +394,16 @@ func TestCtl(t *testing.T) {
 		s.ctl(t, "set-policy", "p2", ".*", `{"max-length": 9}`, "--vhost", "ctl-pol").ok(t)
 		s.ctl(t, "delete", "policy", "p2", "--vhost", "ctl-pol").ok(t)
 		s.ctl(t, "set-policy", "p3", ".*", `{"max-length": 9}`, "--vhost", "ctl-no-such").exit(t, exitNotFound)
+		// Operator policies live apart from policies.
+		s.ctl(t, "set-policy", "opcap", ".*", `{"max-length": 100}`, "--operator", "--vhost", "ctl-pol").ok(t)
+		if rows := s.ctl(t, "list", "operator-policies", "--vhost", "ctl-pol", "--json").ok(t).rows(t); !hasRow(rows, map[string]any{"name": "opcap"}) {
+			t.Fatalf("list operator-policies: %v", rows)
+		}
+		if rows := s.ctl(t, "list", "policies", "--vhost", "ctl-pol", "--json").ok(t).rows(t); len(rows) != 0 {
+			t.Fatalf("an operator policy listed among the policies: %v", rows)
+		}
+		s.ctl(t, "clear-policy", "opcap", "--vhost", "ctl-pol").exit(t, exitNotFound)
+		s.ctl(t, "clear-policy", "opcap", "--operator", "--vhost", "ctl-pol").ok(t)
 	})
 
 	t.Run("export-import", func(t *testing.T) {

@@ -40,26 +40,31 @@ tags = ["monitoring"]
 
 type ctlServer struct {
 	*binaryServer
-	httpURL string
+	httpURL, mqttAddr string
 }
 
 // startCtlServer starts `tern server` with ctlConfig and finds its HTTP
-// address in the log lines startBinary has collected (httpListenLine:
+// and MQTT addresses in the log lines startBinary has collected (httpListenLine:
 // fulldisk_test.go).
 func startCtlServer(t *testing.T) *ctlServer {
 	t.Helper()
 	s := startBinary(t, "--config", writeConfig(t, ctlConfig))
+	cs := &ctlServer{binaryServer: s}
 	deadline := time.After(30 * time.Second)
-	for {
+	for cs.httpURL == "" || cs.mqttAddr == "" {
 		select {
 		case line := <-s.logs:
 			if m := httpListenLine.FindStringSubmatch(line); m != nil {
-				return &ctlServer{binaryServer: s, httpURL: "http://" + m[1]}
+				cs.httpURL = "http://" + m[1]
+			}
+			if m := mqttListenLine.FindStringSubmatch(line); m != nil { // mqtt_crash_test.go
+				cs.mqttAddr = m[1]
 			}
 		case <-deadline:
-			t.Fatal("tern server did not log its HTTP address")
+			t.Fatal("tern server did not log its HTTP and MQTT addresses")
 		}
 	}
+	return cs
 }
 
 func (s *ctlServer) amqpURL(user, pass, vhost string) string {
