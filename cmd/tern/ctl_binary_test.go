@@ -456,16 +456,18 @@ func TestCtl(t *testing.T) {
 	t.Run("status", func(t *testing.T) {
 		t.Parallel()
 		out := s.ctl(t, "status").ok(t).stdout
-		for _, want := range []string{"node", "version", "listener", "amqp on 127.0.0.1", "queues", "rates", "alarms    none"} {
+		for _, want := range []string{"node", "version", "process   pid", "listener", "amqp on 127.0.0.1", "queues", "rates", "alarms    none"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
 		}
 		var st struct {
 			Overview map[string]any `json:"overview"`
+			Node     map[string]any `json:"node"`
 			Alarms   map[string]any `json:"alarms"`
 		}
-		if err := json.Unmarshal([]byte(s.ctl(t, "status", "--json").ok(t).stdout), &st); err != nil || st.Alarms["status"] != "ok" || st.Overview["node"] == nil {
+		if err := json.Unmarshal([]byte(s.ctl(t, "status", "--json").ok(t).stdout), &st); err != nil || st.Alarms["status"] != "ok" ||
+			st.Overview["node"] == nil || st.Node["os_pid"] == nil {
 			t.Fatalf("status --json: %v %+v", err, st)
 		}
 		// A monitoring user may read the status and lists.
@@ -593,5 +595,32 @@ func TestCtlDocumented(t *testing.T) {
 	readme, _ := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if !strings.Contains(string(readme), "docs/ctl.md") {
 		t.Error("README does not point to docs/ctl.md")
+	}
+}
+
+// TestCtlStatusUnderAlarm: status exits 5 and names the alarm while the
+// disk alarm is on (a free-space limit no disk meets).
+func TestCtlStatusUnderAlarm(t *testing.T) {
+	t.Parallel()
+	s := startBinary(t, "--config", writeConfig(t, "disk_free_limit = \"1000000GiB\"\n"))
+	var httpURL string
+	deadline := time.After(30 * time.Second)
+	for httpURL == "" {
+		select {
+		case line := <-s.logs:
+			if m := httpListenLine.FindStringSubmatch(line); m != nil {
+				httpURL = "http://" + m[1]
+			}
+		case <-deadline:
+			t.Fatal("no HTTP address in the log")
+		}
+	}
+	var r ctlResult
+	eventually(t, "status failing on the disk alarm", func() bool {
+		r = runCtlBinary(t, []string{"TERN_CTL_PASSWORD=guest"}, "", "ctl", "--url", httpURL, "status")
+		return r.code == exitServer
+	})
+	if !strings.Contains(r.stderr, "disk") || !strings.Contains(r.stdout, "alarms") || strings.Contains(r.stdout, "alarms    none") {
+		t.Fatalf("status under the disk alarm:\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
 	}
 }

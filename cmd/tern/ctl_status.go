@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"text/tabwriter"
+	"time"
 )
 
-// status: GET /api/overview and /api/health/checks/alarms.
+// status: GET /api/overview, /api/nodes/{node} and
+// /api/health/checks/alarms.
 
 func init() {
 	ctlCommands = append(ctlCommands, &ctlCommand{name: "status", args: "", min: 0, max: 0,
@@ -25,6 +27,13 @@ func runStatus(r *ctlRun, _ []string) error {
 	if err := cl.getJSON("/api/overview", &ov); err != nil {
 		return err
 	}
+	// This node's process: uptime, memory, pid (/api/nodes/{name}).
+	var node map[string]any
+	if name, ok := ov["node"].(string); ok {
+		if err := cl.getJSON(apiPath("nodes", name), &node); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
 	// The alarms check answers 503 with the alarms while there are some.
 	body, status, herr := cl.do(http.MethodGet, "/api/health/checks/alarms", nil, nil)
 	var health map[string]any
@@ -38,11 +47,11 @@ func runStatus(r *ctlRun, _ []string) error {
 		return herr
 	}
 	if r.g.json {
-		if err := writeJSONOut(r.stdout, map[string]any{"overview": ov, "alarms": health}); err != nil {
+		if err := writeJSONOut(r.stdout, map[string]any{"overview": ov, "node": node, "alarms": health}); err != nil {
 			return err
 		}
 	} else {
-		printStatus(r, ov, health)
+		printStatus(r, ov, node, health)
 	}
 	if health["status"] != "ok" {
 		return &ctlError{code: exitServer, msg: fmt.Sprintf("resource alarm in effect: %v", cell(health["alarms"]))}
@@ -50,7 +59,7 @@ func runStatus(r *ctlRun, _ []string) error {
 	return nil
 }
 
-func printStatus(r *ctlRun, ov, health map[string]any) {
+func printStatus(r *ctlRun, ov, node, health map[string]any) {
 	tw := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
 	get := func(path string) string { v, _ := field(ov, path); return cell(v) }
 	rate := func(path string) string {
@@ -65,6 +74,11 @@ func printStatus(r *ctlRun, ov, health map[string]any) {
 	fmt.Fprintf(tw, "node\t%s\n", get("node"))
 	fmt.Fprintf(tw, "cluster\t%s\n", get("cluster_name"))
 	fmt.Fprintf(tw, "version\t%s %s (RabbitMQ API %s)\n", get("product_name"), get("product_version"), get("management_version"))
+	if node != nil {
+		num := func(k string) int64 { n, _ := node[k].(json.Number); v, _ := n.Int64(); return v }
+		fmt.Fprintf(tw, "process\tpid %s, up %s, %.1f MiB in use, %d processors\n", cell(node["os_pid"]),
+			(time.Duration(num("uptime")) * time.Millisecond).Round(time.Second), float64(num("mem_used"))/(1<<20), num("processors"))
+	}
 	if ls, ok := ov["listeners"].([]any); ok {
 		for _, l := range ls {
 			if m, ok := l.(map[string]any); ok {
