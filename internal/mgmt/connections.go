@@ -114,7 +114,7 @@ func mqttConnJSON(node string, c mqtt.ConnectionInfo) connJSON {
 		proto = "MQTT 5-0"
 	}
 	return connJSON{Name: c.Name, Node: node, Type: "network", State: "running", Protocol: proto, User: c.User,
-		VHost: c.VHost, Host: c.Host, Port: c.Port, PeerHost: c.PeerHost, PeerPort: c.PeerPort, AuthMechanism: "PLAIN",
+		VHost: c.VHost, Host: c.Host, Port: c.Port, PeerHost: c.PeerHost, PeerPort: c.PeerPort, SSL: c.TLS,
 		Timeout: c.KeepAliveSeconds, ClientProperties: map[string]any{"client_id": c.ClientID}, UserProvidedName: c.ClientID, mqtt: true}
 }
 
