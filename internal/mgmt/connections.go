@@ -58,7 +58,7 @@ func (s *apiServer) routeConnections(rt *router) {
 			notFound(w)
 			return
 		}
-		writeJSON(w, http.StatusOK, c)
+		apiJSON(w, http.StatusOK, c)
 	})
 	rt.handle(http.MethodDelete, "/api/connections/{name}", s.closeConnection)
 	rt.handle(http.MethodGet, "/api/connections/{name}/channels", func(w http.ResponseWriter, r *http.Request, p params) {

@@ -38,7 +38,7 @@ func (s *apiServer) routeExchanges(rt *router) {
 		if x == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
+		apiJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
 	})
 	rt.handle(http.MethodPut, "/api/exchanges/{vhost}/{name}", s.putExchange)
 	rt.handle(http.MethodDelete, "/api/exchanges/{vhost}/{name}", s.deleteExchange)
@@ -199,5 +199,5 @@ func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 		brokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"routed": res.Routed > 0})
+	apiJSON(w, http.StatusOK, map[string]bool{"routed": res.Routed > 0})
 }

@@ -43,11 +43,14 @@ func jsonValue(v any) any {
 	return v
 }
 
+// noArgs is every empty argument table's JSON: shared, never written to.
+var noArgs = map[string]any{}
+
 // jsonArgs is jsonValue for an argument table, never nil (RabbitMQ writes
 // "arguments": {}).
 func jsonArgs(m map[string]any) map[string]any {
 	if len(m) == 0 {
-		return map[string]any{}
+		return noArgs
 	}
 	return jsonValue(m).(map[string]any)
 }

@@ -97,7 +97,7 @@ func (s *apiServer) getMessages(w http.ResponseWriter, r *http.Request, p params
 	case "reject_requeue_false":
 		q.Reject(got)
 	}
-	writeJSON(w, http.StatusOK, out)
+	apiJSON(w, http.StatusOK, out)
 }
 
 func encodeGot(d broker.Delivery, enc string, truncate int) gotMessage {

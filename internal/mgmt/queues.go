@@ -2,7 +2,8 @@ package mgmt
 
 import (
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/tern-broker/tern/internal/broker"
 )
@@ -82,24 +83,35 @@ func (s *apiServer) vhostOr404(w http.ResponseWriter, r *http.Request, name stri
 }
 
 // queues lists the queues of vhost ("" for every vhost the user sees),
-// sorted by vhost and name.
+// sorted by vhost and name. Queues are sorted as pointers before their
+// JSON structs are built, and the slice is sized once: with 10,000 queues
+// the listing is a few allocations, not one per queue.
 func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 	s.rates.fresh(s.ticking)
-	rates := s.rates.queueRates()
-	var out []queueJSON
-	for _, v := range s.api.Broker.VHosts() {
+	vhosts := s.api.Broker.VHosts()
+	slices.SortFunc(vhosts, func(a, b *broker.VHost) int { return strings.Compare(a.Name(), b.Name()) })
+	type vq struct {
+		v  string
+		qs []*broker.Queue
+	}
+	var lists []vq
+	n := 0
+	for _, v := range vhosts {
 		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
 			continue
 		}
-		for _, q := range v.Queues() {
-			out = append(out, s.queueJSON(v.Name(), q, rates[qkey{v.Name(), q.Name()}]))
-		}
+		qs := v.Queues()
+		slices.SortFunc(qs, func(a, b *broker.Queue) int { return strings.Compare(a.Name(), b.Name()) })
+		lists = append(lists, vq{v.Name(), qs})
+		n += len(qs)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].VHost != out[j].VHost {
-			return out[i].VHost < out[j].VHost
+	out := make([]queueJSON, 0, n)
+	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
+		for _, l := range lists {
+			for _, q := range l.qs {
+				out = append(out, s.queueJSON(l.v, q, rate(qkey{l.v, q.Name()})))
+			}
 		}
-		return out[i].Name < out[j].Name
 	})
 	return out
 }
@@ -144,7 +156,7 @@ func (s *apiServer) getQueue(w http.ResponseWriter, r *http.Request, p params) {
 			out.ConsumerDetails = append(out.ConsumerDetails, c)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	apiJSON(w, http.StatusOK, out)
 }
 
 // queueBody is PUT /api/queues/{vhost}/{name}'s body. RabbitMQ's default

@@ -216,16 +216,23 @@ func (s *rateSampler) sample() {
 	}
 }
 
-// queueRates returns every sampled queue's rates.
-func (s *rateSampler) queueRates() map[qkey]queueRateView {
+// withQueueRates calls f with a lookup of the sampled queues' rates,
+// under the sampler's lock (f must not sample).
+func (s *rateSampler) withQueueRates(f func(rate func(qkey) queueRateView)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[qkey]queueRateView, len(s.queues))
-	for k, q := range s.queues {
-		out[k] = queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
-			Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
-	}
-	return out
+	f(func(k qkey) queueRateView {
+		q := s.queues[k]
+		if q == nil {
+			return queueRateView{}
+		}
+		return q.view()
+	})
+}
+
+func (q *queueRates) view() queueRateView {
+	return queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
+		Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
 }
 
 // globalView returns the node's rates.
@@ -249,10 +256,15 @@ func (s *rateSampler) connRate(name string) (recv, send float64) {
 func (s *rateSampler) queueRate(k qkey) queueRateView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.queues[k]
-	if q == nil {
-		return queueRateView{}
+	if q := s.queues[k]; q != nil {
+		return q.view()
 	}
-	return queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
-		Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
+	return queueRateView{}
+}
+
+// sampledQueues is how many queues the last sample saw.
+func (s *rateSampler) sampledQueues() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queues)
 }

@@ -61,7 +61,7 @@ func TestRatesSampledBetweenTwoSamples(t *testing.T) {
 	}
 	now = now.Add(time.Second)
 	s.sample()
-	if n := len(s.queueRates()); n != 0 {
+	if n := s.sampledQueues(); n != 0 {
 		t.Errorf("%d queues' rates kept after the queue was deleted", n)
 	}
 	// Without a ticker a request samples once the last sample is a second old.
