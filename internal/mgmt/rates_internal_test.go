@@ -76,3 +76,22 @@ func TestRatesSampledBetweenTwoSamples(t *testing.T) {
 		t.Error("a stale sample was not renewed")
 	}
 }
+
+// BenchmarkSample10kQueues is one rate sample of 10,000 queues: the
+// sampler's cost each second.
+func BenchmarkSample10kQueues(b *testing.B) {
+	br := broker.New(broker.Config{})
+	v := br.VHost("/")
+	for i := range 10_000 {
+		if _, err := v.DeclareQueue(broker.QueueConfig{Name: "q" + itoaInt(i)}, false, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := newRateSampler(Sources{Broker: br.Stats, API: &API{Broker: br}}, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.sample()
+	}
+}
+
+func itoaInt(i int) string { return itoa(i) }
