@@ -132,45 +132,49 @@ func BenchmarkListQueuesUnderLoad(b *testing.B) {
 	}
 	get() // warm up: connection and first sample
 
+	// Phases are interleaved over several rounds so that a noisy machine's
+	// drift spreads over all of them; each phase's figures are the sums
+	// over its rounds.
 	type result struct {
-		name      string
-		msgPerSec float64
-		cpu       float64 // broker CPU, cores
-		lat       []time.Duration
-		size      int
+		name         string
+		every        time.Duration // -1: no requests
+		published    uint64
+		cpu, elapsed float64
+		lat          []time.Duration
+		size         int
 	}
-	run := func(name string, every time.Duration) result {
-		r := result{name: name}
+	results := []*result{{name: "publisher alone", every: -1}, {name: "GET /api/queues once a second", every: time.Second},
+		{name: "GET /api/queues back to back", every: 0}}
+	run := func(r *result) {
 		cpu0, p0, t0 := cpuSeconds(b, pid), published.Load(), time.Now()
 		deadline := t0.Add(phase)
-		for every >= 0 && time.Now().Before(deadline) {
+		for r.every >= 0 && time.Now().Before(deadline) {
 			start := time.Now()
 			d, n := get()
 			r.lat, r.size = append(r.lat, d), n
-			if wait := every - time.Since(start); wait > 0 {
+			if wait := r.every - time.Since(start); wait > 0 {
 				time.Sleep(wait)
 			}
 		}
-		if every < 0 {
+		if r.every < 0 {
 			time.Sleep(phase)
 		}
-		el := time.Since(t0).Seconds()
-		r.msgPerSec = float64(published.Load()-p0) / el
-		r.cpu = (cpuSeconds(b, pid) - cpu0) / el
-		return r
+		r.elapsed += time.Since(t0).Seconds()
+		r.published += published.Load() - p0
+		r.cpu += cpuSeconds(b, pid) - cpu0
 	}
 	time.Sleep(2 * time.Second) // the publisher reaches its rate
-	results := []result{
-		run("publisher alone", -1),
-		run("GET /api/queues once a second", time.Second),
-		run("GET /api/queues back to back", 0),
-		run("publisher alone (again)", -1),
+	rounds := envInt("TERN_BENCH_ROUNDS", 3)
+	for range rounds {
+		for _, r := range results {
+			run(r)
+		}
 	}
-	base := (results[0].msgPerSec + results[3].msgPerSec) / 2
-	b.Logf("%d queues, %d idle connections, publisher target %d msg/s, %s per phase", queues, conns, rate, phase)
+	base := float64(results[0].published) / results[0].elapsed
+	b.Logf("%d queues, %d idle connections, publisher target %d msg/s, %d rounds of %s per phase", queues, conns, rate, rounds, phase)
 	for _, r := range results {
-		line := fmt.Sprintf("%-32s publisher %8.0f msg/s (%+.1f%%)  broker CPU %.2f cores", r.name, r.msgPerSec,
-			100*(r.msgPerSec-base)/base, r.cpu)
+		mps := float64(r.published) / r.elapsed
+		line := fmt.Sprintf("%-30s publisher %6.0f msg/s (%+5.1f%%)  broker CPU %.2f cores", r.name, mps, 100*(mps-base)/base, r.cpu/r.elapsed)
 		if len(r.lat) > 0 {
 			slices.Sort(r.lat)
 			line += fmt.Sprintf("  GET p50 %v p99 %v max %v (%d requests, %d KiB)", r.lat[len(r.lat)/2].Round(time.Millisecond),
