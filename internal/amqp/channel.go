@@ -31,7 +31,9 @@ type channel struct {
 	hdr       amqp091.ContentHeader
 	msg       *message.Message
 	scratch   broker.RouteScratch
-	lastQueue string // the last queue declared, for methods naming queue ""
+	lastQueue string                 // the last queue declared, for methods naming queue ""
+	pubCache  map[string]pubDecision // access.go: publish decisions by exchange
+	pubGen    uint64                 // the permissions' generation pubCache holds
 
 	confirm       bool
 	publishSeq    uint64   // sequence number of the last publish in confirm mode

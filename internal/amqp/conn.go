@@ -34,6 +34,9 @@ type connection struct {
 	heartbeat  time.Duration
 	user       auth.User
 	vhost      *broker.VHost
+	acc        connAccess // access.go: the user's permissions in vhost
+	accLoaded  bool
+	release    func() // uncounts the connection (limits) and leaves the vhost's closers
 	caps       clientCaps
 
 	channels  map[uint16]*channel
@@ -382,6 +385,13 @@ func (c *connection) openChannel(f amqp091.Frame) error {
 	if f.Channel > c.channelMax {
 		return newError(amqp091.NotAllowed, nil, "channel id %d exceeds channel_max %d", f.Channel, c.channelMax)
 	}
+	if err := c.srv.users.OpenChannel(c.user.Name); err != nil {
+		var le *auth.LimitError
+		if errors.As(err, &le) {
+			return newError(amqp091.NotAllowed, &amqp091.ChannelOpen{}, "%s", limitText(le, c.user.Name, c.vhost.Name()))
+		}
+		return err
+	}
 	ch := newChannel(c, f.Channel)
 	c.channels[f.Channel] = ch
 	c.chMu.Lock()
@@ -402,6 +412,7 @@ func (c *connection) appendMethod(channel uint16, m amqp091.Method) {
 func (c *connection) removeChannel(ch *channel) {
 	if c.channels[ch.id] == ch {
 		delete(c.channels, ch.id)
+		c.srv.users.CloseChannel(c.user.Name)
 		c.srv.stats.chansOpen.Add(-1)
 	}
 	c.chMu.Lock()
@@ -420,6 +431,9 @@ func (c *connection) teardown() {
 	for _, ch := range c.channels {
 		ch.release()
 		c.removeChannel(ch)
+	}
+	if c.release != nil {
+		c.release()
 	}
 	if c.vhost != nil {
 		c.vhost.DeleteExclusive(c.id)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
@@ -114,6 +115,9 @@ func (ch *channel) basicConsume(m *amqp091.BasicConsume) error {
 	}
 	name, err := ch.queueName(m.Queue, m)
 	if err != nil {
+		return err
+	}
+	if err := c.check(auth.Read, "queue", name, m); err != nil {
 		return err
 	}
 	q, err := c.vhost.Queue(name, c.id)
@@ -258,6 +262,9 @@ func (ch *channel) basicCancel(m *amqp091.BasicCancel) error {
 func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 	name, err := ch.queueName(m.Queue, m)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.check(auth.Read, "queue", name, m); err != nil {
 		return err
 	}
 	q, err := ch.conn.vhost.Queue(name, ch.conn.id)

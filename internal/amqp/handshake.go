@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -107,9 +108,25 @@ func (c *connection) handshake() error {
 	if v == nil {
 		return c.closeHandshake(amqp091.NotAllowed, open, "vhost %s not found", open.VirtualHost)
 	}
-	if !u.CanAccess(open.VirtualHost) {
+	if !c.srv.users.CanAccess(u.Name, open.VirtualHost) {
 		return c.closeHandshake(amqp091.NotAllowed, open, "access to vhost '%s' refused for user '%s'", open.VirtualHost, u.Name)
 	}
+	release, err := c.srv.users.OpenConnection(u.Name, open.VirtualHost)
+	if err != nil {
+		var le *auth.LimitError
+		if errors.As(err, &le) {
+			return c.closeHandshake(amqp091.NotAllowed, open, "%s", limitText(le, u.Name, open.VirtualHost))
+		}
+		return err
+	}
+	remove, ok := v.OnDelete(func() {
+		c.closeFromOutside(amqp091.ConnectionForced, "CONNECTION_FORCED - vhost '"+open.VirtualHost+"' is deleted")
+	})
+	if !ok {
+		release()
+		return c.closeHandshake(amqp091.NotAllowed, open, "vhost %s not found", open.VirtualHost)
+	}
+	c.release = func() { remove(); release() }
 	c.vhost = v
 	c.sendDirect(&amqp091.ConnectionOpenOk{})
 	return nil

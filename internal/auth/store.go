@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -26,22 +27,37 @@ type User struct {
 	// LoopbackOnly restricts logins to loopback addresses, as RabbitMQ does
 	// for guest by default.
 	LoopbackOnly bool
-	// VHosts the user may open; "*" means all.
+	// VHosts is the configuration file's shorthand for permissions
+	// ("*": every vhost): the server turns it into full permissions
+	// (SeedPermissions). The store's permissions decide access.
 	VHosts []string
 	// Tags such as "administrator", for the management API.
 	Tags []string
 }
 
-// Store is the set of users.
+// Store is the set of users, their permissions, topic permissions and
+// limits, and the connections and channels open against the limits.
 type Store struct {
 	mu       sync.RWMutex
 	users    map[string]*User
-	verified map[string][32]byte // user → SHA-256 of the last password that verified
+	verified map[string][32]byte                              // user → SHA-256 of the last password that verified
+	grants   map[string]map[string]*Grant                     // user → vhost
+	topics   map[string]map[string]map[string]TopicPermission // user → vhost → exchange
+	vlimits  map[string]map[string]int64                      // vhost → limit name → value
+	ulimits  map[string]map[string]int64                      // user → limit name → value
+	// gen moves on every change of permissions, users or limits, so a
+	// connection's cached decisions (a channel's per-exchange publish
+	// check) are refreshed by one atomic load.
+	gen atomic.Uint64
+
+	open openCounts // limits.go
 }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{users: map[string]*User{}, verified: map[string][32]byte{}}
+	return &Store{users: map[string]*User{}, verified: map[string][32]byte{},
+		grants: map[string]map[string]*Grant{}, topics: map[string]map[string]map[string]TopicPermission{},
+		vlimits: map[string]map[string]int64{}, ulimits: map[string]map[string]int64{}}
 }
 
 // Put adds or replaces a user.
@@ -50,6 +66,7 @@ func (s *Store) Put(u User) {
 	defer s.mu.Unlock()
 	s.users[u.Name] = &u
 	delete(s.verified, u.Name)
+	s.gen.Add(1)
 }
 
 // Lookup returns a copy of the named user.
@@ -92,16 +109,6 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (User, erro
 	}
 	s.mu.Unlock()
 	return *u, nil
-}
-
-// CanAccess reports whether user may open vhost.
-func (u User) CanAccess(vhost string) bool {
-	for _, v := range u.VHosts {
-		if v == "*" || v == vhost {
-			return true
-		}
-	}
-	return false
 }
 
 func isLoopback(a net.Addr) bool {

@@ -39,6 +39,9 @@ func (b *Broker) Apply(c Command) error {
 		_, err := b.addVHost(c.Name, false)
 		return err
 	}
+	if isSecurity(c) {
+		return b.applySecurity(c, false)
+	}
 	name := commandVHost(c)
 	v := b.VHost(name)
 	if v == nil {
@@ -65,6 +68,10 @@ func commandVHost(c Command) string {
 	case DeclareQueue:
 		return c.VHost
 	case DeleteQueue:
+		return c.VHost
+	case SetPolicy:
+		return c.VHost
+	case ClearPolicy:
 		return c.VHost
 	case Bind:
 		return c.VHost
@@ -122,7 +129,9 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		if err != nil {
 			return err
 		}
-		v.exchanges.Store(c.Name, newExchange(v, c.ExchangeConfig, kind))
+		x := newExchange(v, c.ExchangeConfig, kind)
+		v.applyExchangePolicyLocked(x)
+		v.exchanges.Store(c.Name, x)
 		if c.Durable {
 			v.logLocked(c, fx)
 		}
@@ -148,6 +157,8 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		return v.applyDeclareQueueLocked(c, fx)
 	case DeleteQueue:
 		v.applyDeleteQueueLocked(c, fx)
+	case SetPolicy, ClearPolicy:
+		return v.applyPolicyLocked(c, fx)
 	case Bind:
 		b, err := v.resolveLocked(c.BindingDef)
 		if err != nil {
@@ -214,6 +225,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	}
 	q := newQueue(v, c.QueueConfig, args)
 	q.node, q.orphan = c.Node, fx.orphan
+	v.applyQueuePolicyLocked(q, fx) // before its log opens: a stream's segment size may be a policy's
 	if q.Remote() {
 		// Another node holds its messages: this one knows it, no more.
 		q.backend = newRemoteBackend(q)
@@ -313,8 +325,10 @@ func (v *VHost) logLocked(c Command, fx *effects) {
 // (only then: a crash before must find them) and offers a snapshot.
 // Consumers are cancelled by the caller (fx.cancel) so an AMQP channel can
 // reply first.
-func (v *VHost) finish(fx *effects) error {
-	b := v.broker
+func (v *VHost) finish(fx *effects) error { return v.broker.finish(fx) }
+
+// finish is VHost.finish for commands of no vhost (security.go).
+func (b *Broker) finish(fx *effects) error {
 	err := fx.logErr
 	if err == nil && fx.seq > 0 {
 		err = b.cfg.Storage.SyncCommands(fx.seq)

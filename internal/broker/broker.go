@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/flow"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	// Replication joins the broker to a cluster (replication.go); the
 	// zero value is the single node.
 	Replication Replication
+	// Users holds the users, permissions and limits the security commands
+	// change (security.go); nil: a new empty store.
+	Users *auth.Store
 }
 
 // Broker is the root of the core: the virtual hosts and node-wide state.
@@ -54,6 +58,7 @@ type Broker struct {
 	memTrigger  *flow.Trigger
 	diskAlarm   *flow.Alarm
 	limits      *flow.Limiter
+	users       *auth.Store
 }
 
 // New returns a broker with the default vhost "/".
@@ -66,6 +71,10 @@ func New(cfg Config) *Broker {
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
 	b := &Broker{cfg: cfg, log: cfg.Logger, vhosts: map[string]*VHost{}, memoryAlarm: flow.NewAlarm("memory"), diskAlarm: flow.NewAlarm("disk"), limits: flow.NewLimiter(cfg.Clock)}
+	b.users = cfg.Users
+	if b.users == nil {
+		b.users = auth.NewStore()
+	}
 	b.memTrigger = b.newMemoryTrigger(cfg.Clock)
 	b.vhosts["/"] = newVHost(b, "/")
 	return b

@@ -104,15 +104,15 @@ func (q *classicBackend) levelFor(prio uint8) uint8 {
 // publication.
 func (q *classicBackend) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
 	var exp int64
-	if q.args.hasTTL {
-		exp = published + int64(q.args.messageTTL)
+	if q.cur().hasTTL {
+		exp = published + int64(q.cur().messageTTL)
 	}
 	if hasTTL {
 		if e := published + int64(ttl); exp == 0 || e < exp {
 			exp = e
 		}
 	}
-	if exp == 0 && (q.args.hasTTL || hasTTL) {
+	if exp == 0 && (q.cur().hasTTL || hasTTL) {
 		exp = 1 // a TTL of 0 at time 0: expired unless delivered at once
 	}
 	return exp
@@ -135,7 +135,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 	}
 	q.dropRefusedLocked() // refused entries must not count against a length limit
 	if q.overLimitForLocked(m) {
-		switch q.args.overflow {
+		switch q.cur().overflow {
 		case RejectPublish:
 			q.mu.Unlock()
 			return Rejected, false
@@ -189,20 +189,20 @@ func (q *classicBackend) pushReadyLocked(e entry) {
 
 // overLimitForLocked reports whether accepting m would exceed a length limit.
 func (q *classicBackend) overLimitForLocked(m *message.Message) bool {
-	if q.args.maxLength >= 0 && int64(q.readyCount) >= q.args.maxLength {
+	if q.cur().maxLength >= 0 && int64(q.readyCount) >= q.cur().maxLength {
 		return true
 	}
-	return q.args.maxBytes >= 0 && q.readySize+m.Size() > q.args.maxBytes
+	return q.cur().maxBytes >= 0 && q.readySize+m.Size() > q.cur().maxBytes
 }
 
 // enforceLimitsLocked drops messages from the head while a length limit is
 // exceeded (x-overflow=drop-head), dead-lettering them with reason maxlen.
 func (q *classicBackend) enforceLimitsLocked(dead []deadLetter) []deadLetter {
-	if q.args.overflow != DropHead {
+	if q.cur().overflow != DropHead {
 		return dead
 	}
-	for q.readyCount > 0 && ((q.args.maxLength >= 0 && int64(q.readyCount) > q.args.maxLength) ||
-		(q.args.maxBytes >= 0 && q.readySize > q.args.maxBytes)) {
+	for q.readyCount > 0 && ((q.cur().maxLength >= 0 && int64(q.readyCount) > q.cur().maxLength) ||
+		(q.cur().maxBytes >= 0 && q.readySize > q.cur().maxBytes)) {
 		e := q.popOldestLowLocked()
 		dead = q.dropLocked(e, "maxlen", dead)
 	}
@@ -234,7 +234,7 @@ func (q *classicBackend) popLevelLocked(i int) entry {
 // the queue has a dead-letter exchange. A paged-out body is read, and the
 // entry settled, by deadLetter once the lock is released.
 func (q *classicBackend) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
-	if q.args.hasDLX && !e.unreadable {
+	if q.cur().hasDLX && !e.unreadable {
 		if e.msg == nil {
 			return append(dead, deadLetter{reason: reason, seq: e.seq, paged: true})
 		}

@@ -68,7 +68,7 @@ func (q *classicBackend) reject(ds []Delivery) {
 	for _, d := range ds {
 		q.unacked--
 		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
-		if q.args.hasDLX {
+		if q.cur().hasDLX {
 			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
 		}
 	}

@@ -46,6 +46,14 @@ type cmdJSON struct {
 	Owner     uint64      `json:"owner,omitempty"`
 	Node      uint64      `json:"node,omitempty"`
 	Limits    []limitJSON `json:"limits,omitempty"`
+	// Users, permissions and limits (codec_security.go).
+	Sec *secJSON `json:"security,omitempty"`
+	// Policies (set_policy, clear_policy; policy.go).
+	Operator   bool           `json:"operator,omitempty"`
+	Pattern    string         `json:"pattern,omitempty"`
+	ApplyTo    string         `json:"apply_to,omitempty"`
+	Priority   int            `json:"priority,omitempty"`
+	Definition map[string]any `json:"definition,omitempty"`
 }
 
 // limitJSON is a flow.Limit with its rates as strings: JSON has no NaN or
@@ -82,14 +90,27 @@ func EncodeCommand(c Command) []byte {
 		j = bindingCmd("bind", c.BindingDef)
 	case Unbind:
 		j = bindingCmd("unbind", c.BindingDef)
+	case SetPolicy:
+		j = cmdJSON{Op: "set_policy", Operator: c.Operator, VHost: c.VHost, Name: c.Name, Pattern: c.Pattern,
+			ApplyTo: c.ApplyTo, Priority: c.Priority, Definition: c.Definition}
+	case ClearPolicy:
+		j = cmdJSON{Op: "clear_policy", Operator: c.Operator, VHost: c.VHost, Name: c.Name}
 	case SetLimits:
 		j = cmdJSON{Op: "set_limits", Limits: make([]limitJSON, len(c.Limits))}
 		for i, l := range c.Limits {
 			j.Limits[i] = limitJSON{VHost: l.VHost, User: l.User, PerConnection: l.PerConnection, PublishRate: formatRate(l.PublishRate),
 				PublishBurst: l.PublishBurst, ByteRate: formatRate(l.ByteRate), ByteBurst: l.ByteBurst}
 		}
+	default:
+		j = encodeSecurity(c)
 	}
-	b, _ := json.Marshal(j) // strings, bools and integers only: cannot fail
+	b, err := json.Marshal(j) // strings, bools, integers and a validated policy's finite numbers
+	if err != nil {
+		// A policy definition of values JSON cannot hold: never a
+		// validated one. Encoded without it, it fails to apply.
+		j.Definition = nil
+		b, _ = json.Marshal(j)
+	}
 	return b
 }
 
@@ -142,6 +163,11 @@ func DecodeCommand(payload []byte) (Command, error) {
 			return Bind{BindingDef: b}, nil
 		}
 		return Unbind{BindingDef: b}, nil
+	case "set_policy":
+		return SetPolicy{Operator: j.Operator, Policy: Policy{VHost: j.VHost, Name: j.Name, Pattern: j.Pattern,
+			ApplyTo: j.ApplyTo, Priority: j.Priority, Definition: normalizeDefinition(j.Definition)}}, nil
+	case "clear_policy":
+		return ClearPolicy{Operator: j.Operator, VHost: j.VHost, Name: j.Name}, nil
 	case "set_limits":
 		ls := make([]flow.Limit, len(j.Limits))
 		for i, l := range j.Limits {
@@ -157,6 +183,9 @@ func DecodeCommand(payload []byte) (Command, error) {
 				PublishBurst: l.PublishBurst, ByteRate: br, ByteBurst: l.ByteBurst}
 		}
 		return SetLimits{Limits: ls}, nil
+	}
+	if c, ok := decodeSecurity(j); ok {
+		return c, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", j.Op)
 }

@@ -1,11 +1,22 @@
 package broker
 
+import "github.com/tern-broker/tern/internal/auth"
+
 // Definitions are the durable objects of a node: what survives a restart.
 type Definitions struct {
 	VHosts    []string
 	Exchanges []ExchangeDef
 	Queues    []QueueDef
 	Bindings  []BindingDef
+	// Users, permissions and limits (security.go).
+	Users            []PutUser
+	Permissions      []auth.PermissionEntry
+	TopicPermissions []auth.TopicPermissionEntry
+	VHostLimits      []auth.LimitEntry
+	UserLimits       []auth.LimitEntry
+	// Policies and OperatorPolicies are the vhosts' policies (policy.go).
+	Policies         []Policy
+	OperatorPolicies []Policy
 }
 
 // ExchangeDef is a durable exchange.

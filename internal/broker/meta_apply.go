@@ -37,6 +37,9 @@ func (b *Broker) ApplyReplicated(c Command) error {
 		_, err := b.addVHost(c.Name, true)
 		return err
 	}
+	if isSecurity(c) {
+		return b.applySecurity(c, true)
+	}
 	v, err := b.addVHost(commandVHost(c), true)
 	if err != nil {
 		return err

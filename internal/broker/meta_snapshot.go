@@ -30,6 +30,7 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 		v.replicatedDefinitionsLocked(d)
 		v.mu.Unlock()
 	}
+	b.securityDefinitions(d)
 	return EncodeDefinitions(d)
 }
 
@@ -37,6 +38,8 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 // DefinitionsSnapshot's order. v.mu is held.
 func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 	d.VHosts = append(d.VHosts, v.name)
+	d.Policies = append(d.Policies, v.policiesLocked(false)...)
+	d.OperatorPolicies = append(d.OperatorPolicies, v.policiesLocked(true)...)
 	var xs []*Exchange
 	v.exchanges.Range(func(_, xv any) bool {
 		xs = append(xs, xv.(*Exchange))
@@ -79,8 +82,9 @@ func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 // the snapshot does not — bindings, queues (or a queue of the name with
 // another id), exchanges (or one of the name declared otherwise) — is
 // deleted first, as ApplyReplicated would delete it; then what the
-// snapshot has is declared and bound, which keeps what exists. Vhosts are
-// never deleted (there is no command for it). Log entries after the
+// snapshot has is declared and bound, which keeps what exists. A vhost
+// the snapshot lacks is deleted (DeleteVHost); the users, permissions and
+// limits become the snapshot's. Log entries after the
 // snapshot are then applied with ApplyReplicated; entries the snapshot
 // already holds may be applied again harmlessly.
 func (b *Broker) RestoreDefinitions(data []byte) error {
@@ -89,7 +93,15 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 		return err
 	}
 	var cmds []Command
+	want := map[string]bool{}
+	for _, name := range d.VHosts {
+		want[name] = true
+	}
 	for _, v := range b.VHosts() {
+		if !want[v.name] {
+			cmds = append(cmds, DeleteVHost{Name: v.name})
+			continue
+		}
 		v.mu.Lock()
 		cmds = append(cmds, v.staleLocked(d)...)
 		v.mu.Unlock()
@@ -97,6 +109,7 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 	for _, name := range d.VHosts {
 		cmds = append(cmds, AddVHost{Name: name})
 	}
+	cmds = append(cmds, policyCommands(d)...)
 	for _, x := range d.Exchanges {
 		cmds = append(cmds, DeclareExchange{x})
 	}
@@ -106,6 +119,8 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 	for _, bd := range d.Bindings {
 		cmds = append(cmds, Bind{bd})
 	}
+	b.users.Reset() // the snapshot's users, permissions and limits replace this node's
+	cmds = append(cmds, securityCommands(d)...)
 	for _, c := range cmds {
 		if err := b.ApplyReplicated(c); err != nil {
 			return fmt.Errorf("broker: restoring definitions: %T: %w", c, err)
@@ -137,7 +152,7 @@ func (v *VHost) staleLocked(d *Definitions) []Command {
 			wantB[string(EncodeCommand(Bind{bd}))] = true
 		}
 	}
-	var out []Command
+	out := stalePolicies(v.name, have, d)
 	for _, bd := range have.Bindings {
 		if !wantB[string(EncodeCommand(Bind{bd}))] {
 			out = append(out, Unbind{bd})

@@ -42,8 +42,23 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 // identifies the declaring connection for exclusive queues. A durable,
 // non-exclusive queue gets a log in storage and survives restarts.
 func (v *VHost) DeclareQueue(cfg QueueConfig, passive bool, conn uint64) (*Queue, error) {
+	return v.declareQueueRun(cfg, passive, false, conn)
+}
+
+// ServerQueueName makes a name for a server-named queue ("amq.gen-…"), for
+// a protocol adapter that checks permissions on the name before declaring
+// (DeclareServerNamed).
+func ServerQueueName() string { return "amq.gen-" + randomName() }
+
+// DeclareServerNamed is DeclareQueue (not passive); serverNamed says
+// cfg.Name came from ServerQueueName, so its reserved "amq." prefix is
+// allowed.
+func (v *VHost) DeclareServerNamed(cfg QueueConfig, serverNamed bool, conn uint64) (*Queue, error) {
+	return v.declareQueueRun(cfg, false, serverNamed, conn)
+}
+
+func (v *VHost) declareQueueRun(cfg QueueConfig, passive, named bool, conn uint64) (*Queue, error) {
 	var q *Queue
-	named := false
 	_, err := v.run(true, func(fx *effects) (err error) {
 		q, err = v.declareQueue(cfg, passive, named, conn, fx)
 		if d, ok := fx.propose.(DeclareQueue); ok {
@@ -136,6 +151,7 @@ func (b *Broker) snapshot() error {
 		defer v.mu.Unlock()
 		v.definitionsLocked(d)
 	}
+	b.securityDefinitions(d)
 	return b.cfg.Storage.SaveDefinitions(d)
 }
 
@@ -167,6 +183,8 @@ func (b *Broker) Definitions() *Definitions {
 // definitionsLocked adds the vhost's durable objects to d. v.mu is held.
 func (v *VHost) definitionsLocked(d *Definitions) {
 	d.VHosts = append(d.VHosts, v.name)
+	d.Policies = append(d.Policies, v.policiesLocked(false)...)
+	d.OperatorPolicies = append(d.OperatorPolicies, v.policiesLocked(true)...)
 	v.exchanges.Range(func(_, xv any) bool {
 		x := xv.(*Exchange)
 		if x.cfg.Durable && !x.isDefault && !reservedName(x.cfg.Name) {
@@ -211,7 +229,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		id = NewQueueID()
 	}
 	if q.kind == Stream {
-		l, err := st.StreamLog(id, q.args.segmentSize)
+		l, err := st.StreamLog(id, q.cur().segmentSize)
 		if err != nil {
 			return causedf(KindResourceError, err, "could not open the log of stream '%s'", q.cfg.Name)
 		}
@@ -242,6 +260,11 @@ func (b *Broker) Restore(d *Definitions) error {
 			return err
 		}
 	}
+	for _, c := range policyCommands(d) {
+		if err := b.replay(c, fx); err != nil {
+			b.log.Warn("dropping a stored policy", "err", err)
+		}
+	}
 	for _, xd := range d.Exchanges {
 		if err := b.replay(DeclareExchange{xd}, fx); err != nil {
 			return fmt.Errorf("broker: restoring exchange %s: %w", xd.Name, err)
@@ -257,6 +280,12 @@ func (b *Broker) Restore(d *Definitions) error {
 			b.log.Warn("dropping a stored binding", "vhost", bd.VHost, "source", bd.Source, "destination", bd.Destination, "err", err)
 		}
 	}
+	for _, c := range securityCommands(d) {
+		if err := b.applySecurity(c, true); err != nil {
+			return err
+		}
+	}
+	fx.cancelAll() // what applying policies left (nothing is consumed yet)
 	b.log.Info("restored definitions", "vhosts", len(d.VHosts), "exchanges", len(d.Exchanges),
 		"queues", len(d.Queues), "bindings", len(d.Bindings), "messages", fx.messages)
 	return nil
@@ -282,6 +311,7 @@ func (b *Broker) Replay(cmds []Command) error {
 			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
 		}
 	}
+	fx.cancelAll() // what applying policies left (nothing is consumed yet)
 	b.log.Info("replayed the definitions log", "commands", len(cmds), "messages", fx.messages)
 	if len(cmds) == 0 || b.cfg.Storage == nil {
 		return nil
@@ -300,6 +330,9 @@ func (b *Broker) replay(c Command, fx *effects) error {
 	if a, ok := c.(AddVHost); ok {
 		_, err := b.addVHost(a.Name, true)
 		return err
+	}
+	if isSecurity(c) {
+		return b.applySecurity(c, true)
 	}
 	v, err := b.addVHost(commandVHost(c), true)
 	if err != nil {

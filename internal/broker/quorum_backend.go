@@ -593,7 +593,7 @@ func (b *quorumBackend) readyBytes() int64 {
 // client's node): a touch entry, so the leader's countdown restarts
 // whichever node saw the use.
 func (b *quorumBackend) touch() {
-	if b.args.expires > 0 {
+	if b.cur().expires > 0 {
 		b.soon(func() { b.propose(&qcmd{kind: qcTouch}, nil) })
 	}
 }

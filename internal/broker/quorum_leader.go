@@ -28,6 +28,7 @@ func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
 	b.armUnusedLocked()
 	b.mu.Unlock()
 	b.soon(b.checkLiveness)
+	b.soon(func() { b.syncConfig(quorumRetryN) }) // a policy change its predecessor did not propose
 }
 
 func (b *quorumBackend) stopTimersLocked() {
@@ -51,7 +52,7 @@ func (b *quorumBackend) stopTimersLocked() {
 // redeclare), by its own clock — not the proposers', which may be skewed —
 // or, when it saw none, from when it became the leader.
 func (b *quorumBackend) armUnusedLocked() {
-	exp := b.args.expires
+	exp := b.cur().expires // a policy's expires too
 	if b.leader && b.m.uses != b.usesSeen {
 		b.usesSeen, b.usedAt = b.m.uses, b.now()
 	}
@@ -81,7 +82,7 @@ func (b *quorumBackend) onUnused() {
 	b.mu.Lock()
 	b.unusedAt = 0
 	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.uses == b.usesSeen &&
-		b.now() >= b.usedAt+int64(b.args.expires)
+		b.now() >= b.usedAt+int64(b.cur().expires)
 	if !due {
 		b.armUnusedLocked()
 	}

@@ -191,6 +191,8 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 		}
 	case qcNodeRestarted:
 		m.dropEpochsOtherThan(c.target, c.epoch)
+	case qcConfig:
+		m.setConfig(c.conf)
 	}
 	m.pickActive()
 	m.expireHeads()

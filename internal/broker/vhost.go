@@ -24,6 +24,12 @@ type VHost struct {
 	// queue's bindings with it; guarded by mu. It lives here, not in the
 	// Queue, so that mu guards only the vhost's own fields.
 	queueBinds map[*Queue][]*Binding
+	// closers are the open connections to close if the vhost is deleted
+	// (security.go).
+	closers closers
+	// policies are the vhost's policies and operator policies; guarded
+	// by mu (policy_apply.go).
+	policies vhostPolicies
 }
 
 // Name returns the vhost's name.

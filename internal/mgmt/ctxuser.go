@@ -10,18 +10,25 @@ import (
 
 type userKey struct{}
 
+// requestAuth is what access.go learned about a request: its user and the
+// store whose permissions say which vhosts that user may see.
+type requestAuth struct {
+	user  auth.User
+	store *auth.Store
+}
+
 // withUser records the authenticated user in the request (access.go) for
 // the handlers that answer per user: /api/whoami, and the listings a
 // management-tagged user sees only for its vhosts.
-func withUser(r *http.Request, u auth.User) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+func withUser(r *http.Request, u auth.User, users *auth.Store) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), userKey{}, requestAuth{u, users}))
 }
 
 // requestUser is the authenticated user; ok is false for an open path
 // served without credentials.
 func requestUser(r *http.Request) (auth.User, bool) {
-	u, ok := r.Context().Value(userKey{}).(auth.User)
-	return u, ok
+	a, ok := r.Context().Value(userKey{}).(requestAuth)
+	return a.user, ok
 }
 
 // seesAllVHosts says whether the request's user sees every vhost in
@@ -36,14 +43,13 @@ func seesAllVHosts(r *http.Request) bool {
 }
 
 // vhostVisible says whether the request's user may see vhost's objects.
-// The vhost access rule is the user's (auth.User.CanAccess): the seam where
-// per-vhost permissions plug in.
+// A user sees a vhost it has a permission in (RabbitMQ's vhost access).
 func vhostVisible(r *http.Request, vhost string) bool {
 	if seesAllVHosts(r) {
 		return true
 	}
-	u, ok := requestUser(r)
-	return ok && u.CanAccess(vhost)
+	a, ok := r.Context().Value(userKey{}).(requestAuth)
+	return ok && a.store != nil && a.store.CanAccess(a.user.Name, vhost)
 }
 
 // requireAdmin answers 403 unless the request's user is an administrator:

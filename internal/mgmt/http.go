@@ -42,7 +42,9 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
+	handlePolicies(mux, src) // policies.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
+	handleSecurity(mux, src.Security) // users.go, permissions.go
 	if src.Cluster != nil {
 		mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, _ *http.Request) { clusterStatus(w, src) })
 		if src.Promote != nil {

@@ -29,9 +29,14 @@ type Sources struct {
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
 	SetLimits   func([]flow.Limit) error
+	// Policies serves /api/policies and /api/operator-policies (policies.go).
+	Policies PolicyStore
 	// Users authenticate every request outside Access.OpenPaths; nil
 	// refuses them.
 	Users *auth.Store
+	// Security is the broker whose users, vhosts, permissions and limits
+	// the RabbitMQ-style endpoints change (users.go); nil: no endpoints.
+	Security *broker.Broker
 	// Access: the open paths and the log of failed logins (access.go).
 	Access Access
 

@@ -54,7 +54,7 @@ func (c *conn) handshake() error {
 	}
 	c.user = user
 	vh := c.srv.broker.VHost(c.srv.cfg.VHost)
-	if vh == nil || !user.CanAccess(c.srv.cfg.VHost) {
+	if vh == nil || !c.srv.users.CanAccess(user.Name, c.srv.cfg.VHost) {
 		return refuse(wire.NotAuthorized, "no access to the MQTT vhost")
 	}
 	c.vhost = vh

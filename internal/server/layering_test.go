@@ -21,7 +21,7 @@ var allowedImports = map[string][]string{
 	"internal/amqp":                     {"internal/accept", "internal/auth", "internal/broker", "internal/certs", "internal/clock", "internal/message", "internal/outbox", "internal/wire/amqp091"},
 	"internal/auth":                     {},
 	"internal/bench":                    {"internal/wire/mqtt"},
-	"internal/broker":                   {"internal/clock", "internal/flow", "internal/message", "internal/route"},
+	"internal/broker":                   {"internal/auth", "internal/clock", "internal/flow", "internal/message", "internal/route"},
 	"internal/certs":                    {},
 	"internal/broker/memstore":          {"internal/broker", "internal/message"},
 	"internal/chaos":                    {"internal/chaos/checker"},

@@ -70,22 +70,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log}
 	s.diskFreeLimit.Store(uint64(cfg.DiskFreeLimit))
-	s.Users = auth.NewStore()
-	if len(cfg.Users) == 0 {
-		// RabbitMQ's default: guest/guest, from loopback only.
-		s.Users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest"), LoopbackOnly: true, VHosts: []string{"*"}, Tags: []string{"administrator"}})
-	}
-	for _, u := range cfg.Users {
-		hash := u.PasswordHash
-		if hash == "" {
-			hash = auth.HashPassword(u.Password)
-		}
-		vhosts := u.VHosts
-		if len(vhosts) == 0 {
-			vhosts = []string{"/"}
-		}
-		s.Users.Put(auth.User{Name: u.Name, PasswordHash: hash, LoopbackOnly: u.LoopbackOnly, VHosts: vhosts, Tags: u.Tags})
-	}
+	s.Users = auth.NewStore() // filled by recovery, or seeded from cfg.Users (users.go)
 	return s, nil
 }
 
@@ -144,6 +129,7 @@ func (s *Server) Start() error {
 		Logger:              s.log.With("component", "broker"),
 		Clock:               cfg.Clock,
 		Replication:         repl,
+		Users:               s.Users,
 	})
 	s.diskTrigger.Store(s.newDiskTrigger(s.Broker.Clock()))
 	start := time.Now()
@@ -165,10 +151,17 @@ func (s *Server) Start() error {
 		s.log.Warn("could not remove the logs of deleted queues", "err", err)
 	}
 	// After recovery, so only a vhost new to the configuration is logged.
+	var newVHosts []string
 	for _, v := range cfg.VHosts {
+		if s.Broker.VHost(v) == nil {
+			newVHosts = append(newVHosts, v)
+		}
 		if err := s.Broker.Apply(broker.AddVHost{Name: v}); err != nil {
 			return err
 		}
+	}
+	if err := s.seedUsers(newVHosts); err != nil {
+		return err
 	}
 	if err := s.Broker.Apply(broker.SetLimits{Limits: cfg.Limits}); err != nil {
 		return err
@@ -378,8 +371,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if httpLn := mergeListeners(s.httpLn, s.tls.hs); httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
-			Limits: s.Broker.Limits(), Users: s.Users, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
+			Limits: s.Broker.Limits(), Users: s.Users, Security: s.Broker, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
 			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) },
+			Policies:  s.Broker,
 			Access:    mgmt.Access{OpenPaths: s.cfg.HTTPOpenPaths, Log: s.log.With("component", "http")}}
 		if s.cfg.AMQPAddr != "" || (s.cfg.TLSEnabled() && s.cfg.AMQPSAddr != "") {
 			src.AMQP = s.amqp.Stats

@@ -130,6 +130,9 @@ func copyDefs(d *broker.Definitions) *broker.Definitions {
 		Exchanges: slices.Clone(d.Exchanges),
 		Queues:    slices.Clone(d.Queues),
 		Bindings:  slices.Clone(d.Bindings),
+
+		Policies:         slices.Clone(d.Policies),
+		OperatorPolicies: slices.Clone(d.OperatorPolicies),
 	}
 }
 
