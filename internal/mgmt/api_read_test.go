@@ -166,6 +166,13 @@ func TestReadEndpointsHaveRabbitMQFields(t *testing.T) {
 	if cons[0]["consumer_tag"] != "tag-1" || cons[0]["ack_required"] != true || cons[0]["prefetch_count"] != 7.0 {
 		t.Errorf("consumer %v", cons[0])
 	}
+	if len(getList(t, s, "/api/vhosts/%2F/connections")) != 1 || len(getList(t, s, "/api/vhosts/%2F/channels")) != 1 {
+		t.Error("the vhost's connections and channels")
+	}
+	guest(t, s, "GET", "/api/vhosts/nosuchvhost/connections", nil, http.StatusNotFound)
+	if v := getObject(t, s, "/api/vhosts/%2F"); v["name"] != "/" { // still the security routes'
+		t.Errorf("GET /api/vhosts/%%2F: %v", v)
+	}
 	if len(getList(t, s, "/api/consumers/%2F")) != 1 {
 		t.Error("consumers of /")
 	}
