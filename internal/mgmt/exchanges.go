@@ -21,6 +21,7 @@ type exchangeJSON struct {
 	Internal               bool           `json:"internal"`
 	Arguments              map[string]any `json:"arguments"`
 	UserWhoPerformedAction string         `json:"user_who_performed_action"`
+	Policy                 *string        `json:"policy"`
 }
 
 func (s *apiServer) routeExchanges(rt *router) {
@@ -63,7 +64,7 @@ func exchangeName(n string) string {
 func exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
 	c := x.Config()
 	return exchangeJSON{Name: c.Name, VHost: vhost, Type: c.Type, Durable: c.Durable, AutoDelete: c.AutoDelete,
-		Internal: c.Internal, Arguments: jsonArgs(c.Args)}
+		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy())}
 }
 
 func (s *apiServer) exchanges(r *http.Request, vhost string) []exchangeJSON {

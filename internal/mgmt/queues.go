@@ -41,6 +41,9 @@ type queueJSON struct {
 	MessagesUnacknowledgedDetails rateDetail     `json:"messages_unacknowledged_details"`
 	MessageBytesReady             int64          `json:"message_bytes_ready"`
 	MessageStats                  queueStats     `json:"message_stats"`
+	Policy                        *string        `json:"policy"`
+	OperatorPolicy                *string        `json:"operator_policy"`
+	EffectivePolicyDefinition     map[string]any `json:"effective_policy_definition"`
 	ConsumerDetails               []consumerJSON `json:"consumer_details,omitempty"`
 }
 
@@ -119,7 +122,9 @@ func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
 	ready, unacked, consumers, bytes, st := q.Status()
 	cfg := q.Config()
-	return queueJSON{Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
+	pol := q.Policy()
+	return queueJSON{Policy: nameOrNull(pol.Policy), OperatorPolicy: nameOrNull(pol.OperatorPolicy),
+		EffectivePolicyDefinition: jsonArgs(pol.EffectiveDefinition), Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
 		Exclusive: cfg.Exclusive, Arguments: jsonArgs(cfg.Args), Node: s.api.Node.Name, State: "running",
 		Consumers: consumers, Messages: ready + unacked, MessagesDetails: rateDetail{rt.Messages},
 		MessagesReady: ready, MessagesReadyDetails: rateDetail{rt.Ready},
@@ -127,6 +132,14 @@ func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) q
 		MessageStats: queueStats{Publish: st.Published, PublishDetails: rateDetail{rt.Publish},
 			DeliverGet: st.Delivered, DeliverGetDetails: rateDetail{rt.Deliver}, Ack: st.Acked, AckDetails: rateDetail{rt.Ack},
 			Redeliver: st.Redelivered, RedeliverDetails: rateDetail{rt.Redeliver}}}
+}
+
+// nameOrNull is a policy's name, null for none (RabbitMQ writes null).
+func nameOrNull(n string) *string {
+	if n == "" {
+		return nil
+	}
+	return &n
 }
 
 // queue returns the named queue or answers 404.
