@@ -101,9 +101,9 @@ func (s *apiServer) exchange(w http.ResponseWriter, r *http.Request, p params) (
 
 type exchangeBody struct {
 	Type       *string        `json:"type"`
-	Durable    *bool          `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
-	Internal   bool           `json:"internal"`
+	Durable    *flexBool      `json:"durable"`
+	AutoDelete flexBool       `json:"auto_delete"`
+	Internal   flexBool       `json:"internal"`
 	Arguments  map[string]any `json:"arguments"`
 }
 
@@ -123,8 +123,8 @@ func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params
 	name := exchangeName(p["name"])
 	_, err := v.Exchange(name)
 	existed := err == nil
-	_, err = v.DeclareExchange(broker.ExchangeConfig{Name: name, Type: *body.Type, Durable: body.Durable == nil || *body.Durable,
-		AutoDelete: body.AutoDelete, Internal: body.Internal, Args: amqpArgs(body.Arguments)}, false)
+	_, err = v.DeclareExchange(broker.ExchangeConfig{Name: name, Type: *body.Type, Durable: body.Durable == nil || bool(*body.Durable),
+		AutoDelete: bool(body.AutoDelete), Internal: bool(body.Internal), Args: amqpArgs(body.Arguments)}, false)
 	if err != nil {
 		brokerError(w, err)
 		return

@@ -175,8 +175,8 @@ func (s *apiServer) getQueue(w http.ResponseWriter, r *http.Request, p params) {
 // queueBody is PUT /api/queues/{vhost}/{name}'s body. RabbitMQ's default
 // for an absent durable is true.
 type queueBody struct {
-	Durable    *bool          `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
+	Durable    *flexBool      `json:"durable"`
+	AutoDelete flexBool       `json:"auto_delete"`
 	Arguments  map[string]any `json:"arguments"`
 	Node       string         `json:"node"`
 }
@@ -194,9 +194,9 @@ func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 		badRequest(w, "a queue needs a name")
 		return
 	}
-	durable := body.Durable == nil || *body.Durable
+	durable := body.Durable == nil || bool(*body.Durable)
 	existed := v.LookupQueue(p["name"]) != nil
-	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: body.AutoDelete,
+	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: bool(body.AutoDelete),
 		Args: amqpArgs(body.Arguments)}, false, 0)
 	if err != nil {
 		brokerError(w, err)
