@@ -362,3 +362,25 @@ func TestPolicyAlternateExchange(t *testing.T) {
 		t.Fatalf("an exchanges policy applied to a queue: %+v", q)
 	}
 }
+
+// A stream takes its segment size from a policy when its log opens, and
+// a retention policy set later trims an existing stream at its next
+// retention pass; the policy wins over the declared x-max-length-bytes.
+func TestPolicyStreamRetention(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Now())
+	b := broker.New(broker.Config{Storage: memstore.New(), Clock: clk})
+	v := b.VHost("/")
+	setPolicy(t, b, broker.Policy{Name: "seg", Pattern: "^s$", ApplyTo: "streams", Definition: map[string]any{"stream-max-segment-size-bytes": 10}}, false)
+	s := declare(t, v, broker.QueueConfig{Name: "s", Durable: true, Args: map[string]any{"x-queue-type": "stream", "x-max-length-bytes": int64(1 << 20)}})
+	body := strings.Repeat("x", 10) // one message a segment
+	for range 10 {
+		send(t, v, "", "s", body, persistent)
+	}
+	waitFor(t, 5*time.Second, "10 messages in the stream", func() bool { r, _, _ := s.Counts(); return r == 10 })
+	setPolicy(t, b, broker.Policy{Name: "seg", Pattern: "^s$", ApplyTo: "streams", Definition: map[string]any{
+		"stream-max-segment-size-bytes": 10, "max-length-bytes": 30}}, false)
+	clk.Advance(2 * time.Second) // the next write runs a retention pass
+	send(t, v, "", "s", body, persistent)
+	waitFor(t, 5*time.Second, "retention down to the policy's 30 bytes", func() bool { r, _, _ := s.Counts(); return r <= 4 })
+}

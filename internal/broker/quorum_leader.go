@@ -13,6 +13,15 @@ import (
 // consumer nodes that do not answer (their unacked messages come back
 // redelivered) and takes over the TTL and liveness timers.
 func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
+	if leader != 0 {
+		// Proposals that failed for want of a leader go out at once, not
+		// at their retry timer: a consumer's cancel waiting there leaves
+		// the machine assigning new messages to a consumer that is gone,
+		// and the later the cancel commits, the likelier another consumer
+		// has taken later messages meanwhile (the returned ones then come
+		// after them, flagged redelivered).
+		b.soon(b.retryIfWaiting)
+	}
 	b.mu.Lock()
 	b.leader = isLocal
 	if !isLocal || b.rlog == nil || b.deleted {

@@ -217,3 +217,18 @@ func nonNilPolicies(ps []broker.Policy) []broker.Policy {
 	}
 	return ps
 }
+
+// queuePolicyFields are the policy fields of RabbitMQ's queue object, for
+// GET /api/queues: "policy" and "operator_policy" (null when none) and
+// "effective_policy_definition" (the two merged; {} when none).
+func queuePolicyFields(q *broker.Queue) map[string]any {
+	p := q.Policy()
+	orNull := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	return map[string]any{"policy": orNull(p.Policy), "operator_policy": orNull(p.OperatorPolicy),
+		"effective_policy_definition": p.EffectiveDefinition}
+}

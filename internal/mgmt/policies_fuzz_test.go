@@ -48,3 +48,25 @@ func FuzzDecodePolicyBody(f *testing.F) {
 		}
 	})
 }
+
+// The queue object's policy fields, as RabbitMQ names them.
+func TestQueuePolicyFields(t *testing.T) {
+	t.Parallel()
+	b := broker.New(broker.Config{})
+	q, err := b.VHost("/").DeclareQueue(broker.QueueConfig{Name: "q"}, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(queuePolicyFields(q)); string(got) != `{"effective_policy_definition":{},"operator_policy":null,"policy":null}` {
+		t.Fatalf("without policies: %s", got)
+	}
+	if err := b.SetPolicy(broker.Policy{VHost: "/", Name: "p", Pattern: "q", Definition: map[string]any{"max-length": 5}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPolicy(broker.Policy{VHost: "/", Name: "o", Pattern: "q", Definition: map[string]any{"max-length": 2}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(queuePolicyFields(q)); string(got) != `{"effective_policy_definition":{"max-length":2},"operator_policy":"o","policy":"p"}` {
+		t.Fatalf("with policies: %s", got)
+	}
+}

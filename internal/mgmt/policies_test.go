@@ -218,3 +218,24 @@ func TestPolicyBadInputOverHTTP(t *testing.T) {
 		t.Fatalf("a refused policy was stored: %s", all)
 	}
 }
+
+// A publish-rate policy slows an AMQP publisher to the queue's rate: 30
+// confirmed messages at 20/s (burst 2) take at least 1.35 s (27 holds of
+// 50 ms; the last hold follows the last confirm), and none is lost.
+func TestPolicyPublishRateOverAMQP(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	_, ch := s.Channel(t)
+	if _, err := ch.QueueDeclare("rate.q", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustAPI(t, s, "PUT", "/api/policies/%2F/rate", `{"pattern":"^rate\\.","definition":{"publish-rate":20}}`, http.StatusCreated)
+	start := time.Now()
+	publishConfirmed(t, ch, "rate.q", 30, false)
+	if took := time.Since(start); took < 1300*time.Millisecond {
+		t.Fatalf("30 messages at 20/s took %v", took)
+	}
+	if n := depth(t, ch, "rate.q"); n != 30 {
+		t.Fatalf("depth %d, want 30", n)
+	}
+}
