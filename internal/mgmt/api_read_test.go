@@ -156,6 +156,13 @@ func TestReadEndpointsHaveRabbitMQFields(t *testing.T) {
 		t.Errorf("channel %v", chans[0])
 	}
 
+	if got := getObject(t, s, "/api/channels/"+pathEscape(name+" (1)")); got["number"] != 1.0 {
+		t.Errorf("GET the channel: %v", got)
+	}
+	guest(t, s, "GET", "/api/channels/"+pathEscape(name+" (2)"), nil, http.StatusNotFound)
+	if len(getList(t, s, "/api/bindings")) != 2 || len(getList(t, s, "/api/exchanges")) != 7 {
+		t.Error("the bindings and exchanges of every vhost")
+	}
 	cons := getList(t, s, "/api/consumers")
 	if len(cons) != 1 {
 		t.Fatalf("consumers %v", cons)
