@@ -44,6 +44,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "e", DestID: "id2", Key: "k"}},
 		broker.SetLimits{Limits: []flow.Limit{{VHost: "/", User: "*", PerConnection: true, PublishRate: 2.5, PublishBurst: 3, ByteRate: math.Inf(1), ByteBurst: 4},
 			{VHost: "v", PublishRate: math.NaN()}}},
+		broker.Proposed{ID: 1 << 60, Command: broker.DeleteQueue{VHost: "/", Name: "e", ID: "id2"}},
 	}
 	for _, c := range seeds {
 		f.Add(broker.EncodeCommand(c))
