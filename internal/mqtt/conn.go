@@ -49,6 +49,8 @@ type conn struct {
 	// problemInfo is the client's Request Problem Information: false
 	// means no reason strings outside PUBLISH, CONNACK and DISCONNECT.
 	problemInfo bool
+	acc         connAccess // access.go: the user's permissions
+	release     func()     // access.go: uncounts the connection, leaves the vhost's closers
 
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts
@@ -119,6 +121,11 @@ func (c *conn) serve() {
 		_ = c.nc.Close()
 	}()
 
+	defer func() {
+		if c.release != nil {
+			c.release()
+		}
+	}()
 	if err := c.handshake(); err != nil {
 		c.log.Debug("MQTT connect refused", "err", err)
 		return

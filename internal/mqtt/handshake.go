@@ -58,6 +58,9 @@ func (c *conn) handshake() error {
 		return refuse(wire.NotAuthorized, "no access to the MQTT vhost")
 	}
 	c.vhost = vh
+	if code, err := c.admit(); err != nil {
+		return refuse(code, err.Error())
+	}
 
 	c.clientID = cn.ClientID
 	assigned := false
