@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tern-broker/tern/internal/testkit"
 )
