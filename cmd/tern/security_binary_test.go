@@ -140,7 +140,9 @@ func TestUsersReplicateAcrossTheCluster(t *testing.T) {
 	}
 	for _, nd := range nodes {
 		_, h := nd.addrs()
-		if !nd.waitFor(30*time.Second, func() bool { return httpAs(t, h, "guest", "guest", "GET", "/api/users/alice", nil) == http.StatusNotFound }) {
+		if !nd.waitFor(30*time.Second, func() bool {
+			return httpAs(t, h, "guest", "guest", "GET", "/api/users/alice", nil) == http.StatusNotFound
+		}) {
 			t.Errorf("%s still has alice", nd.name)
 		}
 	}
