@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -165,5 +166,37 @@ func TestLimitsAMQP(t *testing.T) {
 	_, ch = s.Channel(t)
 	if _, err := ch.QueueDeclare("q3", false, true, false, false, nil); err != nil {
 		t.Fatalf("after the limit was removed: %v", err)
+	}
+}
+
+// TestDeletingAUserClosesItsConnections: as in RabbitMQ, a deleted user's
+// open connections are closed (320 CONNECTION_FORCED), not only its new
+// logins refused; another user's stay.
+func TestDeletingAUserClosesItsConnections(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	api(t, s, "PUT", "/api/users/gone", map[string]string{"password": "pw"}, http.StatusCreated)
+	api(t, s, "PUT", "/api/permissions/%2F/gone", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, http.StatusCreated)
+	conn, err := dialAs(s, "gone", "pw", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	other := s.Dial(t)
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	api(t, s, "DELETE", "/api/users/gone", nil, http.StatusNoContent)
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced {
+			t.Errorf("closed with %v, want 320", e)
+		}
+	case <-time.After(wait):
+		t.Fatal("the deleted user's connection stayed open")
+	}
+	if other.IsClosed() {
+		t.Error("guest's connection was closed too")
+	}
+	if _, err := dialAs(s, "gone", "pw", "/"); err == nil {
+		t.Error("a deleted user logged in")
 	}
 }

@@ -120,6 +120,7 @@ func (b *Broker) applySecurity(c Command, replay bool) error {
 		b.users.Put(auth.User{Name: c.Name, PasswordHash: c.PasswordHash, Tags: slices.Clone(c.Tags), LoopbackOnly: c.LoopbackOnly})
 	case DeleteUser:
 		b.users.Delete(c.Name)
+		closers = b.userClosers.take(c.Name)
 	case SetPermission:
 		b.users.SetPermission(c.User, c.VHost, c.Permission)
 	case ClearPermission:
@@ -277,5 +278,49 @@ func securityCommands(d *Definitions) []Command {
 			out = append(out, SetUserLimit{User: l.User, Name: n, Value: v})
 		}
 	}
+	return out
+}
+
+// userClosers are the open connections of each user, closed when the user
+// is deleted, as RabbitMQ closes a deleted user's connections.
+type userClosers struct {
+	mu   sync.Mutex
+	next uint64
+	fns  map[string]map[uint64]func()
+}
+
+// OnUserDeleted registers close, called (once, without locks held) if
+// user is deleted; remove unregisters it.
+func (b *Broker) OnUserDeleted(user string, close func()) (remove func()) {
+	u := &b.userClosers
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.fns == nil {
+		u.fns = map[string]map[uint64]func(){}
+	}
+	if u.fns[user] == nil {
+		u.fns[user] = map[uint64]func(){}
+	}
+	u.next++
+	id := u.next
+	u.fns[user][id] = close
+	return func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		delete(u.fns[user], id)
+		if len(u.fns[user]) == 0 {
+			delete(u.fns, user)
+		}
+	}
+}
+
+func (u *userClosers) take(user string) []func() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]func(), 0, len(u.fns[user]))
+	for _, f := range u.fns[user] {
+		out = append(out, f)
+	}
+	delete(u.fns, user)
 	return out
 }

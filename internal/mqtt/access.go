@@ -93,7 +93,8 @@ func (c *conn) refusedSubscription() byte {
 }
 
 // admit counts the connection against the vhost's and the user's
-// max-connections and registers it to be closed if its vhost is deleted;
+// max-connections and registers it to be closed if its vhost or its user
+// is deleted;
 // the refusal is CONNACK 0x97 Quota exceeded (3.1.1: 0x03 Server
 // unavailable).
 func (c *conn) admit() (byte, error) {
@@ -110,6 +111,7 @@ func (c *conn) admit() (byte, error) {
 		release()
 		return wire.NotAuthorized, errors.New("the MQTT vhost was deleted")
 	}
-	c.release = func() { remove(); release() }
+	removeUser := c.srv.broker.OnUserDeleted(c.user.Name, func() { c.kick(administrativeAction) })
+	c.release = func() { remove(); removeUser(); release() }
 	return 0, nil
 }
