@@ -130,6 +130,12 @@ func copyDefs(d *broker.Definitions) *broker.Definitions {
 		Exchanges: slices.Clone(d.Exchanges),
 		Queues:    slices.Clone(d.Queues),
 		Bindings:  slices.Clone(d.Bindings),
+
+		Users:            slices.Clone(d.Users),
+		Permissions:      slices.Clone(d.Permissions),
+		TopicPermissions: slices.Clone(d.TopicPermissions),
+		VHostLimits:      slices.Clone(d.VHostLimits),
+		UserLimits:       slices.Clone(d.UserLimits),
 	}
 }
 
