@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
@@ -176,5 +177,52 @@ func TestMQTTVHostPermissionAndLimits(t *testing.T) {
 	admin(t, s, "PUT", "/api/vhost-limits/%2F/max-connections", map[string]int{"value": 1})
 	if _, ca, err := client5As(t, s, "g", "reader"); err == nil || ca == nil || ca.ReasonCode != 0x97 {
 		t.Errorf("over the vhost's max-connections: %+v %v, want CONNACK 0x97", ca, err)
+	}
+}
+
+// TestDeletingUserOrVHostDisconnectsMQTT: a deleted user's MQTT 5 client
+// gets DISCONNECT 0x98 Administrative action, and so does every client of
+// a deleted vhost.
+func TestDeletingUserOrVHostDisconnectsMQTT(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	device(t, s, "dev1")
+	connect := func(id, user string) chan byte {
+		nc, err := net.Dial("tcp", strings.TrimPrefix(s.MQTTURL, "tcp://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan byte, 1)
+		c := paho.NewClient(paho.ClientConfig{Conn: nc, OnServerDisconnect: func(d *paho.Disconnect) { got <- d.ReasonCode }})
+		pw := []byte("pw")
+		if user == "guest" {
+			pw = []byte("guest")
+		}
+		if _, err := c.Connect(ctx5(t), &paho.Connect{KeepAlive: 30, ClientID: id, CleanStart: true,
+			Username: user, UsernameFlag: true, Password: pw, PasswordFlag: true}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+		return got
+	}
+	dev := connect("d1", "dev1")
+	g := connect("g1", "guest")
+	admin(t, s, "DELETE", "/api/users/dev1", nil)
+	select {
+	case rc := <-dev:
+		if rc != 0x98 {
+			t.Errorf("deleted user's client: DISCONNECT 0x%02x, want 0x98", rc)
+		}
+	case <-time.After(wait):
+		t.Fatal("the deleted user's MQTT client stayed connected")
+	}
+	admin(t, s, "DELETE", "/api/vhosts/%2F", nil)
+	select {
+	case rc := <-g:
+		if rc != 0x98 {
+			t.Errorf("deleted vhost's client: DISCONNECT 0x%02x, want 0x98", rc)
+		}
+	case <-time.After(wait):
+		t.Fatal("the deleted vhost's MQTT client stayed connected")
 	}
 }
