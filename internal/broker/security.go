@@ -115,6 +115,10 @@ func (b *Broker) applySecurity(c Command, replay bool) error {
 	fx := &effects{replay: replay}
 	var closers []func()
 	b.mu.Lock()
+	if !b.appliesLocked(c) {
+		b.mu.Unlock()
+		return nil
+	}
 	switch c := c.(type) {
 	case PutUser:
 		b.users.Put(auth.User{Name: c.Name, PasswordHash: c.PasswordHash, Tags: slices.Clone(c.Tags), LoopbackOnly: c.LoopbackOnly})
@@ -144,6 +148,27 @@ func (b *Broker) applySecurity(c Command, replay bool) error {
 		f()
 	}
 	return err
+}
+
+// appliesLocked says whether c finds what it names: a permission or limit
+// of a user or in a vhost that was deleted meanwhile (a concurrent API
+// request, applied after the deletion) changes nothing, so no permission
+// outlives its user or vhost. Deterministic: it reads only the
+// definitions. b.mu is held.
+func (b *Broker) appliesLocked(c Command) bool {
+	user := func(n string) bool { _, ok := b.users.Lookup(n); return ok }
+	vhost := func(n string) bool { return b.vhosts[n] != nil }
+	switch c := c.(type) {
+	case SetPermission:
+		return user(c.User) && vhost(c.VHost)
+	case SetTopicPermission:
+		return user(c.User) && vhost(c.VHost)
+	case SetVHostLimit:
+		return vhost(c.VHost)
+	case SetUserLimit:
+		return user(c.User)
+	}
+	return true
 }
 
 // deleteVHostLocked removes a vhost with its queues (their logs go once

@@ -29,6 +29,12 @@ func securityCommands(t *testing.T, b *broker.Broker) {
 		broker.DeleteUser{Name: "c"},
 		broker.PutUser{Name: "b", PasswordHash: auth.HashPassword("pb2"), LoopbackOnly: true},
 		broker.DeleteVHost{Name: "gone"},
+		// Applied after what they name was deleted (concurrent API
+		// requests): no change.
+		broker.SetPermission{VHost: "/", User: "c", Permission: auth.Permission{Read: ".*"}},
+		broker.SetPermission{VHost: "gone", User: "b", Permission: auth.Permission{Read: ".*"}},
+		broker.SetVHostLimit{VHost: "gone", Name: auth.LimitMaxQueues, Value: 1},
+		broker.SetUserLimit{User: "c", Name: auth.LimitMaxChannels, Value: 1},
 	} {
 		if err := b.Change(c); err != nil {
 			t.Fatalf("%T: %v", c, err)
@@ -57,7 +63,7 @@ func checkSecurity(t *testing.T, b *broker.Broker, when string) {
 	if tp := u.TopicPermissions(); len(tp) != 1 || tp[0].Write != "^{username}" {
 		t.Errorf("%s: topic permissions %+v", when, tp)
 	}
-	if u.VHostLimit("v", auth.LimitMaxQueues) != 4 || u.UserLimit("b", auth.LimitMaxChannels) != 9 {
+	if u.VHostLimit("v", auth.LimitMaxQueues) != 4 || u.UserLimit("b", auth.LimitMaxChannels) != 9 || u.VHostLimit("gone", auth.LimitMaxQueues) != -1 {
 		t.Errorf("%s: limits", when)
 	}
 }
