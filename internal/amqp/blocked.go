@@ -49,6 +49,7 @@ func (r *sockReader) Read(p []byte) (int, error) {
 	r.c.armReadDeadline()
 	n, err := r.c.nc.Read(p)
 	r.c.srv.stats.bytesIn.Add(uint64(n))
+	r.c.st.recvOct.Add(uint64(n))
 	return n, err
 }
 
@@ -89,6 +90,7 @@ func (r *sockReader) readAhead() (heard bool, err error) {
 	n, err := r.c.nc.Read(r.ahead[len(r.ahead):cap(r.ahead)])
 	r.ahead = r.ahead[:len(r.ahead)+n]
 	r.c.srv.stats.bytesIn.Add(uint64(n))
+	r.c.st.recvOct.Add(uint64(n))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return n > 0, err
 	}

@@ -54,6 +54,12 @@ type connection struct {
 	published     atomic.Bool   // the client has published: alarms block it
 	blockNotified atomic.Bool   // connection.blocked sent and not yet undone
 	unsubs        []func()
+
+	// For the management API's snapshots (snapshot.go): set by the
+	// handshake, then published through st.info.
+	clientProps amqp091.Table
+	mechanism   string
+	st          connStats
 }
 
 type clientCaps struct {
@@ -94,10 +100,11 @@ func (c *connection) serve() {
 		return
 	}
 	c.opened = true
+	c.publishInfo()
 	c.log.Info("connection opened", "user", c.user.Name, "vhost", c.vhost.Name())
 	go func() {
 		defer close(c.writerOut)
-		c.out.Run(c.nc, c.heartbeat, amqp091.AppendHeartbeat, c.done, c.onDrain, func(err error) {
+		c.out.Run(countingConn{c.nc, &c.st.sendOct}, c.heartbeat, amqp091.AppendHeartbeat, c.done, c.onDrain, func(err error) {
 			if err != nil {
 				// Unblock the reader; after a requested close the
 				// socket stays open for linger, and serve closes it.

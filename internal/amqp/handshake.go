@@ -66,6 +66,7 @@ func (c *connection) handshake() error {
 		c.caps.authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	c.caps.specQos = specQosClient(startOk.ClientProperties)
+	c.clientProps, c.mechanism = startOk.ClientProperties, startOk.Mechanism
 	u, err := c.login(startOk)
 	if err != nil {
 		return err

@@ -139,6 +139,7 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 			ch.conn.confirmQ = append(ch.conn.confirmQ, ch)
 		}
 	}
+	ch.conn.pause(res.Hold, "queue publish rate limit") // a queue's publish-rate policy
 	return res, nil
 }
 
@@ -165,14 +166,19 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 // the token buckets say, so the publisher is slowed by TCP backpressure,
 // never dropped; a long hold is announced with connection.blocked.
 func (c *connection) throttle(size int) {
-	d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, size)
+	c.pause(c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, size), "publish rate limit")
+}
+
+// pause stops the reader for d, announcing a long hold with
+// connection.blocked and the reason.
+func (c *connection) pause(d time.Duration, reason string) {
 	if d <= 0 {
 		return
 	}
 	c.flushConfirms()
 	long := d >= 500*time.Millisecond
 	if long {
-		c.notifyBlocked("publish rate limit")
+		c.notifyBlocked(reason)
 	}
 	c.srv.broker.Clock().Sleep(d) // the broker's clock, which the buckets read: a test's fake clock releases it
 	if long {

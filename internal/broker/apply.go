@@ -69,6 +69,10 @@ func commandVHost(c Command) string {
 		return c.VHost
 	case DeleteQueue:
 		return c.VHost
+	case SetPolicy:
+		return c.VHost
+	case ClearPolicy:
+		return c.VHost
 	case Bind:
 		return c.VHost
 	case Unbind:
@@ -125,7 +129,9 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		if err != nil {
 			return err
 		}
-		v.exchanges.Store(c.Name, newExchange(v, c.ExchangeConfig, kind))
+		x := newExchange(v, c.ExchangeConfig, kind)
+		v.applyExchangePolicyLocked(x)
+		v.exchanges.Store(c.Name, x)
 		if c.Durable {
 			v.logLocked(c, fx)
 		}
@@ -151,6 +157,8 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		return v.applyDeclareQueueLocked(c, fx)
 	case DeleteQueue:
 		v.applyDeleteQueueLocked(c, fx)
+	case SetPolicy, ClearPolicy:
+		return v.applyPolicyLocked(c, fx)
 	case Bind:
 		b, err := v.resolveLocked(c.BindingDef)
 		if err != nil {
@@ -217,6 +225,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	}
 	q := newQueue(v, c.QueueConfig, args)
 	q.node, q.orphan = c.Node, fx.orphan
+	v.applyQueuePolicyLocked(q, fx) // before its log opens: a stream's segment size may be a policy's
 	if q.Remote() {
 		// Another node holds its messages: this one knows it, no more.
 		q.backend = newRemoteBackend(q)

@@ -65,9 +65,10 @@ type classicBackend struct {
 	expiryAt          int64
 	unusedTimer       clock.Timer
 	unusedGen         uint64
-	paceTimer         clock.Timer // the broker's clock (Config.Clock) drives all three timers
-	paging            bool        // a page-in is reading bodies (classic_page.go)
-	pageWanted        bool        // dispatch stopped at a paged-out head
+	paceTimer         clock.Timer  // the broker's clock (Config.Clock) drives all three timers
+	paging            bool         // a page-in is reading bodies (classic_page.go)
+	pageWanted        bool         // dispatch stopped at a paged-out head
+	msgStats          MessageStats // running totals for the management API (queue_stats.go)
 }
 
 func newClassicBackend(q *Queue) *classicBackend {
@@ -103,15 +104,15 @@ func (q *classicBackend) levelFor(prio uint8) uint8 {
 // publication.
 func (q *classicBackend) expiry(published int64, ttl time.Duration, hasTTL bool) int64 {
 	var exp int64
-	if q.args.hasTTL {
-		exp = published + int64(q.args.messageTTL)
+	if q.cur().hasTTL {
+		exp = published + int64(q.cur().messageTTL)
 	}
 	if hasTTL {
 		if e := published + int64(ttl); exp == 0 || e < exp {
 			exp = e
 		}
 	}
-	if exp == 0 && (q.args.hasTTL || hasTTL) {
+	if exp == 0 && (q.cur().hasTTL || hasTTL) {
 		exp = 1 // a TTL of 0 at time 0: expired unless delivered at once
 	}
 	return exp
@@ -134,7 +135,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 	}
 	q.dropRefusedLocked() // refused entries must not count against a length limit
 	if q.overLimitForLocked(m) {
-		switch q.args.overflow {
+		switch q.cur().overflow {
 		case RejectPublish:
 			q.mu.Unlock()
 			return Rejected, false
@@ -156,6 +157,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 		e.persisted, pending = true, done != nil
 	}
 	q.nextSeq++
+	q.msgStats.Published++
 	q.vhost.broker.bodyIn(e.size)
 	if q.readyCount == 0 && q.pacer == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
@@ -187,20 +189,20 @@ func (q *classicBackend) pushReadyLocked(e entry) {
 
 // overLimitForLocked reports whether accepting m would exceed a length limit.
 func (q *classicBackend) overLimitForLocked(m *message.Message) bool {
-	if q.args.maxLength >= 0 && int64(q.readyCount) >= q.args.maxLength {
+	if q.cur().maxLength >= 0 && int64(q.readyCount) >= q.cur().maxLength {
 		return true
 	}
-	return q.args.maxBytes >= 0 && q.readySize+m.Size() > q.args.maxBytes
+	return q.cur().maxBytes >= 0 && q.readySize+m.Size() > q.cur().maxBytes
 }
 
 // enforceLimitsLocked drops messages from the head while a length limit is
 // exceeded (x-overflow=drop-head), dead-lettering them with reason maxlen.
 func (q *classicBackend) enforceLimitsLocked(dead []deadLetter) []deadLetter {
-	if q.args.overflow != DropHead {
+	if q.cur().overflow != DropHead {
 		return dead
 	}
-	for q.readyCount > 0 && ((q.args.maxLength >= 0 && int64(q.readyCount) > q.args.maxLength) ||
-		(q.args.maxBytes >= 0 && q.readySize > q.args.maxBytes)) {
+	for q.readyCount > 0 && ((q.cur().maxLength >= 0 && int64(q.readyCount) > q.cur().maxLength) ||
+		(q.cur().maxBytes >= 0 && q.readySize > q.cur().maxBytes)) {
 		e := q.popOldestLowLocked()
 		dead = q.dropLocked(e, "maxlen", dead)
 	}
@@ -232,7 +234,7 @@ func (q *classicBackend) popLevelLocked(i int) entry {
 // the queue has a dead-letter exchange. A paged-out body is read, and the
 // entry settled, by deadLetter once the lock is released.
 func (q *classicBackend) dropLocked(e entry, reason string, dead []deadLetter) []deadLetter {
-	if q.args.hasDLX && !e.unreadable {
+	if q.cur().hasDLX && !e.unreadable {
 		if e.msg == nil {
 			return append(dead, deadLetter{reason: reason, seq: e.seq, paged: true})
 		}
@@ -297,8 +299,10 @@ func (q *classicBackend) get(noAck bool) (d Delivery, ok bool) {
 func (q *classicBackend) countDeliveryLocked(e *entry, noAck bool) {
 	st := &q.vhost.broker.stats
 	st.delivered.Add(1)
+	q.msgStats.Delivered++
 	if e.redelivered {
 		st.redelivered.Add(1)
+		q.msgStats.Redelivered++
 	}
 	if noAck {
 		q.settle(e.seq, e.size, true, e.persisted)

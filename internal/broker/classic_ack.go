@@ -18,6 +18,7 @@ func (q *classicBackend) ack(ds []Delivery) {
 		q.armExpiryLocked()
 	}
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
+	q.msgStats.Acked += uint64(len(ds))
 	q.unlockThen(dead)
 }
 
@@ -67,7 +68,7 @@ func (q *classicBackend) reject(ds []Delivery) {
 	for _, d := range ds {
 		q.unacked--
 		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
-		if q.args.hasDLX {
+		if q.cur().hasDLX {
 			dead = append(dead, deadLetter{msg: d.Msg, reason: "rejected"})
 		}
 	}

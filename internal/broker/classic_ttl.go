@@ -53,7 +53,7 @@ func (q *classicBackend) onExpiryTimer() {
 
 // touchLocked records use of the queue (declare, basic.get) for x-expires.
 func (q *classicBackend) touchLocked() {
-	if q.args.expires > 0 && len(q.consumers) == 0 {
+	if q.cur().expires > 0 && len(q.consumers) == 0 {
 		q.startUnusedTimerLocked()
 	}
 }
@@ -67,7 +67,7 @@ func (q *classicBackend) touch() {
 
 // startUnusedTimerLocked (re)starts the x-expires countdown.
 func (q *classicBackend) startUnusedTimerLocked() {
-	if q.args.expires <= 0 || q.deleted {
+	if q.cur().expires <= 0 || q.deleted {
 		return
 	}
 	q.unusedGen++
@@ -75,7 +75,7 @@ func (q *classicBackend) startUnusedTimerLocked() {
 	if q.unusedTimer != nil {
 		q.unusedTimer.Stop()
 	}
-	q.unusedTimer = q.vhost.broker.cfg.Clock.AfterFunc(q.args.expires, func() {
+	q.unusedTimer = q.vhost.broker.cfg.Clock.AfterFunc(q.cur().expires, func() {
 		q.mu.Lock()
 		stale := gen != q.unusedGen || len(q.consumers) > 0 || q.deleted
 		q.mu.Unlock()

@@ -48,6 +48,12 @@ type cmdJSON struct {
 	Limits    []limitJSON `json:"limits,omitempty"`
 	// Users, permissions and limits (codec_security.go).
 	Sec *secJSON `json:"security,omitempty"`
+	// Policies (set_policy, clear_policy; policy.go).
+	Operator   bool           `json:"operator,omitempty"`
+	Pattern    string         `json:"pattern,omitempty"`
+	ApplyTo    string         `json:"apply_to,omitempty"`
+	Priority   int            `json:"priority,omitempty"`
+	Definition map[string]any `json:"definition,omitempty"`
 }
 
 // limitJSON is a flow.Limit with its rates as strings: JSON has no NaN or
@@ -66,6 +72,9 @@ type limitJSON struct {
 // so there is no error; SetLimits encodes too, though a node's definitions
 // log refuses it (limits come from the configuration).
 func EncodeCommand(c Command) []byte {
+	if p, ok := c.(Proposed); ok {
+		return encodeProposed(p) // meta_dedup.go
+	}
 	var j cmdJSON
 	switch c := c.(type) {
 	case AddVHost:
@@ -84,6 +93,11 @@ func EncodeCommand(c Command) []byte {
 		j = bindingCmd("bind", c.BindingDef)
 	case Unbind:
 		j = bindingCmd("unbind", c.BindingDef)
+	case SetPolicy:
+		j = cmdJSON{Op: "set_policy", Operator: c.Operator, VHost: c.VHost, Name: c.Name, Pattern: c.Pattern,
+			ApplyTo: c.ApplyTo, Priority: c.Priority, Definition: c.Definition}
+	case ClearPolicy:
+		j = cmdJSON{Op: "clear_policy", Operator: c.Operator, VHost: c.VHost, Name: c.Name}
 	case SetLimits:
 		j = cmdJSON{Op: "set_limits", Limits: make([]limitJSON, len(c.Limits))}
 		for i, l := range c.Limits {
@@ -93,7 +107,13 @@ func EncodeCommand(c Command) []byte {
 	default:
 		j = encodeSecurity(c)
 	}
-	b, _ := json.Marshal(j) // strings, bools and integers only: cannot fail
+	b, err := json.Marshal(j) // strings, bools, integers and a validated policy's finite numbers
+	if err != nil {
+		// A policy definition of values JSON cannot hold: never a
+		// validated one. Encoded without it, it fails to apply.
+		j.Definition = nil
+		b, _ = json.Marshal(j)
+	}
 	return b
 }
 
@@ -118,6 +138,9 @@ func parseRate(s string) (float64, error) {
 
 // DecodeCommand decodes what EncodeCommand encoded.
 func DecodeCommand(payload []byte) (Command, error) {
+	if c, ok, err := decodeProposed(payload); ok {
+		return c, err // meta_dedup.go
+	}
 	var j cmdJSON
 	if err := json.Unmarshal(payload, &j); err != nil {
 		return nil, fmt.Errorf("undecodable command: %w", err)
@@ -146,6 +169,11 @@ func DecodeCommand(payload []byte) (Command, error) {
 			return Bind{BindingDef: b}, nil
 		}
 		return Unbind{BindingDef: b}, nil
+	case "set_policy":
+		return SetPolicy{Operator: j.Operator, Policy: Policy{VHost: j.VHost, Name: j.Name, Pattern: j.Pattern,
+			ApplyTo: j.ApplyTo, Priority: j.Priority, Definition: normalizeDefinition(j.Definition)}}, nil
+	case "clear_policy":
+		return ClearPolicy{Operator: j.Operator, VHost: j.VHost, Name: j.Name}, nil
 	case "set_limits":
 		ls := make([]flow.Limit, len(j.Limits))
 		for i, l := range j.Limits {

@@ -27,6 +27,10 @@ type defsJSON struct {
 	Queues    []queueJSON    `json:"queues"`
 	Bindings  []bindingJSON  `json:"bindings"`
 	Security  *secDefsJSON   `json:"security,omitempty"`
+	// Absent when there are none: a node without policies writes what
+	// it always wrote.
+	Policies         []Policy `json:"policies,omitempty"`
+	OperatorPolicies []Policy `json:"operator_policies,omitempty"`
 }
 
 type exchangeJSON struct {
@@ -84,7 +88,7 @@ func decodeArgs(s string) (map[string]any, error) {
 
 // EncodeDefinitions encodes d as the definitions document.
 func EncodeDefinitions(d *Definitions) ([]byte, error) {
-	out := defsJSON{Version: 1, VHosts: d.VHosts, Security: encodeSecDefs(d)}
+	out := defsJSON{Version: 1, VHosts: d.VHosts, Security: encodeSecDefs(d), Policies: d.Policies, OperatorPolicies: d.OperatorPolicies}
 	for _, x := range d.Exchanges {
 		out.Exchanges = append(out.Exchanges, exchangeJSON{VHost: x.VHost, Name: x.Name, Type: x.Type,
 			AutoDelete: x.AutoDelete, Internal: x.Internal, Args: encodeArgs(x.Args), Transient: !x.Durable})
@@ -110,8 +114,13 @@ func DecodeDefinitions(raw []byte) (*Definitions, error) {
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, fmt.Errorf("broker: definitions: %w", err)
 	}
-	d := &Definitions{VHosts: in.VHosts}
+	d := &Definitions{VHosts: in.VHosts, Policies: in.Policies, OperatorPolicies: in.OperatorPolicies}
 	decodeSecDefs(in.Security, d)
+	for _, ps := range [][]Policy{d.Policies, d.OperatorPolicies} {
+		for i := range ps {
+			ps[i].Definition = normalizeDefinition(ps[i].Definition)
+		}
+	}
 	for _, x := range in.Exchanges {
 		args, err := decodeArgs(x.Args)
 		if err != nil {

@@ -58,6 +58,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		broker.SetVHostLimit{VHost: "/", Name: "max-queues", Value: -1},
 		broker.SetUserLimit{User: "u", Name: "max-channels", Value: 0},
 		broker.DeleteVHost{Name: "v2"},
+		broker.Proposed{ID: 1 << 60, Command: broker.DeleteQueue{VHost: "/", Name: "e", ID: "id2"}},
 	}
 	for _, c := range seeds {
 		f.Add(broker.EncodeCommand(c))

@@ -52,7 +52,24 @@ type Unbind struct{ BindingDef }
 // restart takes the configured limits again, as it always has.
 type SetLimits struct{ Limits []flow.Limit }
 
+// SetPolicy adds or replaces a policy (Operator: an operator policy) and
+// applies it at once to the vhost's queues and exchanges (policy_apply.go).
+// It was validated (ValidatePolicy) before it was made.
+type SetPolicy struct {
+	Operator bool
+	Policy
+}
+
+// ClearPolicy removes a policy (Operator: an operator policy); a missing
+// one is no change.
+type ClearPolicy struct {
+	Operator    bool
+	VHost, Name string
+}
+
 func (AddVHost) command()        {}
+func (SetPolicy) command()       {}
+func (ClearPolicy) command()     {}
 func (DeclareExchange) command() {}
 func (DeleteExchange) command()  {}
 func (DeclareQueue) command()    {}

@@ -21,7 +21,7 @@ type deadLetter struct {
 // the x-death history RabbitMQ writes. It runs without the queue's lock.
 // A missing dead-letter exchange drops the messages, as in RabbitMQ.
 func (q *Queue) deadLetter(dead []deadLetter) {
-	if len(dead) == 0 || !q.args.hasDLX {
+	if len(dead) == 0 || !q.cur().hasDLX {
 		return
 	}
 	for i := range dead {
@@ -35,7 +35,7 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 		}
 	}
 	v := q.vhost
-	x := v.exchange(q.args.dlx)
+	x := v.exchange(q.cur().dlx)
 	if x == nil {
 		v.broker.stats.deadLetterDropped.Add(uint64(len(dead)))
 		return
@@ -66,14 +66,14 @@ func (q *Queue) deadLetter(dead []deadLetter) {
 // updated.
 func (q *Queue) deadLetterCopy(m *message.Message, reason string, now time.Time) *message.Message {
 	c := &message.Message{
-		Exchange:   q.args.dlx,
+		Exchange:   q.cur().dlx,
 		RoutingKey: m.RoutingKey,
 		Props:      m.Props,
 		Body:       m.Body,
 		Published:  now.UnixNano(),
 	}
-	if q.args.hasDLRK {
-		c.RoutingKey = q.args.dlrk
+	if q.cur().hasDLRK {
+		c.RoutingKey = q.cur().dlrk
 	}
 	hdrs := make(map[string]any, len(m.Props.Headers)+4)
 	for k, v := range m.Props.Headers {

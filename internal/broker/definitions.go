@@ -14,6 +14,9 @@ type Definitions struct {
 	TopicPermissions []auth.TopicPermissionEntry
 	VHostLimits      []auth.LimitEntry
 	UserLimits       []auth.LimitEntry
+	// Policies and OperatorPolicies are the vhosts' policies (policy.go).
+	Policies         []Policy
+	OperatorPolicies []Policy
 }
 
 // ExchangeDef is a durable exchange.

@@ -85,6 +85,7 @@ type Exchange struct {
 	bindings []*Binding // guarded by vhost.mu
 	inbound  []*Binding // bindings with this exchange as destination; vhost.mu
 	table    atomic.Pointer[routeTable]
+	pol      atomic.Pointer[exchangePolicy] // the policy it matches (policy_apply.go)
 }
 
 type routeTable struct{ t route.Table[target] }

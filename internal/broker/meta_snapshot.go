@@ -2,7 +2,10 @@ package broker
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -31,13 +34,25 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 		v.mu.Unlock()
 	}
 	b.securityDefinitions(d)
-	return EncodeDefinitions(d)
+	doc, err := EncodeDefinitions(d)
+	if err != nil {
+		return nil, err
+	}
+	// The proposals applied last follow as a second JSON value, so a
+	// node restoring this snapshot skips the same copies (meta_dedup.go).
+	if ids := b.meta.applied.encode(); ids != nil {
+		tail, _ := json.Marshal(snapshotProposals{Proposals: ids})
+		doc = append(append(doc, '\n'), tail...)
+	}
+	return doc, nil
 }
 
 // replicatedDefinitionsLocked adds the vhost's replicated objects to d in
 // DefinitionsSnapshot's order. v.mu is held.
 func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 	d.VHosts = append(d.VHosts, v.name)
+	d.Policies = append(d.Policies, v.policiesLocked(false)...)
+	d.OperatorPolicies = append(d.OperatorPolicies, v.policiesLocked(true)...)
 	var xs []*Exchange
 	v.exchanges.Range(func(_, xv any) bool {
 		xs = append(xs, xv.(*Exchange))
@@ -86,7 +101,19 @@ func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 // snapshot are then applied with ApplyReplicated; entries the snapshot
 // already holds may be applied again harmlessly.
 func (b *Broker) RestoreDefinitions(data []byte) error {
-	d, err := DecodeDefinitions(data)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var doc json.RawMessage
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("broker: definitions: %w", err)
+	}
+	var sp snapshotProposals
+	if err := dec.Decode(&sp); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("broker: snapshot's proposals: %w", err)
+	}
+	if err := b.meta.applied.reset(sp.Proposals); err != nil {
+		return err
+	}
+	d, err := DecodeDefinitions(doc)
 	if err != nil {
 		return err
 	}
@@ -107,6 +134,7 @@ func (b *Broker) RestoreDefinitions(data []byte) error {
 	for _, name := range d.VHosts {
 		cmds = append(cmds, AddVHost{Name: name})
 	}
+	cmds = append(cmds, policyCommands(d)...)
 	for _, x := range d.Exchanges {
 		cmds = append(cmds, DeclareExchange{x})
 	}
@@ -149,7 +177,7 @@ func (v *VHost) staleLocked(d *Definitions) []Command {
 			wantB[string(EncodeCommand(Bind{bd}))] = true
 		}
 	}
-	var out []Command
+	out := stalePolicies(v.name, have, d)
 	for _, bd := range have.Bindings {
 		if !wantB[string(EncodeCommand(Bind{bd}))] {
 			out = append(out, Unbind{bd})

@@ -183,6 +183,8 @@ func (b *Broker) Definitions() *Definitions {
 // definitionsLocked adds the vhost's durable objects to d. v.mu is held.
 func (v *VHost) definitionsLocked(d *Definitions) {
 	d.VHosts = append(d.VHosts, v.name)
+	d.Policies = append(d.Policies, v.policiesLocked(false)...)
+	d.OperatorPolicies = append(d.OperatorPolicies, v.policiesLocked(true)...)
 	v.exchanges.Range(func(_, xv any) bool {
 		x := xv.(*Exchange)
 		if x.cfg.Durable && !x.isDefault && !reservedName(x.cfg.Name) {
@@ -227,7 +229,7 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		id = NewQueueID()
 	}
 	if q.kind == Stream {
-		l, err := st.StreamLog(id, q.args.segmentSize)
+		l, err := st.StreamLog(id, q.cur().segmentSize)
 		if err != nil {
 			return causedf(KindResourceError, err, "could not open the log of stream '%s'", q.cfg.Name)
 		}
@@ -258,6 +260,11 @@ func (b *Broker) Restore(d *Definitions) error {
 			return err
 		}
 	}
+	for _, c := range policyCommands(d) {
+		if err := b.replay(c, fx); err != nil {
+			b.log.Warn("dropping a stored policy", "err", err)
+		}
+	}
 	for _, xd := range d.Exchanges {
 		if err := b.replay(DeclareExchange{xd}, fx); err != nil {
 			return fmt.Errorf("broker: restoring exchange %s: %w", xd.Name, err)
@@ -278,6 +285,7 @@ func (b *Broker) Restore(d *Definitions) error {
 			return err
 		}
 	}
+	fx.cancelAll() // what applying policies left (nothing is consumed yet)
 	b.log.Info("restored definitions", "vhosts", len(d.VHosts), "exchanges", len(d.Exchanges),
 		"queues", len(d.Queues), "bindings", len(d.Bindings), "messages", fx.messages)
 	return nil
@@ -303,6 +311,7 @@ func (b *Broker) Replay(cmds []Command) error {
 			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
 		}
 	}
+	fx.cancelAll() // what applying policies left (nothing is consumed yet)
 	b.log.Info("replayed the definitions log", "commands", len(cmds), "messages", fx.messages)
 	if len(cmds) == 0 || b.cfg.Storage == nil {
 		return nil

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/tern-broker/tern/internal/message"
 	"github.com/tern-broker/tern/internal/route"
 )
@@ -25,6 +27,11 @@ type PublishResult struct {
 	// Pending counts durable queues that logged the message: done.Durable
 	// will be called once per queue, and the confirm waits for all of them.
 	Pending int
+	// Hold is how long the publisher should stop reading before its next
+	// message: the longest wait the publish-rate policies of the queues
+	// that took this one ask for (policy_rate.go). The message itself was
+	// accepted; the protocol adapters sleep, so TCP slows the publisher.
+	Hold time.Duration
 }
 
 // Publish routes m through exchange to every matching queue. m.Exchange and
@@ -68,6 +75,7 @@ func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Comp
 		switch out {
 		case Enqueued:
 			res.Routed++
+			res.Hold = max(res.Hold, q.publishHold())
 		case Rejected:
 			res.Rejected = true
 		}
@@ -87,8 +95,8 @@ func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Comp
 func (v *VHost) routeAll(s *RouteScratch, x *Exchange, m *message.Message) []*Queue {
 	s.queues, s.visited, s.targets = s.queues[:0], s.visited[:0], s.targets[:0]
 	v.routeInto(s, x, m)
-	for ae := x; len(s.queues) == 0 && ae.alternate != ""; {
-		next := v.exchange(ae.alternate)
+	for ae := x; len(s.queues) == 0 && ae.alternateExchange() != ""; {
+		next := v.exchange(ae.alternateExchange())
 		if next == nil || visited(s, next) {
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tern-broker/tern/internal/message"
+	"golang.org/x/time/rate"
 )
 
 // QueueConfig describes a queue to declare.
@@ -29,15 +30,17 @@ type QueueConfig struct {
 // the queue is published in its vhost and never change (readErrors is
 // atomic); its bindings are the vhost's, guarded by the vhost's lock.
 type Queue struct {
-	cfg     QueueConfig
-	args    queueArgs
-	kind    QueueType
-	vhost   *VHost
-	id      string // durable queues: the name of its log in storage
-	log     Log    // nil: messages live in memory only
-	backend queueBackend
-	node    uint64 // cluster: the node holding its messages (QueueDef.Node); 0: this one
-	orphan  bool   // cluster: this node's, declared by a previous run of it (meta.go)
+	cfg      QueueConfig
+	args     queueArgs
+	kind     QueueType
+	vhost    *VHost
+	id       string // durable queues: the name of its log in storage
+	log      Log    // nil: messages live in memory only
+	backend  queueBackend
+	node     uint64                       // cluster: the node holding its messages (QueueDef.Node); 0: this one
+	orphan   bool                         // cluster: this node's, declared by a previous run of it (meta.go)
+	pol      queuePolicyState             // the policies that apply and the effective arguments (policy_apply.go)
+	pubLimit atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
 
 	readErrors atomic.Uint64 // stored messages the log failed to return
 }

@@ -35,6 +35,7 @@ type queueArgs struct {
 	maxAge       time.Duration // streams: x-max-age
 	segmentSize  int64         // streams: x-stream-max-segment-size-bytes
 	deliverRate  float64       // x-deliver-rate: paced delivery, messages/s
+	publishRate  float64       // policy publish-rate only (no x-argument): messages/s the queue accepts
 	quorum       quorumArgs    // quorum queues: x-delivery-limit, x-quorum-initial-group-size (quorum_args.go)
 }
 
@@ -161,6 +162,8 @@ func parseQueueArgs(name, vhost string, args map[string]any) (queueArgs, error) 
 	}
 	return a, nil
 }
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
 
 // parseMaxAge reads RabbitMQ's x-max-age: a number and a unit, Y, M, D,
 // h, m or s ("7D", "12h").

@@ -381,6 +381,10 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 	return Enqueued, done != nil
 }
 
+// quorumConsumeRetries bounds the checkouts a consume proposes again after
+// a failure that was not a timeout (a leader change).
+const quorumConsumeRetries = 4
+
 // consume registers c and checks it out in the machine, waiting for the
 // checkout to apply so an exclusive consumer is refused as on one node.
 func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
@@ -404,9 +408,21 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 	if opts.Exclusive {
 		flags = qfExclusive
 	}
-	_, err := b.proposeWait(&qcmd{kind: qcCheckout, key: key, prefetch: credit, priority: int32(opts.Priority), flags: flags}, nil)
-	if err == nil {
-		return nil
+	// A checkout lost in a leader change (the cluster fails waiting
+	// proposals at once then) is proposed again, within one quorumWait
+	// overall: a second checkout of the same key changes nothing if the
+	// first did commit. The client gets consume-ok once the queue has a
+	// leader again instead of an error that closes its connection.
+	checkout := &qcmd{kind: qcCheckout, key: key, prefetch: credit, priority: int32(opts.Priority), flags: flags}
+	deadline := b.now() + int64(quorumWait)
+	var err error
+	for attempt := 0; ; attempt++ {
+		if _, err = b.proposeWait(checkout, nil); err == nil {
+			return nil
+		}
+		if errors.Is(err, errQuorumExclusive) || errors.Is(err, errQuorumTimeout) || attempt >= quorumConsumeRetries || b.now() >= deadline {
+			break
+		}
 	}
 	b.mu.Lock()
 	delete(b.local, key)
@@ -593,7 +609,7 @@ func (b *quorumBackend) readyBytes() int64 {
 // client's node): a touch entry, so the leader's countdown restarts
 // whichever node saw the use.
 func (b *quorumBackend) touch() {
-	if b.args.expires > 0 {
+	if b.cur().expires > 0 {
 		b.soon(func() { b.propose(&qcmd{kind: qcTouch}, nil) })
 	}
 }

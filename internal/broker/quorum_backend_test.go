@@ -585,7 +585,8 @@ type noMetadata struct{}
 func (noMetadata) Propose(context.Context, Command) error { return errors.New("not used") }
 
 // Messages assigned to a consumer after its node let it go and before its
-// cancel applies go back; what its channel holds stays checked out to it.
+// cancel applies go back, marked redelivered (quorum_order_test.go); what
+// its channel holds stays checked out to it.
 func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	t.Parallel()
 	c := newQCluster(t, 2)
@@ -605,7 +606,7 @@ func TestQuorumAssignedWhileCancelling(t *testing.T) {
 	if cons.bodies() != "m0" {
 		t.Fatalf("a cancelled consumer got %q", cons.bodies())
 	}
-	if d, ok := qs[0].Get(true); !ok || string(d.Msg.Body) != "m1" || d.Redelivered {
+	if d, ok := qs[0].Get(true); !ok || string(d.Msg.Body) != "m1" || !d.Redelivered {
 		t.Fatalf("get %v %+v", ok, d)
 	}
 	qs[1].Ack(cons.deliveries()...)

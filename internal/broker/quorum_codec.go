@@ -35,6 +35,7 @@ import (
 //	node-down,
 //	node-up        target node uint64
 //	node-restarted target node uint64 | epoch uint32
+//	config         the queue's settings as a policy changed them (quorum_policy.go)
 //
 // A consumer is named by (node, key): keys are made by the consumer's node,
 // the high 32 bits being the epoch of the process that made it, so a key
@@ -66,6 +67,7 @@ const (
 	qcReturnAt
 	qcDiscardAt
 	qcCancelAt
+	qcConfig
 )
 
 const qcmdHeader = 17
@@ -88,11 +90,12 @@ type qcmd struct {
 	prefetch uint32
 	priority int32
 	flags    uint8
-	ids      []uint64 // cancel: kept ids
-	keep     []qref   // cancel-at: kept deliveries (key unused)
-	refs     []qref   // settle, return, discard (and -at)
-	target   uint64   // node-down, node-up, node-restarted
-	epoch    uint32   // node-restarted
+	ids      []uint64     // cancel: kept ids
+	keep     []qref       // cancel-at: kept deliveries (key unused)
+	refs     []qref       // settle, return, discard (and -at)
+	target   uint64       // node-down, node-up, node-restarted
+	epoch    uint32       // node-restarted
+	conf     quorumConfig // config
 }
 
 // Checkout, get and return-at flags.
@@ -175,6 +178,8 @@ func (c *qcmd) encode(buf []byte) []byte {
 	case qcNodeRestarted:
 		buf = be.AppendUint64(buf, c.target)
 		buf = be.AppendUint32(buf, c.epoch)
+	case qcConfig:
+		buf = appendQConfig(buf, &c.conf)
 	}
 	return buf
 }
@@ -286,6 +291,11 @@ func decodeQCmd(b []byte) (qcmd, error) {
 			return c, err
 		}
 		c.target, c.epoch = be.Uint64(b), be.Uint32(b[8:])
+	case qcConfig:
+		var err error
+		if c.conf, err = decodeQConfig(b); err != nil {
+			return c, err
+		}
 	default:
 		return c, fmt.Errorf("%w: unknown kind %d", errQCmd, c.kind)
 	}

@@ -13,6 +13,15 @@ import (
 // consumer nodes that do not answer (their unacked messages come back
 // redelivered) and takes over the TTL and liveness timers.
 func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
+	if leader != 0 {
+		// Proposals that failed for want of a leader go out at once, not
+		// at their retry timer: a consumer's cancel waiting there leaves
+		// the machine assigning new messages to a consumer that is gone,
+		// and the later the cancel commits, the likelier another consumer
+		// has taken later messages meanwhile (the returned ones then come
+		// after them, flagged redelivered).
+		b.soon(b.retryIfWaiting)
+	}
 	b.mu.Lock()
 	b.leader = isLocal
 	if !isLocal || b.rlog == nil || b.deleted {
@@ -28,6 +37,7 @@ func (b *quorumBackend) LeaderChanged(leader uint64, isLocal bool) {
 	b.armUnusedLocked()
 	b.mu.Unlock()
 	b.soon(b.checkLiveness)
+	b.soon(func() { b.syncConfig(quorumRetryN) }) // a policy change its predecessor did not propose
 }
 
 func (b *quorumBackend) stopTimersLocked() {
@@ -51,7 +61,7 @@ func (b *quorumBackend) stopTimersLocked() {
 // redeclare), by its own clock — not the proposers', which may be skewed —
 // or, when it saw none, from when it became the leader.
 func (b *quorumBackend) armUnusedLocked() {
-	exp := b.args.expires
+	exp := b.cur().expires // a policy's expires too
 	if b.leader && b.m.uses != b.usesSeen {
 		b.usesSeen, b.usedAt = b.m.uses, b.now()
 	}
@@ -81,7 +91,7 @@ func (b *quorumBackend) onUnused() {
 	b.mu.Lock()
 	b.unusedAt = 0
 	due := b.leader && !b.deleted && b.m.liveConsumers() == 0 && b.m.uses == b.usesSeen &&
-		b.now() >= b.usedAt+int64(b.args.expires)
+		b.now() >= b.usedAt+int64(b.cur().expires)
 	if !due {
 		b.armUnusedLocked()
 	}

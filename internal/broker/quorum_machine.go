@@ -191,6 +191,8 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 		}
 	case qcNodeRestarted:
 		m.dropEpochsOtherThan(c.target, c.epoch)
+	case qcConfig:
+		m.setConfig(c.conf)
 	}
 	m.pickActive()
 	m.expireHeads()
@@ -381,13 +383,18 @@ func (m *quorumMachine) cancel(c *qcmd) {
 	for _, r := range c.keep {
 		keep[r.id] = r.acquired
 	}
-	// What the consumer's node never handed out goes back, unmarked: a
+	// What the consumer's node never handed out goes back to its original
+	// place, marked redelivered as RabbitMQ marks what a cancelled
+	// consumer returns: later messages may have gone to other consumers
+	// meanwhile (a cancel that waited for a leader while the machine still
+	// assigned to the consumer, up to its credit), and unmarked these
+	// would be first deliveries after them, out of publish order. A
 	// cancel-at keeps a message only from the delivery its node handed
 	// out, not from a later one (returned and assigned to it again).
 	for _, id := range sortedOut(q) {
 		acq, kept := keep[id]
 		if !kept || (acq != 0 && q.out[id].acquired != 0 && q.out[id].acquired != acq) {
-			m.returnMsg(q.out[id], false, false)
+			m.returnMsg(q.out[id], true, false)
 		}
 	}
 	q.status = qsCancelled

@@ -205,6 +205,17 @@ func (b *quorumBackend) retryNow() {
 	}
 }
 
+// retryIfWaiting proposes the waiting batch now, if there is one (a
+// leader became known).
+func (b *quorumBackend) retryIfWaiting() {
+	b.retryMu.Lock()
+	waiting := len(b.retries) > 0
+	b.retryMu.Unlock()
+	if waiting {
+		b.retryNow()
+	}
+}
+
 // coalesceRetries merges runs of settlements of the same kind (and
 // flags) into one command, keeping the order of everything else.
 func coalesceRetries(items []retryItem) []retryItem {

@@ -13,7 +13,7 @@ import (
 // deterministic order, so replicas in the same state write the same bytes
 // (the tests compare them):
 //
-//	version uint8 (2) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 | uses uint64 |
+//	version uint8 (3) | config (quorum_policy.go) | now int64 | nextID uint64 | nextOrder uint64 | rr uint64 | uses uint64 |
 //	active order uint64 (0: none) |
 //	consumers uint32, each: node uint64 | key uint64 | order uint64 |
 //	  prefetch uint32 | priority int32 | status uint8 | exclusive uint8 |
@@ -24,8 +24,10 @@ import (
 // messages without an owner, by id. Expiry times are recomputed from the
 // records and the queue's arguments. Version 1 (still read) had no
 // acquired counts (restored as 0: settlements of those deliveries match
-// any) and a last-use time where uses is (restored as one use if set).
-const quorumSnapshotVersion = 2
+// any) and a last-use time where uses is (restored as one use if set);
+// versions 1 and 2 (still read) had no config: the settings were the
+// declaration's, as they are until a policy's config entry applies.
+const quorumSnapshotVersion = 3
 
 var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
 
@@ -33,6 +35,7 @@ var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
 func (m *quorumMachine) Snapshot() ([]byte, error) {
 	be := binary.BigEndian
 	buf := []byte{quorumSnapshotVersion}
+	buf = appendQConfig(buf, &m.cfg)
 	buf = be.AppendUint64(buf, uint64(m.now))
 	buf = be.AppendUint64(buf, m.nextID)
 	buf = be.AppendUint64(buf, m.nextOrder)
@@ -101,6 +104,7 @@ func (m *quorumMachine) Restore(data []byte) error {
 			m.bodyIn(q.size)
 		}
 	}
+	m.cfg = n.cfg
 	m.now, m.nextID, m.nextOrder, m.rr, m.uses = n.now, n.nextID, n.nextOrder, n.rr, n.uses
 	m.msgs, m.ready, m.readyBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.unacked
 	m.consumers, m.active = n.consumers, n.active
@@ -132,8 +136,16 @@ func (r *snapReader) u8() uint8   { return r.take(1)[0] }
 func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 	r := &snapReader{b: data}
 	v := r.u8()
-	if r.err == nil && v != 1 && v != quorumSnapshotVersion {
+	if r.err == nil && (v < 1 || v > quorumSnapshotVersion) {
 		return nil, fmt.Errorf("%w: version %d", errQSnapshot, v)
+	}
+	if v >= 3 {
+		c, err := decodeQConfig(r.take(quorumConfigEncoded))
+		if r.err != nil || err != nil {
+			return nil, fmt.Errorf("%w: config", errQSnapshot)
+		}
+		c.singleActive = cfg.singleActive // the declaration's
+		cfg = c
 	}
 	m := newQuorumMachine(cfg)
 	m.now, m.nextID, m.nextOrder, m.rr, m.uses = int64(r.u64()), r.u64(), r.u64(), r.u64(), r.u64()

@@ -100,7 +100,7 @@ func (s *streamBackend) onDurable() {
 	}
 	s.mu.Unlock()
 	if due {
-		a := &s.q.args
+		a := s.q.cur()
 		s.log.ApplyRetention(a.maxLength, a.maxBytes, a.maxAge)
 	}
 }

@@ -187,11 +187,13 @@ func (n *Node) memberMachine(inner raftnode.StateMachine) raftnode.StateMachine 
 	return memberMachine{n: n, inner: inner}
 }
 
+// Apply returns the result with the entry's index (appliedAt), which a
+// proposer needs to wait for the other members (visible.go).
 func (m memberMachine) Apply(index uint64, data []byte) any {
 	if len(data) > 0 && data[0] == kindMembership {
-		return m.n.applyMembership(index, data)
+		return appliedAt{index, m.n.applyMembership(index, data)}
 	}
-	return m.inner.Apply(index, data)
+	return appliedAt{index, m.inner.Apply(index, data)}
 }
 
 // membershipSnapshot is the first byte of a metadata snapshot that holds
@@ -274,6 +276,7 @@ func (n *Node) proposeMembership(ctx context.Context, op memberOp) error {
 		if err != nil {
 			return fmt.Errorf("cluster: the membership change did not commit: %w", err)
 		}
+		_, res = unwrapApplied(res)
 		if err, ok := res.(error); ok && err != nil {
 			return err
 		}

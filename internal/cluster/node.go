@@ -71,6 +71,9 @@ type Node struct {
 	// streams to the node that holds them, and serves other nodes' (forward).
 	fwd  *forward.Forwarder
 	meta atomic.Pointer[raftnode.Group]
+	// started is set once Start has caught up: before that the node serves
+	// no clients, so no one waits for it to apply (visible.go).
+	started atomic.Bool
 	// fsyncs and batches are the WAL's fsync latency (seconds) and the
 	// entries each fsync covered (wal.Options.OnSync).
 	fsyncs, batches *Histogram
@@ -163,6 +166,7 @@ func New(cfg Config) (*Node, error) {
 	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,
 		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
 	d.fwd.Store(n.fwd)
+	d.node.Store(n)
 	return n, nil
 }
 
@@ -177,6 +181,7 @@ func (n *Node) Forwarder() *forward.Forwarder { return n.fwd }
 type dispatch struct {
 	host atomic.Pointer[raftnode.Host]
 	fwd  atomic.Pointer[forward.Forwarder]
+	node atomic.Pointer[Node]
 }
 
 func (d *dispatch) HandleRaft(from transport.NodeID, group transport.Group, msgs []*raftpb.Message) {
@@ -191,6 +196,12 @@ func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kin
 			return f.HandleRequest(ctx, from, kind, body)
 		}
 		return nil, errors.New("cluster: forwarding is not ready")
+	}
+	if kind == kindMetaApplied {
+		if n := d.node.Load(); n != nil {
+			return n.handleMetaApplied(ctx, body)
+		}
+		return nil, errors.New("cluster: the node is not ready")
 	}
 	if h := d.host.Load(); h != nil {
 		return h.HandleRequest(ctx, from, kind, body)
@@ -274,6 +285,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
+	n.started.Store(true)
 	n.syncPeers()
 	n.wg.Add(2)
 	go n.rebalance()
@@ -312,7 +324,8 @@ func (n *Node) memberName(id uint64) string {
 }
 
 // Propose implements broker.MetadataLog: it replicates c through the
-// metadata group and returns once this node applied it, with the error
+// metadata group and returns once this node and every live, connected
+// member (waitVisible, at most visibleWait) applied it, with the error
 // applying it gave (a refused declare) or the reason it did not commit.
 // A proposal lost in a leader change (raftnode.ErrProposalTimeout) is
 // proposed again while ctx lasts: applying a definition command twice
@@ -337,8 +350,17 @@ func (n *Node) Propose(ctx context.Context, c broker.Command) error {
 		if err != nil {
 			return fmt.Errorf("cluster: the definition change did not commit: %w", err)
 		}
+		index, res := unwrapApplied(res)
 		if err, ok := res.(error); ok && err != nil {
 			return err
+		}
+		if missing := n.waitVisible(ctx, g, index); len(missing) > 0 {
+			names := make([]string, len(missing))
+			for i, id := range missing {
+				names[i] = n.memberName(id)
+			}
+			n.log.Warn("a definition change is answered before these nodes applied it: a client of theirs may not see it for a moment",
+				"index", index, "nodes", names)
 		}
 		return nil
 	}

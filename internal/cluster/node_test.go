@@ -24,6 +24,8 @@ const testSecret = "node-test-secret-0123456789abcdef"
 type fakeBroker struct {
 	mu     sync.Mutex
 	vhosts []string
+	// slow delays applying vhosts named "slow…" (visible_test.go).
+	slow time.Duration
 }
 
 var errRefused = errors.New("refused by the fake broker")
@@ -35,6 +37,12 @@ func (f *fakeBroker) ApplyReplicated(c broker.Command) error {
 	}
 	if strings.HasPrefix(v.Name, "refuse") {
 		return errRefused
+	}
+	f.mu.Lock()
+	slow := f.slow
+	f.mu.Unlock()
+	if strings.HasPrefix(v.Name, "slow") {
+		time.Sleep(slow)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -77,7 +77,7 @@ func authorize(users *auth.Store, a Access, th *throttle, next http.Handler) htt
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "user '" + name + "' may not " + verb(read) + " this (needs a tag among " + strings.Join(need, ", ") + ")"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, withUser(r, u, users))
 	})
 }
 

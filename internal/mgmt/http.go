@@ -42,6 +42,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 		})
 		mux.HandleFunc("PUT /api/limits", func(w http.ResponseWriter, r *http.Request) { putLimits(w, r, src) })
 	}
+	handlePolicies(mux, src) // policies.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { healthz(w, src) })
 	handleSecurity(mux, src.Security) // users.go, permissions.go
 	if src.Cluster != nil {
@@ -51,7 +52,10 @@ func Handler(src Sources, pprof bool) http.Handler {
 		}
 		handleClusterNodes(mux, src) // cluster_nodes.go
 	}
-	return authorize(src.Users, src.Access, newThrottle(nil), mux)
+	handleAPI(mux, src) // api.go: the RabbitMQ-compatible API
+	handleConsole(mux)  // console.go: the web console at /
+	th := newThrottle(nil)
+	return withConsole(src.Access, func(a Access) http.Handler { return authorize(src.Users, a, th, mux) })
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -29,6 +29,8 @@ type Sources struct {
 	Limits      *flow.Limiter
 	VHostExists func(string) bool
 	SetLimits   func([]flow.Limit) error
+	// Policies serves /api/policies and /api/operator-policies (policies.go).
+	Policies PolicyStore
 	// Users authenticate every request outside Access.OpenPaths; nil
 	// refuses them.
 	Users *auth.Store
@@ -49,6 +51,10 @@ type Sources struct {
 	// /api/cluster/nodes/{name} (cluster_nodes.go).
 	AddNode    func(ctx context.Context, name, addr string, standby bool) error
 	RemoveNode func(ctx context.Context, name string) error
+
+	// API serves the RabbitMQ-compatible management API under /api/
+	// (api.go); nil serves none of it.
+	API *API
 }
 
 type collector struct {

@@ -59,44 +59,22 @@ func (a *secAPI) admin(h http.HandlerFunc) http.HandlerFunc {
 		name, _, _ := r.BasicAuth()
 		u, ok := a.b.Users().Lookup(name)
 		if !ok || !slices.Contains(u.Tags, AdministratorTag) {
-			apiError(w, http.StatusForbidden, "not_authorised", "user '"+name+"' is not an administrator")
+			writeError(w, http.StatusForbidden, "not_authorised", "user '"+name+"' is not an administrator")
 			return
 		}
 		h(w, r)
 	}
 }
 
-// apiError answers in RabbitMQ's error shape.
-func apiError(w http.ResponseWriter, status int, kind, reason string) {
-	writeJSON(w, status, map[string]string{"error": kind, "reason": reason})
-}
-
-func badRequest(w http.ResponseWriter, reason string) {
-	apiError(w, http.StatusBadRequest, "bad_request", reason)
-}
-
-func notFound(w http.ResponseWriter) {
-	apiError(w, http.StatusNotFound, "Object Not Found", "Not Found")
-}
-
 // change applies a command and answers status, or 500 with the reason.
 func (a *secAPI) change(w http.ResponseWriter, status int, cs ...broker.Command) {
 	for _, c := range cs {
 		if err := a.b.Change(c); err != nil {
-			apiError(w, http.StatusInternalServerError, "internal_error", err.Error())
+			writeError(w, http.StatusInternalServerError, "internal_error", err.Error())
 			return
 		}
 	}
 	w.WriteHeader(status)
-}
-
-// decodeBody decodes a JSON body of at most 1 MiB into v.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
-		badRequest(w, "body is not the expected JSON object: "+err.Error())
-		return false
-	}
-	return true
 }
 
 // userJSON is a user as RabbitMQ's API shows it: the argon2id hash (never
@@ -285,7 +263,7 @@ func (a *secAPI) putVHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.b.AddVHost(name) == nil {
-		apiError(w, http.StatusInternalServerError, "internal_error", "the vhost could not be created")
+		writeError(w, http.StatusInternalServerError, "internal_error", "the vhost could not be created")
 		return
 	}
 	w.WriteHeader(http.StatusCreated)

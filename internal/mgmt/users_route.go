@@ -43,7 +43,7 @@ func (s *segRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pathMatched {
-		apiError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
 		return
 	}
 	notFound(w)

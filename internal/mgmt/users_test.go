@@ -183,7 +183,7 @@ func TestInvalidPermissionsRefused(t *testing.T) {
 		{"/api/permissions/%2F/nobody", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, "no user 'nobody'"},
 		{"/api/permissions/nohost/app", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, "no vhost 'nohost'"},
 		{"/api/vhost-limits/%2F/max-bananas", map[string]int{"value": 1}, "unknown vhost limit"},
-		{"/api/user-limits/app/max-connections", map[string]string{"value": "x"}, "body is not"},
+		{"/api/user-limits/app/max-connections", map[string]string{"value": "x"}, "field 'value' must be a number"},
 	} {
 		code, out := do(t, s, "admin", "adminpw", "PUT", tc.path, tc.body)
 		var e struct{ Error, Reason string }

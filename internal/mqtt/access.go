@@ -25,9 +25,6 @@ import (
 // mqttExchange is the exchange MQTT topics are routing keys of.
 const mqttExchange = "amq.topic"
 
-// administrativeAction is MQTT 5's DISCONNECT reason 0x98.
-const administrativeAction byte = 0x98
-
 // connAccess is a connection's view of its user's permissions, reloaded
 // when the store's generation moves.
 type connAccess struct {

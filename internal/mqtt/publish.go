@@ -114,6 +114,10 @@ func (c *conn) publish(p *wire.Publish) error {
 	if p.QoS > 0 {
 		c.acks.routed(token, res)
 	}
+	if res.Hold > 0 { // a queue's publish-rate policy
+		c.acks.flush()
+		c.srv.clock.Sleep(res.Hold)
+	}
 	return nil
 }
 

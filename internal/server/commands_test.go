@@ -71,7 +71,7 @@ func TestUndecodableCommandRefusesTheStart(t *testing.T) {
 	if _, err := st.AppendCommand([]byte(`{"op":"add_vhost","name":"v2"}`)); err != nil {
 		t.Fatal(err)
 	}
-	seq, err := st.AppendCommand([]byte(`{"op":"set_policy","name":"p"}`))
+	seq, err := st.AppendCommand([]byte(`{"op":"set_global_parameter","name":"p"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestUndecodableCommandRefusesTheStart(t *testing.T) {
 	}
 	defer st2.Close()
 	_, err = loadCommands(st2)
-	if err == nil || !strings.Contains(err.Error(), "log-0000000000000001: record at offset 39") || !strings.Contains(err.Error(), `unknown command "set_policy"`) {
+	if err == nil || !strings.Contains(err.Error(), "log-0000000000000001: record at offset 39") || !strings.Contains(err.Error(), `unknown command "set_global_parameter"`) {
 		t.Fatalf("got %v", err)
 	}
 }

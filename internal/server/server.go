@@ -373,6 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
 			Limits: s.Broker.Limits(), Users: s.Users, Security: s.Broker, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
 			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) },
+			Policies:  s.Broker,
 			Access:    mgmt.Access{OpenPaths: s.cfg.HTTPOpenPaths, Log: s.log.With("component", "http")}}
 		if s.cfg.AMQPAddr != "" || (s.cfg.TLSEnabled() && s.cfg.AMQPSAddr != "") {
 			src.AMQP = s.amqp.Stats
@@ -383,6 +384,7 @@ func (s *Server) Run(ctx context.Context) error {
 			src.Promote = s.promote
 			src.AddNode, src.RemoveNode = s.addNode, s.removeNode // cluster_nodes.go
 		}
+		src.API = s.managementAPI(ctx.Done(), time.Now()) // mgmt_api.go
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {

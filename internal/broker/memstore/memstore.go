@@ -136,6 +136,8 @@ func copyDefs(d *broker.Definitions) *broker.Definitions {
 		TopicPermissions: slices.Clone(d.TopicPermissions),
 		VHostLimits:      slices.Clone(d.VHostLimits),
 		UserLimits:       slices.Clone(d.UserLimits),
+		Policies:         slices.Clone(d.Policies),
+		OperatorPolicies: slices.Clone(d.OperatorPolicies),
 	}
 }
 

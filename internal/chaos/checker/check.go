@@ -222,6 +222,13 @@ func checkOrder(consumes []Op, pubs map[key]*published) []Finding {
 			continue
 		}
 		first[k][reader] = true
+		if c.Redelivered {
+			// The broker's promise (AMQP's, RabbitMQ's) is publish order
+			// for messages not flagged redelivered: one that came back from
+			// a consumer — even one whose client never saw it, returned by
+			// a cancel — may arrive after later ones, flagged.
+			continue
+		}
 		prod, n, ok := SplitValue(c.Value)
 		if !ok {
 			continue

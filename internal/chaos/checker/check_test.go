@@ -188,6 +188,15 @@ func TestOrderOfFirstDeliveries(t *testing.T) {
 	requeue := (&h{}).pub("q", "p1-1", OK).pub("q", "p1-2", OK).got("q", "p1-1").got("q", "p1-2").redelivered("q", "p1-1").drain()
 	wantPass(t, requeue, VerdictOrder)
 
+	// A message first seen after later ones, flagged redelivered (it came
+	// back from a consumer that never showed it, by a cancel): allowed,
+	// as AMQP promises order only for messages not redelivered.
+	returned := (&h{}).pub("q", "p1-1", OK).pub("q", "p1-2", OK).pub("q", "p1-3", OK).got("q", "p1-2").redelivered("q", "p1-1").got("q", "p1-3").drain()
+	wantPass(t, returned, VerdictOrder)
+	// Unflagged, the same is a failure.
+	unflagged := (&h{}).pub("q", "p1-1", OK).pub("q", "p1-2", OK).pub("q", "p1-3", OK).got("q", "p1-2").got("q", "p1-1").got("q", "p1-3").drain()
+	wantFail(t, unflagged, VerdictOrder, 1)
+
 	// Two publishers interleave freely; each one's own order counts.
 	two := (&h{}).pub("q", "a-1", OK).pub("q", "b-1", OK).pub("q", "a-2", OK).pub("q", "b-2", OK).
 		got("q", "b-1").got("q", "a-1").got("q", "b-2").got("q", "a-2").drain()

@@ -140,13 +140,26 @@ const (
 	opReject  byte = 3
 	opCredit  byte = 4
 	opCancel  byte = 5
+	// opLost gives back deliveries the transport lost (a gap in the ids,
+	// or ids a keepalive reply names that never arrived). A queue requeues
+	// them, as opRequeue; a stream, whose requeue puts nothing back and
+	// whose reader has moved past them, has the proxy send them again.
+	opLost byte = 6
+	// opAbort ends a consumer whose consume the client's node reported
+	// failed (refused, or its reply never came): no deliveries reached its
+	// consumer, so everything the proxy holds goes back to the queue.
+	opAbort byte = 7
 )
 
 type ctlOp struct {
 	Op       byte
 	Consumer uint64   // 0: the node's basic.get deliveries
-	IDs      []uint64 // ack, requeue, reject
+	IDs      []uint64 // ack, requeue, reject, lost
 	Released uint64   // credit
+	// Seen (cancel) is the last delivery id the client's node received:
+	// what the owner pushed beyond it never reached the consumer and
+	// goes back to the queue.
+	Seen uint64
 }
 
 func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
@@ -157,10 +170,12 @@ func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
 		b = append(b, o.Op)
 		b = appendUvarint(b, o.Consumer)
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			b = appendIDs(b, o.IDs)
 		case opCredit:
 			b = appendUvarint(b, o.Released)
+		case opCancel:
+			b = appendUvarint(b, o.Seen)
 		}
 	}
 	return b
@@ -174,11 +189,13 @@ func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
 	for i := 0; i < n && r.err == nil; i++ {
 		o := ctlOp{Op: r.byte(), Consumer: r.uvarint()}
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			o.IDs = r.ids()
 		case opCredit:
 			o.Released = r.uvarint()
 		case opCancel:
+			o.Seen = r.uvarint()
+		case opAbort:
 		default:
 			r.fail("unknown control op")
 		}
@@ -210,22 +227,29 @@ func (r *reader) ids() []uint64 {
 }
 
 // getReq is basic.get; its reply is a flag and, when a message was
-// found, its delivery.
+// found, its delivery. ID, the client node's choice (0 for no-ack), is
+// the id the delivery is held under until settled: a client whose reply
+// was lost still knows it and gives the message back.
 type getReq struct {
 	Epoch uint64
 	Ref   queueRef
 	NoAck bool
+	ID    uint64
 }
 
 func (g *getReq) append(b []byte) []byte {
 	b = appendUvarint(b, g.Epoch)
 	b = appendRef(b, g.Ref)
-	return appendBool(b, g.NoAck)
+	b = appendBool(b, g.NoAck)
+	return appendUvarint(b, g.ID)
 }
 
 func decodeGet(body []byte) (getReq, error) {
 	r := reader{b: body}
-	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool()}
+	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool(), ID: r.uvarint()}
+	if r.err == nil && !g.NoAck && g.ID == 0 {
+		r.fail("get to ack without an id")
+	}
 	return g, r.end()
 }
 

@@ -70,10 +70,31 @@ func (l *liveness) live(node NodeID, window uint64) bool {
 	return at != nil && l.now.Load()-at.Load() <= window
 }
 
+// silent reports whether node has not been heard from for longer than
+// window ticks: heard from and silent since, or never heard from by a Host
+// that has run longer than window (a Host that has just started has not
+// had the time to hear from anyone, which condemns no one).
+func (l *liveness) silent(node NodeID, window uint64) bool {
+	l.mu.RLock()
+	at := l.heard[node]
+	l.mu.RUnlock()
+	now := l.now.Load()
+	if at == nil {
+		return now > window
+	}
+	return now-at.Load() > window
+}
+
 // NodeLive reports whether this Host heard from node (any group's
 // message or a node heartbeat) within the last election timeout.
 func (h *Host) NodeLive(node NodeID) bool {
 	return node == h.cfg.ID || h.live.live(node, uint64(h.cfg.ElectionTicks))
+}
+
+// NodeSilent reports whether this Host has not heard from node for an
+// election timeout (see liveness.silent); never for itself.
+func (h *Host) NodeSilent(node NodeID) bool {
+	return node != h.cfg.ID && h.live.silent(node, uint64(h.cfg.ElectionTicks))
 }
 
 // sendNodeHeartbeats sends one node heartbeat to each peer of this Host's
@@ -215,4 +236,10 @@ func (g *Group) maybeQuiesce() {
 	g.h.stats.quiesced.Add(1)
 	g.quiet = true
 	g.quietPub.Store(true)
+	// Status is published at ticks, and a quiet group has none: publish
+	// what the leader knows now. A leader idle for long goes quiet in the
+	// round in which a restarted follower catches up, and would otherwise
+	// show it lagging in "probe" until the next write (the node's
+	// rebalance reads this and would not hand leadership back).
+	g.publishView()
 }

@@ -28,8 +28,6 @@ type Status struct {
 	Removed bool
 	// Quiet: the group is quiescent (idle, not ticking).
 	Quiet bool
-
-	live []NodeID
 }
 
 // FollowerStatus is one follower's progress as the leader tracks it.
@@ -79,9 +77,6 @@ func (g *Group) publishView() {
 				f.Lag = last - pr.Match
 			}
 			st.Followers = append(st.Followers, f)
-			if pr.RecentActive {
-				st.live = append(st.live, id)
-			}
 		})
 		slices.SortFunc(st.Followers, func(a, b FollowerStatus) int { return int64cmp(a.ID, b.ID) })
 	}
@@ -105,7 +100,6 @@ func (g *Group) Status() Status {
 	st.Term = g.term.Load()
 	st.Commit = g.commit.Load()
 	st.Applied = g.applIdx.Load()
-	st.live = nil
 	st.Quiet = g.quietPub.Load()
 	return st
 }
@@ -116,18 +110,15 @@ func (g *Group) Leader() NodeID { return g.leader.Load() }
 // IsLeader reports whether this replica leads the group.
 func (g *Group) IsLeader() bool { return g.leader.Load() == g.h.cfg.ID }
 
-// Live reports whether node is live for this group: on a leader that is
-// ticking, the follower answered within the last election timeout (Raft's
-// RecentActive, as of the last tick); otherwise — a follower, or a quiet
-// leader — whether this node heard from node at all (any group, or the
-// per-node heartbeat) within the last election timeout. This node is
-// always live.
+// Live reports whether node is live: this Host heard from it (a message of
+// any group, or the per-node heartbeat every tick) within the last election
+// timeout, or this Host has not yet run that long. The answer is the
+// same whatever this replica's role. It used to be Raft's RecentActive on
+// a ticking leader, which a new leader starts with false for every
+// follower and CheckQuorum resets every election timeout: a quorum queue's
+// new leader (or any leader for a tick after CheckQuorum) took consumers
+// on live nodes for dead and returned their unacked messages, which were
+// then delivered twice (TestLiveSurvivesLeaderChangeAndCheckQuorum).
 func (g *Group) Live(node NodeID) bool {
-	if node == g.h.cfg.ID {
-		return true
-	}
-	if v := g.view.Load(); v.State == "leader" && !g.quietPub.Load() {
-		return slices.Contains(v.live, node)
-	}
-	return g.h.NodeLive(node)
+	return !g.h.NodeSilent(node)
 }

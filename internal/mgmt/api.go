@@ -1,0 +1,87 @@
+package mgmt
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/tern-broker/tern/internal/amqp"
+	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/mqtt"
+)
+
+// API is what the RabbitMQ-compatible management API reads and changes
+// (docs/http-api.md). Every field but Broker may be nil: the listener it
+// describes is off, and its listings are empty.
+type API struct {
+	// Broker holds the vhosts, exchanges, queues and bindings; the API
+	// declares and deletes through the same VHost methods as AMQP
+	// clients (as connection 0, the broker itself).
+	Broker *broker.Broker
+
+	// Connections, Channels and Consumers are the AMQP listener's
+	// snapshots; CloseConnection closes one with 320 CONNECTION_FORCED
+	// and the reason, reporting whether it was open.
+	Connections     func() []amqp.ConnectionInfo
+	Channels        func() []amqp.ChannelInfo
+	Consumers       func() []amqp.ConsumerInfo
+	CloseConnection func(name, reason string) bool
+	// MQTTConnections and CloseMQTT are the MQTT listener's.
+	MQTTConnections func() []mqtt.ConnectionInfo
+	CloseMQTT       func(name string) bool
+
+	// Node describes this node for /api/overview and /api/nodes.
+	Node NodeInfo
+	// Definitions are the parts of GET/POST /api/definitions that other
+	// packages own (users, permissions, policies…): definitions.go.
+	Definitions []DefinitionsSection
+	// Done stops the once-a-second rate sampler; nil samples on demand.
+	Done <-chan struct{}
+}
+
+// NodeInfo describes the node.
+type NodeInfo struct {
+	Name        string // RabbitMQ's node name, e.g. "tern@host"
+	ClusterName string
+	Version     string
+	Started     time.Time
+	Listeners   []Listener
+}
+
+// Listener is one listening port, as /api/overview lists them.
+type Listener struct {
+	Protocol string `json:"protocol"` // amqp, amqp/ssl, mqtt, http…
+	IP       string `json:"ip_address"`
+	Port     int    `json:"port"`
+}
+
+// apiServer serves the API's endpoints.
+type apiServer struct {
+	src     Sources
+	api     *API
+	rates   *rateSampler
+	ticking bool
+}
+
+// handleAPI registers the RabbitMQ-compatible endpoints on mux, under
+// /api/ (more specific patterns registered on mux, such as /api/limits,
+// keep theirs).
+func handleAPI(mux *http.ServeMux, src Sources) {
+	if src.API == nil || src.API.Broker == nil {
+		return
+	}
+	s := &apiServer{src: src, api: src.API, rates: newRateSampler(src, nil)}
+	if src.API.Done != nil {
+		s.ticking = true
+		go s.rates.run(src.API.Done)
+	}
+	rt := &router{}
+	s.routeOverview(rt)    // overview.go
+	s.routeConnections(rt) // connections.go
+	s.routeChannels(rt)    // channels.go
+	s.routeExchanges(rt)   // exchanges.go
+	s.routeQueues(rt)      // queues.go
+	s.routeBindings(rt)    // bindings.go
+	s.routeDefinitions(rt) // definitions.go
+	s.routeHealth(rt)      // health_checks.go
+	mux.Handle("/api/", rt)
+}

@@ -1,0 +1,207 @@
+package mgmt
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/tern-broker/tern/internal/broker"
+)
+
+// queueStats are a queue's message_stats (queue_stats.go in broker: stream
+// and quorum queues count nothing yet and show zeros).
+type queueStats struct {
+	Publish           uint64     `json:"publish"`
+	PublishDetails    rateDetail `json:"publish_details"`
+	DeliverGet        uint64     `json:"deliver_get"`
+	DeliverGetDetails rateDetail `json:"deliver_get_details"`
+	Ack               uint64     `json:"ack"`
+	AckDetails        rateDetail `json:"ack_details"`
+	Redeliver         uint64     `json:"redeliver"`
+	RedeliverDetails  rateDetail `json:"redeliver_details"`
+}
+
+// queueJSON is a queue as RabbitMQ's /api/queues shows it.
+type queueJSON struct {
+	Name                          string         `json:"name"`
+	VHost                         string         `json:"vhost"`
+	Type                          string         `json:"type"`
+	Durable                       bool           `json:"durable"`
+	AutoDelete                    bool           `json:"auto_delete"`
+	Exclusive                     bool           `json:"exclusive"`
+	Arguments                     map[string]any `json:"arguments"`
+	Node                          string         `json:"node"`
+	State                         string         `json:"state"`
+	Consumers                     int            `json:"consumers"`
+	Messages                      int            `json:"messages"`
+	MessagesDetails               rateDetail     `json:"messages_details"`
+	MessagesReady                 int            `json:"messages_ready"`
+	MessagesReadyDetails          rateDetail     `json:"messages_ready_details"`
+	MessagesUnacknowledged        int            `json:"messages_unacknowledged"`
+	MessagesUnacknowledgedDetails rateDetail     `json:"messages_unacknowledged_details"`
+	MessageBytesReady             int64          `json:"message_bytes_ready"`
+	MessageStats                  queueStats     `json:"message_stats"`
+	ConsumerDetails               []consumerJSON `json:"consumer_details,omitempty"`
+}
+
+func (s *apiServer) routeQueues(rt *router) {
+	rt.handle(http.MethodGet, "/api/queues", func(w http.ResponseWriter, r *http.Request, _ params) {
+		respondList(w, r, s.queues(r, ""))
+	})
+	rt.handle(http.MethodGet, "/api/queues/{vhost}", func(w http.ResponseWriter, r *http.Request, p params) {
+		if !s.vhostOr404(w, r, p["vhost"]) {
+			return
+		}
+		respondList(w, r, s.queues(r, p["vhost"]))
+	})
+	rt.handle(http.MethodGet, "/api/queues/{vhost}/{name}", s.getQueue)
+	rt.handle(http.MethodPut, "/api/queues/{vhost}/{name}", s.putQueue)
+	rt.handle(http.MethodDelete, "/api/queues/{vhost}/{name}", s.deleteQueue)
+	rt.handle(http.MethodDelete, "/api/queues/{vhost}/{name}/contents", s.purgeQueue)
+	rt.handle(http.MethodPost, "/api/queues/{vhost}/{name}/get", s.getMessages)       // queue_get.go
+	rt.handle(http.MethodGet, "/api/queues/{vhost}/{name}/bindings", s.queueBindings) // bindings.go
+}
+
+// vhost returns the named vhost if it exists and the request's user may
+// see it, else answers 404 (or 401 not_authorised for a vhost the user
+// may not access, as RabbitMQ does) and returns nil.
+func (s *apiServer) vhost(w http.ResponseWriter, r *http.Request, name string) *broker.VHost {
+	v := s.api.Broker.VHost(name)
+	if v == nil {
+		notFound(w)
+		return nil
+	}
+	if !vhostVisible(r, name) {
+		writeError(w, http.StatusUnauthorized, "not_authorised", "Access refused.")
+		return nil
+	}
+	return v
+}
+
+func (s *apiServer) vhostOr404(w http.ResponseWriter, r *http.Request, name string) bool {
+	return s.vhost(w, r, name) != nil
+}
+
+// queues lists the queues of vhost ("" for every vhost the user sees),
+// sorted by vhost and name.
+func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
+	s.rates.fresh(s.ticking)
+	rates := s.rates.queueRates()
+	var out []queueJSON
+	for _, v := range s.api.Broker.VHosts() {
+		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
+			continue
+		}
+		for _, q := range v.Queues() {
+			out = append(out, s.queueJSON(v.Name(), q, rates[qkey{v.Name(), q.Name()}]))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VHost != out[j].VHost {
+			return out[i].VHost < out[j].VHost
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
+	ready, unacked, consumers, bytes, st := q.Status()
+	cfg := q.Config()
+	return queueJSON{Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
+		Exclusive: cfg.Exclusive, Arguments: jsonArgs(cfg.Args), Node: s.api.Node.Name, State: "running",
+		Consumers: consumers, Messages: ready + unacked, MessagesDetails: rateDetail{rt.Messages},
+		MessagesReady: ready, MessagesReadyDetails: rateDetail{rt.Ready},
+		MessagesUnacknowledged: unacked, MessagesUnacknowledgedDetails: rateDetail{rt.Unacked}, MessageBytesReady: bytes,
+		MessageStats: queueStats{Publish: st.Published, PublishDetails: rateDetail{rt.Publish},
+			DeliverGet: st.Delivered, DeliverGetDetails: rateDetail{rt.Deliver}, Ack: st.Acked, AckDetails: rateDetail{rt.Ack},
+			Redeliver: st.Redelivered, RedeliverDetails: rateDetail{rt.Redeliver}}}
+}
+
+// queue returns the named queue or answers 404.
+func (s *apiServer) queue(w http.ResponseWriter, r *http.Request, p params) (*broker.VHost, *broker.Queue) {
+	v := s.vhost(w, r, p["vhost"])
+	if v == nil {
+		return nil, nil
+	}
+	q := v.LookupQueue(p["name"])
+	if q == nil {
+		notFound(w)
+		return nil, nil
+	}
+	return v, q
+}
+
+func (s *apiServer) getQueue(w http.ResponseWriter, r *http.Request, p params) {
+	v, q := s.queue(w, r, p)
+	if q == nil {
+		return
+	}
+	s.rates.fresh(s.ticking)
+	out := s.queueJSON(v.Name(), q, s.rates.queueRate(qkey{v.Name(), q.Name()}))
+	out.ConsumerDetails = []consumerJSON{}
+	for _, c := range s.consumers() {
+		if c.Queue.VHost == v.Name() && c.Queue.Name == q.Name() {
+			out.ConsumerDetails = append(out.ConsumerDetails, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// queueBody is PUT /api/queues/{vhost}/{name}'s body. RabbitMQ's default
+// for an absent durable is true.
+type queueBody struct {
+	Durable    *bool          `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Arguments  map[string]any `json:"arguments"`
+	Node       string         `json:"node"`
+}
+
+func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
+	v := s.vhost(w, r, p["vhost"])
+	if v == nil {
+		return
+	}
+	var body queueBody
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if p["name"] == "" {
+		badRequest(w, "a queue needs a name")
+		return
+	}
+	durable := body.Durable == nil || *body.Durable
+	existed := v.LookupQueue(p["name"]) != nil
+	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: body.AutoDelete,
+		Args: amqpArgs(body.Arguments)}, false, 0)
+	if err != nil {
+		brokerError(w, err)
+		return
+	}
+	if existed { // RabbitMQ answers 204 for an existing queue, 201 for a new one
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *apiServer) deleteQueue(w http.ResponseWriter, r *http.Request, p params) {
+	v, q := s.queue(w, r, p)
+	if q == nil {
+		return
+	}
+	qs := r.URL.Query()
+	if _, err := v.DeleteQueue(q.Name(), qs.Get("if-unused") == "true", qs.Get("if-empty") == "true", 0); err != nil {
+		brokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *apiServer) purgeQueue(w http.ResponseWriter, r *http.Request, p params) {
+	_, q := s.queue(w, r, p)
+	if q == nil {
+		return
+	}
+	q.Purge()
+	w.WriteHeader(http.StatusNoContent)
+}

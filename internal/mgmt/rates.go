@@ -1,0 +1,258 @@
+package mgmt
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tern-broker/tern/internal/broker"
+)
+
+// Rates: RabbitMQ shows each counter with a *_details.rate, the change per
+// second. A sampler reads the counters once a second (every queue's
+// totals under its own lock, the broker's atomics, each connection's byte
+// counts) and keeps the last rate of each; the message path does nothing
+// for it. An API request only reads the last sample, so a GET costs the
+// same with one queue or a busy one. Without a ticker (Sources.API.Done
+// nil) a request takes a sample itself when the last is a second old.
+
+// rateInterval is how often the counters are sampled.
+const rateInterval = time.Second
+
+// counterRate is one counter's last value and its rate over the last
+// interval.
+type counterRate struct {
+	prev uint64
+	rate float64
+}
+
+func (c *counterRate) update(v uint64, dt float64, first bool) {
+	if !first && dt > 0 && v >= c.prev {
+		c.rate = float64(v-c.prev) / dt
+	} else {
+		c.rate = 0
+	}
+	c.prev = v
+}
+
+// gaugeRate is a gauge's rate of change (negative while it shrinks).
+type gaugeRate struct {
+	prev int
+	rate float64
+}
+
+func (g *gaugeRate) update(v int, dt float64, first bool) {
+	if !first && dt > 0 {
+		g.rate = float64(v-g.prev) / dt
+	} else {
+		g.rate = 0
+	}
+	g.prev = v
+}
+
+// queueRates are one queue's rates.
+type queueRates struct {
+	publish, deliver, ack, redeliver counterRate
+	messages, ready, unacked         gaugeRate
+	seen                             uint64 // the sample that last saw it
+}
+
+// queueRateView is what handlers read of a queue's rates.
+type queueRateView struct {
+	Publish, Deliver, Ack, Redeliver float64
+	Messages, Ready, Unacked         float64
+}
+
+// globalRates are the node's message and byte rates.
+type globalRates struct {
+	publish, deliver, ack, redeliver, confirm, unroutable, returned counterRate
+	messages, ready, unacked                                        gaugeRate
+}
+
+type connRates struct {
+	recv, send counterRate
+	seen       uint64
+}
+
+type rateSampler struct {
+	src Sources
+	now func() time.Time
+
+	mu     sync.Mutex
+	last   time.Time
+	gen    uint64
+	queues map[qkey]*queueRates
+	conns  map[string]*connRates
+	global globalRates
+}
+
+type qkey struct{ vhost, name string }
+
+func newRateSampler(src Sources, now func() time.Time) *rateSampler {
+	if now == nil {
+		now = time.Now
+	}
+	return &rateSampler{src: src, now: now, queues: map[qkey]*queueRates{}, conns: map[string]*connRates{}}
+}
+
+// run samples every rateInterval until done is closed.
+func (s *rateSampler) run(done <-chan struct{}) {
+	t := time.NewTicker(rateInterval)
+	defer t.Stop()
+	s.sample()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			s.sample()
+		}
+	}
+}
+
+// fresh takes a sample if the last is older than the interval (no ticker).
+func (s *rateSampler) fresh(ticking bool) {
+	if ticking {
+		return
+	}
+	s.mu.Lock()
+	stale := s.now().Sub(s.last) >= rateInterval
+	s.mu.Unlock()
+	if stale {
+		s.sample()
+	}
+}
+
+// sample reads every counter once. The counters are read before the
+// sampler's lock is taken, so a slow queue never holds up a request.
+func (s *rateSampler) sample() {
+	type qs struct {
+		k    qkey
+		r, u int
+		st   broker.MessageStats
+	}
+	var queues []qs
+	var b *broker.Broker
+	if s.src.API != nil {
+		b = s.src.API.Broker
+	}
+	if b != nil {
+		for _, v := range b.VHosts() {
+			for _, q := range v.Queues() {
+				r, u, _, _, st := q.Status()
+				queues = append(queues, qs{k: qkey{v.Name(), q.Name()}, r: r, u: u, st: st})
+			}
+		}
+	}
+	bs := s.src.Broker()
+	var confirmed, returned uint64
+	if s.src.AMQP != nil {
+		a := s.src.AMQP()
+		confirmed, returned = a.Confirmed, a.Returned
+	}
+	type cs struct {
+		name       string
+		recv, send uint64
+	}
+	var conns []cs
+	if s.src.API != nil && s.src.API.Connections != nil {
+		for _, c := range s.src.API.Connections() {
+			conns = append(conns, cs{c.Name, c.RecvOct, c.SendOct})
+		}
+	}
+
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := s.last.IsZero()
+	dt := now.Sub(s.last).Seconds()
+	s.last = now
+	s.gen++
+	g := &s.global
+	g.publish.update(bs.Published, dt, first)
+	g.deliver.update(bs.Delivered, dt, first)
+	g.ack.update(bs.Acked, dt, first)
+	g.redeliver.update(bs.Redelivered, dt, first)
+	g.unroutable.update(bs.Unroutable, dt, first)
+	g.confirm.update(confirmed, dt, first)
+	g.returned.update(returned, dt, first)
+	g.messages.update(bs.MessagesReady+bs.MessagesUnacked, dt, first)
+	g.ready.update(bs.MessagesReady, dt, first)
+	g.unacked.update(bs.MessagesUnacked, dt, first)
+	for _, q := range queues {
+		qr, seen := s.queues[q.k]
+		if !seen {
+			qr = &queueRates{}
+			s.queues[q.k] = qr
+		}
+		isNew := !seen
+		qr.publish.update(q.st.Published, dt, isNew)
+		qr.deliver.update(q.st.Delivered, dt, isNew)
+		qr.ack.update(q.st.Acked, dt, isNew)
+		qr.redeliver.update(q.st.Redelivered, dt, isNew)
+		qr.messages.update(q.r+q.u, dt, isNew)
+		qr.ready.update(q.r, dt, isNew)
+		qr.unacked.update(q.u, dt, isNew)
+		qr.seen = s.gen
+	}
+	for k, qr := range s.queues {
+		if qr.seen != s.gen {
+			delete(s.queues, k)
+		}
+	}
+	for _, c := range conns {
+		cr, seen := s.conns[c.name]
+		if !seen {
+			cr = &connRates{}
+			s.conns[c.name] = cr
+		}
+		cr.recv.update(c.recv, dt, !seen)
+		cr.send.update(c.send, dt, !seen)
+		cr.seen = s.gen
+	}
+	for k, cr := range s.conns {
+		if cr.seen != s.gen {
+			delete(s.conns, k)
+		}
+	}
+}
+
+// queueRates returns every sampled queue's rates.
+func (s *rateSampler) queueRates() map[qkey]queueRateView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[qkey]queueRateView, len(s.queues))
+	for k, q := range s.queues {
+		out[k] = queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
+			Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
+	}
+	return out
+}
+
+// globalView returns the node's rates.
+func (s *rateSampler) globalView() globalRates {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.global
+}
+
+// connRate returns a connection's byte rates.
+func (s *rateSampler) connRate(name string) (recv, send float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[name]; c != nil {
+		return c.recv.rate, c.send.rate
+	}
+	return 0, 0
+}
+
+// queueRate returns one queue's rates.
+func (s *rateSampler) queueRate(k qkey) queueRateView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[k]
+	if q == nil {
+		return queueRateView{}
+	}
+	return queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
+		Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
+}

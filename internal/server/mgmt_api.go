@@ -1,0 +1,46 @@
+package server
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/tern-broker/tern/internal/mgmt"
+)
+
+// managementAPI gives the HTTP API (mgmt.API) the node's broker, its
+// listeners' snapshots and a description of the node. done stops its rate
+// sampler.
+func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.API {
+	api := &mgmt.API{Broker: s.Broker, Done: done,
+		Connections: s.amqp.Connections, Channels: s.amqp.Channels, Consumers: s.amqp.Consumers,
+		CloseConnection: s.amqp.CloseConnection}
+	if s.mqtt != nil {
+		api.MQTTConnections, api.CloseMQTT = s.mqtt.Connections, s.mqtt.CloseConnection
+	}
+	host, _ := os.Hostname()
+	name := "tern@" + host
+	if s.cfg.Cluster.NodeID != "" {
+		name = s.cfg.Cluster.NodeID + "@" + host
+	}
+	api.Node = mgmt.NodeInfo{Name: name, ClusterName: name, Version: Version, Started: started}
+	for _, l := range []struct {
+		proto string
+		addr  net.Addr
+	}{
+		{"amqp", s.AMQPAddr()}, {"amqp/ssl", s.AMQPSAddr()}, {"mqtt", s.MQTTAddr()}, {"mqtt/ssl", s.MQTTSAddr()},
+		{"http/web-mqtt", s.MQTTWSAddr()}, {"https/web-mqtt", s.MQTTWSSAddr()}, {"http", s.HTTPAddr()}, {"https", s.HTTPSAddr()},
+	} {
+		if l.addr == nil {
+			continue
+		}
+		h, p, err := net.SplitHostPort(l.addr.String())
+		if err != nil {
+			continue
+		}
+		port, _ := strconv.Atoi(p)
+		api.Node.Listeners = append(api.Node.Listeners, mgmt.Listener{Protocol: l.proto, IP: h, Port: port})
+	}
+	return api
+}
