@@ -157,15 +157,11 @@ func (n *Node) Shrink(ctx context.Context, req GrowRequest) ([]GrowResult, error
 		}
 		st := q.g.Status()
 		r := GrowResult{VHost: q.vhost, Queue: q.name, Voters: len(st.Voters)}
-		size := q.size
-		if size <= 0 {
-			size = DefaultQuorumSize
-		}
 		switch {
 		case !slices.Contains(st.Voters, m.ID):
 			r.Result = "skipped: not a voter"
-		case len(st.Voters)-1 < min(size, voting) || len(st.Voters) == 1:
-			r.Result = fmt.Sprintf("skipped: %d voters, its size is %d", len(st.Voters), min(size, voting))
+		case len(st.Voters)-1 < q.wantVoters(voting) || len(st.Voters) == 1:
+			r.Result = fmt.Sprintf("skipped: %d voters, its size is %d", len(st.Voters), q.wantVoters(voting))
 		default:
 			var err error
 			if st.Leader == m.ID {
@@ -226,4 +222,47 @@ func (n *Node) handOffFrom(ctx context.Context, g *raftnode.Group, node uint64) 
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return g.TransferLeadership(tctx, to)
+}
+
+// wantVoters is how many voters reconcile keeps the queue at, given the
+// cluster's voting members: its x-quorum-initial-group-size (default 3),
+// or its x-quorum-target-group-size when that is larger — RabbitMQ's
+// target group size, with which a queue grows onto nodes added later —
+// never more than there are voting members.
+func (q queueGroup) wantVoters(voting int) int {
+	size := q.size
+	if size <= 0 {
+		size = DefaultQuorumSize
+	}
+	return min(max(size, q.target), voting)
+}
+
+// targetGroupSize reads x-quorum-target-group-size (0 when absent or not
+// a positive integer).
+func targetGroupSize(args map[string]any) int {
+	var n int64
+	switch v := args["x-quorum-target-group-size"].(type) {
+	case int:
+		n = int64(v)
+	case int8:
+		n = int64(v)
+	case int16:
+		n = int64(v)
+	case int32:
+		n = int64(v)
+	case int64:
+		n = v
+	case uint8:
+		n = int64(v)
+	case uint16:
+		n = int64(v)
+	case uint32:
+		n = int64(v)
+	case float64:
+		n = int64(v)
+	}
+	if n <= 0 || n > 1<<16 {
+		return 0
+	}
+	return int(n)
 }

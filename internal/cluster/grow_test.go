@@ -12,10 +12,13 @@ import (
 )
 
 // openQuorum opens the quorum queue name (initial group size size) on every node.
-func openQuorum(t *testing.T, nodes []*testNode, name string, size int) []broker.ReplicatedLog {
+func openQuorum(t *testing.T, nodes []*testNode, name string, size int, target ...int32) []broker.ReplicatedLog {
 	t.Helper()
 	def := broker.QueueDef{VHost: "/", ID: "id-" + name, QueueConfig: broker.QueueConfig{Name: name, Durable: true,
 		Args: map[string]any{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(size)}}}
+	if len(target) > 0 {
+		def.Args["x-quorum-target-group-size"] = target[0]
+	}
 	var logs []broker.ReplicatedLog
 	for _, tn := range nodes {
 		l, err := tn.node.Quorum().Open(def, &clustertest.ListSM{})
@@ -116,5 +119,24 @@ func TestGrowAndShrinkQuorumQueues(t *testing.T) {
 	time.Sleep(2 * reconcileEvery)
 	if v := queueVoters(target.node, "pairs"); len(v) != 2 || slices.Contains(v, target.cfg.Self.ID) {
 		t.Fatalf("after reconcile: voters %v", v)
+	}
+}
+
+// TestTargetGroupSizeGrowsTheQueue: a queue declared with one voter and
+// x-quorum-target-group-size 3 grows onto the other members by itself
+// (each promotes itself once caught up), and shrink keeps it there.
+func TestTargetGroupSizeGrowsTheQueue(t *testing.T) {
+	nodes := newTestNodes(t, 3)
+	startAll(t, nodes)
+	openQuorum(t, nodes, "auto", 1, 3)
+	for _, tn := range nodes {
+		waitUntil(t, 20*time.Second, tn.cfg.Self.Name+" to see 3 voters", func() bool { return len(queueVoters(tn.node, "auto")) == 3 })
+	}
+	res, err := nodes[0].node.Shrink(t.Context(), GrowRequest{Node: "n2"})
+	if err != nil || len(res) != 1 || res[0].Result != "skipped: 3 voters, its size is 3" {
+		t.Fatalf("shrink below the target: %+v %v", res, err)
+	}
+	if got := targetGroupSize(map[string]any{"x-quorum-target-group-size": "5"}); got != 0 {
+		t.Fatalf("a string target: %d", got)
 	}
 }

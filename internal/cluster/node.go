@@ -105,6 +105,7 @@ type queueGroup struct {
 	vhost, name string
 	voters      []uint64
 	size        int // x-quorum-initial-group-size (0: the default)
+	target      int // x-quorum-target-group-size (0: none; grow.go)
 	g           *raftnode.Group
 }
 
