@@ -62,7 +62,9 @@ func TestClusterGrowAndShrink(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"queue":"pairs","result":"grown","voters":3`) {
 		t.Fatalf("grow: exit %d: %s", code, out)
 	}
-	if v, _ := voters("pairs"); !slices.Contains(v, learner) || len(v) != 3 {
+	// n2 answered once it applied the change; n1 applies it a moment later.
+	if !nodes[0].waitFor(10*time.Second, func() bool { v, _ := voters("pairs"); return slices.Contains(v, learner) && len(v) == 3 }) {
+		v, _ := voters("pairs")
 		t.Fatalf("after grow, pairs has voters %v", v)
 	}
 	if v, _ := voters("kept"); len(v) != 2 {
@@ -75,7 +77,11 @@ func TestClusterGrowAndShrink(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"queue":"pairs","result":"shrunk","voters":2`) {
 		t.Fatalf("shrink: exit %d: %s", code, out)
 	}
-	if v, l := voters("pairs"); slices.Contains(v, learner) || !slices.Contains(l, learner) {
+	if !nodes[0].waitFor(10*time.Second, func() bool {
+		v, l := voters("pairs")
+		return !slices.Contains(v, learner) && slices.Contains(l, learner)
+	}) {
+		v, l := voters("pairs")
 		t.Fatalf("after shrink, pairs has voters %v, learners %v", v, l)
 	}
 	if code, out := runTern(t, "", "cluster", "grow", "--http", api, "nosuchnode"); code == 0 || !strings.Contains(out, "no such node") {
