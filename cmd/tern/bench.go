@@ -33,7 +33,12 @@ Scenarios (presets; explicit flags override them):
   many              50 producers, 50 queues, 50 consumers
   fixed-rate        1 → 1 persistent with confirms at 5,000 msg/s (latency under load)
   idle-connections  open 1,000 connections and hold them; with --server-pid, the
-                    broker's memory per connection
+                    broker's memory per connection (--server-gc: after a GC, Tern only)
+                    and CPU while idle. MQTT: spread over worker processes (10,000
+                    connections each) and 127.0.0.x source addresses, capped by the
+                    broker's open-file limit (said so); --idle-retained checks every
+                    connection still receives a retained message; --connect-rate N
+                    opens them at N/s and reports CONNACK latency
   fan-in            (MQTT) 100 publishers → one wildcard subscriber
 
 With --protocol mqtt, producer i publishes to topic tern-bench/<run>/<i mod queues>
@@ -80,7 +85,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.AutoAck, "autoack", false, "consume without acknowledgements")
 	fs.IntVar(&c.MultiAckEvery, "multi-ack-every", 1, "manual acks: ack with multiple every N messages (1 = each message)")
 	fs.IntVar(&c.IdleConns, "idle-connections", 0, "open this many idle connections instead of moving messages")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "the broker's pid, to report its memory per idle connection (same host)")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "the broker's pid (same host): its memory per idle connection, or its CPU per delivered message")
+	fs.BoolVar(&c.ServerGC, "server-gc", false, "the --server-pid broker is Tern: signal it (SIGUSR1) to collect garbage before each memory reading")
+	fs.IntVar(&c.IdleSources, "idle-sources", 0, "MQTT idle connections: loopback source addresses (127.0.0.2…) to connect from (default 4, more past 20,000 connections each)")
+	fs.IntVar(&c.IdleKeepAlive, "idle-keepalive", 600, "MQTT idle connections: keep-alive in CONNECT, seconds")
+	fs.BoolVar(&c.IdleRetained, "idle-retained", false, "MQTT idle connections: then publish a retained message and check every connection receives it")
+	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "MQTT: open the --idle-connections at this many per second (open-loop) and report CONNACK latency")
+	fs.BoolVar(&c.Persistent311, "idle-persistent", false, "MQTT idle connections and connect storms: persistent sessions (Clean Session 0)")
+	worker := fs.Bool("idle-worker", false, "internal: run as one client process of an MQTT idle fleet (stdin/stdout protocol)")
+	workerID := fs.String("idle-id", "", "internal: --idle-worker client-id prefix")
+	workerSources := fs.String("idle-sources-list", "", "internal: --idle-worker source addresses, comma-separated")
 	fs.DurationVar(&c.Drain, "drain", 5e9, "after publishing stops, how long to wait for consumers to receive the rest")
 	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout (no live progress)")
 	plot := fs.String("plot", "", "draw rates and latency over time to this .svg, .html or .png file")
@@ -97,6 +111,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *worker {
+		w := bench.IdleWorker{Addr: strings.TrimPrefix(c.URL, "tcp://"), Conns: c.IdleConns, KeepAlive: uint16(c.IdleKeepAlive), ID: *workerID, Clean: !c.Persistent311}
+		if *workerSources != "" {
+			w.Sources = strings.Split(*workerSources, ",")
+		}
+		if err := w.Run(context.Background(), os.Stdin, stdout); err != nil {
+			return 1
+		}
+		return 0
+	}
 	cfg, err := bench.Resolve(c, set)
 	if err != nil {
 		fmt.Fprintln(stderr, "tern bench:", err)

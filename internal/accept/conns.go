@@ -29,6 +29,26 @@ func (r *Conns[T]) Go(c T, serve func()) {
 	}()
 }
 
+// Add registers c, served without a goroutine of its own (an event
+// loop): Done must follow when it ends.
+func (r *Conns[T]) Add(c T) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[T]struct{}{}
+	}
+	r.m[c] = struct{}{}
+	r.mu.Unlock()
+	r.wg.Add(1)
+}
+
+// Done forgets c, registered by Add.
+func (r *Conns[T]) Done(c T) {
+	r.mu.Lock()
+	delete(r.m, c)
+	r.mu.Unlock()
+	r.wg.Done()
+}
+
 // Live returns the connections being served now.
 func (r *Conns[T]) Live() []T {
 	r.mu.Lock()

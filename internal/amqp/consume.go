@@ -277,7 +277,10 @@ func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 	// The get runs before taking the channel's lock (lock order is queue,
 	// then channel); the tag is assigned and written under it, so tags stay
 	// in outbox order.
-	d, ok := q.Get(m.NoAck)
+	d, ok, err := q.Fetch(m.NoAck)
+	if err != nil {
+		return fromBroker(err, m) // a remote queue's node down: 404, as RabbitMQ
+	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if !ok {

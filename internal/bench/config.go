@@ -30,6 +30,12 @@ type Config struct {
 	MultiAckEvery int           // manual acks with multiple every N messages; default 1
 	IdleConns     int           // idle-connections scenario: connections to open
 	ServerPID     int           // broker pid, to report its memory per idle connection
+	ServerGC      bool          // the broker is Tern: SIGUSR1 it to collect garbage before each memory reading
+	IdleSources   int           // MQTT idle connections: loopback source addresses to spread them over; default 4
+	IdleKeepAlive int           // MQTT idle connections: keep-alive in CONNECT, seconds; default 600
+	IdleRetained  bool          // MQTT idle connections: after holding them, check each still gets a retained message
+	ConnectRate   float64       // MQTT: open the idle connections at this rate (open-loop) and report CONNACK latency
+	Persistent311 bool          // MQTT idle connections and connect storms: persistent sessions (Clean Session 0)
 	Drain         time.Duration // how long consumers wait for stragglers after publishing stops; default 5s
 }
 
@@ -131,6 +137,9 @@ func Resolve(c Config, set map[string]bool) (Config, error) {
 	}
 	if c.Drain == 0 {
 		c.Drain = 5 * time.Second
+	}
+	if c.IdleKeepAlive == 0 {
+		c.IdleKeepAlive = 600
 	}
 	if c.IdleConns > 0 {
 		return c, nil

@@ -13,9 +13,31 @@ func WriteSummary(w io.Writer, r *Result) {
 	c := r.Config
 	if r.IdleConnections > 0 {
 		fmt.Fprintf(w, "idle connections    %d held for %v\n", r.IdleConnections, c.Duration)
+		if r.IdleWorkers > 0 {
+			fmt.Fprintf(w, "client side         %d worker processes, %d source addresses\n", r.IdleWorkers, r.IdleSources)
+			fmt.Fprintf(w, "connect time        %v (%.0f connections/s)\n", r.IdleConnectTime.Round(time.Millisecond), float64(r.IdleConnections)/r.IdleConnectTime.Seconds())
+		}
+		if r.IdleLimitedBy != "" {
+			fmt.Fprintf(w, "limited by          %s\n", r.IdleLimitedBy)
+		}
 		if r.ServerRSSBefore > 0 {
 			fmt.Fprintf(w, "server RSS          %.1f MiB → %.1f MiB\n", float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20))
-			fmt.Fprintf(w, "per connection      %.1f KiB\n", r.BytesPerIdleConn/1024)
+			fmt.Fprintf(w, "per connection      %.2f KiB%s\n", r.BytesPerIdleConn/1024, gcNote(c))
+			fmt.Fprintf(w, "server CPU idle     %.2f%% of a core\n", r.IdleCPUPercent)
+			if r.BytesPerIdleConn > 0 {
+				fmt.Fprintf(w, "1M projected        %.1f GiB\n", r.BytesPerIdleConn*1e6/(1<<30))
+			}
+		}
+		if c.ConnectRate > 0 {
+			l := r.ConnackLatency
+			fmt.Fprintf(w, "connect storm       %.0f/s asked, %v for all (%.0f/s)\n", c.ConnectRate, r.IdleConnectTime.Round(time.Millisecond), float64(r.IdleConnections)/r.IdleConnectTime.Seconds())
+			fmt.Fprintf(w, "CONNACK latency     p50 %v  p99 %v  p99.9 %v  max %v\n", l.P50, l.P99, l.P999, l.Max)
+			if r.ServerCPU > 0 {
+				fmt.Fprintf(w, "server CPU          %v (%.0f µs per connect)\n", r.ServerCPU.Round(time.Millisecond), float64(r.ServerCPU.Microseconds())/float64(r.IdleConnections))
+			}
+		}
+		if c.IdleRetained {
+			fmt.Fprintf(w, "retained received   %d of %d\n", r.IdleRetainedReceived, r.IdleConnections)
 		}
 		return
 	}
@@ -23,6 +45,9 @@ func WriteSummary(w io.Writer, r *Result) {
 		orDash(c.Scenario), c.Producers, c.Consumers, c.Queues, c.Exchange, orClassic(c.QueueType), c.Size, persistence(c), confirmMode(c))
 	if n := len(c.URLs()); n > 1 {
 		fmt.Fprintf(w, "brokers             %d: %s\n", n, Redacted(c.URL))
+	}
+	if r.ServerCPU > 0 && r.Received > 0 {
+		fmt.Fprintf(w, "server CPU          %v (%.2f µs per delivered message)\n", r.ServerCPU.Round(time.Millisecond), float64(r.ServerCPU.Microseconds())/float64(r.Received))
 	}
 	fmt.Fprintf(w, "duration            %v\n", r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "sent                %d  (%.0f msg/s, %.1f MB/s)\n", r.Sent, r.SentRate, r.SentMBps)
@@ -94,4 +119,11 @@ func WriteJSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(&out)
+}
+
+func gcNote(c Config) string {
+	if c.ServerGC {
+		return " (resident set after a GC, SIGUSR1)"
+	}
+	return " (resident set, garbage included)"
 }

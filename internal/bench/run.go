@@ -46,6 +46,17 @@ type Result struct {
 	ServerRSSBefore  int64   `json:"server_rss_before_bytes,omitempty"`
 	ServerRSSAfter   int64   `json:"server_rss_after_bytes,omitempty"`
 	BytesPerIdleConn float64 `json:"server_bytes_per_idle_connection,omitempty"`
+	// ServerCPU is the CPU time (user + system) the --server-pid broker
+	// used from the first publish until the consumers stopped.
+	ServerCPU time.Duration `json:"server_cpu_ns,omitempty"`
+	// MQTT idle fleets (idlefleet.go).
+	IdleLimitedBy        string        `json:"idle_limited_by,omitempty"` // what capped the count below the one asked for
+	IdleSources          int           `json:"idle_source_addresses,omitempty"`
+	IdleWorkers          int           `json:"idle_worker_processes,omitempty"`
+	IdleConnectTime      time.Duration `json:"idle_connect_ns,omitempty"`
+	IdleCPUPercent       float64       `json:"idle_server_cpu_percent"`
+	IdleRetainedReceived int           `json:"idle_retained_received,omitempty"`
+	ConnackLatency       Percentiles   `json:"connack_latency"` // connect storms: from each connect's due time to its CONNACK
 }
 
 // OK reports whether nothing was lost, duplicated or refused.
@@ -118,6 +129,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		return nil, r.err
 	}
 
+	var cpu0 time.Duration
+	if cfg.ServerPID > 0 {
+		cpu0, _ = processCPU(cfg.ServerPID)
+	}
 	r.start = time.Now()
 	pubCtx, stopPublishing := context.WithTimeout(ctx, cfg.Duration)
 	defer stopPublishing()
@@ -147,6 +162,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	elapsed := time.Since(r.start)
 
 	res := &Result{Config: cfg, Elapsed: elapsed, Timeline: *timeline}
+	if cfg.ServerPID > 0 {
+		if cpu1, err := processCPU(cfg.ServerPID); err == nil {
+			res.ServerCPU = cpu1 - cpu0
+		}
+	}
 	res.Sent, res.Confirmed, res.Nacked = r.c.sent.Load(), r.c.confirmed.Load(), r.c.nacked.Load()
 	res.Returned, res.Received, res.Redelivered = r.c.returned.Load(), r.c.received.Load(), r.c.redelivered.Load()
 	if cfg.Consumers > 0 {

@@ -144,6 +144,20 @@ func (v *VHost) queueBindingsLocked(q *Queue) []*Binding {
 	return slices.Clone(v.queueBinds[q])
 }
 
+// QueueBindings returns copies of q's bindings: O(q's bindings), where
+// Bindings is O(all of them) — an MQTT session resumed in a connect storm
+// reads its own only.
+func (v *VHost) QueueBindings(q *Queue) []Binding {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	bs := v.queueBindingsLocked(q)
+	out := make([]Binding, len(bs))
+	for i, b := range bs {
+		out[i] = *b
+	}
+	return out
+}
+
 // Bindings lists every binding in the vhost.
 func (v *VHost) Bindings() []Binding {
 	v.mu.Lock()

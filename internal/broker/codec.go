@@ -72,6 +72,9 @@ type limitJSON struct {
 // so there is no error; SetLimits encodes too, though a node's definitions
 // log refuses it (limits come from the configuration).
 func EncodeCommand(c Command) []byte {
+	if p, ok := c.(Proposed); ok {
+		return encodeProposed(p) // meta_dedup.go
+	}
 	var j cmdJSON
 	switch c := c.(type) {
 	case AddVHost:
@@ -135,6 +138,9 @@ func parseRate(s string) (float64, error) {
 
 // DecodeCommand decodes what EncodeCommand encoded.
 func DecodeCommand(payload []byte) (Command, error) {
+	if c, ok, err := decodeProposed(payload); ok {
+		return c, err // meta_dedup.go
+	}
 	var j cmdJSON
 	if err := json.Unmarshal(payload, &j); err != nil {
 		return nil, fmt.Errorf("undecodable command: %w", err)

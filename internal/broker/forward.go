@@ -36,11 +36,15 @@ type Forwarder interface {
 	// Forwarder made (NewRemoteDelivery), by their owner-side ids.
 	Settle(q *Queue, op SettleOp, ds []Delivery)
 	// Get is basic.get on the owner, with a bounded wait; ok is false
-	// when the queue is empty or the owner could not be asked in time.
-	Get(q *Queue, noAck bool) (d Delivery, ok bool)
-	// Purge empties q on its node and returns how many messages went (0
-	// when the owner could not be reached in time).
-	Purge(q *Queue) int
+	// when the queue is empty. err (a *Error, KindNotFound as RabbitMQ's
+	// "home node … is down or inaccessible") says the owner could not be
+	// asked or did not answer in time: the client gets a channel error,
+	// not get-empty.
+	Get(q *Queue, noAck bool) (d Delivery, ok bool, err error)
+	// Purge empties q on its node and returns how many messages went, or
+	// the error (as Get's) when the owner could not be asked or did not
+	// answer in time — it may have purged.
+	Purge(q *Queue) (int, error)
 	// Counts returns q's counts as last learnt from its node: they may be
 	// stale (or zero before the first answer).
 	Counts(q *Queue) (ready, unacked, consumers int)

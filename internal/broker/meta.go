@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,12 +80,19 @@ func (b *Broker) propose(ctx context.Context, fx *effects) error {
 		defer b.meta.remove(key, w)
 	}
 	ctx, cancel := context.WithTimeout(ctx, proposeTimeout)
-	err := b.cfg.Replication.Metadata.Propose(ctx, fx.propose)
+	// Tagged, so that a copy the cluster proposes again is applied once
+	// (meta_dedup.go).
+	err := b.cfg.Replication.Metadata.Propose(ctx, Proposed{ID: newProposalID(), Command: fx.propose})
 	cancel()
 	if w != nil {
 		b.meta.mu.Lock()
 		applied := w.applied
 		fx.messages, fx.cancel = w.messages, w.cancel
+		if !applied && err != nil {
+			// The client is told it failed, but the proposal may still
+			// commit: applying it then finds this mark (claimDeclare).
+			b.meta.abandonLocked(key)
+		}
 		b.meta.mu.Unlock()
 		if applied {
 			return nil // applied here: a late error (ctx ended meanwhile) changes nothing
@@ -197,10 +205,22 @@ func (v *VHost) localOnlyLocked(c Command) bool {
 // the queue at once (close); in a cluster the queue closes when the
 // delete is applied, so a consumer that arrives between the check and
 // then is cancelled, as it would be by any delete. A remote queue's
-// consumers and messages are on its node: this node sees none, so
-// if-unused and if-empty pass here.
-func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool) error {
-	ready, _, consumers := q.backend.counts()
+// consumers and messages are on its node: its counts (rc) were fetched
+// from there before v.mu was taken (remoteCountsOf), because asking waits
+// on the network and the metadata group's apply needs v.mu. v.mu is held.
+func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool, rc *remoteCounts) error {
+	if !ifUnused && !ifEmpty {
+		return nil
+	}
+	var ready, consumers int
+	if q.Remote() {
+		if rc == nil || rc.q != q {
+			return nil // not reached: deleteQueue fetched q's
+		}
+		ready, consumers = rc.ready, rc.consumers
+	} else {
+		ready, _, consumers = q.backend.counts()
+	}
 	if ifUnused && consumers > 0 {
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", q.cfg.Name, q.vhost.name)
 	}
@@ -208,6 +228,24 @@ func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool) error {
 		return errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.cfg.Name, q.vhost.name)
 	}
 	return nil
+}
+
+// remoteCounts are a remote queue's counts as its node last reported them
+// (Forwarder.Counts: at most CountsMaxAge old, 0 when it never answered).
+type remoteCounts struct {
+	q                *Queue
+	ready, consumers int
+}
+
+// remoteCountsOf asks q's node for q's counts when q is remote, and
+// returns nil otherwise. It may wait on the network: never call it with
+// v.mu held.
+func remoteCountsOf(q *Queue) *remoteCounts {
+	if q == nil || !q.Remote() {
+		return nil
+	}
+	ready, _, consumers := q.backend.counts()
+	return &remoteCounts{q: q, ready: ready, consumers: consumers}
 }
 
 // metaWaiters are this node's proposals of queue declares and deletes
@@ -218,6 +256,49 @@ func checkDeleteLocked(q *Queue, ifUnused, ifEmpty bool) error {
 type metaWaiters struct {
 	mu      sync.Mutex
 	waiting map[string][]*metaWaiter
+	// applied are the proposals applied last, so a copy of one is not
+	// applied again (meta_dedup.go).
+	applied proposalSet
+	// abandoned are the waitKeys of this run's declares whose client was
+	// told they failed (no commit in time) and that have not applied.
+	abandoned map[string]struct{}
+}
+
+// maxAbandoned bounds the abandoned declares remembered: a declare that
+// has not committed long after its deadline will not (leader change).
+const maxAbandoned = 4096
+
+// abandonLocked records that the declare under key was given up by its
+// client. m.mu is held.
+func (m *metaWaiters) abandonLocked(key string) {
+	if !strings.HasPrefix(key, "declare\x00") {
+		return
+	}
+	if m.abandoned == nil {
+		m.abandoned = map[string]struct{}{}
+	}
+	if len(m.abandoned) >= maxAbandoned {
+		for k := range m.abandoned {
+			delete(m.abandoned, k)
+			break
+		}
+	}
+	m.abandoned[key] = struct{}{}
+}
+
+// claimDeclare is claim for the declare of a queue of this node: claimed
+// when a waiting client takes it; abandoned when none does because its
+// client gave up on it (then the queue's owner never learnt it exists).
+// Neither: a declare of this node's previous run (an orphan).
+func (m *metaWaiters) claimDeclare(key string) (claimed, abandoned bool) {
+	if m.claim(key, 0, nil) {
+		return true, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, abandoned = m.abandoned[key]
+	delete(m.abandoned, key)
+	return false, abandoned
 }
 
 type metaWaiter struct {

@@ -27,6 +27,15 @@ import (
 // consumers are cancelled after the proposing client's reply) and, on the
 // node that held them, removes its log.
 func (b *Broker) ApplyReplicated(c Command) error {
+	if p, ok := c.(Proposed); ok {
+		if !b.meta.applied.first(p.ID) {
+			// A copy of a proposal applied already (the cluster proposed
+			// it again after a timeout): applying it could undo what
+			// committed in between (meta_dedup.go).
+			return nil
+		}
+		c = p.Command
+	}
 	switch c := c.(type) {
 	case SetLimits:
 		if err := b.limits.Set(c.Limits); err != nil {
@@ -46,10 +55,16 @@ func (b *Broker) ApplyReplicated(c Command) error {
 	}
 	fx := &effects{replay: true, replicated: true}
 	key := waitKey(c)
+	var abandoned *DeclareQueue
 	if d, ok := c.(DeclareQueue); ok && d.Node != 0 && d.Node == b.cfg.Replication.Node {
 		// This node's queue, proposed by no waiting client of this run:
-		// declared by a previous run of the node.
-		fx.orphan = !b.meta.claim(key, 0, nil)
+		// declared by a previous run of the node, or by a client of this
+		// run told it failed (its proposal committed after the deadline).
+		claimed, gaveUp := b.meta.claimDeclare(key)
+		fx.orphan = !claimed
+		if gaveUp && d.Exclusive {
+			abandoned = &d
+		}
 	}
 	v.mu.Lock()
 	err = v.applyLocked(c, fx)
@@ -65,11 +80,31 @@ func (b *Broker) ApplyReplicated(c Command) error {
 			b.log.Warn("could not remove a deleted queue's log", "id", id, "err", err)
 		}
 	}
+	if abandoned != nil {
+		// Its client was told the declare failed and may have closed its
+		// connection (whose exclusive queues were deleted then): nobody
+		// owns it, and it would stay locked to every connection until the
+		// node restarts. Delete it — not from here: the metadata group
+		// waits for this apply.
+		go b.deleteAbandoned(DeleteQueue{VHost: abandoned.VHost, Name: abandoned.Name, ID: abandoned.ID})
+	}
 	if _, ok := c.(DeleteQueue); ok && b.meta.claim(key, fx.messages, fx.cancel) {
 		return nil // this node's client cancels the consumers after its reply
 	}
 	fx.cancelAll()
 	return nil
+}
+
+// deleteAbandoned proposes the deletion of an exclusive queue whose
+// declare committed after its client was told it failed.
+func (b *Broker) deleteAbandoned(d DeleteQueue) {
+	fx := &effects{propose: d}
+	if err := b.propose(context.Background(), fx); err != nil {
+		b.log.Warn("could not delete an exclusive queue whose declare committed after its client gave up; it is deleted at the node's next start",
+			"queue", d.Name, "vhost", d.VHost, "err", err)
+		return
+	}
+	fx.cancelAll()
 }
 
 // DeleteLeftovers proposes the deletion of the queues this node held in a

@@ -38,7 +38,7 @@ type fakeMember struct {
 
 func (m fakeMember) Propose(ctx context.Context, c broker.Command) error {
 	if h := m.f.before; h != nil {
-		h(m.node, c)
+		h(m.node, unwrap(c))
 	}
 	enc := broker.EncodeCommand(c)
 	m.f.mu.Lock()
@@ -53,6 +53,14 @@ func (m fakeMember) Propose(ctx context.Context, c broker.Command) error {
 		}
 	}
 	return nil
+}
+
+// unwrap returns the command a proposal carries (broker.Proposed).
+func unwrap(c broker.Command) broker.Command {
+	if p, ok := c.(broker.Proposed); ok {
+		return p.Command
+	}
+	return c
 }
 
 func applyEncoded(b *broker.Broker, enc []byte) error {

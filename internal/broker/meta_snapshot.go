@@ -2,7 +2,10 @@ package broker
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -31,7 +34,17 @@ func (b *Broker) DefinitionsSnapshot() ([]byte, error) {
 		v.mu.Unlock()
 	}
 	b.securityDefinitions(d)
-	return EncodeDefinitions(d)
+	doc, err := EncodeDefinitions(d)
+	if err != nil {
+		return nil, err
+	}
+	// The proposals applied last follow as a second JSON value, so a
+	// node restoring this snapshot skips the same copies (meta_dedup.go).
+	if ids := b.meta.applied.encode(); ids != nil {
+		tail, _ := json.Marshal(snapshotProposals{Proposals: ids})
+		doc = append(append(doc, '\n'), tail...)
+	}
+	return doc, nil
 }
 
 // replicatedDefinitionsLocked adds the vhost's replicated objects to d in
@@ -88,7 +101,19 @@ func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 // snapshot are then applied with ApplyReplicated; entries the snapshot
 // already holds may be applied again harmlessly.
 func (b *Broker) RestoreDefinitions(data []byte) error {
-	d, err := DecodeDefinitions(data)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var doc json.RawMessage
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("broker: definitions: %w", err)
+	}
+	var sp snapshotProposals
+	if err := dec.Decode(&sp); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("broker: snapshot's proposals: %w", err)
+	}
+	if err := b.meta.applied.reset(sp.Proposals); err != nil {
+		return err
+	}
+	d, err := DecodeDefinitions(doc)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func (v *VHost) routeInto(s *RouteScratch, x *Exchange, m *message.Message) {
 	if x.kind == route.ConsistentHash {
 		key = x.hashKey(m)
 	}
-	s.targets = x.table.Load().t.Route(s.targets, key, m.Props.Headers)
+	s.targets = x.routes().Route(s.targets, key, m.Props.Headers)
 	end := len(s.targets)
 	for i := start; i < end; i++ {
 		t := s.targets[i]

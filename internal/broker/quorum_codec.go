@@ -184,6 +184,21 @@ func (c *qcmd) encode(buf []byte) []byte {
 	return buf
 }
 
+// countedItems reads the list that ends a body: after skip bytes, a count
+// uint32, then that many items of size bytes, which must be the rest of b
+// exactly (checked before anything is allocated for the count).
+func countedItems(b []byte, skip, size int, what string) (n int, items []byte, err error) {
+	if len(b) < skip+4 {
+		return 0, nil, fmt.Errorf("%w: short %s", errQCmd, what)
+	}
+	count := binary.BigEndian.Uint32(b[skip:])
+	items = b[skip+4:]
+	if uint64(count)*uint64(size) != uint64(len(items)) {
+		return 0, nil, fmt.Errorf("%w: %s of %d items of %d bytes in %d bytes", errQCmd, what, count, size, len(items))
+	}
+	return int(count), items, nil
+}
+
 // decodeQCmd decodes an entry. The record of an enqueue aliases b.
 func decodeQCmd(b []byte) (qcmd, error) {
 	var c qcmd
@@ -213,45 +228,33 @@ func decodeQCmd(b []byte) (qcmd, error) {
 		}
 		c.key, c.prefetch, c.priority, c.flags = be.Uint64(b), be.Uint32(b[8:]), int32(be.Uint32(b[12:])), b[16]
 	case qcCancel:
-		if len(b) < 12 {
-			return c, fmt.Errorf("%w: short cancel", errQCmd)
+		n, items, err := countedItems(b, 8, 8, "cancel")
+		if err != nil {
+			return c, err
 		}
 		c.key = be.Uint64(b)
-		n := be.Uint32(b[8:])
-		b = b[12:]
-		if uint64(n)*8 != uint64(len(b)) {
-			return c, fmt.Errorf("%w: cancel of %d ids in %d bytes", errQCmd, n, len(b))
-		}
 		c.ids = make([]uint64, n)
 		for i := range c.ids {
-			c.ids[i] = be.Uint64(b[8*i:])
+			c.ids[i] = be.Uint64(items[8*i:])
 		}
 	case qcCancelAt:
-		if len(b) < 12 {
-			return c, fmt.Errorf("%w: short cancel", errQCmd)
+		n, items, err := countedItems(b, 8, 12, "cancel")
+		if err != nil {
+			return c, err
 		}
 		c.key = be.Uint64(b)
-		n := be.Uint32(b[8:])
-		b = b[12:]
-		if uint64(n)*12 != uint64(len(b)) {
-			return c, fmt.Errorf("%w: cancel of %d deliveries in %d bytes", errQCmd, n, len(b))
-		}
 		c.keep = make([]qref, n)
 		for i := range c.keep {
-			c.keep[i] = qref{id: be.Uint64(b[12*i:]), acquired: be.Uint32(b[12*i+8:])}
+			c.keep[i] = qref{id: be.Uint64(items[12*i:]), acquired: be.Uint32(items[12*i+8:])}
 		}
 	case qcSettle, qcReturn, qcDiscard:
-		if len(b) < 4 {
-			return c, fmt.Errorf("%w: short settlement", errQCmd)
-		}
-		n := be.Uint32(b)
-		b = b[4:]
-		if uint64(n)*16 != uint64(len(b)) {
-			return c, fmt.Errorf("%w: %d settlements in %d bytes", errQCmd, n, len(b))
+		n, items, err := countedItems(b, 0, 16, "settlement")
+		if err != nil {
+			return c, err
 		}
 		c.refs = make([]qref, n)
 		for i := range c.refs {
-			c.refs[i] = qref{key: be.Uint64(b[16*i:]), id: be.Uint64(b[16*i+8:])}
+			c.refs[i] = qref{key: be.Uint64(items[16*i:]), id: be.Uint64(items[16*i+8:])}
 		}
 	case qcSettleAt, qcReturnAt, qcDiscardAt:
 		if c.kind == qcReturnAt {
@@ -260,17 +263,13 @@ func decodeQCmd(b []byte) (qcmd, error) {
 			}
 			c.flags, b = b[0], b[1:]
 		}
-		if len(b) < 4 {
-			return c, fmt.Errorf("%w: short settlement", errQCmd)
-		}
-		n := be.Uint32(b)
-		b = b[4:]
-		if uint64(n)*20 != uint64(len(b)) {
-			return c, fmt.Errorf("%w: %d settlements in %d bytes", errQCmd, n, len(b))
+		n, items, err := countedItems(b, 0, 20, "settlement")
+		if err != nil {
+			return c, err
 		}
 		c.refs = make([]qref, n)
 		for i := range c.refs {
-			c.refs[i] = qref{key: be.Uint64(b[20*i:]), id: be.Uint64(b[20*i+8:]), acquired: be.Uint32(b[20*i+16:])}
+			c.refs[i] = qref{key: be.Uint64(items[20*i:]), id: be.Uint64(items[20*i+8:]), acquired: be.Uint32(items[20*i+16:])}
 		}
 	case qcGet:
 		if err := need(9); err != nil {

@@ -36,8 +36,13 @@ func (r remoteBackend) publish(m *message.Message, done message.Completion, toke
 }
 
 func (r remoteBackend) get(noAck bool) (Delivery, bool) {
+	d, ok, _ := r.getErr(noAck)
+	return d, ok
+}
+
+func (r remoteBackend) getErr(noAck bool) (Delivery, bool, error) {
 	if r.fwd == nil {
-		return Delivery{}, false
+		return Delivery{}, false, nil
 	}
 	return r.fwd.Get(r.q, noAck)
 }
@@ -77,10 +82,36 @@ func (r remoteBackend) settle(op SettleOp, ds []Delivery) {
 }
 
 func (r remoteBackend) purge() int {
+	n, _ := r.purgeErr()
+	return n
+}
+
+func (r remoteBackend) purgeErr() (int, error) {
 	if r.fwd == nil {
-		return 0
+		return 0, nil
 	}
 	return r.fwd.Purge(r.q)
+}
+
+// Fetch is Get that also reports why a remote queue's node could not be
+// asked (a *Error: its node is down or did not answer in time), which
+// Get leaves as "empty". basic.get uses it, so its client gets RabbitMQ's
+// channel error (404, "home node … is down or inaccessible") rather than
+// get-empty. For any other queue it is Get.
+func (q *Queue) Fetch(noAck bool) (Delivery, bool, error) {
+	if r, ok := q.backend.(remoteBackend); ok {
+		return r.getErr(noAck)
+	}
+	d, ok := q.backend.get(noAck)
+	return d, ok, nil
+}
+
+// purgeErr is Purge with a remote queue's error (see Fetch).
+func (q *Queue) purgeErr() (int, error) {
+	if r, ok := q.backend.(remoteBackend); ok {
+		return r.purgeErr()
+	}
+	return q.backend.purge(), nil
 }
 
 func (r remoteBackend) counts() (ready, unacked, consumers int) {
@@ -96,7 +127,8 @@ func (remoteBackend) restore() int      { return 0 }
 
 // close forgets the queue here. The owner's own delete drops its
 // messages; ifUnused and ifEmpty were checked before the delete was
-// proposed (against this node's view, see docs/design/replication.md).
+// proposed, against the counts the owner last reported (meta.go,
+// checkDeleteLocked).
 func (r remoteBackend) close(bool, bool) (int, []Consumer, error) {
 	if r.fwd == nil {
 		return 0, nil, nil

@@ -267,7 +267,23 @@ func (v *VHost) Queue(name string, conn uint64) (*Queue, error) {
 // auto-delete, an owner's exclusive queues): a queue of the same name
 // declared since is another queue and stays.
 func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, only *Queue, fx *effects) error {
-	v.mu.Lock()
+	var rc *remoteCounts
+	for try := 0; ; try++ {
+		if v.broker.clustered() && (ifUnused || ifEmpty) {
+			rc = remoteCountsOf(v.queue(name))
+		}
+		v.mu.Lock()
+		q := v.queue(name)
+		if q == nil || !q.Remote() || !(ifUnused || ifEmpty) || (rc != nil && rc.q == q) {
+			break
+		}
+		// Replaced by another remote queue of the same name meanwhile:
+		// ask its node, without the lock.
+		v.mu.Unlock()
+		if try == 2 {
+			return errorf(KindResourceError, "queue '%s' in vhost '%s' changed concurrently; try again", name, v.name)
+		}
+	}
 	defer v.mu.Unlock()
 	q := v.queue(name)
 	if q == nil || (only != nil && q != only) {
@@ -280,7 +296,7 @@ func (v *VHost) deleteQueue(name string, ifUnused, ifEmpty bool, conn uint64, on
 	}
 	if v.broker.clustered() && !q.cfg.Internal {
 		// The queue closes when the delete is applied (meta.go).
-		if err := checkDeleteLocked(q, ifUnused, ifEmpty); err != nil {
+		if err := checkDeleteLocked(q, ifUnused, ifEmpty, rc); err != nil {
 			return err
 		}
 		return v.commitLocked(DeleteQueue{VHost: v.name, Name: name}, fx)
@@ -336,7 +352,7 @@ func (v *VHost) PurgeQueue(name string, conn uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return q.Purge(), nil
+	return q.purgeErr()
 }
 
 func randomName() string {

@@ -166,19 +166,7 @@ func (n *Node) handOff(ctx context.Context, g *raftnode.Group, node uint64) erro
 const reconcileEvery = time.Second
 
 // reconcileMembers runs reconcile until the node closes.
-func (n *Node) reconcileMembers() {
-	defer n.wg.Done()
-	t := time.NewTicker(reconcileEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		n.reconcile()
-	}
-}
+func (n *Node) reconcileMembers() { n.every(reconcileEvery, n.reconcile) }
 
 // reconcile does what the membership asks of this node: forget removed
 // peers once they are out of the metadata group; and, when this node is a

@@ -113,41 +113,34 @@ const rebalanceEvery = 5 * time.Second
 // live and caught up: after a failover the leaders gather on the
 // survivors, and this moves each back when its node returns, so leaders
 // stay spread across the nodes.
-func (n *Node) rebalance() {
-	defer n.wg.Done()
-	t := time.NewTicker(rebalanceEvery)
-	defer t.Stop()
-	for {
+func (n *Node) rebalance() { n.every(rebalanceEvery, n.rebalanceLeaders) }
+
+// rebalanceLeaders is one round of rebalance.
+func (n *Node) rebalanceLeaders() {
+	n.syncPeers() // a removal proposed by another node
+	n.mu.Lock()
+	var lead []queueGroup
+	for _, q := range n.queues {
+		if to := preferredLeader(q); to != 0 && to != n.cfg.Self.ID && q.g.IsLeader() {
+			lead = append(lead, q)
+		}
+	}
+	n.mu.Unlock()
+	for _, q := range lead {
+		to := preferredLeader(q)
+		if !caughtUp(q.g.Status(), to) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := q.g.TransferLeadership(ctx, to)
+		cancel()
+		if err != nil {
+			n.log.Info("could not hand a quorum queue back to its preferred leader", "vhost", q.vhost, "queue", q.name, "to", n.memberName(to), "err", err)
+		}
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
-		}
-		n.syncPeers() // a removal proposed by another node
-		n.mu.Lock()
-		var lead []queueGroup
-		for _, q := range n.queues {
-			if to := preferredLeader(q); to != 0 && to != n.cfg.Self.ID && q.g.IsLeader() {
-				lead = append(lead, q)
-			}
-		}
-		n.mu.Unlock()
-		for _, q := range lead {
-			to := preferredLeader(q)
-			if !caughtUp(q.g.Status(), to) {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := q.g.TransferLeadership(ctx, to)
-			cancel()
-			if err != nil {
-				n.log.Info("could not hand a quorum queue back to its preferred leader", "vhost", q.vhost, "queue", q.name, "to", n.memberName(to), "err", err)
-			}
-			select {
-			case <-n.stop:
-				return
-			default:
-			}
+		default:
 		}
 	}
 }

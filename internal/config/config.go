@@ -49,6 +49,17 @@ type Config struct {
 	// none) are told this value as Server Keep Alive; 3.1.1 clients are
 	// refused. Default 0: no maximum.
 	MQTTMaxKeepAlive int `toml:"mqtt_max_keepalive"`
+	// MQTTConnectTimeout closes an MQTT connection that has not sent a whole
+	// CONNECT this many seconds after it was accepted. Default 10.
+	MQTTConnectTimeout int `toml:"mqtt_connect_timeout"`
+	// MQTTConnectRate bounds the MQTT connections accepted per second; a
+	// reconnect storm past it waits in the kernel's backlog (counted in
+	// tern_mqtt_accept_throttled_total). Default 20000; 0: no limit.
+	MQTTConnectRate float64 `toml:"mqtt_connect_rate"`
+	// MQTTConnectRatePerAddress bounds the MQTT connections accepted per
+	// second from one source address; past it they are closed unread
+	// (tern_mqtt_connections_rate_limited_total). Default 1000; 0: no limit.
+	MQTTConnectRatePerAddress float64 `toml:"mqtt_connect_rate_per_address"`
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string `toml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".
@@ -126,23 +137,26 @@ type User struct {
 // Default returns the embedded defaults.
 func Default() Config {
 	return Config{
-		DataDir:             "./tern-data",
-		AMQPAddr:            ":5672",
-		MQTTAddr:            ":1883",
-		MQTTWSAddr:          ":15675",
-		MQTTAllowAnonymous:  true,
-		MQTTVHost:           "/",
-		MQTTQoS0Backlog:     1_000_000,
-		HTTPAddr:            ":15672",
-		LogLevel:            "info",
-		LogFormat:           "text",
-		MemoryHighWatermark: ByteSize(defaultWatermark()),
-		DiskFreeLimit:       50_000_000,
-		Fsync:               "always",
-		FsyncInterval:       Duration(200 * time.Millisecond),
-		SegmentSize:         64 << 20,
-		QueueMemoryLimit:    4 << 20,
-		Security:            defaultSecurity(),
+		DataDir:                   "./tern-data",
+		AMQPAddr:                  ":5672",
+		MQTTAddr:                  ":1883",
+		MQTTWSAddr:                ":15675",
+		MQTTAllowAnonymous:        true,
+		MQTTVHost:                 "/",
+		MQTTQoS0Backlog:           1_000_000,
+		MQTTConnectTimeout:        10,
+		MQTTConnectRate:           20_000,
+		MQTTConnectRatePerAddress: 1_000,
+		HTTPAddr:                  ":15672",
+		LogLevel:                  "info",
+		LogFormat:                 "text",
+		MemoryHighWatermark:       ByteSize(defaultWatermark()),
+		DiskFreeLimit:             50_000_000,
+		Fsync:                     "always",
+		FsyncInterval:             Duration(200 * time.Millisecond),
+		SegmentSize:               64 << 20,
+		QueueMemoryLimit:          4 << 20,
+		Security:                  defaultSecurity(),
 		AMQP: AMQP{
 			FrameMax:       131072,
 			ChannelMax:     2047,
@@ -299,6 +313,12 @@ func (c Config) Validate() error {
 	}
 	if c.MQTTMaxKeepAlive < 0 || c.MQTTMaxKeepAlive > 65535 {
 		errs = append(errs, fmt.Errorf("config: mqtt_max_keepalive %d is outside 0 (no maximum) … 65535 seconds, the protocol's range", c.MQTTMaxKeepAlive))
+	}
+	if c.MQTTConnectTimeout < 1 {
+		errs = append(errs, fmt.Errorf("config: mqtt_connect_timeout %d: at least 1 second", c.MQTTConnectTimeout))
+	}
+	if c.MQTTConnectRate < 0 || c.MQTTConnectRatePerAddress < 0 {
+		errs = append(errs, fmt.Errorf("config: mqtt_connect_rate %g and mqtt_connect_rate_per_address %g: 0 (no limit) or more", c.MQTTConnectRate, c.MQTTConnectRatePerAddress))
 	}
 	errs = append(errs, c.validateSecurity()...)
 	vhosts := c.vhostSet()

@@ -53,6 +53,8 @@ publish_rate = 10`, `vhost "nowhere"`},
 		{"huge segments", `segment_size = "2GiB"`, "segment_size"},
 		{"negative max keep-alive", `mqtt_max_keepalive = -1`, "mqtt_max_keepalive -1"},
 		{"max keep-alive past 16 bits", `mqtt_max_keepalive = 70000`, "mqtt_max_keepalive 70000"},
+		{"no connect timeout", `mqtt_connect_timeout = 0`, "mqtt_connect_timeout 0"},
+		{"negative connect rate", `mqtt_connect_rate_per_address = -1`, "mqtt_connect_rate_per_address -1"},
 		{"user twice", `
 [[users]]
 name = "app"

@@ -54,7 +54,9 @@ func Handler(src Sources, pprof bool) http.Handler {
 		handleClusterGrow(mux, src)  // cluster_grow.go
 	}
 	handleAPI(mux, src) // api.go: the RabbitMQ-compatible API
-	return authorize(src.Users, src.Access, newThrottle(nil), mux)
+	handleConsole(mux)  // console.go: the web console at /
+	th := newThrottle(nil)
+	return withConsole(src.Access, func(a Access) http.Handler { return authorize(src.Users, a, th, mux) })
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

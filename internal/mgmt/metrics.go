@@ -105,6 +105,9 @@ var metricDefs = []metricDef{
 	{"tern_mqtt_publishes_received_total", "PUBLISH packets received from MQTT clients.", prometheus.CounterValue, nil},
 	{"tern_mqtt_publishes_delivered_total", "PUBLISH packets sent to MQTT subscribers.", prometheus.CounterValue, nil},
 	{"tern_mqtt_qos0_dropped_total", "QoS 0 messages dropped for subscribers too slow to take them.", prometheus.CounterValue, nil},
+	{"tern_mqtt_connections_parked", "MQTT connections idle on the event loop, holding no goroutine and no buffer.", prometheus.GaugeValue, nil},
+	{"tern_mqtt_connections_rate_limited_total", "MQTT connections closed unread for coming too fast from one address (mqtt_connect_rate_per_address).", prometheus.CounterValue, nil},
+	{"tern_mqtt_accept_throttled_total", "MQTT accepts that waited for the overall connect rate (mqtt_connect_rate): a connection storm.", prometheus.CounterValue, nil},
 	{"tern_mqtt_retained_messages", "Retained messages held.", prometheus.GaugeValue, nil},
 	{"tern_listener_fd_exhausted_total", "Times a listener could not accept for lack of file descriptors (EMFILE/ENFILE) and retried with backoff.", prometheus.CounterValue, []string{"protocol"}},
 	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
@@ -176,6 +179,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_mqtt_publishes_received_total", float64(m.PublishesIn))
 		emit("tern_mqtt_publishes_delivered_total", float64(m.DeliveriesOut))
 		emit("tern_mqtt_qos0_dropped_total", float64(m.QoS0Dropped))
+		emit("tern_mqtt_connections_parked", float64(m.ConnectionsParked))
+		emit("tern_mqtt_connections_rate_limited_total", float64(m.RateLimited))
+		emit("tern_mqtt_accept_throttled_total", float64(m.AcceptThrottled))
 		emit("tern_mqtt_retained_messages", float64(m.RetainedMessages))
 		emit("tern_listener_fd_exhausted_total", float64(m.AcceptFDExhausted), "mqtt")
 	}

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -25,30 +25,47 @@ type conn struct {
 	srv *Server
 	id  uint64
 	nc  net.Conn
-	rd  *wire.Reader
 	out *outbox.Outbox
-	log *slog.Logger
+
+	// I/O (io.go). raw is nil for a connection that is not polled (TLS,
+	// WebSocket): it keeps a goroutine.
+	raw        syscall.RawConn
+	loop       *eventLoop
+	state      atomic.Uint32 // stRunning, stParked, stDone, with flags
+	polled     bool          // registered with the poller (guarded by the poller's mu)
+	connected  bool          // CONNACK sent
+	pending    []byte        // an incomplete packet's bytes, kept while parked
+	connectBy  int64         // UnixNano: the CONNECT timeout's deadline
+	lastPacket time.Time     // when the last whole packet came
+	lastWake   int64         // UnixNano of the last wake-up (run)
+	// The timing wheel's links (guarded by the wheel's mu).
+	wprev, wnext *conn
+	wslot        int // slot+1; 0: not in the wheel
+	wtick        int64
 
 	v          byte // protocol level
 	clientID   string
 	user       auth.User
 	vhost      *broker.VHost
 	keepAlive  time.Duration
-	connect    *wire.Connect
-	graceful   bool   // the client sent DISCONNECT
-	noWill     bool   // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
-	persistent bool   // the session queue is durable
-	expiry     uint32 // the session expiry interval in force (3.1.1 persistent: never)
+	cleanStart bool          // the CONNECT's Clean Start (Clean Session in 3.1.1)
+	will       *wire.Publish // the CONNECT's will, if it had one; Props carries its delay
+	graceful   bool          // the client sent DISCONNECT
+	noWill     bool          // …without asking for its will (reason 0x04) [MQTT-3.14.4-3]
+	persistent bool          // the session queue is durable
+	expiry     uint32        // the session expiry interval in force (3.1.1 persistent: never)
 	queue      *broker.Queue
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
-	scratch    broker.RouteScratch
+	scratch    *broker.RouteScratch   // made by the first publish
 	aliasesIn  map[uint16]string
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
 	// problemInfo is the client's Request Problem Information: false
 	// means no reason strings outside PUBLISH, CONNACK and DISCONNECT.
 	problemInfo bool
+	acc         connAccess // access.go: the user's permissions
+	release     func()     // access.go: uncounts the connection, leaves the vhost's closers
 
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts
@@ -82,52 +99,78 @@ type outflight struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc, out: outbox.New(s.cfg.OutboxLimit),
-		rd:     wire.NewReader(bufio.NewReaderSize(nc, 4096), int(s.cfg.MaxPacketSize)),
-		shared: map[string]*subscriber{}, aliasesIn: map[uint16]string{},
-		subs: map[string]subOpts{}, inflight: map[uint16]*outflight{}, finished: make(chan struct{})}
+	// The maps are made on first use (put): an idle connection has none.
+	c := &conn{srv: s, id: s.nextID.Add(1), nc: nc, finished: make(chan struct{})}
+	c.out = outbox.NewOnDemand(s.cfg.OutboxLimit, nc, c.redispatch, func(error) {
+		_ = nc.Close()
+		c.wake(wakeKick) // a parked connection learns of the close by reading
+	})
 	c.acks.c = c
-	c.acks.rel = map[uint16]bool{}
-	c.log = s.log.With("peer", nc.RemoteAddr().String())
+	c.connectBy = time.Now().Add(s.cfg.ConnectTimeout).UnixNano()
 	return c
+}
+
+// logger is the connection's logger. It is made when needed rather than
+// kept: an idle connection should not hold one.
+func (c *conn) logger() *slog.Logger {
+	if c.clientID == "" {
+		return c.srv.log.With("peer", c.nc.RemoteAddr().String())
+	}
+	return c.srv.log.With("peer", c.nc.RemoteAddr().String(), "client_id", c.clientID)
 }
 
 func (c *conn) send(p wire.Packet) {
 	c.out.Append(func(buf []byte) []byte { return p.Append(buf, c.v) })
 }
 
-// serve runs the connection to its end.
-func (c *conn) serve() {
+// start serves a new connection: parked on the event loop when it is a
+// plain TCP socket and the loop runs, else on a goroutine of its own.
+func (c *conn) start(loop *eventLoop) {
 	st := &c.srv.stats
 	st.connsTotal.Add(1)
 	st.connsOpen.Add(1)
-	defer st.connsOpen.Add(-1)
-	defer close(c.finished)
-	done := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.out.Run(c.nc, 0, nil, done, c.redispatch, func(error) { _ = c.nc.Close() })
-	}()
-	defer func() {
-		c.out.CloseAfterFlush()
-		select {
-		case <-writerDone:
-		case <-time.After(2 * time.Second):
+	if tc, ok := c.nc.(*net.TCPConn); ok && loop != nil {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw, c.loop = raw, loop
+			switch c.park() {
+			case parkedOK:
+			case parkExpired:
+				go c.expired()
+			case parkFailed:
+				go c.end("connection closed before CONNECT")
+			default:
+				go c.run()
+			}
+			return
 		}
-		close(done)
-		_ = c.nc.Close()
-	}()
-
-	if err := c.handshake(); err != nil {
-		c.log.Debug("MQTT connect refused", "err", err)
-		return
 	}
-	c.log = c.log.With("client_id", c.clientID)
-	c.log.Info("MQTT client connected", "version", c.v, "user", c.user.Name, "persistent_session", c.persistent)
-	reason := c.readLoop()
-	c.teardown()
-	c.log.Info("MQTT client disconnected", "reason", reason)
+	go c.serveBlocking()
+}
+
+// end finishes the connection on the goroutine serving it: the session's
+// teardown (will included) when it had connected, then the socket.
+func (c *conn) end(reason string) {
+	if c.connected {
+		c.teardown()
+		c.logger().Info("MQTT client disconnected", "reason", reason)
+	} else {
+		c.logger().Debug("MQTT connection closed before CONNACK", "reason", reason)
+	}
+	c.out.CloseAndWait(2 * time.Second)
+	_ = c.nc.Close()
+	if c.release != nil {
+		c.release() // the user's and the vhost's connection counts (limits)
+		c.release = nil
+	}
+	if c.loop != nil {
+		c.loop.wheel.remove(c)
+		c.loop.poller.forget(c)
+	}
+	c.pending = nil
+	c.state.Store(stDone)
+	c.srv.stats.connsOpen.Add(-1)
+	close(c.finished)
+	c.srv.conns.Done(c)
 }
 
 // kick disconnects the client from another goroutine (takeover, shutdown).
@@ -139,29 +182,10 @@ func (c *conn) kick(reason byte) {
 		c.send(&wire.Disconnect{ReasonCode: reason})
 	}
 	c.out.CloseAfterFlush()
-	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
-}
-
-func (c *conn) readLoop() string {
-	for {
-		if c.rd.Buffered() == 0 {
-			c.acks.flush()
-			if c.keepAlive > 0 {
-				// [MQTT-3.1.2-24]: one and a half keep-alive periods.
-				_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
-			}
-		}
-		p, err := c.rd.ReadPacket(c.v)
-		if err != nil {
-			return c.readError(err)
-		}
-		if err := c.handle(p); err != nil {
-			return c.protocolError(err)
-		}
-		if c.graceful {
-			return "DISCONNECT"
-		}
+	if c.raw == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	}
+	c.wake(wakeKick)
 }
 
 func (c *conn) readError(err error) string {
@@ -197,10 +221,10 @@ func (c *conn) protocolError(err error) string {
 	var we *wire.Error
 	var reason string
 	if errors.As(err, &we) {
-		c.log.Warn("MQTT protocol error, disconnecting", "code", we.Code, "err", we.Msg)
+		c.logger().Warn("MQTT protocol error, disconnecting", "code", we.Code, "err", we.Msg)
 		reason = we.Msg
 	} else {
-		c.log.Error("MQTT internal error, disconnecting; the client gets a generic reason", "err", err)
+		c.logger().Error("MQTT internal error, disconnecting; the client gets a generic reason", "err", err)
 		we = &wire.Error{Code: wire.UnspecifiedError, Msg: internalReason}
 		reason = err.Error()
 	}
@@ -241,6 +265,14 @@ func (c *conn) handle(p wire.Packet) error {
 		return &wire.Error{Code: wire.ProtocolError, Msg: "second CONNECT"} // [MQTT-3.1.0-2]
 	}
 	return &wire.Error{Code: wire.ProtocolError, Msg: "unexpected packet from a client"}
+}
+
+// put sets m[k] = v, making the map first if it is nil.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
 }
 
 func randomID() string {

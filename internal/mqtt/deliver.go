@@ -121,7 +121,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	if qos == 0 {
 		return broker.TakeSettled
 	}
-	c.inflight[p.PacketID] = &outflight{d: d, stored: true, qos: qos}
+	put(&c.inflight, p.PacketID, &outflight{d: d, stored: true, qos: qos})
 	return broker.Take
 }
 

@@ -10,11 +10,10 @@ import (
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
 
-// handshake reads CONNECT, authenticates, takes over an older connection of
-// the same client id, opens the session and answers CONNACK.
-func (c *conn) handshake() error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	p, err := c.rd.ReadPacket(0)
+// handshake takes the first packet (p, or the error decoding it), which
+// must be CONNECT, authenticates, takes over an older connection of the
+// same client id, opens the session and answers CONNACK.
+func (c *conn) handshake(p wire.Packet, err error) error {
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) && we.Code == wire.UnsupportedProtocol {
@@ -28,7 +27,11 @@ func (c *conn) handshake() error {
 	if !ok {
 		return fmt.Errorf("first packet is type %d, not CONNECT", p.Type()) // [MQTT-3.1.0-1]
 	}
-	c.v, c.connect = cn.Level, cn
+	// Only what outlives the handshake is kept, not the whole CONNECT.
+	c.v, c.cleanStart = cn.Level, cn.CleanStart
+	if cn.Will {
+		c.will = &wire.Publish{QoS: cn.WillQoS, Retain: cn.WillRetain, Topic: cn.WillTopic, Payload: cn.WillPayload, Props: cn.WillProps}
+	}
 	if c.v == wire.V31 {
 		c.v = wire.V311 // 3.1 and 3.1.1 share their wire format for what follows
 	}
@@ -44,7 +47,7 @@ func (c *conn) handshake() error {
 	}
 	user, err := c.authenticate(cn)
 	if err != nil {
-		c.log.Warn("MQTT login refused", "user", cn.Username, "err", err)
+		c.logger().Warn("MQTT login refused", "user", cn.Username, "err", err)
 		code := wire.BadUserNameOrPassword
 		if !cn.HasUsername {
 			// No credentials to be wrong: the client is not authorised.
@@ -58,6 +61,9 @@ func (c *conn) handshake() error {
 		return refuse(wire.NotAuthorized, "no access to the MQTT vhost")
 	}
 	c.vhost = vh
+	if code, err := c.admit(); err != nil {
+		return refuse(code, err.Error())
+	}
 
 	c.clientID = cn.ClientID
 	assigned := false
@@ -132,7 +138,6 @@ func (c *conn) handshake() error {
 		}
 	}
 	c.send(ack)
-	_ = c.nc.SetReadDeadline(time.Time{})
 	return c.startConsuming()
 }
 
@@ -167,8 +172,13 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
 	if clean {
-		if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
-			return false, err
+		// Only a session that exists is deleted: a new client (most of a
+		// connect storm) skips a command through the vhost's declaration
+		// lock, which every handshake otherwise queued on.
+		if _, err := c.vhost.Queue(name, 0); err == nil {
+			if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
+				return false, err
+			}
 		}
 	}
 	q, err := c.vhost.Queue(name, 0)
@@ -182,7 +192,10 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		}
 	}
 	c.queue = q
-	for _, b := range c.vhost.Bindings() {
+	if !present {
+		return false, nil // a new session has no subscriptions to reload
+	}
+	for _, b := range c.vhost.QueueBindings(q) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
 		}
@@ -190,7 +203,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if f == "" {
 			continue
 		}
-		c.subs[f] = subOptsFromArgs(b.Args)
+		put(&c.subs, f, subOptsFromArgs(b.Args))
 	}
 	return present && !clean, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -62,7 +63,7 @@ func (c *conn) publish(p *wire.Publish) error {
 			return &wire.Error{Code: wire.TopicAliasInvalid, Msg: "topic alias out of range"} // [MQTT-3.3.2-8, -9]
 		}
 		if p.Topic != "" {
-			c.aliasesIn[a] = p.Topic
+			put(&c.aliasesIn, a, p.Topic)
 		} else if t, ok := c.aliasesIn[a]; ok {
 			p.Topic = t
 		} else {
@@ -80,10 +81,14 @@ func (c *conn) publish(p *wire.Publish) error {
 	if p.QoS > 0 && c.acks.unacknowledged() >= int(c.srv.cfg.ReceiveMaximum) && c.v == wire.V5 {
 		return &wire.Error{Code: wire.ReceiveMaximumExceeded, Msg: "too many unacknowledged publishes"} // [MQTT-3.3.4-9]
 	}
+	if !c.allowed(auth.Write, p.Topic) {
+		c.refusedPublish(p)
+		return nil
+	}
 	m := c.toMessage(p)
 	if p.Retain {
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
-			c.log.Error("storing a retained message failed", "err", err)
+			c.logger().Error("storing a retained message failed", "err", err)
 			return &wire.Error{Code: wire.UnspecifiedError, Msg: "could not store the retained message"}
 		}
 	}
@@ -102,7 +107,10 @@ func (c *conn) publish(p *wire.Publish) error {
 		token = c.acks.begin(kind, p.PacketID)
 		done = &c.acks
 	}
-	res, err := c.vhost.Publish(&c.scratch, m, done, token)
+	if c.scratch == nil {
+		c.scratch = &broker.RouteScratch{}
+	}
+	res, err := c.vhost.Publish(c.scratch, m, done, token)
 	if err != nil {
 		return fmt.Errorf("mqtt: publish to %q: %w", p.Topic, err) // internal: protocolError logs it
 	}
@@ -200,7 +208,7 @@ func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if kind == wire.PUBREC {
-		a.rel[pid] = true
+		put(&a.rel, pid, true)
 	} else {
 		a.qos1++
 	}
@@ -275,7 +283,7 @@ func (a *ackQueue) sendReadyLocked() {
 			// 3.1.1 has no negative acknowledgement: drop the connection so
 			// the client resends the unacknowledged message.
 			// Debug: the store logs the failure once when it starts, not per message.
-			c.log.Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
+			c.logger().Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
 			c.out.CloseAfterFlush()
 			continue
 		}

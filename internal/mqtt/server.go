@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/tern-broker/tern/internal/accept"
 	"github.com/tern-broker/tern/internal/auth"
@@ -46,6 +49,20 @@ type Config struct {
 	// the user its verified TLS client certificate names (RabbitMQ's
 	// mqtt.ssl_cert_login); credentials in CONNECT take priority.
 	CertName func(*x509.Certificate) (string, error)
+	// ConnectTimeout closes a connection that has not sent a whole
+	// CONNECT this long after it was accepted; default 10 s.
+	ConnectTimeout time.Duration
+	// ConnectRate bounds the connections accepted per second (burst as
+	// many), so a reconnect storm waits in the kernel's backlog; 0: 20,000.
+	// Negative: no limit.
+	ConnectRate float64
+	// ConnectRatePerAddress bounds the connections accepted per second from
+	// one source address (burst as many); past it they are closed unread.
+	// 0: 1,000. Negative: no limit.
+	ConnectRatePerAddress float64
+	// NoEventLoop keeps a goroutine per TCP connection instead of parking
+	// idle ones on the event loop (for comparison; see io.go).
+	NoEventLoop bool
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +84,15 @@ func (c Config) withDefaults() Config {
 	if c.OutboxLimit == 0 {
 		c.OutboxLimit = 1 << 20
 	}
+	if c.ConnectRate == 0 {
+		c.ConnectRate = 20_000
+	}
+	if c.ConnectRatePerAddress == 0 {
+		c.ConnectRatePerAddress = 1_000
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
 	if c.QoS0Backlog == 0 {
 		c.QoS0Backlog = 1_000_000
 	}
@@ -83,12 +109,25 @@ type Stats struct {
 	// AcceptFDExhausted counts the times the TCP listener could not accept
 	// for lack of file descriptors (each such episode, not each retry).
 	AcceptFDExhausted uint64
+	// RateLimited counts connections closed unread for coming too fast
+	// from one address (ConnectRatePerAddress).
+	RateLimited uint64
+	// ConnectionsParked is how many connections wait on the event loop
+	// with no goroutine; ReadBuffersInUse how many pooled read buffers
+	// connections hold now (idle ones hold none).
+	ConnectionsParked int64
+	ReadBuffersInUse  int64
+	// AcceptThrottled counts accepts that waited for the overall connect
+	// rate (ConnectRate).
+	AcceptThrottled uint64
 }
 
 type counters struct {
 	connsOpen                          atomic.Int64
 	connsTotal, publishesIn, delivered atomic.Uint64
 	qos0Dropped, acceptExhausted       atomic.Uint64
+	rateLimited, acceptThrottled       atomic.Uint64
+	parked, readBufs                   atomic.Int64
 }
 
 // Server accepts MQTT connections for a broker.
@@ -107,6 +146,12 @@ type Server struct {
 	active map[string]*conn        // client id → its live connection
 	wills  map[string]*delayedWill // client id → a delayed will waiting to go
 	conns  accept.Conns[*conn]
+
+	perAddr    *addrLimiter  // nil: no per-address limit
+	acceptRate *rate.Limiter // nil: no overall limit
+
+	serving int        // Serve calls running (guarded by mu)
+	loop    *eventLoop // while serving, unless NoEventLoop or unsupported (guarded by mu)
 }
 
 // NewServer returns an MQTT server for b.
@@ -135,6 +180,10 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 	}
 	s := &Server{cfg: cfg, broker: b, clock: b.Clock(), users: users, log: log, retained: rs, expiry: ex,
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
+	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
+	if cfg.ConnectRate > 0 {
+		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))
+	}
 	ex.start(func() *broker.VHost { return b.VHost(cfg.VHost) }, func(id string) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -153,13 +202,26 @@ func (s *Server) Stats() Stats {
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
 		QoS0Dropped: s.stats.qos0Dropped.Load(), RetainedMessages: n,
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
+		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
+		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
 	}
 }
 
 // Serve accepts connections on ln until ctx is done, then disconnects every
 // client (DISCONNECT 0x8B for 5.0) and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	err := accept.Loop(ctx, ln, s.handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
+	s.startLoop()
+	defer s.stopLoop()
+	handle := func(nc net.Conn) {
+		if !s.perAddr.allow(nc.RemoteAddr(), time.Now()) {
+			s.stats.rateLimited.Add(1)
+			_ = nc.Close()
+			return
+		}
+		s.handle(nc)
+		s.throttle(ctx) // before the next accept
+	}
+	err := accept.Loop(ctx, ln, handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
@@ -174,10 +236,48 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// handle runs a client connection (TCP or WebSocket) on its own goroutines.
+// handle serves a client connection (TCP, TLS or WebSocket).
 func (s *Server) handle(nc net.Conn) {
 	c := newConn(s, nc)
-	s.conns.Go(c, c.serve)
+	s.conns.Add(c)
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	c.start(loop)
+}
+
+// startLoop starts the event loop with the first Serve.
+func (s *Server) startLoop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serving++
+	if s.loop != nil || s.cfg.NoEventLoop || !pollerSupported {
+		return
+	}
+	p, err := newPoller()
+	if err != nil {
+		s.log.Warn("MQTT event loop unavailable; every connection keeps a goroutine", "err", err)
+		return
+	}
+	l := &eventLoop{poller: p}
+	l.wheel = newWheel(wheelTick, func(c *conn) { c.wake(wakeExpired) })
+	s.loop = l
+}
+
+// stopLoop stops the event loop when the last Serve returns (its
+// connections have all ended).
+func (s *Server) stopLoop() {
+	s.mu.Lock()
+	s.serving--
+	var l *eventLoop
+	if s.serving == 0 {
+		l, s.loop = s.loop, nil
+	}
+	s.mu.Unlock()
+	if l != nil {
+		l.wheel.close()
+		l.poller.close()
+	}
 }
 
 // delayedWill is a 5.0 will waiting for its delay.
@@ -197,7 +297,7 @@ func (s *Server) claim(c *conn) *conn {
 	var sendNow func()
 	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
-		if w.timer.Stop() && c.connect.CleanStart {
+		if w.timer.Stop() && c.cleanStart {
 			sendNow = w.send
 		}
 	}

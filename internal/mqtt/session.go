@@ -30,7 +30,7 @@ func (c *conn) teardown() {
 			back = append(back, of.d)
 		}
 	}
-	c.inflight = map[uint16]*outflight{}
+	c.inflight = nil
 	c.mu.Unlock()
 
 	if c.sub != nil {
@@ -56,7 +56,7 @@ func (c *conn) teardown() {
 			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
 			c.srv.expiry.forget(c.clientID)
 		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
-			c.log.Error("recording the session expiry failed", "err", err)
+			c.logger().Error("recording the session expiry failed", "err", err)
 		}
 	}
 	if !c.graceful || !c.noWill {
@@ -69,27 +69,26 @@ func (c *conn) teardown() {
 // the end of the session if that comes first; a session resumed before
 // then cancels it.
 func (c *conn) publishWill() {
-	cn := c.connect
-	if cn == nil || !cn.Will {
+	p := c.will
+	if p == nil {
 		return
 	}
-	p := &wire.Publish{QoS: cn.WillQoS, Retain: cn.WillRetain, Topic: cn.WillTopic, Payload: cn.WillPayload, Props: cn.WillProps}
 	send := func() {
 		m := c.toMessage(p)
 		if p.Retain {
 			if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
-				c.log.Error("storing a retained will failed", "err", err)
+				c.logger().Error("storing a retained will failed", "err", err)
 			}
 		}
 		var s broker.RouteScratch
 		if _, err := c.vhost.Publish(&s, m, nil, 0); err != nil {
-			c.log.Warn("publishing the will failed", "err", err)
+			c.logger().Warn("publishing the will failed", "err", err)
 		}
 	}
 	// The will goes when its delay passes or the session ends, whichever
 	// is first [MQTT-3.1.2-8, MQTT-3.1.3-9]: a session with expiry 0 ends
 	// now, so its will goes now whatever the delay.
-	delay := time.Duration(min(cn.WillProps.WillDelay, c.expiry)) * time.Second
+	delay := time.Duration(min(p.Props.WillDelay, c.expiry)) * time.Second
 	if c.v != wire.V5 || delay == 0 {
 		send()
 		return
@@ -98,7 +97,7 @@ func (c *conn) publishWill() {
 	srv.mu.Lock()
 	if cur := srv.active[c.clientID]; cur != nil && cur != c {
 		srv.mu.Unlock()
-		if cur.connect.CleanStart {
+		if cur.cleanStart {
 			send() // the new connection ended the session: no delay left
 		}
 		// Otherwise it resumed the session before the delay began

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"strings"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -51,13 +52,17 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			codes[i] = wire.TopicFilterInvalid
 			continue
 		}
+		if !c.allowed(auth.Read, filter) {
+			codes[i] = c.refusedSubscription()
+			continue
+		}
 		if ok {
 			if s.NoLocal && c.v == wire.V5 {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
 			if err := c.subscribeShared(group, filter, o); err != nil {
 				// The client gets 0x80 and no detail; the log gets it.
-				c.log.Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
+				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
 				codes[i] = wire.UnspecifiedError
 				continue
 			}
@@ -71,15 +76,15 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// message once however many of its bindings match).
 		c.mu.Lock()
 		old, existed := c.subs[s.Filter]
-		c.subs[s.Filter] = o
+		put(&c.subs, s.Filter, o)
 		c.mu.Unlock()
 		key := topicToKey(s.Filter)
 		if !existed || old != o {
 			if err := c.vhost.BindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, o), 0); err != nil {
-				c.log.Error("MQTT subscription failed", "filter", s.Filter, "err", err)
+				c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 				c.mu.Lock()
 				if existed {
-					c.subs[s.Filter] = old
+					put(&c.subs, s.Filter, old)
 				} else {
 					delete(c.subs, s.Filter)
 				}
@@ -119,7 +124,7 @@ func (c *conn) sendRetained(r retainedMsg, qos byte) {
 	c.mu.Lock()
 	if qos > 0 {
 		p.PacketID = c.allocPIDLocked()
-		c.inflight[p.PacketID] = &outflight{qos: qos}
+		put(&c.inflight, p.PacketID, &outflight{qos: qos})
 	}
 	c.mu.Unlock()
 	c.send(p)
@@ -145,7 +150,7 @@ func (c *conn) subscribeShared(group, filter string, o subOpts) error {
 	}
 	s := &subscriber{c: c, q: q, filter: filter, opts: o}
 	c.mu.Lock()
-	c.shared[key] = s
+	put(&c.shared, key, s)
 	c.mu.Unlock()
 	return q.Consume(s, broker.ConsumeOptions{})
 }

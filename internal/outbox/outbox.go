@@ -32,8 +32,9 @@ type Outbox struct {
 	closing bool   // guarded by mu: flush what is buffered, then close the socket
 	starved bool   // guarded by mu: a delivery was refused for lack of room; redispatch after draining
 
-	wake      chan struct{}
-	lastWrite atomic.Int64 // UnixNano of the last socket write, for heartbeats
+	wake      chan struct{} // Run's; nil for an on-demand outbox
+	demand    *demand       // non-nil: written on demand (demand.go), not by Run
+	lastWrite atomic.Int64  // UnixNano of the last socket write, for heartbeats
 }
 
 // New returns an outbox refusing deliveries past limit bytes. Its buffers
@@ -44,6 +45,10 @@ func New(limit int) *Outbox {
 
 // signalLocked wakes the writer; mu must be held.
 func (o *Outbox) signalLocked() {
+	if o.demand != nil {
+		o.startLocked()
+		return
+	}
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -53,6 +58,7 @@ func (o *Outbox) signalLocked() {
 // Write appends b and wakes the writer.
 func (o *Outbox) Write(b []byte) {
 	o.mu.Lock()
+	o.growLocked()
 	o.buf = append(o.buf, b...)
 	o.signalLocked()
 	o.mu.Unlock()
@@ -64,6 +70,7 @@ func (o *Outbox) Write(b []byte) {
 // packet ids) are numbered inside it.
 func (o *Outbox) Append(add func(buf []byte) []byte) {
 	o.mu.Lock()
+	o.growLocked()
 	o.buf = add(o.buf)
 	o.signalLocked()
 	o.mu.Unlock()
@@ -80,6 +87,7 @@ func (o *Outbox) AppendDelivery(add func(buf []byte) []byte) bool {
 		o.mu.Unlock()
 		return false
 	}
+	o.growLocked()
 	o.buf = add(o.buf)
 	o.signalLocked()
 	o.mu.Unlock()

@@ -15,12 +15,23 @@ type topicNode[D comparable] struct {
 
 func newTopic[D comparable](bs []Binding[D]) topic[D] {
 	t := topic[D]{root: &topicNode[D]{}}
+	// Destinations are deduplicated through a set per build, not by
+	// scanning the node's list: thousands of queues bound with one key
+	// (an MQTT fleet subscribing to one topic) made every build quadratic.
+	type nodeDest struct {
+		n *topicNode[D]
+		d D
+	}
+	seen := make(map[nodeDest]struct{}, len(bs))
 	for _, b := range bs {
 		n := t.root
-		for _, w := range strings.Split(b.Key, ".") {
+		for w := range strings.SplitSeq(b.Key, ".") {
 			n = n.child(w)
 		}
-		n.dests = appendUnique(n.dests, b.Dest)
+		if _, dup := seen[nodeDest{n, b.Dest}]; !dup {
+			seen[nodeDest{n, b.Dest}] = struct{}{}
+			n.dests = append(n.dests, b.Dest)
+		}
 	}
 	return t
 }

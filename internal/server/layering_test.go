@@ -11,7 +11,7 @@ import (
 // the module it may import: the picture in DESIGN.md, written down.
 // Protocol adapters → broker → (route, flow, message); broker knows no
 // protocol, wire format, file format or configuration; store knows only
-// message and vfs; message, the shared vocabulary, imports nothing of
+// message, record and vfs; message, the shared vocabulary, imports nothing of
 // ours; only the composition root (server) reads the configuration and
 // joins broker to store. A new package, or a new import, fails until it is
 // listed here — adding the line is the moment to check it points down.
@@ -29,21 +29,23 @@ var allowedImports = map[string][]string{
 	"internal/clock":                    {},
 	"internal/cluster":                  {"internal/broker", "internal/clock", "internal/cluster/forward", "internal/cluster/meta", "internal/cluster/raftnode", "internal/cluster/transport", "internal/cluster/wal", "internal/vfs"},
 	"internal/cluster/clustertest":      {"internal/clock", "internal/cluster/raftnode", "internal/cluster/transport/memnet", "internal/cluster/wal", "internal/vfs"},
-	"internal/cluster/forward":          {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message"},
+	"internal/cluster/forward":          {"internal/broker", "internal/clock", "internal/cluster/transport", "internal/message", "internal/record"},
 	"internal/cluster/meta":             {"internal/broker"},
 	"internal/cluster/raftnode":         {"internal/clock", "internal/cluster/transport"},
 	"internal/cluster/transport":        {},
 	"internal/cluster/transport/memnet": {"internal/clock", "internal/cluster/transport"},
-	"internal/cluster/wal":              {"internal/vfs"},
+	"internal/cluster/wal":              {"internal/record", "internal/vfs"},
 	"internal/config":                   {"internal/auth", "internal/clock", "internal/flow"},
+	"internal/console":                  {},
 	"internal/flow":                     {"internal/clock"},
 	"internal/message":                  {},
-	"internal/mgmt":                     {"internal/amqp", "internal/auth", "internal/broker", "internal/flow", "internal/message", "internal/mqtt", "internal/store"},
+	"internal/mgmt":                     {"internal/amqp", "internal/auth", "internal/broker", "internal/console", "internal/flow", "internal/message", "internal/mqtt", "internal/store"},
 	"internal/mqtt":                     {"internal/accept", "internal/auth", "internal/broker", "internal/certs", "internal/clock", "internal/message", "internal/outbox", "internal/route", "internal/vfs", "internal/wire/mqtt"},
 	"internal/outbox":                   {},
+	"internal/record":                   {},
 	"internal/route":                    {"internal/message"},
 	"internal/server":                   {"internal/amqp", "internal/auth", "internal/broker", "internal/certs", "internal/clock", "internal/cluster", "internal/config", "internal/flow", "internal/message", "internal/mgmt", "internal/mqtt", "internal/store", "internal/vfs"},
-	"internal/store":                    {"internal/message", "internal/vfs"},
+	"internal/store":                    {"internal/message", "internal/record", "internal/vfs"},
 	"internal/testkit":                  {"internal/certs", "internal/clock", "internal/config", "internal/server", "internal/wire/amqp091", "internal/wire/mqtt"},
 	"internal/vfs":                      {},
 	"internal/wire/amqp091":             {"internal/message"},

@@ -211,8 +211,10 @@ func (s *Server) Start() error {
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
-		MaxKeepAlive: uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
-		RetainedLog:  retainedLog, Retained: retained,
+		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
+		ConnectRate:    noLimit(cfg.MQTTConnectRate), ConnectRatePerAddress: noLimit(cfg.MQTTConnectRatePerAddress),
+		RetainedLog: retainedLog, Retained: retained,
 		CertName: s.mqttCertName(),
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
@@ -527,4 +529,13 @@ func (s *Server) monitorResources(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// noLimit maps a configured rate, where 0 is no limit, to the MQTT
+// server's, where 0 is its default and a negative rate no limit.
+func noLimit(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

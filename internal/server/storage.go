@@ -9,7 +9,7 @@ import (
 	"github.com/tern-broker/tern/internal/store"
 )
 
-// The store knows nothing of the broker (it imports message and vfs
+// The store knows nothing of the broker (it imports message, record and vfs
 // only); this adapter is where the two meet.
 var (
 	_ broker.Log       = (*store.QueueLog)(nil)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/tern-broker/tern/internal/message"
+	"github.com/tern-broker/tern/internal/record"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -85,12 +86,12 @@ func (l *QueueLog) appendLocked(seq uint64, key string, keyed bool, m *message.M
 	if err != nil {
 		return err
 	}
-	start := len(l.buf)
 	typ := recMessage
 	if keyed {
 		typ = recKeyed
 	}
-	l.buf = append(l.buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
+	var start int
+	l.buf, start = record.Begin(l.buf, typ)
 	l.buf = binary.LittleEndian.AppendUint64(l.buf, seq)
 	if keyed {
 		l.buf = binary.LittleEndian.AppendUint32(l.buf, uint32(len(key)))
@@ -289,8 +290,7 @@ func (l *QueueLog) syncedLocked(s *segment, off int64, acks, dels int) {
 }
 
 func appendSeqRecord(buf []byte, typ byte, list []uint64) []byte {
-	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
+	buf, start := record.Begin(buf, typ)
 	for _, q := range list {
 		buf = binary.LittleEndian.AppendUint64(buf, q)
 	}

@@ -3,7 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
+
+	"github.com/tern-broker/tern/internal/record"
 )
 
 // Record types.
@@ -14,54 +15,31 @@ const (
 	recKeyed     byte = 4 // seq uint64 | key length uint32 | key | message record (a RecordLog's)
 )
 
-// recordHeader is length uint32 (type + payload) | CRC-32C uint32 (of type +
-// payload), little-endian.
-const recordHeader = 8
+// Records are framed by internal/record: length uint32 | CRC-32C uint32
+// (both of type + payload) | type | payload, little-endian.
+const recordHeader = record.HeaderLen
 
 // maxRecord bounds a record's length so a corrupt length cannot make
 // recovery allocate gigabytes.
 const maxRecord = 512 << 20
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // errTorn marks the end of the valid records: a torn or corrupt tail.
 var errTorn = errors.New("store: torn or corrupt record")
 
-// appendRecord frames payload (type byte included as its first byte).
-func appendRecord(buf []byte, typ byte, payload ...[]byte) []byte {
-	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, typ)
-	for _, p := range payload {
-		buf = append(buf, p...)
-	}
-	sealRecord(buf, start)
-	return buf
-}
-
-// sealRecord fills in the length and CRC of the record begun at start,
-// whose type byte and payload follow the header.
-func sealRecord(buf []byte, start int) {
-	body := buf[start+recordHeader:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(body))
-}
+var (
+	appendRecord = record.Append // frames a type byte and payload
+	sealRecord   = record.Seal   // seals a record begun in place
+)
 
 // parseRecord reads the record at the start of b. It returns the type, the
 // payload (aliasing b) and the record's total length, or errTorn when the
 // bytes do not hold a complete, intact record.
 func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
-	if len(b) < recordHeader+1 {
+	typ, payload, n, ok := record.Parse(b, maxRecord)
+	if !ok {
 		return 0, nil, 0, errTorn
 	}
-	length := binary.LittleEndian.Uint32(b)
-	if length == 0 || length > maxRecord || uint64(len(b)-recordHeader) < uint64(length) {
-		return 0, nil, 0, errTorn
-	}
-	body := b[recordHeader : recordHeader+int(length)]
-	if crcOf(body) != binary.LittleEndian.Uint32(b[4:]) {
-		return 0, nil, 0, errTorn
-	}
-	return body[0], body[1:], recordHeader + int(length), nil
+	return typ, payload, n, nil
 }
 
 // seqs decodes an ack or delivered payload.
@@ -75,8 +53,6 @@ func seqs(payload []byte) ([]uint64, error) {
 	}
 	return out, nil
 }
-
-func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // splitKey returns a keyed record's key and the message record after it;
 // other records have no key.

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/tern-broker/tern/internal/record"
 	"github.com/tern-broker/tern/internal/vfs"
 )
 
@@ -177,7 +177,7 @@ func (s *segment) encodeIndex() []byte {
 			b = binary.LittleEndian.AppendUint64(b, q)
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.LittleEndian.AppendUint32(b, record.CRC(b))
 }
 
 var errBadIndex = errors.New("store: bad segment index")
@@ -195,7 +195,7 @@ func decodeIndex(b []byte, base uint64) (scanResult, error) {
 		return r, errBadIndex
 	}
 	body := b[:len(b)-4]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+	if record.CRC(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 		return r, errBadIndex
 	}
 	if binary.LittleEndian.Uint64(b[8:]) != base {

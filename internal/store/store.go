@@ -210,7 +210,13 @@ func (s *Store) DeleteQueueLog(id string) error {
 			_ = seg.file.Close()
 		}
 		l.closed = true
+		noDir := l.noDir
 		l.mu.Unlock()
+		if noDir {
+			// Opened without a directory and never given one (no
+			// message reached it): nothing on disk to remove or sync.
+			return nil
+		}
 	}
 	dir := s.queueDir(id)
 	names, err := s.fs.List(dir)

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -33,7 +34,8 @@ func serveAMQP(t *testing.T, nd *node, users *auth.Store) string {
 func TestAMQPThroughAnotherNode(t *testing.T) {
 	ns := newCluster(t, 2, nil)
 	users := auth.NewStore()
-	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest"), VHosts: []string{"*"}})
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
 	url1, url2 := serveAMQP(t, ns[0], users), serveAMQP(t, ns[1], users)
 
 	c1, err := amqpc.Dial(url1)
@@ -126,4 +128,44 @@ func TestAMQPThroughAnotherNode(t *testing.T) {
 	}
 	_ = m.Ack(false)
 	waitFor(t, 2*time.Second, "get acked", nil, func() bool { r, u, _ := q1.Counts(); return r == 2 && u == 0 })
+}
+
+// With the queue's node down, basic.get and queue.purge on another node
+// close the channel with 404, as RabbitMQ does ("home node … is down or
+// inaccessible"), rather than answer get-empty or purge-ok with 0
+// (finding 7).
+func TestAMQPOwnerDownGetPurgeFail(t *testing.T) {
+	ns := newCluster(t, 2, nil)
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
+	url2 := serveAMQP(t, ns[1], users)
+	declare(t, ns[0], "q", nil)
+	ns[0].f.Close()
+	_ = ns[0].tr.Close()
+	c2, err := amqpc.Dial(url2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	for _, op := range []string{"get", "purge"} {
+		ch, err := c2.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch op {
+		case "get":
+			_, ok, e := ch.Get("q", false)
+			if ok {
+				t.Fatal("get from a queue whose node is down found a message")
+			}
+			err = e
+		case "purge":
+			_, err = ch.QueuePurge("q", false)
+		}
+		var ae *amqpc.Error
+		if !errors.As(err, &ae) || ae.Code != amqpc.NotFound {
+			t.Fatalf("%s with the queue's node down: %v", op, err)
+		}
+	}
 }

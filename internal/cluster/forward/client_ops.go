@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -9,29 +10,46 @@ import (
 )
 
 // Get implements broker.Forwarder: basic.get on the owner, waiting
-// RequestTimeout at most. A delivery to ack is the node's "get" consumer
-// (id 0) on the owner, kept alive by keepalives until settled.
-func (f *Forwarder) Get(q *broker.Queue, noAck bool) (broker.Delivery, bool) {
+// RequestTimeout at most. A delivery to ack is held on the owner by the
+// node's session under an id this node chose (the get's, from the
+// consumer ids' sequence), kept alive by keepalives until settled. When
+// the reply does not come, the owner may have taken the message all the
+// same: a requeue of that id gives it back (a no-op if it never took it,
+// and a tombstone that refuses the get if it arrives later).
+func (f *Forwarder) Get(q *broker.Queue, noAck bool) (broker.Delivery, bool, error) {
 	l := f.link(q.Node())
 	g := getReq{Epoch: f.epoch, Ref: refOf(q), NoAck: noAck}
+	if !noAck {
+		g.ID = f.nextConsumer.Add(1)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.RequestTimeout)
 	reply, err := f.tr.Request(ctx, l.node, KindGet, g.append(nil))
 	cancel()
+	var d delivery
+	var found bool
+	if err == nil {
+		d, found, err = decodeGetReply(reply)
+	}
 	if err != nil {
 		l.failed(err)
 		f.log.Debug("forwarded basic.get failed", "node", l.node, "queue", q.Name(), "err", err)
-		return broker.Delivery{}, false
+		if !noAck {
+			l.mu.Lock()
+			l.addOpLocked(ctlOp{Op: opRequeue, Consumer: 0, IDs: []uint64{g.ID}})
+			l.kickLocked()
+			l.mu.Unlock()
+		}
+		return broker.Delivery{}, false, f.unreachable(q, err)
 	}
-	d, found, err := decodeGetReply(reply)
-	if err != nil || !found {
-		return broker.Delivery{}, false
+	if !found {
+		return broker.Delivery{}, false, nil
 	}
 	m, err := message.DecodeMessage(d.Rec)
 	if err != nil {
 		if !noAck {
-			f.Settle(q, broker.SettleRequeue, []broker.Delivery{broker.NewRemoteDelivery(q, nil, d.ID, 0, false, 0)})
+			f.Settle(q, broker.SettleRequeue, []broker.Delivery{broker.NewRemoteDelivery(q, nil, g.ID, 0, false, 0)})
 		}
-		return broker.Delivery{}, false
+		return broker.Delivery{}, false, nil
 	}
 	if !noAck {
 		l.mu.Lock()
@@ -41,11 +59,11 @@ func (f *Forwarder) Get(q *broker.Queue, noAck bool) (broker.Delivery, bool) {
 		l.gets++
 		l.mu.Unlock()
 	}
-	return broker.NewRemoteDelivery(q, m, d.ID, 0, d.Redelivered, int(d.Remaining)), true
+	return broker.NewRemoteDelivery(q, m, g.ID, 0, d.Redelivered, int(d.Remaining)), true, nil
 }
 
 // Purge implements broker.Forwarder.
-func (f *Forwarder) Purge(q *broker.Queue) int {
+func (f *Forwarder) Purge(q *broker.Queue) (int, error) {
 	l := f.link(q.Node())
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.RequestTimeout)
 	reply, err := f.tr.Request(ctx, l.node, KindPurge, appendRef(nil, refOf(q)))
@@ -53,12 +71,22 @@ func (f *Forwarder) Purge(q *broker.Queue) int {
 	if err == nil {
 		var vs []uint64
 		if vs, err = decodeUvarints(reply, 1); err == nil {
-			return int(vs[0])
+			return int(vs[0]), nil
 		}
 	}
 	l.failed(err)
 	f.log.Warn("forwarded queue.purge failed", "node", l.node, "queue", q.Name(), "err", err)
-	return 0
+	return 0, f.unreachable(q, err)
+}
+
+// unreachable is the error of an operation on q whose node could not be
+// asked or did not answer in time: RabbitMQ's for a classic queue whose
+// node is down (404 NOT_FOUND, "home node … is down or inaccessible").
+func (f *Forwarder) unreachable(q *broker.Queue, err error) error {
+	return &broker.Error{Kind: broker.KindNotFound,
+		Text: fmt.Sprintf("home node %d of queue '%s' in vhost '%s' is down or inaccessible",
+			q.Node(), q.Name(), q.VHost().Name()),
+		Cause: err}
 }
 
 // countEntry is a remote queue's counts as last learnt.
@@ -78,18 +106,23 @@ type countEntry struct {
 // unless the owner was found unreachable lately; until an answer the
 // counts are 0.
 func (f *Forwarder) Counts(q *broker.Queue) (ready, unacked, consumers int) {
+	if q.VHost().QueueByID(q.Name(), q.ID()) != q {
+		return 0, 0, 0 // deleted (Closed ran): an entry now would never go
+	}
 	l := f.link(q.Node())
 	deadline := f.cfg.Clock.Now().Add(f.cfg.RequestTimeout)
 	for try := 0; ; try++ {
 		now := f.cfg.Clock.Now()
 		l.mu.Lock()
+		if len(l.counts) == 0 {
+			l.mu.Unlock()
+			l.seedCounts()
+			l.mu.Lock()
+		}
 		e := l.counts[q]
 		if e == nil {
 			e = &countEntry{q: q}
 			l.counts[q] = e
-			if len(l.counts) == 1 {
-				l.seedCountsLocked()
-			}
 		}
 		var wait chan struct{}
 		if now.Sub(e.at) > f.cfg.CountsMaxAge && !now.Before(l.downUntil) {
@@ -116,18 +149,28 @@ func (f *Forwarder) Counts(q *broker.Queue) (ready, unacked, consumers int) {
 	}
 }
 
-// seedCountsLocked adds, wanted, every queue of the broker the link's
-// node holds, so the first refresh learns them all in one request.
-func (l *link) seedCountsLocked() {
+// seedCounts adds, wanted, every queue of the broker the link's node
+// holds, so the first refresh learns them all in one request. It takes
+// the broker's locks (VHosts) and so must be called without l.mu: the
+// broker calls Closed, which takes l.mu, with a vhost's lock held.
+func (l *link) seedCounts() {
 	b := l.f.b.Load()
 	if b == nil {
 		return
 	}
+	var qs []*broker.Queue
 	for _, v := range b.VHosts() {
 		for _, q := range v.Queues() {
-			if q.Node() == l.node && q.Remote() && l.counts[q] == nil {
-				l.counts[q] = &countEntry{q: q, wanted: true}
+			if q.Node() == l.node && q.Remote() {
+				qs = append(qs, q)
 			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, q := range qs {
+		if l.counts[q] == nil {
+			l.counts[q] = &countEntry{q: q, wanted: true}
 		}
 	}
 }

@@ -15,7 +15,7 @@ func appendRef(b []byte, q queueRef) []byte {
 }
 
 func (r *reader) ref() queueRef {
-	return queueRef{VHost: r.string(), Name: r.string(), ID: r.string()}
+	return queueRef{VHost: r.Str(), Name: r.Str(), ID: r.Str()}
 }
 
 // A publish request is a run of items, each a flag (1: a queue reference
@@ -43,26 +43,26 @@ type publishItem struct {
 }
 
 func decodePublish(body []byte) ([]publishItem, error) {
-	r := reader{b: body}
+	r := newReader(body)
 	var items []publishItem
 	var cur queueRef
-	for first := true; len(r.b) > 0 && r.err == nil; first = false {
-		switch r.byte() {
+	for first := true; r.Len() > 0 && r.Err() == nil; first = false {
+		switch r.Byte() {
 		case 0:
 			if first {
-				r.fail("first publish names no queue")
+				r.Fail("first publish names no queue")
 			}
 		case 1:
 			cur = r.ref()
 		default:
-			r.fail("bad queue flag")
+			r.Fail("bad queue flag")
 		}
-		rec := r.bytes()
-		if r.err == nil {
+		rec := r.Bytes()
+		if r.Err() == nil {
 			items = append(items, publishItem{ref: cur, rec: rec})
 		}
 	}
-	return items, r.end()
+	return items, r.End()
 }
 
 func decodePublishReply(body []byte, n int) ([]byte, error) {
@@ -101,10 +101,10 @@ func (c *consumeReq) append(b []byte) []byte {
 }
 
 func decodeConsume(body []byte) (consumeReq, error) {
-	r := reader{b: body}
-	c := consumeReq{Epoch: r.uvarint(), Consumer: r.uvarint(), Ref: r.ref(), NoAck: r.bool(), Exclusive: r.bool(),
-		Priority: r.varint(), Prefetch: r.uvarint(), Stream: r.bytes()}
-	return c, r.end()
+	r := newReader(body)
+	c := consumeReq{Epoch: r.Uvarint(), Consumer: r.Uvarint(), Ref: r.ref(), NoAck: r.Bool(), Exclusive: r.Bool(),
+		Priority: r.Varint(), Prefetch: r.Uvarint(), Stream: r.Bytes()}
+	return c, r.End()
 }
 
 // A reply that may carry a broker error: status 0, or 1 with the error's
@@ -119,14 +119,14 @@ func appendStatus(b []byte, kind uint64, text string) []byte {
 }
 
 func decodeStatus(body []byte) (kind uint64, text string, err error) {
-	r := reader{b: body}
-	if r.bool() {
-		kind, text = r.uvarint(), r.string()
-		if r.err == nil && kind == 0 {
-			r.fail("error of kind 0")
+	r := newReader(body)
+	if r.Bool() {
+		kind, text = r.Uvarint(), r.Str()
+		if r.Err() == nil && kind == 0 {
+			r.Fail("error of kind 0")
 		}
 	}
-	return kind, text, r.end()
+	return kind, text, r.End()
 }
 
 // Control operations: settles of a consumer's deliveries by id, its
@@ -140,13 +140,26 @@ const (
 	opReject  byte = 3
 	opCredit  byte = 4
 	opCancel  byte = 5
+	// opLost gives back deliveries the transport lost (a gap in the ids,
+	// or ids a keepalive reply names that never arrived). A queue requeues
+	// them, as opRequeue; a stream, whose requeue puts nothing back and
+	// whose reader has moved past them, has the proxy send them again.
+	opLost byte = 6
+	// opAbort ends a consumer whose consume the client's node reported
+	// failed (refused, or its reply never came): no deliveries reached its
+	// consumer, so everything the proxy holds goes back to the queue.
+	opAbort byte = 7
 )
 
 type ctlOp struct {
 	Op       byte
 	Consumer uint64   // 0: the node's basic.get deliveries
-	IDs      []uint64 // ack, requeue, reject
+	IDs      []uint64 // ack, requeue, reject, lost
 	Released uint64   // credit
+	// Seen (cancel) is the last delivery id the client's node received:
+	// what the owner pushed beyond it never reached the consumer and
+	// goes back to the queue.
+	Seen uint64
 }
 
 func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
@@ -157,34 +170,38 @@ func appendControl(b []byte, epoch uint64, ops []ctlOp) []byte {
 		b = append(b, o.Op)
 		b = appendUvarint(b, o.Consumer)
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			b = appendIDs(b, o.IDs)
 		case opCredit:
 			b = appendUvarint(b, o.Released)
+		case opCancel:
+			b = appendUvarint(b, o.Seen)
 		}
 	}
 	return b
 }
 
 func decodeControl(body []byte) (epoch uint64, ops []ctlOp, err error) {
-	r := reader{b: body}
-	epoch = r.uvarint()
-	n := r.count(2)
+	r := newReader(body)
+	epoch = r.Uvarint()
+	n := r.Count(2)
 	ops = make([]ctlOp, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		o := ctlOp{Op: r.byte(), Consumer: r.uvarint()}
+	for i := 0; i < n && r.Err() == nil; i++ {
+		o := ctlOp{Op: r.Byte(), Consumer: r.Uvarint()}
 		switch o.Op {
-		case opAck, opRequeue, opReject:
+		case opAck, opRequeue, opReject, opLost:
 			o.IDs = r.ids()
 		case opCredit:
-			o.Released = r.uvarint()
+			o.Released = r.Uvarint()
 		case opCancel:
+			o.Seen = r.Uvarint()
+		case opAbort:
 		default:
-			r.fail("unknown control op")
+			r.Fail("unknown control op")
 		}
 		ops = append(ops, o)
 	}
-	return epoch, ops, r.end()
+	return epoch, ops, r.End()
 }
 
 // ids are a count, the first id and the signed differences after it.
@@ -199,34 +216,41 @@ func appendIDs(b []byte, ids []uint64) []byte {
 }
 
 func (r *reader) ids() []uint64 {
-	n := r.count(1)
+	n := r.Count(1)
 	ids := make([]uint64, 0, n)
 	var prev uint64
-	for i := 0; i < n && r.err == nil; i++ {
-		prev += uint64(r.varint())
+	for i := 0; i < n && r.Err() == nil; i++ {
+		prev += uint64(r.Varint())
 		ids = append(ids, prev)
 	}
 	return ids
 }
 
 // getReq is basic.get; its reply is a flag and, when a message was
-// found, its delivery.
+// found, its delivery. ID, the client node's choice (0 for no-ack), is
+// the id the delivery is held under until settled: a client whose reply
+// was lost still knows it and gives the message back.
 type getReq struct {
 	Epoch uint64
 	Ref   queueRef
 	NoAck bool
+	ID    uint64
 }
 
 func (g *getReq) append(b []byte) []byte {
 	b = appendUvarint(b, g.Epoch)
 	b = appendRef(b, g.Ref)
-	return appendBool(b, g.NoAck)
+	b = appendBool(b, g.NoAck)
+	return appendUvarint(b, g.ID)
 }
 
 func decodeGet(body []byte) (getReq, error) {
-	r := reader{b: body}
-	g := getReq{Epoch: r.uvarint(), Ref: r.ref(), NoAck: r.bool()}
-	return g, r.end()
+	r := newReader(body)
+	g := getReq{Epoch: r.Uvarint(), Ref: r.ref(), NoAck: r.Bool(), ID: r.Uvarint()}
+	if r.Err() == nil && !g.NoAck && g.ID == 0 {
+		r.Fail("get to ack without an id")
+	}
+	return g, r.End()
 }
 
 // delivery is one message pushed to (or got by) the client's node.
@@ -246,15 +270,15 @@ func (d *delivery) appendBody(b []byte) []byte {
 }
 
 func (r *reader) deliveryBody(d *delivery) {
-	d.ID, d.Redelivered, d.Remaining, d.Rec = r.uvarint(), r.bool(), r.uvarint(), r.bytes()
+	d.ID, d.Redelivered, d.Remaining, d.Rec = r.Uvarint(), r.Bool(), r.Uvarint(), r.Bytes()
 }
 
 func decodeGetReply(body []byte) (d delivery, found bool, err error) {
-	r := reader{b: body}
-	if found = r.bool(); found {
+	r := newReader(body)
+	if found = r.Bool(); found {
 		r.deliveryBody(&d)
 	}
-	return d, found, r.end()
+	return d, found, r.End()
 }
 
 // A deliver notify is the owner's session epoch (the client node's epoch
@@ -264,16 +288,16 @@ func appendDelivery(b []byte, d *delivery) []byte {
 }
 
 func decodeDeliver(body []byte) (epoch uint64, ds []delivery, err error) {
-	r := reader{b: body}
-	epoch = r.uvarint()
-	for len(r.b) > 0 && r.err == nil {
-		d := delivery{Consumer: r.uvarint()}
+	r := newReader(body)
+	epoch = r.Uvarint()
+	for r.Len() > 0 && r.Err() == nil {
+		d := delivery{Consumer: r.Uvarint()}
 		r.deliveryBody(&d)
-		if r.err == nil {
+		if r.Err() == nil {
 			ds = append(ds, d)
 		}
 	}
-	return epoch, ds, r.end()
+	return epoch, ds, r.End()
 }
 
 // A cancelled notify names one consumer of one epoch.
@@ -282,9 +306,9 @@ func appendCancelled(b []byte, epoch, consumer uint64) []byte {
 }
 
 func decodeCancelled(body []byte) (epoch, consumer uint64, err error) {
-	r := reader{b: body}
-	epoch, consumer = r.uvarint(), r.uvarint()
-	return epoch, consumer, r.end()
+	r := newReader(body)
+	epoch, consumer = r.Uvarint(), r.Uvarint()
+	return epoch, consumer, r.End()
 }
 
 // A counts request names queues (a count, then refs); its reply is
@@ -298,29 +322,29 @@ func appendRefs(b []byte, refs []queueRef) []byte {
 }
 
 func decodeRefs(body []byte) ([]queueRef, error) {
-	r := reader{b: body}
-	n := r.count(3)
+	r := newReader(body)
+	n := r.Count(3)
 	refs := make([]queueRef, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err() == nil; i++ {
 		refs = append(refs, r.ref())
 	}
-	return refs, r.end()
+	return refs, r.End()
 }
 
 // refOnly is the body of a purge request.
 func decodeRef(body []byte) (queueRef, error) {
-	r := reader{b: body}
+	r := newReader(body)
 	q := r.ref()
-	return q, r.end()
+	return q, r.End()
 }
 
 func decodeUvarints(body []byte, n int) ([]uint64, error) {
-	r := reader{b: body}
+	r := newReader(body)
 	vs := make([]uint64, n)
 	for i := range vs {
-		vs[i] = r.uvarint()
+		vs[i] = r.Uvarint()
 	}
-	return vs, r.end()
+	return vs, r.End()
 }
 
 // keepalive: the client node's epoch and, per consumer it has on the
@@ -347,14 +371,14 @@ func appendKeepalive(b []byte, epoch uint64, items []kaItem) []byte {
 }
 
 func decodeKeepalive(body []byte) (epoch uint64, items []kaItem, err error) {
-	r := reader{b: body}
-	epoch = r.uvarint()
-	n := r.count(2)
+	r := newReader(body)
+	epoch = r.Uvarint()
+	n := r.Count(2)
 	items = make([]kaItem, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		items = append(items, kaItem{Consumer: r.uvarint(), Released: r.uvarint()})
+	for i := 0; i < n && r.Err() == nil; i++ {
+		items = append(items, kaItem{Consumer: r.Uvarint(), Released: r.Uvarint()})
 	}
-	return epoch, items, r.end()
+	return epoch, items, r.End()
 }
 
 func appendKeepaliveReply(b []byte, rs []kaReply) []byte {
@@ -368,11 +392,11 @@ func appendKeepaliveReply(b []byte, rs []kaReply) []byte {
 }
 
 func decodeKeepaliveReply(body []byte) ([]kaReply, error) {
-	r := reader{b: body}
-	n := r.count(3)
+	r := newReader(body)
+	n := r.Count(3)
 	rs := make([]kaReply, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		rs = append(rs, kaReply{Consumer: r.uvarint(), Known: r.bool(), LastNotified: r.uvarint()})
+	for i := 0; i < n && r.Err() == nil; i++ {
+		rs = append(rs, kaReply{Consumer: r.Uvarint(), Known: r.Bool(), LastNotified: r.Uvarint()})
 	}
-	return rs, r.end()
+	return rs, r.End()
 }

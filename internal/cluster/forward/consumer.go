@@ -3,7 +3,6 @@ package forward
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"sync"
 
@@ -74,20 +73,22 @@ func (f *Forwarder) Consume(q *broker.Queue, c broker.Consumer, opts broker.Cons
 		rc.mu.Lock()
 		rc.open = true
 		rc.mu.Unlock()
+		rc.drain() // what arrived before the answer
 		return nil
 	}
 	// Refused or unanswered: forget it here, and make sure the owner has
-	// no consumer left behind (a cancel of an unknown consumer is a no-op).
+	// no consumer left behind. Nothing it pushed reached c (drain waits
+	// for open), so the owner requeues all it holds: what arrived here
+	// (pending), what is on its way and what was lost.
 	f.forget(rc)
 	l.mu.Lock()
-	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+	l.addOpLocked(ctlOp{Op: opAbort, Consumer: rc.id})
+	delete(l.credit, rc.id)
 	l.kickLocked()
 	l.mu.Unlock()
 	if err != nil {
 		l.failed(err)
-		return &broker.Error{Kind: broker.KindResourceError,
-			Text:  fmt.Sprintf("queue '%s' in vhost '%s' is held by node %d, which did not answer", q.Name(), q.VHost().Name(), l.node),
-			Cause: err}
+		return f.unreachable(q, err)
 	}
 	return &broker.Error{Kind: broker.Kind(kind), Text: text}
 }
@@ -136,15 +137,24 @@ func (f *Forwarder) Cancel(q *broker.Queue, c broker.Consumer) {
 		return
 	}
 	pending, _ := f.forget(rc)
+	seen := rc.seen()
 	l := rc.l
 	l.mu.Lock()
 	if ids := idsOf(pending); len(ids) > 0 {
 		l.addOpLocked(ctlOp{Op: opRequeue, Consumer: rc.id, IDs: ids})
 	}
-	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+	l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id, Seen: seen})
 	delete(l.credit, rc.id)
 	l.kickLocked()
 	l.mu.Unlock()
+}
+
+// seen is the last delivery id this node received for rc (or found
+// lost); once rc is forgotten it no longer moves.
+func (rc *remoteConsumer) seen() uint64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.next - 1
 }
 
 func idsOf(ds []broker.Delivery) []uint64 {
@@ -170,14 +180,15 @@ func (f *Forwarder) Dispatch(q *broker.Queue) {
 }
 
 // drain offers pending deliveries to the local consumer, in order, until
-// it refuses one; what it took is credit, and a no-ack consumer's (or a
+// it refuses one (none before the owner accepted the consume: a consume
+// that fails must have delivered nothing); what it took is credit, and a no-ack consumer's (or a
 // delivery settled at once) an ack, for the owner.
 func (rc *remoteConsumer) drain() {
 	var acks []uint64
 	rc.mu.Lock()
 	before := rc.released
 	n := 0
-	for n < len(rc.pending) && !rc.gone {
+	for n < len(rc.pending) && !rc.gone && rc.open {
 		d := rc.pending[n]
 		v := rc.c.TryDeliver(d)
 		if v == broker.Refuse {
@@ -260,7 +271,7 @@ func (f *Forwarder) Closed(q *broker.Queue) []broker.Consumer {
 		if _, was := f.forget(rc); was {
 			out = append(out, rc.c)
 			rc.l.mu.Lock()
-			rc.l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id})
+			rc.l.addOpLocked(ctlOp{Op: opCancel, Consumer: rc.id, Seen: rc.seen()})
 			delete(rc.l.credit, rc.id)
 			rc.l.kickLocked()
 			rc.l.mu.Unlock()
@@ -345,7 +356,7 @@ func (f *Forwarder) handleDeliver(from uint64, body []byte) error {
 const maxLost = 1 << 16
 
 // lostUpToLocked accounts ids next…upTo as lost (the owner pushed them,
-// the transport dropped them) and returns the requeue that gives them back,
+// the transport dropped them) and returns the opLost that gives them back,
 // or nil when there is no gap.
 func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
 	if upTo < rc.next || upTo == math.MaxUint64 {
@@ -362,7 +373,7 @@ func (rc *remoteConsumer) lostUpToLocked(upTo uint64) *ctlOp {
 	rc.released += uint64(len(ids))
 	rc.next = upTo + 1
 	rc.l.f.stats.delivLost.Add(uint64(len(ids)))
-	return &ctlOp{Op: opRequeue, Consumer: rc.id, IDs: ids}
+	return &ctlOp{Op: opLost, Consumer: rc.id, IDs: ids}
 }
 
 // handleCancelled: the owner removed a consumer (its queue was deleted

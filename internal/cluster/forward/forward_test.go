@@ -107,7 +107,7 @@ func TestOwnerUnreachableNacks(t *testing.T) {
 		t.Fatal("get from an unreachable owner found a message")
 	}
 	err := q2.Consume(newConsumer(1, false), broker.ConsumeOptions{Prefetch: 1})
-	if !errors.Is(err, &broker.Error{Kind: broker.KindResourceError}) {
+	if !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("consume from an unreachable owner: %v", err)
 	}
 }

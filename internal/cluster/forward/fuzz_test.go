@@ -89,7 +89,7 @@ func FuzzDecodeStatus(f *testing.F) {
 
 func FuzzDecodeControl(f *testing.F) {
 	f.Add(appendControl(nil, 9, []ctlOp{{Op: opAck, Consumer: 1, IDs: []uint64{3, 1, 2}}, {Op: opCredit, Consumer: 1, Released: 5},
-		{Op: opCancel, Consumer: 2}, {Op: opRequeue, Consumer: 0, IDs: []uint64{1 << 63}}}))
+		{Op: opCancel, Consumer: 2, Seen: 7}, {Op: opRequeue, Consumer: 0, IDs: []uint64{1 << 63}}, {Op: opLost, Consumer: 3, IDs: []uint64{4, 5}}, {Op: opAbort, Consumer: 4}}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		epoch, ops, err := decodeControl(body)
 		if err != nil {
@@ -116,6 +116,8 @@ func normOps(ops []ctlOp) []ctlOp {
 
 func FuzzDecodeGet(f *testing.F) {
 	g := getReq{Epoch: 1, Ref: seedRef, NoAck: true}
+	f.Add(g.append(nil))
+	g = getReq{Epoch: 1, Ref: seedRef, ID: 9}
 	f.Add(g.append(nil))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		g, err := decodeGet(body)
@@ -277,7 +279,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(KindConsume, c.append(nil))
 	f.Add(KindPublish, appendPublishItem(nil, &queueRef{VHost: "/", Name: "q"}, false, seedRecord()))
 	f.Add(KindControl, appendControl(nil, 1, []ctlOp{{Op: opAck, Consumer: 1, IDs: []uint64{1}}}))
-	g := getReq{Epoch: 1, Ref: queueRef{VHost: "/", Name: "q"}}
+	g := getReq{Epoch: 1, Ref: queueRef{VHost: "/", Name: "q"}, ID: 3}
 	f.Add(KindGet, g.append(nil))
 	f.Add(KindKeepalive, appendKeepalive(nil, 1, []kaItem{{Consumer: 1, Released: 1}}))
 	f.Add(KindDeliver, appendDelivery(appendUvarint(nil, 1), &delivery{Consumer: 1, ID: 1, Rec: seedRecord()}))
@@ -355,9 +357,9 @@ func FuzzClientNotify(f *testing.F) {
 			t.Fatal(err)
 		}
 		// Put this run's epoch in place of the seeds' 0.
-		r := reader{b: body}
-		if e := r.uvarint(); r.err == nil && e == 0 && kind != KindKeepalive {
-			body = append(appendUvarint(nil, fw.epoch), r.b...)
+		r := newReader(body)
+		if e := r.Uvarint(); r.Err() == nil && e == 0 && kind != KindKeepalive {
+			body = append(appendUvarint(nil, fw.epoch), r.Rest()...)
 		}
 		if asKeepaliveReply {
 			// As the keepalive's reply handler would see it.

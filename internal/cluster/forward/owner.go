@@ -123,7 +123,7 @@ func (f *Forwarder) handleConsume(b *broker.Broker, from uint64, body []byte) ([
 		return appendStatus(nil, uint64(broker.KindNotFound),
 			fmt.Sprintf("no queue '%s' in vhost '%s' on node %d", req.Ref.Name, req.Ref.VHost, f.cfg.Self)), nil
 	}
-	s := f.sessionFor(from, req.Epoch, true)
+	s := f.sessionFor(from, req.Epoch, sessionCreate)
 	if s == nil {
 		return nil, errors.New("forward: node shutting down")
 	}
@@ -132,6 +132,11 @@ func (f *Forwarder) handleConsume(b *broker.Broker, from uint64, body []byte) ([
 		p.prefetch = opts.Prefetch
 	}
 	s.mu.Lock()
+	if _, ok := s.cancelled[p.id]; ok {
+		s.mu.Unlock()
+		return appendStatus(nil, uint64(broker.KindResourceError),
+			fmt.Sprintf("consumer %d of node %d was cancelled before its consume arrived", p.id, from)), nil
+	}
 	if s.ended || s.proxies[p.id] != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("forward: consumer %d of node %d exists", p.id, from)
@@ -157,7 +162,13 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := f.sessionFor(from, epoch, false)
+	mode := sessionFind
+	for _, op := range ops {
+		if op.Op == opCancel || op.Op == opAbort || (op.Consumer == 0 && op.Op == opRequeue) {
+			mode = sessionIfNone // a tombstone needs a session
+		}
+	}
+	s := f.sessionFor(from, epoch, mode)
 	if s == nil {
 		return nil, nil
 	}
@@ -168,6 +179,9 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 		}
 		s.mu.Lock()
 		p := s.proxies[op.Consumer]
+		if p == nil && (op.Op == opCancel || op.Op == opAbort) {
+			s.tombLocked(op.Consumer)
+		}
 		s.mu.Unlock()
 		if p == nil {
 			continue
@@ -176,7 +190,10 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 		case opCredit:
 			p.credit(op.Released)
 		case opCancel:
-			p.cancel()
+			p.cancel(op.Seen)
+		case opAbort:
+			p.stop(true)
+			s.removeProxy(p)
 		default:
 			p.settle(op.Op, op.IDs)
 		}
@@ -184,7 +201,9 @@ func (f *Forwarder) handleControl(from uint64, body []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// settleGets settles the client node's basic.get deliveries.
+// settleGets settles the client node's basic.get deliveries. A requeue of
+// an id not held is a get whose reply the client never had: if that get
+// is still on its way, the tombstone left here refuses it.
 func (s *session) settleGets(op ctlOp) {
 	var ds []broker.Delivery
 	s.mu.Lock()
@@ -192,6 +211,8 @@ func (s *session) settleGets(op ctlOp) {
 		if d, ok := s.gets[id]; ok {
 			delete(s.gets, id)
 			ds = append(ds, d)
+		} else if op.Op == opRequeue {
+			s.tombLocked(id)
 		}
 	}
 	s.mu.Unlock()
@@ -199,7 +220,7 @@ func (s *session) settleGets(op ctlOp) {
 		switch op.Op {
 		case opAck:
 			q.Ack(run...)
-		case opRequeue:
+		case opRequeue, opLost:
 			q.Requeue(run)
 		case opReject:
 			q.Reject(run)
@@ -219,7 +240,20 @@ func (f *Forwarder) handleGet(b *broker.Broker, from uint64, body []byte) ([]byt
 	}
 	var s *session
 	if !g.NoAck {
-		if s = f.sessionFor(from, g.Epoch, true); s == nil {
+		if s = f.sessionFor(from, g.Epoch, sessionCreate); s == nil {
+			return appendBool(nil, false), nil
+		}
+		s.mu.Lock()
+		held, dup := s.gets[g.ID]
+		_, late := s.cancelled[g.ID]
+		s.mu.Unlock()
+		switch {
+		case dup:
+			// The same request again (a duplicate on the network): the
+			// same answer, not a second message under one id.
+			return getReply(g.ID, held), nil
+		case late:
+			// The client gave up on this get and gave its id back first.
 			return appendBool(nil, false), nil
 		}
 	}
@@ -227,21 +261,26 @@ func (f *Forwarder) handleGet(b *broker.Broker, from uint64, body []byte) ([]byt
 	if !ok {
 		return appendBool(nil, false), nil
 	}
-	var id uint64
 	if s != nil {
 		s.mu.Lock()
-		if s.ended {
+		_, late := s.cancelled[g.ID]
+		if held, dup := s.gets[g.ID]; dup || late || s.ended {
 			s.mu.Unlock()
 			q.Requeue([]broker.Delivery{d})
+			if dup {
+				return getReply(g.ID, held), nil
+			}
 			return appendBool(nil, false), nil
 		}
-		s.nextGet++
-		id = s.nextGet
-		s.gets[id] = d
+		s.gets[g.ID] = d
 		s.mu.Unlock()
 	}
+	return getReply(g.ID, d), nil
+}
+
+func getReply(id uint64, d broker.Delivery) []byte {
 	out := delivery{ID: id, Redelivered: d.Redelivered, Remaining: uint64(max(d.Remaining, 0)), Rec: message.AppendMessage(nil, d.Msg)}
-	return out.appendBody(appendBool(nil, true)), nil
+	return out.appendBody(appendBool(nil, true))
 }
 
 func (f *Forwarder) handlePurge(b *broker.Broker, body []byte) ([]byte, error) {
@@ -283,7 +322,7 @@ func (f *Forwarder) handleKeepalive(from uint64, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := f.sessionFor(from, epoch, false)
+	s := f.sessionFor(from, epoch, sessionFind)
 	rs := make([]kaReply, len(items))
 	for i, it := range items {
 		rs[i].Consumer = it.Consumer

@@ -40,8 +40,9 @@ func (p *proxy) TryDeliver(d broker.Delivery) broker.Verdict {
 	p.pushed++
 	id := p.pushed
 	p.unacked[id] = d
-	p.mu.Unlock()
+	// Pushed under p.mu, so a resend cannot slip its ids in between.
 	p.s.push(pushItem{p: p, id: id, d: d})
+	p.mu.Unlock()
 	return broker.Take
 }
 
@@ -95,6 +96,12 @@ func (p *proxy) settle(op byte, ids []uint64) {
 	switch op {
 	case opAck:
 		p.q.Ack(ds...)
+	case opLost:
+		if p.q.IsStream() {
+			p.resend(ds)
+			return
+		}
+		p.q.Requeue(ds)
 	case opRequeue:
 		p.q.Requeue(ds)
 	case opReject:
@@ -103,6 +110,29 @@ func (p *proxy) settle(op byte, ids []uint64) {
 	if p.prefetch == 0 || op != opAck {
 		p.q.Dispatch()
 	}
+}
+
+// resend pushes again, under new ids and marked redelivered, a stream's
+// deliveries the transport lost: a stream's requeue puts nothing back and
+// its reader has moved past them, so without this the client would never
+// see them (as a queue's requeue, they come after what was pushed since).
+// They take the place of the lost ids in the unacked and the credit the
+// client node gave back for them, so the window is unchanged. A cancelled
+// proxy sends nothing more: what it lost is gone, as for a local stream
+// consumer that cancels.
+func (p *proxy) resend(ds []broker.Delivery) {
+	p.mu.Lock()
+	if p.cancelled {
+		p.mu.Unlock()
+		return
+	}
+	for _, d := range ds {
+		d.Redelivered = true
+		p.pushed++
+		p.unacked[p.pushed] = d
+		p.s.push(pushItem{p: p, id: p.pushed, d: d})
+	}
+	p.mu.Unlock()
 }
 
 // credit records the client node's cumulative credit.
@@ -118,16 +148,33 @@ func (p *proxy) credit(released uint64) {
 	}
 }
 
-// cancel is the client's basic.cancel: no more deliveries; what it holds
-// stays unacked until settled (or the session ends).
-func (p *proxy) cancel() {
+// cancel is the client's basic.cancel: no more deliveries; what its
+// consumer holds stays unacked until settled (or the session ends). What
+// was pushed after seen, the last id the client's node received, never
+// reached the consumer (lost, or still on its way, which the client's
+// node gives back and finds settled): it goes back to the queue now,
+// since no keepalive names a cancelled consumer to find the loss.
+func (p *proxy) cancel(seen uint64) {
 	p.mu.Lock()
 	was := p.cancelled
 	p.cancelled = true
+	var lost map[uint64]broker.Delivery
+	for id, d := range p.unacked {
+		if id > seen {
+			if lost == nil {
+				lost = map[uint64]broker.Delivery{}
+			}
+			lost[id] = d
+			delete(p.unacked, id)
+		}
+	}
 	done := len(p.unacked) == 0
 	p.mu.Unlock()
 	if !was {
 		p.q.Cancel(p)
+	}
+	if len(lost) > 0 {
+		p.q.Requeue(sortedDeliveries(lost))
 	}
 	if done {
 		p.s.removeProxy(p)

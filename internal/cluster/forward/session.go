@@ -24,12 +24,20 @@ type session struct {
 	mu       sync.Mutex
 	lastSeen time.Time
 	proxies  map[uint64]*proxy
-	gets     map[uint64]broker.Delivery
-	nextGet  uint64
-	out      []pushItem // deliveries to push, in order
-	spare    []pushItem
-	flushing bool
-	ended    bool
+	// cancelled are consumer ids cancelled (or aborted) before their
+	// consume was served, and get ids given back before the get was:
+	// requests run concurrently, so a consume and its cancel, sent in
+	// that order, can be handled in the other. A later consume or get of
+	// such an id is refused; without this a consume would register a
+	// proxy nobody cancels, whose deliveries come back requeued forever,
+	// and a get would hold a message nobody settles.
+	cancelled map[uint64]struct{}
+	tombs     []uint64 // cancelled's ids, oldest first, at most maxTombs
+	gets      map[uint64]broker.Delivery
+	out       []pushItem // deliveries to push, in order
+	spare     []pushItem
+	flushing  bool
+	ended     bool
 }
 
 type pushItem struct {
@@ -38,25 +46,34 @@ type pushItem struct {
 	d  broker.Delivery
 }
 
-// sessionFor returns from's session for epoch. With create, a missing
-// one is made and one of another epoch ended (the client node restarted:
-// only a consume or a get starts a session); without, a request of
-// another epoch finds none — a late request of a node's earlier run must
-// not end the session of its current one.
-func (f *Forwarder) sessionFor(from, epoch uint64, create bool) *session {
+// Ways of sessionFor with a session missing or of another epoch.
+const (
+	sessionFind   = iota // none: return nil
+	sessionCreate        // make one, ending one of another epoch
+	sessionIfNone        // make one only if the node has none
+)
+
+// sessionFor returns from's session for epoch. With sessionCreate, a
+// missing one is made and one of another epoch ended (the client node
+// restarted: only a consume or a get starts a session); with sessionFind,
+// a request of another epoch finds none — a late request of a node's
+// earlier run must not end the session of its current one; sessionIfNone
+// (a cancel, which records its consumer's tombstone) makes one only where
+// the node has none.
+func (f *Forwarder) sessionFor(from, epoch uint64, mode int) *session {
 	now := f.cfg.Clock.Now()
 	f.mu.Lock()
 	s := f.sessions[from]
 	var old *session
 	if s != nil && s.epoch != epoch {
-		if !create {
+		if mode != sessionCreate {
 			f.mu.Unlock()
 			return nil
 		}
 		old, s = s, nil
 		delete(f.sessions, from)
 	}
-	if s == nil && create && !f.closed {
+	if s == nil && mode != sessionFind && !f.closed {
 		s = &session{f: f, node: from, epoch: epoch, lastSeen: now, proxies: map[uint64]*proxy{}, gets: map[uint64]broker.Delivery{}}
 		f.sessions[from] = s
 	}
@@ -106,6 +123,27 @@ func (s *session) end(why string) {
 	}
 }
 
+// maxTombs bounds a session's tombstones; the oldest go first (a consume
+// that arrives that many cancels late is not expected).
+const maxTombs = 4096
+
+// tombLocked records that consumer id was cancelled before its consume
+// was served. s.mu is held.
+func (s *session) tombLocked(id uint64) {
+	if _, ok := s.cancelled[id]; ok {
+		return
+	}
+	if s.cancelled == nil {
+		s.cancelled = map[uint64]struct{}{}
+	}
+	if len(s.tombs) == maxTombs {
+		delete(s.cancelled, s.tombs[0])
+		s.tombs = s.tombs[1:]
+	}
+	s.cancelled[id] = struct{}{}
+	s.tombs = append(s.tombs, id)
+}
+
 // removeProxy forgets p once it is cancelled and holds nothing.
 func (s *session) removeProxy(p *proxy) {
 	s.mu.Lock()
@@ -115,8 +153,8 @@ func (s *session) removeProxy(p *proxy) {
 	s.mu.Unlock()
 }
 
-// push queues a delivery for the client node; called from the proxy's
-// TryDeliver, with the queue's lock held, so it only appends.
+// push queues a delivery for the client node; called with the proxy's
+// lock held (from TryDeliver, the queue's too), so it only appends.
 func (s *session) push(it pushItem) {
 	s.mu.Lock()
 	if s.ended {

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -99,28 +100,20 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// TestHandshakeLimits: a connection that never says hello is closed at
+// TestHandshakeLimits: a connection that never finishes its hello is closed at
 // the handshake timeout; beyond 64 handshakes at once a new connection is
 // refused at once; both are logged; a real peer gets in once they clear.
 func TestHandshakeLimits(t *testing.T) {
 	t.Parallel()
 	n2 := startNode(t, 2, "", func(c *TCPConfig) { c.HandshakeTimeout = 2 * time.Second })
 	silent := make([]net.Conn, 0, maxHandshakes)
-	for range maxHandshakes {
-		nc, err := net.Dial("tcp", n2.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		silent = append(silent, nc)
+	for i := range maxHandshakes {
+		// From several addresses: one holds at most maxHandshakesPerIP.
+		silent = append(silent, stall(t, fmt.Sprintf("127.0.0.%d", 40+i/maxHandshakesPerIP), n2.Addr().String()))
 	}
 	// The 65th: closed at once, whatever it sends.
 	waitFor(t, "handshake slots taken", nil, func() bool { return len(n2.handshakes) == maxHandshakes })
-	extra, err := net.Dial("tcp", n2.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
+	extra := dialFrom(t, "127.0.0.39", n2.Addr().String())
 	extra.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("connection over the handshake limit: %v, want it closed", err)

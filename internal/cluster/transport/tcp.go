@@ -26,8 +26,10 @@ type TCP struct {
 	wg    sync.WaitGroup
 	limit logLimiter
 	// handshakes bounds the unauthenticated connections being
-	// handshaken at once.
+	// handshaken at once from addresses that are not a known peer's.
 	handshakes chan struct{}
+	hsMu       sync.Mutex
+	hsPerIP    map[string]int // handshakes in progress by source address
 	reqID      atomic.Uint64
 
 	refused        atomic.Uint64
@@ -45,8 +47,18 @@ type TCP struct {
 
 var _ Transport = (*TCP)(nil)
 
-// maxHandshakes bounds concurrent unauthenticated handshakes.
+// maxHandshakes bounds concurrent unauthenticated handshakes from
+// addresses that are no known peer's.
 const maxHandshakes = 64
+
+// firstBytesTimeout is how long an accepted connection may stay silent
+// before its first bytes (at most HandshakeTimeout).
+const firstBytesTimeout = time.Second
+
+// maxHandshakesPerIP bounds concurrent handshakes from one source address,
+// a known peer's too, so one address cannot take every slot and a peer's
+// own address keeps room while others fill the shared ones.
+const maxHandshakesPerIP = 4
 
 // NewTCP listens on cfg.ListenAddr and starts dialing the peers this node
 // dials (those with a higher id). Close stops it.
@@ -67,6 +79,7 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 		stop:       stop,
 		limit:      logLimiter{every: 10 * time.Second},
 		handshakes: make(chan struct{}, maxHandshakes),
+		hsPerIP:    map[string]int{},
 		peers:      map[NodeID]*peer{},
 	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
@@ -228,29 +241,92 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		delay = 0
-		select {
-		case t.handshakes <- struct{}{}:
-		default:
+		release, reason := t.admit(nc.RemoteAddr())
+		if release == nil {
 			t.refused.Add(1)
-			if t.limit.allow("too many handshakes") {
-				t.log.Warn("cluster peer refused", "remote", nc.RemoteAddr().String(), "reason", "too many connections in handshake")
+			if t.limit.allow(reason) {
+				t.log.Warn("cluster peer refused", "remote", nc.RemoteAddr().String(), "reason", reason)
 			}
 			nc.Close()
 			continue
 		}
 		t.wg.Add(1)
-		go t.accept(nc)
+		go t.accept(nc, release)
 	}
 }
 
-// accept authenticates one incoming connection.
-func (t *TCP) accept(nc net.Conn) {
+// admit takes a handshake slot for a connection from remote, or returns
+// why not. A source address holds at most maxHandshakesPerIP handshakes.
+// One that is a known peer's (the host of its address, as set, when that
+// is an IP) needs no shared slot: connections from other addresses that
+// say nothing until the handshake timeout cannot lock the cluster's nodes
+// out of each other.
+func (t *TCP) admit(remote net.Addr) (release func(), reason string) {
+	ip := remote.String()
+	if a, ok := remote.(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	t.hsMu.Lock()
+	defer t.hsMu.Unlock()
+	if t.hsPerIP[ip] >= maxHandshakesPerIP {
+		return nil, "too many connections in handshake from this address"
+	}
+	shared := !t.knownPeerIP(ip)
+	if shared {
+		select {
+		case t.handshakes <- struct{}{}:
+		default:
+			return nil, "too many connections in handshake"
+		}
+	}
+	t.hsPerIP[ip]++
+	return func() {
+		t.hsMu.Lock()
+		if t.hsPerIP[ip]--; t.hsPerIP[ip] <= 0 {
+			delete(t.hsPerIP, ip)
+		}
+		t.hsMu.Unlock()
+		if shared {
+			<-t.handshakes
+		}
+	}, ""
+}
+
+// knownPeerIP reports whether ip is the host of a peer's address.
+func (t *TCP) knownPeerIP(ip string) bool {
+	parsed := net.ParseIP(ip)
+	if parsed == nil {
+		return false
+	}
+	for _, p := range *t.view.Load() {
+		p.mu.Lock()
+		addr := p.addr
+		p.mu.Unlock()
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			continue
+		}
+		if h := net.ParseIP(host); h != nil && h.Equal(parsed) {
+			return true
+		}
+	}
+	return false
+}
+
+// accept authenticates one incoming connection; release frees its
+// handshake slot.
+func (t *TCP) accept(nc net.Conn, release func()) {
 	defer t.wg.Done()
-	defer func() { <-t.handshakes }()
+	defer release()
 	remote := nc.RemoteAddr().String()
 	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
 	defer stop()
-	nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	// A dialer speaks first (a TLS ClientHello, or the hello's magic): a
+	// connection silent for firstBytesTimeout gives its slot back then,
+	// not at the handshake timeout.
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	nc.SetDeadline(time.Now().Add(min(firstBytesTimeout, t.cfg.HandshakeTimeout)))
+	spoke := func() { nc.SetDeadline(deadline) }
 	refuse := func(id NodeID, reason string) {
 		t.refused.Add(1)
 		nc.Close()
@@ -266,7 +342,17 @@ func (t *TCP) accept(nc net.Conn) {
 		}
 	}
 	if t.cfg.TLS != nil {
-		tc := tls.Server(nc, t.cfg.TLS)
+		// The ClientHello read is the first bytes.
+		cfg := t.cfg.TLS.Clone()
+		next := cfg.GetConfigForClient
+		cfg.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			spoke()
+			if next != nil {
+				return next(hi)
+			}
+			return nil, nil
+		}
+		tc := tls.Server(nc, cfg)
 		if err := tc.HandshakeContext(t.ctx); err != nil {
 			refuse(0, "TLS handshake: "+err.Error())
 			return
@@ -276,6 +362,13 @@ func (t *TCP) accept(nc net.Conn) {
 	ir := &idleReader{Conn: nc, idle: t.cfg.IdleTimeout}
 	br := bufio.NewReaderSize(ir, 64<<10)
 	bw := bufio.NewWriterSize(nc, 256)
+	if t.cfg.TLS == nil {
+		if _, err := br.Peek(1); err != nil {
+			refuse(0, handshakeReason(err))
+			return
+		}
+		spoke()
+	}
 	id, err := acceptHandshake(br, bw, t.side(), newNonce())
 	if err != nil {
 		refuse(id, handshakeReason(err))

@@ -4,18 +4,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	frame "github.com/tern-broker/tern/internal/record"
 )
 
-// Records are framed as internal/store frames its own: length uint32 (of
-// type byte + payload) | CRC-32C uint32 (of type byte + payload) | type |
-// payload, little-endian. The framing is repeated here rather than shared
-// because store keeps it unexported and its record types mean other
-// things.
-const recordHeader = 8
+// Records are framed by internal/record, as internal/store frames its own:
+// length uint32 (of type byte + payload) | CRC-32C uint32 (of type byte +
+// payload) | type | payload, little-endian. The record types and their
+// payloads are the WAL's own.
+const recordHeader = frame.HeaderLen
 
 // maxRecord bounds a record's length so a corrupt length cannot make
 // recovery allocate gigabytes; a snapshot larger than this cannot be
@@ -52,41 +52,26 @@ const (
 	flagSnap byte = 2
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+var crcOf = frame.CRC
 
 // errBadRecord marks bytes that are not a complete, intact record.
 var errBadRecord = errors.New("wal: torn or corrupt record")
 
 // beginRecord starts a record of type typ at the end of buf; sealRecord
 // fills in its length and CRC once the payload is appended.
-func beginRecord(buf []byte, typ byte) ([]byte, int) {
-	start := len(buf)
-	return append(buf, 0, 0, 0, 0, 0, 0, 0, 0, typ), start
-}
-
-func sealRecord(buf []byte, start int) {
-	body := buf[start+recordHeader:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(body))
-}
+var (
+	beginRecord = frame.Begin
+	sealRecord  = frame.Seal
+)
 
 // parseRecord reads the record at the start of b: its type, payload
 // (aliasing b) and total length, or errBadRecord.
 func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
-	if len(b) < recordHeader+1 {
+	typ, payload, n, ok := frame.Parse(b, maxRecord)
+	if !ok {
 		return 0, nil, 0, errBadRecord
 	}
-	length := binary.LittleEndian.Uint32(b)
-	if length == 0 || length > maxRecord || uint64(len(b)-recordHeader) < uint64(length) {
-		return 0, nil, 0, errBadRecord
-	}
-	body := b[recordHeader : recordHeader+int(length)]
-	if crcOf(body) != binary.LittleEndian.Uint32(b[4:]) {
-		return 0, nil, 0, errBadRecord
-	}
-	return body[0], body[1:], recordHeader + int(length), nil
+	return typ, payload, n, nil
 }
 
 // maxIndex bounds the Raft indexes a record may hold.
@@ -180,85 +165,40 @@ func encodeRecord(buf []byte, r *record) ([]byte, error) {
 	return buf, nil
 }
 
-// decoder reads a payload; the first error sticks.
-type decoder struct {
-	p   []byte
-	err error
-}
+// errMalformed prefixes a record that frames well but does not decode.
+var errMalformed = errors.New("wal: bad record")
 
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("wal: bad record: %s", what)
-	}
-}
+// decoder reads a payload: internal/record's bounds-checked reader (the
+// first error sticks) with the WAL's protobuf fields on top.
+type decoder struct{ frame.Reader }
 
-func (d *decoder) u64() uint64 {
-	if d.err != nil || len(d.p) < 8 {
-		d.fail("short")
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.p)
-	d.p = d.p[8:]
-	return v
-}
-
-func (d *decoder) byte1() byte {
-	if d.err != nil || len(d.p) < 1 {
-		d.fail("short")
-		return 0
-	}
-	v := d.p[0]
-	d.p = d.p[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
+// msg reads a protobuf message prefixed by its uvarint length.
 func (d *decoder) msg(m proto.Message) {
-	n := d.uvarint()
-	if d.err != nil {
+	b := d.Bytes()
+	if d.Err() != nil {
 		return
 	}
-	if n > uint64(len(d.p)) {
-		d.fail("message overruns the record")
-		return
+	if err := proto.Unmarshal(b, m); err != nil {
+		d.Fail(err.Error())
 	}
-	if err := proto.Unmarshal(d.p[:n], m); err != nil {
-		d.fail(err.Error())
-		return
-	}
-	d.p = d.p[n:]
 }
 
+// entries reads a count of entries (each takes at least its length byte)
+// and the entries, which must be consecutive from a non-zero index.
 func (d *decoder) entries() []*raftpb.Entry {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.p)) { // every entry takes at least its length byte
-		d.fail("entry count overruns the record")
+	n := d.Count(1)
+	if d.Err() != nil {
 		return nil
 	}
 	ents := make([]*raftpb.Entry, 0, n)
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		e := &raftpb.Entry{}
 		d.msg(e)
-		if d.err == nil && len(ents) > 0 && e.GetIndex() != ents[len(ents)-1].GetIndex()+1 {
-			d.fail("entries not consecutive")
+		if d.Err() == nil && len(ents) > 0 && e.GetIndex() != ents[len(ents)-1].GetIndex()+1 {
+			d.Fail("entries not consecutive")
 		}
-		if d.err == nil && e.GetIndex() == 0 {
-			d.fail("entry index 0")
+		if d.Err() == nil && e.GetIndex() == 0 {
+			d.Fail("entry index 0")
 		}
 		ents = append(ents, e)
 	}
@@ -267,13 +207,13 @@ func (d *decoder) entries() []*raftpb.Entry {
 
 // decodeRecord decodes a record's payload (typ is not recBatch).
 func decodeRecord(typ byte, payload []byte) (*record, error) {
-	d := &decoder{p: payload}
-	r := &record{typ: typ, group: d.u64()}
+	d := &decoder{frame.NewReader(payload, errMalformed)}
+	r := &record{typ: typ, group: d.U64()}
 	switch typ {
 	case recSave, recCheckpoint:
-		flags := d.byte1()
+		flags := d.Byte()
 		if flags&^(flagHS|flagSnap) != 0 {
-			d.fail("unknown flags")
+			d.Fail("unknown flags")
 		}
 		if flags&flagHS != 0 {
 			r.hs = &raftpb.HardState{}
@@ -284,35 +224,33 @@ func decodeRecord(typ byte, payload []byte) (*record, error) {
 			d.msg(r.snap)
 		}
 		if typ == recCheckpoint {
-			r.index, r.term = d.u64(), d.u64()
+			r.index, r.term = d.U64(), d.U64()
 		}
 		r.ents = d.entries()
-		if d.err == nil && typ == recCheckpoint && len(r.ents) > 0 && r.ents[0].GetIndex() != r.index+1 {
-			d.fail("checkpoint entries do not follow its base")
+		if d.Err() == nil && typ == recCheckpoint && len(r.ents) > 0 && r.ents[0].GetIndex() != r.index+1 {
+			d.Fail("checkpoint entries do not follow its base")
 		}
 	case recSnapshot:
 		r.snap = &raftpb.Snapshot{}
 		d.msg(r.snap)
 	case recCompact:
-		r.index, r.term = d.u64(), d.u64()
+		r.index, r.term = d.U64(), d.U64()
 	case recRemove:
 	default:
-		d.fail(fmt.Sprintf("unknown type %d", typ))
+		d.Fail(fmt.Sprintf("unknown type %d", typ))
 	}
-	if d.err == nil && len(d.p) != 0 {
-		d.fail("trailing bytes")
-	}
+	_ = d.End() // trailing bytes fail
 	// No log gets near 2^62 entries; a larger index is damage, and
 	// refusing it keeps index arithmetic from overflowing.
 	big := r.index >= maxIndex || r.snap.GetMetadata().GetIndex() >= maxIndex
 	if len(r.ents) > 0 && r.ents[len(r.ents)-1].GetIndex() >= maxIndex {
 		big = true
 	}
-	if d.err == nil && big {
-		d.fail("index out of range")
+	if d.Err() == nil && big {
+		d.Fail("index out of range")
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package mqtt
+
+import "errors"
+
+// pollerSupported is false off Linux: every connection keeps its goroutine.
+const pollerSupported = false
+
+type poller struct{}
+
+func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loop on this platform") }
+func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }
+func (p *poller) forget(c *conn)    {}
+func (p *poller) close()            {}
