@@ -22,10 +22,18 @@ const clusterUsage = `Usage:
                                        remove the node NAME from the cluster for good
                                        (its name can never be added again)
   tern cluster remove [flags] NODE     the same as remove-node
+  tern cluster grow [flags] NODE [all|even]
+                                       make NODE a voter of the matching quorum queues
+                                       (all, or those with an even number of voters)
+  tern cluster shrink [flags] NODE     make NODE a learner again in the matching quorum
+                                       queues that have more voters than their size
 
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672)
   --standby      add-node: the node joins as a non-voting standby
+  --vhost-pattern RE, --queue-pattern RE
+                 grow, shrink: only queues whose vhost and name match (default all)
+  --all, --even  grow: the strategy (default all)
   --user NAME    an administrator (default guest); the password is read from
                  TERN_API_PASSWORD (default guest)
 `
@@ -42,6 +50,10 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
 	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
 	standby := fs.Bool("standby", false, "add-node: the node joins as a non-voting standby")
+	vhostPattern := fs.String("vhost-pattern", "", "grow, shrink: a regular expression for vhost names")
+	queuePattern := fs.String("queue-pattern", "", "grow, shrink: a regular expression for queue names")
+	all := fs.Bool("all", false, "grow: every matching queue")
+	even := fs.Bool("even", false, "grow: only queues with an even number of voters")
 	if err := fs.Parse(trailingFlags(args[1:])); err != nil { // cluster_nodes.go
 		return 2
 	}
@@ -59,6 +71,13 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		method, path, body = http.MethodPost, "/api/cluster/promote", fmt.Sprintf(`{"node":%q}`, fs.Arg(0))
 	case cmd == "add-node" && fs.NArg() == 2, (cmd == "remove-node" || cmd == "remove") && fs.NArg() == 1:
 		method, path, body = nodesRequest(cmd, fs.Args(), *standby) // cluster_nodes.go
+	case (cmd == "grow" && (fs.NArg() == 1 || fs.NArg() == 2)) || (cmd == "shrink" && fs.NArg() == 1):
+		var err error
+		method, path, body, err = growRequest(cmd, fs.Args(), *vhostPattern, *queuePattern, *all, *even) // cluster_grow.go
+		if err != nil {
+			fmt.Fprintln(stderr, "tern cluster "+cmd+":", err)
+			return 2
+		}
 	default:
 		fmt.Fprint(stderr, clusterUsage)
 		return 2

@@ -253,7 +253,7 @@ func (b *quorumBackend) deliverLocked() []qref {
 	for _, lc := range b.local {
 		n := 0
 		for _, d := range lc.pending {
-			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count), Seq: d.id,
+			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count, d.acquired), Seq: d.id,
 				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key, qacq: d.acquired})
 			if v == Refuse {
 				break
@@ -282,19 +282,32 @@ func (b *quorumBackend) deliverLocked() []qref {
 // RabbitMQ 4.3's x-delivery-count).
 const HeaderDeliveryCount = "x-delivery-count"
 
-// withDeliveryCount is m, or for a message whose delivery failed before a
-// copy of it carrying its delivery count: the machine's message is never
-// changed.
-func withDeliveryCount(m *message.Message, count uint32) *message.Message {
-	if count == 0 {
+// HeaderAcquiredCount is the header in which a quorum queue tells how
+// often a message was checked out to a consumer before, however each
+// checkout ended (a plain requeue, a closed channel, a failed delivery):
+// RabbitMQ 4.3's x-acquired-count, beside x-delivery-count's failures.
+const HeaderAcquiredCount = "x-acquired-count"
+
+// withDeliveryCount is m, or for a message checked out before a copy of
+// it carrying its counters: count failed deliveries (x-delivery-count)
+// and acquired checkouts, this one included (x-acquired-count is the
+// earlier ones; acquired is 0 when unknown, in a version 1 snapshot). The
+// machine's message is never changed.
+func withDeliveryCount(m *message.Message, count, acquired uint32) *message.Message {
+	if count == 0 && acquired <= 1 {
 		return m
 	}
 	c := *m
-	h := make(map[string]any, len(m.Props.Headers)+1)
+	h := make(map[string]any, len(m.Props.Headers)+2)
 	for k, v := range m.Props.Headers {
 		h[k] = v
 	}
-	h[HeaderDeliveryCount] = int64(count)
+	if count > 0 {
+		h[HeaderDeliveryCount] = int64(count)
+	}
+	if acquired > 1 {
+		h[HeaderAcquiredCount] = int64(acquired - 1)
+	}
 	c.Props.Headers = h
 	c.WireProps = nil
 	return &c
@@ -576,7 +589,7 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
-	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count), Seq: g.id, Redelivered: g.redelivered,
+	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
 		Remaining: g.remaining, qkey: b.getKey, qacq: g.acquired}, true
 }
 

@@ -34,7 +34,16 @@ var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
 // Snapshot encodes the machine's state.
 func (m *quorumMachine) Snapshot() ([]byte, error) {
 	be := binary.BigEndian
-	buf := []byte{quorumSnapshotVersion}
+	// Sized up front: a snapshot holds every message's record, megabytes
+	// with a backlog, and runs on the group's goroutine; growing the
+	// buffer by appends copied it about twice over (26.5 MB allocated
+	// for a 4.3 MB snapshot, BenchmarkQuorumSnapshot).
+	size := 128 + 34*len(m.consumers)
+	for _, q := range m.msgs {
+		size += 29 + 4 + int(q.size) + recordSlack
+	}
+	buf := make([]byte, 1, size)
+	buf[0] = quorumSnapshotVersion
 	buf = appendQConfig(buf, &m.cfg)
 	buf = be.AppendUint64(buf, uint64(m.now))
 	buf = be.AppendUint64(buf, m.nextID)
@@ -79,6 +88,10 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// recordSlack is what a message's record (message.AppendMessage) takes
+// beyond its size (Message.Size), as Snapshot estimates it.
+const recordSlack = 64
 
 func boolByte(b bool) byte {
 	if b {

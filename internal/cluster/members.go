@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -43,7 +44,12 @@ const (
 type memberOp struct {
 	Op      string   `json:"op"`
 	Members []Member `json:"members,omitempty"` // opFounders
-	Member  *Member  `json:"member,omitempty"`  // opAdd, opRemove, opPromote (only Name is read for the last two)
+	// Cluster and Node (opFounders) are the cluster id the proposing
+	// node drew and its name (clusterid.go): the first founders record
+	// applied names the cluster; every one records its node's start.
+	Cluster string  `json:"cluster,omitempty"`
+	Node    string  `json:"node,omitempty"`
+	Member  *Member `json:"member,omitempty"` // opAdd, opRemove, opPromote (only Name is read for the last two)
 }
 
 // memberState is the membership as of some index of the metadata log.
@@ -56,6 +62,14 @@ type memberState struct {
 	// Removed are the tombstones: a removed member's name and replica id
 	// are never used again.
 	Removed []Member `json:"removed,omitempty"`
+	// Cluster is the cluster's identity: the id drawn by the node whose
+	// founders record applied first ("" in a log written before ids).
+	Cluster string `json:"cluster,omitempty"`
+	// Started maps each founding node that has started to the id it drew
+	// at that start: a node that comes back with a new data directory
+	// draws another, which tells a lost data directory from a founder
+	// starting late (clusterid.go).
+	Started map[string]string `json:"started,omitempty"`
 }
 
 // Errors of membership changes.
@@ -146,6 +160,7 @@ func decodeMemberOp(data []byte) (memberOp, error) {
 func (s memberState) clone() memberState {
 	s.Members = slices.Clone(s.Members)
 	s.Removed = slices.Clone(s.Removed)
+	s.Started = maps.Clone(s.Started)
 	return s
 }
 
@@ -175,6 +190,13 @@ func (s *memberState) apply(op memberOp) error {
 		if !s.Set {
 			s.Set = true
 			s.Members = slices.Clone(op.Members)
+			s.Cluster = op.Cluster
+		}
+		if op.Node != "" && op.Cluster != "" && s.Started[op.Node] == "" {
+			if s.Started == nil {
+				s.Started = map[string]string{}
+			}
+			s.Started[op.Node] = op.Cluster
 		}
 		return nil
 	case opAdd:

@@ -99,7 +99,7 @@ func (n *Node) startEntry() []byte {
 	if n.cfg.Join {
 		return meta.EncodeBarrier()
 	}
-	return encodeMemberOp(memberOp{Op: opFounders, Members: n.cfg.Members})
+	return encodeMemberOp(memberOp{Op: opFounders, Members: n.cfg.Members, Cluster: n.drawn, Node: n.cfg.Self.Name})
 }
 
 // bootConfig is the configuration a quorum queue's group starts with on
@@ -145,6 +145,7 @@ func (n *Node) applyMembership(index uint64, data []byte) any {
 	for _, m := range st.Members {
 		n.tr.SetPeer(m.ID, m.Addr) // no-op for this node and known addresses
 	}
+	n.noteCluster(st.Cluster)
 	switch op.Op {
 	case opAdd:
 		if len(st.Members) > before {
@@ -250,6 +251,7 @@ func (m memberMachine) Restore(data []byte) error {
 		m.n.tr.SetPeer(mb.ID, mb.Addr)
 	}
 	m.n.noteSelfRemoved(st)
+	m.n.noteCluster(st.Cluster)
 	m.n.ms.restoring.Store(true)
 	defer m.n.ms.restoring.Store(false)
 	return m.inner.Restore(inner)

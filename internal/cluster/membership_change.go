@@ -216,11 +216,7 @@ func (n *Node) reconcile() {
 	}
 	for _, q := range n.openGroups() {
 		st := q.g.Status()
-		size := q.size
-		if size <= 0 {
-			size = DefaultQuorumSize
-		}
-		if !slices.Contains(st.Learners, me) || len(st.Voters) >= min(size, voting) || !caughtUpHere(st) {
+		if !slices.Contains(st.Learners, me) || len(st.Voters) >= q.wantVoters(voting) || !caughtUpHere(st) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

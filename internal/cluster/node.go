@@ -87,6 +87,17 @@ type Node struct {
 	// deleting counts deleted quorum groups still stopping (Delete).
 	deleting sync.WaitGroup
 	removed  map[uint64]bool // members the transport dropped (syncPeers)
+
+	// Cluster identity (clusterid.go): this data directory's draw, the
+	// Raft gate's verdicts per peer, the checks it asks for, and the
+	// first refusal's reason.
+	drawn   string
+	idmu    sync.Mutex
+	ids     atomic.Pointer[idState]
+	verify  chan uint64
+	refused atomic.Pointer[string]
+	// savedCluster is the cluster id in ClusterFile.
+	savedCluster atomic.Value
 }
 
 // queueGroup is an open quorum queue group and what it replicates.
@@ -94,6 +105,7 @@ type queueGroup struct {
 	vhost, name string
 	voters      []uint64
 	size        int // x-quorum-initial-group-size (0: the default)
+	target      int // x-quorum-target-group-size (0: none; grow.go)
 	g           *raftnode.Group
 }
 
@@ -128,8 +140,17 @@ func New(cfg Config) (*Node, error) {
 	if err := ClaimDir(cfg.FS, cfg.Dir, cfg.Self.Name); err != nil {
 		return nil, err
 	}
+	drawn, err := loadDraw(cfg.FS, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster"), queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
-		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...)}
+		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...), drawn: drawn, verify: make(chan uint64, 16)}
+	saved, err := readSmall(cfg.FS, cfg.Dir, ClusterFile)
+	if err != nil {
+		return nil, err
+	}
+	n.savedCluster.Store(saved)
 	w, err := wal.Open(cfg.FS, filepath.Join(cfg.Dir, "wal"), wal.Options{
 		Logger: cfg.Logger.With("component", "wal"),
 		OnSync: func(entries int, took time.Duration) {
@@ -167,6 +188,8 @@ func New(cfg Config) (*Node, error) {
 		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
 	d.fwd.Store(n.fwd)
 	d.node.Store(n)
+	n.wg.Add(1)
+	go n.verifyPeers()
 	return n, nil
 }
 
@@ -185,6 +208,9 @@ type dispatch struct {
 }
 
 func (d *dispatch) HandleRaft(from transport.NodeID, group transport.Group, msgs []*raftpb.Message) {
+	if n := d.node.Load(); n == nil || !n.peerGate(from) {
+		return // not checked yet, or a node of another cluster (clusterid.go)
+	}
 	if h := d.host.Load(); h != nil {
 		h.HandleRaft(from, group, msgs)
 	}
@@ -196,6 +222,12 @@ func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kin
 			return f.HandleRequest(ctx, from, kind, body)
 		}
 		return nil, errors.New("cluster: forwarding is not ready")
+	}
+	if kind == kindIdentity {
+		if n := d.node.Load(); n != nil {
+			return n.handleIdentity(from, body)
+		}
+		return nil, errors.New("cluster: the node is not ready")
 	}
 	if kind == kindMetaApplied {
 		if n := d.node.Load(); n != nil {
@@ -258,9 +290,16 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	logged := start.Add(-time.Minute) // the first wait is logged at once
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	n.wg.Add(1)
+	go n.checkWhileStarting(ctx, cancelCause)
 	for attempt := 0; ; attempt++ {
 		if err := n.RemovedError(); err != nil {
 			return err
+		}
+		if r := n.refusal(); r != "" {
+			return fmt.Errorf("cluster: refusing to start: %s", r)
 		}
 		pctx, pcancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
 		_, err := g.Propose(pctx, n.startEntry())
@@ -270,6 +309,9 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			n.log.Info("metadata group caught up", "leader", n.memberName(st.Leader), "term", st.Term,
 				"applied", st.Applied, "took", time.Since(start).Round(time.Millisecond))
 			break
+		}
+		if r := n.refusal(); r != "" {
+			return fmt.Errorf("cluster: refusing to start: %s", r)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
@@ -285,9 +327,15 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, time.Second)):
 		}
 	}
+	// One more check now that this node applied the cluster's membership
+	// (the founders record names the cluster).
+	if _, r := n.checkIdentities(ctx); r != "" {
+		return fmt.Errorf("cluster: refusing to start: %s", r)
+	}
 	n.started.Store(true)
 	n.syncPeers()
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go n.watchIdentities()
 	go n.rebalance()
 	go n.reconcileMembers()
 	return nil

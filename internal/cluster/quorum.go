@@ -43,7 +43,8 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	}
 	r.g = g
 	n.mu.Lock()
-	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args), g: g}
+	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args),
+		target: targetGroupSize(def.Args), g: g}
 	n.mu.Unlock()
 	return r, nil
 }

@@ -51,6 +51,7 @@ func Handler(src Sources, pprof bool) http.Handler {
 			mux.HandleFunc("POST /api/cluster/promote", func(w http.ResponseWriter, r *http.Request) { promote(w, r, src) })
 		}
 		handleClusterNodes(mux, src) // cluster_nodes.go
+		handleClusterGrow(mux, src)  // cluster_grow.go
 	}
 	handleAPI(mux, src) // api.go: the RabbitMQ-compatible API
 	handleConsole(mux)  // console.go: the web console at /

@@ -51,6 +51,8 @@ type Sources struct {
 	// /api/cluster/nodes/{name} (cluster_nodes.go).
 	AddNode    func(ctx context.Context, name, addr string, standby bool) error
 	RemoveNode func(ctx context.Context, name string) error
+	// Grow and Shrink serve POST /api/cluster/grow and /shrink (cluster_grow.go).
+	Grow, Shrink func(ctx context.Context, req GrowRequest) (any, error)
 
 	// API serves the RabbitMQ-compatible management API under /api/
 	// (api.go); nil serves none of it.

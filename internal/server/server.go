@@ -385,6 +385,7 @@ func (s *Server) Run(ctx context.Context) error {
 			src.Raft = func() mgmt.RaftStats { return raftStats(s.node) }
 			src.Promote = s.promote
 			src.AddNode, src.RemoveNode = s.addNode, s.removeNode // cluster_nodes.go
+			src.Grow, src.Shrink = s.grow, s.shrink               // cluster_grow.go
 		}
 		src.API = s.managementAPI(ctx.Done(), time.Now()) // mgmt_api.go
 		s.http = &http.Server{Handler: mgmt.Handler(src, s.cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}

@@ -18,7 +18,8 @@ type Storage interface {
 	// raft.Storage methods before done is called.
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, done func(error))
 	// CreateSnapshot records the state machine's snapshot at index (with
-	// the configuration cs) and Compact drops the entries up to it.
+	// the configuration cs) and Compact drops the entries up to it. The
+	// storage may keep data: the caller must not change it afterwards.
 	CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) (*raftpb.Snapshot, error)
 	Compact(index uint64) error
 	// Remove deletes the group's state for good (the group was deleted
