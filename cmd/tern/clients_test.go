@@ -192,7 +192,8 @@ func runRecipe(t *testing.T, b *restartableBroker, timeout time.Duration, dir st
 		if line == "tern:restart" {
 			b.restart()
 			if _, err := io.WriteString(stdin, "restarted\n"); err != nil {
-				t.Fatalf("telling the recipe the broker restarted: %v", err)
+				_ = cmd.Wait()
+				t.Fatalf("telling the recipe the broker restarted: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), stderr.String())
 			}
 		}
 	}

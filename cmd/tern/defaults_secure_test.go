@@ -68,6 +68,9 @@ func TestDefaultsExposeNothingWritableWithoutCredentials(t *testing.T) {
 		{"PUT", "/api/limits"}, {"POST", "/api/limits"}, {"DELETE", "/api/limits"}, {"PATCH", "/api/limits"},
 		{"GET", "/api/limits"}, {"POST", "/healthz"}, {"PUT", "/metrics"}, {"GET", "/debug/pprof/"},
 		{"POST", "/api/cluster/promote"}, {"GET", "/api/cluster"}, {"PUT", "/api/users/x"}, {"GET", "/api/anything"},
+		{"GET", "/api/users"}, {"DELETE", "/api/users/guest"}, {"PUT", "/api/vhosts/x"}, {"DELETE", "/api/vhosts/%2F"},
+		{"PUT", "/api/permissions/%2F/guest"}, {"PUT", "/api/topic-permissions/%2F/guest"},
+		{"PUT", "/api/vhost-limits/%2F/max-connections"}, {"PUT", "/api/user-limits/guest/max-channels"},
 	} {
 		req, _ := http.NewRequest(tc.method, "http://127.0.0.1:15672"+tc.path, strings.NewReader("[]"))
 		resp, err := http.DefaultClient.Do(req)

@@ -33,6 +33,8 @@ Usage:
   tern cert ca|server|client   make a private CA and TLS certificates (tern cert for flags)
   tern version                 print the version, commit and build date
   tern chaos run|check         fault campaigns in a private namespace (tern chaos help)
+  tern ctl COMMAND             manage a broker over its HTTP API: list, declare, delete,
+                               publish, get, users, permissions, policies… (tern ctl --help)
 `
 
 func main() {
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCluster(args[1:], stdout, stderr)
 	case "chaos":
 		return runChaos(args[1:], stdout, stderr)
+	case "ctl":
+		return runCtl(args[1:], os.Stdin, stdout, stderr) // ctl.go
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +71,10 @@ func declareB(b *testing.B, ch *amqp.Channel) string {
 // server's own per message (publish, route, enqueue, deliver), and the
 // client costs too little to hide the broker's speed. TERN_BENCH_URL
 // points it at another broker, as for BenchmarkPublishConsume.
-func BenchmarkServerPath(b *testing.B) {
-	url := benchURL(b)
+func BenchmarkServerPath(b *testing.B) { serverPath(b, benchURL(b)) }
+
+// serverPath is BenchmarkServerPath against url.
+func serverPath(b *testing.B, url string) {
 	uri, err := amqp.ParseURI(url)
 	if err != nil {
 		b.Fatal(err)
@@ -106,6 +109,7 @@ func BenchmarkServerPath(b *testing.B) {
 	done := make(chan struct{})
 	b.ReportAllocs()
 	b.SetBytes(1024)
+	cpu0 := processCPU()
 	b.ResetTimer()
 	go func() {
 		defer close(done)
@@ -123,6 +127,19 @@ func BenchmarkServerPath(b *testing.B) {
 	<-done
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	// CPU time per message (the whole process: server, producer and
+	// consumer), which a machine busy with other work inflates far less
+	// than the wall-clock rate.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/msg")
+}
+
+// processCPU is the process's user and system CPU time so far, in ns.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // countDeliveries reads frames until n basic.deliver methods have arrived.

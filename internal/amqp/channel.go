@@ -34,6 +34,13 @@ type channel struct {
 	lastQueue string                 // the last queue declared, for methods naming queue ""
 	pubCache  map[string]pubDecision // access.go: publish decisions by exchange
 	pubGen    uint64                 // the permissions' generation pubCache holds
+	pubLast   struct {               // the last exchange published to, an allowed one, and its decision
+		name  string
+		d     pubDecision
+		key   string // a routing key its topic permission allowed, if keyOK
+		keyOK bool
+	}
+	pubLastOK bool
 
 	confirm       bool
 	publishSeq    uint64   // sequence number of the last publish in confirm mode

@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -58,12 +59,18 @@ func TestTenThousandDurableQueuesDeclaredAndDeletedOneByOne(t *testing.T) {
 		}
 	}
 	// Issue 11 asks for under 10 s. Alone on an idle machine a round
-	// takes 4-5 s; in `go test ./...` on two cores, beside the cluster's
-	// and the crash tests' fsyncs, 10.1-11.2 s was measured (the disk's
-	// flushes are shared). The assertion allows 20 s so that a shared
-	// disk does not fail CI; the log line above gives the real figure.
-	if best > 20*time.Second {
-		t.Fatalf("10,000 durable declares and deletes took %v at best, want under 10s (20s allowed on a shared disk)", best)
+	// takes 4-6 s, 64% of it in the 20,000 fdatasyncs; in `go test ./...`
+	// on two cores, beside the cluster's and the crash tests' fsyncs,
+	// 10-24 s was measured (the disk's flushes are shared; the profile is
+	// in docs/design/definitions.md). So the 10 s bound is asserted when
+	// the test has the machine to itself — .ci/run runs it alone, after
+	// the suite, with TERN_TIMING_ALONE=1 — and 20 s inside the suite.
+	bound := 20 * time.Second
+	if os.Getenv("TERN_TIMING_ALONE") == "1" {
+		bound = 10 * time.Second
+	}
+	if best > bound {
+		t.Fatalf("10,000 durable declares and deletes took %v at best, want under %v", best, bound)
 	}
 	if _, err := ch.QueueDeclare("kept", true, false, false, false, nil); err != nil {
 		t.Fatal(err)

@@ -126,7 +126,10 @@ func (c *connection) handshake() error {
 		release()
 		return c.closeHandshake(amqp091.NotAllowed, open, "vhost %s not found", open.VirtualHost)
 	}
-	c.release = func() { remove(); release() }
+	removeUser := c.srv.broker.OnUserDeleted(u.Name, func() {
+		c.closeFromOutside(amqp091.ConnectionForced, "CONNECTION_FORCED - user '"+u.Name+"' was deleted")
+	})
+	c.release = func() { remove(); removeUser(); release() }
 	c.vhost = v
 	c.sendDirect(&amqp091.ConnectionOpenOk{})
 	return nil

@@ -59,6 +59,7 @@ type Broker struct {
 	diskAlarm   *flow.Alarm
 	limits      *flow.Limiter
 	users       *auth.Store
+	userClosers userClosers // security.go
 }
 
 // New returns a broker with the default vhost "/".

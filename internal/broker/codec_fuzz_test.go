@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/message"
@@ -44,6 +45,19 @@ func FuzzDecodeCommand(f *testing.F) {
 		broker.Bind{BindingDef: broker.BindingDef{VHost: "/", Source: "x", Destination: "e", DestID: "id2", Key: "k"}},
 		broker.SetLimits{Limits: []flow.Limit{{VHost: "/", User: "*", PerConnection: true, PublishRate: 2.5, PublishBurst: 3, ByteRate: math.Inf(1), ByteBurst: 4},
 			{VHost: "v", PublishRate: math.NaN()}}},
+		// Users, permissions and limits (security.go).
+		broker.PutUser{Name: "u", PasswordHash: "$argon2id$v=19$m=16384,t=1,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", Tags: []string{"administrator", "monitoring"}, LoopbackOnly: true},
+		broker.PutUser{Name: "nopw"},
+		broker.DeleteUser{Name: "u"},
+		broker.SetPermission{VHost: "/", User: "u", Permission: auth.Permission{Configure: "^u\\.", Write: ".*", Read: ""}},
+		broker.ClearPermission{VHost: "/", User: "u"},
+		broker.SetTopicPermission{VHost: "/", User: "u", TopicPermission: auth.TopicPermission{Exchange: "amq.topic", Write: "^{username}\\.", Read: "^{client_id}"}},
+		broker.ClearTopicPermission{VHost: "/", User: "u", Exchange: "amq.topic"},
+		broker.ClearTopicPermission{VHost: "/", User: "u"},
+		broker.SetVHostLimit{VHost: "/", Name: "max-connections", Value: 10},
+		broker.SetVHostLimit{VHost: "/", Name: "max-queues", Value: -1},
+		broker.SetUserLimit{User: "u", Name: "max-channels", Value: 0},
+		broker.DeleteVHost{Name: "v2"},
 		broker.Proposed{ID: 1 << 60, Command: broker.DeleteQueue{VHost: "/", Name: "e", ID: "id2"}},
 	}
 	for _, c := range seeds {
@@ -88,7 +102,15 @@ func FuzzDecodeDefinitions(f *testing.F) {
 			Name: "e", Exclusive: true, Owner: 4}}},
 		Bindings: []broker.BindingDef{{VHost: "/", Source: "t", Destination: "e", DestID: "i"}},
 	}
-	for _, seed := range []*broker.Definitions{d, cluster, {}} {
+	security := &broker.Definitions{
+		VHosts:           []string{"/"},
+		Users:            []broker.PutUser{{Name: "u", PasswordHash: "h", Tags: []string{"monitoring"}}, {Name: "g", LoopbackOnly: true}},
+		Permissions:      []auth.PermissionEntry{{User: "u", VHost: "/", Permission: auth.Permission{Configure: ".*", Write: "^a", Read: ""}}},
+		TopicPermissions: []auth.TopicPermissionEntry{{User: "u", VHost: "/", TopicPermission: auth.TopicPermission{Exchange: "amq.topic", Write: "x", Read: "y"}}},
+		VHostLimits:      []auth.LimitEntry{{VHost: "/", Value: map[string]int64{"max-connections": 3, "max-queues": 0}}},
+		UserLimits:       []auth.LimitEntry{{User: "u", Value: map[string]int64{"max-channels": 9}}},
+	}
+	for _, seed := range []*broker.Definitions{d, cluster, security, {}} {
 		b, err := broker.EncodeDefinitions(seed)
 		if err != nil {
 			f.Fatal(err)

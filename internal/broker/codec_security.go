@@ -96,7 +96,7 @@ func encodeSecDefs(d *Definitions) *secDefsJSON {
 	}
 	s := &secDefsJSON{Permissions: d.Permissions, TopicPermissions: d.TopicPermissions, VHostLimits: d.VHostLimits, UserLimits: d.UserLimits}
 	for _, u := range d.Users {
-		s.Users = append(s.Users, userJSON{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags, LoopbackOnly: u.LoopbackOnly})
+		s.Users = append(s.Users, userJSON(u))
 	}
 	return s
 }
@@ -107,6 +107,6 @@ func decodeSecDefs(s *secDefsJSON, d *Definitions) {
 	}
 	d.Permissions, d.TopicPermissions, d.VHostLimits, d.UserLimits = s.Permissions, s.TopicPermissions, s.VHostLimits, s.UserLimits
 	for _, u := range s.Users {
-		d.Users = append(d.Users, PutUser{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags, LoopbackOnly: u.LoopbackOnly})
+		d.Users = append(d.Users, PutUser(u))
 	}
 }

@@ -53,3 +53,21 @@ func (v *VHost) LookupQueue(name string) *Queue {
 	}
 	return q
 }
+
+// Counters returns the broker's running totals and alarm flags without
+// visiting the queues (Stats does, for its gauges and PerQueue): what a
+// once-a-second rate sampler needs.
+func (b *Broker) Counters() Stats {
+	return Stats{
+		Published:         b.stats.published.Load(),
+		Unroutable:        b.stats.unroutable.Load(),
+		Delivered:         b.stats.delivered.Load(),
+		Redelivered:       b.stats.redelivered.Load(),
+		Acked:             b.stats.acked.Load(),
+		DeadLettered:      b.stats.deadLettered.Load(),
+		DeadLetterDropped: b.stats.deadLetterDropped.Load(),
+		QueuedBytes:       b.queuedBytes.Load(),
+		MemoryAlarm:       b.memoryAlarm.Active(),
+		DiskAlarm:         b.diskAlarm.Active(),
+	}
+}

@@ -115,11 +115,16 @@ func (b *Broker) applySecurity(c Command, replay bool) error {
 	fx := &effects{replay: replay}
 	var closers []func()
 	b.mu.Lock()
+	if !b.appliesLocked(c) {
+		b.mu.Unlock()
+		return nil
+	}
 	switch c := c.(type) {
 	case PutUser:
 		b.users.Put(auth.User{Name: c.Name, PasswordHash: c.PasswordHash, Tags: slices.Clone(c.Tags), LoopbackOnly: c.LoopbackOnly})
 	case DeleteUser:
 		b.users.Delete(c.Name)
+		closers = b.userClosers.take(c.Name)
 	case SetPermission:
 		b.users.SetPermission(c.User, c.VHost, c.Permission)
 	case ClearPermission:
@@ -143,6 +148,27 @@ func (b *Broker) applySecurity(c Command, replay bool) error {
 		f()
 	}
 	return err
+}
+
+// appliesLocked says whether c finds what it names: a permission or limit
+// of a user or in a vhost that was deleted meanwhile (a concurrent API
+// request, applied after the deletion) changes nothing, so no permission
+// outlives its user or vhost. Deterministic: it reads only the
+// definitions. b.mu is held.
+func (b *Broker) appliesLocked(c Command) bool {
+	user := func(n string) bool { _, ok := b.users.Lookup(n); return ok }
+	vhost := func(n string) bool { return b.vhosts[n] != nil }
+	switch c := c.(type) {
+	case SetPermission:
+		return user(c.User) && vhost(c.VHost)
+	case SetTopicPermission:
+		return user(c.User) && vhost(c.VHost)
+	case SetVHostLimit:
+		return vhost(c.VHost)
+	case SetUserLimit:
+		return user(c.User)
+	}
+	return true
 }
 
 // deleteVHostLocked removes a vhost with its queues (their logs go once
@@ -277,5 +303,49 @@ func securityCommands(d *Definitions) []Command {
 			out = append(out, SetUserLimit{User: l.User, Name: n, Value: v})
 		}
 	}
+	return out
+}
+
+// userClosers are the open connections of each user, closed when the user
+// is deleted, as RabbitMQ closes a deleted user's connections.
+type userClosers struct {
+	mu   sync.Mutex
+	next uint64
+	fns  map[string]map[uint64]func()
+}
+
+// OnUserDeleted registers close, called (once, without locks held) if
+// user is deleted; remove unregisters it.
+func (b *Broker) OnUserDeleted(user string, close func()) (remove func()) {
+	u := &b.userClosers
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.fns == nil {
+		u.fns = map[string]map[uint64]func(){}
+	}
+	if u.fns[user] == nil {
+		u.fns[user] = map[uint64]func(){}
+	}
+	u.next++
+	id := u.next
+	u.fns[user][id] = close
+	return func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		delete(u.fns[user], id)
+		if len(u.fns[user]) == 0 {
+			delete(u.fns, user)
+		}
+	}
+}
+
+func (u *userClosers) take(user string) []func() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]func(), 0, len(u.fns[user]))
+	for _, f := range u.fns[user] {
+		out = append(out, f)
+	}
+	delete(u.fns, user)
 	return out
 }

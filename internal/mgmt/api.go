@@ -84,4 +84,13 @@ func handleAPI(mux *http.ServeMux, src Sources) {
 	s.routeDefinitions(rt) // definitions.go
 	s.routeHealth(rt)      // health_checks.go
 	mux.Handle("/api/", rt)
+	// /api/vhosts/… is the security routes' (users.go); a vhost's
+	// connections and channels are served here, by patterns more specific
+	// than theirs. The default vhost is spelled out: ServeMux's wildcards
+	// do not match a bare %2F segment.
+	for _, sub := range []string{"connections", "channels"} {
+		for _, v := range []string{"{vhost}", "%2F"} { // the mux matches %2f as %2F
+			mux.Handle("GET /api/vhosts/"+v+"/"+sub, rt)
+		}
+	}
 }

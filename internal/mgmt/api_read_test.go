@@ -156,6 +156,13 @@ func TestReadEndpointsHaveRabbitMQFields(t *testing.T) {
 		t.Errorf("channel %v", chans[0])
 	}
 
+	if got := getObject(t, s, "/api/channels/"+pathEscape(name+" (1)")); got["number"] != 1.0 {
+		t.Errorf("GET the channel: %v", got)
+	}
+	guest(t, s, "GET", "/api/channels/"+pathEscape(name+" (2)"), nil, http.StatusNotFound)
+	if len(getList(t, s, "/api/bindings")) != 2 || len(getList(t, s, "/api/exchanges")) != 7 {
+		t.Error("the bindings and exchanges of every vhost")
+	}
 	cons := getList(t, s, "/api/consumers")
 	if len(cons) != 1 {
 		t.Fatalf("consumers %v", cons)
@@ -165,6 +172,13 @@ func TestReadEndpointsHaveRabbitMQFields(t *testing.T) {
 		"ack_required", "prefetch_count", "active")
 	if cons[0]["consumer_tag"] != "tag-1" || cons[0]["ack_required"] != true || cons[0]["prefetch_count"] != 7.0 {
 		t.Errorf("consumer %v", cons[0])
+	}
+	if len(getList(t, s, "/api/vhosts/%2F/connections")) != 1 || len(getList(t, s, "/api/vhosts/%2F/channels")) != 1 {
+		t.Error("the vhost's connections and channels")
+	}
+	guest(t, s, "GET", "/api/vhosts/nosuchvhost/connections", nil, http.StatusNotFound)
+	if v := getObject(t, s, "/api/vhosts/%2F"); v["name"] != "/" { // still the security routes'
+		t.Errorf("GET /api/vhosts/%%2F: %v", v)
 	}
 	if len(getList(t, s, "/api/consumers/%2F")) != 1 {
 		t.Error("consumers of /")

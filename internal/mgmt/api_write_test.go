@@ -235,3 +235,29 @@ func TestErrorBodies(t *testing.T) {
 	}
 	guest(t, s, "GET", "/api/queues/%2F/q", nil, http.StatusNotFound) // nothing was declared by the refused requests
 }
+
+// A queue and an exchange show the policy they match, and a queue its
+// effective definition, as RabbitMQ's policy, operator_policy and
+// effective_policy_definition fields.
+func TestQueueAndExchangeShowTheirPolicy(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	guest(t, s, "PUT", "/api/queues/%2F/capped.q", map[string]any{}, http.StatusCreated)
+	guest(t, s, "PUT", "/api/exchanges/%2F/capped.x", map[string]any{"type": "fanout"}, http.StatusCreated)
+	q := getObject(t, s, "/api/queues/%2F/capped.q")
+	hasFields(t, "queue", q, "policy", "operator_policy", "effective_policy_definition")
+	if q["policy"] != nil || len(q["effective_policy_definition"].(map[string]any)) != 0 {
+		t.Errorf("before any policy: %v %v", q["policy"], q["effective_policy_definition"])
+	}
+	guest(t, s, "PUT", "/api/policies/%2F/cap", `{"pattern":"^capped\\.","definition":{"max-length":5},"apply-to":"all"}`, http.StatusCreated)
+	q = getObject(t, s, "/api/queues/%2F/capped.q")
+	if q["policy"] != "cap" || q["effective_policy_definition"].(map[string]any)["max-length"] != 5.0 {
+		t.Errorf("with the policy: %v %v", q["policy"], q["effective_policy_definition"])
+	}
+	if x := getObject(t, s, "/api/exchanges/%2F/capped.x"); x["policy"] != "cap" {
+		t.Errorf("exchange policy %v", x["policy"])
+	}
+	if x := getObject(t, s, "/api/exchanges/%2F/amq.fanout"); x["policy"] != nil {
+		t.Errorf("amq.fanout's policy %v", x["policy"])
+	}
+}

@@ -60,7 +60,7 @@ func (s *apiServer) routeBindings(rt *router) {
 		rt.handle(http.MethodPost, base, func(w http.ResponseWriter, r *http.Request, p params) { s.postBinding(w, r, p, kind) })
 		rt.handle(http.MethodGet, base+"/{props}", func(w http.ResponseWriter, r *http.Request, p params) {
 			if b, ok := s.findBinding(w, r, p, kind); ok {
-				writeJSON(w, http.StatusOK, b)
+				apiJSON(w, http.StatusOK, b)
 			}
 		})
 		rt.handle(http.MethodDelete, base+"/{props}", func(w http.ResponseWriter, r *http.Request, p params) { s.deleteBinding(w, r, p, kind) })

@@ -67,7 +67,7 @@ func (s *apiServer) routeChannels(rt *router) {
 	rt.handle(http.MethodGet, "/api/channels/{name}", func(w http.ResponseWriter, r *http.Request, p params) {
 		for _, ch := range s.visibleChannels(r, "") {
 			if ch.Name == p["name"] {
-				writeJSON(w, http.StatusOK, ch)
+				apiJSON(w, http.StatusOK, ch)
 				return
 			}
 		}

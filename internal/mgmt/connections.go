@@ -58,7 +58,7 @@ func (s *apiServer) routeConnections(rt *router) {
 			notFound(w)
 			return
 		}
-		writeJSON(w, http.StatusOK, c)
+		apiJSON(w, http.StatusOK, c)
 	})
 	rt.handle(http.MethodDelete, "/api/connections/{name}", s.closeConnection)
 	rt.handle(http.MethodGet, "/api/connections/{name}/channels", func(w http.ResponseWriter, r *http.Request, p params) {
@@ -114,7 +114,7 @@ func mqttConnJSON(node string, c mqtt.ConnectionInfo) connJSON {
 		proto = "MQTT 5-0"
 	}
 	return connJSON{Name: c.Name, Node: node, Type: "network", State: "running", Protocol: proto, User: c.User,
-		VHost: c.VHost, Host: c.Host, Port: c.Port, PeerHost: c.PeerHost, PeerPort: c.PeerPort, AuthMechanism: "PLAIN",
+		VHost: c.VHost, Host: c.Host, Port: c.Port, PeerHost: c.PeerHost, PeerPort: c.PeerPort, SSL: c.TLS,
 		Timeout: c.KeepAliveSeconds, ClientProperties: map[string]any{"client_id": c.ClientID}, UserProvidedName: c.ClientID, mqtt: true}
 }
 

@@ -169,7 +169,7 @@ func (s *apiServer) exportDefinitions(w http.ResponseWriter, r *http.Request, vh
 	if r.URL.Query().Get("download") != "" {
 		w.Header().Set("Content-Disposition", `attachment; filename="`+strings.ReplaceAll(r.URL.Query().Get("download"), `"`, "")+`"`)
 	}
-	writeJSON(w, http.StatusOK, doc)
+	apiJSON(w, http.StatusOK, doc)
 }
 
 // readDefinitionsBody returns the document: the JSON body, or the "file"

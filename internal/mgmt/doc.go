@@ -6,8 +6,15 @@
 // and /metrics by default): reads a user tagged monitoring, management,
 // policymaker or administrator, changes and the profiler an administrator.
 // Failed logins are logged with the source address and throttled per
-// address (throttle.go). There is no management API for queues, exchanges
-// or users and no console.
+// address (throttle.go).
+//
+// Under /api/ it serves the RabbitMQ-compatible management API (api.go,
+// docs/http-api.md): overview, nodes, connections, channels, consumers,
+// exchanges, queues, bindings, definitions and health checks with
+// RabbitMQ's paths, JSON field names and error bodies. It reads the broker
+// through Sources.API (the broker's vhosts and the listeners' snapshots)
+// and samples counters once a second for rates (rates.go). There is no web
+// console.
 //
 // Metrics are gathered at scrape time from the components' Stats()
 // snapshots through a custom collector, so nothing on the message path

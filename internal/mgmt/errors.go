@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -24,7 +25,7 @@ type apiError struct {
 const maxBody = 20 << 20
 
 func writeError(w http.ResponseWriter, status int, kind, reason string) {
-	writeJSON(w, status, apiError{Error: kind, Reason: reason})
+	apiJSON(w, status, apiError{Error: kind, Reason: reason})
 }
 
 func notFound(w http.ResponseWriter) {
@@ -111,4 +112,36 @@ func jsonKind(goKind string) string {
 		return "a number"
 	}
 	return goKind
+}
+
+// apiJSON writes v as the API's JSON answer. Unlike writeJSON it leaves
+// "<", ">" and "&" as they are, as RabbitMQ does: a connection's name
+// reads "127.0.0.1:54321 -> 127.0.0.1:5672" in the raw body too.
+func apiJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	_ = bw.Flush()
+}
+
+// apiJSONList writes items as a JSON array one item at a time, so a list
+// of 10,000 queues is never one 5 MB buffer.
+func apiJSONList[T any](w http.ResponseWriter, items []T) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	_ = bw.WriteByte('[')
+	for i := range items {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_ = enc.Encode(&items[i]) // Encode ends each item with a newline, which JSON allows
+	}
+	_, _ = bw.WriteString("]\n")
+	_ = bw.Flush()
 }

@@ -21,6 +21,7 @@ type exchangeJSON struct {
 	Internal               bool           `json:"internal"`
 	Arguments              map[string]any `json:"arguments"`
 	UserWhoPerformedAction string         `json:"user_who_performed_action"`
+	Policy                 *string        `json:"policy"`
 }
 
 func (s *apiServer) routeExchanges(rt *router) {
@@ -38,7 +39,7 @@ func (s *apiServer) routeExchanges(rt *router) {
 		if x == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
+		apiJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
 	})
 	rt.handle(http.MethodPut, "/api/exchanges/{vhost}/{name}", s.putExchange)
 	rt.handle(http.MethodDelete, "/api/exchanges/{vhost}/{name}", s.deleteExchange)
@@ -63,7 +64,7 @@ func exchangeName(n string) string {
 func exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
 	c := x.Config()
 	return exchangeJSON{Name: c.Name, VHost: vhost, Type: c.Type, Durable: c.Durable, AutoDelete: c.AutoDelete,
-		Internal: c.Internal, Arguments: jsonArgs(c.Args)}
+		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy())}
 }
 
 func (s *apiServer) exchanges(r *http.Request, vhost string) []exchangeJSON {
@@ -100,9 +101,9 @@ func (s *apiServer) exchange(w http.ResponseWriter, r *http.Request, p params) (
 
 type exchangeBody struct {
 	Type       *string        `json:"type"`
-	Durable    *bool          `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
-	Internal   bool           `json:"internal"`
+	Durable    *flexBool      `json:"durable"`
+	AutoDelete flexBool       `json:"auto_delete"`
+	Internal   flexBool       `json:"internal"`
 	Arguments  map[string]any `json:"arguments"`
 }
 
@@ -122,8 +123,8 @@ func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params
 	name := exchangeName(p["name"])
 	_, err := v.Exchange(name)
 	existed := err == nil
-	_, err = v.DeclareExchange(broker.ExchangeConfig{Name: name, Type: *body.Type, Durable: body.Durable == nil || *body.Durable,
-		AutoDelete: body.AutoDelete, Internal: body.Internal, Args: amqpArgs(body.Arguments)}, false)
+	_, err = v.DeclareExchange(broker.ExchangeConfig{Name: name, Type: *body.Type, Durable: body.Durable == nil || bool(*body.Durable),
+		AutoDelete: bool(body.AutoDelete), Internal: bool(body.Internal), Args: amqpArgs(body.Arguments)}, false)
 	if err != nil {
 		brokerError(w, err)
 		return
@@ -199,5 +200,5 @@ func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 		brokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"routed": res.Routed > 0})
+	apiJSON(w, http.StatusOK, map[string]bool{"routed": res.Routed > 0})
 }

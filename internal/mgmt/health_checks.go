@@ -15,7 +15,7 @@ func (s *apiServer) routeHealth(rt *router) {
 	rt.handle(http.MethodGet, "/api/health/checks/local-alarms", s.alarmsCheck)
 	rt.handle(http.MethodGet, "/api/health/checks/virtual-hosts", func(w http.ResponseWriter, _ *http.Request, _ params) {
 		// Every vhost of a Tern node runs while the node does.
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		apiJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	rt.handle(http.MethodGet, "/api/health/checks/port-listener/{port}", s.portCheck)
 }
@@ -44,10 +44,10 @@ func (s *apiServer) alarmsCheck(w http.ResponseWriter, _ *http.Request, _ params
 		}
 	}
 	if len(active) == 0 {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		apiJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed",
+	apiJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed",
 		"reason": "resource alarm(s) in effect in the cluster", "alarms": active})
 }
 
@@ -60,12 +60,12 @@ func (s *apiServer) portCheck(w http.ResponseWriter, _ *http.Request, p params) 
 	ports := []int{}
 	for _, l := range s.api.Node.Listeners {
 		if l.Port == port {
-			writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "port": port})
+			apiJSON(w, http.StatusOK, map[string]any{"status": "ok", "port": port})
 			return
 		}
 		ports = append(ports, l.Port)
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "reason": "No active listener",
+	apiJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "reason": "No active listener",
 		"missing": port, "ports": ports})
 }
 
@@ -97,9 +97,9 @@ func (s *apiServer) aliveness(w http.ResponseWriter, r *http.Request, p params) 
 			break
 		}
 		if d.Msg == m {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			apiJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		}
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed", "reason": "the test message did not come back"})
+	apiJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed", "reason": "the test message did not come back"})
 }

@@ -3,6 +3,8 @@ package mgmt
 import (
 	"encoding/json"
 	"math"
+	"reflect"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -43,11 +45,14 @@ func jsonValue(v any) any {
 	return v
 }
 
+// noArgs is every empty argument table's JSON: shared, never written to.
+var noArgs = map[string]any{}
+
 // jsonArgs is jsonValue for an argument table, never nil (RabbitMQ writes
 // "arguments": {}).
 func jsonArgs(m map[string]any) map[string]any {
 	if len(m) == 0 {
-		return map[string]any{}
+		return noArgs
 	}
 	return jsonValue(m).(map[string]any)
 }
@@ -93,4 +98,58 @@ func amqpValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// flexBool is a boolean field of a request body. RabbitMQ accepts "true"
+// and "false" as strings too, and rabbitmqadmin sends them so
+// ({"durable":"true"}); anything else is a 400 naming the field.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(raw []byte) error {
+	switch string(raw) {
+	case "true", `"true"`:
+		*b = true
+	case "false", `"false"`:
+		*b = false
+	default:
+		return &json.UnmarshalTypeError{Value: jsonTypeName(raw), Type: reflect.TypeFor[bool]()}
+	}
+	return nil
+}
+
+// flexInt is an integer field of a request body, a number or a string of
+// digits (rabbitmqadmin sends {"count":"1"}).
+type flexInt int
+
+func (n *flexInt) UnmarshalJSON(raw []byte) error {
+	s := string(raw)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: jsonTypeName(raw), Type: reflect.TypeFor[int]()}
+	}
+	*n = flexInt(v)
+	return nil
+}
+
+// jsonTypeName names a raw JSON value's type for an error.
+func jsonTypeName(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }

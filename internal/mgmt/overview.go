@@ -104,7 +104,7 @@ func (s *apiServer) routeOverview(rt *router) {
 			notFound(w)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.node())
+		apiJSON(w, http.StatusOK, s.node())
 	})
 	rt.handle(http.MethodGet, "/api/whoami", s.whoami)
 	rt.handle(http.MethodGet, "/api/aliveness-test/{vhost}", s.aliveness)
@@ -152,7 +152,7 @@ func (s *apiServer) overview(w http.ResponseWriter, r *http.Request, _ params) {
 		// A management user's totals are its vhosts' (RabbitMQ's rule).
 		ov.QueueTotals, ov.ObjectTotals = s.visibleTotals(r)
 	}
-	writeJSON(w, http.StatusOK, ov)
+	apiJSON(w, http.StatusOK, ov)
 }
 
 // visibleTotals are the queue and object totals of the vhosts the
@@ -232,5 +232,5 @@ func (s *apiServer) whoami(w http.ResponseWriter, r *http.Request, _ params) {
 	if tags == nil {
 		tags = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "tags": tags})
+	apiJSON(w, http.StatusOK, map[string]any{"name": u.Name, "tags": tags})
 }

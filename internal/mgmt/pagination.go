@@ -118,7 +118,11 @@ func respondList[T any](w http.ResponseWriter, r *http.Request, items []T) {
 		slices.Reverse(items)
 	}
 	if !q.paged {
-		writeJSON(w, http.StatusOK, selectColumns(items, q.columns))
+		if len(q.columns) == 0 {
+			apiJSONList(w, items)
+			return
+		}
+		apiJSON(w, http.StatusOK, selectColumns(items, q.columns))
 		return
 	}
 	filtered := len(items)
@@ -130,7 +134,7 @@ func respondList[T any](w http.ResponseWriter, r *http.Request, items []T) {
 	lo := (q.page - 1) * q.size
 	hi := min(lo+q.size, filtered)
 	pageItems := items[lo:hi]
-	writeJSON(w, http.StatusOK, page{FilteredCount: filtered, ItemCount: len(pageItems), Items: selectColumns(pageItems, q.columns),
+	apiJSON(w, http.StatusOK, page{FilteredCount: filtered, ItemCount: len(pageItems), Items: selectColumns(pageItems, q.columns),
 		Page: q.page, PageCount: pages, PageSize: q.size, TotalCount: total})
 }
 

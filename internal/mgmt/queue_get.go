@@ -13,11 +13,11 @@ import (
 // getBody is POST /api/queues/{vhost}/{name}/get's body; count, ackmode
 // and encoding are required, as in RabbitMQ.
 type getBody struct {
-	Count    *int    `json:"count"`
-	AckMode  *string `json:"ackmode"`
-	Encoding *string `json:"encoding"`
-	Truncate *int    `json:"truncate"`
-	Requeue  *bool   `json:"requeue"` // RabbitMQ 3.6's form, still accepted by RabbitMQ
+	Count    *flexInt  `json:"count"`
+	AckMode  *string   `json:"ackmode"`
+	Encoding *string   `json:"encoding"`
+	Truncate *flexInt  `json:"truncate"`
+	Requeue  *flexBool `json:"requeue"` // RabbitMQ 3.6's form, still accepted by RabbitMQ
 }
 
 // gotMessage is one message of the get's answer.
@@ -70,14 +70,14 @@ func (s *apiServer) getMessages(w http.ResponseWriter, r *http.Request, p params
 		badRequest(w, "encoding must be auto or base64, not '"+enc+"'")
 		return
 	}
-	count := *body.Count
+	count := int(*body.Count)
 	if count < 0 {
 		badRequest(w, "count must not be negative")
 		return
 	}
 	truncate := -1
 	if body.Truncate != nil {
-		truncate = *body.Truncate
+		truncate = int(*body.Truncate)
 	}
 	var got []broker.Delivery
 	out := []gotMessage{}
@@ -97,7 +97,7 @@ func (s *apiServer) getMessages(w http.ResponseWriter, r *http.Request, p params
 	case "reject_requeue_false":
 		q.Reject(got)
 	}
-	writeJSON(w, http.StatusOK, out)
+	apiJSON(w, http.StatusOK, out)
 }
 
 func encodeGot(d broker.Delivery, enc string, truncate int) gotMessage {

@@ -2,7 +2,8 @@ package mgmt
 
 import (
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/tern-broker/tern/internal/broker"
 )
@@ -40,6 +41,9 @@ type queueJSON struct {
 	MessagesUnacknowledgedDetails rateDetail     `json:"messages_unacknowledged_details"`
 	MessageBytesReady             int64          `json:"message_bytes_ready"`
 	MessageStats                  queueStats     `json:"message_stats"`
+	Policy                        *string        `json:"policy"`
+	OperatorPolicy                *string        `json:"operator_policy"`
+	EffectivePolicyDefinition     map[string]any `json:"effective_policy_definition"`
 	ConsumerDetails               []consumerJSON `json:"consumer_details,omitempty"`
 }
 
@@ -82,24 +86,35 @@ func (s *apiServer) vhostOr404(w http.ResponseWriter, r *http.Request, name stri
 }
 
 // queues lists the queues of vhost ("" for every vhost the user sees),
-// sorted by vhost and name.
+// sorted by vhost and name. Queues are sorted as pointers before their
+// JSON structs are built, and the slice is sized once: with 10,000 queues
+// the listing is a few allocations, not one per queue.
 func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 	s.rates.fresh(s.ticking)
-	rates := s.rates.queueRates()
-	var out []queueJSON
-	for _, v := range s.api.Broker.VHosts() {
+	vhosts := s.api.Broker.VHosts()
+	slices.SortFunc(vhosts, func(a, b *broker.VHost) int { return strings.Compare(a.Name(), b.Name()) })
+	type vq struct {
+		v  string
+		qs []*broker.Queue
+	}
+	var lists []vq
+	n := 0
+	for _, v := range vhosts {
 		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
 			continue
 		}
-		for _, q := range v.Queues() {
-			out = append(out, s.queueJSON(v.Name(), q, rates[qkey{v.Name(), q.Name()}]))
-		}
+		qs := v.Queues()
+		slices.SortFunc(qs, func(a, b *broker.Queue) int { return strings.Compare(a.Name(), b.Name()) })
+		lists = append(lists, vq{v.Name(), qs})
+		n += len(qs)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].VHost != out[j].VHost {
-			return out[i].VHost < out[j].VHost
+	out := make([]queueJSON, 0, n)
+	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
+		for _, l := range lists {
+			for _, q := range l.qs {
+				out = append(out, s.queueJSON(l.v, q, rate(qkey{l.v, q.Name()})))
+			}
 		}
-		return out[i].Name < out[j].Name
 	})
 	return out
 }
@@ -107,7 +122,9 @@ func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
 	ready, unacked, consumers, bytes, st := q.Status()
 	cfg := q.Config()
-	return queueJSON{Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
+	pol := q.Policy()
+	return queueJSON{Policy: nameOrNull(pol.Policy), OperatorPolicy: nameOrNull(pol.OperatorPolicy),
+		EffectivePolicyDefinition: jsonArgs(pol.EffectiveDefinition), Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
 		Exclusive: cfg.Exclusive, Arguments: jsonArgs(cfg.Args), Node: s.api.Node.Name, State: "running",
 		Consumers: consumers, Messages: ready + unacked, MessagesDetails: rateDetail{rt.Messages},
 		MessagesReady: ready, MessagesReadyDetails: rateDetail{rt.Ready},
@@ -115,6 +132,14 @@ func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) q
 		MessageStats: queueStats{Publish: st.Published, PublishDetails: rateDetail{rt.Publish},
 			DeliverGet: st.Delivered, DeliverGetDetails: rateDetail{rt.Deliver}, Ack: st.Acked, AckDetails: rateDetail{rt.Ack},
 			Redeliver: st.Redelivered, RedeliverDetails: rateDetail{rt.Redeliver}}}
+}
+
+// nameOrNull is a policy's name, null for none (RabbitMQ writes null).
+func nameOrNull(n string) *string {
+	if n == "" {
+		return nil
+	}
+	return &n
 }
 
 // queue returns the named queue or answers 404.
@@ -144,14 +169,14 @@ func (s *apiServer) getQueue(w http.ResponseWriter, r *http.Request, p params) {
 			out.ConsumerDetails = append(out.ConsumerDetails, c)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	apiJSON(w, http.StatusOK, out)
 }
 
 // queueBody is PUT /api/queues/{vhost}/{name}'s body. RabbitMQ's default
 // for an absent durable is true.
 type queueBody struct {
-	Durable    *bool          `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
+	Durable    *flexBool      `json:"durable"`
+	AutoDelete flexBool       `json:"auto_delete"`
 	Arguments  map[string]any `json:"arguments"`
 	Node       string         `json:"node"`
 }
@@ -169,9 +194,9 @@ func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 		badRequest(w, "a queue needs a name")
 		return
 	}
-	durable := body.Durable == nil || *body.Durable
+	durable := body.Durable == nil || bool(*body.Durable)
 	existed := v.LookupQueue(p["name"]) != nil
-	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: body.AutoDelete,
+	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: bool(body.AutoDelete),
 		Args: amqpArgs(body.Arguments)}, false, 0)
 	if err != nil {
 		brokerError(w, err)

@@ -77,6 +77,10 @@ type rateSampler struct {
 	src Sources
 	now func() time.Time
 
+	// scratchMu serialises samples; scratch is the last one's buffer.
+	scratchMu sync.Mutex
+	scratch   []queueSample
+
 	mu     sync.Mutex
 	last   time.Time
 	gen    uint64
@@ -86,6 +90,13 @@ type rateSampler struct {
 }
 
 type qkey struct{ vhost, name string }
+
+// queueSample is one queue's counts in a sample.
+type queueSample struct {
+	k    qkey
+	r, u int
+	st   broker.MessageStats
+}
 
 func newRateSampler(src Sources, now func() time.Time) *rateSampler {
 	if now == nil {
@@ -125,25 +136,25 @@ func (s *rateSampler) fresh(ticking bool) {
 // sample reads every counter once. The counters are read before the
 // sampler's lock is taken, so a slow queue never holds up a request.
 func (s *rateSampler) sample() {
-	type qs struct {
-		k    qkey
-		r, u int
-		st   broker.MessageStats
-	}
-	var queues []qs
-	var b *broker.Broker
-	if s.src.API != nil {
-		b = s.src.API.Broker
-	}
-	if b != nil {
+	s.scratchMu.Lock()
+	defer s.scratchMu.Unlock()
+	queues := s.scratch[:0]
+	var bs broker.Stats
+	if s.src.API != nil && s.src.API.Broker != nil {
+		b := s.src.API.Broker
+		bs = b.Counters()
 		for _, v := range b.VHosts() {
 			for _, q := range v.Queues() {
 				r, u, _, _, st := q.Status()
-				queues = append(queues, qs{k: qkey{v.Name(), q.Name()}, r: r, u: u, st: st})
+				queues = append(queues, queueSample{k: qkey{v.Name(), q.Name()}, r: r, u: u, st: st})
+				bs.MessagesReady += r
+				bs.MessagesUnacked += u
 			}
 		}
+	} else {
+		bs = s.src.Broker()
 	}
-	bs := s.src.Broker()
+	s.scratch = queues
 	var confirmed, returned uint64
 	if s.src.AMQP != nil {
 		a := s.src.AMQP()
@@ -216,16 +227,23 @@ func (s *rateSampler) sample() {
 	}
 }
 
-// queueRates returns every sampled queue's rates.
-func (s *rateSampler) queueRates() map[qkey]queueRateView {
+// withQueueRates calls f with a lookup of the sampled queues' rates,
+// under the sampler's lock (f must not sample).
+func (s *rateSampler) withQueueRates(f func(rate func(qkey) queueRateView)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[qkey]queueRateView, len(s.queues))
-	for k, q := range s.queues {
-		out[k] = queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
-			Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
-	}
-	return out
+	f(func(k qkey) queueRateView {
+		q := s.queues[k]
+		if q == nil {
+			return queueRateView{}
+		}
+		return q.view()
+	})
+}
+
+func (q *queueRates) view() queueRateView {
+	return queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
+		Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
 }
 
 // globalView returns the node's rates.
@@ -249,10 +267,15 @@ func (s *rateSampler) connRate(name string) (recv, send float64) {
 func (s *rateSampler) queueRate(k qkey) queueRateView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.queues[k]
-	if q == nil {
-		return queueRateView{}
+	if q := s.queues[k]; q != nil {
+		return q.view()
 	}
-	return queueRateView{Publish: q.publish.rate, Deliver: q.deliver.rate, Ack: q.ack.rate, Redeliver: q.redeliver.rate,
-		Messages: q.messages.rate, Ready: q.ready.rate, Unacked: q.unacked.rate}
+	return queueRateView{}
+}
+
+// sampledQueues is how many queues the last sample saw.
+func (s *rateSampler) sampledQueues() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queues)
 }

@@ -64,6 +64,8 @@ type conn struct {
 	// problemInfo is the client's Request Problem Information: false
 	// means no reason strings outside PUBLISH, CONNACK and DISCONNECT.
 	problemInfo bool
+	acc         connAccess // access.go: the user's permissions
+	release     func()     // access.go: uncounts the connection, leaves the vhost's closers
 
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts
@@ -159,6 +161,10 @@ func (c *conn) end(reason string) {
 	}
 	c.out.CloseAndWait(2 * time.Second)
 	_ = c.nc.Close()
+	if c.release != nil {
+		c.release() // the user's and the vhost's connection counts (limits)
+		c.release = nil
+	}
 	if c.loop != nil {
 		c.loop.wheel.remove(c)
 		c.loop.poller.forget(c)

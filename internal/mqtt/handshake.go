@@ -61,6 +61,9 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		return refuse(wire.NotAuthorized, "no access to the MQTT vhost")
 	}
 	c.vhost = vh
+	if code, err := c.admit(); err != nil {
+		return refuse(code, err.Error())
+	}
 
 	c.clientID = cn.ClientID
 	assigned := false

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -79,6 +80,10 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	if p.QoS > 0 && c.acks.unacknowledged() >= int(c.srv.cfg.ReceiveMaximum) && c.v == wire.V5 {
 		return &wire.Error{Code: wire.ReceiveMaximumExceeded, Msg: "too many unacknowledged publishes"} // [MQTT-3.3.4-9]
+	}
+	if !c.allowed(auth.Write, p.Topic) {
+		c.refusedPublish(p)
+		return nil
 	}
 	m := c.toMessage(p)
 	if p.Retain {

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"net"
 	"sort"
 	"strconv"
@@ -23,6 +24,7 @@ type ConnectionInfo struct {
 	ProtocolVersion  byte // 4 (3.1.1) or 5
 	KeepAliveSeconds int
 	Persistent       bool
+	TLS              bool
 }
 
 func splitAddr(a net.Addr) (string, int) {
@@ -34,6 +36,13 @@ func splitAddr(a net.Addr) (string, int) {
 	return h, n
 }
 
+// isTLS says whether nc is a TLS connection (MQTTS; a secure WebSocket's
+// connection is its own type and reports false).
+func isTLS(nc net.Conn) bool {
+	_, ok := nc.(*tls.Conn)
+	return ok
+}
+
 // Connections lists the connected clients, sorted by name.
 func (s *Server) Connections() []ConnectionInfo {
 	s.mu.Lock()
@@ -43,7 +52,7 @@ func (s *Server) Connections() []ConnectionInfo {
 		h, p := splitAddr(c.nc.LocalAddr())
 		out = append(out, ConnectionInfo{Name: c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
 			ClientID: c.clientID, User: c.user.Name, VHost: c.vhost.Name(), PeerHost: ph, PeerPort: pp, Host: h, Port: p,
-			ProtocolVersion: c.v, KeepAliveSeconds: int(c.keepAlive.Seconds()), Persistent: c.persistent})
+			ProtocolVersion: c.v, KeepAliveSeconds: int(c.keepAlive.Seconds()), Persistent: c.persistent, TLS: isTLS(c.nc)})
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -51,9 +60,8 @@ func (s *Server) Connections() []ConnectionInfo {
 }
 
 // CloseConnection disconnects the named client, an MQTT 5 client with
-// DISCONNECT reason 0x98 (administrative action); its will is sent as on
-// any disconnect that is not the client's. It reports whether the client
-// was connected.
+// DISCONNECT reason 0x98 (administrative action), as a session takeover
+// does with its own reason. It reports whether the client was connected.
 func (s *Server) CloseConnection(name string) bool {
 	s.mu.Lock()
 	var victim *conn

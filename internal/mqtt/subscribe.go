@@ -3,6 +3,7 @@ package mqtt
 import (
 	"strings"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -49,6 +50,10 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 			// "$share/g", "$share//f", "$share/g/": a shared subscription
 			// needs a group name and a filter [MQTT-4.8.2-1, -2].
 			codes[i] = wire.TopicFilterInvalid
+			continue
+		}
+		if !c.allowed(auth.Read, filter) {
+			codes[i] = c.refusedSubscription()
 			continue
 		}
 		if ok {

@@ -27,17 +27,33 @@ import (
 
 // seedUsers applies the configuration's users after recovery. newVHosts
 // are the configured vhosts this start created.
+//
+// In a cluster every node of a fresh cluster seeds (the commands are
+// idempotent but for the password's salt), a standby does not, and a
+// failed proposal is logged rather than failing the start: another node
+// seeds, or the next start does.
 func (s *Server) seedUsers(newVHosts []string) error {
 	b := s.Broker
+	if s.node != nil && s.node.IsStandby() {
+		return nil
+	}
+	change := func(c broker.Command) error {
+		err := b.Change(c)
+		if err != nil && s.node != nil {
+			s.log.Warn("could not replicate a user from the configuration", "err", err)
+			return nil
+		}
+		return err
+	}
 	users := s.configUsers()
 	if len(s.Users.Users()) == 0 {
 		for _, u := range users {
-			if err := b.Change(broker.PutUser{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags, LoopbackOnly: u.LoopbackOnly}); err != nil {
+			if err := change(broker.PutUser{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags, LoopbackOnly: u.LoopbackOnly}); err != nil {
 				return err
 			}
 			for _, v := range b.VHosts() {
 				if slices.Contains(u.VHosts, "*") || slices.Contains(u.VHosts, v.Name()) {
-					if err := b.Change(broker.SetPermission{VHost: v.Name(), User: u.Name, Permission: fullPermission}); err != nil {
+					if err := change(broker.SetPermission{VHost: v.Name(), User: u.Name, Permission: fullPermission}); err != nil {
 						return err
 					}
 				}
@@ -53,7 +69,7 @@ func (s *Server) seedUsers(newVHosts []string) error {
 		for _, v := range newVHosts {
 			for _, u := range users {
 				if _, ok := s.Users.Lookup(u.Name); ok && (slices.Contains(u.VHosts, "*") || slices.Contains(u.VHosts, v)) {
-					if err := b.Change(broker.SetPermission{VHost: v, User: u.Name, Permission: fullPermission}); err != nil {
+					if err := change(broker.SetPermission{VHost: v, User: u.Name, Permission: fullPermission}); err != nil {
 						return err
 					}
 				}

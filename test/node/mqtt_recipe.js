@@ -47,7 +47,11 @@ async function main() {
   if ((await message) !== 'sensors/porch/temp 7.5') throw new Error(await message);
   await ws.endAsync();
 
-  const reconnected = once(client, 'connect');
+  // While the broker is down each reconnect attempt fails with an 'error'
+  // event (ECONNREFUSED); mqtt.js keeps retrying. events.once would reject
+  // on the first of them, so wait for 'connect' alone.
+  client.on('error', (err) => console.error(`reconnecting: ${err.code || err.message}`));
+  const reconnected = new Promise((resolve) => client.once('connect', (connack) => resolve([connack])));
   console.log('tern:restart');
   const stdin = readline.createInterface({ input: process.stdin });
   const [line] = await once(stdin, 'line');

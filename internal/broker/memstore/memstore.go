@@ -131,6 +131,11 @@ func copyDefs(d *broker.Definitions) *broker.Definitions {
 		Queues:    slices.Clone(d.Queues),
 		Bindings:  slices.Clone(d.Bindings),
 
+		Users:            slices.Clone(d.Users),
+		Permissions:      slices.Clone(d.Permissions),
+		TopicPermissions: slices.Clone(d.TopicPermissions),
+		VHostLimits:      slices.Clone(d.VHostLimits),
+		UserLimits:       slices.Clone(d.UserLimits),
 		Policies:         slices.Clone(d.Policies),
 		OperatorPolicies: slices.Clone(d.OperatorPolicies),
 	}
