@@ -152,7 +152,10 @@ func (c *conn) start(loop *eventLoop) {
 func (c *conn) end(reason string) {
 	if c.connected {
 		c.teardown()
-		c.logger().Info("MQTT client disconnected", "reason", reason)
+		if ok, unlogged := c.srv.disconnectLog.allow(time.Now()); ok {
+			c.srv.log.Info("MQTT client disconnected", "peer", c.nc.RemoteAddr().String(), "client_id", c.clientID,
+				"reason", reason, "unlogged", unlogged)
+		}
 	} else {
 		c.logger().Debug("MQTT connection closed before CONNACK", "reason", reason)
 	}

@@ -169,6 +169,12 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 // openSession finds or creates the session queue and reloads its
 // subscriptions from the queue's bindings. It reports whether a session was
 // present [MQTT-3.2.2-2].
+//
+// A new session that ends with its connection (clean session, or session
+// expiry 0) declares no queue here: until it subscribes nothing can be
+// routed to it, so its queue is declared by the first SUBSCRIBE
+// (ensureQueue). A connect storm of such clients (most of a fleet that
+// only publishes) then never queues on the vhost's declaration lock.
 func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
 	if clean {
@@ -184,17 +190,15 @@ func (c *conn) openSession(clean bool) (bool, error) {
 	q, err := c.vhost.Queue(name, 0)
 	present := err == nil
 	if !present {
-		// No x-expires: the expiry interval may change on every CONNECT and
-		// DISCONNECT, so sessionExpiry keeps it (expiry.go).
-		q, err = c.vhost.DeclareQueue(broker.QueueConfig{Name: name, Durable: c.persistent}, false, 0)
-		if err != nil {
-			return false, fmt.Errorf("creating the session queue: %w", err)
+		if !c.persistent {
+			return false, nil // declared on the first SUBSCRIBE
 		}
-	}
-	c.queue = q
-	if !present {
+		if err := c.declareQueue(); err != nil {
+			return false, err
+		}
 		return false, nil // a new session has no subscriptions to reload
 	}
+	c.queue = q
 	for _, b := range c.vhost.QueueBindings(q) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
@@ -208,9 +212,38 @@ func (c *conn) openSession(clean bool) (bool, error) {
 	return present && !clean, nil
 }
 
+// declareQueue creates the session queue. No x-expires: the expiry
+// interval may change on every CONNECT and DISCONNECT, so sessionExpiry
+// keeps it (expiry.go).
+func (c *conn) declareQueue() error {
+	q, err := c.vhost.DeclareQueue(broker.QueueConfig{Name: sessionQueue(c.clientID), Durable: c.persistent}, false, 0)
+	if err != nil {
+		return fmt.Errorf("creating the session queue: %w", err)
+	}
+	c.queue = q
+	return nil
+}
+
+// ensureQueue declares and consumes the session queue of a session that
+// has none yet (see openSession), before its first subscription is bound.
+// It runs on the goroutine serving the connection, as teardown does.
+func (c *conn) ensureQueue() error {
+	if c.queue != nil {
+		return nil
+	}
+	if err := c.declareQueue(); err != nil {
+		return err
+	}
+	return c.startConsuming()
+}
+
 // startConsuming attaches the connection to its session queue, which then
-// delivers what waited while the client was away.
+// delivers what waited while the client was away. A session without a
+// queue yet (openSession) starts consuming when it declares one.
 func (c *conn) startConsuming() error {
+	if c.queue == nil {
+		return nil
+	}
 	sub := &subscriber{c: c, q: c.queue}
 	c.mu.Lock()
 	c.sub = sub

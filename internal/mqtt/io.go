@@ -108,6 +108,11 @@ func (ib *inbuf) room(need int) {
 // consume handles every whole packet in ib and keeps the rest at its
 // front. It reports the connection's end, if it came.
 func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
+	// What the packets cause on this connection (acknowledgements, the
+	// deliveries an ack frees) goes out in one write after the batch
+	// (outbox/hold.go), from this goroutine when the socket takes it.
+	c.out.Hold()
+	defer c.out.Release(c.writeNow)
 	off := 0
 	defer func() {
 		if off > 0 {
@@ -144,7 +149,10 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 		}
 		c.connected = true
 		c.lastPacket = time.Now()
-		c.logger().Info("MQTT client connected", "version", c.v, "user", c.user.Name, "persistent_session", c.persistent)
+		if ok, unlogged := c.srv.connectLog.allow(c.lastPacket); ok {
+			c.srv.log.Info("MQTT client connected", "peer", c.nc.RemoteAddr().String(), "client_id", c.clientID,
+				"version", c.v, "user", c.user.Name, "persistent_session", c.persistent, "unlogged", unlogged)
+		}
 		return "", false
 	}
 	p, err := wire.Decode(first, body, c.v)
@@ -187,6 +195,27 @@ func (c *conn) readNow(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// writeNow writes b to a polled socket without blocking and returns how
+// many bytes it took (0 for other connections: the outbox's writer
+// goroutine writes for them).
+func (c *conn) writeNow(b []byte) int {
+	if c.raw == nil {
+		return 0
+	}
+	n := 0
+	_ = c.raw.Write(func(fd uintptr) bool {
+		for {
+			m, err := syscall.Write(int(fd), b)
+			if err == syscall.EINTR {
+				continue
+			}
+			n = max(m, 0)
+			return true
+		}
+	})
+	return n
 }
 
 // lingerFor is how long a busy connection (woken twice within a second)

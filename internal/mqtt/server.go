@@ -142,6 +142,8 @@ type Server struct {
 	stats    counters
 	nextID   atomic.Uint64
 
+	connectLog, disconnectLog lineLimit // loglimit.go
+
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
 	wills  map[string]*delayedWill // client id → a delayed will waiting to go

@@ -74,6 +74,11 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// adding the new one before removing the old, so the session is
 		// never unbound in between [MQTT-3.8.4-3] (routing gives a queue a
 		// message once however many of its bindings match).
+		if err := c.ensureQueue(); err != nil {
+			c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
+			codes[i] = wire.UnspecifiedError
+			continue
+		}
 		c.mu.Lock()
 		old, existed := c.subs[s.Filter]
 		put(&c.subs, s.Filter, o)

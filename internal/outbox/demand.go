@@ -28,7 +28,8 @@ type demand struct {
 	nc      net.Conn
 	onDrain func()
 	onError func(error)
-	writing bool          // a writer goroutine runs
+	writing bool          // a writer goroutine (or Release's inline write) runs
+	held    bool          // the reader holds the outbox (hold.go): no writer until Release
 	ended   bool          // the writer ended for good (closed or failed)
 	exited  chan struct{} // made by CloseAndWait, closed when ended
 }
@@ -43,7 +44,7 @@ const maxPooled = 1 << 20
 // startLocked starts the writer if there is anything to do; mu is held.
 func (o *Outbox) startLocked() {
 	d := o.demand
-	if d.writing || d.ended {
+	if d.writing || d.ended || d.held {
 		return
 	}
 	d.writing = true

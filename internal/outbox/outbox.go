@@ -10,6 +10,10 @@
 // and the writer calls its drain callback once it has written, so
 // deliveries resume.
 //
+// A reader may Hold an on-demand outbox while it handles a batch of
+// packets and Release it afterwards, writing the batch's frames in one
+// non-blocking write of its own (hold.go).
+//
 // The lock is unexported: only this package's methods touch the buffer, so
 // what it guards is visible here. A callback runs with it held and must not
 // call back into the outbox.
