@@ -34,7 +34,7 @@ func (c *connection) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); g != c.acc.gen || !c.accLoaded {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "")}
+		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil)}
 		c.accLoaded = true
 	}
 	return &c.acc
