@@ -186,3 +186,24 @@ func TestResumedSessionChecksUserAndACL(t *testing.T) {
 		t.Fatalf("A got %s first, want the marker: a revoked subscription was reloaded", got[0].Topic())
 	}
 }
+
+// TestMQTTConnectionLimitReleased: connections that end give their place
+// back: with max-connections 2, five connect/disconnect rounds (one ended
+// by DISCONNECT, one by dropping the socket) all succeed (finding 8).
+func TestMQTTConnectionLimitReleased(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	willDevice(t, s, "lim")
+	admin(t, s, "PUT", "/api/user-limits/lim/max-connections", map[string]int{"value": 2})
+	for i := range 5 {
+		c, ca, nc, err := connectAs5(t, s, "lim-c", "lim", nil)
+		if err != nil {
+			t.Fatalf("round %d: %+v %v", i, ca, err)
+		}
+		if i%2 == 0 {
+			_ = c.Disconnect(&paho.Disconnect{})
+		} else {
+			nc.Close()
+		}
+	}
+}
