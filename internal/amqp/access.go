@@ -34,7 +34,7 @@ func (c *connection) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); g != c.acc.gen || !c.accLoaded {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "")}
+		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil)}
 		c.accLoaded = true
 	}
 	return &c.acc
@@ -79,7 +79,11 @@ func (c *connection) isTopic(exchange string) bool {
 // pubDecision is a channel's cached publish decision for one exchange.
 type pubDecision struct {
 	allowed bool
-	topic   bool // the user has a topic permission on it and it is a topic exchange
+	// topic: the user has a topic permission on the exchange's name.
+	// Whether it is a topic exchange is looked up at each publish that
+	// needs it, not cached: the exchange may be deleted and declared
+	// again with another type while the channel stays open.
+	topic bool
 }
 
 // maxPubCache bounds a channel's cached decisions: a client publishing to
@@ -96,7 +100,7 @@ func (ch *channel) mayPublish(exchange, key string) error {
 		// The common case, a channel publishing to one exchange: no
 		// hashing; and on a topic exchange with a topic permission, a
 		// routing key allowed just before needs no regexp either.
-		if d := ch.pubLast.d; !d.topic || (ch.pubLast.keyOK && key == ch.pubLast.key) {
+		if d := ch.pubLast.d; !d.topic || (ch.pubLast.keyOK && key == ch.pubLast.key) || !c.isTopic(exchange) {
 			return nil
 		}
 		if acc.topics.Allows(auth.Write, exchange, key) {
@@ -115,7 +119,7 @@ func (ch *channel) mayPublish(exchange, key string) error {
 	d, ok := ch.pubCache[exchange]
 	if !ok {
 		d = pubDecision{allowed: acc.grant.Allows(auth.Write, resourceName("exchange", exchange)),
-			topic: acc.topics.Restricts(exchange) && c.isTopic(exchange)}
+			topic: acc.topics.Restricts(exchange)}
 		if len(ch.pubCache) < maxPubCache {
 			ch.pubCache[exchange] = d
 		}
@@ -125,11 +129,13 @@ func (ch *channel) mayPublish(exchange, key string) error {
 		return ch.softError(amqp091.AccessRefused, &ch.pub, "write access to exchange '%s' in vhost '%s' refused for user '%s'",
 			resourceName("exchange", exchange), c.vhost.Name(), c.user.Name)
 	}
-	if d.topic && !acc.topics.Allows(auth.Write, exchange, key) {
-		return ch.softError(amqp091.AccessRefused, &ch.pub, "write access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'",
-			key, exchange, c.vhost.Name(), c.user.Name)
-	}
-	if d.topic {
+	if d.topic && c.isTopic(exchange) {
+		if !acc.topics.Allows(auth.Write, exchange, key) {
+			return ch.softError(amqp091.AccessRefused, &ch.pub, "write access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'",
+				key, exchange, c.vhost.Name(), c.user.Name)
+		}
+		// Only a key the expression allowed is remembered (a key let
+		// through because the exchange was not a topic one is not).
 		ch.pubLast.key, ch.pubLast.keyOK = key, true
 	}
 	return nil

@@ -96,7 +96,7 @@ func TestLimitsAMQP(t *testing.T) {
 	for _, v := range []string{"%2F", "lim"} {
 		api(t, s, "PUT", "/api/permissions/"+v+"/u", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, http.StatusCreated)
 	}
-	api(t, s, "PUT", "/api/permissions/lim/guest", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, http.StatusCreated)
+	api(t, s, "PUT", "/api/permissions/lim/guest", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, http.StatusNoContent) // guest made vhost lim: it already has full permissions
 
 	// Vhost max-connections counts every user.
 	api(t, s, "PUT", "/api/vhost-limits/lim/max-connections", map[string]int{"value": 1}, http.StatusNoContent)

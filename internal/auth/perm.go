@@ -80,23 +80,31 @@ func (t TopicPermission) Validate() error {
 		return fmt.Errorf("topic permission: exchange is required")
 	}
 	for _, e := range []string{t.Write, t.Read} {
-		if _, err := CompilePattern(expandTopic(e, "u", "v", "c")); err != nil {
+		if _, err := CompilePattern(expandTopic(e, "u", "v", "c", nil)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// expandTopic substitutes the variables of a topic permission. The values
-// are quoted, so a user named "a.b" matches only "a.b" (RabbitMQ
-// substitutes them unquoted: a dot in a name matches any character there).
-func expandTopic(expr, user, vhost, clientID string) string {
+// expandTopic substitutes the variables of a topic permission, each
+// value made a regular expression by quote. The values are quoted, so a
+// user named "a.b" matches only "a.b" (RabbitMQ substitutes them unquoted:
+// a dot in a name matches any character there).
+func expandTopic(expr, user, vhost, clientID string, quote func(string) string) string {
 	if !strings.Contains(expr, "{") {
 		return expr
 	}
-	return strings.NewReplacer("{username}", regexp.QuoteMeta(user), "{vhost}", regexp.QuoteMeta(vhost),
-		"{client_id}", regexp.QuoteMeta(clientID)).Replace(expr)
+	if quote == nil {
+		quote = regexp.QuoteMeta
+	}
+	return strings.NewReplacer("{username}", quote(user), "{vhost}", quote(vhost),
+		"{client_id}", quote(clientID)).Replace(expr)
 }
+
+// NoMatch is a regular expression that matches nothing, for a variable
+// whose value cannot be matched safely.
+const NoMatch = `[^\x00-\x{10FFFF}]`
 
 // Grant is a user's compiled permission in one vhost. It is immutable: a
 // change makes a new one (Store.Generation moves), so a connection may keep

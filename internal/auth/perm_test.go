@@ -57,7 +57,7 @@ func TestTopicRulesExpandVariablesQuoted(t *testing.T) {
 	t.Parallel()
 	s := NewStore()
 	s.SetTopicPermission("a.b", "/", TopicPermission{Exchange: "amq.topic", Write: `^{username}\.{client_id}\.`, Read: `^{vhost}`})
-	r := s.TopicRules("a.b", "/", "c+1")
+	r := s.TopicRules("a.b", "/", "c+1", nil)
 	for _, c := range []struct {
 		a        Access
 		exchange string
@@ -78,7 +78,7 @@ func TestTopicRulesExpandVariablesQuoted(t *testing.T) {
 	if !r.Restricts("amq.topic") || r.Restricts("other") {
 		t.Error("Restricts wrong")
 	}
-	if s.TopicRules("nobody", "/", "") != nil {
+	if s.TopicRules("nobody", "/", "", nil) != nil {
 		t.Error("a user without topic permissions has rules")
 	}
 }

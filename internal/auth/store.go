@@ -100,6 +100,11 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (User, erro
 	if hit && subtle.ConstantTimeCompare(sum[:], cached[:]) == 1 {
 		return *u, nil
 	}
+	if u.PasswordHash == "" {
+		// Certificate logins only, or a user imported from RabbitMQ with a
+		// hash Tern cannot verify: an administrator must set a password.
+		return User{}, fmt.Errorf("%w: user '%s' has no password", ErrRefused, name)
+	}
 	if !VerifyPassword(u.PasswordHash, password) {
 		return User{}, fmt.Errorf("%w: invalid credentials for user '%s'", ErrRefused, name)
 	}

@@ -133,8 +133,12 @@ func (s *Store) TopicPermissions() []TopicPermissionEntry {
 }
 
 // TopicRules compiles user's topic permissions in vhost for one
-// connection; nil when there are none (everything allowed).
-func (s *Store) TopicRules(user, vhost, clientID string) *TopicRules {
+// connection; nil when there are none (everything allowed). quote turns
+// the value of a variable ({username}, {vhost}, {client_id}) into a
+// regular expression matching it in the resources checked (nil:
+// regexp.QuoteMeta); MQTT passes one that writes the value as its topics
+// are written, as routing keys.
+func (s *Store) TopicRules(user, vhost, clientID string, quote func(string) string) *TopicRules {
 	s.mu.RLock()
 	byX := s.topics[user][vhost]
 	if len(byX) == 0 {
@@ -148,8 +152,8 @@ func (s *Store) TopicRules(user, vhost, clientID string) *TopicRules {
 	s.mu.RUnlock()
 	r := &TopicRules{byExchange: make(map[string]*topicRule, len(tps))}
 	for _, t := range tps {
-		w, _ := CompilePattern(expandTopic(t.Write, user, vhost, clientID))
-		rd, _ := CompilePattern(expandTopic(t.Read, user, vhost, clientID))
+		w, _ := CompilePattern(expandTopic(t.Write, user, vhost, clientID, quote))
+		rd, _ := CompilePattern(expandTopic(t.Read, user, vhost, clientID, quote))
 		r.byExchange[t.Exchange] = &topicRule{write: w, read: rd}
 	}
 	return r

@@ -90,9 +90,9 @@ func brokerPart(t *testing.T, raw []byte) map[string]any {
 	return out
 }
 
-// withoutSections drops what the server has no section for yet: users,
-// permissions and policies are imported through DefinitionsSection hooks
-// (TestDefinitionsSectionsAllOrNothing covers them).
+// withoutSections drops users, permissions and policies, which the
+// server imports through its DefinitionsSection (definitions_security.go;
+// definitions_security_test.go covers them), to compare the broker's part.
 func withoutSections(t *testing.T, raw string) []byte {
 	t.Helper()
 	var doc map[string]json.RawMessage
@@ -201,7 +201,7 @@ func TestDefinitionsImportIsAllOrNothing(t *testing.T) {
 		{`{"queues":[` + good + `,{"name":"existing","vhost":"/","durable":false,"auto_delete":false,"arguments":{}}]}`, "inequivalent arg 'durable'"},
 		{`{"queues":[` + good + `],"exchanges":[{"name":"t","vhost":"/","type":"bogus","durable":true}]}`, "unknown exchange type"},
 		{`{"vhosts":[{"name":"newvhost"}],"queues":[{"name":"q","vhost":"/","durable":"yes"}]}`, "queues: field 'durable' must be a boolean"},
-		{`{"vhosts":[{"name":"newvhost"}],"queues":[` + good + `],"users":[{"name":"u","password_hash":"x","tags":[]}]}`, "cannot import users"},
+		{`{"vhosts":[{"name":"newvhost"}],"queues":[` + good + `],"users":[{"name":"u","password_hash":"x","tags":[]}]}`, "user 'u': password_hash"},
 		{`{"queues":[` + good + `],"bindings":[{"source":"amq.direct","vhost":"/","destination":"new.q","destination_type":"topic","routing_key":""}]}`, "destination_type"},
 		{`{"queues":[` + good + `,{"name":"new.q","vhost":"/","durable":false,"auto_delete":false,"arguments":{}}]}`, "appears twice"},
 		{`{"queues": {"name": "q"}}`, "queues: the body must be an array"},

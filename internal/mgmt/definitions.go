@@ -38,7 +38,8 @@ type DefinitionsSection struct {
 	// an empty list as an empty slice).
 	Export func() (map[string]any, error)
 	// Prepare checks the section's part of an import — raw holds the
-	// document's values for Keys, absent keys missing — and returns the
+	// document's values for Keys, absent keys missing, and under
+	// "vhosts" the document's vhosts — and returns the
 	// function that applies it. It must change nothing; an error is the
 	// client's (400) and aborts the whole import.
 	Prepare func(raw map[string]json.RawMessage) (apply func() error, err error)
@@ -402,7 +403,8 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 		owned[k] = true
 	}
 	for _, sec := range s.api.Definitions {
-		part := map[string]json.RawMessage{}
+		// Every section sees the document's vhosts, to check references.
+		part := map[string]json.RawMessage{"vhosts": doc["vhosts"]}
 		for _, k := range sec.Keys {
 			owned[k] = true
 			if v, ok := doc[k]; ok {

@@ -266,6 +266,17 @@ func (a *secAPI) putVHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal_error", "the vhost could not be created")
 		return
 	}
+	// As RabbitMQ's HTTP API does, the user creating a vhost gets full
+	// permissions in it (else even the administrator could not use it).
+	creator, ok := requestUser(r)
+	if !ok {
+		creator.Name, _, _ = r.BasicAuth()
+	}
+	if creator.Name != "" {
+		a.change(w, http.StatusCreated, broker.SetPermission{VHost: name, User: creator.Name,
+			Permission: auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}})
+		return
+	}
 	w.WriteHeader(http.StatusCreated)
 }
 

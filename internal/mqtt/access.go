@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"errors"
+	"regexp"
+	"strings"
 
 	"github.com/tern-broker/tern/internal/auth"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -38,9 +40,25 @@ func (c *conn) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); !c.acc.loaded || g != c.acc.gen {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{loaded: true, gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, c.clientID)}
+		c.acc = connAccess{loaded: true, gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, c.clientID, topicVar)}
 	}
 	return &c.acc
+}
+
+// topicVar writes the value of a topic permission's variable (user name,
+// vhost, client id) as the topics it is matched against are written: as a
+// routing key, "/" and "." swapped, so client id "d1.temp" matches the
+// topic level "d1.temp" and not the levels "d1" then "temp". A value
+// holding a level separator or a wildcard ("/", "+", "#", or "*" which "+"
+// becomes) matches nothing: client id "d1/x" would otherwise reach
+// sensors/d1/x/…, inside device d1's subtree, and a quoted "+" would match
+// the wildcard in a filter, so client id "+" could subscribe to cmd/+/#
+// under a rule ^cmd\.{client_id}\. meant for one device's commands.
+func topicVar(v string) string {
+	if strings.ContainsAny(v, "/+#*") {
+		return auth.NoMatch
+	}
+	return regexp.QuoteMeta(topicToKey(v))
 }
 
 // allowed says whether the user may use topic (a filter for Read) with

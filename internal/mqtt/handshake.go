@@ -73,6 +73,13 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		}
 		c.clientID, assigned = randomID(), true
 	}
+	if c.will != nil && !c.allowed(auth.Write, c.will.Topic) {
+		// As RabbitMQ checks a will's topic before sending it, but at
+		// CONNECT, where the client learns of it: a will
+		// that could never be published is refused with the session.
+		c.logger().Info("MQTT will refused", "user", user.Name, "topic", c.will.Topic)
+		return refuse(wire.NotAuthorized, "no write permission for the will's topic "+c.will.Topic)
+	}
 	keepAlive, serverKeepAlive := cn.KeepAlive, false
 	if limit := c.srv.cfg.MaxKeepAlive; limit > 0 && (keepAlive == 0 || keepAlive > limit) {
 		if c.v != wire.V5 {
@@ -166,6 +173,17 @@ func (c *conn) authenticate(cn *wire.Connect) (auth.User, error) {
 // sessionQueue is the queue holding a client's session.
 func sessionQueue(clientID string) string { return "mqtt-subscription-" + clientID }
 
+// ownerArg is the session queue's argument naming the user whose session
+// it is.
+const ownerArg = "x-mqtt-user"
+
+// sessionOwner is the user whose session q is ("" for a queue made before
+// Tern recorded it: resumed by nobody, replaced on first use).
+func sessionOwner(q *broker.Queue) string {
+	u, _ := q.Config().Args[ownerArg].(string)
+	return u
+}
+
 // openSession finds or creates the session queue and reloads its
 // subscriptions from the queue's bindings. It reports whether a session was
 // present [MQTT-3.2.2-2].
@@ -177,6 +195,15 @@ func sessionQueue(clientID string) string { return "mqtt-subscription-" + client
 // only publishes) then never queues on the vhost's declaration lock.
 func (c *conn) openSession(clean bool) (bool, error) {
 	name := sessionQueue(c.clientID)
+	if !clean {
+		// Another user's session is not resumed but replaced, as Mosquitto
+		// does: its subscriptions and waiting messages were granted to
+		// that user, and a client id is no credential.
+		if q, err := c.vhost.Queue(name, 0); err == nil && sessionOwner(q) != c.user.Name {
+			c.logger().Info("MQTT session of another user replaced", "client_id", c.clientID, "user", c.user.Name, "owner", sessionOwner(q))
+			clean = true
+		}
+	}
 	if clean {
 		// Only a session that exists is deleted: a new client (most of a
 		// connect storm) skips a command through the vhost's declaration
@@ -207,6 +234,12 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if f == "" {
 			continue
 		}
+		if !c.allowed(auth.Read, f) {
+			// The user's read permission changed while it was away.
+			c.logger().Info("MQTT subscription dropped: no read permission", "user", c.user.Name, "filter", f)
+			_ = c.vhost.UnbindQueue(name, "amq.topic", b.Key, b.Args, 0)
+			continue
+		}
 		put(&c.subs, f, subOptsFromArgs(b.Args))
 	}
 	return present && !clean, nil
@@ -216,7 +249,12 @@ func (c *conn) openSession(clean bool) (bool, error) {
 // interval may change on every CONNECT and DISCONNECT, so sessionExpiry
 // keeps it (expiry.go).
 func (c *conn) declareQueue() error {
-	q, err := c.vhost.DeclareQueue(broker.QueueConfig{Name: sessionQueue(c.clientID), Durable: c.persistent}, false, 0)
+	// No x-expires: the expiry interval may change on every CONNECT and
+	// DISCONNECT, so sessionExpiry keeps it (expiry.go). The owner is
+	// recorded so another user's CONNECT with this client id replaces the
+	// session rather than resuming it (openSession).
+	q, err := c.vhost.DeclareQueue(broker.QueueConfig{Name: sessionQueue(c.clientID), Durable: c.persistent,
+		Args: map[string]any{ownerArg: c.user.Name}}, false, 0)
 	if err != nil {
 		return fmt.Errorf("creating the session queue: %w", err)
 	}

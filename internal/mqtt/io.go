@@ -271,6 +271,14 @@ func (c *conn) run() {
 			}
 			ib.n += n
 			reason, ended = c.consume(&ib)
+			if !ended && c.pastDeadline() {
+				// Bytes that never complete a packet (one every
+				// 150 ms keeps a busy connection lingering, never
+				// parked) must not hold the keep-alive off.
+				c.pending = ib.release()
+				c.expired()
+				return
+			}
 		}
 		c.pending = ib.release()
 		if ended {
@@ -314,6 +322,12 @@ func (c *conn) deadline() time.Time {
 		return c.lastPacket.Add(c.keepAlive * 3 / 2)
 	}
 	return time.Time{}
+}
+
+// pastDeadline says whether the connection's deadline has passed.
+func (c *conn) pastDeadline() bool {
+	d := c.deadline()
+	return !d.IsZero() && time.Now().After(d)
 }
 
 // park hands the connection to the poller and the wheel. After parkedOK

@@ -13,7 +13,7 @@ import (
 // Connection storms (issue 16). Two limits, both at the accept, before a
 // connection costs anything but its socket:
 //
-//   - per source address: a flood of connections from one address is
+//   - per source address (IPv6: per /64): a flood of connections from one address is
 //     closed at once, unread, past ConnectRatePerAddress a second (burst as
 //     many): counted in tern_mqtt_connections_rate_limited_total.
 //   - overall: past ConnectRate a second the accept loop waits, so the
@@ -56,6 +56,13 @@ func (l *addrLimiter) allow(a net.Addr, now time.Time) bool {
 		return true
 	}
 	ip = ip.Unmap()
+	if ip.Is6() {
+		// A host is given a whole /64 and may use any address in it:
+		// keyed on the address, one client would have 2^64 buckets.
+		if p, err := ip.Prefix(64); err == nil {
+			ip = p.Addr()
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim := l.addrs[ip]

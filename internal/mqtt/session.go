@@ -4,6 +4,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
 )
@@ -74,6 +75,12 @@ func (c *conn) publishWill() {
 		return
 	}
 	send := func() {
+		// Permissions may have changed since CONNECT (or during the
+		// will's delay): checked again, as RabbitMQ does when it sends one.
+		if !c.allowed(auth.Write, p.Topic) {
+			c.logger().Info("MQTT will not published: no write permission", "user", c.user.Name, "topic", p.Topic)
+			return
+		}
 		m := c.toMessage(p)
 		if p.Retain {
 			if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {

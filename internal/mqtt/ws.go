@@ -33,6 +33,14 @@ func (s *Server) ServeWebSocket(ctx context.Context, ln net.Listener, allowedOri
 		WriteBufferSize: 4096,
 	}
 	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The TCP listeners' connect limits apply here too, keyed on the
+		// client's address (a proxy in front is one address).
+		if ra, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil && !s.perAddr.allow(ra, time.Now()) {
+			s.stats.rateLimited.Add(1)
+			http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+			return
+		}
+		s.throttle(r.Context())
 		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			if r.Header.Get("Origin") != "" && !originAllowed(r, allowedOrigins) {

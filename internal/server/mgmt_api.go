@@ -15,7 +15,8 @@ import (
 func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.API {
 	api := &mgmt.API{Broker: s.Broker, Done: done,
 		Connections: s.amqp.Connections, Channels: s.amqp.Channels, Consumers: s.amqp.Consumers,
-		CloseConnection: s.amqp.CloseConnection}
+		CloseConnection: s.amqp.CloseConnection,
+		Definitions:     []mgmt.DefinitionsSection{mgmt.SecurityDefinitions(s.Broker, s.log.With("component", "definitions"))}}
 	if s.mqtt != nil {
 		api.MQTTConnections, api.CloseMQTT = s.mqtt.Connections, s.mqtt.CloseConnection
 	}
