@@ -102,7 +102,7 @@ func (r *run) mqttSubscriber(ctx context.Context, name string, client int, topic
 				r.absorbed.Add(1)
 				return
 			}
-			r.rec.add(checker.Op{Process: name, Node: node.ID, Op: checker.OpConsume, Protocol: "mqtt", QoS: int(m.Qos()), Queue: m.Topic(), Type: "mqtt", Value: value, Hash: hash, Outcome: checker.OK, Redelivered: m.Duplicate(), Error: problem, Start: t, End: t})
+			r.rec.add(checker.Op{Process: name, Node: node.ID, Op: checker.OpConsume, Protocol: "mqtt", QoS: int(m.Qos()), Queue: m.Topic(), Type: "mqtt", Value: value, Hash: hash, Outcome: checker.OK, Redelivered: m.Duplicate(), Error: problem, Detail: fmt.Sprintf("packet id %d", m.MessageID()), Start: t, End: t})
 			if value != "" {
 				r.trk.got(m.Topic(), value)
 			}

@@ -229,8 +229,12 @@ func (r *run) execute(ctx context.Context) error {
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "cq-consumer", 1, cq) })
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "st-reader", 2, sq) })
 	goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq-subscriber", 3, mqttTopic, 1, ready) })
-	goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq2-subscriber", 9, mqttTopic2, 2, ready2) })
-	for _, ch := range []chan struct{}{ready, ready2} {
+	waitFor := []chan struct{}{ready}
+	if !s.NoMQTTQoS2 {
+		goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq2-subscriber", 9, mqttTopic2, 2, ready2) })
+		waitFor = append(waitFor, ready2)
+	}
+	for _, ch := range waitFor {
 		select {
 		case <-ch:
 		case <-time.After(20 * time.Second):
@@ -250,7 +254,9 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	goRun(&pwg, func() { r.amqpProducer(workload, "st1", 7, sq, prof.StreamRate) })
 	goRun(&pwg, func() { r.mqttProducer(workload, "mq1", 8, mqttTopic, 1, prof.MQTTRate) })
-	goRun(&pwg, func() { r.mqttProducer(workload, "mq2", 10, mqttTopic2, 2, prof.MQTTRate) })
+	if !s.NoMQTTQoS2 {
+		goRun(&pwg, func() { r.mqttProducer(workload, "mq2", 10, mqttTopic2, 2, prof.MQTTRate) })
+	}
 	goRun(&pwg, func() { r.metaClient(workload, "meta", 0, s.Seed) })
 
 	nemesisErr := r.nemesis(workload, start)
