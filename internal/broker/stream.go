@@ -38,14 +38,13 @@ type streamBackend struct {
 	log StreamLog
 
 	mu        sync.Mutex
-	nextSeq   uint64
 	deleted   bool
 	readers   map[Consumer]*streamReader
 	retainsAt time.Time
 }
 
 func newStreamBackend(q *Queue, l StreamLog) *streamBackend {
-	s := &streamBackend{q: q, log: l, nextSeq: l.NextSeq(), readers: map[Consumer]*streamReader{}}
+	s := &streamBackend{q: q, log: l, readers: map[Consumer]*streamReader{}}
 	_ = l.Recovered() // a stream keeps no ready list
 	l.OnDurable(s.onDurable)
 	return s
@@ -112,11 +111,7 @@ func (s *streamBackend) publish(m *message.Message, done message.Completion, tok
 		s.mu.Unlock()
 		return Dropped, false
 	}
-	seq := s.nextSeq
-	err := s.log.Append(seq, m, done, token)
-	if err == nil {
-		s.nextSeq++
-	}
+	_, err := s.log.AppendNext(m, done, token)
 	s.mu.Unlock()
 	if err != nil {
 		// Debug: the store logs once when writes start failing, not per message.
@@ -222,7 +217,7 @@ func (r *streamReader) run() {
 				if first := log.FirstSeq(); r.next < first {
 					r.next = first
 				} else {
-					r.next++ // a message whose write failed
+					r.next++ // unreadable (torn on disk): skipped, not retried forever
 				}
 				continue
 			}

@@ -33,7 +33,8 @@ const (
 	classicQueue = "chaos-classic"
 	quorumQueue  = "chaos-quorum" // the cluster's workload queue
 	streamQueue  = "chaos-stream"
-	mqttTopic    = "chaos/mqtt"
+	mqttTopic    = "chaos/mqtt"  // QoS 1
+	mqttTopic2   = "chaos/mqtt2" // QoS 2
 )
 
 type run struct {
@@ -47,6 +48,10 @@ type run struct {
 	stopAll chan struct{} // closed when producers must give up waiting
 	// draining is set when the workload is over: consumers stop leaving.
 	draining atomic.Bool
+	// absorbed counts QoS 2 resends (DUP, a packet id and value already
+	// received) the MQTT subscriber's session state kept from being
+	// delivered twice (see mqttSubscriber).
+	absorbed atomic.Int64
 	log      io.Writer
 	// mainQueue is the producers' queue: classic on one node, quorum on a cluster.
 	mainQueue queueSpec
@@ -220,16 +225,23 @@ func (r *run) execute(ctx context.Context) error {
 	consumers, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
 	var cwg sync.WaitGroup
-	ready := make(chan struct{})
+	ready, ready2 := make(chan struct{}), make(chan struct{})
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "cq-consumer", 1, cq) })
 	goRun(&cwg, func() { r.amqpConsumer(consumers, "st-reader", 2, sq) })
-	goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq-subscriber", 3, mqttTopic, ready) })
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		stopConsumers()
-		cwg.Wait()
-		return errors.New("chaos: the MQTT subscriber could not subscribe within 20 s")
+	goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq-subscriber", 3, mqttTopic, 1, ready) })
+	waitFor := []chan struct{}{ready}
+	if !s.NoMQTTQoS2 {
+		goRun(&cwg, func() { r.mqttSubscriber(consumers, "mq2-subscriber", 9, mqttTopic2, 2, ready2) })
+		waitFor = append(waitFor, ready2)
+	}
+	for _, ch := range waitFor {
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Second):
+			stopConsumers()
+			cwg.Wait()
+			return errors.New("chaos: an MQTT subscriber could not subscribe within 20 s")
+		}
 	}
 
 	workload, stopWorkload := context.WithTimeout(ctx, time.Duration(s.WorkloadMS)*time.Millisecond)
@@ -241,7 +253,10 @@ func (r *run) execute(ctx context.Context) error {
 		goRun(&pwg, func() { r.amqpProducer(workload, name, 4+i, cq, prof.AMQPRate) })
 	}
 	goRun(&pwg, func() { r.amqpProducer(workload, "st1", 7, sq, prof.StreamRate) })
-	goRun(&pwg, func() { r.mqttProducer(workload, "mq1", 8, mqttTopic, prof.MQTTRate) })
+	goRun(&pwg, func() { r.mqttProducer(workload, "mq1", 8, mqttTopic, 1, prof.MQTTRate) })
+	if !s.NoMQTTQoS2 {
+		goRun(&pwg, func() { r.mqttProducer(workload, "mq2", 10, mqttTopic2, 2, prof.MQTTRate) })
+	}
 	goRun(&pwg, func() { r.metaClient(workload, "meta", 0, s.Seed) })
 
 	nemesisErr := r.nemesis(workload, start)
@@ -274,6 +289,9 @@ func (r *run) finish(ctx context.Context, start time.Time, pwg *sync.WaitGroup) 
 	}
 	r.rec.add(drain)
 	fmt.Fprintf(r.log, "drain: %s in %v\n", drain.Outcome, time.Duration(drain.End-drain.Start).Round(time.Millisecond))
+	if n := r.absorbed.Load(); n > 0 {
+		fmt.Fprintf(r.log, "mqtt: %d QoS 2 resends (DUP, same packet id and value) absorbed by the subscriber's session state\n", n)
+	}
 }
 
 func goRun(wg *sync.WaitGroup, f func()) {

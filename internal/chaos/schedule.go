@@ -68,6 +68,11 @@ type Schedule struct {
 	Profile    string  `json:"profile"`
 	WorkloadMS int64   `json:"workload_ms"`
 	Faults     []Fault `json:"faults"`
+	// NoMQTTQoS2 leaves the MQTT QoS 2 producer and subscriber out of a
+	// one-node run (tern chaos run --mqtt-qos2=false): their exactly-once
+	// verdict fails after a kill -9 (docs/reliability.md, Findings), and
+	// CI runs the other verdicts without that known failure.
+	NoMQTTQoS2 bool `json:"no_mqtt_qos2,omitempty"`
 }
 
 // ErrSchedule wraps every schedule error.

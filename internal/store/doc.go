@@ -26,7 +26,8 @@
 // never after its write or an fsync covering it failed (its completion
 // travels with the record; a failure settles it with the error); after a
 // failed write or fsync the active segment is cut back to its last good
-// end before anything is appended;
+// end before anything is appended (a stream's log then appends at the
+// first offset cut away, so stream offsets stay dense: AppendNext);
 // segments are deleted oldest first and only once every message in them is
 // acknowledged, so an ack record always outlives the message it cancels.
 package store

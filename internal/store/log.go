@@ -67,6 +67,18 @@ func (l *QueueLog) Append(seq uint64, m *message.Message, done message.Completio
 	return l.appendLocked(seq, "", false, m, done, token)
 }
 
+// AppendNext implements broker.StreamLog: it appends m at the log's next
+// offset, one past the last record kept, and returns that offset. Choosing
+// the offset under the log's lock is what keeps a stream's offsets dense:
+// a write cut away by a failure (cutLocked) hands its offsets to the next
+// appends, so readers see no gap where publishes were refused.
+func (l *QueueLog) AppendNext(m *message.Message, done message.Completion, token uint64) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := l.appended
+	return seq, l.appendLocked(seq, "", false, m, done, token)
+}
+
 // appendLocked appends a message record, or with keyed a keyed record
 // (a RecordLog's, see records.go).
 func (l *QueueLog) appendLocked(seq uint64, key string, keyed bool, m *message.Message, done message.Completion, token uint64) error {
@@ -243,7 +255,16 @@ func (l *QueueLog) cutLocked(s *segment, cut int64, err error) {
 	clear(l.bufComps)
 	l.buf, l.bufComps = l.buf[:0], l.bufComps[:0]
 	if first, last, ok := s.dropFrom(cut); ok {
-		l.refused = append(l.refused, seqRange{first, last})
+		if l.stream {
+			// A stream's offsets are dense: the next append takes the
+			// first offset cut away (AppendNext). Nothing read it — the
+			// cut is past the durable end — and the fsynced truncate in
+			// restoreEndLocked, which comes before any new append, keeps
+			// the old records from coming back after a crash.
+			l.appended = first
+		} else {
+			l.refused = append(l.refused, seqRange{first, last})
+		}
 		l.cutsSince = append(l.cutsSince, cutMark{seg: s, off: cut, err: err})
 		if l.onRefused != nil {
 			l.onRefused(first, last)

@@ -263,6 +263,14 @@ var (
 	_ broker.StreamLog = (*Log)(nil)
 )
 
+// AppendNext stores msg at the next offset. The memstore never takes back
+// a record it accepted, so the next offset is one past the highest seq:
+// the broker calls it under the stream's lock, so no other append races.
+func (l *Log) AppendNext(msg *message.Message, done message.Completion, token uint64) (uint64, error) {
+	seq := l.NextSeq()
+	return seq, l.Append(seq, msg, done, token)
+}
+
 // live reports whether this handle is still the attached one; d.mu held.
 func (l *Log) live() bool { return l.gen == l.d.gen }
 

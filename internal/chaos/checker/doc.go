@@ -18,10 +18,9 @@
 //     AMQP requeue and at-least-once redelivery after a crash are allowed;
 //   - stream offsets: per reader, offsets strictly increase by one from the
 //     offset it subscribed at (gaps, repeats, going back: fail), and one
-//     offset never holds two values across readers; a gap is excused only
-//     where as many refused (nacked or unknown, never delivered) publishes
-//     to the stream explain it, because a write refused for a full disk
-//     consumes the sequence numbers that are Tern's stream offsets;
+//     offset never holds two values across readers; Tern's stream offsets
+//     are dense (a refused write's offsets go to the next appends), so
+//     every gap fails;
 //   - liveness: a drain or a recovery wait that failed or took longer than
 //     its deadline (fail);
 //   - linearizability of metadata operations per queue name, checked with

@@ -34,21 +34,18 @@ type Recovery struct {
 
 // Stats are the run's counts.
 type Stats struct {
-	Ops        int `json:"ops"`
-	Published  int `json:"published"`  // publish ops
-	Confirmed  int `json:"confirmed"`  // outcome ok
-	Nacked     int `json:"nacked"`     // outcome fail
-	Unknown    int `json:"unknown"`    // outcome unknown
-	Delivered  int `json:"delivered"`  // distinct values delivered
-	Deliveries int `json:"deliveries"` // consume ops, redeliveries included
-	Duplicates int `json:"duplicates"` // deliveries beyond the first of a value
-	Recovered  int `json:"recovered"`  // unknown outcome, delivered
-	NackedSeen int `json:"nacked_delivered"`
-	Destroyed  int `json:"destroyed"` // confirmed values a fault destroyed on disk
-	// StreamGapsExcused counts stream offsets skipped where as many refused
-	// publishes explain the gap (see checkStreams).
-	StreamGapsExcused int            `json:"stream_gaps_excused"`
-	Faults            map[string]int `json:"faults"`
+	Ops        int            `json:"ops"`
+	Published  int            `json:"published"`  // publish ops
+	Confirmed  int            `json:"confirmed"`  // outcome ok
+	Nacked     int            `json:"nacked"`     // outcome fail
+	Unknown    int            `json:"unknown"`    // outcome unknown
+	Delivered  int            `json:"delivered"`  // distinct values delivered
+	Deliveries int            `json:"deliveries"` // consume ops, redeliveries included
+	Duplicates int            `json:"duplicates"` // deliveries beyond the first of a value
+	Recovered  int            `json:"recovered"`  // unknown outcome, delivered
+	NackedSeen int            `json:"nacked_delivered"`
+	Destroyed  int            `json:"destroyed"` // confirmed values a fault destroyed on disk
+	Faults     map[string]int `json:"faults"`
 	// Recovery is the time from a fault's end to the first confirm after it.
 	Recovery map[string]Recovery `json:"recovery"`
 	MetaOps  int                 `json:"meta_ops"`
