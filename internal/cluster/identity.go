@@ -35,29 +35,8 @@ func ClaimDir(fsys vfs.FS, dir, name string) error {
 	if err := fsys.MkdirAll(dir); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	// Write, sync and rename, so a crash leaves the name whole or absent.
-	tmp := path + ".tmp"
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
-	}
-	_, err = io.WriteString(f, name+"\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, path)
-	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("cluster: writing %s: %w", path, err)
-	}
-	return nil
+	// Written, synced and renamed, so a crash leaves the name whole or absent.
+	return writeSmall(fsys, dir, IdentityFile, name)
 }
 
 // Owner returns the node name recorded in dir, or "" when there is none.
