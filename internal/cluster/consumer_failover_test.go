@@ -150,3 +150,68 @@ func handBack(t *testing.T, nodes []*brokerNode, queue string, to *brokerNode) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A consumer on a node cut off from the rest for longer than an election
+// timeout: the leader returns what it held (its node does not answer) and
+// other consumers may take it; once the cut heals, the consumer is
+// attached again and receives new publishes — not left silently idle.
+func TestQuorumConsumerOnACutOffNodeResumes(t *testing.T) {
+	nodes := startBrokerCluster(t, 3)
+	if _, err := nodes[0].b.VHost("/").DeclareQueue(broker.QueueConfig{Name: "jobs", Durable: true,
+		Args: map[string]any{"x-queue-type": "quorum"}}, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	var leader string
+	waitUntil(t, 15*time.Second, "the queue's leader", func() bool { leader = quorumLeader(nodes[0], "jobs"); return leader != "" })
+	var cons, pub *brokerNode
+	for _, bn := range nodes {
+		if bn.cfg.Self.Name != leader && cons == nil {
+			cons = bn
+		} else if bn.cfg.Self.Name != leader {
+			pub = bn
+		}
+	}
+	c := newChanConsumer()
+	q := cons.queue(t, "jobs")
+	if err := q.Consume(c, broker.ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	pub.publishUntilConfirmed(t, "jobs", "held", 10*time.Second)
+	held := c.next(t, 10*time.Second)
+
+	heal := cut(nodes, cons)
+	// The leader's liveness check returns what the cut-off consumer held;
+	// a consumer on the publisher's node takes it.
+	other := newChanConsumer()
+	if err := pub.queue(t, "jobs").Consume(other, broker.ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	d := other.next(t, 20*time.Second)
+	if string(d.Msg.Body) != "held" || !d.Redelivered {
+		t.Fatalf("the other consumer got %s (redelivered %v), want held, redelivered", d.Msg.Body, d.Redelivered)
+	}
+	pub.queue(t, "jobs").Ack(d)
+	pub.queue(t, "jobs").Cancel(other)
+	q.Ack(held) // lost with the cut: the message went elsewhere
+
+	heal()
+	for i := range 5 {
+		pub.publishUntilConfirmed(t, "jobs", fmt.Sprint("healed-", i), 30*time.Second)
+	}
+	got := map[string]bool{}
+	for len(got) < 5 {
+		d := c.next(t, 30*time.Second)
+		q.Ack(d)
+		got[string(d.Msg.Body)] = true
+	}
+	for i := range 5 {
+		if !got[fmt.Sprint("healed-", i)] {
+			t.Fatalf("healed-%d not delivered to the resumed consumer: %v", i, got)
+		}
+	}
+	select {
+	case <-c.cancelled:
+		t.Fatal("the consumer was cancelled")
+	default:
+	}
+}
