@@ -156,6 +156,7 @@ func (s *Server) Start() error {
 	if _, err := st.RemoveOrphanLogs(live); err != nil {
 		s.log.Warn("could not remove the logs of deleted queues", "err", err)
 	}
+	s.removeSoloOrphans() // solo.go
 	// After recovery, so only a vhost new to the configuration is logged.
 	var newVHosts []string
 	for _, v := range cfg.VHosts {

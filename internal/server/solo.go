@@ -19,6 +19,19 @@ func (s *Server) soloReplication() broker.Replication {
 	return broker.Replication{Quorum: s.solo}
 }
 
+// removeSoloOrphans drops the Raft state of quorum queues deleted just
+// before a crash, once recovery has opened every live queue's group.
+func (s *Server) removeSoloOrphans() {
+	if s.solo == nil {
+		return
+	}
+	if n, err := s.solo.RemoveOrphans(); err != nil {
+		s.log.Warn("could not remove the Raft state of deleted quorum queues", "err", err)
+	} else if n > 0 {
+		s.log.Info("removed the Raft state of deleted quorum queues", "groups", n)
+	}
+}
+
 // closeSolo stops the single node's quorum groups, after the clients (their
 // last acks and publishes reach the groups first); nil without them.
 func (s *Server) closeSolo() error {

@@ -169,6 +169,38 @@ func (s *Groups) Close() error {
 	return w.Close()
 }
 
+// RemoveOrphans removes from the WAL the state of groups no open queue
+// has: a crash between a quorum queue's deletion being logged in the
+// definitions and its group's removal leaves one. The server calls it
+// once recovery has opened the group of every quorum queue it knows. A
+// node whose data directory has no quorum log opens nothing.
+func (s *Groups) RemoveOrphans() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, nil
+	}
+	if s.wal == nil {
+		if names, err := s.cfg.FS.List(filepath.Join(s.cfg.Dir, "wal")); err != nil || len(names) == 0 {
+			return 0, nil // no log: nothing was ever declared here
+		}
+		if _, err := s.hostLocked(); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for _, id := range s.wal.Groups() {
+		if _, ok := s.open[id]; ok {
+			continue
+		}
+		if err := s.wal.Group(id).Remove(); err != nil {
+			return n, fmt.Errorf("solo: removing the state of a deleted quorum queue's group %#x: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Stats are the WAL's counters (zero before the first quorum queue).
 func (s *Groups) Stats() wal.Stats {
 	s.mu.Lock()

@@ -129,3 +129,41 @@ func TestGroupLeadsCommitsAndReplays(t *testing.T) {
 		t.Fatalf("a deleted group reopened with %v", got)
 	}
 }
+
+// A group whose queue is gone (deleted just before a crash) is removed
+// from the WAL at the next start; open groups stay.
+func TestRemoveOrphans(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{Dir: dir})
+	if n, err := s.RemoveOrphans(); n != 0 || err != nil {
+		t.Fatalf("without a log: %d %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wal")); !os.IsNotExist(err) {
+		t.Fatal("RemoveOrphans created the log")
+	}
+	for _, id := range []string{"kept", "orphan"} {
+		rl, err := s.Open(broker.QueueDef{ID: id}, newList())
+		if err != nil {
+			t.Fatal(err)
+		}
+		propose(t, rl, id)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = New(Config{Dir: dir})
+	defer s.Close()
+	if _, err := s.Open(broker.QueueDef{ID: "kept"}, newList()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RemoveOrphans(); n != 1 || err != nil {
+		t.Fatalf("removed %d groups (%v), want the orphan", n, err)
+	}
+	m := newList()
+	if _, err := s.Open(broker.QueueDef{ID: "orphan"}, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.got(); len(got) != 0 {
+		t.Fatalf("the orphan's state survived: %v", got)
+	}
+}
