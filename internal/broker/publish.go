@@ -85,7 +85,6 @@ func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Comp
 	}
 	if res.Routed == 0 && !res.Rejected {
 		v.broker.stats.unroutable.Add(1)
-		res.Rejected = done != nil && v.unroutableUnsure() // publish_cutoff.go
 	}
 	return res
 }

@@ -8,16 +8,19 @@ type MetadataCurrency interface {
 	MetadataCurrent() bool
 }
 
-// unroutableUnsure reports whether a publish with confirms that reached no
-// queue must be nacked rather than confirmed: on a cluster node whose
-// definitions may be stale, "unroutable" may be wrong (the queue may
-// exist on the majority's side), and a confirm would tell the publisher
-// that a message nobody stored was handled. A nack lets it publish again.
-func (v *VHost) unroutableUnsure() bool {
+// RoutingMayBeStale reports whether this node's definitions may lack what
+// the rest of the cluster declared: it is a cluster node cut off from the
+// metadata group's majority. An AMQP publish with confirms that reached no
+// queue is nacked then rather than confirmed as unroutable: the queue may
+// exist on the majority's side, and a confirm would tell the publisher
+// that a message nobody stored was handled. (MQTT's "no matching
+// subscribers" stays an acknowledgement: a publish to a topic no one
+// subscribes to is normal there.) Cheap unless the node is clustered.
+func (v *VHost) RoutingMayBeStale() bool {
 	mc, ok := v.broker.cfg.Replication.Metadata.(MetadataCurrency)
 	if !ok || mc.MetadataCurrent() {
 		return false
 	}
-	v.broker.log.Debug("nacking an unroutable publish: this node is cut off from the metadata group's majority, its definitions may be stale", "vhost", v.name)
+	v.broker.log.Debug("this node is cut off from the metadata group's majority: its definitions may be stale", "vhost", v.name)
 	return true
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tern-broker/tern/internal/amqp"
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 )
@@ -179,4 +183,23 @@ func (c *chanConsumer) next(t *testing.T, timeout time.Duration) broker.Delivery
 		t.Fatal("no delivery")
 	}
 	return broker.Delivery{}
+}
+
+// serveAMQP serves AMQP 0-9-1 on bn's broker (user guest/guest) until the
+// test ends and returns its URL.
+func (bn *brokerNode) serveAMQP(t *testing.T) string {
+	t.Helper()
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := amqp.NewServer(amqp.Config{}, bn.b, users, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "amqp://guest:guest@" + ln.Addr().String() + "/"
 }

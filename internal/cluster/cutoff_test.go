@@ -1,11 +1,37 @@
 package cluster
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/tern-broker/tern/internal/broker"
 )
+
+// confirmOf publishes body to queue on ch (in confirm mode) and returns
+// whether the broker acked it, and whether it came back as returned.
+func confirmOf(t *testing.T, ch *amqp091.Channel, queue, body string, mandatory bool) (ack, returned bool) {
+	t.Helper()
+	returns := ch.NotifyReturn(make(chan amqp091.Return, 1))
+	dc, err := ch.PublishWithDeferredConfirm("", queue, mandatory, false, amqp091.Publishing{DeliveryMode: 2, Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ack, err = dc.WaitContext(ctx)
+	if err != nil {
+		t.Fatalf("publishing %s: %v", body, err)
+	}
+	select {
+	case <-returns:
+		returned = true
+	default:
+	}
+	return ack, returned
+}
 
 // cut partitions bn from every other node (both ways) and heal undoes it.
 func cut(nodes []*brokerNode, bn *brokerNode) (heal func()) {
@@ -40,6 +66,18 @@ func TestCutOffNodeNeverConfirms(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the minority node to have the queue", func() bool {
 		return minority.b.VHost("/").LookupQueue("before") != nil && minority.node.MetadataCurrent()
 	})
+	conn, err := amqp091.Dial(minority.serveAMQP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
 	heal := cut(nodes, minority)
 	waitUntil(t, 15*time.Second, "the cut-off node to know it", func() bool { return !minority.node.MetadataCurrent() })
 
@@ -64,8 +102,10 @@ func TestCutOffNodeNeverConfirms(t *testing.T) {
 	if minority.b.VHost("/").LookupQueue("after") != nil {
 		t.Fatal("the cut-off node learnt of a queue declared after the cut")
 	}
-	if res, _ := minority.publish(t, "after", "stale"); res.Routed != 0 || !res.Rejected {
-		t.Fatalf("an unroutable publish on a cut-off node: %+v, want rejected (a nack)", res)
+	for _, mandatory := range []bool{false, true} {
+		if ack, returned := confirmOf(t, ch, "after", "stale", mandatory); ack || returned {
+			t.Fatalf("a publish its stale definitions route nowhere (mandatory %v): ack %v, returned %v; want a nack", mandatory, ack, returned)
+		}
 	}
 
 	heal()
@@ -74,8 +114,9 @@ func TestCutOffNodeNeverConfirms(t *testing.T) {
 	})
 	minority.publishUntilConfirmed(t, "after", "healed", 30*time.Second)
 	minority.publishUntilConfirmed(t, "before", "healed", 30*time.Second)
-	// Unroutable on a node with current definitions: confirmed, as before.
-	if res, _ := minority.publish(t, "no-such-queue", "x"); res.Routed != 0 || res.Rejected {
-		t.Fatalf("an unroutable publish on a healed node: %+v, want confirmed", res)
+	// Unroutable on a node with current definitions: confirmed (and
+	// returned if mandatory), as before.
+	if ack, returned := confirmOf(t, ch, "no-such-queue", "x", true); !ack || !returned {
+		t.Fatalf("an unroutable mandatory publish on a healed node: ack %v, returned %v; want both", ack, returned)
 	}
 }
