@@ -55,7 +55,9 @@ func TestQuorumConsumerSurvivesItsLeadersLoss(t *testing.T) {
 		}
 	}
 
-	// The leader's node dies.
+	// The queue goes idle and its group quiet (no ticks, no heartbeats);
+	// then the leader's node dies: the quiet followers must notice.
+	waitUntil(t, 20*time.Second, "the consumer's replica to go quiet", func() bool { return replica(cons, "orders").Status().Quiet })
 	if err := lead.node.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -214,4 +216,16 @@ func TestQuorumConsumerOnACutOffNodeResumes(t *testing.T) {
 		t.Fatal("the consumer was cancelled")
 	default:
 	}
+}
+
+// replica is bn's replica of the quorum queue's group.
+func replica(bn *brokerNode, queue string) *raftnode.Group {
+	bn.node.mu.Lock()
+	defer bn.node.mu.Unlock()
+	for _, qg := range bn.node.queues {
+		if qg.name == queue {
+			return qg.g
+		}
+	}
+	return nil
 }
