@@ -119,8 +119,9 @@ func (s *Groups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.R
 		return nil, fmt.Errorf("solo: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	s.open[gid] = def.VHost + "/" + def.Name
+	g.Wake() // apply what the log committed now, not at the first tick
 	s.waitReplayed(g, def)
-	g.Campaign()
+	g.Campaign() // its fsync is not waited for here
 	return &replicatedLog{s: s, id: gid, g: g}, nil
 }
 
