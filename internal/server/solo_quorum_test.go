@@ -3,6 +3,8 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -59,6 +61,10 @@ func next(t *testing.T, d <-chan amqp.Delivery) amqp.Delivery {
 // restart.
 func TestSingleNodeQuorumQueue(t *testing.T) {
 	s := testkit.Start(t)
+	quorumDir := filepath.Join(s.Config.DataDir, "quorum")
+	if _, err := os.Stat(quorumDir); !os.IsNotExist(err) {
+		t.Fatalf("a single node without quorum queues has %s: %v", quorumDir, err)
+	}
 	c := s.Dial(t)
 	ch, err := c.Channel()
 	if err != nil {
