@@ -129,6 +129,11 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 	if err != nil {
 		return res, fromBroker(err, &amqp091.BasicPublish{})
 	}
+	if ch.confirm && res.Routed == 0 && !res.Rejected && ch.conn.vhost.RoutingMayBeStale() {
+		// A cluster node cut off from the majority: "unroutable" may be
+		// wrong, so a nack, not a confirm (broker.RoutingMayBeStale).
+		res.Rejected = true
+	}
 	if mandatory && res.Routed == 0 && !res.Rejected {
 		ch.basicReturn(m)
 	}

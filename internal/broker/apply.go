@@ -263,7 +263,9 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		}
 		v.owned[c.Owner][c.Name] = struct{}{}
 	}
-	if q.log != nil {
+	if q.log != nil || q.kind == Quorum {
+		// A quorum queue's messages are in its Raft group; on a single
+		// node its declaration is logged like any durable queue's.
 		c.ID = q.id
 		v.logLocked(c, fx)
 	}
@@ -292,6 +294,8 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	if q.log != nil {
 		v.logLocked(c, fx)
 		fx.dropLogs = append(fx.dropLogs, q.id)
+	} else if q.kind == Quorum {
+		v.logLocked(c, fx) // its group's state went with close
 	}
 	if len(consumers) > 0 {
 		fx.cancel = append(fx.cancel, func() {

@@ -21,6 +21,7 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/cluster"
+	"github.com/tern-broker/tern/internal/cluster/solo"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mgmt"
@@ -43,6 +44,8 @@ type Server struct {
 	mqtt   *mqtt.Server
 	// node is this server's cluster membership; nil for a single node.
 	node *cluster.Node
+	// solo hosts a single node's quorum queues (solo.go); nil in a cluster.
+	solo *solo.Groups
 
 	lock          *os.File
 	diskFreeLimit atomic.Uint64
@@ -115,6 +118,8 @@ func (s *Server) Start() error {
 			return err
 		}
 		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum(), Forward: s.node.Forwarder()}
+	} else {
+		repl = s.soloReplication()
 	}
 	delayedLog, delayed, err := openDelayed(st)
 	if err != nil {
@@ -140,6 +145,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	} else if err := s.recoverDefinitions(); err != nil {
+		_ = s.closeSolo()
 		return err
 	}
 	s.Broker.RestoreDelayed(delayed) // after Restore and Replay declared their exchanges
@@ -150,6 +156,7 @@ func (s *Server) Start() error {
 	if _, err := st.RemoveOrphanLogs(live); err != nil {
 		s.log.Warn("could not remove the logs of deleted queues", "err", err)
 	}
+	s.removeSoloOrphans() // solo.go
 	// After recovery, so only a vhost new to the configuration is logged.
 	var newVHosts []string
 	for _, v := range cfg.VHosts {
@@ -417,6 +424,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.node.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: closing the cluster node: %w", err))
 		}
+	}
+	if err := s.closeSolo(); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing the quorum queues: %w", err))
 	}
 	if err := s.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing the store: %w", err))
