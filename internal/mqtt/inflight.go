@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"encoding/binary"
-	"strings"
 	"sync"
 
 	"github.com/tern-broker/tern/internal/message"
@@ -103,21 +102,25 @@ func inKey(clientID string, pid uint16) string {
 func barrierKey(clientID string) string { return clientID + "\x00b" }
 
 // parseSessionKey decodes a record key; ok is false for a key this version
-// did not write (it is removed).
+// did not write (it is removed). The number may hold zero bytes, so the
+// key is read from its end: each kind has a fixed length.
 func parseSessionKey(key string) (clientID string, kind byte, n uint64, ok bool) {
-	i := strings.LastIndexByte(key, 0)
-	if i < 0 || i+1 >= len(key) {
-		return "", 0, 0, false
+	tail := func(kind byte, size int) (string, string, bool) {
+		i := len(key) - size - 2
+		if i < 0 || key[i] != 0 || key[i+1] != kind {
+			return "", "", false
+		}
+		return key[:i], key[i+2:], true
 	}
-	clientID, kind, rest := key[:i], key[i+1], key[i+2:]
-	switch {
-	case kind == keyOut && len(rest) == 8:
-		return clientID, kind, binary.BigEndian.Uint64([]byte(rest)), true
-	case kind == keyIn && len(rest) == 2:
+	if id, rest, ok := tail(keyOut, 8); ok {
+		return id, keyOut, binary.BigEndian.Uint64([]byte(rest)), true
+	}
+	if id, rest, ok := tail(keyIn, 2); ok {
 		pid := binary.BigEndian.Uint16([]byte(rest))
-		return clientID, kind, uint64(pid), pid != 0
-	case kind == keyBarrier && rest == "":
-		return clientID, kind, 0, true
+		return id, keyIn, uint64(pid), pid != 0
+	}
+	if id, _, ok := tail(keyBarrier, 0); ok {
+		return id, keyBarrier, 0, true
 	}
 	return "", 0, 0, false
 }
