@@ -67,6 +67,7 @@ type sessionState struct {
 	// records wait for a commit round after the ack (barrier).
 	unrecord  []uint64
 	barrierOn bool
+	attached  bool // a connection has it (attach … detach)
 }
 
 func (s *sessionState) empty() bool {
@@ -163,8 +164,9 @@ func (s *sessions) getLocked(clientID string) *sessionState {
 func (s *sessions) attach(clientID, queueID string) *sessionState {
 	s.mu.Lock()
 	st := s.getLocked(clientID)
-	s.mu.Unlock()
 	st.mu.Lock()
+	st.attached = true // under s.mu: forgetIdle cannot drop it now
+	s.mu.Unlock()
 	var stale []uint64
 	for seq, r := range st.released {
 		if r.queueID != queueID {
@@ -188,7 +190,20 @@ func (s *sessions) detach(clientID string, st *sessionState) {
 	defer s.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.attached = false
 	if st.empty() && s.m[clientID] == st {
+		delete(s.m, clientID)
+	}
+}
+
+// forgetIdle forgets an entry that a barrier kept after its client left,
+// unless a connection took it up again meanwhile.
+func (s *sessions) forgetIdle(clientID string, st *sessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.attached && st.empty() && s.m[clientID] == st {
 		delete(s.m, clientID)
 	}
 }
@@ -282,11 +297,15 @@ func (s *sessions) barrier(clientID string, st *sessionState) {
 		st.mu.Lock()
 		again := len(st.unrecord) > 0
 		st.barrierOn = again
+		idle := !again && !st.attached
 		st.mu.Unlock()
 		if again {
 			s.barrier(clientID, st)
-		} else {
-			s.log.Remove(barrierKey(clientID))
+			return
+		}
+		s.log.Remove(barrierKey(clientID))
+		if idle {
+			s.forgetIdle(clientID, st)
 		}
 	})
 	if err := s.log.Put(barrierKey(clientID), &message.Message{}, done, 0); err != nil {
