@@ -44,18 +44,20 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		return broker.Refuse
 	}
 	m := d.Msg
-	// A delivery from the session queue goes with the packet id its
-	// sequence number gives (inflight.go), so a resend after a reconnect
-	// or a restart has the original id [MQTT-4.4.0-1]. While that id is
-	// busy the message waits.
+	// A QoS 1/2 delivery from the session queue goes with the packet id
+	// its sequence number gives (inflight.go), so a resend after a
+	// reconnect or a restart has the original id [MQTT-4.4.0-1]. While
+	// that id is busy the message waits.
 	fromSession := s.filter == "" && c.sub == s
 	var pid uint16
+	var pidBusy bool
 	if fromSession {
 		pid = pidForSeq(d.Seq)
-		if _, busy := c.inflight[pid]; busy {
-			return broker.Refuse
-		}
+		_, pidBusy = c.inflight[pid]
 		if c.sess != nil && d.Redelivered && c.sess.isReleased(s.q.ID(), d.Seq, m.Published) {
+			if pidBusy {
+				return broker.Refuse
+			}
 			// Its PUBREC came before the client left: PUBREL again, never
 			// the PUBLISH [MQTT-4.4.0-1], whatever became of the
 			// subscription or the message's expiry since.
@@ -93,8 +95,8 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
 	qos = min(qos, messageQoS(m))
-	if qos > 0 && len(c.inflight) >= c.recvMax {
-		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7]
+	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
+		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7], or the id is in use
 	}
 	// DUP: a redelivery, or (QoS 2) a message stored before this broker
 	// started, which may have gone out before a kill -9 that lost the
@@ -293,12 +295,15 @@ func expired(m *message.Message, clk clock.Clock) bool {
 	return ok && left <= 0
 }
 
-// allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3].
+// allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3],
+// for deliveries not from the session queue (retained messages, shared
+// subscriptions). It counts down from 65535, away from the ids the session
+// queue's first sequence numbers give (pidForSeq), so the two rarely meet.
 func (c *conn) allocPIDLocked() uint16 {
 	for {
-		c.nextPID++
+		c.nextPID--
 		if c.nextPID == 0 {
-			c.nextPID = 1
+			c.nextPID = 65535
 		}
 		if _, busy := c.inflight[c.nextPID]; !busy {
 			return c.nextPID
@@ -329,8 +334,8 @@ func (c *conn) ack(a *wire.Ack) error {
 		}
 		c.mu.Lock()
 		of := c.inflight[a.PacketID]
-		first := of != nil && of.qos == 2 && !of.released
-		if of != nil && of.qos == 2 {
+		known := of != nil && of.qos == 2
+		if known {
 			of.released = true
 		}
 		sess, sub := c.sess, c.sub
@@ -339,7 +344,7 @@ func (c *conn) ack(a *wire.Ack) error {
 		if of == nil && c.v == wire.V5 {
 			resp.ReasonCode = wire.PacketIDNotFound
 		}
-		if first && sess != nil && of.stored && sub != nil && of.d.Queue == sub.q {
+		if known && sess != nil && of.stored && sub != nil && of.d.Queue == sub.q {
 			// The session keeps the PUBREC (durably for a durable
 			// session) before the PUBREL goes: after it, the PUBLISH
 			// must never go again, not even after a restart.
