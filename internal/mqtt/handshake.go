@@ -297,9 +297,12 @@ func (c *conn) attachSession(present bool) {
 	if !present {
 		c.srv.sessions.drop(c.clientID)
 	}
-	if !c.persistent || c.queue == nil {
-		return
+	if c.queue == nil || (!present && !c.persistent) {
+		return // a session that ends with the connection needs none
 	}
+	// A resumed session takes its state up even when it now ends with
+	// the connection (5.0: no Clean Start, expiry 0): its in-flight
+	// messages are still resent as the spec says; teardown drops it.
 	st := c.srv.sessions.attach(c.clientID, c.queue.ID())
 	st.mu.Lock()
 	inbound := st.inbound
@@ -307,7 +310,7 @@ func (c *conn) attachSession(present bool) {
 	st.mu.Unlock()
 	c.acks.mu.Lock()
 	c.acks.rel = inbound
-	c.acks.durable = c.srv.sessions.log != nil
+	c.acks.durable = c.srv.sessions.log != nil && c.persistent
 	c.acks.mu.Unlock()
 	c.mu.Lock()
 	c.sess = st
