@@ -240,3 +240,24 @@ func TestMQTTPahoResumedSessionGetsTheSameMessageID(t *testing.T) {
 		t.Fatalf("resent as id %d dup=%v %q; first id %d", m2.MessageID(), m2.Duplicate(), m2.Payload(), m.MessageID())
 	}
 }
+
+// A 5.0 client resuming its session with Session Expiry 0 (the session
+// now ends with this connection) still gets PUBREL for the QoS 2 message
+// whose PUBREC came, not its PUBLISH again.
+func TestMQTT5ResumedSessionWithExpiryZeroStillSendsPUBREL(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	r, _ := resume(t, s, wire.V5, "expiry-zero")
+	subscribe5(t, r, "expiry-zero/#", 2, false)
+	pub := client3(t, s, "expiry-zero-pub")
+	done(t, pub.Publish("expiry-zero/x", 2, false, "x"))
+	p := expectPub(t, r)
+	r.Send(&wire.Ack{Kind: wire.PUBREC, PacketID: p.PacketID})
+	expectAck(t, r, wire.PUBREL, p.PacketID)
+	_ = r.NC.Close()
+
+	r2, _ := connect5(t, s, "expiry-zero", func(c *wire.Connect) { c.CleanStart = false })
+	expectAck(t, r2, wire.PUBREL, p.PacketID)
+	r2.Send(&wire.Ack{Kind: wire.PUBCOMP, PacketID: p.PacketID})
+	expectQuiet(t, r2)
+}
