@@ -216,12 +216,18 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
+	sessionLog, sessions, err := openMQTTRecords(s.Store, "mqtt-inflight")
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
 		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
 		ConnectRate:    noLimit(cfg.MQTTConnectRate), ConnectRatePerAddress: noLimit(cfg.MQTTConnectRatePerAddress),
 		RetainedLog: retainedLog, Retained: retained,
+		SessionLog: sessionLog, Sessions: sessions,
 		CertName: s.mqttCertName(),
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
