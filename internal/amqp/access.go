@@ -26,6 +26,8 @@ type connAccess struct {
 	gen    uint64
 	grant  *auth.Grant
 	topics *auth.TopicRules
+	// maxMessage is the vhost's max-message-size, -1 for none.
+	maxMessage int64
 }
 
 // access returns the connection's permissions, reloaded if they changed.
@@ -33,7 +35,8 @@ func (c *connection) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); g != c.acc.gen || !c.accLoaded {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil)}
+		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil),
+			maxMessage: users.VHostLimit(vhost, auth.LimitMaxMessageSize)}
 		c.accLoaded = true
 	}
 	return &c.acc

@@ -213,7 +213,8 @@ func (s *Server) Start() error {
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
-		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive),  // config.Validate keeps it in 0…65535
+		MaxPacketSize:  uint32(cfg.MQTTMaxPacketSize), // config.Validate keeps it in 1KiB…256MiB
 		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
 		ConnectRate:    noLimit(cfg.MQTTConnectRate), ConnectRatePerAddress: noLimit(cfg.MQTTConnectRatePerAddress),
 		RetainedLog: retainedLog, Retained: retained,
