@@ -39,7 +39,7 @@ type material struct {
 	// server against the CA file (a cluster node dialing its peers).
 	client *tls.Config
 	leaf   *x509.Certificate
-	stamp string // the files' sizes and modification times when read
+	stamp  string // the files' sizes and modification times when read
 }
 
 // Reloader hands the current certificate to every handshake and replaces
