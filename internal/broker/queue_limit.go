@@ -1,6 +1,19 @@
 package broker
 
-import "github.com/tern-broker/tern/internal/auth"
+import (
+	"errors"
+
+	"github.com/tern-broker/tern/internal/auth"
+)
+
+// IsQueueLimit says whether err is a declare refused by the vhost's
+// max-queues (a KindPreconditionFailed error with RabbitMQ's 406 text),
+// for adapters that answer it with a code of its own (MQTT's 0x97 Quota
+// exceeded).
+func IsQueueLimit(err error) bool {
+	var be *Error
+	return errors.As(err, &be) && be.queueLimit
+}
 
 // A vhost's max-queues (RabbitMQ's vhost limit) is checked twice: when a
 // client's declare is validated, so a single node refuses it before
@@ -35,5 +48,7 @@ func (v *VHost) checkQueueLimitLocked(cfg QueueConfig, fx *effects) error {
 	if max < 0 || int64(v.counted) < max {
 		return nil
 	}
-	return errorf(KindPreconditionFailed, "cannot declare queue '%s' in vhost '%s': vhost queue limit (%d) is reached", cfg.Name, v.name, max)
+	e := errorf(KindPreconditionFailed, "cannot declare queue '%s' in vhost '%s': vhost queue limit (%d) is reached", cfg.Name, v.name, max).(*Error)
+	e.queueLimit = true
+	return e
 }
