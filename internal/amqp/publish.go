@@ -41,6 +41,13 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 			ch.pubState = pubIdle
 			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "message size %d is larger than configured max size %d", ch.hdr.BodySize, max)
 		}
+		if max := ch.conn.access().maxMessage; max >= 0 && ch.hdr.BodySize > uint64(max) {
+			// The vhost's max-message-size (a Tern limit; RabbitMQ's
+			// text, naming the limit).
+			ch.pubState = pubIdle
+			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "message size %d is larger than configured max size %d (max-message-size of vhost '%s')",
+				ch.hdr.BodySize, max, ch.conn.vhost.Name())
+		}
 		// One allocation holds the encoded properties and the body.
 		raw := ch.hdr.RawProperties
 		buf := make([]byte, len(raw), len(raw)+int(ch.hdr.BodySize))

@@ -216,6 +216,9 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err != nil {
 		return err
 	}
+	if err := v.checkQueueLimitLocked(c.QueueConfig, fx); err != nil {
+		return err
+	}
 	if args.queueType == Quorum && fx.replicated {
 		// What every node refuses alike is no declare at all, not a
 		// queue this node failed to open (below).
@@ -257,6 +260,9 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		q.backend.touch()
 	}
 	v.queues.Store(c.Name, q)
+	if !c.Internal {
+		v.counted++
+	}
 	if c.Exclusive && !q.Remote() {
 		if v.owned[c.Owner] == nil {
 			v.owned[c.Owner] = map[string]struct{}{}
@@ -285,6 +291,9 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.removeBindingLocked(b, fx)
 	}
 	v.queues.Delete(c.Name)
+	if !q.cfg.Internal {
+		v.counted--
+	}
 	if q.cfg.Exclusive && !q.Remote() {
 		delete(v.owned[q.cfg.Owner], c.Name)
 		if len(v.owned[q.cfg.Owner]) == 0 {

@@ -30,6 +30,10 @@ type VHost struct {
 	// policies are the vhost's policies and operator policies; guarded
 	// by mu (policy_apply.go).
 	policies vhostPolicies
+	// counted is how many queues the vhost's max-queues counts (every
+	// queue but the node-local direct reply-to pseudo queues, so every
+	// node of a cluster counts alike); guarded by mu (queue_limit.go).
+	counted int
 }
 
 // Name returns the vhost's name.
@@ -207,6 +211,9 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive, named bool, conn uint64, 
 	}
 	if cfg.Exclusive {
 		cfg.Owner = conn
+	}
+	if err := v.checkQueueLimitLocked(cfg, &effects{}); err != nil {
+		return nil, err
 	}
 	// Every queue is bound to the default exchange by its name; that
 	// binding is implicit (see routeInto).

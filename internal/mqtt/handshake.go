@@ -123,6 +123,9 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)
+		if broker.IsQueueLimit(err) {
+			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
+		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	c.attachSession(present)

@@ -19,6 +19,7 @@ import (
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/certs"
 	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/cluster"
 	"github.com/tern-broker/tern/internal/cluster/solo"
@@ -110,7 +111,8 @@ func (s *Server) Start() error {
 	}
 	var repl broker.Replication
 	if cfg.Cluster.Enabled() {
-		ccfg, err := clusterConfig(cfg, s.log)
+		ccfg, ccerts, err := clusterConfig(cfg, s.log)
+		s.tls.cluster = ccerts
 		if err != nil {
 			return err
 		}
@@ -223,7 +225,8 @@ func (s *Server) Start() error {
 	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
-		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive),  // config.Validate keeps it in 0…65535
+		MaxPacketSize:  uint32(cfg.MQTTMaxPacketSize), // config.Validate keeps it in 1KiB…256MiB
 		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
 		ConnectRate:    noLimit(cfg.MQTTConnectRate), ConnectRatePerAddress: noLimit(cfg.MQTTConnectRatePerAddress),
 		RetainedLog: retainedLog, Retained: retained,
@@ -368,12 +371,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.monitorResources(monitorCtx)
 	}()
-	if s.tls.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.tls.certs.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
-		}()
+	for _, r := range []*certs.Reloader{s.tls.certs, s.tls.cluster} {
+		if r != nil && s.cfg.TLS.ReloadInterval > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
+			}()
+		}
 	}
 	if s.node != nil && s.node.IsStandby() {
 		wg.Add(1)
