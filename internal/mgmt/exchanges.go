@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 )
@@ -109,7 +110,7 @@ type exchangeBody struct {
 
 func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params) {
 	v := s.vhost(w, r, p["vhost"])
-	if v == nil {
+	if v == nil || !permitted(w, r, v.Name(), auth.Configure, "exchange", exchangeName(p["name"])) {
 		return
 	}
 	var body exchangeBody
@@ -138,7 +139,7 @@ func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params
 
 func (s *apiServer) deleteExchange(w http.ResponseWriter, r *http.Request, p params) {
 	v, x := s.exchange(w, r, p)
-	if x == nil {
+	if x == nil || !permitted(w, r, v.Name(), auth.Configure, "exchange", x.Name()) {
 		return
 	}
 	if err := v.DeleteExchange(x.Name(), r.URL.Query().Get("if-unused") == "true"); err != nil {
@@ -162,7 +163,7 @@ func unixSeconds(s int64) time.Time { return time.Unix(s, 0).UTC() }
 // answer says whether any queue took it.
 func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 	v, x := s.exchange(w, r, p)
-	if x == nil {
+	if x == nil || !permitted(w, r, v.Name(), auth.Write, "exchange", x.Name()) {
 		return
 	}
 	var body publishBody
@@ -171,6 +172,9 @@ func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 	}
 	if body.RoutingKey == nil || body.Payload == nil || body.PayloadEncoding == nil {
 		badRequest(w, "routing_key, payload and payload_encoding are required")
+		return
+	}
+	if !topicPermitted(w, r, v.Name(), x, auth.Write, *body.RoutingKey) {
 		return
 	}
 	var payload []byte

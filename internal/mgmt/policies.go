@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,8 +45,15 @@ func handlePolicies(mux *http.ServeMux, src Sources) {
 		if op {
 			base = "/api/operator-policies"
 		}
-		mux.HandleFunc("GET "+base, func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, nonNilPolicies(src.Policies.Policies("", op)))
+		mux.HandleFunc("GET "+base, func(w http.ResponseWriter, r *http.Request) {
+			if !policyAccess(w, r, "", op) {
+				return
+			}
+			ps := src.Policies.Policies("", op)
+			if !isAdmin(r) { // a policymaker sees its vhosts' policies
+				ps = slices.DeleteFunc(slices.Clone(ps), func(p broker.Policy) bool { return !canAccess(r, p.VHost) })
+			}
+			writeJSON(w, http.StatusOK, nonNilPolicies(ps))
 		})
 		mux.HandleFunc(base+"/", func(w http.ResponseWriter, r *http.Request) { policyPath(w, r, src, base, op) })
 	}
@@ -64,6 +72,13 @@ func policyPath(w http.ResponseWriter, r *http.Request, src Sources, base string
 			return
 		}
 		segs = append(segs, seg)
+	}
+	if src.VHostExists != nil && !src.VHostExists(segs[0]) {
+		policyNotFound(w)
+		return
+	}
+	if !policyAccess(w, r, segs[0], op) {
+		return
 	}
 	switch {
 	case len(segs) == 1 && (r.Method == http.MethodGet || r.Method == http.MethodHead):

@@ -5,11 +5,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 )
 
-// queueStats are a queue's message_stats (queue_stats.go in broker: stream
-// and quorum queues count nothing yet and show zeros).
+// queueStats are a queue's message_stats, for every queue type
+// (broker/queue_stats.go).
 type queueStats struct {
 	Publish           uint64     `json:"publish"`
 	PublishDetails    rateDetail `json:"publish_details"`
@@ -66,8 +67,8 @@ func (s *apiServer) routeQueues(rt *router) {
 }
 
 // vhost returns the named vhost if it exists and the request's user may
-// see it, else answers 404 (or 401 not_authorised for a vhost the user
-// may not access, as RabbitMQ does) and returns nil.
+// see it, else answers 404 (or 403 not_authorised for a vhost the user
+// may not access) and returns nil.
 func (s *apiServer) vhost(w http.ResponseWriter, r *http.Request, name string) *broker.VHost {
 	v := s.api.Broker.VHost(name)
 	if v == nil {
@@ -75,7 +76,7 @@ func (s *apiServer) vhost(w http.ResponseWriter, r *http.Request, name string) *
 		return nil
 	}
 	if !vhostVisible(r, name) {
-		writeError(w, http.StatusUnauthorized, "not_authorised", "Access refused.")
+		notAuthorised(w, "Access refused.")
 		return nil
 	}
 	return v
@@ -183,7 +184,7 @@ type queueBody struct {
 
 func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 	v := s.vhost(w, r, p["vhost"])
-	if v == nil {
+	if v == nil || !permitted(w, r, v.Name(), auth.Configure, "queue", p["name"]) {
 		return
 	}
 	var body queueBody
@@ -211,7 +212,7 @@ func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 
 func (s *apiServer) deleteQueue(w http.ResponseWriter, r *http.Request, p params) {
 	v, q := s.queue(w, r, p)
-	if q == nil {
+	if q == nil || !permitted(w, r, v.Name(), auth.Configure, "queue", q.Name()) {
 		return
 	}
 	qs := r.URL.Query()
@@ -223,8 +224,8 @@ func (s *apiServer) deleteQueue(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *apiServer) purgeQueue(w http.ResponseWriter, r *http.Request, p params) {
-	_, q := s.queue(w, r, p)
-	if q == nil {
+	v, q := s.queue(w, r, p)
+	if q == nil || !permitted(w, r, v.Name(), auth.Read, "queue", q.Name()) {
 		return
 	}
 	q.Purge()
