@@ -129,6 +129,7 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 	if err != nil {
 		return res, fromBroker(err, &amqp091.BasicPublish{})
 	}
+	ch.counters.publish.Add(1)
 	if mandatory && res.Routed == 0 && !res.Rejected {
 		ch.basicReturn(m)
 	}
@@ -149,6 +150,7 @@ func (ch *channel) basicReturn(m *message.Message) {
 		return appendContent(buf, ch.id, m, ch.conn.frameMax)
 	})
 	ch.conn.srv.stats.returned.Add(1)
+	ch.counters.returned.Add(1)
 }
 
 func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {

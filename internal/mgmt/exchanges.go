@@ -23,6 +23,17 @@ type exchangeJSON struct {
 	Arguments              map[string]any `json:"arguments"`
 	UserWhoPerformedAction string         `json:"user_who_performed_action"`
 	Policy                 *string        `json:"policy"`
+	MessageStats           exchangeStats  `json:"message_stats"`
+}
+
+// exchangeStats are an exchange's message_stats, RabbitMQ's publish_in
+// (messages published to it) and publish_out (copies it routed to
+// queues) with their rates (broker/exchange_stats.go).
+type exchangeStats struct {
+	PublishIn         uint64     `json:"publish_in"`
+	PublishInDetails  rateDetail `json:"publish_in_details"`
+	PublishOut        uint64     `json:"publish_out"`
+	PublishOutDetails rateDetail `json:"publish_out_details"`
 }
 
 func (s *apiServer) routeExchanges(rt *router) {
@@ -40,7 +51,8 @@ func (s *apiServer) routeExchanges(rt *router) {
 		if x == nil {
 			return
 		}
-		apiJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
+		s.rates.fresh(s.ticking)
+		apiJSON(w, http.StatusOK, s.exchangeOf(v.Name(), x))
 	})
 	rt.handle(http.MethodPut, "/api/exchanges/{vhost}/{name}", s.putExchange)
 	rt.handle(http.MethodDelete, "/api/exchanges/{vhost}/{name}", s.deleteExchange)
@@ -62,20 +74,25 @@ func exchangeName(n string) string {
 	return n
 }
 
-func exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
+func (s *apiServer) exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
 	c := x.Config()
+	st := x.Stats()
+	in, out := s.rates.exchangeRate(qkey{vhost, c.Name})
 	return exchangeJSON{Name: c.Name, VHost: vhost, Type: c.Type, Durable: c.Durable, AutoDelete: c.AutoDelete,
-		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy())}
+		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy()),
+		MessageStats: exchangeStats{PublishIn: st.PublishIn, PublishInDetails: rateDetail{in},
+			PublishOut: st.PublishOut, PublishOutDetails: rateDetail{out}}}
 }
 
 func (s *apiServer) exchanges(r *http.Request, vhost string) []exchangeJSON {
+	s.rates.fresh(s.ticking)
 	var out []exchangeJSON
 	for _, v := range s.api.Broker.VHosts() {
 		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
 			continue
 		}
 		for _, x := range v.Exchanges() {
-			out = append(out, exchangeOf(v.Name(), x))
+			out = append(out, s.exchangeOf(v.Name(), x))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
