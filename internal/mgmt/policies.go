@@ -175,11 +175,36 @@ func decodePolicyBody(body io.Reader, vhost, name string) (broker.Policy, error)
 	case b.Name != nil && *b.Name != name:
 		return broker.Policy{}, fmt.Errorf("name %q in the body differs from %q in the path", *b.Name, name)
 	}
+	if err := mirroringKeys(b.Definition); err != nil {
+		return broker.Policy{}, err
+	}
 	prio, err := parsePriority(b.Priority)
 	if err != nil {
 		return broker.Policy{}, err
 	}
 	return broker.Policy{VHost: vhost, Name: name, Pattern: *b.Pattern, ApplyTo: b.ApplyTo, Definition: b.Definition, Priority: prio}, nil
+}
+
+// mirroringKeys refuses a definition with an ha-* key, naming it: classic
+// queue mirroring, which RabbitMQ 4.0 removed (a 4.x node refuses such a
+// policy as unknown keys, and will not boot with one left from 3.13) and
+// Tern never had. Refusing is what RabbitMQ 4 does; the reason says how to
+// clean a 3.13 export. A policy that ignored them would silently drop the
+// replication its author asked for.
+func mirroringKeys(def map[string]any) error {
+	var keys []string
+	for k := range def {
+		if strings.HasPrefix(k, "ha-") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	return fmt.Errorf("'%s' is classic queue mirroring, removed in RabbitMQ 4.0 and not in Tern: "+
+		"remove the ha-* keys (%s) from the policy (RabbitMQ 3.13's rabbitmqctl remove_classic_queue_mirroring_from_policies does) "+
+		"and use quorum queues for replication", keys[0], strings.Join(keys, ", "))
 }
 
 // parsePriority reads a priority given as a JSON integer or, as RabbitMQ's
