@@ -257,6 +257,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		q.backend.touch()
 	}
 	v.queues.Store(c.Name, q)
+	v.queueGen.Add(1)
 	if c.Exclusive && !q.Remote() {
 		if v.owned[c.Owner] == nil {
 			v.owned[c.Owner] = map[string]struct{}{}
@@ -283,6 +284,7 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.removeBindingLocked(b, fx)
 	}
 	v.queues.Delete(c.Name)
+	v.queueGen.Add(1)
 	if q.cfg.Exclusive && !q.Remote() {
 		delete(v.owned[q.cfg.Owner], c.Name)
 		if len(v.owned[q.cfg.Owner]) == 0 {

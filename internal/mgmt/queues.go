@@ -2,8 +2,6 @@ package mgmt
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
@@ -50,13 +48,13 @@ type queueJSON struct {
 
 func (s *apiServer) routeQueues(rt *router) {
 	rt.handle(http.MethodGet, "/api/queues", func(w http.ResponseWriter, r *http.Request, _ params) {
-		respondList(w, r, s.queues(r, ""))
+		s.listQueues(w, r, "") // queues_page.go
 	})
 	rt.handle(http.MethodGet, "/api/queues/{vhost}", func(w http.ResponseWriter, r *http.Request, p params) {
 		if !s.vhostOr404(w, r, p["vhost"]) {
 			return
 		}
-		respondList(w, r, s.queues(r, p["vhost"]))
+		s.listQueues(w, r, p["vhost"])
 	})
 	rt.handle(http.MethodGet, "/api/queues/{vhost}/{name}", s.getQueue)
 	rt.handle(http.MethodPut, "/api/queues/{vhost}/{name}", s.putQueue)
@@ -87,46 +85,36 @@ func (s *apiServer) vhostOr404(w http.ResponseWriter, r *http.Request, name stri
 }
 
 // queues lists the queues of vhost ("" for every vhost the user sees),
-// sorted by vhost and name. Queues are sorted as pointers before their
-// JSON structs are built, and the slice is sized once: with 10,000 queues
-// the listing is a few allocations, not one per queue.
+// sorted by vhost and name (the index of queue_index.go), its JSON structs
+// built into a slice sized once.
 func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 	s.rates.fresh(s.ticking)
-	vhosts := s.api.Broker.VHosts()
-	slices.SortFunc(vhosts, func(a, b *broker.VHost) int { return strings.Compare(a.Name(), b.Name()) })
-	type vq struct {
-		v  string
-		qs []*broker.Queue
-	}
-	var lists []vq
-	n := 0
-	for _, v := range vhosts {
-		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
-			continue
-		}
-		qs := v.Queues()
-		slices.SortFunc(qs, func(a, b *broker.Queue) int { return strings.Compare(a.Name(), b.Name()) })
-		lists = append(lists, vq{v.Name(), qs})
-		n += len(qs)
-	}
-	out := make([]queueJSON, 0, n)
+	refs := s.queueRefs(r, vhost)
+	out := make([]queueJSON, 0, len(refs))
 	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
-		for _, l := range lists {
-			for _, q := range l.qs {
-				out = append(out, s.queueJSON(l.v, q, rate(qkey{l.v, q.Name()})))
-			}
+		for _, x := range refs {
+			out = append(out, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()})))
 		}
 	})
 	return out
 }
 
 func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
+	j := s.queueLight(vhost, q, rt)
+	j.Arguments = jsonArgs(q.Config().Args)
+	j.EffectivePolicyDefinition = jsonArgs(q.Policy().EffectiveDefinition)
+	return j
+}
+
+// queueLight is queueJSON without its maps (arguments,
+// effective_policy_definition): what sorting by another field needs.
+func (s *apiServer) queueLight(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
 	ready, unacked, consumers, bytes, st := q.Status()
 	cfg := q.Config()
 	pol := q.Policy()
 	return queueJSON{Policy: nameOrNull(pol.Policy), OperatorPolicy: nameOrNull(pol.OperatorPolicy),
-		EffectivePolicyDefinition: jsonArgs(pol.EffectiveDefinition), Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
-		Exclusive: cfg.Exclusive, Arguments: jsonArgs(cfg.Args), Node: s.api.Node.Name, State: "running",
+		Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
+		Exclusive: cfg.Exclusive, Node: s.api.Node.Name, State: "running",
 		Consumers: consumers, Messages: ready + unacked, MessagesDetails: rateDetail{rt.Messages},
 		MessagesReady: ready, MessagesReadyDetails: rateDetail{rt.Ready},
 		MessagesUnacknowledged: unacked, MessagesUnacknowledgedDetails: rateDetail{rt.Unacked}, MessageBytesReady: bytes,
@@ -140,7 +128,9 @@ func nameOrNull(n string) *string {
 	if n == "" {
 		return nil
 	}
-	return &n
+	p := new(string) // not &n: that moves n to the heap on every call, empty or not
+	*p = n
+	return p
 }
 
 // queue returns the named queue or answers 404.
