@@ -136,6 +136,7 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 	if err != nil {
 		return res, fromBroker(err, &amqp091.BasicPublish{})
 	}
+	ch.counters.publish.Add(1)
 	if ch.confirm && res.Routed == 0 && !res.Rejected && ch.conn.vhost.RoutingMayBeStale() {
 		// A cluster node cut off from the majority: "unroutable" may be
 		// wrong, so a nack, not a confirm (broker.RoutingMayBeStale).
@@ -161,6 +162,7 @@ func (ch *channel) basicReturn(m *message.Message) {
 		return appendContent(buf, ch.id, m, ch.conn.frameMax)
 	})
 	ch.conn.srv.stats.returned.Add(1)
+	ch.counters.returned.Add(1)
 }
 
 func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {

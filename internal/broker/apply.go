@@ -260,6 +260,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		q.backend.touch()
 	}
 	v.queues.Store(c.Name, q)
+	v.queueGen.Add(1)
 	if !c.Internal {
 		v.counted++
 	}
@@ -291,6 +292,7 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.removeBindingLocked(b, fx)
 	}
 	v.queues.Delete(c.Name)
+	v.queueGen.Add(1)
 	if !q.cfg.Internal {
 		v.counted--
 	}
