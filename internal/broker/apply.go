@@ -197,7 +197,7 @@ func (v *VHost) resolveLocked(d BindingDef) (*Binding, error) {
 	if src == nil {
 		return nil, v.notFoundExchange(d.Source)
 	}
-	b := &Binding{Source: src, Key: d.Key, Args: d.Args}
+	b := &Binding{Source: src, Key: d.Key, Args: v.internArgs(d.Args)}
 	if d.DestIsExchange {
 		if b.Exchange = v.exchange(d.Destination); b.Exchange == nil {
 			return nil, v.notFoundExchange(d.Destination)
@@ -216,6 +216,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err != nil {
 		return err
 	}
+	c.Args = v.internArgs(c.Args)
 	if args.queueType == Quorum && fx.replicated {
 		// What every node refuses alike is no declare at all, not a
 		// queue this node failed to open (below).

@@ -30,6 +30,9 @@ type VHost struct {
 	// policies are the vhost's policies and operator policies; guarded
 	// by mu (policy_apply.go).
 	policies vhostPolicies
+	// interned indexes argument tables shared between queues and
+	// bindings (args_intern.go); guarded by mu.
+	interned map[string]map[string]any
 }
 
 // Name returns the vhost's name.

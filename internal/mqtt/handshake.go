@@ -230,7 +230,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
 		}
-		f, _ := b.Args["x-mqtt-filter"].(string)
+		f := filterOf(b.Key, b.Args)
 		if f == "" {
 			continue
 		}
