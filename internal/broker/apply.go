@@ -292,7 +292,11 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	}
 	if q.log != nil {
 		v.logLocked(c, fx)
-		fx.dropLogs = append(fx.dropLogs, q.id)
+		if l, ok := q.log.(*lazyLog); ok && l.closeUnopened() {
+			// Never opened: nothing on disk to remove (lazylog.go).
+		} else {
+			fx.dropLogs = append(fx.dropLogs, q.id)
+		}
 	}
 	if len(consumers) > 0 {
 		fx.cancel = append(fx.cancel, func() {

@@ -192,3 +192,62 @@ func connect(t *testing.T, c *rawConn, id string, clean bool) bool {
 	}
 	return ack.SessionPresent
 }
+
+// queueDirs counts the queue logs the store holds on disk.
+func queueDirs(t *testing.T, s *testkit.Server) int {
+	t.Helper()
+	names, err := os.ReadDir(s.Config.DataDir + "/queues")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return len(names)
+}
+
+// A persistent session's durable queue opens its store log with its first
+// message, also after a restart; until then nothing of it is on disk but
+// its definition, and a message that comes then is kept like any other.
+func TestSessionQueueLogOpensWithFirstMessage(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	addr := strings.TrimPrefix(s.MQTTURL, "tcp://")
+	for _, id := range []string{"lazy-a", "lazy-b"} {
+		if err := offlineSession(addr, "127.0.0.1", id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, wait, "both sessions offline", func() bool { return s.MQTTStats().ConnectionsOpen == 0 })
+	if n := queueDirs(t, s); n != 0 {
+		t.Fatalf("%d queue logs on disk for two sessions that never held a message", n)
+	}
+	publish := func(s *testkit.Server, topic, body string) {
+		pub := dialFrom(t, strings.TrimPrefix(s.MQTTURL, "tcp://"), "127.0.0.1")
+		defer pub.Close()
+		connect(t, pub, "lazy-pub", true)
+		send(t, pub, &wire.Publish{QoS: 1, PacketID: 1, Topic: topic, Payload: []byte(body)})
+		if _, ok := expect(t, pub).(*wire.Ack); !ok {
+			t.Fatal("no PUBACK")
+		}
+	}
+	publish(s, "lazy-a/0/cmd", "before the restart")
+	if n := queueDirs(t, s); n != 1 {
+		t.Fatalf("%d queue logs on disk after one session got a message, want 1", n)
+	}
+	s = s.Restart(t)
+	if n := queueDirs(t, s); n != 1 {
+		t.Fatalf("%d queue logs on disk after the restart, want 1", n)
+	}
+	// lazy-b was restored without opening a log; a message opens it now.
+	publish(s, "lazy-b/0/cmd", "after the restart")
+	s = s.Restart(t)
+	for id, want := range map[string]string{"lazy-a-0": "before the restart", "lazy-b-0": "after the restart"} {
+		c := dialFrom(t, strings.TrimPrefix(s.MQTTURL, "tcp://"), "127.0.0.1")
+		if !connect(t, c, id, false) {
+			t.Fatalf("%s: session not present", id)
+		}
+		p, ok := expect(t, c).(*wire.Publish)
+		if !ok || string(p.Payload) != want {
+			t.Fatalf("%s: got %+v, want %q", id, p, want)
+		}
+		c.Close()
+	}
+}
