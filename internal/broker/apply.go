@@ -197,7 +197,7 @@ func (v *VHost) resolveLocked(d BindingDef) (*Binding, error) {
 	if src == nil {
 		return nil, v.notFoundExchange(d.Source)
 	}
-	b := &Binding{Source: src, Key: d.Key, Args: d.Args}
+	b := &Binding{Source: src, Key: d.Key, Args: v.internArgs(d.Args)}
 	if d.DestIsExchange {
 		if b.Exchange = v.exchange(d.Destination); b.Exchange == nil {
 			return nil, v.notFoundExchange(d.Destination)
@@ -219,6 +219,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err := v.checkQueueLimitLocked(c.QueueConfig, fx); err != nil {
 		return err
 	}
+	c.Args = v.internArgs(c.Args)
 	if args.queueType == Quorum && fx.replicated {
 		// What every node refuses alike is no declare at all, not a
 		// queue this node failed to open (below).
@@ -304,7 +305,11 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	}
 	if q.log != nil {
 		v.logLocked(c, fx)
-		fx.dropLogs = append(fx.dropLogs, q.id)
+		if l, ok := q.log.(*lazyLog); ok && l.closeUnopened() {
+			// Never opened: nothing on disk to remove (lazylog.go).
+		} else {
+			fx.dropLogs = append(fx.dropLogs, q.id)
+		}
 	} else if q.kind == Quorum {
 		v.logLocked(c, fx) // its group's state went with close
 	}

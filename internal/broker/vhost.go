@@ -36,6 +36,9 @@ type VHost struct {
 	// queue but the node-local direct reply-to pseudo queues, so every
 	// node of a cluster counts alike); guarded by mu (queue_limit.go).
 	counted int
+	// interned indexes argument tables shared between queues and
+	// bindings (args_intern.go); guarded by mu.
+	interned map[string]map[string]any
 }
 
 // QueueGeneration moves whenever a queue is added to or removed from the

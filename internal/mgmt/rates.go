@@ -167,6 +167,12 @@ func (s *rateSampler) sample() {
 		for _, v := range b.VHosts() {
 			for _, q := range v.Queues() {
 				r, u, _, _, st := q.Status()
+				if r == 0 && u == 0 && st == (broker.MessageStats{}) {
+					// Never used: its rates are all 0, as for a queue
+					// not sampled, and a fleet's idle MQTT sessions
+					// cost no sample each.
+					continue
+				}
 				queues = append(queues, queueSample{k: qkey{v.Name(), q.Name()}, r: r, u: u, st: st})
 				bs.MessagesReady += r
 				bs.MessagesUnacked += u
@@ -229,7 +235,9 @@ func (s *rateSampler) sample() {
 			qr = &queueRates{}
 			s.queues[q.k] = qr
 		}
-		isNew := !seen
+		// A queue first sampled now had zero counts at the last sample:
+		// unused then (not sampled), or declared since.
+		isNew := first
 		qr.publish.update(q.st.Published, dt, isNew)
 		qr.deliver.update(q.st.Delivered, dt, isNew)
 		qr.ack.update(q.st.Acked, dt, isNew)
