@@ -272,9 +272,7 @@ func (g *Group) turn() bool {
 	if len(props) > 0 || len(fns) > 0 {
 		g.unquiesce()
 	}
-	for i := range props {
-		g.propose(props[i])
-	}
+	g.proposeAll(props)
 	clear(props)
 	g.spareProp = props[:0]
 	for _, f := range fns {
@@ -320,6 +318,18 @@ func (g *Group) handleReady() bool {
 	if raft.IsEmptyHardState(hs) {
 		hs = nil
 	}
+	msgs := rd.Messages
+	if g.state == raft.StateLeader {
+		// A leader's appends and heartbeats go out before its own fsync,
+		// which then runs while the followers write theirs (section
+		// 10.2.1 of the Raft thesis; etcd does the same): the entries
+		// commit on a quorum that may not include the leader yet, and the
+		// leader applies them only once its own save is done. Its term
+		// and vote were persisted in an earlier Ready (it could not win
+		// an election before its vote requests went out). Responses
+		// (appends acknowledged, votes) still wait for the save.
+		msgs = g.sendEarly(msgs)
+	}
 	if hs != nil || len(rd.Entries) > 0 || snap != nil {
 		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
 		select {
@@ -332,7 +342,7 @@ func (g *Group) handleReady() bool {
 			return false
 		}
 	}
-	g.send(rd.Messages)
+	g.send(msgs)
 	if snap != nil && !g.restore(snap) {
 		return false
 	}
@@ -355,6 +365,24 @@ func (g *Group) handleReady() bool {
 }
 
 func (g *Group) onSaved(err error) { g.saved <- err }
+
+// sendEarly sends a leader's appends and heartbeats of msgs and returns
+// the others, to send once the Ready is persisted.
+func (g *Group) sendEarly(msgs []*raftpb.Message) []*raftpb.Message {
+	var early, late []*raftpb.Message
+	for _, m := range msgs {
+		switch m.GetType() {
+		case raftpb.MsgApp, raftpb.MsgHeartbeat:
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	if len(early) > 0 {
+		g.send(early)
+	}
+	return late
+}
 
 // send hands each destination's messages, in order, to the transport.
 func (g *Group) send(msgs []*raftpb.Message) {
