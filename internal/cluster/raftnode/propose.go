@@ -189,6 +189,7 @@ func (g *Group) apply(ents []*raftpb.Entry) {
 		if idx <= g.applied {
 			continue
 		}
+		g.snapBytes += uint64(len(e.GetData()))
 		switch e.GetType() {
 		case raftpb.EntryNormal:
 			if len(e.GetData()) == 0 {
