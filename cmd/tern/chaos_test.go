@@ -61,6 +61,7 @@ func TestChaosBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--schedule", unknown}, "unknown fault kind"},
 		{[]string{"run", "--profile", "forever"}, "unknown profile"},
 		{[]string{"run", "--nodes", "2"}, "--nodes must be 1, 3 or 5"},
+		{[]string{"run", "--bin", filepath.Join(dir, "nowhere")}, "is not an executable file"},
 		{[]string{"check", filepath.Join(dir, "nowhere")}, "no such file"},
 		{[]string{"meteor"}, "unknown command"},
 	}
@@ -110,7 +111,10 @@ var ciSeedsOneNode = []ciSeed{
 	{146, "a torn tail cut a confirmed message waiting in the MQTT subscriber's session queue and the drain waited for it (fixed in the runner)"},
 }
 
-// ciSeedsThreeNodes are TestChaosCIProfileThreeNodes's seeds.
+// ciSeedsThreeNodes are TestChaosCIProfileThreeNodes's seeds. The
+// cluster's ci list has grown since they failed (bandwidth, delay, clock
+// skew), so each is replayed from the schedule it failed with, saved in
+// testdata/chaos/seedSEED-nodes3.json.
 var ciSeedsThreeNodes = []ciSeed{
 	{114, "quorum queue: first deliveries out of publish order (a cancelled consumer's messages came back unmarked; fixed)"},
 	{160, "quorum queue: 40 returned messages reordered behind a late cancel (marked since; retries now go out once a leader is known)"},
@@ -198,8 +202,9 @@ func chaosOneNode(t *testing.T, seed uint64, qos2 bool) {
 // reconnecting to seed-chosen nodes): a kill -9, a kill -9 of the queue's
 // leader, a kill -9 of every node at once, a pause, two partitions and packet loss on one link, seed-ordered,
 // then a drain and a check that every replica agrees, for each seed of
-// ciSeedsThreeNodes. It fails on any failed verdict. Reproduce a failure
-// with `tern chaos run --nodes 3 --seed SEED --profile ci`.
+// ciSeedsThreeNodes, replayed from its saved schedule. It fails on any
+// failed verdict. Reproduce a failure with `tern chaos run --schedule
+// cmd/tern/testdata/chaos/seedSEED-nodes3.json`.
 func TestChaosCIProfileThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the 3-node chaos CI profile takes about a minute per seed")
@@ -221,7 +226,8 @@ func TestChaosCIProfileThreeNodes(t *testing.T) {
 
 func chaosThreeNodes(t *testing.T, seed uint64) {
 	out := t.TempDir()
-	stdout, stderr, code := ternChaos(t, 5*time.Minute, "run", "--nodes", "3", "--seed", fmt.Sprint(seed), "--profile", "ci", "--out", out)
+	sched := filepath.Join("testdata", "chaos", fmt.Sprintf("seed%d-nodes3.json", seed))
+	stdout, stderr, code := ternChaos(t, 5*time.Minute, "run", "--schedule", sched, "--out", out)
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	if code != 0 || !regexp.MustCompile(`(?m)^[1-9][0-9]* passed, 0 failed$`).MatchString(stdout) {
 		t.Fatalf("exit %d; see %s (history.jsonl, report.json, node*/node.log, node*/data-kept)", code, out)
@@ -254,4 +260,13 @@ func chaosThreeNodes(t *testing.T, seed uint64) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestChaosHooksSaysHowItWasBuilt: the test binary is built without -tags
+// chaos, so `tern chaos hooks` exits 1 and says how to get the hooks.
+func TestChaosHooksSaysHowItWasBuilt(t *testing.T) {
+	stdout, _, code := ternChaos(t, 30*time.Second, "hooks")
+	if code != 1 || !strings.Contains(stdout, "go build -tags chaos") {
+		t.Fatalf("exit %d, stdout %q; want 1 and how to build with -tags chaos", code, stdout)
+	}
 }

@@ -37,6 +37,9 @@ type conn struct {
 	closeErr error
 	out      sendQueue // frames queued for the writer
 	pending  map[uint64]chan reqResult
+	// chaos is the delay hook's state: empty (no cost) unless built with
+	// -tags chaos (delay_chaos.go).
+	chaos chaosConn
 }
 
 // reqResult is the outcome of one Request.
@@ -74,6 +77,7 @@ func (c *conn) enqueue(frame []byte, limited bool) bool {
 		c.mu.Unlock()
 		return false
 	}
+	c.chaos.queued(c.out.bytes == 0)
 	c.out.push(frame)
 	c.mu.Unlock()
 	select {
@@ -172,9 +176,13 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		batch = c.out.take(batch)
+		since := c.chaos.take()
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			continue
+		}
+		if !c.chaosHold(since) {
+			return
 		}
 		var err error
 		iov, err = c.write(batch, iov)
