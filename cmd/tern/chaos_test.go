@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,5 +270,91 @@ func TestChaosHooksSaysHowItWasBuilt(t *testing.T) {
 	stdout, _, code := ternChaos(t, 30*time.Second, "hooks")
 	if code != 1 || !strings.Contains(stdout, "go build -tags chaos") {
 		t.Fatalf("exit %d, stdout %q; want 1 and how to build with -tags chaos", code, stdout)
+	}
+}
+
+// TestChaosWithoutUnshareExitsTwo: a run where unshare cannot be found
+// is bad input: one line, exit 2, before anything is made.
+func TestChaosWithoutUnshareExitsTwo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the root check comes first (and is what a non-root run reports)")
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(ternBin, "chaos", "run", "--seed", "1", "--out", out)
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "needs unshare") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("exit %v, stderr %q; want 2 and one line saying unshare is needed", err, stderr.String())
+	}
+	if fileExists(out) {
+		t.Fatalf("%s was made", out)
+	}
+}
+
+// TestChaosHarnessKilledLeavesNothing kills -9 the tern that started a
+// run once its node is up: unshare dies with it (parent-death signal),
+// the runner with unshare (--kill-child), and the node, its mount and its
+// loop device with the runner's namespaces. Nothing of the run may be
+// left after a few seconds.
+func TestChaosHarnessKilledLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a chaos run")
+	}
+	sandboxOrSkip(t)
+	out := t.TempDir()
+	cmd := exec.Command(ternBin, "chaos", "run", "--seed", "1", "--profile", "ci", "--mqtt-qos2=false", "--out", out)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "node(s) up") {
+				close(up)
+				break
+			}
+		}
+		io.Copy(io.Discard, pipe)
+	}()
+	select {
+	case <-up:
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the node did not come up within 90 s")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	left := func() string {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(out)) {
+				return fmt.Sprintf("process %s %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+			}
+		}
+		if mounts, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mounts, []byte(out)) {
+			return "a mount under " + out
+		}
+		if loops, _ := exec.Command("losetup", "-j", filepath.Join(out, "node1", "disk.img")).CombinedOutput(); len(bytes.TrimSpace(loops)) > 0 {
+			return "a loop device: " + string(loops)
+		}
+		return ""
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for what := left(); what != ""; what = left() {
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after the harness was killed, still there: %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
