@@ -29,13 +29,15 @@ func (r *run) nemesis(ctx context.Context, start time.Time) error {
 		fmt.Fprintf(r.log, "%6.1fs  %-11s node %d  %s %s%s\n", time.Since(start).Seconds(), f.Kind, op.Node, op.Outcome, op.Detail, op.Error)
 		rec := checker.Op{Process: "nemesis", Node: op.Node, Op: checker.OpRecover, Fault: f.Kind, Start: op.End, DeadlineMS: r.prof.RecoverDeadline.Milliseconds()}
 		deadline := time.Now().Add(r.prof.RecoverDeadline)
-		for !r.trk.confirmedSince(op.End) && time.Now().Before(deadline) && ctx.Err() == nil {
+		r.trk.watch(op.End)
+		for r.trk.firstConfirmAfter() == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 			sleepCtx(ctx, 20*time.Millisecond)
 		}
 		rec.End = now()
-		switch {
-		case r.trk.confirmedSince(op.End):
-			rec.Outcome = checker.OK
+		switch first := r.trk.firstConfirmAfter(); {
+		case first != 0:
+			// The recovery ends at that confirm, not at this poll.
+			rec.End, rec.Outcome = first, checker.OK
 		case ctx.Err() != nil:
 			// The workload ended while waiting: no verdict either way.
 			continue
