@@ -64,7 +64,7 @@ func chaosRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	seedFlag := fs.String("seed", "", "the run's seed, a number (default: a random one, printed)")
 	nodes := fs.Int("nodes", 1, "1, 3 or 5 nodes")
-	profile := fs.String("profile", "ci", "ci (about a minute: each single-node fault once; on 3 or 5 nodes kill, kill-leader, pause, two partitions, loss) or long")
+	profile := fs.String("profile", "ci", "ci (about a minute: each single-node fault once; on 3 or 5 nodes kill, kill-leader, kill-all, pause, two partitions, loss, bandwidth, delay, clock-skew) or long")
 	out := fs.String("out", "", "output directory (default ./chaos-SEED)")
 	schedFile := fs.String("schedule", "", "replay this schedule.json instead of generating one")
 	qos2 := fs.Bool("mqtt-qos2", true, "one node: run the MQTT QoS 2 producer and subscriber (a replayed schedule keeps its own choice)")
