@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/chaos"
+	"github.com/tern-broker/tern/internal/chaos/checker"
 )
 
 // ternChaos runs the built binary's chaos command.
@@ -356,5 +357,25 @@ func TestChaosHarnessKilledLeavesNothing(t *testing.T) {
 			t.Fatalf("15 s after the harness was killed, still there: %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChaosSummaryNamesSkippedFaults: a fault the run could not inject is
+// in the summary with its reason, apart from the faults injected.
+func TestChaosSummaryNamesSkippedFaults(t *testing.T) {
+	rep := &checker.Report{Passed: 1, Stats: checker.Stats{
+		Faults:      map[string]int{"kill": 1},
+		Recovery:    map[string]checker.Recovery{"kill": {Count: 1, P50MS: 12, MaxMS: 12}},
+		Skipped:     map[string]int{"delay": 2},
+		SkipReasons: map[string]string{"delay": "the nodes' tern was built without -tags chaos"},
+	}}
+	var b bytes.Buffer
+	if code := printReport(&b, rep, "DIR"); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"faults: kill×1 (recovery p50 12 ms, max 12 ms)\n", "skipped: delay×2: the nodes' tern was built without -tags chaos\n", "1 passed, 0 failed\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
 	}
 }
