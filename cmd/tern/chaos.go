@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/tern-broker/tern/internal/chaos"
@@ -116,7 +117,9 @@ func chaosRun(args []string, stdout, stderr io.Writer) int {
 		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return fail(fmt.Errorf("--bin %q is not an executable file", *binFlag))
 		}
-		hooks = exec.Command(bin, "chaos", "hooks").Run() == nil
+		// Exit 0 and the answer's words: /bin/true has no hooks.
+		hookOut, err := exec.Command(bin, "chaos", "hooks").Output()
+		hooks = err == nil && strings.HasPrefix(string(hookOut), "chaos hooks: built in")
 	}
 	if sched.Nodes > 1 {
 		if err := chaos.ClusterSupported(bin); err != nil {
