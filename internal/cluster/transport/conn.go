@@ -37,6 +37,9 @@ type conn struct {
 	closeErr error
 	out      sendQueue // frames queued for the writer
 	pending  map[uint64]chan reqResult
+	// chaos is the delay hook's state: empty (no cost) unless built with
+	// -tags chaos (delay_chaos.go).
+	chaos chaosConn
 }
 
 // reqResult is the outcome of one Request.
@@ -80,6 +83,7 @@ func (c *conn) enqueueFrame(frame []byte, limited, owned bool) bool {
 		c.mu.Unlock()
 		return false
 	}
+	c.chaos.queued(c.out.bytes == 0)
 	if owned {
 		c.out.pushOwned(frame)
 	} else {
@@ -182,9 +186,13 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		batch = c.out.take(batch)
+		since := c.chaos.take()
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			continue
+		}
+		if !c.chaosHold(since) {
+			return
 		}
 		var err error
 		iov, err = c.write(batch, iov)
