@@ -181,7 +181,12 @@ type clusterStatus struct {
 func status(httpAddr string) (clusterStatus, error) {
 	var st clusterStatus
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + httpAddr + "/api/cluster")
+	req, err := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/api/cluster", nil)
+	if err != nil {
+		return st, err
+	}
+	req.SetBasicAuth("guest", "guest") // the management API wants credentials
+	resp, err := c.Do(req)
 	if err != nil {
 		return st, err
 	}
