@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -90,6 +91,15 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		keepAlive, serverKeepAlive = limit, true
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
+	if keepAlive == 0 {
+		// Nothing of MQTT's notices a dead peer of a client without a
+		// keep-alive: TCP's does, as it did for every connection before
+		// the listener stopped setting it at accept (Go's defaults: 15 s
+		// idle, 15 s between probes, 9 probes).
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+		}
+	}
 	c.recvMax = c.srv.cfg.InflightWindow
 	if c.v == wire.V5 {
 		if cn.Props.Has(wire.PropReceiveMaximum) {
@@ -123,6 +133,9 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)
+		if broker.IsQueueLimit(err) {
+			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
+		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	c.attachSession(present)
@@ -231,7 +244,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
 		}
-		f, _ := b.Args["x-mqtt-filter"].(string)
+		f := filterOf(b.Key, b.Args)
 		if f == "" {
 			continue
 		}

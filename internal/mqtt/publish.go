@@ -85,6 +85,9 @@ func (c *conn) publish(p *wire.Publish) error {
 		c.refusedPublish(p)
 		return nil
 	}
+	if err := c.tooLarge(len(p.Payload)); err != nil {
+		return err
+	}
 	m := c.toMessage(p)
 	if p.Retain {
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {

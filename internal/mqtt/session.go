@@ -104,6 +104,10 @@ func (c *conn) publishWill() {
 			c.logger().Info("MQTT will not published: no write permission", "user", c.user.Name, "topic", p.Topic)
 			return
 		}
+		if err := c.tooLarge(len(p.Payload)); err != nil {
+			c.logger().Info("MQTT will not published", "user", c.user.Name, "topic", p.Topic, "err", err)
+			return
+		}
 		m := c.toMessage(p)
 		if p.Retain {
 			if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {

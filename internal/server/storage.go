@@ -31,6 +31,10 @@ func (s storage) QueueLog(id string) (broker.Log, error) {
 	return l, nil
 }
 
+// QueueLogExists lets the broker leave a restored queue's log unopened
+// until a message comes when it never held one.
+func (s storage) QueueLogExists(id string) bool { return s.st.QueueLogExists(id) }
+
 func (s storage) StreamLog(id string, segmentSize int64) (broker.StreamLog, error) {
 	l, err := s.st.StreamLog(id, segmentSize)
 	if err != nil {

@@ -69,12 +69,22 @@ const smallFrame = 4 << 10
 // heartbeats and votes that keep leadership stable still get through.
 // It reports false when the frame was not queued.
 func (c *conn) enqueue(frame []byte, limited bool) bool {
+	return c.enqueueFrame(frame, limited, false)
+}
+
+// enqueueFrame is enqueue; with owned, the queue may keep frame instead
+// of copying it (the caller no longer uses it once it returns true).
+func (c *conn) enqueueFrame(frame []byte, limited, owned bool) bool {
 	c.mu.Lock()
 	if c.closed || (limited && !c.fits(len(frame))) {
 		c.mu.Unlock()
 		return false
 	}
-	c.out.push(frame)
+	if owned {
+		c.out.pushOwned(frame)
+	} else {
+		c.out.push(frame)
+	}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
