@@ -27,11 +27,11 @@ import (
 //     PUBREC comes; the PUBREL goes once it is durable (the group commit,
 //     QoS 2 only), so a PUBLISH is never resent after its PUBREL, even
 //     after kill -9. It is removed once the PUBCOMP's queue ack is written
-//     (sessionState.barrier).
+//     (sessions.barrier).
 //   - The inbound QoS 2 packet ids are one keyed record each, written with
 //     the publish's own group commit (the PUBREC waits for both) and
-//     removed at PUBREL without waiting: a recovered id that the PUBREL's
-//     removal did not outlive absorbs only a PUBLISH with DUP set, so a new
+//     removed at PUBREL without waiting: a recovered id whose removal a
+//     crash lost absorbs only a PUBLISH with DUP set, so a new
 //     message reusing the id (DUP 0) is never taken for a resend.
 //
 // QoS 1 writes nothing: its resend needs only the sequence number.

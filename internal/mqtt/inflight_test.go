@@ -71,8 +71,8 @@ func TestMQTTResumedSessionResendsInflightWithOriginalIDs(t *testing.T) {
 	t.Parallel()
 	for _, restart := range []bool{false, true} {
 		for _, ver := range versions {
+			// One server at a time: the package's other tests run beside.
 			t.Run(fmt.Sprintf("%s/restart=%v", ver.name, restart), func(t *testing.T) {
-				t.Parallel()
 				var opts []testkit.Option
 				if restart {
 					opts = append(opts, testkit.WithDataDir(t.TempDir()))
@@ -143,8 +143,8 @@ func TestMQTTInboundQoS2ResendNotRoutedTwiceAcrossSessions(t *testing.T) {
 	t.Parallel()
 	for _, restart := range []bool{false, true} {
 		for _, ver := range versions {
+			// One server at a time: the package's other tests run beside.
 			t.Run(fmt.Sprintf("%s/restart=%v", ver.name, restart), func(t *testing.T) {
-				t.Parallel()
 				var opts []testkit.Option
 				if restart {
 					opts = append(opts, testkit.WithDataDir(t.TempDir()))
