@@ -274,3 +274,18 @@ func TestQueueAndExchangeShowTheirPolicy(t *testing.T) {
 		t.Errorf("amq.fanout's policy %v", x["policy"])
 	}
 }
+
+// A vhost's max-queues holds for queues declared over HTTP, as for AMQP;
+// a redeclare of an existing queue is not a new one.
+func TestHTTPDeclareHonoursMaxQueues(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	guest(t, s, "PUT", "/api/queues/%2F/first", map[string]any{}, http.StatusCreated)
+	guest(t, s, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 1}, http.StatusNoContent)
+	code, raw := apiCall(t, s, "PUT", "/api/queues/%2F/second", "", "", map[string]any{})
+	if e, r := errorBody(t, raw); code != http.StatusBadRequest || e != "bad_request" || !strings.Contains(r, "vhost queue limit (1) is reached") {
+		t.Fatalf("a queue past max-queues: %d %s", code, raw)
+	}
+	guest(t, s, "PUT", "/api/queues/%2F/first", map[string]any{}, http.StatusNoContent)
+	guest(t, s, "GET", "/api/queues/%2F/second", nil, http.StatusNotFound)
+}
