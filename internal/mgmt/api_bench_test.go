@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ import (
 //	/tmp/tern server --data-dir /tmp/tapi --log-level warn &
 //	TERN_BENCH_URL=amqp://guest:guest@127.0.0.1:5672/ TERN_BENCH_HTTP=http://127.0.0.1:15672 \
 //	TERN_BENCH_PID=$! go test ./internal/mgmt -run X -bench ListQueuesUnderLoad -benchtime 1x
+//
+// TERN_BENCH_PHASES (a regular expression over the phases' names) keeps
+// the publisher-alone phase and the matching ones; TERN_BENCH_ROUNDS and
+// TERN_BENCH_PHASE_S set how many rounds of how long.
 func BenchmarkListQueuesUnderLoad(b *testing.B) {
 	url, api, pid := os.Getenv("TERN_BENCH_URL"), os.Getenv("TERN_BENCH_HTTP"), os.Getenv("TERN_BENCH_PID")
 	if url == "" || api == "" || pid == "" {
@@ -149,6 +154,10 @@ func BenchmarkListQueuesUnderLoad(b *testing.B) {
 		{name: "a page of 100 once a second", path: page, every: time.Second},
 		{name: "GET /api/queues back to back", path: full, every: 0},
 		{name: "a page of 100 back to back", path: page, every: 0}}
+	if only := os.Getenv("TERN_BENCH_PHASES"); only != "" { // e.g. "alone|page of 100 once"
+		re := regexp.MustCompile(only)
+		results = slices.DeleteFunc(results, func(r *result) bool { return r.every >= 0 && !re.MatchString(r.name) })
+	}
 	run := func(r *result) {
 		cpu0, p0, t0 := cpuSeconds(b, pid), published.Load(), time.Now()
 		deadline := t0.Add(phase)
