@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ import (
 //	/tmp/tern server --data-dir /tmp/tapi --log-level warn &
 //	TERN_BENCH_URL=amqp://guest:guest@127.0.0.1:5672/ TERN_BENCH_HTTP=http://127.0.0.1:15672 \
 //	TERN_BENCH_PID=$! go test ./internal/mgmt -run X -bench ListQueuesUnderLoad -benchtime 1x
+//
+// TERN_BENCH_PHASES (a regular expression over the phases' names) keeps
+// the publisher-alone phase and the matching ones; TERN_BENCH_ROUNDS and
+// TERN_BENCH_PHASE_S set how many rounds of how long.
 func BenchmarkListQueuesUnderLoad(b *testing.B) {
 	url, api, pid := os.Getenv("TERN_BENCH_URL"), os.Getenv("TERN_BENCH_HTTP"), os.Getenv("TERN_BENCH_PID")
 	if url == "" || api == "" || pid == "" {
@@ -115,8 +120,8 @@ func BenchmarkListQueuesUnderLoad(b *testing.B) {
 	defer func() { close(stop); wg.Wait() }()
 
 	client := &http.Client{Timeout: 30 * time.Second}
-	get := func() (time.Duration, int) {
-		req, _ := http.NewRequest("GET", api+"/api/queues", nil)
+	get := func(path string) (time.Duration, int) {
+		req, _ := http.NewRequest("GET", api+path, nil)
 		req.SetBasicAuth("guest", "guest")
 		t0 := time.Now()
 		resp, err := client.Do(req)
@@ -126,31 +131,39 @@ func BenchmarkListQueuesUnderLoad(b *testing.B) {
 		n, _ := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			b.Fatalf("GET /api/queues: %d", resp.StatusCode)
+			b.Fatalf("GET %s: %d", path, resp.StatusCode)
 		}
 		return time.Since(t0), int(n)
 	}
-	get() // warm up: connection and first sample
+	const full, page = "/api/queues", "/api/queues?page=1&page_size=100&sort=name&columns=name,vhost,type,state,consumers,messages_ready,messages_unacknowledged,messages,message_stats.publish_details.rate"
+	get(full) // warm up: connection and first sample
 
 	// Phases are interleaved over several rounds so that a noisy machine's
 	// drift spreads over all of them; each phase's figures are the sums
 	// over its rounds.
 	type result struct {
-		name         string
+		name, path   string
 		every        time.Duration // -1: no requests
 		published    uint64
 		cpu, elapsed float64
 		lat          []time.Duration
 		size         int
 	}
-	results := []*result{{name: "publisher alone", every: -1}, {name: "GET /api/queues once a second", every: time.Second},
-		{name: "GET /api/queues back to back", every: 0}}
+	results := []*result{{name: "publisher alone", every: -1},
+		{name: "GET /api/queues once a second", path: full, every: time.Second},
+		{name: "a page of 100 once a second", path: page, every: time.Second},
+		{name: "GET /api/queues back to back", path: full, every: 0},
+		{name: "a page of 100 back to back", path: page, every: 0}}
+	if only := os.Getenv("TERN_BENCH_PHASES"); only != "" { // e.g. "alone|page of 100 once"
+		re := regexp.MustCompile(only)
+		results = slices.DeleteFunc(results, func(r *result) bool { return r.every >= 0 && !re.MatchString(r.name) })
+	}
 	run := func(r *result) {
 		cpu0, p0, t0 := cpuSeconds(b, pid), published.Load(), time.Now()
 		deadline := t0.Add(phase)
 		for r.every >= 0 && time.Now().Before(deadline) {
 			start := time.Now()
-			d, n := get()
+			d, n := get(r.path)
 			r.lat, r.size = append(r.lat, d), n
 			if wait := r.every - time.Since(start); wait > 0 {
 				time.Sleep(wait)

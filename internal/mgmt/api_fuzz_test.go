@@ -86,6 +86,9 @@ func FuzzDefinitionsImport(f *testing.F) {
 	f.Add(`{"vhosts":[{"name":"v"}],"queues":[{"name":"a","vhost":"v","durable":true,"auto_delete":false,"arguments":{"x-queue-type":"stream"}}]}`)
 	f.Add(`{"exchanges":[{"name":"e","vhost":"/","type":"x-delayed-message","durable":true,"arguments":{"x-delayed-type":"direct"}}],"bindings":[{"source":"e","vhost":"/","destination":"q","destination_type":"queue","routing_key":"r","arguments":{}}]}`)
 	f.Add(`{"queues":[{"name":"q","vhost":"/","durable":false}]}`)
+	f.Add(`{"vhosts":[{"name":"v"}],"parameters":[{"value":{"max-queues":1,"max-connections":5},"vhost":"v","component":"vhost-limits","name":"limits"}]}`)
+	f.Add(`{"vhosts":[{"name":"v"}],"queues":[{"name":"a","vhost":"v","durable":true},{"name":"b","vhost":"v","durable":true}]}`)
+	f.Add(`{"policies":[{"vhost":"/","name":"ha","pattern":".*","definition":{"ha-mode":"all"}}],"parameters":[{"value":{},"vhost":"/","component":"shovel","name":"s"}]}`)
 	h, _ := fuzzHandler(f) // one node: argon2 runs once; accepted imports accumulate
 	f.Fuzz(func(t *testing.T, doc string) {
 		before := serve(h, "GET", "/api/definitions", "").Body.String()

@@ -202,7 +202,10 @@ func TestErrorBodies(t *testing.T) {
 	s := testkit.Start(t)
 	for _, path := range []string{"/api/queues/nosuchvhost", "/api/queues/%2F/nosuchqueue", "/api/exchanges/%2F/nosuchexchange",
 		"/api/queues/nosuchvhost/q", "/api/bindings/nosuchvhost", "/api/exchanges/nosuchvhost", "/api/nosuchthing",
-		"/api/definitions/nosuchvhost", "/api/aliveness-test/nosuchvhost"} {
+		"/api/definitions/nosuchvhost", "/api/aliveness-test/nosuchvhost", "/api/users/nosuchuser", "/api/vhosts/nosuchvhost",
+		"/api/permissions/%2F/nosuchuser", "/api/connections/nosuchconnection", "/api/channels/nosuchchannel",
+		"/api/nodes/nosuchnode", "/api/policies/%2F/nosuchpolicy", "/api/policies/nosuchvhost", "/api/consumers/nosuchvhost",
+		"/api/exchanges/%2F/amq.direct/bindings/nosuch", "/api/bindings/%2F/e/amq.direct/q/nosuchqueue"} {
 		code, raw := apiCall(t, s, "GET", path, "", "", nil)
 		e, r := errorBody(t, raw)
 		if code != http.StatusNotFound || e != "Object Not Found" || r != "Not Found" {
@@ -226,9 +229,19 @@ func TestErrorBodies(t *testing.T) {
 	if code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 21 MiB body: %d %.200s", code, raw)
 	}
-	code, raw = apiCall(t, s, "POST", "/api/definitions", "", "", huge)
-	if code != http.StatusRequestEntityTooLarge {
-		t.Errorf("a 21 MiB definitions file: %d %.200s", code, raw)
+	// Every endpoint that reads a body refuses a huge one with 413 and a
+	// JSON error body, whatever its own bound (20 MiB, or 1 MiB for
+	// policies and limits).
+	guest(t, s, "PUT", "/api/queues/%2F/sized", map[string]any{}, http.StatusCreated)
+	for _, ep := range []struct{ method, path string }{
+		{"POST", "/api/definitions"}, {"PUT", "/api/exchanges/%2F/x"}, {"POST", "/api/exchanges/%2F/amq.direct/publish"},
+		{"POST", "/api/bindings/%2F/e/amq.direct/q/sized"}, {"POST", "/api/queues/%2F/sized/get"}, {"PUT", "/api/users/u"},
+		{"PUT", "/api/permissions/%2F/guest"}, {"PUT", "/api/policies/%2F/p"}, {"PUT", "/api/limits"},
+	} {
+		code, raw = apiCall(t, s, ep.method, ep.path, "", "", huge)
+		if e, _ := errorBody(t, raw); code != http.StatusRequestEntityTooLarge || e == "" {
+			t.Errorf("%s %s with a 21 MiB body: %d %.200s", ep.method, ep.path, code, raw)
+		}
 	}
 	if code, _ := apiCall(t, s, "PATCH", "/api/queues/%2F/q", "", "", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("PATCH a queue: %d", code)
@@ -260,4 +273,19 @@ func TestQueueAndExchangeShowTheirPolicy(t *testing.T) {
 	if x := getObject(t, s, "/api/exchanges/%2F/amq.fanout"); x["policy"] != nil {
 		t.Errorf("amq.fanout's policy %v", x["policy"])
 	}
+}
+
+// A vhost's max-queues holds for queues declared over HTTP, as for AMQP;
+// a redeclare of an existing queue is not a new one.
+func TestHTTPDeclareHonoursMaxQueues(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	guest(t, s, "PUT", "/api/queues/%2F/first", map[string]any{}, http.StatusCreated)
+	guest(t, s, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 1}, http.StatusNoContent)
+	code, raw := apiCall(t, s, "PUT", "/api/queues/%2F/second", "", "", map[string]any{})
+	if e, r := errorBody(t, raw); code != http.StatusBadRequest || e != "bad_request" || !strings.Contains(r, "vhost queue limit (1) is reached") {
+		t.Fatalf("a queue past max-queues: %d %s", code, raw)
+	}
+	guest(t, s, "PUT", "/api/queues/%2F/first", map[string]any{}, http.StatusNoContent)
+	guest(t, s, "GET", "/api/queues/%2F/second", nil, http.StatusNotFound)
 }

@@ -110,6 +110,9 @@ func promote(w http.ResponseWriter, r *http.Request, src Sources) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil || body.Node == "" {
+		if tooLarge(w, err) {
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"node": "NAME"}`})
 		return
 	}

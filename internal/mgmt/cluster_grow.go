@@ -38,6 +38,9 @@ func growShrink(w http.ResponseWriter, r *http.Request, do func(context.Context,
 		err = errors.New("bad body")
 	}
 	if err != nil {
+		if tooLarge(w, err) {
+			return
+		}
 		want := `{"node": "NAME", "vhost_pattern": "REGEX", "queue_pattern": "REGEX", "strategy": "all" or "even"}`
 		if !grow {
 			want = `{"node": "NAME", "vhost_pattern": "REGEX", "queue_pattern": "REGEX"}`

@@ -38,6 +38,9 @@ func addNode(w http.ResponseWriter, r *http.Request, src Sources) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil || body.Name == "" || body.Addr == "" ||
 		(body.Role != "" && body.Role != "voter" && body.Role != "standby") {
+		if tooLarge(w, err) {
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"name": "NAME", "addr": "HOST:PORT", "role": "voter" or "standby"}`})
 		return
 	}

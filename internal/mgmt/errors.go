@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/tern-broker/tern/internal/broker"
 )
@@ -56,6 +57,18 @@ func brokerError(w http.ResponseWriter, err error) {
 		return
 	}
 	writeError(w, http.StatusInternalServerError, "internal_error", err.Error())
+}
+
+// tooLarge answers 413 when err is http.MaxBytesReader's (the body went
+// past its bound), reporting whether it did: endpoints with a small bound
+// of their own answer a huge body as the others do.
+func tooLarge(w http.ResponseWriter, err error) bool {
+	var mb *http.MaxBytesError
+	if !errors.As(err, &mb) {
+		return false
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, "bad_request", "request body larger than the maximum of "+strconv.FormatInt(mb.Limit, 10)+" bytes")
+	return true
 }
 
 // decodeBody reads a JSON object body into v, answering 413 for more than

@@ -72,6 +72,9 @@ func putLimits(w http.ResponseWriter, r *http.Request, src Sources) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&limits); err != nil {
+		if tooLarge(w, err) {
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON array of limits: " + err.Error()})
 		return
 	}

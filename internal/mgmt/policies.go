@@ -160,7 +160,7 @@ func decodePolicyBody(body io.Reader, vhost, name string) (broker.Policy, error)
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return broker.Policy{}, fmt.Errorf("body must be a JSON policy object: %v", err)
+		return broker.Policy{}, fmt.Errorf("body must be a JSON policy object: %w", err)
 	}
 	if dec.More() {
 		return broker.Policy{}, errors.New("body must hold one JSON object")

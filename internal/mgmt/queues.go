@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -187,6 +188,13 @@ func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 	}
 	durable := body.Durable == nil || bool(*body.Durable)
 	existed := v.LookupQueue(p["name"]) != nil
+	// The vhost's max-queues holds for HTTP declares as for AMQP ones
+	// (RabbitMQ's management plugin declares on a channel), and in the
+	// same words (amqp/access.go).
+	if max := s.api.Broker.Users().VHostLimit(v.Name(), auth.LimitMaxQueues); !existed && max >= 0 && int64(len(v.Queues())) >= max {
+		badRequest(w, fmt.Sprintf("cannot declare queue '%s' in vhost '%s': vhost queue limit (%d) is reached", p["name"], v.Name(), max))
+		return
+	}
 	_, err := v.DeclareQueue(broker.QueueConfig{Name: p["name"], Durable: durable, AutoDelete: bool(body.AutoDelete),
 		Args: amqpArgs(body.Arguments)}, false, 0)
 	if err != nil {
