@@ -43,6 +43,7 @@ type Queue struct {
 	pubLimit atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
 
 	readErrors atomic.Uint64 // stored messages the log failed to return
+	counters   msgCounters   // quorum queues' and streams' message_stats (queue_stats.go)
 }
 
 // Name returns the queue's name.

@@ -260,6 +260,7 @@ func (b *quorumBackend) deliverLocked() []qref {
 			}
 			n++
 			st.delivered.Add(1)
+			b.Queue.countDelivered(d.redelivered)
 			if d.redelivered {
 				st.redelivered.Add(1)
 			}

@@ -104,9 +104,17 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
 			if err := c.subscribeShared(group, filter, o); err != nil {
-				// The client gets 0x80 and no detail; the log gets it.
-				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
+				// The client gets 0x80 (5.0: 0x97 at the vhost's
+				// max-queues) and no detail; the log gets it.
 				codes[i] = wire.UnspecifiedError
+				if broker.IsQueueLimit(err) {
+					c.logger().Info("MQTT shared subscription refused", "filter", s.Filter, "err", err)
+					if c.v == wire.V5 {
+						codes[i] = wire.QuotaExceeded
+					}
+					continue
+				}
+				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
 				continue
 			}
 			codes[i] = o.qos
@@ -118,8 +126,17 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// never unbound in between [MQTT-3.8.4-3] (routing gives a queue a
 		// message once however many of its bindings match).
 		if err := c.ensureQueue(); err != nil {
-			c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 			codes[i] = wire.UnspecifiedError
+			if broker.IsQueueLimit(err) {
+				// The vhost's max-queues: the operator's limit, not a
+				// failure (5.0: 0x97 Quota exceeded).
+				c.logger().Info("MQTT subscription refused", "filter", s.Filter, "err", err)
+				if c.v == wire.V5 {
+					codes[i] = wire.QuotaExceeded
+				}
+				continue
+			}
+			c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 			continue
 		}
 		c.mu.Lock()
