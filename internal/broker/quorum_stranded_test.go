@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// Messages and consumers that must never stay stranded on a replica: each
+// test is a path by which a node once lost track of what the machine had
+// assigned to it (review5 A1-A3).
+
+// A node the leader reported down, which catches up by a snapshot rather
+// than by the node-down entry, still asks for its consumers back: its
+// live consumer gets the messages published afterwards.
+func TestQuorumNodeDownLearntFromSnapshotAsksForConsumersBack(t *testing.T) {
+	c := newQCluster(t, 3)
+	qs := c.declare("q", nil)
+	cons := &qtaker{}
+	if err := qs[2].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.publish(1, "q", "m0", message.Properties{}, nil, 0)
+	c.settle()
+	c.f.setLive(3, false)
+	c.clk.Advance(quorumLiveCheck) // the leader reports node 3 down
+	c.settle()
+	if _, u, _ := qs[0].Counts(); u != 0 {
+		t.Fatalf("node-down did not return node 3's message: unacked %d", u)
+	}
+	// Node 3 takes node 1's snapshot instead of the entries it missed.
+	snap, err := qs[0].backend.(*quorumBackend).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.f.groups["group-q"]
+	release := c.f.hold()
+	if err := qs[2].backend.(*quorumBackend).Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	r3, n := g.replicas[3], len(g.entries)
+	g.mu.Unlock()
+	r3.applied = n // the group's goroutine is held: nothing applies meanwhile
+	release()
+	c.f.setLive(3, true)
+	c.settle()
+	for i := 1; i <= 3; i++ {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	if got := cons.bodies(); got != "m0,m0*,m1,m2,m3" {
+		r, u, nc := qs[0].Counts()
+		t.Fatalf("node 3's consumer got %q after catching up by a snapshot, want m0,m0*,m1,m2,m3 (leader: ready %d unacked %d consumers %d)",
+			got, r, u, nc)
+	}
+	c.sameState(qs)
+}
+
+// A basic.get whose proposal its node was told failed (the cluster fails
+// waiting proposals at once with ErrLeaderChanged, and they may still
+// commit) but which committed gives its message back: the client was
+// told get-empty, so nobody else would ever settle it.
+func TestQuorumGetFailedButCommittedGivesItsMessageBack(t *testing.T) {
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	c.publish(1, "q", "m", message.Properties{}, nil, 0)
+	c.settle()
+	c.f.lie.Store(1) // committed, but its proposer hears of a failure
+	if d, ok := qs[1].Get(false); ok {
+		t.Fatalf("get returned %q although its proposal failed", d.Msg.Body)
+	}
+	c.settle()
+	wantCounts(t, qs, 1, 0, 0)
+	cons := &qtaker{}
+	if err := qs[0].Consume(cons, ConsumeOptions{Prefetch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if got := cons.bodies(); got != "m*" { // checked out once: redelivered
+		t.Fatalf("a consumer got %q after the failed get, want m*", got)
+	}
+	c.sameState(qs)
+}
+
+// The same for a no-ack basic.get, and a get that does return: what the
+// client got stays its own until settled.
+func TestQuorumGetFailedButCommittedNoAckAndLaterGets(t *testing.T) {
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	for i := range 3 {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	d0, ok := qs[1].Get(false) // held by the client, unacked
+	if !ok || string(d0.Msg.Body) != "m0" {
+		t.Fatalf("get: %v %q", ok, d0.Msg.Body)
+	}
+	c.f.lie.Store(1)
+	if d, ok := qs[1].Get(true); ok {
+		t.Fatalf("no-ack get returned %q although its proposal failed", d.Msg.Body)
+	}
+	c.settle()
+	wantCounts(t, qs, 2, 1, 0) // m0 still the client's; m1 back
+	d1, ok := qs[1].Get(false)
+	if !ok || string(d1.Msg.Body) != "m1" {
+		t.Fatalf("get after the failed one: %v %q, want m1", ok, d1.Msg.Body)
+	}
+	qs[1].Ack(d0, d1)
+	c.settle()
+	wantCounts(t, qs, 1, 0, 0)
+	c.sameState(qs)
+}
+
+// A consumer cancel whose retries all fail (no leader for longer than
+// quorumRetryN retry periods) is still proposed once a leader is back: the
+// cancelled consumer takes no more messages.
+func TestQuorumCancelOutlastingItsRetriesLeavesNoGhost(t *testing.T) {
+	c := newQCluster(t, 2)
+	qs := c.declare("q", nil)
+	gone := &qtaker{}
+	if err := qs[1].Consume(gone, ConsumeOptions{Prefetch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	c.f.setLeader(0)
+	c.settle()
+	qs[1].Cancel(gone)
+	c.settle()
+	for range quorumRetryN + 2 {
+		c.clk.Advance(quorumRetry)
+		c.settle()
+	}
+	c.f.setLeader(1)
+	c.settle()
+	stay := &qtaker{}
+	if err := qs[0].Consume(stay, ConsumeOptions{Prefetch: 10}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	c.clk.Advance(quorumRetry)
+	c.settle()
+	if got := stay.bodies(); got != "m0,m1,m2,m3,m4,m5" {
+		r, u, n := qs[0].Counts()
+		t.Fatalf("the live consumer got %q, want all six (ready %d unacked %d consumers %d)", got, r, u, n)
+	}
+	wantCounts(t, qs, 0, 6, 1)
+	c.sameState(qs)
+}
