@@ -54,6 +54,10 @@ type quorumBackend struct {
 	// get whose caller was told it failed (ErrLeaderChanged and proposal
 	// timeouts say "may still commit"), and nobody will ever settle it,
 	// so it goes back (returnUnclaimedLocked).
+	// announcing is set while this run's node-restarted is proposed and
+	// not applied: the replay of an earlier run's log, where every
+	// checkout and get of that run asks for one, proposes one.
+	announcing  bool
 	unclaimed   map[uint64]unclaimedGet
 	getsWaiting map[uint64]bool
 	getSeq      uint64
@@ -166,6 +170,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	ds, dead := b.m.deliveries, b.m.dead
 	b.m.deliveries, b.m.dead = nil, nil
 	var later []*qcmd
+	announce := false
 	for _, d := range ds {
 		if d.node != b.node {
 			continue
@@ -197,7 +202,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		binary.BigEndian.Uint64(data[1:]) == b.node && uint32(binary.BigEndian.Uint64(data[qcmdHeader:])>>32) != b.epoch {
 		// An earlier run's checkout, applied only now (this replica was
 		// behind): that run's consumers are gone.
-		later = append(later, &qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch})
+		announce = true
 	}
 	if g, ok := res.(*qgot); ok && qcmdKind(data[0]) == qcGet && binary.BigEndian.Uint64(data[1:]) == b.node &&
 		binary.BigEndian.Uint64(data[qcmdHeader:]) == b.getKey {
@@ -224,6 +229,9 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	}
 	if b.anyParked.Load() {
 		b.soon(b.retryIfWaiting) // the group works: what waited for it goes out
+	}
+	if announce {
+		b.soon(b.announceRun)
 	}
 	if len(dead) > 0 || len(settle) > 0 || len(back) > 0 || len(later) > 0 {
 		b.soon(func() {

@@ -19,9 +19,21 @@ func (b *quorumBackend) staleRunLocked() bool {
 }
 
 // announceRun proposes node-restarted for this run of the node: the
-// consumers of its earlier runs are gone, their messages come back.
+// consumers of its earlier runs are gone, their messages come back. One
+// at a time: asked again while one is on its way, it does nothing.
 func (b *quorumBackend) announceRun() {
-	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, nil)
+	b.mu.Lock()
+	busy := b.announcing
+	b.announcing = true
+	b.mu.Unlock()
+	if busy {
+		return
+	}
+	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, func() {
+		b.mu.Lock()
+		b.announcing = false
+		b.mu.Unlock()
+	})
 }
 
 // soon runs f after the caller returns, off the group's goroutine, in

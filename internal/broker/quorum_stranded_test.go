@@ -151,3 +151,47 @@ func TestQuorumCancelOutlastingItsRetriesLeavesNoGhost(t *testing.T) {
 	wantCounts(t, qs, 0, 6, 1)
 	c.sameState(qs)
 }
+
+// A node whose earlier run made many checkouts and gets replays them all
+// when it restarts; each asks for node-restarted, and one is proposed at a
+// time, not one per entry.
+func TestQuorumRestartReplayProposesOneNodeRestarted(t *testing.T) {
+	c := newQCluster(t, 3)
+	qs := c.declare("q", nil)
+	for i := range 10 {
+		c.publish(1, "q", fmt.Sprint("m", i), message.Properties{}, nil, 0)
+	}
+	c.settle()
+	for range 10 {
+		if _, ok := qs[1].Get(false); !ok {
+			t.Fatal("get: empty")
+		}
+	}
+	if err := qs[1].Consume(&qtaker{}, ConsumeOptions{Prefetch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	g := c.f.groups["group-q"]
+	g.mu.Lock()
+	crashed := g.replicas[2]
+	g.mu.Unlock()
+	crashed.Close()
+	c.bs[1] = New(Config{Clock: c.clk, Replication: Replication{Node: 2, Quorum: c.f.node(2)}})
+	qs[1] = c.declare("q", nil)[1]
+	c.settle()
+	c.clk.Advance(quorumRetry) // what the replay could not propose yet
+	c.settle()
+	g.mu.Lock()
+	n := 0
+	for _, e := range g.entries {
+		if qcmdKind(e[0]) == qcNodeRestarted {
+			n++
+		}
+	}
+	g.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d node-restarted entries after the replay, want 1", n)
+	}
+	wantCounts(t, qs, 10, 0, 0) // the earlier run's gets and consumer gave everything back
+	c.sameState(qs)
+}
