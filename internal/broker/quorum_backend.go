@@ -201,8 +201,10 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	if len(data) >= qcmdHeader+8 && (qcmdKind(data[0]) == qcCheckout || qcmdKind(data[0]) == qcGet) &&
 		binary.BigEndian.Uint64(data[1:]) == b.node && uint32(binary.BigEndian.Uint64(data[qcmdHeader:])>>32) != b.epoch {
 		// An earlier run's checkout, applied only now (this replica was
-		// behind): that run's consumers are gone.
-		announce = true
+		// behind): that run's consumers are gone. One node-restarted on
+		// its way is enough (a replay has many such entries).
+		announce = !b.announcing
+		b.announcing = true
 	}
 	if g, ok := res.(*qgot); ok && qcmdKind(data[0]) == qcGet && binary.BigEndian.Uint64(data[1:]) == b.node &&
 		binary.BigEndian.Uint64(data[qcmdHeader:]) == b.getKey {
@@ -231,7 +233,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		b.soon(b.retryIfWaiting) // the group works: what waited for it goes out
 	}
 	if announce {
-		b.soon(b.announceRun)
+		b.soon(b.proposeAnnounce)
 	}
 	if len(dead) > 0 || len(settle) > 0 || len(back) > 0 || len(later) > 0 {
 		b.soon(func() {

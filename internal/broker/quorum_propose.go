@@ -26,9 +26,14 @@ func (b *quorumBackend) announceRun() {
 	busy := b.announcing
 	b.announcing = true
 	b.mu.Unlock()
-	if busy {
-		return
+	if !busy {
+		b.proposeAnnounce()
 	}
+}
+
+// proposeAnnounce proposes the node-restarted whose announcing flag its
+// caller set; the flag drops once it applied.
+func (b *quorumBackend) proposeAnnounce() {
 	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, func() {
 		b.mu.Lock()
 		b.announcing = false

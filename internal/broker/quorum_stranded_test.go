@@ -195,3 +195,39 @@ func TestQuorumRestartReplayProposesOneNodeRestarted(t *testing.T) {
 	wantCounts(t, qs, 10, 0, 0) // the earlier run's gets and consumer gave everything back
 	c.sameState(qs)
 }
+
+// The rule that gives back what failed gets checked out: a message is
+// returned only once no get call that started before it applied still
+// waits (that call may be the one it belongs to); calls started later
+// cannot be.
+func TestQuorumUnclaimedGetReturnedOnceNoEarlierCallWaits(t *testing.T) {
+	c := newQCluster(t, 1)
+	qs := c.declare("q", nil)
+	b := qs[0].backend.(*quorumBackend)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.getsWaiting = map[uint64]bool{3: true, 5: true}
+	b.unclaimed = map[uint64]unclaimedGet{
+		10: {acquired: 1, seq: 2}, // applied when calls 1-2 had started: 3 and 5 cannot take it
+		11: {acquired: 1, seq: 3}, // call 3 may
+		12: {acquired: 2, seq: 6}, // calls 3 and 5 may
+	}
+	refs := b.returnUnclaimedLocked()
+	if len(refs) != 1 || refs[0].id != 10 || refs[0].key != b.getKey || refs[0].acquired != 1 {
+		t.Fatalf("returned %+v, want only id 10", refs)
+	}
+	delete(b.getsWaiting, 3)
+	if refs = b.returnUnclaimedLocked(); len(refs) != 1 || refs[0].id != 11 {
+		t.Fatalf("after call 3 ended: returned %+v, want id 11", refs)
+	}
+	delete(b.getsWaiting, 5)
+	if refs = b.returnUnclaimedLocked(); len(refs) != 1 || refs[0].id != 12 || refs[0].acquired != 2 {
+		t.Fatalf("after call 5 ended: returned %+v, want id 12", refs)
+	}
+	if len(b.unclaimed) != 0 {
+		t.Fatalf("unclaimed left: %v", b.unclaimed)
+	}
+	if n := b.inflight[b.getKey]; n != 3 {
+		t.Fatalf("%d returns counted in flight, want 3", n)
+	}
+}
