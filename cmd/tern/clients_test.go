@@ -297,7 +297,7 @@ func TestPahoPythonRecipe(t *testing.T) {
 }
 
 // pika: confirms, mandatory returns, acks, reconnecting by hand after a
-// broker restart, and quorum queues refused (test/python/pika_recipe.py).
+// broker restart, and a quorum queue across it (test/python/pika_recipe.py).
 func TestPikaRecipe(t *testing.T) {
 	needPython(t, "python3-pika", "pika")
 	b := startRestartable(t)

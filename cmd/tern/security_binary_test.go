@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -134,6 +135,7 @@ func TestUsersReplicateAcrossTheCluster(t *testing.T) {
 			t.Errorf("%s: alice's permission does not hold: %v", nd.name, last)
 		}
 	}
+	maxQueuesAcrossNodes(t, nodes)
 	// A deletion replicates too.
 	if got := httpAs(t, httpAddr, "guest", "guest", "DELETE", "/api/users/alice", nil); got != http.StatusNoContent {
 		t.Fatalf("DELETE user: %d", got)
@@ -146,4 +148,99 @@ func TestUsersReplicateAcrossTheCluster(t *testing.T) {
 			t.Errorf("%s still has alice", nd.name)
 		}
 	}
+}
+
+// maxQueuesAcrossNodes declares, at once through every node, three times
+// as many queues as a vhost's max-queues allows: exactly the limit's
+// number succeed, the others get RabbitMQ's 406, and every node holds the
+// same queues (the limit is checked when the metadata group applies a
+// declare, not only on the node that took it).
+func maxQueuesAcrossNodes(t *testing.T, nodes []*ternNode) {
+	t.Helper()
+	const limit = 4
+	_, httpAddr := nodes[0].addrs()
+	if got := httpAs(t, httpAddr, "guest", "guest", "PUT", "/api/vhosts/lim", nil); got != http.StatusCreated {
+		t.Fatalf("PUT vhost: %d", got)
+	}
+	if got := httpAs(t, httpAddr, "guest", "guest", "PUT", "/api/vhost-limits/lim/max-queues", map[string]int{"value": limit}); got != http.StatusNoContent {
+		t.Fatalf("PUT max-queues: %d", got)
+	}
+	type result struct {
+		ok  bool
+		err error
+	}
+	results := make(chan result, limit*len(nodes))
+	var chans []*amqp.Channel
+	for _, nd := range nodes {
+		amqpAddr, _ := nd.addrs()
+		var conn *amqp.Connection
+		if !nd.waitFor(30*time.Second, func() bool {
+			var err error
+			conn, err = amqp.Dial("amqp://guest:guest@" + amqpAddr + "/lim") // the vhost may not have reached this node yet
+			return err == nil
+		}) {
+			t.Fatalf("%s: cannot open vhost lim", nd.name)
+		}
+		defer conn.Close()
+		for range limit {
+			ch, err := conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			chans = append(chans, ch)
+		}
+	}
+	start := make(chan struct{})
+	for i, ch := range chans {
+		go func() {
+			<-start
+			_, err := ch.QueueDeclare(fmt.Sprintf("q%d", i), true, false, false, false, nil)
+			results <- result{ok: err == nil, err: err}
+		}()
+	}
+	close(start)
+	ok := 0
+	for range chans {
+		select {
+		case r := <-results:
+			if r.ok {
+				ok++
+			} else if want := "PRECONDITION_FAILED - cannot declare queue"; !strings.Contains(r.err.Error(), want) ||
+				!strings.Contains(r.err.Error(), fmt.Sprintf("vhost queue limit (%d) is reached", limit)) {
+				t.Errorf("a declare past max-queues: %v", r.err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("a declare did not return")
+		}
+	}
+	if ok != limit {
+		t.Errorf("%d of %d concurrent declares through %d nodes succeeded, want max-queues %d", ok, len(chans), len(nodes), limit)
+	}
+	for _, nd := range nodes {
+		_, h := nd.addrs()
+		var n int
+		if !nd.waitFor(30*time.Second, func() bool { n = queueCount(t, h, "lim"); return n == ok }) {
+			t.Errorf("%s holds %d queues in vhost lim, want %d", nd.name, n, ok)
+		}
+	}
+}
+
+// queueCount lists a vhost's queues through a node's HTTP API.
+func queueCount(t *testing.T, httpAddr, vhost string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+httpAddr+"/api/queues/"+vhost, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var qs []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&qs); err != nil {
+		return -1
+	}
+	return len(qs)
 }

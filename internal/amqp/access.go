@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -27,6 +26,8 @@ type connAccess struct {
 	gen    uint64
 	grant  *auth.Grant
 	topics *auth.TopicRules
+	// maxMessage is the vhost's max-message-size, -1 for none.
+	maxMessage int64
 }
 
 // access returns the connection's permissions, reloaded if they changed.
@@ -34,7 +35,8 @@ func (c *connection) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); g != c.acc.gen || !c.accLoaded {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil)}
+		c.acc = connAccess{gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, "", nil),
+			maxMessage: users.VHostLimit(vhost, auth.LimitMaxMessageSize)}
 		c.accLoaded = true
 	}
 	return &c.acc
@@ -150,20 +152,4 @@ func limitText(e *auth.LimitError, user, vhost string) string {
 		return fmt.Sprintf("number of channels opened for user '%s' has reached the maximum allowed user limit of (%d)", user, e.Value)
 	}
 	return fmt.Sprintf("access to vhost '%s' refused for user '%s': user connection limit (%d) is reached", vhost, user, e.Value)
-}
-
-// checkQueueLimit refuses a new queue past the vhost's max-queues (counted
-// on this node; two concurrent declares may both pass at the limit).
-func (c *connection) checkQueueLimit(name string, m amqp091.Method) error {
-	max := c.srv.users.VHostLimit(c.vhost.Name(), auth.LimitMaxQueues)
-	if max < 0 {
-		return nil
-	}
-	if _, err := c.vhost.Queue(name, 0); err == nil || errors.Is(err, broker.ErrResourceLocked) {
-		return nil // exists: a redeclare adds nothing
-	}
-	if int64(len(c.vhost.Queues())) >= max {
-		return newError(amqp091.PreconditionFailed, m, "cannot declare queue '%s' in vhost '%s': vhost queue limit (%d) is reached", name, c.vhost.Name(), max)
-	}
-	return nil
 }

@@ -61,6 +61,7 @@ func (ch *channel) settleNow(tag uint64, multiple, requeue, ack, failed bool, m 
 		switch {
 		case ack:
 			q.Ack(ds[start:end]...)
+			ch.counters.ack.Add(uint64(end - start))
 		case failed:
 			q.RequeueFailed(ds[start:end])
 		case requeue:

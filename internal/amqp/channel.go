@@ -25,6 +25,8 @@ type channel struct {
 	conn    *connection
 	closing bool // we sent channel.close and await close-ok
 
+	counters chanCounters // message_stats (channel_stats.go)
+
 	// Publishing.
 	pubState  publishState
 	pub       amqp091.BasicPublish

@@ -142,6 +142,7 @@ func (ch *channel) sendConfirm(nack bool, tag uint64, multiple bool) {
 		ch.conn.srv.stats.nacked.Add(1)
 	} else {
 		ch.conn.srv.stats.confirmed.Add(1)
+		ch.counters.confirm.Add(1)
 	}
 }
 

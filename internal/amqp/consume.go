@@ -66,6 +66,7 @@ func (c *consumer) tryDeliver(d broker.Delivery) bool {
 	}) {
 		return false
 	}
+	ch.counters.countDelivered(false, d.Redelivered)
 	if !c.noAck {
 		ch.unacked = append(ch.unacked, unacked{tag: tag, d: d, c: c})
 		ch.live++
@@ -292,6 +293,7 @@ func (ch *channel) basicGet(m *amqp091.BasicGet) error {
 		buf = amqp091.AppendGetOk(buf, ch.id, ch.nextTag, d.Redelivered, d.Msg.Exchange, d.Msg.RoutingKey, uint32(d.Remaining))
 		return appendContent(buf, ch.id, d.Msg, ch.conn.frameMax)
 	})
+	ch.counters.countDelivered(true, d.Redelivered)
 	if !m.NoAck {
 		ch.unacked = append(ch.unacked, unacked{tag: ch.nextTag, d: d})
 		ch.live++

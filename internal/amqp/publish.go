@@ -41,6 +41,13 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 			ch.pubState = pubIdle
 			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "message size %d is larger than configured max size %d", ch.hdr.BodySize, max)
 		}
+		if max := ch.conn.access().maxMessage; max >= 0 && ch.hdr.BodySize > uint64(max) {
+			// The vhost's max-message-size (a Tern limit; RabbitMQ's
+			// text, naming the limit).
+			ch.pubState = pubIdle
+			return ch.softError(amqp091.PreconditionFailed, &ch.pub, "message size %d is larger than configured max size %d (max-message-size of vhost '%s')",
+				ch.hdr.BodySize, max, ch.conn.vhost.Name())
+		}
 		// One allocation holds the encoded properties and the body.
 		raw := ch.hdr.RawProperties
 		buf := make([]byte, len(raw), len(raw)+int(ch.hdr.BodySize))
@@ -129,6 +136,12 @@ func (ch *channel) route(m *message.Message, mandatory bool, done message.Comple
 	if err != nil {
 		return res, fromBroker(err, &amqp091.BasicPublish{})
 	}
+	ch.counters.publish.Add(1)
+	if ch.confirm && res.Routed == 0 && !res.Rejected && ch.conn.vhost.RoutingMayBeStale() {
+		// A cluster node cut off from the majority: "unroutable" may be
+		// wrong, so a nack, not a confirm (broker.RoutingMayBeStale).
+		res.Rejected = true
+	}
 	if mandatory && res.Routed == 0 && !res.Rejected {
 		ch.basicReturn(m)
 	}
@@ -149,6 +162,7 @@ func (ch *channel) basicReturn(m *message.Message) {
 		return appendContent(buf, ch.id, m, ch.conn.frameMax)
 	})
 	ch.conn.srv.stats.returned.Add(1)
+	ch.counters.returned.Add(1)
 }
 
 func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {

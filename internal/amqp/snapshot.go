@@ -143,6 +143,7 @@ type ChannelInfo struct {
 	PrefetchCount, GlobalPrefetchCount uint16
 	Unacked                            int
 	Consumers                          int
+	Stats                              ChannelStats // message_stats
 }
 
 // ConsumerInfo describes one consumer.
@@ -163,7 +164,7 @@ func (s *Server) Channels() []ChannelInfo {
 		ch.mu.Lock()
 		ci := ChannelInfo{Connection: in.name, ConnID: c.id, Number: ch.id, User: in.user, VHost: in.vhost,
 			PrefetchCount: ch.consumerCount, GlobalPrefetchCount: ch.prefetchCount, Unacked: ch.live,
-			Consumers: len(ch.consumers)}
+			Consumers: len(ch.consumers), Stats: ch.counters.load()}
 		ch.mu.Unlock()
 		out = append(out, ci)
 	})

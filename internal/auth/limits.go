@@ -11,11 +11,16 @@ const (
 	LimitMaxConnections = "max-connections"
 	LimitMaxQueues      = "max-queues"
 	LimitMaxChannels    = "max-channels"
+	// LimitMaxMessageSize is a vhost's largest message body (AMQP) or
+	// PUBLISH payload (MQTT), in bytes. RabbitMQ has no such vhost
+	// limit, only the node-wide max_message_size; the name follows its
+	// vhost limits'.
+	LimitMaxMessageSize = "max-message-size"
 )
 
 // VHostLimitNames and UserLimitNames are the limits each may have.
 var (
-	VHostLimitNames = []string{LimitMaxConnections, LimitMaxQueues}
+	VHostLimitNames = []string{LimitMaxConnections, LimitMaxQueues, LimitMaxMessageSize}
 	UserLimitNames  = []string{LimitMaxConnections, LimitMaxChannels}
 )
 

@@ -197,7 +197,7 @@ func (v *VHost) resolveLocked(d BindingDef) (*Binding, error) {
 	if src == nil {
 		return nil, v.notFoundExchange(d.Source)
 	}
-	b := &Binding{Source: src, Key: d.Key, Args: d.Args}
+	b := &Binding{Source: src, Key: d.Key, Args: v.internArgs(d.Args)}
 	if d.DestIsExchange {
 		if b.Exchange = v.exchange(d.Destination); b.Exchange == nil {
 			return nil, v.notFoundExchange(d.Destination)
@@ -216,6 +216,10 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 	if err != nil {
 		return err
 	}
+	if err := v.checkQueueLimitLocked(c.QueueConfig, fx); err != nil {
+		return err
+	}
+	c.Args = v.internArgs(c.Args)
 	if args.queueType == Quorum && fx.replicated {
 		// What every node refuses alike is no declare at all, not a
 		// queue this node failed to open (below).
@@ -257,13 +261,19 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		q.backend.touch()
 	}
 	v.queues.Store(c.Name, q)
+	v.queueGen.Add(1)
+	if !c.Internal {
+		v.counted++
+	}
 	if c.Exclusive && !q.Remote() {
 		if v.owned[c.Owner] == nil {
 			v.owned[c.Owner] = map[string]struct{}{}
 		}
 		v.owned[c.Owner][c.Name] = struct{}{}
 	}
-	if q.log != nil {
+	if q.log != nil || q.kind == Quorum {
+		// A quorum queue's messages are in its Raft group; on a single
+		// node its declaration is logged like any durable queue's.
 		c.ID = q.id
 		v.logLocked(c, fx)
 	}
@@ -283,6 +293,10 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 		v.removeBindingLocked(b, fx)
 	}
 	v.queues.Delete(c.Name)
+	v.queueGen.Add(1)
+	if !q.cfg.Internal {
+		v.counted--
+	}
 	if q.cfg.Exclusive && !q.Remote() {
 		delete(v.owned[q.cfg.Owner], c.Name)
 		if len(v.owned[q.cfg.Owner]) == 0 {
@@ -291,7 +305,13 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	}
 	if q.log != nil {
 		v.logLocked(c, fx)
-		fx.dropLogs = append(fx.dropLogs, q.id)
+		if l, ok := q.log.(*lazyLog); ok && l.closeUnopened() {
+			// Never opened: nothing on disk to remove (lazylog.go).
+		} else {
+			fx.dropLogs = append(fx.dropLogs, q.id)
+		}
+	} else if q.kind == Quorum {
+		v.logLocked(c, fx) // its group's state went with close
 	}
 	if len(consumers) > 0 {
 		fx.cancel = append(fx.cancel, func() {

@@ -29,6 +29,8 @@ type Error struct {
 	// error naming a file: for the server's log, never for a client, so it
 	// is kept out of Text.
 	Cause error
+	// queueLimit marks a declare refused by max-queues (IsQueueLimit).
+	queueLimit bool
 }
 
 func (e *Error) Error() string {

@@ -92,6 +92,8 @@ type Exchange struct {
 	// table is rebuilt from it when it is not what table was built from.
 	bindingsSnap atomic.Pointer[[]*Binding]
 	buildMu      sync.Mutex // one build at a time
+
+	published, routed atomic.Uint64 // message_stats (exchange_stats.go)
 }
 
 // routeTable is a routing table and the bindings it was built from.

@@ -225,7 +225,8 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 	if st == nil || !isDurableQueue(q) {
 		return nil
 	}
-	if id == "" {
+	fresh := id == ""
+	if fresh {
 		id = NewQueueID()
 	}
 	if q.kind == Stream {
@@ -235,6 +236,12 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		}
 		q.id, q.log = id, l
 		q.backend = newStreamBackend(q, l)
+		return nil
+	}
+	if _, ok := q.backend.(*classicBackend); ok && (fresh || !logExists(st, id)) {
+		// Nothing stored yet: the store's log opens with the first
+		// message (lazylog.go).
+		q.id, q.log = id, &lazyLog{q: q}
 		return nil
 	}
 	l, err := st.QueueLog(id)
@@ -248,6 +255,13 @@ func (v *VHost) attachLogLocked(q *Queue, id string) error {
 		}
 	}
 	return nil
+}
+
+// logExists says whether st holds anything of queue id's log; a storage
+// that cannot tell is asked to open it.
+func logExists(st Storage, id string) bool {
+	p, ok := st.(logProbe)
+	return !ok || p.QueueLogExists(id)
 }
 
 // Restore recreates a stored snapshot of the definitions and the messages

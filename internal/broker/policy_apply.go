@@ -48,7 +48,7 @@ func (q *Queue) cur() *queueArgs {
 	if a := q.pol.eff.Load(); a != nil {
 		return a
 	}
-	return &q.args
+	return q.args
 }
 
 // Policy returns the queue's policy, operator policy and their merged
@@ -141,15 +141,20 @@ func (v *VHost) reapplyPoliciesLocked(fx *effects) {
 func (v *VHost) applyQueuePolicyLocked(q *Queue, fx *effects) {
 	p := pickPolicy(v.policies.user, q.cfg.Name, true, q.kind)
 	op := pickPolicy(v.policies.operator, q.cfg.Name, true, q.kind)
-	info := &QueuePolicy{EffectiveDefinition: mergedDefinition(p, op)}
-	if p != nil {
-		info.Policy = p.Name
+	if p == nil && op == nil {
+		// Policy() answers for none; no record kept per queue.
+		q.pol.info.Store(nil)
+	} else {
+		info := &QueuePolicy{EffectiveDefinition: mergedDefinition(p, op)}
+		if p != nil {
+			info.Policy = p.Name
+		}
+		if op != nil {
+			info.OperatorPolicy = op.Name
+		}
+		q.pol.info.Store(info)
 	}
-	if op != nil {
-		info.OperatorPolicy = op.Name
-	}
-	q.pol.info.Store(info)
-	eff := effectiveArgs(q.args, q.cfg.Args, q.kind, mergePolicies(p, op))
+	eff := effectiveArgs(*q.args, q.cfg.Args, q.kind, mergePolicies(p, op))
 	q.setPublishRate(eff.publishRate)
 	if *q.cur() == eff {
 		return

@@ -62,10 +62,13 @@ func (v *VHost) Publish(s *RouteScratch, m *message.Message, done message.Comple
 			if pending {
 				res.Pending = 1
 			}
+			x.countPublish(1)
 			return res, nil
 		}
 	}
-	return v.deliverTo(v.routeAll(s, x, m), m, done, token), nil
+	res := v.deliverTo(v.routeAll(s, x, m), m, done, token)
+	x.countPublish(res.Routed)
+	return res, nil
 }
 
 func (v *VHost) deliverTo(queues []*Queue, m *message.Message, done message.Completion, token uint64) PublishResult {

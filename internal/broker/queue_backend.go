@@ -86,7 +86,11 @@ type queueBackend interface {
 // message in a durable queue is appended to the log; done learns when it is
 // durable and pending reports that it will.
 func (q *Queue) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
-	return q.backend.publish(m, done, token)
+	out, pending := q.backend.publish(m, done, token)
+	if q.kind != Classic && out == Enqueued {
+		q.counters.published.Add(1)
+	}
+	return out, pending
 }
 
 // Counts returns the ready and unacked message counts and the consumer
@@ -100,7 +104,13 @@ func (q *Queue) ReadyBytes() int64 { return q.backend.readyBytes() }
 // (always for a stream, which is read by consumers with an offset). With
 // noAck the message is settled at once; otherwise the caller must Ack or
 // Requeue it.
-func (q *Queue) Get(noAck bool) (Delivery, bool) { return q.backend.get(noAck) }
+func (q *Queue) Get(noAck bool) (Delivery, bool) {
+	d, ok := q.backend.get(noAck)
+	if ok && q.kind != Classic {
+		q.countDelivered(d.Redelivered)
+	}
+	return d, ok
+}
 
 // Purge removes every ready message and returns how many there were. A
 // stream's history stays (retention trims it): it purges nothing.
@@ -122,7 +132,12 @@ func (q *Queue) Dispatch() { q.backend.dispatch() }
 // Ack settles delivered messages for good, then delivers waiting messages
 // to consumers whose prefetch the ack freed. A stream records named
 // consumers' offsets instead.
-func (q *Queue) Ack(ds ...Delivery) { q.backend.ack(ds) }
+func (q *Queue) Ack(ds ...Delivery) {
+	if q.kind != Classic {
+		q.counters.acked.Add(uint64(len(ds)))
+	}
+	q.backend.ack(ds)
+}
 
 // Requeue returns delivered messages to the ready list in their original
 // order, marked redelivered, and dispatches them again. Nothing goes back

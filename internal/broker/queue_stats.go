@@ -1,28 +1,49 @@
 package broker
 
+import "sync/atomic"
+
 // MessageStats are a queue's running message totals since it was created
 // (or since this node started, for a recovered durable queue), for the
 // management API's message_stats and its rates. A classic queue counts
-// them under the lock it already holds for the operation, so they cost
-// no atomic and no extra lock on the message path; other queue types do
-// not count them yet and report zeros (docs/http-api.md).
+// them under the lock it already holds for the operation, so they cost no
+// atomic and no extra lock on its message path; quorum queues and streams
+// count them with one atomic add per message, publish and batch of acks
+// (msgCounters) — beside a Raft proposal or a log append, nothing.
 type MessageStats struct {
 	// Published: messages the queue took (enqueued or handed straight
-	// to a consumer).
+	// to a consumer; for a quorum queue, proposed to its log).
 	Published uint64
 	// Delivered: deliveries to consumers and basic.get, redeliveries
-	// included; Redelivered: those with the redelivered flag.
+	// included; Redelivered: those with the redelivered flag (never, for
+	// a stream).
 	Delivered, Redelivered uint64
-	// Acked: deliveries acknowledged.
+	// Acked: deliveries acknowledged (a stream's consumers' acks, which
+	// store named consumers' offsets, included).
 	Acked uint64
 }
 
-// MessageStats returns the queue's totals (zeros for stream and quorum
-// queues).
+// msgCounters are a quorum queue's or stream's MessageStats.
+type msgCounters struct {
+	published, delivered, redelivered, acked atomic.Uint64
+}
+
+func (q *Queue) countDelivered(redelivered bool) {
+	q.counters.delivered.Add(1)
+	if redelivered {
+		q.counters.redelivered.Add(1)
+	}
+}
+
+func (c *msgCounters) load() MessageStats {
+	return MessageStats{Published: c.published.Load(), Delivered: c.delivered.Load(),
+		Redelivered: c.redelivered.Load(), Acked: c.acked.Load()}
+}
+
+// MessageStats returns the queue's totals.
 func (q *Queue) MessageStats() MessageStats {
 	c, ok := q.backend.(*classicBackend)
 	if !ok {
-		return MessageStats{}
+		return q.counters.load()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -31,12 +52,12 @@ func (q *Queue) MessageStats() MessageStats {
 
 // Status returns a consistent snapshot of one classic queue's counts and
 // totals, taken under one acquisition of its lock; the other types take
-// their counts and zero totals.
+// their counts and totals one after the other.
 func (q *Queue) Status() (ready, unacked, consumers int, readyBytes int64, st MessageStats) {
 	c, ok := q.backend.(*classicBackend)
 	if !ok {
 		r, u, n := q.Counts()
-		return r, u, n, q.ReadyBytes(), MessageStats{}
+		return r, u, n, q.ReadyBytes(), q.counters.load()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

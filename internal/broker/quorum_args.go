@@ -111,7 +111,7 @@ func (v *VHost) attachQuorumLocked(q *Queue, id string) error {
 	if groups == nil {
 		return errorf(KindPreconditionFailed, "invalid arg 'x-queue-type' for queue '%s' in vhost '%s': {unsupported_queue_type,quorum}", q.cfg.Name, v.name)
 	}
-	if err := checkQuorumLocked(v, q.cfg, &q.args); err != nil {
+	if err := checkQuorumLocked(v, q.cfg, q.args); err != nil {
 		return err
 	}
 	if id == "" {

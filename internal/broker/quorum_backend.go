@@ -137,7 +137,7 @@ func newQuorumBackend(q *Queue) *quorumBackend {
 	_, _ = rand.Read(e[:])
 	epoch := binary.BigEndian.Uint32(e[:]) | 1 // never 0
 	b := &quorumBackend{Queue: q, node: q.vhost.broker.cfg.Replication.Node, epoch: epoch,
-		m: newQuorumMachine(quorumConfigOf(&q.args)), local: map[uint64]*qlocal{}, ghosts: map[uint64]bool{},
+		m: newQuorumMachine(quorumConfigOf(q.args)), local: map[uint64]*qlocal{}, ghosts: map[uint64]bool{},
 		inflight: map[uint64]int{}, closing: map[uint64]*qlocal{}, downSent: map[uint64]bool{},
 		unclaimed: map[uint64]unclaimedGet{}, getsWaiting: map[uint64]bool{}}
 	b.getKey = uint64(epoch) << 32
@@ -308,6 +308,7 @@ func (b *quorumBackend) deliverLocked() []qref {
 			}
 			n++
 			st.delivered.Add(1)
+			b.Queue.countDelivered(d.redelivered)
 			if d.redelivered {
 				st.redelivered.Add(1)
 			}

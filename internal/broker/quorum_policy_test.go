@@ -53,7 +53,7 @@ func TestQuorumPolicyAppliesThroughTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := newQuorumMachine(quorumConfigOf(&qs[1].args))
+	fresh := newQuorumMachine(quorumConfigOf(qs[1].args))
 	if err := fresh.Restore(snap); err != nil || fresh.cfg != qs[1].backend.(*quorumBackend).m.cfg {
 		t.Fatalf("restored config %+v (%v)", fresh.cfg, err)
 	}

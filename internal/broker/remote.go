@@ -102,7 +102,7 @@ func (q *Queue) Fetch(noAck bool) (Delivery, bool, error) {
 	if r, ok := q.backend.(remoteBackend); ok {
 		return r.getErr(noAck)
 	}
-	d, ok := q.backend.get(noAck)
+	d, ok := q.Get(noAck)
 	return d, ok, nil
 }
 

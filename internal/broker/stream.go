@@ -231,6 +231,7 @@ func (r *streamReader) run() {
 				break deliver
 			default:
 				stats.delivered.Add(1)
+				r.q.countDelivered(false)
 				r.next++
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"sync"
+	"sync/atomic"
 )
 
 // VHost is a virtual host: its own namespace of exchanges and queues.
@@ -14,6 +15,7 @@ type VHost struct {
 	mu        sync.Mutex                     // serialises declarations, deletions and binding changes
 	exchanges sync.Map                       // name → *Exchange; read without mu on the publish path
 	queues    sync.Map                       // name → *Queue
+	queueGen  atomic.Uint64                  // moves with every queue added or removed (QueueGeneration)
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
 	// lastSeq is the definitions log position of the vhost's last logged
 	// command; guarded by mu. A reply that depends on an existing object
@@ -30,7 +32,20 @@ type VHost struct {
 	// policies are the vhost's policies and operator policies; guarded
 	// by mu (policy_apply.go).
 	policies vhostPolicies
+	// counted is how many queues the vhost's max-queues counts (every
+	// queue but the node-local direct reply-to pseudo queues, so every
+	// node of a cluster counts alike); guarded by mu (queue_limit.go).
+	counted int
+	// interned indexes argument tables shared between queues and
+	// bindings (args_intern.go); guarded by mu.
+	interned map[string]map[string]any
 }
+
+// QueueGeneration moves whenever a queue is added to or removed from the
+// vhost, so a reader may keep a sorted copy of Queues until it does (the
+// management API's queue pages). Read it before Queues: a change between
+// the two shows as a newer generation next time.
+func (v *VHost) QueueGeneration() uint64 { return v.queueGen.Load() }
 
 // Name returns the vhost's name.
 func (v *VHost) Name() string { return v.name }
@@ -207,6 +222,9 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive, named bool, conn uint64, 
 	}
 	if cfg.Exclusive {
 		cfg.Owner = conn
+	}
+	if err := v.checkQueueLimitLocked(cfg, &effects{}); err != nil {
+		return nil, err
 	}
 	// Every queue is bound to the default exchange by its name; that
 	// binding is implicit (see routeInto).

@@ -34,9 +34,12 @@ type Options struct {
 
 // material is one generation of loaded files and the config built on them.
 type material struct {
-	cfg   *tls.Config
-	leaf  *x509.Certificate
-	stamp string // the files' sizes and modification times when read
+	cfg *tls.Config
+	// client presents the same certificate when dialing and verifies the
+	// server against the CA file (a cluster node dialing its peers).
+	client *tls.Config
+	leaf   *x509.Certificate
+	stamp  string // the files' sizes and modification times when read
 }
 
 // Reloader hands the current certificate to every handshake and replaces
@@ -93,6 +96,13 @@ func (r *Reloader) ServerConfig() *tls.Config {
 		},
 	}
 }
+
+// ClientConfig is the configuration for dialing with the material
+// current at this moment: the same certificate as a client certificate,
+// and the CA file (when set) as the roots that verify the server. Each
+// dial should call it again, so a reload applies to the next connection;
+// the result is shared: Clone it before changing it (ServerName).
+func (r *Reloader) ClientConfig() *tls.Config { return r.cur.Load().client }
 
 // Serial is the serial number of the certificate handshakes get now.
 func (r *Reloader) Serial() *big.Int { return r.cur.Load().leaf.SerialNumber }
@@ -182,6 +192,10 @@ func (r *Reloader) load() (*material, error) {
 		MinVersion:   o.MinVersion,
 		Certificates: []tls.Certificate{pair},
 	}
+	client := &tls.Config{
+		MinVersion:   o.MinVersion,
+		Certificates: []tls.Certificate{pair},
+	}
 	switch o.ClientAuth {
 	case ClientAuthOptional:
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
@@ -197,7 +211,7 @@ func (r *Reloader) load() (*material, error) {
 		if !pool.AppendCertsFromPEM(raw) {
 			return nil, fmt.Errorf("certs: ca_file %s holds no PEM certificate", o.CAFile)
 		}
-		cfg.ClientCAs = pool
+		cfg.ClientCAs, client.RootCAs = pool, pool
 	}
-	return &material{cfg: cfg, leaf: pair.Leaf, stamp: stamp}, nil
+	return &material{cfg: cfg, client: client, leaf: pair.Leaf, stamp: stamp}, nil
 }

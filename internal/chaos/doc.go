@@ -26,7 +26,13 @@
 //     while the node is down, SIGSTOP/SIGCONT, a full disk (one node); on
 //     3 or 5 nodes kill -9, kill -9 of the quorum queue's leader (found with
 //     GET /api/cluster), SIGSTOP/SIGCONT, nft partitions and packet loss by
-//     node address pair ([NFTRules]);
+//     node address pair ([NFTRules]), bandwidth limits per link (tc htb
+//     with u32 filters on lo, [TCBatch]), and — through hooks compiled in
+//     only with -tags chaos, read from each node's TERN_CHAOS_CONTROL
+//     directory (hooks.go) — per-link delay in the cluster transport and
+//     a broker clock offset (also on one node, in the long profile). A
+//     fault that cannot run here (no htb/u32, no hooks in the nodes'
+//     binary) is recorded as skipped with its reason, never silently;
 //   - records every operation as a JSON line in history.jsonl, drains (on
 //     a cluster it then waits for every node to report the same term,
 //     commit and applied index for the queue's group), and hands the
@@ -37,9 +43,9 @@
 // connection; the recorder and the tracker are mutex-guarded; the nemesis
 // is one goroutine; Run joins them all before checking.
 //
-// Not done: bandwidth limits (tc), delay and clock skew (they need hooks in
-// the broker behind a build tag), MQTT QoS 2 in the workload (the checker
-// judges it), torn tails and full disks on a cluster, streams and MQTT on a
-// cluster (they stay on the node that made them), and comparing replicas'
-// entries byte for byte (only their indexes are compared).
+// Not done: torn tails and full disks on a cluster, streams and MQTT on a
+// cluster (they stay on the node that made them), overlapping faults, and
+// comparing replicas' entries byte for byte (only their indexes are
+// compared). The delay hook delays whole write batches (a batch waits
+// until its oldest frame is the delay old), not each frame exactly.
 package chaos

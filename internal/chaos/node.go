@@ -35,6 +35,9 @@ type Node struct {
 	// /api/cluster) and no MQTT: MQTT session queues and streams stay on
 	// the node that made them, and the cluster workload is quorum queues.
 	Cluster bool
+	// Control is the directory the chaos hooks of a -tags chaos binary
+	// read (TERN_CHAOS_CONTROL): clock_offset_ms, delay_ms.
+	Control string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -109,6 +112,9 @@ func (n *Node) Spawn() error {
 	cmd := exec.Command(n.Bin, append([]string{"server", "--config", n.configPath()}, n.Args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if n.Control != "" {
+		cmd.Env = append(os.Environ(), ControlEnv+"="+n.Control)
+	}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return fmt.Errorf("chaos: start node %d: %w", n.ID, err)

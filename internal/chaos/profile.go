@@ -54,6 +54,9 @@ func ProfileNamed(name string) (Profile, error) {
 // kinds drawn from the seed (3 or 5 nodes: from clusterFaults).
 func (p Profile) kinds(nodes int, rng *rand.Rand) []string {
 	all := append([]string(nil), singleNodeFaults...)
+	if nodes == 1 && p.Faults > 0 {
+		all = append([]string(nil), singleNodeLongFaults...)
+	}
 	if nodes > 1 {
 		all = append([]string(nil), clusterFaults...)
 		if p.Faults == 0 {

@@ -61,6 +61,10 @@ type tracker struct {
 	delivered   map[string]map[string]bool
 	destroyed   map[string]bool // values a torn-tail fault cut: never waited for
 	lastConfirm int64
+	// watchFrom and firstAfter time a recovery: after watch(ts),
+	// firstAfter is the time of the first confirm later than ts (0: none
+	// yet), exact rather than rounded to the nemesis's polling.
+	watchFrom, firstAfter int64
 }
 
 func newTracker() *tracker {
@@ -84,6 +88,9 @@ func (t *tracker) confirmed(queue, value string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lastConfirm = now()
+	if t.watchFrom != 0 && t.firstAfter == 0 && t.lastConfirm > t.watchFrom {
+		t.firstAfter = t.lastConfirm
+	}
 	if t.delivered[queue][value] || t.destroyed[value] {
 		return
 	}
@@ -114,10 +121,23 @@ func (t *tracker) outstanding() int {
 	return n
 }
 
-func (t *tracker) confirmedSince(ts int64) bool {
+// watch starts timing a recovery from ts (a fault's heal). A confirm
+// that came between ts and this call is taken as the first (the gap is
+// the microseconds since the fault returned).
+func (t *tracker) watch(ts int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.lastConfirm > ts
+	t.watchFrom, t.firstAfter = ts, 0
+	if t.lastConfirm > ts {
+		t.firstAfter = t.lastConfirm
+	}
+}
+
+// firstConfirmAfter is the first confirm since watch's ts, or 0.
+func (t *tracker) firstConfirmAfter() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.firstAfter
 }
 
 // body is what a producer sends: a marker the torn-tail fault can find in

@@ -21,9 +21,12 @@ import (
 // Config is one run.
 type Config struct {
 	Schedule Schedule
-	Out      string    // history.jsonl, schedule.json, report.json, node logs
-	Bin      string    // the tern binary the nodes run
-	Log      io.Writer // progress lines
+	Out      string // history.jsonl, schedule.json, report.json, node logs
+	Bin      string // the tern binary the nodes run
+	// Hooks says whether Bin was built with -tags chaos (delay and
+	// clock-skew faults need it; without, they are skipped, saying so).
+	Hooks bool
+	Log   io.Writer // progress lines
 }
 
 // Workload names. Values carry the producer's name, so a value says which
@@ -55,6 +58,10 @@ type run struct {
 	log      io.Writer
 	// mainQueue is the producers' queue: classic on one node, quorum on a cluster.
 	mainQueue queueSpec
+
+	// skip says, per fault kind, why faults of that kind cannot be
+	// injected here ("" or absent: they can).
+	skip map[string]string
 
 	pickMu sync.Mutex
 	picks  map[string]*rand.Rand
@@ -187,7 +194,11 @@ func (r *run) execute(ctx context.Context) error {
 		}
 		fmt.Fprintf(r.log, "node %d data on %s of %d MiB\n", i, kind, prof.DiskSize>>20)
 		n := &Node{ID: i, Bin: r.cfg.Bin, Dir: dir, DataDir: filepath.Join(fs, "data"),
-			Config: fmt.Sprintf("disk_free_limit = %d\n", prof.DiskFreeLimit)}
+			Config:  fmt.Sprintf("disk_free_limit = %d\n", prof.DiskFreeLimit),
+			Control: filepath.Join(dir, "control")}
+		if err := os.MkdirAll(n.Control, 0o755); err != nil {
+			return err
+		}
 		if s.Nodes > 1 {
 			n.Cluster = true
 			n.Args = clusterArgs(i, s.Nodes, filepath.Join(r.cfg.Out, "cluster-secret"))
@@ -199,6 +210,10 @@ func (r *run) execute(ctx context.Context) error {
 		if err := os.WriteFile(filepath.Join(r.cfg.Out, "cluster-secret"), []byte(fmt.Sprintf("tern-chaos-cluster-secret-%020d\n", s.Seed)), 0o600); err != nil {
 			return err
 		}
+	}
+	r.skip = skipReasons(s, r.cfg.Hooks)
+	for kind, why := range r.skip {
+		fmt.Fprintf(r.log, "skipping every %s fault: %s\n", kind, why)
 	}
 	// All spawned before any is waited for: a cluster node opens its AMQP
 	// port only once the metadata group has a quorum.

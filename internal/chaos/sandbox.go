@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +55,10 @@ func SandboxCommand(self string, args []string) *exec.Cmd {
 	full := append([]string{"--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--", self}, args...)
 	cmd := exec.Command("unshare", full...)
 	cmd.Env = append(os.Environ(), SandboxEnv+"=1")
+	// If the tern that started unshare dies (kill -9 included), the kernel
+	// kills unshare, and --kill-child then kills the runner: the pid
+	// namespace's pid 1, whose end takes every node with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,7 +73,8 @@ func TestMultiNodeSchedulesHaveNetworkFaults(t *testing.T) {
 				}
 			}
 		}
-		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultKillAll] || !kinds[FaultPause] {
+		if !kinds[FaultPartition] || !kinds[FaultLoss] || !kinds[FaultKill] || !kinds[FaultKillLeader] || !kinds[FaultKillAll] || !kinds[FaultPause] ||
+			!kinds[FaultBandwidth] || !kinds[FaultDelay] || !kinds[FaultClockSkew] {
 			t.Fatalf("%d nodes: kinds %v", n, kinds)
 		}
 		// A cluster's messages are in the Raft WAL: no torn tail, no full disk.
@@ -142,5 +144,70 @@ func TestUnknownProfileAndNodes(t *testing.T) {
 	}
 	if _, err := Generate(1, 4, "ci"); !errors.Is(err, ErrSchedule) {
 		t.Errorf("4 nodes: %v", err)
+	}
+}
+
+// TestOneNodeCISchedulesDidNotMove pins the one-node ci generator: the CI
+// seeds (ciSeedsOneNode in cmd/tern) must keep the schedules that found
+// their bugs, so new fault kinds join the cluster and long lists only.
+func TestOneNodeCISchedulesDidNotMove(t *testing.T) {
+	s, err := Generate(2, 1, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range s.Faults {
+		got = append(got, fmt.Sprintf("%s@%d+%d", f.Kind, f.AtMS, f.DurationMS))
+	}
+	want := "pause@6932+1623 kill@11001+1795 torn-tail@19928+780 disk-full@26895+2260"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("seed 2's one-node ci schedule is now %q, was %q", strings.Join(got, " "), want)
+	}
+}
+
+func TestNewFaultKindsValidate(t *testing.T) {
+	base := Schedule{Version: 1, Nodes: 3, Profile: "ci", WorkloadMS: 10_000}
+	cases := []struct {
+		f  Fault
+		ok bool
+	}{
+		{Fault{Kind: FaultBandwidth, Node: 1, Peer: 2, RateKbit: 64, DurationMS: 10}, true},
+		{Fault{Kind: FaultBandwidth, Node: 1, Peer: 1, RateKbit: 64, DurationMS: 10}, false},
+		{Fault{Kind: FaultBandwidth, Node: 1, Peer: 2, DurationMS: 10}, false},
+		{Fault{Kind: FaultDelay, Node: 2, Peer: 3, DelayMS: 100, DurationMS: 10}, true},
+		{Fault{Kind: FaultDelay, Node: 2, Peer: 3, DurationMS: 10}, false},
+		{Fault{Kind: FaultClockSkew, Node: 3, SkewMS: -5000, DurationMS: 10}, true},
+		{Fault{Kind: FaultClockSkew, Node: 3, DurationMS: 10}, false},
+	}
+	for _, c := range cases {
+		s := base
+		s.Faults = []Fault{c.f}
+		if err := s.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: %v, want ok %v", c.f, err, c.ok)
+		}
+	}
+	one := Schedule{Version: 1, Nodes: 1, Profile: "long", WorkloadMS: 10_000}
+	one.Faults = []Fault{{Kind: FaultDelay, Node: 1, Peer: 2, DelayMS: 5, DurationMS: 10}}
+	if err := one.Validate(); err == nil || !strings.Contains(err.Error(), "needs 3 or 5 nodes") {
+		t.Errorf("delay on one node: %v", err)
+	}
+	one.Faults = []Fault{{Kind: FaultClockSkew, Node: 1, SkewMS: 5, DurationMS: 10}}
+	if err := one.Validate(); err != nil {
+		t.Errorf("clock skew on one node: %v", err)
+	}
+}
+
+func TestHookFaultsSkippedWithoutTheChaosBuild(t *testing.T) {
+	s := Schedule{Version: 1, Nodes: 3, Profile: "ci", WorkloadMS: 10_000, Faults: []Fault{
+		{Kind: FaultDelay, Node: 1, Peer: 2, DelayMS: 5, DurationMS: 10},
+		{Kind: FaultClockSkew, Node: 1, SkewMS: 5, DurationMS: 10},
+		{Kind: FaultKill, Node: 1, DurationMS: 10},
+	}}
+	got := skipReasons(s, false)
+	if len(got) != 2 || !strings.Contains(got[FaultDelay], "-tags chaos") || !strings.Contains(got[FaultClockSkew], "-tags chaos") {
+		t.Fatalf("without hooks: %v", got)
+	}
+	if got := skipReasons(s, true); len(got) != 0 {
+		t.Fatalf("with hooks: %v", got)
 	}
 }

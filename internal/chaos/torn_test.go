@@ -135,3 +135,29 @@ func TestTrackerForgetsDestroyedValues(t *testing.T) {
 		t.Fatalf("outstanding %d after delivery", n)
 	}
 }
+
+func TestTrackerTimesTheFirstConfirmAfterAHeal(t *testing.T) {
+	trk := newTracker()
+	trk.confirmed("q", "p-1")
+	heal := now()
+	trk.watch(heal)
+	if got := trk.firstConfirmAfter(); got != 0 {
+		t.Fatalf("a confirm before the heal counted: %d", got)
+	}
+	trk.confirmed("q", "p-2")
+	first := trk.firstConfirmAfter()
+	if first <= heal {
+		t.Fatalf("first confirm %d, heal %d", first, heal)
+	}
+	trk.confirmed("q", "p-3")
+	if got := trk.firstConfirmAfter(); got != first {
+		t.Fatalf("a later confirm moved the first: %d, was %d", got, first)
+	}
+	// A confirm between the heal and watch is taken as the first.
+	heal = now()
+	trk.confirmed("q", "p-4")
+	trk.watch(heal)
+	if got := trk.firstConfirmAfter(); got <= heal {
+		t.Fatalf("the confirm before watch but after the heal was missed: %d", got)
+	}
+}

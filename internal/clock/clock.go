@@ -37,7 +37,7 @@ func (System) Sleep(d time.Duration) { time.Sleep(d) }
 // configuration that takes a clock.
 func Or(c Clock) Clock {
 	if c == nil {
-		return System{}
+		return defaultClock()
 	}
 	return c
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Secret []byte
 	// TLS, when set, wraps every cluster connection (transport.TCPConfig).
 	TLS *tls.Config
+	// ClientTLS, when set, is each dial's client config
+	// (transport.TCPConfig): a reloaded certificate.
+	ClientTLS func() *tls.Config
 	// Logger receives the node's lines, each with a component: cluster,
 	// cluster-transport, raft, wal, metadata.
 	Logger *slog.Logger
@@ -170,7 +173,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.tr, err = transport.NewTCP(transport.TCPConfig{
-		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS,
+		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS, ClientTLS: cfg.ClientTLS,
 		Handler: d, Logger: cfg.Logger.With("component", "cluster-transport"),
 	})
 	if err != nil {

@@ -49,6 +49,12 @@ type Config struct {
 	// none) are told this value as Server Keep Alive; 3.1.1 clients are
 	// refused. Default 0: no maximum.
 	MQTTMaxKeepAlive int `toml:"mqtt_max_keepalive"`
+	// MQTTMaxPacketSize is the largest MQTT packet a client may send
+	// (RabbitMQ's mqtt.max_packet_size_authenticated): 5.0 clients are
+	// told it in CONNACK (Maximum Packet Size); a larger packet ends the
+	// connection, with DISCONNECT 0x95 Packet too large for 5.0. Default
+	// 16MiB; 1KiB … 256MiB (the protocol's largest packet).
+	MQTTMaxPacketSize ByteSize `toml:"mqtt_max_packet_size"`
 	// MQTTConnectTimeout closes an MQTT connection that has not sent a whole
 	// CONNECT this many seconds after it was accepted. Default 10.
 	MQTTConnectTimeout int `toml:"mqtt_connect_timeout"`
@@ -114,6 +120,14 @@ type Config struct {
 	Clock clock.Clock `toml:"-"`
 }
 
+// The range of mqtt_max_packet_size: a CONNECT with credentials and a will
+// needs some room; the largest packet MQTT can frame is a 4-byte
+// remaining length of 268435455 bytes plus its 5-byte header.
+const (
+	MinMQTTPacketSize = 1 << 10
+	MaxMQTTPacketSize = 268435455 + 5
+)
+
 // AMQP tunes the AMQP listener.
 type AMQP struct {
 	FrameMax       uint32   `toml:"frame_max"`        // default 131072
@@ -145,6 +159,7 @@ func Default() Config {
 		MQTTVHost:                 "/",
 		MQTTQoS0Backlog:           1_000_000,
 		MQTTConnectTimeout:        10,
+		MQTTMaxPacketSize:         16 << 20,
 		MQTTConnectRate:           20_000,
 		MQTTConnectRatePerAddress: 1_000,
 		HTTPAddr:                  ":15672",
@@ -313,6 +328,10 @@ func (c Config) Validate() error {
 	}
 	if c.MQTTMaxKeepAlive < 0 || c.MQTTMaxKeepAlive > 65535 {
 		errs = append(errs, fmt.Errorf("config: mqtt_max_keepalive %d is outside 0 (no maximum) … 65535 seconds, the protocol's range", c.MQTTMaxKeepAlive))
+	}
+	if c.MQTTMaxPacketSize < MinMQTTPacketSize || c.MQTTMaxPacketSize > MaxMQTTPacketSize {
+		errs = append(errs, fmt.Errorf("config: mqtt_max_packet_size %d is outside %d (1KiB) … %d (256MiB, the protocol's largest packet)",
+			c.MQTTMaxPacketSize, MinMQTTPacketSize, MaxMQTTPacketSize))
 	}
 	if c.MQTTConnectTimeout < 1 {
 		errs = append(errs, fmt.Errorf("config: mqtt_connect_timeout %d: at least 1 second", c.MQTTConnectTimeout))

@@ -60,6 +60,7 @@ type apiServer struct {
 	api     *API
 	rates   *rateSampler
 	ticking bool
+	qindex  queueIndex // each vhost's queues sorted by name (queue_index.go)
 }
 
 // handleAPI registers the RabbitMQ-compatible endpoints on mux, under

@@ -18,8 +18,9 @@ import (
 
 // rabbit313Export is a definitions file as RabbitMQ 3.13 exports it
 // (GET /api/definitions): node metadata, users with their password hashes,
-// vhosts with metadata, permissions, topic permissions, runtime and global
-// parameters, policies, then queues, exchanges and bindings.
+// vhosts with metadata, permissions, topic permissions, runtime parameters
+// (a vhost's limits are one, component vhost-limits), global parameters,
+// policies, then queues, exchanges and bindings.
 const rabbit313Export = `{
   "rabbit_version": "3.13.7",
   "rabbitmq_version": "3.13.7",
@@ -38,7 +39,9 @@ const rabbit313Export = `{
     {"user": "billing", "vhost": "billing", "configure": "^invoice\\.", "write": ".*", "read": ".*"}
   ],
   "topic_permissions": [],
-  "parameters": [],
+  "parameters": [
+    {"value": {"max-connections": 100, "max-queues": 10}, "vhost": "billing", "component": "vhost-limits", "name": "limits"}
+  ],
   "global_parameters": [{"name": "internal_cluster_id", "value": "rabbitmq-cluster-id-nJ4tDQa8Hl3yvR5nH1bX0w"}],
   "policies": [
     {"vhost": "billing", "name": "ttl", "pattern": "^invoice\\.", "apply-to": "queues", "definition": {"message-ttl": 86400000}, "priority": 0}
@@ -125,11 +128,23 @@ func TestDefinitionsRabbitMQImportRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(want, got) {
 		t.Fatalf("export differs from the imported file:\nimported %v\nexported %v", want, got)
 	}
+	// The vhost limits came in from parameters and go out the same way.
+	wantLimits := []any{map[string]any{"value": map[string]any{"max-connections": 100.0, "max-queues": 10.0},
+		"vhost": "billing", "component": "vhost-limits", "name": "limits"}}
+	if !reflect.DeepEqual(doc["parameters"], wantLimits) {
+		t.Fatalf("exported parameters %v, want %v", doc["parameters"], wantLimits)
+	}
+	if l := s.Broker.Users().VHostLimit("billing", "max-queues"); l != 10 {
+		t.Fatalf("billing's max-queues after the import: %d", l)
+	}
 
 	other := testkit.Start(t)
 	guest(t, other, "POST", "/api/definitions", exported, http.StatusNoContent)
 	if again := guest(t, other, "GET", "/api/definitions", nil, http.StatusOK); !reflect.DeepEqual(brokerPart(t, again), got) {
 		t.Fatalf("a second round trip changed the definitions:\n%v\n%v", got, brokerPart(t, again))
+	}
+	if l := other.Broker.Users().VHostLimit("billing", "max-connections"); l != 100 {
+		t.Fatalf("the round trip lost billing's max-connections: %d", l)
 	}
 	// Importing the same file again changes nothing and succeeds.
 	guest(t, s, "POST", "/api/definitions", file, http.StatusNoContent)
@@ -205,6 +220,18 @@ func TestDefinitionsImportIsAllOrNothing(t *testing.T) {
 		{`{"queues":[` + good + `],"bindings":[{"source":"amq.direct","vhost":"/","destination":"new.q","destination_type":"topic","routing_key":""}]}`, "destination_type"},
 		{`{"queues":[` + good + `,{"name":"new.q","vhost":"/","durable":false,"auto_delete":false,"arguments":{}}]}`, "appears twice"},
 		{`{"queues": {"name": "q"}}`, "queues: the body must be an array"},
+		{`{"queues":[` + good + `],"parameters":[{"value":{"uri":"amqp://x"},"vhost":"/","component":"federation-upstream","name":"up"}]}`,
+			"component 'federation-upstream'"},
+		{`{"queues":[` + good + `],"parameters":[{"value":{"max-bogus":1},"vhost":"/","component":"vhost-limits","name":"limits"}]}`,
+			"unknown vhost limit 'max-bogus'"},
+		{`{"queues":[` + good + `],"parameters":[{"value":{"max-queues":"ten"},"vhost":"/","component":"vhost-limits","name":"limits"}]}`,
+			"must be an object of integers"},
+		{`{"queues":[` + good + `],"parameters":[{"value":{"max-queues":1},"vhost":"ghost","component":"vhost-limits","name":"limits"}]}`,
+			"vhost 'ghost' does not exist"},
+		// RabbitMQ 3.13's classic mirroring keys: refused (as RabbitMQ 4 does), named.
+		{`{"queues":[` + good + `],"parameters":[{"value":{"max-queues":1},"vhost":"/","component":"vhost-limits","name":"limits"}],` +
+			`"policies":[{"vhost":"/","name":"ha-all","pattern":".*","apply-to":"queues","definition":{"ha-mode":"all","ha-sync-mode":"automatic","max-length":5},"priority":0}]}`,
+			"'ha-mode' is classic queue mirroring, removed in RabbitMQ 4.0"},
 		{`not json`, "malformed JSON"},
 	} {
 		code, raw := apiCall(t, s, "POST", "/api/definitions", "", "", tc.file)
@@ -214,6 +241,12 @@ func TestDefinitionsImportIsAllOrNothing(t *testing.T) {
 		}
 		if after := guest(t, s, "GET", "/api/definitions", nil, http.StatusOK); !reflect.DeepEqual(brokerPart(t, before), brokerPart(t, after)) {
 			t.Fatalf("a refused import changed the definitions:\n%s\n%s", before, after)
+		}
+		if l := s.Broker.Users().VHostLimits(); len(l) != 0 {
+			t.Fatalf("a refused import set vhost limits: %v", l)
+		}
+		if ps := s.Broker.Policies("", false); len(ps) != 0 {
+			t.Fatalf("a refused import set policies: %v", ps)
 		}
 	}
 	if s.Broker.VHost("newvhost") != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 )
 
@@ -175,6 +176,9 @@ func (s *apiServer) postBinding(w http.ResponseWriter, r *http.Request, p params
 		writeError(w, http.StatusForbidden, "access_refused", "operation not permitted on the default exchange")
 		return
 	}
+	if !bindPermitted(w, r, v, kind, src, p["dest"], body.RoutingKey) {
+		return
+	}
 	args := amqpArgs(body.Arguments)
 	var err error
 	if kind == "q" {
@@ -215,6 +219,13 @@ func (s *apiServer) deleteBinding(w http.ResponseWriter, r *http.Request, p para
 		return
 	}
 	v := s.api.Broker.VHost(p["vhost"])
+	if v == nil {
+		notFound(w)
+		return
+	}
+	if !bindPermitted(w, r, v, kind, b.Source, b.Destination, b.RoutingKey) {
+		return
+	}
 	args := amqpArgs(b.Arguments)
 	var err error
 	if kind == "q" {
@@ -227,6 +238,25 @@ func (s *apiServer) deleteBinding(w http.ResponseWriter, r *http.Request, p para
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// bindPermitted checks a bind or unbind as RabbitMQ checks queue.bind and
+// exchange.bind: write access to the destination, read access to the
+// source exchange and, on a topic exchange, the topic permission to read
+// the routing key.
+func bindPermitted(w http.ResponseWriter, r *http.Request, v *broker.VHost, kind, src, dest, key string) bool {
+	destKind := "queue"
+	if kind == "e" {
+		destKind, dest = "exchange", exchangeName(dest)
+	}
+	if !permitted(w, r, v.Name(), auth.Write, destKind, dest) || !permitted(w, r, v.Name(), auth.Read, "exchange", src) {
+		return false
+	}
+	x, err := v.Exchange(src)
+	if err != nil {
+		return true // the broker answers the missing exchange
+	}
+	return topicPermitted(w, r, v.Name(), x, auth.Read, key)
 }
 
 // originalArgs finds the broker's own argument table of binding b (the

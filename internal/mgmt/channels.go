@@ -24,6 +24,29 @@ type channelJSON struct {
 	GlobalPrefetchCount    int               `json:"global_prefetch_count"`
 	ConsumerCount          int               `json:"consumer_count"`
 	MessagesUnacknowledged int               `json:"messages_unacknowledged"`
+	MessageStats           channelStats      `json:"message_stats"`
+}
+
+// channelStats are a channel's message_stats with RabbitMQ's names:
+// deliver counts deliveries to consumers (with and without acks), get
+// basic.get answers, deliver_get both (amqp/channel_stats.go).
+type channelStats struct {
+	Publish                 uint64     `json:"publish"`
+	PublishDetails          rateDetail `json:"publish_details"`
+	Confirm                 uint64     `json:"confirm"`
+	ConfirmDetails          rateDetail `json:"confirm_details"`
+	ReturnUnroutable        uint64     `json:"return_unroutable"`
+	ReturnUnroutableDetails rateDetail `json:"return_unroutable_details"`
+	Deliver                 uint64     `json:"deliver"`
+	DeliverDetails          rateDetail `json:"deliver_details"`
+	Get                     uint64     `json:"get"`
+	GetDetails              rateDetail `json:"get_details"`
+	DeliverGet              uint64     `json:"deliver_get"`
+	DeliverGetDetails       rateDetail `json:"deliver_get_details"`
+	Ack                     uint64     `json:"ack"`
+	AckDetails              rateDetail `json:"ack_details"`
+	Redeliver               uint64     `json:"redeliver"`
+	RedeliverDetails        rateDetail `json:"redeliver_details"`
 }
 
 type queueRef struct {
@@ -99,17 +122,26 @@ func (s *apiServer) channels() []channelJSON {
 	if s.api.Channels == nil {
 		return nil
 	}
+	s.rates.fresh(s.ticking)
 	peers := s.peers()
 	var out []channelJSON
 	for _, ch := range s.api.Channels() {
+		name := channelName(ch.Connection, ch.Number)
+		st, rt := ch.Stats, s.rates.chanRate(name)
 		cd, ok := peers[ch.Connection]
 		if !ok {
 			cd = connectionDetails{Name: ch.Connection}
 		}
-		out = append(out, channelJSON{Name: channelName(ch.Connection, ch.Number), Number: int(ch.Number),
+		out = append(out, channelJSON{Name: name, Number: int(ch.Number),
 			Node: s.api.Node.Name, User: ch.User, VHost: ch.VHost, State: "running", ConnectionDetails: cd,
 			PrefetchCount: int(ch.PrefetchCount), GlobalPrefetchCount: int(ch.GlobalPrefetchCount),
-			ConsumerCount: ch.Consumers, MessagesUnacknowledged: ch.Unacked})
+			ConsumerCount: ch.Consumers, MessagesUnacknowledged: ch.Unacked,
+			MessageStats: channelStats{Publish: st.Publish, PublishDetails: rateDetail{rt.publish.rate},
+				Confirm: st.Confirm, ConfirmDetails: rateDetail{rt.confirm.rate},
+				ReturnUnroutable: st.ReturnUnroutable, ReturnUnroutableDetails: rateDetail{rt.returned.rate},
+				Deliver: st.Deliver, DeliverDetails: rateDetail{rt.deliver.rate}, Get: st.Get, GetDetails: rateDetail{rt.get.rate},
+				DeliverGet: st.Deliver + st.Get, DeliverGetDetails: rateDetail{rt.deliver.rate + rt.get.rate},
+				Ack: st.Ack, AckDetails: rateDetail{rt.ack.rate}, Redeliver: st.Redeliver, RedeliverDetails: rateDetail{rt.redeliver.rate}}})
 	}
 	return out
 }

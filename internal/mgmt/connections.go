@@ -153,6 +153,12 @@ func (s *apiServer) closeConnection(w http.ResponseWriter, r *http.Request, p pa
 		notFound(w)
 		return
 	}
+	// Only administrators close other users' connections (a monitoring
+	// user sees them, but may close its own only), as in RabbitMQ.
+	if u, _ := requestUser(r); c.User != u.Name && !isAdmin(r) {
+		notAuthorised(w, "User not authorised to access object")
+		return
+	}
 	reason := r.Header.Get("X-Reason")
 	if reason == "" {
 		reason = "Closed via management plugin"

@@ -156,6 +156,7 @@ func (s *apiServer) exportDefinitions(w http.ResponseWriter, r *http.Request, vh
 		}
 		sort.Slice(vhosts, func(i, j int) bool { return vhosts[i].Name < vhosts[j].Name })
 		doc["vhosts"] = vhosts
+		doc["parameters"] = s.exportParameters()
 		for _, sec := range s.api.Definitions {
 			part, err := sec.Export()
 			if err != nil {
@@ -211,6 +212,7 @@ type importPlan struct {
 	exchanges []defExchange
 	queues    []defQueue
 	bindings  []defBinding
+	limits    []broker.Command // vhost limits, from parameters (definitions_params.go)
 	sections  []func() error
 }
 
@@ -398,7 +400,12 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 	if vhost != "" {
 		return p, nil
 	}
-	owned := map[string]bool{"vhosts": true, "queues": true, "exchanges": true, "bindings": true}
+	limits, err := planParameters(doc, known)
+	if err != nil {
+		return nil, err
+	}
+	p.limits = limits
+	owned := map[string]bool{"vhosts": true, "queues": true, "exchanges": true, "bindings": true, "parameters": true}
 	for _, k := range ignoredKeys {
 		owned[k] = true
 	}
@@ -494,6 +501,13 @@ func (s *apiServer) applyImport(p *importPlan) error {
 		}
 		if err != nil {
 			return fmt.Errorf("binding of '%s' to '%s' in vhost '%s': %w", bd.Source, bd.Destination, bd.VHost, err)
+		}
+	}
+	// Limits after the objects: a max-queues the file sets must not
+	// refuse the file's own queues (it holds back later declares).
+	for _, c := range p.limits {
+		if err := b.Change(c); err != nil {
+			return fmt.Errorf("vhost limits: %w", err)
 		}
 	}
 	for _, apply := range p.sections {

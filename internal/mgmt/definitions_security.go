@@ -157,6 +157,9 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 	}
 	for i, set := range [][]broker.Policy{policies, ops} {
 		for j, p := range set {
+			if err := mirroringKeys(p.Definition); err != nil {
+				return nil, fmt.Errorf("policy '%s' in vhost '%s': %v (nothing was imported)", p.Name, p.VHost, err)
+			}
 			n, err := broker.ValidatePolicy(p, i == 1)
 			if err != nil {
 				return nil, fmt.Errorf("policy '%s' in vhost '%s': %v", p.Name, p.VHost, err)

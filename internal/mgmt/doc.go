@@ -3,8 +3,11 @@
 // /api/limits (GET, and PUT to replace them) and, when enabled, Go's
 // profiler under /debug/pprof/. Every request needs HTTP basic credentials
 // (access.go) except GET and HEAD of the configured open paths (/healthz
-// and /metrics by default): reads a user tagged monitoring, management,
-// policymaker or administrator, changes and the profiler an administrator.
+// and /metrics by default) and a user tagged monitoring, management,
+// policymaker or administrator; what each may read and change is
+// RabbitMQ's model (authz.go): changes to queues, exchanges and bindings
+// as the user's vhost permissions allow, policies for policymakers,
+// everything else and the profiler for administrators.
 // Failed logins are logged with the source address and throttled per
 // address (throttle.go).
 //
@@ -13,8 +16,8 @@
 // exchanges, queues, bindings, definitions and health checks with
 // RabbitMQ's paths, JSON field names and error bodies. It reads the broker
 // through Sources.API (the broker's vhosts and the listeners' snapshots)
-// and samples counters once a second for rates (rates.go). There is no web
-// console.
+// and samples counters once a second for rates (rates.go). The web console
+// (internal/console) is served at /.
 //
 // Metrics are gathered at scrape time from the components' Stats()
 // snapshots through a custom collector, so nothing on the message path

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 )
@@ -22,6 +23,17 @@ type exchangeJSON struct {
 	Arguments              map[string]any `json:"arguments"`
 	UserWhoPerformedAction string         `json:"user_who_performed_action"`
 	Policy                 *string        `json:"policy"`
+	MessageStats           exchangeStats  `json:"message_stats"`
+}
+
+// exchangeStats are an exchange's message_stats, RabbitMQ's publish_in
+// (messages published to it) and publish_out (copies it routed to
+// queues) with their rates (broker/exchange_stats.go).
+type exchangeStats struct {
+	PublishIn         uint64     `json:"publish_in"`
+	PublishInDetails  rateDetail `json:"publish_in_details"`
+	PublishOut        uint64     `json:"publish_out"`
+	PublishOutDetails rateDetail `json:"publish_out_details"`
 }
 
 func (s *apiServer) routeExchanges(rt *router) {
@@ -39,7 +51,8 @@ func (s *apiServer) routeExchanges(rt *router) {
 		if x == nil {
 			return
 		}
-		apiJSON(w, http.StatusOK, exchangeOf(v.Name(), x))
+		s.rates.fresh(s.ticking)
+		apiJSON(w, http.StatusOK, s.exchangeOf(v.Name(), x))
 	})
 	rt.handle(http.MethodPut, "/api/exchanges/{vhost}/{name}", s.putExchange)
 	rt.handle(http.MethodDelete, "/api/exchanges/{vhost}/{name}", s.deleteExchange)
@@ -61,20 +74,25 @@ func exchangeName(n string) string {
 	return n
 }
 
-func exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
+func (s *apiServer) exchangeOf(vhost string, x *broker.Exchange) exchangeJSON {
 	c := x.Config()
+	st := x.Stats()
+	in, out := s.rates.exchangeRate(qkey{vhost, c.Name})
 	return exchangeJSON{Name: c.Name, VHost: vhost, Type: c.Type, Durable: c.Durable, AutoDelete: c.AutoDelete,
-		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy())}
+		Internal: c.Internal, Arguments: jsonArgs(c.Args), Policy: nameOrNull(x.Policy()),
+		MessageStats: exchangeStats{PublishIn: st.PublishIn, PublishInDetails: rateDetail{in},
+			PublishOut: st.PublishOut, PublishOutDetails: rateDetail{out}}}
 }
 
 func (s *apiServer) exchanges(r *http.Request, vhost string) []exchangeJSON {
+	s.rates.fresh(s.ticking)
 	var out []exchangeJSON
 	for _, v := range s.api.Broker.VHosts() {
 		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
 			continue
 		}
 		for _, x := range v.Exchanges() {
-			out = append(out, exchangeOf(v.Name(), x))
+			out = append(out, s.exchangeOf(v.Name(), x))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -109,7 +127,7 @@ type exchangeBody struct {
 
 func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params) {
 	v := s.vhost(w, r, p["vhost"])
-	if v == nil {
+	if v == nil || !permitted(w, r, v.Name(), auth.Configure, "exchange", exchangeName(p["name"])) {
 		return
 	}
 	var body exchangeBody
@@ -138,7 +156,7 @@ func (s *apiServer) putExchange(w http.ResponseWriter, r *http.Request, p params
 
 func (s *apiServer) deleteExchange(w http.ResponseWriter, r *http.Request, p params) {
 	v, x := s.exchange(w, r, p)
-	if x == nil {
+	if x == nil || !permitted(w, r, v.Name(), auth.Configure, "exchange", x.Name()) {
 		return
 	}
 	if err := v.DeleteExchange(x.Name(), r.URL.Query().Get("if-unused") == "true"); err != nil {
@@ -162,7 +180,7 @@ func unixSeconds(s int64) time.Time { return time.Unix(s, 0).UTC() }
 // answer says whether any queue took it.
 func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 	v, x := s.exchange(w, r, p)
-	if x == nil {
+	if x == nil || !permitted(w, r, v.Name(), auth.Write, "exchange", x.Name()) {
 		return
 	}
 	var body publishBody
@@ -171,6 +189,9 @@ func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 	}
 	if body.RoutingKey == nil || body.Payload == nil || body.PayloadEncoding == nil {
 		badRequest(w, "routing_key, payload and payload_encoding are required")
+		return
+	}
+	if !topicPermitted(w, r, v.Name(), x, auth.Write, *body.RoutingKey) {
 		return
 	}
 	var payload []byte

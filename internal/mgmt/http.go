@@ -16,9 +16,8 @@ import (
 // Handler returns the HTTP handler for /healthz, /metrics, /api/limits and,
 // on a cluster node, /api/cluster,
 // and Go's profiler under /debug/pprof/ when pprof is set. Every request
-// outside src.OpenPaths needs basic credentials (access.go): reads a
-// monitoring, management, policymaker or administrator user, everything
-// else an administrator.
+// outside src.OpenPaths needs basic credentials and a management tag
+// (access.go); what each tag may do is authz.go's.
 func Handler(src Sources, pprof bool) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(src),

@@ -96,10 +96,18 @@ var exchangeTypes = []exchangeType{
 
 func (s *apiServer) routeOverview(rt *router) {
 	rt.handle(http.MethodGet, "/api/overview", s.overview)
+	// Node-level data is for monitoring users (and administrators), as
+	// RabbitMQ's is_authorized_monitor has it.
 	rt.handle(http.MethodGet, "/api/nodes", func(w http.ResponseWriter, r *http.Request, _ params) {
+		if !requireMonitor(w, r) {
+			return
+		}
 		respondList(w, r, []nodeJSON{s.node()})
 	})
-	rt.handle(http.MethodGet, "/api/nodes/{name}", func(w http.ResponseWriter, _ *http.Request, p params) {
+	rt.handle(http.MethodGet, "/api/nodes/{name}", func(w http.ResponseWriter, r *http.Request, p params) {
+		if !requireMonitor(w, r) {
+			return
+		}
 		if p["name"] != s.api.Node.Name {
 			notFound(w)
 			return

@@ -105,11 +105,7 @@ func respondList[T any](w http.ResponseWriter, r *http.Request, items []T) {
 	total := len(items)
 	if q.paged && q.name != "" {
 		items = slices.DeleteFunc(items, func(it T) bool {
-			n := fieldString(reflect.ValueOf(it), []string{"name"})
-			if q.nameRE != nil {
-				return !q.nameRE.MatchString(n)
-			}
-			return !strings.Contains(strings.ToLower(n), q.nameLowered)
+			return !nameMatches(q, fieldString(reflect.ValueOf(it), []string{"name"}))
 		})
 	}
 	if q.sort != nil {
@@ -148,9 +144,22 @@ type sortKey struct {
 
 func sortItems[T any](items []T, path []string, reverse bool) {
 	keys := make([]sortKey, len(items))
-	idx := make([]int, len(items))
 	for i := range items {
 		keys[i] = keyOf(fieldByPath(reflect.ValueOf(items[i]), path))
+	}
+	idx := sortOrder(keys, reverse)
+	sorted := make([]T, len(items))
+	for i, j := range idx {
+		sorted[i] = items[j]
+	}
+	copy(items, sorted)
+}
+
+// sortOrder is the stable order of keys (numbers before strings), as
+// indexes into keys.
+func sortOrder(keys []sortKey, reverse bool) []int {
+	idx := make([]int, len(keys))
+	for i := range idx {
 		idx[i] = i
 	}
 	slices.SortStableFunc(idx, func(a, b int) int {
@@ -169,11 +178,7 @@ func sortItems[T any](items []T, path []string, reverse bool) {
 		}
 		return c
 	})
-	sorted := make([]T, len(items))
-	for i, j := range idx {
-		sorted[i] = items[j]
-	}
-	copy(items, sorted)
+	return idx
 }
 
 func keyOf(v reflect.Value) sortKey {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,8 +45,15 @@ func handlePolicies(mux *http.ServeMux, src Sources) {
 		if op {
 			base = "/api/operator-policies"
 		}
-		mux.HandleFunc("GET "+base, func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, nonNilPolicies(src.Policies.Policies("", op)))
+		mux.HandleFunc("GET "+base, func(w http.ResponseWriter, r *http.Request) {
+			if !policyAccess(w, r, "", op) {
+				return
+			}
+			ps := src.Policies.Policies("", op)
+			if !isAdmin(r) { // a policymaker sees its vhosts' policies
+				ps = slices.DeleteFunc(slices.Clone(ps), func(p broker.Policy) bool { return !canAccess(r, p.VHost) })
+			}
+			writeJSON(w, http.StatusOK, nonNilPolicies(ps))
 		})
 		mux.HandleFunc(base+"/", func(w http.ResponseWriter, r *http.Request) { policyPath(w, r, src, base, op) })
 	}
@@ -64,6 +72,13 @@ func policyPath(w http.ResponseWriter, r *http.Request, src Sources, base string
 			return
 		}
 		segs = append(segs, seg)
+	}
+	if src.VHostExists != nil && !src.VHostExists(segs[0]) {
+		policyNotFound(w)
+		return
+	}
+	if !policyAccess(w, r, segs[0], op) {
+		return
 	}
 	switch {
 	case len(segs) == 1 && (r.Method == http.MethodGet || r.Method == http.MethodHead):
@@ -160,11 +175,36 @@ func decodePolicyBody(body io.Reader, vhost, name string) (broker.Policy, error)
 	case b.Name != nil && *b.Name != name:
 		return broker.Policy{}, fmt.Errorf("name %q in the body differs from %q in the path", *b.Name, name)
 	}
+	if err := mirroringKeys(b.Definition); err != nil {
+		return broker.Policy{}, err
+	}
 	prio, err := parsePriority(b.Priority)
 	if err != nil {
 		return broker.Policy{}, err
 	}
 	return broker.Policy{VHost: vhost, Name: name, Pattern: *b.Pattern, ApplyTo: b.ApplyTo, Definition: b.Definition, Priority: prio}, nil
+}
+
+// mirroringKeys refuses a definition with an ha-* key, naming it: classic
+// queue mirroring, which RabbitMQ 4.0 removed (a 4.x node refuses such a
+// policy as unknown keys, and will not boot with one left from 3.13) and
+// Tern never had. Refusing is what RabbitMQ 4 does; the reason says how to
+// clean a 3.13 export. A policy that ignored them would silently drop the
+// replication its author asked for.
+func mirroringKeys(def map[string]any) error {
+	var keys []string
+	for k := range def {
+		if strings.HasPrefix(k, "ha-") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	return fmt.Errorf("'%s' is classic queue mirroring, removed in RabbitMQ 4.0 and not in Tern: "+
+		"remove the ha-* keys (%s) from the policy (RabbitMQ 3.13's rabbitmqctl remove_classic_queue_mirroring_from_policies does) "+
+		"and use quorum queues for replication", keys[0], strings.Join(keys, ", "))
 }
 
 // parsePriority reads a priority given as a JSON integer or, as RabbitMQ's

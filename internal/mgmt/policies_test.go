@@ -203,6 +203,7 @@ func TestPolicyBadInputOverHTTP(t *testing.T) {
 		{"PUT", "/api/policies/%2F/p", `{"definition":{"max-length":1}}`, 400, "pattern is required"},
 		{"PUT", "/api/policies/%2F/p", `{"pattern":".*","definition":{"max-length":1},"priority":"high"}`, 400, "priority"},
 		{"PUT", "/api/policies/%2F/p", `{"pattern":".*",`, 400, "JSON"},
+		{"PUT", "/api/policies/%2F/p", `{"pattern":".*","definition":{"ha-mode":"exactly","ha-params":2}}`, 400, "'ha-mode' is classic queue mirroring"},
 		{"PUT", "/api/operator-policies/%2F/p", `{"pattern":".*","definition":{"dead-letter-exchange":"x"}}`, 400, "operator policy"},
 		{"PUT", "/api/policies/nope/p", `{"pattern":".*","definition":{"max-length":1}}`, 404, "Not Found"},
 		{"GET", "/api/policies/nope", "", 404, "Not Found"},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/message"
 )
@@ -39,8 +40,8 @@ type gotMessage struct {
 // dropped). The messages are all taken before any is returned, so one get
 // never shows a message twice.
 func (s *apiServer) getMessages(w http.ResponseWriter, r *http.Request, p params) {
-	_, q := s.queue(w, r, p)
-	if q == nil {
+	v, q := s.queue(w, r, p)
+	if q == nil || !permitted(w, r, v.Name(), auth.Read, "queue", q.Name()) {
 		return
 	}
 	var body getBody

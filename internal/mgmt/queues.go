@@ -2,14 +2,13 @@ package mgmt
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 
+	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
 )
 
-// queueStats are a queue's message_stats (queue_stats.go in broker: stream
-// and quorum queues count nothing yet and show zeros).
+// queueStats are a queue's message_stats, for every queue type
+// (broker/queue_stats.go).
 type queueStats struct {
 	Publish           uint64     `json:"publish"`
 	PublishDetails    rateDetail `json:"publish_details"`
@@ -49,13 +48,13 @@ type queueJSON struct {
 
 func (s *apiServer) routeQueues(rt *router) {
 	rt.handle(http.MethodGet, "/api/queues", func(w http.ResponseWriter, r *http.Request, _ params) {
-		respondList(w, r, s.queues(r, ""))
+		s.listQueues(w, r, "") // queues_page.go
 	})
 	rt.handle(http.MethodGet, "/api/queues/{vhost}", func(w http.ResponseWriter, r *http.Request, p params) {
 		if !s.vhostOr404(w, r, p["vhost"]) {
 			return
 		}
-		respondList(w, r, s.queues(r, p["vhost"]))
+		s.listQueues(w, r, p["vhost"])
 	})
 	rt.handle(http.MethodGet, "/api/queues/{vhost}/{name}", s.getQueue)
 	rt.handle(http.MethodPut, "/api/queues/{vhost}/{name}", s.putQueue)
@@ -66,8 +65,8 @@ func (s *apiServer) routeQueues(rt *router) {
 }
 
 // vhost returns the named vhost if it exists and the request's user may
-// see it, else answers 404 (or 401 not_authorised for a vhost the user
-// may not access, as RabbitMQ does) and returns nil.
+// see it, else answers 404 (or 403 not_authorised for a vhost the user
+// may not access) and returns nil.
 func (s *apiServer) vhost(w http.ResponseWriter, r *http.Request, name string) *broker.VHost {
 	v := s.api.Broker.VHost(name)
 	if v == nil {
@@ -75,7 +74,7 @@ func (s *apiServer) vhost(w http.ResponseWriter, r *http.Request, name string) *
 		return nil
 	}
 	if !vhostVisible(r, name) {
-		writeError(w, http.StatusUnauthorized, "not_authorised", "Access refused.")
+		notAuthorised(w, "Access refused.")
 		return nil
 	}
 	return v
@@ -86,46 +85,36 @@ func (s *apiServer) vhostOr404(w http.ResponseWriter, r *http.Request, name stri
 }
 
 // queues lists the queues of vhost ("" for every vhost the user sees),
-// sorted by vhost and name. Queues are sorted as pointers before their
-// JSON structs are built, and the slice is sized once: with 10,000 queues
-// the listing is a few allocations, not one per queue.
+// sorted by vhost and name (the index of queue_index.go), its JSON structs
+// built into a slice sized once.
 func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 	s.rates.fresh(s.ticking)
-	vhosts := s.api.Broker.VHosts()
-	slices.SortFunc(vhosts, func(a, b *broker.VHost) int { return strings.Compare(a.Name(), b.Name()) })
-	type vq struct {
-		v  string
-		qs []*broker.Queue
-	}
-	var lists []vq
-	n := 0
-	for _, v := range vhosts {
-		if (vhost != "" && v.Name() != vhost) || !vhostVisible(r, v.Name()) {
-			continue
-		}
-		qs := v.Queues()
-		slices.SortFunc(qs, func(a, b *broker.Queue) int { return strings.Compare(a.Name(), b.Name()) })
-		lists = append(lists, vq{v.Name(), qs})
-		n += len(qs)
-	}
-	out := make([]queueJSON, 0, n)
+	refs := s.queueRefs(r, vhost)
+	out := make([]queueJSON, 0, len(refs))
 	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
-		for _, l := range lists {
-			for _, q := range l.qs {
-				out = append(out, s.queueJSON(l.v, q, rate(qkey{l.v, q.Name()})))
-			}
+		for _, x := range refs {
+			out = append(out, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()})))
 		}
 	})
 	return out
 }
 
 func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
+	j := s.queueLight(vhost, q, rt)
+	j.Arguments = jsonArgs(q.Config().Args)
+	j.EffectivePolicyDefinition = jsonArgs(q.Policy().EffectiveDefinition)
+	return j
+}
+
+// queueLight is queueJSON without its maps (arguments,
+// effective_policy_definition): what sorting by another field needs.
+func (s *apiServer) queueLight(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
 	ready, unacked, consumers, bytes, st := q.Status()
 	cfg := q.Config()
 	pol := q.Policy()
 	return queueJSON{Policy: nameOrNull(pol.Policy), OperatorPolicy: nameOrNull(pol.OperatorPolicy),
-		EffectivePolicyDefinition: jsonArgs(pol.EffectiveDefinition), Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
-		Exclusive: cfg.Exclusive, Arguments: jsonArgs(cfg.Args), Node: s.api.Node.Name, State: "running",
+		Name: cfg.Name, VHost: vhost, Type: q.Type().String(), Durable: cfg.Durable, AutoDelete: cfg.AutoDelete,
+		Exclusive: cfg.Exclusive, Node: s.api.Node.Name, State: "running",
 		Consumers: consumers, Messages: ready + unacked, MessagesDetails: rateDetail{rt.Messages},
 		MessagesReady: ready, MessagesReadyDetails: rateDetail{rt.Ready},
 		MessagesUnacknowledged: unacked, MessagesUnacknowledgedDetails: rateDetail{rt.Unacked}, MessageBytesReady: bytes,
@@ -139,7 +128,9 @@ func nameOrNull(n string) *string {
 	if n == "" {
 		return nil
 	}
-	return &n
+	p := new(string) // not &n: that moves n to the heap on every call, empty or not
+	*p = n
+	return p
 }
 
 // queue returns the named queue or answers 404.
@@ -183,7 +174,7 @@ type queueBody struct {
 
 func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 	v := s.vhost(w, r, p["vhost"])
-	if v == nil {
+	if v == nil || !permitted(w, r, v.Name(), auth.Configure, "queue", p["name"]) {
 		return
 	}
 	var body queueBody
@@ -211,7 +202,7 @@ func (s *apiServer) putQueue(w http.ResponseWriter, r *http.Request, p params) {
 
 func (s *apiServer) deleteQueue(w http.ResponseWriter, r *http.Request, p params) {
 	v, q := s.queue(w, r, p)
-	if q == nil {
+	if q == nil || !permitted(w, r, v.Name(), auth.Configure, "queue", q.Name()) {
 		return
 	}
 	qs := r.URL.Query()
@@ -223,8 +214,8 @@ func (s *apiServer) deleteQueue(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *apiServer) purgeQueue(w http.ResponseWriter, r *http.Request, p params) {
-	_, q := s.queue(w, r, p)
-	if q == nil {
+	v, q := s.queue(w, r, p)
+	if q == nil || !permitted(w, r, v.Name(), auth.Read, "queue", q.Name()) {
 		return
 	}
 	q.Purge()

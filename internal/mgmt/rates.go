@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/broker"
 )
 
@@ -68,6 +69,18 @@ type globalRates struct {
 	messages, ready, unacked                                        gaugeRate
 }
 
+// exchangeRates are one exchange's publish_in and publish_out rates.
+type exchangeRates struct {
+	in, out counterRate
+	seen    uint64
+}
+
+// chanRates are one channel's message rates.
+type chanRates struct {
+	publish, confirm, returned, deliver, get, ack, redeliver counterRate
+	seen                                                     uint64
+}
+
 type connRates struct {
 	recv, send counterRate
 	seen       uint64
@@ -85,7 +98,9 @@ type rateSampler struct {
 	last   time.Time
 	gen    uint64
 	queues map[qkey]*queueRates
+	xs     map[qkey]*exchangeRates
 	conns  map[string]*connRates
+	chans  map[string]*chanRates
 	global globalRates
 }
 
@@ -102,7 +117,8 @@ func newRateSampler(src Sources, now func() time.Time) *rateSampler {
 	if now == nil {
 		now = time.Now
 	}
-	return &rateSampler{src: src, now: now, queues: map[qkey]*queueRates{}, conns: map[string]*connRates{}}
+	return &rateSampler{src: src, now: now, queues: map[qkey]*queueRates{}, xs: map[qkey]*exchangeRates{}, conns: map[string]*connRates{},
+		chans: map[string]*chanRates{}}
 }
 
 // run samples every rateInterval until done is closed.
@@ -139,6 +155,11 @@ func (s *rateSampler) sample() {
 	s.scratchMu.Lock()
 	defer s.scratchMu.Unlock()
 	queues := s.scratch[:0]
+	type xsample struct {
+		k  qkey
+		st broker.ExchangeStats
+	}
+	var xs []xsample
 	var bs broker.Stats
 	if s.src.API != nil && s.src.API.Broker != nil {
 		b := s.src.API.Broker
@@ -146,9 +167,18 @@ func (s *rateSampler) sample() {
 		for _, v := range b.VHosts() {
 			for _, q := range v.Queues() {
 				r, u, _, _, st := q.Status()
+				if r == 0 && u == 0 && st == (broker.MessageStats{}) {
+					// Never used: its rates are all 0, as for a queue
+					// not sampled, and a fleet's idle MQTT sessions
+					// cost no sample each.
+					continue
+				}
 				queues = append(queues, queueSample{k: qkey{v.Name(), q.Name()}, r: r, u: u, st: st})
 				bs.MessagesReady += r
 				bs.MessagesUnacked += u
+			}
+			for _, x := range v.Exchanges() {
+				xs = append(xs, xsample{qkey{v.Name(), x.Name()}, x.Stats()})
 			}
 		}
 	} else {
@@ -168,6 +198,16 @@ func (s *rateSampler) sample() {
 	if s.src.API != nil && s.src.API.Connections != nil {
 		for _, c := range s.src.API.Connections() {
 			conns = append(conns, cs{c.Name, c.RecvOct, c.SendOct})
+		}
+	}
+	type chs struct {
+		name string
+		st   amqp.ChannelStats
+	}
+	var chans []chs
+	if s.src.API != nil && s.src.API.Channels != nil {
+		for _, c := range s.src.API.Channels() {
+			chans = append(chans, chs{channelName(c.Connection, c.Number), c.Stats})
 		}
 	}
 
@@ -195,7 +235,9 @@ func (s *rateSampler) sample() {
 			qr = &queueRates{}
 			s.queues[q.k] = qr
 		}
-		isNew := !seen
+		// A queue first sampled now had zero counts at the last sample:
+		// unused then (not sampled), or declared since.
+		isNew := first
 		qr.publish.update(q.st.Published, dt, isNew)
 		qr.deliver.update(q.st.Delivered, dt, isNew)
 		qr.ack.update(q.st.Acked, dt, isNew)
@@ -208,6 +250,21 @@ func (s *rateSampler) sample() {
 	for k, qr := range s.queues {
 		if qr.seen != s.gen {
 			delete(s.queues, k)
+		}
+	}
+	for _, x := range xs {
+		xr, seen := s.xs[x.k]
+		if !seen {
+			xr = &exchangeRates{}
+			s.xs[x.k] = xr
+		}
+		xr.in.update(x.st.PublishIn, dt, !seen)
+		xr.out.update(x.st.PublishOut, dt, !seen)
+		xr.seen = s.gen
+	}
+	for k, xr := range s.xs {
+		if xr.seen != s.gen {
+			delete(s.xs, k)
 		}
 	}
 	for _, c := range conns {
@@ -225,6 +282,38 @@ func (s *rateSampler) sample() {
 			delete(s.conns, k)
 		}
 	}
+	for _, c := range chans {
+		cr, seen := s.chans[c.name]
+		if !seen {
+			cr = &chanRates{}
+			s.chans[c.name] = cr
+		}
+		st := c.st
+		for _, u := range []struct {
+			r *counterRate
+			v uint64
+		}{{&cr.publish, st.Publish}, {&cr.confirm, st.Confirm}, {&cr.returned, st.ReturnUnroutable}, {&cr.deliver, st.Deliver},
+			{&cr.get, st.Get}, {&cr.ack, st.Ack}, {&cr.redeliver, st.Redeliver}} {
+			u.r.update(u.v, dt, !seen)
+		}
+		cr.seen = s.gen
+	}
+	for k, cr := range s.chans {
+		if cr.seen != s.gen {
+			delete(s.chans, k)
+		}
+	}
+}
+
+// chanRate returns a channel's message rates (zeros before its first
+// sample).
+func (s *rateSampler) chanRate(name string) chanRates {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.chans[name]; c != nil {
+		return *c
+	}
+	return chanRates{}
 }
 
 // withQueueRates calls f with a lookup of the sampled queues' rates,
@@ -259,6 +348,16 @@ func (s *rateSampler) connRate(name string) (recv, send float64) {
 	defer s.mu.Unlock()
 	if c := s.conns[name]; c != nil {
 		return c.recv.rate, c.send.rate
+	}
+	return 0, 0
+}
+
+// exchangeRate returns one exchange's publish_in and publish_out rates.
+func (s *rateSampler) exchangeRate(k qkey) (in, out float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.xs[k]; x != nil {
+		return x.in.rate, x.out.rate
 	}
 	return 0, 0
 }

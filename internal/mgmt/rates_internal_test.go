@@ -95,3 +95,31 @@ func BenchmarkSample10kQueues(b *testing.B) {
 }
 
 func itoaInt(i int) string { return itoa(i) }
+
+// A queue never used (an offline MQTT session's, by the thousand) keeps no
+// rate sample; once it is used, its first sampled interval counts from
+// zero, as it had nothing at the sample before.
+func TestRatesSkipUnusedQueues(t *testing.T) {
+	b := broker.New(broker.Config{})
+	v := b.VHost("/")
+	if _, err := v.DeclareQueue(broker.QueueConfig{Name: "idle"}, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	s := newRateSampler(Sources{Broker: b.Stats, API: &API{Broker: b}}, func() time.Time { return now })
+	s.sample()
+	if n := s.sampledQueues(); n != 0 {
+		t.Fatalf("%d samples kept for an unused queue", n)
+	}
+	var sc broker.RouteScratch
+	for range 6 {
+		if _, err := v.Publish(&sc, &message.Message{RoutingKey: "idle", Body: []byte("m")}, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * time.Second)
+	s.sample()
+	if r := s.queueRate(qkey{"/", "idle"}); r.Publish != 3 || r.Ready != 3 {
+		t.Errorf("6 publishes in 2 s to a queue unused before: %+v, want publish and ready 3/s", r)
+	}
+}

@@ -232,10 +232,15 @@ type vhostJSON struct {
 	Tracing     bool     `json:"tracing"`
 }
 
-func (a *secAPI) listVHosts(w http.ResponseWriter, _ *http.Request) {
+// listVHosts lists the vhosts the user may see: every one for monitoring
+// and administrator users, those it has a permission in for the others
+// (RabbitMQ's rule).
+func (a *secAPI) listVHosts(w http.ResponseWriter, r *http.Request) {
 	out := []vhostJSON{}
 	for _, v := range a.b.VHosts() {
-		out = append(out, vhostJSON{Name: v.Name(), Tags: []string{}})
+		if vhostVisible(r, v.Name()) {
+			out = append(out, vhostJSON{Name: v.Name(), Tags: []string{}})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -244,6 +249,10 @@ func (a *secAPI) getVHost(w http.ResponseWriter, r *http.Request) {
 	v := a.b.VHost(r.PathValue("name"))
 	if v == nil {
 		notFound(w)
+		return
+	}
+	if !vhostVisible(r, v.Name()) {
+		notAuthorised(w, "Access refused.")
 		return
 	}
 	writeJSON(w, http.StatusOK, vhostJSON{Name: v.Name(), Tags: []string{}})

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -34,13 +35,16 @@ type connAccess struct {
 	gen    uint64
 	grant  *auth.Grant
 	topics *auth.TopicRules
+	// maxMessage is the vhost's max-message-size, -1 for none.
+	maxMessage int64
 }
 
 func (c *conn) access() *connAccess {
 	users := c.srv.users
 	if g := users.Generation(); !c.acc.loaded || g != c.acc.gen {
 		vhost := c.vhost.Name()
-		c.acc = connAccess{loaded: true, gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, c.clientID, topicVar)}
+		c.acc = connAccess{loaded: true, gen: g, grant: users.Grant(c.user.Name, vhost), topics: users.TopicRules(c.user.Name, vhost, c.clientID, topicVar),
+			maxMessage: users.VHostLimit(vhost, auth.LimitMaxMessageSize)}
 	}
 	return &c.acc
 }
@@ -66,6 +70,18 @@ func topicVar(v string) string {
 func (c *conn) allowed(a auth.Access, topic string) bool {
 	acc := c.access()
 	return acc.grant.Allows(a, mqttExchange) && acc.topics.Allows(a, mqttExchange, topicToKey(topic))
+}
+
+// tooLarge refuses a payload over the vhost's max-message-size as a
+// packet over Maximum Packet Size is refused: DISCONNECT 0x95 Packet too
+// large (5.0), the connection closed (3.1.1). nil when it fits.
+func (c *conn) tooLarge(payload int) error {
+	max := c.access().maxMessage
+	if max < 0 || int64(payload) <= max {
+		return nil
+	}
+	return &wire.Error{Code: wire.PacketTooLarge,
+		Msg: fmt.Sprintf("message size %d is larger than configured max size %d (max-message-size of vhost '%s')", payload, max, c.vhost.Name())}
 }
 
 // refusedPublish answers a PUBLISH the user may not make, in turn with

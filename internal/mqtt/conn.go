@@ -70,9 +70,13 @@ type conn struct {
 	mu       sync.Mutex // guards the fields below (shared with delivering queues)
 	subs     map[string]subOpts
 	inflight map[uint16]*outflight
-	nextPID  uint16
-	recvMax  int
-	closed   bool
+	// sess is a persistent session's state kept between connections
+	// (inflight.go): its PUBRECs received and inbound QoS 2 packet ids.
+	// nil for a session that ends with the connection.
+	sess    *sessionState
+	nextPID uint16
+	recvMax int
+	closed  bool
 	// aliasOut maps topics to the aliases this connection has told the
 	// client, up to the client's Topic Alias Maximum (aliasMax).
 	aliasOut map[string]uint16
@@ -95,7 +99,7 @@ type outflight struct {
 	d        broker.Delivery
 	stored   bool // d is a queue delivery (not a retained message sent directly)
 	qos      byte
-	released bool // PUBREL sent (QoS 2)
+	released bool // PUBREC received, PUBREL sent or due (QoS 2)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

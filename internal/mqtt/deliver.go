@@ -44,6 +44,28 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		return broker.Refuse
 	}
 	m := d.Msg
+	// A QoS 1/2 delivery from the session queue goes with the packet id
+	// its sequence number gives (inflight.go), so a resend after a
+	// reconnect or a restart has the original id [MQTT-4.4.0-1]. While
+	// that id is busy the message waits.
+	fromSession := s.filter == "" && c.sub == s
+	var pid uint16
+	var pidBusy bool
+	if fromSession {
+		pid = pidForSeq(d.Seq)
+		_, pidBusy = c.inflight[pid]
+		if c.sess != nil && d.Redelivered && c.sess.isReleased(s.q.ID(), d.Seq, m.Published) {
+			if pidBusy {
+				return broker.Refuse
+			}
+			// Its PUBREC came before the client left: PUBREL again, never
+			// the PUBLISH [MQTT-4.4.0-1], whatever became of the
+			// subscription or the message's expiry since.
+			c.send(&wire.Ack{Kind: wire.PUBREL, PacketID: pid})
+			put(&c.inflight, pid, &outflight{d: d, stored: true, qos: 2, released: true})
+			return broker.Take
+		}
+	}
 	topic := keyToTopic(m.RoutingKey)
 	publisher := m.Origin.ClientID
 
@@ -73,10 +95,16 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
 	qos = min(qos, messageQoS(m))
-	if qos > 0 && len(c.inflight) >= c.recvMax {
-		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7]
+	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
+		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7], or the id is in use
 	}
-	p := &wire.Publish{QoS: qos, Topic: topic, Payload: m.Body, Dup: qos > 0 && d.Redelivered}
+	// DUP: a redelivery, or (QoS 2) a message stored before this broker
+	// started, which may have gone out before a kill -9 that lost the
+	// queue's record of its delivery: "might be re-delivery" is what DUP
+	// says [MQTT-3.3.1-1], and it lets a receiver that tells a resend by
+	// DUP and packet id absorb it.
+	dup := qos > 0 && (d.Redelivered || (qos == 2 && m.Published < c.srv.started))
+	p := &wire.Publish{QoS: qos, Topic: topic, Payload: m.Body, Dup: dup}
 	if rap {
 		p.Retain = m.Origin.Retain
 	}
@@ -89,7 +117,11 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	// are used in the order the client sees them.
 	if !c.out.AppendDelivery(func(buf []byte) []byte {
 		if qos > 0 {
-			p.PacketID = c.allocPIDLocked()
+			if fromSession {
+				p.PacketID = pid
+			} else {
+				p.PacketID = c.allocPIDLocked()
+			}
 		}
 		newAlias := c.v == wire.V5 && c.aliasLocked(p)
 		before := len(buf)
@@ -263,12 +295,15 @@ func expired(m *message.Message, clk clock.Clock) bool {
 	return ok && left <= 0
 }
 
-// allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3].
+// allocPIDLocked returns a packet identifier not in use [MQTT-2.2.1-3],
+// for deliveries not from the session queue (retained messages, shared
+// subscriptions). It counts down from 65535, away from the ids the session
+// queue's first sequence numbers give (pidForSeq), so the two rarely meet.
 func (c *conn) allocPIDLocked() uint16 {
 	for {
-		c.nextPID++
+		c.nextPID--
 		if c.nextPID == 0 {
-			c.nextPID = 1
+			c.nextPID = 65535
 		}
 		if _, busy := c.inflight[c.nextPID]; !busy {
 			return c.nextPID
@@ -292,19 +327,29 @@ func (c *conn) ack(a *wire.Ack) error {
 		c.send(resp)
 		return nil
 	case wire.PUBREC: // outbound QoS 2, step 2
+		if a.ReasonCode >= 0x80 {
+			// The client refused the message: it is done with it.
+			c.finishOutbound(a.PacketID)
+			return nil
+		}
 		c.mu.Lock()
 		of := c.inflight[a.PacketID]
-		if of != nil && of.qos == 2 {
+		known := of != nil && of.qos == 2
+		if known {
 			of.released = true
 		}
+		sess, sub := c.sess, c.sub
 		c.mu.Unlock()
 		resp := &wire.Ack{Kind: wire.PUBREL, PacketID: a.PacketID}
 		if of == nil && c.v == wire.V5 {
 			resp.ReasonCode = wire.PacketIDNotFound
 		}
-		if a.ReasonCode >= 0x80 {
-			// The client refused the message: it is done with it.
-			c.finishOutbound(a.PacketID)
+		if known && sess != nil && of.stored && sub != nil && of.d.Queue == sub.q {
+			// The session keeps the PUBREC (durably for a durable
+			// session) before the PUBREL goes: after it, the PUBLISH
+			// must never go again, not even after a restart.
+			c.srv.sessions.release(c.clientID, sess, of.d.Queue.ID(), of.d.Seq, of.d.Msg.Published,
+				completionFunc(func(uint64, error) { c.send(resp) }), 0)
 			return nil
 		}
 		c.send(resp)
@@ -321,9 +366,13 @@ func (c *conn) finishOutbound(pid uint16) {
 	c.mu.Lock()
 	of := c.inflight[pid]
 	delete(c.inflight, pid)
+	sess := c.sess
 	c.mu.Unlock()
 	if of != nil && of.stored {
 		of.d.Queue.Ack(of.d)
+		if of.released && sess != nil {
+			c.srv.sessions.complete(c.clientID, sess, of.d.Seq) // after the ack: see complete
+		}
 	}
 	// A freed in-flight slot may let more through.
 	c.redispatch()

@@ -33,6 +33,8 @@ type sessionExpiry struct {
 	// resumed reports whether a client id has a live connection, which
 	// keeps its session alive whatever the timer says.
 	resumed func(clientID string) bool
+	// ended, if set, is told of a session the countdown ended.
+	ended func(clientID string)
 
 	mu      sync.Mutex
 	entries map[string]expiryEntry
@@ -167,6 +169,9 @@ func (e *sessionExpiry) armLocked(clientID string, en expiryEntry) {
 		// and then finds no session, rather than half of one.
 		if vh := e.vhost(); vh != nil {
 			_, _ = vh.DeleteQueue(sessionQueue(clientID), false, false, 0)
+		}
+		if e.ended != nil {
+			e.ended(clientID) // its QoS 2 state goes with it
 		}
 	})
 	e.timers[clientID] = t

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -90,6 +91,15 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		keepAlive, serverKeepAlive = limit, true
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
+	if keepAlive == 0 {
+		// Nothing of MQTT's notices a dead peer of a client without a
+		// keep-alive: TCP's does, as it did for every connection before
+		// the listener stopped setting it at accept (Go's defaults: 15 s
+		// idle, 15 s between probes, 9 probes).
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+		}
+	}
 	c.recvMax = c.srv.cfg.InflightWindow
 	if c.v == wire.V5 {
 		if cn.Props.Has(wire.PropReceiveMaximum) {
@@ -123,8 +133,12 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)
+		if broker.IsQueueLimit(err) {
+			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
+		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
+	c.attachSession(present)
 
 	ack := &wire.Connack{SessionPresent: present}
 	if c.v == wire.V5 {
@@ -230,7 +244,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		if b.Queue != q || b.Source.Name() != "amq.topic" {
 			continue
 		}
-		f, _ := b.Args["x-mqtt-filter"].(string)
+		f := filterOf(b.Key, b.Args)
 		if f == "" {
 			continue
 		}
@@ -287,4 +301,31 @@ func (c *conn) startConsuming() error {
 	c.sub = sub
 	c.mu.Unlock()
 	return c.queue.Consume(sub, broker.ConsumeOptions{})
+}
+
+// attachSession takes up the session's QoS 2 state (inflight.go): a
+// resumed persistent session's, or none for a new session, whose ended
+// predecessor's state goes.
+func (c *conn) attachSession(present bool) {
+	if !present {
+		c.srv.sessions.drop(c.clientID)
+	}
+	if c.queue == nil || (!present && !c.persistent) {
+		return // a session that ends with the connection needs none
+	}
+	// A resumed session takes its state up even when it now ends with
+	// the connection (5.0: no Clean Start, expiry 0): its in-flight
+	// messages are still resent as the spec says; teardown drops it.
+	st := c.srv.sessions.attach(c.clientID, c.queue.ID())
+	st.mu.Lock()
+	inbound := st.inbound
+	st.inbound = nil
+	st.mu.Unlock()
+	c.acks.mu.Lock()
+	c.acks.rel = inbound
+	c.acks.durable = c.srv.sessions.log != nil && c.persistent
+	c.acks.mu.Unlock()
+	c.mu.Lock()
+	c.sess = st
+	c.mu.Unlock()
 }

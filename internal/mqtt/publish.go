@@ -73,7 +73,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	if p.Topic == "" {
 		return &wire.Error{Code: wire.ProtocolError, Msg: "PUBLISH without a topic"}
 	}
-	if p.QoS == 2 && c.acks.awaitingRelease(p.PacketID) {
+	if p.QoS == 2 && c.acks.awaitingRelease(p.PacketID, p.Dup) {
 		// A resend of a QoS 2 message already routed: answer, route nothing.
 		c.send(&wire.Ack{Kind: wire.PUBREC, PacketID: p.PacketID})
 		return nil
@@ -84,6 +84,9 @@ func (c *conn) publish(p *wire.Publish) error {
 	if !c.allowed(auth.Write, p.Topic) {
 		c.refusedPublish(p)
 		return nil
+	}
+	if err := c.tooLarge(len(p.Payload)); err != nil {
+		return err
 	}
 	m := c.toMessage(p)
 	if p.Retain {
@@ -166,7 +169,11 @@ type ackQueue struct {
 	// ids from PUBLISH until PUBREL. Together they are the client's
 	// unacknowledged publishes, each counted once [MQTT-3.3.4-7].
 	qos1 int
-	rel  map[uint16]bool
+	rel  map[uint16]byte // relHeld or relRecovered (inflight.go)
+	// durable: the session's inbound packet ids are recorded in the
+	// session log (a persistent session with a store), so a DUP resend
+	// after a restart is not routed twice either.
+	durable bool
 }
 
 type pendingAck struct {
@@ -188,33 +195,55 @@ func (a *ackQueue) unacknowledged() int {
 }
 
 // awaitingRelease reports whether a QoS 2 packet id was received and not
-// yet released: a PUBLISH with it is a resend.
-func (a *ackQueue) awaitingRelease(pid uint16) bool {
+// yet released: a PUBLISH with it is a resend. An id recovered from the
+// session log after a restart may have been released by a PUBREL whose
+// removal the crash lost, so only a PUBLISH marked DUP is a resend of it
+// [MQTT-3.3.1-1]; one without DUP is a new message and starts a new flow.
+func (a *ackQueue) awaitingRelease(pid uint16, dup bool) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.rel[pid]
+	switch a.rel[pid] {
+	case relHeld:
+		return true
+	case relRecovered:
+		return dup
+	}
+	return false
 }
 
 // release ends an inbound QoS 2 flow on PUBREL; false if pid was unknown.
 func (a *ackQueue) release(pid uint16) bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	known := a.rel[pid]
+	_, known := a.rel[pid]
 	delete(a.rel, pid)
+	durable := a.durable
+	a.mu.Unlock()
+	if known && durable {
+		a.c.srv.sessions.inboundReleased(a.c.clientID, pid)
+	}
 	return known
 }
 
 func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if kind == wire.PUBREC {
-		put(&a.rel, pid, true)
+		put(&a.rel, pid, relHeld)
 	} else {
 		a.qos1++
 	}
 	a.next++
-	a.fifo = append(a.fifo, pendingAck{token: a.next, kind: kind, pid: pid})
-	return a.next
+	token := a.next
+	p := pendingAck{token: token, kind: kind, pid: pid}
+	record := kind == wire.PUBREC && a.durable
+	if record {
+		p.waiting = 1 // the packet id's record, with the publish's group commit
+	}
+	a.fifo = append(a.fifo, p)
+	a.mu.Unlock()
+	if record {
+		a.c.srv.sessions.inboundHeld(a.c.clientID, pid, a, token)
+	}
+	return token
 }
 
 func (a *ackQueue) find(token uint64) *pendingAck {
@@ -278,6 +307,9 @@ func (a *ackQueue) sendReadyLocked() {
 			// A PUBREC with an error code ends the QoS 2 flow: no PUBREL
 			// follows and the packet id is free again.
 			delete(a.rel, p.pid)
+			if a.durable {
+				a.c.srv.sessions.inboundReleased(c.clientID, p.pid)
+			}
 		}
 		if p.failed && c.v != wire.V5 {
 			// 3.1.1 has no negative acknowledgement: drop the connection so

@@ -40,6 +40,10 @@ type Config struct {
 	// memory. Retained is what it recovered.
 	RetainedLog RetainedLog
 	Retained    []RetainedRecord
+	// SessionLog keeps persistent sessions' QoS 2 state (inflight.go)
+	// durably; nil keeps it in memory. Sessions is what it recovered.
+	SessionLog SessionLog
+	Sessions   []RetainedRecord
 	// MaxKeepAlive is the longest keep-alive in seconds a client may use,
 	// as Mosquitto's max_keepalive: a 5.0 client asking for more, or for
 	// none, gets this as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client
@@ -139,6 +143,8 @@ type Server struct {
 	log      *slog.Logger
 	retained *retainedStore
 	expiry   *sessionExpiry
+	sessions *sessions // persistent sessions' QoS 2 state (inflight.go)
+	started  int64     // the broker clock's UnixNano when the server was made
 	stats    counters
 	nextID   atomic.Uint64
 
@@ -181,7 +187,9 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		return nil, err
 	}
 	s := &Server{cfg: cfg, broker: b, clock: b.Clock(), users: users, log: log, retained: rs, expiry: ex,
+		sessions: newSessions(cfg.SessionLog, cfg.Sessions), started: b.Clock().Now().UnixNano(),
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
+	ex.ended = s.sessions.drop
 	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
 	if cfg.ConnectRate > 0 {
 		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))

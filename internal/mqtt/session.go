@@ -50,12 +50,14 @@ func (c *conn) teardown() {
 	for q, ds := range byQueue {
 		q.Requeue(ds)
 	}
+	c.detachSession()
 	if c.queue != nil && c.srv.isActive(c) {
 		if c.expiry == 0 {
 			// The session ends with the connection: expiry 0 at CONNECT,
 			// or set to 0 by DISCONNECT [MQTT-3.1.2-23].
 			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
 			c.srv.expiry.forget(c.clientID)
+			c.srv.sessions.drop(c.clientID)
 		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
 			c.logger().Error("recording the session expiry failed", "err", err)
 		}
@@ -64,6 +66,27 @@ func (c *conn) teardown() {
 		c.publishWill()
 	}
 	c.srv.release(c)
+}
+
+// detachSession hands the session's inbound QoS 2 packet ids back to its
+// state, for the next connection; the outbound ones stay there, and the
+// deliveries in flight went back to the session queue in seq order, so
+// the next connection resends them first, with their ids (inflight.go).
+func (c *conn) detachSession() {
+	c.mu.Lock()
+	st := c.sess
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	c.acks.mu.Lock()
+	inbound := c.acks.rel
+	c.acks.rel = nil
+	c.acks.mu.Unlock()
+	st.mu.Lock()
+	st.inbound = inbound
+	st.mu.Unlock()
+	c.srv.sessions.detach(c.clientID, st)
 }
 
 // publishWill publishes the CONNECT's will, for 5.0 after its delay or at
@@ -79,6 +102,10 @@ func (c *conn) publishWill() {
 		// will's delay): checked again, as RabbitMQ does when it sends one.
 		if !c.allowed(auth.Write, p.Topic) {
 			c.logger().Info("MQTT will not published: no write permission", "user", c.user.Name, "topic", p.Topic)
+			return
+		}
+		if err := c.tooLarge(len(p.Payload)); err != nil {
+			c.logger().Info("MQTT will not published", "user", c.user.Name, "topic", p.Topic, "err", err)
 			return
 		}
 		m := c.toMessage(p)

@@ -10,11 +10,54 @@ import (
 )
 
 // Subscription options travel in the binding's arguments, so a persistent
-// session's subscriptions come back with its queue after a restart.
+// session's subscriptions come back with its queue after a restart. The
+// filter is the binding key read back (filterOf), so the arguments hold
+// only the options: equal options make equal tables, which the broker
+// shares between bindings (a map costs about 300 bytes; an offline session
+// should cost under 1 KiB all told). A filter the key cannot give back (a
+// literal '*', which the key turns into a wildcard like '+') is kept in
+// x-mqtt-filter, as every filter was before.
 func subArgs(filter string, o subOpts) map[string]any {
-	return map[string]any{
-		"x-mqtt-filter": filter, "x-mqtt-qos": int32(o.qos), "x-mqtt-no-local": o.noLocal,
+	a := map[string]any{
+		"x-mqtt-qos": int32(o.qos), "x-mqtt-no-local": o.noLocal,
 		"x-mqtt-retain-as-published": o.retainAsPublished, "x-mqtt-subscription-id": int64(o.subID),
+	}
+	if !keyGivesFilter(filter) {
+		a["x-mqtt-filter"] = filter
+	}
+	return a
+}
+
+// legacySubArgs are the arguments of a subscription bound before the
+// filter was left out of them.
+func legacySubArgs(filter string, o subOpts) map[string]any {
+	a := subArgs(filter, o)
+	a["x-mqtt-filter"] = filter
+	return a
+}
+
+// keyGivesFilter says keyToFilter(topicToKey(filter)) is filter.
+func keyGivesFilter(filter string) bool { return !strings.Contains(filter, "*") }
+
+// filterOf is the MQTT filter of a session queue's binding: x-mqtt-filter,
+// else, for a binding carrying subscription options, its key read back;
+// "" for a binding that is no MQTT subscription.
+func filterOf(key string, args map[string]any) string {
+	if f, _ := args["x-mqtt-filter"].(string); f != "" {
+		return f
+	}
+	if _, ok := args["x-mqtt-qos"]; ok {
+		return keyToFilter(key)
+	}
+	return ""
+}
+
+// unbindSub removes the binding of a subscription, in either form.
+func (c *conn) unbindSub(filter string, o subOpts) {
+	name, key := c.queue.Name(), topicToKey(filter)
+	_ = c.vhost.UnbindQueue(name, "amq.topic", key, subArgs(filter, o), 0)
+	if keyGivesFilter(filter) {
+		_ = c.vhost.UnbindQueue(name, "amq.topic", key, legacySubArgs(filter, o), 0)
 	}
 }
 
@@ -61,9 +104,17 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 				return &wire.Error{Code: wire.ProtocolError, Msg: "no-local on a shared subscription"} // [MQTT-3.8.3-4]
 			}
 			if err := c.subscribeShared(group, filter, o); err != nil {
-				// The client gets 0x80 and no detail; the log gets it.
-				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
+				// The client gets 0x80 (5.0: 0x97 at the vhost's
+				// max-queues) and no detail; the log gets it.
 				codes[i] = wire.UnspecifiedError
+				if broker.IsQueueLimit(err) {
+					c.logger().Info("MQTT shared subscription refused", "filter", s.Filter, "err", err)
+					if c.v == wire.V5 {
+						codes[i] = wire.QuotaExceeded
+					}
+					continue
+				}
+				c.logger().Error("MQTT shared subscription failed", "filter", s.Filter, "err", err)
 				continue
 			}
 			codes[i] = o.qos
@@ -75,8 +126,17 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 		// never unbound in between [MQTT-3.8.4-3] (routing gives a queue a
 		// message once however many of its bindings match).
 		if err := c.ensureQueue(); err != nil {
-			c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 			codes[i] = wire.UnspecifiedError
+			if broker.IsQueueLimit(err) {
+				// The vhost's max-queues: the operator's limit, not a
+				// failure (5.0: 0x97 Quota exceeded).
+				c.logger().Info("MQTT subscription refused", "filter", s.Filter, "err", err)
+				if c.v == wire.V5 {
+					codes[i] = wire.QuotaExceeded
+				}
+				continue
+			}
+			c.logger().Error("MQTT subscription failed", "filter", s.Filter, "err", err)
 			continue
 		}
 		c.mu.Lock()
@@ -98,7 +158,7 @@ func (c *conn) subscribe(p *wire.Subscribe) error {
 				continue
 			}
 			if existed {
-				_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", key, subArgs(s.Filter, old), 0)
+				c.unbindSub(s.Filter, old)
 			}
 		}
 		codes[i] = o.qos
@@ -184,7 +244,7 @@ func (c *conn) unsubscribe(p *wire.Unsubscribe) error {
 			codes[i] = wire.NoSubscriptionExisted
 			continue
 		}
-		_ = c.vhost.UnbindQueue(c.queue.Name(), "amq.topic", topicToKey(f), subArgs(f, o), 0)
+		c.unbindSub(f, o)
 	}
 	c.send(&wire.Unsuback{PacketID: p.PacketID, ReasonCodes: codes, Props: c.reasonProps(codes)})
 	return nil

@@ -33,6 +33,12 @@ func keyToTopic(key string) string {
 	return string(b)
 }
 
+// keyToFilter is the inverse of topicToKey for binding keys of filters
+// without a literal '*' (keyGivesFilter).
+func keyToFilter(key string) string {
+	return strings.ReplaceAll(keyToTopic(key), "*", "+")
+}
+
 // matches applies MQTT's matching rules, including that a filter starting
 // with a wildcard does not match a topic starting with '$' [MQTT-4.7.2-1].
 func matches(filter, topic string) bool {

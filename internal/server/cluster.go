@@ -3,15 +3,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/certs"
 	"github.com/tern-broker/tern/internal/cluster"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/mgmt"
@@ -22,11 +21,13 @@ import (
 // clusterDir is where a cluster node keeps its identity and WAL.
 func clusterDir(dataDir string) string { return filepath.Join(dataDir, "cluster") }
 
-// clusterConfig translates the [cluster] settings into the node's Config.
-func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, error) {
+// clusterConfig translates the [cluster] settings into the node's Config,
+// and returns the cluster port's certificate files (nil without TLS) for
+// reloading.
+func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, *certs.Reloader, error) {
 	peers, err := cfg.Cluster.ParsedPeers()
 	if err != nil {
-		return cluster.Config{}, err
+		return cluster.Config{}, nil, err
 	}
 	out := cluster.Config{Dir: clusterDir(cfg.DataDir), FS: vfs.Default, Secret: cfg.Cluster.Secret, Logger: log}
 	for _, p := range peers {
@@ -37,33 +38,33 @@ func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, error) 
 		}
 	}
 	joinConfig(&out, cfg.Cluster.Join) // cluster_nodes.go
-	if out.TLS, err = clusterTLS(cfg.Cluster.TLS); err != nil {
-		return cluster.Config{}, err
+	r, err := clusterTLS(cfg.Cluster.TLS, log.With("component", "cluster-tls"))
+	if err != nil {
+		return cluster.Config{}, nil, err
 	}
-	return out, nil
+	if r != nil {
+		out.TLS, out.ClientTLS = r.ServerConfig(), r.ClientConfig
+	}
+	return out, r, nil
 }
 
 // clusterTLS loads the cluster port's certificate, key and CA: every node
 // presents its certificate and accepts only peers the CA signed, both
-// ways (mutual TLS); the shared-secret handshake still runs inside.
-func clusterTLS(t config.ClusterTLS) (*tls.Config, error) {
+// ways (mutual TLS, 1.3 only); the shared-secret handshake still runs
+// inside. The files are reloaded as the client listeners' are (SIGHUP,
+// tls.reload_interval): accepted connections get the new certificate in
+// their handshake, dialed ones through the transport's ClientTLS, and
+// open connections keep theirs.
+func clusterTLS(t config.ClusterTLS, log *slog.Logger) (*certs.Reloader, error) {
 	if t.CertFile == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	r, err := certs.New(certs.Options{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile,
+		ClientAuth: certs.ClientAuthRequired, MinVersion: tls.VersionTLS13, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("server: cluster TLS: %w", err)
 	}
-	pem, err := os.ReadFile(t.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("server: cluster TLS: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("server: cluster TLS: %s holds no PEM certificate", t.CAFile)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}, nil
+	return r, nil
 }
 
 // checkDataDirMode refuses a data directory used in the other mode: a

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-broker/tern/internal/certs"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/store"
 	"github.com/tern-broker/tern/internal/vfs"
@@ -65,14 +66,15 @@ func TestClusterTLSIsMutual(t *testing.T) {
 	writeCert(t, dir, "n1", ca, caKey)
 	writeCert(t, dir, "n2", ca, caKey)
 	writeCert(t, dir, "stranger", nil, nil) // self-signed: not the cluster's CA
-	cfg := func(name string) *tls.Config {
-		c, err := clusterTLS(config.ClusterTLS{CertFile: filepath.Join(dir, name+".pem"), KeyFile: filepath.Join(dir, name+".key"), CAFile: filepath.Join(dir, "ca.pem")})
+	cfg := func(name string) *certs.Reloader {
+		c, err := clusterTLS(config.ClusterTLS{CertFile: filepath.Join(dir, name+".pem"), KeyFile: filepath.Join(dir, name+".key"), CAFile: filepath.Join(dir, "ca.pem")}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	handshake := func(server, client *tls.Config) error {
+	handshake := func(serverR, clientR *certs.Reloader) error {
+		server, client := serverR.ServerConfig(), clientR.ClientConfig()
 		ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
 		if err != nil {
 			t.Fatal(err)
@@ -106,10 +108,10 @@ func TestClusterTLSIsMutual(t *testing.T) {
 	if err := handshake(cfg("n1"), stranger); err == nil {
 		t.Fatal("a client certificate the CA did not sign was accepted")
 	}
-	if c, err := clusterTLS(config.ClusterTLS{}); c != nil || err != nil {
+	if c, err := clusterTLS(config.ClusterTLS{}, nil); c != nil || err != nil {
 		t.Fatalf("no TLS configured: %v %v", c, err)
 	}
-	if _, err := clusterTLS(config.ClusterTLS{CertFile: filepath.Join(dir, "n1.pem"), KeyFile: filepath.Join(dir, "n1.key"), CAFile: filepath.Join(dir, "n1.key")}); err == nil {
+	if _, err := clusterTLS(config.ClusterTLS{CertFile: filepath.Join(dir, "n1.pem"), KeyFile: filepath.Join(dir, "n1.key"), CAFile: filepath.Join(dir, "n1.key")}, nil); err == nil {
 		t.Fatal("a CA file without a certificate accepted")
 	}
 }

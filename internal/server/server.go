@@ -19,8 +19,10 @@ import (
 	"github.com/tern-broker/tern/internal/amqp"
 	"github.com/tern-broker/tern/internal/auth"
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/certs"
 	"github.com/tern-broker/tern/internal/clock"
 	"github.com/tern-broker/tern/internal/cluster"
+	"github.com/tern-broker/tern/internal/cluster/solo"
 	"github.com/tern-broker/tern/internal/config"
 	"github.com/tern-broker/tern/internal/flow"
 	"github.com/tern-broker/tern/internal/mgmt"
@@ -43,6 +45,8 @@ type Server struct {
 	mqtt   *mqtt.Server
 	// node is this server's cluster membership; nil for a single node.
 	node *cluster.Node
+	// solo hosts a single node's quorum queues (solo.go); nil in a cluster.
+	solo *solo.Groups
 
 	lock          *os.File
 	diskFreeLimit atomic.Uint64
@@ -107,7 +111,8 @@ func (s *Server) Start() error {
 	}
 	var repl broker.Replication
 	if cfg.Cluster.Enabled() {
-		ccfg, err := clusterConfig(cfg, s.log)
+		ccfg, ccerts, err := clusterConfig(cfg, s.log)
+		s.tls.cluster = ccerts
 		if err != nil {
 			return err
 		}
@@ -115,6 +120,8 @@ func (s *Server) Start() error {
 			return err
 		}
 		repl = broker.Replication{Node: s.node.ID(), Metadata: s.node, Quorum: s.node.Quorum(), Forward: s.node.Forwarder()}
+	} else {
+		repl = s.soloReplication()
 	}
 	delayedLog, delayed, err := openDelayed(st)
 	if err != nil {
@@ -140,6 +147,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	} else if err := s.recoverDefinitions(); err != nil {
+		_ = s.closeSolo()
 		return err
 	}
 	s.Broker.RestoreDelayed(delayed) // after Restore and Replay declared their exchanges
@@ -150,6 +158,7 @@ func (s *Server) Start() error {
 	if _, err := st.RemoveOrphanLogs(live); err != nil {
 		s.log.Warn("could not remove the logs of deleted queues", "err", err)
 	}
+	s.removeSoloOrphans() // solo.go
 	// After recovery, so only a vhost new to the configuration is logged.
 	var newVHosts []string
 	for _, v := range cfg.VHosts {
@@ -209,12 +218,19 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
+	sessionLog, sessions, err := openMQTTRecords(s.Store, "mqtt-inflight")
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
 		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
-		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive), // config.Validate keeps it in 0…65535
+		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive),  // config.Validate keeps it in 0…65535
+		MaxPacketSize:  uint32(cfg.MQTTMaxPacketSize), // config.Validate keeps it in 1KiB…256MiB
 		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
 		ConnectRate:    noLimit(cfg.MQTTConnectRate), ConnectRatePerAddress: noLimit(cfg.MQTTConnectRatePerAddress),
 		RetainedLog: retainedLog, Retained: retained,
+		SessionLog: sessionLog, Sessions: sessions,
 		CertName: s.mqttCertName(),
 	}, s.Broker, s.Users, s.log.With("component", "mqtt"))
 	if err != nil {
@@ -250,7 +266,12 @@ func (s *Server) bindAMQP() error {
 // enabled.
 func (s *Server) bindMQTT() error {
 	if s.cfg.MQTTAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.MQTTAddr)
+		// No TCP keep-alive set at accept (four setsockopt calls, a
+		// twentieth of a connect's CPU in a connect storm): MQTT's own
+		// keep-alive finds a dead peer, and a client without one gets
+		// TCP's at CONNECT (internal/mqtt handshake.go).
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", s.cfg.MQTTAddr)
 		if err != nil {
 			return fmt.Errorf("server: MQTT listener: %w", err)
 		}
@@ -355,12 +376,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.monitorResources(monitorCtx)
 	}()
-	if s.tls.certs != nil && s.cfg.TLS.ReloadInterval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.tls.certs.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
-		}()
+	for _, r := range []*certs.Reloader{s.tls.certs, s.tls.cluster} {
+		if r != nil && s.cfg.TLS.ReloadInterval > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Watch(monitorCtx, time.Duration(s.cfg.TLS.ReloadInterval))
+			}()
+		}
 	}
 	if s.node != nil && s.node.IsStandby() {
 		wg.Add(1)
@@ -417,6 +440,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.node.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: closing the cluster node: %w", err))
 		}
+	}
+	if err := s.closeSolo(); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing the quorum queues: %w", err))
 	}
 	if err := s.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing the store: %w", err))

@@ -31,6 +31,10 @@ func (s storage) QueueLog(id string) (broker.Log, error) {
 	return l, nil
 }
 
+// QueueLogExists lets the broker leave a restored queue's log unopened
+// until a message comes when it never held one.
+func (s storage) QueueLogExists(id string) bool { return s.st.QueueLogExists(id) }
+
 func (s storage) StreamLog(id string, segmentSize int64) (broker.StreamLog, error) {
 	l, err := s.st.StreamLog(id, segmentSize)
 	if err != nil {
@@ -92,7 +96,13 @@ var _ mqtt.RetainedLog = (*store.RecordLog)(nil)
 
 // openRetained opens the store's log of MQTT retained messages.
 func openRetained(st *store.Store) (*store.RecordLog, []mqtt.RetainedRecord, error) {
-	l, recs, err := st.RecordLog("mqtt-retained")
+	return openMQTTRecords(st, "mqtt-retained")
+}
+
+// openMQTTRecords opens one of the MQTT server's record logs: retained
+// messages, or persistent sessions' QoS 2 state ("mqtt-inflight").
+func openMQTTRecords(st *store.Store, name string) (*store.RecordLog, []mqtt.RetainedRecord, error) {
+	l, recs, err := st.RecordLog(name)
 	if err != nil {
 		return nil, nil, err
 	}

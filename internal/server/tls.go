@@ -18,6 +18,9 @@ import (
 type tlsListeners struct {
 	certs                 *certs.Reloader
 	amqps, mqtts, wss, hs net.Listener
+	// cluster is the cluster port's certificate ([cluster.tls],
+	// cluster.go), reloaded with the client listeners' one.
+	cluster *certs.Reloader
 }
 
 // loadTLS loads the certificate, key and CA files when TLS is on: before
@@ -112,14 +115,34 @@ func (s *Server) mqttCertName() func(*x509.Certificate) (string, error) {
 	return s.certName()
 }
 
-// ReloadTLS reads the certificate, key and CA files again (on SIGHUP).
+// ReloadTLS reads the certificate, key and CA files again (on SIGHUP):
+// the client listeners' ([tls]) and the cluster port's ([cluster.tls]).
 // Open connections keep the certificate they shook hands with; on error
-// the previous files stay in use.
+// the previous files stay in use (each set apart: a broken cluster pair
+// does not keep the client listeners' from reloading).
 func (s *Server) ReloadTLS() error {
-	if s.tls.certs == nil {
-		return errors.New("server: TLS is off (no tls.cert_file): nothing to reload")
+	if s.tls.certs == nil && s.tls.cluster == nil {
+		return errors.New("server: TLS is off (no tls.cert_file, no cluster.tls.cert_file): nothing to reload")
 	}
-	return s.tls.certs.Reload()
+	var errs []error
+	if s.tls.certs != nil {
+		errs = append(errs, s.tls.certs.Reload())
+	}
+	if s.tls.cluster != nil {
+		if err := s.tls.cluster.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster port: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ClusterTLSSerial is the serial number of the certificate the cluster
+// port presents now, or nil without cluster TLS.
+func (s *Server) ClusterTLSSerial() *big.Int {
+	if s.tls.cluster == nil {
+		return nil
+	}
+	return s.tls.cluster.Serial()
 }
 
 // TLSSerial is the serial number of the certificate new TLS connections

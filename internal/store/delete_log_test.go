@@ -70,3 +70,47 @@ func TestDeletingAnEmptyQueueLogTouchesNoDirectory(t *testing.T) {
 		t.Fatalf("the used queue's directory is still there: %v", err)
 	}
 }
+
+// QueueLogExists: a log is there once open, or on disk once it held a
+// message (also after the store is reopened); never for one that never
+// held a message and is not open.
+func TestQueueLogExists(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewMem()
+	st, err := Open(m, "/data", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.QueueLogExists("q") {
+		t.Fatal("a queue log never opened exists")
+	}
+	l, err := st.QueueLog("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.QueueLogExists("q") {
+		t.Fatal("an open queue log does not exist")
+	}
+	if _, err := st.QueueLog("empty"); err != nil {
+		t.Fatal(err)
+	}
+	r := newResults()
+	if err := l.Append(1, msg(1), r, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, 1)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(m, "/data", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.QueueLogExists("q") {
+		t.Fatal("a queue log that held a message does not exist after a reopen")
+	}
+	if st.QueueLogExists("empty") {
+		t.Fatal("a queue log that never held a message exists after a reopen")
+	}
+}

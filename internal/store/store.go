@@ -167,6 +167,21 @@ func (s *Store) QueueLog(id string) (*QueueLog, error) {
 	return l, nil
 }
 
+// QueueLogExists says whether queue id's log has anything on disk or is
+// open: false for a queue that never held a message (its directory is made
+// with its first segment), whose log the broker then opens only when a
+// message comes.
+func (s *Store) QueueLogExists(id string) bool {
+	s.mu.Lock()
+	_, open := s.logs[id]
+	s.mu.Unlock()
+	if open {
+		return true
+	}
+	_, err := s.fs.List(s.queueDir(id))
+	return !errors.Is(err, vfs.ErrNotExist)
+}
+
 // StreamLog opens the log of a stream, whose messages stay after
 // acknowledgement until retention drops whole segments. The result
 // satisfies broker.StreamLog.

@@ -5,8 +5,9 @@ too: test/pika/tutorials.py.
 
 Publisher confirms (mandatory publishes that raise on nack or return), a
 consumer that acks, reconnecting after a broker restart (pika does not
-recover by itself: the application reconnects and redeclares), and what
-Tern refuses today: quorum queues. The broker is given by AMQP_URL;
+recover by itself: the application reconnects and redeclares), and a
+quorum queue whose confirmed message outlives the restart, as on a
+one-node RabbitMQ. The broker is given by AMQP_URL;
 printing "tern:restart" asks the test to restart it.
 """
 import os
@@ -17,6 +18,7 @@ import pika
 
 URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 QUEUE = "pika-recipe"
+QUORUM = "pika-quorum"
 
 
 def connect(attempts=30, delay=0.5):
@@ -34,6 +36,7 @@ def connect(attempts=30, delay=0.5):
     ch = conn.channel()
     ch.confirm_delivery()  # basic_publish now waits for the broker's ack
     ch.queue_declare(queue=QUEUE, durable=True)
+    ch.queue_declare(queue=QUORUM, durable=True, arguments={"x-queue-type": "quorum"})
     ch.basic_qos(prefetch_count=10)
     return conn, ch
 
@@ -66,6 +69,8 @@ def main():
     except pika.exceptions.UnroutableError:
         pass
     publish(ch, "one")
+    ch.basic_publish(exchange="", routing_key=QUORUM, body=b"quorum",
+                     properties=pika.BasicProperties(delivery_mode=2))
 
     print("tern:restart", flush=True)
     if sys.stdin.readline().strip() != "restarted":
@@ -80,14 +85,11 @@ def main():
     got = consume(ch, 2)
     assert got == ["one", "two"], got  # the confirmed message survived
 
-    # Differs from RabbitMQ: quorum queues are refused (406) until the
-    # cluster lands; declare classic (durable) queues or streams.
-    try:
-        ch.queue_declare(queue="pika-quorum", durable=True, arguments={"x-queue-type": "quorum"})
-        sys.exit("quorum queue declared")
-    except pika.exceptions.ChannelClosedByBroker as e:
-        assert e.reply_code == 406, e
-    ch = conn.channel()
+    # A quorum queue works on a single node too (a Raft group of one).
+    method, _props, body = ch.basic_get(QUORUM)
+    assert body == b"quorum", body
+    ch.basic_ack(method.delivery_tag)
+    ch.queue_delete(queue=QUORUM)
     ch.queue_delete(queue=QUEUE)
     conn.close()
     print("pika recipe: ok")

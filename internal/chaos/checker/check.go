@@ -41,7 +41,7 @@ func Check(ops []Op, opt Options) *Report {
 	if opt.LinearizabilityTimeout <= 0 {
 		opt.LinearizabilityTimeout = 10 * time.Second
 	}
-	st := Stats{Ops: len(ops), Faults: map[string]int{}, Recovery: map[string]Recovery{}}
+	st := Stats{Ops: len(ops), Faults: map[string]int{}, Recovery: map[string]Recovery{}, Skipped: map[string]int{}, SkipReasons: map[string]string{}}
 	pubs := map[key]*published{}
 	var pubOrder []key
 	delivered := map[key][]Op{}
@@ -77,6 +77,11 @@ func Check(ops []Op, opt Options) *Report {
 			k := key{op.Queue, op.Value}
 			delivered[k] = append(delivered[k], op)
 		case OpFault:
+			if op.Skipped != "" {
+				st.Skipped[op.Fault]++
+				st.SkipReasons[op.Fault] = op.Skipped
+				continue
+			}
 			if op.Outcome == OK {
 				st.Faults[op.Fault]++
 			} else {

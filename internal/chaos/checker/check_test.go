@@ -398,3 +398,16 @@ func TestStreamGapFailsEvenWithRefusedPublishes(t *testing.T) {
 	confirmed := build(OK, OK).add(streamOp("r", OpConsume, "p-9", 3)).drain()
 	wantFail(t, confirmed, VerdictStream, 1)
 }
+
+func TestSkippedFaultsAreCountedApart(t *testing.T) {
+	b := (&h{}).pub("q", "p1-1", OK).got("q", "p1-1").
+		add(Op{Process: "nemesis", Op: OpFault, Fault: "bandwidth", Node: 1, Outcome: Fail, Skipped: "no htb"}).
+		add(Op{Process: "nemesis", Op: OpFault, Fault: "kill", Node: 1, Outcome: OK}).drain()
+	r := Check(b.ops, Options{})
+	if !r.OK() {
+		t.Fatalf("a skipped fault failed the run: %+v", r.Verdicts)
+	}
+	if r.Stats.Faults["bandwidth"] != 0 || r.Stats.Skipped["bandwidth"] != 1 || r.Stats.SkipReasons["bandwidth"] != "no htb" || r.Stats.Faults["kill"] != 1 {
+		t.Fatalf("stats %+v", r.Stats)
+	}
+}

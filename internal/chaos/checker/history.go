@@ -61,6 +61,10 @@ type Op struct {
 	Destroyed []string `json:"destroyed,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Detail    string   `json:"detail,omitempty"` // what a fault did, in words
+	// Skipped is why a scheduled fault was not injected (outcome fail):
+	// the kernel lacks what it needs, or the nodes' binary lacks the
+	// chaos hooks. A skipped fault is counted apart, never silently.
+	Skipped string `json:"skipped,omitempty"`
 
 	// Line is the op's line number in its file, from 1 (not serialized).
 	Line int `json:"-"`

@@ -49,6 +49,10 @@ type Stats struct {
 	// Recovery is the time from a fault's end to the first confirm after it.
 	Recovery map[string]Recovery `json:"recovery"`
 	MetaOps  int                 `json:"meta_ops"`
+	// Skipped counts scheduled faults that were not injected, per kind,
+	// and SkipReasons says why (the last reason seen per kind).
+	Skipped     map[string]int    `json:"skipped,omitempty"`
+	SkipReasons map[string]string `json:"skip_reasons,omitempty"`
 }
 
 // Report is report.json.

@@ -38,6 +38,12 @@ type HostConfig struct {
 	// from the log, not a snapshot (default SnapshotEntries/10).
 	SnapshotEntries uint64
 	SnapshotSlack   uint64
+	// SnapshotBytes is how many bytes of applied entries trigger a
+	// snapshot before SnapshotEntries do (default 16 MiB): batch entries
+	// (batch.go) hold many proposals each, and the log between two
+	// snapshots lives in memory. A snapshot it triggers keeps a tenth of
+	// the entries since the last one (at most SnapshotSlack).
+	SnapshotBytes uint64
 
 	// MaxSizePerMsg bounds one append message's entries (default 1 MiB);
 	// MaxInflightMsgs the appends in flight per follower (default 256).
@@ -89,6 +95,9 @@ func (c *HostConfig) setDefaults() {
 	}
 	if c.SnapshotSlack == 0 {
 		c.SnapshotSlack = c.SnapshotEntries / 10
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = 16 << 20
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20

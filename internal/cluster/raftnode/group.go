@@ -3,7 +3,6 @@ package raftnode
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,6 +67,9 @@ type Group struct {
 	snapIndex    uint64            // index of the last snapshot made or restored
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
 	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
+	snapBytes    uint64            // entry bytes applied since the last snapshot
+	snapBusy     bool              // a snapshot is being recorded off the goroutine (snapshot.go)
+	snapWG       sync.WaitGroup    // that recording, waited for at shutdown
 	confState    *raftpb.ConfState // as of applied
 	lead         NodeID            // leader as last seen
 	state        raft.StateType    // role as last seen
@@ -272,9 +274,7 @@ func (g *Group) turn() bool {
 	if len(props) > 0 || len(fns) > 0 {
 		g.unquiesce()
 	}
-	for i := range props {
-		g.propose(props[i])
-	}
+	g.proposeAll(props)
 	clear(props)
 	g.spareProp = props[:0]
 	for _, f := range fns {
@@ -320,6 +320,18 @@ func (g *Group) handleReady() bool {
 	if raft.IsEmptyHardState(hs) {
 		hs = nil
 	}
+	msgs := rd.Messages
+	if g.state == raft.StateLeader {
+		// A leader's appends and heartbeats go out before its own fsync,
+		// which then runs while the followers write theirs (section
+		// 10.2.1 of the Raft thesis; etcd does the same): the entries
+		// commit on a quorum that may not include the leader yet, and the
+		// leader applies them only once its own save is done. Its term
+		// and vote were persisted in an earlier Ready (it could not win
+		// an election before its vote requests went out). Responses
+		// (appends acknowledged, votes) still wait for the save.
+		msgs = g.sendEarly(msgs)
+	}
 	if hs != nil || len(rd.Entries) > 0 || snap != nil {
 		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
 		select {
@@ -332,7 +344,7 @@ func (g *Group) handleReady() bool {
 			return false
 		}
 	}
-	g.send(rd.Messages)
+	g.send(msgs)
 	if snap != nil && !g.restore(snap) {
 		return false
 	}
@@ -355,6 +367,24 @@ func (g *Group) handleReady() bool {
 }
 
 func (g *Group) onSaved(err error) { g.saved <- err }
+
+// sendEarly sends a leader's appends and heartbeats of msgs and returns
+// the others, to send once the Ready is persisted.
+func (g *Group) sendEarly(msgs []*raftpb.Message) []*raftpb.Message {
+	var early, late []*raftpb.Message
+	for _, m := range msgs {
+		switch m.GetType() {
+		case raftpb.MsgApp, raftpb.MsgHeartbeat:
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	if len(early) > 0 {
+		g.send(early)
+	}
+	return late
+}
 
 // send hands each destination's messages, in order, to the transport.
 func (g *Group) send(msgs []*raftpb.Message) {
@@ -423,44 +453,11 @@ func (g *Group) restore(snap *raftpb.Snapshot) bool {
 	}
 	g.applied = snap.GetMetadata().GetIndex()
 	g.snapIndex = g.applied
+	g.snapBytes = 0
 	g.confState = snap.GetMetadata().GetConfState()
 	g.h.stats.snapsRestored.Add(1)
 	g.log.Info("raft snapshot restored", "index", g.applied, "term", snap.GetMetadata().GetTerm())
 	return true
-}
-
-// maybeSnapshot snapshots the state machine every SnapshotEntries applied
-// entries, and after a configuration change, and compacts the log,
-// keeping SnapshotSlack entries.
-//
-// The snapshot after a configuration change is for a replica being
-// added: it starts empty, so only a snapshot can catch it up, and Raft
-// refuses one whose configuration does not hold it; the leader sends the
-// storage's last snapshot, which must therefore postdate the change.
-// Every replica takes it, as any may lead by the time the new one asks.
-func (g *Group) maybeSnapshot() {
-	cfg := &g.h.cfg
-	due := g.snapDue
-	g.snapDue = false
-	if !due && (g.applied < g.snapIndex+cfg.SnapshotEntries || g.applied < g.snapRetry) {
-		return
-	}
-	data, err := g.sm.Snapshot()
-	if err == nil {
-		_, err = g.storage.CreateSnapshot(g.applied, g.confState, wrapSnapshot(data))
-	}
-	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-		g.log.Error("raft snapshot failed; retrying later", "index", g.applied, "err", err)
-		g.snapRetry = g.applied + max(1, cfg.SnapshotEntries/10)
-		return
-	}
-	g.snapIndex = g.applied
-	g.h.stats.snapsCreated.Add(1)
-	if g.applied > cfg.SnapshotSlack {
-		if err := g.storage.Compact(g.applied - cfg.SnapshotSlack); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			g.log.Error("raft log compaction failed", "index", g.applied-cfg.SnapshotSlack, "err", err)
-		}
-	}
 }
 
 // fail stops a group whose storage or state machine failed: continuing
@@ -472,6 +469,7 @@ func (g *Group) fail(what string, err error) {
 
 // shutdown fails every waiting proposal once the goroutine stops.
 func (g *Group) shutdown() {
+	g.snapWG.Wait() // the storage stays usable for a restart once Close returns
 	g.mu.Lock()
 	g.closed = true
 	props := g.props

@@ -59,58 +59,93 @@ func (g *Group) Propose(ctx context.Context, data []byte) (any, error) {
 	}
 }
 
-// propose hands a queued proposal to Raft and tracks it until it applies
-// or times out.
-func (g *Group) propose(p proposal) {
-	pd := &pending{proposal: p, deadline: g.tick + g.h.cfg.proposalTicks()}
-	g.pending[p.seq] = pd
-	g.expiry = append(g.expiry, expiring{p.seq, pd.deadline})
-	g.proposeRaft(pd)
+// proposeAll hands the turn's queued proposals to Raft and tracks each
+// until it applies or times out; consecutive normal proposals go as batch
+// entries (batch.go).
+func (g *Group) proposeAll(props []proposal) {
+	ps := make([]*pending, len(props))
+	for i := range props {
+		pd := &pending{proposal: props[i], deadline: g.tick + g.h.cfg.proposalTicks()}
+		g.pending[pd.seq] = pd
+		g.expiry = append(g.expiry, expiring{pd.seq, pd.deadline})
+		ps[i] = pd
+	}
+	g.proposeRun(ps)
 }
 
-// proposeRaft steps the proposal into Raft; one Raft drops (no leader
+// proposeRun steps ps into Raft in order: a configuration change alone,
+// runs of normal proposals as batch entries. What Raft drops (no leader
 // known, a leadership transfer under way, too much uncommitted) is kept
-// and proposed again when a leader is known, until it times out. A dropped proposal was appended
-// nowhere, so proposing it again cannot apply it twice.
+// and proposed again when a leader is known, until it times out. A
+// dropped proposal was appended nowhere, so proposing it again cannot
+// apply it twice.
 //
 // A node's proposals reach Raft in the order they were made: while earlier
 // ones wait in g.retry, a new one waits behind them instead of overtaking
 // them. Otherwise a publisher's messages commit out of order when a leader
 // becomes known between a drop and its retry (a Step in the same turn, or
 // the uncommitted-bytes limit dropping some and not the next).
-func (g *Group) proposeRaft(p *pending) {
-	if len(g.retry) > 0 {
-		g.retry = append(g.retry, p.seq)
-		return
+func (g *Group) proposeRun(ps []*pending) {
+	for i := 0; i < len(ps); {
+		if len(g.retry) > 0 {
+			for _, p := range ps[i:] {
+				g.retry = append(g.retry, p.seq)
+			}
+			return
+		}
+		j, size := i+1, len(ps[i].data)
+		if ps[i].cc == nil {
+			for j < len(ps) && j-i < maxBatchItems && ps[j].cc == nil && size+len(ps[j].data) <= maxBatchBytes {
+				size += len(ps[j].data)
+				j++
+			}
+		}
+		g.proposeEntry(ps[i:j])
+		i = j
 	}
+}
+
+// proposeEntry proposes one entry: a configuration change, one proposal's
+// data, or a batch of several.
+func (g *Group) proposeEntry(run []*pending) {
 	var err error
-	if p.cc != nil {
-		err = g.rn.ProposeConfChange(p.cc)
-	} else {
-		err = g.rn.Propose(p.data)
+	switch {
+	case run[0].cc != nil:
+		err = g.rn.ProposeConfChange(run[0].cc)
+	case len(run) == 1:
+		err = g.rn.Propose(run[0].data)
+	default:
+		items := make([][]byte, len(run))
+		for i, p := range run {
+			items[i] = p.data
+		}
+		err = g.rn.Propose(appendBatch(make([]byte, 0, batchSize(items)), items))
+		g.h.stats.batched.Add(uint64(len(run)))
 	}
 	if errors.Is(err, raft.ErrProposalDropped) {
-		g.retry = append(g.retry, p.seq)
+		for _, p := range run {
+			g.retry = append(g.retry, p.seq)
+		}
 		return
 	}
 	if err != nil {
-		delete(g.pending, p.seq)
-		p.done(nil, err)
+		for _, p := range run {
+			delete(g.pending, p.seq)
+			p.done(nil, err)
+		}
 	}
 }
 
 func (g *Group) retryDropped() {
 	seqs := g.retry
 	g.retry = nil
-	for i, seq := range seqs {
+	ps := make([]*pending, 0, len(seqs))
+	for _, seq := range seqs {
 		if p, ok := g.pending[seq]; ok {
-			g.proposeRaft(p)
-			if len(g.retry) > 0 { // dropped again: the rest stay behind it
-				g.retry = append(g.retry, seqs[i+1:]...)
-				return
-			}
+			ps = append(ps, p)
 		}
 	}
+	g.proposeRun(ps)
 }
 
 // complete finishes this node's proposal seq, if it is still waiting.
@@ -154,26 +189,39 @@ func (g *Group) apply(ents []*raftpb.Entry) {
 		if idx <= g.applied {
 			continue
 		}
+		g.snapBytes += uint64(len(e.GetData()))
 		switch e.GetType() {
 		case raftpb.EntryNormal:
 			if len(e.GetData()) == 0 {
 				break // a new leader's empty entry
 			}
-			node, seq, payload, err := decodeHeader(e.GetData())
-			if err != nil {
-				// Every replica skips it alike: no divergence, but say so.
-				g.log.Error("raft entry skipped", "index", idx, "err", err)
+			if e.GetData()[0] == batchVersion {
+				if err := splitBatch(e.GetData(), func(item []byte) { g.applyOne(idx, item, me) }); err != nil {
+					g.log.Error("raft entry skipped", "index", idx, "err", err)
+				}
 				break
 			}
-			v := g.sm.Apply(idx, payload)
-			g.h.stats.applied.Add(1)
-			if node == me {
-				g.complete(seq, v)
-			}
+			g.applyOne(idx, e.GetData(), me)
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			g.applyConfChange(e)
 		}
 		g.applied = idx
+	}
+}
+
+// applyOne applies one proposal's data (header and payload) at index idx
+// and completes its proposer, when that is this node (me).
+func (g *Group) applyOne(idx uint64, data []byte, me NodeID) {
+	node, seq, payload, err := decodeHeader(data)
+	if err != nil {
+		// Every replica skips it alike: no divergence, but say so.
+		g.log.Error("raft entry skipped", "index", idx, "err", err)
+		return
+	}
+	v := g.sm.Apply(idx, payload)
+	g.h.stats.applied.Add(1)
+	if node == me {
+		g.complete(seq, v)
 	}
 }
 

@@ -28,7 +28,8 @@ type Stats struct {
 
 	Proposals        uint64 // ProposeAsync calls and membership changes
 	ProposalTimeouts uint64 // failed with ErrProposalTimeout
-	Applied          uint64 // normal entries applied
+	Applied          uint64 // normal entries applied (each proposal of a batch entry counts)
+	Batched          uint64 // proposals this node sent in batch entries of several
 	ConfChanges      uint64 // configuration changes applied
 
 	SnapshotsCreated  uint64
@@ -60,7 +61,7 @@ type hostStats struct {
 	proposals, proposalTimeouts, applied, confChanges  atomic.Uint64
 	snapsCreated, snapsRestored, snapsSent             atomic.Uint64
 	msgsSent, msgsReceived, inboxDropped, unknownGroup atomic.Uint64
-	quiesced                                           atomic.Uint64
+	quiesced, batched                                  atomic.Uint64
 	latBuckets                                         []atomic.Uint64 // len(bounds)+1, not cumulative
 	latSum                                             atomic.Int64
 }
@@ -85,7 +86,7 @@ func (h *Host) Stats() Stats {
 		Elections: s.elections.Load(), PreVotes: s.preVotes.Load(),
 		LeaderChanges: s.leaderChanges.Load(), BecameLeader: s.becameLeader.Load(),
 		Proposals: s.proposals.Load(), ProposalTimeouts: s.proposalTimeouts.Load(),
-		Applied: s.applied.Load(), ConfChanges: s.confChanges.Load(),
+		Applied: s.applied.Load(), Batched: s.batched.Load(), ConfChanges: s.confChanges.Load(),
 		SnapshotsCreated: s.snapsCreated.Load(), SnapshotsRestored: s.snapsRestored.Load(),
 		SnapshotsSent: s.snapsSent.Load(),
 		MessagesSent:  s.msgsSent.Load(), MessagesReceived: s.msgsReceived.Load(),

@@ -30,6 +30,12 @@ type TCPConfig struct {
 	// (RootCAs and ClientCAs) and normally ClientAuth
 	// tls.RequireAndVerifyClientCert. The secret handshake runs inside.
 	TLS *tls.Config
+	// ClientTLS, when set, is called for each dial and its result used
+	// as the client config instead of TLS, so a certificate and CA
+	// reloaded from files (certs.Reloader) apply to the next connection
+	// while open ones keep theirs. It is required when TLS hands out its
+	// certificate through GetConfigForClient, which only a server calls.
+	ClientTLS func() *tls.Config
 	// Handler receives what peers send; required.
 	Handler Handler
 	// Logger receives refusals, protocol errors and connection changes

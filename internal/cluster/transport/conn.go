@@ -37,6 +37,9 @@ type conn struct {
 	closeErr error
 	out      sendQueue // frames queued for the writer
 	pending  map[uint64]chan reqResult
+	// chaos is the delay hook's state: empty (no cost) unless built with
+	// -tags chaos (delay_chaos.go).
+	chaos chaosConn
 }
 
 // reqResult is the outcome of one Request.
@@ -69,12 +72,23 @@ const smallFrame = 4 << 10
 // heartbeats and votes that keep leadership stable still get through.
 // It reports false when the frame was not queued.
 func (c *conn) enqueue(frame []byte, limited bool) bool {
+	return c.enqueueFrame(frame, limited, false)
+}
+
+// enqueueFrame is enqueue; with owned, the queue may keep frame instead
+// of copying it (the caller no longer uses it once it returns true).
+func (c *conn) enqueueFrame(frame []byte, limited, owned bool) bool {
 	c.mu.Lock()
 	if c.closed || (limited && !c.fits(len(frame))) {
 		c.mu.Unlock()
 		return false
 	}
-	c.out.push(frame)
+	c.chaos.queued(c.out.bytes == 0)
+	if owned {
+		c.out.pushOwned(frame)
+	} else {
+		c.out.push(frame)
+	}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -172,9 +186,13 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		batch = c.out.take(batch)
+		since := c.chaos.take()
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			continue
+		}
+		if !c.chaosHold(since) {
+			return
 		}
 		var err error
 		iov, err = c.write(batch, iov)

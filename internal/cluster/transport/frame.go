@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -131,10 +132,18 @@ func appendRaftBatch(b []byte, group Group, msgs []*raftpb.Message) ([]byte, err
 	start := len(b)
 	b = appendHeader(b, header{typ: frameRaft, id: group})
 	b = binary.AppendUvarint(b, uint64(len(msgs)))
-	opts := proto.MarshalOptions{}
-	for _, m := range msgs {
-		size := opts.Size(m)
-		b = binary.AppendUvarint(b, uint64(size))
+	// Sized once, the buffer grown once: appends carry megabytes of
+	// entries, and every growth would copy them again.
+	sizes := make([]int, len(msgs))
+	total := 0
+	for i, m := range msgs {
+		sizes[i] = proto.Size(m)
+		total += binary.MaxVarintLen64 + sizes[i]
+	}
+	b = slices.Grow(b, total)
+	opts := proto.MarshalOptions{UseCachedSize: true}
+	for i, m := range msgs {
+		b = binary.AppendUvarint(b, uint64(sizes[i]))
 		var err error
 		if b, err = opts.MarshalAppend(b, m); err != nil {
 			return b[:start], fmt.Errorf("transport: marshal raft message: %w", err)

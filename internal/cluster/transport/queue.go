@@ -22,6 +22,21 @@ type sendQueue struct {
 // push appends a copy of frame.
 func (q *sendQueue) push(frame []byte) {
 	q.bytes += len(frame)
+	q.copyIn(frame)
+}
+
+// pushOwned queues frame, which the queue may keep: a frame over a chunk
+// goes in as it is, without a copy.
+func (q *sendQueue) pushOwned(frame []byte) {
+	if len(frame) <= chunkSize {
+		q.push(frame)
+		return
+	}
+	q.bytes += len(frame)
+	q.bufs = append(q.bufs, frame)
+}
+
+func (q *sendQueue) copyIn(frame []byte) {
 	if n := len(q.bufs); n > 0 {
 		last := q.bufs[n-1]
 		if cap(last) == chunkSize && cap(last)-len(last) >= len(frame) {
@@ -53,6 +68,8 @@ func release(bufs [][]byte) {
 		if cap(b) == chunkSize {
 			b = b[:0]
 			chunks.Put(&b)
+		} else if cap(b) <= keepBuf {
+			putScratch(&b) // a frame pushOwned took from SendRaft's scratch
 		}
 		bufs[i] = nil
 	}

@@ -55,9 +55,15 @@ func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
 		t.dropRaft(p, to, group, len(msgs))
 		return
 	}
-	if !c.enqueue(frame, true) {
+	// A frame over a chunk (appends carrying megabytes of entries) goes to
+	// the queue as it is; the scratch buffer then starts again empty.
+	owned := len(frame) > chunkSize
+	if !c.enqueueFrame(frame, true, owned) {
 		t.dropRaft(p, to, group, len(msgs))
 		return
+	}
+	if owned {
+		*buf = nil
 	}
 	p.msgsSent.Add(uint64(len(msgs)))
 }

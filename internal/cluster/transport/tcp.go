@@ -482,6 +482,9 @@ func (t *TCP) dial(p *peer) (*conn, error) {
 	nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	if t.cfg.TLS != nil {
 		cfg := t.cfg.TLS
+		if t.cfg.ClientTLS != nil {
+			cfg = t.cfg.ClientTLS()
+		}
 		if cfg.ServerName == "" {
 			cfg = cfg.Clone()
 			if host, _, err := net.SplitHostPort(addr); err == nil {

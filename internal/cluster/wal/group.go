@@ -172,7 +172,7 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 		hs = proto.Clone(hs).(*raftpb.HardState)
 	}
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
-	buf, err := encodeRecord(nil, r)
+	buf, err := encodeRecord(getRecBuf(), r)
 	if err != nil {
 		return err
 	}

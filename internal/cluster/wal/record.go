@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -98,17 +99,31 @@ type record struct {
 	index, term uint64 // recCompact; the base of a recCheckpoint
 }
 
+// cachedSize marshals with the size the caller has just computed: a
+// record is sized once, then written, without growing its buffer (each
+// growth of a megabyte record copies it again).
+var cachedSize = proto.MarshalOptions{UseCachedSize: true}
+
 func appendMsg(buf []byte, m proto.Message) ([]byte, error) {
 	n := proto.Size(m)
+	buf = slices.Grow(buf, binary.MaxVarintLen64+n)
 	buf = binary.AppendUvarint(buf, uint64(n))
-	return proto.MarshalOptions{}.MarshalAppend(buf, m)
+	return cachedSize.MarshalAppend(buf, m)
 }
 
 func appendEntries(buf []byte, ents []*raftpb.Entry) ([]byte, error) {
+	sizes := make([]int, len(ents))
+	total := binary.MaxVarintLen64
+	for i, e := range ents {
+		sizes[i] = proto.Size(e)
+		total += binary.MaxVarintLen64 + sizes[i]
+	}
+	buf = slices.Grow(buf, total)
 	buf = binary.AppendUvarint(buf, uint64(len(ents)))
 	var err error
-	for _, e := range ents {
-		if buf, err = appendMsg(buf, e); err != nil {
+	for i, e := range ents {
+		buf = binary.AppendUvarint(buf, uint64(sizes[i]))
+		if buf, err = cachedSize.MarshalAppend(buf, e); err != nil {
 			return nil, err
 		}
 	}

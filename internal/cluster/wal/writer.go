@@ -141,6 +141,10 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 	} else {
 		w.buf = nil
 	}
+	for i := range batch {
+		putRecBuf(batch[i].rec) // copied into buf, written
+		batch[i].rec = nil
+	}
 	finish(batch, nil)
 	if structural && len(w.segs) > 1 {
 		w.deleteUnpinned()
