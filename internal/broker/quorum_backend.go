@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-broker/tern/internal/clock"
@@ -44,8 +45,23 @@ type quorumBackend struct {
 	m       *quorumMachine
 	local   map[uint64]*qlocal // this node's consumers by key
 	nextKey uint32
-	getKey  uint64          // the holder of this node's unacked basic.gets
-	ghosts  map[uint64]bool // keys of this run's consumers the machine has and this node does not: cancel proposed
+	getKey  uint64 // the holder of this node's unacked basic.gets
+	// unclaimed are the messages this node's gets checked out (applied
+	// here) that no get call has taken yet; getsWaiting are the get calls
+	// waiting for their entry, by the sequence number getSeq gave them.
+	// A call can only take what applied after it started: a message no
+	// call that started before it applied still waits for belongs to a
+	// get whose caller was told it failed (ErrLeaderChanged and proposal
+	// timeouts say "may still commit"), and nobody will ever settle it,
+	// so it goes back (returnUnclaimedLocked).
+	// announcing is set while this run's node-restarted is proposed and
+	// not applied: the replay of an earlier run's log, where every
+	// checkout and get of that run asks for one, proposes one.
+	announcing  bool
+	unclaimed   map[uint64]unclaimedGet
+	getsWaiting map[uint64]bool
+	getSeq      uint64
+	ghosts      map[uint64]bool // keys of this run's consumers the machine has and this node does not: cancel proposed
 	// inflight counts, per consumer key, the settlements proposed and
 	// not yet applied or given up; closing holds the consumers cancelled
 	// while theirs were in flight: their cancel is proposed once none
@@ -77,6 +93,11 @@ type quorumBackend struct {
 	retryMu    sync.Mutex
 	retries    []retryItem
 	retryArmed bool
+	// parked are the proposals whose attempts ran out: they go out again
+	// when the group shows it works (retryIfWaiting). anyParked says
+	// there are some without taking retryMu.
+	parked    []retryItem
+	anyParked atomic.Bool
 	// work, when set (tests), counts outbox items queued and not done,
 	// so a fake cluster can tell when everything has settled.
 	work func(delta int64)
@@ -117,7 +138,8 @@ func newQuorumBackend(q *Queue) *quorumBackend {
 	epoch := binary.BigEndian.Uint32(e[:]) | 1 // never 0
 	b := &quorumBackend{Queue: q, node: q.vhost.broker.cfg.Replication.Node, epoch: epoch,
 		m: newQuorumMachine(quorumConfigOf(q.args)), local: map[uint64]*qlocal{}, ghosts: map[uint64]bool{},
-		inflight: map[uint64]int{}, closing: map[uint64]*qlocal{}, downSent: map[uint64]bool{}}
+		inflight: map[uint64]int{}, closing: map[uint64]*qlocal{}, downSent: map[uint64]bool{},
+		unclaimed: map[uint64]unclaimedGet{}, getsWaiting: map[uint64]bool{}}
 	b.getKey = uint64(epoch) << 32
 	br := q.vhost.broker
 	b.m.bodyIn, b.m.bodyOut = br.bodyIn, br.bodyOut
@@ -148,6 +170,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	ds, dead := b.m.deliveries, b.m.dead
 	b.m.deliveries, b.m.dead = nil, nil
 	var later []*qcmd
+	announce := false
 	for _, d := range ds {
 		if d.node != b.node {
 			continue
@@ -178,9 +201,16 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	if len(data) >= qcmdHeader+8 && (qcmdKind(data[0]) == qcCheckout || qcmdKind(data[0]) == qcGet) &&
 		binary.BigEndian.Uint64(data[1:]) == b.node && uint32(binary.BigEndian.Uint64(data[qcmdHeader:])>>32) != b.epoch {
 		// An earlier run's checkout, applied only now (this replica was
-		// behind): that run's consumers are gone.
-		later = append(later, &qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch})
+		// behind): that run's consumers are gone. One node-restarted on
+		// its way is enough (a replay has many such entries).
+		announce = !b.announcing
+		b.announcing = true
 	}
+	if g, ok := res.(*qgot); ok && qcmdKind(data[0]) == qcGet && binary.BigEndian.Uint64(data[1:]) == b.node &&
+		binary.BigEndian.Uint64(data[qcmdHeader:]) == b.getKey {
+		b.unclaimed[g.id] = unclaimedGet{acquired: g.acquired, seq: b.getSeq}
+	}
+	back := b.returnUnclaimedLocked()
 	if len(data) >= qcmdHeader+8 && qcmdKind(data[0]) == qcNodeDown && binary.BigEndian.Uint64(data[qcmdHeader:]) == b.node {
 		// The leader thought this node down: its consumers' messages
 		// went back. Forget them here and ask for the consumers back.
@@ -199,10 +229,17 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	if len(dead) > 0 && (rl == nil || !rl.IsLeader()) {
 		dead = nil
 	}
-	if len(dead) > 0 || len(settle) > 0 || len(later) > 0 {
+	if b.anyParked.Load() {
+		b.soon(b.retryIfWaiting) // the group works: what waited for it goes out
+	}
+	if announce {
+		b.soon(b.proposeAnnounce)
+	}
+	if len(dead) > 0 || len(settle) > 0 || len(back) > 0 || len(later) > 0 {
 		b.soon(func() {
 			b.deadLetter(dead)
 			b.proposeSettlement(qcSettleAt, 0, settle)
+			b.proposeSettlement(qcReturnAt, 0, back)
 			for _, c := range later {
 				b.proposeRetry(c, quorumRetryN, nil)
 			}
@@ -241,6 +278,17 @@ func (b *quorumBackend) reconcileLocked() bool {
 		left = true
 	}
 	return left
+}
+
+// localDownLocked reports whether the machine has one of this node's
+// consumers down (the leader reported the node down) while it is here.
+func (b *quorumBackend) localDownLocked() bool {
+	for key := range b.local {
+		if q := b.m.consumer(b.node, key); q != nil && q.status == qsDown {
+			return true
+		}
+	}
+	return false
 }
 
 // deliverLocked offers each local consumer its pending messages, in order,
@@ -351,12 +399,19 @@ func (b *quorumBackend) Restore(data []byte) error {
 		slices.SortFunc(lc.pending, func(x, y qdelivery) int { return cmp.Compare(x.id, y.id) })
 	}
 	stale := b.staleRunLocked()
+	down := b.localDownLocked()
 	settle := b.deliverLocked()
 	b.armExpiryLocked()
 	b.armUnusedLocked()
 	b.mu.Unlock()
 	if len(settle) > 0 {
 		b.soon(func() { b.proposeSettlement(qcSettleAt, 0, settle) })
+	}
+	if down {
+		// The leader reported this node down in the entries the snapshot
+		// replaces: Apply never saw the node-down, so ask for the
+		// consumers back here, or they take nothing for good.
+		b.soon(func() { b.proposeRetry(&qcmd{kind: qcNodeUp, target: b.node}, quorumRetryN, nil) })
 	}
 	if stale {
 		// The snapshot holds consumers of an earlier run of this node
@@ -556,22 +611,28 @@ func (b *quorumBackend) reject(ds []Delivery) {
 
 // get checks out one message for basic.get, waiting at most quorumWait
 // for the command to apply. A group without a leader has nothing to give.
-// A get that applies after the wait gave up (the client was told
-// get-empty) gives its message back, not counted. So that this holds for
+// A get that applies although its caller was told it failed (the wait
+// timed out, or the cluster failed it at a leader change: it may still
+// commit) — the client was told get-empty — gives its message back, not
+// counted, marked redelivered (unclaimed). So that this holds for
 // no-ack gets too, a no-ack get checks out like any other and settles
 // once the client has its message.
 func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
-	res, err := b.proposeWait(&qcmd{kind: qcGet, key: b.getKey}, func(res any) {
-		if g, ok := res.(*qgot); ok {
-			b.vhost.broker.log.Debug("quorum queue: returning the message of a basic.get that applied too late", "queue", b.cfg.Name)
-			b.mu.Lock()
-			refs := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
-			b.inflightLocked(refs)
-			b.mu.Unlock()
-			b.proposeSettlement(qcReturnAt, 0, refs)
-		}
-	})
+	b.mu.Lock()
+	b.getSeq++
+	seq := b.getSeq
+	b.getsWaiting[seq] = true
+	b.mu.Unlock()
+	res, err := b.proposeWait(&qcmd{kind: qcGet, key: b.getKey}, nil)
 	g, ok := res.(*qgot)
+	b.mu.Lock()
+	delete(b.getsWaiting, seq)
+	if err == nil && ok {
+		delete(b.unclaimed, g.id)
+	}
+	back := b.returnUnclaimedLocked()
+	b.mu.Unlock()
+	b.proposeSettlement(qcReturnAt, 0, back)
 	if err != nil || !ok {
 		if err != nil {
 			b.vhost.broker.log.Debug("quorum queue: basic.get failed", "queue", b.cfg.Name, "err", err)
@@ -592,6 +653,43 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	}
 	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
 		Remaining: g.remaining, qkey: b.getKey, qacq: g.acquired}, true
+}
+
+// unclaimedGet is a message a get of this node checked out: its
+// delivery, and the last get call started when it applied.
+type unclaimedGet struct {
+	acquired uint32
+	seq      uint64
+}
+
+// returnUnclaimedLocked returns, as settlements to propose (counted in
+// flight), the messages this node's gets checked out that no get call
+// will take: those unclaimed that no call waiting now started before.
+// Such a get applied after its caller was told it failed (a leader
+// change, a timeout) and answered get-empty.
+func (b *quorumBackend) returnUnclaimedLocked() []qref {
+	if len(b.unclaimed) == 0 {
+		return nil
+	}
+	first := uint64(1<<64 - 1) // the earliest call still waiting
+	for seq := range b.getsWaiting {
+		first = min(first, seq)
+	}
+	var refs []qref
+	for id, u := range b.unclaimed {
+		if u.seq < first {
+			refs = append(refs, qref{key: b.getKey, id: id, acquired: u.acquired})
+			delete(b.unclaimed, id)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	slices.SortFunc(refs, func(x, y qref) int { return cmp.Compare(x.id, y.id) })
+	b.vhost.broker.log.Debug("quorum queue: returning the messages of basic.gets whose callers were told they failed",
+		"queue", b.cfg.Name, "n", len(refs))
+	b.inflightLocked(refs)
+	return refs
 }
 
 // purge drops every ready message, waiting for the command to apply; 0

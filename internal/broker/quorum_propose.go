@@ -19,9 +19,26 @@ func (b *quorumBackend) staleRunLocked() bool {
 }
 
 // announceRun proposes node-restarted for this run of the node: the
-// consumers of its earlier runs are gone, their messages come back.
+// consumers of its earlier runs are gone, their messages come back. One
+// at a time: asked again while one is on its way, it does nothing.
 func (b *quorumBackend) announceRun() {
-	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, nil)
+	b.mu.Lock()
+	busy := b.announcing
+	b.announcing = true
+	b.mu.Unlock()
+	if !busy {
+		b.proposeAnnounce()
+	}
+}
+
+// proposeAnnounce proposes the node-restarted whose announcing flag its
+// caller set; the flag drops once it applied.
+func (b *quorumBackend) proposeAnnounce() {
+	b.proposeRetry(&qcmd{kind: qcNodeRestarted, target: b.node, epoch: b.epoch}, quorumRetryN, func() {
+		b.mu.Lock()
+		b.announcing = false
+		b.mu.Unlock()
+	})
 }
 
 // soon runs f after the caller returns, off the group's goroutine, in
@@ -154,9 +171,16 @@ type retryItem struct {
 	done func() // runs once, when c applied or was given up (nil: nothing)
 }
 
-// proposeRetry proposes c until it is applied, at most n times, a
-// quorumRetry apart, while the queue exists; done (may be nil) runs once
-// at the end, applied or not. The commands retried are harmless twice:
+// proposeRetry proposes c until it is applied, while the queue exists:
+// up to n times, a quorumRetry apart, then it waits (parked) for a sign
+// that the group works again — a leader known, an entry applied here —
+// and starts over with quorumRetryN attempts. done (may be nil) runs once
+// it applied, or the queue is gone. Giving up would strand messages for
+// good: a cancel never applied leaves a consumer the machine keeps
+// assigning to and this node never delivers for nor cancels again (a
+// ghost), a lost node-up leaves this node's consumers down, a lost
+// settlement leaves its message checked out. The commands retried are
+// harmless twice:
 // settlements name the delivery they settle (a stale or repeated one
 // changes nothing), a cancel of a cancelled consumer is nothing, node-up
 // and node-restarted are idempotent. Without retries a settlement lost to
@@ -165,16 +189,20 @@ type retryItem struct {
 // batch, with one timer, and go out again together (retryNow).
 func (b *quorumBackend) proposeRetry(c *qcmd, n int, done func()) {
 	b.propose(c, func(_ any, err error) {
-		if err == nil || n <= 1 || b.isDeleted() {
-			if err != nil {
-				b.vhost.broker.log.Debug("quorum queue: giving up a proposal", "queue", b.cfg.Name, "kind", c.kind, "err", err)
-			}
+		if err == nil || b.isDeleted() {
 			if done != nil {
 				done()
 			}
 			return
 		}
 		b.retryMu.Lock()
+		if n <= 1 {
+			b.vhost.broker.log.Debug("quorum queue: a proposal waits for the group to work again", "queue", b.cfg.Name, "kind", c.kind, "err", err)
+			b.parked = append(b.parked, retryItem{c: c, left: quorumRetryN, done: done})
+			b.anyParked.Store(true)
+			b.retryMu.Unlock()
+			return
+		}
 		b.retries = append(b.retries, retryItem{c: c, left: n - 1, done: done})
 		if !b.retryArmed {
 			b.retryArmed = true
@@ -205,10 +233,13 @@ func (b *quorumBackend) retryNow() {
 	}
 }
 
-// retryIfWaiting proposes the waiting batch now, if there is one (a
-// leader became known).
+// retryIfWaiting proposes the waiting batch now, if there is one, with
+// the parked proposals (a leader became known, or an entry applied).
 func (b *quorumBackend) retryIfWaiting() {
 	b.retryMu.Lock()
+	b.retries = append(b.retries, b.parked...)
+	b.parked = nil
+	b.anyParked.Store(false)
 	waiting := len(b.retries) > 0
 	b.retryMu.Unlock()
 	if waiting {

@@ -42,13 +42,34 @@ func (q queueSpec) args() amqp.Table {
 	return amqp.Table{"x-queue-type": q.typ}
 }
 
+// closeWhen closes conn once ctx ends or stop (may be nil) is closed:
+// amqp091's RPCs (channel open, qos, consume, confirm, queue.declare)
+// wait for their reply with no deadline, so a broker that never answers
+// while its heartbeats go on would block the run past its budget.
+// Closing the connection makes every RPC blocked on it return an error.
+// Call the returned release once done with conn.
+func closeWhen(ctx context.Context, conn *amqp.Connection, stop <-chan struct{}) (release func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		case <-done:
+			return
+		}
+		conn.Close()
+	}()
+	return func() { close(done) }
+}
+
 // declareQueues declares the workload's queues on node before it starts.
-func declareQueues(node *Node, qs []queueSpec) error {
+func declareQueues(ctx context.Context, node *Node, qs []queueSpec) error {
 	c, err := dialAMQP(node, 0)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	defer closeWhen(ctx, c, nil)()
 	ch, err := c.Channel()
 	if err != nil {
 		return err
@@ -76,7 +97,11 @@ func (r *run) amqpProducer(ctx context.Context, name string, client int, q queue
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
+		// Not closed when ctx (the workload) ends: the last confirms are
+		// still due then. stopAll ends the wait for them.
+		release := closeWhen(context.Background(), conn, r.stopAll)
 		r.publishOn(ctx, conn, node, name, q, tick.C, &counter)
+		release()
 		conn.Close()
 	}
 }
@@ -182,7 +207,9 @@ func (r *run) amqpConsumer(ctx context.Context, name string, client int, q queue
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
+		release := closeWhen(ctx, conn, nil)
 		r.consumeOn(ctx, conn, node, name, q, &next, aw.stay())
+		release()
 		conn.Close()
 		aw.wait(ctx)
 	}
@@ -257,7 +284,9 @@ func (r *run) metaClient(ctx context.Context, name string, client int, seed uint
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
+		release := closeWhen(ctx, conn, r.stopAll) // an op cut short is recorded unknown
 		r.metaOn(ctx, conn, node, name, tick.C, rng.IntN)
+		release()
 		conn.Close()
 	}
 }

@@ -50,7 +50,7 @@ func (n *Node) AMQPAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Spr
 // MQTTAddr is the node's MQTT listen address.
 func (n *Node) MQTTAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Sprint(MQTTPort)) }
 
-// HTTPAddr is the node's management address (cluster nodes only).
+// HTTPAddr is the node's management address.
 func (n *Node) HTTPAddr() string { return net.JoinHostPort(NodeIP(n.ID), fmt.Sprint(HTTPPort)) }
 
 // listeners are the addresses Start waits for.
@@ -67,9 +67,11 @@ func (n *Node) writeConfig() error {
 	if n.DataDir == "" {
 		n.DataDir = filepath.Join(n.Dir, "data")
 	}
-	mqtt, http := n.MQTTAddr(), ""
+	// HTTP on every node: the runner reads queue depths after the drain
+	// (queueEmpty), and a cluster's status.
+	mqtt, http := n.MQTTAddr(), n.HTTPAddr()
 	if n.Cluster {
-		mqtt, http = "", n.HTTPAddr()
+		mqtt = ""
 	}
 	cfg := fmt.Sprintf("data_dir = %q\namqp_addr = %q\nmqtt_addr = %q\nhttp_addr = %q\nmqtt_ws_addr = \"\"\nsegment_size = \"1MiB\"\n%s\n",
 		n.DataDir, n.AMQPAddr(), mqtt, http, n.Config)

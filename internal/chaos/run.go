@@ -233,7 +233,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	cq, sq := queueSpec{classicQueue, "classic"}, queueSpec{streamQueue, "stream"}
 	r.mainQueue = cq
-	if err := declareQueues(r.nodes[0], []queueSpec{cq, sq}); err != nil {
+	if err := declareQueues(ctx, r.nodes[0], []queueSpec{cq, sq}); err != nil {
 		return err
 	}
 
@@ -284,12 +284,17 @@ func (r *run) execute(ctx context.Context) error {
 
 // finish ends the workload: it waits (bounded) for the producers' last
 // confirms, then for every confirmed message to be delivered, and records
-// the drain.
+// the drain; then for the main queue to be empty on every node.
 func (r *run) finish(ctx context.Context, start time.Time, pwg *sync.WaitGroup) {
 	prof := r.prof
 	r.draining.Store(true)
 	fmt.Fprintf(r.log, "workload over after %v; waiting for the last confirms\n", time.Since(start).Round(time.Millisecond))
-	waitBounded(pwg, prof.ConfirmTimeout+5*time.Second, r.stopAll)
+	if !waitBounded(pwg, prof.ConfirmTimeout+5*time.Second, r.stopAll, giveUpWait) {
+		// A client still blocked although its connection was closed: the
+		// harness is stuck, not the broker judged — but no run may hang.
+		r.rec.add(checker.Op{Process: "runner", Op: checker.OpDrain, Outcome: checker.Fail, Start: now(), End: now(),
+			Error: fmt.Sprintf("producers or the metadata client still running %v after being told to give up", giveUpWait)})
+	}
 
 	drain := checker.Op{Process: "runner", Op: checker.OpDrain, Start: now(), DeadlineMS: prof.DrainDeadline.Milliseconds()}
 	deadline := time.Now().Add(prof.DrainDeadline)
@@ -304,6 +309,7 @@ func (r *run) finish(ctx context.Context, start time.Time, pwg *sync.WaitGroup) 
 	}
 	r.rec.add(drain)
 	fmt.Fprintf(r.log, "drain: %s in %v\n", drain.Outcome, time.Duration(drain.End-drain.Start).Round(time.Millisecond))
+	r.rec.add(r.queueEmpty(ctx, r.mainQueue.name))
 	if n := r.absorbed.Load(); n > 0 {
 		fmt.Fprintf(r.log, "mqtt: %d QoS 2 resends (DUP, same packet id and value) absorbed by the subscriber's session state\n", n)
 	}
@@ -314,16 +320,27 @@ func goRun(wg *sync.WaitGroup, f func()) {
 	go func() { defer wg.Done(); f() }()
 }
 
+// giveUpWait bounds the wait for clients told to give up (their
+// connections closed): they return at once unless the harness is stuck.
+const giveUpWait = 30 * time.Second
+
 // waitBounded waits for wg at most d; past that it closes giveUp and waits
-// for the rest, which give up at once.
-func waitBounded(wg *sync.WaitGroup, d time.Duration, giveUp chan struct{}) {
+// at most after for the rest, which give up at once (closeWhen closes
+// their connections). It reports whether they all returned.
+func waitBounded(wg *sync.WaitGroup, d time.Duration, giveUp chan struct{}, after time.Duration) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-time.After(d):
 		close(giveUp)
-		<-done
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(after):
+		return false
 	}
 }
 

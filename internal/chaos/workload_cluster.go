@@ -20,7 +20,7 @@ func (r *run) executeCluster(ctx context.Context) error {
 	prof := r.prof
 	qq := queueSpec{quorumQueue, "quorum"}
 	r.mainQueue = qq
-	if err := declareQueues(r.nodes[0], []queueSpec{qq}); err != nil {
+	if err := declareQueues(ctx, r.nodes[0], []queueSpec{qq}); err != nil {
 		return err
 	}
 	if _, err := queueLeader(ctx, r.nodes, qq.name); err != nil {

@@ -15,6 +15,7 @@ type Options struct {
 // Verdict names, in report order.
 const (
 	VerdictLost         = "lost"
+	VerdictStranded     = "stranded"
 	VerdictUnexpected   = "unexpected"
 	VerdictDuplicates   = "duplicates"
 	VerdictExactlyOnce  = "exactly-once"
@@ -23,6 +24,7 @@ const (
 	VerdictStream       = "stream-offsets"
 	VerdictLiveness     = "liveness"
 	VerdictLinearizable = "linearizable"
+	VerdictFaults       = "faults"
 )
 
 type key struct{ queue, value string }
@@ -45,7 +47,7 @@ func Check(ops []Op, opt Options) *Report {
 	delivered := map[key][]Op{}
 	var consumes []Op
 	destroyed := map[string]bool{}
-	var meta, waits []Op
+	var meta, waits, empties, faultsFailed []Op
 	for _, op := range ops {
 		switch op.Op {
 		case OpPublish:
@@ -82,6 +84,8 @@ func Check(ops []Op, opt Options) *Report {
 			}
 			if op.Outcome == OK {
 				st.Faults[op.Fault]++
+			} else {
+				faultsFailed = append(faultsFailed, op)
 			}
 			for _, v := range op.Destroyed {
 				destroyed[v] = true
@@ -91,6 +95,8 @@ func Check(ops []Op, opt Options) *Report {
 			meta = append(meta, op)
 		case OpDrain, OpRecover:
 			waits = append(waits, op)
+		case OpEmpty:
+			empties = append(empties, op)
 		}
 	}
 	st.Delivered = len(delivered)
@@ -98,6 +104,7 @@ func Check(ops []Op, opt Options) *Report {
 	var v verdicts
 	lost := checkLost(pubs, pubOrder, delivered, destroyed, &st)
 	v.add(VerdictLost, lost, true, "publishes confirmed ok and never delivered")
+	v.add(VerdictStranded, checkStranded(empties), true, "messages left in a queue (ready or unacked) after the drain")
 	v.add(VerdictUnexpected, checkUnexpected(consumes, pubs), true, "deliveries never published, or whose hash does not match the value")
 	dups, exact := checkDuplicates(delivered, pubs)
 	st.Duplicates = dups
@@ -111,6 +118,7 @@ func Check(ops []Op, opt Options) *Report {
 	v.add(VerdictLiveness, checkLiveness(waits, st.Published > 0, &st), true, "drain or recovery failed or past its deadline")
 	lin, detail := checkLinearizable(meta, opt.LinearizabilityTimeout)
 	v.add(VerdictLinearizable, lin, true, detail)
+	v.add(VerdictFaults, checkFaults(faultsFailed), true, "faults the schedule asked for that could not be injected or undone")
 
 	r := &Report{Verdicts: v.list, Stats: st}
 	for _, vd := range r.Verdicts {
@@ -151,6 +159,30 @@ func checkLost(pubs map[key]*published, order []key, delivered map[key][]Op, des
 	return out
 }
 
+// checkStranded fails every end-of-run queue check that found messages
+// left (or could not tell): a value delivered once and never acked, then
+// kept checked out to a consumer that is gone, or returned to nobody, is
+// not lost in the history's deliveries but is in the queue.
+func checkStranded(empties []Op) []Finding {
+	var out []Finding
+	for _, e := range empties {
+		if e.Outcome != OK {
+			out = append(out, Finding{Queue: e.Queue, Detail: fmt.Sprintf("%s: %s %s", e.Outcome, e.Error, e.Detail), Lines: []int{e.Line}})
+		}
+	}
+	return out
+}
+
+// checkFaults fails every fault op that did not succeed: a run whose
+// faults were not injected tested nothing, whatever its other verdicts.
+func checkFaults(failed []Op) []Finding {
+	var out []Finding
+	for _, f := range failed {
+		out = append(out, Finding{Detail: fmt.Sprintf("%s on node %d: %s %s", f.Fault, f.Node, f.Outcome, f.Error), Lines: []int{f.Line}})
+	}
+	return out
+}
+
 func checkUnexpected(consumes []Op, pubs map[key]*published) []Finding {
 	var out []Finding
 	for _, c := range consumes {
@@ -158,6 +190,8 @@ func checkUnexpected(consumes []Op, pubs map[key]*published) []Finding {
 		switch {
 		case c.Value == "":
 			out = append(out, Finding{Queue: c.Queue, Detail: "delivery without a readable value: " + c.Error, Lines: []int{c.Line}})
+		case c.Error != "":
+			out = append(out, Finding{Queue: c.Queue, Value: c.Value, Detail: "delivery with a problem: " + c.Error, Lines: []int{c.Line}})
 		case p == nil:
 			out = append(out, Finding{Queue: c.Queue, Value: c.Value, Detail: "delivered, never published to this queue", Lines: []int{c.Line}})
 		case c.Hash != HashOf(c.Value) || c.Hash != p.op.Hash:

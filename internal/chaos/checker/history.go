@@ -23,6 +23,10 @@ const (
 	OpFault     = "fault"     // a fault injected (Fault names it)
 	OpRecover   = "recover"   // from a fault's end to the first confirm after it
 	OpDrain     = "drain"     // the final wait for every confirmed message
+	// OpEmpty is the end-of-run check, after the drain, that a queue holds
+	// no message, ready or unacked, on any node: every value was delivered
+	// and acked, none is stranded checked out or waiting unseen.
+	OpEmpty = "empty"
 )
 
 // Outcomes (Op.Outcome).
@@ -127,7 +131,7 @@ func ReadHistory(r io.Reader) ([]Op, error) {
 
 func (op *Op) validate() error {
 	switch op.Op {
-	case OpPublish, OpConsume, OpSubscribe, OpDeclare, OpDelete, OpExists, OpFault, OpRecover, OpDrain:
+	case OpPublish, OpConsume, OpSubscribe, OpDeclare, OpDelete, OpExists, OpFault, OpRecover, OpDrain, OpEmpty:
 	default:
 		return fmt.Errorf("unknown op %q", op.Op)
 	}

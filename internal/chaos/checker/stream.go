@@ -8,7 +8,8 @@ import "fmt"
 // back (fail); higher is a gap. Across readers one offset must hold one
 // value (fail).
 //
-// A gap fails: Tern's stream offsets are dense. (Until a refused write's
+// A stream delivery without an offset fails. A gap fails: Tern's stream
+// offsets are dense. (Until a refused write's
 // offsets were handed to the next appends — store.QueueLog.AppendNext — a
 // write refused for a full disk left a gap there; histories saved from
 // such a broker fail this verdict where their disk filled.)
@@ -24,6 +25,12 @@ func checkStreams(ops []Op, pubs map[key]*published, delivered map[key][]Op, st 
 	values := map[at]Op{}
 	var out []Finding
 	for _, op := range ops {
+		if op.Outcome == OK && op.Op == OpConsume && op.Type == "stream" && op.Offset == nil {
+			// Without its offset a delivery proves nothing about the order;
+			// a broker that stopped sending it must not pass by default.
+			out = append(out, Finding{Queue: op.Queue, Value: op.Value, Detail: "stream delivery without an offset: " + op.Error, Lines: []int{op.Line}})
+			continue
+		}
 		if op.Outcome != OK || op.Offset == nil {
 			continue
 		}
