@@ -5,13 +5,15 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 
 // maybeSnapshot snapshots the state machine every SnapshotEntries applied
 // entries or SnapshotBytes applied bytes, and after a configuration
 // change, and compacts the log, keeping SnapshotSlack entries (fewer for
-// a snapshot the bytes triggered).
+// a snapshot the bytes triggered, but a leader keeps what a follower
+// within SnapshotSlack entries still needs: compactFloor).
 //
 // The state machine encodes its state here, on the group's goroutine (it
 // must be the state as of g.applied); recording it in the storage — a
@@ -75,10 +77,32 @@ func (g *Group) snapshotDone(index, slack uint64, err error) {
 	g.snapIndex = max(g.snapIndex, index)
 	g.h.stats.snapsCreated.Add(1)
 	if index > slack {
-		if err := g.storage.Compact(index - slack); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			g.log.Error("raft log compaction failed", "index", index-slack, "err", err)
+		to := g.compactFloor(index, index-slack)
+		if err := g.storage.Compact(to); to > 0 && err != nil && !errors.Is(err, raft.ErrCompacted) {
+			g.log.Error("raft log compaction failed", "index", to, "err", err)
 		}
 	}
+}
+
+// compactFloor lowers a compaction point to so that a leader keeps the
+// entries a follower a little behind still needs: a snapshot the bytes
+// triggered keeps only since/10 entries, often none with large batch
+// entries, and a follower two entries behind would otherwise be sent the
+// whole state — again at every snapshot, never catching up. A follower
+// further behind than SnapshotSlack entries of index gets a snapshot as
+// before, so what is kept stays bounded.
+func (g *Group) compactFloor(index, to uint64) uint64 {
+	if g.rn.BasicStatus().RaftState != raft.StateLeader {
+		return to
+	}
+	self := g.rn.BasicStatus().ID
+	oldest := index - min(index, g.h.cfg.SnapshotSlack)
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id != self && pr.Match >= oldest && pr.Match < to {
+			to = pr.Match
+		}
+	})
+	return to
 }
 
 func (g *Group) snapshotFailed(index uint64, err error) {
