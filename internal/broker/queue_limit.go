@@ -52,3 +52,23 @@ func (v *VHost) checkQueueLimitLocked(cfg QueueConfig, fx *effects) error {
 	e.queueLimit = true
 	return e
 }
+
+// CheckQueueLimit returns the max-queues error that declaring n queues
+// the vhost does not hold yet would meet now, or nil: a definitions
+// import checks it before applying anything, so a file that would stop
+// at the limit part way changes nothing.
+func (v *VHost) CheckQueueLimit(n int) error {
+	max := v.broker.users.VHostLimit(v.name, auth.LimitMaxQueues)
+	if max < 0 || n == 0 {
+		return nil
+	}
+	v.mu.Lock()
+	counted := v.counted
+	v.mu.Unlock()
+	if int64(counted+n) <= max {
+		return nil
+	}
+	e := errorf(KindPreconditionFailed, "cannot declare %d more queues in vhost '%s': vhost queue limit (%d) would be exceeded (%d queues now)", n, v.name, max, counted).(*Error)
+	e.queueLimit = true
+	return e
+}

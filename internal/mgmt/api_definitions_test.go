@@ -331,3 +331,28 @@ func TestDefinitionsSectionsAllOrNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDefinitionsImportPastMaxQueuesChangesNothing: an import whose new
+// queues would take a vhost past its max-queues is refused with 400
+// before anything is applied; it used to stop at the limit part way (500)
+// with the first queues declared.
+func TestDefinitionsImportPastMaxQueuesChangesNothing(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	guest(t, s, "PUT", "/api/queues/%2F/existing", map[string]any{"durable": true}, http.StatusCreated)
+	guest(t, s, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 2}, http.StatusNoContent)
+	q := func(name string) string {
+		return `{"name":"` + name + `","vhost":"/","durable":true,"auto_delete":false,"arguments":{}}`
+	}
+	code, raw := apiCall(t, s, "POST", "/api/definitions", "", "", `{"queues":[`+q("existing")+`,`+q("a")+`,`+q("b")+`]}`)
+	if e, r := errorBody(t, raw); code != http.StatusBadRequest || e != "bad_request" || !strings.Contains(r, "vhost queue limit (2)") {
+		t.Fatalf("import past max-queues: %d %s, want 400 naming the limit", code, raw)
+	}
+	if v := s.Broker.VHost("/"); v.LookupQueue("a") != nil || v.LookupQueue("b") != nil {
+		t.Fatal("a refused import declared a queue")
+	}
+	// One new queue fits (the existing one is not counted twice).
+	if code, raw := apiCall(t, s, "POST", "/api/definitions", "", "", `{"queues":[`+q("existing")+`,`+q("a")+`]}`); code != http.StatusNoContent {
+		t.Fatalf("import within max-queues: %d %s", code, raw)
+	}
+}

@@ -351,6 +351,9 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 		keptQ = append(keptQ, q)
 	}
 	p.queues = keptQ
+	if err := checkQueueLimits(b, p.queues); err != nil {
+		return nil, err
+	}
 
 	exchangeExists := func(vh, name string) bool {
 		if _, ok := exchanges[[2]string{vh, name}]; ok || standardExchange(name) {
@@ -513,6 +516,28 @@ func (s *apiServer) applyImport(p *importPlan) error {
 	for _, apply := range p.sections {
 		if err := apply(); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkQueueLimits refuses an import whose new queues would take a vhost
+// past its max-queues: applied, it would stop at the limit part way.
+// The file's own vhost-limits parameters are applied after its queues
+// (definitions_params.go), so the limit in force now is the one that
+// counts.
+func checkQueueLimits(b *broker.Broker, queues []defQueue) error {
+	added := map[string]int{}
+	for _, q := range queues {
+		if v := b.VHost(q.VHost); v == nil || v.LookupQueue(q.Name) == nil {
+			added[q.VHost]++
+		}
+	}
+	for vh, n := range added {
+		if v := b.VHost(vh); v != nil {
+			if err := v.CheckQueueLimit(n); err != nil {
+				return fmt.Errorf("queues: %w", err)
+			}
 		}
 	}
 	return nil
