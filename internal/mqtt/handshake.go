@@ -159,6 +159,7 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		}
 	}
 	c.send(ack)
+	c.resendReleased()
 	return c.startConsuming()
 }
 

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 
 	"github.com/tern-broker/tern/internal/message"
@@ -239,6 +240,25 @@ func (st *sessionState) isReleased(queueID string, seq uint64, published int64) 
 	defer st.mu.Unlock()
 	r, ok := st.released[seq]
 	return ok && r.queueID == queueID && r.published == published
+}
+
+// releasedSeqs lists the seqs whose PUBREC is recorded, in order.
+func (st *sessionState) releasedSeqs() []uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seqs := make([]uint64, 0, len(st.released))
+	for seq := range st.released {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs
+}
+
+// unrelease forgets a PUBREC whose record could not be written.
+func (st *sessionState) unrelease(seq uint64) {
+	st.mu.Lock()
+	delete(st.released, seq)
+	st.mu.Unlock()
 }
 
 // release records a PUBREC for the session queue's message seq; done
