@@ -352,7 +352,7 @@ func (c *conn) ack(a *wire.Ack) error {
 			// obligation lives in the record alone, so the message's
 			// expiry, a max-length drop or a purge cannot lose it.
 			seq := of.d.Seq
-			c.srv.sessions.release(c.clientID, sess, of.d.Queue.ID(), seq, of.d.Msg.Published,
+			c.srv.sessions.release(c.clientID, sess, c.id, of.d.Queue.ID(), seq, of.d.Msg.Published,
 				completionFunc(func(_ uint64, err error) {
 					if err != nil {
 						// Not recorded: no PUBREL (after it the PUBLISH

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 	"sync"
 
@@ -69,6 +70,11 @@ type sessionState struct {
 	unrecord  []uint64
 	barrierOn bool
 	attached  bool // a connection has it (attach … detach)
+	// owner is the id of the connection that attached it last: only that
+	// one may change it (release, detach). A taken-over connection whose
+	// teardown runs late must not hand back its stale inbound ids nor
+	// mark the state detached under the connection that now uses it.
+	owner uint64
 }
 
 func (s *sessionState) empty() bool {
@@ -160,13 +166,15 @@ func (s *sessions) getLocked(clientID string) *sessionState {
 }
 
 // attach returns the state of a resumed session whose queue is queueID
-// (""; no queue yet), creating it; outbound state of another queue (the
-// session ended and began again) is dropped.
-func (s *sessions) attach(clientID, queueID string) *sessionState {
+// (""; no queue yet), creating it, for the connection owner (its id);
+// outbound state of another queue (the session ended and began again) is
+// dropped.
+func (s *sessions) attach(clientID, queueID string, owner uint64) *sessionState {
 	s.mu.Lock()
 	st := s.getLocked(clientID)
 	st.mu.Lock()
 	st.attached = true // under s.mu: forgetIdle cannot drop it now
+	st.owner = owner
 	s.mu.Unlock()
 	var stale []uint64
 	for seq, r := range st.released {
@@ -184,13 +192,19 @@ func (s *sessions) attach(clientID, queueID string) *sessionState {
 	return st
 }
 
-// detach forgets a session's entry when it holds nothing (the client
-// left): offline sessions without QoS 2 state cost no memory here.
-func (s *sessions) detach(clientID string, st *sessionState) {
+// detach hands the inbound ids of owner's connection back to the state and
+// forgets the session's entry when it holds nothing (the client left):
+// offline sessions without QoS 2 state cost no memory here. A connection
+// that no longer owns the state (taken over) changes nothing.
+func (s *sessions) detach(clientID string, st *sessionState, owner uint64, inbound map[uint16]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.owner != owner {
+		return
+	}
+	st.inbound = inbound
 	st.attached = false
 	if st.empty() && s.m[clientID] == st {
 		delete(s.m, clientID)
@@ -261,10 +275,20 @@ func (st *sessionState) unrelease(seq uint64) {
 	st.mu.Unlock()
 }
 
-// release records a PUBREC for the session queue's message seq; done
-// learns when the record is durable (at once without a log).
-func (s *sessions) release(clientID string, st *sessionState, queueID string, seq uint64, published int64, done message.Completion, token uint64) {
+// errNotOwner: a taken-over connection's PUBREC is not recorded (its
+// PUBREL does not go; the message goes again to the session's connection).
+var errNotOwner = errors.New("mqtt: the session was taken over")
+
+// release records a PUBREC for the session queue's message seq, on behalf
+// of the connection owner; done learns when the record is durable (at
+// once without a log).
+func (s *sessions) release(clientID string, st *sessionState, owner uint64, queueID string, seq uint64, published int64, done message.Completion, token uint64) {
 	st.mu.Lock()
+	if st.owner != owner {
+		st.mu.Unlock()
+		done.Durable(token, errNotOwner)
+		return
+	}
 	put(&st.released, seq, outRel{queueID: queueID, published: published})
 	st.mu.Unlock()
 	if s.log == nil {
