@@ -311,16 +311,26 @@ func (c *conn) allocPIDLocked() uint16 {
 func (c *conn) ack(a *wire.Ack) error {
 	switch a.Kind {
 	case wire.PUBREL: // inbound QoS 2, step 3
-		rc := wire.Success
-		if !c.acks.release(a.PacketID) {
-			rc = wire.PacketIDNotFound
-		}
-		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
-		if c.v == wire.V5 {
-			resp.ReasonCode = rc
-			c.explain(&resp.Props, rc)
-		}
-		c.send(resp)
+		pid := a.PacketID
+		c.acks.release(pid, func(known bool, err error) {
+			if err != nil {
+				// The id's removal is not durable: no PUBCOMP; the client
+				// sends the PUBREL again on its next connection.
+				c.logger().Error("removing an inbound QoS 2 packet id failed", "err", err)
+				c.kick(wire.UnspecifiedError)
+				return
+			}
+			rc := wire.Success
+			if !known {
+				rc = wire.PacketIDNotFound
+			}
+			resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: pid}
+			if c.v == wire.V5 {
+				resp.ReasonCode = rc
+				c.explain(&resp.Props, rc)
+			}
+			c.send(resp)
+		})
 		return nil
 	case wire.PUBREC: // outbound QoS 2, step 2
 		if a.ReasonCode >= 0x80 {

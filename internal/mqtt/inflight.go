@@ -28,13 +28,15 @@ import (
 //     message in the store's "mqtt-inflight" record log, written when the
 //     PUBREC comes; the PUBREL goes once it is durable (the group commit,
 //     QoS 2 only), so a PUBLISH is never resent after its PUBREL, even
-//     after kill -9. It is removed once the PUBCOMP's queue ack is written
-//     (sessions.barrier).
+//     after kill -9. Then the queue message is acked: the record alone
+//     holds the PUBREL obligation (a resumed session sends PUBREL for each
+//     record, resendReleased), so the message's expiry or a drop cannot
+//     lose it. It is removed after PUBCOMP (sessions.barrier).
 //   - The inbound QoS 2 packet ids are one keyed record each, written with
 //     the publish's own group commit (the PUBREC waits for both) and
-//     removed at PUBREL without waiting: a recovered id whose removal a
-//     crash lost absorbs only a PUBLISH with DUP set, so a new
-//     message reusing the id (DUP 0) is never taken for a resend.
+//     removed at PUBREL, the PUBCOMP going once the removal is durable; a
+//     recovered id absorbs only a PUBLISH with DUP set, so a new message
+//     reusing the id (DUP 0) is never taken for a resend.
 //
 // QoS 1 writes nothing: its resend needs only the sequence number.
 
@@ -373,10 +375,32 @@ func (s *sessions) inboundHeld(clientID string, pid uint16, done message.Complet
 }
 
 // inboundReleased forgets an inbound packet id's record (PUBREL, or a
-// PUBREC with an error code).
-func (s *sessions) inboundReleased(clientID string, pid uint16) {
-	if s.log != nil {
-		s.log.Remove(inKey(clientID, pid))
+// PUBREC with an error code). With done (PUBREL), done is told once the
+// removal is durable — a barrier record written after it is, in the same
+// log — and only then does the PUBCOMP go: sent earlier, a crash could
+// recover the id, and a new message reusing it that first arrives as a
+// DUP resend would be taken for the old one's and lost. It costs the
+// PUBREL one group commit, QoS 2 only.
+func (s *sessions) inboundReleased(clientID string, pid uint16, done func(error)) {
+	if s.log == nil {
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
+	s.log.Remove(inKey(clientID, pid))
+	if done == nil {
+		return
+	}
+	key := barrierKey(clientID)
+	err := s.log.Put(key, &message.Message{}, completionFunc(func(_ uint64, err error) {
+		if err == nil {
+			s.log.Remove(key) // a recovered barrier is removed too: harmless
+		}
+		done(err)
+	}), 0)
+	if err != nil {
+		done(err)
 	}
 }
 
