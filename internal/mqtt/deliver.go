@@ -369,7 +369,6 @@ func (c *conn) ack(a *wire.Ack) error {
 						// must never go again). The connection ends; the
 						// message goes back to the queue and its PUBLISH
 						// is resent, DUP, to the next connection.
-						sess.unrelease(seq)
 						c.logger().Error("recording a PUBREC failed", "err", err)
 						c.kick(wire.UnspecifiedError)
 						return

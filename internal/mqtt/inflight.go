@@ -283,7 +283,7 @@ var errNotOwner = errors.New("mqtt: the session was taken over")
 
 // release records a PUBREC for the session queue's message seq, on behalf
 // of the connection owner; done learns when the record is durable (at
-// once without a log).
+// once without a log), or that it failed (the PUBREC is then forgotten).
 func (s *sessions) release(clientID string, st *sessionState, owner uint64, queueID string, seq uint64, published int64, done message.Completion, token uint64) {
 	st.mu.Lock()
 	if st.owner != owner {
@@ -298,8 +298,16 @@ func (s *sessions) release(clientID string, st *sessionState, owner uint64, queu
 		return
 	}
 	m := &message.Message{Body: []byte(queueID), Published: published}
-	if err := s.log.Put(outKey(clientID, seq), m, done, token); err != nil {
+	// Not recorded: the PUBREC is forgotten (no PUBREL may go, and the
+	// message, back in the queue, goes again as a PUBLISH).
+	failed := completionFunc(func(token uint64, err error) {
+		if err != nil {
+			st.unrelease(seq)
+		}
 		done.Durable(token, err)
+	})
+	if err := s.log.Put(outKey(clientID, seq), m, failed, token); err != nil {
+		failed.Durable(token, err)
 	}
 }
 
