@@ -100,6 +100,9 @@ type outflight struct {
 	stored   bool // d is a queue delivery (not a retained message sent directly)
 	qos      byte
 	released bool // PUBREC received, PUBREL sent or due (QoS 2)
+	// recorded: the session state holds its PUBREC (a session queue
+	// message, d.Seq); PUBCOMP removes it (sessions.complete).
+	recorded bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

@@ -54,16 +54,12 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	if fromSession {
 		pid = pidForSeq(d.Seq)
 		_, pidBusy = c.inflight[pid]
-		if c.sess != nil && d.Redelivered && c.sess.isReleased(s.q.ID(), d.Seq, m.Published) {
-			if pidBusy {
-				return broker.Refuse
-			}
-			// Its PUBREC came before the client left: PUBREL again, never
-			// the PUBLISH [MQTT-4.4.0-1], whatever became of the
-			// subscription or the message's expiry since.
-			c.send(&wire.Ack{Kind: wire.PUBREL, PacketID: pid})
-			put(&c.inflight, pid, &outflight{d: d, stored: true, qos: 2, released: true})
-			return broker.Take
+		if c.sess != nil && c.sess.isReleased(s.q.ID(), d.Seq, m.Published) {
+			// Its PUBREC came and was recorded; the queue still holds it
+			// only because the ack that follows the record was lost (the
+			// connection ended first, or a crash). The PUBREL goes from the
+			// record (resendReleased), never the PUBLISH [MQTT-4.4.0-1].
+			return broker.TakeSettled
 		}
 	}
 	topic := keyToTopic(m.RoutingKey)
@@ -315,16 +311,26 @@ func (c *conn) allocPIDLocked() uint16 {
 func (c *conn) ack(a *wire.Ack) error {
 	switch a.Kind {
 	case wire.PUBREL: // inbound QoS 2, step 3
-		rc := wire.Success
-		if !c.acks.release(a.PacketID) {
-			rc = wire.PacketIDNotFound
-		}
-		resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: a.PacketID}
-		if c.v == wire.V5 {
-			resp.ReasonCode = rc
-			c.explain(&resp.Props, rc)
-		}
-		c.send(resp)
+		pid := a.PacketID
+		c.acks.release(pid, func(known bool, err error) {
+			if err != nil {
+				// The id's removal is not durable: no PUBCOMP; the client
+				// sends the PUBREL again on its next connection.
+				c.logger().Error("removing an inbound QoS 2 packet id failed", "err", err)
+				c.kick(wire.UnspecifiedError)
+				return
+			}
+			rc := wire.Success
+			if !known {
+				rc = wire.PacketIDNotFound
+			}
+			resp := &wire.Ack{Kind: wire.PUBCOMP, PacketID: pid}
+			if c.v == wire.V5 {
+				resp.ReasonCode = rc
+				c.explain(&resp.Props, rc)
+			}
+			c.send(resp)
+		})
 		return nil
 	case wire.PUBREC: // outbound QoS 2, step 2
 		if a.ReasonCode >= 0x80 {
@@ -339,17 +345,45 @@ func (c *conn) ack(a *wire.Ack) error {
 			of.released = true
 		}
 		sess, sub := c.sess, c.sub
+		record := known && sess != nil && of.stored && sub != nil && of.d.Queue == sub.q
+		if record {
+			of.recorded = true
+		}
 		c.mu.Unlock()
 		resp := &wire.Ack{Kind: wire.PUBREL, PacketID: a.PacketID}
 		if of == nil && c.v == wire.V5 {
 			resp.ReasonCode = wire.PacketIDNotFound
 		}
-		if known && sess != nil && of.stored && sub != nil && of.d.Queue == sub.q {
+		if record {
 			// The session keeps the PUBREC (durably for a durable
 			// session) before the PUBREL goes: after it, the PUBLISH
-			// must never go again, not even after a restart.
-			c.srv.sessions.release(c.clientID, sess, of.d.Queue.ID(), of.d.Seq, of.d.Msg.Published,
-				completionFunc(func(uint64, error) { c.send(resp) }), 0)
+			// must never go again, not even after a restart. Once the
+			// record is durable the queue message is acked: the PUBREL
+			// obligation lives in the record alone, so the message's
+			// expiry, a max-length drop or a purge cannot lose it.
+			seq := of.d.Seq
+			c.srv.sessions.release(c.clientID, sess, c.id, of.d.Queue.ID(), seq, of.d.Msg.Published,
+				completionFunc(func(_ uint64, err error) {
+					if err != nil {
+						// Not recorded: no PUBREL (after it the PUBLISH
+						// must never go again). The connection ends; the
+						// message goes back to the queue and its PUBLISH
+						// is resent, DUP, to the next connection.
+						c.logger().Error("recording a PUBREC failed", "err", err)
+						c.kick(wire.UnspecifiedError)
+						return
+					}
+					c.mu.Lock()
+					mine := !c.closed && c.inflight[a.PacketID] == of && of.stored
+					if mine {
+						of.stored = false // acked here, not at PUBCOMP nor requeued
+					}
+					c.mu.Unlock()
+					if mine {
+						of.d.Queue.Ack(of.d)
+					}
+					c.send(resp)
+				}), 0)
 			return nil
 		}
 		c.send(resp)
@@ -366,16 +400,40 @@ func (c *conn) finishOutbound(pid uint16) {
 	c.mu.Lock()
 	of := c.inflight[pid]
 	delete(c.inflight, pid)
+	var stored, recorded bool
+	if of != nil {
+		stored, recorded = of.stored, of.recorded
+	}
 	sess := c.sess
 	c.mu.Unlock()
-	if of != nil && of.stored {
+	if stored {
 		of.d.Queue.Ack(of.d)
-		if of.released && sess != nil {
-			c.srv.sessions.complete(c.clientID, sess, of.d.Seq) // after the ack: see complete
-		}
+	}
+	if recorded && sess != nil {
+		c.srv.sessions.complete(c.clientID, sess, of.d.Seq) // after the ack: see complete
 	}
 	// A freed in-flight slot may let more through.
 	c.redispatch()
+}
+
+// resendReleased sends PUBREL, right after CONNACK, for every message of
+// the resumed session whose PUBREC was recorded [MQTT-4.4.0-1], whether
+// or not the session queue still holds it, and keeps its packet id busy
+// until the PUBCOMP.
+func (c *conn) resendReleased() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return
+	}
+	for _, seq := range c.sess.releasedSeqs() {
+		pid := pidForSeq(seq)
+		if _, busy := c.inflight[pid]; busy {
+			continue // two records, one id (65535 seqs apart): the next resume sends it
+		}
+		c.send(&wire.Ack{Kind: wire.PUBREL, PacketID: pid})
+		put(&c.inflight, pid, &outflight{d: broker.Delivery{Seq: seq}, qos: 2, released: true, recorded: true})
+	}
 }
 
 // redispatch asks the connection's queues to deliver again (in-flight

@@ -123,6 +123,12 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		select {
 		case <-old.finished:
 		case <-time.After(5 * time.Second):
+			// The old connection is still tearing down (a stalled
+			// disk…): going on would let two connections use the
+			// session's queue and QoS 2 state at once. The client
+			// tries again.
+			c.srv.unclaim(c, old)
+			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
 		}
 	}
 	// The session is in use: no expiry countdown until the client leaves.
@@ -159,6 +165,7 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		}
 	}
 	c.send(ack)
+	c.resendReleased()
 	return c.startConsuming()
 }
 
@@ -316,7 +323,7 @@ func (c *conn) attachSession(present bool) {
 	// A resumed session takes its state up even when it now ends with
 	// the connection (5.0: no Clean Start, expiry 0): its in-flight
 	// messages are still resent as the spec says; teardown drops it.
-	st := c.srv.sessions.attach(c.clientID, c.queue.ID())
+	st := c.srv.sessions.attach(c.clientID, c.queue.ID(), c.id)
 	st.mu.Lock()
 	inbound := st.inbound
 	st.inbound = nil

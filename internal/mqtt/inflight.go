@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"encoding/binary"
+	"errors"
+	"slices"
 	"sync"
 
 	"github.com/tern-broker/tern/internal/message"
@@ -26,13 +28,15 @@ import (
 //     message in the store's "mqtt-inflight" record log, written when the
 //     PUBREC comes; the PUBREL goes once it is durable (the group commit,
 //     QoS 2 only), so a PUBLISH is never resent after its PUBREL, even
-//     after kill -9. It is removed once the PUBCOMP's queue ack is written
-//     (sessions.barrier).
+//     after kill -9. Then the queue message is acked: the record alone
+//     holds the PUBREL obligation (a resumed session sends PUBREL for each
+//     record, resendReleased), so the message's expiry or a drop cannot
+//     lose it. It is removed after PUBCOMP (sessions.barrier).
 //   - The inbound QoS 2 packet ids are one keyed record each, written with
 //     the publish's own group commit (the PUBREC waits for both) and
-//     removed at PUBREL without waiting: a recovered id whose removal a
-//     crash lost absorbs only a PUBLISH with DUP set, so a new
-//     message reusing the id (DUP 0) is never taken for a resend.
+//     removed at PUBREL, the PUBCOMP going once the removal is durable; a
+//     recovered id absorbs only a PUBLISH with DUP set, so a new message
+//     reusing the id (DUP 0) is never taken for a resend.
 //
 // QoS 1 writes nothing: its resend needs only the sequence number.
 
@@ -68,6 +72,11 @@ type sessionState struct {
 	unrecord  []uint64
 	barrierOn bool
 	attached  bool // a connection has it (attach … detach)
+	// owner is the id of the connection that attached it last: only that
+	// one may change it (release, detach). A taken-over connection whose
+	// teardown runs late must not hand back its stale inbound ids nor
+	// mark the state detached under the connection that now uses it.
+	owner uint64
 }
 
 func (s *sessionState) empty() bool {
@@ -159,13 +168,15 @@ func (s *sessions) getLocked(clientID string) *sessionState {
 }
 
 // attach returns the state of a resumed session whose queue is queueID
-// (""; no queue yet), creating it; outbound state of another queue (the
-// session ended and began again) is dropped.
-func (s *sessions) attach(clientID, queueID string) *sessionState {
+// (""; no queue yet), creating it, for the connection owner (its id);
+// outbound state of another queue (the session ended and began again) is
+// dropped.
+func (s *sessions) attach(clientID, queueID string, owner uint64) *sessionState {
 	s.mu.Lock()
 	st := s.getLocked(clientID)
 	st.mu.Lock()
 	st.attached = true // under s.mu: forgetIdle cannot drop it now
+	st.owner = owner
 	s.mu.Unlock()
 	var stale []uint64
 	for seq, r := range st.released {
@@ -183,13 +194,19 @@ func (s *sessions) attach(clientID, queueID string) *sessionState {
 	return st
 }
 
-// detach forgets a session's entry when it holds nothing (the client
-// left): offline sessions without QoS 2 state cost no memory here.
-func (s *sessions) detach(clientID string, st *sessionState) {
+// detach hands the inbound ids of owner's connection back to the state and
+// forgets the session's entry when it holds nothing (the client left):
+// offline sessions without QoS 2 state cost no memory here. A connection
+// that no longer owns the state (taken over) changes nothing.
+func (s *sessions) detach(clientID string, st *sessionState, owner uint64, inbound map[uint16]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.owner != owner {
+		return
+	}
+	st.inbound = inbound
 	st.attached = false
 	if st.empty() && s.m[clientID] == st {
 		delete(s.m, clientID)
@@ -241,10 +258,39 @@ func (st *sessionState) isReleased(queueID string, seq uint64, published int64) 
 	return ok && r.queueID == queueID && r.published == published
 }
 
-// release records a PUBREC for the session queue's message seq; done
-// learns when the record is durable (at once without a log).
-func (s *sessions) release(clientID string, st *sessionState, queueID string, seq uint64, published int64, done message.Completion, token uint64) {
+// releasedSeqs lists the seqs whose PUBREC is recorded, in order.
+func (st *sessionState) releasedSeqs() []uint64 {
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	seqs := make([]uint64, 0, len(st.released))
+	for seq := range st.released {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs
+}
+
+// unrelease forgets a PUBREC whose record could not be written.
+func (st *sessionState) unrelease(seq uint64) {
+	st.mu.Lock()
+	delete(st.released, seq)
+	st.mu.Unlock()
+}
+
+// errNotOwner: a taken-over connection's PUBREC is not recorded (its
+// PUBREL does not go; the message goes again to the session's connection).
+var errNotOwner = errors.New("mqtt: the session was taken over")
+
+// release records a PUBREC for the session queue's message seq, on behalf
+// of the connection owner; done learns when the record is durable (at
+// once without a log), or that it failed (the PUBREC is then forgotten).
+func (s *sessions) release(clientID string, st *sessionState, owner uint64, queueID string, seq uint64, published int64, done message.Completion, token uint64) {
+	st.mu.Lock()
+	if st.owner != owner {
+		st.mu.Unlock()
+		done.Durable(token, errNotOwner)
+		return
+	}
 	put(&st.released, seq, outRel{queueID: queueID, published: published})
 	st.mu.Unlock()
 	if s.log == nil {
@@ -252,8 +298,16 @@ func (s *sessions) release(clientID string, st *sessionState, queueID string, se
 		return
 	}
 	m := &message.Message{Body: []byte(queueID), Published: published}
-	if err := s.log.Put(outKey(clientID, seq), m, done, token); err != nil {
+	// Not recorded: the PUBREC is forgotten (no PUBREL may go, and the
+	// message, back in the queue, goes again as a PUBLISH).
+	failed := completionFunc(func(token uint64, err error) {
+		if err != nil {
+			st.unrelease(seq)
+		}
 		done.Durable(token, err)
+	})
+	if err := s.log.Put(outKey(clientID, seq), m, failed, token); err != nil {
+		failed.Durable(token, err)
 	}
 }
 
@@ -329,10 +383,32 @@ func (s *sessions) inboundHeld(clientID string, pid uint16, done message.Complet
 }
 
 // inboundReleased forgets an inbound packet id's record (PUBREL, or a
-// PUBREC with an error code).
-func (s *sessions) inboundReleased(clientID string, pid uint16) {
-	if s.log != nil {
-		s.log.Remove(inKey(clientID, pid))
+// PUBREC with an error code). With done (PUBREL), done is told once the
+// removal is durable — a barrier record written after it is, in the same
+// log — and only then does the PUBCOMP go: sent earlier, a crash could
+// recover the id, and a new message reusing it that first arrives as a
+// DUP resend would be taken for the old one's and lost. It costs the
+// PUBREL one group commit, QoS 2 only.
+func (s *sessions) inboundReleased(clientID string, pid uint16, done func(error)) {
+	if s.log == nil {
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
+	s.log.Remove(inKey(clientID, pid))
+	if done == nil {
+		return
+	}
+	key := barrierKey(clientID)
+	err := s.log.Put(key, &message.Message{}, completionFunc(func(_ uint64, err error) {
+		if err == nil {
+			s.log.Remove(key) // a recovered barrier is removed too: harmless
+		}
+		done(err)
+	}), 0)
+	if err != nil {
+		done(err)
 	}
 }
 

@@ -36,9 +36,9 @@ func (f *fakeSessionLog) durable() {
 func TestSessionRecordsRemovedAfterTheBarrier(t *testing.T) {
 	log := &fakeSessionLog{}
 	s := newSessions(log, nil)
-	st := s.attach("dev", "q1")
+	st := s.attach("dev", "q1", 1)
 	relSent := false
-	s.release("dev", st, "q1", 5, 42, completionFunc(func(uint64, error) { relSent = true }), 0)
+	s.release("dev", st, 1, "q1", 5, 42, completionFunc(func(uint64, error) { relSent = true }), 0)
 	if relSent {
 		t.Fatal("PUBREL before its record is durable")
 	}
@@ -51,7 +51,7 @@ func TestSessionRecordsRemovedAfterTheBarrier(t *testing.T) {
 	if slices.Contains(log.calls, "remove "+outKey("dev", 5)) {
 		t.Fatal("record removed before the barrier is durable")
 	}
-	s.detach("dev", st)
+	s.detach("dev", st, 1, nil)
 	if s.m["dev"] == nil {
 		t.Fatal("entry dropped while its barrier is pending")
 	}
@@ -71,7 +71,7 @@ func TestSessionRecordsRemovedAfterTheBarrier(t *testing.T) {
 		{Key: inKey("dev", 3), Msg: &message.Message{}},
 		{Key: barrierKey("dev"), Msg: &message.Message{}},
 	})
-	st = s.attach("dev", "new-queue")
+	st = s.attach("dev", "new-queue", 1)
 	if st.isReleased("old-queue", 7, 1) || st.inbound[3] != relRecovered {
 		t.Fatalf("recovered state wrong: %+v %+v", st.released, st.inbound)
 	}

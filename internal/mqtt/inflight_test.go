@@ -106,12 +106,15 @@ func TestMQTTResumedSessionResendsInflightWithOriginalIDs(t *testing.T) {
 				if !present {
 					t.Fatal("the session is not present")
 				}
-				// In order, first: a and c again (same ids, DUP), PUBREL for b.
+				// First: PUBREL for b (from its PUBREC record, right after
+				// CONNACK), then a and c again in order (same ids, DUP).
+				// MQTT orders PUBLISH resends among themselves and PUBRELs
+				// among themselves [MQTT-4.6.0-1, -3], not one against the other.
+				expectAck(t, r2, wire.PUBREL, pb.PacketID)
 				a2 := expectPub(t, r2)
 				if string(a2.Payload) != "a" || a2.PacketID != pa.PacketID || !a2.Dup || a2.QoS != 1 {
 					t.Fatalf("a resent as %+v, first as id %d", a2, pa.PacketID)
 				}
-				expectAck(t, r2, wire.PUBREL, pb.PacketID)
 				c2 := expectPub(t, r2)
 				if string(c2.Payload) != "c" || c2.PacketID != pc.PacketID || !c2.Dup || c2.QoS != 2 {
 					t.Fatalf("c resent as %+v, first as id %d", c2, pc.PacketID)

@@ -211,17 +211,20 @@ func (a *ackQueue) awaitingRelease(pid uint16, dup bool) bool {
 	return false
 }
 
-// release ends an inbound QoS 2 flow on PUBREL; false if pid was unknown.
-func (a *ackQueue) release(pid uint16) bool {
+// release ends an inbound QoS 2 flow on PUBREL; known is false if pid was
+// unknown. done (the PUBCOMP) runs once the id's removal is durable: at
+// once unless the id has a record.
+func (a *ackQueue) release(pid uint16, done func(known bool, err error)) {
 	a.mu.Lock()
 	_, known := a.rel[pid]
 	delete(a.rel, pid)
 	durable := a.durable
 	a.mu.Unlock()
 	if known && durable {
-		a.c.srv.sessions.inboundReleased(a.c.clientID, pid)
+		a.c.srv.sessions.inboundReleased(a.c.clientID, pid, func(err error) { done(true, err) })
+		return
 	}
-	return known
+	done(known, nil)
 }
 
 func (a *ackQueue) begin(kind byte, pid uint16) uint64 {
@@ -308,7 +311,7 @@ func (a *ackQueue) sendReadyLocked() {
 			// follows and the packet id is free again.
 			delete(a.rel, p.pid)
 			if a.durable {
-				a.c.srv.sessions.inboundReleased(c.clientID, p.pid)
+				a.c.srv.sessions.inboundReleased(c.clientID, p.pid, nil)
 			}
 		}
 		if p.failed && c.v != wire.V5 {

@@ -324,6 +324,16 @@ func (s *Server) isActive(c *conn) bool {
 	return s.active[c.clientID] == c
 }
 
+// unclaim gives the client id back to old, still closing, when c gave up
+// waiting for it: old's teardown then ends the session as it would have.
+func (s *Server) unclaim(c, old *conn) {
+	s.mu.Lock()
+	if s.active[c.clientID] == c {
+		s.active[c.clientID] = old
+	}
+	s.mu.Unlock()
+}
+
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	if s.active[c.clientID] == c {

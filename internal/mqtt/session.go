@@ -83,10 +83,7 @@ func (c *conn) detachSession() {
 	inbound := c.acks.rel
 	c.acks.rel = nil
 	c.acks.mu.Unlock()
-	st.mu.Lock()
-	st.inbound = inbound
-	st.mu.Unlock()
-	c.srv.sessions.detach(c.clientID, st)
+	c.srv.sessions.detach(c.clientID, st, c.id, inbound)
 }
 
 // publishWill publishes the CONNECT's will, for 5.0 after its delay or at
