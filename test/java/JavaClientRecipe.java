@@ -50,8 +50,8 @@ public class JavaClientRecipe {
 
             BlockingQueue<String> received = new LinkedBlockingQueue<>();
             ch.basicConsume(QUEUE, false, (tag, delivery) -> {
-                received.add(new String(delivery.getBody(), StandardCharsets.UTF_8));
                 ch.basicAck(delivery.getEnvelope().getDeliveryTag(), false);
+                received.add(new String(delivery.getBody(), StandardCharsets.UTF_8));
             }, tag -> {});
 
             publish(ch, "before restart");
@@ -65,7 +65,9 @@ public class JavaClientRecipe {
 
             // The same Channel object works again, and the consumer is back.
             publish(ch, "after restart");
-            expect(received, "after restart");
+            // An ack still on its way when the broker stopped never reached
+            // it, so "before restart" may come again first (at least once).
+            expectSkipping(received, "after restart", "before restart");
             ch.queueDelete(QUEUE);
         }
         System.out.println("java client recipe: ok");
@@ -74,6 +76,12 @@ public class JavaClientRecipe {
     static void publish(Channel ch, String body) throws Exception {
         ch.basicPublish("", QUEUE, MessageProperties.PERSISTENT_TEXT_PLAIN, body.getBytes(StandardCharsets.UTF_8));
         ch.waitForConfirmsOrDie(10_000); // throws if nacked or not confirmed in time
+    }
+
+    static void expectSkipping(BlockingQueue<String> received, String want, String again) throws Exception {
+        String got = received.poll(10, TimeUnit.SECONDS);
+        if (again.equals(got)) got = received.poll(10, TimeUnit.SECONDS);
+        if (!want.equals(got)) throw new IllegalStateException("got " + got + ", want " + want);
     }
 
     static void expect(BlockingQueue<String> received, String want) throws Exception {
