@@ -49,13 +49,21 @@ func TestWALTornAtEveryStep(t *testing.T) {
 	for _, role := range []string{"leader", "follower"} {
 		t.Run(role, func(t *testing.T) {
 			start := time.Now()
-			var ops int
+			// The number of operations varies from run to run: timing
+			// decides how saves batch and how many proposals share a batch
+			// entry (72 to 110 were seen). The cuts are spread over the
+			// fewest of three counting runs, so most trials reach theirs.
+			ops := -1
 			t.Run("count", func(t *testing.T) {
-				r := tornTrial(t, role, -1)
-				ops = r.ops
-				t.Logf("the %s's WAL made %d file operations for %d proposals; WAL %+v; host %+v", role, ops, tornProposals, r.walStats, r.hostStats)
-				if r.walStats.Deleted == 0 || r.walStats.Rewritten == 0 || r.hostStats.SnapshotsCreated == 0 {
-					t.Errorf("the workload deleted no segment, rewrote no group or made no snapshot: too little to test")
+				for range 3 {
+					r := tornTrial(t, role, -1)
+					if ops < 0 || r.ops < ops {
+						ops = r.ops
+					}
+					t.Logf("the %s's WAL made %d file operations for %d proposals; WAL %+v; host %+v", role, r.ops, tornProposals, r.walStats, r.hostStats)
+					if r.walStats.Deleted == 0 || r.walStats.Rewritten == 0 || r.hostStats.SnapshotsCreated == 0 {
+						t.Errorf("the workload deleted no segment, rewrote no group or made no snapshot: too little to test")
+					}
 				}
 			})
 			if t.Failed() {
@@ -73,8 +81,7 @@ func TestWALTornAtEveryStep(t *testing.T) {
 					return
 				}
 			}
-			// The number of operations varies a little from run to run
-			// (timing decides how saves batch); most cuts must land.
+			// Most cuts must land.
 			if cut < len(ks)*3/4 {
 				t.Errorf("only %d of %d trials reached their cut", cut, len(ks))
 			}
