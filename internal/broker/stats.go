@@ -34,18 +34,7 @@ type QueueStats struct {
 
 // Stats returns a snapshot. It takes each queue's lock briefly.
 func (b *Broker) Stats() Stats {
-	s := Stats{
-		Published:         b.stats.published.Load(),
-		Unroutable:        b.stats.unroutable.Load(),
-		Delivered:         b.stats.delivered.Load(),
-		Redelivered:       b.stats.redelivered.Load(),
-		Acked:             b.stats.acked.Load(),
-		DeadLettered:      b.stats.deadLettered.Load(),
-		DeadLetterDropped: b.stats.deadLetterDropped.Load(),
-		QueuedBytes:       b.queuedBytes.Load(),
-		MemoryAlarm:       b.memoryAlarm.Active(),
-		DiskAlarm:         b.diskAlarm.Active(),
-	}
+	s := b.Counters()
 	for _, v := range b.VHosts() {
 		s.VHosts++
 		s.Exchanges += len(v.Exchanges())
