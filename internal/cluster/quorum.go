@@ -42,6 +42,9 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	r.g = g
+	if len(bootVoters) > 0 && voters[0] == n.cfg.Self.ID {
+		g.CampaignFirst() // led by its preferred leader from the start: no transfer under load later
+	}
 	n.mu.Lock()
 	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args),
 		target: targetGroupSize(def.Args), g: g}
