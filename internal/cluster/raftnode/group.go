@@ -91,11 +91,12 @@ type Group struct {
 
 // proposal is a ProposeAsync or membership change queued for the goroutine.
 type proposal struct {
-	seq   uint64
-	data  []byte               // entry data with its header (normal entries)
-	cc    *raftpb.ConfChangeV2 // or a configuration change (header in Context)
-	done  func(any, error)
-	start time.Time
+	seq    uint64
+	data   []byte               // entry data with its header (normal entries)
+	cc     *raftpb.ConfChangeV2 // or a configuration change (header in Context)
+	done   func(any, error)
+	start  time.Time
+	queued uint64 // Host tick at which it was queued (expireQueued)
 }
 
 type pending struct {
@@ -303,30 +304,32 @@ func (g *Group) stepAll(msgs []*raftpb.Message) {
 	g.spareMsgs = msgs[:0]
 }
 
-// maxTickBurst is how many ticks a group that fell behind (its goroutine
-// held up: a long apply, a starved CPU) runs at once: fewer than an
-// election timeout. All the messages that arrived meanwhile are stepped
-// before the burst, so they count only for the first election-timeout
-// boundary it crosses: a leader running a whole timeout's worth more
-// would run a second check-quorum with every follower marked inactive
-// by the first and step down from a healthy quorum, and a follower would
-// campaign against the leader whose heartbeats it has just stepped. The
-// ticks beyond are dropped: Raft's timers then run late by the stall,
-// which delays noticing a dead node and never decides anything unsafe.
+// maxTickBurst is how many ticks of Raft a group that fell behind (its
+// goroutine held up: a long apply, a starved CPU) runs at once: fewer
+// than an election timeout. All the messages that arrived meanwhile are
+// stepped before the burst, so they count only for the first
+// election-timeout boundary it crosses: a leader running a whole
+// timeout's worth more would run a second check-quorum with every
+// follower marked inactive by the first and step down from a healthy
+// quorum, and a follower would campaign against the leader whose
+// heartbeats it has just stepped. Raft's ticks beyond are dropped: its
+// timers then run late by the stall, which delays noticing a dead node
+// and never decides anything unsafe. The group's own tick count (for
+// proposal timeouts) counts them all.
 func (g *Group) maxTickBurst() int64 { return int64(max(1, g.h.cfg.ElectionTicks-1)) }
 
 // runTicks runs the ticks the Host has given the group since the last
-// run (at most maxTickBurst).
+// run (at most maxTickBurst of them for Raft).
 func (g *Group) runTicks() {
 	n := g.ticks.Swap(0)
 	if n <= 0 {
 		return
 	}
-	if n > g.maxTickBurst() {
-		g.h.stats.ticksDropped.Add(uint64(n - g.maxTickBurst()))
-		n = g.maxTickBurst()
-	}
 	g.tick += uint64(n)
+	if burst := g.maxTickBurst(); n > burst {
+		g.h.stats.ticksDropped.Add(uint64(n - burst))
+		n = burst
+	}
 	if !g.tickQuiet() {
 		for range n {
 			g.rn.Tick()
@@ -382,6 +385,32 @@ func (g *Group) handleReady() bool {
 
 func (g *Group) onSaved(err error) { g.saved <- err }
 
+// expireQueued fails, with ErrProposalTimeout, the proposals that have
+// waited in the inbox for the proposal timeout: while a save hangs they
+// are not taken, and their publishers should hear, as Raft's pending
+// proposals do, rather than wait for the disk.
+func (g *Group) expireQueued() {
+	now, ticks := g.h.live.now.Load(), g.h.cfg.proposalTicks()
+	g.mu.Lock()
+	var expired []proposal
+	kept := g.props[:0]
+	for _, p := range g.props {
+		if p.queued+ticks <= now {
+			expired = append(expired, p)
+			g.propBytes -= len(p.data)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(g.props[len(kept):])
+	g.props = kept
+	g.mu.Unlock()
+	for _, p := range expired {
+		g.h.stats.proposalTimeouts.Add(1)
+		p.done(nil, ErrProposalTimeout)
+	}
+}
+
 // awaitSave waits for the Ready's save to be durable. Meanwhile it steps
 // the Raft messages that arrive and runs the ticks that fall due, as
 // etcd's raft node does between Ready and Advance: however long the fsync
@@ -414,6 +443,7 @@ func (g *Group) awaitSave() bool {
 			g.mu.Unlock()
 			g.stepAll(msgs)
 			g.runTicks()
+			g.expireQueued()
 		}
 	}
 }

@@ -51,6 +51,7 @@ func (g *Group) enqueue(p proposal) {
 		go p.done(nil, ErrBusy)
 		return
 	}
+	p.queued = g.h.live.now.Load()
 	g.props = append(g.props, p)
 	g.propBytes += len(p.data)
 	g.mu.Unlock()
