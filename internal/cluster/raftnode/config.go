@@ -54,6 +54,10 @@ type HostConfig struct {
 	// are proposed again each tick until they time out — backpressure
 	// for a leader that lost its quorum, instead of unbounded memory.
 	MaxUncommittedBytes uint64
+	// MaxQueuedProposalBytes bounds the proposals waiting for a group's
+	// goroutine (default 16 MiB): while it is held up (a hung fsync)
+	// further proposals fail at once with ErrBusy rather than pile up.
+	MaxQueuedProposalBytes int
 
 	// QuiesceTicks is how many ticks a leader's group stays idle before it
 	// goes quiet (default 2 × ElectionTicks); DisableQuiesce keeps every
@@ -104,6 +108,9 @@ func (c *HostConfig) setDefaults() {
 	}
 	if c.MaxUncommittedBytes == 0 {
 		c.MaxUncommittedBytes = 64 << 20
+	}
+	if c.MaxQueuedProposalBytes <= 0 {
+		c.MaxQueuedProposalBytes = 16 << 20
 	}
 	if c.MaxInflightMsgs <= 0 {
 		c.MaxInflightMsgs = 256

@@ -14,11 +14,12 @@ import (
 // Apply result when this node applies the entry, or with an error:
 // ErrProposalTimeout when it was not applied within ProposalTimeout (lost
 // in a leader change or a partition — or slow: it may still commit),
-// ErrClosed when the group stops first. A follower forwards the proposal
-// to the leader. done runs on the group's goroutine and must not block
-// (ErrClosed for a group already closed comes on a goroutine of its own).
-// data is copied: the caller may reuse it at once. A nil done proposes
-// without waiting for the outcome.
+// ErrBusy when the group's proposal inbox already holds
+// MaxQueuedProposalBytes (the proposal was not made), ErrClosed when the
+// group stops first. A follower forwards the proposal to the leader. done
+// runs on the group's goroutine and must not block (ErrClosed and ErrBusy
+// come on a goroutine of their own). data is copied: the caller may reuse
+// it at once. A nil done proposes without waiting for the outcome.
 func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
 	if done == nil {
 		done = func(any, error) {}
@@ -28,6 +29,14 @@ func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
 	g.enqueue(p)
 }
 
+// enqueue queues p for the goroutine. The queue is bounded by bytes
+// (configuration changes aside): the goroutine empties it at every turn,
+// so it only fills while the goroutine is held up — above all waiting
+// for a WAL fsync that hangs, when Raft's own MaxUncommittedBytes, which
+// it checks only as it steps a proposal in, cannot push back. A full
+// queue refuses with ErrBusy, which the broker turns into a nack, as a
+// node out of memory or disk refuses a publish, instead of growing
+// without bound. An empty queue takes any one proposal.
 func (g *Group) enqueue(p proposal) {
 	g.h.stats.proposals.Add(1)
 	g.mu.Lock()
@@ -36,7 +45,15 @@ func (g *Group) enqueue(p proposal) {
 		go p.done(nil, ErrClosed)
 		return
 	}
+	if p.cc == nil && len(g.props) > 0 && g.propBytes+len(p.data) > g.h.cfg.MaxQueuedProposalBytes {
+		g.mu.Unlock()
+		g.h.stats.proposalsBusy.Add(1)
+		go p.done(nil, ErrBusy)
+		return
+	}
+	p.queued = g.h.live.now.Load()
 	g.props = append(g.props, p)
+	g.propBytes += len(p.data)
 	g.mu.Unlock()
 	g.signal()
 }
