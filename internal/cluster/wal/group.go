@@ -172,7 +172,7 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 		hs = proto.Clone(hs).(*raftpb.HardState)
 	}
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
-	buf, err := encodeRecord(getRecBuf(), r)
+	buf, err := encodeQueued(getRecBuf(), r)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (g *GroupStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data [
 		},
 	})
 	r := &record{typ: recSnapshot, group: g.id, snap: snap}
-	buf, err := encodeRecord(nil, r)
+	buf, err := encodeQueued(nil, r)
 	if err != nil {
 		g.mu.Unlock()
 		return nil, err
@@ -301,7 +301,7 @@ func (g *GroupStorage) Compact(index uint64) error {
 		return err
 	}
 	r := &record{typ: recCompact, group: g.id, index: index, term: term}
-	buf, err := encodeRecord(nil, r)
+	buf, err := encodeQueued(nil, r)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (g *GroupStorage) Remove() error {
 		return nil
 	}
 	r := &record{typ: recRemove, group: g.id}
-	buf, _ := encodeRecord(nil, r) // cannot fail
+	buf, _ := encodeQueued(nil, r) // cannot fail
 	ch := make(chan error, 1)
 	// forget before the record can be written, so the writer's retiring
 	// bookkeeping sees the group there.

@@ -130,6 +130,20 @@ func appendEntries(buf []byte, ents []*raftpb.Entry) ([]byte, error) {
 	return buf, nil
 }
 
+// recordRoom is the space a queued record keeps in front of it: the
+// writer puts the batch header there when the record starts a batch, and
+// writes the record from its own buffer (batch.go), so the record is not
+// copied into a batch buffer first — a copy of every byte the WAL writes,
+// snapshots included.
+const recordRoom = batchHeaderLen
+
+// encodeQueued encodes r for the writer queue: recordRoom bytes, then the
+// framed record, in buf's memory (nil: a new buffer).
+func encodeQueued(buf []byte, r *record) ([]byte, error) {
+	var room [recordRoom]byte
+	return encodeRecord(append(buf[:0], room[:]...), r)
+}
+
 // encodeRecord appends r, framed, to buf.
 func encodeRecord(buf []byte, r *record) ([]byte, error) {
 	buf, start := beginRecord(buf, r.typ)

@@ -1,0 +1,186 @@
+package wal
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tern-broker/tern/internal/vfs"
+)
+
+// bigEnt is an entry whose data is size bytes.
+func bigEnt(index, term uint64, size int) *raftpb.Entry {
+	return &raftpb.Entry{Index: proto.Uint64(index), Term: proto.Uint64(term),
+		Type: raftpb.EntryNormal.Enum(), Data: bytes.Repeat([]byte{byte(index)}, size)}
+}
+
+// heldWAL opens a WAL whose first fsync waits until release is closed,
+// counting the writes made after it, so the saves queued meanwhile go in
+// one batch of several records.
+func heldWAL(t *testing.T) (m *vfs.MemFS, w *WAL, held, release chan struct{}, writes func() int) {
+	m = vfs.NewMem()
+	held, release = make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	var mu sync.Mutex
+	n, synced := 0, false
+	f := vfs.NewFaulty(m, func(op vfs.Op, _ string, _ int) (int, error) {
+		switch op {
+		case vfs.OpSync:
+			first.Do(func() { close(held); <-release })
+			mu.Lock()
+			synced = true
+			mu.Unlock()
+		case vfs.OpWrite:
+			mu.Lock()
+			if synced {
+				n++
+			}
+			mu.Unlock()
+		}
+		return 0, nil
+	})
+	w = openWAL(t, f, Options{})
+	return m, w, held, release, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// TestBatchOfLargeAndSmallRecords: a batch of several records, some over
+// bigRecord (written from their own buffers) and some small (gathered),
+// is written in order and recovers whole; a batch of one record is one
+// write.
+func TestBatchOfLargeAndSmallRecords(t *testing.T) {
+	m, w, held, release, writes := heldWAL(t)
+	groups := []uint64{1, 2, 3, 4}
+	var wg sync.WaitGroup
+	save := func(g uint64, e []*raftpb.Entry, hs *raftpb.HardState) {
+		wg.Add(1)
+		w.Group(g).Save(hs, e, nil, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	save(1, ents(1, 1, 1), hardState(1, 1, 0))
+	<-held
+	// Queued while the first fsync waits: one batch. Group 1 small, 2
+	// large, 3 small, 4 large then small again, so gathered and own-buffer
+	// writes alternate.
+	save(1, ents(2, 3, 1), hardState(1, 1, 1))
+	save(2, []*raftpb.Entry{bigEnt(1, 1, 40<<10), bigEnt(2, 1, 10)}, hardState(1, 1, 0))
+	save(3, ents(1, 2, 1), hardState(1, 1, 0))
+	save(4, []*raftpb.Entry{bigEnt(1, 1, 100<<10)}, hardState(1, 1, 0))
+	save(4, []*raftpb.Entry{bigEnt(2, 1, 5)}, hardState(1, 1, 1))
+	close(release)
+	waitGroup(t, &wg)
+	if n := writes(); n < 4 {
+		t.Fatalf("%d writes for the batch of six records, two of them large: want one per run of small records and one per large record", n)
+	}
+	before := writes()
+	save(2, []*raftpb.Entry{bigEnt(3, 1, 64<<10)}, nil)
+	waitGroup(t, &wg)
+	if n := writes() - before; n != 1 {
+		t.Fatalf("a batch of one large record took %d writes, want 1", n)
+	}
+	want := map[uint64]string{}
+	for _, g := range groups {
+		want[g] = canonical(w.Group(g))
+	}
+	_ = w.Close()
+	w2 := openWAL(t, m.Crash(nil), Options{})
+	defer w2.Close()
+	for _, g := range groups {
+		if got := canonical(w2.Group(g)); got != want[g] {
+			t.Fatalf("group %d after restart:\n got %s\nwant %s", g, got, want[g])
+		}
+	}
+}
+
+// TestBatchTornBetweenItsWrites: a power cut after any prefix of the
+// bytes of a batch written in several writes (before its fsync) loses that
+// batch whole and keeps every earlier one.
+func TestBatchTornBetweenItsWrites(t *testing.T) {
+	m, w, held, release, _ := heldWAL(t)
+	var wg sync.WaitGroup
+	save := func(g uint64, e []*raftpb.Entry, hs *raftpb.HardState) {
+		wg.Add(1)
+		w.Group(g).Save(hs, e, nil, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	save(1, ents(1, 1, 1), hardState(1, 1, 0))
+	<-held
+	durable := canonical(w.Group(1))
+	save(1, ents(2, 2, 1), hardState(1, 1, 1))
+	save(2, []*raftpb.Entry{bigEnt(1, 1, 50<<10)}, hardState(1, 1, 0))
+	save(1, ents(3, 3, 1), hardState(1, 1, 2))
+	// The first batch is written, its fsync waits: the second batch is
+	// only queued. Let the first finish and the second be written and
+	// synced, then look at what a crash between the second batch's
+	// writes leaves, by cutting its bytes at every offset that matters.
+	close(release)
+	waitGroup(t, &wg)
+	after1 := map[uint64]string{1: canonical(w.Group(1)), 2: canonical(w.Group(2))}
+	_ = w.Close()
+	// Rebuild what a cut leaves: the first batch synced, then any prefix
+	// of the second batch's bytes.
+	raw, err := vfs.ReadFile(m, "/wal/"+segName(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, firstLen, err := parseRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstBatch := firstLen + int(leU32(raw[recordHeader+1:]))
+	for _, cut := range []int{firstBatch, firstBatch + 1, firstBatch + batchHeaderLen, firstBatch + 200, (firstBatch + len(raw)) / 2, len(raw) - 1} {
+		c := vfs.NewMem()
+		if err := c.MkdirAll("/wal"); err != nil {
+			t.Fatal(err)
+		}
+		f, err := c.Create("/wal/" + segName(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(raw[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Sync()
+		_ = c.SyncDir("/wal")
+		w2 := openWAL(t, c, Options{})
+		if got := canonical(w2.Group(1)); got != durable {
+			t.Fatalf("cut at %d of %d: group 1\n got %s\nwant %s", cut, len(raw), got, durable)
+		}
+		if last, _ := w2.Group(2).LastIndex(); last != 0 {
+			t.Fatalf("cut at %d of %d: group 2 kept index %d of a torn batch", cut, len(raw), last)
+		}
+		_ = w2.Close()
+	}
+	w3 := openWAL(t, m.Crash(nil), Options{})
+	defer w3.Close()
+	for g, want := range after1 {
+		if got := canonical(w3.Group(g)); got != want {
+			t.Fatalf("whole log, group %d:\n got %s\nwant %s", g, got, want)
+		}
+	}
+}
+
+func leU32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+
+func waitGroup(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal(fmt.Sprint("saves never completed"))
+	}
+}
