@@ -68,6 +68,7 @@ type Group struct {
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
 	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
 	snapBytes    uint64            // entry bytes applied since the last snapshot
+	snapSize     uint64            // the last snapshot's size made here (0: none yet this run)
 	snapBusy     bool              // a snapshot is being recorded off the goroutine (snapshot.go)
 	snapWG       sync.WaitGroup    // that recording, waited for at shutdown
 	confState    *raftpb.ConfState // as of applied

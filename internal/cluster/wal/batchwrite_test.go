@@ -2,7 +2,7 @@ package wal
 
 import (
 	"bytes"
-	"fmt"
+	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
@@ -139,7 +139,7 @@ func TestBatchTornBetweenItsWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	firstBatch := firstLen + int(leU32(raw[recordHeader+1:]))
+	firstBatch := firstLen + int(binary.LittleEndian.Uint32(raw[recordHeader+1:]))
 	for _, cut := range []int{firstBatch, firstBatch + 1, firstBatch + batchHeaderLen, firstBatch + 200, (firstBatch + len(raw)) / 2, len(raw) - 1} {
 		c := vfs.NewMem()
 		if err := c.MkdirAll("/wal"); err != nil {
@@ -172,8 +172,6 @@ func TestBatchTornBetweenItsWrites(t *testing.T) {
 	}
 }
 
-func leU32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
-
 func waitGroup(t *testing.T, wg *sync.WaitGroup) {
 	t.Helper()
 	ch := make(chan struct{})
@@ -181,6 +179,6 @@ func waitGroup(t *testing.T, wg *sync.WaitGroup) {
 	select {
 	case <-ch:
 	case <-time.After(10 * time.Second):
-		t.Fatal(fmt.Sprint("saves never completed"))
+		t.Fatal("saves never completed")
 	}
 }
