@@ -251,13 +251,18 @@ func (g *GroupStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data [
 		},
 	})
 	r := &record{typ: recSnapshot, group: g.id, snap: snap}
-	buf, err := encodeQueued(nil, r)
+	ch := make(chan error, 1)
+	p := pending{g: g, meta: metaOf(r), done: func(err error) { ch <- err }}
+	if len(data) >= splitSnapshotFrom {
+		p.rec, p.data, p.tail, err = encodeSnapshotParts(nil, g.id, snap)
+	} else {
+		p.rec, err = encodeQueued(nil, r)
+	}
 	if err != nil {
 		g.mu.Unlock()
 		return nil, err
 	}
-	ch := make(chan error, 1)
-	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }}) {
+	if !g.w.enqueue(p) {
 		g.mu.Unlock()
 		return nil, ErrClosed
 	}

@@ -88,12 +88,12 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 		if p.rec == nil {
 			continue
 		}
-		n := len(p.rec) - recordRoom
+		n := len(p.rec) - recordRoom + len(p.data) + len(p.tail)
 		if records > 0 && size+n > w.maxBatch {
 			batch, rest = batch[:i], append([]pending(nil), batch[i:]...)
 			break
 		}
-		recs = append(recs, p.rec)
+		recs = append(recs, &batch[i])
 		size += n
 		records++
 		entries += int(p.meta.n)
@@ -141,7 +141,7 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 	w.recs = recs[:0]
 	for i := range batch {
 		putRecBuf(batch[i].rec) // written
-		batch[i].rec = nil
+		batch[i].rec, batch[i].data, batch[i].tail = nil, nil, nil
 	}
 	finish(batch, nil)
 	if structural && len(w.segs) > 1 {
@@ -156,7 +156,8 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 const bigRecord = 32 << 10
 
 // writeBatch writes one batch: a batch header for size bytes (header
-// included), then recs (each with recordRoom bytes in front, encodeQueued).
+// included), then recs (each with recordRoom bytes in front, encodeQueued,
+// and maybe data and tail after it, encodeSnapshotParts).
 // The header goes into the first record's room, so a batch of one record
 // — one group's save, or a snapshot — is one write from that record's
 // buffer; in a batch of several, small records are gathered into w.buf
@@ -164,30 +165,33 @@ const bigRecord = 32 << 10
 // one batch are followed by one fsync and nothing is acknowledged before
 // it, so several writes are as good as one: a crash in between tears the
 // batch, as a crash inside one write can.
-func (w *WAL) writeBatch(recs [][]byte, size int) error {
-	first := recs[0]
+func (w *WAL) writeBatch(recs []*pending, size int) error {
+	first := recs[0].rec
 	putBatchHeader(first[:batchHeaderLen], size-batchHeaderLen)
-	if len(recs) == 1 {
+	if len(recs) == 1 && recs[0].data == nil {
 		_, err := w.active.Write(first)
 		return err
 	}
 	buf := w.buf[:0]
-	for i, rec := range recs {
+	for i, p := range recs {
+		rec := p.rec
 		if i > 0 {
 			rec = rec[recordRoom:]
 		}
-		if len(rec) < bigRecord {
-			buf = append(buf, rec...)
-			continue
-		}
-		if len(buf) > 0 {
-			if _, err := w.active.Write(buf); err != nil {
+		for _, part := range [3][]byte{rec, p.data, p.tail} {
+			if len(part) < bigRecord {
+				buf = append(buf, part...)
+				continue
+			}
+			if len(buf) > 0 {
+				if _, err := w.active.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+			if _, err := w.active.Write(part); err != nil {
 				return err
 			}
-			buf = buf[:0]
-		}
-		if _, err := w.active.Write(rec); err != nil {
-			return err
 		}
 	}
 	if len(buf) > 0 {
