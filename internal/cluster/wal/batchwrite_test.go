@@ -287,3 +287,30 @@ func TestLargeSnapshotRecoversWithBatchmates(t *testing.T) {
 		_ = w3.Close()
 	}
 }
+
+// TestRecBufClasses: a pooled record buffer holds what was asked for and
+// a save's record fits the buffer its estimate asked for.
+func TestRecBufClasses(t *testing.T) {
+	for _, n := range []int{0, 1, minRecBuf, minRecBuf + 1, 1 << 20, 3<<20 + 1, minRecBuf << (recClasses - 1), 20 << 20} {
+		b := getRecBuf(n)
+		if len(b) != 0 || cap(b) < n {
+			t.Fatalf("getRecBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		putRecBuf(append(b, 1, 2, 3))
+	}
+	for _, sizes := range [][]int{{0}, {1, 2, 3}, {40 << 10}, {100, 300 << 10, 5}, {1 << 20, 1 << 20, 1 << 20}} {
+		var es []*raftpb.Entry
+		for i, n := range sizes {
+			es = append(es, bigEnt(uint64(1<<40+i), 1<<40, n))
+		}
+		r := &record{typ: recSave, group: 1 << 62, hs: hardState(1<<40, 1<<60, 1<<40), ents: es}
+		want := recordRoom + int(r.sizeEstimate()) + 16*len(es) + 64
+		got, err := encodeQueued(make([]byte, 0, want), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > want {
+			t.Fatalf("entries %v: a record of %d bytes for an estimate of %d: the buffer grows", sizes, len(got), want)
+		}
+	}
+}

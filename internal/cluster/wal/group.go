@@ -172,7 +172,9 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 		hs = proto.Clone(hs).(*raftpb.HardState)
 	}
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
-	buf, err := encodeQueued(getRecBuf(), r)
+	// Room for the entries' protobuf framing beyond sizeEstimate's, so the
+	// pooled buffer need not grow.
+	buf, err := encodeQueued(getRecBuf(recordRoom+int(r.sizeEstimate())+16*len(ents)+64), r)
 	if err != nil {
 		return err
 	}
