@@ -91,7 +91,7 @@ type Group struct {
 // proposal is a ProposeAsync or membership change queued for the goroutine.
 type proposal struct {
 	seq   uint64
-	data  []byte               // entry data with its header (normal entries)
+	data  []byte               // the caller's payload (normal entries): the header is added in the entry
 	cc    *raftpb.ConfChangeV2 // or a configuration change (header in Context)
 	done  func(any, error)
 	start time.Time
