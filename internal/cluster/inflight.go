@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
 )
 
 // ErrLeaderChanged completes a quorum queue proposal that was waiting when
@@ -90,6 +91,16 @@ type watchedMachine struct {
 	broker.ReplicatedMachine
 	f    *inflight
 	term func() uint64
+}
+
+// AppendSnapshot implements raftnode.SnapshotAppender when the machine
+// can append its snapshot (the broker's quorum queues do).
+func (w watchedMachine) AppendSnapshot(dst []byte) ([]byte, error) {
+	if a, ok := w.ReplicatedMachine.(raftnode.SnapshotAppender); ok {
+		return a.AppendSnapshot(dst)
+	}
+	data, err := w.Snapshot()
+	return append(dst, data...), err
 }
 
 func (w watchedMachine) LeaderChanged(leader uint64, isLocal bool) {

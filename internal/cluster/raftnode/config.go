@@ -43,6 +43,9 @@ type HostConfig struct {
 	// (batch.go) hold many proposals each, and the log between two
 	// snapshots lives in memory. A snapshot it triggers keeps a tenth of
 	// the entries since the last one (at most SnapshotSlack).
+	// The bytes trigger also waits for snapshotRatio (4) times the size
+	// of the last snapshot (snapshot.go), so a large state is not copied
+	// again every SnapshotBytes.
 	SnapshotBytes uint64
 
 	// MaxSizePerMsg bounds one append message's entries (default 1 MiB);

@@ -69,6 +69,7 @@ type Group struct {
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
 	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
 	snapBytes    uint64            // entry bytes applied since the last snapshot
+	snapSize     uint64            // the last snapshot's size made here (0: none yet this run)
 	snapBusy     bool              // a snapshot is being recorded off the goroutine (snapshot.go)
 	snapWG       sync.WaitGroup    // that recording, waited for at shutdown
 	confState    *raftpb.ConfState // as of applied
@@ -92,7 +93,7 @@ type Group struct {
 // proposal is a ProposeAsync or membership change queued for the goroutine.
 type proposal struct {
 	seq    uint64
-	data   []byte               // entry data with its header (normal entries)
+	data   []byte               // the caller's payload (normal entries): the header is added in the entry
 	cc     *raftpb.ConfChangeV2 // or a configuration change (header in Context)
 	done   func(any, error)
 	start  time.Time

@@ -18,14 +18,16 @@ import (
 // MaxQueuedProposalBytes (the proposal was not made), ErrClosed when the
 // group stops first. A follower forwards the proposal to the leader. done
 // runs on the group's goroutine and must not block (ErrClosed and ErrBusy
-// come on a goroutine of their own). data is copied: the caller may reuse
-// it at once. A nil done proposes without waiting for the outcome.
+// come on a goroutine of their own). data is kept, not copied (the
+// proposal's header is written with it into the entry): the caller must
+// not change it afterwards. A nil done proposes without waiting for the
+// outcome.
 func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
 	if done == nil {
 		done = func(any, error) {}
 	}
 	seq := g.seq.Add(1)
-	p := proposal{seq: seq, data: encodeHeader(g.h.cfg.ID, seq, data), done: done, start: time.Now()}
+	p := proposal{seq: seq, data: data, done: done, start: time.Now()}
 	g.enqueue(p)
 }
 
@@ -110,10 +112,10 @@ func (g *Group) proposeRun(ps []*pending) {
 			}
 			return
 		}
-		j, size := i+1, len(ps[i].data)
+		j, size := i+1, len(ps[i].data)+maxHeaderLen
 		if ps[i].cc == nil {
-			for j < len(ps) && j-i < maxBatchItems && ps[j].cc == nil && size+len(ps[j].data) <= maxBatchBytes {
-				size += len(ps[j].data)
+			for j < len(ps) && j-i < maxBatchItems && ps[j].cc == nil && size+len(ps[j].data)+maxHeaderLen <= maxBatchBytes {
+				size += len(ps[j].data) + maxHeaderLen
 				j++
 			}
 		}
@@ -130,13 +132,9 @@ func (g *Group) proposeEntry(run []*pending) {
 	case run[0].cc != nil:
 		err = g.rn.ProposeConfChange(run[0].cc)
 	case len(run) == 1:
-		err = g.rn.Propose(run[0].data)
+		err = g.rn.Propose(encodeHeader(g.h.cfg.ID, run[0].seq, run[0].data))
 	default:
-		items := make([][]byte, len(run))
-		for i, p := range run {
-			items[i] = p.data
-		}
-		err = g.rn.Propose(appendBatch(make([]byte, 0, batchSize(items)), items))
+		err = g.rn.Propose(appendProposals(g.h.cfg.ID, run))
 		g.h.stats.batched.Add(uint64(len(run)))
 	}
 	if errors.Is(err, raft.ErrProposalDropped) {
