@@ -109,6 +109,13 @@ func (n *Node) RemoveNode(ctx context.Context, name string) error {
 		return fmt.Errorf("cluster: %s is tombstoned, but still in the metadata group (remove it again to retry): %w", name, err)
 	}
 	n.log.Info("node removed from the cluster", "node", name)
+	// Its classic queues and streams went with it: delete them
+	// (queue_lifecycle.go; the metadata leader retries what fails here).
+	if nq := n.nodeQueues(); nq != nil {
+		if err := n.forgetQueues(nq, name, m.ID); err != nil {
+			return fmt.Errorf("cluster: %s is removed, but not every queue it held is deleted yet (the metadata leader retries; remove it again to retry now): %w", name, err)
+		}
+	}
 	return nil
 }
 
