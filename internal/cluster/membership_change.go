@@ -195,7 +195,7 @@ func (n *Node) reconcile() {
 				n.ms.forgotten = map[uint64]bool{}
 			}
 			n.ms.forgotten[r.ID] = true
-			n.tr.RemovePeer(r.ID)
+			n.tr.Tombstone(r.ID) // its handshakes are told it was removed
 			n.fwd.NodeDown(r.ID)
 			n.log.Info("removed node forgotten: its connections are refused from now on", "node", r.Name)
 		}

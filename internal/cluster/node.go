@@ -183,6 +183,7 @@ func New(cfg Config) (*Node, error) {
 	n.tr, err = transport.NewTCP(transport.TCPConfig{
 		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS, ClientTLS: cfg.ClientTLS,
 		Handler: d, Logger: cfg.Logger.With("component", "cluster-transport"),
+		OnRemoved: n.toldRemoved, // removed_notice.go
 	})
 	if err != nil {
 		_ = w.Close()
@@ -328,6 +329,9 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		}
 		if r := n.refusal(); r != "" {
 			return fmt.Errorf("cluster: refusing to start: %s", r)
+		}
+		if err := n.RemovedError(); err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
