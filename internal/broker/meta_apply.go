@@ -131,7 +131,7 @@ func transient(q *Queue) bool { return q.cfg.Exclusive || !q.cfg.Durable }
 // cluster's metadata leader calls it once node has been unreachable for a
 // grace period, as RabbitMQ's rabbit_amqqueue:on_node_down deletes a down
 // node's transient queues. Durable classic queues and streams are kept:
-// they come back with their node. It returns the queues ("vhost/name")
+// they come back with their node. It returns the queues ("name (vhost v)")
 // whose deletion committed, and the first proposal's error.
 func (b *Broker) DeleteTransientOf(ctx context.Context, node uint64) ([]string, error) {
 	if node == 0 || node == b.cfg.Replication.Node {
@@ -145,7 +145,7 @@ func (b *Broker) DeleteTransientOf(ctx context.Context, node uint64) ([]string, 
 // transient queues, whose messages were on it, as RabbitMQ's
 // forget_cluster_node deletes a removed node's classic queues. Quorum
 // queues (held by every node) are not its. It returns the queues
-// ("vhost/name") whose deletion committed, and the first proposal's error
+// ("name (vhost v)") whose deletion committed, and the first proposal's error
 // (it proposes the rest regardless).
 func (b *Broker) ForgetNode(ctx context.Context, node uint64) ([]string, error) {
 	if node == 0 {
@@ -182,7 +182,7 @@ func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) ([
 					first = err
 				}
 			} else {
-				done = append(done, d.VHost+"/"+d.Name)
+				done = append(done, fmt.Sprintf("%s (vhost %s)", d.Name, d.VHost))
 			}
 			fx.cancelAll()
 		}

@@ -469,7 +469,7 @@ func TestClusterForgetNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Sort(gone); !slices.Equal(gone, []string{"//gone-durable", "//gone-transient"}) {
+	if slices.Sort(gone); !slices.Equal(gone, []string{"gone-durable (vhost /)", "gone-transient (vhost /)"}) {
 		t.Errorf("ForgetNode reported %v", gone)
 	}
 	for i, n := range nodes[:2] {
@@ -501,7 +501,7 @@ func TestClusterDeleteTransientOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Sort(gone); !slices.Equal(gone, []string{"//down-exclusive", "//down-transient"}) {
+	if slices.Sort(gone); !slices.Equal(gone, []string{"down-exclusive (vhost /)", "down-transient (vhost /)"}) {
 		t.Errorf("DeleteTransientOf reported %v", gone)
 	}
 	for i, n := range nodes[:2] {

@@ -16,7 +16,7 @@ import (
 // NodeQueues is what the node asks of the metadata's target (the broker)
 // about another node's queues: proposing the deletion of its transient
 // (exclusive or non-durable) queues, or of all of them. Each returns the
-// queues ("vhost/name") whose deletion committed. A target without it
+// queues ("name (vhost v)") whose deletion committed. A target without it
 // (tests' fake brokers) has nothing deleted.
 type NodeQueues interface {
 	DeleteTransientOf(ctx context.Context, node uint64) ([]string, error)
