@@ -116,29 +116,52 @@ func (b *Broker) deleteAbandoned(d DeleteQueue) {
 // connection if exclusive. It returns the first proposal's error and
 // proposes the rest regardless.
 func (b *Broker) DeleteLeftovers(ctx context.Context) error {
-	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.orphan && (q.cfg.Exclusive || !q.cfg.Durable) })
+	_, err := b.proposeDeletes(ctx, func(q *Queue) bool { return q.orphan && transient(q) })
+	return err
+}
+
+// transient: a queue that cannot outlive its node's process (exclusive
+// or non-durable), as RabbitMQ deletes them when their node goes down.
+func transient(q *Queue) bool { return q.cfg.Exclusive || !q.cfg.Durable }
+
+// DeleteTransientOf proposes the deletion of the exclusive and
+// non-durable queues held by node, which is down: their messages were in
+// its memory and their owners' connections were on it, and while they
+// stay bound every confirmed publish routed to them is nacked. The
+// cluster's metadata leader calls it once node has been unreachable for a
+// grace period, as RabbitMQ's rabbit_amqqueue:on_node_down deletes a down
+// node's transient queues. Durable classic queues and streams are kept:
+// they come back with their node. It returns the queues ("name (vhost v)")
+// whose deletion committed, and the first proposal's error.
+func (b *Broker) DeleteTransientOf(ctx context.Context, node uint64) ([]string, error) {
+	if node == 0 || node == b.cfg.Replication.Node {
+		return nil, nil
+	}
+	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.node == node && transient(q) })
 }
 
 // ForgetNode proposes the deletion of every queue held by node, which has
 // left the cluster for good: its classic queues, streams, exclusive and
 // transient queues, whose messages were on it, as RabbitMQ's
 // forget_cluster_node deletes a removed node's classic queues. Quorum
-// queues (held by every node) are not its. It returns the first
-// proposal's error and proposes the rest regardless.
-func (b *Broker) ForgetNode(ctx context.Context, node uint64) error {
+// queues (held by every node) are not its. It returns the queues
+// ("name (vhost v)") whose deletion committed, and the first proposal's error
+// (it proposes the rest regardless).
+func (b *Broker) ForgetNode(ctx context.Context, node uint64) ([]string, error) {
 	if node == 0 {
-		return nil
+		return nil, nil
 	}
 	return b.proposeDeletes(ctx, func(q *Queue) bool { return q.node == node })
 }
 
 // proposeDeletes proposes, one by one, the deletion of every queue match
-// selects.
-func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) error {
+// selects, and returns those whose deletion committed.
+func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) ([]string, error) {
 	if !b.clustered() {
-		return nil
+		return nil, nil
 	}
 	var first error
+	var done []string
 	for _, v := range b.VHosts() {
 		var dels []DeleteQueue
 		v.mu.Lock()
@@ -151,14 +174,18 @@ func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) er
 		v.mu.Unlock()
 		for _, d := range dels {
 			if err := ctx.Err(); err != nil {
-				return err
+				return done, err
 			}
 			fx := &effects{propose: d}
-			if err := b.propose(ctx, fx); err != nil && first == nil {
-				first = err
+			if err := b.propose(ctx, fx); err != nil {
+				if first == nil {
+					first = err
+				}
+			} else {
+				done = append(done, fmt.Sprintf("%s (vhost %s)", d.Name, d.VHost))
 			}
 			fx.cancelAll()
 		}
 	}
-	return first
+	return done, first
 }

@@ -465,12 +465,52 @@ func TestClusterForgetNode(t *testing.T) {
 	f.mu.Lock()
 	f.nodes = f.nodes[:2] // node 3 is gone
 	f.mu.Unlock()
-	if err := nodes[1].b.ForgetNode(context.Background(), 3); err != nil {
+	gone, err := nodes[1].b.ForgetNode(context.Background(), 3)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if slices.Sort(gone); !slices.Equal(gone, []string{"gone-durable (vhost /)", "gone-transient (vhost /)"}) {
+		t.Errorf("ForgetNode reported %v", gone)
 	}
 	for i, n := range nodes[:2] {
 		if qs := n.v.Queues(); len(qs) != 1 || qs[0].Name() != "kept" {
 			t.Errorf("node %d has %d queues", i+1, len(qs))
+		}
+	}
+}
+
+// A down node's transient queues (non-durable or exclusive) are deleted
+// everywhere, as RabbitMQ's on_node_down does; its durable ones and every
+// other node's stay.
+func TestClusterDeleteTransientOf(t *testing.T) {
+	t.Parallel()
+	f, nodes := newCluster(t, 3, nil)
+	declare(t, nodes[2].v, broker.QueueConfig{Name: "down-durable", Durable: true})
+	declare(t, nodes[2].v, broker.QueueConfig{Name: "down-transient", AutoDelete: true})
+	if _, err := nodes[2].v.DeclareQueue(broker.QueueConfig{Name: "down-exclusive", Durable: true, Exclusive: true}, false, 7); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, nodes[0].v, broker.QueueConfig{Name: "live-transient"})
+	f.mu.Lock()
+	f.nodes = f.nodes[:2] // node 3 is down
+	f.mu.Unlock()
+	if gone, err := nodes[0].b.DeleteTransientOf(context.Background(), 1); err != nil || len(gone) != 0 {
+		t.Fatalf("DeleteTransientOf its own node: %v, %v", gone, err)
+	}
+	gone, err := nodes[1].b.DeleteTransientOf(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(gone); !slices.Equal(gone, []string{"down-exclusive (vhost /)", "down-transient (vhost /)"}) {
+		t.Errorf("DeleteTransientOf reported %v", gone)
+	}
+	for i, n := range nodes[:2] {
+		var names []string
+		for _, q := range n.v.Queues() {
+			names = append(names, q.Name())
+		}
+		if slices.Sort(names); !slices.Equal(names, []string{"down-durable", "live-transient"}) {
+			t.Errorf("node %d has %v", i+1, names)
 		}
 	}
 }

@@ -402,15 +402,21 @@ func (n *Node) checkWhileStarting(ctx context.Context, cancel context.CancelCaus
 	defer n.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
 		if _, r := n.checkIdentities(ctx); r != "" {
 			cancel(errors.New(r))
 			return
+		}
+		if i >= 4 && i%4 == 0 { // from 2 s on, every 2 s: lower peers that are up have dialed by then
+			n.probeLowerPeers(ctx) // removed_notice.go
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.stop:
+			return
+		case <-n.Removed():
+			cancel(n.RemovedError())
 			return
 		case <-t.C:
 		}

@@ -109,6 +109,13 @@ func (n *Node) RemoveNode(ctx context.Context, name string) error {
 		return fmt.Errorf("cluster: %s is tombstoned, but still in the metadata group (remove it again to retry): %w", name, err)
 	}
 	n.log.Info("node removed from the cluster", "node", name)
+	// Its classic queues and streams went with it: delete them
+	// (queue_lifecycle.go; the metadata leader retries what fails here).
+	if nq := n.nodeQueues(); nq != nil {
+		if err := n.forgetQueues(nq, name, m.ID); err != nil {
+			return fmt.Errorf("cluster: %s is removed, but not every queue it held is deleted yet (the metadata leader retries; remove it again to retry now): %w", name, err)
+		}
+	}
 	return nil
 }
 
@@ -188,7 +195,7 @@ func (n *Node) reconcile() {
 				n.ms.forgotten = map[uint64]bool{}
 			}
 			n.ms.forgotten[r.ID] = true
-			n.tr.RemovePeer(r.ID)
+			n.tr.Tombstone(r.ID) // its handshakes are told it was removed
 			n.fwd.NodeDown(r.ID)
 			n.log.Info("removed node forgotten: its connections are refused from now on", "node", r.Name)
 		}

@@ -154,3 +154,37 @@ func TestAddAndRemoveNode(t *testing.T) {
 	want = append(want, "restarted")
 	waitUntil(t, 10*time.Second, "the restarted n4 to apply everything", func() bool { return slices.Equal(n4.broker.VHosts(), want) })
 }
+
+// user7 4.4: a node removed while it was dead never applied its
+// tombstone; restarted with its old command, it is told by the members
+// that it was removed and stops at once, saying so, instead of waiting
+// StartTimeout for a quorum. n4 has the highest id (nobody dials it: it
+// asks the members, probeLowerPeers); n1 the lowest (it dials them).
+func TestNodeRemovedWhileDeadIsToldAtRestart(t *testing.T) {
+	nodes := newTestNodes(t, 4)
+	startAll(t, nodes)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	for _, c := range []struct{ gone, asker *testNode }{{nodes[3], nodes[1]}, {nodes[0], nodes[2]}} {
+		name := c.gone.cfg.Self.Name
+		if err := c.gone.node.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.asker.node.RemoveNode(ctx, name); err != nil {
+			t.Fatalf("RemoveNode(%s): %v", name, err)
+		}
+		c.gone.cfg.StartTimeout = time.Minute
+		start := time.Now()
+		err := c.gone.start(t)
+		if err == nil || !strings.Contains(err.Error(), "was removed from the cluster") {
+			t.Fatalf("%s removed while dead, restarted: %v", name, err)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Fatalf("%s took %v to learn it was removed", name, took)
+		}
+		_ = c.gone.node.Close()
+	}
+	if err := nodes[1].node.Propose(ctx, broker.AddVHost{Name: "after"}); err != nil {
+		t.Fatalf("the two members left: %v", err)
+	}
+}

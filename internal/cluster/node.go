@@ -58,6 +58,10 @@ type Config struct {
 	// Join: this node joins a running cluster (membership.go): it
 	// bootstraps no group and waits to be added (Node.AddNode).
 	Join bool
+	// DownGrace is how long the metadata leader waits, having heard
+	// nothing from a member, before deleting its transient queues
+	// (queue_lifecycle.go; default DefaultDownGrace).
+	DownGrace time.Duration
 }
 
 // Node is this process's membership in a cluster: the WAL every group
@@ -90,6 +94,7 @@ type Node struct {
 	// deleting counts deleted quorum groups still stopping (Delete).
 	deleting sync.WaitGroup
 	removed  map[uint64]bool // members the transport dropped (syncPeers)
+	nq       NodeQueues      // Start's target, if it deletes a node's queues
 
 	// Cluster identity (clusterid.go): this data directory's draw, the
 	// Raft gate's verdicts per peer, the checks it asks for, and the
@@ -137,6 +142,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 2 * time.Minute
 	}
+	if cfg.DownGrace <= 0 {
+		cfg.DownGrace = DefaultDownGrace
+	}
 	if !slices.ContainsFunc(cfg.Members, func(m Member) bool { return m.ID == cfg.Self.ID }) {
 		return nil, fmt.Errorf("cluster: node %s is not among the members", cfg.Self.Name)
 	}
@@ -175,6 +183,7 @@ func New(cfg Config) (*Node, error) {
 	n.tr, err = transport.NewTCP(transport.TCPConfig{
 		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS, ClientTLS: cfg.ClientTLS,
 		Handler: d, Logger: cfg.Logger.With("component", "cluster-transport"),
+		OnRemoved: n.toldRemoved, // removed_notice.go
 	})
 	if err != nil {
 		_ = w.Close()
@@ -289,6 +298,11 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		return fmt.Errorf("cluster: metadata group: %w", err)
 	}
 	n.meta.Store(g)
+	if nq, ok := target.(NodeQueues); ok {
+		n.mu.Lock()
+		n.nq = nq
+		n.mu.Unlock()
+	}
 	start := time.Now()
 	logged := start.Add(-time.Minute) // the first wait is logged at once
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
@@ -316,6 +330,9 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 		if r := n.refusal(); r != "" {
 			return fmt.Errorf("cluster: refusing to start: %s", r)
 		}
+		if err := n.RemovedError(); err != nil {
+			return err
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
 				time.Since(start).Round(time.Second), n.reachability())
@@ -337,10 +354,11 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	}
 	n.started.Store(true)
 	n.syncPeers()
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.watchIdentities()
 	go n.rebalance()
 	go n.reconcileMembers()
+	go n.sweepQueues() // queue_lifecycle.go
 	return nil
 }
 

@@ -38,6 +38,10 @@ type Cluster struct {
 	// "Adding and removing nodes"): it bootstraps no group and waits to
 	// be added with `tern cluster add-node`. Read at its first start only.
 	Join bool `toml:"join"`
+	// DownGrace is how long the metadata leader hears nothing from a
+	// node before it deletes the node's exclusive and non-durable queues
+	// cluster-wide (0: the default, 15s; docs/clustering.md).
+	DownGrace Duration `toml:"down_grace"`
 	// TLS, when CertFile is set, encrypts the cluster port: every node
 	// presents CertFile/KeyFile and accepts peers whose certificate
 	// CAFile signed.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/certs"
 	"github.com/tern-broker/tern/internal/cluster"
 	"github.com/tern-broker/tern/internal/config"
@@ -29,7 +30,8 @@ func clusterConfig(cfg config.Config, log *slog.Logger) (cluster.Config, *certs.
 	if err != nil {
 		return cluster.Config{}, nil, err
 	}
-	out := cluster.Config{Dir: clusterDir(cfg.DataDir), FS: vfs.Default, Secret: cfg.Cluster.Secret, Logger: log}
+	out := cluster.Config{Dir: clusterDir(cfg.DataDir), FS: vfs.Default, Secret: cfg.Cluster.Secret, Logger: log,
+		DownGrace: time.Duration(cfg.Cluster.DownGrace)}
 	for _, p := range peers {
 		m := cluster.Member{ID: p.ID, Name: p.Name, Addr: p.Addr, Standby: p.Standby}
 		out.Members = append(out.Members, m)
@@ -119,6 +121,10 @@ func histogram(h cluster.HistogramSnapshot) mgmt.Histogram {
 	}
 	return out
 }
+
+// The broker deletes a down or removed node's queues for the cluster
+// (queue_lifecycle.go in internal/cluster).
+var _ cluster.NodeQueues = (*broker.Broker)(nil)
 
 // recoverDefinitions is a single node's recovery: the store's snapshot of
 // the definitions and the commands logged since.

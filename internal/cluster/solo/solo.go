@@ -41,11 +41,14 @@ type Config struct {
 type Groups struct {
 	cfg Config
 
-	mu     sync.Mutex
-	wal    *wal.WAL
-	host   *raftnode.Host
-	open   map[uint64]string // open groups: the queue each is for
-	closed bool
+	mu   sync.Mutex
+	wal  *wal.WAL
+	host *raftnode.Host
+	open map[uint64]string // open groups: the queue each is for
+	// stopping holds the groups closed or deleted whose goroutine may still
+	// run: RemoveOrphans must not take their state from under them.
+	stopping map[uint64]bool
+	closed   bool
 	// deleting counts deleted groups still removing their state (Delete).
 	deleting sync.WaitGroup
 }
@@ -59,7 +62,7 @@ func New(cfg Config) *Groups {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
-	return &Groups{cfg: cfg, open: map[uint64]string{}}
+	return &Groups{cfg: cfg, open: map[uint64]string{}, stopping: map[uint64]bool{}}
 }
 
 // ErrClosed is returned by Open after Close.
@@ -113,6 +116,9 @@ func (s *Groups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (broker.R
 	}
 	if other, ok := s.open[gid]; ok {
 		return nil, fmt.Errorf("solo: quorum queue %s in vhost %s: its group %#x is already open for %s", def.Name, def.VHost, gid, other)
+	}
+	if s.stopping[gid] {
+		return nil, fmt.Errorf("solo: quorum queue %s in vhost %s: its group %#x is still stopping", def.Name, def.VHost, gid)
 	}
 	g, err := h.Start(gid, []raftnode.NodeID{self}, nil, m)
 	if err != nil {
@@ -174,7 +180,10 @@ func (s *Groups) Close() error {
 // has: a crash between a quorum queue's deletion being logged in the
 // definitions and its group's removal leaves one. The server calls it
 // once recovery has opened the group of every quorum queue it knows. A
-// node whose data directory has no quorum log opens nothing.
+// node whose data directory has no quorum log opens nothing. A group still
+// stopping is left alone (review7 F1): recovery may replay a queue's
+// declare and then its delete, whose group is stopped on a goroutine, and
+// removing its state under it made raft panic; Delete removes it itself.
 func (s *Groups) RemoveOrphans() (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,7 +200,7 @@ func (s *Groups) RemoveOrphans() (int, error) {
 	}
 	n := 0
 	for _, id := range s.wal.Groups() {
-		if _, ok := s.open[id]; ok {
+		if _, ok := s.open[id]; ok || s.stopping[id] {
 			continue
 		}
 		if err := s.wal.Group(id).Remove(); err != nil {
@@ -227,8 +236,11 @@ func (r *replicatedLog) IsLeader() bool                             { return r.g
 func (r *replicatedLog) Live(uint64) bool { return true }
 
 func (r *replicatedLog) Close() {
-	r.forget()
+	mine := r.forget()
 	r.g.Close()
+	if mine {
+		r.stopped()
+	}
 }
 
 // Delete removes the group's state for good. The broker calls it with the
@@ -236,19 +248,36 @@ func (r *replicatedLog) Close() {
 // lock: the group stops and its storage goes on a goroutine of its own,
 // which Close waits for.
 func (r *replicatedLog) Delete() {
-	r.forget()
+	mine := r.forget()
 	r.s.deleting.Add(1)
 	go func() {
 		defer r.s.deleting.Done()
 		if err := r.g.Delete(); err != nil {
 			r.s.cfg.Logger.Warn("could not remove a deleted quorum queue's Raft state", "group", r.id, "err", err)
 		}
+		if mine {
+			r.stopped()
+		}
 	}()
 }
 
-func (r *replicatedLog) forget() {
+// forget moves the group from open to stopping; false if a Close or
+// Delete before this one did.
+func (r *replicatedLog) forget() bool {
 	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if _, ok := r.s.open[r.id]; !ok {
+		return false
+	}
 	delete(r.s.open, r.id)
+	r.s.stopping[r.id] = true
+	return true
+}
+
+// stopped is called once the group's goroutine has ended.
+func (r *replicatedLog) stopped() {
+	r.s.mu.Lock()
+	delete(r.s.stopping, r.id)
 	r.s.mu.Unlock()
 }
 

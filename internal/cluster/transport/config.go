@@ -47,6 +47,10 @@ type TCPConfig struct {
 	// (ReportUnreachable). It must not block or call back into the
 	// transport.
 	Unreachable func(to NodeID, group Group)
+	// OnRemoved, when set, is called when a peer answers this node's dial
+	// with an authenticated notice that this node was removed from the
+	// cluster (RemovedError; see Tombstone). It must not block.
+	OnRemoved func(by NodeID)
 
 	DialTimeout      time.Duration // one TCP connect (default 2 s)
 	HandshakeTimeout time.Duration // TLS plus secret handshake (default 5 s)

@@ -120,6 +120,9 @@ func FuzzHandshakeDial(f *testing.F) {
 	f.Add(goodAcceptorTranscript(n))
 	f.Add(encodeRefusal("wrong cluster secret"))
 	f.Add([]byte{statusNo, 200, 'x'})
+	ha := hello{from: 2, to: 1, nonce: n}.encode()
+	f.Add(append(append(append([]byte{statusOK}, ha...), statusGone),
+		proof(testSecret, labelR, hello{from: 1, to: 2, nonce: fuzzNonce}.encode(), ha)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
 		side := handshakeSide{self: 1, secret: testSecret}
@@ -127,6 +130,11 @@ func FuzzHandshakeDial(f *testing.F) {
 		var re *RefusedError
 		if errors.As(err, &re) && len(re.Reason) > 4*maxReason {
 			t.Fatalf("refusal reason of %d bytes", len(re.Reason))
+		}
+		var gone *RemovedError
+		if errors.As(err, &gone) && (len(data) < 2+helloLen+proofLen || out.Len() < helloLen ||
+			!hmac.Equal(data[2+helloLen:2+helloLen+proofLen], proof(testSecret, labelR, out.Bytes()[:helloLen], data[1:1+helloLen]))) {
+			t.Fatal("believed a removal notice without a valid tag")
 		}
 		if err != nil {
 			return

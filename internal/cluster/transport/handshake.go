@@ -25,7 +25,12 @@ import (
 // A refuses at the first step a hello that is malformed, claims A's own
 // id, is addressed to another node or echoes A's nonce; at the last step
 // a wrong proof, then a dialer that is not among its peers or has the
-// higher id (only the lower id dials).
+// higher id (only the lower id dials). A dialer that was removed from the
+// cluster (Tombstone) gets, at the last step, the byte 2 and
+// HMAC-SHA256(secret, "tern-cluster-v1 removed" ‖ helloD ‖ helloA)
+// instead of A's proof: a removal notice D can trust (only a holder of
+// the secret can make it, for this exchange only), so D stops for good
+// (RemovedError) rather than wait for a cluster that will never take it.
 //
 // hello is "TRNC", version 1, from and to as big-endian uint64 and a
 // 32-byte random nonce (53 bytes). ok is the byte 0 and a refusal the
@@ -41,9 +46,11 @@ const (
 	protoVer   = 1
 	statusOK   = 0
 	statusNo   = 1
+	statusGone = 2 // a removal notice (last step only)
 	maxReason  = 255
 	labelD     = "tern-cluster-v1 dialer"
 	labelA     = "tern-cluster-v1 acceptor"
+	labelR     = "tern-cluster-v1 removed"
 	helloMagic = "TRNC"
 )
 
@@ -89,6 +96,20 @@ type RefusedError struct{ Reason string }
 
 func (e *RefusedError) Error() string { return "transport: refused by peer: " + e.Reason }
 
+// RemovedError is a peer's authenticated notice that this node was
+// removed from the cluster (the peer holds the secret and tombstoned us).
+type RemovedError struct{ By NodeID }
+
+func (e *RemovedError) Error() string {
+	return fmt.Sprintf("transport: node %d says this node was removed from the cluster", e.By)
+}
+
+// removalNotice is a statusGone read by readStatus: its tag is checked by
+// dialHandshake, which knows both hellos.
+type removalNotice struct{ tag []byte }
+
+func (*removalNotice) Error() string { return "transport: removal notice" }
+
 // refusal is a handshake failure found on this side: reason goes into the
 // log and, when send is set, to the peer.
 type refusal struct {
@@ -130,6 +151,15 @@ func readStatus(r *bufio.Reader, n int) ([]byte, error) {
 			return nil, err
 		}
 		return nil, &RefusedError{Reason: printable(b)}
+	case statusGone:
+		if n != proofLen {
+			return nil, fmt.Errorf("%w: a removal notice before the proofs", errHandshake)
+		}
+		b := make([]byte, proofLen)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return nil, &removalNotice{tag: b}
 	default:
 		return nil, fmt.Errorf("%w: bad status byte %d", errHandshake, st)
 	}
@@ -160,6 +190,9 @@ type handshakeSide struct {
 	secret []byte
 	// known reports whether id may connect (acceptor only).
 	known func(id NodeID) bool
+	// removed reports whether id was removed from the cluster (acceptor
+	// only; nil: none was).
+	removed func(id NodeID) bool
 }
 
 // newNonce returns a random nonce.
@@ -199,6 +232,13 @@ func dialHandshake(r *bufio.Reader, w *bufio.Writer, s handshakeSide, peer NodeI
 		return err
 	}
 	pa, err := readStatus(r, proofLen)
+	var rn *removalNotice
+	if errors.As(err, &rn) {
+		if !hmac.Equal(rn.tag, proof(s.secret, labelR, hd, ha)) {
+			return &refusal{reason: "a removal notice with a wrong proof (ignored)"}
+		}
+		return &RemovedError{By: peer}
+	}
 	if err != nil {
 		return err
 	}
@@ -253,6 +293,11 @@ func acceptHandshake(r *bufio.Reader, w *bufio.Writer, s handshakeSide, nonce [n
 		return h.from, refuse(w, &refusal{reason: "wrong cluster secret", send: true})
 	}
 	switch {
+	case s.removed != nil && s.removed(h.from) && !s.known(h.from):
+		w.WriteByte(statusGone)
+		w.Write(proof(s.secret, labelR, hd, ha))
+		w.Flush()
+		return h.from, &refusal{reason: fmt.Sprintf("node %d was removed from the cluster (told so)", h.from)}
 	case !s.known(h.from):
 		return h.from, refuse(w, &refusal{reason: fmt.Sprintf("unknown node id %d (not among this node's peers)", h.from), send: true})
 	case h.from > s.self:

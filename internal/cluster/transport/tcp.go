@@ -40,6 +40,10 @@ type TCP struct {
 	mu     sync.Mutex
 	closed bool
 	peers  map[NodeID]*peer
+	// tombs are the peers removed from the cluster (Tombstone): their
+	// handshakes get a removal notice. Read through tombView.
+	tombs    map[NodeID]bool
+	tombView atomic.Pointer[map[NodeID]bool]
 	// view is a copy of peers for the lock-free lookups on the send path,
 	// replaced whole on every change.
 	view atomic.Pointer[map[NodeID]*peer]
@@ -120,6 +124,7 @@ func (t *TCP) SetPeer(id NodeID, addr string) {
 		t.mu.Unlock()
 		return
 	}
+	t.setTombLocked(id, false)
 	if p := t.peers[id]; p != nil {
 		t.mu.Unlock()
 		p.mu.Lock()
@@ -145,6 +150,42 @@ func (t *TCP) SetPeer(id NodeID, addr string) {
 		go t.dialLoop(p)
 	}
 	t.mu.Unlock()
+}
+
+// Tombstone is RemovePeer for a node removed from the cluster for good:
+// its handshakes are answered with an authenticated removal notice (the
+// dialer gets RemovedError and stops) instead of "unknown node id". A
+// later SetPeer of id undoes it.
+func (t *TCP) Tombstone(id NodeID) {
+	t.mu.Lock()
+	t.setTombLocked(id, true)
+	t.mu.Unlock()
+	t.RemovePeer(id)
+}
+
+// setTombLocked records or clears id's tombstone; t.mu is held.
+func (t *TCP) setTombLocked(id NodeID, on bool) {
+	if t.tombs[id] == on {
+		return
+	}
+	if t.tombs == nil {
+		t.tombs = map[NodeID]bool{}
+	}
+	if on {
+		t.tombs[id] = true
+	} else {
+		delete(t.tombs, id)
+	}
+	m := make(map[NodeID]bool, len(t.tombs))
+	for k := range t.tombs {
+		m[k] = true
+	}
+	t.tombView.Store(&m)
+}
+
+func (t *TCP) tombstoned(id NodeID) bool {
+	m := t.tombView.Load()
+	return m != nil && (*m)[id]
 }
 
 // RemovePeer implements Transport: the peer's connection closes and a new
@@ -193,7 +234,8 @@ func (t *TCP) Close() error {
 
 // side is this node's part of a handshake.
 func (t *TCP) side() handshakeSide {
-	return handshakeSide{self: t.cfg.Self, secret: t.cfg.Secret, known: func(id NodeID) bool { return t.peer(id) != nil }}
+	return handshakeSide{self: t.cfg.Self, secret: t.cfg.Secret, known: func(id NodeID) bool { return t.peer(id) != nil },
+		removed: t.tombstoned}
 }
 
 // attach makes an authenticated connection p's live one and starts its
@@ -432,6 +474,15 @@ func (t *TCP) dialLoop(p *peer) {
 			if time.Since(start) > t.cfg.BackoffMax {
 				backoff = t.cfg.BackoffMin
 			}
+		} else if gone := (*RemovedError)(nil); errors.As(err, &gone) {
+			t.refused.Add(1)
+			if msg := err.Error(); msg != lastErr {
+				lastErr = msg
+				t.log.Error("cluster peer says this node was removed from the cluster", "peer", p.id, "addr", p.address())
+			}
+			if t.cfg.OnRemoved != nil {
+				t.cfg.OnRemoved(p.id)
+			}
 		} else {
 			var re *RefusedError
 			var rf *refusal
@@ -466,19 +517,62 @@ func (t *TCP) dialLoop(p *peer) {
 
 // dial makes and authenticates one connection to p.
 func (t *TCP) dial(p *peer) (*conn, error) {
-	addr := p.address()
 	ctx, cancel := context.WithTimeout(p.ctx, t.cfg.DialTimeout+t.cfg.HandshakeTimeout)
 	defer cancel()
+	nc, ir, br, stop, err := t.handshakeTo(ctx, p.id, p.address())
+	if err != nil {
+		return nil, err
+	}
+	if !stop() {
+		nc.Close()
+		return nil, ctx.Err()
+	}
+	nc.SetDeadline(time.Time{})
+	ir.armed = true
+	c := t.attach(p, nc, br, true)
+	if c == nil {
+		return nil, errClosed
+	}
+	return c, nil
+}
+
+// Probe dials id at addr and runs the handshake, whatever the ids' order
+// and whether id is a peer, then closes the connection: a node that is
+// waiting for peers with lower ids to dial it asks them this way whether
+// they still count it in. A peer that removed this node answers with a
+// RemovedError; one that knows it refuses the higher id's dial (a
+// RefusedError); nil is a peer that took the connection.
+func (t *TCP) Probe(ctx context.Context, id NodeID, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+t.cfg.HandshakeTimeout)
+	defer cancel()
+	nc, _, _, stop, err := t.handshakeTo(ctx, id, addr)
+	if err != nil {
+		return err
+	}
+	stop()
+	nc.Close()
+	return nil
+}
+
+// handshakeTo connects to addr (TLS when configured) and runs the
+// dialer's handshake against id. On success the connection's deadline is
+// still the handshake's, and stop detaches it from ctx (false: ctx ended
+// first and closed it).
+func (t *TCP) handshakeTo(ctx context.Context, id NodeID, addr string) (net.Conn, *idleReader, *bufio.Reader, func() bool, error) {
 	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 15 * time.Second}
 	if t.local != nil {
 		d.LocalAddr = t.local
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	fail := func(err error) (net.Conn, *idleReader, *bufio.Reader, func() bool, error) {
+		stop()
+		nc.Close()
+		return nil, nil, nil, nil, err
+	}
 	nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	if t.cfg.TLS != nil {
 		cfg := t.cfg.TLS
@@ -493,27 +587,15 @@ func (t *TCP) dial(p *peer) (*conn, error) {
 		}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, &refusal{reason: "TLS handshake: " + err.Error()}
+			return fail(&refusal{reason: "TLS handshake: " + err.Error()})
 		}
 		nc = tc
 	}
 	ir := &idleReader{Conn: nc, idle: t.cfg.IdleTimeout}
 	br := bufio.NewReaderSize(ir, 64<<10)
 	bw := bufio.NewWriterSize(nc, 256)
-	if err := dialHandshake(br, bw, t.side(), p.id, newNonce()); err != nil {
-		nc.Close()
-		return nil, err
+	if err := dialHandshake(br, bw, t.side(), id, newNonce()); err != nil {
+		return fail(err)
 	}
-	if !stop() {
-		nc.Close()
-		return nil, ctx.Err()
-	}
-	nc.SetDeadline(time.Time{})
-	ir.armed = true
-	c := t.attach(p, nc, br, true)
-	if c == nil {
-		return nil, errClosed
-	}
-	return c, nil
+	return nc, ir, br, stop, nil
 }
