@@ -7,7 +7,9 @@
 //     queue of 3 replicas, publisher on one node and consumer on the next,
 //     against a durable classic queue on a single node, interleaved in the
 //     same run; with the brokers' CPU per message (from /proc/PID/stat) and
-//     the WAL's fsyncs (from /metrics);
+//     the WAL's fsyncs (from /metrics); a quorum run that saw leader changes
+//     beyond the new queue's first election (tern_raft_leader_changes_total)
+//     is flagged ⚠ (node logs under -dir, at -log-level info, name them);
 //   - failover: kill -9 of a quorum queue's leader → the first confirm from
 //     the new one, over N trials, the killed node restarted between them
 //     (the method of TestQuorumQueueSurvivesKill9OfItsLeader);

@@ -26,9 +26,13 @@ type throughputRow struct {
 	wall       float64 // seconds the bench process ran
 	fsyncs     float64 // WAL (or store) fsyncs, summed over the nodes
 	walEntries float64 // Raft entries those fsyncs covered (cluster only)
-	nodes      int
-	load       string
-	err        string
+	// leaderChanges are the leader changes the nodes saw (summed; each
+	// node sees the new queue's first leader once); elections the
+	// campaigns they started (cluster only).
+	leaderChanges, elections float64
+	nodes                    int
+	load                     string
+	err                      string
 }
 
 // benchArgs are the settings of every throughput run: the persistent
@@ -66,6 +70,8 @@ func runThroughput(bin, label string, b *broker, urls []string, queueType string
 	if queueType == "quorum" {
 		row.fsyncs = m1["tern_raft_wal_fsync_seconds_count"] - m0["tern_raft_wal_fsync_seconds_count"]
 		row.walEntries = m1["tern_raft_wal_batch_entries_sum"] - m0["tern_raft_wal_batch_entries_sum"]
+		row.leaderChanges = m1["tern_raft_leader_changes_total"] - m0["tern_raft_leader_changes_total"]
+		row.elections = m1["tern_raft_elections_total"] - m0["tern_raft_elections_total"]
 	} else {
 		row.fsyncs = m1["tern_store_fsyncs_total"] - m0["tern_store_fsyncs_total"]
 	}
@@ -116,6 +122,11 @@ func (r throughputRow) String() string {
 	note := ""
 	if r.err != "" {
 		note = " ⚠ " + r.err
+	}
+	if extra := r.leaderChanges - float64(r.nodes); extra > 0 {
+		// Beyond each node learning the new queue's first leader: a
+		// leader change with no fault injected (or another group's).
+		note += fmt.Sprintf(" ⚠ %.0f leader changes seen after the first (elections %.0f)", extra, r.elections)
 	}
 	if r.res.Duplicates > 0 || r.res.Lost > 0 || r.res.Nacked > 0 {
 		note += fmt.Sprintf(" lost %d dup %d (redelivered %d) nacked %d", r.res.Lost, r.res.Duplicates, r.res.Redelivered, r.res.Nacked)
