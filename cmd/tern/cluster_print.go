@@ -7,9 +7,39 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/tern-broker/tern/internal/cluster"
 )
+
+// clusterStatus is the part of GET /api/cluster's document (internal/
+// cluster's Status) the summary prints, read as any API client reads it.
+type clusterStatus struct {
+	Node  string `json:"node"`
+	Nodes []struct {
+		Name      string `json:"name"`
+		Address   string `json:"address"`
+		Role      string `json:"role"`
+		Self      bool   `json:"self"`
+		Reachable bool   `json:"reachable"`
+	} `json:"nodes"`
+	Groups []groupStatus `json:"groups"`
+}
+
+type groupStatus struct {
+	Kind      string           `json:"kind"`
+	VHost     string           `json:"vhost"`
+	Queue     string           `json:"queue"`
+	Leader    string           `json:"leader"`
+	Term      uint64           `json:"term"`
+	Commit    uint64           `json:"commit"`
+	Voters    []string         `json:"voters"`
+	Learners  []string         `json:"learners"`
+	Followers []followerStatus `json:"followers"`
+}
+
+type followerStatus struct {
+	Node   string `json:"node"`
+	Lag    uint64 `json:"lag"`
+	Active bool   `json:"active"`
+}
 
 // printClusterStatus writes GET /api/cluster's document as an operator
 // reads it at a terminal, as rabbitmqctl cluster_status does: the members
@@ -17,7 +47,7 @@ import (
 // its leader and the followers' lag where this node leads. --json prints
 // the document itself, for scripts.
 func printClusterStatus(w io.Writer, doc string) error {
-	var st cluster.Status
+	var st clusterStatus
 	if err := json.Unmarshal([]byte(doc), &st); err != nil {
 		return fmt.Errorf("the node's answer is not a cluster status: %w", err)
 	}
@@ -68,14 +98,14 @@ func printGrowResults(w io.Writer, doc string) error {
 	return nil
 }
 
-func groupName(g cluster.GroupStatus) string {
+func groupName(g groupStatus) string {
 	if g.Kind == "metadata" {
 		return "metadata"
 	}
 	return fmt.Sprintf("queue %s in vhost %s", g.Queue, g.VHost)
 }
 
-func followersLag(fs []cluster.FollowerStatus) string {
+func followersLag(fs []followerStatus) string {
 	if len(fs) == 0 {
 		return "-"
 	}
