@@ -13,7 +13,8 @@ import (
 )
 
 const clusterUsage = `Usage:
-  tern cluster status [flags]          print GET /api/cluster of a node (JSON)
+  tern cluster status [flags]          the nodes and every Raft group as a node sees them
+                                       (--json: GET /api/cluster's document)
   tern cluster promote [flags] NODE    make the standby NODE a voter that serves clients
   tern cluster add-node [flags] NAME ADDR [--standby]
                                        add the node NAME (cluster address ADDR), started
@@ -30,6 +31,7 @@ const clusterUsage = `Usage:
 
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672)
+  --json         status: print the JSON document instead of the summary
   --standby      add-node: the node joins as a non-voting standby
   --vhost-pattern RE, --queue-pattern RE
                  grow, shrink: only queues whose vhost and name match (default all)
@@ -49,6 +51,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
 	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
+	asJSON := fs.Bool("json", false, "status: print GET /api/cluster's JSON document")
 	standby := fs.Bool("standby", false, "add-node: the node joins as a non-voting standby")
 	vhostPattern := fs.String("vhost-pattern", "", "grow, shrink: a regular expression for vhost names")
 	queuePattern := fs.String("queue-pattern", "", "grow, shrink: a regular expression for queue names")
@@ -87,7 +90,18 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tern cluster "+cmd+":", err)
 		return 1
 	}
-	fmt.Fprint(stdout, out)
+	switch {
+	case cmd == "status" && !*asJSON:
+		err = printClusterStatus(stdout, out) // cluster_print.go
+	case cmd == "grow" || cmd == "shrink":
+		err = printGrowResults(stdout, out)
+	default:
+		_, err = fmt.Fprint(stdout, out)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tern cluster "+cmd+":", err)
+		return 1
+	}
 	return 0
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +95,52 @@ func TestClassicQueueIsReachableFromEveryNode(t *testing.T) {
 			t.Fatalf("n1 still holds %d ready messages after every ack", q.Messages)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	queuePlacementShown(t, nodes, ch1)
+}
+
+// queuePlacementShown: /api/queues on another node names the node that
+// holds a classic queue (not the node asked), lists a quorum queue's
+// leader, members and online members, and shows the classic queue "down"
+// once its node is killed, as RabbitMQ's API does.
+func queuePlacementShown(t *testing.T, nodes []*ternNode, ch1 *amqp.Channel) {
+	t.Helper()
+	if _, err := ch1.QueueDeclare("ledger", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	type placed struct {
+		Node    string   `json:"node"`
+		State   string   `json:"state"`
+		Leader  string   `json:"leader"`
+		Members []string `json:"members"`
+		Online  []string `json:"online"`
+	}
+	get := func(queue string) placed {
+		var p placed
+		b, err := httpGet(nodes[1].httpURL() + "/api/queues/%2F/" + queue)
+		if err == nil {
+			err = json.Unmarshal(b, &p)
+		}
+		if err != nil {
+			t.Fatalf("GET /api/queues/%%2F/%s on n2: %v", queue, err)
+		}
+		return p
+	}
+	if p := get("invoices"); !strings.HasPrefix(p.Node, nodes[0].name+"@") || p.State != "running" {
+		t.Fatalf("n2 shows n1's classic queue as %+v, want node %s@… running", p, nodes[0].name)
+	}
+	ok := nodes[1].waitFor(20*time.Second, func() bool {
+		p := get("ledger")
+		return p.Leader != "" && p.Node == p.Leader && len(p.Members) == 3 && len(p.Online) == 3
+	})
+	if !ok {
+		t.Fatalf("n2 shows the quorum queue as %+v, want a leader, 3 members, 3 online", get("ledger"))
+	}
+	nodes[0].kill9(t)
+	ok = nodes[1].waitFor(20*time.Second, func() bool {
+		return get("invoices").State == "down" && len(get("ledger").Online) == 2
+	})
+	if !ok {
+		t.Fatalf("with n1 killed n2 shows %+v and %+v, want the classic queue down and 2 quorum members online", get("invoices"), get("ledger"))
 	}
 }

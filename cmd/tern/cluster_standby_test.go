@@ -99,7 +99,10 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	if code, out := runTern(t, "", "cluster", "promote", "--http", api, standby.name); code != 0 || !strings.Contains(out, `"nodes"`) {
 		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
 	}
-	if code, out := runTern(t, "", "cluster", "status", "--http", api); code != 0 || !strings.Contains(out, `"kind":"metadata"`) {
+	if code, out := runTern(t, "", "cluster", "status", "--http", api, "--json"); code != 0 || !strings.Contains(out, `"kind":"metadata"`) {
+		t.Fatalf("tern cluster status --json: exit %d: %s", code, out)
+	}
+	if code, out := runTern(t, "", "cluster", "status", "--http", api); code != 0 || !strings.Contains(out, "metadata") || !strings.Contains(out, standby.name) {
 		t.Fatalf("tern cluster status: exit %d: %s", code, out)
 	}
 	if code, out := runTern(t, "", "cluster", "promote", "--http", api); code != 2 {

@@ -15,8 +15,9 @@ const (
 	// every consumer reads from its own offset (stream.go).
 	Stream
 	// Quorum queues are replicated: a Raft group per queue whose state
-	// machine holds the messages (quorum_*.go). Declaring one needs a
-	// cluster (Config.Replication.Quorum); without, it is refused.
+	// machine holds the messages (quorum_*.go). Declaring one needs
+	// Config.Replication.Quorum: a cluster's groups, or a single node's
+	// one-voter groups (internal/cluster/solo); without, it is refused.
 	Quorum
 )
 

@@ -32,7 +32,10 @@ const quorumSnapshotVersion = 3
 var errQSnapshot = errors.New("broker: corrupt quorum queue snapshot")
 
 // Snapshot encodes the machine's state.
-func (m *quorumMachine) Snapshot() ([]byte, error) {
+func (m *quorumMachine) Snapshot() ([]byte, error) { return m.appendSnapshot(nil), nil }
+
+// appendSnapshot appends the machine's state, encoded, to dst.
+func (m *quorumMachine) appendSnapshot(dst []byte) []byte {
 	be := binary.BigEndian
 	// Sized up front: a snapshot holds every message's record, megabytes
 	// with a backlog, and runs on the group's goroutine; growing the
@@ -42,8 +45,7 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 	for _, q := range m.msgs {
 		size += 29 + 4 + int(q.size) + recordSlack
 	}
-	buf := make([]byte, 1, size)
-	buf[0] = quorumSnapshotVersion
+	buf := append(slices.Grow(dst, size), quorumSnapshotVersion)
 	buf = appendQConfig(buf, &m.cfg)
 	buf = be.AppendUint64(buf, uint64(m.now))
 	buf = be.AppendUint64(buf, m.nextID)
@@ -86,7 +88,7 @@ func (m *quorumMachine) Snapshot() ([]byte, error) {
 		buf = message.AppendMessage(buf, q.msg)
 		be.PutUint32(buf[at:], uint32(len(buf)-at-4))
 	}
-	return buf, nil
+	return buf
 }
 
 // recordSlack is what a message's record (message.AppendMessage) takes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -37,11 +38,15 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	n.mu.Unlock()
 	r := &replicatedLog{n: n, id: gid}
 	bootVoters, bootLearners := n.bootConfig(voters, learners)
-	g, err := n.host.Start(gid, bootVoters, bootLearners, watchedMachine{ReplicatedMachine: m, f: &r.f})
+	g, err := n.host.Start(gid, bootVoters, bootLearners, watchedMachine{ReplicatedMachine: m, f: &r.f, term: r.term})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	r.g = g
+	r.gp.Store(g)
+	if len(bootVoters) > 0 && voters[0] == n.cfg.Self.ID {
+		g.CampaignFirst() // led by its preferred leader from the start: no transfer under load later
+	}
 	n.mu.Lock()
 	n.queues[gid] = queueGroup{vhost: def.VHost, name: def.Name, voters: voters, size: broker.QuorumGroupSize(def.Args),
 		target: targetGroupSize(def.Args), g: g}
@@ -54,7 +59,16 @@ type replicatedLog struct {
 	n  *Node
 	id uint64
 	g  *raftnode.Group
+	gp atomic.Pointer[raftnode.Group] // g, for the group's goroutine, which may run before Open sets g
 	f  inflight
+}
+
+// term is the group's current term; 0 before Open has the group.
+func (r *replicatedLog) term() uint64 {
+	if g := r.gp.Load(); g != nil {
+		return g.Status().Term
+	}
+	return 0
 }
 
 // Propose implements broker.ReplicatedLog; a proposal waiting when the

@@ -31,6 +31,12 @@ type API struct {
 
 	// Node describes this node for /api/overview and /api/nodes.
 	Node NodeInfo
+	// Placement, on a cluster node, returns where queues live (their
+	// node, leader and members in /api/queues), a lookup built once per
+	// listing; nil on a single node. NodeSuffix is what Node.Name adds to
+	// the node's cluster name ("@host"), added to other members' names.
+	Placement  func() PlaceFunc
+	NodeSuffix string
 	// Definitions are the parts of GET/POST /api/definitions that other
 	// packages own (users, permissions, policies…): definitions.go.
 	Definitions []DefinitionsSection

@@ -20,6 +20,10 @@ type RaftStats struct {
 	// ProposalsFailed are proposals that did not commit (no quorum before
 	// their timeout, the group closed).
 	ProposalsFailed uint64
+	// TicksDropped are Raft ticks groups did not run because their
+	// goroutine fell behind by more than an election timeout's worth
+	// (raftnode's tick burst bound): a stall signal.
+	TicksDropped uint64
 	// CommitLatency is seconds from a proposal on this node to its
 	// completion (committed on a quorum and applied here).
 	CommitLatency Histogram
@@ -50,6 +54,7 @@ var (
 	raftElectionsDesc       = prometheus.NewDesc("tern_raft_elections_total", "Elections this node started (campaigns), all groups.", nil, nil)
 	raftLeaderChangesDesc   = prometheus.NewDesc("tern_raft_leader_changes_total", "Leader changes this node observed, all groups.", nil, nil)
 	raftProposalsFailedDesc = prometheus.NewDesc("tern_raft_proposals_failed_total", "Proposals that did not commit (no quorum in time, group closed).", nil, nil)
+	raftTicksDroppedDesc    = prometheus.NewDesc("tern_raft_ticks_dropped_total", "Raft ticks not run because a group's goroutine fell an election timeout behind (a stall).", nil, nil)
 	raftCommitDesc          = prometheus.NewDesc("tern_raft_commit_latency_seconds", "Time from a proposal on this node to its commit on a quorum and apply here.", nil, nil)
 	raftFsyncDesc           = prometheus.NewDesc("tern_raft_wal_fsync_seconds", "Duration of the node WAL's fsyncs.", nil, nil)
 	raftBatchDesc           = prometheus.NewDesc("tern_raft_wal_batch_entries", "Raft entries, of all groups, made durable by one WAL fsync.", nil, nil)
@@ -60,7 +65,7 @@ type raftCollector struct{ stats func() RaftStats }
 
 func (c raftCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{raftGroupsDesc, raftGroupsLedDesc, raftElectionsDesc, raftLeaderChangesDesc,
-		raftProposalsFailedDesc, raftCommitDesc, raftFsyncDesc, raftBatchDesc, raftPeerDesc} {
+		raftProposalsFailedDesc, raftTicksDroppedDesc, raftCommitDesc, raftFsyncDesc, raftBatchDesc, raftPeerDesc} {
 		ch <- d
 	}
 }
@@ -72,6 +77,7 @@ func (c raftCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(raftElectionsDesc, prometheus.CounterValue, float64(s.Elections))
 	ch <- prometheus.MustNewConstMetric(raftLeaderChangesDesc, prometheus.CounterValue, float64(s.LeaderChanges))
 	ch <- prometheus.MustNewConstMetric(raftProposalsFailedDesc, prometheus.CounterValue, float64(s.ProposalsFailed))
+	ch <- prometheus.MustNewConstMetric(raftTicksDroppedDesc, prometheus.CounterValue, float64(s.TicksDropped))
 	for _, h := range []struct {
 		d *prometheus.Desc
 		h Histogram

@@ -45,6 +45,11 @@ type queueJSON struct {
 	OperatorPolicy                *string        `json:"operator_policy"`
 	EffectivePolicyDefinition     map[string]any `json:"effective_policy_definition"`
 	ConsumerDetails               []consumerJSON `json:"consumer_details,omitempty"`
+	// Leader, Members and Online: a quorum queue's in a cluster
+	// (queue_placement.go), as RabbitMQ lists them.
+	Leader  string   `json:"leader,omitempty"`
+	Members []string `json:"members,omitempty"`
+	Online  []string `json:"online,omitempty"`
 }
 
 func (s *apiServer) routeQueues(rt *router) {
@@ -92,18 +97,20 @@ func (s *apiServer) queues(r *http.Request, vhost string) []queueJSON {
 	s.rates.fresh(s.ticking)
 	refs := s.queueRefs(r, vhost)
 	out := make([]queueJSON, 0, len(refs))
+	where := s.placement()
 	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
 		for _, x := range refs {
-			out = append(out, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()})))
+			out = append(out, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()}), where))
 		}
 	})
 	return out
 }
 
-func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView) queueJSON {
+func (s *apiServer) queueJSON(vhost string, q *broker.Queue, rt queueRateView, where PlaceFunc) queueJSON {
 	j := s.queueLight(vhost, q, rt)
 	j.Arguments = jsonArgs(q.Config().Args)
 	j.EffectivePolicyDefinition = jsonArgs(q.Policy().EffectiveDefinition)
+	s.placeQueue(&j, where, q) // queue_placement.go
 	return j
 }
 
@@ -154,7 +161,7 @@ func (s *apiServer) getQueue(w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	s.rates.fresh(s.ticking)
-	out := s.queueJSON(v.Name(), q, s.rates.queueRate(qkey{v.Name(), q.Name()}))
+	out := s.queueJSON(v.Name(), q, s.rates.queueRate(qkey{v.Name(), q.Name()}), s.placement())
 	out.ConsumerDetails = []consumerJSON{}
 	for _, c := range s.consumers() {
 		if c.Queue.VHost == v.Name() && c.Queue.Name == q.Name() {

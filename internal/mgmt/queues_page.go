@@ -67,9 +67,10 @@ func (s *apiServer) listQueues(w http.ResponseWriter, r *http.Request, vhost str
 	lo := (lq.page - 1) * lq.size
 	hi := min(lo+lq.size, filtered)
 	items := make([]queueJSON, 0, hi-lo)
+	where := s.placement()
 	s.rates.withQueueRates(func(rate func(qkey) queueRateView) {
 		for _, x := range refs[lo:hi] {
-			items = append(items, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()})))
+			items = append(items, s.queueJSON(x.vhost, x.q, rate(qkey{x.vhost, x.q.Name()}), where))
 		}
 	})
 	apiJSON(w, http.StatusOK, page{FilteredCount: filtered, ItemCount: len(items), Items: selectColumns(items, lq.columns),

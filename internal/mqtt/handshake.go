@@ -220,9 +220,20 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		// Another user's session is not resumed but replaced, as Mosquitto
 		// does: its subscriptions and waiting messages were granted to
 		// that user, and a client id is no credential.
-		if q, err := c.vhost.Queue(name, 0); err == nil && sessionOwner(q) != c.user.Name {
-			c.logger().Info("MQTT session of another user replaced", "client_id", c.clientID, "user", c.user.Name, "owner", sessionOwner(q))
-			clean = true
+		if q, err := c.vhost.Queue(name, 0); err == nil {
+			switch {
+			case sessionOwner(q) != c.user.Name:
+				c.logger().Info("MQTT session of another user replaced", "client_id", c.clientID, "user", c.user.Name, "owner", sessionOwner(q))
+				clean = true
+			case !q.Config().Durable:
+				// Only a session that ends with its connection (clean, or
+				// expiry 0) has a queue that is not durable, and the
+				// connection this one took over has finished: that
+				// session is over, and its state "MUST NOT be reused"
+				// [MQTT-3.1.2-6], whatever the old connection's teardown
+				// left (it skips the delete once the id is claimed).
+				clean = true
+			}
 		}
 	}
 	if clean {

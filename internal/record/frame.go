@@ -14,6 +14,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // CRC is the checksum records carry: CRC-32C (Castagnoli).
 func CRC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// CRCUpdate is the CRC of the bytes crc was the CRC of followed by b: a
+// record's CRC computed over its parts.
+func CRCUpdate(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }
+
 // Begin starts a record of type typ at the end of buf and returns buf and
 // where the record starts; append the payload, then Seal.
 func Begin(buf []byte, typ byte) ([]byte, int) {

@@ -26,6 +26,16 @@ func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.AP
 		name = s.cfg.Cluster.NodeID + "@" + host
 	}
 	api.Node = mgmt.NodeInfo{Name: name, ClusterName: name, Version: Version, Started: started}
+	if s.node != nil {
+		api.NodeSuffix = "@" + host
+		api.Placement = func() mgmt.PlaceFunc {
+			where := s.node.Placements()
+			return func(vhost, name string, home uint64, quorum bool) mgmt.QueuePlacement {
+				p := where(vhost, name, home, quorum)
+				return mgmt.QueuePlacement{Node: p.Node, Down: p.Down, Leader: p.Leader, Members: p.Members, Online: p.Online}
+			}
+		}
+	}
 	for _, l := range []struct {
 		proto string
 		addr  net.Addr

@@ -29,6 +29,7 @@ func main() {
 	idleQueues := flag.Int("idle-queues", 1000, "idle: quorum queues to declare")
 	idleWindow := flag.Duration("idle-window", 30*time.Second, "idle: CPU measuring window")
 	pprof := flag.Bool("pprof", false, "start the Tern nodes with --pprof")
+	flag.StringVar(&nodeLogLevel, "log-level", "warn", "the Tern nodes' --log-level (info logs every Raft leader change)")
 	flag.Parse()
 	if err := run(*bin, *dir, *base, *rabbit, strings.Split(*phases, ","), *rounds, *dur, *trials, *rabbitTrials, *idleQueues, *idleWindow, *pprof); err != nil {
 		fmt.Fprintln(os.Stderr, "clusterbench:", err)

@@ -23,6 +23,9 @@ type broker struct {
 	https []string // Tern only
 }
 
+// nodeLogLevel is every node's --log-level (the -log-level flag).
+var nodeLogLevel = "warn"
+
 // ternNode is one `tern server` daemon.
 type ternNode struct {
 	name     string
@@ -117,7 +120,7 @@ func ternCluster(dir string, base, size int, pprof bool) ([]*ternNode, error) {
 		n := &ternNode{name: fmt.Sprintf("n%d", i), log: filepath.Join(dir, fmt.Sprintf("n%d.log", i)),
 			amqpAddr: fmt.Sprintf("127.0.0.1:%d", base+i), httpAddr: fmt.Sprintf("127.0.0.1:%d", 10000+base+i)}
 		n.args = []string{"server", "--data-dir", filepath.Join(dir, n.name), "--amqp-addr", n.amqpAddr,
-			"--http-addr", n.httpAddr, "--mqtt-addr", "", "--mqtt-ws-addr", "", "--log-level", "warn"}
+			"--http-addr", n.httpAddr, "--mqtt-addr", "", "--mqtt-ws-addr", "", "--log-level", nodeLogLevel}
 		if pprof {
 			n.args = append(n.args, "--pprof")
 		}

@@ -44,6 +44,26 @@ func appendBatch(dst []byte, items [][]byte) []byte {
 	return dst
 }
 
+// appendProposals is a batch entry of run, proposals of node me: each
+// item is written as its header and payload, straight into the entry
+// (building each item first cost a copy of every proposal).
+func appendProposals(me NodeID, run []*pending) []byte {
+	n := 1 + binary.MaxVarintLen64
+	for _, p := range run {
+		n += binary.MaxVarintLen64 + maxHeaderLen + len(p.data)
+	}
+	dst := make([]byte, 0, n)
+	dst = append(dst, batchVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(run)))
+	var hdr [maxHeaderLen]byte
+	for _, p := range run {
+		h := appendHeader(hdr[:0], me, p.seq, nil)
+		dst = binary.AppendUvarint(dst, uint64(len(h)+len(p.data)))
+		dst = append(append(dst, h...), p.data...)
+	}
+	return dst
+}
+
 // batchSize is the length appendBatch makes of items.
 func batchSize(items [][]byte) int {
 	n := 1 + binary.MaxVarintLen64

@@ -140,3 +140,34 @@ func TestQueuedProposalsShareEntries(t *testing.T) {
 		t.Fatalf("batched %d, applied %d; want %d, %d", s.Batched, s.Applied, small+1, len(want))
 	}
 }
+
+// TestAppendProposalsIsABatchOfHeaderedItems: a batch written from the
+// proposals' payloads is byte for byte the batch of their single-proposal
+// entries (header and payload each), and splits back into them.
+func TestAppendProposalsIsABatchOfHeaderedItems(t *testing.T) {
+	run := []*pending{
+		{proposal: proposal{seq: 1, data: []byte("first")}},
+		{proposal: proposal{seq: 1 << 62, data: nil}},
+		{proposal: proposal{seq: 300, data: make([]byte, 70<<10)}},
+	}
+	const me = NodeID(1<<64 - 3)
+	var items [][]byte
+	for _, p := range run {
+		items = append(items, encodeHeader(me, p.seq, p.data))
+	}
+	want := appendBatch(nil, items)
+	got := appendProposals(me, run)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("appendProposals: %d bytes, want the %d of appendBatch, equal", len(got), len(want))
+	}
+	i := 0
+	if err := splitBatch(got, func(it []byte) {
+		node, seq, payload, err := decodeHeader(it)
+		if err != nil || node != me || seq != run[i].seq || !bytes.Equal(payload, run[i].data) {
+			t.Fatalf("item %d: node %d seq %d, %d bytes, %v", i, node, seq, len(payload), err)
+		}
+		i++
+	}); err != nil || i != len(run) {
+		t.Fatalf("split: %d items, %v", i, err)
+	}
+}

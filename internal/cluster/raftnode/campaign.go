@@ -11,6 +11,40 @@ func (g *Group) Campaign() bool {
 	return g.submit(func() { _ = g.rn.Campaign() })
 }
 
+// CampaignFirst makes a new group's preferred leader stand for election
+// at once, and again at each tick for up to an election timeout while no
+// leader is known: the other replicas may not have opened the group yet
+// when it first asks (their nodes create it as they apply the same
+// metadata entry), and their own timers fire only after 1-2 s. So the
+// group is led from the start by the node its placement prefers, instead
+// of by whichever replica's timer fires first — which the node's
+// rebalance then moves, under load, with a leadership transfer that fails
+// the proposals in flight. Only for a group that has never had a leader:
+// on a running group a campaign is at best useless. False if the group
+// is closed.
+func (g *Group) CampaignFirst() bool {
+	return g.submit(func() {
+		if g.lead != 0 || g.rn.BasicStatus().HardState.GetTerm() > bootstrapTerm {
+			return
+		}
+		g.eager = g.h.cfg.ElectionTicks
+		_ = g.rn.Campaign()
+	})
+}
+
+// campaignAgain runs at a tick: CampaignFirst's retry.
+func (g *Group) campaignAgain() {
+	if g.eager == 0 {
+		return
+	}
+	if g.lead != 0 {
+		g.eager = 0
+		return
+	}
+	g.eager--
+	_ = g.rn.Campaign()
+}
+
 // Wake has the group's goroutine take a turn now rather than at its next
 // tick: a group just started from storage applies the entries its log
 // had committed at once (no fsync is needed for those). False if the

@@ -43,6 +43,9 @@ type HostConfig struct {
 	// (batch.go) hold many proposals each, and the log between two
 	// snapshots lives in memory. A snapshot it triggers keeps a tenth of
 	// the entries since the last one (at most SnapshotSlack).
+	// The bytes trigger also waits for snapshotRatio (4) times the size
+	// of the last snapshot (snapshot.go), so a large state is not copied
+	// again every SnapshotBytes.
 	SnapshotBytes uint64
 
 	// MaxSizePerMsg bounds one append message's entries (default 1 MiB);
@@ -54,6 +57,10 @@ type HostConfig struct {
 	// are proposed again each tick until they time out — backpressure
 	// for a leader that lost its quorum, instead of unbounded memory.
 	MaxUncommittedBytes uint64
+	// MaxQueuedProposalBytes bounds the proposals waiting for a group's
+	// goroutine (default 16 MiB): while it is held up (a hung fsync)
+	// further proposals fail at once with ErrBusy rather than pile up.
+	MaxQueuedProposalBytes int
 
 	// QuiesceTicks is how many ticks a leader's group stays idle before it
 	// goes quiet (default 2 × ElectionTicks); DisableQuiesce keeps every
@@ -104,6 +111,9 @@ func (c *HostConfig) setDefaults() {
 	}
 	if c.MaxUncommittedBytes == 0 {
 		c.MaxUncommittedBytes = 64 << 20
+	}
+	if c.MaxQueuedProposalBytes <= 0 {
+		c.MaxQueuedProposalBytes = 16 << 20
 	}
 	if c.MaxInflightMsgs <= 0 {
 		c.MaxInflightMsgs = 256

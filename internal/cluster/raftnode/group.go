@@ -39,6 +39,7 @@ type Group struct {
 	mu        sync.Mutex
 	msgs      []*raftpb.Message
 	props     []proposal
+	propBytes int // data bytes of props (bounded by maxPropBytes)
 	fns       []func()
 	closed    bool
 	leaderCh  chan struct{} // closed and replaced at every leader change
@@ -68,6 +69,7 @@ type Group struct {
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
 	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
 	snapBytes    uint64            // entry bytes applied since the last snapshot
+	snapSize     uint64            // the last snapshot's size made here (0: none yet this run)
 	snapBusy     bool              // a snapshot is being recorded off the goroutine (snapshot.go)
 	snapWG       sync.WaitGroup    // that recording, waited for at shutdown
 	confState    *raftpb.ConfState // as of applied
@@ -77,6 +79,7 @@ type Group struct {
 	spareProp    []proposal
 	snapsSent    []NodeID
 	failed       bool // storage or state machine failed: the group stopped working
+	eager        int  // ticks CampaignFirst still campaigns at while no leader is known
 
 	// Published for other goroutines.
 	leader   atomic.Uint64
@@ -89,11 +92,12 @@ type Group struct {
 
 // proposal is a ProposeAsync or membership change queued for the goroutine.
 type proposal struct {
-	seq   uint64
-	data  []byte               // entry data with its header (normal entries)
-	cc    *raftpb.ConfChangeV2 // or a configuration change (header in Context)
-	done  func(any, error)
-	start time.Time
+	seq    uint64
+	data   []byte               // the caller's payload (normal entries): the header is added in the entry
+	cc     *raftpb.ConfChangeV2 // or a configuration change (header in Context)
+	done   func(any, error)
+	start  time.Time
+	queued uint64 // Host tick at which it was queued (expireQueued)
 }
 
 type pending struct {
@@ -250,8 +254,36 @@ func (g *Group) turn() bool {
 	g.mu.Lock()
 	msgs, props, fns := g.msgs, g.props, g.fns
 	g.msgs, g.props, g.fns = g.spareMsgs, g.spareProp, nil
+	g.propBytes = 0
 	g.mu.Unlock()
 
+	g.stepAll(msgs)
+	if len(props) > 0 || len(fns) > 0 {
+		g.unquiesce()
+	}
+	g.proposeAll(props)
+	clear(props)
+	g.spareProp = props[:0]
+	for _, f := range fns {
+		f()
+	}
+	g.runTicks()
+	for g.rn.HasReady() {
+		if !g.handleReady() {
+			return false
+		}
+	}
+	g.maybeQuiesce()
+	if g.leaderNew && len(g.retry) > 0 && g.lead != 0 {
+		g.retryDropped() // a leader just became known; otherwise once a tick
+	}
+	g.leaderNew = false
+	return true
+}
+
+// stepAll steps Raft messages from the inbox into Raft and gives the
+// slice back for reuse.
+func (g *Group) stepAll(msgs []*raftpb.Message) {
 	for _, m := range msgs {
 		if isQuiesce(m) && m.GetType() == raftpb.MsgHeartbeat {
 			g.quiesceAsked = true
@@ -271,39 +303,42 @@ func (g *Group) turn() bool {
 	}
 	clear(msgs)
 	g.spareMsgs = msgs[:0]
-	if len(props) > 0 || len(fns) > 0 {
-		g.unquiesce()
+}
+
+// maxTickBurst is how many ticks of Raft a group that fell behind (its
+// goroutine held up: a long apply, a starved CPU) runs at once: fewer
+// than an election timeout. All the messages that arrived meanwhile are
+// stepped before the burst, so they count only for the first
+// election-timeout boundary it crosses: a leader running a whole
+// timeout's worth more would run a second check-quorum with every
+// follower marked inactive by the first and step down from a healthy
+// quorum, and a follower would campaign against the leader whose
+// heartbeats it has just stepped. Raft's ticks beyond are dropped: its
+// timers then run late by the stall, which delays noticing a dead node
+// and never decides anything unsafe. The group's own tick count (for
+// proposal timeouts) counts them all.
+func (g *Group) maxTickBurst() int64 { return int64(max(1, g.h.cfg.ElectionTicks-1)) }
+
+// runTicks runs the ticks the Host has given the group since the last
+// run (at most maxTickBurst of them for Raft).
+func (g *Group) runTicks() {
+	n := g.ticks.Swap(0)
+	if n <= 0 {
+		return
 	}
-	g.proposeAll(props)
-	clear(props)
-	g.spareProp = props[:0]
-	for _, f := range fns {
-		f()
+	g.tick += uint64(n)
+	if burst := g.maxTickBurst(); n > burst {
+		g.h.stats.ticksDropped.Add(uint64(n - burst))
+		n = burst
 	}
-	if n := g.ticks.Swap(0); n > 0 {
-		// A group that was stalled (a slow fsync) runs at most an election
-		// timeout's worth of ticks at once; the backlog beyond means nothing.
-		n = min(n, int64(2*g.h.cfg.ElectionTicks))
-		g.tick += uint64(n)
-		if !g.tickQuiet() {
-			for range n {
-				g.rn.Tick()
-			}
-			g.noteIdle(uint64(n))
+	if !g.tickQuiet() {
+		for range n {
+			g.rn.Tick()
 		}
-		g.onTick()
+		g.noteIdle(uint64(n))
 	}
-	for g.rn.HasReady() {
-		if !g.handleReady() {
-			return false
-		}
-	}
-	g.maybeQuiesce()
-	if g.leaderNew && len(g.retry) > 0 && g.lead != 0 {
-		g.retryDropped() // a leader just became known; otherwise once a tick
-	}
-	g.leaderNew = false
-	return true
+	g.campaignAgain()
+	g.onTick()
 }
 
 // handleReady runs one Ready: persist, send, apply, Advance.
@@ -320,27 +355,10 @@ func (g *Group) handleReady() bool {
 	if raft.IsEmptyHardState(hs) {
 		hs = nil
 	}
-	msgs := rd.Messages
-	if g.state == raft.StateLeader {
-		// A leader's appends and heartbeats go out before its own fsync,
-		// which then runs while the followers write theirs (section
-		// 10.2.1 of the Raft thesis; etcd does the same): the entries
-		// commit on a quorum that may not include the leader yet, and the
-		// leader applies them only once its own save is done. Its term
-		// and vote were persisted in an earlier Ready (it could not win
-		// an election before its vote requests went out). Responses
-		// (appends acknowledged, votes) still wait for the save.
-		msgs = g.sendEarly(msgs)
-	}
+	msgs := g.sendEarly(rd.Messages)
 	if hs != nil || len(rd.Entries) > 0 || snap != nil {
 		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
-		select {
-		case err := <-g.saved:
-			if err != nil {
-				g.fail("raft state could not be persisted", err)
-				return false
-			}
-		case <-g.stop:
+		if !g.awaitSave() {
 			return false
 		}
 	}
@@ -368,13 +386,91 @@ func (g *Group) handleReady() bool {
 
 func (g *Group) onSaved(err error) { g.saved <- err }
 
-// sendEarly sends a leader's appends and heartbeats of msgs and returns
-// the others, to send once the Ready is persisted.
+// expireQueued fails, with ErrProposalTimeout, the proposals that have
+// waited in the inbox for the proposal timeout: while a save hangs they
+// are not taken, and their publishers should hear, as Raft's pending
+// proposals do, rather than wait for the disk.
+func (g *Group) expireQueued() {
+	now, ticks := g.h.live.now.Load(), g.h.cfg.proposalTicks()
+	g.mu.Lock()
+	var expired []proposal
+	kept := g.props[:0]
+	for _, p := range g.props {
+		if p.queued+ticks <= now {
+			expired = append(expired, p)
+			g.propBytes -= len(p.data)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(g.props[len(kept):])
+	g.props = kept
+	g.mu.Unlock()
+	for _, p := range expired {
+		g.h.stats.proposalTimeouts.Add(1)
+		p.done(nil, ErrProposalTimeout)
+	}
+}
+
+// awaitSave waits for the Ready's save to be durable. Meanwhile it steps
+// the Raft messages that arrive and runs the ticks that fall due, as
+// etcd's raft node does between Ready and Advance: however long the fsync
+// takes, a follower's election timer sees its leader's heartbeats and a
+// leader's check-quorum its followers' responses when they arrive, not
+// after the save (a slow fsync under load otherwise made a healthy
+// quorum look gone, and leadership moved). Proposals and control
+// functions wait for the next turn. What Raft answers goes out after the
+// save, in the next Ready.
+func (g *Group) awaitSave() bool {
+	woken := false
+	for {
+		select {
+		case err := <-g.saved:
+			if woken {
+				g.signal() // proposals or functions may be waiting
+			}
+			if err != nil {
+				g.fail("raft state could not be persisted", err)
+				return false
+			}
+			return true
+		case <-g.stop:
+			return false
+		case <-g.wake:
+			woken = true
+			g.mu.Lock()
+			msgs := g.msgs
+			g.msgs = g.spareMsgs
+			g.mu.Unlock()
+			g.stepAll(msgs)
+			g.runTicks()
+			g.expireQueued()
+		}
+	}
+}
+
+// sendEarly sends the messages of msgs that need nothing of this Ready
+// persisted and returns the others, to send once it is.
+//
+// A leader's appends and heartbeats go out before its own fsync, which
+// then runs while the followers write theirs (section 10.2.1 of the Raft
+// thesis; etcd does the same): the entries commit on a quorum that may
+// not include the leader yet, and the leader applies them only once its
+// own save is done. Its term and vote were persisted in an earlier Ready
+// (it could not win an election before its vote requests went out).
+//
+// A heartbeat response acknowledges nothing that must be durable (etcd
+// raft sends it before the save when storage writes are asynchronous):
+// it goes out at once, so a follower whose fsync is slow still shows its
+// leader it is alive. Responses that acknowledge entries or grant votes
+// (MsgAppResp, MsgVoteResp, MsgPreVoteResp) and everything else wait for
+// the save.
 func (g *Group) sendEarly(msgs []*raftpb.Message) []*raftpb.Message {
+	leader := g.state == raft.StateLeader
 	var early, late []*raftpb.Message
 	for _, m := range msgs {
-		switch m.GetType() {
-		case raftpb.MsgApp, raftpb.MsgHeartbeat:
+		switch t := m.GetType(); {
+		case t == raftpb.MsgHeartbeatResp, leader && (t == raftpb.MsgApp || t == raftpb.MsgHeartbeat):
 			early = append(early, m)
 		default:
 			late = append(late, m)

@@ -12,6 +12,9 @@ import (
 // Layout: headerVersion, uvarint node, uvarint sequence, then the payload.
 const headerVersion = 0x01
 
+// maxHeaderLen bounds a header's length.
+const maxHeaderLen = 1 + 2*binary.MaxVarintLen64
+
 // errBadHeader is returned by decodeHeader for data that does not start
 // with a well-formed header.
 var errBadHeader = errors.New("raftnode: entry without a valid proposal header")
@@ -26,7 +29,7 @@ func appendHeader(dst []byte, node NodeID, seq uint64, payload []byte) []byte {
 
 // encodeHeader returns a new slice holding the header and payload.
 func encodeHeader(node NodeID, seq uint64, payload []byte) []byte {
-	return appendHeader(make([]byte, 0, 1+2*binary.MaxVarintLen64+len(payload)), node, seq, payload)
+	return appendHeader(make([]byte, 0, maxHeaderLen+len(payload)), node, seq, payload)
 }
 
 // decodeHeader splits entry data into the proposer, its sequence and the

@@ -19,6 +19,7 @@ var (
 	ErrClosed          = errors.New("raftnode: group or host closed")
 	ErrGroupExists     = errors.New("raftnode: group already started on this host")
 	ErrProposalTimeout = errors.New("raftnode: proposal not applied within the proposal timeout (it may still commit later)")
+	ErrBusy            = errors.New("raftnode: too many proposals queued on the group (its goroutine is held up, e.g. by a slow disk); not proposed")
 	ErrTransferFailed  = errors.New("raftnode: leadership transfer did not complete")
 	ErrNoRequests      = errors.New("raftnode: this node does not serve cluster requests")
 )
@@ -174,6 +175,13 @@ func (h *Host) HandleRaft(from NodeID, group transport.Group, msgs []*raftpb.Mes
 		return
 	}
 	h.stats.unknownGroup.Add(uint64(len(msgs)))
+	if t := msgs[0].GetType(); t == raftpb.MsgPreVote || t == raftpb.MsgVote {
+		// A new group's first campaign (CampaignFirst) may reach a node
+		// that has not created the group yet: expected, and the
+		// campaign is repeated.
+		h.log.Debug("raft vote request for a group this node does not host (yet): refused", "group", group, "from", from)
+		return
+	}
 	h.mu.Lock()
 	_, logged := h.unknown[group]
 	if !logged && len(h.unknown) < maxUnknownLogged {

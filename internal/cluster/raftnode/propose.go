@@ -14,20 +14,31 @@ import (
 // Apply result when this node applies the entry, or with an error:
 // ErrProposalTimeout when it was not applied within ProposalTimeout (lost
 // in a leader change or a partition — or slow: it may still commit),
-// ErrClosed when the group stops first. A follower forwards the proposal
-// to the leader. done runs on the group's goroutine and must not block
-// (ErrClosed for a group already closed comes on a goroutine of its own).
-// data is copied: the caller may reuse it at once. A nil done proposes
-// without waiting for the outcome.
+// ErrBusy when the group's proposal inbox already holds
+// MaxQueuedProposalBytes (the proposal was not made), ErrClosed when the
+// group stops first. A follower forwards the proposal to the leader. done
+// runs on the group's goroutine and must not block (ErrClosed and ErrBusy
+// come on a goroutine of their own). data is kept, not copied (the
+// proposal's header is written with it into the entry): the caller must
+// not change it afterwards. A nil done proposes without waiting for the
+// outcome.
 func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
 	if done == nil {
 		done = func(any, error) {}
 	}
 	seq := g.seq.Add(1)
-	p := proposal{seq: seq, data: encodeHeader(g.h.cfg.ID, seq, data), done: done, start: time.Now()}
+	p := proposal{seq: seq, data: data, done: done, start: time.Now()}
 	g.enqueue(p)
 }
 
+// enqueue queues p for the goroutine. The queue is bounded by bytes
+// (configuration changes aside): the goroutine empties it at every turn,
+// so it only fills while the goroutine is held up — above all waiting
+// for a WAL fsync that hangs, when Raft's own MaxUncommittedBytes, which
+// it checks only as it steps a proposal in, cannot push back. A full
+// queue refuses with ErrBusy, which the broker turns into a nack, as a
+// node out of memory or disk refuses a publish, instead of growing
+// without bound. An empty queue takes any one proposal.
 func (g *Group) enqueue(p proposal) {
 	g.h.stats.proposals.Add(1)
 	g.mu.Lock()
@@ -36,7 +47,15 @@ func (g *Group) enqueue(p proposal) {
 		go p.done(nil, ErrClosed)
 		return
 	}
+	if p.cc == nil && len(g.props) > 0 && g.propBytes+len(p.data) > g.h.cfg.MaxQueuedProposalBytes {
+		g.mu.Unlock()
+		g.h.stats.proposalsBusy.Add(1)
+		go p.done(nil, ErrBusy)
+		return
+	}
+	p.queued = g.h.live.now.Load()
 	g.props = append(g.props, p)
+	g.propBytes += len(p.data)
 	g.mu.Unlock()
 	g.signal()
 }
@@ -93,10 +112,10 @@ func (g *Group) proposeRun(ps []*pending) {
 			}
 			return
 		}
-		j, size := i+1, len(ps[i].data)
+		j, size := i+1, len(ps[i].data)+maxHeaderLen
 		if ps[i].cc == nil {
-			for j < len(ps) && j-i < maxBatchItems && ps[j].cc == nil && size+len(ps[j].data) <= maxBatchBytes {
-				size += len(ps[j].data)
+			for j < len(ps) && j-i < maxBatchItems && ps[j].cc == nil && size+len(ps[j].data)+maxHeaderLen <= maxBatchBytes {
+				size += len(ps[j].data) + maxHeaderLen
 				j++
 			}
 		}
@@ -113,13 +132,9 @@ func (g *Group) proposeEntry(run []*pending) {
 	case run[0].cc != nil:
 		err = g.rn.ProposeConfChange(run[0].cc)
 	case len(run) == 1:
-		err = g.rn.Propose(run[0].data)
+		err = g.rn.Propose(encodeHeader(g.h.cfg.ID, run[0].seq, run[0].data))
 	default:
-		items := make([][]byte, len(run))
-		for i, p := range run {
-			items[i] = p.data
-		}
-		err = g.rn.Propose(appendBatch(make([]byte, 0, batchSize(items)), items))
+		err = g.rn.Propose(appendProposals(g.h.cfg.ID, run))
 		g.h.stats.batched.Add(uint64(len(run)))
 	}
 	if errors.Is(err, raft.ErrProposalDropped) {

@@ -32,8 +32,7 @@ func (g *Group) maybeSnapshot() {
 	cfg := &g.h.cfg
 	due := g.snapDue
 	g.snapDue = false
-	if !due && (g.snapBusy || g.applied < g.snapRetry ||
-		(g.applied < g.snapIndex+cfg.SnapshotEntries && g.snapBytes < cfg.SnapshotBytes)) {
+	if !due && (g.snapBusy || g.applied < g.snapRetry || !g.snapshotWorthIt()) {
 		return
 	}
 	index, since := g.applied, g.applied-g.snapIndex
@@ -41,15 +40,16 @@ func (g *Group) maybeSnapshot() {
 	if since < cfg.SnapshotEntries {
 		slack = min(slack, since/10)
 	}
-	data, err := g.sm.Snapshot()
+	data, err := g.snapshotData()
 	if err != nil {
 		g.snapshotFailed(index, err)
 		return
 	}
 	g.snapBytes = 0
+	g.snapSize = uint64(len(data))
 	cs := proto.Clone(g.confState).(*raftpb.ConfState)
 	if due {
-		_, err := g.storage.CreateSnapshot(index, cs, wrapSnapshot(data))
+		_, err := g.storage.CreateSnapshot(index, cs, data)
 		g.snapshotDone(index, slack, err)
 		return
 	}
@@ -57,11 +57,45 @@ func (g *Group) maybeSnapshot() {
 	g.snapWG.Add(1)
 	go func() {
 		defer g.snapWG.Done()
-		_, err := g.storage.CreateSnapshot(index, cs, wrapSnapshot(data))
+		_, err := g.storage.CreateSnapshot(index, cs, data)
 		if !g.submit(func() { g.snapBusy = false; g.snapshotDone(index, slack, err) }) {
 			return // the group stopped; the snapshot stays for its restart
 		}
 	}()
+}
+
+// snapshotRatio: a snapshot the bytes trigger waits until the entries
+// applied since the last one are this many times that one's size.
+const snapshotRatio = 4
+
+// snapshotWorthIt reports whether the entries applied since the last
+// snapshot call for the next: SnapshotEntries of them, or enough of their
+// bytes — SnapshotBytes, and at least snapshotRatio times the size of the
+// last snapshot made here, since a snapshot copies and writes the whole
+// state (a quorum queue's every message). Before, a queue whose backlog
+// was larger than SnapshotBytes wrote all of it again every SnapshotBytes
+// of traffic; now the snapshots the bytes trigger cost at most
+// 1/snapshotRatio of the bytes applied, and the log held in memory
+// between two of them is at most about snapshotRatio times the state
+// (beside the state itself). The entries trigger, for groups of many
+// small entries, is as before.
+func (g *Group) snapshotWorthIt() bool {
+	cfg := &g.h.cfg
+	return g.applied >= g.snapIndex+cfg.SnapshotEntries ||
+		g.snapBytes >= max(cfg.SnapshotBytes, snapshotRatio*g.snapSize)
+}
+
+// snapshotData is the state machine's snapshot behind the group's
+// version byte, in one buffer when the machine can append it there.
+func (g *Group) snapshotData() ([]byte, error) {
+	if a, ok := g.sm.(SnapshotAppender); ok {
+		return a.AppendSnapshot([]byte{snapVersion})
+	}
+	data, err := g.sm.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return wrapSnapshot(data), nil
 }
 
 // snapshotDone notes a snapshot recorded at index (or its failure) and

@@ -16,3 +16,12 @@ type StateMachine interface {
 	// none known); isLocal says this node leads.
 	LeaderChanged(leader uint64, isLocal bool)
 }
+
+// SnapshotAppender is an optional method of a StateMachine:
+// AppendSnapshot appends to dst what Snapshot would return. The group
+// passes a buffer that already holds its snapshot's version byte, so a
+// state machine that implements it saves a copy of its whole state at
+// every snapshot (megabytes for a quorum queue with a backlog).
+type SnapshotAppender interface {
+	AppendSnapshot(dst []byte) ([]byte, error)
+}

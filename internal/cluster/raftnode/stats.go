@@ -39,6 +39,8 @@ type Stats struct {
 	MessagesSent     uint64 // Raft messages handed to the transport
 	MessagesReceived uint64
 	InboxDropped     uint64 // received while the group's inbox was full
+	ProposalsBusy    uint64 // refused with ErrBusy: the group's proposal inbox was full
+	TicksDropped     uint64 // ticks a group that fell behind did not run (maxTickBurst)
 	UnknownGroup     uint64 // received for a group this node does not host
 
 	// CommitLatency is the histogram of proposal → apply on the proposing
@@ -61,7 +63,7 @@ type hostStats struct {
 	proposals, proposalTimeouts, applied, confChanges  atomic.Uint64
 	snapsCreated, snapsRestored, snapsSent             atomic.Uint64
 	msgsSent, msgsReceived, inboxDropped, unknownGroup atomic.Uint64
-	quiesced, batched                                  atomic.Uint64
+	quiesced, batched, proposalsBusy, ticksDropped     atomic.Uint64
 	latBuckets                                         []atomic.Uint64 // len(bounds)+1, not cumulative
 	latSum                                             atomic.Int64
 }
@@ -91,6 +93,7 @@ func (h *Host) Stats() Stats {
 		SnapshotsSent: s.snapsSent.Load(),
 		MessagesSent:  s.msgsSent.Load(), MessagesReceived: s.msgsReceived.Load(),
 		InboxDropped: s.inboxDropped.Load(), UnknownGroup: s.unknownGroup.Load(),
+		ProposalsBusy: s.proposalsBusy.Load(), TicksDropped: s.ticksDropped.Load(),
 	}
 	var cum uint64
 	st.CommitLatency.Cumulative = make([]uint64, len(CommitLatencyBounds))

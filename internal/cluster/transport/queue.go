@@ -68,8 +68,8 @@ func release(bufs [][]byte) {
 		if cap(b) == chunkSize {
 			b = b[:0]
 			chunks.Put(&b)
-		} else if cap(b) <= keepBuf {
-			putScratch(&b) // a frame pushOwned took from SendRaft's scratch
+		} else {
+			putFrameBuf(&b) // a frame pushOwned took from SendRaft
 		}
 		bufs[i] = nil
 	}

@@ -4,23 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
-
-// scratch holds frame buffers between sends.
-var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-func getScratch() *[]byte { return scratch.Get().(*[]byte) }
-
-func putScratch(b *[]byte) {
-	if cap(*b) <= keepBuf {
-		*b = (*b)[:0]
-		scratch.Put(b)
-	}
-}
 
 // SendRaft implements Transport. It marshals msgs on the caller's
 // goroutine (so the caller may reuse them at once), appends one frame to
@@ -39,9 +26,10 @@ func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
 		t.dropRaft(p, to, group, len(msgs))
 		return
 	}
-	buf := getScratch()
-	defer putScratch(buf)
-	frame, err := appendRaftBatch((*buf)[:0], group, msgs)
+	sizes, size := raftBatchSizes(msgs)
+	buf := getFrameBuf(size)
+	defer putFrameBuf(buf)
+	frame, err := appendRaftBatchSized((*buf)[:0], group, msgs, sizes)
 	*buf = frame[:0]
 	if err != nil {
 		t.log.Error("cluster raft batch dropped", "peer", to, "group", group, "err", err)
@@ -56,7 +44,7 @@ func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
 		return
 	}
 	// A frame over a chunk (appends carrying megabytes of entries) goes to
-	// the queue as it is; the scratch buffer then starts again empty.
+	// the queue as it is (release gives it back to the pool once written).
 	owned := len(frame) > chunkSize
 	if !c.enqueueFrame(frame, true, owned) {
 		t.dropRaft(p, to, group, len(msgs))
@@ -114,12 +102,12 @@ func (t *TCP) Request(ctx context.Context, to NodeID, kind uint8, body []byte) (
 	if !c.addPending(id, ch) {
 		return nil, fmt.Errorf("transport: connection to node %d lost: %w", to, ErrUnreachable)
 	}
-	buf := getScratch()
+	buf := getFrameBuf(headerLen + 2*binary.MaxVarintLen64 + len(body))
 	var pre [binary.MaxVarintLen64]byte
 	frame, err := appendFrame((*buf)[:0], frameRequest, kind, id, binary.AppendUvarint(pre[:0], timeoutMs), body)
 	ok := err == nil && c.enqueue(frame, true)
 	*buf = frame[:0]
-	putScratch(buf)
+	putFrameBuf(buf)
 	if !ok {
 		c.takePending(id)
 		p.dropped.Add(1)
@@ -151,11 +139,11 @@ func (t *TCP) Notify(to NodeID, kind uint8, body []byte) error {
 	if len(body) > t.cfg.MaxFrame {
 		return fmt.Errorf("transport: notify of %d bytes exceeds the frame limit of %d", len(body), t.cfg.MaxFrame)
 	}
-	buf := getScratch()
+	buf := getFrameBuf(headerLen + len(body))
 	frame, err := appendFrame((*buf)[:0], frameNotify, kind, 0, nil, body)
 	ok := err == nil && c.enqueue(frame, true)
 	*buf = frame[:0]
-	putScratch(buf)
+	putFrameBuf(buf)
 	if !ok {
 		p.dropped.Add(1)
 		return fmt.Errorf("transport: send queue to node %d full: %w", to, ErrUnreachable)

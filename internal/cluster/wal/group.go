@@ -172,7 +172,9 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 		hs = proto.Clone(hs).(*raftpb.HardState)
 	}
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
-	buf, err := encodeRecord(getRecBuf(), r)
+	// Room for the entries' protobuf framing beyond sizeEstimate's, so the
+	// pooled buffer need not grow.
+	buf, err := encodeQueued(getRecBuf(recordRoom+int(r.sizeEstimate())+16*len(ents)+64), r)
 	if err != nil {
 		return err
 	}
@@ -251,13 +253,18 @@ func (g *GroupStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data [
 		},
 	})
 	r := &record{typ: recSnapshot, group: g.id, snap: snap}
-	buf, err := encodeRecord(nil, r)
+	ch := make(chan error, 1)
+	p := pending{g: g, meta: metaOf(r), done: func(err error) { ch <- err }}
+	if len(data) >= splitSnapshotFrom {
+		p.rec, p.data, p.tail, err = encodeSnapshotParts(nil, g.id, snap)
+	} else {
+		p.rec, err = encodeQueued(nil, r)
+	}
 	if err != nil {
 		g.mu.Unlock()
 		return nil, err
 	}
-	ch := make(chan error, 1)
-	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: func(err error) { ch <- err }}) {
+	if !g.w.enqueue(p) {
 		g.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -301,7 +308,7 @@ func (g *GroupStorage) Compact(index uint64) error {
 		return err
 	}
 	r := &record{typ: recCompact, group: g.id, index: index, term: term}
-	buf, err := encodeRecord(nil, r)
+	buf, err := encodeQueued(nil, r)
 	if err != nil {
 		return err
 	}
@@ -322,7 +329,7 @@ func (g *GroupStorage) Remove() error {
 		return nil
 	}
 	r := &record{typ: recRemove, group: g.id}
-	buf, _ := encodeRecord(nil, r) // cannot fail
+	buf, _ := encodeQueued(nil, r) // cannot fail
 	ch := make(chan error, 1)
 	// forget before the record can be written, so the writer's retiring
 	// bookkeeping sees the group there.

@@ -70,8 +70,9 @@ type WAL struct {
 	segs       []uint64 // segment ids, ascending; the last is active
 	active     vfs.File
 	activeSize int64
-	buf        []byte
-	maxBatch   int // maxBatch; tests lower it
+	buf        []byte     // gathers a batch's small records (writeBatch)
+	recs       []*pending // the records of the batch being written
+	maxBatch   int        // maxBatch; tests lower it
 
 	fsyncs, entries, records, bytes, syncNanos, deleted, checkpoints atomic.Uint64
 	nsegs                                                            atomic.Int64
@@ -79,10 +80,13 @@ type WAL struct {
 
 // pending is a record waiting for the writer, with its completion.
 type pending struct {
-	g    *GroupStorage
-	rec  []byte // framed record; nil for a save with nothing to write
-	meta recMeta
-	done func(error)
+	g   *GroupStorage
+	rec []byte // recordRoom bytes, then the framed record (encodeQueued); nil for a save with nothing to write
+	// data and tail, when set, follow rec on disk: a snapshot record
+	// queued in parts (encodeSnapshotParts), its data not copied.
+	data, tail []byte
+	meta       recMeta
+	done       func(error)
 }
 
 const segExt = ".wal"

@@ -82,17 +82,19 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 		}
 		structural = true
 	}
-	buf := append(w.buf[:0], make([]byte, batchHeaderLen)...)
-	entries, records := 0, 0
+	recs := w.recs[:0]
+	size, entries, records := batchHeaderLen, 0, 0
 	for i, p := range batch {
 		if p.rec == nil {
 			continue
 		}
-		if records > 0 && len(buf)+len(p.rec) > w.maxBatch {
+		n := len(p.rec) - recordRoom + len(p.data) + len(p.tail)
+		if records > 0 && size+n > w.maxBatch {
 			batch, rest = batch[:i], append([]pending(nil), batch[i:]...)
 			break
 		}
-		buf = append(buf, p.rec...)
+		recs = append(recs, &batch[i])
+		size += n
 		records++
 		entries += int(p.meta.n)
 		if p.meta.typ != recSave || p.meta.hasSnap {
@@ -100,9 +102,8 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 		}
 	}
 	if records > 0 {
-		putBatchHeader(buf, len(buf)-batchHeaderLen)
 		path := w.segPath(w.segs[len(w.segs)-1])
-		if _, err := w.active.Write(buf); err != nil {
+		if err := w.writeBatch(recs, size); err != nil {
 			finish(batch, w.fail(fmt.Errorf("wal: write %s: %w", path, err)))
 			return rest
 		}
@@ -113,11 +114,11 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 			finish(batch, w.fail(fmt.Errorf("wal: fsync %s: %w", path, err)))
 			return rest
 		}
-		w.activeSize += int64(len(buf))
+		w.activeSize += int64(size)
 		w.fsyncs.Add(1)
 		w.entries.Add(uint64(entries))
 		w.records.Add(uint64(records))
-		w.bytes.Add(uint64(len(buf)))
+		w.bytes.Add(uint64(size))
 		w.syncNanos.Add(uint64(took))
 		if w.opts.OnSync != nil {
 			w.opts.OnSync(entries, took)
@@ -136,20 +137,74 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 			}
 		}
 	}
-	if cap(buf) <= 4<<20 {
-		w.buf = buf[:0] // a huge batch's buffer is not kept
-	} else {
-		w.buf = nil
-	}
+	clear(recs)
+	w.recs = recs[:0]
 	for i := range batch {
-		putRecBuf(batch[i].rec) // copied into buf, written
-		batch[i].rec = nil
+		putRecBuf(batch[i].rec) // written
+		batch[i].rec, batch[i].data, batch[i].tail = nil, nil, nil
 	}
 	finish(batch, nil)
 	if structural && len(w.segs) > 1 {
 		w.deleteUnpinned()
 	}
 	return rest
+}
+
+// bigRecord is the size from which a record of a batch of several is
+// written from its own buffer (one more write call) rather than copied
+// into the batch buffer: a write costs less than copying that much.
+const bigRecord = 32 << 10
+
+// writeBatch writes one batch: a batch header for size bytes (header
+// included), then recs (each with recordRoom bytes in front, encodeQueued,
+// and maybe data and tail after it, encodeSnapshotParts).
+// The header goes into the first record's room, so a batch of one record
+// — one group's save, or a snapshot — is one write from that record's
+// buffer; in a batch of several, small records are gathered into w.buf
+// and large ones written from their own buffers, in order. The writes of
+// one batch are followed by one fsync and nothing is acknowledged before
+// it, so several writes are as good as one: a crash in between tears the
+// batch, as a crash inside one write can.
+func (w *WAL) writeBatch(recs []*pending, size int) error {
+	first := recs[0].rec
+	putBatchHeader(first[:batchHeaderLen], size-batchHeaderLen)
+	if len(recs) == 1 && recs[0].data == nil {
+		_, err := w.active.Write(first)
+		return err
+	}
+	buf := w.buf[:0]
+	for i, p := range recs {
+		rec := p.rec
+		if i > 0 {
+			rec = rec[recordRoom:]
+		}
+		for _, part := range [3][]byte{rec, p.data, p.tail} {
+			if len(part) < bigRecord {
+				buf = append(buf, part...)
+				continue
+			}
+			if len(buf) > 0 {
+				if _, err := w.active.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+			if _, err := w.active.Write(part); err != nil {
+				return err
+			}
+		}
+	}
+	if len(buf) > 0 {
+		if _, err := w.active.Write(buf); err != nil {
+			return err
+		}
+	}
+	if cap(buf) <= 4<<20 {
+		w.buf = buf[:0] // a huge batch's buffer is not kept
+	} else {
+		w.buf = nil
+	}
+	return nil
 }
 
 // rollover seals the active segment (fsynced with its last batch) and
@@ -218,7 +273,7 @@ func (w *WAL) rewrite(g *GroupStorage) {
 			"group", g.id, "bytes", size)
 		return
 	}
-	buf, err := encodeRecord(nil, r)
+	buf, err := encodeQueued(nil, r)
 	if err != nil {
 		w.log.Warn("cannot rewrite a group forward", "group", g.id, "err", err)
 		return
