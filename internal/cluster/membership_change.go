@@ -112,7 +112,7 @@ func (n *Node) RemoveNode(ctx context.Context, name string) error {
 	// Its classic queues and streams went with it: delete them
 	// (queue_lifecycle.go; the metadata leader retries what fails here).
 	if nq := n.nodeQueues(); nq != nil {
-		if err := n.forgetQueues(nq, name, m.ID); err != nil {
+		if err := n.forgetQueues(ctx, nq, name, m.ID); err != nil {
 			return fmt.Errorf("cluster: %s is removed, but not every queue it held is deleted yet (the metadata leader retries; remove it again to retry now): %w", name, err)
 		}
 	}

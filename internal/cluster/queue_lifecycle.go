@@ -91,7 +91,7 @@ func (n *Node) sweep(s *sweeper) {
 		if at, ok := s.swept[m.ID]; ok && now.Sub(at) < grace {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := n.stopContext(30 * time.Second)
 		gone, err := nq.DeleteTransientOf(ctx, m.ID)
 		cancel()
 		if err == nil {
@@ -114,21 +114,35 @@ func (n *Node) sweep(s *sweeper) {
 		if at, ok := s.swept[r.ID]; ok && now.Sub(at) < 10*grace {
 			continue
 		}
-		n.forgetQueues(nq, r.Name, r.ID)
+		ctx, cancel := n.stopContext(time.Minute)
+		n.forgetQueues(ctx, nq, r.Name, r.ID)
+		cancel()
 		s.swept[r.ID] = now
 	}
 }
 
 // forgetQueues deletes the queues of the removed node name cluster-wide.
-func (n *Node) forgetQueues(nq NodeQueues, name string, id uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func (n *Node) forgetQueues(ctx context.Context, nq NodeQueues, name string, id uint64) error {
 	gone, err := nq.ForgetNode(ctx, id)
 	if len(gone) > 0 || err != nil {
 		n.log.Warn("removed node: the classic queues and streams it held deleted cluster-wide", "node", name,
 			"deleted", len(gone), "queues", sample(gone), "err", err)
 	}
 	return err
+}
+
+// stopContext is a context that ends after d or when the node closes
+// (Close waits for the goroutines that use it).
+func (n *Node) stopContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // sample is up to ten of names, for a log line.
