@@ -289,3 +289,26 @@ func TestHTTPDeclareHonoursMaxQueues(t *testing.T) {
 	guest(t, s, "PUT", "/api/queues/%2F/first", map[string]any{}, http.StatusNoContent)
 	guest(t, s, "GET", "/api/queues/%2F/second", nil, http.StatusNotFound)
 }
+
+// The vhost's max-message-size holds for the HTTP publish too (review7 F4):
+// AMQP answers 406 and MQTT its reason code; the API refuses with 400 and
+// routes nothing.
+func TestHTTPPublishHonoursMaxMessageSize(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	guest(t, s, "PUT", "/api/queues/%2F/small", map[string]any{}, http.StatusCreated)
+	guest(t, s, "PUT", "/api/vhost-limits/%2F/max-message-size", map[string]any{"value": 100}, http.StatusNoContent)
+	code, raw := apiCall(t, s, "POST", "/api/exchanges/%2F/amq.default/publish", "", "", map[string]any{"properties": map[string]any{},
+		"routing_key": "small", "payload": strings.Repeat("x", 5000), "payload_encoding": "string"})
+	if _, r := errorBody(t, raw); code != http.StatusBadRequest || !strings.Contains(r, "max-message-size") {
+		t.Fatalf("a 5,000-byte HTTP publish past a 100-byte limit: %d %s", code, raw)
+	}
+	out := guest(t, s, "POST", "/api/exchanges/%2F/amq.default/publish", map[string]any{"properties": map[string]any{},
+		"routing_key": "small", "payload": "fits", "payload_encoding": "string"}, http.StatusOK)
+	if string(out) != `{"routed":true}`+"\n" {
+		t.Fatalf("a publish within the limit: %s", out)
+	}
+	if q := getObject(t, s, "/api/queues/%2F/small"); q["messages"] != 1.0 {
+		t.Fatalf("the queue holds %v messages, want only the one within the limit", q["messages"])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/tern-broker/tern/internal/auth"
@@ -208,6 +209,15 @@ func (s *apiServer) publish(w http.ResponseWriter, r *http.Request, p params) {
 	default:
 		badRequest(w, "payload_encoding must be string or base64, not '"+*body.PayloadEncoding+"'")
 		return
+	}
+	if s.src.Users != nil {
+		// The vhost's max-message-size holds for every way in, as the
+		// AMQP path refuses with 406 and MQTT with its reason code.
+		if max := s.src.Users.VHostLimit(v.Name(), auth.LimitMaxMessageSize); max >= 0 && int64(len(payload)) > max {
+			badRequest(w, "message size "+strconv.Itoa(len(payload))+" is larger than configured max size "+
+				strconv.FormatInt(max, 10)+" (max-message-size of vhost '"+v.Name()+"')")
+			return
+		}
 	}
 	props, perr := propsFromJSON(body.Properties)
 	if perr != "" {
