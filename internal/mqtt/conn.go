@@ -43,7 +43,8 @@ type conn struct {
 	wslot        int // slot+1; 0: not in the wheel
 	wtick        int64
 
-	v          byte // protocol level
+	v          byte          // protocol level
+	vShared    atomic.Uint32 // v, for other goroutines (kick): set once the CONNECT is read
 	clientID   string
 	user       auth.User
 	vhost      *broker.VHost
@@ -136,17 +137,17 @@ func (c *conn) start(loop *eventLoop) {
 	st := &c.srv.stats
 	st.connsTotal.Add(1)
 	st.connsOpen.Add(1)
-	if tc, ok := c.nc.(*net.TCPConn); ok && loop != nil {
-		if raw, err := tc.SyscallConn(); err == nil {
+	if loop != nil {
+		if raw := pollRaw(c.nc); raw != nil {
 			c.raw, c.loop = raw, loop
 			switch c.park() {
 			case parkedOK:
 			case parkExpired:
-				go c.expired()
+				loop.runners.start(c, true)
 			case parkFailed:
 				go c.end("connection closed before CONNECT")
 			default:
-				go c.run()
+				loop.runners.start(c, false)
 			}
 			return
 		}
@@ -188,7 +189,7 @@ func (c *conn) kick(reason byte) {
 	if !c.kicked.CompareAndSwap(0, uint32(reason)) {
 		return
 	}
-	if c.v == wire.V5 {
+	if c.vShared.Load() == uint32(wire.V5) {
 		c.send(&wire.Disconnect{ReasonCode: reason})
 	}
 	c.out.CloseAfterFlush()
