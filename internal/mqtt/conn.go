@@ -139,16 +139,14 @@ func (c *conn) start(loop *eventLoop) {
 	st.connsOpen.Add(1)
 	if loop != nil {
 		if raw := pollRaw(c.nc); raw != nil {
+			// Read first, park after: a client sends its CONNECT with
+			// the connect, so in a storm (accepts lagging) it is usually
+			// there already, and the connection is registered with the
+			// poller once, after the handshake, instead of registered,
+			// woken and re-armed. When nothing is there yet, run parks
+			// it after one read.
 			c.raw, c.loop = raw, loop
-			switch c.park() {
-			case parkedOK:
-			case parkExpired:
-				loop.runners.start(c, true)
-			case parkFailed:
-				go c.end("connection closed before CONNECT")
-			default:
-				loop.runners.start(c, false)
-			}
+			loop.runners.start(c, false)
 			return
 		}
 	}

@@ -46,12 +46,12 @@ type sockConn struct {
 
 const sockClosed = 1 << 62
 
-func newSockConn(fd int, sa unix.Sockaddr, ln *net.TCPAddr) *sockConn {
+func newSockConn(fd int, sa syscall.Sockaddr, ln *net.TCPAddr) *sockConn {
 	c := &sockConn{fd: fd, lnAddr: ln}
 	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		c.raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)))
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		c.raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)))
 	default:
 		c.raddr = &net.TCPAddr{}
@@ -398,14 +398,17 @@ func (l *rawListener) Accept() (net.Conn, error) {
 	var aerr error
 	err := l.rc.Read(func(fd uintptr) bool {
 		for len(l.batch) < cap(l.batch) {
-			nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			// syscall's Accept4, not x/sys/unix's: that one asks every
+			// IPv4 and IPv6 socket for its protocol (a getsockopt) to
+			// tell L2TP apart.
+			nfd, sa, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 			switch err {
 			case nil:
 				l.batch = append(l.batch, newSockConn(nfd, sa, l.addr))
 				continue
-			case unix.EINTR, unix.ECONNABORTED:
+			case syscall.EINTR, syscall.ECONNABORTED:
 				continue
-			case unix.EAGAIN:
+			case syscall.EAGAIN:
 				return len(l.batch) > 0 // nothing pending: wait in the runtime's poller
 			}
 			aerr = err
