@@ -13,7 +13,8 @@ import (
 // storm that growth was about a tenth of the broker's CPU per connect. A
 // runner keeps its grown stack; when none is idle a new one starts, so a
 // wake-up never waits for another to finish. At most maxIdleRunners wait
-// for work, each for at most runnerIdle, so an idle broker keeps none.
+// for work (16 KiB stacks: 2 MiB at most), each for at most runnerIdle, so an
+// idle broker keeps none.
 type runners struct {
 	work chan runJob // unbuffered: a send succeeds only to a waiting runner
 	idle atomic.Int32
@@ -25,7 +26,7 @@ type runJob struct {
 }
 
 const (
-	maxIdleRunners = 32
+	maxIdleRunners = 128
 	runnerIdle     = time.Second
 )
 

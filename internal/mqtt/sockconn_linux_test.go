@@ -54,14 +54,12 @@ func TestRawListenerAcceptsBurstWithNoDelay(t *testing.T) {
 	defer rl.Close()
 	const n = 150 // more than one batch
 	peers := map[string]bool{}
-	var clients []net.Conn
 	for range n {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		clients = append(clients, c)
 		peers[c.LocalAddr().String()] = true
 	}
 	for range n {
