@@ -35,6 +35,9 @@ func WriteSummary(w io.Writer, r *Result) {
 			if r.ServerCPU > 0 {
 				fmt.Fprintf(w, "server CPU          %v (%.0f µs per connect)\n", r.ServerCPU.Round(time.Millisecond), float64(r.ServerCPU.Microseconds())/float64(r.IdleConnections))
 			}
+			if r.ClientCPU > 0 && r.IdleConnections > 0 {
+				fmt.Fprintf(w, "bench CPU           %v (%.0f µs per connect, this process)\n", r.ClientCPU.Round(time.Millisecond), float64(r.ClientCPU.Microseconds())/float64(r.IdleConnections))
+			}
 		}
 		if c.IdleRetained {
 			fmt.Fprintf(w, "retained received   %d of %d\n", r.IdleRetainedReceived, r.IdleConnections)

@@ -49,6 +49,8 @@ type Result struct {
 	// ServerCPU is the CPU time (user + system) the --server-pid broker
 	// used from the first publish until the consumers stopped.
 	ServerCPU time.Duration `json:"server_cpu_ns,omitempty"`
+	// ClientCPU is this bench process's own CPU time over a connect storm.
+	ClientCPU time.Duration `json:"client_cpu_ns,omitempty"`
 	// MQTT idle fleets (idlefleet.go).
 	IdleLimitedBy        string        `json:"idle_limited_by,omitempty"` // what capped the count below the one asked for
 	IdleSources          int           `json:"idle_source_addresses,omitempty"`

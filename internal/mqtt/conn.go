@@ -43,7 +43,8 @@ type conn struct {
 	wslot        int // slot+1; 0: not in the wheel
 	wtick        int64
 
-	v          byte // protocol level
+	v          byte          // protocol level
+	vShared    atomic.Uint32 // v, for other goroutines (kick): set once the CONNECT is read
 	clientID   string
 	user       auth.User
 	vhost      *broker.VHost
@@ -136,18 +137,16 @@ func (c *conn) start(loop *eventLoop) {
 	st := &c.srv.stats
 	st.connsTotal.Add(1)
 	st.connsOpen.Add(1)
-	if tc, ok := c.nc.(*net.TCPConn); ok && loop != nil {
-		if raw, err := tc.SyscallConn(); err == nil {
+	if loop != nil {
+		if raw := pollRaw(c.nc); raw != nil {
+			// Read first, park after: a client sends its CONNECT with
+			// the connect, so in a storm (accepts lagging) it is usually
+			// there already, and the connection is registered with the
+			// poller once, after the handshake, instead of registered,
+			// woken and re-armed. When nothing is there yet, run parks
+			// it after one read.
 			c.raw, c.loop = raw, loop
-			switch c.park() {
-			case parkedOK:
-			case parkExpired:
-				go c.expired()
-			case parkFailed:
-				go c.end("connection closed before CONNECT")
-			default:
-				go c.run()
-			}
+			loop.runners.start(c, false)
 			return
 		}
 	}
@@ -188,7 +187,7 @@ func (c *conn) kick(reason byte) {
 	if !c.kicked.CompareAndSwap(0, uint32(reason)) {
 		return
 	}
-	if c.v == wire.V5 {
+	if c.vShared.Load() == uint32(wire.V5) {
 		c.send(&wire.Disconnect{ReasonCode: reason})
 	}
 	c.out.CloseAfterFlush()

@@ -36,6 +36,7 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	if c.v == wire.V31 {
 		c.v = wire.V311 // 3.1 and 3.1.1 share their wire format for what follows
 	}
+	c.vShared.Store(uint32(c.v))
 	refuse := func(code byte, why string) error {
 		c.send(&wire.Connack{ReasonCode: code})
 		return errors.New(why)
@@ -96,8 +97,10 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		// keep-alive: TCP's does, as it did for every connection before
 		// the listener stopped setting it at accept (Go's defaults: 15 s
 		// idle, 15 s between probes, 9 probes).
-		if tc, ok := c.nc.(*net.TCPConn); ok {
-			_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+		if tc, ok := c.nc.(interface {
+			SetKeepAliveConfig(net.KeepAliveConfig) error
+		}); ok {
+			_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true}) // *net.TCPConn, *sockConn
 		}
 	}
 	c.recvMax = c.srv.cfg.InflightWindow

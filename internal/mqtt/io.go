@@ -46,8 +46,9 @@ const (
 // eventLoop is what parked connections wait on; one per Server while it
 // serves.
 type eventLoop struct {
-	poller *poller
-	wheel  *wheel
+	poller  *poller
+	wheel   *wheel
+	runners *runners // runners.go
 }
 
 // readBufSize is a pooled read buffer's size: most packets of an IoT
@@ -255,6 +256,7 @@ func (c *conn) run() {
 			if ib.n == len(ib.b) {
 				ib.room(2 * len(ib.b))
 			}
+			space := len(ib.b) - ib.n
 			n, err := c.readNow(ib.b[ib.n:])
 			if errors.Is(err, errWouldBlock) && busy && c.connected && c.kicked.Load() == 0 {
 				// A busy connection (a device streaming readings) stays
@@ -278,6 +280,15 @@ func (c *conn) run() {
 				c.pending = ib.release()
 				c.expired()
 				return
+			}
+			if !busy && n < space {
+				// The socket held less than the buffer had room for:
+				// it is empty, or was a moment ago. Parking re-arms
+				// the poller level-triggered, so bytes that came since
+				// wake the connection at once; a read to see EAGAIN
+				// would cost a system call per wake-up (half of a
+				// connect's reads).
+				break
 			}
 		}
 		c.pending = ib.release()
@@ -379,10 +390,10 @@ func (c *conn) wake(why int) {
 			}
 			c.srv.stats.parked.Add(-1)
 			if why == wakeExpired {
-				go c.expired() // the wheel has already taken it out
+				c.loop.runners.start(c, true) // the wheel has already taken it out
 			} else {
 				c.loop.wheel.remove(c)
-				go c.run()
+				c.loop.runners.start(c, false)
 			}
 			return
 		case s&3 == stRunning:

@@ -2,7 +2,11 @@
 
 package mqtt
 
-import "errors"
+import (
+	"errors"
+	"net"
+	"syscall"
+)
 
 // pollerSupported is false off Linux: every connection keeps its goroutine.
 const pollerSupported = false
@@ -13,3 +17,6 @@ func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loo
 func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }
 func (p *poller) forget(c *conn)    {}
 func (p *poller) close()            {}
+
+func acceptRaw(ln net.Listener) net.Listener { return ln }
+func pollRaw(nc net.Conn) syscall.RawConn    { return nil }

@@ -222,6 +222,11 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.startLoop()
 	defer s.stopLoop()
+	s.mu.Lock()
+	if s.loop != nil {
+		ln = acceptRaw(ln) // sockconn_linux.go: accept4, connections on the event loop only
+	}
+	s.mu.Unlock()
 	handle := func(nc net.Conn) {
 		if !s.perAddr.allow(nc.RemoteAddr(), time.Now()) {
 			s.stats.rateLimited.Add(1)
@@ -269,7 +274,7 @@ func (s *Server) startLoop() {
 		s.log.Warn("MQTT event loop unavailable; every connection keeps a goroutine", "err", err)
 		return
 	}
-	l := &eventLoop{poller: p}
+	l := &eventLoop{poller: p, runners: newRunners()}
 	l.wheel = newWheel(wheelTick, func(c *conn) { c.wake(wakeExpired) })
 	s.loop = l
 }

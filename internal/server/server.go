@@ -368,7 +368,7 @@ func (s *Server) AMQPStats() amqp.Stats { return s.amqp.Stats() }
 // everything has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)             // one per sender at most (listeners, HTTP, removal)
 	ctx = s.stopWhenRemoved(ctx, &wg, errc) // cluster_nodes.go
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	wg.Add(1)
@@ -459,7 +459,10 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) serveClients(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
 	s.lnMu.Lock()
 	// Each protocol accepts on its plain and TLS listener together.
-	amqpLn, mqttLn, mqttWSLn := mergeListeners(s.amqpLn, s.tls.amqps), mergeListeners(s.mqttLn, s.tls.mqtts), mergeListeners(s.mqttWSLn, s.tls.wss)
+	// MQTT's are served apart (Serve takes several at once): the plain one
+	// is then a *net.TCPListener, which internal/mqtt accepts from with
+	// accept4 onto its event loop.
+	amqpLn, mqttLn, mqttsLn, mqttWSLn := mergeListeners(s.amqpLn, s.tls.amqps), s.mqttLn, s.tls.mqtts, mergeListeners(s.mqttWSLn, s.tls.wss)
 	s.lnMu.Unlock()
 	if amqpLn != nil {
 		wg.Add(1)
@@ -470,11 +473,14 @@ func (s *Server) serveClients(ctx context.Context, wg *sync.WaitGroup, errc chan
 			}
 		}()
 	}
-	if mqttLn != nil {
+	for _, ln := range []net.Listener{mqttLn, mqttsLn} {
+		if ln == nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.mqtt.Serve(ctx, mqttLn); err != nil {
+			if err := s.mqtt.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("server: MQTT: %w", err)
 			}
 		}()
