@@ -92,6 +92,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
+		c.roomWanted = true // the next acknowledgement redispatches
 		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7], or the id is in use
 	}
 	// DUP: a redelivery, or (QoS 2) a message stored before this broker
@@ -405,6 +406,12 @@ func (c *conn) finishOutbound(pid uint16) {
 		stored, recorded = of.stored, of.recorded
 	}
 	sess := c.sess
+	// A freed in-flight slot (or packet id) may let through a delivery
+	// that was refused for want of one. Only then is it worth asking the
+	// queues: a subscriber keeping up never filled its window, and a
+	// redispatch per PUBACK was a slice and a queue lock per message.
+	wanted := c.roomWanted
+	c.roomWanted = false
 	c.mu.Unlock()
 	if stored {
 		of.d.Queue.Ack(of.d)
@@ -412,8 +419,9 @@ func (c *conn) finishOutbound(pid uint16) {
 	if recorded && sess != nil {
 		c.srv.sessions.complete(c.clientID, sess, of.d.Seq) // after the ack: see complete
 	}
-	// A freed in-flight slot may let more through.
-	c.redispatch()
+	if wanted {
+		c.redispatch()
+	}
 }
 
 // resendReleased sends PUBREL, right after CONNACK, for every message of

@@ -173,16 +173,17 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 var errWouldBlock = errors.New("would block")
 
 // readNow reads what the socket holds without waiting.
-func (c *conn) readNow(b []byte) (int, error) {
+func (c *conn) readNow(b []byte) (int, error) { return c.readRaw(b, false) }
+
+// readRaw reads from a polled socket (sysRead: no scheduler hand-off).
+// With wait it waits in the runtime's poller, within the read deadline,
+// until bytes come; else an empty socket is errWouldBlock.
+func (c *conn) readRaw(b []byte, wait bool) (int, error) {
 	var n int
 	var err error
 	rerr := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Read(int(fd), b)
-			if err != syscall.EINTR {
-				return true
-			}
-		}
+		n, err = sysRead(int(fd), b)
+		return !wait || err != syscall.EAGAIN
 	})
 	switch {
 	case rerr != nil:
@@ -206,14 +207,8 @@ func (c *conn) writeNow(b []byte) int {
 	}
 	n := 0
 	_ = c.raw.Write(func(fd uintptr) bool {
-		for {
-			m, err := syscall.Write(int(fd), b)
-			if err == syscall.EINTR {
-				continue
-			}
-			n = max(m, 0)
-			return true
-		}
+		n, _ = sysWrite(int(fd), b)
+		return true
 	})
 	return n
 }
@@ -222,18 +217,30 @@ func (c *conn) writeNow(b []byte) int {
 // waits for more bytes before it parks.
 const lingerFor = 200 * time.Millisecond
 
-// linger waits up to lingerFor for bytes; errWouldBlock if none came.
+// linger reads, waiting up to about lingerFor for bytes; errWouldBlock if
+// none came. The read deadline is moved only when it is a quarter of
+// lingerFor stale, not twice per wake-up (each move is a runtime timer
+// change), and cleared by endLinger before the connection parks.
 func (c *conn) linger(b []byte) (int, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(lingerFor))
-	n, err := c.nc.Read(b)
-	_ = c.nc.SetReadDeadline(time.Time{}) // readNow honours deadlines too
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, errWouldBlock
+	until := time.Now().Add(lingerFor)
+	if until.Sub(c.lingerUntil) > lingerFor/4 {
+		_ = c.nc.SetReadDeadline(until)
+		c.lingerUntil = until
 	}
-	if err == nil && n == 0 {
+	n, err := c.readRaw(b, true)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.endLinger()
 		return 0, errWouldBlock
 	}
 	return n, err
+}
+
+// endLinger clears the read deadline linger set (readNow honours it too).
+func (c *conn) endLinger() {
+	if !c.lingerUntil.IsZero() {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.lingerUntil = time.Time{}
+	}
 }
 
 // run serves a polled connection from its wake-up until it parks or ends.
@@ -255,12 +262,15 @@ func (c *conn) run() {
 			if ib.n == len(ib.b) {
 				ib.room(2 * len(ib.b))
 			}
-			n, err := c.readNow(ib.b[ib.n:])
-			if errors.Is(err, errWouldBlock) && busy && c.connected && c.kicked.Load() == 0 {
+			var n int
+			var err error
+			if busy && c.connected && c.kicked.Load() == 0 {
 				// A busy connection (a device streaming readings) stays
 				// awake a little, waiting in the runtime's poller, rather
 				// than paying a park and a wake-up per packet.
 				n, err = c.linger(ib.b[ib.n:])
+			} else {
+				n, err = c.readNow(ib.b[ib.n:])
 			}
 			if errors.Is(err, errWouldBlock) {
 				break
@@ -281,6 +291,7 @@ func (c *conn) run() {
 			}
 		}
 		c.pending = ib.release()
+		c.endLinger()
 		if ended {
 			c.end(reason)
 			return
