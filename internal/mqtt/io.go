@@ -155,6 +155,16 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 		}
 		return "", false
 	}
+	switch {
+	case first>>4 == wire.PUBLISH:
+		return c.inboundPublish(first, body)
+	case first == wire.PUBACK<<4 && len(body) == 2:
+		// A PUBACK without reason code or properties, which is what
+		// Decode and ack would make of it, without the allocation.
+		c.lastPacket = time.Now()
+		c.finishOutbound(uint16(body[0])<<8 | uint16(body[1]))
+		return "", false
+	}
 	p, err := wire.Decode(first, body, c.v)
 	if err != nil {
 		return c.readError(err), true
@@ -165,6 +175,28 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 	}
 	if c.graceful {
 		return "DISCONNECT", true
+	}
+	return "", false
+}
+
+// inPubs are the Publishes inbound PUBLISHes are decoded into: one per
+// packet was the largest allocation of the publish path (its properties
+// alone are about 250 bytes), and publish keeps nothing of it.
+var inPubs = sync.Pool{New: func() any { return new(wire.Publish) }}
+
+// inboundPublish handles a PUBLISH as packet handles the others.
+func (c *conn) inboundPublish(first byte, body []byte) (reason string, ended bool) {
+	p := inPubs.Get().(*wire.Publish)
+	defer func() {
+		*p = wire.Publish{}
+		inPubs.Put(p)
+	}()
+	if err := wire.DecodePublishInto(p, first, body, c.v); err != nil {
+		return c.readError(err), true
+	}
+	c.lastPacket = time.Now()
+	if err := c.publish(p); err != nil {
+		return c.protocolError(err), true
 	}
 	return "", false
 }
