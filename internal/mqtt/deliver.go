@@ -92,7 +92,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
-		c.roomWanted = true // the next acknowledgement redispatches
+		c.roomWanted = true  // the next acknowledgement redispatches
 		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7], or the id is in use
 	}
 	// DUP: a redelivery, or (QoS 2) a message stored before this broker
