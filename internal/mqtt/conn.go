@@ -59,6 +59,7 @@ type conn struct {
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
 	scratch    *broker.RouteScratch   // made by the first publish
+	batch      *writeBatch            // batch.go; made by the first publish
 	aliasesIn  map[uint16]string
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none

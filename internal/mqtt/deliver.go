@@ -112,7 +112,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	tooLarge := false
 	// Packet ids and aliases are assigned under the outbox's lock, so they
 	// are used in the order the client sees them.
-	if !c.out.AppendDelivery(func(buf []byte) []byte {
+	add := func(buf []byte) []byte {
 		if qos > 0 {
 			if fromSession {
 				p.PacketID = pid
@@ -133,7 +133,14 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 			return buf[:before]
 		}
 		return buf
-	}) {
+	}
+	var appended bool
+	if b, _ := m.Batch.(*writeBatch); b != nil {
+		appended = b.appendTo(c.out, add) // the publisher's reader writes it (batch.go)
+	} else {
+		appended = c.out.AppendDelivery(add)
+	}
+	if !appended {
 		if qos == 0 && d.Remaining > c.srv.cfg.QoS0Backlog {
 			// A hopelessly slow subscriber loses QoS 0 messages rather
 			// than pile them up without end; they are counted. Otherwise,

@@ -113,6 +113,16 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 	// (outbox/hold.go), from this goroutine when the socket takes it.
 	c.out.Hold()
 	defer c.out.Release(c.writeNow)
+	// The deliveries its publishes make to other connections are written
+	// by this goroutine too, after the batch (batch.go).
+	if c.batch != nil {
+		c.batch.begin()
+	}
+	defer func() {
+		if c.batch != nil {
+			c.batch.flush(false)
+		}
+	}()
 	off := 0
 	defer func() {
 		if off > 0 {
@@ -165,6 +175,7 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 		c.finishOutbound(uint16(body[0])<<8 | uint16(body[1]))
 		return "", false
 	}
+	c.flushBatch() // what follows may wait (a SUBSCRIBE's declaration…)
 	p, err := wire.Decode(first, body, c.v)
 	if err != nil {
 		return c.readError(err), true
