@@ -69,6 +69,10 @@ type Message struct {
 	// properties. It lives here, never in Headers, so no client can forge
 	// it with a header of the same name.
 	Origin Origin
+	// Batch is opaque to the core: the adapter whose reader published the
+	// message may use it to write the deliveries the message causes
+	// itself, after the read (internal/mqtt/batch.go). Never stored.
+	Batch any
 }
 
 // Origin describes how a message was published, for adapters that deliver

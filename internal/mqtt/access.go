@@ -37,6 +37,13 @@ type connAccess struct {
 	topics *auth.TopicRules
 	// maxMessage is the vhost's max-message-size, -1 for none.
 	maxMessage int64
+	// The exchange's write permission and the last topic published to
+	// with its topic check, computed on first use: a device publishes to
+	// the same topic again and again, and each check is a regexp match.
+	// Reset with the rest when the store's generation moves.
+	writeKnown, writeOK bool
+	lastTopic           string
+	lastTopicOK         bool
 }
 
 func (c *conn) access() *connAccess {
@@ -69,7 +76,22 @@ func topicVar(v string) string {
 // access a.
 func (c *conn) allowed(a auth.Access, topic string) bool {
 	acc := c.access()
-	return acc.grant.Allows(a, mqttExchange) && acc.topics.Allows(a, mqttExchange, topicToKey(topic))
+	if a != auth.Write {
+		return acc.grant.Allows(a, mqttExchange) && acc.topics.Allows(a, mqttExchange, topicToKey(topic))
+	}
+	if !acc.writeKnown {
+		acc.writeKnown, acc.writeOK = true, acc.grant.Allows(auth.Write, mqttExchange)
+	}
+	if !acc.writeOK {
+		return false
+	}
+	if !acc.topics.Restricts(mqttExchange) {
+		return true
+	}
+	if acc.lastTopic == "" || acc.lastTopic != topic {
+		acc.lastTopic, acc.lastTopicOK = topic, acc.topics.Allows(auth.Write, mqttExchange, topicToKey(topic))
+	}
+	return acc.lastTopicOK
 }
 
 // tooLarge refuses a payload over the vhost's max-message-size as a

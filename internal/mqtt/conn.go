@@ -29,15 +29,16 @@ type conn struct {
 
 	// I/O (io.go). raw is nil for a connection that is not polled (TLS,
 	// WebSocket): it keeps a goroutine.
-	raw        syscall.RawConn
-	loop       *eventLoop
-	state      atomic.Uint32 // stRunning, stParked, stDone, with flags
-	polled     bool          // registered with the poller (guarded by the poller's mu)
-	connected  bool          // CONNACK sent
-	pending    []byte        // an incomplete packet's bytes, kept while parked
-	connectBy  int64         // UnixNano: the CONNECT timeout's deadline
-	lastPacket time.Time     // when the last whole packet came
-	lastWake   int64         // UnixNano of the last wake-up (run)
+	raw         syscall.RawConn
+	loop        *eventLoop
+	state       atomic.Uint32 // stRunning, stParked, stDone, with flags
+	polled      bool          // registered with the poller (guarded by the poller's mu)
+	connected   bool          // CONNACK sent
+	pending     []byte        // an incomplete packet's bytes, kept while parked
+	connectBy   int64         // UnixNano: the CONNECT timeout's deadline
+	lastPacket  time.Time     // when the last whole packet came
+	lastWake    int64         // UnixNano of the last wake-up (run)
+	lingerUntil time.Time     // the read deadline linger set; zero: none
 	// The timing wheel's links (guarded by the wheel's mu).
 	wprev, wnext *conn
 	wslot        int // slot+1; 0: not in the wheel
@@ -59,6 +60,7 @@ type conn struct {
 	sub        *subscriber
 	shared     map[string]*subscriber // "group\x00filter" → its consumer
 	scratch    *broker.RouteScratch   // made by the first publish
+	batch      *writeBatch            // batch.go; made by the first publish
 	aliasesIn  map[uint16]string
 	acks       ackQueue
 	maxOut     uint32 // the client's maximum packet size; 0: none
@@ -78,6 +80,9 @@ type conn struct {
 	nextPID uint16
 	recvMax int
 	closed  bool
+	// roomWanted: a delivery was refused for want of an in-flight slot
+	// or its packet id; the next PUBACK/PUBCOMP redispatches.
+	roomWanted bool
 	// aliasOut maps topics to the aliases this connection has told the
 	// client, up to the client's Topic Alias Maximum (aliasMax).
 	aliasOut map[string]uint16
@@ -113,6 +118,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		_ = nc.Close()
 		c.wake(wakeKick) // a parked connection learns of the close by reading
 	})
+	c.out.TryWrite(c.writeNow) // a polled socket is written without a scheduler hand-off
 	c.acks.c = c
 	c.connectBy = time.Now().Add(s.cfg.ConnectTimeout).UnixNano()
 	return c

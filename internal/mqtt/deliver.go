@@ -92,6 +92,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
+		c.roomWanted = true  // the next acknowledgement redispatches
 		return broker.Refuse // the client's receive maximum [MQTT-3.3.4-7], or the id is in use
 	}
 	// DUP: a redelivery, or (QoS 2) a message stored before this broker
@@ -111,7 +112,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	tooLarge := false
 	// Packet ids and aliases are assigned under the outbox's lock, so they
 	// are used in the order the client sees them.
-	if !c.out.AppendDelivery(func(buf []byte) []byte {
+	add := func(buf []byte) []byte {
 		if qos > 0 {
 			if fromSession {
 				p.PacketID = pid
@@ -132,7 +133,14 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 			return buf[:before]
 		}
 		return buf
-	}) {
+	}
+	var appended bool
+	if b, _ := m.Batch.(*writeBatch); b != nil {
+		appended = b.appendTo(c.out, add) // the publisher's reader writes it (batch.go)
+	} else {
+		appended = c.out.AppendDelivery(add)
+	}
+	if !appended {
 		if qos == 0 && d.Remaining > c.srv.cfg.QoS0Backlog {
 			// A hopelessly slow subscriber loses QoS 0 messages rather
 			// than pile them up without end; they are counted. Otherwise,
@@ -405,6 +413,12 @@ func (c *conn) finishOutbound(pid uint16) {
 		stored, recorded = of.stored, of.recorded
 	}
 	sess := c.sess
+	// A freed in-flight slot (or packet id) may let through a delivery
+	// that was refused for want of one. Only then is it worth asking the
+	// queues: a subscriber keeping up never filled its window, and a
+	// redispatch per PUBACK was a slice and a queue lock per message.
+	wanted := c.roomWanted
+	c.roomWanted = false
 	c.mu.Unlock()
 	if stored {
 		of.d.Queue.Ack(of.d)
@@ -412,8 +426,9 @@ func (c *conn) finishOutbound(pid uint16) {
 	if recorded && sess != nil {
 		c.srv.sessions.complete(c.clientID, sess, of.d.Seq) // after the ack: see complete
 	}
-	// A freed in-flight slot may let more through.
-	c.redispatch()
+	if wanted {
+		c.redispatch()
+	}
 }
 
 // resendReleased sends PUBREL, right after CONNACK, for every message of

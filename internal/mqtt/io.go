@@ -114,6 +114,16 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 	// (outbox/hold.go), from this goroutine when the socket takes it.
 	c.out.Hold()
 	defer c.out.Release(c.writeNow)
+	// The deliveries its publishes make to other connections are written
+	// by this goroutine too, after the batch (batch.go).
+	if c.batch != nil {
+		c.batch.begin()
+	}
+	defer func() {
+		if c.batch != nil {
+			c.batch.flush(false)
+		}
+	}()
 	off := 0
 	defer func() {
 		if off > 0 {
@@ -156,6 +166,17 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 		}
 		return "", false
 	}
+	switch {
+	case first>>4 == wire.PUBLISH:
+		return c.inboundPublish(first, body)
+	case first == wire.PUBACK<<4 && len(body) == 2:
+		// A PUBACK without reason code or properties, which is what
+		// Decode and ack would make of it, without the allocation.
+		c.lastPacket = time.Now()
+		c.finishOutbound(uint16(body[0])<<8 | uint16(body[1]))
+		return "", false
+	}
+	c.flushBatch() // what follows may wait (a SUBSCRIBE's declaration…)
 	p, err := wire.Decode(first, body, c.v)
 	if err != nil {
 		return c.readError(err), true
@@ -170,20 +191,43 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 	return "", false
 }
 
+// inPubs are the Publishes inbound PUBLISHes are decoded into: one per
+// packet was the largest allocation of the publish path (its properties
+// alone are about 250 bytes), and publish keeps nothing of it.
+var inPubs = sync.Pool{New: func() any { return new(wire.Publish) }}
+
+// inboundPublish handles a PUBLISH as packet handles the others.
+func (c *conn) inboundPublish(first byte, body []byte) (reason string, ended bool) {
+	p := inPubs.Get().(*wire.Publish)
+	defer func() {
+		*p = wire.Publish{}
+		inPubs.Put(p)
+	}()
+	if err := wire.DecodePublishInto(p, first, body, c.v); err != nil {
+		return c.readError(err), true
+	}
+	c.lastPacket = time.Now()
+	if err := c.publish(p); err != nil {
+		return c.protocolError(err), true
+	}
+	return "", false
+}
+
 // errWouldBlock: the socket holds no more bytes for now.
 var errWouldBlock = errors.New("would block")
 
 // readNow reads what the socket holds without waiting.
-func (c *conn) readNow(b []byte) (int, error) {
+func (c *conn) readNow(b []byte) (int, error) { return c.readRaw(b, false) }
+
+// readRaw reads from a polled socket (sysRead: no scheduler hand-off).
+// With wait it waits in the runtime's poller, within the read deadline,
+// until bytes come; else an empty socket is errWouldBlock.
+func (c *conn) readRaw(b []byte, wait bool) (int, error) {
 	var n int
 	var err error
 	rerr := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Read(int(fd), b)
-			if err != syscall.EINTR {
-				return true
-			}
-		}
+		n, err = sysRead(int(fd), b)
+		return !wait || err != syscall.EAGAIN
 	})
 	switch {
 	case rerr != nil:
@@ -207,14 +251,8 @@ func (c *conn) writeNow(b []byte) int {
 	}
 	n := 0
 	_ = c.raw.Write(func(fd uintptr) bool {
-		for {
-			m, err := syscall.Write(int(fd), b)
-			if err == syscall.EINTR {
-				continue
-			}
-			n = max(m, 0)
-			return true
-		}
+		n, _ = sysWrite(int(fd), b)
+		return true
 	})
 	return n
 }
@@ -223,18 +261,30 @@ func (c *conn) writeNow(b []byte) int {
 // waits for more bytes before it parks.
 const lingerFor = 200 * time.Millisecond
 
-// linger waits up to lingerFor for bytes; errWouldBlock if none came.
+// linger reads, waiting up to about lingerFor for bytes; errWouldBlock if
+// none came. The read deadline is moved only when it is a quarter of
+// lingerFor stale, not twice per wake-up (each move is a runtime timer
+// change), and cleared by endLinger before the connection parks.
 func (c *conn) linger(b []byte) (int, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(lingerFor))
-	n, err := c.nc.Read(b)
-	_ = c.nc.SetReadDeadline(time.Time{}) // readNow honours deadlines too
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, errWouldBlock
+	until := time.Now().Add(lingerFor)
+	if until.Sub(c.lingerUntil) > lingerFor/4 {
+		_ = c.nc.SetReadDeadline(until)
+		c.lingerUntil = until
 	}
-	if err == nil && n == 0 {
+	n, err := c.readRaw(b, true)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.endLinger()
 		return 0, errWouldBlock
 	}
 	return n, err
+}
+
+// endLinger clears the read deadline linger set (readNow honours it too).
+func (c *conn) endLinger() {
+	if !c.lingerUntil.IsZero() {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.lingerUntil = time.Time{}
+	}
 }
 
 // run serves a polled connection from its wake-up until it parks or ends.
@@ -257,12 +307,15 @@ func (c *conn) run() {
 				ib.room(2 * len(ib.b))
 			}
 			space := len(ib.b) - ib.n
-			n, err := c.readNow(ib.b[ib.n:])
-			if errors.Is(err, errWouldBlock) && busy && c.connected && c.kicked.Load() == 0 {
+			var n int
+			var err error
+			if busy && c.connected && c.kicked.Load() == 0 {
 				// A busy connection (a device streaming readings) stays
 				// awake a little, waiting in the runtime's poller, rather
 				// than paying a park and a wake-up per packet.
 				n, err = c.linger(ib.b[ib.n:])
+			} else {
+				n, err = c.readNow(ib.b[ib.n:])
 			}
 			if errors.Is(err, errWouldBlock) {
 				break
@@ -292,6 +345,7 @@ func (c *conn) run() {
 			}
 		}
 		c.pending = ib.release()
+		c.endLinger()
 		if ended {
 			c.end(reason)
 			return

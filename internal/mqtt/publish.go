@@ -89,7 +89,13 @@ func (c *conn) publish(p *wire.Publish) error {
 		return err
 	}
 	m := c.toMessage(p)
+	if c.batch == nil {
+		c.batch = &writeBatch{}
+		c.batch.begin() // publish runs inside consume, which flushes it
+	}
+	m.Batch = c.batch
 	if p.Retain {
+		c.flushBatch() // the retained record's commit is waited for
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
 			c.logger().Error("storing a retained message failed", "err", err)
 			return &wire.Error{Code: wire.UnspecifiedError, Msg: "could not store the retained message"}
@@ -98,6 +104,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	c.waitWhileBlocked()
 	if d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, len(p.Payload)); d > 0 {
 		c.acks.flush()
+		c.flushBatch()
 		c.srv.clock.Sleep(d) // not reading meanwhile: TCP slows the publisher down
 	}
 	var done message.Completion
@@ -122,9 +129,18 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	if res.Hold > 0 { // a queue's publish-rate policy
 		c.acks.flush()
+		c.flushBatch()
 		c.srv.clock.Sleep(res.Hold)
 	}
 	return nil
+}
+
+// flushBatch writes the deliveries the batch deferred so far, before the
+// reader may wait; the batch stays open.
+func (c *conn) flushBatch() {
+	if c.batch != nil {
+		c.batch.flush(true)
+	}
 }
 
 // waitWhileBlocked stops reading while a resource alarm is on: TCP pushes
@@ -139,6 +155,7 @@ func (c *conn) waitWhileBlocked() {
 			return
 		}
 		c.acks.flush()
+		c.flushBatch()
 		_ = c.nc.SetReadDeadline(time.Time{})
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -320,6 +337,14 @@ func (a *ackQueue) sendReadyLocked() {
 			// Debug: the store logs the failure once when it starts, not per message.
 			c.logger().Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
 			c.out.CloseAfterFlush()
+			continue
+		}
+		if p.reason == 0 {
+			// The short form, with no properties (what Ack.Append writes
+			// for it), from the stack: one allocation less per QoS 1
+			// publish than a boxed *wire.Ack.
+			short := [4]byte{p.kind << 4, 2, byte(p.pid >> 8), byte(p.pid)}
+			c.out.Write(short[:])
 			continue
 		}
 		ack := &wire.Ack{Kind: p.kind, PacketID: p.pid}

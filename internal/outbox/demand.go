@@ -22,10 +22,20 @@ func NewOnDemand(limit int, nc net.Conn, onDrain func(), onError func(error)) *O
 	return &Outbox{limit: limit, demand: &demand{nc: nc, onDrain: onDrain, onError: onError}}
 }
 
+// TryWrite gives the writer a non-blocking write to try before nc.Write
+// (which may wait, with a deadline): it returns how many bytes the socket
+// took. Set it before anything is appended.
+func (o *Outbox) TryWrite(try func([]byte) int) {
+	if o.demand != nil {
+		o.demand.try = try
+	}
+}
+
 // demand is the state of an on-demand outbox; its fields are guarded by
 // the outbox's mu.
 type demand struct {
 	nc      net.Conn
+	try     func([]byte) int // TryWrite's; nil: none
 	onDrain func()
 	onError func(error)
 	writing bool          // a writer goroutine (or Release's inline write) runs
@@ -74,14 +84,20 @@ func (o *Outbox) writeOnDemand() {
 		}
 		o.mu.Unlock()
 		if len(out) > 0 {
-			_ = d.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_, err := d.nc.Write(out)
-			o.lastWrite.Store(time.Now().UnixNano())
-			if err != nil {
-				o.endWriter()
-				d.onError(err)
-				return
+			n := 0
+			if d.try != nil {
+				n = d.try(out)
 			}
+			if n < len(out) {
+				_ = d.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				_, err := d.nc.Write(out[n:])
+				if err != nil {
+					o.endWriter()
+					d.onError(err)
+					return
+				}
+			}
+			o.lastWrite.Store(time.Now().UnixNano())
 		}
 		var drop []byte
 		o.mu.Lock()

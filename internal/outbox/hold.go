@@ -34,9 +34,48 @@ func (o *Outbox) Release(try func([]byte) int) {
 	}
 	o.mu.Lock()
 	d.held = false
+	o.flushLocked(try)
+	o.mu.Unlock()
+}
+
+// AppendDeliveryDeferred is AppendDelivery without starting the writer:
+// the caller must call Flush afterwards (an MQTT reader writing, after
+// its read, the deliveries its publishes made to other connections).
+func (o *Outbox) AppendDeliveryDeferred(add func(buf []byte) []byte) bool {
+	if o.demand == nil {
+		return o.AppendDelivery(add)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buf) > o.limit {
+		o.starved = true
+		return false
+	}
+	o.growLocked()
+	o.buf = add(o.buf)
+	return true
+}
+
+// Flush writes what the buffer holds as Release does (inline with the
+// TryWrite function, the rest by the writer), unless the writer runs or
+// the reader holds the outbox: they write it.
+func (o *Outbox) Flush() {
+	if o.demand == nil {
+		return
+	}
+	o.mu.Lock()
+	if !o.demand.held {
+		o.flushLocked(o.demand.try)
+	}
+	o.mu.Unlock()
+}
+
+// flushLocked is Release's and Flush's write; mu is held and the outbox
+// is not held by its reader. It unlocks mu while it writes.
+func (o *Outbox) flushLocked(try func([]byte) int) {
+	d := o.demand
 	if d.writing || d.ended || len(o.buf) == 0 || o.closing || o.starved || try == nil {
 		o.startIfNeededLocked()
-		o.mu.Unlock()
 		return
 	}
 	out := o.buf
@@ -60,7 +99,6 @@ func (o *Outbox) Release(try func([]byte) int) {
 		putBuf(out) // no writer runs to keep it: an idle connection holds no buffer
 	}
 	o.startIfNeededLocked()
-	o.mu.Unlock()
 }
 
 // startIfNeededLocked starts the writer if the buffer or a close or a

@@ -87,3 +87,59 @@ func TestCloseWhileHeldHappensAtRelease(t *testing.T) {
 		t.Fatal("the close asked for while held never happened")
 	}
 }
+
+// A deferred delivery starts no writer; Flush writes it inline, and a
+// Flush while the reader holds the outbox leaves it to Release.
+func TestDeferredDeliveryWaitsForFlush(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	o := NewOnDemand(1<<20, a, func() {}, func(error) {})
+	var inline []byte
+	o.TryWrite(func(p []byte) int { inline = append(inline, p...); return len(p) })
+	if !o.AppendDeliveryDeferred(appendString("one")) {
+		t.Fatal("deferred delivery refused")
+	}
+	o.mu.Lock()
+	started := o.demand.writing
+	o.mu.Unlock()
+	if started {
+		t.Fatal("a deferred delivery started the writer")
+	}
+	o.Flush()
+	if string(inline) != "one" {
+		t.Fatalf("Flush wrote %q inline, want \"one\"", inline)
+	}
+	o.Hold()
+	o.AppendDeliveryDeferred(appendString("two"))
+	o.Flush()
+	if string(inline) != "one" {
+		t.Fatalf("Flush wrote %q while the outbox was held", inline)
+	}
+	o.Release(func(p []byte) int { inline = append(inline, p...); return len(p) })
+	if string(inline) != "onetwo" {
+		t.Fatalf("after Release: %q, want \"onetwo\"", inline)
+	}
+}
+
+// Past its limit a deferred delivery is refused like any other, and the
+// writer that Flush starts then asks for a redispatch once it drained.
+func TestDeferredDeliveryRefusedPastTheLimit(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	drained := make(chan struct{}, 1)
+	o := NewOnDemand(2, a, func() { drained <- struct{}{} }, func(error) {})
+	o.TryWrite(func(p []byte) int { return 0 }) // the socket takes nothing inline
+	o.AppendDeliveryDeferred(appendString("abc"))
+	if o.AppendDeliveryDeferred(appendString("d")) {
+		t.Fatal("a delivery past the limit was taken")
+	}
+	go func() { _, _ = io.ReadAll(b) }()
+	o.Flush()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no redispatch after the writer drained the refused delivery's outbox")
+	}
+}

@@ -386,14 +386,36 @@ func decodeConnect(d *dec) *Connect {
 }
 
 func decodePublish(d *dec, flags, v byte) *Publish {
-	p := &Publish{Dup: flags&8 != 0, QoS: flags >> 1 & 3, Retain: flags&1 != 0}
+	p := &Publish{}
+	decodePublishInto(d, p, flags, v)
+	return p
+}
+
+// DecodePublishInto is Decode for a PUBLISH into a Publish the caller
+// reuses (a reader decoding a stream of them): p is overwritten whole. The
+// payload is a copy, as Decode's.
+func DecodePublishInto(p *Publish, first byte, body []byte, v byte) error {
+	*p = Publish{}
+	if first>>4 != PUBLISH {
+		return malformed("packet type %d is not PUBLISH", first>>4)
+	}
+	d := dec{b: body}
+	decodePublishInto(&d, p, first&0x0f, v)
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}
+
+func decodePublishInto(d *dec, p *Publish, flags, v byte) {
+	*p = Publish{Dup: flags&8 != 0, QoS: flags >> 1 & 3, Retain: flags&1 != 0}
 	if p.QoS == 3 {
 		d.fail(malformed("PUBLISH with QoS 3")) // [MQTT-3.3.1-4]
-		return p
+		return
 	}
 	if p.QoS == 0 && p.Dup {
 		d.fail(malformed("DUP set on QoS 0")) // [MQTT-3.3.1-2]
-		return p
+		return
 	}
 	p.Topic = d.str()
 	if p.QoS > 0 {
@@ -411,7 +433,6 @@ func decodePublish(d *dec, flags, v byte) *Publish {
 		}
 	}
 	p.Payload = append([]byte(nil), d.take(d.remaining())...)
-	return p
 }
 
 func decodeSubscribe(d *dec, v byte) *Subscribe {
