@@ -157,6 +157,11 @@ func (b *quorumBackend) start(rl ReplicatedLog) {
 	if stale {
 		b.soon(b.announceRun)
 	}
+	// Entries a replay applied while the group opened may have proposed
+	// already (a node-restarted for an earlier run's checkout): without
+	// a log those failed and wait for the retry timer, and the announce
+	// above does nothing while one is on its way. Send them now.
+	b.soon(b.retryIfWaiting)
 	if leader {
 		b.LeaderChanged(b.node, true)
 	}
