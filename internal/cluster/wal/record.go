@@ -33,7 +33,7 @@ var maxRecord = 256 << 20
 // bound (review7 F6). Recovery reads each segment whole (vfs.ReadFile)
 // and parses records within it, so a corrupt length is bounded by the
 // segment's bytes, never allocated. A var: tests lower it.
-var maxSnapRecord = math.MaxUint32 - recordHeader - batchHeaderLen
+var maxSnapRecord = min(math.MaxUint32, math.MaxInt) - recordHeader - batchHeaderLen
 
 // Record types. Every payload but recBatch's starts with the group id
 // (uint64).
