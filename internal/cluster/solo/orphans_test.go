@@ -1,6 +1,7 @@
 package solo
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -62,5 +63,61 @@ func TestRemoveOrphansLeavesAStoppingGroupAlone(t *testing.T) {
 	defer s.Close()
 	if n, err := s.RemoveOrphans(); err != nil || n != 0 {
 		t.Fatalf("after the restart: %d orphans removed, %v (Delete left its group's state)", n, err)
+	}
+}
+
+// review7 F5: a node whose quorum queues are all gone — deleted, or
+// deleted just before a crash (an orphan) — opens the log at the next
+// start only to clean it up, starts no Raft host (its ticker), and
+// leaves no log behind, so the start after opens nothing at all, as the
+// package says. Before, any file in DATA_DIR/quorum/wal started the host
+// at every start, forever. A quorum queue declared later works.
+func TestNoQuorumQueueLeftRunsNothing(t *testing.T) {
+	for _, deleted := range []bool{true, false} {
+		dir := t.TempDir()
+		s := New(Config{Dir: dir})
+		rl, err := s.Open(broker.QueueDef{VHost: "/", ID: "gone"}, newList())
+		if err != nil {
+			t.Fatal(err)
+		}
+		propose(t, rl, "m")
+		if deleted {
+			rl.Delete()
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s = New(Config{Dir: dir})
+		n, err := s.RemoveOrphans()
+		if want := map[bool]int{true: 0, false: 1}[deleted]; err != nil || n != want {
+			t.Fatalf("deleted %v: RemoveOrphans removed %d, %v; want %d", deleted, n, err, want)
+		}
+		s.mu.Lock()
+		host, w := s.host, s.wal
+		s.mu.Unlock()
+		if host != nil || w != nil {
+			t.Fatalf("deleted %v: no quorum queue left, yet the Raft host (%v) or the log (%v) is open", deleted, host != nil, w != nil)
+		}
+		if names, _ := s.cfg.FS.List(filepath.Join(dir, "wal")); len(names) != 0 {
+			t.Fatalf("deleted %v: the log of no quorum queue is still there: %v", deleted, names)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		s = New(Config{Dir: dir})
+		if n, err := s.RemoveOrphans(); n != 0 || err != nil || s.wal != nil {
+			t.Fatalf("deleted %v: the next start: %d removed, %v, log open %v", deleted, n, err, s.wal != nil)
+		}
+		m := newList()
+		rl, err = s.Open(broker.QueueDef{VHost: "/", ID: "new"}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		propose(t, rl, "n")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
