@@ -121,3 +121,39 @@ func TestNoQuorumQueueLeftRunsNothing(t *testing.T) {
 		}
 	}
 }
+
+// review7 F5, the replay case: a start whose definitions log replays a
+// quorum queue's declare and then its delete opens the group (and the
+// Raft host) and deletes it before RemoveOrphans; with nothing open or
+// stopping then, RemoveOrphans stops the host and deletes the log, rather
+// than leaving that to the start after.
+func TestRemoveOrphansAfterTheLastQueueWasDeletedThisRun(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{Dir: dir})
+	defer s.Close()
+	rl, err := s.Open(broker.QueueDef{VHost: "/", ID: "replayed"}, newList())
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose(t, rl, "m")
+	rl.Delete()
+	s.deleting.Wait()
+	if n, err := s.RemoveOrphans(); n != 0 || err != nil {
+		t.Fatalf("RemoveOrphans: %d, %v", n, err)
+	}
+	s.mu.Lock()
+	host, w := s.host, s.wal
+	s.mu.Unlock()
+	if host != nil || w != nil {
+		t.Fatalf("the last quorum queue deleted: Raft host open %v, log open %v", host != nil, w != nil)
+	}
+	if names, _ := s.cfg.FS.List(filepath.Join(dir, "wal")); len(names) != 0 {
+		t.Fatalf("the log of no quorum queue is still there: %v", names)
+	}
+	m := newList()
+	rl, err = s.Open(broker.QueueDef{VHost: "/", ID: "next"}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose(t, rl, "n")
+}

@@ -203,7 +203,8 @@ func (s *Groups) Close() error {
 // removing its state under it made raft panic; Delete removes it itself.
 //
 // With no quorum queue open (none left: review7 F5) it opens only the
-// log, no Raft host, and once the log holds no group it deletes it, so
+// log, no Raft host, and once the log holds no group it deletes it (and
+// stops the host, if the replay of a declare and a delete started it), so
 // the next start finds no log and opens nothing.
 func (s *Groups) RemoveOrphans() (int, error) {
 	s.mu.Lock()
@@ -229,7 +230,14 @@ func (s *Groups) RemoveOrphans() (int, error) {
 		}
 		n++
 	}
-	if s.host == nil && len(s.wal.Groups()) == 0 {
+	// No queue open and none stopping (every group's removal done): also a
+	// start that replayed the last quorum queue's declare and then its
+	// delete, which started the host.
+	if len(s.open) == 0 && len(s.stopping) == 0 && len(s.wal.Groups()) == 0 {
+		if s.host != nil {
+			s.host.Close()
+			s.host = nil
+		}
 		return n, s.dropLogLocked()
 	}
 	return n, nil
