@@ -67,6 +67,7 @@ type Group struct {
 	applied      uint64            // last applied index
 	snapIndex    uint64            // index of the last snapshot made or restored
 	snapRetry    uint64            // applied index before which a failed snapshot is not retried
+	snapFails    uint64            // snapshots failed in a row (snapshotFailed's back-off)
 	snapDue      bool              // a configuration change was applied: snapshot now (maybeSnapshot)
 	snapBytes    uint64            // entry bytes applied since the last snapshot
 	snapSize     uint64            // the last snapshot's size made here (0: none yet this run)

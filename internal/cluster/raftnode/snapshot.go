@@ -109,6 +109,7 @@ func (g *Group) snapshotDone(index, slack uint64, err error) {
 		return
 	}
 	g.snapIndex = max(g.snapIndex, index)
+	g.snapFails = 0
 	g.h.stats.snapsCreated.Add(1)
 	if index > slack {
 		to := g.compactFloor(index, index-slack)
@@ -139,7 +140,23 @@ func (g *Group) compactFloor(index, to uint64) uint64 {
 	return to
 }
 
+// maxSnapBackoff caps the doubling of the retry gap after failed
+// snapshots: at most 64 times SnapshotEntries/10 entries apart.
+const maxSnapBackoff = 6
+
+// snapshotFailed schedules the next attempt after a failed snapshot,
+// SnapshotEntries/10 applied entries later, doubling with every failure in
+// a row up to 2^maxSnapBackoff times that. Each attempt encodes the whole
+// state on the group's goroutine; one that fails for good (a state over
+// the storage's limit: review7 F6) was re-encoded every SnapshotEntries/10
+// entries, hundreds of MB each time for a large quorum queue.
 func (g *Group) snapshotFailed(index uint64, err error) {
-	g.log.Error("raft snapshot failed; retrying later", "index", index, "err", err)
-	g.snapRetry = g.applied + max(1, g.h.cfg.SnapshotEntries/10)
+	gap := max(1, g.h.cfg.SnapshotEntries/10)
+	if gap < 1<<50 {
+		gap <<= min(g.snapFails, maxSnapBackoff)
+	}
+	g.snapFails++
+	g.snapRetry = g.applied + gap
+	g.log.Error("raft snapshot failed; retrying later", "index", index, "failures", g.snapFails,
+		"retry_after_entries", gap, "err", err)
 }

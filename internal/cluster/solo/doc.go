@@ -9,6 +9,9 @@
 // redelivered marking, and a confirm only once the entry is fsynced.
 //
 // Nothing is opened until the first quorum queue is: a node without quorum
-// queues runs no WAL, no ticker and no goroutine for them. There is no
+// queues runs no WAL, no ticker and no goroutine for them. A node whose
+// quorum queues were all deleted opens the WAL once at its next start
+// (Groups.RemoveOrphans, without a Raft host) to remove what is left and
+// deletes it, so the start after opens nothing. There is no
 // transport: a one-voter group commits what it fsynced and sends nothing.
 package solo

@@ -68,6 +68,22 @@ func New(cfg Config) *Groups {
 // ErrClosed is returned by Open after Close.
 var ErrClosed = errors.New("solo: closed")
 
+// walDir is where the quorum queues' WAL lives.
+func (s *Groups) walDir() string { return filepath.Join(s.cfg.Dir, "wal") }
+
+// walLocked opens the WAL on first use.
+func (s *Groups) walLocked() (*wal.WAL, error) {
+	if s.wal != nil {
+		return s.wal, nil
+	}
+	w, err := wal.Open(s.cfg.FS, s.walDir(), wal.Options{Logger: s.cfg.Logger.With("component", "wal")})
+	if err != nil {
+		return nil, fmt.Errorf("solo: quorum queue log: %w", err)
+	}
+	s.wal = w
+	return w, nil
+}
+
 // hostLocked opens the WAL and starts the Raft host on first use.
 func (s *Groups) hostLocked() (*raftnode.Host, error) {
 	if s.closed {
@@ -76,18 +92,17 @@ func (s *Groups) hostLocked() (*raftnode.Host, error) {
 	if s.host != nil {
 		return s.host, nil
 	}
-	w, err := wal.Open(s.cfg.FS, filepath.Join(s.cfg.Dir, "wal"), wal.Options{Logger: s.cfg.Logger.With("component", "wal")})
+	w, err := s.walLocked()
 	if err != nil {
-		return nil, fmt.Errorf("solo: quorum queue log: %w", err)
+		return nil, err
 	}
-	s.wal = w
 	s.host = raftnode.NewHost(raftnode.HostConfig{
 		ID: self, Clock: s.cfg.Clock, Logger: s.cfg.Logger.With("component", "raft"),
 		TickInterval: s.cfg.TickInterval, ProposalTimeout: s.cfg.ProposalTimeout,
 		SnapshotEntries: s.cfg.SnapshotEntries,
 		NewStorage:      func(group uint64) raftnode.Storage { return w.Group(group) },
 	})
-	s.cfg.Logger.Info("quorum queues on a single node: each is a Raft group of one voter", "wal", filepath.Join(s.cfg.Dir, "wal"))
+	s.cfg.Logger.Info("quorum queues on a single node: each is a Raft group of one voter", "wal", s.walDir())
 	return s.host, nil
 }
 
@@ -168,10 +183,12 @@ func (s *Groups) Close() error {
 	s.closed = true
 	h, w := s.host, s.wal
 	s.mu.Unlock()
-	if h == nil {
+	if w == nil {
 		return nil
 	}
-	h.Close()
+	if h != nil {
+		h.Close()
+	}
 	s.deleting.Wait() // before the WAL closes: their removal writes to it
 	return w.Close()
 }
@@ -184,6 +201,11 @@ func (s *Groups) Close() error {
 // stopping is left alone (review7 F1): recovery may replay a queue's
 // declare and then its delete, whose group is stopped on a goroutine, and
 // removing its state under it made raft panic; Delete removes it itself.
+//
+// With no quorum queue open (none left: review7 F5) it opens only the
+// log, no Raft host, and once the log holds no group it deletes it (and
+// stops the host, if the replay of a declare and a delete started it), so
+// the next start finds no log and opens nothing.
 func (s *Groups) RemoveOrphans() (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,10 +213,10 @@ func (s *Groups) RemoveOrphans() (int, error) {
 		return 0, nil
 	}
 	if s.wal == nil {
-		if names, err := s.cfg.FS.List(filepath.Join(s.cfg.Dir, "wal")); err != nil || len(names) == 0 {
-			return 0, nil // no log: nothing was ever declared here
+		if names, err := s.cfg.FS.List(s.walDir()); err != nil || len(names) == 0 {
+			return 0, nil // no log: no quorum queue here
 		}
-		if _, err := s.hostLocked(); err != nil {
+		if _, err := s.walLocked(); err != nil {
 			return 0, err
 		}
 	}
@@ -208,7 +230,46 @@ func (s *Groups) RemoveOrphans() (int, error) {
 		}
 		n++
 	}
+	// No queue open and none stopping (every group's removal done): also a
+	// start that replayed the last quorum queue's declare and then its
+	// delete, which started the host.
+	if len(s.open) == 0 && len(s.stopping) == 0 && len(s.wal.Groups()) == 0 {
+		if s.host != nil {
+			s.host.Close()
+			s.host = nil
+		}
+		return n, s.dropLogLocked()
+	}
 	return n, nil
+}
+
+// dropLogLocked closes the WAL, which holds no group and serves no Raft
+// host, and deletes its files: every group's removal is durable in it, so
+// nothing is lost, and a start without a log opens nothing. Segments go
+// oldest first, each deletion made durable before the next, so a crash
+// half-way leaves a log without a gap, which the next start cleans up
+// again. The next quorum queue opens a new log.
+func (s *Groups) dropLogLocked() error {
+	w := s.wal
+	s.wal = nil
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("solo: closing the log of no quorum queue: %w", err)
+	}
+	dir := s.walDir()
+	names, err := s.cfg.FS.List(dir)
+	if err != nil {
+		return fmt.Errorf("solo: %w", err)
+	}
+	for _, name := range names {
+		if err := s.cfg.FS.Remove(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("solo: deleting the log of no quorum queue: %w", err)
+		}
+		if err := s.cfg.FS.SyncDir(dir); err != nil {
+			return fmt.Errorf("solo: %w", err)
+		}
+	}
+	s.cfg.Logger.Info("no quorum queue left: deleted the quorum queue log", "wal", dir, "files", len(names))
+	return nil
 }
 
 // Stats are the WAL's counters (zero before the first quorum queue).

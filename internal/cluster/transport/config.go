@@ -61,6 +61,7 @@ type TCPConfig struct {
 	BackoffMin       time.Duration // first redial delay (default 50 ms)
 	BackoffMax       time.Duration // largest redial delay (default 1 s)
 	MaxFrame         int           // largest frame body sent or accepted (default DefaultMaxFrame, 64 MiB)
+	MaxSnapshotFrame int           // largest Raft batch carrying a snapshot, sent or accepted (default DefaultMaxSnapshotFrame, 4 GiB - 1)
 	MaxQueueBytes    int           // per-peer send queue; Raft beyond it is dropped (default 64 MiB; an empty queue takes any frame, frames ≤ 4 KiB may use 1/8 more)
 	MaxInflight      int           // requests one connection handles at once; more are answered with a busy RemoteError (default 1024)
 }
@@ -102,6 +103,9 @@ func (c *TCPConfig) setDefaults() error {
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxSnapshotFrame <= 0 {
+		c.MaxSnapshotFrame = DefaultMaxSnapshotFrame
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 64 << 20

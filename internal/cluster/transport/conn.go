@@ -244,7 +244,7 @@ func (c *conn) write(batch, iov [][]byte) ([][]byte, error) {
 func (c *conn) readLoop() {
 	defer c.t.wg.Done()
 	// c.br reads through an idleReader: the read deadline follows.
-	fr := frameReader{r: c.br, maxFrame: c.t.cfg.MaxFrame}
+	fr := frameReader{r: c.br, maxFrame: c.t.cfg.MaxFrame, maxSnap: c.t.cfg.MaxSnapshotFrame}
 	for {
 		h, body, err := fr.next()
 		if err == nil && c.ctx.Err() != nil {

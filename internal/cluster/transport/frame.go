@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -16,9 +17,11 @@ import (
 // frame is a fixed 14-byte header and a body:
 //
 //	type  uint8   frameRaft, frameRequest, frameReply, frameError, frameNotify, framePing
-//	kind  uint8   the request or notify kind (0 otherwise)
+//	kind  uint8   the request or notify kind; for frameRaft, raftSnapshot when
+//	              the batch carries a snapshot (MsgSnap), else 0
 //	id    uint64  the Raft group (frameRaft) or the request id (request, reply, error)
-//	len   uint32  body length, at most the receiver's MaxFrame
+//	len   uint32  body length, at most the receiver's MaxFrame (MaxSnapshotFrame
+//	              for a frameRaft of kind raftSnapshot)
 //
 // all big-endian. Bodies:
 //
@@ -39,8 +42,22 @@ const (
 	headerLen = 14
 
 	// DefaultMaxFrame bounds a frame's body: a larger length is a protocol
-	// error that closes the connection (a Raft snapshot must fit).
+	// error that closes the connection. A Raft batch carrying a snapshot
+	// has its own bound, MaxSnapshotFrame.
 	DefaultMaxFrame = 64 << 20
+
+	// DefaultMaxSnapshotFrame bounds the body of a Raft batch carrying a
+	// snapshot: the header's uint32 length. A snapshot is a quorum queue's
+	// whole state; under MaxFrame, a follower that fell behind the
+	// leader's log could never catch up once the queue held more than
+	// 64 MiB (review7 F6). The reader grows its buffer as the bytes
+	// arrive (readAhead), so the larger bound costs nothing until a
+	// snapshot does come, and only an authenticated peer can send one.
+	DefaultMaxSnapshotFrame = min(math.MaxUint32, math.MaxInt)
+
+	// raftSnapshot is the kind of a frameRaft whose batch holds a MsgSnap.
+	// A receiver that predates it reads the frame as any Raft batch.
+	raftSnapshot = 1
 )
 
 // errProtocol marks a peer that broke the frame protocol; the connection
@@ -62,11 +79,15 @@ func appendHeader(b []byte, h header) []byte {
 	return binary.BigEndian.AppendUint32(b, h.len)
 }
 
-// parseHeader decodes and checks a header against maxFrame.
-func parseHeader(b []byte, maxFrame int) (header, error) {
+// parseHeader decodes and checks a header against maxFrame, or maxSnap
+// for a Raft batch carrying a snapshot.
+func parseHeader(b []byte, maxFrame, maxSnap int) (header, error) {
 	h := header{typ: b[0], kind: b[1], id: binary.BigEndian.Uint64(b[2:10]), len: binary.BigEndian.Uint32(b[10:14])}
 	if h.typ < frameRaft || h.typ > framePing {
 		return h, fmt.Errorf("%w: unknown frame type %d", errProtocol, h.typ)
+	}
+	if h.typ == frameRaft && h.kind == raftSnapshot {
+		maxFrame = max(maxFrame, maxSnap)
 	}
 	if int64(h.len) > int64(maxFrame) {
 		return h, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", errProtocol, h.len, maxFrame)
@@ -81,6 +102,7 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 type frameReader struct {
 	r        *bufio.Reader
 	maxFrame int
+	maxSnap  int // for a Raft batch carrying a snapshot; below maxFrame: maxFrame
 	hdr      [headerLen]byte
 	buf      []byte
 }
@@ -106,7 +128,7 @@ func (fr *frameReader) next() (header, []byte, error) {
 	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
 		return header{}, nil, err
 	}
-	h, err := parseHeader(fr.hdr[:], fr.maxFrame)
+	h, err := parseHeader(fr.hdr[:], fr.maxFrame, fr.maxSnap)
 	if err != nil {
 		return h, nil, err
 	}

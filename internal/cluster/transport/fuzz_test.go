@@ -21,8 +21,9 @@ func FuzzFrameDecoder(f *testing.F) {
 	f.Add(append(good, req...))
 	f.Add(appendHeader(nil, header{typ: framePing}))
 	f.Add(appendHeader(nil, header{typ: frameRaft, len: 1 << 30}))
+	f.Add(appendHeader(nil, header{typ: frameRaft, kind: raftSnapshot, len: 1 << 30}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := frameReader{r: bufio.NewReader(bytes.NewReader(data)), maxFrame: 1 << 16}
+		fr := frameReader{r: bufio.NewReader(bytes.NewReader(data)), maxFrame: 1 << 16, maxSnap: 1 << 18}
 		for range 64 {
 			h, body, err := fr.next()
 			if err != nil {
@@ -31,7 +32,11 @@ func FuzzFrameDecoder(f *testing.F) {
 				}
 				return
 			}
-			if len(body) != int(h.len) || len(body) > 1<<16 {
+			limit := 1 << 16
+			if h.typ == frameRaft && h.kind == raftSnapshot {
+				limit = 1 << 18
+			}
+			if len(body) != int(h.len) || len(body) > limit {
 				t.Fatalf("body of %d bytes for header %+v", len(body), h)
 			}
 			switch h.typ {

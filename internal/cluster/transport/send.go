@@ -36,9 +36,15 @@ func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
 		t.dropRaft(p, to, group, len(msgs))
 		return
 	}
-	if n := len(frame) - headerLen; n > t.cfg.MaxFrame {
+	limit := t.cfg.MaxFrame
+	if hasSnapshot(msgs) {
+		// Marked so the receiver takes it up to its MaxSnapshotFrame.
+		frame[1] = raftSnapshot
+		limit = max(limit, t.cfg.MaxSnapshotFrame)
+	}
+	if n := len(frame) - headerLen; n > limit {
 		if t.limit.allow(fmt.Sprintf("big raft %d", group)) {
-			t.log.Error("cluster raft batch dropped: larger than the frame limit", "peer", to, "group", group, "bytes", n, "max_frame", t.cfg.MaxFrame)
+			t.log.Error("cluster raft batch dropped: larger than the frame limit", "peer", to, "group", group, "bytes", n, "max_frame", limit)
 		}
 		t.dropRaft(p, to, group, len(msgs))
 		return
@@ -54,6 +60,16 @@ func (t *TCP) SendRaft(to NodeID, group Group, msgs []*raftpb.Message) {
 		*buf = nil
 	}
 	p.msgsSent.Add(uint64(len(msgs)))
+}
+
+// hasSnapshot reports whether msgs hold a MsgSnap.
+func hasSnapshot(msgs []*raftpb.Message) bool {
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			return true
+		}
+	}
+	return false
 }
 
 // dropRaft counts dropped messages and tells the owner of the group.

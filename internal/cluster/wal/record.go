@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -18,10 +19,21 @@ import (
 // payloads are the WAL's own.
 const recordHeader = frame.HeaderLen
 
-// maxRecord bounds a record's length so a corrupt length cannot make
-// recovery allocate gigabytes; a snapshot larger than this cannot be
-// stored (CreateSnapshot and Save refuse it).
-const maxRecord = 256 << 20
+// maxRecord bounds the length of a record that carries no snapshot (a
+// save of entries, a compaction): Raft's messages bound them far lower,
+// so a larger one is a bug, refused when encoded. A var: tests lower it.
+var maxRecord = 256 << 20
+
+// maxSnapRecord bounds a record that carries a snapshot (a snapshot, or a
+// save or checkpoint holding one): the frame's uint32 length, less the
+// record and batch headers, so the record alone still fits one batch's
+// uint32 length. A snapshot is a quorum queue's whole state; bounding it
+// by maxRecord, as before, meant a queue with more than 256 MiB waiting
+// could never snapshot, its log never compacted and the WAL grew without
+// bound (review7 F6). Recovery reads each segment whole (vfs.ReadFile)
+// and parses records within it, so a corrupt length is bounded by the
+// segment's bytes, never allocated. A var: tests lower it.
+var maxSnapRecord = min(math.MaxUint32, math.MaxInt) - recordHeader - batchHeaderLen
 
 // Record types. Every payload but recBatch's starts with the group id
 // (uint64).
@@ -68,7 +80,11 @@ var (
 // parseRecord reads the record at the start of b: its type, payload
 // (aliasing b) and total length, or errBadRecord.
 func parseRecord(b []byte) (typ byte, payload []byte, n int, err error) {
-	typ, payload, n, ok := frame.Parse(b, maxRecord)
+	// Any length up to maxSnapRecord: a record lies within b (the rest of
+	// a segment read whole), and Parse checks its length against b, so a
+	// corrupt length allocates nothing. Record types are checked when
+	// decoded; a snapshot record may exceed maxRecord.
+	typ, payload, n, ok := frame.Parse(b, uint32(maxSnapRecord))
 	if !ok {
 		return 0, nil, 0, errBadRecord
 	}
@@ -176,8 +192,8 @@ func encodeSnapshotParts(buf []byte, group uint64, snap *raftpb.Snapshot) (head,
 	head = append(head, 0x0a)
 	head = binary.AppendUvarint(head, uint64(len(data)))
 	body := len(head) - start - recordHeader + len(data) + len(tail)
-	if body > maxRecord {
-		return nil, nil, nil, fmt.Errorf("wal: record of %d bytes exceeds the limit of %d", body, maxRecord)
+	if body > maxSnapRecord {
+		return nil, nil, nil, fmt.Errorf("wal: snapshot record of %d bytes exceeds the limit of %d", body, maxSnapRecord)
 	}
 	crc := frame.CRC(head[start+recordHeader:])
 	crc = frame.CRCUpdate(crc, data)
@@ -230,8 +246,12 @@ func encodeRecord(buf []byte, r *record) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("wal: encoding unknown record type %d", r.typ)
 	}
-	if len(buf)-start-recordHeader > maxRecord {
-		return nil, fmt.Errorf("wal: record of %d bytes exceeds the limit of %d", len(buf)-start-recordHeader, maxRecord)
+	limit := maxRecord
+	if r.snap != nil {
+		limit = maxSnapRecord
+	}
+	if n := len(buf) - start - recordHeader; n > limit {
+		return nil, fmt.Errorf("wal: record of %d bytes exceeds the limit of %d", n, limit)
 	}
 	sealRecord(buf, start)
 	return buf, nil
