@@ -84,6 +84,12 @@ type conn struct {
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}
+
+	// In a cluster (cluster.go), guarded by srv.mu: admitted is set once
+	// the other nodes gave up the client id (the handshake then opens the
+	// session); remote once another node's CONNECT took it over.
+	admitted bool
+	remote   byte
 }
 
 // subOpts are a subscription's options.

@@ -131,6 +131,11 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
 		}
 	}
+	if cl := c.srv.cfg.Cluster; cl != nil {
+		if err := c.takeOverCluster(cl); err != nil {
+			return refuse(wire.ServerUnavailable, err.Error())
+		}
+	}
 	// The session is in use: no expiry countdown until the client leaves.
 	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
 		c.srv.release(c)

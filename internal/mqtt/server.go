@@ -67,6 +67,10 @@ type Config struct {
 	// NoEventLoop keeps a goroutine per TCP connection instead of parking
 	// idle ones on the event loop (for comparison; see io.go).
 	NoEventLoop bool
+	// Cluster, in a cluster, takes client ids over from the other nodes
+	// and tells whether a session's node is reachable (cluster.go); nil
+	// on a single node.
+	Cluster Cluster
 }
 
 func (c Config) withDefaults() Config {

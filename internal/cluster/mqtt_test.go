@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/mqtt"
+)
+
+// MQTT on an in-process cluster of real brokers, wired as internal/server
+// wires them: client-id takeover across nodes, a session whose node is
+// down, publishes matching such a session.
+
+// serveMQTT serves MQTT on bn's broker (anonymous guest) until the test
+// ends and returns its URL and server. cluster: false serves it as a
+// single node would (no cross-node takeover), to show what the cluster
+// wiring changes.
+func (bn *brokerNode) serveMQTT(t *testing.T, cluster bool) (string, *mqtt.Server) {
+	t.Helper()
+	users := auth.NewStore()
+	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
+	users.SetPermission("guest", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mqtt.Config{AllowAnonymous: true}
+	if cluster {
+		cfg.Cluster = bn.node
+	}
+	srv, err := mqtt.NewServer(cfg, bn.b, users, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cluster {
+		bn.node.SetClientTakeover(srv.TakenOver)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "tcp://" + ln.Addr().String(), srv
+}
+
+// mqttClient is a Paho 3.1.1 client that records what it receives and
+// whether it lost its connection.
+type mqttClient struct {
+	paho.Client
+	mu   sync.Mutex
+	got  []string
+	lost atomic.Bool
+	ch   chan struct{}
+}
+
+func dialMQTT(t *testing.T, url, id string, clean bool) *mqttClient {
+	t.Helper()
+	mc, err := connectMQTT(url, id, clean)
+	if err != nil {
+		t.Fatalf("connect %s to %s: %v", id, url, err)
+	}
+	t.Cleanup(func() { mc.Disconnect(0) })
+	return mc
+}
+
+func connectMQTT(url, id string, clean bool) (*mqttClient, error) {
+	mc := &mqttClient{ch: make(chan struct{}, 1)}
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetProtocolVersion(4).SetCleanSession(clean).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10 * time.Second).
+		SetConnectionLostHandler(func(paho.Client, error) { mc.lost.Store(true); mc.poke() }).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			mc.mu.Lock()
+			mc.got = append(mc.got, string(m.Payload()))
+			mc.mu.Unlock()
+			mc.poke()
+		})
+	mc.Client = paho.NewClient(o)
+	tok := mc.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, errors.New("no CONNACK within 10 s")
+	}
+	if tok.Error() != nil {
+		return nil, tok.Error()
+	}
+	return mc, nil
+}
+
+func (mc *mqttClient) poke() {
+	select {
+	case mc.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (mc *mqttClient) received() []string {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	return slices.Clone(mc.got)
+}
+
+// waitFor waits, on the client's events, until cond holds or 10 s pass.
+func (mc *mqttClient) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-mc.ch:
+		case <-deadline:
+			t.Fatalf("waiting for %s", what)
+		}
+	}
+}
+
+func mqttDo(t *testing.T, tok paho.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT: %v", tok.Error())
+	}
+}
+
+// MQTT-3.1.4-2: a CONNECT with a client id connected on another node
+// disconnects that connection; the session's messages all go to the new
+// one. (Before the takeover was cluster-wide, both stayed connected and
+// shared the session queue's messages between them.)
+func TestMQTTClientIDTakeoverAcrossNodes(t *testing.T) {
+	nodes := startBrokerCluster(t, 3)
+	urls := make([]string, len(nodes))
+	for i, bn := range nodes {
+		urls[i], _ = bn.serveMQTT(t, true)
+	}
+	a := dialMQTT(t, urls[0], "takeover-x", false)
+	mqttDo(t, a.Subscribe("tk/#", 1, nil))
+	b := dialMQTT(t, urls[1], "takeover-x", false)
+	a.waitFor(t, "the first connection (n1) to be closed by the takeover on n2", a.lost.Load)
+
+	pub := dialMQTT(t, urls[2], "tk-pub", true)
+	for _, m := range []string{"t0", "t1", "t2", "t3", "t4"} {
+		mqttDo(t, pub.Publish("tk/x", 1, false, m))
+	}
+	b.waitFor(t, "five messages on n2", func() bool { return len(b.received()) >= 5 })
+	if got := b.received(); !slices.Equal(got, []string{"t0", "t1", "t2", "t3", "t4"}) {
+		t.Fatalf("the new connection got %v", got)
+	}
+	if got := a.received(); len(got) != 0 {
+		t.Fatalf("the taken-over connection got %v", got)
+	}
+	if b.lost.Load() || !b.IsConnectionOpen() {
+		t.Fatal("the new connection was closed")
+	}
+
+	// And back: a clean session on n3 takes the id over from n2.
+	c := dialMQTT(t, urls[2], "takeover-x", true)
+	b.waitFor(t, "the n2 connection to be closed by a clean session on n3", b.lost.Load)
+	if !c.IsConnectionOpen() {
+		t.Fatal("the clean session's connection was closed")
+	}
+}
