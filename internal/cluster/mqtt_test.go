@@ -164,3 +164,54 @@ func TestMQTTClientIDTakeoverAcrossNodes(t *testing.T) {
 		t.Fatal("the clean session's connection was closed")
 	}
 }
+
+// A persistent session whose node (the one holding its queue) is down
+// cannot be resumed on another node: the CONNECT is refused with Server
+// unavailable (3.1.1 return code 3), rather than accepted with Session
+// Present and dropped at once, and the client gets in again once the
+// node is back. A clean session connects meanwhile.
+func TestMQTTSessionOfADownNodeIsRefusedNotDropped(t *testing.T) {
+	nodes := startBrokerCluster(t, 3)
+	urls := make([]string, len(nodes))
+	for i, bn := range nodes {
+		urls[i], _ = bn.serveMQTT(t, true)
+	}
+	sub := dialMQTT(t, urls[0], "user7-sub", false)
+	mqttDo(t, sub.Subscribe("sensors/#", 1, nil))
+	sub.Disconnect(50)
+	if err := nodes[0].node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := connectMQTT(urls[1], "user7-sub", false)
+	if err == nil {
+		mc.Disconnect(0)
+		t.Fatal("the session of a down node was resumed on n2")
+	}
+	if err.Error() != "server Unavailable" {
+		t.Fatalf("CONNECT on n2: %v, want server unavailable (return code 3)", err)
+	}
+	fresh := dialMQTT(t, urls[1], "user7-fresh", true)
+	mqttDo(t, fresh.Subscribe("other/#", 1, nil))
+
+	nodes[0].restart(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mc, err := connectMQTT(urls[1], "user7-sub", false)
+		if err == nil {
+			// The resumed session is served: a publish through n3 reaches
+			// it through its subscription of before.
+			pub := dialMQTT(t, urls[2], "user7-pub", true)
+			mqttDo(t, pub.Publish("sensors/s1/temp", 1, false, "after"))
+			mc.waitFor(t, "the resumed session's delivery", func() bool { return slices.Contains(mc.received(), "after") })
+			if mc.lost.Load() {
+				t.Fatal("the resumed session's connection was dropped")
+			}
+			mc.Disconnect(0)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 is back, and the session still cannot be resumed on n2: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

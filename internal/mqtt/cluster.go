@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -105,7 +106,7 @@ func (s *Server) TakenOver(ctx context.Context, vhost, clientID string, cleanSta
 func (c *conn) takeOverCluster(cl Cluster) error {
 	if err := cl.TakeOver(context.Background(), c.srv.cfg.VHost, c.clientID, c.cleanStart); err != nil {
 		c.srv.release(c)
-		c.logger().Warn("MQTT CONNECT refused: the client's connection on another node did not close in time", "err", err)
+		c.warn("MQTT CONNECT refused: the client's connection on another node did not close in time", "err", err)
 		return err
 	}
 	s := c.srv
@@ -117,4 +118,48 @@ func (c *conn) takeOverCluster(cl Cluster) error {
 		return errors.New("taken over by a CONNECT of the same client id on another node")
 	}
 	return nil
+}
+
+// sessionReachable refuses to resume a session whose queue is held by a
+// node this one cannot reach. A persistent session's queue is a classic
+// queue, held by the node where the session began (docs/clustering.md,
+// "MQTT in a cluster"); resumed on another node it is consumed from there
+// over the cluster connection. With that node down, the CONNACK would
+// promise a session (Session Present) that no message can come from:
+// the consume fails at once and the connection drops, on every retry,
+// without a word. So the CONNECT is refused with Server unavailable
+// (3.1.1 return code 3, 5.0 reason 0x88: "the Server is not available"
+// — 0x89 Server busy says the server is overloaded, which it is not) and
+// a log line, and the client tries again until the node is back; or it
+// connects with a clean session, which does not need the old queue.
+func (c *conn) sessionReachable() error {
+	cl := c.srv.cfg.Cluster
+	if cl == nil || c.queue == nil || !c.queue.Remote() || cl.NodeReachable(c.queue.Node()) {
+		return nil
+	}
+	node := cl.NodeName(c.queue.Node())
+	c.warn("MQTT CONNECT refused: the node holding the session is unreachable; the client may retry until it is back, or start a clean session",
+		"node", node, "queue", c.queue.Name())
+	return fmt.Errorf("the session's node %s is unreachable", node)
+}
+
+// sessionLost ends a handshake whose session queue could not be consumed
+// after CONNACK (its node was lost between the check above and the
+// consume): the connection closes, saying why in the log, and gives the
+// client id and the session's state up for the client's next try.
+func (c *conn) sessionLost(err error) {
+	c.warn("MQTT session could not be resumed: consuming its queue failed; closing the connection", "queue", c.queue.Name(), "err", err)
+	c.detachSession()
+	if c.expiry > 0 && c.srv.isActive(c) {
+		_ = c.srv.expiry.left(c.clientID, c.expiry)
+	}
+	c.srv.release(c)
+}
+
+// warn logs a cluster-related line, at most connLogPerSecond a second
+// (a fleet retrying against a down node would otherwise flood the log).
+func (c *conn) warn(msg string, args ...any) {
+	if ok, unlogged := c.srv.clusterLog.allow(time.Now()); ok {
+		c.logger().Warn(msg, append(args, "unlogged", unlogged)...)
+	}
 }

@@ -149,6 +149,10 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
+	if err := c.sessionReachable(); err != nil {
+		c.srv.release(c)
+		return refuse(wire.ServerUnavailable, err.Error())
+	}
 	c.attachSession(present)
 
 	ack := &wire.Connack{SessionPresent: present}
@@ -171,7 +175,11 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	}
 	c.send(ack)
 	c.resendReleased()
-	return c.startConsuming()
+	if err := c.startConsuming(); err != nil {
+		c.sessionLost(err)
+		return err
+	}
+	return nil
 }
 
 // authenticate checks the CONNECT's credentials against Tern's users; with

@@ -153,6 +153,7 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	connectLog, disconnectLog lineLimit // loglimit.go
+	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
