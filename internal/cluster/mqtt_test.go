@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tern-broker/tern/internal/auth"
+	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/mqtt"
 )
 
@@ -213,5 +215,59 @@ func TestMQTTSessionOfADownNodeIsRefusedNotDropped(t *testing.T) {
 			t.Fatalf("n1 is back, and the session still cannot be resumed on n2: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A QoS 1 publish whose topic matches a persistent session held by a down
+// node: the copies for the live destinations are delivered (another
+// node's MQTT subscriber, a queue bound to amq.topic), the publisher gets
+// its PUBACK and keeps its connection, and the copy that could not reach
+// the down node's queue is counted. (Before, a 3.1.1 publisher was
+// disconnected about a second after each such publish, in a loop.)
+func TestMQTTPublishMatchingADownNodesSession(t *testing.T) {
+	nodes := startBrokerCluster(t, 3)
+	urls := make([]string, len(nodes))
+	srvs := make([]*mqtt.Server, len(nodes))
+	for i, bn := range nodes {
+		urls[i], srvs[i] = bn.serveMQTT(t, true)
+	}
+	sub := dialMQTT(t, urls[0], "user7-sub", false)
+	mqttDo(t, sub.Subscribe("sensors/#", 1, nil))
+	sub.Disconnect(50)
+	live := dialMQTT(t, urls[2], "live-sub", true)
+	mqttDo(t, live.Subscribe("sensors/#", 1, nil))
+	vh := nodes[1].b.VHost("/")
+	if _, err := vh.DeclareQueue(broker.QueueConfig{Name: "tap", Durable: true}, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := vh.BindQueue("tap", "amq.topic", "sensors.#", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].node.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	pub := dialMQTT(t, urls[1], "probe", true)
+	const n = 20
+	for i := range n {
+		tok := pub.Publish("sensors/s1/temp", 1, false, fmt.Sprintf("probe%d", i))
+		mqttDo(t, tok)
+		if pub.lost.Load() {
+			t.Fatalf("publish %d: the publisher was disconnected", i)
+		}
+	}
+	live.waitFor(t, "the live subscriber's copies", func() bool { return len(live.received()) >= n })
+	tap, err := vh.Queue("tap", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready, _, _ := tap.Counts(); ready != n {
+		t.Fatalf("the bound queue on n2 holds %d messages, want %d", ready, n)
+	}
+	if got := srvs[1].Stats().CopiesUnreachable; got < 1 {
+		t.Fatalf("copies to the down node's session counted: %d", got)
+	}
+	if pub.lost.Load() || !pub.IsConnectionOpen() {
+		t.Fatal("the publisher lost its connection")
 	}
 }

@@ -163,3 +163,23 @@ func (c *conn) warn(msg string, args ...any) {
 		c.logger().Warn(msg, append(args, "unlogged", unlogged)...)
 	}
 }
+
+// copyUnreachable counts a copy of a QoS 1/2 publish that could not reach
+// its queue because the queue's node is down or unreachable (the
+// Forwarder's broker.ErrNodeUnreachable), and logs it, rate-limited. It
+// does not fail the publish: the copies for the live destinations were
+// delivered, and the PUBACK goes. A 3.1.1 client has no negative
+// acknowledgement, so failing it meant closing the publisher's connection
+// (every publisher of a matching topic, on every node, in a loop, for one
+// subscriber's session); 5.0's PUBACK 0x80 made every such publisher
+// resend what its live subscribers already had. The queue on the down
+// node misses the copy, as a RabbitMQ classic queue on a down node does.
+// (docs/design/mqtt.md, "In a cluster".) Called with the ack queue's lock
+// held.
+func (c *conn) copyUnreachable(err error) {
+	c.srv.stats.copiesUnreachable.Add(1)
+	if ok, unlogged := c.srv.clusterLog.allow(time.Now()); ok {
+		c.srv.log.Warn("MQTT publish acknowledged without the copy for a queue whose node is unreachable",
+			"client_id", c.clientID, "err", err, "unlogged", unlogged)
+	}
+}

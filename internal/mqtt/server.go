@@ -128,6 +128,10 @@ type Stats struct {
 	// AcceptThrottled counts accepts that waited for the overall connect
 	// rate (ConnectRate).
 	AcceptThrottled uint64
+	// CopiesUnreachable counts copies of QoS 1/2 publishes that could not
+	// reach a queue because its node was down or unreachable (cluster.go):
+	// the publish was acknowledged for its other destinations.
+	CopiesUnreachable uint64
 }
 
 type counters struct {
@@ -135,6 +139,7 @@ type counters struct {
 	connsTotal, publishesIn, delivered atomic.Uint64
 	qos0Dropped, acceptExhausted       atomic.Uint64
 	rateLimited, acceptThrottled       atomic.Uint64
+	copiesUnreachable                  atomic.Uint64
 	parked, readBufs                   atomic.Int64
 }
 
@@ -219,6 +224,7 @@ func (s *Server) Stats() Stats {
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
 		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
+		CopiesUnreachable: s.stats.copiesUnreachable.Load(),
 	}
 }
 
