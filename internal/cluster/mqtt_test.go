@@ -27,7 +27,7 @@ import (
 // ends and returns its URL and server. cluster: false serves it as a
 // single node would (no cross-node takeover), to show what the cluster
 // wiring changes.
-func (bn *brokerNode) serveMQTT(t *testing.T, cluster bool) (string, *mqtt.Server) {
+func (bn *brokerNode) serveMQTT(t testing.TB, cluster bool) (string, *mqtt.Server) {
 	t.Helper()
 	users := auth.NewStore()
 	users.Put(auth.User{Name: "guest", PasswordHash: auth.HashPassword("guest")})
