@@ -104,6 +104,8 @@ type Node struct {
 	// takeover closes this node's MQTT connection of a client id for
 	// another node's CONNECT (takeover.go); nil: no MQTT server.
 	takeover atomic.Pointer[ClientTakeover]
+	tomu     sync.Mutex
+	tolinks  map[transport.NodeID]*takeoverLink // per peer (takeover.go)
 }
 
 // queueGroup is an open quorum queue group and what it replicates.

@@ -29,11 +29,12 @@ import (
 // anyway; nor would a record by itself close the old connection. A
 // single node never reaches this code.
 
-// kindClientTakeover is the request "close your connection of this client
-// id" (body: encodeTakeover; reply: takeoverDone or takeoverClosing).
+// kindClientTakeover is the request "close your connections of these
+// client ids" (body: encodeTakeovers; reply: one takeoverDone or
+// takeoverClosing byte per client id, in order).
 const kindClientTakeover uint8 = 18
 
-// Replies to kindClientTakeover.
+// Replies to kindClientTakeover, one byte per client id.
 const (
 	takeoverDone    byte = 0 // no such connection, or it has ended
 	takeoverClosing byte = 1 // it was told to close and has not finished yet
@@ -52,15 +53,97 @@ var TakeoverWait = 3 * time.Second
 // session.
 var ErrTakeoverPending = errors.New("cluster: the client's connection on another node is still closing")
 
-// ClientTakeover closes this node's connection of a client id in a vhost,
-// if any, and reports whether it has finished closing by the deadline of
-// ctx. cleanStart is the new connection's Clean Start (it decides what
-// becomes of a delayed will). Set by the MQTT server.
-type ClientTakeover func(ctx context.Context, vhost, clientID string, cleanStart bool) (closed bool)
+// ClientTakeover tells this node's connection of a client id in a vhost,
+// if any, to close, and returns a channel closed once it has ended, or
+// nil when there is nothing to wait for. cleanStart is the new
+// connection's Clean Start (it decides what becomes of a delayed will).
+// It must not block. Set by the MQTT server.
+type ClientTakeover func(vhost, clientID string, cleanStart bool) (ended <-chan struct{})
 
 // SetClientTakeover sets the handler of other nodes' takeover requests.
 func (n *Node) SetClientTakeover(fn ClientTakeover) {
 	n.takeover.Store(&fn)
+}
+
+// takeoverItem is one client id to take over, and where its answer goes.
+type takeoverItem struct {
+	vhost, clientID string
+	cleanStart      bool
+	answer          chan takeoverAnswer // buffered: the sender never blocks on it
+}
+
+type takeoverAnswer struct {
+	closing bool
+	err     error
+}
+
+// takeoverLink batches the takeovers for one peer: one request in flight
+// at a time carries every client id queued since the last, so a connect
+// storm costs a request per peer per round trip, not per CONNECT.
+type takeoverLink struct {
+	n       *Node
+	peer    transport.NodeID
+	mu      sync.Mutex
+	items   []takeoverItem
+	sending bool
+}
+
+// takeoverLinkTo returns the peer's link, made on first use.
+func (n *Node) takeoverLinkTo(p transport.NodeID) *takeoverLink {
+	n.tomu.Lock()
+	defer n.tomu.Unlock()
+	l := n.tolinks[p]
+	if l == nil {
+		if n.tolinks == nil {
+			n.tolinks = map[transport.NodeID]*takeoverLink{}
+		}
+		l = &takeoverLink{n: n, peer: p}
+		n.tolinks[p] = l
+	}
+	return l
+}
+
+func (l *takeoverLink) add(it takeoverItem) {
+	l.mu.Lock()
+	l.items = append(l.items, it)
+	start := !l.sending
+	l.sending = true
+	l.mu.Unlock()
+	if start {
+		go l.send()
+	}
+}
+
+// send sends what is queued, one request at a time, until nothing is.
+func (l *takeoverLink) send() {
+	for {
+		l.mu.Lock()
+		items := l.items
+		l.items = nil
+		if len(items) == 0 {
+			l.sending = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		body := binary.AppendUvarint(nil, uint64(len(items)))
+		for _, it := range items {
+			body = encodeTakeover(body, it.vhost, it.clientID, it.cleanStart)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), TakeoverWait)
+		out, err := l.n.tr.Request(ctx, l.peer, kindClientTakeover, body)
+		cancel()
+		if err == nil && len(out) != len(items) {
+			err = fmt.Errorf("cluster: %d takeover answers for %d client ids", len(out), len(items))
+		}
+		for i, it := range items {
+			a := takeoverAnswer{err: err}
+			if err == nil {
+				a.closing = out[i] == takeoverClosing
+			}
+			it.answer <- a
+		}
+	}
 }
 
 // TakeOver asks every connected peer to close its connection of clientID
@@ -74,40 +157,40 @@ func (n *Node) TakeOver(ctx context.Context, vhost, clientID string, cleanStart 
 	if len(peers) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, TakeoverWait)
-	defer cancel()
-	body := encodeTakeover(nil, vhost, clientID, cleanStart)
-	var (
-		mu      sync.Mutex
-		pending []transport.NodeID
-		silent  []string
-	)
-	ask := func(p transport.NodeID) {
-		out, err := n.tr.Request(ctx, p, kindClientTakeover, body)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err != nil:
-			silent = append(silent, fmt.Sprintf("%s: %v", n.memberName(p), err))
-		case len(out) == 1 && out[0] == takeoverClosing:
-			pending = append(pending, p)
+	answer := make(chan takeoverAnswer, len(peers))
+	for _, p := range peers {
+		n.takeoverLinkTo(p).add(takeoverItem{vhost: vhost, clientID: clientID, cleanStart: cleanStart, answer: answer})
+	}
+	t := time.NewTimer(TakeoverWait)
+	defer t.Stop()
+	var pending, failed int
+	var firstErr error
+	for got := 0; got < len(peers); got++ {
+		select {
+		case a := <-answer:
+			switch {
+			case a.err != nil:
+				failed++
+				if firstErr == nil {
+					firstErr = a.err
+				}
+			case a.closing:
+				pending++
+			}
+		case <-t.C:
+			failed += len(peers) - got
+			firstErr = errors.Join(firstErr, fmt.Errorf("no answer within %v", TakeoverWait))
+			got = len(peers)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	if len(peers) == 1 {
-		ask(peers[0]) // the usual three-node cluster asks two: no goroutine for one
-	} else {
-		var wg sync.WaitGroup
-		for _, p := range peers[1:] {
-			wg.Go(func() { ask(p) })
-		}
-		ask(peers[0])
-		wg.Wait()
+	if failed > 0 {
+		n.log.Warn("MQTT client-id takeover: a node did not answer; connecting without it", "client_id", clientID,
+			"nodes", failed, "err", firstErr)
 	}
-	if len(silent) > 0 {
-		n.log.Warn("MQTT client-id takeover: a node did not answer; connecting without it", "client_id", clientID, "nodes", silent)
-	}
-	if len(pending) > 0 {
-		return fmt.Errorf("%w (node %s)", ErrTakeoverPending, n.memberName(pending[0]))
+	if pending > 0 {
+		return ErrTakeoverPending
 	}
 	return nil
 }
@@ -121,21 +204,58 @@ func (n *Node) NodeReachable(id uint64) bool {
 // NodeName is the member name of replica id id (its hex id if unknown).
 func (n *Node) NodeName(id uint64) string { return n.memberName(id) }
 
-// handleTakeover answers kindClientTakeover.
+// takeoverMargin is kept of the asking node's deadline for the answer to
+// travel back.
+const takeoverMargin = 250 * time.Millisecond
+
+// handleTakeover answers kindClientTakeover: it tells each connection to
+// close, then waits for those that must end (until the asker's deadline,
+// less a margin for the way back).
 func (n *Node) handleTakeover(ctx context.Context, body []byte) ([]byte, error) {
-	vhost, clientID, cleanStart, err := decodeTakeover(body)
+	items, err := decodeTakeovers(body)
 	if err != nil {
 		return nil, err
 	}
+	out := make([]byte, len(items))
 	fn := n.takeover.Load()
-	if fn == nil || (*fn)(ctx, vhost, clientID, cleanStart) {
-		return []byte{takeoverDone}, nil
+	if fn == nil {
+		return out, nil // no MQTT server here: no connection of anyone
 	}
-	return []byte{takeoverClosing}, nil
+	waits := make([]<-chan struct{}, len(items))
+	for i, it := range items {
+		waits[i] = (*fn)(it.vhost, it.clientID, it.cleanStart)
+	}
+	wait := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-takeoverMargin)
+	}
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	expired := false
+	for i, w := range waits {
+		if w == nil {
+			continue
+		}
+		if !expired {
+			select {
+			case <-w:
+				continue
+			case <-t.C:
+				expired = true
+			}
+		}
+		select {
+		case <-w:
+		default:
+			out[i] = takeoverClosing
+		}
+	}
+	return out, nil
 }
 
-// encodeTakeover appends a takeover request: flags (bit 0: clean start),
-// then vhost and client id, each a uvarint length and its bytes.
+// encodeTakeover appends one client id of a takeover request: flags
+// (bit 0: clean start), then vhost and client id, each a uvarint length
+// and its bytes. A request is a uvarint count and that many of these.
 func encodeTakeover(b []byte, vhost, clientID string, cleanStart bool) []byte {
 	var flags byte
 	if cleanStart {
@@ -148,13 +268,18 @@ func encodeTakeover(b []byte, vhost, clientID string, cleanStart bool) []byte {
 	return append(b, clientID...)
 }
 
-// decodeTakeover decodes encodeTakeover's bytes, nothing after them.
-func decodeTakeover(b []byte) (vhost, clientID string, cleanStart bool, err error) {
+// maxTakeoverBatch bounds the count a request may announce, so a bad one
+// cannot make the decoder allocate much before it runs out of bytes.
+const maxTakeoverBatch = 1 << 16
+
+// decodeTakeovers decodes a takeover request, nothing after it.
+func decodeTakeovers(b []byte) ([]takeoverItem, error) {
 	bad := errors.New("cluster: malformed client-takeover request")
-	if len(b) < 1 || b[0] > 1 {
-		return "", "", false, bad
+	count, k := binary.Uvarint(b)
+	if k <= 0 || count > maxTakeoverBatch || count > uint64(len(b)) {
+		return nil, bad
 	}
-	cleanStart, b = b[0] == 1, b[1:]
+	b = b[k:]
 	str := func() (string, bool) {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
@@ -164,11 +289,23 @@ func decodeTakeover(b []byte) (vhost, clientID string, cleanStart bool, err erro
 		b = b[k+int(l):]
 		return s, true
 	}
-	var ok1, ok2 bool
-	vhost, ok1 = str()
-	clientID, ok2 = str()
-	if !ok1 || !ok2 || len(b) != 0 {
-		return "", "", false, bad
+	items := make([]takeoverItem, 0, count)
+	for range count {
+		if len(b) < 1 || b[0] > 1 {
+			return nil, bad
+		}
+		it := takeoverItem{cleanStart: b[0] == 1}
+		b = b[1:]
+		var ok1, ok2 bool
+		it.vhost, ok1 = str()
+		it.clientID, ok2 = str()
+		if !ok1 || !ok2 {
+			return nil, bad
+		}
+		items = append(items, it)
 	}
-	return vhost, clientID, cleanStart, nil
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return items, nil
 }

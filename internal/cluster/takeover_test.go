@@ -2,48 +2,68 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 )
 
 func TestTakeoverCodec(t *testing.T) {
-	for _, c := range []struct {
-		vhost, id string
-		clean     bool
-	}{{"/", "takeover-x", false}, {"", "", true}, {"prod", string(make([]byte, 300)), true}} {
-		b := encodeTakeover(nil, c.vhost, c.id, c.clean)
-		v, id, clean, err := decodeTakeover(b)
-		if err != nil || v != c.vhost || id != c.id || clean != c.clean {
-			t.Fatalf("%+v: got %q %q %v %v", c, v, id, clean, err)
+	items := []takeoverItem{{vhost: "/", clientID: "takeover-x"}, {vhost: "", clientID: "", cleanStart: true},
+		{vhost: "prod", clientID: string(make([]byte, 300)), cleanStart: true}}
+	for n := range len(items) + 1 {
+		b := binary.AppendUvarint(nil, uint64(n))
+		for _, it := range items[:n] {
+			b = encodeTakeover(b, it.vhost, it.clientID, it.cleanStart)
 		}
-		for i := range len(b) {
-			if _, _, _, err := decodeTakeover(b[:i]); err == nil {
-				t.Fatalf("%+v: a prefix of %d bytes decoded", c, i)
+		got, err := decodeTakeovers(b)
+		if err != nil || len(got) != n {
+			t.Fatalf("%d items: got %d, %v", n, len(got), err)
+		}
+		for i, it := range got {
+			if it.vhost != items[i].vhost || it.clientID != items[i].clientID || it.cleanStart != items[i].cleanStart {
+				t.Fatalf("item %d: got %+v, want %+v", i, it, items[i])
 			}
 		}
-		if _, _, _, err := decodeTakeover(append(b, 0)); err == nil {
-			t.Fatalf("%+v: a trailing byte decoded", c)
+		for i := range len(b) {
+			if _, err := decodeTakeovers(b[:i]); err == nil {
+				t.Fatalf("%d items: a prefix of %d bytes decoded", n, i)
+			}
+		}
+		if _, err := decodeTakeovers(append(b, 0)); err == nil {
+			t.Fatalf("%d items: a trailing byte decoded", n)
 		}
 	}
 }
 
 func FuzzDecodeTakeover(f *testing.F) {
-	for _, seed := range [][]byte{nil, {0}, {2, 0, 0}, encodeTakeover(nil, "/", "dev-1", false),
-		encodeTakeover(nil, "v", "", true), {0, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}} {
+	one := binary.AppendUvarint(nil, 1)
+	for _, seed := range [][]byte{nil, {0}, {1, 2, 0, 0}, encodeTakeover(one, "/", "dev-1", false),
+		encodeTakeover(encodeTakeover(binary.AppendUvarint(nil, 2), "v", "", true), "/", "x", false),
+		{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}, {0xff, 0xff, 0xff, 0xff, 0x0f}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		v, id, clean, err := decodeTakeover(body)
+		items, err := decodeTakeovers(body)
 		if err != nil {
 			return
 		}
 		// Non-minimal uvarints decode too; what decoded must round-trip.
-		v2, id2, clean2, err := decodeTakeover(encodeTakeover(nil, v, id, clean))
-		if err != nil || v2 != v || id2 != id || clean2 != clean {
-			t.Fatalf("%x: decoded %q %q %v, round trip %q %q %v %v", body, v, id, clean, v2, id2, clean2, err)
+		b := binary.AppendUvarint(nil, uint64(len(items)))
+		for _, it := range items {
+			b = encodeTakeover(b, it.vhost, it.clientID, it.cleanStart)
+		}
+		again, err := decodeTakeovers(b)
+		if err != nil || len(again) != len(items) {
+			t.Fatalf("%x: %d items decoded, round trip %d %v", body, len(items), len(again), err)
+		}
+		for i := range items {
+			if again[i].vhost != items[i].vhost || again[i].clientID != items[i].clientID || again[i].cleanStart != items[i].cleanStart {
+				t.Fatalf("%x: item %d round trip %+v, want %+v", body, i, again[i], items[i])
+			}
 		}
 	})
 }
@@ -119,6 +139,33 @@ func BenchmarkTakeOver(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
+}
+
+// BenchmarkTakeOverStorm is BenchmarkTakeOver with 100 CONNECTs at once
+// (a connect storm): the takeovers for one peer share its requests.
+func BenchmarkTakeOverStorm(b *testing.B) {
+	nodes := startBrokerCluster(b, 3)
+	for _, bn := range nodes {
+		bn.serveMQTT(b, true)
+	}
+	ctx := context.Background()
+	var ru0, ru1 syscall.Rusage
+	var next atomic.Int64
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.SetParallelism(50) // × GOMAXPROCS goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := nodes[0].node.TakeOver(ctx, "/", "dev-"+strconv.FormatInt(next.Add(1), 10), true); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 	b.StopTimer()
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())

@@ -33,20 +33,17 @@ const (
 	remoteClean   = 2
 )
 
-// takeoverMargin is kept of the asking node's deadline for the answer to
-// travel back.
-const takeoverMargin = 250 * time.Millisecond
-
-// TakenOver closes this node's connection of clientID in vhost for a
-// CONNECT on another node (the cluster calls it) and reports whether it
-// has ended before ctx's deadline. A connection still in its handshake is
-// only told to close: it has not started taking the session's messages,
-// and it refuses itself when it sees it lost the client id
-// (handshake.go), so nobody waits for it — two CONNECTs of one client id
-// on two nodes at once each end the other's instead of waiting on it.
-func (s *Server) TakenOver(ctx context.Context, vhost, clientID string, cleanStart bool) bool {
+// TakenOver tells this node's connection of clientID in vhost to close,
+// for a CONNECT on another node (the cluster calls it), and returns a
+// channel closed once it has ended, or nil when there is nothing to wait
+// for. A connection still in its handshake is only told to close: it has
+// not started taking the session's messages, and it refuses itself when
+// it sees it lost the client id (takeOverCluster), so nobody waits for it
+// — two CONNECTs of one client id on two nodes at once each end the
+// other's instead of waiting on it. It does not block.
+func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struct{} {
 	if vhost != s.cfg.VHost {
-		return true
+		return nil
 	}
 	s.mu.Lock()
 	old := s.active[clientID]
@@ -71,29 +68,18 @@ func (s *Server) TakenOver(ctx context.Context, vhost, clientID string, cleanSta
 	}
 	s.mu.Unlock()
 	if sendNow != nil {
-		sendNow()
+		go sendNow() // a publish: not on the cluster transport's goroutine
 	}
 	if old == nil {
-		return true
+		return nil
 	}
 	s.log.Info("MQTT client taken over by a connection on another node", "client_id", clientID,
 		"peer", old.nc.RemoteAddr().String())
 	old.kick(wire.SessionTakenOver)
 	if !admitted {
-		return true
+		return nil
 	}
-	wait := 5 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(dl)-takeoverMargin)
-	}
-	t := time.NewTimer(max(wait, 0))
-	defer t.Stop()
-	select {
-	case <-old.finished:
-		return true
-	case <-t.C:
-		return false
-	}
+	return old.finished
 }
 
 // takeOverCluster has every other node close its connection of the client
