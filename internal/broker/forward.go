@@ -1,6 +1,17 @@
 package broker
 
-import "github.com/tern-broker/tern/internal/message"
+import (
+	"errors"
+
+	"github.com/tern-broker/tern/internal/message"
+)
+
+// ErrNodeUnreachable is wrapped by a Forwarder's publish outcome (done's
+// error) when the queue's node could not be reached: down, cut off, or
+// not connected. The message did not reach that queue. AMQP nacks it like
+// any failed outcome; MQTT acknowledges the publish for its other
+// destinations (internal/mqtt cluster.go).
+var ErrNodeUnreachable = errors.New("the queue's node is down or unreachable")
 
 // Forwarder carries operations on a remote queue (Queue.Remote: a classic
 // queue or a stream another node of the cluster holds) to the node that

@@ -25,7 +25,7 @@ type brokerNode struct {
 	b *broker.Broker
 }
 
-func startBrokerCluster(t *testing.T, n int, opts ...func(*Config)) []*brokerNode {
+func startBrokerCluster(t testing.TB, n int, opts ...func(*Config)) []*brokerNode {
 	t.Helper()
 	nodes := newTestNodes(t, n)
 	for _, tn := range nodes {

@@ -106,6 +106,11 @@ type Node struct {
 	refused atomic.Pointer[string]
 	// savedCluster is the cluster id in ClusterFile.
 	savedCluster atomic.Value
+	// takeover closes this node's MQTT connection of a client id for
+	// another node's CONNECT (takeover.go); nil: no MQTT server.
+	takeover atomic.Pointer[ClientTakeover]
+	tomu     sync.Mutex
+	tolinks  map[transport.NodeID]*takeoverLink // per peer (takeover.go)
 }
 
 // queueGroup is an open quorum queue group and what it replicates.
@@ -244,6 +249,12 @@ func (d *dispatch) HandleRequest(ctx context.Context, from transport.NodeID, kin
 	if kind == kindMetaApplied {
 		if n := d.node.Load(); n != nil {
 			return n.handleMetaApplied(ctx, body)
+		}
+		return nil, errors.New("cluster: the node is not ready")
+	}
+	if kind == kindClientTakeover {
+		if n := d.node.Load(); n != nil {
+			return n.handleTakeover(ctx, body)
 		}
 		return nil, errors.New("cluster: the node is not ready")
 	}

@@ -79,7 +79,7 @@ type testNode struct {
 	broker *fakeBroker
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,7 +91,7 @@ func freePort(t *testing.T) string {
 
 // newTestNodes configures n nodes on loopback, each with its own data
 // directory on the real file system; none is started.
-func newTestNodes(t *testing.T, n int) []*testNode {
+func newTestNodes(t testing.TB, n int) []*testNode {
 	t.Helper()
 	var members []Member
 	for i := 1; i <= n; i++ {

@@ -109,6 +109,7 @@ var metricDefs = []metricDef{
 	{"tern_mqtt_connections_rate_limited_total", "MQTT connections closed unread for coming too fast from one address (mqtt_connect_rate_per_address).", prometheus.CounterValue, nil},
 	{"tern_mqtt_accept_throttled_total", "MQTT accepts that waited for the overall connect rate (mqtt_connect_rate): a connection storm.", prometheus.CounterValue, nil},
 	{"tern_mqtt_retained_messages", "Retained messages held.", prometheus.GaugeValue, nil},
+	{"tern_mqtt_publish_copies_unreachable_total", "Copies of QoS 1/2 MQTT publishes that could not reach a queue whose node was down or unreachable (the publish was acknowledged for its other destinations).", prometheus.CounterValue, nil},
 	{"tern_listener_fd_exhausted_total", "Times a listener could not accept for lack of file descriptors (EMFILE/ENFILE) and retried with backoff.", prometheus.CounterValue, []string{"protocol"}},
 	{"tern_queue_messages_ready", "Ready messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
 	{"tern_queue_messages_unacked", "Unacknowledged messages per queue.", prometheus.GaugeValue, []string{"vhost", "queue"}},
@@ -183,6 +184,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_mqtt_connections_rate_limited_total", float64(m.RateLimited))
 		emit("tern_mqtt_accept_throttled_total", float64(m.AcceptThrottled))
 		emit("tern_mqtt_retained_messages", float64(m.RetainedMessages))
+		emit("tern_mqtt_publish_copies_unreachable_total", float64(m.CopiesUnreachable))
 		emit("tern_listener_fd_exhausted_total", float64(m.AcceptFDExhausted), "mqtt")
 	}
 	var a amqp.Stats

@@ -90,6 +90,12 @@ type conn struct {
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}
+
+	// In a cluster (cluster.go), guarded by srv.mu: admitted is set once
+	// the other nodes gave up the client id (the handshake then opens the
+	// session); remote once another node's CONNECT took it over.
+	admitted bool
+	remote   byte
 }
 
 // subOpts are a subscription's options.
@@ -205,7 +211,7 @@ func (c *conn) kick(reason byte) {
 
 func (c *conn) readError(err error) string {
 	if r := c.kicked.Load(); r != 0 {
-		return "disconnected by the server"
+		return kickReason(r)
 	}
 	var we *wire.Error
 	if errors.As(err, &we) {
@@ -221,6 +227,26 @@ func (c *conn) readError(err error) string {
 		return "connection closed without DISCONNECT"
 	}
 	return err.Error()
+}
+
+// kickPublishFailed marks a 3.1.1 connection closed because a QoS 1/2
+// publish could not be taken (publish.go): no reason code goes to the
+// client, so it is above the byte range.
+const kickPublishFailed = 0x100
+
+// kickReason is the logged reason of a disconnect the server made.
+func kickReason(r uint32) string {
+	switch r {
+	case uint32(wire.SessionTakenOver):
+		return "session taken over by a newer connection of the client id"
+	case uint32(wire.ServerShuttingDown):
+		return "server shutting down"
+	case uint32(administrativeAction):
+		return "disconnected by the server: administrative action (closed through the API, or its vhost or user deleted)"
+	case kickPublishFailed:
+		return "disconnected by the server: a QoS 1/2 publish could not be taken (3.1.1 has no negative acknowledgement; the error is logged where it happened)"
+	}
+	return "disconnected by the server"
 }
 
 // internalReason is the reason string of a failure inside the broker: the

@@ -134,6 +134,11 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
 		}
 	}
+	if cl := c.srv.cfg.Cluster; cl != nil {
+		if err := c.takeOverCluster(cl); err != nil {
+			return refuse(wire.ServerUnavailable, err.Error())
+		}
+	}
 	// The session is in use: no expiry countdown until the client leaves.
 	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
 		c.srv.release(c)
@@ -145,6 +150,10 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		if broker.IsQueueLimit(err) {
 			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
 		}
+		return refuse(wire.ServerUnavailable, err.Error())
+	}
+	if err := c.sessionReachable(); err != nil {
+		c.srv.release(c)
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	c.attachSession(present)
@@ -169,7 +178,11 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	}
 	c.send(ack)
 	c.resendReleased()
-	return c.startConsuming()
+	if err := c.startConsuming(); err != nil {
+		c.sessionLost(err)
+		return err
+	}
+	return nil
 }
 
 // authenticate checks the CONNECT's credentials against Tern's users; with

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -300,7 +301,11 @@ func (a *ackQueue) Durable(token uint64, err error) {
 	if p := a.find(token); p != nil {
 		p.waiting--
 		if err != nil {
-			p.reason, p.failed = wire.UnspecifiedError, true
+			if errors.Is(err, broker.ErrNodeUnreachable) {
+				a.c.copyUnreachable(err) // not a failure of the publish (cluster.go)
+			} else {
+				p.reason, p.failed = wire.UnspecifiedError, true
+			}
 		}
 	}
 	a.sendReadyLocked()
@@ -336,6 +341,7 @@ func (a *ackQueue) sendReadyLocked() {
 			// the client resends the unacknowledged message.
 			// Debug: the store logs the failure once when it starts, not per message.
 			c.logger().Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
+			c.kicked.CompareAndSwap(0, kickPublishFailed) // the disconnect's logged reason
 			c.out.CloseAfterFlush()
 			continue
 		}

@@ -67,6 +67,10 @@ type Config struct {
 	// NoEventLoop keeps a goroutine per TCP connection instead of parking
 	// idle ones on the event loop (for comparison; see io.go).
 	NoEventLoop bool
+	// Cluster, in a cluster, takes client ids over from the other nodes
+	// and tells whether a session's node is reachable (cluster.go); nil
+	// on a single node.
+	Cluster Cluster
 }
 
 func (c Config) withDefaults() Config {
@@ -124,6 +128,10 @@ type Stats struct {
 	// AcceptThrottled counts accepts that waited for the overall connect
 	// rate (ConnectRate).
 	AcceptThrottled uint64
+	// CopiesUnreachable counts copies of QoS 1/2 publishes that could not
+	// reach a queue because its node was down or unreachable (cluster.go):
+	// the publish was acknowledged for its other destinations.
+	CopiesUnreachable uint64
 }
 
 type counters struct {
@@ -131,6 +139,7 @@ type counters struct {
 	connsTotal, publishesIn, delivered atomic.Uint64
 	qos0Dropped, acceptExhausted       atomic.Uint64
 	rateLimited, acceptThrottled       atomic.Uint64
+	copiesUnreachable                  atomic.Uint64
 	parked, readBufs                   atomic.Int64
 }
 
@@ -149,6 +158,7 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	connectLog, disconnectLog lineLimit // loglimit.go
+	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
@@ -214,6 +224,7 @@ func (s *Server) Stats() Stats {
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
 		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
+		CopiesUnreachable: s.stats.copiesUnreachable.Load(),
 	}
 }
 

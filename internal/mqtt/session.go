@@ -126,6 +126,14 @@ func (c *conn) publishWill() {
 	}
 	srv := c.srv
 	srv.mu.Lock()
+	if r := c.remote; r != 0 {
+		// Taken over by another node's CONNECT (cluster.go), as below.
+		srv.mu.Unlock()
+		if r == remoteClean {
+			send()
+		}
+		return
+	}
 	if cur := srv.active[c.clientID]; cur != nil && cur != c {
 		srv.mu.Unlock()
 		if cur.cleanStart {

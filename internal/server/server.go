@@ -223,8 +223,13 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
+	var mqttCluster mqtt.Cluster // nil on a single node: not a nil *cluster.Node
+	if s.node != nil {
+		mqttCluster = s.node
+	}
 	s.mqtt, err = mqtt.NewServer(mqtt.Config{
-		VHost: cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
+		Cluster: mqttCluster,
+		VHost:   cfg.MQTTVHost, AllowAnonymous: cfg.MQTTAllowAnonymous, DataDir: cfg.DataDir, QoS0Backlog: cfg.MQTTQoS0Backlog,
 		MaxKeepAlive:   uint16(cfg.MQTTMaxKeepAlive),  // config.Validate keeps it in 0…65535
 		MaxPacketSize:  uint32(cfg.MQTTMaxPacketSize), // config.Validate keeps it in 1KiB…256MiB
 		ConnectTimeout: time.Duration(cfg.MQTTConnectTimeout) * time.Second,
@@ -236,6 +241,9 @@ func (s *Server) Start() error {
 	if err != nil {
 		s.closeListeners()
 		return err
+	}
+	if s.node != nil {
+		s.node.SetClientTakeover(s.mqtt.TakenOver) // other nodes' CONNECTs (cluster/takeover.go)
 	}
 	if serveClients {
 		if err := s.bindMQTT(); err != nil {

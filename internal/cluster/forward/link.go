@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -103,14 +104,23 @@ func (l *link) sendPublishes() {
 		l.plast = nil
 		l.pmu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), l.f.cfg.PublishTimeout)
-		reply, err := l.f.tr.Request(ctx, l.node, KindPublish, body)
-		cancel()
+		var reply []byte
+		var err error
+		if l.knownDown() {
+			err = fmt.Errorf("forward: node %d not connected since a request failed: %w", l.node, transport.ErrUnreachable)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), l.f.cfg.PublishTimeout)
+			reply, err = l.f.tr.Request(ctx, l.node, KindPublish, body)
+			cancel()
+		}
 		l.f.stats.pubBatches.Add(1)
 		l.f.stats.pubForwarded.Add(uint64(len(items)))
 		var outcomes []byte
 		if err == nil {
 			outcomes, err = decodePublishReply(reply, len(items))
+		}
+		if errors.Is(err, transport.ErrUnreachable) {
+			err = fmt.Errorf("%w: %w", broker.ErrNodeUnreachable, err)
 		}
 		if err != nil {
 			l.failed(err)
@@ -153,6 +163,24 @@ func containsBC(s []message.BatchCompletion, c message.BatchCompletion) bool {
 		}
 	}
 	return false
+}
+
+// knownDown reports whether the owner is known to be unreachable now: a
+// request found it so within the lease, and the transport (when it can
+// tell) has no connection to it. Publishes to it then fail at once rather
+// than each batch waiting the transport's ConnectWait for a connection
+// that is not coming: one publisher's batches to a down node would
+// otherwise hold its acknowledgements a second each. Once the transport
+// has a connection again, requests go as before.
+func (l *link) knownDown() bool {
+	c, ok := l.f.tr.(interface{ Connected(transport.NodeID) bool })
+	if !ok {
+		return false
+	}
+	l.mu.Lock()
+	down := l.f.cfg.Clock.Now().Before(l.downUntil)
+	l.mu.Unlock()
+	return down && !c.Connected(l.node)
 }
 
 // failed records a request error: an unreachable owner is not waited on
