@@ -136,11 +136,33 @@ func queuePlacementShown(t *testing.T, nodes []*ternNode, ch1 *amqp.Channel) {
 	if !ok {
 		t.Fatalf("n2 shows the quorum queue as %+v, want a leader, 3 members, 3 online", get("ledger"))
 	}
+	running := func() map[string]bool {
+		var ns []struct {
+			Name    string `json:"name"`
+			Running bool   `json:"running"`
+		}
+		b, err := httpGet(nodes[1].httpURL() + "/api/nodes")
+		if err == nil {
+			err = json.Unmarshal(b, &ns)
+		}
+		if err != nil {
+			t.Fatalf("GET /api/nodes on n2: %v", err)
+		}
+		out := map[string]bool{}
+		for _, n := range ns {
+			out[strings.SplitN(n.Name, "@", 2)[0]] = n.Running
+		}
+		return out
+	}
+	if r := running(); len(r) != 3 || !r[nodes[0].name] || !r[nodes[1].name] || !r[nodes[2].name] {
+		t.Fatalf("n2's /api/nodes: %v, want the three members running", r)
+	}
 	nodes[0].kill9(t)
 	ok = nodes[1].waitFor(20*time.Second, func() bool {
-		return get("invoices").State == "down" && len(get("ledger").Online) == 2
+		return get("invoices").State == "down" && len(get("ledger").Online) == 2 && !running()[nodes[0].name]
 	})
 	if !ok {
-		t.Fatalf("with n1 killed n2 shows %+v and %+v, want the classic queue down and 2 quorum members online", get("invoices"), get("ledger"))
+		t.Fatalf("with n1 killed n2 shows %+v, %+v and nodes %v, want the classic queue down, 2 quorum members online, n1 not running",
+			get("invoices"), get("ledger"), running())
 	}
 }

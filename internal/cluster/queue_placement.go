@@ -56,3 +56,27 @@ func (n *Node) Placements() func(vhost, name string, home uint64, quorum bool) Q
 		return p
 	}
 }
+
+// MemberState is a member of the cluster as this node sees it, for the
+// management API's /api/nodes.
+type MemberState struct {
+	Name      string
+	Self      bool
+	Reachable bool // this node has a connection to it (always, for itself)
+}
+
+// MemberStates lists the members (not the removed ones), this node first.
+func (n *Node) MemberStates() []MemberState {
+	ts := n.tr.Stats()
+	var out []MemberState
+	for _, m := range n.members() {
+		self := m.ID == n.cfg.Self.ID
+		st := MemberState{Name: m.Name, Self: self, Reachable: self || ts.Peers[m.ID].Connected}
+		if self {
+			out = append([]MemberState{st}, out...)
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}

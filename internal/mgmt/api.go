@@ -37,11 +37,21 @@ type API struct {
 	// the node's cluster name ("@host"), added to other members' names.
 	Placement  func() PlaceFunc
 	NodeSuffix string
+	// OtherNodes, on a cluster node, lists the other members by their
+	// cluster names and whether this node reaches them (/api/nodes lists
+	// every member, as RabbitMQ's does); nil on a single node.
+	OtherNodes func() []OtherNode
 	// Definitions are the parts of GET/POST /api/definitions that other
 	// packages own (users, permissions, policies…): definitions.go.
 	Definitions []DefinitionsSection
 	// Done stops the once-a-second rate sampler; nil samples on demand.
 	Done <-chan struct{}
+}
+
+// OtherNode is another member of this node's cluster.
+type OtherNode struct {
+	Name    string // its cluster name (n2), without NodeSuffix
+	Running bool   // this node reaches it
 }
 
 // NodeInfo describes the node.

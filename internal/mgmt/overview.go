@@ -102,17 +102,19 @@ func (s *apiServer) routeOverview(rt *router) {
 		if !requireMonitor(w, r) {
 			return
 		}
-		respondList(w, r, []nodeJSON{s.node()})
+		respondList(w, r, s.allNodes())
 	})
 	rt.handle(http.MethodGet, "/api/nodes/{name}", func(w http.ResponseWriter, r *http.Request, p params) {
 		if !requireMonitor(w, r) {
 			return
 		}
-		if p["name"] != s.api.Node.Name {
-			notFound(w)
-			return
+		for _, n := range s.allNodes() {
+			if n.Name == p["name"] {
+				apiJSON(w, http.StatusOK, n)
+				return
+			}
 		}
-		apiJSON(w, http.StatusOK, s.node())
+		notFound(w)
 	})
 	rt.handle(http.MethodGet, "/api/whoami", s.whoami)
 	rt.handle(http.MethodGet, "/api/aliveness-test/{vhost}", s.aliveness)
@@ -228,6 +230,22 @@ func (s *apiServer) node() nodeJSON {
 	return nodeJSON{Name: s.api.Node.Name, Type: "disc", Running: true, Uptime: up, MemUsed: mem,
 		MemAlarm: b.MemoryAlarm, DiskFreeAlarm: b.DiskAlarm, Processors: runtime.NumCPU(), OSPid: itoa(os.Getpid()),
 		Partitions: []string{}, RatesMode: "basic", Goroutines: runtime.NumGoroutine(), ExchangeTypes: exchangeTypes}
+}
+
+// allNodes is this node and, on a cluster node, every other member: its
+// name and whether it runs (this node reaches it); what only the member
+// itself knows (memory, alarms, uptime) is zero, as RabbitMQ shows a
+// member that is not running.
+func (s *apiServer) allNodes() []nodeJSON {
+	out := []nodeJSON{s.node()}
+	if s.api.OtherNodes == nil {
+		return out
+	}
+	for _, o := range s.api.OtherNodes() {
+		out = append(out, nodeJSON{Name: s.nodeName(o.Name), Type: "disc", Running: o.Running, Partitions: []string{},
+			RatesMode: "basic", ExchangeTypes: exchangeTypes})
+	}
+	return out
 }
 
 func (s *apiServer) whoami(w http.ResponseWriter, r *http.Request, _ params) {

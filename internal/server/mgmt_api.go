@@ -28,6 +28,15 @@ func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.AP
 	api.Node = mgmt.NodeInfo{Name: name, ClusterName: name, Version: Version, Started: started}
 	if s.node != nil {
 		api.NodeSuffix = "@" + host
+		api.OtherNodes = func() []mgmt.OtherNode {
+			var out []mgmt.OtherNode
+			for _, m := range s.node.MemberStates() {
+				if !m.Self {
+					out = append(out, mgmt.OtherNode{Name: m.Name, Running: m.Reachable})
+				}
+			}
+			return out
+		}
 		api.Placement = func() mgmt.PlaceFunc {
 			where := s.node.Placements()
 			return func(vhost, name string, home uint64, quorum bool) mgmt.QueuePlacement {
