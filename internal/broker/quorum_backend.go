@@ -306,6 +306,9 @@ func (b *quorumBackend) deliverLocked() []qref {
 	for _, lc := range b.local {
 		n := 0
 		for _, d := range lc.pending {
+			if !lc.opts.NoAck && lc.opts.Prefetch > 0 && len(lc.held) >= lc.opts.Prefetch {
+				break // the rest were assigned ahead (checkoutCredit): they wait for the client's acks
+			}
 			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count, d.acquired), Seq: d.id,
 				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key, qacq: d.acquired})
 			if v == Refuse {
@@ -481,7 +484,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 	key := uint64(b.epoch)<<32 | uint64(b.nextKey)
 	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]uint32{}}
 	b.mu.Unlock()
-	credit := uint32(max(opts.Prefetch, 0))
+	credit := checkoutCredit(opts.Prefetch)
 	if opts.NoAck {
 		credit = quorumNoAckCredit
 	}
