@@ -72,10 +72,18 @@ func TestFailHandedRule(t *testing.T) {
 // failFastHosts starts group 9 on three hosts of one memnet network (no
 // quiescence, memory storage) and elects node 1.
 func failFastHosts(t *testing.T, fc *clock.Fake) (*memnet.Network, map[NodeID]*Group, map[NodeID]*listSM) {
+	return failFastHostsN(t, fc, 3)
+}
+
+func failFastHostsN(t *testing.T, fc *clock.Fake, n int) (*memnet.Network, map[NodeID]*Group, map[NodeID]*listSM) {
 	t.Helper()
 	net := memnet.New(fc, 1)
 	groups, sms := map[NodeID]*Group{}, map[NodeID]*listSM{}
-	for id := NodeID(1); id <= 3; id++ {
+	var voters []NodeID
+	for id := NodeID(1); id <= NodeID(n); id++ {
+		voters = append(voters, id)
+	}
+	for id := NodeID(1); id <= NodeID(n); id++ {
 		ep := net.Endpoint(id)
 		h := NewHost(HostConfig{ID: id, Transport: ep, Clock: fc, DisableQuiesce: true,
 			Logger:     slog.New(slog.NewTextHandler(&syncBuffer{}, nil)),
@@ -83,14 +91,21 @@ func failFastHosts(t *testing.T, fc *clock.Fake) (*memnet.Network, map[NodeID]*G
 		ep.SetHandler(h)
 		t.Cleanup(h.Close)
 		sms[id] = &listSM{}
-		g, err := h.Start(9, []NodeID{1, 2, 3}, nil, sms[id])
+		g, err := h.Start(9, voters, nil, sms[id])
 		if err != nil {
 			t.Fatal(err)
 		}
 		groups[id] = g
 	}
 	groups[1].Campaign()
-	tickUntil(t, fc, func() bool { return groups[2].Leader() == 1 && groups[3].Leader() == 1 })
+	tickUntil(t, fc, func() bool {
+		for _, g := range groups {
+			if g.Leader() != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	return net, groups, sms
 }
 
@@ -169,5 +184,62 @@ func TestHandedProposalFailsFastOnAnotherLeader(t *testing.T) {
 	}
 	if sms[1].has("lost") || sms[2].has("lost") {
 		t.Fatal("the lost proposal was applied")
+	}
+}
+
+// TestTransferKeepsTheLeadersPipeline: proposals the leader had appended
+// but not committed when it hands leadership over (the node's rebalance
+// does, under load) are in the transferee's log, which commits them: they
+// must not fail with ErrLeaderChanged (a nack of a publish that is then
+// enqueued), but complete when they apply. Five nodes, the leader's
+// appends cut to three of them: its entries reach only the transferee,
+// not a quorum, until the transferee leads and sends them on.
+func TestTransferKeepsTheLeadersPipeline(t *testing.T) {
+	fc := clock.NewFake(time.Unix(0, 0))
+	net, groups, sms := failFastHostsN(t, fc, 5)
+	for _, to := range []NodeID{3, 4, 5} {
+		net.Cut(1, to)
+	}
+	g1 := groups[1]
+	const n = 50
+	res := make(chan [2]any, n)
+	for i := range n {
+		v := fmt.Sprintf("p%d", i)
+		g1.ProposeAsyncFailFast([]byte(v), func(_ any, err error) { res <- [2]any{v, err} })
+	}
+	handed := func() int {
+		c := make(chan int, 1)
+		g1.submit(func() {
+			k := 0
+			for _, p := range g1.pending {
+				if p.handedLead == 1 {
+					k++
+				}
+			}
+			c <- k
+		})
+		return <-c
+	}
+	if !waitUntil(5*time.Second, func() bool { return handed() == n }) {
+		t.Fatalf("%d of %d proposals appended on the leader", handed(), n)
+	}
+	if len(res) > 0 {
+		t.Fatalf("a proposal completed before the transfer: %v", <-res)
+	}
+	started := make(chan struct{})
+	g1.submit(func() { g1.noteTransfer(2); g1.rn.TransferLeader(2); close(started) })
+	<-started
+	tickUntil(t, fc, func() bool { return len(res) == n })
+	for range n {
+		r := <-res
+		if r[1] != nil {
+			t.Fatalf("%s failed: %v (leader now %d)", r[0], r[1], g1.Leader())
+		}
+		if !sms[1].has(r[0].(string)) {
+			t.Fatalf("%s completed but not applied", r[0])
+		}
+	}
+	if l := g1.Leader(); l != 2 {
+		t.Fatalf("leader %d, want 2 (the transfer did not happen: the test tested nothing)", l)
 	}
 }

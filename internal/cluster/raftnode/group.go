@@ -83,6 +83,8 @@ type Group struct {
 	raftTerm     uint64 // Raft's term as of the last Ready that carried a HardState
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
+	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
+	transferTerm uint64
 
 	// Published for other goroutines.
 	leader   atomic.Uint64

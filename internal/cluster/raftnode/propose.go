@@ -189,6 +189,27 @@ func (g *Group) proposeEntry(run []*pending) bool {
 	return true
 }
 
+// noteTransfer records, on the leader, the transfer of leadership to to
+// that it is about to start (transferred).
+func (g *Group) noteTransfer(to NodeID) {
+	if bs := g.rn.BasicStatus(); bs.RaftState == raft.StateLeader {
+		g.transferTo, g.transferTerm = to, bs.HardState.GetTerm()
+	}
+}
+
+// transferred: p was appended by this node as the leader in the term in
+// which it handed leadership to lead, which now leads in the next term.
+// Raft sends the transferee its MsgTimeoutNow only once it holds the
+// leader's whole log, and the leader appends nothing more meanwhile
+// (proposals are dropped and wait in g.retry): so the new leader has p,
+// and a leader never drops its own entries — p commits unless that leader
+// dies first (then p fails at the next leader change or times out). This
+// is every proposal in the pipeline at a rebalance's transfer, which
+// failing would nack although they commit.
+func (g *Group) transferred(p *pending, lead NodeID, term uint64) bool {
+	return p.handedLead == g.h.cfg.ID && p.handedTerm == g.transferTerm && lead == g.transferTo && term == g.transferTerm+1
+}
+
 // failHanded notes the leader and term known after a Ready and, when they
 // are not the last ones known, fails with ErrLeaderChanged the waiting
 // ProposeAsyncFailFast proposals that were handed to another leader or
@@ -201,7 +222,7 @@ func (g *Group) failHanded(lead NodeID, term uint64) {
 	g.knownLead, g.knownTerm = lead, term
 	for _, e := range g.expiry { // proposal order
 		p, ok := g.pending[e.seq]
-		if !ok || !p.failFast || p.handedLead == 0 || (p.handedLead == lead && p.handedTerm == term) {
+		if !ok || !p.failFast || p.handedLead == 0 || (p.handedLead == lead && p.handedTerm == term) || g.transferred(p, lead, term) {
 			continue
 		}
 		delete(g.pending, e.seq)
