@@ -37,6 +37,7 @@ type quorumMachine struct {
 	msgs       map[uint64]*qmsg
 	ready      qring // ordered by id
 	readyBytes int64
+	msgBytes   int64 // size of every message in msgs (StateSize)
 	unacked    int
 	consumers  []*qconsumer // by order
 	active     *qconsumer   // single active consumer, when cfg.singleActive
@@ -241,6 +242,7 @@ func (m *quorumMachine) enqueue(rec []byte) error {
 	q.id = m.nextID
 	m.nextID++
 	m.msgs[q.id] = q
+	m.msgBytes += q.size
 	if m.bodyIn != nil {
 		m.bodyIn(q.size)
 	}
@@ -264,6 +266,7 @@ func (m *quorumMachine) popReady() *qmsg {
 // for none: a purge).
 func (m *quorumMachine) drop(q *qmsg, reason string) {
 	delete(m.msgs, q.id)
+	m.msgBytes -= q.size
 	if m.bodyOut != nil {
 		m.bodyOut(q.size)
 	}

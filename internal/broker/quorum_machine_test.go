@@ -120,6 +120,16 @@ func snap(t testing.TB, m *quorumMachine) []byte {
 // checkInvariants verifies what every state must satisfy.
 func checkInvariants(t testing.TB, m *quorumMachine) {
 	t.Helper()
+	var msgBytes int64
+	for _, q := range m.msgs {
+		msgBytes += q.size
+	}
+	if msgBytes != m.msgBytes {
+		t.Fatalf("msgBytes %d, messages hold %d", m.msgBytes, msgBytes)
+	}
+	if s, n := m.stateSize(), len(m.appendSnapshot(nil)); s < uint64(n) {
+		t.Fatalf("stateSize %d, below the snapshot's %d bytes", s, n)
+	}
 	ready, unacked := 0, 0
 	var readyBytes int64
 	var last *qmsg

@@ -121,7 +121,7 @@ func (m *quorumMachine) Restore(data []byte) error {
 	}
 	m.cfg = n.cfg
 	m.now, m.nextID, m.nextOrder, m.rr, m.uses = n.now, n.nextID, n.nextOrder, n.rr, n.uses
-	m.msgs, m.ready, m.readyBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.unacked
+	m.msgs, m.ready, m.readyBytes, m.msgBytes, m.unacked = n.msgs, n.ready, n.readyBytes, n.msgBytes, n.unacked
 	m.consumers, m.active = n.consumers, n.active
 	return nil
 }
@@ -215,6 +215,7 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 		}
 		q.id, q.count, q.acquired, q.delivered = id, count, acquired, delivered
 		m.msgs[id] = q
+		m.msgBytes += q.size
 		if owner == 0 {
 			m.ready.pushBack(q)
 			m.readyBytes += q.size

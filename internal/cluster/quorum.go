@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -36,14 +35,12 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 			def.Name, def.VHost, gid, other.name, other.vhost)
 	}
 	n.mu.Unlock()
-	r := &replicatedLog{n: n, id: gid}
 	bootVoters, bootLearners := n.bootConfig(voters, learners)
-	g, err := n.host.Start(gid, bootVoters, bootLearners, watchedMachine{ReplicatedMachine: m, f: &r.f, term: r.term})
+	g, err := n.host.Start(gid, bootVoters, bootLearners, m)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
-	r.g = g
-	r.gp.Store(g)
+	r := &replicatedLog{n: n, id: gid, g: g}
 	if len(bootVoters) > 0 && voters[0] == n.cfg.Self.ID {
 		g.CampaignFirst() // led by its preferred leader from the start: no transfer under load later
 	}
@@ -59,31 +56,21 @@ type replicatedLog struct {
 	n  *Node
 	id uint64
 	g  *raftnode.Group
-	gp atomic.Pointer[raftnode.Group] // g, for the group's goroutine, which may run before Open sets g
-	f  inflight
 }
 
-// term is the group's current term; 0 before Open has the group.
-func (r *replicatedLog) term() uint64 {
-	if g := r.gp.Load(); g != nil {
-		return g.Status().Term
-	}
-	return 0
-}
+// ErrLeaderChanged completes a quorum queue proposal that had reached a
+// leader which then lost leadership before it applied: it may still
+// commit, as after raftnode's proposal timeout, but nobody waits that
+// (5 s) out — a publisher's confirms go out in publish order, so one lost
+// proposal would hold back every later confirm.
+var ErrLeaderChanged = raftnode.ErrLeaderChanged
 
-// Propose implements broker.ReplicatedLog; a proposal waiting when the
-// leader goes away completes with ErrLeaderChanged (inflight).
+// Propose implements broker.ReplicatedLog. A proposal handed to a leader
+// that then loses leadership fails at once with ErrLeaderChanged; one made
+// while no leader is known, or during a leadership transfer, waits and
+// goes to the new leader (raftnode.Group.ProposeAsyncFailFast).
 func (r *replicatedLog) Propose(data []byte, done func(any, error)) {
-	if done == nil {
-		r.g.ProposeAsync(data, nil)
-		return
-	}
-	id := r.f.add(done)
-	r.g.ProposeAsync(data, func(v any, err error) {
-		if done, ok := r.f.take(id); ok {
-			done(v, err)
-		}
-	})
+	r.g.ProposeAsyncFailFast(data, done)
 }
 
 func (r *replicatedLog) IsLeader() bool        { return r.g.IsLeader() }

@@ -103,7 +103,7 @@ func checkDataDirMode(cfg config.Config, st *store.Store) error {
 func raftStats(n *cluster.Node) mgmt.RaftStats {
 	s := n.Stats()
 	out := mgmt.RaftStats{Groups: s.Raft.Groups, GroupsLed: s.GroupsLed, Elections: s.Raft.Elections,
-		LeaderChanges: s.Raft.LeaderChanges, ProposalsFailed: s.Raft.ProposalTimeouts + s.Raft.ProposalsBusy,
+		LeaderChanges: s.Raft.LeaderChanges, ProposalsFailed: s.Raft.ProposalTimeouts + s.Raft.ProposalsBusy + s.Raft.ProposalsLeaderChanged,
 		TicksDropped: s.Raft.TicksDropped}
 	out.CommitLatency = histogram(s.CommitLatency)
 	out.WALFsyncLatency = histogram(s.WALFsync)

@@ -1,5 +1,7 @@
 package raftnode
 
+import "go.etcd.io/raft/v3"
+
 // Campaign asks this replica to stand for election now rather than after
 // its election timeout (1-2 s by default). A group whose only voter is this
 // node (internal/cluster/solo) elects itself at once, so its first
@@ -32,7 +34,18 @@ func (g *Group) CampaignFirst() bool {
 	})
 }
 
-// campaignAgain runs at a tick: CampaignFirst's retry.
+// campaignAgain runs at a tick: CampaignFirst's retry. Not while this
+// replica is a candidate: its pre-vote then won (a quorum hosts the group)
+// and a vote round is under way, and etcd raft's Campaign on a candidate
+// starts over as a pre-candidate, ignoring the votes of the round in
+// flight and raising the term again (one more HardState fsync on every
+// replica). Ticks run while the candidate's own save is pending
+// (awaitSave), so with a fsync near a tick long that threw every round
+// away (review8 F1). Raft's state is read from the RawNode: g.state is
+// only updated at the next Ready. A pre-candidate campaigns again: its
+// pre-vote requests may have reached nodes that did not host the group
+// yet (the case CampaignFirst is for), and a pre-vote changes no term and
+// loses nothing — responses to the earlier request count the same.
 func (g *Group) campaignAgain() {
 	if g.eager == 0 {
 		return
@@ -42,6 +55,9 @@ func (g *Group) campaignAgain() {
 		return
 	}
 	g.eager--
+	if g.rn.BasicStatus().RaftState == raft.StateCandidate {
+		return
+	}
 	_ = g.rn.Campaign()
 }
 

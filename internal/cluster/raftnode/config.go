@@ -44,8 +44,8 @@ type HostConfig struct {
 	// snapshots lives in memory. A snapshot it triggers keeps a tenth of
 	// the entries since the last one (at most SnapshotSlack).
 	// The bytes trigger also waits for snapshotRatio (4) times the size
-	// of the last snapshot (snapshot.go), so a large state is not copied
-	// again every SnapshotBytes.
+	// of the state (StateSizer, else the last snapshot; snapshot.go), so
+	// a large state is not copied again every SnapshotBytes.
 	SnapshotBytes uint64
 
 	// MaxSizePerMsg bounds one append message's entries (default 1 MiB);

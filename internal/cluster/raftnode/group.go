@@ -79,8 +79,13 @@ type Group struct {
 	spareMsgs    []*raftpb.Message // double buffers for the inbox
 	spareProp    []proposal
 	snapsSent    []NodeID
-	failed       bool // storage or state machine failed: the group stopped working
-	eager        int  // ticks CampaignFirst still campaigns at while no leader is known
+	failed       bool   // storage or state machine failed: the group stopped working
+	eager        int    // ticks CampaignFirst still campaigns at while no leader is known
+	raftTerm     uint64 // Raft's term as of the last Ready that carried a HardState
+	knownLead    NodeID // the last leader known, and its term (failHanded)
+	knownTerm    uint64
+	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
+	transferTerm uint64
 
 	// Published for other goroutines.
 	leader   atomic.Uint64
@@ -99,11 +104,19 @@ type proposal struct {
 	done   func(any, error)
 	start  time.Time
 	queued uint64 // Host tick at which it was queued (expireQueued)
+	// failFast: fail with ErrLeaderChanged once another leader or term
+	// than the one it was handed to is known (ProposeAsyncFailFast).
+	failFast bool
 }
 
 type pending struct {
 	proposal
 	deadline uint64 // tick
+	// The leader and term Raft handed it to (this node as leader, or a
+	// MsgProp to a known leader); 0 while it waits in g.retry or was
+	// never accepted by Raft.
+	handedLead NodeID
+	handedTerm uint64
 }
 
 type expiring struct{ seq, deadline uint64 }
@@ -181,6 +194,7 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 	g.rn = rn
 	bs := rn.BasicStatus()
 	g.term.Store(bs.HardState.GetTerm())
+	g.raftTerm = bs.HardState.GetTerm()
 	g.commit.Store(bs.HardState.GetCommit())
 	g.publishView()
 	if !fresh {
@@ -367,7 +381,12 @@ func (g *Group) handleReady() bool {
 	if snap != nil && !g.restore(snap) {
 		return false
 	}
+	if hs != nil {
+		g.raftTerm = hs.GetTerm()
+	}
 	g.apply(rd.CommittedEntries)
+	// After the apply: a proposal this Ready commits completes normally.
+	g.failHanded(g.lead, g.raftTerm)
 	g.rn.Advance(rd)
 	for _, to := range g.snapsSent {
 		// The transport gives no delivery receipt: report the snapshot

@@ -21,6 +21,7 @@ var (
 	ErrProposalTimeout = errors.New("raftnode: proposal not applied within the proposal timeout (it may still commit later)")
 	ErrBusy            = errors.New("raftnode: too many proposals queued on the group (its goroutine is held up, e.g. by a slow disk); not proposed")
 	ErrTransferFailed  = errors.New("raftnode: leadership transfer did not complete")
+	ErrLeaderChanged   = errors.New("raftnode: the group's leader changed before the proposal committed (it may still commit)")
 	ErrNoRequests      = errors.New("raftnode: this node does not serve cluster requests")
 )
 

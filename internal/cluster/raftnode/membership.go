@@ -65,7 +65,7 @@ func (g *Group) TransferLeadership(ctx context.Context, to NodeID) error {
 		g.mu.Lock()
 		changed := g.leaderCh
 		g.mu.Unlock()
-		if !g.submit(func() { g.rn.TransferLeader(to) }) {
+		if !g.submit(func() { g.noteTransfer(to); g.rn.TransferLeader(to) }) {
 			return ErrClosed
 		}
 		timeout := make(chan struct{})

@@ -23,11 +23,34 @@ import (
 // not change it afterwards. A nil done proposes without waiting for the
 // outcome.
 func (g *Group) ProposeAsync(data []byte, done func(any, error)) {
+	g.proposeAsync(data, done, false)
+}
+
+// ProposeAsyncFailFast is ProposeAsync, except that the proposal fails
+// with ErrLeaderChanged as soon as this node knows a leader other than the
+// one Raft handed it to — another node, or the same node in another term —
+// instead of at the proposal timeout: a publisher's confirms go out in
+// publish order, and one proposal lost with a dead leader would hold back
+// every later confirm for the whole timeout. Like a timeout, it may still
+// commit (the old leader may have replicated it).
+//
+// Only proposals that reached a leader fail so. One made while no leader
+// is known, or dropped by Raft during a leadership transfer, waits in the
+// group and is proposed to the new leader when one is known: failing it
+// would nack a proposal that then commits (a publisher that resends on
+// nack gets two copies). A leader merely unknown for a moment (a
+// follower's failed pre-vote) and then known again, the same node in the
+// same term, fails nothing: what was handed to it is still there.
+func (g *Group) ProposeAsyncFailFast(data []byte, done func(any, error)) {
+	g.proposeAsync(data, done, true)
+}
+
+func (g *Group) proposeAsync(data []byte, done func(any, error), failFast bool) {
 	if done == nil {
 		done = func(any, error) {}
 	}
 	seq := g.seq.Add(1)
-	p := proposal{seq: seq, data: data, done: done, start: time.Now()}
+	p := proposal{seq: seq, data: data, done: done, start: time.Now(), failFast: failFast}
 	g.enqueue(p)
 }
 
@@ -105,6 +128,8 @@ func (g *Group) proposeAll(props []proposal) {
 // becomes known between a drop and its retry (a Step in the same turn, or
 // the uncommitted-bytes limit dropping some and not the next).
 func (g *Group) proposeRun(ps []*pending) {
+	var lead NodeID // the leader and term the accepted entries go to
+	var term uint64
 	for i := 0; i < len(ps); {
 		if len(g.retry) > 0 {
 			for _, p := range ps[i:] {
@@ -119,14 +144,25 @@ func (g *Group) proposeRun(ps []*pending) {
 				j++
 			}
 		}
-		g.proposeEntry(ps[i:j])
+		if g.proposeEntry(ps[i:j]) {
+			if lead == 0 {
+				// Raft's own view: a message stepped this turn may have
+				// made another leader known before the Ready says so.
+				bs := g.rn.BasicStatus()
+				lead, term = bs.Lead, bs.HardState.GetTerm()
+			}
+			for _, p := range ps[i:j] {
+				p.handedLead, p.handedTerm = lead, term
+			}
+		}
 		i = j
 	}
 }
 
 // proposeEntry proposes one entry: a configuration change, one proposal's
-// data, or a batch of several.
-func (g *Group) proposeEntry(run []*pending) {
+// data, or a batch of several. True when Raft took it (appended it as the
+// leader, or forwarded it to the leader).
+func (g *Group) proposeEntry(run []*pending) bool {
 	var err error
 	switch {
 	case run[0].cc != nil:
@@ -141,13 +177,57 @@ func (g *Group) proposeEntry(run []*pending) {
 		for _, p := range run {
 			g.retry = append(g.retry, p.seq)
 		}
-		return
+		return false
 	}
 	if err != nil {
 		for _, p := range run {
 			delete(g.pending, p.seq)
 			p.done(nil, err)
 		}
+		return false
+	}
+	return true
+}
+
+// noteTransfer records, on the leader, the transfer of leadership to to
+// that it is about to start (transferred).
+func (g *Group) noteTransfer(to NodeID) {
+	if bs := g.rn.BasicStatus(); bs.RaftState == raft.StateLeader {
+		g.transferTo, g.transferTerm = to, bs.HardState.GetTerm()
+	}
+}
+
+// transferred: p was appended by this node as the leader in the term in
+// which it handed leadership to lead, which now leads in the next term.
+// Raft sends the transferee its MsgTimeoutNow only once it holds the
+// leader's whole log, and the leader appends nothing more meanwhile
+// (proposals are dropped and wait in g.retry): so the new leader has p,
+// and a leader never drops its own entries — p commits unless that leader
+// dies first (then p fails at the next leader change or times out). This
+// is every proposal in the pipeline at a rebalance's transfer, which
+// failing would nack although they commit.
+func (g *Group) transferred(p *pending, lead NodeID, term uint64) bool {
+	return p.handedLead == g.h.cfg.ID && p.handedTerm == g.transferTerm && lead == g.transferTo && term == g.transferTerm+1
+}
+
+// failHanded notes the leader and term known after a Ready and, when they
+// are not the last ones known, fails with ErrLeaderChanged the waiting
+// ProposeAsyncFailFast proposals that were handed to another leader or
+// term (ProposeAsyncFailFast). Those never handed to a leader (in g.retry)
+// stay: they go to the new one. A change to no leader fails nothing.
+func (g *Group) failHanded(lead NodeID, term uint64) {
+	if lead == 0 || (lead == g.knownLead && term == g.knownTerm) {
+		return
+	}
+	g.knownLead, g.knownTerm = lead, term
+	for _, e := range g.expiry { // proposal order
+		p, ok := g.pending[e.seq]
+		if !ok || !p.failFast || p.handedLead == 0 || (p.handedLead == lead && p.handedTerm == term) || g.transferred(p, lead, term) {
+			continue
+		}
+		delete(g.pending, e.seq)
+		g.h.stats.proposalsLeaderChanged.Add(1)
+		p.done(nil, ErrLeaderChanged)
 	}
 }
 

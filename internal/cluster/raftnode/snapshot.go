@@ -65,24 +65,37 @@ func (g *Group) maybeSnapshot() {
 }
 
 // snapshotRatio: a snapshot the bytes trigger waits until the entries
-// applied since the last one are this many times that one's size.
+// applied since the last one are this many times the state's size.
 const snapshotRatio = 4
 
 // snapshotWorthIt reports whether the entries applied since the last
 // snapshot call for the next: SnapshotEntries of them, or enough of their
 // bytes — SnapshotBytes, and at least snapshotRatio times the size of the
-// last snapshot made here, since a snapshot copies and writes the whole
-// state (a quorum queue's every message). Before, a queue whose backlog
-// was larger than SnapshotBytes wrote all of it again every SnapshotBytes
-// of traffic; now the snapshots the bytes trigger cost at most
-// 1/snapshotRatio of the bytes applied, and the log held in memory
-// between two of them is at most about snapshotRatio times the state
-// (beside the state itself). The entries trigger, for groups of many
-// small entries, is as before.
+// state, since a snapshot copies and writes the whole state (a quorum
+// queue's every message). Before, a queue whose backlog was larger than
+// SnapshotBytes wrote all of it again every SnapshotBytes of traffic; now
+// the snapshots the bytes trigger cost at most 1/snapshotRatio of the
+// bytes applied. The state's size is the state machine's StateSize when
+// it has one: the log held in memory between two snapshots is then at
+// most about snapshotRatio times the current state (beside the state
+// itself), or SnapshotBytes. A machine without it is measured by its last
+// snapshot, so after its state shrank (a queue drained after a burst) up
+// to snapshotRatio times the state at that snapshot stays in memory until
+// that many bytes or SnapshotEntries entries are applied (review8 F2).
+// The entries trigger, for groups of many small entries, is as before.
 func (g *Group) snapshotWorthIt() bool {
 	cfg := &g.h.cfg
-	return g.applied >= g.snapIndex+cfg.SnapshotEntries ||
-		g.snapBytes >= max(cfg.SnapshotBytes, snapshotRatio*g.snapSize)
+	if g.applied >= g.snapIndex+cfg.SnapshotEntries {
+		return true
+	}
+	if g.snapBytes < cfg.SnapshotBytes {
+		return false
+	}
+	size := g.snapSize
+	if s, ok := g.sm.(StateSizer); ok {
+		size = s.StateSize()
+	}
+	return g.snapBytes >= snapshotRatio*size
 }
 
 // snapshotData is the state machine's snapshot behind the group's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,18 +65,19 @@ func TestSnapshotIsRecordedOffTheGroupGoroutine(t *testing.T) {
 			t.Fatalf("proposal %d: %v", i, err)
 		}
 	}
+	// On failure the snapshot must not stay stuck: Host.Close waits for it.
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(st.release) }) }
+	t.Cleanup(release)
 	i := 0
-	var at uint64
-	for at == 0 {
+	for ; i < 6; i++ {
 		propose(i)
-		i++
-		select {
-		case at = <-st.entered:
-		default:
-		}
-		if i > 50 {
-			t.Fatal("no snapshot after 50 entries with SnapshotEntries 5")
-		}
+	}
+	var at uint64
+	select {
+	case at = <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot started after 6 entries with SnapshotEntries 5")
 	}
 	// The snapshot is stuck in its storage: proposals still apply, and no
 	// second snapshot starts beside it.
@@ -88,7 +90,7 @@ func TestSnapshotIsRecordedOffTheGroupGoroutine(t *testing.T) {
 		t.Fatalf("a second snapshot (at %d) started while the one at %d was being recorded", j, at)
 	default:
 	}
-	close(st.release)
+	release()
 	for range 2000 {
 		if first, _ := st.FirstIndex(); st.created.Load() >= at && first > 1 {
 			return

@@ -25,3 +25,15 @@ type StateMachine interface {
 type SnapshotAppender interface {
 	AppendSnapshot(dst []byte) ([]byte, error)
 }
+
+// StateSizer is an optional method of a StateMachine: StateSize returns
+// about how many bytes its snapshot would take now, cheaply (it is asked
+// on the group's goroutine whenever SnapshotBytes of entries were applied
+// since the last snapshot). With it the bytes trigger waits for
+// snapshotRatio times the current state, not the state at the last
+// snapshot: a queue that drained after a burst is snapshotted again after
+// SnapshotBytes, instead of keeping up to snapshotRatio times its peak
+// backlog of log in memory (snapshot.go).
+type StateSizer interface {
+	StateSize() uint64
+}

@@ -28,9 +28,11 @@ type Stats struct {
 
 	Proposals        uint64 // ProposeAsync calls and membership changes
 	ProposalTimeouts uint64 // failed with ErrProposalTimeout
-	Applied          uint64 // normal entries applied (each proposal of a batch entry counts)
-	Batched          uint64 // proposals this node sent in batch entries of several
-	ConfChanges      uint64 // configuration changes applied
+	// ProposalsLeaderChanged failed with ErrLeaderChanged (ProposeAsyncFailFast).
+	ProposalsLeaderChanged uint64
+	Applied                uint64 // normal entries applied (each proposal of a batch entry counts)
+	Batched                uint64 // proposals this node sent in batch entries of several
+	ConfChanges            uint64 // configuration changes applied
 
 	SnapshotsCreated  uint64
 	SnapshotsRestored uint64 // from a leader's MsgSnap
@@ -64,6 +66,7 @@ type hostStats struct {
 	snapsCreated, snapsRestored, snapsSent             atomic.Uint64
 	msgsSent, msgsReceived, inboxDropped, unknownGroup atomic.Uint64
 	quiesced, batched, proposalsBusy, ticksDropped     atomic.Uint64
+	proposalsLeaderChanged                             atomic.Uint64
 	latBuckets                                         []atomic.Uint64 // len(bounds)+1, not cumulative
 	latSum                                             atomic.Int64
 }
@@ -94,6 +97,7 @@ func (h *Host) Stats() Stats {
 		MessagesSent:  s.msgsSent.Load(), MessagesReceived: s.msgsReceived.Load(),
 		InboxDropped: s.inboxDropped.Load(), UnknownGroup: s.unknownGroup.Load(),
 		ProposalsBusy: s.proposalsBusy.Load(), TicksDropped: s.ticksDropped.Load(),
+		ProposalsLeaderChanged: s.proposalsLeaderChanged.Load(),
 	}
 	var cum uint64
 	st.CommitLatency.Cumulative = make([]uint64, len(CommitLatencyBounds))
