@@ -158,21 +158,29 @@ func (n *Node) applyMembership(index uint64, data []byte) any {
 	return nil
 }
 
+// markRemoved closes Removed, once: it reports whether this call did (the
+// tombstone and a member's notice can both come).
+func (n *Node) markRemoved() bool {
+	n.ms.mu.Lock()
+	defer n.ms.mu.Unlock()
+	ch := n.ms.removedCh()
+	select {
+	case <-ch:
+		return false
+	default:
+	}
+	close(ch)
+	return true
+}
+
 // noteSelfRemoved closes Removed when this node is tombstoned.
 func (n *Node) noteSelfRemoved(st memberState) {
 	if !slices.ContainsFunc(st.Removed, func(m Member) bool { return m.ID == n.cfg.Self.ID }) {
 		return
 	}
-	n.ms.mu.Lock()
-	ch := n.ms.removedCh()
-	select {
-	case <-ch:
-		n.ms.mu.Unlock()
+	if !n.markRemoved() {
 		return
-	default:
 	}
-	close(ch)
-	n.ms.mu.Unlock()
 	n.log.Error("this node was removed from the cluster: it stops serving, and its name cannot rejoin (replica ids are never reused); start a new node under a new name with a fresh data directory",
 		"node", n.cfg.Self.Name)
 }

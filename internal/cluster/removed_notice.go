@@ -21,16 +21,9 @@ import (
 // was removed. The notice is authenticated (only a holder of the secret
 // can make it), so the node believes it.
 func (n *Node) toldRemoved(by transport.NodeID) {
-	n.ms.mu.Lock()
-	ch := n.ms.removedCh()
-	select {
-	case <-ch:
-		n.ms.mu.Unlock()
+	if !n.markRemoved() {
 		return
-	default:
 	}
-	close(ch)
-	n.ms.mu.Unlock()
 	n.log.Error("a member says this node was removed from the cluster: it stops, and its name cannot rejoin (replica ids are never reused); start a new node under a new name with a fresh data directory",
 		"node", n.cfg.Self.Name, "told_by", n.memberName(by))
 }
