@@ -87,7 +87,10 @@ type Node struct {
 
 	mu     sync.Mutex
 	queues map[uint64]queueGroup // open quorum groups
-	ms     membership            // the replicated membership (membership.go)
+	// labels names the open quorum groups for raftnode's log lines
+	// (groupLabel), read on a group's goroutine without n.mu.
+	labels sync.Map   // uint64 → string
+	ms     membership // the replicated membership (membership.go)
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -199,6 +202,8 @@ func New(cfg Config) (*Node, error) {
 		TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: 1,
 		ProposalTimeout: cfg.ProposalTimeout,
 		NewStorage:      func(group uint64) raftnode.Storage { return w.Group(group) },
+		NodeName:        func(id raftnode.NodeID) string { return n.memberName(id) },
+		GroupName:       n.groupLabel, // queue_placement.go
 	})
 	d.host.Store(n.host)
 	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,

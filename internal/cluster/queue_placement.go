@@ -80,3 +80,15 @@ func (n *Node) MemberStates() []MemberState {
 	}
 	return out
 }
+
+// groupLabel names a Raft group in log lines: "metadata", or a quorum
+// queue as "name (vhost v)"; "" for a group this node does not know.
+func (n *Node) groupLabel(id uint64) string {
+	if g := n.meta.Load(); g != nil && g.ID() == id {
+		return "metadata"
+	}
+	if l, ok := n.labels.Load(id); ok {
+		return l.(string)
+	}
+	return ""
+}

@@ -36,8 +36,10 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	}
 	n.mu.Unlock()
 	bootVoters, bootLearners := n.bootConfig(voters, learners)
+	n.labels.Store(gid, def.Name+" (vhost "+def.VHost+")") // before its first leader change is logged
 	g, err := n.host.Start(gid, bootVoters, bootLearners, m)
 	if err != nil {
+		n.labels.Delete(gid)
 		return nil, fmt.Errorf("cluster: quorum queue %s in vhost %s: %w", def.Name, def.VHost, err)
 	}
 	r := &replicatedLog{n: n, id: gid, g: g}
@@ -102,6 +104,7 @@ func (r *replicatedLog) forget() {
 	r.n.mu.Lock()
 	if q, ok := r.n.queues[r.id]; ok && q.g == r.g {
 		delete(r.n.queues, r.id)
+		r.n.labels.Delete(r.id)
 	}
 	r.n.mu.Unlock()
 }

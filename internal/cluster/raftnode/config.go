@@ -26,6 +26,12 @@ type HostConfig struct {
 	Transport transport.Transport // sends to peers
 	Clock     clock.Clock         // ticks and proposal timeouts; default the system clock
 	Logger    *slog.Logger        // default slog.Default()
+	// NodeName and GroupName, when set, name a replica and a group in the
+	// log lines an operator reads (a leader change), beside their ids:
+	// the cluster's member names and its queues, as /api/cluster shows
+	// them.
+	NodeName  func(NodeID) string
+	GroupName func(group uint64) string
 
 	TickInterval    time.Duration // default 100 ms
 	ElectionTicks   int           // default 10

@@ -546,7 +546,8 @@ func (g *Group) onSoftState(ss raft.SoftState) {
 		g.term.Store(term)
 		g.leader.Store(ss.Lead)
 		g.h.stats.leaderChanges.Add(1)
-		g.log.Info("raft leader changed", "leader", ss.Lead, "term", term, "local", ss.Lead == g.h.cfg.ID)
+		g.log.Info("raft leader changed", "leader", ss.Lead, "term", term, "local", ss.Lead == g.h.cfg.ID,
+			"leader_name", g.h.nodeName(ss.Lead), "group_name", g.h.groupName(g.id))
 		g.sm.LeaderChanged(ss.Lead, ss.Lead == g.h.cfg.ID)
 		g.mu.Lock()
 		close(g.leaderCh)

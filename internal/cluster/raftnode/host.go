@@ -45,6 +45,22 @@ type Host struct {
 	ticker   clock.Timer
 }
 
+// nodeName is id's name for a log line ("" unknown, or none set).
+func (h *Host) nodeName(id NodeID) string {
+	if h.cfg.NodeName == nil || id == 0 {
+		return ""
+	}
+	return h.cfg.NodeName(id)
+}
+
+// groupName is the group's name for a log line ("" when none is set).
+func (h *Host) groupName(id uint64) string {
+	if h.cfg.GroupName == nil {
+		return ""
+	}
+	return h.cfg.GroupName(id)
+}
+
 // NewHost returns a Host; its ticker runs until Close.
 func NewHost(cfg HostConfig) *Host {
 	cfg.setDefaults()
