@@ -39,6 +39,13 @@ type conn struct {
 	lastPacket  time.Time     // when the last whole packet came
 	lastWake    int64         // UnixNano of the last wake-up (run)
 	lingerUntil time.Time     // the read deadline linger set; zero: none
+	// inline.go: inline is set while the event loop's goroutine serves
+	// the connection; handoff, that consume stopped at a packet the loop
+	// must not handle; ready, that pending holds whole packets for the
+	// runner to handle before it reads; pause, a wait (rate limit) the
+	// runner owes before it goes on.
+	inline, handoff, ready bool
+	pause                  time.Duration
 	// The timing wheel's links (guarded by the wheel's mu).
 	wprev, wnext *conn
 	wslot        int // slot+1; 0: not in the wheel

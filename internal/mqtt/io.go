@@ -142,6 +142,10 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 			// what it has sent, not the announced size on every wake-up.
 			return "", false
 		}
+		if c.inline && c.inlineStop(first, body) {
+			c.handoff = true // this packet and the rest: a runner's (inline.go)
+			return "", false
+		}
 		off += size
 		if reason, ended := c.packet(first, body); ended {
 			return reason, true
@@ -302,6 +306,17 @@ func (c *conn) run() {
 		ib := c.getInbuf(c.pending)
 		c.pending = nil
 		reason, ended := "", false
+		if c.pause > 0 {
+			// Owed by a publish the event loop served (inline.go).
+			d := c.pause
+			c.pause = 0
+			c.srv.clock.Sleep(d)
+		}
+		if c.ready {
+			// Whole packets the event loop left to a runner.
+			c.ready = false
+			reason, ended = c.consume(&ib)
+		}
 		for !ended {
 			if ib.n == len(ib.b) {
 				ib.room(2 * len(ib.b))
@@ -443,9 +458,13 @@ func (c *conn) wake(why int) {
 				continue
 			}
 			c.srv.stats.parked.Add(-1)
-			if why == wakeExpired {
+			switch why {
+			case wakeExpired:
 				c.loop.runners.start(c, true) // the wheel has already taken it out
-			} else {
+			case wakeReadable:
+				c.loop.wheel.remove(c)
+				c.serveReadable() // the poller's goroutine (inline.go)
+			default:
 				c.loop.wheel.remove(c)
 				c.loop.runners.start(c, false)
 			}

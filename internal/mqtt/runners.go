@@ -23,6 +23,10 @@ type runners struct {
 type runJob struct {
 	c       *conn
 	expired bool
+	// ending: end c with reason endReason (inline.go: the event loop
+	// hands a connection's teardown, which may wait, to a runner).
+	ending    bool
+	endReason string
 }
 
 const (
@@ -34,8 +38,12 @@ func newRunners() *runners { return &runners{work: make(chan runJob)} }
 
 // start runs c's wake-up (c.run, or c.expired) on an idle runner or a new
 // one.
-func (r *runners) start(c *conn, expired bool) {
-	j := runJob{c, expired}
+func (r *runners) start(c *conn, expired bool) { r.startJob(runJob{c: c, expired: expired}) }
+
+// startEnd runs c.end(reason) on a runner.
+func (r *runners) startEnd(c *conn, reason string) { r.startJob(runJob{c: c, ending: true, endReason: reason}) }
+
+func (r *runners) startJob(j runJob) {
 	select {
 	case r.work <- j:
 	default:
@@ -46,9 +54,12 @@ func (r *runners) start(c *conn, expired bool) {
 func (r *runners) loop(j runJob) {
 	var t *time.Timer
 	for {
-		if j.expired {
+		switch {
+		case j.ending:
+			j.c.end(j.endReason)
+		case j.expired:
 			j.c.expired()
-		} else {
+		default:
 			j.c.run()
 		}
 		if r.idle.Add(1) > maxIdleRunners {
