@@ -41,7 +41,9 @@ func newRunners() *runners { return &runners{work: make(chan runJob)} }
 func (r *runners) start(c *conn, expired bool) { r.startJob(runJob{c: c, expired: expired}) }
 
 // startEnd runs c.end(reason) on a runner.
-func (r *runners) startEnd(c *conn, reason string) { r.startJob(runJob{c: c, ending: true, endReason: reason}) }
+func (r *runners) startEnd(c *conn, reason string) {
+	r.startJob(runJob{c: c, ending: true, endReason: reason})
+}
 
 func (r *runners) startJob(j runJob) {
 	select {
