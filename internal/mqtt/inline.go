@@ -34,7 +34,7 @@ import (
 // serveReadable serves a connection the poller found readable, just taken
 // from parked to running (wake).
 func (c *conn) serveReadable() {
-	if !c.connected || c.kicked.Load() != 0 || c.srv.cfg.Cluster != nil {
+	if !c.loopServes() || c.kicked.Load() != 0 {
 		c.loop.runners.start(c, false)
 		return
 	}
@@ -85,6 +85,10 @@ func (c *conn) serveReadable() {
 		c.loop.runners.start(c, false)
 	}
 }
+
+// loopServes says whether the event loop serves the connection's packets
+// when it is readable: once it is connected, on a single node.
+func (c *conn) loopServes() bool { return c.connected && c.srv.cfg.Cluster == nil }
 
 // inlineStop says whether consume, serving the connection on the event
 // loop, must leave this packet and the rest to a runner.

@@ -299,10 +299,18 @@ func (c *conn) run() {
 			return
 		}
 		// Busy: woken again within a second. A device that connects and
-		// then idles parks at once and never lingers.
+		// then idles parks at once and never lingers. A connection the
+		// event loop can serve (inline.go) is busy only when the loop
+		// handed it over with its buffer full, and lingers only while its
+		// reads fill the buffer: a device sending now and then is served
+		// by the loop, not by a goroutine waiting for its next packet.
 		now := time.Now().UnixNano()
 		busy := now-c.lastWake < int64(time.Second)
-		c.lastWake = now
+		loopServes := c.loopServes()
+		if !loopServes {
+			c.lastWake = now
+		}
+		full := true
 		ib := c.getInbuf(c.pending)
 		c.pending = nil
 		reason, ended := "", false
@@ -324,7 +332,8 @@ func (c *conn) run() {
 			space := len(ib.b) - ib.n
 			var n int
 			var err error
-			if busy && c.connected && c.kicked.Load() == 0 {
+			lingering := busy && (full || !loopServes) && c.connected && c.kicked.Load() == 0
+			if lingering {
 				// A busy connection (a device streaming readings) stays
 				// awake a little, waiting in the runtime's poller, rather
 				// than paying a park and a wake-up per packet.
@@ -340,6 +349,7 @@ func (c *conn) run() {
 				break
 			}
 			ib.n += n
+			full = n == space
 			reason, ended = c.consume(&ib)
 			if !ended && c.pastDeadline() {
 				// Bytes that never complete a packet (one every
@@ -349,13 +359,14 @@ func (c *conn) run() {
 				c.expired()
 				return
 			}
-			if !busy && n < space {
+			if n < space && (!lingering || loopServes) {
 				// The socket held less than the buffer had room for:
 				// it is empty, or was a moment ago. Parking re-arms
 				// the poller level-triggered, so bytes that came since
 				// wake the connection at once; a read to see EAGAIN
 				// would cost a system call per wake-up (half of a
-				// connect's reads).
+				// connect's reads). A connection the event loop serves
+				// stops lingering here too: its stream has thinned.
 				break
 			}
 		}

@@ -92,7 +92,7 @@ func (p *poller) arm(c *conn) error {
 	err := c.raw.Control(func(fd uintptr) {
 		// Both descriptors are held open for the call: neither number
 		// can have been reused by another file.
-		if perr := p.raw.Control(func(ep uintptr) { cerr = unix.EpollCtl(int(ep), op, int(fd), &ev) }); perr != nil {
+		if perr := p.raw.Control(func(ep uintptr) { cerr = sysEpollCtl(int(ep), op, int(fd), &ev) }); perr != nil {
 			cerr = errPollerClosed
 		}
 	})
@@ -117,7 +117,7 @@ func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
 	var werr error
 	collect := func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), events, 0)
+		n, err := sysEpollWait(int(fd), events)
 		if err != nil {
 			if !errors.Is(err, syscall.EINTR) {
 				werr = err
