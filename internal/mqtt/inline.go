@@ -15,7 +15,7 @@ import (
 // The poller's loop therefore serves a readable connection itself when the
 // work is small and cannot wait: one non-blocking read into a pooled
 // buffer, the whole packets in it handled — PUBLISH at QoS 0 or 1 without
-// retain, a bare PUBACK, PINGREQ — their acknowledgements and the
+// retain while no publish rate limit is set, a bare PUBACK, PINGREQ — their acknowledgements and the
 // deliveries they make written with non-blocking writes (what a socket
 // does not take goes to its outbox's writer, as on a runner), and the
 // connection parked again, all without another goroutine.
@@ -25,8 +25,9 @@ import (
 // packet (a SUBSCRIBE declares a queue…), a retained or QoS 2 PUBLISH (a
 // commit is waited for), a resource alarm, the connection's end (the
 // teardown, the will), an expired deadline, a kick, and a cluster node
-// (a publish may go to another node). A rate limit's wait is owed rather
-// than slept: the runner sleeps it before it reads on. A read that filled
+// (a publish may go to another node). A queue's publish-rate hold, which
+// comes after the publish, is owed rather than slept: the runner sleeps it
+// before it handles the next packet. A read that filled
 // the buffer marks a busy publisher streaming: the runner serves it,
 // lingering for more, as before. TLS and WebSocket connections are never
 // polled and keep their goroutine.
@@ -99,7 +100,9 @@ func (c *conn) inlineStop(first byte, body []byte) bool {
 	switch {
 	case first>>4 == wire.PUBLISH:
 		qos := first >> 1 & 3
-		return qos > 1 || first&1 != 0 || c.alarmed()
+		// A publish over a rate limit waits before it is routed: on a
+		// runner, whenever limits are set.
+		return qos > 1 || first&1 != 0 || c.alarmed() || c.srv.broker.Limits().Active()
 	case first == wire.PUBACK<<4 && len(body) == 2:
 		return false
 	case first == wire.PINGREQ<<4:
@@ -119,8 +122,10 @@ func (c *conn) alarmed() bool {
 	return false
 }
 
-// stall makes the publisher wait d (a rate limit): now on a runner, after
-// the packet when the event loop serves it (serveReadable hands it over).
+// stall makes the publisher wait d after a publish (a queue's publish-rate
+// hold, or a rate limit set while the loop served it): now on a runner;
+// when the event loop serves it, a runner waits before the next packet
+// (serveReadable hands it over).
 func (c *conn) stall(d time.Duration) {
 	if c.inline {
 		c.pause += d

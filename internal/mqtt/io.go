@@ -17,8 +17,10 @@ import (
 //
 // A plain TCP connection has no goroutine and no buffer while it is idle:
 // it is parked on the server's poller (poller_linux.go) with its deadline
-// in the server's timing wheel (wheel.go). When bytes arrive, its deadline
-// passes or another goroutine kicks it, a goroutine is started (run) that
+// in the server's timing wheel (wheel.go). When bytes arrive for a
+// connected client, the poller's goroutine serves the packets that cannot
+// wait itself (inline.go). Otherwise — and when its deadline passes or
+// another goroutine kicks it — a goroutine is started (run) that
 // takes a read buffer from a pool, reads what the socket holds without
 // blocking, handles every whole packet, keeps the bytes of an incomplete
 // one (exactly those, not a buffer), returns the buffer and parks again.

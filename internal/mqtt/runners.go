@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// runners run parked connections' wake-ups (io.go: run, expired) on
-// goroutines kept between wake-ups. A new goroutine starts on a 2 KiB stack
+// runners run parked connections' wake-ups (io.go: run, expired) that the
+// event loop does not serve itself, and the ends it hands over (inline.go),
+// on goroutines kept between wake-ups. A new goroutine starts on a 2 KiB stack
 // and a wake-up's calls (the handshake, a session queue's declare, a
 // publish's routing) grow it to 8–16 KiB, copying it at each doubling, and
 // the runtime frees a grown stack when its goroutine ends: in a connect
