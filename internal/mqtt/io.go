@@ -51,6 +51,10 @@ type eventLoop struct {
 	poller  *poller
 	wheel   *wheel
 	runners *runners // runners.go
+	// burst is the write batch of the publishes the poller's goroutine
+	// serves (inline.go): open while it serves one epoll_wait's events,
+	// so their deliveries to a subscriber go out in one write per burst.
+	burst writeBatch
 }
 
 // readBufSize is a pooled read buffer's size: most packets of an IoT

@@ -32,6 +32,10 @@ type poller struct {
 	conns  map[uint64]*conn // id → parked or running connection
 	closed bool
 	done   chan struct{}
+	// burst (the event loop's) is open while the loop serves a batch of
+	// events: the deliveries of the publishes it serves are written once
+	// the batch is done (inline.go).
+	burst *writeBatch
 }
 
 // pollerSupported reports whether this platform has the event loop.
@@ -124,8 +128,14 @@ func (p *poller) loop() {
 			}
 			return true
 		}
+		if p.burst != nil {
+			p.burst.begin()
+		}
 		for i := range events[:n] {
 			p.dispatch(eventID(&events[i]))
+		}
+		if p.burst != nil {
+			p.burst.flush(false)
 		}
 		// A full batch may leave events behind: collect them before
 		// waiting (the runtime's poller is edge-triggered).

@@ -11,7 +11,7 @@ import (
 // pollerSupported is false off Linux: every connection keeps its goroutine.
 const pollerSupported = false
 
-type poller struct{}
+type poller struct{ burst *writeBatch }
 
 func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loop on this platform") }
 func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }

@@ -90,11 +90,15 @@ func (c *conn) publish(p *wire.Publish) error {
 		return err
 	}
 	m := c.toMessage(p)
-	if c.batch == nil {
-		c.batch = &writeBatch{}
-		c.batch.begin() // publish runs inside consume, which flushes it
+	if c.inline {
+		m.Batch = &c.loop.burst // the poller flushes it after its burst of events
+	} else {
+		if c.batch == nil {
+			c.batch = &writeBatch{}
+			c.batch.begin() // publish runs inside consume, which flushes it
+		}
+		m.Batch = c.batch
 	}
-	m.Batch = c.batch
 	if p.Retain {
 		c.flushBatch() // the retained record's commit is waited for
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
