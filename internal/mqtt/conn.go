@@ -33,6 +33,7 @@ type conn struct {
 	loop        *eventLoop
 	state       atomic.Uint32 // stRunning, stParked, stDone, with flags
 	polled      bool          // registered with the poller (guarded by the poller's mu)
+	armedET     bool          // registered edge-triggered, kept between wake-ups (poller.arm)
 	connected   bool          // CONNACK sent
 	pending     []byte        // an incomplete packet's bytes, kept while parked
 	connectBy   int64         // UnixNano: the CONNECT timeout's deadline

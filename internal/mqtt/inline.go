@@ -68,6 +68,7 @@ func (c *conn) serveReadable() {
 	case n == space:
 		// A publisher streaming: a runner reads on, lingering (run).
 		c.lastWake = time.Now().UnixNano()
+		c.loop.poller.disarm(c)
 		handoff = true
 	}
 	if handoff || c.pause > 0 || c.kicked.Load() != 0 {

@@ -276,6 +276,7 @@ const lingerFor = 200 * time.Millisecond
 // lingerFor stale, not twice per wake-up (each move is a runtime timer
 // change), and cleared by endLinger before the connection parks.
 func (c *conn) linger(b []byte) (int, error) {
+	c.loop.poller.disarm(c) // the runtime's poller wakes it meanwhile
 	until := time.Now().Add(lingerFor)
 	if until.Sub(c.lingerUntil) > lingerFor/4 {
 		_ = c.nc.SetReadDeadline(until)

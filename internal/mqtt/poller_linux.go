@@ -11,8 +11,9 @@ import (
 
 // poller watches parked connections' sockets with an epoll instance of its
 // own, beside the Go runtime's: a parked connection has no goroutine, and
-// when its socket becomes readable (or hangs up) the poller starts one.
-// Each registration is one-shot, re-armed when the connection parks again;
+// when its socket becomes readable (or hangs up) the poller serves it or
+// starts one (inline.go). A registration is one-shot, re-armed when the
+// connection parks again, or edge-triggered and kept (arm);
 // its data is the connection's id, never a pointer or a bare descriptor
 // number, so an event for a connection that has ended is ignored. The
 // epoll calls run inside RawConn.Control, which holds the descriptor open,
@@ -72,9 +73,14 @@ func eventID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// arm (re-)registers c's socket for one readiness event. Level-triggered:
-// bytes that arrived before it are reported at once.
+// arm (re-)registers c's socket for readiness as it parks. A connection
+// the loop serves (inline.go) stays registered edge-triggered between
+// wake-ups, so parking it again costs no system call: an event that comes
+// while it runs is recorded (wake's flagWake) and park then reads again
+// instead of parking. Any other is registered for one event. Either way
+// the (re-)registration reports at once bytes that came before it.
 func (p *poller) arm(c *conn) error {
+	et := c.loopServes()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -86,7 +92,14 @@ func (p *poller) arm(c *conn) error {
 		c.polled = true
 	}
 	p.mu.Unlock()
+	if et && c.armedET {
+		return nil
+	}
+	c.armedET = false
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	if et {
+		ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+	}
 	setEventID(&ev, c.id)
 	op := unix.EPOLL_CTL_MOD
 	if first {
@@ -103,7 +116,26 @@ func (p *poller) arm(c *conn) error {
 	if err != nil {
 		return err
 	}
+	if cerr == nil {
+		c.armedET = et
+	}
 	return cerr
+}
+
+// disarm stops the events of an edge-triggered registration while a
+// runner serves c for a while (a streaming publisher lingering in the
+// runtime's poller): each packet would wake the loop for nothing. The
+// next park registers it again.
+func (p *poller) disarm(c *conn) {
+	if !c.armedET {
+		return
+	}
+	c.armedET = false
+	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT}
+	setEventID(&ev, c.id)
+	_ = c.raw.Control(func(fd uintptr) {
+		_ = p.raw.Control(func(ep uintptr) { _ = sysEpollCtl(int(ep), unix.EPOLL_CTL_MOD, int(fd), &ev) })
+	})
 }
 
 // forget drops c: it has ended. Its socket leaves the epoll set when it is
