@@ -13,7 +13,9 @@ const pollerSupported = false
 
 type poller struct{ burst *writeBatch }
 
-func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loop on this platform") }
+func newPoller(*writeBatch) (*poller, error) {
+	return nil, errors.New("mqtt: no event loop on this platform")
+}
 func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }
 func (p *poller) forget(c *conn)    {}
 func (p *poller) disarm(c *conn)    {}
