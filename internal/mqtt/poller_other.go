@@ -11,7 +11,7 @@ import (
 // pollerSupported is false off Linux: every connection keeps its goroutine.
 const pollerSupported = false
 
-type poller struct{ burst *writeBatch }
+type poller struct{}
 
 func newPoller(*writeBatch) (*poller, error) {
 	return nil, errors.New("mqtt: no event loop on this platform")
