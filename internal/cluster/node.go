@@ -205,6 +205,7 @@ func New(cfg Config) (*Node, error) {
 		NodeName:        func(id raftnode.NodeID) string { return n.memberName(id) },
 		GroupName:       n.groupLabel, // queue_placement.go
 	})
+	n.host.QuietUnknownGroups(true) // until Start caught up: its queues' groups do not exist here yet
 	d.host.Store(n.host)
 	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,
 		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
@@ -341,6 +342,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			st := g.Status()
 			n.log.Info("metadata group caught up", "leader", n.memberName(st.Leader), "term", st.Term,
 				"applied", st.Applied, "took", time.Since(start).Round(time.Millisecond))
+			n.host.QuietUnknownGroups(false) // the groups of the queues it applied are open
 			break
 		}
 		if r := n.refusal(); r != "" {
