@@ -107,6 +107,8 @@ type Node struct {
 	ids     atomic.Pointer[idState]
 	verify  chan uint64
 	refused atomic.Pointer[string]
+	// notIn: members that refuse this node as unknown (not_member.go).
+	notIn notMember
 	// savedCluster is the cluster id in ClusterFile.
 	savedCluster atomic.Value
 	// takeover closes this node's MQTT connection of a client id for
@@ -352,6 +354,10 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			return err
 		}
 		if ctx.Err() != nil {
+			if names := n.notCountedIn(); len(names) > 0 {
+				return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v: %s",
+					time.Since(start).Round(time.Second), n.notMemberHint(names))
+			}
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
 				time.Since(start).Round(time.Second), n.reachability())
 		}

@@ -26,6 +26,9 @@ type peer struct {
 	bytesSent, bytesRecv atomic.Uint64
 	msgsSent, msgsRecv   atomic.Uint64
 	dropped, reconnects  atomic.Uint64
+	// refusal is the reason the peer gave when it refused this node's
+	// last dial (nil after a dial that connected or failed otherwise).
+	refusal atomic.Pointer[string]
 }
 
 func newPeer(parent context.Context, id NodeID, addr string) *peer {

@@ -464,6 +464,12 @@ func (t *TCP) dialLoop(p *peer) {
 			}
 			return
 		}
+		var re *RefusedError
+		if errors.As(err, &re) {
+			p.refusal.Store(&re.Reason)
+		} else {
+			p.refusal.Store(nil)
+		}
 		if err == nil {
 			lastErr = ""
 			select {
