@@ -51,10 +51,11 @@ func (n *Node) noteProbe(id uint64, err error) {
 // unknown node id (sorted).
 func (n *Node) notCountedIn() []string {
 	st := n.tr.Stats()
+	members := n.members() // before notIn.mu: it takes the membership's lock
 	n.notIn.mu.Lock()
 	defer n.notIn.mu.Unlock()
 	var names []string
-	for _, m := range n.members() {
+	for _, m := range members {
 		if m.ID == n.cfg.Self.ID || st.Peers[m.ID].Connected {
 			continue
 		}
