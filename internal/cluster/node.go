@@ -376,6 +376,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	if _, r := n.checkIdentities(ctx); r != "" {
 		return fmt.Errorf("cluster: refusing to start: %s", r)
 	}
+	n.logPeersDiffer() // peers_check.go
 	n.started.Store(true)
 	n.syncPeers()
 	n.wg.Add(4)
