@@ -13,13 +13,15 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // joiningNode describes a node that joins the running cluster nodes: its
 // --peers are theirs and its own, and it starts with --join.
 func joiningNode(t *testing.T, nodes []*ternNode, name string) *ternNode {
 	t.Helper()
-	nd := &ternNode{name: name, clusterAddr: freeLoopbackPort(t), dataDir: t.TempDir()}
+	nd := &ternNode{name: name, clusterAddr: freeport.Loopback(t), dataDir: t.TempDir()}
 	args := slices.Clone(nodes[0].args)
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {

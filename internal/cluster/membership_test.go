@@ -13,11 +13,13 @@ import (
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/vfs"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // joiner configures a node that joins the running cluster of nodes.
 func joiner(t *testing.T, nodes []*testNode, name string, standby bool) *testNode {
-	self := Member{ID: MemberID(name), Name: name, Addr: freePort(t), Standby: standby}
+	self := Member{ID: MemberID(name), Name: name, Addr: freeport.Loopback(t), Standby: standby}
 	members := append(slices.Clone(nodes[0].cfg.Members), self)
 	return &testNode{cfg: Config{Self: self, Members: members, Dir: filepath.Join(t.TempDir(), "cluster"), FS: vfs.Default,
 		Secret: []byte(testSecret), StartTimeout: 30 * time.Second, Join: true}}
