@@ -205,7 +205,7 @@ func TestNewNodeWithoutJoinIsToldToJoin(t *testing.T) {
 	errs := make([]error, 2)
 	for i, id := range []uint64{999, 1009} {
 		name := fmt.Sprintf("n%d", id%10)
-		self := Member{ID: id, Name: name, Addr: freePort(t)}
+		self := Member{ID: id, Name: name, Addr: freeport.Loopback(t)}
 		tn := &testNode{cfg: Config{Self: self, Members: append(slices.Clone(nodes[0].cfg.Members), self),
 			Dir: filepath.Join(t.TempDir(), "cluster"), FS: vfs.Default, Secret: []byte(testSecret), StartTimeout: 10 * time.Second}}
 		wg.Add(1)
