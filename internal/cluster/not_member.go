@@ -32,13 +32,18 @@ type notMember struct {
 	logged string            // the names last logged
 }
 
-// noteProbe records a probe's outcome: a refusal's reason, or none.
+// noteProbe records a probe's outcome: a refusal's reason, or none after
+// a probe that got through. A probe that failed otherwise (a timeout under
+// load, Start's context ending) leaves the last refusal standing.
 func (n *Node) noteProbe(id uint64, err error) {
 	var re *transport.RefusedError
 	n.notIn.mu.Lock()
 	defer n.notIn.mu.Unlock()
-	if !errors.As(err, &re) {
+	if err == nil {
 		delete(n.notIn.probed, id)
+		return
+	}
+	if !errors.As(err, &re) {
 		return
 	}
 	if n.notIn.probed == nil {

@@ -21,10 +21,10 @@ type PeerStats struct {
 	Dropped uint64
 	// Reconnects counts connections after the first.
 	Reconnects uint64
-	// Refusal is the reason the peer gave when it refused this node's
-	// last dial ("unknown node id …" from a peer that does not count
-	// this node in); "" when it did not refuse, or this node does not
-	// dial it (the lower id dials).
+	// Refusal is the reason the peer gave when it last refused this
+	// node's dial ("unknown node id …" from a peer that does not count
+	// this node in), until a dial connects; "" when it never refused, or
+	// this node does not dial it (the lower id dials).
 	Refusal string
 }
 

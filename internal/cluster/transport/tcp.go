@@ -464,10 +464,9 @@ func (t *TCP) dialLoop(p *peer) {
 			}
 			return
 		}
-		var re *RefusedError
-		if errors.As(err, &re) {
+		if re := (*RefusedError)(nil); errors.As(err, &re) {
 			p.refusal.Store(&re.Reason)
-		} else {
+		} else if err == nil {
 			p.refusal.Store(nil)
 		}
 		if err == nil {
