@@ -22,6 +22,10 @@ type Sources struct {
 	// Alarms are the resource alarms /healthz reports; nil falls back to
 	// the alarm flags in the broker's Stats.
 	Alarms func() []*flow.Alarm
+	// NotServing, if set, says why the node serves no AMQP or MQTT
+	// clients now ("" while it does): a cluster's standby node until it
+	// is promoted. /healthz then fails, as a client's connect would.
+	NotServing func() string
 
 	// Limits and VHostExists serve the /api/limits endpoint; SetLimits,
 	// if set, applies a change (the broker's SetLimits command, so every

@@ -136,7 +136,7 @@ func (c *conn) sessionReachable() error {
 func (c *conn) sessionLost(err error) {
 	c.warn("MQTT session could not be resumed: consuming its queue failed; closing the connection", "queue", c.queue.Name(), "err", err)
 	c.detachSession()
-	if c.expiry > 0 && c.srv.isActive(c) {
+	if c.srv.settle(c, c.expiry > 0) && c.expiry > 0 {
 		_ = c.srv.expiry.left(c.clientID, c.expiry)
 	}
 	c.srv.release(c)

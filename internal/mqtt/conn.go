@@ -96,6 +96,11 @@ type conn struct {
 	// session); remote once another node's CONNECT took it over.
 	admitted bool
 	remote   byte
+	// Guarded by srv.mu (server.go): settled once the connection decided
+	// what becomes of its session at its end (or was refused), after
+	// which it never holds the client id again; sessionLeft when it left
+	// the session alone because another connection held the id.
+	settled, sessionLeft bool
 }
 
 // subOpts are a subscription's options.

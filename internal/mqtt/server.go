@@ -334,24 +334,50 @@ func (s *Server) claim(c *conn) *conn {
 	return old
 }
 
-func (s *Server) isActive(c *conn) bool {
+// settle is a closing connection's decision about its session, under
+// s.mu: it reports whether c still holds the client id (and so ends or
+// parks the session itself). From then on unclaim never hands the id back
+// to c. hasSession says whether c had a session to end or park: when
+// another connection holds the id, c leaves it alone, and the other one
+// takes that over should it give up waiting (unclaim).
+func (s *Server) settle(c *conn, hasSession bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.active[c.clientID] == c
+	active := s.active[c.clientID] == c
+	c.settled = true
+	c.sessionLeft = hasSession && !active
+	return active
 }
 
 // unclaim gives the client id back to old, still closing, when c gave up
 // waiting for it: old's teardown then ends the session as it would have.
+// If old's teardown got past its decision meanwhile (it found c holding
+// the id, so left the session alone), old is not put back — a finished
+// connection in s.active would keep the session "resumed" for good, its
+// expiry never counted — and c ends or parks the session in its place.
 func (s *Server) unclaim(c, old *conn) {
 	s.mu.Lock()
-	if s.active[c.clientID] == c {
-		s.active[c.clientID] = old
+	if s.active[c.clientID] != c {
+		s.mu.Unlock()
+		return
 	}
+	if !old.settled {
+		s.active[c.clientID] = old
+		s.mu.Unlock()
+		return
+	}
+	delete(s.active, c.clientID)
+	orphan := old.sessionLeft
+	old.sessionLeft = false
 	s.mu.Unlock()
+	if orphan {
+		old.leaveSession()
+	}
 }
 
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
+	c.settled = true
 	if s.active[c.clientID] == c {
 		delete(s.active, c.clientID)
 	}
