@@ -242,7 +242,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	}
 	if len(dead) > 0 || len(settle) > 0 || len(back) > 0 || len(later) > 0 {
 		b.soon(func() {
-			b.deadLetter(dead)
+			b.deadLetters(dead)
 			b.proposeSettlement(qcSettleAt, 0, settle)
 			b.proposeSettlement(qcReturnAt, 0, back)
 			for _, c := range later {
@@ -251,6 +251,25 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		})
 	}
 	return res
+}
+
+// deadLetters publishes the messages the machine dead-lettered, decoded
+// here: only the leader does, off the group's goroutine.
+func (b *quorumBackend) deadLetters(dead []qdead) {
+	if len(dead) == 0 {
+		return
+	}
+	out := make([]deadLetter, 0, len(dead))
+	for _, d := range dead {
+		msg, err := message.DecodeMessage(d.rec)
+		if err != nil {
+			b.vhost.broker.log.Error("quorum queue: a dead-lettered message's record does not decode: dropped",
+				"queue", b.cfg.Name, "reason", d.reason, "err", err)
+			continue
+		}
+		out = append(out, deadLetter{msg: msg, reason: d.reason})
+	}
+	b.deadLetter(out)
 }
 
 // reconcileLocked drops what this node's consumers (and those whose
@@ -308,6 +327,23 @@ func (b *quorumBackend) deliverLocked() []qref {
 		for _, d := range lc.pending {
 			if !lc.opts.NoAck && lc.opts.Prefetch > 0 && len(lc.held) >= lc.opts.Prefetch {
 				break // the rest were assigned ahead (checkoutCredit): they wait for the client's acks
+			}
+			if d.msg == nil {
+				msg, err := message.DecodeMessage(d.rec)
+				if err != nil {
+					// PeekRecord took it on every replica; it cannot
+					// be delivered: discarded through the log, so every
+					// replica drops it alike.
+					b.vhost.broker.log.Error("quorum queue: a message's record does not decode: discarding it",
+						"queue", b.cfg.Name, "id", d.id, "err", err)
+					bad := []qref{{key: lc.key, id: d.id, acquired: d.acquired}}
+					b.inflightLocked(bad)
+					b.soon(func() { b.proposeSettlement(qcDiscardAt, 0, bad) })
+					n++
+					continue
+				}
+				d.msg = msg
+				lc.pending[n].msg = msg // decoded once, though refused now
 			}
 			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count, d.acquired), Seq: d.id,
 				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key, qacq: d.acquired})
@@ -407,7 +443,7 @@ func (b *quorumBackend) Restore(data []byte) error {
 		for _, id := range sortedOut(q) {
 			if _, held := lc.held[id]; !known[id] && !held {
 				m := q.out[id]
-				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, msg: m.msg,
+				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, rec: m.rec,
 					redelivered: m.redelivered(), count: m.count, acquired: m.acquired, remaining: b.m.ready.len()})
 			}
 		}
@@ -654,6 +690,17 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 		}
 		return Delivery{}, false
 	}
+	msg, derr := message.DecodeMessage(g.rec)
+	if derr != nil {
+		b.vhost.broker.log.Error("quorum queue: a message's record does not decode: discarding it",
+			"queue", b.cfg.Name, "id", g.id, "err", derr)
+		b.mu.Lock()
+		bad := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
+		b.inflightLocked(bad)
+		b.mu.Unlock()
+		b.proposeSettlement(qcDiscardAt, 0, bad)
+		return Delivery{}, false
+	}
 	if noAck {
 		b.mu.Lock()
 		refs := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
@@ -666,7 +713,7 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
-	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
+	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
 		Remaining: g.remaining, qkey: b.getKey, qacq: g.acquired}, true
 }
 
