@@ -67,18 +67,22 @@ type quorumBackend struct {
 	// while theirs were in flight: their cancel is proposed once none
 	// is, so it cannot overtake a settlement and return what the client
 	// already has (settlementDone).
-	inflight  map[uint64]int
-	closing   map[uint64]*qlocal
-	deleted   bool
-	leader    bool // LeaderChanged said this node leads
-	downSent  map[uint64]bool
-	expiry    clock.Timer
-	expiryAt  int64
-	liveTimer clock.Timer
-	unused    clock.Timer // x-expires, on the leader
-	unusedAt  int64
-	usesSeen  uint64 // the machine's uses when this node, leading, last saw them change
-	usedAt    int64  // when (this node's clock)
+	inflight map[uint64]int
+	closing  map[uint64]*qlocal
+	// acks are the settlements of acks not yet proposed; acksQueued says
+	// the outbox will propose them (ack, flushAcks).
+	acks       []qref
+	acksQueued bool
+	deleted    bool
+	leader     bool // LeaderChanged said this node leads
+	downSent   map[uint64]bool
+	expiry     clock.Timer
+	expiryAt   int64
+	liveTimer  clock.Timer
+	unused     clock.Timer // x-expires, on the leader
+	unusedAt   int64
+	usesSeen   uint64 // the machine's uses when this node, leading, last saw them change
+	usedAt     int64  // when (this node's clock)
 
 	// The group's goroutine never proposes or publishes itself (a
 	// Propose may wait for that goroutine; a dead letter may propose to
@@ -363,7 +367,12 @@ func (b *quorumBackend) deliverLocked() []qref {
 			}
 		}
 		if n > 0 {
-			lc.pending = slices.Delete(lc.pending, 0, n)
+			// Taken from the front: slide past them rather than move the
+			// rest down. The node holds up to a prefetch's worth assigned
+			// ahead (checkoutCredit) and each ack frees room for one:
+			// moving the rest down copied them all on every ack.
+			clear(lc.pending[:n])
+			lc.pending = lc.pending[n:]
 		}
 	}
 	b.inflightLocked(settle)
@@ -624,15 +633,37 @@ func (b *quorumBackend) refsLocked(ds []Delivery) []qref {
 	return refs
 }
 
-// ack settles the deliveries with one proposal; the credit they free is
-// used once it applies. Messages this node was given and its consumers
+// ack settles the deliveries; the credit they free is used once the
+// settlement applies. Messages this node was given and its consumers
 // refused for want of credit are offered again now.
+//
+// The acks of one moment share one proposal: each call adds its
+// settlements to acks, and the first of them asks the outbox to propose
+// what has gathered by the time it runs (flushAcks). A client acking each
+// message one by one sends acks in bursts the connection reads together,
+// and each proposal costs on every replica (an entry's header, its apply,
+// the proposer's completion) whatever it settles: one proposal per ack
+// was a second Raft entry per message. The settlements are counted in
+// flight from here, so a cancel still waits for them (settlementDone).
 func (b *quorumBackend) ack(ds []Delivery) {
 	b.mu.Lock()
-	refs := b.refsLocked(ds)
-	refs = append(refs, b.deliverLocked()...)
+	b.acks = append(b.acks, b.refsLocked(ds)...)
+	b.acks = append(b.acks, b.deliverLocked()...)
+	start := !b.acksQueued && len(b.acks) > 0
+	b.acksQueued = b.acksQueued || start
 	b.mu.Unlock()
 	b.vhost.broker.stats.acked.Add(uint64(len(ds)))
+	if start {
+		b.soon(b.flushAcks)
+	}
+}
+
+// flushAcks proposes the settlements ack gathered, as one entry.
+func (b *quorumBackend) flushAcks() {
+	b.mu.Lock()
+	refs := b.acks
+	b.acks, b.acksQueued = nil, false
+	b.mu.Unlock()
 	b.proposeSettlement(qcSettleAt, 0, refs)
 }
 
