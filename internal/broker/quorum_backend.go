@@ -177,7 +177,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	b.mu.Lock()
 	res := b.m.Apply(index, data)
 	ds, dead := b.m.deliveries, b.m.dead
-	b.m.deliveries, b.m.dead = nil, nil
+	b.m.dead = nil
 	var later []*qcmd
 	announce := false
 	for _, d := range ds {
@@ -194,12 +194,21 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			later = append(later, &qcmd{kind: qcCancel, key: d.key})
 		}
 	}
+	// The slice is the machine's again (pending holds copies): most
+	// entries assign a message, and a new slice for each cost an
+	// allocation per message on every replica. A large one (a burst of
+	// credit) is let go.
+	clear(ds)
+	if cap(ds) > 1024 {
+		ds = nil
+	}
+	b.m.deliveries = ds[:0]
 	for key := range b.ghosts {
 		if b.m.consumer(b.node, key) == nil {
 			delete(b.ghosts, key)
 		}
 	}
-	if len(data) >= qcmdHeader {
+	if len(data) >= qcmdHeader && len(b.downSent) > 0 {
 		// The proposer answers, and node-up says its node does: the
 		// leader may report them down again.
 		delete(b.downSent, binary.BigEndian.Uint64(data[1:]))
