@@ -82,6 +82,10 @@ type Group struct {
 	failed       bool   // storage or state machine failed: the group stopped working
 	eager        int    // ticks CampaignFirst still campaigns at while no leader is known
 	raftTerm     uint64 // Raft's term as of the last Ready that carried a HardState
+	// The term and vote of the last hard state saved (raft.MustSync's
+	// previous state): a hard state that changes neither only moves the
+	// commit index and is noted without waiting for an fsync.
+	savedHS *raftpb.HardState
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
@@ -166,6 +170,11 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 	g.applied = snap.GetMetadata().GetIndex()
 	g.snapIndex = g.applied
 	g.confState = cs
+	if hs, _, err := st.InitialState(); err == nil && hs != nil { // the bootstrap's, if it just ran
+		g.savedHS = &raftpb.HardState{Term: new(hs.GetTerm()), Vote: new(hs.GetVote())}
+	} else {
+		g.savedHS = &raftpb.HardState{}
+	}
 	if data, ok, err := unwrapSnapshot(snap.GetData()); err != nil {
 		return nil, err
 	} else if ok {
@@ -178,7 +187,7 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		ID:                        h.cfg.ID,
 		ElectionTick:              h.cfg.ElectionTicks,
 		HeartbeatTick:             h.cfg.HeartbeatTicks,
-		Storage:                   st,
+		Storage:                   commitFloor{st, g.applied}, // commitnote.go
 		Applied:                   g.applied,
 		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
@@ -370,14 +379,27 @@ func (g *Group) handleReady() bool {
 	if raft.IsEmptyHardState(hs) {
 		hs = nil
 	}
-	msgs := g.sendEarly(rd.Messages)
-	if hs != nil || len(rd.Entries) > 0 || snap != nil {
-		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
-		if !g.awaitSave() {
-			return false
+	if snap == nil && len(rd.Entries) == 0 && hs != nil && !raft.MustSync(hs, g.savedHS, 0) {
+		// Only the commit index moved (the commit that follows every
+		// append, on the leader and on each follower): nothing here needs
+		// to be durable before the messages go or the entries apply —
+		// those entries were saved by earlier Readys, and a response
+		// acknowledges only what they saved.
+		g.storage.NoteCommit(hs)
+		g.send(rd.Messages)
+	} else {
+		msgs := g.sendEarly(rd.Messages)
+		if hs != nil || len(rd.Entries) > 0 || snap != nil {
+			g.storage.Save(hs, rd.Entries, snap, g.onSaved)
+			if !g.awaitSave() {
+				return false
+			}
+			if hs != nil {
+				g.savedHS = hs
+			}
 		}
+		g.send(msgs)
 	}
-	g.send(msgs)
 	if snap != nil && !g.restore(snap) {
 		return false
 	}
