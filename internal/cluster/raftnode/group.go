@@ -85,7 +85,7 @@ type Group struct {
 	// The term and vote of the last hard state saved (raft.MustSync's
 	// previous state): a hard state that changes neither only moves the
 	// commit index and is noted without waiting for an fsync.
-	savedHS *raftpb.HardState
+	savedHS      *raftpb.HardState
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
