@@ -86,9 +86,8 @@ type Group struct {
 	// previous state): a hard state that changes neither only moves the
 	// commit index and is noted without waiting for an fsync.
 	savedHS      *raftpb.HardState
-	lastIdx      uint64            // the last index of the log saved (pipeline.go)
-	heldProps    []*raftpb.Message // other nodes' proposals held (pipeline.go)
-	knownLead    NodeID            // the last leader known, and its term (failHanded)
+	lastIdx      uint64 // the last index of the log saved (pipeline.go)
+	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
 	transferTerm uint64
@@ -330,10 +329,6 @@ func (g *Group) stepAll(msgs []*raftpb.Message) {
 		} else if wakes(m) {
 			g.quiesceAsked = false
 			g.unquiesce()
-		}
-		if m.GetType() == raftpb.MsgProp && g.holding() {
-			g.heldProps = append(g.heldProps, m) // pipeline.go
-			continue
 		}
 		// Errors here are a response from a peer no longer in the
 		// configuration, or a local message type from the network:

@@ -22,11 +22,6 @@ import "go.etcd.io/raft/v3"
 // round in flight to commit, as it waited before for the leader's fsync
 // and then its own round.
 //
-// Other nodes' proposals (MsgProp: a consumer's acks forwarded by its
-// node) are held the same way, in stepAll, and stepped first at the
-// release: otherwise each would start a round of its own between two
-// batches of the leader's node.
-//
 // A held proposal was handed to no leader: if leadership changes it goes
 // to the new leader with the other retries (never failed fast), and it
 // times out as any pending proposal does.
@@ -40,21 +35,9 @@ func (g *Group) holding() bool {
 // releaseHeld proposes the held (and dropped) proposals once the leader's
 // log is committed; true if that gave Raft something to do.
 func (g *Group) releaseHeld() bool {
-	if g.holding() {
+	if len(g.retry) == 0 || g.lead == 0 || g.state != raft.StateLeader || g.holding() {
 		return false
 	}
-	if len(g.heldProps) > 0 {
-		// Stepped even if this node no longer leads: Raft forwards them
-		// to the new leader, or drops them without one (their proposers
-		// time out or fail fast, as with a leader that died).
-		held := g.heldProps
-		g.heldProps = nil
-		for _, m := range held {
-			_ = g.rn.Step(m)
-		}
-	}
-	if len(g.retry) > 0 && g.lead != 0 && g.state == raft.StateLeader {
-		g.retryDropped()
-	}
+	g.retryDropped()
 	return g.rn.HasReady()
 }

@@ -192,7 +192,7 @@ func (g *Group) maybeQuiesce() {
 	cfg := &g.h.cfg
 	// A group with proposals waiting never goes quiet: their timeouts
 	// run on ticks, and a proposal must fail rather than hang.
-	if cfg.DisableQuiesce || g.quiet || g.rn.HasReady() || len(g.pending) > 0 || len(g.retry) > 0 || len(g.heldProps) > 0 {
+	if cfg.DisableQuiesce || g.quiet || g.rn.HasReady() || len(g.pending) > 0 || len(g.retry) > 0 {
 		g.quiesceAsked = false
 		return
 	}
