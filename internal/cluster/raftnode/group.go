@@ -86,7 +86,6 @@ type Group struct {
 	// previous state): a hard state that changes neither only moves the
 	// commit index and is noted without waiting for an fsync.
 	savedHS      *raftpb.HardState
-	lastIdx      uint64 // the last index of the log saved (pipeline.go)
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
@@ -184,10 +183,6 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		}
 	}
 	g.applIdx.Store(g.applied)
-	g.lastIdx = last
-	if fresh && len(voters) > 0 {
-		g.lastIdx = bootstrapIndex
-	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        h.cfg.ID,
 		ElectionTick:              h.cfg.ElectionTicks,
@@ -297,14 +292,9 @@ func (g *Group) turn() bool {
 		f()
 	}
 	g.runTicks()
-	for {
-		for g.rn.HasReady() {
-			if !g.handleReady() {
-				return false
-			}
-		}
-		if !g.releaseHeld() { // pipeline.go
-			break
+	for g.rn.HasReady() {
+		if !g.handleReady() {
+			return false
 		}
 	}
 	g.maybeQuiesce()
@@ -415,12 +405,6 @@ func (g *Group) handleReady() bool {
 	}
 	if hs != nil {
 		g.raftTerm = hs.GetTerm()
-	}
-	if snap != nil {
-		g.lastIdx = snap.GetMetadata().GetIndex()
-	}
-	if n := len(rd.Entries); n > 0 {
-		g.lastIdx = rd.Entries[n-1].GetIndex()
 	}
 	g.apply(rd.CommittedEntries)
 	// After the apply: a proposal this Ready commits completes normally.

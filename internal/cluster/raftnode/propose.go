@@ -131,7 +131,7 @@ func (g *Group) proposeRun(ps []*pending) {
 	var lead NodeID // the leader and term the accepted entries go to
 	var term uint64
 	for i := 0; i < len(ps); {
-		if len(g.retry) > 0 || g.holding() { // holding: pipeline.go
+		if len(g.retry) > 0 {
 			for _, p := range ps[i:] {
 				g.retry = append(g.retry, p.seq)
 			}
