@@ -43,7 +43,8 @@ type Group struct {
 	fns       []func()
 	closed    bool
 	leaderCh  chan struct{} // closed and replaced at every leader change
-	wake      chan struct{} // cap 1: the goroutine has work
+	wake      chan struct{} // cap 1: Raft messages or ticks (stepped even while a save waits)
+	turnWake  chan struct{} // cap 1: proposals or functions (taken at the next turn)
 	ticks     atomic.Int64  // ticks not yet run
 	stop      chan struct{}
 	done      chan struct{}
@@ -86,6 +87,7 @@ type Group struct {
 	// previous state): a hard state that changes neither only moves the
 	// commit index and is noted without waiting for an fsync.
 	savedHS      *raftpb.HardState
+	saveWakes    uint64 // wake-ups while a save waited (a test's evidence)
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
@@ -131,6 +133,7 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		log:      h.log.With("group", id),
 		leaderCh: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		turnWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  map[uint64]*pending{},
@@ -222,6 +225,18 @@ func (g *Group) signal() {
 	}
 }
 
+// signalTurn wakes the goroutine for work of its next turn (proposals,
+// functions). It does not interrupt a save's wait, which takes only
+// messages and ticks: under load a publisher's every proposal arrives
+// while the group waits for its fsync, and each woke it (a goroutine
+// switch and a futex wake-up per message) for nothing it could do.
+func (g *Group) signalTurn() {
+	select {
+	case g.turnWake <- struct{}{}:
+	default:
+	}
+}
+
 func (g *Group) addTick() {
 	g.ticks.Add(1)
 	g.signal()
@@ -254,7 +269,7 @@ func (g *Group) submit(f func()) bool {
 	}
 	g.fns = append(g.fns, f)
 	g.mu.Unlock()
-	g.signal()
+	g.signalTurn()
 	return true
 }
 
@@ -266,6 +281,7 @@ func (g *Group) run() {
 		case <-g.stop:
 			return
 		case <-g.wake:
+		case <-g.turnWake:
 		}
 		if !g.turn() {
 			return
@@ -275,6 +291,17 @@ func (g *Group) run() {
 
 // turn handles what the inbox holds, then every Ready Raft has.
 func (g *Group) turn() bool {
+	// The turn takes everything queued: a wake-up already pending for it
+	// would only bring an empty turn. One that comes after this finds
+	// its work in the inbox below or in the next turn.
+	select {
+	case <-g.wake:
+	default:
+	}
+	select {
+	case <-g.turnWake:
+	default:
+	}
 	g.mu.Lock()
 	msgs, props, fns := g.msgs, g.props, g.fns
 	g.msgs, g.props, g.fns = g.spareMsgs, g.spareProp, nil
@@ -464,13 +491,11 @@ func (g *Group) expireQueued() {
 // functions wait for the next turn. What Raft answers goes out after the
 // save, in the next Ready.
 func (g *Group) awaitSave() bool {
-	woken := false
 	for {
 		select {
 		case err := <-g.saved:
-			if woken {
-				g.signal() // proposals or functions may be waiting
-			}
+			// Proposals and functions queued meanwhile signalled
+			// turnWake, which the next turn's select finds.
 			if err != nil {
 				g.fail("raft state could not be persisted", err)
 				return false
@@ -479,7 +504,7 @@ func (g *Group) awaitSave() bool {
 		case <-g.stop:
 			return false
 		case <-g.wake:
-			woken = true
+			g.saveWakes++
 			g.mu.Lock()
 			msgs := g.msgs
 			g.msgs = g.spareMsgs
