@@ -376,7 +376,6 @@ func (g *GroupStorage) checkpoint() *record {
 	if g.removed || !g.recorded {
 		return nil
 	}
-	g.hsNoted = false // the checkpoint writes it
 	return &record{typ: recCheckpoint, group: g.id, hs: g.st.hs, snap: g.st.snap,
 		index: g.st.base, term: g.st.baseTerm, ents: g.st.ents}
 }
