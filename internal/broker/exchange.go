@@ -167,10 +167,13 @@ func (x *Exchange) routes() route.Table[target] {
 	bs := make([]route.Binding[target], len(*snap))
 	for i, b := range *snap {
 		name := ""
-		if b.Queue != nil {
-			name = "q:" + b.Queue.cfg.Name
-		} else {
-			name = "x:" + b.Exchange.cfg.Name
+		if x.kind == route.ConsistentHash {
+			// Only the ring places by name: other kinds skip a string per binding.
+			if b.Queue != nil {
+				name = "q:" + b.Queue.cfg.Name
+			} else {
+				name = "x:" + b.Exchange.cfg.Name
+			}
 		}
 		bs[i] = route.Binding[target]{Key: b.Key, Args: b.Args, Dest: b.target(), Name: name}
 	}

@@ -2,9 +2,19 @@ package route
 
 import "strings"
 
-// topic is a trie over the dot-separated words of binding keys. `*` matches
-// exactly one word and `#` zero or more, as in RabbitMQ's topic exchange.
-type topic[D comparable] struct{ root *topicNode[D] }
+// topic routes by binding keys of dot-separated words, `*` matching exactly
+// one word and `#` zero or more, as in RabbitMQ's topic exchange.
+//
+// A key without wildcard words matches exactly one routing key (itself),
+// so those bindings are a map from key to destinations: one lookup per
+// message and about 60 bytes per key. An MQTT fleet is mostly such keys
+// (each device subscribing to its own devices/ID/cmd), and a trie held a
+// node, a word map and a leaf per device, about 400 bytes each. The keys
+// with wildcards are a trie over their words.
+type topic[D comparable] struct {
+	exact map[string][]D
+	root  *topicNode[D] // nil: no binding has a wildcard
+}
 
 type topicNode[D comparable] struct {
 	words map[string]*topicNode[D]
@@ -14,7 +24,7 @@ type topicNode[D comparable] struct {
 }
 
 func newTopic[D comparable](bs []Binding[D]) topic[D] {
-	t := topic[D]{root: &topicNode[D]{}}
+	var t topic[D]
 	// Destinations are deduplicated through a set per build, not by
 	// scanning the node's list: thousands of queues bound with one key
 	// (an MQTT fleet subscribing to one topic) made every build quadratic.
@@ -22,8 +32,28 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		n *topicNode[D]
 		d D
 	}
-	seen := make(map[nodeDest]struct{}, len(bs))
+	type keyDest struct {
+		k string
+		d D
+	}
+	var seen map[nodeDest]struct{}
+	var seenExact map[keyDest]struct{}
 	for _, b := range bs {
+		if !hasWildcard(b.Key) {
+			if t.exact == nil {
+				t.exact = map[string][]D{}
+				seenExact = map[keyDest]struct{}{}
+			}
+			if _, dup := seenExact[keyDest{b.Key, b.Dest}]; !dup {
+				seenExact[keyDest{b.Key, b.Dest}] = struct{}{}
+				t.exact[b.Key] = append(t.exact[b.Key], b.Dest)
+			}
+			continue
+		}
+		if t.root == nil {
+			t.root = &topicNode[D]{}
+			seen = map[nodeDest]struct{}{}
+		}
 		n := t.root
 		for w := range strings.SplitSeq(b.Key, ".") {
 			n = n.child(w)
@@ -34,6 +64,19 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		}
 	}
 	return t
+}
+
+// hasWildcard reports whether a binding key has a `*` or `#` word (a word
+// that merely contains one, like "a*b", is literal).
+func hasWildcard(key string) bool {
+	for rest, done := key, false; !done; {
+		var w string
+		w, rest, done = nextWord(rest)
+		if w == "*" || w == "#" {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *topicNode[D]) child(w string) *topicNode[D] {
@@ -61,6 +104,10 @@ func (n *topicNode[D]) child(w string) *topicNode[D] {
 }
 
 func (t topic[D]) Route(dst []D, key string, _ map[string]any) []D {
+	dst = append(dst, t.exact[key]...)
+	if t.root == nil {
+		return dst
+	}
 	return t.root.match(dst, key, false)
 }
 
