@@ -176,13 +176,10 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		if err != nil {
 			return err
 		}
-		for _, b := range want.Source.bindings {
-			if b.same(want) {
-				v.removeBindingLocked(b, fx)
-				if b.durable() {
-					v.logLocked(c, fx)
-				}
-				break
+		if b := findBindingLocked(want); b != nil {
+			v.removeBindingLocked(b, fx)
+			if b.durable() {
+				v.logLocked(c, fx)
 			}
 		}
 	default:

@@ -35,6 +35,9 @@ func (q *Queue) countDelivered(redelivered bool) {
 }
 
 func (c *msgCounters) load() MessageStats {
+	if c == nil {
+		return MessageStats{} // a classic queue's, whose backend counts (a cluster's remote one)
+	}
 	return MessageStats{Published: c.published.Load(), Delivered: c.delivered.Load(),
 		Redelivered: c.redelivered.Load(), Acked: c.acked.Load()}
 }

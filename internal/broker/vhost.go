@@ -22,10 +22,6 @@ type VHost struct {
 	// waits for it too, so no client is told of a declare that a crash
 	// could still undo.
 	lastSeq uint64
-	// queueBinds indexes bindings by destination queue, for deleting a
-	// queue's bindings with it; guarded by mu. It lives here, not in the
-	// Queue, so that mu guards only the vhost's own fields.
-	queueBinds map[*Queue][]*Binding
 	// closers are the open connections to close if the vhost is deleted
 	// (security.go).
 	closers closers
