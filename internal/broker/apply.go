@@ -257,7 +257,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		// would be one proposal per node per queue, at every start.
 		q.backend.touch()
 	}
-	v.queues.Store(c.Name, q)
+	v.queues.store(c.Name, q)
 	v.queueGen.Add(1)
 	if !c.Internal {
 		v.counted++
@@ -289,7 +289,7 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	for _, b := range v.queueBindingsLocked(q) {
 		v.removeBindingLocked(b, fx)
 	}
-	v.queues.Delete(c.Name)
+	v.queues.delete(c.Name)
 	v.queueGen.Add(1)
 	if !q.cfg.Internal {
 		v.counted--

@@ -6,14 +6,15 @@ import "strings"
 // one word and `#` zero or more, as in RabbitMQ's topic exchange.
 //
 // A key without wildcard words matches exactly one routing key (itself),
-// so those bindings are a map from key to destinations: one lookup per
-// message and about 60 bytes per key. An MQTT fleet is mostly such keys
+// so those bindings are maps from key to destinations: a lookup per
+// message and about 40 bytes per key. An MQTT fleet is mostly such keys
 // (each device subscribing to its own devices/ID/cmd), and a trie held a
 // node, a word map and a leaf per device, about 400 bytes each. The keys
 // with wildcards are a trie over their words.
 type topic[D comparable] struct {
-	exact map[string][]D
-	root  *topicNode[D] // nil: no binding has a wildcard
+	exact map[string]D   // wildcard-free keys bound to one destination
+	multi map[string][]D // those bound to several, not in exact
+	root  *topicNode[D]  // nil: no binding has a wildcard
 }
 
 type topicNode[D comparable] struct {
@@ -32,22 +33,11 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		n *topicNode[D]
 		d D
 	}
-	type keyDest struct {
-		k string
-		d D
-	}
 	var seen map[nodeDest]struct{}
-	var seenExact map[keyDest]struct{}
+	var seenExact map[keyDest[D]]struct{}
 	for _, b := range bs {
 		if !hasWildcard(b.Key) {
-			if t.exact == nil {
-				t.exact = map[string][]D{}
-				seenExact = map[keyDest]struct{}{}
-			}
-			if _, dup := seenExact[keyDest{b.Key, b.Dest}]; !dup {
-				seenExact[keyDest{b.Key, b.Dest}] = struct{}{}
-				t.exact[b.Key] = append(t.exact[b.Key], b.Dest)
-			}
+			t.addExact(b.Key, b.Dest, &seenExact)
 			continue
 		}
 		if t.root == nil {
@@ -64,6 +54,40 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		}
 	}
 	return t
+}
+
+type keyDest[D comparable] struct {
+	k string
+	d D
+}
+
+// addExact binds the wildcard-free key k to d. A key's second destination
+// moves it from exact to multi; seen (made here) deduplicates those.
+func (t *topic[D]) addExact(k string, d D, seen *map[keyDest[D]]struct{}) {
+	if ds, ok := t.multi[k]; ok {
+		if _, dup := (*seen)[keyDest[D]{k, d}]; !dup {
+			(*seen)[keyDest[D]{k, d}] = struct{}{}
+			t.multi[k] = append(ds, d)
+		}
+		return
+	}
+	first, ok := t.exact[k]
+	switch {
+	case !ok:
+		if t.exact == nil {
+			t.exact = map[string]D{}
+		}
+		t.exact[k] = d
+	case first != d:
+		if t.multi == nil {
+			t.multi = map[string][]D{}
+			*seen = map[keyDest[D]]struct{}{}
+		}
+		delete(t.exact, k)
+		t.multi[k] = []D{first, d}
+		(*seen)[keyDest[D]{k, first}] = struct{}{}
+		(*seen)[keyDest[D]{k, d}] = struct{}{}
+	}
 }
 
 // hasWildcard reports whether a binding key has a `*` or `#` word (a word
@@ -104,7 +128,11 @@ func (n *topicNode[D]) child(w string) *topicNode[D] {
 }
 
 func (t topic[D]) Route(dst []D, key string, _ map[string]any) []D {
-	dst = append(dst, t.exact[key]...)
+	if d, ok := t.exact[key]; ok {
+		dst = append(dst, d)
+	} else if len(t.multi) > 0 {
+		dst = append(dst, t.multi[key]...)
+	}
 	if t.root == nil {
 		return dst
 	}
