@@ -46,9 +46,10 @@ type classicBackend struct {
 	refusals   atomic.Pointer[refusals]
 	refusedNew atomic.Bool
 
-	// The fields below, and those of tm, are guarded by mu. The order
+	// The fields below, and those of ex, are guarded by mu. The order
 	// packs them: an offline MQTT session's queue is one of these
-	// (224 bytes, down from 336 with its level array and timers inline).
+	// (192 bytes, down from 336 with its level array, timers and totals
+	// inline).
 	hadConsumer       bool
 	exclusiveConsumer bool
 	deleted           bool
@@ -65,8 +66,7 @@ type classicBackend struct {
 	consumers         []*consumerReg // sorted by priority (high first), then registration order
 	consumerN         uint64         // registration counter
 	rr                uint64
-	tm                *classicTimers // nil until a timer or pacing is first needed (timersLocked)
-	msgStats          MessageStats   // running totals for the management API (queue_stats.go)
+	ex                *classicExtra // nil until first needed (extraLocked)
 }
 
 // refusals are a classic queue's refused sequence ranges (refused).
@@ -75,10 +75,13 @@ type refusals struct {
 	ranges [][2]uint64
 }
 
-// classicTimers are a classic queue's timers and its delivery pacing. Most
-// queues never arm one (no TTL, no x-expires, no x-deliver-rate), so they
-// are apart and allocated when first needed; guarded by the queue's mu.
-type classicTimers struct {
+// classicExtra is what a classic queue holds only once used: its message
+// totals (from its first message), its timers (a TTL, x-expires) and its
+// delivery pacing (x-deliver-rate). An idle queue (an offline MQTT session
+// after a restart) has none, so they are apart and allocated when first
+// needed; guarded by the queue's mu.
+type classicExtra struct {
+	stats       MessageStats  // running totals for the management API (queue_stats.go)
 	pacer       *rate.Limiter // x-deliver-rate: a leaky bucket spacing deliveries; has its own lock
 	expiryTimer clock.Timer
 	expiryAt    int64
@@ -98,25 +101,33 @@ func newClassicBackend(q *Queue) *classicBackend {
 		// A leaky bucket: one delivery every 1/rate seconds, so a backlog
 		// goes out as a smooth stream. The burst covers one timer tick
 		// (20 ms) so timer lateness does not lower the rate.
-		c.timersLocked().pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
+		c.extraLocked().pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
 	}
 	return c
 }
 
-// timersLocked returns the queue's timers, allocating them.
-func (q *classicBackend) timersLocked() *classicTimers {
-	if q.tm == nil {
-		q.tm = &classicTimers{}
+// extraLocked returns the queue's classicExtra, allocating it.
+func (q *classicBackend) extraLocked() *classicExtra {
+	if q.ex == nil {
+		q.ex = &classicExtra{}
 	}
-	return q.tm
+	return q.ex
 }
 
 // pacerLocked returns the x-deliver-rate bucket, nil without one.
 func (q *classicBackend) pacerLocked() *rate.Limiter {
-	if q.tm == nil {
+	if q.ex == nil {
 		return nil
 	}
-	return q.tm.pacer
+	return q.ex.pacer
+}
+
+// statsLocked returns the queue's message totals.
+func (q *classicBackend) statsLocked() MessageStats {
+	if q.ex == nil {
+		return MessageStats{}
+	}
+	return q.ex.stats
 }
 
 func (q *classicBackend) counts() (ready, unacked, consumers int) {
@@ -194,7 +205,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 		e.persisted, pending = true, done != nil
 	}
 	q.nextSeq++
-	q.msgStats.Published++
+	q.extraLocked().stats.Published++
 	q.vhost.broker.bodyIn(e.size)
 	if q.readyCount == 0 && q.pacerLocked() == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
@@ -336,10 +347,11 @@ func (q *classicBackend) get(noAck bool) (d Delivery, ok bool) {
 func (q *classicBackend) countDeliveryLocked(e *entry, noAck bool) {
 	st := &q.vhost.broker.stats
 	st.delivered.Add(1)
-	q.msgStats.Delivered++
+	ex := q.extraLocked()
+	ex.stats.Delivered++
 	if e.redelivered {
 		st.redelivered.Add(1)
-		q.msgStats.Redelivered++
+		ex.stats.Redelivered++
 	}
 	if noAck {
 		q.settle(e.seq, e.size, true, e.persisted)
@@ -419,8 +431,8 @@ func (q *classicBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) 
 	// durable, and if it never becomes durable the messages must still be
 	// there after a restart.
 	q.clearReadyLocked(false)
-	if q.tm != nil && q.tm.expiryTimer != nil {
-		q.tm.expiryTimer.Stop()
+	if q.ex != nil && q.ex.expiryTimer != nil {
+		q.ex.expiryTimer.Stop()
 	}
 	q.stopUnusedTimerLocked()
 	return n, consumers, nil

@@ -123,7 +123,7 @@ func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLett
 
 // armPaceLocked schedules the next paced delivery.
 func (q *classicBackend) armPaceLocked(d time.Duration) {
-	tm := q.timersLocked()
+	tm := q.extraLocked()
 	if tm.paceTimer == nil {
 		tm.paceTimer = q.vhost.broker.cfg.Clock.AfterFunc(d, q.dispatch)
 		return

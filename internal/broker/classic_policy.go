@@ -25,14 +25,14 @@ func (q *classicBackend) policyChanged() func() {
 	a := q.cur()
 	switch r := a.deliverRate; {
 	case r <= 0:
-		if q.tm != nil {
-			q.tm.pacer = nil
+		if q.ex != nil {
+			q.ex.pacer = nil
 		}
 	case q.pacerLocked() == nil:
-		q.timersLocked().pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
+		q.extraLocked().pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
 	default:
-		q.tm.pacer.SetLimit(rate.Limit(r))
-		q.tm.pacer.SetBurst(max(1, int(math.Ceil(r/50))))
+		q.ex.pacer.SetLimit(rate.Limit(r))
+		q.ex.pacer.SetBurst(max(1, int(math.Ceil(r/50))))
 	}
 	if a.expires > 0 {
 		q.touchLocked()

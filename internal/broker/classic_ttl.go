@@ -29,10 +29,10 @@ func (q *classicBackend) armExpiryLocked() {
 			}
 		}
 	}
-	if next == 0 || q.deleted || (q.tm != nil && q.tm.expiryTimer != nil && q.tm.expiryAt != 0 && q.tm.expiryAt <= next) {
+	if next == 0 || q.deleted || (q.ex != nil && q.ex.expiryTimer != nil && q.ex.expiryAt != 0 && q.ex.expiryAt <= next) {
 		return
 	}
-	tm := q.timersLocked()
+	tm := q.extraLocked()
 	tm.expiryAt = next
 	d := time.Duration(next - q.nowNano())
 	if tm.expiryTimer == nil {
@@ -44,7 +44,7 @@ func (q *classicBackend) armExpiryLocked() {
 
 func (q *classicBackend) onExpiryTimer() {
 	q.mu.Lock()
-	q.tm.expiryAt = 0 // set: the timer was armed through it
+	q.ex.expiryAt = 0 // set: the timer was armed through it
 	now := q.nowNano()
 	dead := q.expireHeadsLocked(now, nil)
 	dead = q.dispatchLocked(now, dead)
@@ -71,7 +71,7 @@ func (q *classicBackend) startUnusedTimerLocked() {
 	if q.cur().expires <= 0 || q.deleted {
 		return
 	}
-	tm := q.timersLocked()
+	tm := q.extraLocked()
 	tm.unusedGen++
 	gen := tm.unusedGen
 	if tm.unusedTimer != nil {
@@ -88,11 +88,11 @@ func (q *classicBackend) startUnusedTimerLocked() {
 }
 
 func (q *classicBackend) stopUnusedTimerLocked() {
-	if q.tm == nil {
+	if q.ex == nil {
 		return // never started: no countdown to make stale
 	}
-	q.tm.unusedGen++
-	if q.tm.unusedTimer != nil {
-		q.tm.unusedTimer.Stop()
+	q.ex.unusedGen++
+	if q.ex.unusedTimer != nil {
+		q.ex.unusedTimer.Stop()
 	}
 }

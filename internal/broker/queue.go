@@ -30,20 +30,22 @@ type QueueConfig struct {
 // the queue is published in its vhost and never change (readErrors is
 // atomic); its bindings (binds) are guarded by the vhost's lock.
 type Queue struct {
-	cfg      QueueConfig
-	args     *queueArgs // as declared; shared by queues declared alike (newQueue)
-	kind     QueueType
-	orphan   bool // cluster: this node's, declared by a previous run of it (meta.go)
-	vhost    *VHost
-	id       string // durable queues: the name of its log in storage
-	log      Log    // nil: messages live in memory only
-	backend  queueBackend
-	node     uint64                       // cluster: the node holding its messages (QueueDef.Node); 0: this one
-	pol      queuePolicyState             // the policies that apply and the effective arguments (policy_apply.go)
-	pubLimit atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
+	cfg    QueueConfig
+	args   *queueArgs // as declared; shared by queues declared alike (newQueue)
+	kind   QueueType
+	orphan bool // cluster: this node's, declared by a previous run of it (meta.go)
+	// readErrors counts stored messages the log failed to return; 32
+	// bits, beside kind and orphan, keep the Queue in a smaller size class.
+	readErrors atomic.Uint32
+	vhost      *VHost
+	id         string // durable queues: the name of its log in storage
+	log        Log    // nil: messages live in memory only
+	backend    queueBackend
+	node       uint64                       // cluster: the node holding its messages (QueueDef.Node); 0: this one
+	pol        queuePolicyState             // the policies that apply and the effective arguments (policy_apply.go)
+	pubLimit   atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
 
-	readErrors atomic.Uint64 // stored messages the log failed to return
-	counters   *msgCounters  // quorum queues' and streams' message_stats (queue_stats.go); nil for classic ones
+	counters *msgCounters // quorum queues' and streams' message_stats (queue_stats.go); nil for classic ones
 
 	// binds are the bindings whose destination is this queue, for
 	// deleting them with it; guarded by the vhost's mu (binding.go).

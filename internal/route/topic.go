@@ -35,6 +35,17 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 	}
 	var seen map[nodeDest]struct{}
 	var seenExact map[keyDest[D]]struct{}
+	// Sized for them up front: grown one by one, the map held a third
+	// again in empty slots.
+	exact := 0
+	for _, b := range bs {
+		if !hasWildcard(b.Key) {
+			exact++
+		}
+	}
+	if exact > 0 {
+		t.exact = make(map[string]D, exact)
+	}
 	for _, b := range bs {
 		if !hasWildcard(b.Key) {
 			t.addExact(b.Key, b.Dest, &seenExact)
