@@ -411,7 +411,7 @@ func TestDefinitionsSnapshotWaitsForHalfTheLastSnapshotsSize(t *testing.T) {
 	if err := st.SaveDefinitions(big); err != nil {
 		t.Fatal(err)
 	}
-	recBytes := len(rec) + recordHeader + 1 // the frame: header and type byte
+	recBytes := len(rec) + recordHeader + 1        // the frame: header and type byte
 	want := (len(big)/2 + recBytes - 1) / recBytes // records holding half the snapshot
 	if n := fill(st); n != want {
 		t.Fatalf("after a %d-byte snapshot: due after %d records, want %d", len(big), n, want)
