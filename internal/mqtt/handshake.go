@@ -236,7 +236,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		// Another user's session is not resumed but replaced, as Mosquitto
 		// does: its subscriptions and waiting messages were granted to
 		// that user, and a client id is no credential.
-		if q, err := c.vhost.Queue(name, 0); err == nil {
+		if q, ok := c.lookupQueue(name); ok {
 			switch {
 			case sessionOwner(q) != c.user.Name:
 				c.logger().Info("MQTT session of another user replaced", "client_id", c.clientID, "user", c.user.Name, "owner", sessionOwner(q))
@@ -256,14 +256,13 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		// Only a session that exists is deleted: a new client (most of a
 		// connect storm) skips a command through the vhost's declaration
 		// lock, which every handshake otherwise queued on.
-		if _, err := c.vhost.Queue(name, 0); err == nil {
+		if _, ok := c.lookupQueue(name); ok {
 			if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
 				return false, err
 			}
 		}
 	}
-	q, err := c.vhost.Queue(name, 0)
-	present := err == nil
+	q, present := c.lookupQueue(name)
 	if !present {
 		if !c.persistent {
 			return false, nil // declared on the first SUBSCRIBE
@@ -291,6 +290,17 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		put(&c.subs, f, subOptsFromArgs(b.Args))
 	}
 	return present && !clean, nil
+}
+
+// lookupQueue is vhost.Queue(name, 0) without the error it builds for a
+// missing queue (a formatted message): a storm's new sessions look their
+// queue up twice and find none.
+func (c *conn) lookupQueue(name string) (*broker.Queue, bool) {
+	if c.vhost.LookupQueue(name) == nil {
+		return nil, false
+	}
+	q, err := c.vhost.Queue(name, 0)
+	return q, err == nil
 }
 
 // declareQueue creates the session queue. No x-expires: the expiry

@@ -18,11 +18,13 @@ import (
 type runners struct {
 	work chan runJob // unbuffered: a send succeeds only to a waiting runner
 	idle atomic.Int32
+	gate handshakeGate // handshakes.go: how many handshakes run at once
 }
 
 type runJob struct {
 	c       *conn
 	expired bool
+	gated   bool // a handshake: holds a place in the gate
 }
 
 const (
@@ -35,7 +37,13 @@ func newRunners() *runners { return &runners{work: make(chan runJob)} }
 // start runs c's wake-up (c.run, or c.expired) on an idle runner or a new
 // one.
 func (r *runners) start(c *conn, expired bool) {
-	j := runJob{c, expired}
+	// The caller owns c until the job runs (a new connection, or one it
+	// woke), so c.connected is its own to read.
+	gated := !expired && !c.connected
+	if gated && !r.gate.enter(c) {
+		return // queued: a runner ending a handshake runs it
+	}
+	j := runJob{c, expired, gated}
 	select {
 	case r.work <- j:
 	default:
@@ -46,10 +54,19 @@ func (r *runners) start(c *conn, expired bool) {
 func (r *runners) loop(j runJob) {
 	var t *time.Timer
 	for {
+		if j.gated {
+			growStack() // a handshake's stack in one copy (stackgrow.go)
+		}
 		if j.expired {
 			j.c.expired()
 		} else {
 			j.c.run()
+		}
+		if j.gated {
+			if next := r.gate.leave(); next != nil {
+				j = runJob{c: next, gated: true} // its place is this one
+				continue
+			}
 		}
 		if r.idle.Add(1) > maxIdleRunners {
 			r.idle.Add(-1)

@@ -132,6 +132,9 @@ type Stats struct {
 	// reach a queue because its node was down or unreachable (cluster.go):
 	// the publish was acknowledged for its other destinations.
 	CopiesUnreachable uint64
+	// HandshakesWaiting is how many accepted connections wait for one of
+	// the handshakes running at once (maxHandshakes, handshakes.go).
+	HandshakesWaiting int64
 }
 
 type counters struct {
@@ -217,6 +220,12 @@ func (s *Server) Stats() Stats {
 	s.retained.mu.Lock()
 	n := len(s.retained.msgs[s.cfg.VHost])
 	s.retained.mu.Unlock()
+	var waiting int64
+	s.mu.Lock()
+	if s.loop != nil {
+		waiting = s.loop.runners.gate.queued.Load()
+	}
+	s.mu.Unlock()
 	return Stats{
 		ConnectionsOpen: s.stats.connsOpen.Load(), ConnectionsTotal: s.stats.connsTotal.Load(),
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
@@ -224,7 +233,7 @@ func (s *Server) Stats() Stats {
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
 		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
-		CopiesUnreachable: s.stats.copiesUnreachable.Load(),
+		CopiesUnreachable: s.stats.copiesUnreachable.Load(), HandshakesWaiting: waiting,
 	}
 }
 
