@@ -67,6 +67,12 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 		}
 	}
 	s.mu.Unlock()
+	// The client now uses its session on the other node, which keeps its
+	// expiry clock from that CONNECT on: this node's countdown (armed when
+	// the client left here, or due at a restart for an entry still marked
+	// connected, as old's is: its teardown skips expiry.left once the id
+	// is gone) would delete the session under the live connection there.
+	s.expiry.moved(clientID)
 	if sendNow != nil {
 		go sendNow() // a publish: not on the cluster transport's goroutine
 	}

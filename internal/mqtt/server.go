@@ -159,6 +159,7 @@ type Server struct {
 
 	connectLog, disconnectLog lineLimit // loglimit.go
 	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
+	expiryLog                 lineLimit // expiry.go: sessions ended or kept by their countdown
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
@@ -200,6 +201,11 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		sessions: newSessions(cfg.SessionLog, cfg.Sessions), started: b.Clock().Now().UnixNano(),
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
 	ex.ended = s.sessions.drop
+	ex.info = func(msg string, args ...any) {
+		if ok, unlogged := s.expiryLog.allow(time.Now()); ok {
+			log.Info(msg, append(args, "unlogged", unlogged)...)
+		}
+	}
 	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
 	if cfg.ConnectRate > 0 {
 		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))
