@@ -98,4 +98,4 @@ func TestExpiryKeepsASessionQueueWithAConsumer(t *testing.T) {
 type refusingConsumer struct{}
 
 func (refusingConsumer) TryDeliver(broker.Delivery) broker.Verdict { return broker.Refuse }
-func (refusingConsumer) Cancelled(*broker.Queue)                  {}
+func (refusingConsumer) Cancelled(*broker.Queue)                   {}
