@@ -195,9 +195,14 @@ func (c *conn) end(reason string) {
 }
 
 // kick disconnects the client from another goroutine (takeover, shutdown).
-func (c *conn) kick(reason byte) {
-	if !c.kicked.CompareAndSwap(0, uint32(reason)) {
-		return
+func (c *conn) kick(reason byte) { c.kickAs(uint32(reason), reason) }
+
+// kickAs is kick with a logged reason (kickReason) other than the reason
+// code the 5.0 client gets. It reports whether this call ended the
+// connection (false: something else did first).
+func (c *conn) kickAs(logged uint32, reason byte) bool {
+	if !c.kicked.CompareAndSwap(0, logged) {
+		return false
 	}
 	if c.vShared.Load() == uint32(wire.V5) {
 		c.send(&wire.Disconnect{ReasonCode: reason})
@@ -207,6 +212,7 @@ func (c *conn) kick(reason byte) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	}
 	c.wake(wakeKick)
+	return true
 }
 
 func (c *conn) readError(err error) string {
@@ -234,6 +240,14 @@ func (c *conn) readError(err error) string {
 // client, so it is above the byte range.
 const kickPublishFailed = 0x100
 
+// Logged reasons of a disconnect because the session queue's consumer
+// was cancelled (subscriber.Cancelled): the reason code sent is the low
+// byte.
+const (
+	kickQueueDeleted = 0x200 | uint32(administrativeAction)
+	kickQueueLost    = 0x300 | uint32(wire.UnspecifiedError)
+)
+
 // kickReason is the logged reason of a disconnect the server made.
 func kickReason(r uint32) string {
 	switch r {
@@ -243,6 +257,10 @@ func kickReason(r uint32) string {
 		return "server shutting down"
 	case uint32(administrativeAction):
 		return "disconnected by the server: administrative action (closed through the API, or its vhost or user deleted)"
+	case kickQueueDeleted:
+		return "disconnected by the server: the session's queue was deleted"
+	case kickQueueLost:
+		return "disconnected by the server: the session's queue stopped delivering to it (in a cluster: the node holding it restarted or was unreachable); the client may reconnect"
 	case kickPublishFailed:
 		return "disconnected by the server: a QoS 1/2 publish could not be taken (3.1.1 has no negative acknowledgement; the error is logged where it happened)"
 	}

@@ -189,8 +189,49 @@ func (c *conn) aliasLocked(p *wire.Publish) bool {
 	return true
 }
 
-// Cancelled implements broker.Consumer: the queue was deleted under us.
-func (s *subscriber) Cancelled(*broker.Queue) {}
+// Cancelled implements broker.Consumer: the queue removed this consumer.
+// The queue was deleted (an administrator's queue.delete or the HTTP API),
+// or, for a queue held by another node of the cluster, that node no longer
+// serves this consumer (it restarted, or the consumer's lease ran out while
+// it was unreachable). Either way nothing comes from that queue any more
+// and the session is not what the client thinks it is, so the connection
+// ends: the client reconnects and re-attaches (or is refused with Server
+// unavailable while the node is down, as a CONNECT resuming the session
+// would be; or starts a new session where the queue was deleted), as
+// RabbitMQ closes an MQTT connection whose queue was deleted. Before, the
+// connection stayed up and silent: the client, answered its PINGs, never
+// learned that it would receive nothing more.
+//
+// The 5.0 reason code: 0x98 Administrative action ("the Connection is
+// closed due to an administrative action") when the queue is gone from
+// the vhost — someone deleted it; else 0x80 Unspecified error, which the
+// spec gives when "none of the other Reason Codes apply": the server the
+// client is connected to is not shutting down (0x8B), busy (0x89) or
+// moved (0x9D), and no one acted on the connection. A connection already
+// ending (its teardown cancels its own consumers) or already kicked is left
+// alone, and so is a subscriber the connection has already replaced or
+// unsubscribed.
+func (s *subscriber) Cancelled(q *broker.Queue) {
+	c := s.c
+	c.mu.Lock()
+	current := c.sub == s
+	for _, sh := range c.shared {
+		current = current || sh == s
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || !current {
+		return
+	}
+	logged, code := kickQueueLost, byte(wire.UnspecifiedError)
+	if c.vhost.LookupQueue(q.Name()) != q {
+		logged, code = kickQueueDeleted, administrativeAction
+	}
+	if c.kickAs(logged, code) {
+		c.warn("MQTT connection closed: its session's queue stopped delivering to it", "queue", q.Name(),
+			"reason", kickReason(logged))
+	}
+}
 
 // fromProps maps core message properties to 5.0 PUBLISH properties.
 func fromProps(pr *wire.Properties, m *message.Message, clk clock.Clock) {
