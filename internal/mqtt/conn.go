@@ -80,6 +80,8 @@ type conn struct {
 	nextPID uint16
 	recvMax int
 	closed  bool
+	// acked: the CONNACK is in the outbox; a kick's DISCONNECT may follow.
+	acked bool
 	// roomWanted: a delivery was refused for want of an in-flight slot
 	// or its packet id; the next PUBACK/PUBCOMP redispatches.
 	roomWanted bool
@@ -96,6 +98,11 @@ type conn struct {
 	// session); remote once another node's CONNECT took it over.
 	admitted bool
 	remote   byte
+	// waitingOn is the older connection of the client id this one's
+	// handshake waits to finish (claim), nil once the wait is over: a
+	// CONNECT on another node taking the id over from this handshake
+	// waits for that one, which still holds the session (TakenOver).
+	waitingOn *conn
 }
 
 // subOpts are a subscription's options.
@@ -205,7 +212,14 @@ func (c *conn) kickAs(logged uint32, reason byte) bool {
 		return false
 	}
 	if c.vShared.Load() == uint32(wire.V5) {
-		c.send(&wire.Disconnect{ReasonCode: reason})
+		// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
+		// connection kicked in its handshake gets its DISCONNECT after
+		// the CONNACK (handshake), or none if it stops before it.
+		c.mu.Lock()
+		if c.acked {
+			c.send(&wire.Disconnect{ReasonCode: reason})
+		}
+		c.mu.Unlock()
 	}
 	c.out.CloseAfterFlush()
 	if c.raw == nil {

@@ -326,6 +326,7 @@ func (s *Server) claim(c *conn) *conn {
 	s.mu.Lock()
 	old := s.active[c.clientID]
 	s.active[c.clientID] = c
+	c.waitingOn = old
 	var sendNow func()
 	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
@@ -338,6 +339,15 @@ func (s *Server) claim(c *conn) *conn {
 		sendNow()
 	}
 	return old
+}
+
+// stillClaimed ends c's wait for the connection it took over (claim) and
+// reports whether c still holds its client id.
+func (s *Server) stillClaimed(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.waitingOn = nil // not kept: a chain of takeovers would keep every old connection
+	return s.active[c.clientID] == c
 }
 
 func (s *Server) isActive(c *conn) bool {
