@@ -254,6 +254,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.throttle(ctx) // before the next accept
 	}
 	err := accept.Loop(ctx, ln, handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
+	if err != nil {
+		// Not a shutdown (Loop returns nil then) nor a transient error
+		// (retried): MQTT serving on this listener ends here, and its
+		// clients are disconnected, while the process runs on. Said now,
+		// not only when the process exits and reads the error.
+		s.log.Error("MQTT listener failed: no longer accepting connections; disconnecting its clients",
+			"listener", ln.Addr().String(), "err", err)
+	}
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
