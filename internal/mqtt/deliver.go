@@ -410,6 +410,21 @@ func (c *conn) ack(a *wire.Ack) error {
 			// record is durable the queue message is acked: the PUBREL
 			// obligation lives in the record alone, so the message's
 			// expiry, a max-length drop or a purge cannot lose it.
+			//
+			// In a cluster the record is this node's alone, and the
+			// session may resume on another node, which has none: had
+			// the message been acked, that node would send neither the
+			// PUBREL nor the PUBLISH, and the message would be lost. So
+			// there the message stays unacked until the PUBCOMP
+			// (finishOutbound acks it): a connection lost before it
+			// requeues it, this node's next connection of the session
+			// settles it from the record (TryDeliver) and sends the
+			// PUBREL, and another node sends the PUBLISH again (DUP; its
+			// packet id follows that node's delivery numbering, so the
+			// client may take it for a new message): at least once
+			// across nodes, never lost (docs/clustering.md says what is
+			// guaranteed).
+			keep := c.srv.cfg.Cluster != nil
 			seq := of.d.Seq
 			c.srv.sessions.release(c.clientID, sess, c.id, of.d.Queue.ID(), seq, of.d.Msg.Published,
 				completionFunc(func(_ uint64, err error) {
@@ -423,7 +438,7 @@ func (c *conn) ack(a *wire.Ack) error {
 						return
 					}
 					c.mu.Lock()
-					mine := !c.closed && c.inflight[a.PacketID] == of && of.stored
+					mine := !keep && !c.closed && c.inflight[a.PacketID] == of && of.stored
 					if mine {
 						of.stored = false // acked here, not at PUBCOMP nor requeued
 					}
