@@ -326,6 +326,15 @@ type delayedWill struct {
 	send  func()
 }
 
+// stillClaimed ends c's wait for the connection it took over (claim) and
+// reports whether c still holds its client id.
+func (s *Server) stillClaimed(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.waitingOn = nil // not kept: a chain of takeovers would keep every old connection
+	return s.active[c.clientID] == c
+}
+
 // claim makes c the connection of its client id and returns the one it
 // takes over, if any. A delayed will of the client id is cancelled when c
 // resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
@@ -347,15 +356,6 @@ func (s *Server) claim(c *conn) *conn {
 		sendNow()
 	}
 	return old
-}
-
-// stillClaimed ends c's wait for the connection it took over (claim) and
-// reports whether c still holds its client id.
-func (s *Server) stillClaimed(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c.waitingOn = nil // not kept: a chain of takeovers would keep every old connection
-	return s.active[c.clientID] == c
 }
 
 func (s *Server) isActive(c *conn) bool {
