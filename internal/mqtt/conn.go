@@ -92,17 +92,18 @@ type conn struct {
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}
+	// waitingOn (guarded by srv.mu) is the older connection of the
+	// client id this one's handshake waits to finish (claim), nil once
+	// the wait is over: a CONNECT on another node taking the id over
+	// from this handshake waits for that one, which still holds the
+	// session (TakenOver).
+	waitingOn *conn
 
 	// In a cluster (cluster.go), guarded by srv.mu: admitted is set once
 	// the other nodes gave up the client id (the handshake then opens the
 	// session); remote once another node's CONNECT took it over.
 	admitted bool
 	remote   byte
-	// waitingOn is the older connection of the client id this one's
-	// handshake waits to finish (claim), nil once the wait is over: a
-	// CONNECT on another node taking the id over from this handshake
-	// waits for that one, which still holds the session (TakenOver).
-	waitingOn *conn
 }
 
 // subOpts are a subscription's options.
