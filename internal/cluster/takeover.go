@@ -77,16 +77,25 @@ type takeoverAnswer struct {
 	err     error
 }
 
-// takeoverLink batches the takeovers for one peer: one request in flight
-// at a time carries every client id queued since the last, so a connect
-// storm costs a request per peer per round trip, not per CONNECT.
+// takeoverLink batches the takeovers for one peer: a request carries
+// every client id queued since the last was sent, so a connect storm costs
+// a few requests per peer per round trip, not one per CONNECT. Up to
+// takeoverInFlight requests are in flight at once: the peer answers a
+// request once every connection in it has ended, so with one at a time a
+// single old connection slow to close (its client not reading) held every
+// CONNECT queued behind it, on any client id, until their own wait ran
+// out and they connected without that peer's answer, while their old
+// connections there still lived.
 type takeoverLink struct {
 	n       *Node
 	peer    transport.NodeID
 	mu      sync.Mutex
 	items   []takeoverItem
-	sending bool
+	sending int // requests in flight (senders running), at most takeoverInFlight
 }
+
+// takeoverInFlight bounds the takeover requests in flight to one peer.
+const takeoverInFlight = 8
 
 // takeoverLinkTo returns the peer's link, made on first use.
 func (n *Node) takeoverLinkTo(p transport.NodeID) *takeoverLink {
@@ -106,22 +115,25 @@ func (n *Node) takeoverLinkTo(p transport.NodeID) *takeoverLink {
 func (l *takeoverLink) add(it takeoverItem) {
 	l.mu.Lock()
 	l.items = append(l.items, it)
-	start := !l.sending
-	l.sending = true
+	start := l.sending < takeoverInFlight
+	if start {
+		l.sending++
+	}
 	l.mu.Unlock()
 	if start {
 		go l.send()
 	}
 }
 
-// send sends what is queued, one request at a time, until nothing is.
+// send sends what is queued, one request at a time, until nothing is;
+// up to takeoverInFlight of these run at once.
 func (l *takeoverLink) send() {
 	for {
 		l.mu.Lock()
 		items := l.items
 		l.items = nil
 		if len(items) == 0 {
-			l.sending = false
+			l.sending--
 			l.mu.Unlock()
 			return
 		}
