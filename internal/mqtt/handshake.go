@@ -133,6 +133,19 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			c.srv.unclaim(c, old)
 			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
 		}
+		if !c.srv.stillClaimed(c) {
+			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
+		}
+	}
+	if c.kicked.Load() != 0 {
+		// A newer CONNECT of the client id (here or on another node)
+		// took it over while this one waited, or the server is stopping:
+		// this CONNECT must not go on to take the id from the other nodes
+		// (that would end the newer connection) nor open the session it
+		// no longer owns. The connection closes without CONNACK, as a
+		// connected one taken over closes.
+		c.srv.release(c)
+		return errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
 	}
 	if cl := c.srv.cfg.Cluster; cl != nil {
 		if err := c.takeOverCluster(cl); err != nil {
@@ -176,7 +189,15 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			pr.Set(wire.PropAssignedClientID)
 		}
 	}
+	c.mu.Lock()
 	c.send(ack)
+	c.acked = true
+	if r := c.kicked.Load(); r != 0 && c.v == wire.V5 {
+		// Kicked since the check above: kick left the DISCONNECT to go
+		// after the CONNACK [MQTT-3.2.0-2]; the connection then ends.
+		c.send(&wire.Disconnect{ReasonCode: byte(r)})
+	}
+	c.mu.Unlock()
 	c.resendReleased()
 	if err := c.startConsuming(); err != nil {
 		c.sessionLost(err)

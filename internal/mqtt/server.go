@@ -162,6 +162,7 @@ type Server struct {
 
 	connectLog, disconnectLog lineLimit // loglimit.go
 	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
+	expiryLog                 lineLimit // expiry.go: sessions ended or kept by their countdown
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
@@ -203,6 +204,11 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		sessions: newSessions(cfg.SessionLog, cfg.Sessions), started: b.Clock().Now().UnixNano(),
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
 	ex.ended = s.sessions.drop
+	ex.info = func(msg string, args ...any) {
+		if ok, unlogged := s.expiryLog.allow(time.Now()); ok {
+			log.Info(msg, append(args, "unlogged", unlogged)...)
+		}
+	}
 	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
 	if cfg.ConnectRate > 0 {
 		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))
@@ -257,6 +263,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.throttle(ctx) // before the next accept
 	}
 	err := accept.Loop(ctx, ln, handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
+	if err != nil {
+		// Not a shutdown (Loop returns nil then) nor a transient error
+		// (retried): MQTT serving on this listener ends here, and its
+		// clients are disconnected, while the process runs on. Said now,
+		// not only when the process exits and reads the error.
+		s.log.Error("MQTT listener failed: no longer accepting connections; disconnecting its clients",
+			"listener", ln.Addr().String(), "err", err)
+	}
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
@@ -321,6 +335,15 @@ type delayedWill struct {
 	send  func()
 }
 
+// stillClaimed ends c's wait for the connection it took over (claim) and
+// reports whether c still holds its client id.
+func (s *Server) stillClaimed(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.waitingOn = nil // not kept: a chain of takeovers would keep every old connection
+	return s.active[c.clientID] == c
+}
+
 // claim makes c the connection of its client id and returns the one it
 // takes over, if any. A delayed will of the client id is cancelled when c
 // resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
@@ -329,6 +352,7 @@ func (s *Server) claim(c *conn) *conn {
 	s.mu.Lock()
 	old := s.active[c.clientID]
 	s.active[c.clientID] = c
+	c.waitingOn = old
 	var sendNow func()
 	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
