@@ -78,6 +78,9 @@ func (lm *Limiter) Set(limits []Limit) error {
 	return nil
 }
 
+// Active reports whether any limit is set (Reserve may then ask a wait).
+func (lm *Limiter) Active() bool { return lm.any.Load() }
+
 // Limits returns the current limits.
 func (lm *Limiter) Limits() []Limit {
 	lm.mu.Lock()

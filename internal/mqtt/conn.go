@@ -33,12 +33,20 @@ type conn struct {
 	loop        *eventLoop
 	state       atomic.Uint32 // stRunning, stParked, stDone, with flags
 	polled      bool          // registered with the poller (guarded by the poller's mu)
+	armedET     bool          // registered edge-triggered, kept between wake-ups (poller.arm)
 	connected   bool          // CONNACK sent
 	pending     []byte        // an incomplete packet's bytes, kept while parked
 	connectBy   int64         // UnixNano: the CONNECT timeout's deadline
 	lastPacket  time.Time     // when the last whole packet came
 	lastWake    int64         // UnixNano of the last wake-up (run)
 	lingerUntil time.Time     // the read deadline linger set; zero: none
+	// inline.go: inline is set while the event loop's goroutine serves
+	// the connection; handoff, that consume stopped at a packet the loop
+	// must not handle; ready, that pending holds whole packets for the
+	// runner to handle before it reads; pause, a wait (rate limit) the
+	// runner owes before it goes on.
+	inline, handoff, ready bool
+	pause                  time.Duration
 	// The timing wheel's links (guarded by the wheel's mu).
 	wprev, wnext *conn
 	wslot        int // slot+1; 0: not in the wheel

@@ -17,8 +17,10 @@ import (
 //
 // A plain TCP connection has no goroutine and no buffer while it is idle:
 // it is parked on the server's poller (poller_linux.go) with its deadline
-// in the server's timing wheel (wheel.go). When bytes arrive, its deadline
-// passes or another goroutine kicks it, a goroutine is started (run) that
+// in the server's timing wheel (wheel.go). When bytes arrive for a
+// connected client, the poller's goroutine serves the packets that cannot
+// wait itself (inline.go). Otherwise — and when its deadline passes or
+// another goroutine kicks it — a goroutine is started (run) that
 // takes a read buffer from a pool, reads what the socket holds without
 // blocking, handles every whole packet, keeps the bytes of an incomplete
 // one (exactly those, not a buffer), returns the buffer and parks again.
@@ -49,6 +51,10 @@ type eventLoop struct {
 	poller  *poller
 	wheel   *wheel
 	runners *runners // runners.go
+	// burst is the write batch of the publishes the poller's goroutine
+	// serves (inline.go): open while it serves one epoll_wait's events,
+	// so their deliveries to a subscriber go out in one write per burst.
+	burst writeBatch
 }
 
 // readBufSize is a pooled read buffer's size: most packets of an IoT
@@ -140,6 +146,10 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 			// fills it, rather than allocating all of its announced size
 			// at once, so a client trickling a large packet costs about
 			// what it has sent, not the announced size on every wake-up.
+			return "", false
+		}
+		if c.inline && c.inlineStop(first, body) {
+			c.handoff = true // this packet and the rest: a runner's (inline.go)
 			return "", false
 		}
 		off += size
@@ -266,6 +276,7 @@ const lingerFor = 200 * time.Millisecond
 // lingerFor stale, not twice per wake-up (each move is a runtime timer
 // change), and cleared by endLinger before the connection parks.
 func (c *conn) linger(b []byte) (int, error) {
+	c.loop.poller.disarm(c) // the runtime's poller wakes it meanwhile
 	until := time.Now().Add(lingerFor)
 	if until.Sub(c.lingerUntil) > lingerFor/4 {
 		_ = c.nc.SetReadDeadline(until)
@@ -295,13 +306,32 @@ func (c *conn) run() {
 			return
 		}
 		// Busy: woken again within a second. A device that connects and
-		// then idles parks at once and never lingers.
+		// then idles parks at once and never lingers. A connection the
+		// event loop can serve (inline.go) is busy only when the loop
+		// handed it over with its buffer full, and lingers only while its
+		// reads fill the buffer: a device sending now and then is served
+		// by the loop, not by a goroutine waiting for its next packet.
 		now := time.Now().UnixNano()
 		busy := now-c.lastWake < int64(time.Second)
-		c.lastWake = now
+		loopServes := c.loopServes()
+		if !loopServes {
+			c.lastWake = now
+		}
+		full := true
 		ib := c.getInbuf(c.pending)
 		c.pending = nil
 		reason, ended := "", false
+		if c.pause > 0 {
+			// Owed by a publish the event loop served (inline.go).
+			d := c.pause
+			c.pause = 0
+			c.srv.clock.Sleep(d)
+		}
+		if c.ready {
+			// Whole packets the event loop left to a runner.
+			c.ready = false
+			reason, ended = c.consume(&ib)
+		}
 		for !ended {
 			if ib.n == len(ib.b) {
 				ib.room(2 * len(ib.b))
@@ -309,7 +339,8 @@ func (c *conn) run() {
 			space := len(ib.b) - ib.n
 			var n int
 			var err error
-			if busy && c.connected && c.kicked.Load() == 0 {
+			lingering := busy && (full || !loopServes) && c.connected && c.kicked.Load() == 0
+			if lingering {
 				// A busy connection (a device streaming readings) stays
 				// awake a little, waiting in the runtime's poller, rather
 				// than paying a park and a wake-up per packet.
@@ -325,6 +356,7 @@ func (c *conn) run() {
 				break
 			}
 			ib.n += n
+			full = n == space
 			reason, ended = c.consume(&ib)
 			if !ended && c.pastDeadline() {
 				// Bytes that never complete a packet (one every
@@ -334,13 +366,14 @@ func (c *conn) run() {
 				c.expired()
 				return
 			}
-			if !busy && n < space {
+			if n < space && (!lingering || loopServes) {
 				// The socket held less than the buffer had room for:
 				// it is empty, or was a moment ago. Parking re-arms
 				// the poller level-triggered, so bytes that came since
 				// wake the connection at once; a read to see EAGAIN
 				// would cost a system call per wake-up (half of a
-				// connect's reads).
+				// connect's reads). A connection the event loop serves
+				// stops lingering here too: its stream has thinned.
 				break
 			}
 		}
@@ -443,9 +476,13 @@ func (c *conn) wake(why int) {
 				continue
 			}
 			c.srv.stats.parked.Add(-1)
-			if why == wakeExpired {
+			switch why {
+			case wakeExpired:
 				c.loop.runners.start(c, true) // the wheel has already taken it out
-			} else {
+			case wakeReadable:
+				c.loop.wheel.remove(c)
+				c.serveReadable() // the poller's goroutine (inline.go)
+			default:
 				c.loop.wheel.remove(c)
 				c.loop.runners.start(c, false)
 			}

@@ -11,8 +11,9 @@ import (
 
 // poller watches parked connections' sockets with an epoll instance of its
 // own, beside the Go runtime's: a parked connection has no goroutine, and
-// when its socket becomes readable (or hangs up) the poller starts one.
-// Each registration is one-shot, re-armed when the connection parks again;
+// when its socket becomes readable (or hangs up) the poller serves it or
+// starts one (inline.go). A registration is one-shot, re-armed when the
+// connection parks again, or edge-triggered and kept (arm);
 // its data is the connection's id, never a pointer or a bare descriptor
 // number, so an event for a connection that has ended is ignored. The
 // epoll calls run inside RawConn.Control, which holds the descriptor open,
@@ -32,6 +33,10 @@ type poller struct {
 	conns  map[uint64]*conn // id → parked or running connection
 	closed bool
 	done   chan struct{}
+	// burst (the event loop's) is open while the loop serves a batch of
+	// events: the deliveries of the publishes it serves are written once
+	// the batch is done (inline.go).
+	burst *writeBatch
 }
 
 // pollerSupported reports whether this platform has the event loop.
@@ -68,9 +73,14 @@ func eventID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// arm (re-)registers c's socket for one readiness event. Level-triggered:
-// bytes that arrived before it are reported at once.
+// arm (re-)registers c's socket for readiness as it parks. A connection
+// the loop serves (inline.go) stays registered edge-triggered between
+// wake-ups, so parking it again costs no system call: an event that comes
+// while it runs is recorded (wake's flagWake) and park then reads again
+// instead of parking. Any other is registered for one event. Either way
+// the (re-)registration reports at once bytes that came before it.
 func (p *poller) arm(c *conn) error {
+	et := c.loopServes()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -82,7 +92,14 @@ func (p *poller) arm(c *conn) error {
 		c.polled = true
 	}
 	p.mu.Unlock()
+	if et && c.armedET {
+		return nil
+	}
+	c.armedET = false
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	if et {
+		ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+	}
 	setEventID(&ev, c.id)
 	op := unix.EPOLL_CTL_MOD
 	if first {
@@ -92,14 +109,33 @@ func (p *poller) arm(c *conn) error {
 	err := c.raw.Control(func(fd uintptr) {
 		// Both descriptors are held open for the call: neither number
 		// can have been reused by another file.
-		if perr := p.raw.Control(func(ep uintptr) { cerr = unix.EpollCtl(int(ep), op, int(fd), &ev) }); perr != nil {
+		if perr := p.raw.Control(func(ep uintptr) { cerr = sysEpollCtl(int(ep), op, int(fd), &ev) }); perr != nil {
 			cerr = errPollerClosed
 		}
 	})
 	if err != nil {
 		return err
 	}
+	if cerr == nil {
+		c.armedET = et
+	}
 	return cerr
+}
+
+// disarm stops the events of an edge-triggered registration while a
+// runner serves c for a while (a streaming publisher lingering in the
+// runtime's poller): each packet would wake the loop for nothing. The
+// next park registers it again.
+func (p *poller) disarm(c *conn) {
+	if !c.armedET {
+		return
+	}
+	c.armedET = false
+	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT}
+	setEventID(&ev, c.id)
+	_ = c.raw.Control(func(fd uintptr) {
+		_ = p.raw.Control(func(ep uintptr) { _ = sysEpollCtl(int(ep), unix.EPOLL_CTL_MOD, int(fd), &ev) })
+	})
 }
 
 // forget drops c: it has ended. Its socket leaves the epoll set when it is
@@ -117,15 +153,21 @@ func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
 	var werr error
 	collect := func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), events, 0)
+		n, err := sysEpollWait(int(fd), events)
 		if err != nil {
 			if !errors.Is(err, syscall.EINTR) {
 				werr = err
 			}
 			return true
 		}
+		if p.burst != nil {
+			p.burst.begin()
+		}
 		for i := range events[:n] {
 			p.dispatch(eventID(&events[i]))
+		}
+		if p.burst != nil {
+			p.burst.flush(false)
 		}
 		// A full batch may leave events behind: collect them before
 		// waiting (the runtime's poller is edge-triggered).

@@ -11,11 +11,12 @@ import (
 // pollerSupported is false off Linux: every connection keeps its goroutine.
 const pollerSupported = false
 
-type poller struct{}
+type poller struct{ burst *writeBatch }
 
 func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loop on this platform") }
 func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }
 func (p *poller) forget(c *conn)    {}
+func (p *poller) disarm(c *conn)    {}
 func (p *poller) close()            {}
 
 func acceptRaw(ln net.Listener) net.Listener { return ln }

@@ -90,11 +90,15 @@ func (c *conn) publish(p *wire.Publish) error {
 		return err
 	}
 	m := c.toMessage(p)
-	if c.batch == nil {
-		c.batch = &writeBatch{}
-		c.batch.begin() // publish runs inside consume, which flushes it
+	if c.inline {
+		m.Batch = &c.loop.burst // the poller flushes it after its burst of events
+	} else {
+		if c.batch == nil {
+			c.batch = &writeBatch{}
+			c.batch.begin() // publish runs inside consume, which flushes it
+		}
+		m.Batch = c.batch
 	}
-	m.Batch = c.batch
 	if p.Retain {
 		c.flushBatch() // the retained record's commit is waited for
 		if err := c.srv.retained.set(c.srv.cfg.VHost, p.Topic, m); err != nil {
@@ -104,9 +108,7 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	c.waitWhileBlocked()
 	if d := c.srv.broker.Limits().Reserve(c.vhost.Name(), c.user.Name, c.id, len(p.Payload)); d > 0 {
-		c.acks.flush()
-		c.flushBatch()
-		c.srv.clock.Sleep(d) // not reading meanwhile: TCP slows the publisher down
+		c.stall(d)
 	}
 	var done message.Completion
 	var token uint64
@@ -129,9 +131,7 @@ func (c *conn) publish(p *wire.Publish) error {
 		c.acks.routed(token, res)
 	}
 	if res.Hold > 0 { // a queue's publish-rate policy
-		c.acks.flush()
-		c.flushBatch()
-		c.srv.clock.Sleep(res.Hold)
+		c.stall(res.Hold)
 	}
 	return nil
 }
@@ -147,6 +147,9 @@ func (c *conn) flushBatch() {
 // waitWhileBlocked stops reading while a resource alarm is on: TCP pushes
 // back on the publisher, as for AMQP (MQTT has no blocked notification).
 func (c *conn) waitWhileBlocked() {
+	if c.inline {
+		return // the event loop serves no publish while an alarm is on (inlineStop)
+	}
 	for {
 		blocked := false
 		for _, a := range c.srv.broker.Alarms() {

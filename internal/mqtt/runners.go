@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// runners run parked connections' wake-ups (io.go: run, expired) on
-// goroutines kept between wake-ups. A new goroutine starts on a 2 KiB stack
+// runners run parked connections' wake-ups (io.go: run, expired) that the
+// event loop does not serve itself, and the ends it hands over (inline.go),
+// on goroutines kept between wake-ups. A new goroutine starts on a 2 KiB stack
 // and a wake-up's calls (the handshake, a session queue's declare, a
 // publish's routing) grow it to 8–16 KiB, copying it at each doubling, and
 // the runtime frees a grown stack when its goroutine ends: in a connect
@@ -25,6 +26,10 @@ type runJob struct {
 	c       *conn
 	expired bool
 	gated   bool // a handshake: holds a place in the gate
+	// ending: end c with reason endReason (inline.go: the event loop
+	// hands a connection's teardown, which may wait, to a runner).
+	ending    bool
+	endReason string
 }
 
 const (
@@ -43,7 +48,15 @@ func (r *runners) start(c *conn, expired bool) {
 	if gated && !r.gate.enter(c) {
 		return // queued: a runner ending a handshake runs it
 	}
-	j := runJob{c, expired, gated}
+	r.startJob(runJob{c: c, expired: expired, gated: gated})
+}
+
+// startEnd runs c.end(reason) on a runner.
+func (r *runners) startEnd(c *conn, reason string) {
+	r.startJob(runJob{c: c, ending: true, endReason: reason})
+}
+
+func (r *runners) startJob(j runJob) {
 	select {
 	case r.work <- j:
 	default:
@@ -57,9 +70,12 @@ func (r *runners) loop(j runJob) {
 		if j.gated {
 			growStack() // a handshake's stack in one copy (stackgrow.go)
 		}
-		if j.expired {
+		switch {
+		case j.ending:
+			j.c.end(j.endReason)
+		case j.expired:
 			j.c.expired()
-		} else {
+		default:
 			j.c.run()
 		}
 		if j.gated {

@@ -309,6 +309,7 @@ func (s *Server) startLoop() {
 		return
 	}
 	l := &eventLoop{poller: p, runners: newRunners()}
+	p.burst = &l.burst
 	l.wheel = newWheel(wheelTick, func(c *conn) { c.wake(wakeExpired) })
 	s.loop = l
 }
