@@ -75,3 +75,33 @@ func TestHasWildcard(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTopicTable checks a table of several bindings (split at '|', each
+// bound to one of three destinations, so keys share destinations and
+// destinations share keys) against the reference matcher.
+func FuzzTopicTable(f *testing.F) {
+	f.Add("a.b|a.b|a.*|#", "a.b")
+	f.Add("d.1.cmd|d.1.cmd|d.2.cmd|d.*.cmd", "d.1.cmd")
+	f.Add("|*|#.", "")
+	f.Fuzz(func(t *testing.T, patterns, key string) {
+		if len(patterns) > 128 || len(key) > 64 {
+			return
+		}
+		var bs []Binding[int]
+		for i, p := range strings.Split(patterns, "|") {
+			bs = append(bs, Binding[int]{Key: p, Dest: i % 3})
+		}
+		var want []int
+		for _, b := range bs {
+			if naiveTopicMatch(strings.Split(b.Key, "."), strings.Split(key, ".")) && !slices.Contains(want, b.Dest) {
+				want = append(want, b.Dest)
+			}
+		}
+		got := Dedup(newTopic(bs).Route(nil, key, nil))
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("bindings %q, key %q: got %v, want %v", patterns, key, got, want)
+		}
+	})
+}
