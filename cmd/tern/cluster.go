@@ -30,7 +30,8 @@ const clusterUsage = `Usage:
                                        queues that have more voters than their size
 
 Flags:
-  --http URL     the node's HTTP address (default http://127.0.0.1:15672)
+  --http URL     the node's HTTP address (default http://127.0.0.1:15672); --url URL is
+                 the same (tern ctl's spelling)
   --json         status: print the JSON document instead of the summary
   --standby      add-node: the node joins as a non-voting standby
   --vhost-pattern RE, --queue-pattern RE
@@ -50,6 +51,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tern cluster "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
+	fs.StringVar(base, "url", *base, "the same as --http (tern ctl's name for it)")
 	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
 	asJSON := fs.Bool("json", false, "status: print GET /api/cluster's JSON document")
 	standby := fs.Bool("standby", false, "add-node: the node joins as a non-voting standby")

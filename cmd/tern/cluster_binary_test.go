@@ -19,6 +19,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/tern-broker/tern/internal/config"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // TestQuorumQueueSurvivesKill9OfItsLeader: three tern processes; a quorum
@@ -580,7 +582,7 @@ func TestUnknownNodeIsRefused(t *testing.T) {
 			name = c
 		}
 	}
-	stranger := &ternNode{name: name, clusterAddr: freeLoopbackPort(t), dataDir: t.TempDir()}
+	stranger := &ternNode{name: name, clusterAddr: freeport.Loopback(t), dataDir: t.TempDir()}
 	var peers []string
 	for _, nd := range append(nodes, stranger) {
 		peers = append(peers, nd.name+"@"+nd.clusterAddr)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // A harness for clusters of real `tern` processes on loopback: each node
@@ -40,19 +41,6 @@ type ternNode struct {
 	httpAddr string
 }
 
-// freeLoopbackPort returns a port nothing listens on now. Cluster addresses
-// must be known before the nodes start (every node is given every peer's),
-// so they cannot be :0.
-func freeLoopbackPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // writeSecret writes a cluster secret file.
 func writeSecret(t *testing.T, secret string) string {
 	t.Helper()
@@ -70,15 +58,8 @@ func newTestCluster(t *testing.T, n, standbys int) []*ternNode {
 	secret := writeSecret(t, testClusterSecret)
 	nodes := make([]*ternNode, n)
 	var peers []string
-	// Each port is free when picked but released before the next pick,
-	// so the kernel may hand the same one out twice: pick again then.
-	taken := map[string]bool{}
 	for i := range nodes {
-		addr := freeLoopbackPort(t)
-		for tries := 0; taken[addr] && tries < 100; tries++ {
-			addr = freeLoopbackPort(t)
-		}
-		taken[addr] = true
+		addr := freeport.Loopback(t)
 		nodes[i] = &ternNode{name: fmt.Sprintf("n%d", i+1), clusterAddr: addr, dataDir: t.TempDir()}
 		peer := nodes[i].name + "@" + nodes[i].clusterAddr
 		if i >= n-standbys {

@@ -35,8 +35,8 @@ func trailingFlags(args []string) []string {
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			flags = append(flags, a)
 			name := strings.TrimLeft(a, "-")
-			// --http, --user and the patterns take a value (unless written --http=URL).
-			if (name == "http" || name == "user" || name == "vhost-pattern" || name == "queue-pattern") && i+1 < len(args) {
+			// --http (--url), --user and the patterns take a value (unless written --http=URL).
+			if (name == "http" || name == "url" || name == "user" || name == "vhost-pattern" || name == "queue-pattern") && i+1 < len(args) {
 				i++
 				flags = append(flags, args[i])
 			}

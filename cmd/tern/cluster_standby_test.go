@@ -87,6 +87,10 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	if serving {
 		t.Fatal("the standby opened its AMQP port")
 	}
+	// A load balancer probing /healthz must not send clients to it.
+	if code, body := getGuest(t, standby, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"serving_clients":false`) {
+		t.Fatalf("the standby's /healthz: %d %s", code, body)
+	}
 
 	// Promotion, asked of another node: the standby becomes a voter in
 	// every group and serves clients, from its own replica.
@@ -109,6 +113,19 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 		t.Fatalf("tern cluster promote without a node: exit %d: %s", code, out)
 	}
 	standby.waitServing(t, 20*time.Second)
+	var health string
+	if !standby.waitFor(10*time.Second, func() bool {
+		var code int
+		code, health = getGuest(t, standby, "/healthz")
+		return code == http.StatusOK
+	}) {
+		t.Fatalf("the promoted node's /healthz: %s", health)
+	}
+	// The port check sees the listener bound at the promotion.
+	amqpAddr, _ := standby.addrs()
+	if code, body := getGuest(t, standby, "/api/health/checks/port-listener/"+amqpAddr[strings.LastIndex(amqpAddr, ":")+1:]); code != http.StatusOK {
+		t.Fatalf("the promoted node's AMQP port check: %d %s", code, body)
+	}
 	st, err := standby.clusterStatus(t)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +158,25 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	standby.kill9(t)
 	standby.start(t)
 	standby.waitServing(t, 60*time.Second)
+}
+
+// getGuest GETs path from nd's HTTP API as guest and returns the status
+// and response body.
+func getGuest(t *testing.T, nd *ternNode, path string) (int, string) {
+	t.Helper()
+	_, addr := nd.addrs()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // postJSON POSTs body to nd's HTTP API as guest (an administrator) and

@@ -57,6 +57,7 @@ type ctlGlobals struct {
 // TERN_CTL_PASSWORD or a --password-file before the command name.
 func (g *ctlGlobals) register(fs *flag.FlagSet, passwordFile bool) {
 	fs.StringVar(&g.url, "url", g.url, "the broker's HTTP API (https:// with --cacert for TLS)")
+	fs.StringVar(&g.url, "http", g.url, "the same as --url (tern cluster's name for it)")
 	fs.StringVar(&g.user, "user", g.user, "the user to log in as")
 	fs.StringVar(&g.password, "password", g.password, "the password (visible in ps and shell history: prefer TERN_CTL_PASSWORD or --password-file)")
 	if passwordFile {
@@ -109,7 +110,8 @@ Usage:
 
 const ctlOutro = `
 Global flags (before or after the command):
-  --url URL             the HTTP API (default http://127.0.0.1:15672; https://… with --cacert)
+  --url URL             the HTTP API (default http://127.0.0.1:15672; https://… with --cacert);
+                        --http URL is the same (tern cluster's spelling)
   --user NAME           log in as NAME (default guest)
   --password-file FILE  the login password, from the file's first line
                         (or the environment variable TERN_CTL_PASSWORD; the user guest

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/wire/amqp091"
 )
 
@@ -155,6 +156,8 @@ type ConsumerInfo struct {
 	Tag, Queue    string
 	AckRequired   bool
 	PrefetchCount uint16
+	// Status is whether a single-active-consumer queue delivers to it.
+	Status broker.ConsumerStatus
 }
 
 // Channels lists every open channel, by connection name and number.
@@ -174,6 +177,7 @@ func (s *Server) Channels() []ChannelInfo {
 // Consumers lists every consumer, by connection, channel and tag.
 func (s *Server) Consumers() []ConsumerInfo {
 	var out []ConsumerInfo
+	var ks []*consumer
 	s.eachChannel(func(in *connInfo, c *connection, ch *channel) {
 		ch.mu.Lock()
 		start := len(out)
@@ -183,12 +187,31 @@ func (s *Server) Consumers() []ConsumerInfo {
 			}
 			out = append(out, ConsumerInfo{Connection: in.name, ConnID: c.id, Channel: ch.id, User: in.user,
 				VHost: in.vhost, Tag: k.tag, Queue: k.queue.Name(), AckRequired: !k.noAck, PrefetchCount: k.prefetch})
+			ks = append(ks, k)
 		}
 		ch.mu.Unlock()
-		part := out[start:]
-		sort.Slice(part, func(i, j int) bool { return part[i].Tag < part[j].Tag })
+		part, pk := out[start:], ks[start:]
+		sort.Sort(byTag{part, pk})
 	})
+	// Asked of the queues with no channel lock held: a queue delivers
+	// with its own lock held and then takes the channel's.
+	for i, k := range ks {
+		out[i].Status = k.queue.ConsumerStatus(k)
+	}
 	return out
+}
+
+// byTag sorts one channel's consumers and their infos together.
+type byTag struct {
+	info []ConsumerInfo
+	ks   []*consumer
+}
+
+func (b byTag) Len() int           { return len(b.info) }
+func (b byTag) Less(i, j int) bool { return b.info[i].Tag < b.info[j].Tag }
+func (b byTag) Swap(i, j int) {
+	b.info[i], b.info[j] = b.info[j], b.info[i]
+	b.ks[i], b.ks[j] = b.ks[j], b.ks[i]
 }
 
 func (s *Server) eachChannel(f func(*connInfo, *connection, *channel)) {

@@ -176,13 +176,10 @@ func (v *VHost) applyLocked(c Command, fx *effects) error {
 		if err != nil {
 			return err
 		}
-		for _, b := range want.Source.bindings {
-			if b.same(want) {
-				v.removeBindingLocked(b, fx)
-				if b.durable() {
-					v.logLocked(c, fx)
-				}
-				break
+		if b := findBindingLocked(want); b != nil {
+			v.removeBindingLocked(b, fx)
+			if b.durable() {
+				v.logLocked(c, fx)
 			}
 		}
 	default:
@@ -260,7 +257,7 @@ func (v *VHost) applyDeclareQueueLocked(c DeclareQueue, fx *effects) error {
 		// would be one proposal per node per queue, at every start.
 		q.backend.touch()
 	}
-	v.queues.Store(c.Name, q)
+	v.queues.store(c.Name, q)
 	v.queueGen.Add(1)
 	if !c.Internal {
 		v.counted++
@@ -292,7 +289,7 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	for _, b := range v.queueBindingsLocked(q) {
 		v.removeBindingLocked(b, fx)
 	}
-	v.queues.Delete(c.Name)
+	v.queues.delete(c.Name)
 	v.queueGen.Add(1)
 	if !q.cfg.Internal {
 		v.counted--

@@ -18,7 +18,7 @@ func (q *classicBackend) ack(ds []Delivery) {
 		q.armExpiryLocked()
 	}
 	q.vhost.broker.stats.acked.Add(uint64(len(ds)))
-	q.msgStats.Acked += uint64(len(ds))
+	q.extraLocked().stats.Acked += uint64(len(ds))
 	q.unlockThen(dead)
 }
 

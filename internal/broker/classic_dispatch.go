@@ -101,9 +101,9 @@ func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLett
 			q.pageWanted = true
 			break
 		}
-		if q.pacer != nil {
+		if pacer := q.pacerLocked(); pacer != nil {
 			t := time.Unix(0, now)
-			r := q.pacer.ReserveN(t, 1)
+			r := pacer.ReserveN(t, 1)
 			if d := r.DelayFrom(t); d > 0 {
 				r.CancelAt(t)
 				q.armPaceLocked(d)
@@ -123,11 +123,12 @@ func (q *classicBackend) dispatchLocked(now int64, dead []deadLetter) []deadLett
 
 // armPaceLocked schedules the next paced delivery.
 func (q *classicBackend) armPaceLocked(d time.Duration) {
-	if q.paceTimer == nil {
-		q.paceTimer = q.vhost.broker.cfg.Clock.AfterFunc(d, q.dispatch)
+	tm := q.extraLocked()
+	if tm.paceTimer == nil {
+		tm.paceTimer = q.vhost.broker.cfg.Clock.AfterFunc(d, q.dispatch)
 		return
 	}
-	q.paceTimer.Reset(d)
+	tm.paceTimer.Reset(d)
 }
 
 // tryDeliverLocked offers e to the consumers: the highest priority group

@@ -25,12 +25,14 @@ func (q *classicBackend) policyChanged() func() {
 	a := q.cur()
 	switch r := a.deliverRate; {
 	case r <= 0:
-		q.pacer = nil
-	case q.pacer == nil:
-		q.pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
+		if q.ex != nil {
+			q.ex.pacer = nil
+		}
+	case q.pacerLocked() == nil:
+		q.extraLocked().pacer = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r/50))))
 	default:
-		q.pacer.SetLimit(rate.Limit(r))
-		q.pacer.SetBurst(max(1, int(math.Ceil(r/50))))
+		q.ex.pacer.SetLimit(rate.Limit(r))
+		q.ex.pacer.SetBurst(max(1, int(math.Ceil(r/50))))
 	}
 	if a.expires > 0 {
 		q.touchLocked()

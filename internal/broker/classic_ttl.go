@@ -29,21 +29,22 @@ func (q *classicBackend) armExpiryLocked() {
 			}
 		}
 	}
-	if next == 0 || q.deleted || (q.expiryTimer != nil && q.expiryAt != 0 && q.expiryAt <= next) {
+	if next == 0 || q.deleted || (q.ex != nil && q.ex.expiryTimer != nil && q.ex.expiryAt != 0 && q.ex.expiryAt <= next) {
 		return
 	}
-	q.expiryAt = next
+	tm := q.extraLocked()
+	tm.expiryAt = next
 	d := time.Duration(next - q.nowNano())
-	if q.expiryTimer == nil {
-		q.expiryTimer = q.vhost.broker.cfg.Clock.AfterFunc(max(d, 0), q.onExpiryTimer)
+	if tm.expiryTimer == nil {
+		tm.expiryTimer = q.vhost.broker.cfg.Clock.AfterFunc(max(d, 0), q.onExpiryTimer)
 	} else {
-		q.expiryTimer.Reset(max(d, 0))
+		tm.expiryTimer.Reset(max(d, 0))
 	}
 }
 
 func (q *classicBackend) onExpiryTimer() {
 	q.mu.Lock()
-	q.expiryAt = 0
+	q.ex.expiryAt = 0 // set: the timer was armed through it
 	now := q.nowNano()
 	dead := q.expireHeadsLocked(now, nil)
 	dead = q.dispatchLocked(now, dead)
@@ -70,14 +71,15 @@ func (q *classicBackend) startUnusedTimerLocked() {
 	if q.cur().expires <= 0 || q.deleted {
 		return
 	}
-	q.unusedGen++
-	gen := q.unusedGen
-	if q.unusedTimer != nil {
-		q.unusedTimer.Stop()
+	tm := q.extraLocked()
+	tm.unusedGen++
+	gen := tm.unusedGen
+	if tm.unusedTimer != nil {
+		tm.unusedTimer.Stop()
 	}
-	q.unusedTimer = q.vhost.broker.cfg.Clock.AfterFunc(q.cur().expires, func() {
+	tm.unusedTimer = q.vhost.broker.cfg.Clock.AfterFunc(q.cur().expires, func() {
 		q.mu.Lock()
-		stale := gen != q.unusedGen || len(q.consumers) > 0 || q.deleted
+		stale := gen != tm.unusedGen || len(q.consumers) > 0 || q.deleted
 		q.mu.Unlock()
 		if !stale {
 			q.vhost.deleteOwn(q.Queue, true)
@@ -86,8 +88,11 @@ func (q *classicBackend) startUnusedTimerLocked() {
 }
 
 func (q *classicBackend) stopUnusedTimerLocked() {
-	q.unusedGen++
-	if q.unusedTimer != nil {
-		q.unusedTimer.Stop()
+	if q.ex == nil {
+		return // never started: no countdown to make stale
+	}
+	q.ex.unusedGen++
+	if q.ex.unusedTimer != nil {
+		q.ex.unusedTimer.Stop()
 	}
 }

@@ -101,7 +101,10 @@ func EncodeDefinitions(d *Definitions) ([]byte, error) {
 		out.Bindings = append(out.Bindings, bindingJSON{VHost: b.VHost, Source: b.Source, Destination: b.Destination,
 			DestIsExchange: b.DestIsExchange, DestID: b.DestID, Key: b.Key, Args: encodeArgs(b.Args)})
 	}
-	return json.MarshalIndent(out, "", "  ")
+	// Compact: the snapshot of a node with many queues is encoded while
+	// every vhost's lock is held (Broker.snapshot), and indenting took
+	// about as long as the encoding itself.
+	return json.Marshal(out)
 }
 
 // DecodeDefinitions decodes the definitions document; none (nil) is an

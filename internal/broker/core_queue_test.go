@@ -426,12 +426,19 @@ func TestCoreSingleActiveConsumer(t *testing.T) {
 	if got := first.bodies(); !slices.Equal(got, []string{"a", "b", "c"}) || len(second.bodies()) != 0 {
 		t.Fatalf("first %v second %v", got, second.bodies())
 	}
+	// What /api/consumers shows (RabbitMQ's activity_status; user7 5.3).
+	if s1, s2 := q.ConsumerStatus(first), q.ConsumerStatus(second); s1.String() != "single_active" || s2.String() != "waiting" || s2.Active() {
+		t.Fatalf("statuses: first %v, second %v (active %v)", s1, s2, s2.Active())
+	}
 	// The active consumer leaves with its messages unacked; they come back
 	// and the next consumer becomes active with them, in order.
 	q.Cancel(first)
 	q.Requeue(first.deliveries())
 	if got := second.bodies(); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("second after hand-over %v", got)
+	}
+	if s2 := q.ConsumerStatus(second); s2 != broker.ConsumerSingleActive {
+		t.Fatalf("status after hand-over: %v", s2)
 	}
 	for _, d := range second.deliveries() {
 		if !d.Redelivered {

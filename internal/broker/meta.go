@@ -166,7 +166,7 @@ func (v *VHost) proposeLocked(c Command, fx *effects) error {
 				return errorf(KindPreconditionFailed, "%v", err)
 			}
 		}
-		if slices.ContainsFunc(b.Source.bindings, b.same) {
+		if hasBindingLocked(b) {
 			return nil
 		}
 	case Unbind:
@@ -178,7 +178,7 @@ func (v *VHost) proposeLocked(c Command, fx *effects) error {
 			d.DestID = b.Queue.id
 			c = d
 		}
-		if !slices.ContainsFunc(b.Source.bindings, b.same) {
+		if !hasBindingLocked(b) {
 			return nil
 		}
 	}

@@ -165,12 +165,11 @@ func (b *Broker) proposeDeletes(ctx context.Context, match func(*Queue) bool) ([
 	for _, v := range b.VHosts() {
 		var dels []DeleteQueue
 		v.mu.Lock()
-		v.queues.Range(func(_, qv any) bool {
-			if q := qv.(*Queue); !q.cfg.Internal && match(q) {
+		for _, q := range v.queues.all() {
+			if !q.cfg.Internal && match(q) {
 				dels = append(dels, DeleteQueue{VHost: v.name, Name: q.cfg.Name, ID: q.id})
 			}
-			return true
-		})
+		}
 		v.mu.Unlock()
 		for _, d := range dels {
 			if err := ctx.Err(); err != nil {

@@ -79,12 +79,11 @@ func (v *VHost) replicatedDefinitionsLocked(d *Definitions) {
 		}
 	}
 	var qs []QueueDef
-	v.queues.Range(func(_, qv any) bool {
-		if q := qv.(*Queue); !q.cfg.Internal {
+	for _, q := range v.queues.all() {
+		if !q.cfg.Internal {
 			qs = append(qs, QueueDef{VHost: v.name, ID: q.id, Node: q.node, QueueConfig: q.cfg})
 		}
-		return true
-	})
+	}
 	sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
 	d.Queues = append(d.Queues, qs...)
 }

@@ -203,12 +203,11 @@ func (v *VHost) definitionsLocked(d *Definitions) {
 		}
 		return true
 	})
-	v.queues.Range(func(_, qv any) bool {
-		if q := qv.(*Queue); isDurableQueue(q) {
+	for _, q := range v.queues.all() {
+		if isDurableQueue(q) {
 			d.Queues = append(d.Queues, QueueDef{VHost: v.name, ID: q.id, Node: q.node, QueueConfig: q.cfg})
 		}
-		return true
-	})
+	}
 }
 
 // attachLogLocked gives a new durable queue or stream its log. v.mu is held.

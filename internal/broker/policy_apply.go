@@ -123,12 +123,11 @@ func (v *VHost) applyPolicyLocked(c Command, fx *effects) error {
 // reapplyPoliciesLocked gives every queue and exchange of the vhost the
 // policies that now match it. v.mu is held.
 func (v *VHost) reapplyPoliciesLocked(fx *effects) {
-	v.queues.Range(func(_, qv any) bool {
-		if q := qv.(*Queue); !q.cfg.Internal {
+	for _, q := range v.queues.all() {
+		if !q.cfg.Internal {
 			v.applyQueuePolicyLocked(q, fx)
 		}
-		return true
-	})
+	}
 	v.exchanges.Range(func(_, xv any) bool {
 		v.applyExchangePolicyLocked(xv.(*Exchange))
 		return true

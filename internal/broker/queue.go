@@ -10,13 +10,13 @@ import (
 
 // QueueConfig describes a queue to declare.
 type QueueConfig struct {
-	Name       string
+	Name string
+	// Owner is the connection that owns an exclusive queue.
+	Owner      uint64
+	Args       map[string]any
 	Durable    bool
 	Exclusive  bool
 	AutoDelete bool
-	// Owner is the connection that owns an exclusive queue.
-	Owner uint64
-	Args  map[string]any
 	// Internal hides the queue from listings (direct reply-to queues).
 	Internal bool
 }
@@ -28,22 +28,30 @@ type QueueConfig struct {
 // (classic.go), streamBackend (stream.go) or quorumBackend
 // (quorum_backend.go). The fields here are set before
 // the queue is published in its vhost and never change (readErrors is
-// atomic); its bindings are the vhost's, guarded by the vhost's lock.
+// atomic); its bindings (binds) are guarded by the vhost's lock.
 type Queue struct {
-	cfg      QueueConfig
-	args     *queueArgs // as declared; shared by queues declared alike (newQueue)
-	kind     QueueType
-	vhost    *VHost
-	id       string // durable queues: the name of its log in storage
-	log      Log    // nil: messages live in memory only
-	backend  queueBackend
-	node     uint64                       // cluster: the node holding its messages (QueueDef.Node); 0: this one
-	orphan   bool                         // cluster: this node's, declared by a previous run of it (meta.go)
-	pol      queuePolicyState             // the policies that apply and the effective arguments (policy_apply.go)
-	pubLimit atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
+	cfg    QueueConfig
+	args   *queueArgs // as declared; shared by queues declared alike (newQueue)
+	kind   QueueType
+	orphan bool // cluster: this node's, declared by a previous run of it (meta.go)
+	// readErrors counts stored messages the log failed to return; 32
+	// bits, beside kind and orphan, keep the Queue in a smaller size class.
+	readErrors atomic.Uint32
+	vhost      *VHost
+	id         string // durable queues: the name of its log in storage
+	log        Log    // nil: messages live in memory only
+	backend    queueBackend
+	node       uint64                       // cluster: the node holding its messages (QueueDef.Node); 0: this one
+	pol        queuePolicyState             // the policies that apply and the effective arguments (policy_apply.go)
+	pubLimit   atomic.Pointer[rate.Limiter] // a publish-rate policy's bucket (policy_rate.go)
 
-	readErrors atomic.Uint64 // stored messages the log failed to return
-	counters   msgCounters   // quorum queues' and streams' message_stats (queue_stats.go)
+	counters *msgCounters // quorum queues' and streams' message_stats (queue_stats.go); nil for classic ones
+
+	// binds are the bindings whose destination is this queue, for
+	// deleting them with it; guarded by the vhost's mu (binding.go).
+	// Here rather than in a vhost map: a map entry cost an MQTT session
+	// about 70 bytes.
+	binds []*Binding
 }
 
 // Name returns the queue's name.
@@ -75,6 +83,8 @@ func newQueue(v *VHost, cfg QueueConfig, args queueArgs) *Queue {
 	q := &Queue{cfg: cfg, args: pa, kind: args.queueType, vhost: v}
 	if q.kind == Classic {
 		q.backend = newClassicBackend(q)
+	} else {
+		q.counters = &msgCounters{}
 	}
 	return q
 }

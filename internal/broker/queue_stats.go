@@ -35,6 +35,9 @@ func (q *Queue) countDelivered(redelivered bool) {
 }
 
 func (c *msgCounters) load() MessageStats {
+	if c == nil {
+		return MessageStats{} // a classic queue's, whose backend counts (a cluster's remote one)
+	}
 	return MessageStats{Published: c.published.Load(), Delivered: c.delivered.Load(),
 		Redelivered: c.redelivered.Load(), Acked: c.acked.Load()}
 }
@@ -47,7 +50,7 @@ func (q *Queue) MessageStats() MessageStats {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.msgStats
+	return c.statsLocked()
 }
 
 // Status returns a consistent snapshot of one classic queue's counts and
@@ -62,7 +65,7 @@ func (q *Queue) Status() (ready, unacked, consumers int, readyBytes int64, st Me
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropRefusedLocked()
-	return c.readyCount, c.unacked, len(c.consumers), c.readySize, c.msgStats
+	return c.readyCount, c.unacked, len(c.consumers), c.readySize, c.statsLocked()
 }
 
 // LookupQueue returns the named queue whoever owns it, or nil: the

@@ -51,6 +51,7 @@ func TestDeletingAQueueRemovesItsBindings(t *testing.T) {
 			}
 		}
 	}
+	q1 := v.queue("q1")
 	if _, err := v.DeleteQueue("q1", false, false, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +62,9 @@ func TestDeletingAQueueRemovesItsBindings(t *testing.T) {
 		}
 	}
 	v.mu.Lock()
-	indexed := len(v.queueBinds)
+	indexed := len(q1.binds)
 	v.mu.Unlock()
-	if strings.Join(left, ",") != "q2:a,q2:b" || indexed != 1 {
-		t.Fatalf("bindings after deleting q1: %v, %d queues indexed", left, indexed)
+	if strings.Join(left, ",") != "q2:a,q2:b" || indexed != 0 {
+		t.Fatalf("bindings after deleting q1: %v, %d still indexed by q1", left, indexed)
 	}
 }

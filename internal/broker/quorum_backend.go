@@ -67,18 +67,22 @@ type quorumBackend struct {
 	// while theirs were in flight: their cancel is proposed once none
 	// is, so it cannot overtake a settlement and return what the client
 	// already has (settlementDone).
-	inflight  map[uint64]int
-	closing   map[uint64]*qlocal
-	deleted   bool
-	leader    bool // LeaderChanged said this node leads
-	downSent  map[uint64]bool
-	expiry    clock.Timer
-	expiryAt  int64
-	liveTimer clock.Timer
-	unused    clock.Timer // x-expires, on the leader
-	unusedAt  int64
-	usesSeen  uint64 // the machine's uses when this node, leading, last saw them change
-	usedAt    int64  // when (this node's clock)
+	inflight map[uint64]int
+	closing  map[uint64]*qlocal
+	// acks are the settlements of acks not yet proposed; acksQueued says
+	// the outbox will propose them (ack, flushAcks).
+	acks       []qref
+	acksQueued bool
+	deleted    bool
+	leader     bool // LeaderChanged said this node leads
+	downSent   map[uint64]bool
+	expiry     clock.Timer
+	expiryAt   int64
+	liveTimer  clock.Timer
+	unused     clock.Timer // x-expires, on the leader
+	unusedAt   int64
+	usesSeen   uint64 // the machine's uses when this node, leading, last saw them change
+	usedAt     int64  // when (this node's clock)
 
 	// The group's goroutine never proposes or publishes itself (a
 	// Propose may wait for that goroutine; a dead letter may propose to
@@ -88,6 +92,11 @@ type quorumBackend struct {
 	outMu      sync.Mutex
 	outbox     []func()
 	outRunning bool
+	// ends are the publishers' completions whose DurableBatchEnd the
+	// outbox will call (batchEnd); endMu guards them.
+	endMu      sync.Mutex
+	ends       []message.BatchCompletion
+	endsQueued bool
 	// retries are the proposals waiting for their next attempt, in the
 	// order they failed; one timer (retryArmed) sends them all.
 	retryMu    sync.Mutex
@@ -173,7 +182,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	b.mu.Lock()
 	res := b.m.Apply(index, data)
 	ds, dead := b.m.deliveries, b.m.dead
-	b.m.deliveries, b.m.dead = nil, nil
+	b.m.dead = nil
 	var later []*qcmd
 	announce := false
 	for _, d := range ds {
@@ -190,12 +199,21 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 			later = append(later, &qcmd{kind: qcCancel, key: d.key})
 		}
 	}
+	// The slice is the machine's again (pending holds copies): most
+	// entries assign a message, and a new slice for each cost an
+	// allocation per message on every replica. A large one (a burst of
+	// credit) is let go.
+	clear(ds)
+	if cap(ds) > 1024 {
+		ds = nil
+	}
+	b.m.deliveries = ds[:0]
 	for key := range b.ghosts {
 		if b.m.consumer(b.node, key) == nil {
 			delete(b.ghosts, key)
 		}
 	}
-	if len(data) >= qcmdHeader {
+	if len(data) >= qcmdHeader && len(b.downSent) > 0 {
 		// The proposer answers, and node-up says its node does: the
 		// leader may report them down again.
 		delete(b.downSent, binary.BigEndian.Uint64(data[1:]))
@@ -242,7 +260,7 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	}
 	if len(dead) > 0 || len(settle) > 0 || len(back) > 0 || len(later) > 0 {
 		b.soon(func() {
-			b.deadLetter(dead)
+			b.deadLetters(dead)
 			b.proposeSettlement(qcSettleAt, 0, settle)
 			b.proposeSettlement(qcReturnAt, 0, back)
 			for _, c := range later {
@@ -251,6 +269,25 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 		})
 	}
 	return res
+}
+
+// deadLetters publishes the messages the machine dead-lettered, decoded
+// here: only the leader does, off the group's goroutine.
+func (b *quorumBackend) deadLetters(dead []qdead) {
+	if len(dead) == 0 {
+		return
+	}
+	out := make([]deadLetter, 0, len(dead))
+	for _, d := range dead {
+		msg, err := message.DecodeMessage(d.rec)
+		if err != nil {
+			b.vhost.broker.log.Error("quorum queue: a dead-lettered message's record does not decode: dropped",
+				"queue", b.cfg.Name, "reason", d.reason, "err", err)
+			continue
+		}
+		out = append(out, deadLetter{msg: msg, reason: d.reason})
+	}
+	b.deadLetter(out)
 }
 
 // reconcileLocked drops what this node's consumers (and those whose
@@ -309,6 +346,23 @@ func (b *quorumBackend) deliverLocked() []qref {
 			if !lc.opts.NoAck && lc.opts.Prefetch > 0 && len(lc.held) >= lc.opts.Prefetch {
 				break // the rest were assigned ahead (checkoutCredit): they wait for the client's acks
 			}
+			if d.msg == nil {
+				msg, err := message.DecodeMessage(d.rec)
+				if err != nil {
+					// PeekRecord took it on every replica; it cannot
+					// be delivered: discarded through the log, so every
+					// replica drops it alike.
+					b.vhost.broker.log.Error("quorum queue: a message's record does not decode: discarding it",
+						"queue", b.cfg.Name, "id", d.id, "err", err)
+					bad := []qref{{key: lc.key, id: d.id, acquired: d.acquired}}
+					b.inflightLocked(bad)
+					b.soon(func() { b.proposeSettlement(qcDiscardAt, 0, bad) })
+					n++
+					continue
+				}
+				d.msg = msg
+				lc.pending[n].msg = msg // decoded once, though refused now
+			}
 			v := lc.c.TryDeliver(Delivery{Queue: b.Queue, Msg: withDeliveryCount(d.msg, d.count, d.acquired), Seq: d.id,
 				Redelivered: d.redelivered, Remaining: d.remaining, qkey: lc.key, qacq: d.acquired})
 			if v == Refuse {
@@ -327,7 +381,12 @@ func (b *quorumBackend) deliverLocked() []qref {
 			}
 		}
 		if n > 0 {
-			lc.pending = slices.Delete(lc.pending, 0, n)
+			// Taken from the front: slide past them rather than move the
+			// rest down. The node holds up to a prefetch's worth assigned
+			// ahead (checkoutCredit) and each ack frees room for one:
+			// moving the rest down copied them all on every ack.
+			clear(lc.pending[:n])
+			lc.pending = lc.pending[n:]
 		}
 	}
 	b.inflightLocked(settle)
@@ -407,7 +466,7 @@ func (b *quorumBackend) Restore(data []byte) error {
 		for _, id := range sortedOut(q) {
 			if _, held := lc.held[id]; !known[id] && !held {
 				m := q.out[id]
-				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, msg: m.msg,
+				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, rec: m.rec,
 					redelivered: m.redelivered(), count: m.count, acquired: m.acquired, remaining: b.m.ready.len()})
 			}
 		}
@@ -459,10 +518,40 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 		}
 		done.Durable(token, err)
 		if bc, ok := done.(message.BatchCompletion); ok {
-			bc.DurableBatchEnd()
+			b.batchEnd(bc)
 		}
 	})
 	return Enqueued, done != nil
+}
+
+// batchEnd has bc's DurableBatchEnd called from the outbox, once for all
+// the completions that reach it before it runs. The group completes a
+// batch entry's publishes one by one as it applies them: ending each as a
+// batch of its own sent one confirm per message (an AMQP channel's
+// multiple basic.ack covers the run ready at its DurableBatchEnd), where a
+// single node's store confirms a whole group commit with one. The
+// completions are compared with ==: every BatchCompletion is a pointer.
+func (b *quorumBackend) batchEnd(bc message.BatchCompletion) {
+	b.endMu.Lock()
+	if !slices.Contains(b.ends, bc) {
+		b.ends = append(b.ends, bc)
+	}
+	start := !b.endsQueued
+	b.endsQueued = true
+	b.endMu.Unlock()
+	if start {
+		b.soon(b.flushBatchEnds)
+	}
+}
+
+func (b *quorumBackend) flushBatchEnds() {
+	b.endMu.Lock()
+	ends := b.ends
+	b.ends, b.endsQueued = nil, false
+	b.endMu.Unlock()
+	for _, bc := range ends {
+		bc.DurableBatchEnd()
+	}
 }
 
 // quorumConsumeRetries bounds the checkouts a consume proposes again after
@@ -588,15 +677,37 @@ func (b *quorumBackend) refsLocked(ds []Delivery) []qref {
 	return refs
 }
 
-// ack settles the deliveries with one proposal; the credit they free is
-// used once it applies. Messages this node was given and its consumers
+// ack settles the deliveries; the credit they free is used once the
+// settlement applies. Messages this node was given and its consumers
 // refused for want of credit are offered again now.
+//
+// The acks of one moment share one proposal: each call adds its
+// settlements to acks, and the first of them asks the outbox to propose
+// what has gathered by the time it runs (flushAcks). A client acking each
+// message one by one sends acks in bursts the connection reads together,
+// and each proposal costs on every replica (an entry's header, its apply,
+// the proposer's completion) whatever it settles: one proposal per ack
+// was a second Raft entry per message. The settlements are counted in
+// flight from here, so a cancel still waits for them (settlementDone).
 func (b *quorumBackend) ack(ds []Delivery) {
 	b.mu.Lock()
-	refs := b.refsLocked(ds)
-	refs = append(refs, b.deliverLocked()...)
+	b.acks = append(b.acks, b.refsLocked(ds)...)
+	b.acks = append(b.acks, b.deliverLocked()...)
+	start := !b.acksQueued && len(b.acks) > 0
+	b.acksQueued = b.acksQueued || start
 	b.mu.Unlock()
 	b.vhost.broker.stats.acked.Add(uint64(len(ds)))
+	if start {
+		b.soon(b.flushAcks)
+	}
+}
+
+// flushAcks proposes the settlements ack gathered, as one entry.
+func (b *quorumBackend) flushAcks() {
+	b.mu.Lock()
+	refs := b.acks
+	b.acks, b.acksQueued = nil, false
+	b.mu.Unlock()
 	b.proposeSettlement(qcSettleAt, 0, refs)
 }
 
@@ -654,6 +765,17 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 		}
 		return Delivery{}, false
 	}
+	msg, derr := message.DecodeMessage(g.rec)
+	if derr != nil {
+		b.vhost.broker.log.Error("quorum queue: a message's record does not decode: discarding it",
+			"queue", b.cfg.Name, "id", g.id, "err", derr)
+		b.mu.Lock()
+		bad := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
+		b.inflightLocked(bad)
+		b.mu.Unlock()
+		b.proposeSettlement(qcDiscardAt, 0, bad)
+		return Delivery{}, false
+	}
 	if noAck {
 		b.mu.Lock()
 		refs := []qref{{key: b.getKey, id: g.id, acquired: g.acquired}}
@@ -666,7 +788,7 @@ func (b *quorumBackend) get(noAck bool) (Delivery, bool) {
 	if g.redelivered {
 		st.redelivered.Add(1)
 	}
-	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(g.msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
+	return Delivery{Queue: b.Queue, Msg: withDeliveryCount(msg, g.count, g.acquired), Seq: g.id, Redelivered: g.redelivered,
 		Remaining: g.remaining, qkey: b.getKey, qacq: g.acquired}, true
 }
 

@@ -18,7 +18,7 @@ import (
 // clock: a quorum queue declared on each (as the metadata group would) has
 // one replica per node.
 type qcluster struct {
-	t   *testing.T
+	t   testing.TB
 	f   *fakeRaft
 	clk *clock.Fake
 	bs  []*Broker // bs[i] is node i+1
@@ -28,7 +28,7 @@ type qcluster struct {
 // done all their work.
 func (c *qcluster) settle() { c.t.Helper(); c.f.quiesce() }
 
-func newQCluster(t *testing.T, n int) *qcluster {
+func newQCluster(t testing.TB, n int) *qcluster {
 	t.Helper()
 	c := &qcluster{t: t, f: newFakeRaft(t, 1), clk: clock.NewFake(time.Unix(1_700_000_000, 0))}
 	for i := 1; i <= n; i++ {

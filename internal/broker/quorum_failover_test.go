@@ -30,11 +30,18 @@ func TestQuorumSingleActiveConsumerFailsOver(t *testing.T) {
 	if a.bodies() != "m0,m1,m2" || b.bodies() != "" {
 		t.Fatalf("active got %q, waiting got %q", a.bodies(), b.bodies())
 	}
+	// What /api/consumers shows on each consumer's node (user7 5.3).
+	if sa, sb := qs[1].ConsumerStatus(a), qs[2].ConsumerStatus(b); sa != ConsumerSingleActive || sb != ConsumerWaiting {
+		t.Fatalf("statuses before failover: active %v, waiting %v", sa, sb)
+	}
 	c.f.setLive(2, false)
 	c.clk.Advance(quorumLiveCheck)
 	c.settle()
 	if got := b.bodies(); got != "m0*,m1*,m2*" {
 		t.Fatalf("after failover the waiting consumer got %q", got)
+	}
+	if sb := qs[2].ConsumerStatus(b); sb != ConsumerSingleActive || !sb.Active() || sb.String() != "single_active" {
+		t.Fatalf("status of the new active consumer: %v", sb)
 	}
 	c.publish(1, "q", "m3", message.Properties{}, nil, 0)
 	c.settle()

@@ -18,7 +18,7 @@ import (
 // the leader and which nodes are live; a node that is not live neither
 // proposes nor applies until it is live again, then catches up.
 type fakeRaft struct {
-	t *testing.T
+	t testing.TB
 	// work counts what is queued and not done: group tasks and the
 	// backends' outbox items (quorumBackend.work). One counter, so that
 	// work handing on work never shows zero in between.
@@ -35,7 +35,7 @@ type fakeRaft struct {
 
 var errFakeNoLeader = errors.New("fakeraft: no leader reachable")
 
-func newFakeRaft(t *testing.T, leader uint64) *fakeRaft {
+func newFakeRaft(t testing.TB, leader uint64) *fakeRaft {
 	f := &fakeRaft{t: t, groups: map[string]*fakeGroup{}, leader: leader, live: map[uint64]bool{}}
 	t.Cleanup(func() {
 		f.mu.Lock()

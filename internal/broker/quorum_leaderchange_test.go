@@ -38,7 +38,7 @@ func TestQuorumLateCancelReturnsMarkedRedelivered(t *testing.T) {
 		if d.key != next {
 			continue
 		}
-		s := string(d.msg.Body)
+		s := string(recBody(d.rec))
 		if d.redelivered {
 			s += "*"
 		}

@@ -1,9 +1,9 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tern-broker/tern/internal/message"
@@ -44,7 +44,7 @@ type quorumMachine struct {
 
 	// Effects of the last Apply, drained by the owner.
 	deliveries []qdelivery
-	dead       []deadLetter
+	dead       []qdead
 
 	// bodyIn and bodyOut account message bodies entering and leaving the
 	// machine (the broker's memory alarm); nil in tests.
@@ -70,9 +70,17 @@ func quorumConfigOf(a *queueArgs) quorumConfig {
 }
 
 // qmsg is a message in the machine: ready (owner nil) or checked out.
+// The machine keeps its record as the entry brought it, undecoded: every
+// replica needs only its size and expiry, which Apply reads from the
+// record (message.PeekRecord); the node that delivers a message decodes
+// it (decodeRecord), the others never do.
 type qmsg struct {
-	id        uint64
-	msg       *message.Message
+	id  uint64
+	rec []byte // the message's record (message.AppendMessage); aliases the Raft entry, never changed
+	// published and ttl are what expiry needs of the record: its
+	// publication (UnixNano) and its own expiration (-1: none or invalid).
+	published int64
+	ttl       time.Duration
 	size      int64
 	expires   int64  // UnixNano; 0: never
 	count     uint32 // failed deliveries: x-delivery-count, against x-delivery-limit
@@ -108,25 +116,34 @@ func (c *qconsumer) hasCredit() bool {
 	return c.status == qsUp && (c.prefetch == 0 || len(c.out) < int(c.prefetch))
 }
 
-// qdelivery is an assignment for the consumer's node to deliver.
+// qdelivery is an assignment for the consumer's node to deliver: the
+// machine gives the record, the consumer's node decodes it into msg.
 type qdelivery struct {
 	node, key   uint64
 	id          uint64
-	msg         *message.Message
+	rec         []byte
+	msg         *message.Message // set by the backend for its own consumers' deliveries
 	redelivered bool
 	count       uint32 // delivery count: x-delivery-count
 	acquired    uint32 // the message's checkouts so far, this one included: its settlements name it
 	remaining   int
 }
 
-// qgot is the result of a get command.
+// qgot is the result of a get command; the proposer decodes the record.
 type qgot struct {
 	id          uint64
-	msg         *message.Message
+	rec         []byte
 	redelivered bool
 	count       uint32
 	acquired    uint32
 	remaining   int
+}
+
+// qdead is a message the machine dropped for a reason that dead-letters
+// it: the leader decodes and publishes it (quorumBackend.deadLetters).
+type qdead struct {
+	rec    []byte
+	reason string
 }
 
 // Results of commands that a proposer can be refused.
@@ -204,14 +221,14 @@ func (m *quorumMachine) Apply(_ uint64, data []byte) any {
 // expiry is when a message published at published expires here: the
 // earlier of the queue's x-message-ttl and the message's expiration; 0 for
 // never. A message lives while now <= expires.
-func (m *quorumMachine) expiry(msg *message.Message) int64 {
+func (m *quorumMachine) expiry(q *qmsg) int64 {
 	var exp int64
 	set := false
 	if m.cfg.hasTTL {
-		exp, set = msg.Published+int64(m.cfg.ttl), true
+		exp, set = q.published+int64(m.cfg.ttl), true
 	}
-	if ttl, ok, err := msg.TTL(); err == nil && ok {
-		if e := msg.Published + int64(ttl); !set || e < exp {
+	if q.ttl >= 0 {
+		if e := q.published + int64(q.ttl); !set || e < exp {
 			exp, set = e, true
 		}
 	}
@@ -221,12 +238,26 @@ func (m *quorumMachine) expiry(msg *message.Message) int64 {
 	return exp
 }
 
+// newMsg makes a message of rec, which it keeps: the caller must not
+// change rec afterwards (an entry's bytes are never changed once
+// committed). Only the record's framing and properties up to the
+// expiration are checked here; a record that fails to decode where it is
+// delivered is refused there (deliverRecord).
 func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
-	msg, err := message.DecodeMessage(bytes.Clone(rec))
+	info, err := message.PeekRecord(rec)
 	if err != nil {
 		return nil, err
 	}
-	return &qmsg{msg: msg, size: msg.Size(), expires: m.expiry(msg)}, nil
+	q := &qmsg{rec: rec, published: info.Published, ttl: -1, size: int64(info.BodyLen)}
+	if len(info.Expiration) > 0 {
+		// As message.Message.TTL: milliseconds, a non-negative decimal;
+		// anything else is no expiration.
+		if ms, err := strconv.ParseInt(string(info.Expiration), 10, 64); err == nil && ms >= 0 {
+			q.ttl = time.Duration(ms) * time.Millisecond
+		}
+	}
+	q.expires = m.expiry(q)
+	return q, nil
 }
 
 func (m *quorumMachine) enqueue(rec []byte) error {
@@ -271,7 +302,7 @@ func (m *quorumMachine) drop(q *qmsg, reason string) {
 		m.bodyOut(q.size)
 	}
 	if reason != "" && m.cfg.hasDLX {
-		m.dead = append(m.dead, deadLetter{msg: q.msg, reason: reason})
+		m.dead = append(m.dead, qdead{rec: q.rec, reason: reason})
 	}
 }
 
@@ -474,7 +505,7 @@ func (m *quorumMachine) get(c *qcmd) *qgot {
 	m.dropEpochsOtherThan(c.node, uint32(c.key>>32))
 	q := m.popReady()
 	q.acquired++
-	g := &qgot{id: q.id, msg: q.msg, redelivered: q.redelivered(), count: q.count, acquired: q.acquired, remaining: m.ready.len()}
+	g := &qgot{id: q.id, rec: q.rec, redelivered: q.redelivered(), count: q.count, acquired: q.acquired, remaining: m.ready.len()}
 	if c.flags&qfNoAck != 0 {
 		m.drop(q, "")
 		return g
@@ -594,7 +625,7 @@ func (m *quorumMachine) assign() {
 		msg.acquired++
 		q.out[msg.id] = msg
 		m.unacked++
-		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, msg: msg.msg,
+		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, rec: msg.rec,
 			redelivered: msg.redelivered(), count: msg.count, acquired: msg.acquired, remaining: m.ready.len()})
 	}
 }

@@ -80,10 +80,20 @@ func (g *qgen) cmd() []byte {
 	return c.encode(nil)
 }
 
+// recBody is the body of a message record the machine holds ("" and a
+// note when it does not decode).
+func recBody(rec []byte) []byte {
+	m, err := message.DecodeMessage(rec)
+	if err != nil {
+		return []byte("undecodable: " + err.Error())
+	}
+	return m.Body
+}
+
 // describe prints a command's result without pointers.
 func describe(r any) string {
 	if g, ok := r.(*qgot); ok {
-		return fmt.Sprintf("got %d %q %v %d", g.id, g.msg.Body, g.redelivered, g.remaining)
+		return fmt.Sprintf("got %d %q %v %d", g.id, recBody(g.rec), g.redelivered, g.remaining)
 	}
 	return fmt.Sprint(r)
 }

@@ -82,7 +82,7 @@ func (m *quorumMachine) setConfig(c quorumConfig) {
 	m.cfg = c
 	if ttlChanged {
 		for _, q := range m.msgs {
-			q.expires = m.expiry(q.msg)
+			q.expires = m.expiry(q)
 		}
 	}
 	if c.overflow == DropHead {

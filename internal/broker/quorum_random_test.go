@@ -149,7 +149,7 @@ func runQuorumRandom(t *testing.T, seed uint64) {
 	checkInvariants(t, b.m)
 	inQueue := map[string]bool{}
 	for _, q := range b.m.msgs {
-		inQueue[string(q.msg.Body)] = true
+		inQueue[string(recBody(q.rec))] = true
 	}
 	b.mu.Unlock()
 	confirmed := 0

@@ -15,7 +15,7 @@ func takeEffects(m *quorumMachine) string {
 		fmt.Fprintf(&b, "d%d/%x/%d/%v/%d/%d/%d;", d.node, d.key, d.id, d.redelivered, d.count, d.acquired, d.remaining)
 	}
 	for _, d := range m.dead {
-		fmt.Fprintf(&b, "x%q/%s;", d.msg.Body, d.reason)
+		fmt.Fprintf(&b, "x%q/%s;", recBody(d.rec), d.reason)
 	}
 	m.deliveries, m.dead = nil, nil
 	return b.String()

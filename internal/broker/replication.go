@@ -62,7 +62,9 @@ type ReplicatedLog interface {
 // ReplicatedMachine is a quorum queue's state machine. Every replica
 // applies the same committed entries in the same order, so Apply must be
 // deterministic: time, randomness and node-local facts reach it only
-// inside entries. (internal/cluster/raftnode.StateMachine has the same
+// inside entries. Apply may keep data (a quorum queue keeps each
+// message's record as its entry brought it): the caller must never
+// change or reuse those bytes afterwards. (internal/cluster/raftnode.StateMachine has the same
 // method set.)
 type ReplicatedMachine interface {
 	Apply(index uint64, data []byte) any

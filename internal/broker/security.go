@@ -182,9 +182,7 @@ func (b *Broker) deleteVHostLocked(name string, fx *effects) []func() {
 	}
 	sub := &effects{replay: true, replicated: fx.replicated}
 	v.mu.Lock()
-	var qs []*Queue
-	v.queues.Range(func(_, qv any) bool { qs = append(qs, qv.(*Queue)); return true })
-	for _, q := range qs {
+	for _, q := range v.queues.all() {
 		v.applyDeleteQueueLocked(DeleteQueue{VHost: name, Name: q.cfg.Name, ID: q.id}, sub)
 	}
 	v.exchanges.Range(func(_, xv any) bool {

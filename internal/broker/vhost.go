@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -14,7 +15,7 @@ type VHost struct {
 
 	mu        sync.Mutex                     // serialises declarations, deletions and binding changes
 	exchanges sync.Map                       // name → *Exchange; read without mu on the publish path
-	queues    sync.Map                       // name → *Queue
+	queues    queueMap                       // name → *Queue; read without mu
 	queueGen  atomic.Uint64                  // moves with every queue added or removed (QueueGeneration)
 	owned     map[uint64]map[string]struct{} // connection → its exclusive queues; guarded by mu
 	// lastSeq is the definitions log position of the vhost's last logged
@@ -22,10 +23,6 @@ type VHost struct {
 	// waits for it too, so no client is told of a declare that a crash
 	// could still undo.
 	lastSeq uint64
-	// queueBinds indexes bindings by destination queue, for deleting a
-	// queue's bindings with it; guarded by mu. It lives here, not in the
-	// Queue, so that mu guards only the vhost's own fields.
-	queueBinds map[*Queue][]*Binding
 	// closers are the open connections to close if the vhost is deleted
 	// (security.go).
 	closers closers
@@ -79,11 +76,7 @@ func (v *VHost) exchange(name string) *Exchange {
 }
 
 func (v *VHost) queue(name string) *Queue {
-	q, ok := v.queues.Load(name)
-	if !ok {
-		return nil
-	}
-	return q.(*Queue)
+	return v.queues.load(name)
 }
 
 func (v *VHost) notFoundExchange(name string) error {
@@ -111,14 +104,8 @@ func (v *VHost) Exchanges() []*Exchange {
 
 // Queues lists the queues, internal ones excluded.
 func (v *VHost) Queues() []*Queue {
-	var out []*Queue
-	v.queues.Range(func(_, q any) bool {
-		if !q.(*Queue).cfg.Internal {
-			out = append(out, q.(*Queue))
-		}
-		return true
-	})
-	return out
+	out := v.queues.all()
+	return slices.DeleteFunc(out, func(q *Queue) bool { return q.cfg.Internal })
 }
 
 // declareExchange validates a declare and applies it. With passive it only

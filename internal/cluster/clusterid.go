@@ -409,6 +409,7 @@ func (n *Node) checkWhileStarting(ctx context.Context, cancel context.CancelCaus
 		}
 		if i >= 4 && i%4 == 0 { // from 2 s on, every 2 s: lower peers that are up have dialed by then
 			n.probeLowerPeers(ctx) // removed_notice.go
+			n.warnNotMember()      // not_member.go
 		}
 		select {
 		case <-ctx.Done():

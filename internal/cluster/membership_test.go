@@ -7,16 +7,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/vfs"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // joiner configures a node that joins the running cluster of nodes.
 func joiner(t *testing.T, nodes []*testNode, name string, standby bool) *testNode {
-	self := Member{ID: MemberID(name), Name: name, Addr: freePort(t), Standby: standby}
+	self := Member{ID: MemberID(name), Name: name, Addr: freeport.Loopback(t), Standby: standby}
 	members := append(slices.Clone(nodes[0].cfg.Members), self)
 	return &testNode{cfg: Config{Self: self, Members: members, Dir: filepath.Join(t.TempDir(), "cluster"), FS: vfs.Default,
 		Secret: []byte(testSecret), StartTimeout: 30 * time.Second, Join: true}}
@@ -186,5 +189,37 @@ func TestNodeRemovedWhileDeadIsToldAtRestart(t *testing.T) {
 	}
 	if err := nodes[1].node.Propose(ctx, broker.AddVHost{Name: "after"}); err != nil {
 		t.Fatalf("the two members left: %v", err)
+	}
+}
+
+// user7 5.7: a new node started without --join on a fresh data directory
+// next to a running cluster that does not list it is told, by the
+// members' refusals, that it is not a member, and Start's error says to
+// use --join and tern cluster add-node rather than blaming connectivity.
+// n0 has the lowest id (it dials the members: its dials' refusals), n9
+// the highest (nobody dials it: its probes' refusals).
+func TestNewNodeWithoutJoinIsToldToJoin(t *testing.T) {
+	nodes := newTestNodes(t, 3)
+	startAll(t, nodes)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, id := range []uint64{999, 1009} {
+		name := fmt.Sprintf("n%d", id%10)
+		self := Member{ID: id, Name: name, Addr: freeport.Loopback(t)}
+		tn := &testNode{cfg: Config{Self: self, Members: append(slices.Clone(nodes[0].cfg.Members), self),
+			Dir: filepath.Join(t.TempDir(), "cluster"), FS: vfs.Default, Secret: []byte(testSecret), StartTimeout: 10 * time.Second}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tn.start(t)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		// Which members answered in time is the machine's load's to
+		// decide: at least one did.
+		if err == nil || !strings.Contains(err.Error(), "--join") || !strings.Contains(err.Error(), "refuse this node as an unknown node id") {
+			t.Errorf("new node %d without --join: %v", i, err)
+		}
 	}
 }

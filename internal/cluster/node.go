@@ -107,6 +107,8 @@ type Node struct {
 	ids     atomic.Pointer[idState]
 	verify  chan uint64
 	refused atomic.Pointer[string]
+	// notIn: members that refuse this node as unknown (not_member.go).
+	notIn notMember
 	// savedCluster is the cluster id in ClusterFile.
 	savedCluster atomic.Value
 	// takeover closes this node's MQTT connection of a client id for
@@ -205,6 +207,7 @@ func New(cfg Config) (*Node, error) {
 		NodeName:        func(id raftnode.NodeID) string { return n.memberName(id) },
 		GroupName:       n.groupLabel, // queue_placement.go
 	})
+	n.host.QuietUnknownGroups(true) // until Start caught up: its queues' groups do not exist here yet
 	d.host.Store(n.host)
 	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,
 		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
@@ -341,6 +344,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			st := g.Status()
 			n.log.Info("metadata group caught up", "leader", n.memberName(st.Leader), "term", st.Term,
 				"applied", st.Applied, "took", time.Since(start).Round(time.Millisecond))
+			n.host.QuietUnknownGroups(false) // the groups of the queues it applied are open
 			break
 		}
 		if r := n.refusal(); r != "" {
@@ -350,6 +354,10 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			return err
 		}
 		if ctx.Err() != nil {
+			if names := n.notCountedIn(); len(names) > 0 {
+				return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v: %s",
+					time.Since(start).Round(time.Second), n.notMemberHint(names))
+			}
 			return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v (%s): start the other nodes, check that they reach each other on their cluster addresses and share the secret",
 				time.Since(start).Round(time.Second), n.reachability())
 		}
@@ -368,6 +376,7 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 	if _, r := n.checkIdentities(ctx); r != "" {
 		return fmt.Errorf("cluster: refusing to start: %s", r)
 	}
+	n.logPeersDiffer() // peers_check.go
 	n.started.Store(true)
 	n.syncPeers()
 	n.wg.Add(4)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"github.com/tern-broker/tern/internal/broker"
 	"github.com/tern-broker/tern/internal/cluster/clustertest"
 	"github.com/tern-broker/tern/internal/vfs"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 const testSecret = "node-test-secret-0123456789abcdef"
@@ -79,16 +80,6 @@ type testNode struct {
 	broker *fakeBroker
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // newTestNodes configures n nodes on loopback, each with its own data
 // directory on the real file system; none is started.
 func newTestNodes(t testing.TB, n int) []*testNode {
@@ -96,7 +87,7 @@ func newTestNodes(t testing.TB, n int) []*testNode {
 	var members []Member
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("n%d", i)
-		members = append(members, Member{ID: uint64(1000 + i), Name: name, Addr: freePort(t)})
+		members = append(members, Member{ID: uint64(1000 + i), Name: name, Addr: freeport.Loopback(t)})
 	}
 	var out []*testNode
 	for _, m := range members {

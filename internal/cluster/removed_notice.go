@@ -43,9 +43,11 @@ func (n *Node) probeLowerPeers(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			var gone *transport.RemovedError
-			if err := n.tr.Probe(ctx, m.ID, m.Addr); errors.As(err, &gone) {
+			err := n.tr.Probe(ctx, m.ID, m.Addr)
+			if errors.As(err, &gone) {
 				n.toldRemoved(m.ID)
 			}
+			n.noteProbe(m.ID, err) // not_member.go
 		}()
 	}
 	wg.Wait()

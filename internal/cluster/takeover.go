@@ -77,16 +77,33 @@ type takeoverAnswer struct {
 	err     error
 }
 
-// takeoverLink batches the takeovers for one peer: one request in flight
-// at a time carries every client id queued since the last, so a connect
-// storm costs a request per peer per round trip, not per CONNECT.
+// takeoverLink batches the takeovers for one peer: a request carries
+// every client id queued since the last was sent, so a connect storm costs
+// a request per peer per round trip, not one per CONNECT. Normally one
+// request is in flight; but the peer answers a request only once every
+// connection in it has ended, so one old connection slow to close (its
+// client not reading) would hold every CONNECT queued behind it, on any
+// client id, until their own wait ran out and they connected without that
+// peer's answer while their old connections there still lived. So once
+// the latest request has been out takeoverStall without an answer, what
+// is queued goes in another request, up to takeoverInFlight at once.
 type takeoverLink struct {
-	n       *Node
-	peer    transport.NodeID
-	mu      sync.Mutex
-	items   []takeoverItem
-	sending bool
+	n        *Node
+	peer     transport.NodeID
+	mu       sync.Mutex
+	items    []takeoverItem
+	sending  int       // requests in flight (senders running)
+	lastSend time.Time // when the latest request went out
+	recheck  bool      // a timer will look again at what is queued
 }
+
+// takeoverInFlight bounds the takeover requests in flight to one peer;
+// takeoverStall is how long the latest may go unanswered before queued
+// takeovers go in another (a round trip takes well under a millisecond).
+const (
+	takeoverInFlight = 8
+	takeoverStall    = 20 * time.Millisecond
+)
 
 // takeoverLinkTo returns the peer's link, made on first use.
 func (n *Node) takeoverLinkTo(p transport.NodeID) *takeoverLink {
@@ -106,12 +123,39 @@ func (n *Node) takeoverLinkTo(p transport.NodeID) *takeoverLink {
 func (l *takeoverLink) add(it takeoverItem) {
 	l.mu.Lock()
 	l.items = append(l.items, it)
-	start := !l.sending
-	l.sending = true
+	start := l.startLocked()
 	l.mu.Unlock()
 	if start {
 		go l.send()
 	}
+}
+
+// startLocked reports whether to start a sender for what is queued (and
+// counts it): when none runs, or when those in flight are stalled and
+// fewer than takeoverInFlight. Otherwise, if another may start later, a
+// timer looks again when the latest request has been out takeoverStall.
+func (l *takeoverLink) startLocked() bool {
+	if len(l.items) == 0 {
+		return false
+	}
+	waited := time.Since(l.lastSend)
+	if l.sending == 0 || (l.sending < takeoverInFlight && waited >= takeoverStall) {
+		l.sending++
+		return true
+	}
+	if l.sending < takeoverInFlight && !l.recheck {
+		l.recheck = true
+		time.AfterFunc(takeoverStall-waited, func() {
+			l.mu.Lock()
+			l.recheck = false
+			start := l.startLocked()
+			l.mu.Unlock()
+			if start {
+				l.send()
+			}
+		})
+	}
+	return false
 }
 
 // send sends what is queued, one request at a time, until nothing is.
@@ -121,10 +165,11 @@ func (l *takeoverLink) send() {
 		items := l.items
 		l.items = nil
 		if len(items) == 0 {
-			l.sending = false
+			l.sending--
 			l.mu.Unlock()
 			return
 		}
+		l.lastSend = time.Now()
 		l.mu.Unlock()
 		body := binary.AppendUvarint(nil, uint64(len(items)))
 		for _, it := range items {

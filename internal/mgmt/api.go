@@ -31,6 +31,10 @@ type API struct {
 
 	// Node describes this node for /api/overview and /api/nodes.
 	Node NodeInfo
+	// Listeners, if set, lists the node's listeners as they are now, in
+	// place of Node.Listeners: a promoted standby binds its client
+	// listeners after the API starts (port-listener checks, overview).
+	Listeners func() []Listener
 	// Placement, on a cluster node, returns where queues live (their
 	// node, leader and members in /api/queues), a lookup built once per
 	// listing; nil on a single node. NodeSuffix is what Node.Name adds to
@@ -61,6 +65,14 @@ type NodeInfo struct {
 	Version     string
 	Started     time.Time
 	Listeners   []Listener
+}
+
+// listeners are the node's listeners now.
+func (s *apiServer) listeners() []Listener {
+	if s.api.Listeners != nil {
+		return s.api.Listeners()
+	}
+	return s.api.Node.Listeners
 }
 
 // Listener is one listening port, as /api/overview lists them.

@@ -171,7 +171,7 @@ func (s *apiServer) consumers() []consumerJSON {
 		out = append(out, consumerJSON{ConsumerTag: c.Tag, Queue: queueRef{Name: c.Queue, VHost: c.VHost},
 			ChannelDetails: channelDetails{Name: channelName(c.Connection, c.Channel), Number: int(c.Channel),
 				ConnectionName: c.Connection, PeerHost: cd.PeerHost, PeerPort: cd.PeerPort, Node: s.api.Node.Name, User: c.User},
-			AckRequired: c.AckRequired, PrefetchCount: int(c.PrefetchCount), Active: true, ActivityStatus: "up"})
+			AckRequired: c.AckRequired, PrefetchCount: int(c.PrefetchCount), Active: c.Status.Active(), ActivityStatus: c.Status.String()})
 	}
 	return out
 }

@@ -58,7 +58,7 @@ func (s *apiServer) portCheck(w http.ResponseWriter, _ *http.Request, p params) 
 		return
 	}
 	ports := []int{}
-	for _, l := range s.api.Node.Listeners {
+	for _, l := range s.listeners() {
 		if l.Port == port {
 			apiJSON(w, http.StatusOK, map[string]any{"status": "ok", "port": port})
 			return

@@ -22,6 +22,10 @@ type Sources struct {
 	// Alarms are the resource alarms /healthz reports; nil falls back to
 	// the alarm flags in the broker's Stats.
 	Alarms func() []*flow.Alarm
+	// NotServing, if set, says why the node serves no AMQP or MQTT
+	// clients now ("" while it does): a cluster's standby node until it
+	// is promoted. /healthz then fails, as a client's connect would.
+	NotServing func() string
 
 	// Limits and VHostExists serve the /api/limits endpoint; SetLimits,
 	// if set, applies a change (the broker's SetLimits command, so every
@@ -107,6 +111,7 @@ var metricDefs = []metricDef{
 	{"tern_mqtt_qos0_dropped_total", "QoS 0 messages dropped for subscribers too slow to take them.", prometheus.CounterValue, nil},
 	{"tern_mqtt_connections_parked", "MQTT connections idle on the event loop, holding no goroutine and no buffer.", prometheus.GaugeValue, nil},
 	{"tern_mqtt_connections_rate_limited_total", "MQTT connections closed unread for coming too fast from one address (mqtt_connect_rate_per_address).", prometheus.CounterValue, nil},
+	{"tern_mqtt_handshakes_waiting", "Accepted MQTT connections waiting for one of the 128 handshakes that run at once (a connection storm).", prometheus.GaugeValue, nil},
 	{"tern_mqtt_accept_throttled_total", "MQTT accepts that waited for the overall connect rate (mqtt_connect_rate): a connection storm.", prometheus.CounterValue, nil},
 	{"tern_mqtt_retained_messages", "Retained messages held.", prometheus.GaugeValue, nil},
 	{"tern_mqtt_publish_copies_unreachable_total", "Copies of QoS 1/2 MQTT publishes that could not reach a queue whose node was down or unreachable (the publish was acknowledged for its other destinations).", prometheus.CounterValue, nil},
@@ -183,6 +188,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_mqtt_connections_parked", float64(m.ConnectionsParked))
 		emit("tern_mqtt_connections_rate_limited_total", float64(m.RateLimited))
 		emit("tern_mqtt_accept_throttled_total", float64(m.AcceptThrottled))
+		emit("tern_mqtt_handshakes_waiting", float64(m.HandshakesWaiting))
 		emit("tern_mqtt_retained_messages", float64(m.RetainedMessages))
 		emit("tern_mqtt_publish_copies_unreachable_total", float64(m.CopiesUnreachable))
 		emit("tern_listener_fd_exhausted_total", float64(m.AcceptFDExhausted), "mqtt")

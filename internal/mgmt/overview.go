@@ -155,7 +155,7 @@ func (s *apiServer) overview(w http.ResponseWriter, r *http.Request, _ params) {
 		MessagesUnacknowledged: b.MessagesUnacked, MessagesUnacknowledgedDetails: rateDetail{g.unacked.rate}}
 	ov.ObjectTotals = objectTotals{Channels: chans, Connections: conns, Consumers: b.Consumers, Exchanges: b.Exchanges, Queues: b.Queues}
 	ov.Listeners = []listenerJSON{}
-	for _, l := range s.api.Node.Listeners {
+	for _, l := range s.listeners() {
 		ov.Listeners = append(ov.Listeners, listenerJSON{Node: s.api.Node.Name, Listener: l})
 	}
 	if !seesAllVHosts(r) {

@@ -38,9 +38,11 @@ const (
 // channel closed once it has ended, or nil when there is nothing to wait
 // for. A connection still in its handshake is only told to close: it has
 // not started taking the session's messages, and it refuses itself when
-// it sees it lost the client id (takeOverCluster), so nobody waits for it
-// — two CONNECTs of one client id on two nodes at once each end the
-// other's instead of waiting on it. It does not block.
+// it sees it lost the client id (handshake, takeOverCluster), so nobody
+// waits for it — two CONNECTs of one client id on two nodes at once each
+// end the other's instead of waiting on it — unless it is itself waiting
+// for an older connection here to finish: the channel is then that one's.
+// It does not block.
 func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struct{} {
 	if vhost != s.cfg.VHost {
 		return nil
@@ -48,9 +50,11 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 	s.mu.Lock()
 	old := s.active[clientID]
 	admitted := false
+	var holder *conn
 	if old != nil {
 		delete(s.active, clientID)
 		admitted = old.admitted
+		holder = old.waitingOn
 		old.remote = remoteResumed
 		if cleanStart {
 			old.remote = remoteClean
@@ -67,6 +71,12 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 		}
 	}
 	s.mu.Unlock()
+	// The client now uses its session on the other node, which keeps its
+	// expiry clock from that CONNECT on: this node's countdown (armed when
+	// the client left here, or due at a restart for an entry still marked
+	// connected, as old's is: its teardown skips expiry.left once the id
+	// is gone) would delete the session under the live connection there.
+	s.expiry.moved(clientID)
 	if sendNow != nil {
 		go sendNow() // a publish: not on the cluster transport's goroutine
 	}
@@ -77,6 +87,13 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 		"peer", old.nc.RemoteAddr().String())
 	old.kick(wire.SessionTakenOver)
 	if !admitted {
+		if holder != nil {
+			// old waits for an older local connection that still holds
+			// the session (its consumer, its unacked deliveries): the
+			// remote CONNECT waits for that one (old gives up on its own
+			// once it sees it lost the id).
+			return holder.finished
+		}
 		return nil
 	}
 	return old.finished
@@ -136,7 +153,7 @@ func (c *conn) sessionReachable() error {
 func (c *conn) sessionLost(err error) {
 	c.warn("MQTT session could not be resumed: consuming its queue failed; closing the connection", "queue", c.queue.Name(), "err", err)
 	c.detachSession()
-	if c.expiry > 0 && c.srv.isActive(c) {
+	if c.srv.settle(c, c.expiry > 0) && c.expiry > 0 {
 		_ = c.srv.expiry.left(c.clientID, c.expiry)
 	}
 	c.srv.release(c)

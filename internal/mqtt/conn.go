@@ -88,6 +88,8 @@ type conn struct {
 	nextPID uint16
 	recvMax int
 	closed  bool
+	// acked: the CONNACK is in the outbox; a kick's DISCONNECT may follow.
+	acked bool
 	// roomWanted: a delivery was refused for want of an in-flight slot
 	// or its packet id; the next PUBACK/PUBCOMP redispatches.
 	roomWanted bool
@@ -98,12 +100,23 @@ type conn struct {
 
 	kicked   atomic.Uint32 // reason code of a server-side disconnect, 0 if none
 	finished chan struct{}
+	// waitingOn (guarded by srv.mu) is the older connection of the
+	// client id this one's handshake waits to finish (claim), nil once
+	// the wait is over: a CONNECT on another node taking the id over
+	// from this handshake waits for that one, which still holds the
+	// session (TakenOver).
+	waitingOn *conn
 
 	// In a cluster (cluster.go), guarded by srv.mu: admitted is set once
 	// the other nodes gave up the client id (the handshake then opens the
 	// session); remote once another node's CONNECT took it over.
 	admitted bool
 	remote   byte
+	// Guarded by srv.mu (server.go): settled once the connection decided
+	// what becomes of its session at its end (or was refused), after
+	// which it never holds the client id again; sessionLeft when it left
+	// the session alone because another connection held the id.
+	settled, sessionLeft bool
 }
 
 // subOpts are a subscription's options.
@@ -203,18 +216,31 @@ func (c *conn) end(reason string) {
 }
 
 // kick disconnects the client from another goroutine (takeover, shutdown).
-func (c *conn) kick(reason byte) {
-	if !c.kicked.CompareAndSwap(0, uint32(reason)) {
-		return
+func (c *conn) kick(reason byte) { c.kickAs(uint32(reason), reason) }
+
+// kickAs is kick with a logged reason (kickReason) other than the reason
+// code the 5.0 client gets. It reports whether this call ended the
+// connection (false: something else did first).
+func (c *conn) kickAs(logged uint32, reason byte) bool {
+	if !c.kicked.CompareAndSwap(0, logged) {
+		return false
 	}
 	if c.vShared.Load() == uint32(wire.V5) {
-		c.send(&wire.Disconnect{ReasonCode: reason})
+		// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
+		// connection kicked in its handshake gets its DISCONNECT after
+		// the CONNACK (handshake), or none if it stops before it.
+		c.mu.Lock()
+		if c.acked {
+			c.send(&wire.Disconnect{ReasonCode: reason})
+		}
+		c.mu.Unlock()
 	}
 	c.out.CloseAfterFlush()
 	if c.raw == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	}
 	c.wake(wakeKick)
+	return true
 }
 
 func (c *conn) readError(err error) string {
@@ -242,6 +268,14 @@ func (c *conn) readError(err error) string {
 // client, so it is above the byte range.
 const kickPublishFailed = 0x100
 
+// Logged reasons of a disconnect because the session queue's consumer
+// was cancelled (subscriber.Cancelled): the reason code sent is the low
+// byte.
+const (
+	kickQueueDeleted = 0x200 | uint32(administrativeAction)
+	kickQueueLost    = 0x300 | uint32(wire.UnspecifiedError)
+)
+
 // kickReason is the logged reason of a disconnect the server made.
 func kickReason(r uint32) string {
 	switch r {
@@ -251,6 +285,10 @@ func kickReason(r uint32) string {
 		return "server shutting down"
 	case uint32(administrativeAction):
 		return "disconnected by the server: administrative action (closed through the API, or its vhost or user deleted)"
+	case kickQueueDeleted:
+		return "disconnected by the server: the session's queue was deleted"
+	case kickQueueLost:
+		return "disconnected by the server: the session's queue stopped delivering to it (in a cluster: the node holding it restarted or was unreachable); the client may reconnect"
 	case kickPublishFailed:
 		return "disconnected by the server: a QoS 1/2 publish could not be taken (3.1.1 has no negative acknowledgement; the error is logged where it happened)"
 	}

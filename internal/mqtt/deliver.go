@@ -189,8 +189,49 @@ func (c *conn) aliasLocked(p *wire.Publish) bool {
 	return true
 }
 
-// Cancelled implements broker.Consumer: the queue was deleted under us.
-func (s *subscriber) Cancelled(*broker.Queue) {}
+// Cancelled implements broker.Consumer: the queue removed this consumer.
+// The queue was deleted (an administrator's queue.delete or the HTTP API),
+// or, for a queue held by another node of the cluster, that node no longer
+// serves this consumer (it restarted, or the consumer's lease ran out while
+// it was unreachable). Either way nothing comes from that queue any more
+// and the session is not what the client thinks it is, so the connection
+// ends: the client reconnects and re-attaches (or is refused with Server
+// unavailable while the node is down, as a CONNECT resuming the session
+// would be; or starts a new session where the queue was deleted), as
+// RabbitMQ closes an MQTT connection whose queue was deleted. Before, the
+// connection stayed up and silent: the client, answered its PINGs, never
+// learned that it would receive nothing more.
+//
+// The 5.0 reason code: 0x98 Administrative action ("the Connection is
+// closed due to an administrative action") when the queue is gone from
+// the vhost — someone deleted it; else 0x80 Unspecified error, which the
+// spec gives when "none of the other Reason Codes apply": the server the
+// client is connected to is not shutting down (0x8B), busy (0x89) or
+// moved (0x9D), and no one acted on the connection. A connection already
+// ending (its teardown cancels its own consumers) or already kicked is left
+// alone, and so is a subscriber the connection has already replaced or
+// unsubscribed.
+func (s *subscriber) Cancelled(q *broker.Queue) {
+	c := s.c
+	c.mu.Lock()
+	current := c.sub == s
+	for _, sh := range c.shared {
+		current = current || sh == s
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || !current {
+		return
+	}
+	logged, code := kickQueueLost, byte(wire.UnspecifiedError)
+	if c.vhost.LookupQueue(q.Name()) != q {
+		logged, code = kickQueueDeleted, administrativeAction
+	}
+	if c.kickAs(logged, code) {
+		c.warn("MQTT connection closed: its session's queue stopped delivering to it", "queue", q.Name(),
+			"reason", kickReason(logged))
+	}
+}
 
 // fromProps maps core message properties to 5.0 PUBLISH properties.
 func fromProps(pr *wire.Properties, m *message.Message, clk clock.Clock) {
@@ -369,6 +410,21 @@ func (c *conn) ack(a *wire.Ack) error {
 			// record is durable the queue message is acked: the PUBREL
 			// obligation lives in the record alone, so the message's
 			// expiry, a max-length drop or a purge cannot lose it.
+			//
+			// In a cluster the record is this node's alone, and the
+			// session may resume on another node, which has none: had
+			// the message been acked, that node would send neither the
+			// PUBREL nor the PUBLISH, and the message would be lost. So
+			// there the message stays unacked until the PUBCOMP
+			// (finishOutbound acks it): a connection lost before it
+			// requeues it, this node's next connection of the session
+			// settles it from the record (TryDeliver) and sends the
+			// PUBREL, and another node sends the PUBLISH again (DUP; its
+			// packet id follows that node's delivery numbering, so the
+			// client may take it for a new message): at least once
+			// across nodes, never lost (docs/clustering.md says what is
+			// guaranteed).
+			keep := c.srv.cfg.Cluster != nil
 			seq := of.d.Seq
 			c.srv.sessions.release(c.clientID, sess, c.id, of.d.Queue.ID(), seq, of.d.Msg.Published,
 				completionFunc(func(_ uint64, err error) {
@@ -382,7 +438,7 @@ func (c *conn) ack(a *wire.Ack) error {
 						return
 					}
 					c.mu.Lock()
-					mine := !c.closed && c.inflight[a.PacketID] == of && of.stored
+					mine := !keep && !c.closed && c.inflight[a.PacketID] == of && of.stored
 					if mine {
 						of.stored = false // acked here, not at PUBCOMP nor requeued
 					}

@@ -35,6 +35,9 @@ type sessionExpiry struct {
 	resumed func(clientID string) bool
 	// ended, if set, is told of a session the countdown ended.
 	ended func(clientID string)
+	// info, if set, logs a line (rate-limited by the server); called
+	// with mu held.
+	info func(msg string, args ...any)
 
 	mu      sync.Mutex
 	entries map[string]expiryEntry
@@ -145,6 +148,35 @@ func (e *sessionExpiry) forget(clientID string) {
 	}
 }
 
+// moved drops a session's countdown without deleting anything: the
+// client connected on another node of the cluster (TakenOver), which
+// keeps the clock from its CONNECT on and arms it when the client leaves
+// there. This node's clock, armed when the client left it (or, for an
+// entry still marked connected, at its next restart), would otherwise end
+// the session under its live connection elsewhere. The file is written
+// on another goroutine: TakenOver runs on the cluster transport's, and
+// each write covers the whole state as it is then, so a later write
+// carries this change however the two interleave.
+func (e *sessionExpiry) moved(clientID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.disarmLocked(clientID)
+	if _, had := e.entries[clientID]; !had {
+		return
+	}
+	delete(e.entries, clientID)
+	if e.path == "" {
+		return
+	}
+	go func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if err := e.persistLocked(); err != nil && e.info != nil {
+			e.info("recording the session expiry failed", "err", err)
+		}
+	}()
+}
+
 func (e *sessionExpiry) stop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -177,12 +209,31 @@ func (e *sessionExpiry) armLocked(clientID string, en expiryEntry) {
 		defer e.mu.Unlock()
 		delete(e.timers, clientID)
 		delete(e.entries, clientID)
+		vh := e.vhost()
+		if vh != nil {
+			if q, err := vh.Queue(sessionQueue(clientID), 0); err == nil && q.ConsumerCount() > 0 {
+				// Someone consumes the session queue: in a cluster, the
+				// client resumed the session on another node (which
+				// consumes it from there) and this node missed the
+				// takeover that drops its clock (moved). That node keeps
+				// the clock now; deleting here would end the session under
+				// its live connection. The entry goes, the queue stays.
+				if e.info != nil {
+					e.info("MQTT session expiry skipped: its queue has a consumer (the session is in use, on another node in a cluster)",
+						"client_id", clientID)
+				}
+				_ = e.persistLocked()
+				return
+			}
+		}
 		// Deleted under e.mu: a client resuming now waits in connected
 		// and then finds no session, rather than half of one. The file
 		// is written after (the write lets go of e.mu): a crash between
 		// leaves an entry whose timer finds no queue at the next start.
-		if vh := e.vhost(); vh != nil {
-			_, _ = vh.DeleteQueue(sessionQueue(clientID), false, false, 0)
+		if vh != nil {
+			if _, err := vh.DeleteQueue(sessionQueue(clientID), false, false, 0); err == nil && e.info != nil {
+				e.info("MQTT session expired: its queue was deleted", "client_id", clientID, "interval_s", en.interval)
+			}
 		}
 		if e.ended != nil {
 			e.ended(clientID) // its QoS 2 state goes with it

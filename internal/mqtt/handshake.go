@@ -133,6 +133,19 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			c.srv.unclaim(c, old)
 			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
 		}
+		if !c.srv.stillClaimed(c) {
+			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
+		}
+	}
+	if c.kicked.Load() != 0 {
+		// A newer CONNECT of the client id (here or on another node)
+		// took it over while this one waited, or the server is stopping:
+		// this CONNECT must not go on to take the id from the other nodes
+		// (that would end the newer connection) nor open the session it
+		// no longer owns. The connection closes without CONNACK, as a
+		// connected one taken over closes.
+		c.srv.release(c)
+		return errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
 	}
 	if cl := c.srv.cfg.Cluster; cl != nil {
 		if err := c.takeOverCluster(cl); err != nil {
@@ -176,7 +189,15 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 			pr.Set(wire.PropAssignedClientID)
 		}
 	}
+	c.mu.Lock()
 	c.send(ack)
+	c.acked = true
+	if r := c.kicked.Load(); r != 0 && c.v == wire.V5 {
+		// Kicked since the check above: kick left the DISCONNECT to go
+		// after the CONNACK [MQTT-3.2.0-2]; the connection then ends.
+		c.send(&wire.Disconnect{ReasonCode: byte(r)})
+	}
+	c.mu.Unlock()
 	c.resendReleased()
 	if err := c.startConsuming(); err != nil {
 		c.sessionLost(err)
@@ -236,7 +257,7 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		// Another user's session is not resumed but replaced, as Mosquitto
 		// does: its subscriptions and waiting messages were granted to
 		// that user, and a client id is no credential.
-		if q, err := c.vhost.Queue(name, 0); err == nil {
+		if q, ok := c.lookupQueue(name); ok {
 			switch {
 			case sessionOwner(q) != c.user.Name:
 				c.logger().Info("MQTT session of another user replaced", "client_id", c.clientID, "user", c.user.Name, "owner", sessionOwner(q))
@@ -256,14 +277,13 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		// Only a session that exists is deleted: a new client (most of a
 		// connect storm) skips a command through the vhost's declaration
 		// lock, which every handshake otherwise queued on.
-		if _, err := c.vhost.Queue(name, 0); err == nil {
+		if _, ok := c.lookupQueue(name); ok {
 			if _, err := c.vhost.DeleteQueue(name, false, false, 0); err != nil {
 				return false, err
 			}
 		}
 	}
-	q, err := c.vhost.Queue(name, 0)
-	present := err == nil
+	q, present := c.lookupQueue(name)
 	if !present {
 		if !c.persistent {
 			return false, nil // declared on the first SUBSCRIBE
@@ -291,6 +311,17 @@ func (c *conn) openSession(clean bool) (bool, error) {
 		put(&c.subs, f, subOptsFromArgs(b.Args))
 	}
 	return present && !clean, nil
+}
+
+// lookupQueue is vhost.Queue(name, 0) without the error it builds for a
+// missing queue (a formatted message): a storm's new sessions look their
+// queue up twice and find none.
+func (c *conn) lookupQueue(name string) (*broker.Queue, bool) {
+	if c.vhost.LookupQueue(name) == nil {
+		return nil, false
+	}
+	q, err := c.vhost.Queue(name, 0)
+	return q, err == nil
 }
 
 // declareQueue creates the session queue. No x-expires: the expiry

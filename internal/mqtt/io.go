@@ -532,6 +532,13 @@ func (c *conn) serveBlocking() {
 				} else {
 					_ = c.nc.SetReadDeadline(time.Time{})
 				}
+				if c.kicked.Load() != 0 {
+					// A kick's short read deadline may have been
+					// overwritten just now: end here, not at the
+					// keep-alive.
+					c.end(c.readError(net.ErrClosed))
+					return
+				}
 			}
 		}
 		if err != nil {

@@ -18,16 +18,21 @@ import (
 )
 
 // offlineSessionLimit is what an offline persistent session with a
-// subscription and no messages may cost the broker (issue 16): the live
-// heap it keeps after a GC.
-const offlineSessionLimit = 1024
+// subscription and no messages may cost the broker: the live heap it keeps
+// after a GC. The issue's bar is 1 KiB of the broker's memory all told;
+// the resident set runs about 20% above the live heap (docs/performance.md),
+// so the heap is held well under it. Measured: about 640 bytes.
+const offlineSessionLimit = 800
 
 // Issue 16: an offline persistent session with subscriptions and no
 // messages costs under 1 KiB. n sessions each connect (Clean Session 0),
 // subscribe to a filter of their own and leave; the broker's live heap
-// after a GC, before and after, divided by n. Not parallel, so no other
-// test's garbage is counted. TERN_OFFLINE_SESSIONS sets n (default 3,000);
-// TERN_OFFLINE_HEAP writes a heap profile there afterwards.
+// after a GC, before and after, divided by n. A message is published
+// before each reading so that the topic exchange's routing table (built
+// by the first message after the bindings change) counts the sessions'
+// subscriptions too. Not parallel, so no other test's garbage is counted.
+// TERN_OFFLINE_SESSIONS sets n (default 3,000); TERN_OFFLINE_HEAP writes a
+// heap profile there afterwards.
 func TestOfflinePersistentSessionUnder1KiB(t *testing.T) {
 	n := 3000
 	if v, err := strconv.Atoi(os.Getenv("TERN_OFFLINE_SESSIONS")); err == nil && v > 0 {
@@ -41,9 +46,20 @@ func TestOfflinePersistentSessionUnder1KiB(t *testing.T) {
 	// Warm up what every session shares (the topic exchange's trie, the
 	// definitions log's buffers, pools) so they are not counted.
 	openOfflineSessions(t, addr, "warm", 200)
+	pub := dialFrom(t, addr, "127.0.0.1")
+	defer pub.Close()
+	connect(t, pub, "offline-pub", true)
+	routeOne := func(id uint16) { // builds the routing table
+		send(t, pub, &wire.Publish{QoS: 1, PacketID: id, Topic: "offline/nobody", Payload: []byte("x")})
+		if _, ok := expect(t, pub).(*wire.Ack); !ok {
+			t.Fatal("no PUBACK")
+		}
+	}
+	routeOne(1)
 	before := liveHeap()
 	openOfflineSessions(t, addr, "offline", n)
-	testkit.Eventually(t, 30*time.Second, "every session offline", func() bool { return s.MQTTStats().ConnectionsOpen == 0 })
+	testkit.Eventually(t, 30*time.Second, "every session offline", func() bool { return s.MQTTStats().ConnectionsOpen == 1 })
+	routeOne(2)
 	after := liveHeap()
 	per := float64(int64(after)-int64(before)) / float64(n)
 	t.Logf("%d offline persistent sessions, one subscription each: live heap %d → %d KiB, %.0f bytes each", n, before>>10, after>>10, per)
@@ -57,10 +73,7 @@ func TestOfflinePersistentSessionUnder1KiB(t *testing.T) {
 	// what was published to it while it was away.
 	c := dialFrom(t, addr, "127.0.0.1")
 	defer c.Close()
-	pub := dialFrom(t, addr, "127.0.0.1")
-	defer pub.Close()
-	connect(t, pub, "offline-pub", true)
-	send(t, pub, &wire.Publish{QoS: 1, PacketID: 1, Topic: "offline/7/cmd", Payload: []byte("while away")})
+	send(t, pub, &wire.Publish{QoS: 1, PacketID: 3, Topic: "offline/7/cmd", Payload: []byte("while away")})
 	if _, ok := expect(t, pub).(*wire.Ack); !ok {
 		t.Fatal("no PUBACK")
 	}

@@ -344,8 +344,7 @@ func (a *ackQueue) sendReadyLocked() {
 			// the client resends the unacknowledged message.
 			// Debug: the store logs the failure once when it starts, not per message.
 			c.logger().Debug("could not take a QoS 1/2 message; disconnecting the 3.1.1 client")
-			c.kicked.CompareAndSwap(0, kickPublishFailed) // the disconnect's logged reason
-			c.out.CloseAfterFlush()
+			c.publishFailed()
 			continue
 		}
 		if p.reason == 0 {
@@ -382,3 +381,14 @@ func (c *conn) explain(pr *wire.Properties, code byte) {
 		pr.Set(wire.PropReasonString)
 	}
 }
+
+// publishFailed ends a 3.1.1 connection whose QoS 1/2 publish could not
+// be taken, as any kick does (the reader woken, a blocking one's read
+// deadline cut short), with its own logged reason; 3.1.1 gets no
+// DISCONNECT. It may run on another goroutine than the reader's (a
+// durability callback flushing the acks). Before, it only marked the
+// connection kicked and closed the outbox after its flush: a parked
+// reader was not woken, so a client that did not read kept the
+// connection until the write timeout (60 s), and every later kick
+// (takeover, shutdown) was a no-op on it.
+func (c *conn) publishFailed() { c.kickAs(kickPublishFailed, 0) }

@@ -19,11 +19,13 @@ import (
 type runners struct {
 	work chan runJob // unbuffered: a send succeeds only to a waiting runner
 	idle atomic.Int32
+	gate handshakeGate // handshakes.go: how many handshakes run at once
 }
 
 type runJob struct {
 	c       *conn
 	expired bool
+	gated   bool // a handshake: holds a place in the gate
 	// ending: end c with reason endReason (inline.go: the event loop
 	// hands a connection's teardown, which may wait, to a runner).
 	ending    bool
@@ -39,7 +41,15 @@ func newRunners() *runners { return &runners{work: make(chan runJob)} }
 
 // start runs c's wake-up (c.run, or c.expired) on an idle runner or a new
 // one.
-func (r *runners) start(c *conn, expired bool) { r.startJob(runJob{c: c, expired: expired}) }
+func (r *runners) start(c *conn, expired bool) {
+	// The caller owns c until the job runs (a new connection, or one it
+	// woke), so c.connected is its own to read.
+	gated := !expired && !c.connected
+	if gated && !r.gate.enter(c) {
+		return // queued: a runner ending a handshake runs it
+	}
+	r.startJob(runJob{c: c, expired: expired, gated: gated})
+}
 
 // startEnd runs c.end(reason) on a runner.
 func (r *runners) startEnd(c *conn, reason string) {
@@ -57,6 +67,9 @@ func (r *runners) startJob(j runJob) {
 func (r *runners) loop(j runJob) {
 	var t *time.Timer
 	for {
+		if j.gated {
+			growStack() // a handshake's stack in one copy (stackgrow.go)
+		}
 		switch {
 		case j.ending:
 			j.c.end(j.endReason)
@@ -64,6 +77,12 @@ func (r *runners) loop(j runJob) {
 			j.c.expired()
 		default:
 			j.c.run()
+		}
+		if j.gated {
+			if next := r.gate.leave(); next != nil {
+				j = runJob{c: next, gated: true} // its place is this one
+				continue
+			}
 		}
 		if r.idle.Add(1) > maxIdleRunners {
 			r.idle.Add(-1)

@@ -132,6 +132,9 @@ type Stats struct {
 	// reach a queue because its node was down or unreachable (cluster.go):
 	// the publish was acknowledged for its other destinations.
 	CopiesUnreachable uint64
+	// HandshakesWaiting is how many accepted connections wait for one of
+	// the handshakes running at once (maxHandshakes, handshakes.go).
+	HandshakesWaiting int64
 }
 
 type counters struct {
@@ -159,6 +162,7 @@ type Server struct {
 
 	connectLog, disconnectLog lineLimit // loglimit.go
 	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
+	expiryLog                 lineLimit // expiry.go: sessions ended or kept by their countdown
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
@@ -200,6 +204,11 @@ func NewServer(cfg Config, b *broker.Broker, users *auth.Store, log *slog.Logger
 		sessions: newSessions(cfg.SessionLog, cfg.Sessions), started: b.Clock().Now().UnixNano(),
 		active: map[string]*conn{}, wills: map[string]*delayedWill{}}
 	ex.ended = s.sessions.drop
+	ex.info = func(msg string, args ...any) {
+		if ok, unlogged := s.expiryLog.allow(time.Now()); ok {
+			log.Info(msg, append(args, "unlogged", unlogged)...)
+		}
+	}
 	s.perAddr = newAddrLimiter(cfg.ConnectRatePerAddress)
 	if cfg.ConnectRate > 0 {
 		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.ConnectRate), max(1, int(cfg.ConnectRate)))
@@ -217,6 +226,12 @@ func (s *Server) Stats() Stats {
 	s.retained.mu.Lock()
 	n := len(s.retained.msgs[s.cfg.VHost])
 	s.retained.mu.Unlock()
+	var waiting int64
+	s.mu.Lock()
+	if s.loop != nil {
+		waiting = s.loop.runners.gate.queued.Load()
+	}
+	s.mu.Unlock()
 	return Stats{
 		ConnectionsOpen: s.stats.connsOpen.Load(), ConnectionsTotal: s.stats.connsTotal.Load(),
 		PublishesIn: s.stats.publishesIn.Load(), DeliveriesOut: s.stats.delivered.Load(),
@@ -224,7 +239,7 @@ func (s *Server) Stats() Stats {
 		AcceptFDExhausted: s.stats.acceptExhausted.Load(),
 		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
 		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
-		CopiesUnreachable: s.stats.copiesUnreachable.Load(),
+		CopiesUnreachable: s.stats.copiesUnreachable.Load(), HandshakesWaiting: waiting,
 	}
 }
 
@@ -248,6 +263,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.throttle(ctx) // before the next accept
 	}
 	err := accept.Loop(ctx, ln, handle, accept.Options{Log: s.log, Exhausted: &s.stats.acceptExhausted})
+	if err != nil {
+		// Not a shutdown (Loop returns nil then) nor a transient error
+		// (retried): MQTT serving on this listener ends here, and its
+		// clients are disconnected, while the process runs on. Said now,
+		// not only when the process exits and reads the error.
+		s.log.Error("MQTT listener failed: no longer accepting connections; disconnecting its clients",
+			"listener", ln.Addr().String(), "err", err)
+	}
 	conns := s.conns.Live()
 	s.expiry.stop()
 	s.mu.Lock()
@@ -313,6 +336,15 @@ type delayedWill struct {
 	send  func()
 }
 
+// stillClaimed ends c's wait for the connection it took over (claim) and
+// reports whether c still holds its client id.
+func (s *Server) stillClaimed(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.waitingOn = nil // not kept: a chain of takeovers would keep every old connection
+	return s.active[c.clientID] == c
+}
+
 // claim makes c the connection of its client id and returns the one it
 // takes over, if any. A delayed will of the client id is cancelled when c
 // resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
@@ -321,6 +353,7 @@ func (s *Server) claim(c *conn) *conn {
 	s.mu.Lock()
 	old := s.active[c.clientID]
 	s.active[c.clientID] = c
+	c.waitingOn = old
 	var sendNow func()
 	if w := s.wills[c.clientID]; w != nil {
 		delete(s.wills, c.clientID)
@@ -335,24 +368,50 @@ func (s *Server) claim(c *conn) *conn {
 	return old
 }
 
-func (s *Server) isActive(c *conn) bool {
+// settle is a closing connection's decision about its session, under
+// s.mu: it reports whether c still holds the client id (and so ends or
+// parks the session itself). From then on unclaim never hands the id back
+// to c. hasSession says whether c had a session to end or park: when
+// another connection holds the id, c leaves it alone, and the other one
+// takes that over should it give up waiting (unclaim).
+func (s *Server) settle(c *conn, hasSession bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.active[c.clientID] == c
+	active := s.active[c.clientID] == c
+	c.settled = true
+	c.sessionLeft = hasSession && !active
+	return active
 }
 
 // unclaim gives the client id back to old, still closing, when c gave up
 // waiting for it: old's teardown then ends the session as it would have.
+// If old's teardown got past its decision meanwhile (it found c holding
+// the id, so left the session alone), old is not put back — a finished
+// connection in s.active would keep the session "resumed" for good, its
+// expiry never counted — and c ends or parks the session in its place.
 func (s *Server) unclaim(c, old *conn) {
 	s.mu.Lock()
-	if s.active[c.clientID] == c {
-		s.active[c.clientID] = old
+	if s.active[c.clientID] != c {
+		s.mu.Unlock()
+		return
 	}
+	if !old.settled {
+		s.active[c.clientID] = old
+		s.mu.Unlock()
+		return
+	}
+	delete(s.active, c.clientID)
+	orphan := old.sessionLeft
+	old.sessionLeft = false
 	s.mu.Unlock()
+	if orphan {
+		old.leaveSession()
+	}
 }
 
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
+	c.settled = true
 	if s.active[c.clientID] == c {
 		delete(s.active, c.clientID)
 	}

@@ -51,21 +51,28 @@ func (c *conn) teardown() {
 		q.Requeue(ds)
 	}
 	c.detachSession()
-	if c.queue != nil && c.srv.isActive(c) {
-		if c.expiry == 0 {
-			// The session ends with the connection: expiry 0 at CONNECT,
-			// or set to 0 by DISCONNECT [MQTT-3.1.2-23].
-			_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
-			c.srv.expiry.forget(c.clientID)
-			c.srv.sessions.drop(c.clientID)
-		} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
-			c.logger().Error("recording the session expiry failed", "err", err)
-		}
+	if c.srv.settle(c, c.queue != nil) && c.queue != nil {
+		c.leaveSession()
 	}
 	if !c.graceful || !c.noWill {
 		c.publishWill()
 	}
 	c.srv.release(c)
+}
+
+// leaveSession ends the session of a connection that closed holding the
+// client id (or that a takeover gave up waiting for: unclaim), or starts
+// its expiry countdown.
+func (c *conn) leaveSession() {
+	if c.expiry == 0 {
+		// The session ends with the connection: expiry 0 at CONNECT,
+		// or set to 0 by DISCONNECT [MQTT-3.1.2-23].
+		_, _ = c.vhost.DeleteQueue(c.queue.Name(), false, false, 0)
+		c.srv.expiry.forget(c.clientID)
+		c.srv.sessions.drop(c.clientID)
+	} else if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
+		c.srv.log.Error("recording the session expiry failed", "client_id", c.clientID, "err", err)
+	}
 }
 
 // detachSession hands the session's inbound QoS 2 packet ids back to its

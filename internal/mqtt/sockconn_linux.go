@@ -345,6 +345,8 @@ type rawListener struct {
 	addr  *net.TCPAddr
 	batch []*sockConn
 	next  int
+	// accept4 is syscall.Accept4 (a test makes it fail).
+	accept4 func(fd, flags int) (int, syscall.Sockaddr, error)
 }
 
 const acceptBatch = 64
@@ -384,7 +386,8 @@ func newRawListener(tl *net.TCPListener) (*rawListener, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	return &rawListener{tl: tl, f: f, rc: rc, addr: addr, batch: make([]*sockConn, 0, acceptBatch)}, nil
+	return &rawListener{tl: tl, f: f, rc: rc, addr: addr, batch: make([]*sockConn, 0, acceptBatch),
+		accept4: syscall.Accept4}, nil
 }
 
 func (l *rawListener) Accept() (net.Conn, error) {
@@ -401,12 +404,19 @@ func (l *rawListener) Accept() (net.Conn, error) {
 			// syscall's Accept4, not x/sys/unix's: that one asks every
 			// IPv4 and IPv6 socket for its protocol (a getsockopt) to
 			// tell L2TP apart.
-			nfd, sa, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			nfd, sa, err := l.accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 			switch err {
 			case nil:
 				l.batch = append(l.batch, newSockConn(nfd, sa, l.addr))
 				continue
-			case syscall.EINTR, syscall.ECONNABORTED:
+			case syscall.EINTR, syscall.ECONNABORTED,
+				// Linux's accept(2) passes on network errors already
+				// pending on the new connection, and says to treat them
+				// like EAGAIN by retrying: they end that one connection,
+				// not the listener. (Go's net package retries only
+				// ECONNABORTED.)
+				syscall.EPROTO, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN,
+				syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH:
 				continue
 			case syscall.EAGAIN:
 				return len(l.batch) > 0 // nothing pending: wait in the runtime's poller

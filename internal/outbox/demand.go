@@ -156,7 +156,9 @@ func (o *Outbox) growLocked() {
 }
 
 // CloseAndWait is CloseAfterFlush, then waits up to d for the writer to
-// have written the buffer and ended. It reports whether it did.
+// have written the buffer and ended. It reports whether it did. With
+// nothing to write and no writer running it ends the outbox itself: the
+// close callback (onError(nil)) runs on the caller's goroutine.
 func (o *Outbox) CloseAndWait(d time.Duration) bool {
 	o.mu.Lock()
 	o.closing = true
@@ -168,6 +170,22 @@ func (o *Outbox) CloseAndWait(d time.Duration) bool {
 	dm := o.demand
 	if dm.ended {
 		o.mu.Unlock()
+		return true
+	}
+	if !dm.writing && !dm.held && len(o.buf) == 0 {
+		// Nothing to write and no writer: end here, as the writer would,
+		// rather than start one (a goroutine, a channel and a timer) only
+		// to find that out — what every idle connection's close did.
+		dm.ended = true
+		if dm.exited != nil {
+			close(dm.exited)
+		}
+		buf, spare := o.buf, o.spare
+		o.buf, o.spare = nil, nil
+		o.mu.Unlock()
+		putBuf(buf)
+		putBuf(spare)
+		dm.onError(nil)
 		return true
 	}
 	if dm.exited == nil {

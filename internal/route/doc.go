@@ -1,5 +1,6 @@
 // Package route holds the exchange routing algorithms: direct, fanout,
-// topic (a trie over dot-separated words with `*` and `#`) and headers
+// topic (a map of wildcard-free keys and a trie over the dot-separated words
+// of those with `*` and `#`) and headers
 // (`x-match` all/any/all-with-x/any-with-x).
 //
 // A Table is immutable once built: the broker builds a new one whenever an

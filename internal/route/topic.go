@@ -2,9 +2,21 @@ package route
 
 import "strings"
 
-// topic is a trie over the dot-separated words of binding keys. `*` matches
-// exactly one word and `#` zero or more, as in RabbitMQ's topic exchange.
-type topic[D comparable] struct{ root *topicNode[D] }
+// topic routes by binding keys of dot-separated words, `*` matching exactly
+// one word and `#` zero or more, as in RabbitMQ's topic exchange.
+//
+// A key without wildcard words matches exactly one routing key (itself),
+// so those bindings are maps from key to destinations: a lookup per
+// message and about 65 bytes per key (a 32-byte slot and the map's free
+// ones). An MQTT fleet is mostly such keys (each device subscribing to its
+// own devices/ID/cmd), and a trie held a node, a word map and a leaf per
+// device, about 400 bytes each. The keys with wildcards are a trie over
+// their words.
+type topic[D comparable] struct {
+	exact map[string]D   // wildcard-free keys bound to one destination
+	multi map[string][]D // those bound to several, not in exact
+	root  *topicNode[D]  // nil: no binding has a wildcard
+}
 
 type topicNode[D comparable] struct {
 	words map[string]*topicNode[D]
@@ -14,7 +26,7 @@ type topicNode[D comparable] struct {
 }
 
 func newTopic[D comparable](bs []Binding[D]) topic[D] {
-	t := topic[D]{root: &topicNode[D]{}}
+	var t topic[D]
 	// Destinations are deduplicated through a set per build, not by
 	// scanning the node's list: thousands of queues bound with one key
 	// (an MQTT fleet subscribing to one topic) made every build quadratic.
@@ -22,8 +34,28 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		n *topicNode[D]
 		d D
 	}
-	seen := make(map[nodeDest]struct{}, len(bs))
+	var seen map[nodeDest]struct{}
+	var seenExact map[keyDest[D]]struct{}
+	// Sized for them up front, so a build of a fleet's table does not
+	// grow it (and rehash) step by step.
+	exact := 0
 	for _, b := range bs {
+		if !hasWildcard(b.Key) {
+			exact++
+		}
+	}
+	if exact > 0 {
+		t.exact = make(map[string]D, exact)
+	}
+	for _, b := range bs {
+		if !hasWildcard(b.Key) {
+			t.addExact(b.Key, b.Dest, &seenExact)
+			continue
+		}
+		if t.root == nil {
+			t.root = &topicNode[D]{}
+			seen = map[nodeDest]struct{}{}
+		}
 		n := t.root
 		for w := range strings.SplitSeq(b.Key, ".") {
 			n = n.child(w)
@@ -34,6 +66,53 @@ func newTopic[D comparable](bs []Binding[D]) topic[D] {
 		}
 	}
 	return t
+}
+
+type keyDest[D comparable] struct {
+	k string
+	d D
+}
+
+// addExact binds the wildcard-free key k to d. A key's second destination
+// moves it from exact to multi; seen (made here) deduplicates those.
+func (t *topic[D]) addExact(k string, d D, seen *map[keyDest[D]]struct{}) {
+	if ds, ok := t.multi[k]; ok {
+		if _, dup := (*seen)[keyDest[D]{k, d}]; !dup {
+			(*seen)[keyDest[D]{k, d}] = struct{}{}
+			t.multi[k] = append(ds, d)
+		}
+		return
+	}
+	first, ok := t.exact[k]
+	switch {
+	case !ok:
+		if t.exact == nil {
+			t.exact = map[string]D{}
+		}
+		t.exact[k] = d
+	case first != d:
+		if t.multi == nil {
+			t.multi = map[string][]D{}
+			*seen = map[keyDest[D]]struct{}{}
+		}
+		delete(t.exact, k)
+		t.multi[k] = []D{first, d}
+		(*seen)[keyDest[D]{k, first}] = struct{}{}
+		(*seen)[keyDest[D]{k, d}] = struct{}{}
+	}
+}
+
+// hasWildcard reports whether a binding key has a `*` or `#` word (a word
+// that merely contains one, like "a*b", is literal).
+func hasWildcard(key string) bool {
+	for rest, done := key, false; !done; {
+		var w string
+		w, rest, done = nextWord(rest)
+		if w == "*" || w == "#" {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *topicNode[D]) child(w string) *topicNode[D] {
@@ -61,6 +140,14 @@ func (n *topicNode[D]) child(w string) *topicNode[D] {
 }
 
 func (t topic[D]) Route(dst []D, key string, _ map[string]any) []D {
+	if d, ok := t.exact[key]; ok {
+		dst = append(dst, d)
+	} else if len(t.multi) > 0 {
+		dst = append(dst, t.multi[key]...)
+	}
+	if t.root == nil {
+		return dst
+	}
 	return t.root.match(dst, key, false)
 }
 

@@ -195,6 +195,16 @@ func (s *Server) awaitPromotion(ctx context.Context, wg *sync.WaitGroup, errc ch
 	s.serveClients(ctx, wg, errc)
 }
 
+// notServing says why the node serves no clients ("" while it does), for
+// /healthz: a load balancer must not send clients to a standby, whose
+// AMQP and MQTT ports are closed until it is promoted.
+func (s *Server) notServing() string {
+	if s.serving.Load() {
+		return ""
+	}
+	return "standby node: serves no AMQP or MQTT clients until promoted (tern cluster promote)"
+}
+
 // promote makes a standby a voter, for POST /api/cluster/promote.
 func (s *Server) promote(ctx context.Context, node string) error {
 	err := s.node.PromoteMember(ctx, node) // membership.go: recorded, then Promote

@@ -48,6 +48,7 @@ var allowedImports = map[string][]string{
 	"internal/server":                   {"internal/amqp", "internal/auth", "internal/broker", "internal/certs", "internal/clock", "internal/cluster", "internal/cluster/solo", "internal/config", "internal/flow", "internal/message", "internal/mgmt", "internal/mqtt", "internal/store", "internal/vfs"},
 	"internal/store":                    {"internal/message", "internal/record", "internal/vfs"},
 	"internal/testkit":                  {"internal/certs", "internal/clock", "internal/config", "internal/server", "internal/wire/amqp091", "internal/wire/mqtt"},
+	"internal/testkit/freeport":         {},
 	"internal/vfs":                      {},
 	"internal/wire/amqp091":             {"internal/message"},
 	"internal/wire/amqp091/gen":         {},

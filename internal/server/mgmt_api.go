@@ -45,6 +45,14 @@ func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.AP
 			}
 		}
 	}
+	api.Listeners = s.listeners
+	return api
+}
+
+// listeners are the node's bound listeners now: a standby binds its AMQP
+// and MQTT ones when it is promoted, after the HTTP API started.
+func (s *Server) listeners() []mgmt.Listener {
+	var out []mgmt.Listener
 	for _, l := range []struct {
 		proto string
 		addr  net.Addr
@@ -60,7 +68,7 @@ func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.AP
 			continue
 		}
 		port, _ := strconv.Atoi(p)
-		api.Node.Listeners = append(api.Node.Listeners, mgmt.Listener{Protocol: l.proto, IP: h, Port: port})
+		out = append(out, mgmt.Listener{Protocol: l.proto, IP: h, Port: port})
 	}
-	return api
+	return out
 }

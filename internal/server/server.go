@@ -52,7 +52,8 @@ type Server struct {
 	diskFreeLimit atomic.Uint64
 	diskFree      atomic.Uint64 // the last measured free space
 	diskTrigger   atomic.Pointer[flow.Trigger]
-	lnMu          sync.Mutex // the client listeners, bound late on a promoted standby
+	lnMu          sync.Mutex  // the client listeners, bound late on a promoted standby
+	serving       atomic.Bool // the client listeners are served (not a standby waiting for promotion)
 	amqpLn        net.Listener
 	mqttLn        net.Listener
 	mqttWSLn      net.Listener
@@ -405,9 +406,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if httpLn := mergeListeners(s.httpLn, s.tls.hs); httpLn != nil {
 		src := mgmt.Sources{Broker: s.Broker.Stats, Store: s.Store.Stats, MQTT: s.mqtt.Stats, Alarms: s.Broker.Alarms,
 			Limits: s.Broker.Limits(), Users: s.Users, Security: s.Broker, VHostExists: func(v string) bool { return s.Broker.VHost(v) != nil },
-			SetLimits: func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) },
-			Policies:  s.Broker,
-			Access:    mgmt.Access{OpenPaths: s.cfg.HTTPOpenPaths, Log: s.log.With("component", "http")}}
+			SetLimits:  func(l []flow.Limit) error { return s.Broker.Apply(broker.SetLimits{Limits: l}) },
+			Policies:   s.Broker,
+			NotServing: s.notServing,
+			Access:     mgmt.Access{OpenPaths: s.cfg.HTTPOpenPaths, Log: s.log.With("component", "http")}}
 		if s.cfg.AMQPAddr != "" || (s.cfg.TLSEnabled() && s.cfg.AMQPSAddr != "") {
 			src.AMQP = s.amqp.Stats
 		}
@@ -465,6 +467,7 @@ func (s *Server) Run(ctx context.Context) error {
 // serveClients serves the bound client listeners until ctx ends; errors go
 // to errc.
 func (s *Server) serveClients(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+	s.serving.Store(true)
 	s.lnMu.Lock()
 	// Each protocol accepts on its plain and TLS listener together.
 	// MQTT's are served apart (Serve takes several at once): the plain one

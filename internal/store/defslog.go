@@ -38,7 +38,12 @@ const (
 )
 
 // Snapshot thresholds: past either, the broker is asked for a snapshot and
-// the log starts over, so recovery replays at most this much.
+// the log starts over, so recovery replays at most this much — or half the
+// last snapshot's size, when that is more (due): a snapshot costs its
+// whole size in encoding and writing, so a node with a million durable
+// queues (a fleet's MQTT sessions) would otherwise rewrite all of them for
+// every 20,000 new ones. Writing snapshots then costs at most twice the
+// log's own bytes.
 const (
 	defaultSnapshotRecords = 20000
 	snapshotBytes          = 8 << 20
@@ -84,6 +89,7 @@ type defsLog struct {
 	snapshotting bool
 	records      int   // records in the open log
 	size         int64 // bytes appended to the open log, written or not
+	snapSize     int64 // the last snapshot's size (read at open, or written)
 	// end and alloc are where the next write goes and the file's size
 	// (end plus preallocated zeros); only the writer changes them.
 	end, alloc int64
@@ -127,6 +133,7 @@ func openDefs(fsys vfs.FS, dataDir string, every int) (*defsLog, error) {
 		return nil, err
 	} else if snap != nil {
 		snapGen = gen
+		l.snapSize = int64(len(snap))
 	}
 	names, err := fsys.List(dir)
 	if err != nil {
@@ -352,7 +359,7 @@ func writePiece(f vfs.File, p []byte, end, alloc int64) (int64, int64, error) {
 func (l *defsLog) due() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.broken != nil || l.records >= l.every || l.size >= snapshotBytes
+	return l.broken != nil || ((l.records >= l.every || l.size >= snapshotBytes) && 2*l.size >= l.snapSize)
 }
 
 // snapshot writes doc, which holds the effect of every appended command,
@@ -400,6 +407,7 @@ func (l *defsLog) snapshot(doc []byte) error {
 	if target > l.durable {
 		l.durable = target
 	}
+	l.snapSize = int64(len(doc))
 	l.recovered = nil
 	l.cond.Broadcast()
 	l.mu.Unlock()

@@ -378,3 +378,51 @@ func TestDefinitionsNewestSnapshotWins(t *testing.T) {
 		t.Fatalf("the stale snapshot stayed: %v", names)
 	}
 }
+
+// A snapshot is due after SnapshotEvery records only once the log also
+// holds half the last snapshot's bytes, so a large node does not rewrite
+// its whole definitions for every few thousand changes; that holds for a
+// snapshot read at start-up too.
+func TestDefinitionsSnapshotWaitsForHalfTheLastSnapshotsSize(t *testing.T) {
+	t.Parallel()
+	m := vfs.NewCrashable()
+	st, err := Open(m, "/d", Options{SnapshotEvery: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := []byte(`{"op":"declare_queue","vhost":"/","name":"q","id":"` + strings.Repeat("i", 100) + `"}`)
+	fill := func(st *Store) int {
+		t.Helper()
+		for n := 1; n <= 1000; n++ {
+			if err := st.SyncCommands(appendAll(t, st, [][]byte{rec})); err != nil {
+				t.Fatal(err)
+			}
+			if st.SnapshotDue() {
+				return n
+			}
+		}
+		t.Fatal("no snapshot due after 1,000 records")
+		return 0
+	}
+	if n := fill(st); n != 4 {
+		t.Fatalf("small snapshot: due after %d records, want SnapshotEvery (4)", n)
+	}
+	big := []byte(`{"vhosts":["/"],"pad":"` + strings.Repeat("x", 20000) + `"}`)
+	if err := st.SaveDefinitions(big); err != nil {
+		t.Fatal(err)
+	}
+	recBytes := len(rec) + recordHeader + 1        // the frame: header and type byte
+	want := (len(big)/2 + recBytes - 1) / recBytes // records holding half the snapshot
+	if n := fill(st); n != want {
+		t.Fatalf("after a %d-byte snapshot: due after %d records, want %d", len(big), n, want)
+	}
+	_ = st.Close()
+	st2, err := Open(m.Crash(nil), "/d", Options{SnapshotEvery: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if n := fill(st2); n != want {
+		t.Fatalf("reopened: due after %d records, want %d (the snapshot read at open counts)", n, want)
+	}
+}

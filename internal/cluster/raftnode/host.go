@@ -43,6 +43,12 @@ type Host struct {
 	closed   bool
 	unknown  map[uint64]struct{} // groups an unknown-group line was logged for
 	ticker   clock.Timer
+	// While quiet (QuietUnknownGroups), unknown groups are counted, not
+	// logged at WARN: quietGroups (bounded by maxUnknownLogged) and
+	// quietMsgs.
+	quiet       bool
+	quietGroups map[uint64]struct{}
+	quietMsgs   int
 }
 
 // nodeName is id's name for a log line ("" unknown, or none set).
@@ -200,6 +206,19 @@ func (h *Host) HandleRaft(from NodeID, group transport.Group, msgs []*raftpb.Mes
 		return
 	}
 	h.mu.Lock()
+	if h.quiet {
+		_, seen := h.quietGroups[group]
+		if !seen && len(h.quietGroups) < maxUnknownLogged {
+			h.quietGroups[group] = struct{}{}
+		}
+		h.quietMsgs += len(msgs)
+		h.mu.Unlock()
+		if !seen {
+			h.log.Debug("raft message for a group this node does not host (yet, while starting): refused", "group", group, "from", from,
+				"type", msgs[0].GetType().String())
+		}
+		return
+	}
 	_, logged := h.unknown[group]
 	if !logged && len(h.unknown) < maxUnknownLogged {
 		h.unknown[group] = struct{}{}
@@ -207,6 +226,33 @@ func (h *Host) HandleRaft(from NodeID, group transport.Group, msgs []*raftpb.Mes
 	h.mu.Unlock()
 	if !logged {
 		h.log.Warn("raft message for a group this node does not host: refused", "group", group, "from", from, "type", msgs[0].GetType().String())
+	}
+}
+
+// QuietUnknownGroups(true) makes messages for groups this node does not
+// host a DEBUG line, counted, rather than a WARN per group: a node that is
+// starting (a new node joining, one catching up after a restart) is sent
+// messages for every quorum queue's group before the metadata that
+// creates those groups here has arrived — expected, and with a thousand
+// queues a thousand WARN lines. QuietUnknownGroups(false), once the node
+// caught up, logs one line with what was refused meanwhile; from then on
+// an unknown group is a WARN again (a real problem: a peer that kept a
+// group this node deleted, or a node of another layout).
+func (h *Host) QuietUnknownGroups(on bool) {
+	h.mu.Lock()
+	was := h.quiet
+	h.quiet = on
+	groups, msgs := len(h.quietGroups), h.quietMsgs
+	if on && h.quietGroups == nil {
+		h.quietGroups = map[uint64]struct{}{}
+	}
+	if !on {
+		h.quietGroups, h.quietMsgs = nil, 0
+	}
+	h.mu.Unlock()
+	if was && !on && msgs > 0 {
+		h.log.Info("refused raft messages for groups this node did not host yet while it was starting (expected before the metadata creating them arrives)",
+			"groups", groups, "messages", msgs)
 	}
 }
 

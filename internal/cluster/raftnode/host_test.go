@@ -221,3 +221,32 @@ func TestDeleteRemovesStorage(t *testing.T) {
 		t.Fatal("Save after Delete succeeded")
 	}
 }
+
+// While a node starts, messages for groups it does not host yet are not a
+// WARN per group (user7 4.2: one per queue at a join): one INFO line sums
+// them up when the start is over, and an unknown group after that is a
+// WARN again.
+func TestUnknownGroupsWhileStartingAreSummedUp(t *testing.T) {
+	logs := &syncBuffer{}
+	h := newTestHost(t, clock.NewFake(time.Unix(0, 0)), logs)
+	h.QuietUnknownGroups(true)
+	m := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: new(uint64(2)), To: new(uint64(1))}
+	for g := range uint64(5) {
+		h.HandleRaft(2, 100+g, []*raftpb.Message{m})
+		h.HandleRaft(2, 100+g, []*raftpb.Message{m})
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("WARN while starting:\n%s", logs)
+	}
+	h.QuietUnknownGroups(false)
+	if !strings.Contains(logs.String(), "level=INFO") || !strings.Contains(logs.String(), "groups=5 messages=10") {
+		t.Fatalf("no summary line after the start:\n%s", logs)
+	}
+	h.HandleRaft(2, 100, []*raftpb.Message{m})
+	if got := strings.Count(logs.String(), "level=WARN"); got != 1 {
+		t.Fatalf("%d WARN lines for an unknown group after the start, want 1:\n%s", got, logs)
+	}
+	if s := h.Stats(); s.UnknownGroup != 11 {
+		t.Fatalf("UnknownGroup = %d, want 11", s.UnknownGroup)
+	}
+}

@@ -5,7 +5,9 @@ package raftnode
 // and must be deterministic.
 type StateMachine interface {
 	// Apply applies one committed normal entry and returns a result handed
-	// to the proposer's completion on the node that proposed it.
+	// to the proposer's completion on the node that proposed it. data is
+	// the state machine's to keep: the group never changes or reuses an
+	// entry's bytes (a quorum queue keeps message records inside them).
 	Apply(index uint64, data []byte) any
 	// Snapshot returns the state as of the last applied entry; Restore
 	// replaces the state with a snapshot's (a follower that fell behind

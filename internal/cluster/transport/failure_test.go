@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // TestPeerRestart: when either end of a pair restarts on its address, the
@@ -59,7 +61,7 @@ func TestPeerRestart(t *testing.T) {
 func TestRequestToDeadPeer(t *testing.T) {
 	t.Parallel()
 	n1 := startNode(t, 1, "", func(c *TCPConfig) { c.ConnectWait = 400 * time.Millisecond })
-	n1.SetPeer(2, freeAddr(t))
+	n1.SetPeer(2, freeport.Loopback(t))
 
 	for _, timeout := range []time.Duration{150 * time.Millisecond, 10 * time.Second} {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -122,7 +124,7 @@ func TestSendRaftNeverBlocks(t *testing.T) {
 			}
 		}
 	})
-	n1.SetPeer(2, freeAddr(t))
+	n1.SetPeer(2, freeport.Loopback(t))
 	payload := make([]byte, 1024)
 	const sends = 20000
 	start := time.Now()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -205,16 +204,4 @@ func msg(from, to, index uint64, payload []byte) *raftpb.Message {
 		Index:   proto.Uint64(index),
 		Entries: []*raftpb.Entry{{Term: proto.Uint64(1), Index: proto.Uint64(index + 1), Data: payload}},
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

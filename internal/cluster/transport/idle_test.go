@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // TestIdleTimeout: a frame that arrives slowly — longer than the idle
@@ -18,7 +20,7 @@ func TestIdleTimeout(t *testing.T) {
 	n2 := startNode(t, 2, "", fast)
 	n3 := startNode(t, 3, "", fast)
 	meshed(n2, n3)
-	n2.SetPeer(1, freeAddr(t))
+	n2.SetPeer(1, freeport.Loopback(t))
 	waitConnected(t, n2, n3)
 
 	nc, _, err := rawDial(t, n2, 1, 2, testSecret)

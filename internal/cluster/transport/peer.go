@@ -26,6 +26,10 @@ type peer struct {
 	bytesSent, bytesRecv atomic.Uint64
 	msgsSent, msgsRecv   atomic.Uint64
 	dropped, reconnects  atomic.Uint64
+	// refusal is the reason the peer gave when it last refused this
+	// node's dial (nil once a dial connected; a dial that failed
+	// otherwise, a timeout, leaves it).
+	refusal atomic.Pointer[string]
 }
 
 func newPeer(parent context.Context, id NodeID, addr string) *peer {

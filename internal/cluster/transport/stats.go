@@ -21,6 +21,11 @@ type PeerStats struct {
 	Dropped uint64
 	// Reconnects counts connections after the first.
 	Reconnects uint64
+	// Refusal is the reason the peer gave when it last refused this
+	// node's dial ("unknown node id …" from a peer that does not count
+	// this node in), until a dial connects; "" when it never refused, or
+	// this node does not dial it (the lower id dials).
+	Refusal string
 }
 
 // Stats is a snapshot of the transport's counters, for metrics.
@@ -56,6 +61,9 @@ func (t *TCP) Stats() Stats {
 			MessagesReceived: p.msgsRecv.Load(),
 			Dropped:          p.dropped.Load(),
 			Reconnects:       p.reconnects.Load(),
+		}
+		if r := p.refusal.Load(); r != nil {
+			ps.Refusal = *r
 		}
 		if c := p.conn.Load(); c != nil {
 			ps.Connected = true

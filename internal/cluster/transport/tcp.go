@@ -464,6 +464,11 @@ func (t *TCP) dialLoop(p *peer) {
 			}
 			return
 		}
+		if re := (*RefusedError)(nil); errors.As(err, &re) {
+			p.refusal.Store(&re.Reason)
+		} else if err == nil {
+			p.refusal.Store(nil)
+		}
 		if err == nil {
 			lastErr = ""
 			select {

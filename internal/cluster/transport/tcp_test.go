@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tern-broker/tern/internal/testkit/freeport"
 )
 
 // TestThreeNodesExchange: three transports send each other Raft messages
@@ -195,7 +197,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	n2 := startNode(t, 2, "", nil)
 	n3 := startNode(t, 3, "", nil)
 	meshed(n2, n3)
-	n2.SetPeer(1, freeAddr(t)) // known, but only the raw dials below speak for it
+	n2.SetPeer(1, freeport.Loopback(t)) // known, but only the raw dials below speak for it
 	waitConnected(t, n2, n3)
 
 	cases := []struct {
@@ -291,7 +293,7 @@ func TestProtocolErrorClosesOnlyThatConnection(t *testing.T) {
 	n2 := startNode(t, 2, "", func(c *TCPConfig) { c.MaxFrame = 1 << 20 })
 	n3 := startNode(t, 3, "", nil)
 	meshed(n2, n3)
-	n2.SetPeer(1, freeAddr(t))
+	n2.SetPeer(1, freeport.Loopback(t))
 	waitConnected(t, n2, n3)
 	nc, br, err := rawDial(t, n2, 1, 2, testSecret)
 	if err != nil {
@@ -326,7 +328,7 @@ func TestProtocolErrorClosesOnlyThatConnection(t *testing.T) {
 func TestSpoofedSender(t *testing.T) {
 	t.Parallel()
 	n2 := startNode(t, 2, "", nil)
-	n2.SetPeer(1, freeAddr(t))
+	n2.SetPeer(1, freeport.Loopback(t))
 	nc, _, err := rawDial(t, n2, 1, 2, testSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +358,7 @@ func TestSpoofedSender(t *testing.T) {
 func TestDuplicateDialKeepsNewest(t *testing.T) {
 	t.Parallel()
 	n2 := startNode(t, 2, "", nil)
-	n2.SetPeer(1, freeAddr(t))
+	n2.SetPeer(1, freeport.Loopback(t))
 	type dialed struct {
 		nc  net.Conn
 		br  *bufio.Reader
