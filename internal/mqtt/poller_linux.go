@@ -42,7 +42,9 @@ type poller struct {
 // pollerSupported reports whether this platform has the event loop.
 const pollerSupported = true
 
-func newPoller() (*poller, error) {
+// newPoller starts the poller; burst is the event loop's write batch,
+// open while the loop serves a batch of events.
+func newPoller(burst *writeBatch) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -59,7 +61,7 @@ func newPoller() (*poller, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	pl := &poller{file: f, raw: raw, conns: map[uint64]*conn{}, done: make(chan struct{})}
+	pl := &poller{file: f, raw: raw, conns: map[uint64]*conn{}, done: make(chan struct{}), burst: burst}
 	go pl.loop()
 	return pl, nil
 }

@@ -11,9 +11,11 @@ import (
 // pollerSupported is false off Linux: every connection keeps its goroutine.
 const pollerSupported = false
 
-type poller struct{ burst *writeBatch }
+type poller struct{}
 
-func newPoller() (*poller, error)   { return nil, errors.New("mqtt: no event loop on this platform") }
+func newPoller(*writeBatch) (*poller, error) {
+	return nil, errors.New("mqtt: no event loop on this platform")
+}
 func (p *poller) arm(c *conn) error { return errors.New("mqtt: no event loop on this platform") }
 func (p *poller) forget(c *conn)    {}
 func (p *poller) disarm(c *conn)    {}

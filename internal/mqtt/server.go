@@ -303,13 +303,13 @@ func (s *Server) startLoop() {
 	if s.loop != nil || s.cfg.NoEventLoop || !pollerSupported {
 		return
 	}
-	p, err := newPoller()
+	l := &eventLoop{runners: newRunners()}
+	p, err := newPoller(&l.burst)
 	if err != nil {
 		s.log.Warn("MQTT event loop unavailable; every connection keeps a goroutine", "err", err)
 		return
 	}
-	l := &eventLoop{poller: p, runners: newRunners()}
-	p.burst = &l.burst
+	l.poller = p
 	l.wheel = newWheel(wheelTick, func(c *conn) { c.wake(wakeExpired) })
 	s.loop = l
 }
