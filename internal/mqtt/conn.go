@@ -44,9 +44,12 @@ type conn struct {
 	// the connection; handoff, that consume stopped at a packet the loop
 	// must not handle; ready, that pending holds whole packets for the
 	// runner to handle before it reads; pause, a wait (rate limit) the
-	// runner owes before it goes on.
-	inline, handoff, ready bool
-	pause                  time.Duration
+	// runner owes before it goes on; routesToDisk, that a publish of this
+	// connection reached a queue that logs it to disk (the event loop
+	// must not wait on a queue log's lock or fsync: its later publishes
+	// go to runners).
+	inline, handoff, ready, routesToDisk bool
+	pause                                time.Duration
 	// The timing wheel's links (guarded by the wheel's mu).
 	wprev, wnext *conn
 	wslot        int // slot+1; 0: not in the wheel

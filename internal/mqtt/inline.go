@@ -102,10 +102,17 @@ func (c *conn) inlineStop(first byte, body []byte) bool {
 	case first>>4 == wire.PUBLISH:
 		qos := first >> 1 & 3
 		// A publish over a rate limit waits before it is routed: on a
-		// runner, whenever limits are set.
-		return qos > 1 || first&1 != 0 || c.alarmed() || c.srv.broker.Limits().Active()
+		// runner, whenever limits are set. A publisher whose messages
+		// reached a durable queue's log goes to runners from then on:
+		// appending waits for the log's lock, which its committer holds
+		// across write and fsync, and every connection the loop serves
+		// would wait with it (the first such publish waits once).
+		return qos > 1 || first&1 != 0 || c.routesToDisk || c.alarmed() || c.srv.broker.Limits().Active()
 	case first == wire.PUBACK<<4 && len(body) == 2:
-		return false
+		// A persistent session's PUBACK settles a message its durable
+		// queue logged (a store ack, maybe a read back from disk for the
+		// next delivery): on a runner, for the same reason.
+		return c.persistent
 	case first == wire.PINGREQ<<4:
 		return false
 	}

@@ -127,6 +127,9 @@ func (c *conn) publish(p *wire.Publish) error {
 	if err != nil {
 		return fmt.Errorf("mqtt: publish to %q: %w", p.Topic, err) // internal: protocolError logs it
 	}
+	if res.Pending > 0 {
+		c.routesToDisk = true // inline.go: its publishes leave the event loop
+	}
 	if p.QoS > 0 {
 		c.acks.routed(token, res)
 	}
