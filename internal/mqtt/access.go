@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/tern-broker/tern/internal/auth"
 	wire "github.com/tern-broker/tern/internal/wire/mqtt"
@@ -111,7 +112,12 @@ func (c *conn) tooLarge(payload int) error {
 // (nothing for QoS 0), 3.1.1 a plain acknowledgement of a message that went
 // nowhere.
 func (c *conn) refusedPublish(p *wire.Publish) {
-	c.logger().Info("MQTT publish refused", "user", c.user.Name, "topic", p.Topic)
+	// Limited like the connection lines: a device flooding a denied topic
+	// would otherwise cost a write to the log per packet (on the event
+	// loop, for every connection it serves).
+	if ok, unlogged := c.srv.refusedLog.allow(time.Now()); ok {
+		c.logger().Info("MQTT publish refused", "user", c.user.Name, "topic", p.Topic, "unlogged", unlogged)
+	}
 	if p.QoS == 0 {
 		return
 	}

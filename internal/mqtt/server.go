@@ -163,6 +163,7 @@ type Server struct {
 	connectLog, disconnectLog lineLimit // loglimit.go
 	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
 	expiryLog                 lineLimit // expiry.go: sessions ended or kept by their countdown
+	refusedLog                lineLimit // access.go: publishes the topic permissions refuse
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
