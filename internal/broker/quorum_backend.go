@@ -93,11 +93,6 @@ type quorumBackend struct {
 	outMu      sync.Mutex
 	outbox     []func()
 	outRunning bool
-	// ends are the publishers' completions whose DurableBatchEnd the
-	// outbox will call (batchEnd); endMu guards them.
-	endMu      sync.Mutex
-	ends       []message.BatchCompletion
-	endsQueued bool
 	// retries are the proposals waiting for their next attempt, in the
 	// order they failed; one timer (retryArmed) sends them all.
 	retryMu    sync.Mutex
@@ -519,40 +514,10 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 		}
 		done.Durable(token, err)
 		if bc, ok := done.(message.BatchCompletion); ok {
-			b.batchEnd(bc)
+			bc.DurableBatchEnd()
 		}
 	})
 	return Enqueued, done != nil
-}
-
-// batchEnd has bc's DurableBatchEnd called from the outbox, once for all
-// the completions that reach it before it runs. The group completes a
-// batch entry's publishes one by one as it applies them: ending each as a
-// batch of its own sent one confirm per message (an AMQP channel's
-// multiple basic.ack covers the run ready at its DurableBatchEnd), where a
-// single node's store confirms a whole group commit with one. The
-// completions are compared with ==: every BatchCompletion is a pointer.
-func (b *quorumBackend) batchEnd(bc message.BatchCompletion) {
-	b.endMu.Lock()
-	if !slices.Contains(b.ends, bc) {
-		b.ends = append(b.ends, bc)
-	}
-	start := !b.endsQueued
-	b.endsQueued = true
-	b.endMu.Unlock()
-	if start {
-		b.soon(b.flushBatchEnds)
-	}
-}
-
-func (b *quorumBackend) flushBatchEnds() {
-	b.endMu.Lock()
-	ends := b.ends
-	b.ends, b.endsQueued = nil, false
-	b.endMu.Unlock()
-	for _, bc := range ends {
-		bc.DurableBatchEnd()
-	}
 }
 
 // quorumConsumeRetries bounds the checkouts a consume proposes again after
