@@ -44,6 +44,7 @@ type quorumBackend struct {
 	rlog    ReplicatedLog // nil until start
 	m       *quorumMachine
 	local   map[uint64]*qlocal // this node's consumers by key
+	locals  []*qlocal          // the same, in a slice: deliverLocked runs per entry, and ranging over a map cost more than its work
 	nextKey uint32
 	getKey  uint64 // the holder of this node's unacked basic.gets
 	// unclaimed are the messages this node's gets checked out (applied
@@ -92,11 +93,6 @@ type quorumBackend struct {
 	outMu      sync.Mutex
 	outbox     []func()
 	outRunning bool
-	// ends are the publishers' completions whose DurableBatchEnd the
-	// outbox will call (batchEnd); endMu guards them.
-	endMu      sync.Mutex
-	ends       []message.BatchCompletion
-	endsQueued bool
 	// retries are the proposals waiting for their next attempt, in the
 	// order they failed; one timer (retryArmed) sends them all.
 	retryMu    sync.Mutex
@@ -340,7 +336,7 @@ func (b *quorumBackend) localDownLocked() bool {
 func (b *quorumBackend) deliverLocked() []qref {
 	var settle []qref
 	st := &b.vhost.broker.stats
-	for _, lc := range b.local {
+	for _, lc := range b.locals {
 		n := 0
 		for _, d := range lc.pending {
 			if !lc.opts.NoAck && lc.opts.Prefetch > 0 && len(lc.held) >= lc.opts.Prefetch {
@@ -518,40 +514,10 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 		}
 		done.Durable(token, err)
 		if bc, ok := done.(message.BatchCompletion); ok {
-			b.batchEnd(bc)
+			bc.DurableBatchEnd()
 		}
 	})
 	return Enqueued, done != nil
-}
-
-// batchEnd has bc's DurableBatchEnd called from the outbox, once for all
-// the completions that reach it before it runs. The group completes a
-// batch entry's publishes one by one as it applies them: ending each as a
-// batch of its own sent one confirm per message (an AMQP channel's
-// multiple basic.ack covers the run ready at its DurableBatchEnd), where a
-// single node's store confirms a whole group commit with one. The
-// completions are compared with ==: every BatchCompletion is a pointer.
-func (b *quorumBackend) batchEnd(bc message.BatchCompletion) {
-	b.endMu.Lock()
-	if !slices.Contains(b.ends, bc) {
-		b.ends = append(b.ends, bc)
-	}
-	start := !b.endsQueued
-	b.endsQueued = true
-	b.endMu.Unlock()
-	if start {
-		b.soon(b.flushBatchEnds)
-	}
-}
-
-func (b *quorumBackend) flushBatchEnds() {
-	b.endMu.Lock()
-	ends := b.ends
-	b.ends, b.endsQueued = nil, false
-	b.endMu.Unlock()
-	for _, bc := range ends {
-		bc.DurableBatchEnd()
-	}
 }
 
 // quorumConsumeRetries bounds the checkouts a consume proposes again after
@@ -571,7 +537,9 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		b.nextKey = 1 // key epoch<<32 is the get holder's
 	}
 	key := uint64(b.epoch)<<32 | uint64(b.nextKey)
-	b.local[key] = &qlocal{c: c, opts: opts, key: key, held: map[uint64]uint32{}}
+	lc := &qlocal{c: c, opts: opts, key: key, held: map[uint64]uint32{}}
+	b.local[key] = lc
+	b.locals = append(b.locals, lc)
 	b.mu.Unlock()
 	credit := checkoutCredit(opts.Prefetch)
 	if opts.NoAck {
@@ -598,7 +566,7 @@ func (b *quorumBackend) consume(c Consumer, opts ConsumeOptions) error {
 		}
 	}
 	b.mu.Lock()
-	delete(b.local, key)
+	b.dropLocalLocked(lc)
 	b.mu.Unlock()
 	if errors.Is(err, errQuorumExclusive) {
 		return errorf(KindAccessRefused, "queue '%s' in vhost '%s' in exclusive use", b.cfg.Name, b.vhost.name)
@@ -626,7 +594,7 @@ func (b *quorumBackend) cancel(c Consumer) {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.local, lc.key)
+	b.dropLocalLocked(lc)
 	// Assignments to it before the cancel applies need no cancel of
 	// their own: this one returns them. (A second cancel would return
 	// what the consumer's channel still holds.)
@@ -639,6 +607,14 @@ func (b *quorumBackend) cancel(c Consumer) {
 	c2 := cancelOf(lc)
 	b.mu.Unlock()
 	b.proposeRetry(c2, quorumRetryN, nil)
+}
+
+// dropLocalLocked forgets the local consumer lc.
+func (b *quorumBackend) dropLocalLocked(lc *qlocal) {
+	delete(b.local, lc.key)
+	if i := slices.Index(b.locals, lc); i >= 0 {
+		b.locals = slices.Delete(b.locals, i, i+1)
+	}
 }
 
 // cancelOf is the cancel of lc, keeping the deliveries it holds.
@@ -890,7 +866,7 @@ func (b *quorumBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) {
 	for _, lc := range b.local {
 		consumers = append(consumers, lc.c)
 	}
-	b.local = map[uint64]*qlocal{}
+	b.local, b.locals = map[uint64]*qlocal{}, nil
 	b.stopTimersLocked()
 	// The messages leave memory with the queue; entries still in flight
 	// apply to an empty machine that accounts nothing.

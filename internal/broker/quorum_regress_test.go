@@ -226,7 +226,7 @@ func TestQuorumRestoreAnnouncesTheNodesRun(t *testing.T) {
 	b2.mu.Lock()
 	b2.epoch ^= 2
 	b2.getKey = uint64(b2.epoch) << 32
-	b2.local = map[uint64]*qlocal{}
+	b2.local, b2.locals = map[uint64]*qlocal{}, nil
 	b2.mu.Unlock()
 	if err := b2.Restore(snap); err != nil {
 		t.Fatal(err)
