@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
+	"github.com/tern-broker/tern/internal/cluster/raftnode"
 )
 
 // TestProposeReturnsOnceEveryNodeApplied: a definition change is answered
@@ -48,8 +49,18 @@ func TestProposeDoesNotWaitForADownNode(t *testing.T) {
 	startAll(t, nodes)
 	ctx := t.Context()
 	_ = nodes[2].node.Close()
-	// The survivors stop counting it live after an election timeout.
-	time.Sleep(1500 * time.Millisecond)
+	// The survivors stop counting it live after an election timeout; if it
+	// led, they elect one of themselves first (not what this test times).
+	gone := raftnode.NodeID(nodes[2].cfg.Self.ID)
+	waitUntil(t, 15*time.Second, "a survivor leading and neither counting n3 live", func() bool {
+		for _, tn := range nodes[:2] {
+			g := tn.node.meta.Load()
+			if l := g.Status().Leader; l == 0 || l == gone || g.Live(gone) {
+				return false
+			}
+		}
+		return true
+	})
 	for i := range 3 {
 		start := time.Now()
 		if err := nodes[i%2].node.Propose(ctx, broker.AddVHost{Name: fmt.Sprintf("v%d", i)}); err != nil {

@@ -43,8 +43,7 @@ type Group struct {
 	fns       []func()
 	closed    bool
 	leaderCh  chan struct{} // closed and replaced at every leader change
-	wake      chan struct{} // cap 1: Raft messages or ticks (stepped even while a save waits)
-	turnWake  chan struct{} // cap 1: proposals or functions (taken at the next turn)
+	wake      chan struct{} // cap 1: the goroutine has work
 	ticks     atomic.Int64  // ticks not yet run
 	stop      chan struct{}
 	done      chan struct{}
@@ -83,11 +82,6 @@ type Group struct {
 	failed       bool   // storage or state machine failed: the group stopped working
 	eager        int    // ticks CampaignFirst still campaigns at while no leader is known
 	raftTerm     uint64 // Raft's term as of the last Ready that carried a HardState
-	// The term and vote of the last hard state saved (raft.MustSync's
-	// previous state): a hard state that changes neither only moves the
-	// commit index and is noted without waiting for an fsync.
-	savedHS      *raftpb.HardState
-	saveWakes    uint64 // wake-ups while a save waited (a test's evidence)
 	knownLead    NodeID // the last leader known, and its term (failHanded)
 	knownTerm    uint64
 	transferTo   NodeID // the last transfer this node asked for as the leader, and its term
@@ -133,7 +127,6 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		log:      h.log.With("group", id),
 		leaderCh: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
-		turnWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  map[uint64]*pending{},
@@ -173,11 +166,6 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 	g.applied = snap.GetMetadata().GetIndex()
 	g.snapIndex = g.applied
 	g.confState = cs
-	if hs, _, err := st.InitialState(); err == nil && hs != nil { // the bootstrap's, if it just ran
-		g.savedHS = &raftpb.HardState{Term: new(hs.GetTerm()), Vote: new(hs.GetVote())}
-	} else {
-		g.savedHS = &raftpb.HardState{}
-	}
 	if data, ok, err := unwrapSnapshot(snap.GetData()); err != nil {
 		return nil, err
 	} else if ok {
@@ -190,7 +178,7 @@ func newGroup(h *Host, id uint64, st Storage, voters, learners []NodeID, sm Stat
 		ID:                        h.cfg.ID,
 		ElectionTick:              h.cfg.ElectionTicks,
 		HeartbeatTick:             h.cfg.HeartbeatTicks,
-		Storage:                   commitFloor{st, g.applied}, // commitnote.go
+		Storage:                   st,
 		Applied:                   g.applied,
 		MaxSizePerMsg:             h.cfg.MaxSizePerMsg,
 		MaxInflightMsgs:           h.cfg.MaxInflightMsgs,
@@ -221,18 +209,6 @@ func (g *Group) ID() uint64 { return g.id }
 func (g *Group) signal() {
 	select {
 	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
-// signalTurn wakes the goroutine for work of its next turn (proposals,
-// functions). It does not interrupt a save's wait, which takes only
-// messages and ticks: under load a publisher's every proposal arrives
-// while the group waits for its fsync, and each woke it (a goroutine
-// switch and a futex wake-up per message) for nothing it could do.
-func (g *Group) signalTurn() {
-	select {
-	case g.turnWake <- struct{}{}:
 	default:
 	}
 }
@@ -269,7 +245,7 @@ func (g *Group) submit(f func()) bool {
 	}
 	g.fns = append(g.fns, f)
 	g.mu.Unlock()
-	g.signalTurn()
+	g.signal()
 	return true
 }
 
@@ -281,7 +257,6 @@ func (g *Group) run() {
 		case <-g.stop:
 			return
 		case <-g.wake:
-		case <-g.turnWake:
 		}
 		if !g.turn() {
 			return
@@ -291,17 +266,6 @@ func (g *Group) run() {
 
 // turn handles what the inbox holds, then every Ready Raft has.
 func (g *Group) turn() bool {
-	// The turn takes everything queued: a wake-up already pending for it
-	// would only bring an empty turn. One that comes after this finds
-	// its work in the inbox below or in the next turn.
-	select {
-	case <-g.wake:
-	default:
-	}
-	select {
-	case <-g.turnWake:
-	default:
-	}
 	g.mu.Lock()
 	msgs, props, fns := g.msgs, g.props, g.fns
 	g.msgs, g.props, g.fns = g.spareMsgs, g.spareProp, nil
@@ -406,27 +370,14 @@ func (g *Group) handleReady() bool {
 	if raft.IsEmptyHardState(hs) {
 		hs = nil
 	}
-	if snap == nil && len(rd.Entries) == 0 && hs != nil && !raft.MustSync(hs, g.savedHS, 0) {
-		// Only the commit index moved (the commit that follows every
-		// append, on the leader and on each follower): nothing here needs
-		// to be durable before the messages go or the entries apply —
-		// those entries were saved by earlier Readys, and a response
-		// acknowledges only what they saved.
-		g.storage.NoteCommit(hs)
-		g.send(rd.Messages)
-	} else {
-		msgs := g.sendEarly(rd.Messages)
-		if hs != nil || len(rd.Entries) > 0 || snap != nil {
-			g.storage.Save(hs, rd.Entries, snap, g.onSaved)
-			if !g.awaitSave() {
-				return false
-			}
-			if hs != nil {
-				g.savedHS = hs
-			}
+	msgs := g.sendEarly(rd.Messages)
+	if hs != nil || len(rd.Entries) > 0 || snap != nil {
+		g.storage.Save(hs, rd.Entries, snap, g.onSaved)
+		if !g.awaitSave() {
+			return false
 		}
-		g.send(msgs)
 	}
+	g.send(msgs)
 	if snap != nil && !g.restore(snap) {
 		return false
 	}
@@ -491,11 +442,13 @@ func (g *Group) expireQueued() {
 // functions wait for the next turn. What Raft answers goes out after the
 // save, in the next Ready.
 func (g *Group) awaitSave() bool {
+	woken := false
 	for {
 		select {
 		case err := <-g.saved:
-			// Proposals and functions queued meanwhile signalled
-			// turnWake, which the next turn's select finds.
+			if woken {
+				g.signal() // proposals or functions may be waiting
+			}
 			if err != nil {
 				g.fail("raft state could not be persisted", err)
 				return false
@@ -504,7 +457,7 @@ func (g *Group) awaitSave() bool {
 		case <-g.stop:
 			return false
 		case <-g.wake:
-			g.saveWakes++
+			woken = true
 			g.mu.Lock()
 			msgs := g.msgs
 			g.msgs = g.spareMsgs

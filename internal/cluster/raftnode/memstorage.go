@@ -55,15 +55,6 @@ func (s *MemoryStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *r
 	return nil
 }
 
-// NoteCommit implements Storage: the hard state is set at once.
-func (s *MemoryStorage) NoteCommit(hs *raftpb.HardState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.removed {
-		_ = s.SetHardState(hs)
-	}
-}
-
 // Remove implements Storage: later Saves fail.
 func (s *MemoryStorage) Remove() error {
 	s.mu.Lock()

@@ -80,7 +80,7 @@ func (g *Group) enqueue(p proposal) {
 	g.props = append(g.props, p)
 	g.propBytes += len(p.data)
 	g.mu.Unlock()
-	g.signalTurn()
+	g.signal()
 }
 
 // Propose proposes data and waits until this node has applied it,

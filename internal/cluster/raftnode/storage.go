@@ -17,15 +17,6 @@ type Storage interface {
 	// groups' saves share one fsync. Entries become visible through the
 	// raft.Storage methods before done is called.
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, done func(error))
-	// NoteCommit records a hard state that differs from the last one
-	// saved only in its commit index (raft.MustSync is false). It need
-	// not be durable and returns without waiting: the storage keeps it
-	// and writes it with a later save. Raft's commit index is volatile
-	// (Raft paper, figure 2): a replica restarted with an older one
-	// learns the newer from its leader. Skipping the fsync here halves a
-	// busy group's fsyncs (each append's commit otherwise took a Ready
-	// and an fsync of its own on every replica), as etcd's server does.
-	NoteCommit(hs *raftpb.HardState)
 	// CreateSnapshot records the state machine's snapshot at index (with
 	// the configuration cs) and Compact drops the entries up to it. The
 	// storage may keep data: the caller must not change it afterwards.

@@ -27,9 +27,6 @@ type GroupStorage struct {
 	// recorded: a record of the group was made (or recovered), so the
 	// group counts in Groups.
 	recorded bool
-	// hsNoted: st.hs came from NoteCommit and no record holds it yet; the
-	// next save carries it.
-	hsNoted bool
 }
 
 // ID returns the group's id.
@@ -173,10 +170,7 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 	}
 	if hs != nil {
 		hs = proto.Clone(hs).(*raftpb.HardState)
-	} else if g.hsNoted {
-		hs = g.st.hs // a noted commit rides along (st.hs is never changed in place)
 	}
-	g.hsNoted = false
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
 	// Room for the entries' protobuf framing beyond sizeEstimate's, so the
 	// pooled buffer need not grow.
@@ -193,26 +187,6 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 	_ = g.st.applySave(hs, ents, snap, false) // checkSave made sure it applies
 	g.recorded = true
 	return nil
-}
-
-// NoteCommit implements raftnode.Storage: hs, which differs from the last
-// hard state saved only in its commit index, becomes the group's hard
-// state at once, without a record or an fsync of its own; the group's next
-// save (or checkpoint) writes it. A crash before then leaves the previous
-// commit index on disk, which is safe: Raft relearns the commit index
-// from the leader (raftnode raises a commit index found below the
-// snapshot's index to it, as a snapshot only covers committed entries).
-func (g *GroupStorage) NoteCommit(hs *raftpb.HardState) {
-	if hs == nil || raft.IsEmptyHardState(hs) {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.removed {
-		return
-	}
-	g.st.hs = proto.Clone(hs).(*raftpb.HardState)
-	g.hsNoted = true
 }
 
 // checkSave refuses what would corrupt the log: a snapshot older than the

@@ -280,7 +280,6 @@ func (w *WAL) rewrite(g *GroupStorage) {
 	}
 	if w.enqueue(pending{g: g, rec: buf, meta: metaOf(r)}) {
 		w.checkpoints.Add(1)
-		g.hsNoted = false // the checkpoint holds the noted hard state
 	}
 }
 
