@@ -58,6 +58,12 @@ func TestAddedReplicaCatchesUpBeforeNextSnapshot(t *testing.T) {
 	if err := g1.AddLearner(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot taken for the configuration change runs off the Raft
+	// loop: proposed at once, "after" could land in it (CI saw n == 0).
+	// The replica catches up from the snapshot first; "after" must then
+	// reach it as an entry, not in another snapshot.
+	caughtUp := g1.Status().Applied
+	tickUntil(t, fc, func() bool { return g2.Status().Applied >= caughtUp })
 	if _, err := g1.Propose(ctx, []byte("after")); err != nil {
 		t.Fatal(err)
 	}
