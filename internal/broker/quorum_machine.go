@@ -240,14 +240,19 @@ func (m *quorumMachine) expiry(q *qmsg) int64 {
 
 // newMsg makes a message of rec, which it keeps: the caller must not
 // change rec afterwards (an entry's bytes are never changed once
-// committed). Only the record's framing and properties up to the
-// expiration are checked here; a record that fails to decode where it is
-// delivered is refused there (deliverRecord).
+// committed). message.PeekRecord accepts exactly the records the decoder
+// accepts, so a record that could not be delivered is refused here, on
+// every replica alike (review10 Q2), as when every replica decoded it.
 func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
 	info, err := message.PeekRecord(rec)
 	if err != nil {
 		return nil, err
 	}
+	return m.msgOf(rec, info), nil
+}
+
+// msgOf makes a message of rec, which info describes.
+func (m *quorumMachine) msgOf(rec []byte, info message.RecordInfo) *qmsg {
 	q := &qmsg{rec: rec, published: info.Published, ttl: -1, size: int64(info.BodyLen)}
 	if len(info.Expiration) > 0 {
 		// As message.Message.TTL: milliseconds, a non-negative decimal;
@@ -257,7 +262,7 @@ func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
 		}
 	}
 	q.expires = m.expiry(q)
-	return q, nil
+	return q
 }
 
 func (m *quorumMachine) enqueue(rec []byte) error {

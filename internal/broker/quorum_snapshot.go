@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/tern-broker/tern/internal/message"
 )
 
 // A quorum machine's snapshot is its whole state, written in one
@@ -208,10 +210,13 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 			return nil, fmt.Errorf("%w: message id %d", errQSnapshot, id)
 		}
 		last = id
-		q, err := m.newMsg(rec)
+		// Only the framing: the record was accepted when it was enqueued,
+		// perhaps by a version that checked no more (newMsg).
+		info, err := message.PeekRecordFraming(rec)
 		if err != nil {
 			return nil, fmt.Errorf("%w: message %d: %v", errQSnapshot, id, err)
 		}
+		q := m.msgOf(rec, info)
 		q.id, q.count, q.acquired, q.delivered = id, count, acquired, delivered
 		m.msgs[id] = q
 		m.msgBytes += q.size
