@@ -76,7 +76,7 @@ func quorumConfigOf(a *queueArgs) quorumConfig {
 // it (decodeRecord), the others never do.
 type qmsg struct {
 	id  uint64
-	rec []byte // the message's record (message.AppendMessage); aliases the Raft entry, never changed
+	rec []byte // the message's record (message.AppendMessage); aliases the Raft entry until a snapshot copies it, never changed
 	// published and ttl are what expiry needs of the record: its
 	// publication (UnixNano) and its own expiration (-1: none or invalid).
 	published int64
@@ -86,6 +86,7 @@ type qmsg struct {
 	count     uint32 // failed deliveries: x-delivery-count, against x-delivery-limit
 	acquired  uint32 // times checked out (0: unknown, from a version 1 snapshot): names one delivery
 	delivered bool   // was checked out and came back: redelivered
+	own       bool   // rec is a copy of its own, not part of a Raft entry (appendSnapshot)
 	owner     *qconsumer
 }
 

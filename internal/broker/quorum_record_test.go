@@ -3,9 +3,55 @@ package broker
 import (
 	"bytes"
 	"testing"
+	"unsafe"
 
 	"github.com/tern-broker/tern/internal/message"
 )
+
+// review10 Q1: a message's record aliases its Raft entry (a batch of
+// proposals); a message that outlives a snapshot takes a copy of its own
+// there, so one leftover no longer keeps the whole entry alive once the
+// log is compacted. The snapshot's bytes do not change.
+func TestQuorumSnapshotCopiesRecordsOutOfTheirEntry(t *testing.T) {
+	t.Parallel()
+	m := newQuorumMachine(quorumConfig{maxLength: 1, maxBytes: -1, overflow: DropHead, deliveryLimit: -1})
+	// One entry holding eight enqueue commands, as a leader's batch does;
+	// x-max-length 1 keeps only the last message.
+	var entry []byte
+	var items [][2]int
+	body := bytes.Repeat([]byte("x"), 1024)
+	for i := range 8 {
+		at := len(entry)
+		entry = (&qcmd{kind: qcEnqueue, node: 1, record: message.AppendMessage(nil, &message.Message{Body: body, Published: int64(i + 1)})}).encode(entry)
+		items = append(items, [2]int{at, len(entry)})
+	}
+	for i, it := range items {
+		if err := m.Apply(uint64(i+1), entry[it[0]:it[1]]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(m.msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(m.msgs))
+	}
+	var q *qmsg
+	for _, q = range m.msgs {
+	}
+	inEntry := func() bool {
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(q.rec)))
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(entry)))
+		return p >= start && p < start+uintptr(cap(entry))
+	}
+	if !inEntry() {
+		t.Fatal("the record was copied at enqueue (a copy per message on every replica)")
+	}
+	before := snap(t, m)
+	if inEntry() {
+		t.Fatal("a message that outlived a snapshot still aliases its Raft entry")
+	}
+	if after := snap(t, m); !bytes.Equal(before, after) {
+		t.Fatal("copying the record changed the snapshot")
+	}
+}
 
 // review10 Q2: a record whose framing is sound but which the decoder
 // refuses (a malformed header table) is refused at enqueue, on every
