@@ -140,4 +140,3 @@ func (n *Node) refusedByEveryReachable() []string {
 // a node started without --join before it gives up: one more than needed,
 // so a member that counts it in but had not dialed it yet gets the time.
 const notAMemberRounds = 2
-
