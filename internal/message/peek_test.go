@@ -48,7 +48,7 @@ func TestPeekRecordRefusesWhatDecodeRefuses(t *testing.T) {
 		t.Fatal("header field not found in the record")
 	}
 	badTable := bytes.Clone(rec)
-	badTable[at+2] = '?' // an unknown field type
+	badTable[at+2] = '?'                                 // an unknown field type
 	badExt := append(bytes.Clone(rec), 9, 9, 9, 9, 9, 9) // an unknown extension version
 	for name, b := range map[string][]byte{"header table": badTable, "extension": badExt} {
 		if _, err := DecodeMessage(bytes.Clone(b)); err == nil {
