@@ -1,7 +1,7 @@
 package raftnode
 
 import (
-	"encoding/binary"
+	"math/bits"
 	"sync"
 )
 
@@ -15,26 +15,50 @@ import (
 // was a fresh allocation of up to a batch's size, zeroed and then
 // copied into, a few percent of a publishing node's CPU in clusterbench.
 
-// entryBufCap is the capacity of a pooled entry buffer: the largest batch
-// entry (appendProposals' bound for maxBatchBytes of data in at most
-// maxBatchItems items). A single proposal larger than this is written
-// into a buffer of its own, not pooled.
-const entryBufCap = maxBatchBytes + 1 + binary.MaxVarintLen64 + maxBatchItems*(binary.MaxVarintLen64+maxHeaderLen)
+// Entry buffers are pooled by size class, class k holding buffers of
+// minEntryBuf<<k bytes, up to the largest batch entry (appendProposals'
+// bound for maxBatchBytes of data in maxBatchItems items): a settlement's
+// few bytes do not take a batch-sized buffer, nor a batch a small one.
+// A smaller entry is allocated as before (a copy of a few hundred bytes
+// costs less than the pool); a larger one is not pooled.
+const (
+	minEntryBuf  = 4 << 10
+	entryClasses = 8 // up to minEntryBuf<<7 = 512 KiB
+)
 
-var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, entryBufCap); return &b }}
+var entryBufs [entryClasses]sync.Pool
 
 // entryBuf returns an empty buffer for an entry of up to n bytes: a pooled
-// one when n fits, and whether it is pooled.
+// one when n has a class, and whether it is pooled.
 func entryBuf(n int) ([]byte, bool) {
-	if n > entryBufCap {
+	if n < minEntryBuf/2 {
 		return make([]byte, 0, n), false
 	}
-	return (*entryBufs.Get().(*[]byte))[:0], true
+	k := 0
+	if n > minEntryBuf {
+		k = bits.Len(uint((n - 1) / minEntryBuf))
+	}
+	if k >= entryClasses {
+		return make([]byte, 0, n), false
+	}
+	if b, ok := entryBufs[k].Get().(*[]byte); ok {
+		return (*b)[:0], true
+	}
+	return make([]byte, 0, minEntryBuf<<k), true
 }
 
+// putEntryBuf gives b back to the class its capacity fills.
 func putEntryBuf(b []byte) {
+	c := cap(b)
+	if c < minEntryBuf {
+		return
+	}
+	k := bits.Len(uint(c/minEntryBuf)) - 1
+	if k >= entryClasses {
+		return
+	}
 	b = b[:0]
-	entryBufs.Put(&b)
+	entryBufs[k].Put(&b)
 }
 
 // holdEntryBuf keeps b, the data of an entry just proposed, until the

@@ -81,3 +81,23 @@ func TestPooledEntryBuffersKeepEveryPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryBufClasses: a buffer holds the size asked for, small entries
+// are not pooled, and a buffer given back goes to the class it fills.
+func TestEntryBufClasses(t *testing.T) {
+	for _, n := range []int{0, 100, minEntryBuf/2 - 1, minEntryBuf / 2, minEntryBuf, minEntryBuf + 1, 300 << 10, 512 << 10, 512<<10 + 1, 4 << 20} {
+		b, pooled := entryBuf(n)
+		if cap(b) < n || len(b) != 0 {
+			t.Fatalf("entryBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if want := n >= minEntryBuf/2 && n <= minEntryBuf<<(entryClasses-1); pooled != want {
+			t.Fatalf("entryBuf(%d): pooled %v, want %v", n, pooled, want)
+		}
+		if pooled && cap(b) > 2*max(n, minEntryBuf) {
+			t.Fatalf("entryBuf(%d): a buffer of %d, over twice the size", n, cap(b))
+		}
+		if pooled {
+			putEntryBuf(b)
+		}
+	}
+}
