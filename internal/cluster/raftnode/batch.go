@@ -46,13 +46,9 @@ func appendBatch(dst []byte, items [][]byte) []byte {
 
 // appendProposals is a batch entry of run, proposals of node me: each
 // item is written as its header and payload, straight into the entry
-// (building each item first cost a copy of every proposal).
-func appendProposals(me NodeID, run []*pending) []byte {
-	n := 1 + binary.MaxVarintLen64
-	for _, p := range run {
-		n += binary.MaxVarintLen64 + maxHeaderLen + len(p.data)
-	}
-	dst := make([]byte, 0, n)
+// (building each item first cost a copy of every proposal). dst should
+// have room for proposalsSize(run) bytes.
+func appendProposals(dst []byte, me NodeID, run []*pending) []byte {
 	dst = append(dst, batchVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(run)))
 	var hdr [maxHeaderLen]byte
@@ -62,6 +58,15 @@ func appendProposals(me NodeID, run []*pending) []byte {
 		dst = append(append(dst, h...), p.data...)
 	}
 	return dst
+}
+
+// proposalsSize bounds the length appendProposals makes of run.
+func proposalsSize(run []*pending) int {
+	n := 1 + binary.MaxVarintLen64
+	for _, p := range run {
+		n += binary.MaxVarintLen64 + maxHeaderLen + len(p.data)
+	}
+	return n
 }
 
 // batchSize is the length appendBatch makes of items.

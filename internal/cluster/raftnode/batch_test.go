@@ -156,7 +156,7 @@ func TestAppendProposalsIsABatchOfHeaderedItems(t *testing.T) {
 		items = append(items, encodeHeader(me, p.seq, p.data))
 	}
 	want := appendBatch(nil, items)
-	got := appendProposals(me, run)
+	got := appendProposals(nil, me, run)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("appendProposals: %d bytes, want the %d of appendBatch, equal", len(got), len(want))
 	}

@@ -76,6 +76,7 @@ type Group struct {
 	confState    *raftpb.ConfState // as of applied
 	lead         NodeID            // leader as last seen
 	state        raft.StateType    // role as last seen
+	entryBufs    [][]byte          // pooled entries proposed, until the next Ready is sent (propbuf.go)
 	spareMsgs    []*raftpb.Message // double buffers for the inbox
 	spareProp    []proposal
 	snapsSent    []NodeID
@@ -358,6 +359,7 @@ func (g *Group) runTicks() {
 
 // handleReady runs one Ready: persist, send, apply, Advance.
 func (g *Group) handleReady() bool {
+	held := len(g.entryBufs) // proposed before this Ready: sent with it
 	rd := g.rn.Ready()
 	if rd.SoftState != nil {
 		g.onSoftState(*rd.SoftState)
@@ -378,6 +380,7 @@ func (g *Group) handleReady() bool {
 		}
 	}
 	g.send(msgs)
+	g.releaseEntryBufs(held)
 	if snap != nil && !g.restore(snap) {
 		return false
 	}

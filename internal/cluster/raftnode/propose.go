@@ -168,9 +168,15 @@ func (g *Group) proposeEntry(run []*pending) bool {
 	case run[0].cc != nil:
 		err = g.rn.ProposeConfChange(run[0].cc)
 	case len(run) == 1:
-		err = g.rn.Propose(encodeHeader(g.h.cfg.ID, run[0].seq, run[0].data))
+		buf, pooled := entryBuf(maxHeaderLen + len(run[0].data))
+		buf = appendHeader(buf, g.h.cfg.ID, run[0].seq, run[0].data)
+		err = g.rn.Propose(buf)
+		g.keepEntryBuf(buf, pooled, err)
 	default:
-		err = g.rn.Propose(appendProposals(g.h.cfg.ID, run))
+		buf, pooled := entryBuf(proposalsSize(run))
+		buf = appendProposals(buf, g.h.cfg.ID, run)
+		err = g.rn.Propose(buf)
+		g.keepEntryBuf(buf, pooled, err)
 		g.h.stats.batched.Add(uint64(len(run)))
 	}
 	if errors.Is(err, raft.ErrProposalDropped) {
@@ -187,6 +193,19 @@ func (g *Group) proposeEntry(run []*pending) bool {
 		return false
 	}
 	return true
+}
+
+// keepEntryBuf holds a pooled entry buffer Raft took (err nil) until the
+// Ready that may forward it is sent, and gives back at once one it
+// refused (propbuf.go).
+func (g *Group) keepEntryBuf(buf []byte, pooled bool, err error) {
+	switch {
+	case !pooled:
+	case err == nil:
+		g.holdEntryBuf(buf)
+	default:
+		putEntryBuf(buf)
+	}
 }
 
 // noteTransfer records, on the leader, the transfer of leadership to to

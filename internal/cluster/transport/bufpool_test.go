@@ -40,6 +40,8 @@ func TestFrameBufClasses(t *testing.T) {
 // TestFrameReaderLargeFrames: frames of every size read back whole and
 // in order, a buffer up to keepBuf is reused by the next frame it holds
 // (no allocation), and a frame over keepBuf does not keep its buffer.
+// Raft frames of aliasFrom bytes or more get a buffer of their own
+// (alias.go), so the frames of the reuse checks are notifies.
 func TestFrameReaderLargeFrames(t *testing.T) {
 	sizes := []int{10, 3 << 20, 100, 3<<20 + 1, 5 << 20, keepBuf + 1, 20, readAhead * 4}
 	var stream bytes.Buffer
@@ -47,6 +49,9 @@ func TestFrameReaderLargeFrames(t *testing.T) {
 	for i, n := range sizes {
 		data := bytes.Repeat([]byte{byte(i + 1)}, n)
 		f, err := appendRaftBatch(nil, Group(i), []*raftpb.Message{msg(1, 2, uint64(i), data)})
+		if i%2 == 1 {
+			f, err = appendFrame(nil, frameNotify, 0, uint64(i), nil, data)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,12 +70,15 @@ func TestFrameReaderLargeFrames(t *testing.T) {
 		if sizes[i] == keepBuf+1 && cap(fr.buf) <= keepBuf {
 			t.Fatalf("frame %d: buffer of %d for %d bytes", i, cap(fr.buf), len(body))
 		}
+		if want := i%2 == 0 && len(body) >= aliasFrom; fr.own != want {
+			t.Fatalf("frame %d (%d bytes): own buffer %v, want %v", i, len(body), fr.own, want)
+		}
 	}
 	if _, _, err := fr.next(); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want EOF", err)
 	}
 	// A second frame that fits the buffer of the first allocates nothing.
-	f, _ := appendRaftBatch(nil, 1, []*raftpb.Message{msg(1, 2, 1, make([]byte, 2<<20))})
+	f, _ := appendFrame(nil, frameNotify, 0, 1, nil, make([]byte, 2<<20))
 	src := bytes.NewReader(nil)
 	fr = frameReader{r: bufio.NewReader(src), maxFrame: 64 << 20}
 	read := func() {

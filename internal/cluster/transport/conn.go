@@ -255,7 +255,7 @@ func (c *conn) readLoop() {
 		}
 		if err == nil {
 			c.p.bytesRecv.Add(uint64(headerLen + len(body)))
-			err = c.dispatch(h, body)
+			err = c.dispatch(h, body, fr.own)
 		}
 		if err != nil {
 			if errors.Is(err, errProtocol) {
@@ -279,11 +279,11 @@ func readErr(err error) error {
 }
 
 // dispatch handles one frame; an error closes the connection.
-func (c *conn) dispatch(h header, body []byte) error {
+func (c *conn) dispatch(h header, body []byte, own bool) error {
 	from := c.p.id
 	switch h.typ {
 	case frameRaft:
-		msgs, err := decodeRaftBatch(body)
+		msgs, err := decodeRaftBatch(body, own)
 		if err != nil {
 			return err
 		}

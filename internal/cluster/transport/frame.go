@@ -105,6 +105,10 @@ type frameReader struct {
 	maxSnap  int // for a Raft batch carrying a snapshot; below maxFrame: maxFrame
 	hdr      [headerLen]byte
 	buf      []byte
+	// own: the body next returned last is a buffer of its own, which no
+	// later frame reuses (a Raft frame of aliasFrom bytes or more): its
+	// messages may alias it (alias.go).
+	own bool
 }
 
 // keepBuf is the largest body buffer the reader keeps between frames; a
@@ -133,29 +137,47 @@ func (fr *frameReader) next() (header, []byte, error) {
 		return h, nil, err
 	}
 	n := int(h.len)
+	fr.own = h.typ == frameRaft && n >= aliasFrom
+	if fr.own {
+		// A buffer of its own, grown as the bytes arrive like the
+		// reused one, and never reused: the messages may alias it.
+		body, err := readBody(fr.r, nil, n)
+		return h, body, err
+	}
 	if cap(fr.buf) > keepBuf && n <= keepBuf {
 		fr.buf = nil
 	}
-	if cap(fr.buf) < n {
-		fr.buf = make([]byte, 0, min(n, max(readAhead, 2*cap(fr.buf))))
+	body, err := readBody(fr.r, fr.buf, n)
+	if body != nil {
+		fr.buf = body
 	}
-	fr.buf = fr.buf[:0]
-	for len(fr.buf) < n {
-		if len(fr.buf) == cap(fr.buf) {
-			nb := make([]byte, len(fr.buf), min(n, 4*cap(fr.buf)))
-			copy(nb, fr.buf)
-			fr.buf = nb
+	return h, body, err
+}
+
+// readBody reads n bytes into buf (its capacity reused when it is enough),
+// making room for at most readAhead bytes before they arrive and growing
+// fourfold as they do.
+func readBody(r *bufio.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) < n {
+		buf = make([]byte, 0, min(n, max(readAhead, 2*cap(buf))))
+	}
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, 4*cap(buf)))
+			copy(nb, buf)
+			buf = nb
 		}
-		m, err := fr.r.Read(fr.buf[len(fr.buf):min(n, cap(fr.buf))])
-		fr.buf = fr.buf[:len(fr.buf)+m]
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return h, nil, err
+			return nil, err
 		}
 	}
-	return h, fr.buf, nil
+	return buf, nil
 }
 
 // appendRaftBatch appends a frameRaft frame for msgs to b.
@@ -224,7 +246,9 @@ func appendFrame(b []byte, typ, kind uint8, id uint64, prefix, body []byte) ([]b
 }
 
 // decodeRaftBatch decodes a frameRaft body. It never panics on bad input.
-func decodeRaftBatch(body []byte) ([]*raftpb.Message, error) {
+// With alias (body is the frame's own buffer, never reused) the messages'
+// entries and contexts may point into body instead of being copied.
+func decodeRaftBatch(body []byte, alias bool) ([]*raftpb.Message, error) {
 	count, n := binary.Uvarint(body)
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: bad raft batch count", errProtocol)
@@ -242,6 +266,12 @@ func decodeRaftBatch(body []byte) ([]*raftpb.Message, error) {
 			return nil, fmt.Errorf("%w: bad raft message length in batch", errProtocol)
 		}
 		m := &raftpb.Message{}
+		if alias && decodeMessageAlias(body[n:n+int(size)], m) {
+			msgs = append(msgs, m)
+			body = body[n+int(size):]
+			continue
+		}
+		m = &raftpb.Message{}
 		if err := proto.Unmarshal(body[n:n+int(size)], m); err != nil {
 			return nil, fmt.Errorf("%w: raft message: %v", errProtocol, err)
 		}

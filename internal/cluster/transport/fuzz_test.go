@@ -41,7 +41,7 @@ func FuzzFrameDecoder(f *testing.F) {
 			}
 			switch h.typ {
 			case frameRaft:
-				msgs, err := decodeRaftBatch(body)
+				msgs, err := decodeRaftBatch(body, fr.own)
 				if err != nil {
 					if !errors.Is(err, errProtocol) {
 						t.Fatalf("raft batch error not a protocol error: %v", err)
@@ -52,7 +52,7 @@ func FuzzFrameDecoder(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				back, err := decodeRaftBatch(again[headerLen:])
+				back, err := decodeRaftBatch(again[headerLen:], false)
 				if err != nil || len(back) != len(msgs) {
 					t.Fatalf("re-encoded batch: %d messages, %v; want %d", len(back), err, len(msgs))
 				}

@@ -35,7 +35,9 @@ type Transport interface {
 	// SendRaft queues msgs for the peer and returns at once; when the
 	// peer is unreachable or its queue is full the messages are dropped
 	// (Raft retries) and the group is told through ReportUnreachable on
-	// its side.
+	// its side. It keeps neither msgs nor their bytes once it returns
+	// (it encodes them first): raftnode reuses the buffers of the
+	// entries a follower forwards.
 	SendRaft(to NodeID, group Group, msgs []*raftpb.Message)
 	// Request sends a request and waits for its reply or ctx.
 	Request(ctx context.Context, to NodeID, kind uint8, body []byte) ([]byte, error)

@@ -174,14 +174,21 @@ func (g *GroupStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *ra
 	r := &record{typ: recSave, group: g.id, hs: hs, snap: snap, ents: ents}
 	// Room for the entries' protobuf framing beyond sizeEstimate's, so the
 	// pooled buffer need not grow.
-	buf, err := encodeQueued(getRecBuf(recordRoom+int(r.sizeEstimate())+16*len(ents)+64), r)
+	var buf []byte
+	var parts [][]byte
+	var err error
+	if splitSave(r) { // large entries written from their own memory (saveparts.go)
+		buf, parts, err = encodeSaveParts(getRecBuf(recordRoom+64+48*len(ents)+int(r.sizeEstimate())-int(dataBytes(ents))), r)
+	} else {
+		buf, err = encodeQueued(getRecBuf(recordRoom+int(r.sizeEstimate())+16*len(ents)+64), r)
+	}
 	if err != nil {
 		return err
 	}
 	// Queued first, applied second, both under g.mu: the writer cannot
 	// complete the save before it is applied, as it takes g.mu to account
 	// for the record before calling done.
-	if !g.w.enqueue(pending{g: g, rec: buf, meta: metaOf(r), done: done}) {
+	if !g.w.enqueue(pending{g: g, rec: buf, parts: parts, meta: metaOf(r), done: done}) {
 		return ErrClosed
 	}
 	_ = g.st.applySave(hs, ents, snap, false) // checkSave made sure it applies
@@ -256,7 +263,9 @@ func (g *GroupStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data [
 	ch := make(chan error, 1)
 	p := pending{g: g, meta: metaOf(r), done: func(err error) { ch <- err }}
 	if len(data) >= splitSnapshotFrom {
-		p.rec, p.data, p.tail, err = encodeSnapshotParts(nil, g.id, snap)
+		var data, tail []byte
+		p.rec, data, tail, err = encodeSnapshotParts(nil, g.id, snap)
+		p.parts = [][]byte{data, tail}
 	} else {
 		p.rec, err = encodeQueued(nil, r)
 	}

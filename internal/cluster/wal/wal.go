@@ -72,6 +72,7 @@ type WAL struct {
 	activeSize int64
 	buf        []byte     // gathers a batch's small records (writeBatch)
 	recs       []*pending // the records of the batch being written
+	iov        [][]byte   // a batch's parts for writev (writeBatch)
 	maxBatch   int        // maxBatch; tests lower it
 
 	fsyncs, entries, records, bytes, syncNanos, deleted, checkpoints atomic.Uint64
@@ -82,11 +83,11 @@ type WAL struct {
 type pending struct {
 	g   *GroupStorage
 	rec []byte // recordRoom bytes, then the framed record (encodeQueued); nil for a save with nothing to write
-	// data and tail, when set, follow rec on disk: a snapshot record
-	// queued in parts (encodeSnapshotParts), its data not copied.
-	data, tail []byte
-	meta       recMeta
-	done       func(error)
+	// parts, when set, follow rec on disk: a record queued in parts,
+	// its large data not copied (encodeSnapshotParts, encodeSaveParts).
+	parts [][]byte
+	meta  recMeta
+	done  func(error)
 }
 
 const segExt = ".wal"

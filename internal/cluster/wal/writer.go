@@ -88,7 +88,10 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 		if p.rec == nil {
 			continue
 		}
-		n := len(p.rec) - recordRoom + len(p.data) + len(p.tail)
+		n := len(p.rec) - recordRoom
+		for _, part := range p.parts {
+			n += len(part)
+		}
 		if records > 0 && size+n > w.maxBatch {
 			batch, rest = batch[:i], append([]pending(nil), batch[i:]...)
 			break
@@ -141,7 +144,7 @@ func (w *WAL) commit(batch []pending) (rest []pending) {
 	w.recs = recs[:0]
 	for i := range batch {
 		putRecBuf(batch[i].rec) // written
-		batch[i].rec, batch[i].data, batch[i].tail = nil, nil, nil
+		batch[i].rec, batch[i].parts = nil, nil
 	}
 	finish(batch, nil)
 	if structural && len(w.segs) > 1 {
@@ -157,7 +160,7 @@ const bigRecord = 32 << 10
 
 // writeBatch writes one batch: a batch header for size bytes (header
 // included), then recs (each with recordRoom bytes in front, encodeQueued,
-// and maybe data and tail after it, encodeSnapshotParts).
+// and maybe parts after it, encodeSnapshotParts and encodeSaveParts).
 // The header goes into the first record's room, so a batch of one record
 // — one group's save, or a snapshot — is one write from that record's
 // buffer; in a batch of several, small records are gathered into w.buf
@@ -168,8 +171,24 @@ const bigRecord = 32 << 10
 func (w *WAL) writeBatch(recs []*pending, size int) error {
 	first := recs[0].rec
 	putBatchHeader(first[:batchHeaderLen], size-batchHeaderLen)
-	if len(recs) == 1 && recs[0].data == nil {
+	if len(recs) == 1 && len(recs[0].parts) == 0 {
 		_, err := w.active.Write(first)
+		return err
+	}
+	if v, ok := w.active.(rawFile); ok {
+		// The operating system's file: every part in one writev, none
+		// copied (writev.go).
+		iov := w.iov[:0]
+		for i, p := range recs {
+			rec := p.rec
+			if i > 0 {
+				rec = rec[recordRoom:]
+			}
+			iov = append(append(iov, rec), p.parts...)
+		}
+		err := writev(v, iov)
+		clear(iov)
+		w.iov = iov[:0]
 		return err
 	}
 	buf := w.buf[:0]
@@ -178,7 +197,11 @@ func (w *WAL) writeBatch(recs []*pending, size int) error {
 		if i > 0 {
 			rec = rec[recordRoom:]
 		}
-		for _, part := range [3][]byte{rec, p.data, p.tail} {
+		for j := -1; j < len(p.parts); j++ {
+			part := rec
+			if j >= 0 {
+				part = p.parts[j]
+			}
 			if len(part) < bigRecord {
 				buf = append(buf, part...)
 				continue
