@@ -503,14 +503,16 @@ func (b *quorumBackend) Restore(data []byte) error {
 // a quorum and applied here (a reject-publish refusal is an error: a
 // nack).
 func (b *quorumBackend) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
+	// One look under mu, not one here and one in propose: the group's
+	// goroutine holds mu while it applies, and every publish waited for
+	// it twice.
 	b.mu.Lock()
-	gone := b.deleted
+	gone, rl := b.deleted, b.rlog
 	b.mu.Unlock()
 	if gone {
 		return Dropped, false
 	}
-	c := &qcmd{kind: qcEnqueue, ts: m.Published, msg: m}
-	b.propose(c, func(res any, err error) {
+	fin := func(res any, err error) {
 		if done == nil {
 			return
 		}
@@ -523,7 +525,13 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 		if bc, ok := done.(message.BatchCompletion); ok {
 			bc.DurableBatchEnd()
 		}
-	})
+	}
+	if rl == nil {
+		fin(nil, errQuorumTimeout)
+		return Enqueued, done != nil
+	}
+	c := qcmd{kind: qcEnqueue, node: b.node, ts: m.Published, msg: m}
+	rl.Propose(c.encode(make([]byte, 0, c.sizeHint())), fin)
 	return Enqueued, done != nil
 }
 
