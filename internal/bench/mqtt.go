@@ -109,14 +109,8 @@ func (r *run) mqttProduce(ctx context.Context, id uint32) {
 		if ctx.Err() != nil {
 			break
 		}
-		if qos > 0 {
-			select { // the in-flight window, taken before publishing
-			case window <- struct{}{}:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
+		if qos > 0 && !takeSlot(ctx, window) { // the in-flight window, taken before publishing
+			break
 		}
 		body := make([]byte, r.cfg.Size) // Paho keeps the payload until sent
 		writeHeader(body, id, i, intended.UnixNano())

@@ -8,7 +8,7 @@ type ConsumerStatus uint8
 const (
 	// ConsumerUp: a consumer of a queue without single-active-consumer,
 	// and any consumer whose queue cannot tell (a classic queue held by
-	// another node: its node knows which consumer is active).
+	// another node that could not be asked).
 	ConsumerUp ConsumerStatus = iota
 	// ConsumerSingleActive: the consumer a single-active-consumer queue
 	// delivers to.
@@ -43,8 +43,21 @@ func (q *Queue) ConsumerStatus(c Consumer) ConsumerStatus {
 		return b.consumerStatus(c)
 	case *quorumBackend:
 		return b.consumerStatus(c)
+	case remoteBackend:
+		// A classic queue another node holds: that node's queue decides
+		// which consumer is active; the Forwarder asks it.
+		if f, ok := b.fwd.(ConsumerStatusForwarder); ok && q.args.singleActive {
+			return f.ConsumerStatus(q, c)
+		}
 	}
 	return ConsumerUp
+}
+
+// ConsumerStatusForwarder is a Forwarder that can ask a remote queue's
+// node for the status of a consumer it forwards there (/api/consumers).
+// ConsumerStatus is ConsumerUp when the node cannot tell or be asked.
+type ConsumerStatusForwarder interface {
+	ConsumerStatus(q *Queue, c Consumer) ConsumerStatus
 }
 
 // consumerStatus: the single active consumer of a classic queue is the

@@ -352,9 +352,10 @@ func (b *quorumBackend) deliverLocked() []qref {
 			if d.msg == nil {
 				msg, err := message.DecodeMessage(d.rec)
 				if err != nil {
-					// PeekRecord took it on every replica; it cannot
-					// be delivered: discarded through the log, so every
-					// replica drops it alike.
+					// PeekRecord refuses at enqueue what does not
+					// decode; a record an earlier version enqueued may
+					// still get here: discarded through the log, so
+					// every replica drops it alike.
 					b.vhost.broker.log.Error("quorum queue: a message's record does not decode: discarding it",
 						"queue", b.cfg.Name, "id", d.id, "err", err)
 					bad := []qref{{key: lc.key, id: d.id, acquired: d.acquired}}

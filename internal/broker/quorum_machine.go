@@ -76,7 +76,7 @@ func quorumConfigOf(a *queueArgs) quorumConfig {
 // it (decodeRecord), the others never do.
 type qmsg struct {
 	id  uint64
-	rec []byte // the message's record (message.AppendMessage); aliases the Raft entry, never changed
+	rec []byte // the message's record (message.AppendMessage); aliases the Raft entry until a snapshot copies it, never changed
 	// published and ttl are what expiry needs of the record: its
 	// publication (UnixNano) and its own expiration (-1: none or invalid).
 	published int64
@@ -86,6 +86,7 @@ type qmsg struct {
 	count     uint32 // failed deliveries: x-delivery-count, against x-delivery-limit
 	acquired  uint32 // times checked out (0: unknown, from a version 1 snapshot): names one delivery
 	delivered bool   // was checked out and came back: redelivered
+	own       bool   // rec is a copy of its own, not part of a Raft entry (appendSnapshot)
 	owner     *qconsumer
 	// prev and next link the messages checked out to owner (qconsumer.hold).
 	prev, next *qmsg
@@ -245,14 +246,19 @@ func (m *quorumMachine) expiry(q *qmsg) int64 {
 
 // newMsg makes a message of rec, which it keeps: the caller must not
 // change rec afterwards (an entry's bytes are never changed once
-// committed). Only the record's framing and properties up to the
-// expiration are checked here; a record that fails to decode where it is
-// delivered is refused there (deliverRecord).
+// committed). message.PeekRecord accepts exactly the records the decoder
+// accepts, so a record that could not be delivered is refused here, on
+// every replica alike (review10 Q2), as when every replica decoded it.
 func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
 	info, err := message.PeekRecord(rec)
 	if err != nil {
 		return nil, err
 	}
+	return m.msgOf(rec, info), nil
+}
+
+// msgOf makes a message of rec, which info describes.
+func (m *quorumMachine) msgOf(rec []byte, info message.RecordInfo) *qmsg {
 	q := &qmsg{rec: rec, published: info.Published, ttl: -1, size: int64(info.BodyLen)}
 	if len(info.Expiration) > 0 {
 		// As message.Message.TTL: milliseconds, a non-negative decimal;
@@ -262,7 +268,7 @@ func (m *quorumMachine) newMsg(rec []byte) (*qmsg, error) {
 		}
 	}
 	q.expires = m.expiry(q)
-	return q, nil
+	return q
 }
 
 func (m *quorumMachine) enqueue(rec []byte) error {

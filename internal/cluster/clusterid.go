@@ -402,6 +402,7 @@ func (n *Node) checkWhileStarting(ctx context.Context, cancel context.CancelCaus
 	defer n.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	refusedRounds := 0
 	for i := 0; ; i++ {
 		if _, r := n.checkIdentities(ctx); r != "" {
 			cancel(errors.New(r))
@@ -410,6 +411,14 @@ func (n *Node) checkWhileStarting(ctx context.Context, cancel context.CancelCaus
 		if i >= 4 && i%4 == 0 { // from 2 s on, every 2 s: lower peers that are up have dialed by then
 			n.probeLowerPeers(ctx) // removed_notice.go
 			n.warnNotMember()      // not_member.go
+			if names := n.refusedByEveryReachable(); len(names) > 0 && !n.cfg.Join {
+				if refusedRounds++; refusedRounds >= notAMemberRounds {
+					cancel(errNotAMember{n.notMemberHint(names)})
+					return
+				}
+			} else {
+				refusedRounds = 0
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -354,6 +354,10 @@ func (n *Node) Start(ctx context.Context, target meta.Target) error {
 			return err
 		}
 		if ctx.Err() != nil {
+			var nm errNotAMember
+			if errors.As(context.Cause(ctx), &nm) {
+				return fmt.Errorf("cluster: refusing to start after %v: %s", time.Since(start).Round(time.Second), nm.hint)
+			}
 			if names := n.notCountedIn(); len(names) > 0 {
 				return fmt.Errorf("cluster: the metadata group has no leader or quorum after %v: %s",
 					time.Since(start).Round(time.Second), n.notMemberHint(names))

@@ -108,3 +108,35 @@ func (n *Node) warnNotMember() {
 	}
 	n.log.Warn("this node is not a member of its peers' cluster: " + n.notMemberHint(names))
 }
+
+// errNotAMember ends Start's wait (checkWhileStarting cancels its context
+// with it) when a node started without --join is refused as an unknown
+// node id by every member it reaches: waiting the whole StartTimeout (2
+// minutes) changed nothing, the members do nothing with it.
+type errNotAMember struct{ hint string }
+
+func (e errNotAMember) Error() string { return e.hint }
+
+// refusedByEveryReachable names the members refusing this node as an
+// unknown node id when they are all the members it reaches: none is
+// connected (a member that counts it in accepts its handshake or dials
+// it). Members it cannot reach at all do not count either way.
+func (n *Node) refusedByEveryReachable() []string {
+	names := n.notCountedIn()
+	if len(names) == 0 {
+		return nil
+	}
+	st := n.tr.Stats()
+	for _, m := range n.members() {
+		if m.ID != n.cfg.Self.ID && st.Peers[m.ID].Connected {
+			return nil
+		}
+	}
+	return names
+}
+
+// notAMemberRounds is how many consecutive checks (2 s apart, after the
+// lower-id members were probed) must find every reachable member refusing
+// a node started without --join before it gives up: one more than needed,
+// so a member that counts it in but had not dialed it yet gets the time.
+const notAMemberRounds = 2

@@ -19,12 +19,27 @@ import (
 // block: a durable retained set, an alarm, a rate limit), with the same
 // non-blocking write its own acknowledgements get (outbox.Flush). What
 // the socket does not take goes to the writer as before. A delivery made
-// later, from the queue, finds the batch closed and goes the usual way.
+// later, from the queue, goes the usual way: a message carries the period
+// of the batch it was published in (batchPeriod), not the batch, and only
+// that period defers its deliveries.
 type writeBatch struct {
 	mu   sync.Mutex
 	open bool
 	outs []*outbox.Outbox
+	// cur is the period the messages published now carry; used (the
+	// owner's: the reader opening the batch) says a message took it, so
+	// the next begin starts another. Without periods a message queued for
+	// a slow subscriber and delivered later by another goroutine (a queue
+	// dispatch) found the event loop's burst open whenever the poller was
+	// between epoll_wait and its flush, and waited for the poller's whole
+	// batch of events (review10 F5). A period costs an allocation per
+	// opening that published something, not per message.
+	cur  *batchPeriod
+	used bool
 }
+
+// batchPeriod is one opening of a writeBatch: a message's Batch.
+type batchPeriod struct{ b *writeBatch }
 
 // maxBatchOutboxes bounds the outboxes one batch writes itself: a message
 // to many subscribers has the rest written by their writers, in parallel.
@@ -34,17 +49,29 @@ const maxBatchOutboxes = 16
 func (b *writeBatch) begin() {
 	b.mu.Lock()
 	b.open = true
+	if b.cur == nil || b.used {
+		b.cur, b.used = &batchPeriod{b: b}, false
+	}
 	b.mu.Unlock()
 }
 
+// period is what a message published now carries (the reader's
+// goroutine, the batch open): its deliveries are deferred until the batch
+// closes, and no later.
+func (b *writeBatch) period() *batchPeriod {
+	b.used = true
+	return b.cur
+}
+
 // appendTo appends a delivery to o, deferred to the batch's flush while
-// the batch is open and has room, else as AppendDelivery does. Appending
-// under the batch's lock means a flush that closed the batch has seen
-// every deferred append.
-func (b *writeBatch) appendTo(o *outbox.Outbox, add func([]byte) []byte) bool {
+// the period is the batch's open one and the batch has room, else as
+// AppendDelivery does. Appending under the batch's lock means a flush
+// that closed the batch has seen every deferred append.
+func (p *batchPeriod) appendTo(o *outbox.Outbox, add func([]byte) []byte) bool {
+	b := p.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.open {
+	if !b.open || b.cur != p {
 		return o.AppendDelivery(add)
 	}
 	known := false

@@ -22,7 +22,8 @@ func TestWriteBatchDefersUntilFlush(t *testing.T) {
 
 	var b writeBatch
 	b.begin()
-	if !b.appendTo(o, add("one,")) || !b.appendTo(o, add("two")) {
+	p := b.period()
+	if !p.appendTo(o, add("one,")) || !p.appendTo(o, add("two")) {
 		t.Fatal("deliveries refused")
 	}
 	if len(b.outs) != 1 {
@@ -41,7 +42,7 @@ func TestWriteBatchDefersUntilFlush(t *testing.T) {
 		t.Fatalf("after flush: %d outboxes listed, open %v", len(b.outs), b.open)
 	}
 	// Closed: the writer goroutine writes it, through the same inline write.
-	if !b.appendTo(o, add("three")) {
+	if !p.appendTo(o, add("three")) {
 		t.Fatal("delivery refused")
 	}
 	select {
@@ -52,19 +53,38 @@ func TestWriteBatchDefersUntilFlush(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a delivery through a closed batch was never written")
 	}
+	// Open again (review10 F5): a message of the earlier period (queued,
+	// delivered later by another goroutine) is not deferred to this one.
+	b.begin()
+	if b.period() == p {
+		t.Fatal("a batch opened again kept the period a message took")
+	}
+	if !p.appendTo(o, add("four")) {
+		t.Fatal("delivery refused")
+	}
+	select {
+	case s := <-inline:
+		if s != "four" {
+			t.Fatalf("writer wrote %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a delivery of an earlier period waited for the batch's flush")
+	}
+	b.flush(false)
 }
 
 // Past maxBatchOutboxes outboxes, a delivery goes to its writer at once.
 func TestWriteBatchBounded(t *testing.T) {
 	var b writeBatch
 	b.begin()
+	p := b.period()
 	for i := range maxBatchOutboxes + 1 {
 		a, peer := net.Pipe()
 		defer a.Close()
 		defer peer.Close()
 		go func() { _, _ = io.Copy(io.Discard, peer) }()
 		o := outbox.NewOnDemand(1<<20, a, func() {}, func(error) {})
-		if !b.appendTo(o, func(buf []byte) []byte { return append(buf, 'x') }) {
+		if !p.appendTo(o, func(buf []byte) []byte { return append(buf, 'x') }) {
 			t.Fatalf("delivery %d refused", i)
 		}
 	}

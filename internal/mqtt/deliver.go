@@ -135,7 +135,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 		return buf
 	}
 	var appended bool
-	if b, _ := m.Batch.(*writeBatch); b != nil {
+	if b, _ := m.Batch.(*batchPeriod); b != nil {
 		appended = b.appendTo(c.out, add) // the publisher's reader writes it (batch.go)
 	} else {
 		appended = c.out.AppendDelivery(add)

@@ -62,7 +62,13 @@ func (c *conn) serveReadable() {
 	case ended:
 		c.loop.runners.startEnd(c, reason)
 		return
-	case c.pastDeadline():
+	case !handoff && c.pastDeadline():
+		// A packet left to a runner came whole (consume stops only at a
+		// whole one): the client sent in time, and the runner handles it
+		// and moves lastPacket. Only a read that completed no packet, or
+		// a trickle that never completes one, lets the deadline stand
+		// (review10 F4: a SUBSCRIBE arriving just past 1.5 × the
+		// keep-alive, before the wheel's tick, was dropped unread).
 		c.loop.runners.start(c, true)
 		return
 	case n == space:

@@ -91,13 +91,13 @@ func (c *conn) publish(p *wire.Publish) error {
 	}
 	m := c.toMessage(p)
 	if c.inline {
-		m.Batch = &c.loop.burst // the poller flushes it after its burst of events
+		m.Batch = c.loop.burst.period() // the poller flushes it after its burst of events
 	} else {
 		if c.batch == nil {
 			c.batch = &writeBatch{}
 			c.batch.begin() // publish runs inside consume, which flushes it
 		}
-		m.Batch = c.batch
+		m.Batch = c.batch.period()
 	}
 	if p.Retain {
 		c.flushBatch() // the retained record's commit is waited for

@@ -190,6 +190,8 @@ func (f *Forwarder) HandleRequest(ctx context.Context, from uint64, kind uint8, 
 		return f.handleCounts(b, body)
 	case KindKeepalive:
 		return f.handleKeepalive(from, body)
+	case KindStatus:
+		return f.handleStatus(from, body)
 	}
 	return nil, fmt.Errorf("forward: unknown request kind %d", kind)
 }

@@ -13,6 +13,7 @@ const (
 	KindKeepalive uint8 = 70 // request: the client node's consumers are alive; reply: what the owner pushed
 	KindDeliver   uint8 = 71 // notify, owner → client: deliveries to forwarded consumers
 	KindCancelled uint8 = 72 // notify, owner → client: the owner removed a forwarded consumer
+	KindStatus    uint8 = 73 // request: forwarded consumers' single-active status; reply: one status each
 
 	kindFirst uint8 = 64
 	kindLast  uint8 = 127
