@@ -141,6 +141,9 @@ func (v *VHost) proposeLocked(c Command, fx *effects) error {
 		// Every replicated queue has an id, durable or not: a delete
 		// names the one queue it means by it (DeleteQueue.ID).
 		d.ID = NewQueueID()
+		if local, ok := v.broker.cfg.Replication.Quorum.(LocalQuorumIDs); ok && args.queueType == Quorum && clientLocal(d.Args) {
+			d.ID = local.LocalQueueID()
+		}
 		if args.queueType != Quorum {
 			d.Node = v.broker.cfg.Replication.Node
 		}

@@ -91,6 +91,20 @@ func checkQuorumLocked(v *VHost, cfg QueueConfig, a *queueArgs) error {
 	return nil
 }
 
+// clientLocal reports whether a quorum queue declared with args should be
+// led by the declaring node (LocalQuorumIDs): unless x-queue-leader-locator
+// asks for "balanced" (or the older "random" or "least-leaders"), where the
+// queue id alone spreads the leaders over the nodes. RabbitMQ's default is
+// client-local too. The argument is read once, at declaration; it is not
+// compared on redeclare.
+func clientLocal(args map[string]any) bool {
+	switch v, _ := args["x-queue-leader-locator"].(string); v {
+	case "balanced", "random", "least-leaders":
+		return false
+	}
+	return true
+}
+
 // NewQueueID returns a fresh id for a queue's log or Raft group. A
 // replicated DeclareQueue of a quorum queue must carry one chosen by the
 // node that proposes it (QueueDef.ID), so every node opens the same group.

@@ -181,11 +181,17 @@ func (b *quorumBackend) Apply(index uint64, data []byte) any {
 	b.m.dead = nil
 	var later []*qcmd
 	announce := false
+	var last *qlocal // most entries assign to one consumer: one map lookup per run
 	for _, d := range ds {
 		if d.node != b.node {
 			continue
 		}
-		if lc := b.local[d.key]; lc != nil {
+		lc := last
+		if lc == nil || lc.key != d.key {
+			lc = b.local[d.key]
+		}
+		if lc != nil {
+			last = lc
 			lc.pending = append(lc.pending, d)
 		} else if !b.deleted && d.key != b.getKey && uint32(d.key>>32) == b.epoch && !b.ghosts[d.key] {
 			// A consumer this run made and no longer has (its consume
@@ -291,10 +297,11 @@ func (b *quorumBackend) deadLetters(dead []qdead) {
 // whether any consumer is left.
 func (b *quorumBackend) reconcileLocked() bool {
 	gone := func(q *qconsumer, id uint64, acq uint32) bool {
-		if q == nil || q.out[id] == nil {
+		msg := b.m.heldBy(q, id)
+		if msg == nil {
 			return true
 		}
-		return acq != 0 && q.out[id].acquired != 0 && q.out[id].acquired != acq
+		return acq != 0 && msg.acquired != 0 && msg.acquired != acq
 	}
 	for key, lc := range b.closing {
 		q := b.m.consumer(b.node, key)
@@ -460,9 +467,9 @@ func (b *quorumBackend) Restore(data []byte) error {
 		for _, d := range lc.pending {
 			known[d.id] = true
 		}
-		for _, id := range sortedOut(q) {
+		for _, m := range sortedOut(q) {
+			id := m.id
 			if _, held := lc.held[id]; !known[id] && !held {
-				m := q.out[id]
 				lc.pending = append(lc.pending, qdelivery{node: b.node, key: key, id: id, rec: m.rec,
 					redelivered: m.redelivered(), count: m.count, acquired: m.acquired, remaining: b.m.ready.len()})
 			}
@@ -497,14 +504,16 @@ func (b *quorumBackend) Restore(data []byte) error {
 // a quorum and applied here (a reject-publish refusal is an error: a
 // nack).
 func (b *quorumBackend) publish(m *message.Message, done message.Completion, token uint64) (PublishOutcome, bool) {
+	// One look under mu, not one here and one in propose: the group's
+	// goroutine holds mu while it applies, and every publish waited for
+	// it twice.
 	b.mu.Lock()
-	gone := b.deleted
+	gone, rl := b.deleted, b.rlog
 	b.mu.Unlock()
 	if gone {
 		return Dropped, false
 	}
-	c := &qcmd{kind: qcEnqueue, ts: m.Published, msg: m}
-	b.propose(c, func(res any, err error) {
+	fin := func(res any, err error) {
 		if done == nil {
 			return
 		}
@@ -517,7 +526,13 @@ func (b *quorumBackend) publish(m *message.Message, done message.Completion, tok
 		if bc, ok := done.(message.BatchCompletion); ok {
 			bc.DurableBatchEnd()
 		}
-	})
+	}
+	if rl == nil {
+		fin(nil, errQuorumTimeout)
+		return Enqueued, done != nil
+	}
+	c := qcmd{kind: qcEnqueue, node: b.node, ts: m.Published, msg: m}
+	rl.Propose(c.encode(make([]byte, 0, c.sizeHint())), fin)
 	return Enqueued, done != nil
 }
 
@@ -795,9 +810,7 @@ func (b *quorumBackend) close(ifUnused, ifEmpty bool) (int, []Consumer, error) {
 	b.stopTimersLocked()
 	// The messages leave memory with the queue; entries still in flight
 	// apply to an empty machine that accounts nothing.
-	for _, q := range b.m.msgs {
-		b.m.bodyOut(q.size)
-	}
+	b.m.msgs.each(func(q *qmsg) { b.m.bodyOut(q.size) })
 	b.m = newQuorumMachine(b.m.cfg)
 	rl := b.rlog
 	b.mu.Unlock()

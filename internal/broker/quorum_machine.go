@@ -34,8 +34,8 @@ type quorumMachine struct {
 	rr        uint64 // round-robin position among consumers
 	uses      uint64 // x-expires: how often a checkout, a cancel, a get or a redeclare (touch) used the queue
 
-	msgs       map[uint64]*qmsg
-	ready      qring // ordered by id
+	msgs       qindex // every message, by id
+	ready      qring  // ordered by id
 	readyBytes int64
 	msgBytes   int64 // size of every message in msgs (StateSize)
 	unacked    int
@@ -88,6 +88,8 @@ type qmsg struct {
 	delivered bool   // was checked out and came back: redelivered
 	own       bool   // rec is a copy of its own, not part of a Raft entry (appendSnapshot)
 	owner     *qconsumer
+	// prev and next link the messages checked out to owner (qconsumer.hold).
+	prev, next *qmsg
 }
 
 func (m *qmsg) redelivered() bool { return m.delivered || m.count > 0 }
@@ -110,11 +112,14 @@ type qconsumer struct {
 	priority  int32
 	status    qstatus
 	exclusive bool
-	out       map[uint64]*qmsg
+	// first heads the list of the messages checked out to it (hold,
+	// release); nout counts them.
+	first *qmsg
+	nout  int
 }
 
 func (c *qconsumer) hasCredit() bool {
-	return c.status == qsUp && (c.prefetch == 0 || len(c.out) < int(c.prefetch))
+	return c.status == qsUp && (c.prefetch == 0 || c.nout < int(c.prefetch))
 }
 
 // qdelivery is an assignment for the consumer's node to deliver: the
@@ -154,7 +159,7 @@ var (
 )
 
 func newQuorumMachine(cfg quorumConfig) *quorumMachine {
-	return &quorumMachine{cfg: cfg, msgs: map[uint64]*qmsg{}, nextOrder: 1}
+	return &quorumMachine{cfg: cfg, nextOrder: 1}
 }
 
 // Apply applies one committed entry and returns its result for the
@@ -278,7 +283,7 @@ func (m *quorumMachine) enqueue(rec []byte) error {
 	}
 	q.id = m.nextID
 	m.nextID++
-	m.msgs[q.id] = q
+	m.msgs.add(q)
 	m.msgBytes += q.size
 	if m.bodyIn != nil {
 		m.bodyIn(q.size)
@@ -302,7 +307,7 @@ func (m *quorumMachine) popReady() *qmsg {
 // dead-lettering it when the queue has a dead-letter exchange (reason ""
 // for none: a purge).
 func (m *quorumMachine) drop(q *qmsg, reason string) {
-	delete(m.msgs, q.id)
+	m.msgs.remove(q)
 	m.msgBytes -= q.size
 	if m.bodyOut != nil {
 		m.bodyOut(q.size)
@@ -358,19 +363,9 @@ func (m *quorumMachine) checkout(c *qcmd) error {
 		}
 	}
 	m.consumers = append(m.consumers, &qconsumer{node: c.node, key: c.key, order: m.nextOrder, prefetch: c.prefetch,
-		priority: c.priority, status: qsUp, exclusive: exclusive, out: map[uint64]*qmsg{}})
+		priority: c.priority, status: qsUp, exclusive: exclusive})
 	m.nextOrder++
 	return nil
-}
-
-// sortedOut returns the ids a consumer holds, ascending.
-func sortedOut(q *qconsumer) []uint64 {
-	ids := make([]uint64, 0, len(q.out))
-	for id := range q.out {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 // returnMsg puts a checked-out message back in the ready list at its
@@ -378,8 +373,7 @@ func sortedOut(q *qconsumer) []uint64 {
 // (an explicit return by a consumer), after which a message past the
 // delivery limit is dead-lettered (or dropped) instead.
 func (m *quorumMachine) returnMsg(q *qmsg, delivered, counted bool) {
-	delete(q.owner.out, q.id)
-	q.owner = nil
+	q.owner.release(q)
 	m.unacked--
 	q.delivered = q.delivered || delivered
 	if counted {
@@ -396,7 +390,7 @@ func (m *quorumMachine) returnMsg(q *qmsg, delivered, counted bool) {
 // removeIfDone forgets a consumer that takes no more messages once it
 // holds none.
 func (m *quorumMachine) removeIfDone(q *qconsumer) {
-	if len(q.out) > 0 || q.status == qsUp || q.status == qsDown {
+	if q.nout > 0 || q.status == qsUp || q.status == qsDown {
 		return
 	}
 	m.removeConsumer(q)
@@ -431,10 +425,10 @@ func (m *quorumMachine) cancel(c *qcmd) {
 	// would be first deliveries after them, out of publish order. A
 	// cancel-at keeps a message only from the delivery its node handed
 	// out, not from a later one (returned and assigned to it again).
-	for _, id := range sortedOut(q) {
-		acq, kept := keep[id]
-		if !kept || (acq != 0 && q.out[id].acquired != 0 && q.out[id].acquired != acq) {
-			m.returnMsg(q.out[id], true, false)
+	for _, msg := range sortedOut(q) {
+		acq, kept := keep[msg.id]
+		if !kept || (acq != 0 && msg.acquired != 0 && msg.acquired != acq) {
+			m.returnMsg(msg, true, false)
 		}
 	}
 	q.status = qsCancelled
@@ -452,7 +446,7 @@ func (m *quorumMachine) cancel(c *qcmd) {
 // same consumer again, or the entry is a retry of one that applied —
 // finds nothing, so every settlement applies at most once.
 func (m *quorumMachine) owned(node uint64, r qref) *qmsg {
-	q := m.msgs[r.id]
+	q := m.msgs.get(r.id)
 	if q == nil || q.owner == nil || q.owner.node != node || q.owner.key != r.key {
 		return nil
 	}
@@ -466,9 +460,8 @@ func (m *quorumMachine) settle(c *qcmd) {
 	for _, r := range c.refs {
 		if q := m.owned(c.node, r); q != nil {
 			owner := q.owner
-			delete(owner.out, q.id)
+			owner.release(q)
 			m.unacked--
-			q.owner = nil
 			m.drop(q, "")
 			m.removeIfDone(owner)
 		}
@@ -494,9 +487,8 @@ func (m *quorumMachine) discard(c *qcmd) {
 	for _, r := range c.refs {
 		if q := m.owned(c.node, r); q != nil {
 			owner := q.owner
-			delete(owner.out, q.id)
+			owner.release(q)
 			m.unacked--
-			q.owner = nil
 			m.drop(q, "rejected")
 			m.removeIfDone(owner)
 		}
@@ -518,12 +510,11 @@ func (m *quorumMachine) get(c *qcmd) *qgot {
 	}
 	holder := m.consumer(c.node, c.key)
 	if holder == nil {
-		holder = &qconsumer{node: c.node, key: c.key, order: m.nextOrder, status: qsGet, out: map[uint64]*qmsg{}}
+		holder = &qconsumer{node: c.node, key: c.key, order: m.nextOrder, status: qsGet}
 		m.nextOrder++
 		m.consumers = append(m.consumers, holder)
 	}
-	q.owner = holder
-	holder.out[q.id] = q
+	holder.hold(q)
 	m.unacked++
 	return g
 }
@@ -544,8 +535,8 @@ func (m *quorumMachine) nodeDown(node uint64) {
 		if q.node != node {
 			continue
 		}
-		for _, id := range sortedOut(q) {
-			m.returnMsg(q.out[id], true, false)
+		for _, msg := range sortedOut(q) {
+			m.returnMsg(msg, true, false)
 		}
 		if q.status == qsUp {
 			q.status = qsDown
@@ -568,8 +559,8 @@ func (m *quorumMachine) dropEpochsOtherThan(node uint64, epoch uint32) {
 		if q.node != node || uint32(q.key>>32) == epoch {
 			continue
 		}
-		for _, id := range sortedOut(q) {
-			m.returnMsg(q.out[id], true, false)
+		for _, msg := range sortedOut(q) {
+			m.returnMsg(msg, true, false)
 		}
 		m.removeConsumer(q)
 	}
@@ -627,9 +618,8 @@ func (m *quorumMachine) assign() {
 			return
 		}
 		msg := m.popReady()
-		msg.owner = q
+		q.hold(msg)
 		msg.acquired++
-		q.out[msg.id] = msg
 		m.unacked++
 		m.deliveries = append(m.deliveries, qdelivery{node: q.node, key: q.key, id: msg.id, rec: msg.rec,
 			redelivered: msg.redelivered(), count: msg.count, acquired: msg.acquired, remaining: m.ready.len()})
@@ -651,7 +641,7 @@ func (m *quorumMachine) liveConsumers() int {
 func (m *quorumMachine) consumerNodes() []uint64 {
 	var nodes []uint64
 	for _, q := range m.consumers {
-		if (q.status != qsDown || len(q.out) > 0) && !slices.Contains(nodes, q.node) {
+		if (q.status != qsDown || q.nout > 0) && !slices.Contains(nodes, q.node) {
 			nodes = append(nodes, q.node)
 		}
 	}

@@ -131,9 +131,8 @@ func snap(t testing.TB, m *quorumMachine) []byte {
 func checkInvariants(t testing.TB, m *quorumMachine) {
 	t.Helper()
 	var msgBytes int64
-	for _, q := range m.msgs {
-		msgBytes += q.size
-	}
+	m.msgs.each(func(q *qmsg) { msgBytes += q.size })
+	m.msgs.check(t)
 	if msgBytes != m.msgBytes {
 		t.Fatalf("msgBytes %d, messages hold %d", m.msgBytes, msgBytes)
 	}
@@ -145,7 +144,7 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 	var last *qmsg
 	for i := 0; i < m.ready.len(); i++ {
 		q := m.ready.at(i)
-		if q.owner != nil || m.msgs[q.id] != q || (last != nil && last.id >= q.id) {
+		if q.owner != nil || m.msgs.get(q.id) != q || (last != nil && last.id >= q.id) {
 			t.Fatalf("ready list broken at %d (id %d)", i, q.id)
 		}
 		last = q
@@ -153,24 +152,29 @@ func checkInvariants(t testing.TB, m *quorumMachine) {
 		readyBytes += q.size
 	}
 	for _, c := range m.consumers {
-		for id, q := range c.out {
-			if q.owner != c || m.msgs[id] != q || q.acquired == 0 {
-				t.Fatalf("consumer %d/%x holds %d wrongly (acquired %d)", c.node, c.key, id, q.acquired)
+		n := 0
+		for q := c.first; q != nil; q = q.next {
+			if q.owner != c || m.msgs.get(q.id) != q || q.acquired == 0 || (q.next != nil && q.next.prev != q) {
+				t.Fatalf("consumer %d/%x holds %d wrongly (acquired %d)", c.node, c.key, q.id, q.acquired)
 			}
 			unacked++
+			n++
+		}
+		if n != c.nout || (c.first != nil && c.first.prev != nil) {
+			t.Fatalf("consumer %d/%x lists %d messages, counts %d", c.node, c.key, n, c.nout)
 		}
 	}
-	if ready+unacked != len(m.msgs) || unacked != m.unacked || readyBytes != m.readyBytes {
-		t.Fatalf("counts: %d ready + %d out != %d messages; unacked %d; bytes %d vs %d", ready, unacked, len(m.msgs), m.unacked, readyBytes, m.readyBytes)
+	if ready+unacked != m.msgs.len() || unacked != m.unacked || readyBytes != m.readyBytes {
+		t.Fatalf("counts: %d ready + %d out != %d messages; unacked %d; bytes %d vs %d", ready, unacked, m.msgs.len(), m.unacked, readyBytes, m.readyBytes)
 	}
 	// What the last Apply assigned went to consumers with room for it,
 	// and with a single active consumer, to that one alone.
 	for _, d := range m.deliveries {
-		if q := m.msgs[d.id]; q != nil && q.owner != nil && q.owner.node == d.node && q.owner.key == d.key && q.acquired != d.acquired {
+		if q := m.msgs.get(d.id); q != nil && q.owner != nil && q.owner.node == d.node && q.owner.key == d.key && q.acquired != d.acquired {
 			t.Fatalf("delivery %d names acquired %d, the message has %d", d.id, d.acquired, q.acquired)
 		}
 		c := m.consumer(d.node, d.key)
-		if c == nil || c.status != qsUp || (c.prefetch > 0 && len(c.out) > int(c.prefetch)) {
+		if c == nil || c.status != qsUp || (c.prefetch > 0 && c.nout > int(c.prefetch)) {
 			t.Fatalf("delivery %d to %d/%x beyond its credit", d.id, d.node, d.key)
 		}
 		if m.cfg.singleActive && c != m.active {
@@ -293,8 +297,8 @@ func TestQuorumMachineScenario(t *testing.T) {
 	apply(qcmd{kind: qcReturn, node: 2, refs: []qref{{key: k2, id: 0}, {key: k2, id: 1}}})
 	apply(qcmd{kind: qcReturn, node: 2, refs: []qref{{key: k2, id: 0}, {key: k2, id: 1}}})
 	// Two returns each: past the limit of 1, both are dead-lettered.
-	if len(m.msgs) != 0 || len(m.dead) != 2 || m.dead[0].reason != "delivery_limit" {
-		t.Fatalf("msgs %d dead %+v", len(m.msgs), m.dead)
+	if m.msgs.len() != 0 || len(m.dead) != 2 || m.dead[0].reason != "delivery_limit" {
+		t.Fatalf("msgs %d dead %+v", m.msgs.len(), m.dead)
 	}
 	ids := slices.Collect(func(yield func(uint64) bool) {
 		for _, d := range m.deliveries {

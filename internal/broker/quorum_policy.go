@@ -81,9 +81,7 @@ func (m *quorumMachine) setConfig(c quorumConfig) {
 	ttlChanged := c.ttl != m.cfg.ttl || c.hasTTL != m.cfg.hasTTL
 	m.cfg = c
 	if ttlChanged {
-		for _, q := range m.msgs {
-			q.expires = m.expiry(q)
-		}
+		m.msgs.each(func(q *qmsg) { q.expires = m.expiry(q) })
 	}
 	if c.overflow == DropHead {
 		for m.ready.len() > 0 && ((c.maxLength >= 0 && int64(m.ready.len()) > c.maxLength) ||

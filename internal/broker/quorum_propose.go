@@ -284,8 +284,15 @@ func mergeable(a, b *qcmd) bool {
 // inflightLocked counts refs as settlements in flight for their
 // consumers; b.mu is held.
 func (b *quorumBackend) inflightLocked(refs []qref) {
-	for _, r := range refs {
-		b.inflight[r.key]++
+	// By runs of one key (a consumer's acks come together): one map
+	// operation per run rather than per message.
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].key == refs[i].key {
+			j++
+		}
+		b.inflight[refs[i].key] += j - i
+		i = j
 	}
 }
 
@@ -308,13 +315,21 @@ func (b *quorumBackend) settlementDone(refs []qref) {
 		b.mu.Unlock()
 		return
 	}
-	for _, r := range refs {
-		if b.inflight[r.key]--; b.inflight[r.key] > 0 {
+	for i := 0; i < len(refs); {
+		key := refs[i].key
+		j := i + 1
+		for j < len(refs) && refs[j].key == key {
+			j++
+		}
+		n := b.inflight[key] - (j - i)
+		i = j
+		if n > 0 {
+			b.inflight[key] = n
 			continue
 		}
-		delete(b.inflight, r.key)
-		if lc := b.closing[r.key]; lc != nil {
-			delete(b.closing, r.key)
+		delete(b.inflight, key)
+		if lc := b.closing[key]; lc != nil {
+			delete(b.closing, key)
 			cancels = append(cancels, cancelOf(lc))
 		}
 	}

@@ -148,9 +148,7 @@ func runQuorumRandom(t *testing.T, seed uint64) {
 	b.mu.Lock()
 	checkInvariants(t, b.m)
 	inQueue := map[string]bool{}
-	for _, q := range b.m.msgs {
-		inQueue[string(recBody(q.rec))] = true
-	}
+	b.m.msgs.each(func(q *qmsg) { inQueue[string(recBody(q.rec))] = true })
 	b.mu.Unlock()
 	confirmed := 0
 	for i := range published {

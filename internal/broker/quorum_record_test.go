@@ -30,12 +30,10 @@ func TestQuorumSnapshotCopiesRecordsOutOfTheirEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(m.msgs) != 1 {
-		t.Fatalf("%d messages, want 1", len(m.msgs))
+	if m.msgs.len() != 1 {
+		t.Fatalf("%d messages, want 1", m.msgs.len())
 	}
-	var q *qmsg
-	for _, q = range m.msgs {
-	}
+	q := m.msgs.sorted()[0]
 	inEntry := func() bool {
 		p := uintptr(unsafe.Pointer(unsafe.SliceData(q.rec)))
 		start := uintptr(unsafe.Pointer(unsafe.SliceData(entry)))
@@ -76,8 +74,8 @@ func TestQuorumMachineRefusesAnUndecodableRecord(t *testing.T) {
 	if err, _ := m.Apply(1, (&qcmd{kind: qcEnqueue, node: 1, record: bad}).encode(nil)).(error); err == nil {
 		t.Fatal("an undecodable record was enqueued")
 	}
-	if len(m.msgs) != 0 || m.nextID != 0 {
-		t.Fatalf("the refused record left %d messages, next id %d", len(m.msgs), m.nextID)
+	if m.msgs.len() != 0 || m.nextID != 0 {
+		t.Fatalf("the refused record left %d messages, next id %d", m.msgs.len(), m.nextID)
 	}
 
 	if err := m.Apply(2, (&qcmd{kind: qcEnqueue, node: 1, record: good}).encode(nil)); err != nil {
@@ -90,7 +88,7 @@ func TestQuorumMachineRefusesAnUndecodableRecord(t *testing.T) {
 	if err := r.Restore(s); err != nil {
 		t.Fatalf("a snapshot holding a record enqueued before the check: %v", err)
 	}
-	if len(r.msgs) != 1 {
-		t.Fatalf("restored %d messages, want 1", len(r.msgs))
+	if r.msgs.len() != 1 {
+		t.Fatalf("restored %d messages, want 1", r.msgs.len())
 	}
 }

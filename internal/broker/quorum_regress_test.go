@@ -144,19 +144,19 @@ func TestQuorumMachineSettlementsApplyOnce(t *testing.T) {
 	ret := qcmd{kind: qcReturnAt, node: 1, flags: qfFailed, refs: []qref{{key: key, id: 0, acquired: 1}}}
 	apply(ret)
 	apply(ret)
-	if len(m.dead) != 0 || m.msgs[0] == nil || m.msgs[0].count != 1 || m.msgs[0].owner == nil || m.msgs[0].acquired != 2 {
-		t.Fatalf("a return applied twice: dead %d, msg %+v", len(m.dead), m.msgs[0])
+	if len(m.dead) != 0 || m.msgs.get(0) == nil || m.msgs.get(0).count != 1 || m.msgs.get(0).owner == nil || m.msgs.get(0).acquired != 2 {
+		t.Fatalf("a return applied twice: dead %d, msg %+v", len(m.dead), m.msgs.get(0))
 	}
 	for _, k := range []qcmdKind{qcSettleAt, qcDiscardAt} {
 		apply(qcmd{kind: k, node: 1, refs: []qref{{key: key, id: 0, acquired: 1}}})
-		if m.msgs[0] == nil || m.msgs[0].owner == nil {
+		if m.msgs.get(0) == nil || m.msgs.get(0).owner == nil {
 			t.Fatalf("a stale %d settled the next delivery", k)
 		}
 	}
 	// A cancel keeping the first delivery does not keep the second.
 	apply(qcmd{kind: qcCancelAt, node: 1, key: key, keep: []qref{{id: 0, acquired: 1}}})
-	if m.msgs[0].owner != nil || m.ready.len() != 1 || m.msgs[0].count != 1 {
-		t.Fatalf("after the cancel: msg %+v", m.msgs[0])
+	if m.msgs.get(0).owner != nil || m.ready.len() != 1 || m.msgs.get(0).count != 1 {
+		t.Fatalf("after the cancel: msg %+v", m.msgs.get(0))
 	}
 }
 

@@ -9,11 +9,13 @@ package broker
 // counts them in flight.
 func (b *quorumBackend) refsLocked(ds []Delivery) []qref {
 	refs := make([]qref, len(ds))
+	var lc *qlocal
 	for i, d := range ds {
 		refs[i] = qref{key: d.qkey, id: d.Seq, acquired: d.qacq}
-		lc := b.local[d.qkey]
-		if lc == nil {
-			lc = b.closing[d.qkey]
+		if lc == nil || lc.key != d.qkey { // the deliveries of one call are mostly one consumer's
+			if lc = b.local[d.qkey]; lc == nil {
+				lc = b.closing[d.qkey]
+			}
 		}
 		if lc != nil {
 			delete(lc.held, d.Seq)

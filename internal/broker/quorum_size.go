@@ -13,5 +13,5 @@ func (b *quorumBackend) StateSize() uint64 {
 }
 
 func (m *quorumMachine) stateSize() uint64 {
-	return uint64(128 + 34*len(m.consumers) + len(m.msgs)*(29+4+recordSlack) + int(m.msgBytes))
+	return uint64(128 + 34*len(m.consumers) + m.msgs.len()*(29+4+recordSlack) + int(m.msgBytes))
 }

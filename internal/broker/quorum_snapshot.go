@@ -43,7 +43,8 @@ func (m *quorumMachine) appendSnapshot(dst []byte) []byte {
 	// buffer by appends copied it about twice over (26.5 MB allocated
 	// for a 4.3 MB snapshot, BenchmarkQuorumSnapshot).
 	size := 128 + 34*len(m.consumers)
-	for _, q := range m.msgs {
+	msgs := m.msgs.sorted()
+	for _, q := range msgs {
 		size += 29 + 4 + len(q.rec)
 	}
 	buf := append(slices.Grow(dst, size), quorumSnapshotVersion)
@@ -67,15 +68,9 @@ func (m *quorumMachine) appendSnapshot(dst []byte) []byte {
 		buf = be.AppendUint32(buf, uint32(q.priority))
 		buf = append(buf, byte(q.status), boolByte(q.exclusive))
 	}
-	ids := make([]uint64, 0, len(m.msgs))
-	for id := range m.msgs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	buf = be.AppendUint32(buf, uint32(len(ids)))
-	for _, id := range ids {
-		q := m.msgs[id]
-		buf = be.AppendUint64(buf, id)
+	buf = be.AppendUint32(buf, uint32(len(msgs)))
+	for _, q := range msgs {
+		buf = be.AppendUint64(buf, q.id)
 		buf = be.AppendUint32(buf, q.count)
 		buf = be.AppendUint32(buf, q.acquired)
 		buf = append(buf, boolByte(q.delivered))
@@ -125,14 +120,10 @@ func (m *quorumMachine) Restore(data []byte) error {
 		return err
 	}
 	if m.bodyOut != nil {
-		for _, q := range m.msgs {
-			m.bodyOut(q.size)
-		}
+		m.msgs.each(func(q *qmsg) { m.bodyOut(q.size) })
 	}
 	if m.bodyIn != nil {
-		for _, q := range n.msgs {
-			m.bodyIn(q.size)
-		}
+		n.msgs.each(func(q *qmsg) { m.bodyIn(q.size) })
 	}
 	m.cfg = n.cfg
 	m.now, m.nextID, m.nextOrder, m.rr, m.uses = n.now, n.nextID, n.nextOrder, n.rr, n.uses
@@ -190,7 +181,7 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 	byOrder := map[uint64]*qconsumer{}
 	for range nc {
 		q := &qconsumer{node: r.u64(), key: r.u64(), order: r.u64(), prefetch: r.u32(), priority: int32(r.u32()),
-			status: qstatus(r.u8()), exclusive: r.u8() != 0, out: map[uint64]*qmsg{}}
+			status: qstatus(r.u8()), exclusive: r.u8() != 0}
 		if q.order == 0 || q.order >= m.nextOrder || byOrder[q.order] != nil || q.status < qsUp || q.status > qsGet ||
 			(len(m.consumers) > 0 && m.consumers[len(m.consumers)-1].order >= q.order) {
 			return nil, fmt.Errorf("%w: consumer", errQSnapshot)
@@ -235,17 +226,18 @@ func decodeQSnapshot(cfg quorumConfig, data []byte) (*quorumMachine, error) {
 		q := m.msgOf(rec, info)
 		q.own = true
 		q.id, q.count, q.acquired, q.delivered = id, count, acquired, delivered
-		m.msgs[id] = q
+		m.msgs.add(q)
 		m.msgBytes += q.size
 		if owner == 0 {
 			m.ready.pushBack(q)
 			m.readyBytes += q.size
 			continue
 		}
-		if q.owner = byOrder[owner]; q.owner == nil {
+		c := byOrder[owner]
+		if c == nil {
 			return nil, fmt.Errorf("%w: message %d owner", errQSnapshot, id)
 		}
-		q.owner.out[id] = q
+		c.hold(q)
 		m.unacked++
 	}
 	if r.err == nil && len(r.b) != 0 {

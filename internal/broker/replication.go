@@ -39,6 +39,17 @@ type QuorumGroups interface {
 	Open(def QueueDef, m ReplicatedMachine) (ReplicatedLog, error)
 }
 
+// LocalQuorumIDs is implemented by QuorumGroups that can choose a new
+// quorum queue's id (QueueDef.ID) so that this node is the group's
+// preferred leader: the first voter of the queue's placement, which
+// campaigns first and gets leadership back after a failover. A queue
+// declared so is led by the node its declaring client is on (RabbitMQ's
+// client-local leader locator, its default), and that client's publishes
+// reach the leader without a hop to another node.
+type LocalQuorumIDs interface {
+	LocalQueueID() string
+}
+
 // ReplicatedLog is one quorum queue's Raft group as seen from this node.
 type ReplicatedLog interface {
 	// Propose replicates data and calls done once it is committed on a

@@ -67,9 +67,7 @@ func Placement(queueID string, members []Member, size int) (voters, learners []u
 	if len(candidates) == 0 {
 		return nil, learners
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(queueID))
-	start := int(h.Sum64() % uint64(len(candidates)))
+	start := placementStart(queueID, len(candidates))
 	for i := range candidates {
 		id := candidates[(start+i)%len(candidates)]
 		if i < size {
@@ -80,4 +78,37 @@ func Placement(queueID string, members []Member, size int) (voters, learners []u
 	}
 	slices.Sort(learners)
 	return voters, learners
+}
+
+// placementStart is the position among n candidates at which Placement
+// starts the voters of queueID: its first voter, the preferred leader.
+func placementStart(queueID string, n int) int {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(queueID))
+	return int(h.Sum64() % uint64(n))
+}
+
+// localQueueID returns a fresh queue id (broker.NewQueueID) whose
+// placement among members starts at self, so self is the queue's
+// preferred leader; a random one when self is not a voting member. Each
+// try succeeds with probability 1/candidates: 64 per candidate fail with
+// a probability below e^-64.
+func localQueueID(self uint64, members []Member, newID func() string) string {
+	var candidates []uint64
+	for _, m := range members {
+		if !m.Standby {
+			candidates = append(candidates, m.ID)
+		}
+	}
+	slices.Sort(candidates)
+	at := slices.Index(candidates, self)
+	if at < 0 {
+		return newID()
+	}
+	for range 64 * len(candidates) {
+		if id := newID(); placementStart(id, len(candidates)) == at {
+			return id
+		}
+	}
+	return newID()
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/tern-broker/tern/internal/broker"
 )
 
 func members(n int, standby ...uint64) []Member {
@@ -67,5 +69,36 @@ func TestQuorumGroupIDNeverTheMetadataGroup(t *testing.T) {
 			t.Fatalf("group %d for queue %d", g, i)
 		}
 		seen[g] = true
+	}
+}
+
+// TestLocalQueueIDLeadsWhereDeclared: the id localQueueID chooses makes
+// the declaring node the first voter (the preferred leader) of its
+// placement, for every node, with standbys among the members; a standby
+// (not a voter anywhere) gets a plain id.
+func TestLocalQueueIDLeadsWhereDeclared(t *testing.T) {
+	for _, ms := range [][]Member{members(3), members(5), members(4, 200)} {
+		for _, m := range ms {
+			for range 50 {
+				id := localQueueID(m.ID, ms, broker.NewQueueID)
+				v, _ := Placement(id, ms, 3)
+				if m.Standby {
+					if len(id) != 24 {
+						t.Fatalf("standby %d: id %q", m.ID, id)
+					}
+					continue
+				}
+				if v[0] != m.ID {
+					t.Fatalf("members %v: id %q chosen for %d is first led by %d (voters %v)", ms, id, m.ID, v[0], v)
+				}
+			}
+		}
+	}
+	// A generator that never lands on the node gives up after a bounded
+	// number of tries and returns a plain id.
+	tries := 0
+	id := localQueueID(100, members(3), func() string { tries++; return "fixed" })
+	if id != "fixed" || tries != 64*3+1 {
+		t.Fatalf("id %q after %d tries", id, tries)
 	}
 }

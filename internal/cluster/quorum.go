@@ -53,6 +53,13 @@ func (q quorumGroups) Open(def broker.QueueDef, m broker.ReplicatedMachine) (bro
 	return r, nil
 }
 
+// LocalQueueID implements broker.LocalQuorumIDs: a new quorum queue's id
+// that makes this node its preferred leader, so the queue is led where it
+// was declared (client-local).
+func (q quorumGroups) LocalQueueID() string {
+	return localQueueID(q.n.cfg.Self.ID, q.n.members(), broker.NewQueueID)
+}
+
 // replicatedLog is broker.ReplicatedLog over one raftnode.Group.
 type replicatedLog struct {
 	n  *Node
