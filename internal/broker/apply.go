@@ -291,6 +291,9 @@ func (v *VHost) applyDeleteQueueLocked(c DeleteQueue, fx *effects) {
 	}
 	v.queues.delete(c.Name)
 	v.queueGen.Add(1)
+	if cb, ok := q.backend.(*classicBackend); ok {
+		cb.noteGone() // once Live says it is gone
+	}
 	if !q.cfg.Internal {
 		v.counted--
 	}

@@ -51,6 +51,7 @@ type Broker struct {
 	snapMu      sync.Mutex  // one definitions snapshot at a time
 	meta        metaWaiters // cluster: this node's proposals awaiting their application (meta.go)
 	stats       counters
+	activity    activity     // queues whose rates moved, for the management API's sampler (queue_activity.go)
 	queuedBytes atomic.Int64 // accounted memory of queued messages
 	memPeak     atomic.Int64 // highest queuedBytes since the last release to the OS
 	release     memRelease

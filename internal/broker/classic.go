@@ -56,8 +56,9 @@ type classicBackend struct {
 	paging            bool // a page-in is reading bodies (classic_page.go)
 	pageWanted        bool // dispatch stopped at a paged-out head
 	mu                sync.Mutex
-	levels            []deque  // ready messages, one deque per priority level (index = priority)
-	one               [1]deque // levels' array when the queue has no priorities
+	rateMark          atomic.Uint32 // the rate sampler's view of it (queue_activity.go); beside mu, in its padding
+	levels            []deque       // ready messages, one deque per priority level (index = priority)
+	one               [1]deque      // levels' array when the queue has no priorities
 	readyCount        int
 	readySize         int64 // body bytes of the ready messages
 	memBytes          int64 // bodies of ready messages held in memory
@@ -206,6 +207,7 @@ func (q *classicBackend) publish(m *message.Message, done message.Completion, to
 	}
 	q.nextSeq++
 	q.extraLocked().stats.Published++
+	q.noteActive()
 	q.vhost.broker.bodyIn(e.size)
 	if q.readyCount == 0 && q.pacerLocked() == nil && q.tryDeliverLocked(&e) {
 		q.mu.Unlock()
@@ -233,6 +235,7 @@ func (q *classicBackend) pushReadyLocked(e entry) {
 	q.levels[e.level].pushBack(e)
 	q.readyCount++
 	q.readySize += e.size
+	q.noteActive()
 }
 
 // overLimitForLocked reports whether accepting m would exceed a length limit.
@@ -270,6 +273,7 @@ func (q *classicBackend) popOldestLowLocked() entry {
 
 func (q *classicBackend) popLevelLocked(i int) entry {
 	e := q.levels[i].popFront()
+	q.noteActive()
 	q.readyCount--
 	q.readySize -= e.size
 	if e.msg != nil {
@@ -349,6 +353,7 @@ func (q *classicBackend) countDeliveryLocked(e *entry, noAck bool) {
 	st.delivered.Add(1)
 	ex := q.extraLocked()
 	ex.stats.Delivered++
+	q.noteActive()
 	if e.redelivered {
 		st.redelivered.Add(1)
 		ex.stats.Redelivered++
@@ -395,6 +400,9 @@ func (q *classicBackend) restoreLocked(stored []message.StoredMessage) {
 	}
 	q.vhost.broker.pagedIn(len(stored))
 	q.nextSeq = q.log.NextSeq()
+	if len(stored) > 0 {
+		q.noteActive()
+	}
 	q.armExpiryLocked()
 }
 
@@ -488,6 +496,7 @@ func (q *classicBackend) dropRefusedLocked() {
 			if e.persisted && e.msg == nil && refused(e.seq) {
 				q.readyCount--
 				q.readySize -= e.size
+				q.noteActive()
 				q.settle(e.seq, e.size, false, true)
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 func (q *classicBackend) ack(ds []Delivery) {
 	var dead []deadLetter
 	q.mu.Lock()
+	q.noteActive()
 	for _, d := range ds {
 		q.unacked--
 		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)
@@ -26,6 +27,7 @@ func (q *classicBackend) ack(ds []Delivery) {
 // order, marked redelivered, and dispatches them again.
 func (q *classicBackend) requeue(ds []Delivery, _ bool) {
 	q.mu.Lock()
+	q.noteActive()
 	q.unacked -= len(ds)
 	if q.deleted {
 		// Nowhere to go back to: the messages are gone with the queue.
@@ -65,6 +67,7 @@ func (q *classicBackend) requeue(ds []Delivery, _ bool) {
 func (q *classicBackend) reject(ds []Delivery) {
 	var dead []deadLetter
 	q.mu.Lock()
+	q.noteActive()
 	for _, d := range ds {
 		q.unacked--
 		q.settle(d.Seq, d.Msg.Size(), true, d.persisted)

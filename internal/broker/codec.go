@@ -87,8 +87,10 @@ func EncodeCommand(c Command) []byte {
 	case DeclareQueue:
 		j = cmdJSON{Op: "declare_queue", VHost: c.VHost, Name: c.Name, ID: c.ID, AutoDelete: c.AutoDelete, Args: encodeArgs(c.Args),
 			Transient: !c.Durable, Exclusive: c.Exclusive, Owner: c.Owner, Node: c.Node}
+		return appendQueueCmd(make([]byte, 0, 128+len(j.Name)+len(j.Args)), &j) // codec_queue.go
 	case DeleteQueue:
 		j = cmdJSON{Op: "delete_queue", VHost: c.VHost, Name: c.Name, ID: c.ID}
+		return appendQueueCmd(make([]byte, 0, 96+len(j.Name)), &j)
 	case Bind:
 		j = bindingCmd("bind", c.BindingDef)
 	case Unbind:

@@ -88,10 +88,22 @@ func BenchmarkSample10kQueues(b *testing.B) {
 		}
 	}
 	s := newRateSampler(Sources{Broker: br.Stats, API: &API{Broker: br}}, nil)
+	var sc broker.RouteScratch
+	s.sample() // the first reads every queue
+	var sampling time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
+		// 100 of them (1%) take a message between two samples.
+		for i := range 100 {
+			if _, err := v.Publish(&sc, &message.Message{RoutingKey: "q" + itoaInt(i*100), Body: []byte("m")}, nil, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
 		s.sample()
+		sampling += time.Since(t0)
 	}
+	b.ReportMetric(float64(sampling.Microseconds())/float64(b.N), "sample-us/op")
 }
 
 func itoaInt(i int) string { return itoa(i) }
@@ -122,4 +134,118 @@ func TestRatesSkipUnusedQueues(t *testing.T) {
 	if r := s.queueRate(qkey{"/", "idle"}); r.Publish != 3 || r.Ready != 3 {
 		t.Errorf("6 publishes in 2 s to a queue unused before: %+v, want publish and ready 3/s", r)
 	}
+}
+
+// A sample reads the queues that moved since the last one, and those whose
+// rates fall to zero now, not every queue: 1,000 idle queues cost nothing
+// once read. What only changes a queue's depth (a purge, a get) is seen,
+// and the node's ready and unacked gauges stay the broker's sum of every
+// queue's counts through publishes, deliveries and deletes.
+func TestRatesReadOnlyQueuesThatMoved(t *testing.T) {
+	b := broker.New(broker.Config{})
+	v := b.VHost("/")
+	for i := range 1000 {
+		if _, err := v.DeclareQueue(broker.QueueConfig{Name: "idle" + itoaInt(i)}, false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := v.DeclareQueue(broker.QueueConfig{Name: n}, false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1_700_000_000, 0)
+	s := newRateSampler(Sources{Broker: b.Stats, API: &API{Broker: b}}, func() time.Time { return now })
+	var sc broker.RouteScratch
+	publish := func(q string, n int) {
+		for range n {
+			if _, err := v.Publish(&sc, &message.Message{RoutingKey: q, Body: []byte("m")}, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tick := func() {
+		now = now.Add(time.Second)
+		s.sample()
+	}
+	gauges := func(when string) {
+		t.Helper()
+		st := b.Stats()
+		s.mu.Lock()
+		r, u := s.ready, s.unacked
+		s.mu.Unlock()
+		if r != st.MessagesReady || u != st.MessagesUnacked {
+			t.Errorf("%s: sampler's ready %d, unacked %d; broker's %d, %d", when, r, u, st.MessagesReady, st.MessagesUnacked)
+		}
+	}
+	s.sample()
+	if s.read < 1002 {
+		t.Fatalf("first sample read %d queues, want all 1002", s.read)
+	}
+	publish("a", 4)
+	publish("b", 2)
+	tick()
+	if s.read != 2 {
+		t.Errorf("2 queues published to: %d read", s.read)
+	}
+	gauges("after publishes")
+	qa, _ := v.Queue("a", 0)
+	d, ok := qa.Get(false)
+	if !ok {
+		t.Fatal("no message")
+	}
+	tick()
+	if r := s.queueRate(qkey{"/", "a"}); r.Publish != 0 || r.Deliver != 1 || r.Ready != -1 || r.Unacked != 1 {
+		t.Errorf("a after a get: %+v", r)
+	}
+	if r := s.queueRate(qkey{"/", "b"}); r.Publish != 0 || r.Messages != 0 {
+		t.Errorf("b idle for a second: %+v, want zero rates", r)
+	}
+	gauges("after a get")
+	qa.Ack(d)
+	tick() // the ack
+	tick() // a's rates fall to zero
+	if s.read != 1 {
+		t.Errorf("one queue's rates to zero: %d queues read", s.read)
+	}
+	tick()
+	if s.read != 0 {
+		t.Errorf("nothing moved for a second: %d queues read", s.read)
+	}
+	if r := s.queueRate(qkey{"/", "a"}); r != (queueRateView{}) {
+		t.Errorf("a idle: %+v", r)
+	}
+	gauges("idle")
+	qb, _ := v.Queue("b", 0)
+	qb.Purge()
+	tick()
+	if r := s.queueRate(qkey{"/", "b"}); r.Messages != -2 || r.Ready != -2 {
+		t.Errorf("b purged of 2 in a second: %+v", r)
+	}
+	gauges("after a purge")
+	publish("idle7", 3)
+	if _, err := v.DeleteQueue("a", false, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	tick()
+	gauges("after a delete")
+	if _, ok := s.queues[qkey{"/", "a"}]; ok {
+		t.Error("a deleted queue's rates kept")
+	}
+	if r := s.queueRate(qkey{"/", "idle7"}); r.Publish != 3 {
+		t.Errorf("a queue idle until now, 3 publishes: %+v", r)
+	}
+	// A queue deleted and declared again under its name counts afresh.
+	if _, err := v.DeleteQueue("idle7", false, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.DeclareQueue(broker.QueueConfig{Name: "idle7"}, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	publish("idle7", 1)
+	tick()
+	if r := s.queueRate(qkey{"/", "idle7"}); r.Publish != 1 || r.Ready != 1 {
+		t.Errorf("idle7 declared again, 1 publish: %+v", r)
+	}
+	gauges("after a queue declared again")
 }

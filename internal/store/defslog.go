@@ -84,6 +84,12 @@ type defsLog struct {
 	appended uint64 // sequence number of the last appended record
 	durable  uint64 // … of the last fsynced record
 	writing  bool   // a waiter is writing outside mu
+	// flight is the write in progress (nil: none): a waiter whose
+	// record it carries waits for its done and returns without taking mu
+	// again, so a write's end wakes only those waiters, not a herd
+	// contending for mu (a persistent-session connect storm keeps about
+	// 127 handshakes waiting here).
+	flight *defsFlight
 	// snapshotting holds waiters back while a snapshot, not the log,
 	// is what makes the last records durable.
 	snapshotting bool
@@ -100,6 +106,13 @@ type defsLog struct {
 
 	// recovered are the commands found at open, replayed by the broker.
 	recovered []CommandRecord
+}
+
+// defsFlight is one write of buffered records and its fdatasync.
+type defsFlight struct {
+	target uint64        // the last record it carries
+	done   chan struct{} // closed when it ended
+	err    error         // set before done closes: nil once target is durable
 }
 
 // CommandRecord is one command read back from the definitions log: the
@@ -271,10 +284,20 @@ func (l *defsLog) append(payload []byte) (uint64, error) {
 // sync returns once record seq is fsynced, writing it if no one else is.
 func (l *defsLog) sync(seq uint64) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for l.durable < seq {
 		if l.broken != nil {
-			return l.broken
+			err := l.broken
+			l.mu.Unlock()
+			return err
+		}
+		if f := l.flight; f != nil && seq <= f.target {
+			l.mu.Unlock()
+			<-f.done
+			if f.err == nil {
+				return nil // durable up to f.target
+			}
+			l.mu.Lock()
+			continue
 		}
 		if l.writing || l.snapshotting {
 			l.cond.Wait()
@@ -282,6 +305,7 @@ func (l *defsLog) sync(seq uint64) error {
 		}
 		l.writeLocked()
 	}
+	l.mu.Unlock()
 	return nil
 }
 
@@ -291,6 +315,8 @@ func (l *defsLog) writeLocked() {
 	l.writing = true
 	data, f, target := l.buf, l.f, l.appended
 	end, alloc := l.end, l.alloc
+	flight := &defsFlight{target: target, done: make(chan struct{})}
+	l.flight = flight
 	l.buf, l.spare = l.spare[:0], nil
 	l.mu.Unlock()
 	var err error
@@ -312,9 +338,12 @@ func (l *defsLog) writeLocked() {
 	l.spare = data[:0]
 	if err != nil {
 		l.broken = fmt.Errorf("store: writing the definitions log: %w", err)
+		flight.err = l.broken
 	} else if target > l.durable {
 		l.durable = target
 	}
+	l.flight = nil
+	close(flight.done)
 	l.cond.Broadcast()
 }
 
