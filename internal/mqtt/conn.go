@@ -40,6 +40,7 @@ type conn struct {
 	lastPacket  time.Time     // when the last whole packet came
 	lastWake    int64         // UnixNano of the last wake-up (run)
 	lingerUntil time.Time     // the read deadline linger set; zero: none
+	hold        *gateHold     // set by the runner of a gated run (runners.loop): its handshake place
 	// inline.go: inline is set while the event loop's goroutine serves
 	// the connection; handoff, that consume stopped at a packet the loop
 	// must not handle; ready, that pending holds whole packets for the

@@ -121,36 +121,19 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		c.expiry = neverExpires
 	}
 
-	if old := c.srv.claim(c); old != nil {
-		old.kick(wire.SessionTakenOver)
-		select {
-		case <-old.finished:
-		case <-time.After(5 * time.Second):
-			// The old connection is still tearing down (a stalled
-			// disk…): going on would let two connections use the
-			// session's queue and QoS 2 state at once. The client
-			// tries again.
-			c.srv.unclaim(c, old)
-			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
-		}
-		if !c.srv.stillClaimed(c) {
-			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
-		}
-	}
-	if c.kicked.Load() != 0 {
-		// A newer CONNECT of the client id (here or on another node)
-		// took it over while this one waited, or the server is stopping:
-		// this CONNECT must not go on to take the id from the other nodes
-		// (that would end the newer connection) nor open the session it
-		// no longer owns. The connection closes without CONNACK, as a
-		// connected one taken over closes.
-		c.srv.release(c)
-		return errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
-	}
-	if cl := c.srv.cfg.Cluster; cl != nil {
-		if err := c.takeOverCluster(cl); err != nil {
+	// The takeover may wait (on an older connection here, on the other
+	// nodes): past a grace the handshake's place goes to the next
+	// (handshakes.go).
+	old := c.srv.claim(c)
+	cl := c.srv.cfg.Cluster
+	y := c.yieldGate(old != nil || cl != nil)
+	refused, err := c.takeOver(old, cl)
+	y.end(err == nil)
+	if err != nil {
+		if refused {
 			return refuse(wire.ServerUnavailable, err.Error())
 		}
+		return err
 	}
 	// The session is in use: no expiry countdown until the client leaves.
 	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
@@ -204,6 +187,46 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		return err
 	}
 	return nil
+}
+
+// takeOver ends the connections of the client id that c took over (claim):
+// old, an older connection here, and any on the other nodes (cl). It
+// fails refused when the CONNECT is to be answered Server unavailable (an
+// older connection still closing), or not refused when the connection is
+// to close without CONNACK (it lost the client id meanwhile).
+func (c *conn) takeOver(old *conn, cl Cluster) (refused bool, err error) {
+	if old != nil {
+		old.kick(wire.SessionTakenOver)
+		select {
+		case <-old.finished:
+		case <-time.After(5 * time.Second):
+			// The old connection is still tearing down (a stalled
+			// disk…): going on would let two connections use the
+			// session's queue and QoS 2 state at once. The client
+			// tries again.
+			c.srv.unclaim(c, old)
+			return true, errors.New("the session's previous connection is still closing")
+		}
+		if !c.srv.stillClaimed(c) {
+			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
+		}
+	}
+	if c.kicked.Load() != 0 {
+		// A newer CONNECT of the client id (here or on another node)
+		// took it over while this one waited, or the server is stopping:
+		// this CONNECT must not go on to take the id from the other nodes
+		// (that would end the newer connection) nor open the session it
+		// no longer owns. The connection closes without CONNACK, as a
+		// connected one taken over closes.
+		c.srv.release(c)
+		return false, errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
+	}
+	if cl != nil {
+		if err := c.takeOverCluster(cl); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 // authenticate checks the CONNECT's credentials against Tern's users; with
