@@ -175,12 +175,22 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	c.mu.Lock()
 	c.send(ack)
 	c.acked = true
-	if r := c.kicked.Load(); r != 0 && c.v == wire.V5 {
+	r := c.kicked.Load()
+	if r != 0 {
 		// Kicked since the check above: kick left the DISCONNECT to go
 		// after the CONNACK [MQTT-3.2.0-2]; the connection then ends.
-		c.send(&wire.Disconnect{ReasonCode: byte(r)})
+		c.stopped = true
+		if c.v == wire.V5 {
+			c.send(&wire.Disconnect{ReasonCode: byte(r)})
+		}
 	}
 	c.mu.Unlock()
+	if r != 0 {
+		// Nothing may follow the DISCONNECT [MQTT-3.14.4-1], and the
+		// session's messages are for the connection that took it over:
+		// no PUBREL resent, no consume (teardown follows).
+		return nil
+	}
 	c.resendReleased()
 	if err := c.startConsuming(); err != nil {
 		c.sessionLost(err)
