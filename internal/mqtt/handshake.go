@@ -140,6 +140,19 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		c.srv.release(c)
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
+	if c.srv.cfg.Cluster != nil && !c.srv.holds(c) {
+		// Another node's CONNECT took the client id over since this one
+		// was admitted (TakenOver): its node keeps the session's clock,
+		// and the entry just recorded here as connected would arm a
+		// countdown at this node's next restart, deleting the session
+		// under the client (review11 F4). TakenOver's own drop (moved)
+		// may have come before the record: drop it again (forget: the
+		// same drop, written before the handshake ends). The
+		// connection, kicked, closes without CONNACK.
+		c.srv.expiry.forget(c.clientID)
+		c.srv.release(c)
+		return errors.New("taken over by a CONNECT of the same client id on another node")
+	}
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
 		c.srv.release(c)

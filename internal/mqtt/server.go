@@ -346,6 +346,13 @@ func (s *Server) stillClaimed(c *conn) bool {
 	return s.active[c.clientID] == c
 }
 
+// holds reports whether c holds its client id.
+func (s *Server) holds(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[c.clientID] == c
+}
+
 // claim makes c the connection of its client id and returns the one it
 // takes over, if any. A delayed will of the client id is cancelled when c
 // resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
