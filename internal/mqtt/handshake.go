@@ -137,7 +137,7 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	}
 	// The session is in use: no expiry countdown until the client leaves.
 	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
-		c.srv.release(c)
+		c.refused()
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	if c.srv.cfg.Cluster != nil && !c.srv.holds(c) {
@@ -155,14 +155,14 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	}
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
-		c.srv.release(c)
+		c.refused()
 		if broker.IsQueueLimit(err) {
 			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
 		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	if err := c.sessionReachable(); err != nil {
-		c.srv.release(c)
+		c.refused()
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	c.attachSession(present)
@@ -250,6 +250,25 @@ func (c *conn) takeOver(old *conn, cl Cluster) (refused bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// refused gives up the client id of a CONNECT refused after it took the
+// id over from the other nodes (takeOverCluster) or stopped this node's
+// countdown (expiry.connected). Those dropped their session-expiry
+// countdowns for it (TakenOver), and the session was not resumed: without
+// a countdown here it would have none anywhere, its queue collecting its
+// subscriptions' messages for good if the client never comes back
+// (review11 F2). So the session counts down here, with the CONNECT's
+// interval (the only one this node knows), as if the client had connected
+// and left. Not when another connection took the id meanwhile: that one
+// keeps the clock; nor for a client id with no session queue.
+func (c *conn) refused() {
+	if !c.srv.release(c) || c.expiry == 0 || c.vhost.LookupQueue(sessionQueue(c.clientID)) == nil {
+		return
+	}
+	if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
+		c.logger().Error("recording the session expiry failed", "err", err)
+	}
 }
 
 // authenticate checks the CONNECT's credentials against Tern's users; with

@@ -417,11 +417,15 @@ func (s *Server) unclaim(c, old *conn) {
 	}
 }
 
-func (s *Server) release(c *conn) {
+// release gives c's client id up, if c holds it (it reports whether it
+// did), and settles c.
+func (s *Server) release(c *conn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c.settled = true
 	if s.active[c.clientID] == c {
 		delete(s.active, c.clientID)
+		return true
 	}
-	s.mu.Unlock()
+	return false
 }
