@@ -108,7 +108,7 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 // node's CONNECT took the client id over meanwhile.
 func (c *conn) takeOverCluster(cl Cluster) error {
 	if err := cl.TakeOver(context.Background(), c.srv.cfg.VHost, c.clientID, c.cleanStart); err != nil {
-		c.srv.release(c)
+		c.refused() // the nodes that answered dropped their countdowns
 		c.warn("MQTT CONNECT refused: the client's connection on another node did not close in time", "err", err)
 		return err
 	}

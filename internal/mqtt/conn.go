@@ -40,6 +40,7 @@ type conn struct {
 	lastPacket  time.Time     // when the last whole packet came
 	lastWake    int64         // UnixNano of the last wake-up (run)
 	lingerUntil time.Time     // the read deadline linger set; zero: none
+	hold        *gateHold     // set by the runner of a gated run (runners.loop): its handshake place
 	// inline.go: inline is set while the event loop's goroutine serves
 	// the connection; handoff, that consume stopped at a packet the loop
 	// must not handle; ready, that pending holds whole packets for the
@@ -93,6 +94,11 @@ type conn struct {
 	closed  bool
 	// acked: the CONNACK is in the outbox; a kick's DISCONNECT may follow.
 	acked bool
+	// stopped: kicked after the CONNACK; the kick's DISCONNECT (5.0) is
+	// in the outbox, sent once (by kickAs or the handshake), and nothing
+	// may follow it [MQTT-3.14.4-1]: deliveries are refused, left in the
+	// queue for the connection that took the session over.
+	stopped bool
 	// roomWanted: a delivery was refused for want of an in-flight slot
 	// or its packet id; the next PUBACK/PUBCOMP redispatches.
 	roomWanted bool
@@ -228,16 +234,18 @@ func (c *conn) kickAs(logged uint32, reason byte) bool {
 	if !c.kicked.CompareAndSwap(0, logged) {
 		return false
 	}
-	if c.vShared.Load() == uint32(wire.V5) {
-		// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
-		// connection kicked in its handshake gets its DISCONNECT after
-		// the CONNACK (handshake), or none if it stops before it.
-		c.mu.Lock()
-		if c.acked {
+	// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
+	// connection kicked in its handshake gets its DISCONNECT after the
+	// CONNACK (handshake), or none if it stops before it; one the
+	// handshake already stopped has its DISCONNECT.
+	c.mu.Lock()
+	if c.acked && !c.stopped {
+		c.stopped = true
+		if c.vShared.Load() == uint32(wire.V5) {
 			c.send(&wire.Disconnect{ReasonCode: reason})
 		}
-		c.mu.Unlock()
 	}
+	c.mu.Unlock()
 	c.out.CloseAfterFlush()
 	if c.raw == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))

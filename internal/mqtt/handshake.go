@@ -121,52 +121,48 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 		c.expiry = neverExpires
 	}
 
-	if old := c.srv.claim(c); old != nil {
-		old.kick(wire.SessionTakenOver)
-		select {
-		case <-old.finished:
-		case <-time.After(5 * time.Second):
-			// The old connection is still tearing down (a stalled
-			// disk…): going on would let two connections use the
-			// session's queue and QoS 2 state at once. The client
-			// tries again.
-			c.srv.unclaim(c, old)
-			return refuse(wire.ServerUnavailable, "the session's previous connection is still closing")
-		}
-		if !c.srv.stillClaimed(c) {
-			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
-		}
-	}
-	if c.kicked.Load() != 0 {
-		// A newer CONNECT of the client id (here or on another node)
-		// took it over while this one waited, or the server is stopping:
-		// this CONNECT must not go on to take the id from the other nodes
-		// (that would end the newer connection) nor open the session it
-		// no longer owns. The connection closes without CONNACK, as a
-		// connected one taken over closes.
-		c.srv.release(c)
-		return errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
-	}
-	if cl := c.srv.cfg.Cluster; cl != nil {
-		if err := c.takeOverCluster(cl); err != nil {
+	// The takeover may wait (on an older connection here, on the other
+	// nodes): past a grace the handshake's place goes to the next
+	// (handshakes.go).
+	old := c.srv.claim(c)
+	cl := c.srv.cfg.Cluster
+	y := c.yieldGate(old != nil || cl != nil)
+	refused, err := c.takeOver(old, cl)
+	y.end(err == nil)
+	if err != nil {
+		if refused {
 			return refuse(wire.ServerUnavailable, err.Error())
 		}
+		return err
 	}
 	// The session is in use: no expiry countdown until the client leaves.
 	if err := c.srv.expiry.connected(c.clientID, c.expiry); err != nil {
-		c.srv.release(c)
+		c.refused()
 		return refuse(wire.ServerUnavailable, err.Error())
+	}
+	if c.srv.cfg.Cluster != nil && !c.srv.holds(c) {
+		// Another node's CONNECT took the client id over since this one
+		// was admitted (TakenOver): its node keeps the session's clock,
+		// and the entry just recorded here as connected would arm a
+		// countdown at this node's next restart, deleting the session
+		// under the client (review11 F4). TakenOver's own drop (moved)
+		// may have come before the record: drop it again (forget: the
+		// same drop, written before the handshake ends). The
+		// connection, kicked, closes without CONNACK.
+		c.srv.expiry.forget(c.clientID)
+		c.srv.release(c)
+		return errors.New("taken over by a CONNECT of the same client id on another node")
 	}
 	present, err := c.openSession(cn.CleanStart)
 	if err != nil {
-		c.srv.release(c)
+		c.refused()
 		if broker.IsQueueLimit(err) {
 			return refuse(wire.QuotaExceeded, err.Error()) // 3.1.1: 0x03 Server unavailable
 		}
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	if err := c.sessionReachable(); err != nil {
-		c.srv.release(c)
+		c.refused()
 		return refuse(wire.ServerUnavailable, err.Error())
 	}
 	c.attachSession(present)
@@ -192,18 +188,87 @@ func (c *conn) handshake(p wire.Packet, err error) error {
 	c.mu.Lock()
 	c.send(ack)
 	c.acked = true
-	if r := c.kicked.Load(); r != 0 && c.v == wire.V5 {
+	r := c.kicked.Load()
+	if r != 0 {
 		// Kicked since the check above: kick left the DISCONNECT to go
 		// after the CONNACK [MQTT-3.2.0-2]; the connection then ends.
-		c.send(&wire.Disconnect{ReasonCode: byte(r)})
+		c.stopped = true
+		if c.v == wire.V5 {
+			c.send(&wire.Disconnect{ReasonCode: byte(r)})
+		}
 	}
 	c.mu.Unlock()
+	if r != 0 {
+		// Nothing may follow the DISCONNECT [MQTT-3.14.4-1], and the
+		// session's messages are for the connection that took it over:
+		// no PUBREL resent, no consume (teardown follows).
+		return nil
+	}
 	c.resendReleased()
 	if err := c.startConsuming(); err != nil {
 		c.sessionLost(err)
 		return err
 	}
 	return nil
+}
+
+// takeOver ends the connections of the client id that c took over (claim):
+// old, an older connection here, and any on the other nodes (cl). It
+// fails refused when the CONNECT is to be answered Server unavailable (an
+// older connection still closing), or not refused when the connection is
+// to close without CONNACK (it lost the client id meanwhile).
+func (c *conn) takeOver(old *conn, cl Cluster) (refused bool, err error) {
+	if old != nil {
+		old.kick(wire.SessionTakenOver)
+		select {
+		case <-old.finished:
+		case <-time.After(5 * time.Second):
+			// The old connection is still tearing down (a stalled
+			// disk…): going on would let two connections use the
+			// session's queue and QoS 2 state at once. The client
+			// tries again.
+			c.srv.unclaim(c, old)
+			return true, errors.New("the session's previous connection is still closing")
+		}
+		if !c.srv.stillClaimed(c) {
+			c.kicked.CompareAndSwap(0, uint32(wire.SessionTakenOver))
+		}
+	}
+	if c.kicked.Load() != 0 {
+		// A newer CONNECT of the client id (here or on another node)
+		// took it over while this one waited, or the server is stopping:
+		// this CONNECT must not go on to take the id from the other nodes
+		// (that would end the newer connection) nor open the session it
+		// no longer owns. The connection closes without CONNACK, as a
+		// connected one taken over closes.
+		c.srv.release(c)
+		return false, errors.New("ended during the handshake: taken over by a newer CONNECT of the client id, or the server is stopping")
+	}
+	if cl != nil {
+		if err := c.takeOverCluster(cl); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// refused gives up the client id of a CONNECT refused after it took the
+// id over from the other nodes (takeOverCluster) or stopped this node's
+// countdown (expiry.connected). Those dropped their session-expiry
+// countdowns for it (TakenOver), and the session was not resumed: without
+// a countdown here it would have none anywhere, its queue collecting its
+// subscriptions' messages for good if the client never comes back
+// (review11 F2). So the session counts down here, with the CONNECT's
+// interval (the only one this node knows), as if the client had connected
+// and left. Not when another connection took the id meanwhile: that one
+// keeps the clock; nor for a client id with no session queue.
+func (c *conn) refused() {
+	if !c.srv.release(c) || c.expiry == 0 || c.vhost.LookupQueue(sessionQueue(c.clientID)) == nil {
+		return
+	}
+	if err := c.srv.expiry.left(c.clientID, c.expiry); err != nil {
+		c.logger().Error("recording the session expiry failed", "err", err)
+	}
 }
 
 // authenticate checks the CONNECT's credentials against Tern's users; with

@@ -1,6 +1,9 @@
 package mqtt
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The gate lets maxHandshakes in, queues the rest, and hands each freed
 // place to the oldest waiting connection, in arrival order, across the
@@ -55,5 +58,47 @@ func TestHandshakeGateBoundsAndHandsOnInOrder(t *testing.T) {
 	}
 	if !g.enter(&conn{}) {
 		t.Fatal("an empty gate refused a place")
+	}
+}
+
+// A handshake taking a place again after a takeover (enterWait) waits only
+// while every place is held, and is handed the next freed place before the
+// connections waiting in the FIFO; it counts as waiting meanwhile.
+func TestHandshakeGateResumingHandshakeGoesFirst(t *testing.T) {
+	var g handshakeGate
+	for i := range maxHandshakes {
+		g.enter(&conn{id: uint64(i)})
+	}
+	queued := &conn{id: 1000}
+	if g.enter(queued) {
+		t.Fatal("a place was free with every place held")
+	}
+	got := make(chan struct{})
+	go func() {
+		g.enterWait()
+		close(got)
+	}()
+	for g.queued.Load() != 2 {
+		time.Sleep(time.Millisecond) // bounded by the test's timeout: enterWait queues at once
+	}
+	select {
+	case <-got:
+		t.Fatal("enterWait took a place with every place held")
+	default:
+	}
+	if c := g.leave(); c != nil {
+		t.Fatalf("leave handed the place to connection %d, not to the resuming handshake", c.id)
+	}
+	<-got
+	if c := g.leave(); c != queued {
+		t.Fatalf("the next place went to %v, want the queued connection", c)
+	}
+	if g.queued.Load() != 0 || g.running != maxHandshakes {
+		t.Fatalf("queued %d running %d", g.queued.Load(), g.running)
+	}
+	g.running-- // the resuming handshake's place, given back by its runner
+	g.enterWait()
+	if g.running != maxHandshakes {
+		t.Fatalf("enterWait with a free place: running %d", g.running)
 	}
 }

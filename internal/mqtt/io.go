@@ -170,6 +170,12 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 		}
 		c.connected = true
 		c.lastPacket = time.Now()
+		if r := c.kicked.Load(); r != 0 {
+			// Kicked during the handshake, after its CONNACK: the
+			// packets behind the CONNECT are not handled (nothing may
+			// follow the DISCONNECT); the session's teardown follows.
+			return kickReason(r), true
+		}
 		if ok, unlogged := c.srv.connectLog.allow(c.lastPacket); ok {
 			c.srv.log.Info("MQTT client connected", "peer", c.nc.RemoteAddr().String(), "client_id", c.clientID,
 				"version", c.v, "user", c.user.Name, "persistent_session", c.persistent, "unlogged", unlogged)

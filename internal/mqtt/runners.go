@@ -66,9 +66,15 @@ func (r *runners) startJob(j runJob) {
 
 func (r *runners) loop(j runJob) {
 	var t *time.Timer
+	var hold *gateHold // handshakes.go: a handshake may give its place up
 	for {
 		if j.gated {
 			growStack() // a handshake's stack in one copy (stackgrow.go)
+			if hold == nil {
+				hold = &gateHold{r: r}
+			}
+			hold.held = true
+			j.c.hold = hold
 		}
 		switch {
 		case j.ending:
@@ -78,7 +84,8 @@ func (r *runners) loop(j runJob) {
 		default:
 			j.c.run()
 		}
-		if j.gated {
+		if j.gated && hold.held {
+			hold.held = false
 			if next := r.gate.leave(); next != nil {
 				j = runJob{c: next, gated: true} // its place is this one
 				continue

@@ -346,6 +346,13 @@ func (s *Server) stillClaimed(c *conn) bool {
 	return s.active[c.clientID] == c
 }
 
+// holds reports whether c holds its client id.
+func (s *Server) holds(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[c.clientID] == c
+}
+
 // claim makes c the connection of its client id and returns the one it
 // takes over, if any. A delayed will of the client id is cancelled when c
 // resumes the session [MQTT-3.1.3-9], and sent now when c starts a new one
@@ -410,11 +417,15 @@ func (s *Server) unclaim(c, old *conn) {
 	}
 }
 
-func (s *Server) release(c *conn) {
+// release gives c's client id up, if c holds it (it reports whether it
+// did), and settles c.
+func (s *Server) release(c *conn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c.settled = true
 	if s.active[c.clientID] == c {
 		delete(s.active, c.clientID)
+		return true
 	}
-	s.mu.Unlock()
+	return false
 }
