@@ -240,6 +240,11 @@ func TestDefinitionsImportIsAllOrNothing(t *testing.T) {
 			`The binding key must be an integer: <<"orders">>`},
 		{`{"queues":[` + good + `],"exchanges":[{"name":"ch","vhost":"/","type":"x-consistent-hash","durable":true,"arguments":{"hash-property":"app_id"}}]}`,
 			"Unsupported property: app_id"},
+		// A vhost default queue type Tern would not honour (RabbitMQ 3.11+).
+		{`{"vhosts":[{"name":"newvhost","default_queue_type":"quorum"}],"queues":[` + good + `]}`,
+			"vhosts[0] 'newvhost': default_queue_type 'quorum' is not supported"},
+		{`{"vhosts":[{"name":"newvhost","metadata":{"default_queue_type":"stream"}}],"queues":[` + good + `]}`,
+			"default_queue_type 'stream' is not supported"},
 		{`not json`, "malformed JSON"},
 	} {
 		code, raw := apiCall(t, s, "POST", "/api/definitions", "", "", tc.file)

@@ -261,6 +261,13 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 	if err := decodeList(doc, "vhosts", &vhosts); err != nil {
 		return nil, err
 	}
+	var rawVHosts []map[string]json.RawMessage
+	_ = decodeList(doc, "vhosts", &rawVHosts) // decoded above: the same array
+	for i, v := range rawVHosts {
+		if reason := vhostQueueTypeRefusal(v); reason != "" && vhost == "" {
+			return nil, fmt.Errorf("vhosts[%d] '%s': %s", i, vhosts[i].Name, reason)
+		}
+	}
 	if err := decodeList(doc, "exchanges", &p.exchanges); err != nil {
 		return nil, err
 	}
