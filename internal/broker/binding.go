@@ -11,7 +11,11 @@ import (
 func (v *VHost) bindQueue(queue, exchange, key string, args map[string]any, conn uint64, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, err := v.queueBindingLocked(queue, exchange, key, args, conn); err != nil {
+	b, err := v.queueBindingLocked(queue, exchange, key, args, conn)
+	if err != nil {
+		return err
+	}
+	if err := checkBindingKey(b); err != nil {
 		return err
 	}
 	return v.commitLocked(Bind{BindingDef{VHost: v.name, Source: exchange, Destination: queue, Key: key, Args: args}}, fx)
@@ -32,7 +36,11 @@ func (v *VHost) unbindQueue(queue, exchange, key string, args map[string]any, co
 func (v *VHost) bindExchange(destination, source, key string, args map[string]any, fx *effects) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, err := v.exchangeBindingLocked(destination, source, key, args); err != nil {
+	b, err := v.exchangeBindingLocked(destination, source, key, args)
+	if err != nil {
+		return err
+	}
+	if err := checkBindingKey(b); err != nil {
 		return err
 	}
 	return v.commitLocked(Bind{BindingDef{VHost: v.name, Source: source, Destination: destination, DestIsExchange: true, Key: key, Args: args}}, fx)

@@ -49,6 +49,9 @@ func (b *Broker) CheckExchange(vhost string, cfg ExchangeConfig) error {
 	if _, err := routingKind(cfg); err != nil {
 		return err
 	}
+	if err := checkExchangeArgs(cfg); err != nil {
+		return err
+	}
 	if v == nil {
 		if reservedName(cfg.Name) {
 			return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", cfg.Name)

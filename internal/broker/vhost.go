@@ -127,6 +127,9 @@ func (v *VHost) declareExchange(cfg ExchangeConfig, passive bool, fx *effects) (
 		fx.seq = v.lastSeq
 		return x, v.equivalentExchange(x, cfg)
 	}
+	if err := checkExchangeArgs(cfg); err != nil {
+		return nil, err
+	}
 	if err := v.commitLocked(DeclareExchange{ExchangeDef{VHost: v.name, ExchangeConfig: cfg}}, fx); err != nil {
 		return nil, err
 	}

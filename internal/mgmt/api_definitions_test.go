@@ -232,6 +232,19 @@ func TestDefinitionsImportIsAllOrNothing(t *testing.T) {
 		{`{"queues":[` + good + `],"parameters":[{"value":{"max-queues":1},"vhost":"/","component":"vhost-limits","name":"limits"}],` +
 			`"policies":[{"vhost":"/","name":"ha-all","pattern":".*","apply-to":"queues","definition":{"ha-mode":"all","ha-sync-mode":"automatic","max-length":5},"priority":0}]}`,
 			"'ha-mode' is classic queue mirroring, removed in RabbitMQ 4.0"},
+		// A consistent-hash binding whose key is no weight (checked before
+		// anything changes, as the plugin refuses it), and arguments that
+		// name no hash source.
+		{`{"queues":[` + good + `],"exchanges":[{"name":"ch","vhost":"/","type":"x-consistent-hash","durable":true,"arguments":{}}],` +
+			`"bindings":[{"source":"ch","vhost":"/","destination":"new.q","destination_type":"queue","routing_key":"orders","arguments":{}}]}`,
+			`The binding key must be an integer: <<"orders">>`},
+		{`{"queues":[` + good + `],"exchanges":[{"name":"ch","vhost":"/","type":"x-consistent-hash","durable":true,"arguments":{"hash-property":"app_id"}}]}`,
+			"Unsupported property: app_id"},
+		// A vhost default queue type Tern would not honour (RabbitMQ 3.11+).
+		{`{"vhosts":[{"name":"newvhost","default_queue_type":"quorum"}],"queues":[` + good + `]}`,
+			"vhosts[0] 'newvhost': default_queue_type 'quorum' is not supported"},
+		{`{"vhosts":[{"name":"newvhost","metadata":{"default_queue_type":"stream"}}],"queues":[` + good + `]}`,
+			"default_queue_type 'stream' is not supported"},
 		{`not json`, "malformed JSON"},
 	} {
 		code, raw := apiCall(t, s, "POST", "/api/definitions", "", "", tc.file)

@@ -261,6 +261,13 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 	if err := decodeList(doc, "vhosts", &vhosts); err != nil {
 		return nil, err
 	}
+	var rawVHosts []map[string]json.RawMessage
+	_ = decodeList(doc, "vhosts", &rawVHosts) // decoded above: the same array
+	for i, v := range rawVHosts {
+		if reason := vhostQueueTypeRefusal(v); reason != "" && vhost == "" {
+			return nil, fmt.Errorf("vhosts[%d] '%s': %s", i, vhosts[i].Name, reason)
+		}
+	}
 	if err := decodeList(doc, "exchanges", &p.exchanges); err != nil {
 		return nil, err
 	}
@@ -366,6 +373,19 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 		_, err := v.Exchange(name)
 		return err == nil
 	}
+	// sourceConfig is how a binding's source is (or will be) declared, for
+	// the checks of its binding keys (a consistent-hash exchange's weights).
+	sourceConfig := func(vh, name string) (broker.ExchangeConfig, bool) {
+		if x, ok := exchanges[[2]string{vh, name}]; ok {
+			return broker.ExchangeConfig{Name: x.Name, Type: x.Type, Args: amqpArgs(x.Arguments)}, true
+		}
+		if v := b.VHost(vh); v != nil {
+			if x, err := v.Exchange(name); err == nil {
+				return x.Config(), true
+			}
+		}
+		return broker.ExchangeConfig{}, false
+	}
 	queueExists := func(vh, name string) bool {
 		if _, ok := queues[[2]string{vh, name}]; ok {
 			return true
@@ -383,6 +403,11 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 		}
 		if !exchangeExists(bd.VHost, bd.Source) {
 			return nil, fmt.Errorf("bindings[%d]: source exchange '%s' in vhost '%s' does not exist and is not in the file", i, bd.Source, bd.VHost)
+		}
+		if src, ok := sourceConfig(bd.VHost, bd.Source); ok {
+			if err := broker.CheckBinding(src, bd.RoutingKey); err != nil {
+				return nil, fmt.Errorf("bindings[%d] of '%s' to '%s' in vhost '%s': %w", i, bd.Source, bd.Destination, bd.VHost, err)
+			}
 		}
 		switch bd.DestinationType {
 		case "queue":

@@ -109,6 +109,7 @@ var metricDefs = []metricDef{
 	{"tern_mqtt_publishes_received_total", "PUBLISH packets received from MQTT clients.", prometheus.CounterValue, nil},
 	{"tern_mqtt_publishes_delivered_total", "PUBLISH packets sent to MQTT subscribers.", prometheus.CounterValue, nil},
 	{"tern_mqtt_qos0_dropped_total", "QoS 0 messages dropped for subscribers too slow to take them.", prometheus.CounterValue, nil},
+	{"tern_mqtt_unsendable_topic_dropped_total", "Messages not delivered to an MQTT subscriber because their AMQP routing key is no valid MQTT topic name.", prometheus.CounterValue, nil},
 	{"tern_mqtt_connections_parked", "MQTT connections idle on the event loop, holding no goroutine and no buffer.", prometheus.GaugeValue, nil},
 	{"tern_mqtt_connections_rate_limited_total", "MQTT connections closed unread for coming too fast from one address (mqtt_connect_rate_per_address).", prometheus.CounterValue, nil},
 	{"tern_mqtt_handshakes_waiting", "Accepted MQTT connections waiting for one of the 128 handshakes that run at once (a connection storm).", prometheus.GaugeValue, nil},
@@ -185,6 +186,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("tern_mqtt_publishes_received_total", float64(m.PublishesIn))
 		emit("tern_mqtt_publishes_delivered_total", float64(m.DeliveriesOut))
 		emit("tern_mqtt_qos0_dropped_total", float64(m.QoS0Dropped))
+		emit("tern_mqtt_unsendable_topic_dropped_total", float64(m.UnsendableTopics))
 		emit("tern_mqtt_connections_parked", float64(m.ConnectionsParked))
 		emit("tern_mqtt_connections_rate_limited_total", float64(m.RateLimited))
 		emit("tern_mqtt_accept_throttled_total", float64(m.AcceptThrottled))

@@ -259,12 +259,21 @@ func (a *secAPI) getVHost(w http.ResponseWriter, r *http.Request) {
 }
 
 // putVHost creates a vhost (201), or leaves an existing one (204). The body
-// (description, tags, default queue type) may be absent; its fields are
-// not kept.
+// (description, tags, default queue type) may be absent; its description
+// and tags are not kept, and a default queue type other than classic is
+// refused (vhost_queue_type.go).
 func (a *secAPI) putVHost(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if name == "" {
 		badRequest(w, "vhost name is empty")
+		return
+	}
+	var body map[string]json.RawMessage
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if reason := vhostQueueTypeRefusal(body); reason != "" {
+		badRequest(w, "vhost '"+name+"': "+reason)
 		return
 	}
 	if a.b.VHost(name) != nil {

@@ -90,6 +90,12 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	if !matched || expired(m, c.srv.clock) {
 		return broker.TakeSettled // no MQTT subscription wants it, or too late: drop
 	}
+	if !sendableTopic(topic) {
+		// Checked for every message, not only AMQP ones: a dead-lettered
+		// MQTT message can carry a routing key an AMQP user chose.
+		c.dropUnsendable(m.RoutingKey) // topic.go: no PUBLISH may carry it
+		return broker.TakeSettled
+	}
 	qos = min(qos, messageQoS(m))
 	if qos > 0 && (len(c.inflight) >= c.recvMax || pidBusy) {
 		c.roomWanted = true  // the next acknowledgement redispatches
@@ -159,6 +165,16 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	}
 	put(&c.inflight, p.PacketID, &outflight{d: d, stored: true, qos: qos})
 	return broker.Take
+}
+
+// dropUnsendable counts and logs (limited) an AMQP message whose routing
+// key is no MQTT topic name: it is settled for this subscriber, never sent.
+func (c *conn) dropUnsendable(key string) {
+	c.srv.stats.unsendable.Add(1)
+	if ok, unlogged := c.srv.unsendableLog.allow(time.Now()); ok {
+		c.logger().Warn("message not delivered to an MQTT client: its routing key is no valid MQTT topic name (empty, a wildcard '#' or '+', U+0000 or invalid UTF-8)",
+			"routing_key", strconv.Quote(key), "unlogged", unlogged)
+	}
 }
 
 // aliasLocked gives p a topic alias when the client accepts them: a topic
@@ -239,7 +255,9 @@ func fromProps(pr *wire.Properties, m *message.Message, clk clock.Clock) {
 		pr.ContentType = m.Props.ContentType
 		pr.Set(wire.PropContentType)
 	}
-	if m.Props.ReplyTo != "" {
+	if m.Props.ReplyTo != "" && sendableTopic(keyToTopic(m.Props.ReplyTo)) {
+		// An AMQP reply-to that is no topic name is left out, not the
+		// message [MQTT-3.3.2-14].
 		pr.ResponseTopic = keyToTopic(m.Props.ReplyTo)
 		pr.Set(wire.PropResponseTopic)
 	}

@@ -135,6 +135,9 @@ type Stats struct {
 	// HandshakesWaiting is how many accepted connections wait for one of
 	// the handshakes running at once (maxHandshakes, handshakes.go).
 	HandshakesWaiting int64
+	// UnsendableTopics counts deliveries dropped because the message's
+	// AMQP routing key is no valid MQTT topic name (topic.go).
+	UnsendableTopics uint64
 }
 
 type counters struct {
@@ -143,6 +146,7 @@ type counters struct {
 	qos0Dropped, acceptExhausted       atomic.Uint64
 	rateLimited, acceptThrottled       atomic.Uint64
 	copiesUnreachable                  atomic.Uint64
+	unsendable                         atomic.Uint64
 	parked, readBufs                   atomic.Int64
 }
 
@@ -164,6 +168,7 @@ type Server struct {
 	clusterLog                lineLimit // cluster.go: a node unreachable, a takeover refused
 	expiryLog                 lineLimit // expiry.go: sessions ended or kept by their countdown
 	refusedLog                lineLimit // access.go: publishes the topic permissions refuse
+	unsendableLog             lineLimit // deliver.go: messages whose routing key is no topic name
 
 	mu     sync.Mutex
 	active map[string]*conn        // client id → its live connection
@@ -241,6 +246,7 @@ func (s *Server) Stats() Stats {
 		RateLimited:       s.stats.rateLimited.Load(), AcceptThrottled: s.stats.acceptThrottled.Load(),
 		ConnectionsParked: s.stats.parked.Load(), ReadBuffersInUse: s.stats.readBufs.Load(),
 		CopiesUnreachable: s.stats.copiesUnreachable.Load(), HandshakesWaiting: waiting,
+		UnsendableTopics: s.stats.unsendable.Load(),
 	}
 }
 

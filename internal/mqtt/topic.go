@@ -1,6 +1,11 @@
 package mqtt
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+
+	wire "github.com/tern-broker/tern/internal/wire/mqtt"
+)
 
 // topicToKey maps an MQTT topic (or filter) to an AMQP routing (or binding)
 // key: '/' and '.' swap, '+' becomes '*', '#' stays.
@@ -31,6 +36,18 @@ func keyToTopic(key string) string {
 		}
 	}
 	return string(b)
+}
+
+// sendableTopic reports whether t may go to a client as a topic name. An
+// AMQP routing key maps to any string: "" (an empty key, as a publisher
+// written for a fanout exchange sends), a key with '#' or '+' (AMQP has
+// no rule against them in routing keys), or invalid UTF-8 or U+0000 from
+// the HTTP API. None is a topic name [MQTT-4.7.3-1, MQTT-3.3.2-2,
+// MQTT-1.5.4-1, -2], and a client that gets one may end its connection
+// (libmosquitto does): a persistent session would then get the message
+// again on every reconnect and never get past it.
+func sendableTopic(t string) bool {
+	return wire.ValidTopic(t) == nil && len(t) <= 65535 && strings.IndexByte(t, 0) < 0 && utf8.ValidString(t)
 }
 
 // keyToFilter is the inverse of topicToKey for binding keys of filters

@@ -59,3 +59,18 @@ func TestMQTTMatching(t *testing.T) {
 		t.Error("$share without a filter accepted")
 	}
 }
+
+// Which mapped routing keys may go to a client as topic names: empty
+// levels are fine ("." is "/", two empty levels), an empty key, wildcards,
+// U+0000 and invalid UTF-8 are not.
+func TestSendableTopic(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]bool{
+		"a.b": true, ".": true, "a..b": true, "$SYS.x": true, "a/b": true, "é.ü": true,
+		"": false, "#": false, "a.#": false, "x.+": false, "a.b+c": false, "nul\x00": false, "\xff": false,
+	} {
+		if got := sendableTopic(keyToTopic(key)); got != want {
+			t.Errorf("key %q (topic %q): sendable %v, want %v", key, keyToTopic(key), got, want)
+		}
+	}
+}
