@@ -234,11 +234,20 @@ func (c *conn) readNow(b []byte) (int, error) { return c.readRaw(b, false) }
 // until bytes come; else an empty socket is errWouldBlock.
 func (c *conn) readRaw(b []byte, wait bool) (int, error) {
 	var n int
-	var err error
-	rerr := c.raw.Read(func(fd uintptr) bool {
-		n, err = sysRead(int(fd), b)
-		return !wait || err != syscall.EAGAIN
-	})
+	var err, rerr error
+	ok := false
+	if !wait {
+		n, err, ok = sockNow(c.raw, b, false)
+		if err == net.ErrClosed {
+			rerr, err = err, nil
+		}
+	}
+	if !ok {
+		rerr = c.raw.Read(func(fd uintptr) bool {
+			n, err = sysRead(int(fd), b)
+			return !wait || err != syscall.EAGAIN
+		})
+	}
 	switch {
 	case rerr != nil:
 		return 0, rerr
@@ -259,7 +268,10 @@ func (c *conn) writeNow(b []byte) int {
 	if c.raw == nil {
 		return 0
 	}
-	n := 0
+	n, _, ok := sockNow(c.raw, b, true)
+	if ok {
+		return n
+	}
 	_ = c.raw.Write(func(fd uintptr) bool {
 		n, _ = sysWrite(int(fd), b)
 		return true
