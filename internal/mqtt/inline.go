@@ -44,7 +44,7 @@ func (c *conn) serveReadable() {
 	space := len(ib.b) - ib.n
 	n, err := c.readNow(ib.b[ib.n:])
 	var reason string
-	ended := false
+	ended, fresh := false, false
 	switch {
 	case errors.Is(err, errWouldBlock):
 	case err != nil:
@@ -52,8 +52,12 @@ func (c *conn) serveReadable() {
 	default:
 		ib.n += n
 		c.inline = true
+		before := c.lastPacket
 		reason, ended = c.consume(&ib)
 		c.inline = false
+		// A whole packet just came: the deadline, counted from it, has
+		// not passed (no clock read needed).
+		fresh = !c.lastPacket.Equal(before)
 	}
 	c.pending = ib.release()
 	handoff := c.handoff
@@ -62,7 +66,7 @@ func (c *conn) serveReadable() {
 	case ended:
 		c.loop.runners.startEnd(c, reason)
 		return
-	case c.pastDeadline():
+	case !fresh && c.pastDeadline():
 		c.loop.runners.start(c, true)
 		return
 	case n == space:

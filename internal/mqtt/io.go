@@ -134,6 +134,9 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 	defer func() {
 		if off > 0 {
 			ib.n = copy(ib.b, ib.b[off:ib.n])
+			// The keep-alive counts from the last whole packet: the
+			// time is taken once per read, not per PUBLISH or PUBACK.
+			c.lastPacket = time.Now()
 		}
 	}()
 	for off < ib.n {
@@ -182,7 +185,7 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 	case first == wire.PUBACK<<4 && len(body) == 2:
 		// A PUBACK without reason code or properties, which is what
 		// Decode and ack would make of it, without the allocation.
-		c.lastPacket = time.Now()
+		// (consume notes the packet's time.)
 		c.finishOutbound(uint16(body[0])<<8 | uint16(body[1]))
 		return "", false
 	}
@@ -216,7 +219,7 @@ func (c *conn) inboundPublish(first byte, body []byte) (reason string, ended boo
 	if err := wire.DecodePublishInto(p, first, body, c.v); err != nil {
 		return c.readError(err), true
 	}
-	c.lastPacket = time.Now()
+	// consume notes the packet's time once the read's packets are handled.
 	if err := c.publish(p); err != nil {
 		return c.protocolError(err), true
 	}
