@@ -85,6 +85,7 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	keepGCFloor() // gcfloor.go
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("invalid configuration", "err", err)

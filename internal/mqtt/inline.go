@@ -44,7 +44,7 @@ func (c *conn) serveReadable() {
 	space := len(ib.b) - ib.n
 	n, err := c.readNow(ib.b[ib.n:])
 	var reason string
-	ended := false
+	ended, fresh := false, false
 	switch {
 	case errors.Is(err, errWouldBlock):
 	case err != nil:
@@ -52,8 +52,12 @@ func (c *conn) serveReadable() {
 	default:
 		ib.n += n
 		c.inline = true
+		before := c.lastPacket
 		reason, ended = c.consume(&ib)
 		c.inline = false
+		// A whole packet just came: the deadline, counted from it, has
+		// not passed (no clock read needed).
+		fresh = !c.lastPacket.Equal(before)
 	}
 	c.pending = ib.release()
 	handoff := c.handoff
@@ -62,8 +66,9 @@ func (c *conn) serveReadable() {
 	case ended:
 		c.loop.runners.startEnd(c, reason)
 		return
-	case !handoff && c.pastDeadline():
-		// A packet left to a runner came whole (consume stops only at a
+	case !handoff && !fresh && c.pastDeadline():
+		// A whole packet just read (fresh) moved the deadline. A packet
+		// left to a runner came whole too (consume stops only at a
 		// whole one): the client sent in time, and the runner handles it
 		// and moves lastPacket. Only a read that completed no packet, or
 		// a trickle that never completes one, lets the deadline stand

@@ -134,6 +134,9 @@ func (c *conn) consume(ib *inbuf) (reason string, ended bool) {
 	defer func() {
 		if off > 0 {
 			ib.n = copy(ib.b, ib.b[off:ib.n])
+			// The keep-alive counts from the last whole packet: the
+			// time is taken once per read, not per PUBLISH or PUBACK.
+			c.lastPacket = time.Now()
 		}
 	}()
 	for off < ib.n {
@@ -188,7 +191,7 @@ func (c *conn) packet(first byte, body []byte) (reason string, ended bool) {
 	case first == wire.PUBACK<<4 && len(body) == 2:
 		// A PUBACK without reason code or properties, which is what
 		// Decode and ack would make of it, without the allocation.
-		c.lastPacket = time.Now()
+		// (consume notes the packet's time.)
 		c.finishOutbound(uint16(body[0])<<8 | uint16(body[1]))
 		return "", false
 	}
@@ -222,7 +225,7 @@ func (c *conn) inboundPublish(first byte, body []byte) (reason string, ended boo
 	if err := wire.DecodePublishInto(p, first, body, c.v); err != nil {
 		return c.readError(err), true
 	}
-	c.lastPacket = time.Now()
+	// consume notes the packet's time once the read's packets are handled.
 	if err := c.publish(p); err != nil {
 		return c.protocolError(err), true
 	}
@@ -240,11 +243,20 @@ func (c *conn) readNow(b []byte) (int, error) { return c.readRaw(b, false) }
 // until bytes come; else an empty socket is errWouldBlock.
 func (c *conn) readRaw(b []byte, wait bool) (int, error) {
 	var n int
-	var err error
-	rerr := c.raw.Read(func(fd uintptr) bool {
-		n, err = sysRead(int(fd), b)
-		return !wait || err != syscall.EAGAIN
-	})
+	var err, rerr error
+	ok := false
+	if !wait {
+		n, err, ok = sockNow(c.raw, b, false)
+		if err == net.ErrClosed {
+			rerr, err = err, nil
+		}
+	}
+	if !ok {
+		rerr = c.raw.Read(func(fd uintptr) bool {
+			n, err = sysRead(int(fd), b)
+			return !wait || err != syscall.EAGAIN
+		})
+	}
 	switch {
 	case rerr != nil:
 		return 0, rerr
@@ -265,7 +277,10 @@ func (c *conn) writeNow(b []byte) int {
 	if c.raw == nil {
 		return 0
 	}
-	n := 0
+	n, _, ok := sockNow(c.raw, b, true)
+	if ok {
+		return n
+	}
 	_ = c.raw.Write(func(fd uintptr) bool {
 		n, _ = sysWrite(int(fd), b)
 		return true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,16 +20,22 @@ import (
 // epoll calls run inside RawConn.Control, which holds the descriptor open,
 // so a descriptor number reused by a newer socket is never touched.
 //
-// The loop never blocks in epoll_wait itself: the epoll descriptor is
-// registered with the Go runtime's poller (it is readable while events are
-// ready), and the loop waits there, then collects the events with a
-// non-blocking epoll_wait. A goroutine blocked in a system call holds its
+// The loop never blocks in epoll_wait itself: the sockets' epoll
+// descriptor sits inside a second one, the gate, which is registered with
+// the Go runtime's poller (an epoll descriptor is readable while events
+// are ready), and the loop waits there, then collects the events with a
+// non-blocking epoll_wait. While events come thick and fast the loop
+// closes the gate and gathers them a window at a time (gather_linux.go). A goroutine blocked in a system call holds its
 // thread and, on two cores, has its P taken by the runtime's monitor every
 // 20 µs of a busy storm (a thread hand-off each time); parked in the
 // runtime's poller it costs nothing until events come.
 type poller struct {
-	file   *os.File // epfd as the runtime's poller sees it; closing it stops the loop
-	raw    syscall.RawConn
+	// epfd holds the sockets. It is not in the runtime's poller: gate is,
+	// with epfd inside it (gather_linux.go).
+	epfd   *os.File
+	raw    syscall.RawConn // epfd's
+	gate   *os.File        // the gate's epoll descriptor as the runtime's poller sees it; closing it stops the loop
+	graw   syscall.RawConn
 	mu     sync.Mutex
 	conns  map[uint64]*conn // id → parked or running connection
 	closed bool
@@ -37,6 +44,16 @@ type poller struct {
 	// events: the deliveries of the publishes it serves are written once
 	// the batch is done (inline.go).
 	burst *writeBatch
+	// stop is set by close: a loop gathering (gate.go) sees it between
+	// windows.
+	stop atomic.Bool
+	// gathers counts the loop's gatherings; gathering is set during one
+	// (tests look).
+	gathers   atomic.Int64
+	gathering atomic.Bool
+	// lastWake is when the loop last found events (nanotime-like, from
+	// time.Now): gathering starts when they come closer than gatherWindow.
+	lastWake int64
 }
 
 // pollerSupported reports whether this platform has the event loop.
@@ -45,23 +62,42 @@ const pollerSupported = true
 // newPoller starts the poller; burst is the event loop's write batch,
 // open while the loop serves a batch of events.
 func newPoller(burst *writeBatch) (*poller, error) {
+	// The sockets' epoll descriptor stays blocking, so os.NewFile does not
+	// register it with the runtime's poller: only the gate is.
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	// Non-blocking, so that os.NewFile registers it with the runtime's
-	// poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
+	gfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
 		_ = unix.Close(epfd)
 		return nil, err
 	}
-	f := os.NewFile(uintptr(epfd), "mqtt-epoll")
-	raw, err := f.SyscallConn()
+	ev := unix.EpollEvent{Events: gateOpen}
+	err = unix.EpollCtl(gfd, unix.EPOLL_CTL_ADD, epfd, &ev)
+	if err == nil {
+		// Non-blocking, so that os.NewFile registers it with the
+		// runtime's poller.
+		err = unix.SetNonblock(gfd, true)
+	}
 	if err != nil {
-		_ = f.Close()
+		_ = unix.Close(epfd)
+		_ = unix.Close(gfd)
 		return nil, err
 	}
-	pl := &poller{file: f, raw: raw, conns: map[uint64]*conn{}, done: make(chan struct{}), burst: burst}
+	f := os.NewFile(uintptr(epfd), "mqtt-epoll")
+	g := os.NewFile(uintptr(gfd), "mqtt-epoll-gate")
+	raw, err := f.SyscallConn()
+	var graw syscall.RawConn
+	if err == nil {
+		graw, err = g.SyscallConn()
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = g.Close()
+		return nil, err
+	}
+	pl := &poller{epfd: f, raw: raw, gate: g, graw: graw, conns: map[uint64]*conn{}, done: make(chan struct{}), burst: burst}
 	go pl.loop()
 	return pl, nil
 }
@@ -153,14 +189,51 @@ var errPollerClosed = errors.New("mqtt: poller closed")
 func (p *poller) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
+	var found bool
 	var werr error
-	collect := func(fd uintptr) bool {
-		n, err := sysEpollWait(int(fd), events)
+	// wait is called by the gate's Read until it returns true, waiting in
+	// the runtime's poller for the gate to become readable each time it
+	// returns false; Read fails once the gate is closed.
+	wait := func(uintptr) bool {
+		n, err := p.collect(events)
 		if err != nil {
-			if !errors.Is(err, syscall.EINTR) {
-				werr = err
-			}
+			werr = err
 			return true
+		}
+		found = n > 0
+		return found
+	}
+	for werr == nil {
+		if err := p.graw.Read(wait); err != nil || werr != nil {
+			return
+		}
+		if found && p.busy() {
+			if err := p.gather(events); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// collect serves the events ready now (epoll_wait that never waits),
+// several batches if one is full, and says how many it served.
+func (p *poller) collect(events []unix.EpollEvent) (int, error) {
+	total := 0
+	for {
+		var n int
+		var werr error
+		err := p.raw.Control(func(fd uintptr) { n, werr = sysEpollWait(int(fd), events) })
+		if err != nil {
+			return total, err
+		}
+		if werr != nil {
+			if errors.Is(werr, syscall.EINTR) {
+				continue
+			}
+			return total, werr
+		}
+		if n == 0 {
+			return total, nil
 		}
 		if p.burst != nil {
 			p.burst.begin()
@@ -171,16 +244,9 @@ func (p *poller) loop() {
 		if p.burst != nil {
 			p.burst.flush(false)
 		}
-		// A full batch may leave events behind: collect them before
-		// waiting (the runtime's poller is edge-triggered).
-		return n == len(events)
-	}
-	for werr == nil {
-		// Read calls collect until it returns true, waiting in the
-		// runtime's poller for the epoll descriptor to become readable
-		// each time it returns false; it fails once the file is closed.
-		if err := p.raw.Read(collect); err != nil {
-			return
+		total += n
+		if n < len(events) {
+			return total, nil
 		}
 	}
 }
@@ -205,6 +271,8 @@ func (p *poller) close() {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	_ = p.file.Close() // wakes the loop's Read with an error
+	p.stop.Store(true)
+	_ = p.gate.Close() // wakes the loop's Read with an error
 	<-p.done
+	_ = p.epfd.Close()
 }

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -81,4 +82,15 @@ func sysEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 		}
 		return nil
 	}
+}
+
+// sysNanosleep sleeps d without telling the scheduler: the event loop's
+// gathering window (gather_linux.go). A Syscall would wake sysmon when
+// every other P is idle, as above, and a timer (time.Sleep) readies the
+// goroutine through the scheduler, which wakes another thread to look for
+// work; a raw sleep just returns. A signal (the runtime's preemption)
+// ends it early, which only shortens the window.
+func sysNanosleep(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	_, _, _ = syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 }

@@ -472,3 +472,24 @@ func pollRaw(nc net.Conn) syscall.RawConn {
 	}
 	return nil
 }
+
+// sockNow reads or writes a sockConn's socket without waiting and without
+// a closure: RawConn.Read and Write take one, which escapes, so the event
+// loop allocated one per packet read and per write. ok is false for any
+// other connection (the caller goes through its RawConn).
+func sockNow(raw syscall.RawConn, b []byte, write bool) (n int, err error, ok bool) {
+	r, isSock := raw.(sockRaw)
+	if !isSock {
+		return 0, nil, false
+	}
+	if !r.c.incref() {
+		return 0, net.ErrClosed, true
+	}
+	if write {
+		n, err = sysWrite(r.c.fd, b)
+	} else {
+		n, err = sysRead(r.c.fd, b)
+	}
+	r.c.decref()
+	return n, err, true
+}

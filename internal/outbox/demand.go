@@ -97,7 +97,6 @@ func (o *Outbox) writeOnDemand() {
 					return
 				}
 			}
-			o.lastWrite.Store(time.Now().UnixNano())
 		}
 		var drop []byte
 		o.mu.Lock()

@@ -1,7 +1,5 @@
 package outbox
 
-import "time"
-
 // Holding an on-demand outbox (issue 16: CPU per message). A connection's
 // reader handles every packet one read brought before it reads again; the
 // acknowledgements and deliveries those packets cause would each start
@@ -83,10 +81,7 @@ func (o *Outbox) flushLocked(try func([]byte) int) {
 	d.writing = true // appends meanwhile only buffer
 	o.mu.Unlock()
 
-	n := try(out)
-	if n > 0 {
-		o.lastWrite.Store(time.Now().UnixNano())
-	}
+	n := try(out) // lastWrite is not kept: only Run's heartbeats read it
 
 	o.mu.Lock()
 	d.writing = false

@@ -38,7 +38,7 @@ type Outbox struct {
 
 	wake      chan struct{} // Run's; nil for an on-demand outbox
 	demand    *demand       // non-nil: written on demand (demand.go), not by Run
-	lastWrite atomic.Int64  // UnixNano of the last socket write, for heartbeats
+	lastWrite atomic.Int64  // UnixNano of Run's last socket write, for its heartbeats (an on-demand outbox has none)
 }
 
 // New returns an outbox refusing deliveries past limit bytes. Its buffers
