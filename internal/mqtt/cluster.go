@@ -62,12 +62,19 @@ func (s *Server) TakenOver(vhost, clientID string, cleanStart bool) <-chan struc
 	}
 	var sendNow func()
 	if w := s.wills[clientID]; w != nil {
-		// The session resumed on another node before its will's delay
-		// passed [MQTT-3.1.3-9], or ended there (Clean Start)
-		// [MQTT-3.1.2-8].
-		delete(s.wills, clientID)
-		if w.timer.Stop() && cleanStart {
-			sendNow = w.send
+		if cleanStart {
+			// The session ended there (Clean Start) [MQTT-3.1.2-8].
+			delete(s.wills, clientID)
+			if w.timer.Stop() {
+				sendNow = w.send
+			}
+		} else {
+			// Resumed on another node before the will's delay passed
+			// [MQTT-3.1.3-9] — unless that CONNECT is refused, which
+			// this node does not learn (review11 F2): the will stays,
+			// and at its time goes only if no connection consumes the
+			// session's queue then (publishWill).
+			w.roamed = true
 		}
 	}
 	s.mu.Unlock()

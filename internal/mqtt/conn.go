@@ -95,9 +95,10 @@ type conn struct {
 	// acked: the CONNACK is in the outbox; a kick's DISCONNECT may follow.
 	acked bool
 	// stopped: kicked after the CONNACK; the kick's DISCONNECT (5.0) is
-	// in the outbox, sent once (by kickAs or the handshake), and nothing
-	// may follow it [MQTT-3.14.4-1]: deliveries are refused, left in the
-	// queue for the connection that took the session over.
+	// in the outbox, sent once (by kickAs or the handshake). Nothing may
+	// follow it [MQTT-3.14.4-1]: a kicked connection refuses deliveries
+	// (TryDeliver), left in the queue for the connection that took the
+	// session over.
 	stopped bool
 	// roomWanted: a delivery was refused for want of an in-flight slot
 	// or its packet id; the next PUBACK/PUBCOMP redispatches.
@@ -234,18 +235,20 @@ func (c *conn) kickAs(logged uint32, reason byte) bool {
 	if !c.kicked.CompareAndSwap(0, logged) {
 		return false
 	}
-	// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
-	// connection kicked in its handshake gets its DISCONNECT after the
-	// CONNACK (handshake), or none if it stops before it; one the
-	// handshake already stopped has its DISCONNECT.
-	c.mu.Lock()
-	if c.acked && !c.stopped {
-		c.stopped = true
-		if c.vShared.Load() == uint32(wire.V5) {
+	if c.vShared.Load() == uint32(wire.V5) {
+		// Nothing but CONNACK may go before CONNACK [MQTT-3.2.0-2]: a
+		// connection kicked in its handshake gets its DISCONNECT after
+		// the CONNACK (handshake), or none if it stops before it; one
+		// the handshake already stopped has its DISCONNECT. (3.1.1 has
+		// no DISCONNECT to send: c.mu is not taken, as publishFailed
+		// kicks with the ack queue's lock held.)
+		c.mu.Lock()
+		if c.acked && !c.stopped {
+			c.stopped = true
 			c.send(&wire.Disconnect{ReasonCode: reason})
 		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	c.out.CloseAfterFlush()
 	if c.raw == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))

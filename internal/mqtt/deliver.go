@@ -40,7 +40,7 @@ func (s *subscriber) TryDeliver(d broker.Delivery) broker.Verdict {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.stopped {
+	if c.closed || c.kicked.Load() != 0 {
 		return broker.Refuse
 	}
 	m := d.Msg

@@ -341,6 +341,9 @@ func (s *Server) stopLoop() {
 type delayedWill struct {
 	timer clock.Timer
 	send  func()
+	// roamed (guarded by Server.mu): another node's CONNECT asked to
+	// resume the session (TakenOver).
+	roamed bool
 }
 
 // stillClaimed ends c's wait for the connection it took over (claim) and

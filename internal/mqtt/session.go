@@ -156,7 +156,17 @@ func (c *conn) publishWill() {
 		if srv.wills[c.clientID] == w {
 			delete(srv.wills, c.clientID)
 		}
+		roamed := w.roamed
 		srv.mu.Unlock()
+		if roamed {
+			// Another node's CONNECT asked to resume the session: it
+			// did if its connection consumes the session's queue now
+			// [MQTT-3.1.3-9]; with none, it was refused (or has left
+			// again since), and the will goes.
+			if q := c.vhost.LookupQueue(sessionQueue(c.clientID)); q != nil && q.ConsumerCount() > 0 {
+				return
+			}
+		}
 		send()
 	})
 	srv.wills[c.clientID] = w
