@@ -46,6 +46,12 @@ func TestCrashedNodesTransientQueuesGoAtOnce(t *testing.T) {
 		waitUntil(t, 10*time.Second, bn.cfg.Self.Name+" to know every queue", func() bool { return slices.Equal(queueNames(bn), all) })
 	}
 
+	for _, bn := range nodes { // user8 F16: one name for the cluster
+		if got := bn.node.ClusterName(); got != n1.cfg.Self.Name {
+			t.Errorf("%s: cluster name %q, want %q (the first member's name)", bn.cfg.Self.Name, got, n1.cfg.Self.Name)
+		}
+	}
+
 	killed := time.Now()
 	if err := dead.node.Close(); err != nil { // its connections close and its port refuses, as after kill -9
 		t.Fatal(err)
