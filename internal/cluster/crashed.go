@@ -93,10 +93,20 @@ func (n *Node) crashed(c *crashProbes, m Member, now time.Time) bool {
 			c.mu.Lock()
 			c.refused[m.ID] = true
 			c.mu.Unlock()
+		} else {
+			// Look again when the next probe is due, not at the
+			// next tick: a dying process may close its listener last.
+			t := time.NewTimer(gap)
+			defer t.Stop()
 			select {
-			case c.kick <- struct{}{}:
-			default:
+			case <-t.C:
+			case <-n.stop:
+				return
 			}
+		}
+		select {
+		case c.kick <- struct{}{}:
+		default:
 		}
 	}()
 	return false
