@@ -61,10 +61,14 @@ type crashProbes struct {
 
 	mu      sync.Mutex
 	refused map[uint64]bool // members whose port refused the last probe
+	// gen counts, per member, the forgets of its probe state, and epoch
+	// the resets: a probe started before either has its verdict dropped.
+	gen   map[uint64]uint64
+	epoch uint64
 }
 
 func newCrashProbes() *crashProbes {
-	return &crashProbes{next: map[uint64]time.Time{}, gap: map[uint64]time.Duration{}, refused: map[uint64]bool{}, kick: make(chan struct{}, 1)}
+	return &crashProbes{next: map[uint64]time.Time{}, gap: map[uint64]time.Duration{}, refused: map[uint64]bool{}, gen: map[uint64]uint64{}, kick: make(chan struct{}, 1)}
 }
 
 // crashed reports whether member m refused the last probe. It starts a
@@ -84,6 +88,9 @@ func (n *Node) crashed(c *crashProbes, m Member, now time.Time) bool {
 		gap = probeFirstGap
 	}
 	c.next[m.ID], c.gap[m.ID] = now.Add(gap), min(2*gap, probeEvery)
+	c.mu.Lock()
+	epoch, gen := c.epoch, c.gen[m.ID]
+	c.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -91,7 +98,9 @@ func (n *Node) crashed(c *crashProbes, m Member, now time.Time) bool {
 		defer cancel()
 		if refusedDial(ctx, m.Addr) {
 			c.mu.Lock()
-			c.refused[m.ID] = true
+			if c.epoch == epoch && c.gen[m.ID] == gen {
+				c.refused[m.ID] = true
+			}
 			c.mu.Unlock()
 		} else {
 			// Look again when the next probe is due, not at the
@@ -112,12 +121,15 @@ func (n *Node) crashed(c *crashProbes, m Member, now time.Time) bool {
 	return false
 }
 
-// forget drops what is known of member id: it is connected again (or this
-// node no longer leads).
+// forget drops what is known of member id: it is connected again.
 func (c *crashProbes) forget(id uint64) {
+	if _, probing := c.next[id]; !probing {
+		return
+	}
 	delete(c.next, id)
 	delete(c.gap, id)
 	c.mu.Lock()
+	c.gen[id]++
 	delete(c.refused, id)
 	c.mu.Unlock()
 }
@@ -127,6 +139,7 @@ func (c *crashProbes) reset() {
 	clear(c.gap)
 	c.mu.Lock()
 	clear(c.refused)
+	c.epoch++
 	c.mu.Unlock()
 }
 
