@@ -32,7 +32,8 @@ const clusterUsage = `Usage:
 Flags:
   --http URL     the node's HTTP address (default http://127.0.0.1:15672); --url URL is
                  the same (tern ctl's spelling)
-  --json         status: print the JSON document instead of the summary
+  --json         status, promote, add-node, remove-node: print GET /api/cluster's JSON
+                 document instead of the summary or sentence
   --standby      add-node: the node joins as a non-voting standby
   --vhost-pattern RE, --queue-pattern RE
                  grow, shrink: only queues whose vhost and name match (default all)
@@ -53,7 +54,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	base := fs.String("http", "http://127.0.0.1:15672", "the node's HTTP address")
 	fs.StringVar(base, "url", *base, "the same as --http (tern ctl's name for it)")
 	user := fs.String("user", "guest", "an administrator's user name (password from TERN_API_PASSWORD)")
-	asJSON := fs.Bool("json", false, "status: print GET /api/cluster's JSON document")
+	asJSON := fs.Bool("json", false, "status, promote, add-node, remove-node: print GET /api/cluster's JSON document")
 	standby := fs.Bool("standby", false, "add-node: the node joins as a non-voting standby")
 	vhostPattern := fs.String("vhost-pattern", "", "grow, shrink: a regular expression for vhost names")
 	queuePattern := fs.String("queue-pattern", "", "grow, shrink: a regular expression for queue names")
@@ -97,6 +98,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		err = printClusterStatus(stdout, out) // cluster_print.go
 	case cmd == "grow" || cmd == "shrink":
 		err = printGrowResults(stdout, out)
+	case !*asJSON && cmd != "status":
+		err = printMembershipChange(stdout, cmd, fs.Arg(0), out, *standby) // cluster_change_print.go
 	default:
 		_, err = fmt.Fprint(stdout, out)
 	}

@@ -100,7 +100,7 @@ func TestStandbyReplicatesAndServesNoClients(t *testing.T) {
 	nodes[1].mu.Lock()
 	api := "http://" + nodes[1].httpAddr
 	nodes[1].mu.Unlock()
-	if code, out := runTern(t, "", "cluster", "promote", "--http", api, standby.name); code != 0 || !strings.Contains(out, `"nodes"`) {
+	if code, out := runTern(t, "", "cluster", "promote", "--http", api, standby.name); code != 0 || !strings.Contains(out, "Promoted "+standby.name+": a voter in") {
 		t.Fatalf("tern cluster promote: exit %d: %s", code, out)
 	}
 	if code, out := runTern(t, "", "cluster", "status", "--http", api, "--json"); code != 0 || !strings.Contains(out, `"kind":"metadata"`) {

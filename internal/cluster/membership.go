@@ -46,6 +46,17 @@ func (n *Node) members() []Member {
 	return n.cfg.Members
 }
 
+// ClusterName is the cluster's name, the same on every node (user8 F16;
+// RabbitMQ's cluster_name, by default its first node's name): the name of
+// the first member of the replicated membership, the first node of the
+// founders' --peers list while it is a member.
+func (n *Node) ClusterName() string {
+	if ms := n.members(); len(ms) > 0 {
+		return ms[0].Name
+	}
+	return n.cfg.Self.Name
+}
+
 // knownMembers is members and the tombstones, for naming replica ids.
 func (n *Node) knownMembers() []Member {
 	n.ms.mu.Lock()

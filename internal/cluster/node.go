@@ -98,6 +98,9 @@ type Node struct {
 	deleting sync.WaitGroup
 	removed  map[uint64]bool // members the transport dropped (syncPeers)
 	nq       NodeQueues      // Start's target, if it deletes a node's queues
+	// lost (capacity 1) wakes the queue sweeper: a peer's connection
+	// closed, perhaps because its process died (crashed.go).
+	lost chan struct{}
 
 	// Cluster identity (clusterid.go): this data directory's draw, the
 	// Raft gate's verdicts per peer, the checks it asks for, and the
@@ -166,7 +169,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster"), queues: map[uint64]queueGroup{}, stop: make(chan struct{}),
-		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...), drawn: drawn, verify: make(chan uint64, 16)}
+		fsyncs: NewHistogram(fsyncBounds...), batches: NewHistogram(batchBounds...), drawn: drawn, verify: make(chan uint64, 16),
+		lost: make(chan struct{}, 1)}
 	saved, err := readSmall(cfg.FS, cfg.Dir, ClusterFile)
 	if err != nil {
 		return nil, err
@@ -193,7 +197,8 @@ func New(cfg Config) (*Node, error) {
 	n.tr, err = transport.NewTCP(transport.TCPConfig{
 		Self: cfg.Self.ID, ListenAddr: cfg.Self.Addr, Peers: peers, Secret: cfg.Secret, TLS: cfg.TLS, ClientTLS: cfg.ClientTLS,
 		Handler: d, Logger: cfg.Logger.With("component", "cluster-transport"),
-		OnRemoved: n.toldRemoved, // removed_notice.go
+		OnRemoved:    n.toldRemoved, // removed_notice.go
+		OnDisconnect: n.peerLost,    // crashed.go
 	})
 	if err != nil {
 		_ = w.Close()
@@ -210,7 +215,7 @@ func New(cfg Config) (*Node, error) {
 	n.host.QuietUnknownGroups(true) // until Start caught up: its queues' groups do not exist here yet
 	d.host.Store(n.host)
 	n.fwd = forward.New(forward.Config{Self: cfg.Self.ID, Transport: n.tr,
-		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock})
+		Logger: cfg.Logger.With("component", "forward"), Clock: cfg.Clock, NodeName: n.memberName})
 	d.fwd.Store(n.fwd)
 	d.node.Store(n)
 	n.wg.Add(1)

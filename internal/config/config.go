@@ -204,7 +204,7 @@ func Load(args []string, env func(string) (string, bool)) (Config, error) {
 	configPath := fs.String("config", "", "TOML configuration file (env TERN_CONFIG)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "data directory (env TERN_DATA_DIR)")
 	amqpAddr := fs.String("amqp-addr", cfg.AMQPAddr, `AMQP 0-9-1 listen address, "" to disable (env TERN_AMQP_ADDR)`)
-	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address for /healthz, /metrics and /api/limits, "" to disable (env TERN_HTTP_ADDR)`)
+	httpAddr := fs.String("http-addr", cfg.HTTPAddr, `HTTP address of the management API (/api/...), the console (/), /healthz and /metrics, "" to disable (env TERN_HTTP_ADDR)`)
 	mqttAddr := fs.String("mqtt-addr", cfg.MQTTAddr, `MQTT 3.1.1/5.0 listen address, "" to disable (env TERN_MQTT_ADDR)`)
 	mqttWSAddr := fs.String("mqtt-ws-addr", cfg.MQTTWSAddr, `MQTT-over-WebSocket listen address, "" to disable (env TERN_MQTT_WS_ADDR)`)
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env TERN_LOG_LEVEL)")

@@ -41,6 +41,9 @@ type API struct {
 	// the node's cluster name ("@host"), added to other members' names.
 	Placement  func() PlaceFunc
 	NodeSuffix string
+	// ClusterName, on a cluster node, is the cluster-wide name (the same
+	// on every node); nil: Node.ClusterName.
+	ClusterName func() string
 	// OtherNodes, on a cluster node, lists the other members by their
 	// cluster names and whether this node reaches them (/api/nodes lists
 	// every member, as RabbitMQ's does); nil on a single node.

@@ -123,13 +123,23 @@ func (s *apiServer) routeOverview(rt *router) {
 func u64p(v uint64) *uint64       { return &v }
 func ratep(v float64) *rateDetail { return &rateDetail{v} }
 
+// clusterName is the cluster's name (API.ClusterName).
+func (a *API) clusterName() string {
+	if a.ClusterName != nil {
+		if name := a.ClusterName(); name != "" {
+			return name
+		}
+	}
+	return a.Node.ClusterName
+}
+
 func (s *apiServer) overview(w http.ResponseWriter, r *http.Request, _ params) {
 	s.rates.fresh(s.ticking)
 	b := s.src.Broker()
 	g := s.rates.globalView()
 	ov := overview{ManagementVersion: s.api.Node.Version, RatesMode: "basic", ExchangeTypes: exchangeTypes,
 		ProductName: "Tern", ProductVersion: s.api.Node.Version, RabbitMQVersion: rabbitVersion,
-		ClusterName: s.api.Node.ClusterName, ErlangVersion: runtime.Version(), ErlangFullVersion: runtime.Version(),
+		ClusterName: s.api.clusterName(), ErlangVersion: runtime.Version(), ErlangFullVersion: runtime.Version(),
 		EnableQueueTotals: true, Node: s.api.Node.Name, Contexts: []any{}}
 	ms := messageStats{Publish: b.Published, PublishDetails: rateDetail{g.publish.rate}, DeliverGet: b.Delivered,
 		DeliverGetDetails: rateDetail{g.deliver.rate}, Ack: b.Acked, AckDetails: rateDetail{g.ack.rate},

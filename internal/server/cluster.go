@@ -213,3 +213,14 @@ func (s *Server) promote(ctx context.Context, node string) error {
 	}
 	return err
 }
+
+// clusterName is the cluster_name the AMQP handshake announces: the
+// cluster-wide name on a cluster node (cluster.Node.ClusterName, as
+// /api/overview reports it), "" (the AMQP default, "tern") on a single
+// node.
+func (s *Server) clusterName() string {
+	if s.node == nil {
+		return ""
+	}
+	return s.node.ClusterName()
+}

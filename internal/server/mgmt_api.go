@@ -28,6 +28,7 @@ func (s *Server) managementAPI(done <-chan struct{}, started time.Time) *mgmt.AP
 	api.Node = mgmt.NodeInfo{Name: name, ClusterName: name, Version: Version, Started: started}
 	if s.node != nil {
 		api.NodeSuffix = "@" + host
+		api.ClusterName = s.node.ClusterName // one name on every node (user8 F16)
 		api.OtherNodes = func() []mgmt.OtherNode {
 			var out []mgmt.OtherNode
 			for _, m := range s.node.MemberStates() {

@@ -192,6 +192,7 @@ func (s *Server) Start() error {
 		MaxMessageSize: uint64(cfg.AMQP.MaxMessageSize),
 		Version:        Version,
 		CertName:       s.certName(), // SASL EXTERNAL, offered to verified client certificates
+		ClusterName:    s.clusterName(),
 	}, s.Broker, s.Users, s.log.With("component", "amqp"))
 
 	serveClients := s.node == nil || !s.node.IsStandby()
@@ -208,7 +209,7 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("server: HTTP listener: %w", err)
 		}
-		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "endpoints", "/healthz /metrics /api/limits")
+		s.log.Info("HTTP listening", "addr", s.httpLn.Addr().String(), "serves", "management API /api/, console /, /healthz, /metrics")
 	}
 	if err := s.bindHTTPS(); err != nil {
 		s.closeListeners()

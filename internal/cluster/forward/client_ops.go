@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tern-broker/tern/internal/broker"
@@ -84,9 +85,20 @@ func (f *Forwarder) Purge(q *broker.Queue) (int, error) {
 // node is down (404 NOT_FOUND, "home node … is down or inaccessible").
 func (f *Forwarder) unreachable(q *broker.Queue, err error) error {
 	return &broker.Error{Kind: broker.KindNotFound,
-		Text: fmt.Sprintf("home node %d of queue '%s' in vhost '%s' is down or inaccessible",
-			q.Node(), q.Name(), q.VHost().Name()),
+		Text: fmt.Sprintf("home node %s of queue '%s' in vhost '%s' is down or inaccessible",
+			f.nodeName(q.Node()), q.Name(), q.VHost().Name()),
 		Cause: err}
+}
+
+// nodeName is node's name for a client's error text (Config.NodeName),
+// or its number when it has none.
+func (f *Forwarder) nodeName(node uint64) string {
+	if f.cfg.NodeName != nil {
+		if name := f.cfg.NodeName(node); name != "" {
+			return name
+		}
+	}
+	return strconv.FormatUint(node, 10)
 }
 
 // countEntry is a remote queue's counts as last learnt.

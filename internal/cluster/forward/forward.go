@@ -30,6 +30,9 @@ type Config struct {
 	Broker *broker.Broker
 	Logger *slog.Logger
 	Clock  clock.Clock
+	// NodeName names a node id for the clients' error texts ("n2");
+	// nil or "" falls back to the number.
+	NodeName func(id uint64) string
 
 	RequestTimeout    time.Duration // consume, get, purge and counts wait this long for the owner (default 5 s)
 	PublishTimeout    time.Duration // a publish batch waits this long for the owner's durability, then is nacked (default 10 s)

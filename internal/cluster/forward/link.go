@@ -38,6 +38,7 @@ type link struct {
 	kaBusy    bool
 	lastOK    time.Time // the last keepalive the owner answered (or the link's start)
 	downUntil time.Time // a request found the owner unreachable: don't wait on it for counts
+	downSince time.Time // when the owner was last found unreachable after being reachable
 	counts    map[*broker.Queue]*countEntry
 	countsOut chan struct{} // a counts request is out; closed when it is answered
 }
@@ -45,6 +46,7 @@ type link struct {
 type pubWaiter struct {
 	done  message.Completion
 	token uint64
+	q     *broker.Queue
 }
 
 func (f *Forwarder) link(node uint64) *link {
@@ -79,7 +81,7 @@ func (f *Forwarder) Publish(q *broker.Queue, m *message.Message, done message.Co
 		l.pbuf = appendPublishItem(l.pbuf, nil, true, l.pscratch)
 	}
 	l.plast = q
-	l.pitems = append(l.pitems, pubWaiter{done: done, token: token})
+	l.pitems = append(l.pitems, pubWaiter{done: done, token: token, q: q})
 	start := !l.psending
 	l.psending = true
 	l.pmu.Unlock()
@@ -124,6 +126,9 @@ func (l *link) sendPublishes() {
 		}
 		if err != nil {
 			l.failed(err)
+			if errors.Is(err, broker.ErrNodeUnreachable) {
+				l.awaitTransientGone(items)
+			}
 			l.f.log.Debug("forwarded publishes nacked", "node", l.node, "n", len(items), "err", err)
 		}
 		var batches []message.BatchCompletion
@@ -134,7 +139,9 @@ func (l *link) sendPublishes() {
 			var e error
 			switch {
 			case err != nil:
-				e = err
+				if !deleted(it.q) { // a deleted queue's publish is confirmed
+					e = err
+				}
 			case outcomes[i] == outcomeRejected:
 				e = errRejected
 			}
@@ -183,12 +190,67 @@ func (l *link) knownDown() bool {
 	return down && !c.Connected(l.node)
 }
 
+// Publishes routed to a transient (exclusive or non-durable) queue of an
+// owner that has just become unreachable wait up to transientWait for the
+// queue's deletion: a crashed owner's transient queues are deleted within
+// a fraction of a second (internal/cluster/crashed.go), and a publish to a
+// queue deleted before it was confirmed is confirmed, as RabbitMQ's
+// channel confirms a publish whose queue went away normally (user8 F1: a
+// Celery worker's pidbox broadcast, reconnected to a survivor at once).
+// Only in the first freshWindow of the owner's absence: after that (a
+// partition, the queue kept for down_grace) they are nacked at once.
+const (
+	transientWait = time.Second
+	freshWindow   = 2 * time.Second
+	deletedPoll   = 10 * time.Millisecond
+)
+
+// deleted reports whether q is no longer its vhost's queue of that name.
+func deleted(q *broker.Queue) bool {
+	return q != nil && q.VHost().QueueByID(q.Name(), q.ID()) != q
+}
+
+func transientQueue(q *broker.Queue) bool {
+	c := q.Config()
+	return c.Exclusive || !c.Durable
+}
+
+// awaitTransientGone waits, within transientWait and only while the
+// owner's absence is fresh, until every transient queue of items is
+// deleted (a bounded poll: deletion is applied by the metadata group).
+func (l *link) awaitTransientGone(items []pubWaiter) {
+	l.mu.Lock()
+	fresh := time.Since(l.downSince) < freshWindow // wall time: the poll below is wall time too
+	l.mu.Unlock()
+	if !fresh {
+		return
+	}
+	deadline := time.Now().Add(transientWait)
+	for time.Now().Before(deadline) {
+		waiting := false
+		for _, it := range items {
+			if it.q != nil && transientQueue(it.q) && !deleted(it.q) {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return
+		}
+		time.Sleep(deletedPoll)
+	}
+}
+
 // failed records a request error: an unreachable owner is not waited on
 // for counts for a while.
 func (l *link) failed(err error) {
 	if errors.Is(err, transport.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+		now := l.f.cfg.Clock.Now()
 		l.mu.Lock()
-		l.downUntil = l.f.cfg.Clock.Now().Add(l.f.cfg.LeaseTimeout)
+		if !now.Before(l.downUntil) {
+			l.downSince = time.Now() // wall time, as awaitTransientGone's
+		}
+		l.downUntil = now.Add(l.f.cfg.LeaseTimeout)
 		l.mu.Unlock()
 	}
 }

@@ -51,6 +51,11 @@ type TCPConfig struct {
 	// with an authenticated notice that this node was removed from the
 	// cluster (RemovedError; see Tombstone). It must not block.
 	OnRemoved func(by NodeID)
+	// OnDisconnect, when set, is called when a connection to a peer
+	// closes (not when the transport or the peer is being removed), so
+	// the caller can find out at once whether the peer died. It must not
+	// block.
+	OnDisconnect func(peer NodeID)
 
 	DialTimeout      time.Duration // one TCP connect (default 2 s)
 	HandshakeTimeout time.Duration // TLS plus secret handshake (default 5 s)

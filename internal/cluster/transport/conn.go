@@ -155,6 +155,9 @@ func (c *conn) close(err error) {
 		ch <- reqResult{err: fmt.Errorf("transport: connection to node %d lost (%v): %w", c.p.id, err, ErrUnreachable)}
 	}
 	c.p.detach(c)
+	if f := c.t.cfg.OnDisconnect; f != nil && !errors.Is(err, errClosed) && !errors.Is(err, errRemoved) {
+		f(c.p.id)
+	}
 	log := c.t.log.Info
 	if errors.Is(err, errClosed) || errors.Is(err, errRemoved) {
 		log = c.t.log.Debug
