@@ -1,9 +1,11 @@
 package mgmt_test
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tern-broker/tern/internal/testkit"
@@ -56,11 +58,19 @@ func TestDefinitionsSecurityRoundTrip(t *testing.T) {
 // TestDefinitionsRabbitMQSecurityImport: a RabbitMQ 3.13 export with
 // SHA-256 password hashes imports: a new user comes without a password
 // (login refused until one is set), an existing one keeps its password;
-// permissions and policies apply.
+// permissions and policies apply. The answer (200, not 204) lists the
+// user left unable to log in, and only that one.
 func TestDefinitionsRabbitMQSecurityImport(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t)
-	guest(t, s, "POST", "/api/definitions", []byte(rabbit313Export), http.StatusNoContent)
+	raw := guest(t, s, "POST", "/api/definitions", []byte(rabbit313Export), http.StatusOK)
+	var answer struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Warnings) != 1 ||
+		!strings.HasPrefix(answer.Warnings[0], "user 'billing' was imported without a password") {
+		t.Fatalf("import answer: %v %s", err, raw)
+	}
 	st := s.Broker.Users()
 	if _, ok := st.Lookup("billing"); !ok {
 		t.Fatal("user billing not imported")
@@ -114,3 +124,4 @@ func TestDefinitionsSecurityAllOrNothing(t *testing.T) {
 		t.Error("permission in the file's own vhost not applied")
 	}
 }
+
