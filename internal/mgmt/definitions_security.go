@@ -169,6 +169,10 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 			if err := mirroringKeys(p.Definition); err != nil {
 				return nil, nil, fmt.Errorf("policy '%s' in vhost '%s': %v (nothing was imported)", p.Name, p.VHost, err)
 			}
+			if _, ok := p.Definition["queue-version"]; ok && i == 0 {
+				warnings = append(warnings, fmt.Sprintf("policy '%s' in vhost '%s': queue-version has no effect in Tern "+
+					"(its classic queues have one storage format); the key is kept and ignored", p.Name, p.VHost))
+			}
 			n, err := broker.ValidatePolicy(p, i == 1)
 			if err != nil {
 				return nil, nil, fmt.Errorf("policy '%s' in vhost '%s': %v", p.Name, p.VHost, err)

@@ -125,3 +125,27 @@ func TestDefinitionsSecurityAllOrNothing(t *testing.T) {
 	}
 }
 
+// A RabbitMQ 3.10-3.13 file with a queue-version policy (how CQv2 was
+// switched on) imports whole, the key kept with no effect, and the answer
+// says so; it used to refuse the whole file.
+func TestDefinitionsImportQueueVersionPolicyWarns(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	file := `{"vhosts":[{"name":"imported"}],` +
+		`"policies":[{"vhost":"imported","name":"cqv2","pattern":".*","apply-to":"queues","definition":{"queue-version":2},"priority":0}],` +
+		`"queues":[{"name":"q","vhost":"imported","durable":true,"auto_delete":false,"arguments":{"x-queue-version":2}}]}`
+	raw := guest(t, s, "POST", "/api/definitions", file, http.StatusOK)
+	var answer struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Warnings) != 1 ||
+		!strings.Contains(answer.Warnings[0], "policy 'cqv2' in vhost 'imported': queue-version has no effect") {
+		t.Fatalf("import answer: %v %s", err, raw)
+	}
+	if ps := s.Broker.Policies("imported", false); len(ps) != 1 || ps[0].Definition["queue-version"] != int64(2) {
+		t.Fatalf("policies: %+v", ps)
+	}
+	if s.Broker.VHost("imported").LookupQueue("q") == nil {
+		t.Fatal("the file's queue was not imported")
+	}
+}
