@@ -27,6 +27,7 @@ const (
 	exitRefused  = 3 // 401, 403 or 429: wrong credentials, or the user may not do this
 	exitRejected = 4 // another 4xx: the request was refused as it stands (400 precondition, 405 locked, 409, 413)
 	exitServer   = 5 // a 5xx answer, or the server could not be reached or spoke nonsense
+	exitWarnings = 6 // done, with warnings (import --fail-on-warnings)
 )
 
 // ctlError carries an exit code to runCtl.

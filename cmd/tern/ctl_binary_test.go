@@ -451,6 +451,24 @@ func TestCtl(t *testing.T) {
 		s.ctlIn(t, "{not json", "import", "-").exit(t, exitUsage)
 		s.ctl(t, "import", filepath.Join(t.TempDir(), "missing.json")).exit(t, exitUsage)
 		s.ctlIn(t, `{"queues":[{"name":"bad","vhost":"ctl-no-such-vhost","durable":true}]}`, "import", "-").exit(t, exitRejected)
+
+		// A RabbitMQ user (a sha256 hash Tern cannot verify) is imported
+		// unable to log in: the person importing is told, on stderr, not
+		// only the server's log; --fail-on-warnings exits 6, the import
+		// applied all the same.
+		rabbitUser := func(name string) string {
+			return `{"users":[{"name":"` + name + `","password_hash":"6PZ3RkkJGBBVAqxCNZX0Q8bdUSsdVVPoJz2qlxtDNMCTrx2W",` +
+				`"hashing_algorithm":"rabbit_password_hashing_sha256","tags":[]}]}`
+		}
+		r := s.ctlIn(t, rabbitUser("ctl-rabbit1"), "import", "-").ok(t)
+		if !strings.Contains(r.stderr, "warning: user 'ctl-rabbit1' was imported without a password") ||
+			!strings.Contains(r.stdout, "with 1 warning(s)") {
+			t.Fatalf("import of a RabbitMQ user: stdout %q stderr %q", r.stdout, r.stderr)
+		}
+		r = s.ctlIn(t, rabbitUser("ctl-rabbit2"), "import", "-", "--fail-on-warnings").exit(t, exitWarnings)
+		if !strings.Contains(r.stderr, "ctl-rabbit2") || s.api(t, "/api/users/ctl-rabbit2", nil) != 200 {
+			t.Fatalf("--fail-on-warnings: stderr %q, or the user was not imported", r.stderr)
+		}
 	})
 
 	t.Run("status", func(t *testing.T) {

@@ -19,8 +19,8 @@ func init() {
 			summary: "write the definitions (GET /api/definitions, RabbitMQ's JSON) to FILE or standard output; --vhost for one vhost's",
 			def:     func(*flag.FlagSet) func(*ctlRun, []string) error { return runExport }},
 		&ctlCommand{name: "import", args: "FILE|-", min: 1, max: 1,
-			summary: "load definitions in RabbitMQ's JSON format (all or nothing); --vhost loads into that vhost",
-			def:     func(*flag.FlagSet) func(*ctlRun, []string) error { return runImport }},
+			summary: "load definitions in RabbitMQ's JSON format (all or nothing); --vhost loads into that vhost; the server's warnings (users imported unable to log in, keys with no effect) go to standard error, and --fail-on-warnings makes them exit 6",
+			def:     defImport},
 	)
 }
 
@@ -59,7 +59,12 @@ func runExport(r *ctlRun, args []string) error {
 	return nil
 }
 
-func runImport(r *ctlRun, args []string) error {
+func defImport(fs *flag.FlagSet) func(*ctlRun, []string) error {
+	strict := fs.Bool("fail-on-warnings", false, "exit 6 when the server answers with warnings (the import was still applied)")
+	return func(r *ctlRun, args []string) error { return runImport(r, args, *strict) }
+}
+
+func runImport(r *ctlRun, args []string, strict bool) error {
 	var raw []byte
 	var err error
 	if args[0] == "-" {
@@ -73,5 +78,38 @@ func runImport(r *ctlRun, args []string) error {
 	if !json.Valid(raw) {
 		return usageErr("%s is not JSON", args[0])
 	}
-	return r.change(http.MethodPost, r.definitionsPath(), raw, nil, fmt.Sprintf("Imported definitions from %s.", args[0]))
+	cl, err := r.client()
+	if err != nil {
+		return err
+	}
+	answer, _, err := cl.do(http.MethodPost, r.definitionsPath(), raw, nil)
+	if err != nil {
+		return err
+	}
+	// 204, or 200 with the warnings of an import that was applied: what
+	// it did that the person running it must know (a user imported
+	// without a password cannot log in). The server logs them too, but
+	// that is not where this person looks.
+	var w struct {
+		Warnings []string `json:"warnings"`
+	}
+	if len(bytes.TrimSpace(answer)) > 0 {
+		if err := json.Unmarshal(answer, &w); err != nil {
+			return &ctlError{code: exitServer, msg: "the server's answer is not JSON: " + err.Error()}
+		}
+	}
+	for _, line := range w.Warnings {
+		fmt.Fprintf(r.stderr, "tern ctl import: warning: %s\n", line)
+	}
+	if !r.g.json {
+		if len(w.Warnings) > 0 {
+			fmt.Fprintf(r.stdout, "Imported definitions from %s, with %d warning(s).\n", args[0], len(w.Warnings))
+		} else {
+			fmt.Fprintf(r.stdout, "Imported definitions from %s.\n", args[0])
+		}
+	}
+	if strict && len(w.Warnings) > 0 {
+		return &ctlError{code: exitWarnings, msg: fmt.Sprintf("%d warning(s) (--fail-on-warnings); the definitions were imported", len(w.Warnings))}
+	}
+	return nil
 }

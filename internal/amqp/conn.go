@@ -251,10 +251,17 @@ func (c *connection) fail(err error) {
 }
 
 // logCause logs the internal failure behind an exception, which the client
-// is not told.
+// is not told. Only a 541 is an internal error the client learns nothing
+// of; any other code went with its own text (a 404 "home node … is down or
+// inaccessible" while a queue's node is down, an expected condition), so it
+// is a warning, not an ERROR claiming a generic reply.
 func (c *connection) logCause(ae *amqpError) {
-	if ae.cause != nil {
+	switch {
+	case ae.cause == nil:
+	case ae.code == amqp091.InternalError:
 		c.log.Error("internal error; the client gets a generic reply", "code", ae.code, "text", ae.text, "err", ae.cause)
+	default:
+		c.log.Warn("request refused", "code", ae.code, "text", ae.text, "err", ae.cause)
 	}
 }
 

@@ -21,6 +21,9 @@ func (b *Broker) CheckQueue(vhost string, cfg QueueConfig) error {
 	if a.queueType == Stream && (b.cfg.Storage == nil || !cfg.Durable || cfg.Exclusive || cfg.AutoDelete) {
 		return errorf(KindPreconditionFailed, "invalid arguments for stream '%s' in vhost '%s': a stream must be durable, not exclusive and not auto-delete, on a node with storage", cfg.Name, vhost)
 	}
+	if err := checkStreamArgs(vhost, cfg); err != nil {
+		return err
+	}
 	if a.queueType == Quorum {
 		if b.cfg.Replication.Quorum == nil {
 			return errorf(KindPreconditionFailed, "invalid arg 'x-queue-type' for queue '%s' in vhost '%s': {unsupported_queue_type,quorum}", cfg.Name, vhost)

@@ -49,7 +49,7 @@ const (
 var policyKeys = map[string]bool{
 	"message-ttl": true, "expires": true, "max-length": true, "max-length-bytes": true, "delivery-limit": true,
 	"overflow": false, "dead-letter-exchange": false, "dead-letter-routing-key": false, "queue-mode": false,
-	"max-age": false, "stream-max-segment-size-bytes": false, "alternate-exchange": false,
+	"queue-version": false, "max-age": false, "stream-max-segment-size-bytes": false, "alternate-exchange": false,
 	"deliver-rate": true, "publish-rate": true,
 }
 
@@ -196,6 +196,14 @@ func parsePolicyDefinition(in map[string]any, operator bool) (policyDef, map[str
 				err = policyErrorf("%s is not a valid queue-mode value (default, lazy)", describeJSON(v))
 			}
 			d.queueMode = some(s)
+		case "queue-version":
+			// RabbitMQ 3.10-3.13's classic queue storage version (CQv1 or
+			// CQv2; 4.0 has only v2). Tern's classic queues have one
+			// format: accepted so that those versions' definitions
+			// import, with no effect (a definitions import warns).
+			if n, ok := jsonInt(v); !ok || (n != 1 && n != 2) {
+				err = policyErrorf("%s is not a valid queue-version value (1, 2)", describeJSON(v))
+			}
 		case "max-age":
 			s, _ := v.(string)
 			age, perr := parseMaxAge(s)

@@ -165,6 +165,8 @@ func TestPolicyValidation(t *testing.T) {
 		{map[string]any{"overflow": "drop-tail"}, "overflow"},
 		{map[string]any{"dead-letter-exchange": 5}, "dead-letter-exchange"},
 		{map[string]any{"queue-mode": "eager"}, "queue-mode"},
+		{map[string]any{"queue-version": 3}, "queue-version"},
+		{map[string]any{"queue-version": "2"}, "queue-version"},
 		{map[string]any{"max-age": "7W"}, "max age"},
 		{map[string]any{"deliver-rate": 0}, "deliver-rate"},
 		{map[string]any{"publish-rate": "fast"}, "publish-rate"},
@@ -187,6 +189,26 @@ func TestPolicyValidation(t *testing.T) {
 	}
 	if len(b.Policies("", false)) != 0 {
 		t.Fatal("a refused policy was stored")
+	}
+}
+
+// RabbitMQ 3.10-3.13's queue-version (1 or 2) is accepted, as queue-mode
+// is, so that their definitions import; it has no effect (one format), and
+// an operator policy may not set it, as in RabbitMQ.
+func TestPolicyQueueVersionAcceptedWithoutEffect(t *testing.T) {
+	t.Parallel()
+	b := broker.New(broker.Config{})
+	for _, v := range []any{1, 2, float64(2)} {
+		if err := b.SetPolicy(broker.Policy{VHost: "/", Name: "cqv2", Pattern: ".*", Definition: map[string]any{"queue-version": v, "max-length": 5}}, false); err != nil {
+			t.Fatalf("queue-version %v: %v", v, err)
+		}
+	}
+	q := declare(t, b.VHost("/"), broker.QueueConfig{Name: "q"})
+	if p := q.Policy(); p.Policy != "cqv2" || !reflect.DeepEqual(p.EffectiveDefinition, map[string]any{"max-length": int64(5), "queue-version": int64(2)}) {
+		t.Fatalf("policy %+v, want cqv2 applied (shown, as RabbitMQ shows it)", p)
+	}
+	if err := b.SetPolicy(broker.Policy{VHost: "/", Name: "op", Pattern: ".*", Definition: map[string]any{"queue-version": 2}}, true); err == nil {
+		t.Fatal("an operator policy took queue-version")
 	}
 }
 

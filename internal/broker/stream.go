@@ -146,6 +146,12 @@ func (s *streamBackend) startOffset(o StreamOptions) (uint64, error) {
 		case "next":
 			return end, nil
 		}
+		// An interval before now, as x-max-age spells it ("1h", "7D"):
+		// RabbitMQ's sixth kind of offset.
+		if d, err := parseMaxAge(v); err == nil {
+			at := s.q.vhost.broker.cfg.Clock.Now().Add(-d)
+			return max(s.log.SeqAtTime(at.UnixNano()), first), nil
+		}
 	case time.Time:
 		return max(s.log.SeqAtTime(v.UnixNano()), first), nil
 	default:

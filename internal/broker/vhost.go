@@ -213,6 +213,9 @@ func (v *VHost) declareQueue(cfg QueueConfig, passive, named bool, conn uint64, 
 	if cfg.Exclusive {
 		cfg.Owner = conn
 	}
+	if err := checkStreamArgs(v.name, cfg); err != nil {
+		return nil, err
+	}
 	if err := v.checkQueueLimitLocked(cfg, &effects{}); err != nil {
 		return nil, err
 	}

@@ -43,6 +43,10 @@ type DefinitionsSection struct {
 	// function that applies it. It must change nothing; an error is the
 	// client's (400) and aborts the whole import.
 	Prepare func(raw map[string]json.RawMessage) (apply func() error, err error)
+	// PrepareWarn, when set, is used instead of Prepare: it also returns
+	// warnings — what the import will do that the person running it must
+	// know (a user imported unable to log in) — which the answer lists.
+	PrepareWarn func(raw map[string]json.RawMessage) (apply func() error, warnings []string, err error)
 }
 
 type defVHost struct {
@@ -214,6 +218,13 @@ type importPlan struct {
 	bindings  []defBinding
 	limits    []broker.Command // vhost limits, from parameters (definitions_params.go)
 	sections  []func() error
+	warnings  []string // for the answer: importWarnings
+}
+
+// importWarnings is the answer to an import that applied with warnings
+// (200; one without is 204 No Content, as before).
+type importWarnings struct {
+	Warnings []string `json:"warnings"`
 }
 
 func (s *apiServer) importDefinitions(w http.ResponseWriter, r *http.Request, vhost string) {
@@ -233,6 +244,10 @@ func (s *apiServer) importDefinitions(w http.ResponseWriter, r *http.Request, vh
 	}
 	if err := s.applyImport(plan); err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "applying the definitions failed part way: "+err.Error())
+		return
+	}
+	if len(plan.warnings) > 0 {
+		writeJSON(w, http.StatusOK, importWarnings{Warnings: plan.warnings})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -446,10 +461,18 @@ func (s *apiServer) planImport(doc map[string]json.RawMessage, vhost string) (*i
 				part[k] = v
 			}
 		}
-		apply, err := sec.Prepare(part)
+		var apply func() error
+		var warnings []string
+		var err error
+		if sec.PrepareWarn != nil {
+			apply, warnings, err = sec.PrepareWarn(part)
+		} else {
+			apply, err = sec.Prepare(part)
+		}
 		if err != nil {
 			return nil, err
 		}
+		p.warnings = append(p.warnings, warnings...)
 		if apply != nil {
 			p.sections = append(p.sections, apply)
 		}

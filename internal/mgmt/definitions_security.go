@@ -21,15 +21,22 @@ import (
 // one is imported without a password — it exists, with its tags,
 // permissions and limits, and refuses every password login (logged) until
 // an administrator sets its password; each is named in a warning at
-// import. A user that exists keeps its Tern password.
+// import, in the server's log and in the import's answer (PrepareWarn), so
+// the person running it sees it. A user that exists keeps its Tern password.
 func SecurityDefinitions(b *broker.Broker, log *slog.Logger) DefinitionsSection {
 	if log == nil {
 		log = slog.Default()
 	}
 	return DefinitionsSection{
-		Keys:    []string{"users", "permissions", "topic_permissions", "policies", "operator_policies"},
-		Export:  func() (map[string]any, error) { return exportSecurity(b), nil },
-		Prepare: func(raw map[string]json.RawMessage) (func() error, error) { return prepareSecurity(b, log, raw) },
+		Keys:   []string{"users", "permissions", "topic_permissions", "policies", "operator_policies"},
+		Export: func() (map[string]any, error) { return exportSecurity(b), nil },
+		Prepare: func(raw map[string]json.RawMessage) (func() error, error) {
+			apply, _, err := prepareSecurity(b, log, raw)
+			return apply, err
+		},
+		PrepareWarn: func(raw map[string]json.RawMessage) (func() error, []string, error) {
+			return prepareSecurity(b, log, raw)
+		},
 	}
 }
 
@@ -83,7 +90,7 @@ func exportSecurity(b *broker.Broker) map[string]any {
 // argon2Algorithms are the hashing_algorithm values Tern can verify.
 var argon2Algorithms = []string{"", "argon2id", "rabbit_password_hashing_argon2id"}
 
-func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.RawMessage) (func() error, error) {
+func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.RawMessage) (func() error, []string, error) {
 	var (
 		users    []defUser
 		perms    []auth.PermissionEntry
@@ -94,21 +101,21 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 	for key, dst := range map[string]any{"users": &users, "permissions": &perms, "topic_permissions": &topics, "policies": &policies, "operator_policies": &ops} {
 		if v, ok := raw[key]; ok && !emptyJSON(v) {
 			if err := json.Unmarshal(v, dst); err != nil {
-				return nil, fmt.Errorf("%s: %v", key, err)
+				return nil, nil, fmt.Errorf("%s: %v", key, err)
 			}
 		}
 	}
 	vhostOK := func(name string) bool { return b.VHost(name) != nil || slices.Contains(docVHosts(raw), name) }
 	known := map[string]bool{}
 	var cmds []broker.Command
-	var unverifiable []string
+	var unverifiable, warnings []string
 	for _, u := range users {
 		if u.Name == "" {
-			return nil, fmt.Errorf("users: a user without a name")
+			return nil, nil, fmt.Errorf("users: a user without a name")
 		}
 		tags, err := parseTags(u.Tags)
 		if err != nil {
-			return nil, fmt.Errorf("user '%s': %v", u.Name, err)
+			return nil, nil, fmt.Errorf("user '%s': %v", u.Name, err)
 		}
 		old, exists := b.Users().Lookup(u.Name)
 		hash := u.PasswordHash
@@ -118,17 +125,19 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 			hash = old.PasswordHash
 			if !exists {
 				unverifiable = append(unverifiable, u.Name)
+				warnings = append(warnings, fmt.Sprintf("user '%s' was imported without a password and cannot log in until one is set "+
+					"(tern ctl change-password %s): its password_hash (%s) is not argon2id, which is all Tern can verify", u.Name, u.Name, u.HashingAlgorithm))
 			}
 		} else if hash != "" {
 			if err := auth.CheckHash(hash); err != nil {
-				return nil, fmt.Errorf("user '%s': password_hash: %v", u.Name, err)
+				return nil, nil, fmt.Errorf("user '%s': password_hash: %v", u.Name, err)
 			}
 		}
 		cmds = append(cmds, broker.PutUser{Name: u.Name, Tags: tags, PasswordHash: hash, LoopbackOnly: old.LoopbackOnly})
 		known[u.Name] = true
 		for name, v := range u.Limits {
 			if !slices.Contains(auth.UserLimitNames, name) {
-				return nil, fmt.Errorf("user '%s': unknown limit '%s'", u.Name, name)
+				return nil, nil, fmt.Errorf("user '%s': unknown limit '%s'", u.Name, name)
 			}
 			cmds = append(cmds, broker.SetUserLimit{User: u.Name, Name: name, Value: max(v, -1)})
 		}
@@ -139,39 +148,43 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 	}
 	for _, p := range perms {
 		if !userOK(p.User) || !vhostOK(p.VHost) {
-			return nil, fmt.Errorf("permission of '%s' in vhost '%s': no such user or vhost", p.User, p.VHost)
+			return nil, nil, fmt.Errorf("permission of '%s' in vhost '%s': no such user or vhost", p.User, p.VHost)
 		}
 		if err := p.Permission.Validate(); err != nil {
-			return nil, fmt.Errorf("permission of '%s' in vhost '%s': %v", p.User, p.VHost, err)
+			return nil, nil, fmt.Errorf("permission of '%s' in vhost '%s': %v", p.User, p.VHost, err)
 		}
 		cmds = append(cmds, broker.SetPermission{VHost: p.VHost, User: p.User, Permission: p.Permission})
 	}
 	for _, t := range topics {
 		if !userOK(t.User) || !vhostOK(t.VHost) {
-			return nil, fmt.Errorf("topic permission of '%s' in vhost '%s': no such user or vhost", t.User, t.VHost)
+			return nil, nil, fmt.Errorf("topic permission of '%s' in vhost '%s': no such user or vhost", t.User, t.VHost)
 		}
 		if err := t.TopicPermission.Validate(); err != nil {
-			return nil, fmt.Errorf("topic permission of '%s' in vhost '%s': %v", t.User, t.VHost, err)
+			return nil, nil, fmt.Errorf("topic permission of '%s' in vhost '%s': %v", t.User, t.VHost, err)
 		}
 		cmds = append(cmds, broker.SetTopicPermission{VHost: t.VHost, User: t.User, TopicPermission: t.TopicPermission})
 	}
 	for i, set := range [][]broker.Policy{policies, ops} {
 		for j, p := range set {
 			if err := mirroringKeys(p.Definition); err != nil {
-				return nil, fmt.Errorf("policy '%s' in vhost '%s': %v (nothing was imported)", p.Name, p.VHost, err)
+				return nil, nil, fmt.Errorf("policy '%s' in vhost '%s': %v (nothing was imported)", p.Name, p.VHost, err)
+			}
+			if _, ok := p.Definition["queue-version"]; ok && i == 0 {
+				warnings = append(warnings, fmt.Sprintf("policy '%s' in vhost '%s': queue-version has no effect in Tern "+
+					"(its classic queues have one storage format); the key is kept and ignored", p.Name, p.VHost))
 			}
 			n, err := broker.ValidatePolicy(p, i == 1)
 			if err != nil {
-				return nil, fmt.Errorf("policy '%s' in vhost '%s': %v", p.Name, p.VHost, err)
+				return nil, nil, fmt.Errorf("policy '%s' in vhost '%s': %v", p.Name, p.VHost, err)
 			}
 			if !vhostOK(n.VHost) {
-				return nil, fmt.Errorf("policy '%s': no vhost '%s'", p.Name, p.VHost)
+				return nil, nil, fmt.Errorf("policy '%s': no vhost '%s'", p.Name, p.VHost)
 			}
 			set[j] = n
 		}
 	}
 	if len(cmds) == 0 && len(policies) == 0 && len(ops) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	return func() error {
 		for _, name := range unverifiable {
@@ -186,7 +199,7 @@ func prepareSecurity(b *broker.Broker, log *slog.Logger, raw map[string]json.Raw
 			return err
 		}
 		return b.ApplyPolicies(ops, true)
-	}, nil
+	}, warnings, nil
 }
 
 // docVHosts are the names of the vhosts the document declares (given to

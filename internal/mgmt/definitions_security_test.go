@@ -1,9 +1,11 @@
 package mgmt_test
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tern-broker/tern/internal/testkit"
@@ -56,11 +58,19 @@ func TestDefinitionsSecurityRoundTrip(t *testing.T) {
 // TestDefinitionsRabbitMQSecurityImport: a RabbitMQ 3.13 export with
 // SHA-256 password hashes imports: a new user comes without a password
 // (login refused until one is set), an existing one keeps its password;
-// permissions and policies apply.
+// permissions and policies apply. The answer (200, not 204) lists the
+// user left unable to log in, and only that one.
 func TestDefinitionsRabbitMQSecurityImport(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t)
-	guest(t, s, "POST", "/api/definitions", []byte(rabbit313Export), http.StatusNoContent)
+	raw := guest(t, s, "POST", "/api/definitions", []byte(rabbit313Export), http.StatusOK)
+	var answer struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Warnings) != 1 ||
+		!strings.HasPrefix(answer.Warnings[0], "user 'billing' was imported without a password") {
+		t.Fatalf("import answer: %v %s", err, raw)
+	}
 	st := s.Broker.Users()
 	if _, ok := st.Lookup("billing"); !ok {
 		t.Fatal("user billing not imported")
@@ -112,5 +122,30 @@ func TestDefinitionsSecurityAllOrNothing(t *testing.T) {
 	guest(t, s, "POST", "/api/definitions", []byte(ok), http.StatusNoContent)
 	if s.Broker.Users().Grant("y", "v3") == nil {
 		t.Error("permission in the file's own vhost not applied")
+	}
+}
+
+// A RabbitMQ 3.10-3.13 file with a queue-version policy (how CQv2 was
+// switched on) imports whole, the key kept with no effect, and the answer
+// says so; it used to refuse the whole file.
+func TestDefinitionsImportQueueVersionPolicyWarns(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t)
+	file := `{"vhosts":[{"name":"imported"}],` +
+		`"policies":[{"vhost":"imported","name":"cqv2","pattern":".*","apply-to":"queues","definition":{"queue-version":2},"priority":0}],` +
+		`"queues":[{"name":"q","vhost":"imported","durable":true,"auto_delete":false,"arguments":{"x-queue-version":2}}]}`
+	raw := guest(t, s, "POST", "/api/definitions", file, http.StatusOK)
+	var answer struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Warnings) != 1 ||
+		!strings.Contains(answer.Warnings[0], "policy 'cqv2' in vhost 'imported': queue-version has no effect") {
+		t.Fatalf("import answer: %v %s", err, raw)
+	}
+	if ps := s.Broker.Policies("imported", false); len(ps) != 1 || ps[0].Definition["queue-version"] != int64(2) {
+		t.Fatalf("policies: %+v", ps)
+	}
+	if s.Broker.VHost("imported").LookupQueue("q") == nil {
+		t.Fatal("the file's queue was not imported")
 	}
 }
